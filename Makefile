@@ -1,0 +1,56 @@
+# Thin wrapper over meson/ninja. `make demo` and `make test` set up a fresh
+# Debian 12 machine themselves (as root): missing packages, configure, build.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON_OPTS ?= --werror
+CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
+SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
+
+.PHONY: all deps build test unit asan e2e engine-tests demo format check-format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+
+e2e: build
+	CEDANA=$(CEDANA) BUILD=$(BUILD) scripts/run-bats.sh tests/e2e
+
+engine-tests: build
+	CEDANA=$(CEDANA) BUILD_DIR=$(CURDIR)/$(BUILD) BUILD=$(BUILD) scripts/run-bats.sh tests/engine
+
+check-format: deps
+	@clang-format --dry-run --Werror $(SOURCES) && echo "check-format: ok"
+
+format:
+	clang-format -i $(SOURCES)
+
+# Every suite runs even when an earlier one fails; the summary line totals them
+# and carries the verdict.
+test: build
+	@rm -f $(BUILD)/bats-totals
+	@fail=0; for t in check-format unit asan e2e engine-tests; do \
+		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
+	done; BUILD=$(BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
+
+demo: build
+	scripts/demo.sh $(CEDANA)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

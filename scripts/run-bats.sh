@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every .bats file in a directory and records the totals for summary.sh.
+set -uo pipefail
+dir=$1
+shopt -s nullglob
+files=("$dir"/*.bats)
+if [ ${#files[@]} -eq 0 ]; then
+	echo "run-bats: no tests in $dir"
+	exit 0
+fi
+out=$(mktemp)
+bats --tap "${files[@]}" | tee "$out"
+rc=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' "$out" || true)
+skipped=$(grep -c '^ok .* # skip' "$out" || true)
+failed=$(grep -c '^not ok ' "$out" || true)
+build=${BUILD:-build}
+mkdir -p "$build"
+echo "$dir $((passed - skipped)) $failed $skipped" >>"$build/bats-totals"
+echo "$dir: $((passed - skipped)) passed, $failed failed, $skipped skipped"
+rm -f "$out"
+exit "$rc"
