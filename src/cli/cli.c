@@ -3,25 +3,75 @@
 #include <stdio.h>
 #include <string.h>
 
-static void print_usage(FILE *out)
+#include "cli/commands.h"
+#include "shared/log.h"
+
+extern char **environ;
+
+static const struct cli_cmd *const root_subs[] = {
+    &cmd_daemon, &cmd_check, &cmd_run,    &cmd_manage, &cmd_ps, &cmd_jobs,
+    &cmd_job,    &cmd_kill,  &cmd_delete, &cmd_attach, NULL,
+};
+
+const struct cli_cmd cli_root = {
+    .name = "cedana",
+    .summary = "cedana: run processes as jobs, and checkpoint and restore them",
+    .subs = root_subs,
+};
+
+int cli_fail(const cd_err *err)
 {
-	fputs("Usage: cedana [--version] [--help] COMMAND [ARGS...]\n", out);
+	fprintf(stderr, "Error: %s\n", err->msg[0] ? err->msg : "unknown error");
+	return 1;
+}
+
+/* Config: defaults, file, CEDANA_* environment, --config, then the global flags. */
+static int load_config(struct cli_ctx *ctx, cd_err *err)
+{
+	struct config_sources src = {
+	    .config_dir = cli_str(ctx, "config-dir"),
+	    .json = cli_str(ctx, "config"),
+	    .envp = environ,
+	};
+	const char *v;
+	int r;
+
+	r = config_load(&ctx->cfg, &src, err);
+	if (r < 0)
+		return r;
+	if ((v = cli_str(ctx, "address")) && (r = config_set(&ctx->cfg, "address", v, err)) < 0)
+		return cd_err_wrap(err, "--address");
+	if ((v = cli_str(ctx, "protocol")) && (r = config_set(&ctx->cfg, "protocol", v, err)) < 0)
+		return cd_err_wrap(err, "--protocol");
+	log_set_level(log_level_parse(ctx->cfg.log_level));
+	return 0;
 }
 
 int cli_main(int argc, char **argv)
 {
-	if (argc < 2) {
-		print_usage(stderr);
+	struct cli_ctx ctx;
+	cd_err err = {0};
+	int rc;
+
+	if (cli_parse(&cli_root, argc, argv, &ctx, &err) < 0) {
+		fprintf(stderr, "Error: %s\nRun 'cedana --help' for usage.\n", err.msg);
+		cli_ctx_free(&ctx);
 		return 2;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
+	if (cli_flag(&ctx, "version")) {
 		printf("cedana version %s\n", CEDANA_VERSION);
-		return 0;
+		rc = 0;
+	} else if (ctx.help) {
+		cli_print_help(&ctx, stdout);
+		rc = 0;
+	} else if (!ctx.cmd->run) {
+		cli_print_help(&ctx, stderr);
+		rc = 2;
+	} else if (load_config(&ctx, &err) < 0) {
+		rc = cli_fail(&err);
+	} else {
+		rc = ctx.cmd->run(&ctx);
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		print_usage(stdout);
-		return 0;
-	}
-	fprintf(stderr, "Error: unknown command \"%s\" for \"cedana\"\n", argv[1]);
-	return 2;
+	cli_ctx_free(&ctx);
+	return rc;
 }

@@ -1,0 +1,21 @@
+/* The command tree. Each cmd-*.c file parses its flags and makes one call
+ * to the daemon (or, for "daemon start", runs it). */
+#pragma once
+
+#include "cli/args.h"
+
+extern const struct cli_cmd cli_root;
+
+extern const struct cli_cmd cmd_daemon;
+extern const struct cli_cmd cmd_check;
+extern const struct cli_cmd cmd_run;
+extern const struct cli_cmd cmd_manage;
+extern const struct cli_cmd cmd_ps;
+extern const struct cli_cmd cmd_jobs;
+extern const struct cli_cmd cmd_job;
+extern const struct cli_cmd cmd_kill;
+extern const struct cli_cmd cmd_delete;
+extern const struct cli_cmd cmd_attach;
+
+/* Prints "Error: <msg>" to stderr and returns the exit code 1. */
+int cli_fail(const cd_err *err);

@@ -1,0 +1,357 @@
+#include "daemon/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/check.h"
+#include "shared/cleanup.h"
+#include "shared/log.h"
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t len;
+
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	len = strlen(text);
+	/* a trailing newline keeps `curl --unix-socket` output tidy */
+	text[len] = '\n';
+	resp = MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static unsigned errno_to_status(int code)
+{
+	switch (code) {
+	case ENOENT:
+	case ESRCH:
+		return MHD_HTTP_NOT_FOUND;
+	case EPERM:
+	case EACCES:
+		return MHD_HTTP_FORBIDDEN;
+	case EEXIST:
+	case EBUSY:
+		return MHD_HTTP_CONFLICT;
+	case EINVAL:
+	case E2BIG:
+	case EPROTO:
+		return MHD_HTTP_BAD_REQUEST;
+	default:
+		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, const cd_err *err)
+{
+	unsigned status = errno_to_status(err->code);
+
+	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)
+		log_warn("request failed: %s", err->msg);
+	return send_json(conn, status, json_pack("{s:s}", "error", err->msg));
+}
+
+static enum MHD_Result send_result(struct MHD_Connection *conn, int r, unsigned status,
+                                   json_t *body, const cd_err *err)
+{
+	if (r < 0)
+		return send_error(conn, err);
+	return send_json(conn, status, body);
+}
+
+static int parse_body(const struct api_request *req, json_t **ret, cd_err *err)
+{
+	json_error_t jerr;
+	json_t *body;
+
+	if (req->too_large)
+		return cd_err_set(err, E2BIG, "request body larger than %d bytes", API_BODY_MAX);
+	body = req->body_len ? json_loadb(req->body, req->body_len, 0, &jerr) : json_object();
+	if (!body)
+		return cd_err_set(err, EINVAL, "malformed JSON body: %s", jerr.text);
+	if (!json_is_object(body)) {
+		json_decref(body);
+		return cd_err_set(err, EINVAL, "the body must be a JSON object");
+	}
+	*ret = body;
+	return 0;
+}
+
+/* A JSON array of strings as a NULL-terminated vector borrowing its strings. */
+static int string_vector(json_t *arr, const char *name, bool required, char ***ret, cd_err *err)
+{
+	char **v;
+	size_t i;
+	json_t *s;
+
+	if (!arr && !required) {
+		*ret = NULL;
+		return 0;
+	}
+	if (!json_is_array(arr) || (required && json_array_size(arr) == 0))
+		return cd_err_set(err, EINVAL, "\"%s\" must be a non-empty array of strings", name);
+	v = calloc(json_array_size(arr) + 1, sizeof(*v));
+	if (!v)
+		return cd_err_sys(err, ENOMEM, "%s", name);
+	json_array_foreach(arr, i, s)
+	{
+		if (!json_is_string(s)) {
+			free(v);
+			return cd_err_set(err, EINVAL, "\"%s\" must hold only strings", name);
+		}
+		v[i] = (char *)json_string_value(s);
+	}
+	*ret = v;
+	return 0;
+}
+
+static int run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
+{
+	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
+	int r;
+
+	r = string_vector(json_object_get(body, "args"), "args", true, &o->argv, err);
+	if (r < 0)
+		return r;
+	r = string_vector(json_object_get(body, "env"), "env", false, &o->envp, err);
+	if (r < 0)
+		return r;
+	o->jid = json_string_value(json_object_get(body, "jid"));
+	o->cwd = json_string_value(json_object_get(body, "cwd"));
+	o->out = json_string_value(json_object_get(body, "out"));
+	o->attachable = json_is_true(json_object_get(body, "attachable"));
+	o->as_root = json_is_true(json_object_get(body, "as_root"));
+	o->rows = json_is_integer(rows) ? (unsigned short)json_integer_value(rows) : 0;
+	o->cols = json_is_integer(cols) ? (unsigned short)json_integer_value(cols) : 0;
+	if (o->cwd && o->cwd[0] != '/')
+		return cd_err_set(err, EINVAL, "\"cwd\" must be an absolute path");
+	if (o->out && o->out[0] != '/')
+		return cd_err_set(err, EINVAL, "\"out\" must be an absolute path");
+	return 0;
+}
+
+static enum MHD_Result handle_run(struct api *api, struct MHD_Connection *conn,
+                                  struct api_request *req)
+{
+	struct job_run_opts o = {0};
+	json_t *body = NULL, *job = NULL;
+	static char *empty_env[] = {NULL};
+	cd_err err = {0};
+	int r;
+
+	r = parse_body(req, &body, &err);
+	if (r == 0)
+		r = run_opts_from_json(body, &o, &err);
+	if (r == 0) {
+		if (!o.envp)
+			o.envp = empty_env;
+		r = job_manager_run(api->jm, &req->caller, &o, &job, &err);
+		if (r == 0)
+			log_info("job %s started (pid %d) for uid %u",
+			         json_string_value(json_object_get(job, "jid")),
+			         (int)json_integer_value(json_object_get(job, "pid")),
+			         (unsigned)req->caller.uid);
+	}
+	free(o.argv);
+	if (o.envp != empty_env)
+		free(o.envp);
+	json_decref(body);
+	return send_result(conn, r, MHD_HTTP_CREATED, job, &err);
+}
+
+static enum MHD_Result handle_manage(struct api *api, struct MHD_Connection *conn,
+                                     struct api_request *req)
+{
+	json_t *body = NULL, *job = NULL, *pid;
+	cd_err err = {0};
+	int r;
+
+	r = parse_body(req, &body, &err);
+	if (r == 0) {
+		pid = json_object_get(body, "pid");
+		if (!json_is_integer(pid))
+			r = cd_err_set(&err, EINVAL, "\"pid\" must be an integer");
+		else
+			r = job_manager_manage(
+			    api->jm, &req->caller, (pid_t)json_integer_value(pid),
+			    json_string_value(json_object_get(body, "jid")), &job, &err);
+	}
+	json_decref(body);
+	return send_result(conn, r, MHD_HTTP_CREATED, job, &err);
+}
+
+static enum MHD_Result handle_list(struct api *api, struct MHD_Connection *conn,
+                                   struct api_request *req)
+{
+	const char *pid_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pid");
+	json_t *jobs = NULL;
+	cd_err err = {0};
+	int r;
+
+	r = job_manager_list(api->jm, &req->caller, pid_arg ? atoi(pid_arg) : 0, &jobs, &err);
+	return send_result(conn, r, MHD_HTTP_OK, r < 0 ? NULL : json_pack("{s:o}", "jobs", jobs),
+	                   &err);
+}
+
+static enum MHD_Result handle_kill(struct api *api, struct MHD_Connection *conn,
+                                   struct api_request *req, const char *jid)
+{
+	json_t *body = NULL, *job = NULL, *sig;
+	cd_err err = {0};
+	int r;
+
+	r = parse_body(req, &body, &err);
+	if (r == 0) {
+		sig = json_object_get(body, "signal");
+		if (sig && (!json_is_integer(sig) || json_integer_value(sig) <= 0 ||
+		            json_integer_value(sig) >= NSIG))
+			r = cd_err_set(&err, EINVAL, "\"signal\" must be a signal number");
+		else
+			r = job_manager_kill(api->jm, &req->caller, jid,
+			                     sig ? (int)json_integer_value(sig) : SIGKILL, &job,
+			                     &err);
+	}
+	json_decref(body);
+	return send_result(conn, r, MHD_HTTP_OK, job, &err);
+}
+
+static void upgraded_close(void *urh)
+{
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+	struct api *api = cls;
+	struct api_request *req = con_cls;
+	cd_err err = {0};
+
+	/* the relay writes whole frames with blocking writes */
+	fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+	if (job_manager_attach(api->jm, req->jid, sock, extra_in, extra_in_size, upgraded_close,
+	                       urh, &err) < 0)
+		log_warn("attach %s: %s", req->jid, err.msg);
+}
+
+static enum MHD_Result handle_attach(struct api *api, struct MHD_Connection *conn,
+                                     struct api_request *req, const char *jid)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	cd_err err = {0};
+
+	if (job_manager_attach_check(api->jm, &req->caller, jid, &err) < 0)
+		return send_error(conn, &err);
+	if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE)) {
+		cd_err_set(&err, EINVAL,
+		           "attach needs \"Connection: Upgrade\" and "
+		           "\"Upgrade: cedana-attach\" headers");
+		return send_error(conn, &err);
+	}
+	snprintf(req->jid, sizeof(req->jid), "%s", jid);
+	resp = MHD_create_response_for_upgrade(on_upgraded, api);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "cedana-attach");
+	ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result handle_health(struct api *api, struct MHD_Connection *conn)
+{
+	const char *full = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "full");
+	json_t *checks = check_run(api->jm, api->cfg, full && strcmp(full, "0") != 0);
+
+	return send_json(conn, MHD_HTTP_OK,
+	                 json_pack("{s:s, s:i, s:o}", "version", CEDANA_VERSION, "pid",
+	                           (int)getpid(), "checks", checks));
+}
+
+/* /v1/jobs/JID[/ACTION]: splits into jid and action (NULL when none). */
+static bool split_job_url(const char *url, char *jid, size_t len, const char **ret_action)
+{
+	const char *rest = url + strlen("/v1/jobs/");
+	const char *slash = strchr(rest, '/');
+	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(jid, rest, n);
+	jid[n] = '\0';
+	*ret_action = slash ? slash + 1 : NULL;
+	return true;
+}
+
+static enum MHD_Result dispatch_job(struct api *api, struct MHD_Connection *conn,
+                                    const char *method, const char *url, struct api_request *req)
+{
+	const char *action;
+	char jid[128];
+	json_t *job = NULL;
+	cd_err err = {0};
+	int r;
+
+	if (!split_job_url(url, jid, sizeof(jid), &action))
+		return MHD_NO;
+	if (!action && strcmp(method, "GET") == 0) {
+		r = job_manager_get(api->jm, &req->caller, jid, &job, &err);
+		return send_result(conn, r, MHD_HTTP_OK, job, &err);
+	}
+	if (!action && strcmp(method, "DELETE") == 0) {
+		r = job_manager_delete(api->jm, &req->caller, jid, &err);
+		if (r == 0)
+			log_info("job %s deleted", jid);
+		return send_result(conn, r, MHD_HTTP_OK, json_pack("{s:s}", "deleted", jid), &err);
+	}
+	if (action && strcmp(action, "kill") == 0 && strcmp(method, "POST") == 0)
+		return handle_kill(api, conn, req, jid);
+	if (action && strcmp(action, "attach") == 0 && strcmp(method, "GET") == 0)
+		return handle_attach(api, conn, req, jid);
+	return MHD_NO;
+}
+
+static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const char *method,
+                             const char *url, struct api_request *req)
+{
+	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+	if (strcmp(url, "/v1/health") == 0 && get)
+		return handle_health(api, conn);
+	if (strcmp(url, "/v1/jobs") == 0 && get)
+		return handle_list(api, conn, req);
+	if (strcmp(url, "/v1/jobs") == 0 && post)
+		return handle_run(api, conn, req);
+	if (strcmp(url, "/v1/manage") == 0 && post)
+		return handle_manage(api, conn, req);
+	if (strncmp(url, "/v1/jobs/", strlen("/v1/jobs/")) == 0)
+		return dispatch_job(api, conn, method, url, req);
+	return MHD_NO;
+}
+
+enum MHD_Result api_dispatch(struct api *api, struct MHD_Connection *conn, const char *method,
+                             const char *url, struct api_request *req)
+{
+	cd_err err = {0};
+
+	if (route(api, conn, method, url, req) == MHD_YES)
+		return MHD_YES;
+	cd_err_set(&err, ENOENT, "no such endpoint: %s %s", method, url);
+	return send_error(conn, &err);
+}

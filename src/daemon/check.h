@@ -1,0 +1,12 @@
+/* Health checks the daemon runs for GET /v1/health: the DB, and the kernel
+ * features the engine needs, probed for real rather than guessed. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "job/manager.h"
+#include "shared/config.h"
+
+/* An array of {"name", "ok", "detail"}. */
+json_t *check_run(struct job_manager *jm, const struct cd_config *cfg, bool full);

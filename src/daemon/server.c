@@ -1,0 +1,245 @@
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/api.h"
+#include "shared/cleanup.h"
+#include "shared/log.h"
+
+/* Refuses to take over a socket another daemon is still serving; removes a stale one. */
+static int unix_claim(const struct sockaddr_un *sa, cd_err *err)
+{
+	_cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (probe >= 0 && connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		return cd_err_set(err, EADDRINUSE, "a daemon is already listening on %s",
+		                  sa->sun_path);
+	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return cd_err_sys(err, errno, "remove stale socket %s", sa->sun_path);
+	return 0;
+}
+
+static int listen_unix(const char *path, cd_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return cd_err_set(err, ENAMETOOLONG, "socket path %s is longer than %zu bytes",
+		                  path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, path);
+	r = unix_claim(&sa, err);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return cd_err_sys(err, errno, "bind %s", path);
+	/* every local user may connect; each request is authorised by SO_PEERCRED */
+	if (chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
+		r = cd_err_sys(err, errno, "listen on %s", path);
+		unlink(path);
+		return r;
+	}
+	return TAKE_FD(fd);
+}
+
+static int listen_tcp(const char *address, cd_err *err)
+{
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	_cleanup_free_ char *host = strdup(address);
+	struct addrinfo *res;
+	char *colon;
+	int fd, one = 1, rc;
+
+	if (!host)
+		return cd_err_sys(err, ENOMEM, "address");
+	colon = strrchr(host, ':');
+	if (!colon)
+		return cd_err_set(err, EINVAL, "tcp address %s: expected HOST:PORT", address);
+	*colon = '\0';
+	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	if (rc != 0)
+		return cd_err_set(err, EINVAL, "tcp address %s: %s", address, gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return cd_err_sys(err, e, "listen on %s", address);
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* unix sockets carry the caller's credentials; tcp ones do not, and tcp
+ * callers act as root (see docs/api.md). */
+static void peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	memset(caller, 0, sizeof(*caller));
+	if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		caller->uid = cred.uid;
+		caller->gid = cred.gid;
+		caller->pid = cred.pid;
+	}
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	struct api_request *req = *con_cls;
+
+	if (!req) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		peer_caller(conn, &req->caller);
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		char *grown;
+
+		*upload_data_size = 0;
+		if (req->too_large || req->body_len + n > API_BODY_MAX) {
+			req->too_large = true;
+			return MHD_YES;
+		}
+		grown = realloc(req->body, req->body_len + n);
+		if (!grown)
+			return MHD_NO;
+		memcpy(grown + req->body_len, upload_data, n);
+		req->body = grown;
+		req->body_len += n;
+		return MHD_YES;
+	}
+	log_debug("%s %s from uid %u", method, url, (unsigned)req->caller.uid);
+	return api_dispatch(cls, conn, method, url, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+	struct api_request *req = *con_cls;
+
+	if (req) {
+		free(req->body);
+		free(req);
+		*con_cls = NULL;
+	}
+}
+
+static int signals_block(int *ret_fd, cd_err *err)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	/* blocked before any thread starts, so every thread inherits the mask */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return cd_err_sys(err, errno, "sigprocmask");
+	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "signalfd");
+	signal(SIGPIPE, SIG_IGN);
+	*ret_fd = fd;
+	return 0;
+}
+
+static void serve(int sigfd, struct job_manager *jm)
+{
+	struct signalfd_siginfo si;
+
+	job_manager_reap(jm);
+	for (;;) {
+		ssize_t n = read(sigfd, &si, sizeof(si));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != sizeof(si)) {
+			log_error("signalfd: %m");
+			return;
+		}
+		if (si.ssi_signo == SIGCHLD) {
+			job_manager_reap(jm);
+			continue;
+		}
+		log_info("received %s: shutting down, jobs keep running", strsignal(si.ssi_signo));
+		return;
+	}
+}
+
+static int open_listener(const struct cd_config *cfg, cd_err *err)
+{
+	if (strcmp(cfg->protocol, "tcp") == 0)
+		return listen_tcp(cfg->address, err);
+	return listen_unix(cfg->address, err);
+}
+
+int daemon_run(const struct cd_config *cfg, cd_err *err)
+{
+	struct api api = {.cfg = cfg};
+	_cleanup_close_ int sigfd = -1;
+	struct MHD_Daemon *mhd;
+	int fd, r;
+
+	r = signals_block(&sigfd, err);
+	if (r < 0)
+		return r;
+	/* restored process trees and orphaned job children become ours to reap */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return cd_err_sys(err, errno, "PR_SET_CHILD_SUBREAPER");
+	r = job_manager_new(cfg->db_path, cfg->job_log_dir, &api.jm, err);
+	if (r < 0)
+		return r;
+	fd = open_listener(cfg, err);
+	if (fd < 0) {
+		job_manager_free(api.jm);
+		return fd;
+	}
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
+	                           MHD_USE_ERROR_LOG,
+	                       0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
+	                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_END);
+	if (!mhd) {
+		close(fd);
+		job_manager_free(api.jm);
+		return cd_err_set(err, EIO, "start the HTTP server on %s", cfg->address);
+	}
+	log_info("cedana daemon %s listening on %s (%s), db %s", CEDANA_VERSION, cfg->address,
+	         cfg->protocol, cfg->db_path);
+	serve(sigfd, api.jm);
+	job_manager_detach_all(api.jm);
+	MHD_stop_daemon(mhd);
+	if (strcmp(cfg->protocol, "unix") == 0)
+		unlink(cfg->address);
+	job_manager_free(api.jm);
+	log_info("daemon stopped");
+	return 0;
+}

@@ -1,0 +1,394 @@
+#include "db/db.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/cleanup.h"
+
+struct db {
+	sqlite3 *conn;
+	char *path;
+};
+
+/* Migration N takes the schema from version N to N+1. Never edit one that
+ * has shipped: append a new one. */
+static const char *const migrations[] = {
+    "CREATE TABLE jobs ("
+    "  jid TEXT PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  start_time INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  gid INTEGER NOT NULL,"
+    "  cmd TEXT NOT NULL,"
+    "  log_path TEXT,"
+    "  attachable INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  gpu INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE checkpoints ("
+    "  id TEXT PRIMARY KEY,"
+    "  jid TEXT NOT NULL REFERENCES jobs(jid) ON DELETE CASCADE,"
+    "  time INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  compression TEXT NOT NULL"
+    ");"
+    "CREATE INDEX checkpoints_by_job ON checkpoints(jid, time);",
+};
+
+static int db_fail(struct db *db, int code, const char *what, cd_err *err)
+{
+	return cd_err_set(err, code, "db %s: %s: %s", db->path, what, sqlite3_errmsg(db->conn));
+}
+
+static int exec_sql(struct db *db, const char *sql, const char *what, cd_err *err)
+{
+	if (sqlite3_exec(db->conn, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, EIO, what, err);
+	return 0;
+}
+
+int db_schema_version(struct db *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db->conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(struct db *db, cd_err *err)
+{
+	int version = db_schema_version(db);
+	int latest = (int)ARRAY_SIZE(migrations);
+	char sql[64];
+
+	if (version < 0)
+		return db_fail(db, EIO, "read schema version", err);
+	if (version > latest)
+		return cd_err_set(err, EPROTO,
+		                  "db %s: schema version %d is newer than this cedana (%d)",
+		                  db->path, version, latest);
+	for (int v = version; v < latest; v++) {
+		if (exec_sql(db, "BEGIN IMMEDIATE", "begin migration", err) < 0)
+			return -err->code;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(db, migrations[v], "migration", err) < 0 ||
+		    exec_sql(db, sql, "set schema version", err) < 0) {
+			sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+			return cd_err_wrap(err, "migrate to version %d", v + 1);
+		}
+		if (exec_sql(db, "COMMIT", "commit migration", err) < 0)
+			return -err->code;
+	}
+	return 0;
+}
+
+int db_open(const char *path, struct db **ret_db, cd_err *err)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	int r;
+
+	if (!db || !(db->path = strdup(path))) {
+		free(db);
+		return cd_err_sys(err, ENOMEM, "db %s", path);
+	}
+	if (sqlite3_open_v2(path, &db->conn,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                    NULL) != SQLITE_OK) {
+		r = db_fail(db, EIO, "open", err);
+		db_close(db);
+		return r;
+	}
+	sqlite3_busy_timeout(db->conn, 5000);
+	r = exec_sql(db, "PRAGMA journal_mode=WAL", "enable WAL", err);
+	if (r == 0)
+		r = exec_sql(db, "PRAGMA foreign_keys=ON", "enable foreign keys", err);
+	if (r == 0)
+		r = migrate(db, err);
+	if (r < 0) {
+		db_close(db);
+		return r;
+	}
+	*ret_db = db;
+	return 0;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	sqlite3_close(db->conn);
+	free(db->path);
+	free(db);
+}
+
+static int prepare(struct db *db, const char *sql, sqlite3_stmt **st, cd_err *err)
+{
+	if (sqlite3_prepare_v2(db->conn, sql, -1, st, NULL) != SQLITE_OK)
+		return db_fail(db, EIO, "prepare", err);
+	return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+/* Runs a statement that returns no rows; -ENOENT when it changed nothing. */
+static int step_done(struct db *db, sqlite3_stmt *st, const char *what, bool need_change,
+                     cd_err *err)
+{
+	int rc = sqlite3_step(st);
+	int r = 0;
+
+	if (rc == SQLITE_CONSTRAINT)
+		r = cd_err_set(err, EEXIST, "%s: already exists", what);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(db, EIO, what, err);
+	else if (need_change && sqlite3_changes(db->conn) == 0)
+		r = cd_err_set(err, ENOENT, "%s: not found", what);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int db_job_insert(struct db *db, const struct db_job *job, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(db,
+	            "INSERT INTO jobs (jid, type, pid, start_time, uid, gid, cmd, log_path,"
+	            " attachable, exit_code, created_at, gpu)"
+	            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	            &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, job->jid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, job->type, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, job->pid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)job->start_time);
+	sqlite3_bind_int64(st, 5, job->uid);
+	sqlite3_bind_int64(st, 6, job->gid);
+	sqlite3_bind_text(st, 7, job->cmd ? job->cmd : "[]", -1, SQLITE_TRANSIENT);
+	bind_text_or_null(st, 8, job->log_path);
+	sqlite3_bind_int(st, 9, job->attachable);
+	if (job->has_exit_code)
+		sqlite3_bind_int(st, 10, job->exit_code);
+	else
+		sqlite3_bind_null(st, 10);
+	sqlite3_bind_int64(st, 11, job->created_at);
+	sqlite3_bind_int(st, 12, job->gpu);
+	return step_done(db, st, "insert job", false, err);
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static void row_to_job(sqlite3_stmt *st, struct db_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	snprintf(job->jid, sizeof(job->jid), "%s", sqlite3_column_text(st, 0));
+	snprintf(job->type, sizeof(job->type), "%s", sqlite3_column_text(st, 1));
+	job->pid = (pid_t)sqlite3_column_int64(st, 2);
+	job->start_time = (uint64_t)sqlite3_column_int64(st, 3);
+	job->uid = (uid_t)sqlite3_column_int64(st, 4);
+	job->gid = (gid_t)sqlite3_column_int64(st, 5);
+	job->cmd = column_strdup(st, 6);
+	job->log_path = column_strdup(st, 7);
+	job->attachable = sqlite3_column_int(st, 8);
+	job->has_exit_code = sqlite3_column_type(st, 9) != SQLITE_NULL;
+	job->exit_code = sqlite3_column_int(st, 9);
+	job->created_at = sqlite3_column_int64(st, 10);
+	job->gpu = sqlite3_column_int(st, 11);
+}
+
+#define JOB_COLUMNS                                                                                \
+	"jid, type, pid, start_time, uid, gid, cmd, log_path, attachable, exit_code,"              \
+	" created_at, gpu"
+
+int db_job_get(struct db *db, const char *jid, struct db_job *ret_job, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE jid = ?", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to_job(st, ret_job);
+	else if (rc == SQLITE_DONE)
+		r = cd_err_set(err, ENOENT, "job %s not found", jid);
+	else
+		r = db_fail(db, EIO, "get job", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int db_job_list(struct db *db, struct db_job **ret_jobs, size_t *ret_n, cd_err *err)
+{
+	struct db_job *jobs = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, r;
+
+	r = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY created_at, rowid", &st, err);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_job *grown = realloc(jobs, (n + 1) * sizeof(*jobs));
+
+		if (!grown) {
+			r = cd_err_sys(err, ENOMEM, "list jobs");
+			break;
+		}
+		jobs = grown;
+		row_to_job(st, &jobs[n++]);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(db, EIO, "list jobs", err);
+	sqlite3_finalize(st);
+	if (r < 0) {
+		db_job_list_free(jobs, n);
+		return r;
+	}
+	*ret_jobs = jobs;
+	*ret_n = n;
+	return 0;
+}
+
+int db_job_set_exit(struct db *db, const char *jid, int exit_code, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db, "UPDATE jobs SET exit_code = ? WHERE jid = ?", &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(st, 1, exit_code);
+	sqlite3_bind_text(st, 2, jid, -1, SQLITE_TRANSIENT);
+	return step_done(db, st, "set exit code", true, err);
+}
+
+int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r =
+	    prepare(db, "UPDATE jobs SET pid = ?, start_time = ?, exit_code = NULL WHERE jid = ?",
+	            &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, pid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)start_time);
+	sqlite3_bind_text(st, 3, jid, -1, SQLITE_TRANSIENT);
+	return step_done(db, st, "set job process", true, err);
+}
+
+int db_job_delete(struct db *db, const char *jid, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db, "DELETE FROM jobs WHERE jid = ?", &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_TRANSIENT);
+	r = step_done(db, st, "delete job", true, err);
+	if (r == -ENOENT)
+		return cd_err_set(err, ENOENT, "job %s not found", jid);
+	return r;
+}
+
+void db_job_clear(struct db_job *job)
+{
+	if (!job)
+		return;
+	free(job->cmd);
+	free(job->log_path);
+	job->cmd = job->log_path = NULL;
+}
+
+void db_job_list_free(struct db_job *jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		db_job_clear(&jobs[i]);
+	free(jobs);
+}
+
+int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db,
+	                "INSERT INTO checkpoints (id, jid, time, size, path, compression)"
+	                " VALUES (?, ?, ?, ?, ?, ?)",
+	                &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, cp->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, cp->jid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, cp->time);
+	sqlite3_bind_int64(st, 4, cp->size);
+	sqlite3_bind_text(st, 5, cp->path ? cp->path : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 6, cp->compression, -1, SQLITE_TRANSIENT);
+	r = step_done(db, st, "insert checkpoint", false, err);
+	if (r == -EEXIST && sqlite3_extended_errcode(db->conn) == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return cd_err_set(err, ENOENT, "insert checkpoint: job %s not found", cp->jid);
+	return r;
+}
+
+int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = prepare(db,
+	            "SELECT id, jid, time, size, path, compression FROM checkpoints"
+	            " WHERE jid = ? ORDER BY time DESC, rowid DESC LIMIT 1",
+	            &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(ret_cp, 0, sizeof(*ret_cp));
+		snprintf(ret_cp->id, sizeof(ret_cp->id), "%s", sqlite3_column_text(st, 0));
+		snprintf(ret_cp->jid, sizeof(ret_cp->jid), "%s", sqlite3_column_text(st, 1));
+		ret_cp->time = sqlite3_column_int64(st, 2);
+		ret_cp->size = sqlite3_column_int64(st, 3);
+		ret_cp->path = column_strdup(st, 4);
+		snprintf(ret_cp->compression, sizeof(ret_cp->compression), "%s",
+		         sqlite3_column_text(st, 5));
+	} else if (rc == SQLITE_DONE) {
+		r = cd_err_set(err, ENOENT, "job %s has no checkpoint", jid);
+	} else {
+		r = db_fail(db, EIO, "latest checkpoint", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+void db_checkpoint_clear(struct db_checkpoint *cp)
+{
+	if (cp) {
+		free(cp->path);
+		cp->path = NULL;
+	}
+}

@@ -1,0 +1,61 @@
+/* The job database: SQLite in WAL mode, schema versioned by PRAGMA
+ * user_version and upgraded by an ordered list of migrations. Not
+ * thread-safe by itself; the job manager serialises access. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shared/error.h"
+
+#define DB_JID_MAX 64
+
+struct db;
+
+struct db_job {
+	char jid[DB_JID_MAX];
+	char type[16]; /* "process" */
+	pid_t pid;
+	uint64_t start_time; /* field 22 of /proc/PID/stat, to tell a reused PID apart */
+	uid_t uid;
+	gid_t gid;
+	char *cmd;      /* JSON array of argv */
+	char *log_path; /* NULL for attachable jobs */
+	bool attachable;
+	bool has_exit_code;
+	int exit_code;
+	int64_t created_at; /* unix seconds */
+	bool gpu;
+};
+
+struct db_checkpoint {
+	char id[DB_JID_MAX];
+	char jid[DB_JID_MAX];
+	int64_t time; /* unix seconds */
+	int64_t size; /* bytes */
+	char *path;
+	char compression[16];
+};
+
+int db_open(const char *path, struct db **ret_db, cd_err *err);
+void db_close(struct db *db);
+int db_schema_version(struct db *db);
+
+/* -EEXIST when the jid is taken. */
+int db_job_insert(struct db *db, const struct db_job *job, cd_err *err);
+/* -ENOENT when there is no such job. */
+int db_job_get(struct db *db, const char *jid, struct db_job *ret_job, cd_err *err);
+/* All jobs, oldest first; free with db_job_list_free. */
+int db_job_list(struct db *db, struct db_job **ret_jobs, size_t *ret_n, cd_err *err);
+int db_job_set_exit(struct db *db, const char *jid, int exit_code, cd_err *err);
+int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time, cd_err *err);
+/* Also removes the job's checkpoint records. -ENOENT when absent. */
+int db_job_delete(struct db *db, const char *jid, cd_err *err);
+void db_job_clear(struct db_job *job);
+void db_job_list_free(struct db_job *jobs, size_t n);
+
+int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *err);
+/* The newest checkpoint of a job; -ENOENT when it has none. */
+int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err);
+void db_checkpoint_clear(struct db_checkpoint *cp);

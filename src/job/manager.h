@@ -1,0 +1,86 @@
+/* The job manager: the whole lifecycle of jobs, called by the daemon's
+ * request handlers and by its reaper. Every call is authorised against the
+ * caller (from SO_PEERCRED): root acts on everything, another user only on
+ * their own jobs and on processes they could ptrace. Thread-safe. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "job/io.h"
+#include "shared/error.h"
+
+struct job_manager;
+
+struct job_caller {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid; /* 0 when unknown (tcp) */
+};
+
+struct job_run_opts {
+	const char *jid; /* NULL: generate one */
+	char **argv;
+	char **envp;
+	const char *cwd;
+	bool attachable;
+	const char *out; /* NULL: the job log file */
+	bool as_root;
+	unsigned short rows, cols; /* initial terminal size of attachable jobs */
+};
+
+/* A process tree that already exists (restored by the engine) registered
+ * as a job. master is a pty master to relay for attach (-1 when none, then
+ * log_path says where its output goes). */
+struct job_adopt_opts {
+	const char *jid;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	const char *cmd_json; /* JSON array, may be NULL */
+	const char *log_path;
+	int master;
+	bool is_child; /* a child of the daemon: its exit code will be recorded */
+};
+
+int job_manager_new(const char *db_path, const char *log_dir, struct job_manager **ret_jm,
+                    cd_err *err);
+void job_manager_free(struct job_manager *jm);
+
+/* Each returns the job as JSON (see docs/api.md) in *ret_job. */
+int job_manager_run(struct job_manager *jm, const struct job_caller *caller,
+                    const struct job_run_opts *opts, json_t **ret_job, cd_err *err);
+int job_manager_manage(struct job_manager *jm, const struct job_caller *caller, pid_t pid,
+                       const char *jid, json_t **ret_job, cd_err *err);
+int job_manager_adopt(struct job_manager *jm, const struct job_adopt_opts *opts, json_t **ret_job,
+                      cd_err *err);
+int job_manager_get(struct job_manager *jm, const struct job_caller *caller, const char *jid,
+                    json_t **ret_job, cd_err *err);
+/* pid > 0 keeps only the job of that process. */
+int job_manager_list(struct job_manager *jm, const struct job_caller *caller, pid_t pid,
+                     json_t **ret_jobs, cd_err *err);
+int job_manager_kill(struct job_manager *jm, const struct job_caller *caller, const char *jid,
+                     int sig, json_t **ret_job, cd_err *err);
+int job_manager_delete(struct job_manager *jm, const struct job_caller *caller, const char *jid,
+                       cd_err *err);
+
+/* Checks that the caller may attach to jid (-EINVAL when it is not
+ * attachable) without handing anything over. */
+int job_manager_attach_check(struct job_manager *jm, const struct job_caller *caller,
+                             const char *jid, cd_err *err);
+/* Hands an upgraded client socket to the job's relay, which closes it
+ * with close_fn (see job_io_attach), also on failure. */
+int job_manager_attach(struct job_manager *jm, const char *jid, int sock, const void *extra,
+                       size_t extra_len, job_io_close_fn close_fn, void *close_arg, cd_err *err);
+
+/* Hangs up every attached client and stops the relays, before the HTTP
+ * server stops. Jobs keep running. */
+void job_manager_detach_all(struct job_manager *jm);
+
+/* Reaps every exited child (the daemon is a subreaper) and records the exit
+ * codes of jobs; call on SIGCHLD. */
+void job_manager_reap(struct job_manager *jm);
+
+/* A quick self-test of the DB for the health check. */
+int job_manager_db_check(struct job_manager *jm, cd_err *err);

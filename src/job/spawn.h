@@ -1,0 +1,29 @@
+/* Starting a job's process: its own session, the caller's environment,
+ * working directory and credentials, stdio already opened by the caller.
+ * Failures up to and including exec are reported back, so a command that
+ * cannot start creates no job. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "shared/error.h"
+
+struct spawn_req {
+	char **argv;
+	char **envp;
+	const char *cwd;
+	bool set_ids; /* switch to uid/gid/groups below */
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	int ngroups;
+	int stdin_fd;
+	int stdout_fd; /* -1: open out_path instead, after switching credentials */
+	int stderr_fd;
+	const char *out_path;
+	bool new_session;
+};
+
+/* On success the child has exec'd; *ret_pid is its PID. */
+int spawn_process(const struct spawn_req *req, pid_t *ret_pid, cd_err *err);

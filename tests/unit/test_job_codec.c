@@ -1,0 +1,126 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "cli/table.h"
+#include "job/codec.h"
+#include "job/frame.h"
+#include "job/proc.h"
+
+static void test_job_to_json(void **state)
+{
+	struct db_job job = {.pid = 7,
+	                     .uid = 1000,
+	                     .cmd = "[\"a\",\"b c\"]",
+	                     .attachable = true,
+	                     .has_exit_code = true,
+	                     .exit_code = 3};
+	struct db_checkpoint cp = {.time = 5, .size = 2048, .path = "/c"};
+	json_t *j;
+
+	strcpy(job.jid, "x");
+	strcpy(job.type, "process");
+	strcpy(cp.compression, "none");
+	j = job_to_json(&job, "halted", &cp);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "jid")), "x");
+	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 3);
+	assert_true(json_is_null(json_object_get(j, "log")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "cmd"), 1)), "b c");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(j, "checkpoint"), "size")), 2048);
+	json_decref(j);
+	job.has_exit_code = false;
+	j = job_to_json(&job, "running", NULL);
+	assert_true(json_is_null(json_object_get(j, "exit_code")));
+	assert_true(json_is_null(json_object_get(j, "checkpoint")));
+	json_decref(j);
+}
+
+static void test_argv_json_and_exit_codes(void **state)
+{
+	char *argv[] = {"python3", "-c", "print(\"hi\")", NULL};
+	char *text = job_argv_to_json(argv);
+
+	assert_string_equal(text, "[\"python3\",\"-c\",\"print(\\\"hi\\\")\"]");
+	free(text);
+	assert_int_equal(job_exit_code(3 << 8), 3);
+	assert_int_equal(job_exit_code(SIGKILL), 128 + 9);
+}
+
+static void test_frames(void **state)
+{
+	static struct frame_reader rd;
+	unsigned char data[FRAME_MAX_DATA];
+	unsigned char wire[] = {'o', 0, 0, 0, 2, 'h', 'i', 'x', 0, 0, 0, 4, 0, 0, 0, 42};
+	size_t len;
+	char type;
+
+	assert_int_equal(frame_feed(&rd, wire, 6), 0);
+	assert_int_equal(frame_next(&rd, &type, data, &len), 0); /* incomplete */
+	assert_int_equal(frame_feed(&rd, wire + 6, sizeof(wire) - 6), 0);
+	assert_int_equal(frame_next(&rd, &type, data, &len), 1);
+	assert_int_equal(type, 'o');
+	assert_memory_equal(data, "hi", 2);
+	assert_int_equal(frame_next(&rd, &type, data, &len), 1);
+	assert_int_equal(type, 'x');
+	assert_int_equal(frame_u32(data), 42);
+	assert_int_equal(frame_next(&rd, &type, data, &len), 0);
+	wire[1] = 0xff; /* a length beyond the limit */
+	assert_int_equal(frame_feed(&rd, wire, 5), 0);
+	assert_int_equal(frame_next(&rd, &type, data, &len), -EPROTO);
+}
+
+static void test_table(void **state)
+{
+	json_t *jobs = json_loads("[{\"jid\":\"a\",\"type\":\"process\",\"pid\":12,\"status\":"
+	                          "\"sleep\",\"gpu\":false,\"attachable\":true,\"log\":null,"
+	                          "\"checkpoint\":{\"time\":100,\"size\":659456}}]",
+	                          0, NULL);
+	char buf[1024] = "", age[64], size[64];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+	table_print_jobs(f, jobs, 102);
+	fclose(f);
+	assert_non_null(strstr(buf, "JOB  TYPE     PID  STATUS  GPU  CHECKPOINT     SIZE     LOG"));
+	assert_non_null(strstr(buf, "2 seconds ago  644 KiB  [Attachable]"));
+	json_decref(jobs);
+	table_age(age, sizeof(age), 0, 7200);
+	assert_string_equal(age, "2 hours ago");
+	table_size(size, sizeof(size), 1536LL << 20);
+	assert_string_equal(size, "1.5 GiB");
+}
+
+static void test_proc_self(void **state)
+{
+	struct proc_stat st;
+	struct proc_ids ids;
+	cd_err err = {0};
+
+	assert_int_equal(proc_read_stat(getpid(), &st, &err), 0);
+	assert_int_equal(st.state, 'R');
+	assert_true(st.start_time > 0);
+	assert_int_equal(proc_read_ids(getpid(), &ids, &err), 0);
+	assert_int_equal(ids.uid[0], getuid());
+	assert_int_equal(proc_read_stat(0x3fffffff, &st, &err), -ENOENT);
+	assert_string_equal(proc_state_name('T'), "stopped");
+	assert_string_equal(proc_state_name('S'), "sleep");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_job_to_json), cmocka_unit_test(test_argv_json_and_exit_codes),
+	    cmocka_unit_test(test_frames),      cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_proc_self),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
