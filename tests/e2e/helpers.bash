@@ -6,3 +6,88 @@ load '/usr/lib/bats/bats-file/load'
 
 : "${CEDANA:=$BATS_TEST_DIRNAME/../../build/src/cedana}"
 WORKLOADS="$BATS_TEST_DIRNAME/../workloads"
+TERM_PY="$BATS_TEST_DIRNAME/term.py"
+
+# Every cedana call of a test talks to that test's own daemon, DB and logs.
+use_private_env() {
+	export CEDANA_ADDRESS="$BATS_TEST_TMPDIR/cedana.sock"
+	export CEDANA_DB_PATH="$BATS_TEST_TMPDIR/cedana.db"
+	export CEDANA_JOB_LOG_DIR="$BATS_TEST_TMPDIR/logs"
+	export CEDANA_CONFIG_DIR="$BATS_TEST_TMPDIR/config"
+	mkdir -p "$CEDANA_JOB_LOG_DIR"
+}
+
+# Starts the daemon in the background and waits for its socket.
+start_daemon() {
+	"$CEDANA" daemon start "$@" >>"$BATS_TEST_TMPDIR/daemon.log" 2>&1 3>&- &
+	DAEMON_PID=$!
+	echo "$DAEMON_PID" >>"$BATS_TEST_TMPDIR/daemon.pids"
+	for _ in $(seq 100); do
+		[ -S "$CEDANA_ADDRESS" ] && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$BATS_TEST_TMPDIR/daemon.log" >&2
+	return 1
+}
+
+stop_daemon() {
+	[ -n "${DAEMON_PID:-}" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_PID=
+}
+
+# Kills every job the test's DB knows about (jobs outlive the daemon by
+# design), then the daemon.
+kill_everything() {
+	local pid
+	if [ -f "$CEDANA_DB_PATH" ]; then
+		for pid in $(sqlite3 "$CEDANA_DB_PATH" 'SELECT pid FROM jobs' 2>/dev/null); do
+			[ "$pid" -gt 1 ] || continue
+			kill -KILL -- "-$pid" 2>/dev/null || true
+			kill -KILL "$pid" 2>/dev/null || true
+		done
+	fi
+	for pid in $(cat "$BATS_TEST_TMPDIR/extra.pids" 2>/dev/null); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	stop_daemon
+	for pid in $(cat "$BATS_TEST_TMPDIR/daemon.pids" 2>/dev/null); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
+# The value of a field of a job, from `cedana job inspect`.
+job_field() {
+	"$CEDANA" job inspect "$1" | python3 -c "import json, sys; v = json.load(sys.stdin)['$2']; print('null' if v is None else v)"
+}
+
+# Waits (up to 5 s) until `job_field JID FIELD` prints VALUE.
+wait_job_field() {
+	for _ in $(seq 100); do
+		[ "$(job_field "$1" "$2")" = "$3" ] && return 0
+		sleep 0.05
+	done
+	echo "job $1: $2 is $(job_field "$1" "$2"), expected $3" >&2
+	return 1
+}
+
+# Waits (up to 5 s) until FILE contains TEXT.
+wait_file_contains() {
+	for _ in $(seq 100); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "$1 never contained $2" >&2
+	return 1
+}
+
+common_setup() {
+	use_private_env
+	start_daemon
+}
+
+common_teardown() {
+	kill_everything
+}
