@@ -21,6 +21,7 @@ const struct cli_cmd cli_root = {
 
 int cli_fail(const cd_err *err)
 {
+	fflush(stdout); /* keep the order of what was printed before */
 	fprintf(stderr, "Error: %s\n", err->msg[0] ? err->msg : "unknown error");
 	return 1;
 }

@@ -61,6 +61,7 @@ static int check(struct cli_ctx *ctx)
 	failed = print_checks(json_object_get(reply, "checks"));
 	json_decref(reply);
 	if (failed) {
+		fflush(stdout);
 		fprintf(stderr, "Error: %d check%s failed\n", failed, failed == 1 ? "" : "s");
 		return 1;
 	}

@@ -94,11 +94,16 @@ static void peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
 {
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	memset(caller, 0, sizeof(*caller));
-	if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+	if (!info || getsockname(info->connect_fd, (struct sockaddr *)&sa, &salen) < 0 ||
+	    sa.ss_family != AF_UNIX)
+		return;
+	if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		caller->uid = cred.uid;
 		caller->gid = cred.gid;
 		caller->pid = cred.pid;

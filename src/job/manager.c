@@ -137,6 +137,9 @@ static const char *job_status(const struct db_job *job)
 		return "halted";
 	if (proc_read_stat(job->pid, &st, &e) < 0 || st.start_time != job->start_time)
 		return "halted";
+	/* a zombie we will not reap (another parent's since a restart) has ended */
+	if (st.state == 'Z' && st.ppid != getpid())
+		return "halted";
 	return proc_state_name(st.state);
 }
 

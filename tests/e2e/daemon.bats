@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# The daemon itself: health check, the HTTP API, robustness, shutdown and restart.
+load helpers
+
+setup() {
+	use_private_env
+}
+
+teardown() {
+	kill_everything
+}
+
+api() {
+	curl -sS --unix-socket "$CEDANA_ADDRESS" "$@"
+}
+
+# Prints "HTTP-STATUS BODY" of a request.
+api_status() {
+	local code
+	code=$(curl -sS --unix-socket "$CEDANA_ADDRESS" -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' "$@")
+	echo "$code $(cat "$BATS_TEST_TMPDIR/body")"
+}
+
+@test "check says what it checked and passes" {
+	start_daemon
+	for cmd in check "daemon check"; do
+		# shellcheck disable=SC2086
+		run "$CEDANA" $cmd
+		assert_success
+		assert_line --regexp "^ok +socket +$CEDANA_ADDRESS answers: daemon [0-9.]+, pid $DAEMON_PID$"
+		assert_line --regexp "^ok +db +$CEDANA_DB_PATH is readable$"
+		for feature in ptrace "clone3 set_tid" pidfd_getfd userfaultfd "cgroup freezer"; do
+			assert_line --regexp "^ok +$feature "
+		done
+	done
+	run "$CEDANA" check --full
+	assert_success
+	assert_line --regexp "^ok +job log dir +$CEDANA_JOB_LOG_DIR is writable$"
+}
+
+@test "check fails with a non-zero exit when a check fails or no daemon runs" {
+	run "$CEDANA" check
+	assert_failure
+	assert_output --partial "FAIL socket"
+	assert_output --partial "cannot reach the daemon"
+	CEDANA_JOB_LOG_DIR=/nonexistent-dir start_daemon
+	run "$CEDANA" check --full
+	assert_failure 1
+	assert_line --regexp "^FAIL job log dir +/nonexistent-dir: No such file or directory$"
+	assert_line --index -1 "Error: 1 check failed"
+}
+
+@test "the socket is usable by every local user" {
+	start_daemon
+	run stat -c %a "$CEDANA_ADDRESS"
+	assert_output 666
+}
+
+@test "daemon start --db picks the database and refuses a second daemon on the socket" {
+	start_daemon --db "$BATS_TEST_TMPDIR/picked.db"
+	"$CEDANA" run process --jid indb true
+	run sqlite3 "$BATS_TEST_TMPDIR/picked.db" 'SELECT jid FROM jobs; PRAGMA journal_mode; PRAGMA user_version'
+	assert_output $'indb\nwal\n1'
+	run "$CEDANA" daemon start
+	assert_failure 1
+	assert_output --partial "Error: a daemon is already listening on $CEDANA_ADDRESS"
+}
+
+@test "the API works with curl --unix-socket" {
+	start_daemon
+	run api -X POST -d "{\"jid\": \"viacurl\", \"args\": [\"$WORKLOADS/date-loop.sh\"], \"cwd\": \"/\"}" http://x/v1/jobs
+	assert_success
+	assert_output --partial '"jid":"viacurl"'
+	run api http://x/v1/jobs
+	assert_output --partial '"jid":"viacurl"'
+	run api http://x/v1/jobs/viacurl
+	assert_output --partial '"status":"sleep"'
+	run api -X POST -d '{"signal": 15}' http://x/v1/jobs/viacurl/kill
+	assert_success
+	run api -X DELETE http://x/v1/jobs/viacurl
+	assert_output '{"deleted":"viacurl"}'
+	run api http://x/v1/health
+	assert_output --partial '"checks":['
+}
+
+@test "bad requests get an error and the daemon keeps serving" {
+	start_daemon
+	run api_status -X POST -d '{not json' http://x/v1/jobs
+	assert_output --regexp '^400 \{"error":"malformed JSON body: .*"\}$'
+	run api_status -X POST -d '{"args": []}' http://x/v1/jobs
+	assert_output --regexp '^400 .*non-empty array of strings'
+	run api_status -X POST -d '{"args": [1]}' http://x/v1/jobs
+	assert_output --regexp '^400 '
+	run api_status -X POST -d '{"pid": "x"}' http://x/v1/manage
+	assert_output --regexp '^400 '
+	run api_status http://x/v1/nothing
+	assert_output '404 {"error":"no such endpoint: GET /v1/nothing"}'
+	run api_status -X POST -d '{"signal": 999}' http://x/v1/jobs/x/kill
+	assert_output --regexp '^400 '
+	run api_status http://x/v1/jobs/x/attach
+	assert_output --regexp '^404 '
+	head -c 3000000 /dev/zero | tr '\0' 'a' >"$BATS_TEST_TMPDIR/big"
+	run api_status -X POST --data-binary @"$BATS_TEST_TMPDIR/big" http://x/v1/jobs
+	assert_output --regexp '^400 '
+	run python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b'garbage\\r\\n\\r\\n')
+s.recv(100)" "$CEDANA_ADDRESS"
+	run "$CEDANA" check
+	assert_success
+	kill -0 "$DAEMON_PID"
+}
+
+@test "SIGTERM stops the daemon cleanly and leaves jobs running" {
+	start_daemon
+	"$CEDANA" run process --jid survivor "$WORKLOADS/date-loop.sh"
+	pid=$(job_field survivor pid)
+	kill -TERM "$DAEMON_PID"
+	wait "$DAEMON_PID"
+	assert_file_not_exists "$CEDANA_ADDRESS"
+	kill -0 "$pid"
+	assert_file_contains "$BATS_TEST_TMPDIR/daemon.log" "shutting down, jobs keep running"
+}
+
+@test "after a restart on the same DB, live jobs show live and dead ones halted" {
+	start_daemon
+	"$CEDANA" run process --jid alive "$WORKLOADS/date-loop.sh"
+	"$CEDANA" run process --jid dies "$WORKLOADS/date-loop.sh"
+	"$CEDANA" run process --jid reused "$WORKLOADS/date-loop.sh"
+	stop_daemon
+	kill -KILL "$(sqlite3 "$CEDANA_DB_PATH" "SELECT pid FROM jobs WHERE jid = 'dies'")"
+	# a PID that lives but belongs to another process: same PID, other start time
+	sqlite3 "$CEDANA_DB_PATH" "UPDATE jobs SET start_time = start_time + 1 WHERE jid = 'reused'"
+	start_daemon
+	run "$CEDANA" ps
+	assert_line --regexp '^alive +process +[0-9]+ +(sleep|running) '
+	assert_line --regexp '^dies +process +[0-9]+ +halted '
+	assert_line --regexp '^reused +process +[0-9]+ +halted '
+	run "$CEDANA" kill reused
+	assert_failure 1
+	assert_output "Error: job reused is not running"
+	run "$CEDANA" kill alive
+	assert_success
+	sqlite3 "$CEDANA_DB_PATH" "UPDATE jobs SET start_time = start_time - 1 WHERE jid = 'reused'"
+}
+
+@test "the daemon reaps its jobs: no zombies are left" {
+	start_daemon
+	"$CEDANA" run process --jid z1 -- sh -c 'sleep 0.1 & exit 0'
+	wait_job_field z1 exit_code 0
+	sleep 0.3
+	run ps -o stat=,pid= --ppid "$DAEMON_PID"
+	refute_output --regexp 'Z'
+}
+
+@test "tcp is opt-in and works" {
+	port=$((20000 + RANDOM % 20000))
+	CEDANA_PROTOCOL=tcp CEDANA_ADDRESS="127.0.0.1:$port" "$CEDANA" daemon start \
+		>>"$BATS_TEST_TMPDIR/daemon.log" 2>&1 3>&- &
+	DAEMON_PID=$!
+	echo "$DAEMON_PID" >>"$BATS_TEST_TMPDIR/daemon.pids"
+	for _ in $(seq 100); do
+		"$CEDANA" --protocol tcp --address "127.0.0.1:$port" ps >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	run "$CEDANA" --protocol tcp --address "127.0.0.1:$port" run process --jid t1 true
+	assert_success
+	run "$CEDANA" --protocol tcp --address "127.0.0.1:$port" ps
+	assert_output --partial t1
+}
