@@ -68,8 +68,10 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const cd_err *err
 static enum MHD_Result send_result(struct MHD_Connection *conn, int r, unsigned status,
                                    json_t *body, const cd_err *err)
 {
-	if (r < 0)
+	if (r < 0) {
+		json_decref(body);
 		return send_error(conn, err);
+	}
 	return send_json(conn, status, body);
 }
 

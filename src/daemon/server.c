@@ -49,7 +49,7 @@ static int listen_unix(const char *path, cd_err *err)
 		return cd_err_sys(err, errno, "bind %s", path);
 	/* every local user may connect; each request is authorised by SO_PEERCRED */
 	if (chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
-		r = cd_err_sys(err, errno, "listen on %s", path);
+		r = cd_err_sys(err, errno, "listen on %s", sa.sun_path);
 		unlink(path);
 		return r;
 	}
