@@ -31,11 +31,22 @@ struct job_rt {
 	struct job_io *io;
 };
 
+/* A forked helper (engine worker) whose exit status the reaper keeps for
+ * job_manager_wait_worker instead of discarding it. */
+struct worker {
+	struct worker *next;
+	pid_t pid;
+	bool done;
+	int status;
+};
+
 struct job_manager {
 	pthread_mutex_t lock;
+	pthread_cond_t worker_done;
 	struct db *db;
 	char *log_dir;
 	struct job_rt *rts;
+	struct worker *workers;
 };
 
 static void rt_free(struct job_rt *rt)
@@ -107,6 +118,7 @@ int job_manager_new(const char *db_path, const char *log_dir, struct job_manager
 		return r;
 	}
 	pthread_mutex_init(&jm->lock, NULL);
+	pthread_cond_init(&jm->worker_done, NULL);
 	*ret_jm = jm;
 	return 0;
 }
@@ -121,7 +133,14 @@ void job_manager_free(struct job_manager *jm)
 		jm->rts = rt->next;
 		rt_free(rt);
 	}
+	while (jm->workers) {
+		struct worker *w = jm->workers;
+
+		jm->workers = w->next;
+		free(w);
+	}
 	db_close(jm->db);
+	pthread_cond_destroy(&jm->worker_done);
 	pthread_mutex_destroy(&jm->lock);
 	free(jm->log_dir);
 	free(jm);
@@ -700,6 +719,74 @@ void job_manager_detach_all(struct job_manager *jm)
 	pthread_mutex_unlock(&jm->lock);
 }
 
+static bool worker_reaped(struct job_manager *jm, pid_t pid, int status)
+{
+	for (struct worker *w = jm->workers; w; w = w->next)
+		if (w->pid == pid) {
+			w->done = true;
+			w->status = status;
+			pthread_cond_broadcast(&jm->worker_done);
+			return true;
+		}
+	return false;
+}
+
+int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, pid_t *ret_pid,
+                            cd_err *err)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	pid_t pid;
+
+	if (!w)
+		return cd_err_sys(err, ENOMEM, "worker");
+	/* held across fork and registration, so the reaper cannot miss the PID */
+	pthread_mutex_lock(&jm->lock);
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(fn(arg) & 0xff);
+	}
+	if (pid > 0) {
+		w->pid = pid;
+		w->next = jm->workers;
+		jm->workers = w;
+	}
+	pthread_mutex_unlock(&jm->lock);
+	if (pid < 0) {
+		free(w);
+		return cd_err_sys(err, errno, "fork a worker");
+	}
+	*ret_pid = pid;
+	return 0;
+}
+
+int job_manager_wait_worker(struct job_manager *jm, pid_t pid, int *ret_status)
+{
+	struct worker **p, *w;
+
+	pthread_mutex_lock(&jm->lock);
+	for (p = &jm->workers; *p && (*p)->pid != pid; p = &(*p)->next)
+		;
+	w = *p;
+	if (!w) {
+		pthread_mutex_unlock(&jm->lock);
+		return -ECHILD;
+	}
+	while (!w->done)
+		pthread_cond_wait(&jm->worker_done, &jm->lock);
+	/* the list may have changed while we waited */
+	for (p = &jm->workers; *p != w; p = &(*p)->next)
+		;
+	*p = w->next;
+	pthread_mutex_unlock(&jm->lock);
+	*ret_status = w->status;
+	free(w);
+	return 0;
+}
+
 void job_manager_reap(struct job_manager *jm)
 {
 	int status;
@@ -711,8 +798,10 @@ void job_manager_reap(struct job_manager *jm)
 		int code = job_exit_code(status);
 		cd_err e = {0};
 
-		if (!rt)
-			continue; /* an orphan we inherited as subreaper */
+		if (!rt) {
+			worker_reaped(jm, pid, status); /* else an orphan we inherited */
+			continue;
+		}
 		log_info("job %s (pid %d) exited with code %d", (*rt)->jid, (int)pid, code);
 		if (db_job_set_exit(jm->db, (*rt)->jid, code, &e) < 0)
 			log_warn("job %s: %s", (*rt)->jid, e.msg);

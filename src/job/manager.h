@@ -78,6 +78,17 @@ int job_manager_attach(struct job_manager *jm, const char *jid, int sock, const 
  * server stops. Jobs keep running. */
 void job_manager_detach_all(struct job_manager *jm);
 
+/* Forks a worker (engine work runs in one, so that a crash fails one
+ * request, never the daemon). The child runs fn(arg) with signals
+ * unblocked and exits with its return value. The daemon's reaper collects
+ * it; job_manager_wait_worker blocks until it has, never call waitpid on
+ * it yourself. */
+int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, pid_t *ret_pid,
+                            cd_err *err);
+/* The wait status of a worker; -ECHILD when pid is not one. Needs
+ * job_manager_reap to run (the daemon calls it on SIGCHLD). */
+int job_manager_wait_worker(struct job_manager *jm, pid_t pid, int *ret_status);
+
 /* Reaps every exited child (the daemon is a subreaper) and records the exit
  * codes of jobs; call on SIGCHLD. */
 void job_manager_reap(struct job_manager *jm);

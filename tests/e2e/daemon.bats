@@ -171,3 +171,17 @@ s.recv(100)" "$CEDANA_ADDRESS"
 	run "$CEDANA" --protocol tcp --address "127.0.0.1:$port" ps
 	assert_output --partial t1
 }
+
+@test "attachable jobs survive a daemon stop too, and say why they cannot be attached after" {
+	start_daemon
+	"$CEDANA" run process --attachable --jid tty "$WORKLOADS/date-loop.sh"
+	pid=$(job_field tty pid)
+	stop_daemon
+	sleep 1.2
+	kill -0 "$pid"
+	start_daemon
+	assert_equal "$(job_field tty status)" sleep
+	run "$CEDANA" job attach tty
+	assert_failure 1
+	assert_output --partial "its terminal was lost when the daemon restarted"
+}

@@ -1,0 +1,173 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "job/manager.h"
+
+static char dir[] = "/tmp/cedana-test-jm-XXXXXX";
+static struct job_manager *jm;
+static const struct job_caller root = {.uid = 0, .gid = 0};
+static char *env[] = {"PATH=/usr/bin:/bin", NULL};
+
+static int setup(void **state)
+{
+	char db[256];
+	cd_err err = {0};
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(db, sizeof(db), "%s/jobs.db", dir);
+	return job_manager_new(db, dir, &jm, &err);
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	job_manager_free(jm);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+/* Reaps until the job has an exit code (the daemon does this on SIGCHLD). */
+static json_t *wait_exit(const char *jid)
+{
+	for (int i = 0; i < 200; i++) {
+		json_t *job = NULL;
+		cd_err err = {0};
+
+		job_manager_reap(jm);
+		assert_int_equal(job_manager_get(jm, &root, jid, &job, &err), 0);
+		if (!json_is_null(json_object_get(job, "exit_code")))
+			return job;
+		json_decref(job);
+		usleep(10000);
+	}
+	fail_msg("job %s never exited", jid);
+	return NULL;
+}
+
+static void test_run_records_exit_code(void **state)
+{
+	char *argv[] = {"sh", "-c", "exit 6", NULL};
+	struct job_run_opts o = {.jid = "six", .argv = argv, .envp = env, .cwd = "/"};
+	json_t *job = NULL;
+	cd_err err = {0};
+	char log[300];
+
+	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(job, "jid")), "six");
+	json_decref(job);
+	job = wait_exit("six");
+	assert_int_equal(json_integer_value(json_object_get(job, "exit_code")), 6);
+	assert_string_equal(json_string_value(json_object_get(job, "status")), "halted");
+	json_decref(job);
+	snprintf(log, sizeof(log), "%s/cedana-output-six.log", dir);
+	assert_int_equal(access(log, F_OK), 0);
+	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), -EEXIST);
+	assert_string_equal(err.msg, "job six already exists");
+}
+
+static void test_command_not_found_leaves_nothing(void **state)
+{
+	char *argv[] = {"no-such-command-xyz", NULL};
+	struct job_run_opts o = {.jid = "ghost", .argv = argv, .envp = env};
+	json_t *job = NULL;
+	cd_err err = {0};
+	char log[300];
+
+	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), -ENOENT);
+	assert_string_equal(err.msg, "command not found: no-such-command-xyz");
+	assert_int_equal(job_manager_get(jm, &root, "ghost", &job, &err), -ENOENT);
+	snprintf(log, sizeof(log), "%s/cedana-output-ghost.log", dir);
+	assert_int_equal(access(log, F_OK), -1);
+}
+
+static void test_other_users_are_refused(void **state)
+{
+	const struct job_caller user = {.uid = 12345, .gid = 12345};
+	char *argv[] = {"true", NULL};
+	struct job_run_opts o = {.jid = "rootjob", .argv = argv, .envp = env, .as_root = true};
+	json_t *job = NULL, *jobs = NULL;
+	cd_err err = {0};
+
+	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), 0);
+	json_decref(job);
+	assert_int_equal(job_manager_get(jm, &user, "rootjob", &job, &err), -EPERM);
+	assert_int_equal(job_manager_kill(jm, &user, "rootjob", SIGKILL, &job, &err), -EPERM);
+	assert_int_equal(job_manager_delete(jm, &user, "rootjob", &err), -EPERM);
+	assert_int_equal(job_manager_list(jm, &user, 0, &jobs, &err), 0);
+	assert_int_equal(json_array_size(jobs), 0);
+	json_decref(jobs);
+	o.jid = "escalate";
+	assert_int_equal(job_manager_run(jm, &user, &o, &job, &err), -EPERM);
+	json_decref(wait_exit("rootjob"));
+	assert_int_equal(job_manager_kill(jm, &root, "rootjob", SIGKILL, &job, &err), -ESRCH);
+	assert_int_equal(job_manager_delete(jm, &root, "rootjob", &err), 0);
+	assert_int_equal(job_manager_delete(jm, &root, "rootjob", &err), -ENOENT);
+}
+
+static void test_adopt_child_and_kill(void **state)
+{
+	struct job_adopt_opts o = {.jid = "adopted", .master = -1, .is_child = true};
+	json_t *job = NULL, *jobs = NULL;
+	cd_err err = {0};
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execlp("sleep", "sleep", "30", NULL);
+		_exit(127);
+	}
+	o.pid = pid;
+	assert_int_equal(job_manager_adopt(jm, &o, &job, &err), 0);
+	json_decref(job);
+	assert_int_equal(job_manager_list(jm, &root, pid, &jobs, &err), 0);
+	assert_int_equal(json_array_size(jobs), 1);
+	json_decref(jobs);
+	assert_int_equal(job_manager_kill(jm, &root, "adopted", SIGKILL, &job, &err), 0);
+	json_decref(job);
+	job = wait_exit("adopted");
+	assert_int_equal(json_integer_value(json_object_get(job, "exit_code")), 137);
+	json_decref(job);
+}
+
+static int worker_fn(void *arg)
+{
+	return *(int *)arg;
+}
+
+static void test_worker_status_survives_the_reaper(void **state)
+{
+	int code = 7, status = 0;
+	siginfo_t si;
+	cd_err err = {0};
+	pid_t pid;
+
+	assert_int_equal(job_manager_fork_worker(jm, worker_fn, &code, &pid, &err), 0);
+	assert_int_equal(waitid(P_PID, pid, &si, WEXITED | WNOWAIT), 0);
+	job_manager_reap(jm); /* must keep the status for the waiter */
+	assert_int_equal(job_manager_wait_worker(jm, pid, &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 7);
+	assert_int_equal(job_manager_wait_worker(jm, pid, &status), -ECHILD);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_run_records_exit_code),
+	    cmocka_unit_test(test_command_not_found_leaves_nothing),
+	    cmocka_unit_test(test_other_users_are_refused),
+	    cmocka_unit_test(test_adopt_child_and_kill),
+	    cmocka_unit_test(test_worker_status_survives_the_reaper),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
