@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "daemon/check.h"
@@ -242,10 +244,13 @@ static void on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, c
 {
 	struct api *api = cls;
 	struct api_request *req = con_cls;
+	struct timeval stuck = {.tv_sec = 10};
 	cd_err err = {0};
 
-	/* the relay writes whole frames with blocking writes */
+	/* the relay writes whole frames with blocking writes; a client that
+	 * stops reading is dropped rather than stalling the relay */
 	fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &stuck, sizeof(stuck));
 	if (job_manager_attach(api->jm, req->jid, sock, extra_in, extra_in_size, upgraded_close,
 	                       urh, &err) < 0)
 		log_warn("attach %s: %s", req->jid, err.msg);

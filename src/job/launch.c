@@ -42,9 +42,13 @@ static int open_pty(int *ret_master, int *ret_slave, unsigned short rows, unsign
 
 static int open_log(const char *path, uid_t uid, gid_t gid, cd_err *err)
 {
-	_cleanup_close_ int fd =
-	    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int fd = -1;
 
+	/* a fresh file, never one planted in the log dir (a link to a system
+	 * file would be truncated and given to the job's owner) */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return cd_err_sys(err, errno, "log file %s", path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "log file %s", path);
 	/* for the job's owner only, whatever the daemon's umask */

@@ -191,3 +191,11 @@ teardown() {
 	run "$CEDANA" ps
 	assert_equal "${#lines[@]}" 1
 }
+
+@test "a file planted under the job's log name is replaced, not written through" {
+	echo precious >"$BATS_TEST_TMPDIR/precious"
+	ln "$BATS_TEST_TMPDIR/precious" "$CEDANA_JOB_LOG_DIR/cedana-output-planted.log"
+	"$CEDANA" run process --jid planted -- sh -c 'echo job-output'
+	wait_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-planted.log" job-output
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/precious")" precious
+}
