@@ -287,18 +287,22 @@ int db_job_set_exit(struct db *db, const char *jid, int exit_code, cd_err *err)
 	return step_done(db, st, "set exit code", true, err);
 }
 
-int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time, cd_err *err)
+int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time,
+                       const char *log_path, bool attachable, cd_err *err)
 {
 	sqlite3_stmt *st;
-	int r =
-	    prepare(db, "UPDATE jobs SET pid = ?, start_time = ?, exit_code = NULL WHERE jid = ?",
-	            &st, err);
+	int r = prepare(db,
+	                "UPDATE jobs SET pid = ?, start_time = ?, log_path = ?, attachable = ?,"
+	                " exit_code = NULL WHERE jid = ?",
+	                &st, err);
 
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)start_time);
-	sqlite3_bind_text(st, 3, jid, -1, SQLITE_TRANSIENT);
+	bind_text_or_null(st, 3, log_path);
+	sqlite3_bind_int(st, 4, attachable);
+	sqlite3_bind_text(st, 5, jid, -1, SQLITE_TRANSIENT);
 	return step_done(db, st, "set job process", true, err);
 }
 

@@ -49,7 +49,9 @@ int db_job_get(struct db *db, const char *jid, struct db_job *ret_job, cd_err *e
 /* All jobs, oldest first; free with db_job_list_free. */
 int db_job_list(struct db *db, struct db_job **ret_jobs, size_t *ret_n, cd_err *err);
 int db_job_set_exit(struct db *db, const char *jid, int exit_code, cd_err *err);
-int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time, cd_err *err);
+/* Points an existing job at a new process (a restore), clearing its exit code. */
+int db_job_set_process(struct db *db, const char *jid, pid_t pid, uint64_t start_time,
+                       const char *log_path, bool attachable, cd_err *err);
 /* Also removes the job's checkpoint records. -ENOENT when absent. */
 int db_job_delete(struct db *db, const char *jid, cd_err *err);
 void db_job_clear(struct db_job *job);

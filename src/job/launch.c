@@ -279,22 +279,51 @@ int job_manager_manage(struct job_manager *jm, const struct job_caller *caller, 
 	return r;
 }
 
-static int adopt_locked(struct job_manager *jm, const struct job_adopt_opts *o, json_t **ret_job,
-                        cd_err *err)
+/* restore of an existing job: same jid, new process */
+static int adopt_replace(struct job_manager *jm, const struct job_adopt_opts *o,
+                         uint64_t start_time, bool *consumed, json_t **ret_job, cd_err *err)
+{
+	struct db_job job;
+	int r;
+
+	r = db_job_get(jm->db, o->jid, &job, err);
+	if (r < 0)
+		return r;
+	if (job_is_live(&job))
+		r = cd_err_set(err, EBUSY, "job %s is still running", o->jid);
+	db_job_clear(&job);
+	if (r == 0)
+		r = db_job_set_process(jm->db, o->jid, o->pid, start_time, o->log_path,
+		                       o->master >= 0, err);
+	if (r < 0)
+		return r;
+	rt_remove(jm, o->jid);
+	if (o->is_child || o->master >= 0) {
+		*consumed = true;
+		r = rt_add(jm, o->jid, o->pid, o->master, err);
+		if (r < 0)
+			return r;
+	}
+	r = db_job_get(jm->db, o->jid, &job, err);
+	if (r == 0) {
+		*ret_job = job_json(jm, &job);
+		db_job_clear(&job);
+	}
+	return r;
+}
+
+static int adopt_new(struct job_manager *jm, const struct job_adopt_opts *o, uint64_t start_time,
+                     bool *consumed, json_t **ret_job, cd_err *err)
 {
 	struct db_job job = {0};
-	struct proc_stat st;
 	int r;
 
 	r = pick_jid(jm, o->jid, job.jid, sizeof(job.jid), err);
 	if (r < 0)
 		return r;
-	r = proc_read_stat(o->pid, &st, err);
-	if (r < 0)
-		return cd_err_wrap(err, "adopt process %d", (int)o->pid);
 	snprintf(job.type, sizeof(job.type), "process");
 	job.pid = o->pid;
-	job.start_time = st.start_time;
+	job.start_time = start_time;
 	job.uid = o->uid;
 	job.gid = o->gid;
 	job.cmd = (char *)(o->cmd_json ? o->cmd_json : "[]");
@@ -305,12 +334,33 @@ static int adopt_locked(struct job_manager *jm, const struct job_adopt_opts *o, 
 	if (r < 0)
 		return r;
 	if (o->is_child || o->master >= 0) {
+		*consumed = true;
 		r = rt_add(jm, job.jid, o->pid, o->master, err);
 		if (r < 0)
 			return r;
 	}
 	*ret_job = job_json(jm, &job);
 	return 0;
+}
+
+static int adopt_locked(struct job_manager *jm, const struct job_adopt_opts *o, json_t **ret_job,
+                        cd_err *err)
+{
+	bool consumed = false;
+	struct proc_stat st;
+	int r;
+
+	r = proc_read_stat(o->pid, &st, err);
+	if (r < 0)
+		r = cd_err_wrap(err, "adopt process %d", (int)o->pid);
+	else if (o->replace && o->jid)
+		r = adopt_replace(jm, o, st.start_time, &consumed, ret_job, err);
+	else
+		r = adopt_new(jm, o, st.start_time, &consumed, ret_job, err);
+	/* the master is the relay's once rt_add had it, even on failure */
+	if (!consumed && o->master >= 0)
+		close(o->master);
+	return r;
 }
 
 int job_manager_adopt(struct job_manager *jm, const struct job_adopt_opts *opts, json_t **ret_job,

@@ -37,6 +37,7 @@ struct job_manager {
 
 /* The runtime entry of a job by jid, or by pid when jid is NULL. */
 struct job_rt **rt_find(struct job_manager *jm, const char *jid, pid_t pid);
+void rt_remove(struct job_manager *jm, const char *jid);
 /* Registers a job started or adopted as a child; takes master (-1: none). */
 int rt_add(struct job_manager *jm, const char *jid, pid_t pid, int master, cd_err *err);
 

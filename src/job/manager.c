@@ -35,7 +35,7 @@ struct job_rt **rt_find(struct job_manager *jm, const char *jid, pid_t pid)
 	return NULL;
 }
 
-static void rt_remove(struct job_manager *jm, const char *jid)
+void rt_remove(struct job_manager *jm, const char *jid)
 {
 	struct job_rt **p = rt_find(jm, jid, 0);
 	struct job_rt *rt;
@@ -328,6 +328,16 @@ int job_manager_delete(struct job_manager *jm, const struct job_caller *caller, 
 		rt_remove(jm, jid);
 	db_job_clear(&job);
 out:
+	pthread_mutex_unlock(&jm->lock);
+	return r;
+}
+
+int job_manager_add_checkpoint(struct job_manager *jm, const struct db_checkpoint *cp, cd_err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&jm->lock);
+	r = db_checkpoint_insert(jm->db, cp, err);
 	pthread_mutex_unlock(&jm->lock);
 	return r;
 }

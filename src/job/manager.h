@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "db/db.h"
 #include "job/io.h"
 #include "shared/error.h"
 
@@ -32,7 +33,9 @@ struct job_run_opts {
 
 /* A process tree that already exists (restored by the engine) registered
  * as a job. master is a pty master to relay for attach (-1 when none, then
- * log_path says where its output goes). */
+ * log_path says where its output goes); the manager owns it from the call
+ * on, also when the call fails. Register the tree's root before it can
+ * exit, or its exit code is lost (it is reaped as an unknown orphan). */
 struct job_adopt_opts {
 	const char *jid;
 	pid_t pid;
@@ -42,6 +45,7 @@ struct job_adopt_opts {
 	const char *log_path;
 	int master;
 	bool is_child; /* a child of the daemon: its exit code will be recorded */
+	bool replace;  /* jid names an ended job: point it at pid (restore of a job) */
 };
 
 int job_manager_new(const char *db_path, const char *log_dir, struct job_manager **ret_jm,
@@ -64,6 +68,9 @@ int job_manager_kill(struct job_manager *jm, const struct job_caller *caller, co
                      int sig, json_t **ret_job, cd_err *err);
 int job_manager_delete(struct job_manager *jm, const struct job_caller *caller, const char *jid,
                        cd_err *err);
+
+/* Records a checkpoint of a job (cp->jid), shown in ps and job inspect. */
+int job_manager_add_checkpoint(struct job_manager *jm, const struct db_checkpoint *cp, cd_err *err);
 
 /* Checks that the caller may attach to jid (-EINVAL when it is not
  * attachable) without handing anything over. */

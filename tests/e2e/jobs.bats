@@ -199,3 +199,13 @@ teardown() {
 	wait_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-planted.log" job-output
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/precious")" precious
 }
+
+@test "ps shows a job's newest checkpoint: age and size" {
+	"$CEDANA" run process --jid ck "$WORKLOADS/date-loop.sh"
+	now=$(date +%s)
+	sqlite3 "$CEDANA_DB_PATH" "INSERT INTO checkpoints VALUES ('ck-1', 'ck', $((now - 7200)), 1024, '/x1', 'none');
+		INSERT INTO checkpoints VALUES ('ck-2', 'ck', $((now - 2)), 659456, '/x2', 'zstd')"
+	run "$CEDANA" ps
+	assert_line --index 1 --regexp '^ck +process +[0-9]+ +(sleep|running) +no +[0-9] seconds ago +644 KiB +/'
+	assert_equal "$(job_field ck checkpoint)" "{'id': 'ck-2', 'time': $((now - 2)), 'size': 659456, 'path': '/x2', 'compression': 'zstd'}"
+}

@@ -139,6 +139,50 @@ static void test_adopt_child_and_kill(void **state)
 	json_decref(job);
 }
 
+static void test_adopt_replace_and_checkpoint(void **state)
+{
+	struct db_checkpoint cp = {.id = "r-1",
+	                           .jid = "restored",
+	                           .time = 100,
+	                           .size = 4096,
+	                           .path = "/tmp/ckpt",
+	                           .compression = "none"};
+	struct job_adopt_opts o = {.jid = "restored", .master = -1, .is_child = true};
+	json_t *job = NULL;
+	cd_err err = {0};
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	o.pid = pid;
+	assert_int_equal(job_manager_adopt(jm, &o, &job, &err), 0);
+	json_decref(job);
+	json_decref(wait_exit("restored"));
+	assert_int_equal(job_manager_add_checkpoint(jm, &cp, &err), 0);
+	/* a restore of the job: same jid, a new process */
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	o.pid = pid;
+	o.replace = true;
+	assert_int_equal(job_manager_adopt(jm, &o, &job, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(job, "pid")), pid);
+	assert_true(json_is_null(json_object_get(job, "exit_code")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(job, "checkpoint"), "size")), 4096);
+	json_decref(job);
+	/* while it runs, a second restore onto the same job is refused */
+	assert_int_equal(job_manager_adopt(jm, &o, &job, &err), -EBUSY);
+	o.replace = false;
+	assert_int_equal(job_manager_adopt(jm, &o, &job, &err), -EEXIST);
+	kill(pid, SIGKILL);
+	job = wait_exit("restored");
+	assert_int_equal(json_integer_value(json_object_get(job, "exit_code")), 137);
+	json_decref(job);
+}
+
 static int worker_fn(void *arg)
 {
 	return *(int *)arg;
@@ -167,6 +211,7 @@ int main(void)
 	    cmocka_unit_test(test_command_not_found_leaves_nothing),
 	    cmocka_unit_test(test_other_users_are_refused),
 	    cmocka_unit_test(test_adopt_child_and_kill),
+	    cmocka_unit_test(test_adopt_replace_and_checkpoint),
 	    cmocka_unit_test(test_worker_status_survives_the_reaper),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
