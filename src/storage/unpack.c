@@ -359,7 +359,7 @@ static int unpack_archive(const char *path, storage_compression fmt, const char 
 	if (r == 0)
 		r = setup_reader(a, &c, fmt);
 	if (r == 0 && archive_read_open(a, &c, NULL, read_cb, NULL) != ARCHIVE_OK)
-		r = archive_fail(a, &c, "open");
+		r = archive_fail(a, &c, "read");
 	if (r == 0 && mkdir(dest, 0700) < 0)
 		r = cd_err_sys(err, errno, "mkdir %s", dest);
 	if (r == 0 && (rootfd = storage_open_dir(dest, err)) < 0)
