@@ -75,21 +75,28 @@ int storage_create_write(int dirfd, const char *path, cd_err *err);
  * filesystem refuses an O_DIRECT read. */
 ssize_t storage_read_full(int fd, void *buf, size_t len);
 
-/* Sequential writer: gathers bytes in one aligned chunk and writes whole
- * chunks with O_DIRECT (if the fd has it); the unaligned tail is written
- * buffered by storage_sink_finish. Does not own the fd. */
+/* Sequential writer: gathers bytes in aligned chunks and hands whole chunks
+ * to a writer thread, which writes them with O_DIRECT (if the fd has it);
+ * the unaligned tail is written buffered by storage_sink_finish. Does not
+ * own the fd. */
 typedef struct storage_sink {
 	int fd;
-	uint8_t *buf;
+	uint8_t *buf; /* the chunk being filled */
 	size_t len;
-	uint64_t written;
+	uint64_t written;     /* bytes passed on (queued or written) */
+	struct sink_queue *q; /* NULL: synchronous writes */
 } storage_sink;
 
 int storage_sink_init(storage_sink *s, int fd, cd_err *err);
+/* Points a finished (or fresh) sink at another fd. */
+void storage_sink_target(storage_sink *s, int fd);
 int storage_sink_write(storage_sink *s, const void *data, size_t n, cd_err *err);
 /* Writes n zero bytes (holes in sparse archive entries). */
 int storage_sink_zero(storage_sink *s, uint64_t n, cd_err *err);
 int storage_sink_finish(storage_sink *s, cd_err *err);
+/* After a failure: waits until the writer no longer uses the fd (which the
+ * caller may then close) and drops what was not written. */
+void storage_sink_abort(storage_sink *s);
 void storage_sink_release(storage_sink *s);
 
 /* Copies an open file into a sink; checks that exactly size bytes came. */

@@ -323,13 +323,14 @@ static int copy_entry(int srcfd, int dstfd, const storage_entry *e, storage_sink
 	out = storage_create_write(dstfd, e->path, err);
 	if (out < 0)
 		return out;
-	sink->fd = out;
-	sink->written = 0;
+	storage_sink_target(sink, out);
 	r = storage_copy_fd(in, e->size, sink, err);
 	if (r == 0)
 		r = storage_sink_finish(sink, err);
-	if (r < 0)
+	if (r < 0) {
+		storage_sink_abort(sink);
 		return cd_err_wrap(err, "%s", e->path);
+	}
 	if (durable && fsync(out) < 0)
 		return cd_err_sys(err, errno, "%s: fsync", e->path);
 	return 0;

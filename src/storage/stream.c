@@ -5,6 +5,7 @@
  * buffered I/O where it does not (tmpfs, some FUSE). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -84,7 +85,7 @@ ssize_t storage_read_full(int fd, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len, cd_err *err)
+static int write_raw(int fd, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -94,30 +95,175 @@ static int write_all(int fd, const uint8_t *p, size_t len, cd_err *err)
 		if (n < 0 && errno == EINVAL && drop_direct(fd) == 0)
 			continue;
 		if (n < 0)
-			return cd_err_sys(err, errno, "write");
+			return -errno;
 		if (n == 0)
-			return cd_err_set(err, EIO, "write: no progress");
+			return -EIO;
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t len, cd_err *err)
+{
+	int r = write_raw(fd, p, len);
+
+	return r < 0 ? cd_err_sys(err, r, "write") : 0;
+}
+
+/* ---- the writer thread: disk writes overlap with reading and compressing
+ * (both run at similar speeds, so a serial loop would get about half) ---- */
+
+#define SINK_DEPTH 3 /* chunks: one being filled, up to two queued or being written */
+
+struct sink_queue {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint8_t *bufs[SINK_DEPTH];
+	uint8_t *free_bufs[SINK_DEPTH];
+	size_t nfree;
+	struct {
+		uint8_t *buf;
+		int fd;
+	} pending[SINK_DEPTH];
+	size_t head, count;
+	bool busy, stop;
+	int error; /* first failed write, as a positive errno */
+};
+
+static void *writer_main(void *arg)
+{
+	struct sink_queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (q->count == 0 && !q->stop)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->count == 0)
+			break;
+		uint8_t *buf = q->pending[q->head].buf;
+		int fd = q->pending[q->head].fd;
+		q->head = (q->head + 1) % SINK_DEPTH;
+		q->count--;
+		q->busy = true;
+		pthread_mutex_unlock(&q->lock);
+		/* after a failure the rest is dropped: the file is discarded */
+		int r = q->error ? 0 : write_raw(fd, buf, STORAGE_CHUNK);
+		pthread_mutex_lock(&q->lock);
+		q->busy = false;
+		if (r < 0 && !q->error)
+			q->error = -r;
+		q->free_bufs[q->nfree++] = buf;
+		pthread_cond_broadcast(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static void queue_free(struct sink_queue *q)
+{
+	for (size_t i = 0; i < SINK_DEPTH; i++)
+		free(q->bufs[i]);
+	free(q);
+}
+
+static struct sink_queue *queue_start(void)
+{
+	struct sink_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	for (size_t i = 0; i < SINK_DEPTH; i++) {
+		q->bufs[i] = q->free_bufs[i] = storage_buf_alloc(STORAGE_CHUNK);
+		if (!q->bufs[i]) {
+			queue_free(q);
+			return NULL;
+		}
+	}
+	q->nfree = SINK_DEPTH;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->cond);
+		queue_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void queue_stop(struct sink_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	queue_free(q);
+}
+
+/* Hands the full buffer to the writer and takes a free one. */
+static int queue_submit(struct sink_queue *q, uint8_t **buf, int fd)
+{
+	int error;
+
+	pthread_mutex_lock(&q->lock);
+	q->pending[(q->head + q->count) % SINK_DEPTH].buf = *buf;
+	q->pending[(q->head + q->count) % SINK_DEPTH].fd = fd;
+	q->count++;
+	pthread_cond_broadcast(&q->cond);
+	while (q->nfree == 0)
+		pthread_cond_wait(&q->cond, &q->lock);
+	*buf = q->free_bufs[--q->nfree];
+	error = q->error;
+	pthread_mutex_unlock(&q->lock);
+	return -error;
+}
+
+/* Waits until everything queued is on its way to the disk. */
+static int queue_drain(struct sink_queue *q)
+{
+	int error;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->count > 0 || q->busy)
+		pthread_cond_wait(&q->cond, &q->lock);
+	error = q->error;
+	pthread_mutex_unlock(&q->lock);
+	return -error;
+}
+
 int storage_sink_init(storage_sink *s, int fd, cd_err *err)
 {
 	*s = (storage_sink){.fd = fd};
+	s->q = queue_start();
+	if (s->q) {
+		s->buf = s->q->free_bufs[--s->q->nfree];
+		return 0;
+	}
+	/* no thread: write synchronously */
 	s->buf = storage_buf_alloc(STORAGE_CHUNK);
 	if (!s->buf)
 		return cd_err_sys(err, ENOMEM, "write buffer");
 	return 0;
 }
 
+void storage_sink_target(storage_sink *s, int fd)
+{
+	s->fd = fd;
+	s->len = 0;
+	s->written = 0;
+}
+
 static int sink_flush_full(storage_sink *s, cd_err *err)
 {
-	int r = write_all(s->fd, s->buf, s->len, err);
+	int r = s->q ? queue_submit(s->q, &s->buf, s->fd) : write_all(s->fd, s->buf, s->len, err);
 
 	if (r < 0)
-		return r;
+		return s->q ? cd_err_sys(err, r, "write") : r;
 	s->written += s->len;
 	s->len = 0;
 	return 0;
@@ -167,8 +313,10 @@ int storage_sink_zero(storage_sink *s, uint64_t n, cd_err *err)
 int storage_sink_finish(storage_sink *s, cd_err *err)
 {
 	size_t whole = s->len & ~(STORAGE_ALIGN - 1);
-	int r;
+	int r = s->q ? queue_drain(s->q) : 0;
 
+	if (r < 0)
+		return cd_err_sys(err, r, "write");
 	/* the aligned part still goes out direct, only the tail buffered */
 	r = write_all(s->fd, s->buf, whole, err);
 	if (r < 0)
@@ -186,9 +334,20 @@ int storage_sink_finish(storage_sink *s, cd_err *err)
 	return 0;
 }
 
+void storage_sink_abort(storage_sink *s)
+{
+	if (s->q)
+		queue_drain(s->q);
+	s->len = 0;
+}
+
 void storage_sink_release(storage_sink *s)
 {
-	free(s->buf);
+	if (s->q)
+		queue_stop(s->q);
+	else
+		free(s->buf);
+	s->q = NULL;
 	s->buf = NULL;
 }
 

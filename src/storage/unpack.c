@@ -168,8 +168,7 @@ static int extract_data(struct archive *a, unpack_ctx *c, int fd, const char *na
 	la_int64_t off;
 	int r, ar;
 
-	sink->fd = fd;
-	sink->written = 0;
+	storage_sink_target(sink, fd);
 	while ((ar = archive_read_data_block(a, &block, &len, &off)) == ARCHIVE_OK) {
 		uint64_t at = sink->written + sink->len;
 
@@ -213,8 +212,10 @@ static int extract_file(struct archive *a, unpack_ctx *c, int rootfd, char *rel,
 	if (fd < 0)
 		return fd == -EEXIST ? cd_err_set(c->err, EEXIST, "%s: duplicate entry", rel) : fd;
 	r = extract_data(a, c, fd, rel, sink, &got);
-	if (r < 0)
+	if (r < 0) {
+		storage_sink_abort(sink);
 		return r;
+	}
 	/* a sparse entry may end in a hole */
 	if (archive_entry_size_is_set(e) && got < (uint64_t)archive_entry_size(e)) {
 		if (ftruncate(fd, archive_entry_size(e)) < 0)
