@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,4 +128,40 @@ int storage_manifest_parse(const char *buf, size_t len, storage_manifest *ret)
 		return -EINVAL;
 	*ret = m;
 	return 0;
+}
+
+#define TRAILER_HEAD "cedana-storage-crc 1\n"
+
+char *storage_trailer_format(const uint32_t *crcs, size_t n, size_t *ret_len)
+{
+	size_t head = strlen(TRAILER_HEAD), len = head + n * 9;
+	char *buf = malloc(len + 1);
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, TRAILER_HEAD, head);
+	for (size_t i = 0; i < n; i++)
+		snprintf(buf + head + i * 9, 10, "%08x\n", crcs[i]);
+	*ret_len = len;
+	return buf;
+}
+
+ssize_t storage_trailer_parse(const char *buf, size_t len, uint32_t *crcs, size_t max)
+{
+	size_t head = strlen(TRAILER_HEAD), n = 0;
+
+	if (len < head || memcmp(buf, TRAILER_HEAD, head) != 0 || (len - head) % 9 != 0)
+		return -EINVAL;
+	for (const char *p = buf + head; p < buf + len; p += 9, n++) {
+		char hex[9], *end;
+
+		if (n == max || p[8] != '\n')
+			return -EINVAL;
+		memcpy(hex, p, 8);
+		hex[8] = '\0';
+		crcs[n] = (uint32_t)strtoul(hex, &end, 16);
+		if (end != hex + 8)
+			return -EINVAL;
+	}
+	return (ssize_t)n;
 }

@@ -19,6 +19,11 @@
 /* First entry of every archive we write: entry counts, so that an archive
  * cut at an entry boundary (which tar itself accepts) is refused. */
 #define STORAGE_MANIFEST ".cedana-storage"
+/* Last entry of every archive we write: a CRC-32 of each file, in archive
+ * order. Most formats do not check their content (libarchive stops reading
+ * at the tar end marker, before any stream checksum), so this is what finds
+ * a flipped byte. */
+#define STORAGE_TRAILER ".cedana-storage-crc"
 /* Directories deeper than this are refused rather than recursed into. */
 #define STORAGE_MAX_DEPTH 64
 
@@ -64,9 +69,9 @@ void storage_tree_free(storage_tree *t);
 
 void *storage_buf_alloc(size_t size);
 
-/* Opens path for sequential reading, with O_DIRECT where the filesystem
- * allows it. */
-int storage_open_read(int dirfd, const char *path, cd_err *err);
+/* openat() with O_DIRECT where the filesystem allows it; -1 and errno on
+ * failure. */
+int storage_open_direct(int dirfd, const char *path, int flags, mode_t mode);
 /* Creates path (O_EXCL, mode 0600) for sequential writing, with O_DIRECT
  * where the filesystem allows it. */
 int storage_create_write(int dirfd, const char *path, cd_err *err);
@@ -99,13 +104,30 @@ int storage_sink_finish(storage_sink *s, cd_err *err);
 void storage_sink_abort(storage_sink *s);
 void storage_sink_release(storage_sink *s);
 
-/* Copies an open file into a sink; checks that exactly size bytes came. */
-int storage_copy_fd(int fd, uint64_t size, storage_sink *out, cd_err *err);
+/* ---- reader.c: read-ahead in a thread ---- */
+
+typedef struct storage_reader storage_reader;
+
+/* Reads the files names[0..count) under dirfd in order (or, with names NULL,
+ * the one open fd dirfd, which stays the caller's) ahead of the consumer.
+ * names must outlive the reader. */
+int storage_reader_start(int dirfd, char *const *names, size_t count, storage_reader **ret,
+                         cd_err *err);
+/* The next chunk of the current file, valid until the next call: > 0 bytes,
+ * 0 at the end of each file (then the next file follows; after the last,
+ * 0 again), < 0 on error, with err naming the file. */
+ssize_t storage_reader_next(storage_reader *r, const uint8_t **ret_buf, cd_err *err);
+/* Stops the thread (wherever it is) and frees the reader; NULL is fine. */
+void storage_reader_stop(storage_reader *r);
 
 /* ---- manifest (compression.c) ---- */
 
 int storage_manifest_format(const storage_manifest *m, char *buf, size_t len);
 int storage_manifest_parse(const char *buf, size_t len, storage_manifest *ret);
+/* The trailer: a header line, then one "%08x\n" per file. */
+char *storage_trailer_format(const uint32_t *crcs, size_t n, size_t *ret_len);
+/* Returns the number of CRCs read into crcs (at most max), or -EINVAL. */
+ssize_t storage_trailer_parse(const char *buf, size_t len, uint32_t *crcs, size_t max);
 
 /* ---- pack.c, used by unpack.c for directory images ---- */
 

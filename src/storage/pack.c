@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -115,73 +116,93 @@ static int set_filter(struct archive *a, pack_ctx *c, storage_compression comp, 
 	return 0;
 }
 
-static int write_manifest(struct archive *a, pack_ctx *c, const storage_manifest *m)
+static int write_blob(struct archive *a, pack_ctx *c, const char *name, const void *data,
+                      size_t len)
 {
 	struct archive_entry *e = archive_entry_new();
-	char text[256];
-	int n = storage_manifest_format(m, text, sizeof(text)), r = 0;
+	int r = 0;
 
-	if (!e || n < 0) {
-		archive_entry_free(e);
-		return cd_err_sys(c->err, ENOMEM, "manifest");
-	}
-	archive_entry_set_pathname(e, STORAGE_MANIFEST);
+	if (!e)
+		return cd_err_sys(c->err, ENOMEM, "%s", name);
+	archive_entry_set_pathname(e, name);
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_perm(e, 0600);
-	archive_entry_set_size(e, n);
+	archive_entry_set_size(e, (la_int64_t)len);
+	archive_entry_set_mtime(e, time(NULL), 0);
 	if (archive_write_header(a, e) != ARCHIVE_OK ||
-	    archive_write_data(a, text, (size_t)n) != (la_ssize_t)n)
-		r = archive_fail(a, c, "manifest");
+	    archive_write_data(a, data, len) != (la_ssize_t)len)
+		r = archive_fail(a, c, name);
 	archive_entry_free(e);
 	return r;
 }
 
-static int write_file_data(struct archive *a, pack_ctx *c, int rootfd, const storage_entry *ent,
-                           uint8_t *buf, const storage_opts *o, uint64_t *done, uint64_t total)
+static int write_manifest(struct archive *a, pack_ctx *c, const storage_manifest *m)
 {
-	_cleanup_close_ int fd = storage_open_read(rootfd, ent->path, c->err);
+	char text[256];
+	int n = storage_manifest_format(m, text, sizeof(text));
+
+	if (n < 0)
+		return cd_err_sys(c->err, -n, "manifest");
+	return write_blob(a, c, STORAGE_MANIFEST, text, (size_t)n);
+}
+
+static int write_trailer(struct archive *a, pack_ctx *c, const uint32_t *crcs, size_t n)
+{
+	size_t len;
+	_cleanup_free_ char *text = storage_trailer_format(crcs, n, &len);
+
+	if (!text)
+		return cd_err_sys(c->err, ENOMEM, "trailer");
+	return write_blob(a, c, STORAGE_TRAILER, text, len);
+}
+
+/* Streams one file's chunks from the reader into the archive. */
+static int write_file_data(struct archive *a, pack_ctx *c, storage_reader *rd,
+                           const storage_entry *ent, uint32_t *ret_crc, const storage_opts *o,
+                           uint64_t *done, uint64_t total)
+{
+	uLong crc = crc32(0, NULL, 0);
 	uint64_t left = ent->size;
-	struct stat st;
+	const uint8_t *buf;
+	ssize_t n;
 
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0)
-		return cd_err_sys(c->err, errno, "%s", ent->path);
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ent->size)
-		return cd_err_set(c->err, EIO, "%s: changed while being packed", ent->path);
-	for (;;) {
-		ssize_t n = storage_read_full(fd, buf, STORAGE_CHUNK);
-
-		if (n < 0)
-			return cd_err_sys(c->err, (int)n, "%s: read", ent->path);
-		if (n == 0)
-			break;
+	while ((n = storage_reader_next(rd, &buf, c->err)) > 0) {
 		if ((uint64_t)n > left)
 			return cd_err_set(c->err, EIO, "%s: grew while being packed", ent->path);
+		crc = crc32(crc, buf, (uInt)n);
 		if (archive_write_data(a, buf, (size_t)n) != n)
 			return archive_fail(a, c, ent->path);
 		left -= (uint64_t)n;
 		*done += (uint64_t)n;
 		storage_report(o, *done, total);
 	}
+	if (n < 0)
+		return n;
 	if (left)
 		return cd_err_set(c->err, EIO, "%s: shrank while being packed", ent->path);
+	*ret_crc = (uint32_t)crc;
 	return 0;
 }
 
-static int write_entries(struct archive *a, pack_ctx *c, const char *root, const storage_tree *t,
-                         const storage_opts *o)
+/* The paths of the tree's files, in order, for the reader. */
+static char **file_names(const storage_tree *t)
 {
-	_cleanup_free_ uint8_t *buf = storage_buf_alloc(STORAGE_CHUNK);
-	_cleanup_close_ int rootfd = -1;
+	char **names = calloc(t->totals.files + 1, sizeof(*names));
+	size_t n = 0;
+
+	for (size_t i = 0; names && i < t->count; i++)
+		if (!t->entries[i].dir)
+			names[n++] = t->entries[i].path;
+	return names;
+}
+
+static int write_entries(struct archive *a, pack_ctx *c, int rootfd, const storage_tree *t,
+                         storage_reader *rd, uint32_t *crcs, const storage_opts *o)
+{
 	uint64_t done = 0;
+	size_t f = 0;
 	int r = 0;
 
-	if (!buf)
-		return cd_err_sys(c->err, ENOMEM, "read buffer");
-	rootfd = storage_open_dir(root, c->err);
-	if (rootfd < 0)
-		return rootfd;
 	for (size_t i = 0; i < t->count && r == 0; i++) {
 		const storage_entry *ent = &t->entries[i];
 		struct archive_entry *e = archive_entry_new();
@@ -196,9 +217,35 @@ static int write_entries(struct archive *a, pack_ctx *c, const char *root, const
 		if (archive_write_header(a, e) != ARCHIVE_OK)
 			r = archive_fail(a, c, ent->path);
 		else if (!ent->dir)
-			r = write_file_data(a, c, rootfd, ent, buf, o, &done, t->totals.bytes);
+			r = write_file_data(a, c, rd, ent, &crcs[f++], o, &done, t->totals.bytes);
 		archive_entry_free(e);
 	}
+	return r;
+}
+
+/* Manifest, every entry, trailer. */
+static int write_image(struct archive *a, pack_ctx *c, const char *root, const storage_tree *t,
+                       const storage_opts *o)
+{
+	_cleanup_free_ uint32_t *crcs = calloc(t->totals.files + 1, sizeof(*crcs));
+	_cleanup_free_ char **names = file_names(t);
+	_cleanup_close_ int rootfd = -1;
+	storage_reader *rd = NULL;
+	int r;
+
+	if (!crcs || !names)
+		return cd_err_sys(c->err, ENOMEM, "pack");
+	rootfd = storage_open_dir(root, c->err);
+	if (rootfd < 0)
+		return rootfd;
+	r = write_manifest(a, c, &t->totals);
+	if (r == 0)
+		r = storage_reader_start(rootfd, names, t->totals.files, &rd, c->err);
+	if (r == 0)
+		r = write_entries(a, c, rootfd, t, rd, crcs, o);
+	storage_reader_stop(rd);
+	if (r == 0)
+		r = write_trailer(a, c, crcs, t->totals.files);
 	return r;
 }
 
@@ -244,9 +291,7 @@ static int stream_archive(int fd, const char *root, const storage_tree *t, stora
 		r = archive_fail(a, &c, "open archive");
 		goto out;
 	}
-	r = write_manifest(a, &c, &t->totals);
-	if (r == 0)
-		r = write_entries(a, &c, root, t, o);
+	r = write_image(a, &c, root, t, o);
 	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = archive_fail(a, &c, "close archive");
 	if (r == 0 && c.zlib)
@@ -265,10 +310,11 @@ out:
 	return r;
 }
 
-static bool has_manifest_name(const storage_tree *t)
+static bool has_reserved_name(const storage_tree *t)
 {
 	for (size_t i = 0; i < t->count; i++)
-		if (strcmp(t->entries[i].path, STORAGE_MANIFEST) == 0)
+		if (strcmp(t->entries[i].path, STORAGE_MANIFEST) == 0 ||
+		    strcmp(t->entries[i].path, STORAGE_TRAILER) == 0)
 			return true;
 	return false;
 }
@@ -281,8 +327,8 @@ static int pack_archive(const char *root, const storage_tree *t, const char *des
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (has_manifest_name(t))
-		return cd_err_set(err, EINVAL, "%s: holds a file named %s, reserved for archives",
+	if (has_reserved_name(t))
+		return cd_err_set(err, EINVAL, "%s: holds a file named %s*, reserved for archives",
 		                  root, STORAGE_MANIFEST);
 	r = storage_tmp_name(dest, &tmp, err);
 	if (r < 0)
@@ -306,25 +352,27 @@ static int pack_archive(const char *root, const storage_tree *t, const char *des
 
 /* ---- none: the image stays a directory ---- */
 
-static int copy_entry(int srcfd, int dstfd, const storage_entry *e, storage_sink *sink,
-                      bool durable, cd_err *err)
+static int copy_file(int dstfd, const storage_entry *e, storage_reader *rd, storage_sink *sink,
+                     bool durable, cd_err *err)
 {
-	_cleanup_close_ int in = -1, out = -1;
-	int r;
+	_cleanup_close_ int out = storage_create_write(dstfd, e->path, err);
+	uint64_t got = 0;
+	const uint8_t *buf;
+	ssize_t n;
+	int r = 0;
 
-	if (e->dir) {
-		if (mkdirat(dstfd, e->path, 0700) < 0)
-			return cd_err_sys(err, errno, "mkdir %s", e->path);
-		return 0;
-	}
-	in = storage_open_read(srcfd, e->path, err);
-	if (in < 0)
-		return in;
-	out = storage_create_write(dstfd, e->path, err);
 	if (out < 0)
 		return out;
 	storage_sink_target(sink, out);
-	r = storage_copy_fd(in, e->size, sink, err);
+	while (r == 0 && (n = storage_reader_next(rd, &buf, err)) > 0) {
+		got += (uint64_t)n;
+		r = got > e->size ? cd_err_set(err, EIO, "changed while being copied")
+		                  : storage_sink_write(sink, buf, (size_t)n, err);
+	}
+	if (r == 0 && n < 0)
+		r = (int)n;
+	if (r == 0 && got != e->size)
+		r = cd_err_set(err, EIO, "changed while being copied");
 	if (r == 0)
 		r = storage_sink_finish(sink, err);
 	if (r < 0) {
@@ -352,32 +400,56 @@ static int fsync_dirs(int rootfd, const storage_tree *t, cd_err *err)
 	return 0;
 }
 
+static int copy_entries(int srcfd, int dstfd, const storage_tree *t, bool durable,
+                        const storage_opts *opts, cd_err *err)
+{
+	_cleanup_free_ char **names = file_names(t);
+	storage_reader *rd = NULL;
+	storage_sink sink;
+	uint64_t done = 0;
+	int r;
+
+	if (!names)
+		return cd_err_sys(err, ENOMEM, "copy");
+	r = storage_sink_init(&sink, -1, err);
+	if (r < 0)
+		return r;
+	r = storage_reader_start(srcfd, names, t->totals.files, &rd, err);
+	for (size_t i = 0; i < t->count && r == 0; i++) {
+		const storage_entry *e = &t->entries[i];
+
+		if (e->dir && mkdirat(dstfd, e->path, 0700) < 0)
+			r = cd_err_sys(err, errno, "mkdir %s", e->path);
+		else if (!e->dir)
+			r = copy_file(dstfd, e, rd, &sink, durable, err);
+		done += e->size;
+		storage_report(opts, done, t->totals.bytes);
+	}
+	storage_reader_stop(rd);
+	storage_sink_release(&sink);
+	return r;
+}
+
 int storage_copy_tree(const char *src, const storage_tree *t, const char *dest, bool durable,
                       const storage_opts *opts, cd_err *err)
 {
 	_cleanup_close_ int srcfd = -1, dstfd = -1;
-	storage_sink sink;
-	uint64_t done = 0;
-	int r;
+	int r = 0;
 
 	srcfd = storage_open_dir(src, err);
 	if (srcfd < 0)
 		return srcfd;
 	if (mkdir(dest, 0700) < 0)
 		return cd_err_sys(err, errno, "mkdir %s", dest);
-	r = storage_sink_init(&sink, -1, err);
-	if (r == 0 && (dstfd = storage_open_dir(dest, err)) < 0)
+	dstfd = storage_open_dir(dest, err);
+	if (dstfd < 0)
 		r = dstfd;
 	if (r == 0 && fchmod(dstfd, 0700) < 0)
 		r = cd_err_sys(err, errno, "chmod %s", dest);
-	for (size_t i = 0; i < t->count && r == 0; i++) {
-		r = copy_entry(srcfd, dstfd, &t->entries[i], &sink, durable, err);
-		done += t->entries[i].size;
-		storage_report(opts, done, t->totals.bytes);
-	}
+	if (r == 0)
+		r = copy_entries(srcfd, dstfd, t, durable, opts, err);
 	if (r == 0 && durable)
 		r = fsync_dirs(dstfd, t, err);
-	storage_sink_release(&sink);
 	if (r < 0)
 		storage_remove_at(AT_FDCWD, dest);
 	return r;

@@ -21,7 +21,7 @@ void *storage_buf_alloc(size_t size)
 	return posix_memalign(&p, STORAGE_ALIGN, size) == 0 ? p : NULL;
 }
 
-static int open_direct(int dirfd, const char *path, int flags, mode_t mode)
+int storage_open_direct(int dirfd, const char *path, int flags, mode_t mode)
 {
 	int fd = openat(dirfd, path, flags | O_DIRECT, mode);
 
@@ -30,17 +30,10 @@ static int open_direct(int dirfd, const char *path, int flags, mode_t mode)
 	return fd;
 }
 
-int storage_open_read(int dirfd, const char *path, cd_err *err)
-{
-	int fd = open_direct(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0);
-
-	return fd < 0 ? cd_err_sys(err, errno, "%s", path) : fd;
-}
-
 int storage_create_write(int dirfd, const char *path, cd_err *err)
 {
-	int fd =
-	    open_direct(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = storage_open_direct(dirfd, path,
+	                             O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 
 	if (fd < 0)
 		return cd_err_sys(err, errno, "create %s", path);
@@ -241,7 +234,9 @@ int storage_sink_init(storage_sink *s, int fd, cd_err *err)
 	*s = (storage_sink){.fd = fd};
 	s->q = queue_start();
 	if (s->q) {
+		pthread_mutex_lock(&s->q->lock);
 		s->buf = s->q->free_bufs[--s->q->nfree];
+		pthread_mutex_unlock(&s->q->lock);
 		return 0;
 	}
 	/* no thread: write synchronously */
@@ -349,33 +344,4 @@ void storage_sink_release(storage_sink *s)
 		free(s->buf);
 	s->q = NULL;
 	s->buf = NULL;
-}
-
-int storage_copy_fd(int fd, uint64_t size, storage_sink *out, cd_err *err)
-{
-	_cleanup_free_ uint8_t *buf = storage_buf_alloc(STORAGE_CHUNK);
-	uint64_t done = 0;
-
-	if (!buf)
-		return cd_err_sys(err, ENOMEM, "read buffer");
-	for (;;) {
-		ssize_t n = storage_read_full(fd, buf, STORAGE_CHUNK);
-		int r;
-
-		if (n < 0)
-			return cd_err_sys(err, (int)n, "read");
-		if (n == 0)
-			break;
-		done += (uint64_t)n;
-		if (done > size)
-			break;
-		r = storage_sink_write(out, buf, (size_t)n, err);
-		if (r < 0)
-			return r;
-	}
-	if (done != size)
-		return cd_err_set(err, EIO,
-		                  "changed while being copied (%llu bytes, expected %llu)",
-		                  (unsigned long long)done, (unsigned long long)size);
-	return 0;
 }

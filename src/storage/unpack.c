@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/param.h>
 #include <zlib.h>
 
 #include "shared/cleanup.h"
@@ -18,7 +19,8 @@
 typedef struct unpack_ctx {
 	const char *path;
 	int fd;
-	uint8_t *buf; /* what the archive reads from the file */
+	storage_reader *rd;
+	const uint8_t *chunk; /* the last one read from the file */
 	uint64_t size, done;
 	const storage_opts *opts;
 	bool zlib;
@@ -38,10 +40,10 @@ static la_ssize_t fail_cb(struct archive *a, unpack_ctx *c, int r)
 
 static ssize_t fill(unpack_ctx *c)
 {
-	ssize_t n = storage_read_full(c->fd, c->buf, STORAGE_CHUNK);
+	ssize_t n = storage_reader_next(c->rd, &c->chunk, c->err);
 
 	if (n < 0)
-		return cd_err_sys(c->err, (int)n, "read");
+		return n;
 	c->done += (uint64_t)n;
 	storage_report(c->opts, c->done, c->size);
 	return n;
@@ -61,7 +63,7 @@ static ssize_t zlib_next(unpack_ctx *c)
 				return n;
 			if (n == 0)
 				return cd_err_set(c->err, EIO, "truncated zlib stream");
-			c->z.next_in = c->buf;
+			c->z.next_in = (Bytef *)(uintptr_t)c->chunk;
 			c->z.avail_in = (uInt)n;
 		}
 		int zr = inflate(&c->z, Z_NO_FLUSH);
@@ -83,7 +85,7 @@ static la_ssize_t read_cb(struct archive *a, void *client, const void **buf)
 
 	if (n < 0)
 		return fail_cb(a, c, (int)n);
-	*buf = c->zlib ? c->zout : c->buf;
+	*buf = c->zlib ? c->zout : c->chunk;
 	return n;
 }
 
@@ -160,9 +162,12 @@ static int open_dirs(int rootfd, char *rel, cd_err *err)
 
 /* ---- entries ---- */
 
+static const uint8_t zero_page[STORAGE_ALIGN];
+
 static int extract_data(struct archive *a, unpack_ctx *c, int fd, const char *name,
-                        storage_sink *sink, uint64_t *ret_bytes)
+                        storage_sink *sink, uint64_t *ret_bytes, uint32_t *ret_crc)
 {
+	uLong crc = crc32(0, NULL, 0);
 	const void *block;
 	size_t len;
 	la_int64_t off;
@@ -177,8 +182,11 @@ static int extract_data(struct archive *a, unpack_ctx *c, int fd, const char *na
 		if (off < 0 || (uint64_t)off < at)
 			return cd_err_set(c->err, EINVAL, "%s: data out of order", name);
 		r = storage_sink_zero(sink, (uint64_t)off - at, c->err);
+		for (uint64_t z = at; r == 0 && z < (uint64_t)off; z += STORAGE_ALIGN)
+			crc = crc32(crc, zero_page, (uInt)MIN((uint64_t)off - z, STORAGE_ALIGN));
 		if (r == 0)
 			r = storage_sink_write(sink, block, len, c->err);
+		crc = crc32(crc, block, (uInt)len);
 		if (r < 0)
 			return cd_err_wrap(c->err, "%s", name);
 	}
@@ -188,11 +196,13 @@ static int extract_data(struct archive *a, unpack_ctx *c, int fd, const char *na
 	if (r < 0)
 		return cd_err_wrap(c->err, "%s", name);
 	*ret_bytes = sink->written;
+	*ret_crc = (uint32_t)crc;
 	return 0;
 }
 
 static int extract_file(struct archive *a, unpack_ctx *c, int rootfd, char *rel,
-                        struct archive_entry *e, storage_sink *sink, uint64_t *ret_bytes)
+                        struct archive_entry *e, storage_sink *sink, uint64_t *ret_bytes,
+                        uint32_t *ret_crc)
 {
 	_cleanup_close_ int dirfd = -1, fd = -1;
 	char *slash = strrchr(rel, '/');
@@ -211,12 +221,13 @@ static int extract_file(struct archive *a, unpack_ctx *c, int rootfd, char *rel,
 	fd = storage_create_write(slash ? dirfd : rootfd, base, c->err);
 	if (fd < 0)
 		return fd == -EEXIST ? cd_err_set(c->err, EEXIST, "%s: duplicate entry", rel) : fd;
-	r = extract_data(a, c, fd, rel, sink, &got);
+	r = extract_data(a, c, fd, rel, sink, &got, ret_crc);
 	if (r < 0) {
 		storage_sink_abort(sink);
 		return r;
 	}
-	/* a sparse entry may end in a hole */
+	/* a sparse entry may end in a hole (only in archives not ours: those
+	 * carry no checksums) */
 	if (archive_entry_size_is_set(e) && got < (uint64_t)archive_entry_size(e)) {
 		if (ftruncate(fd, archive_entry_size(e)) < 0)
 			return cd_err_sys(c->err, errno, "%s: truncate", rel);
@@ -226,15 +237,126 @@ static int extract_file(struct archive *a, unpack_ctx *c, int rootfd, char *rel,
 	return 0;
 }
 
-static int read_manifest(struct archive *a, unpack_ctx *c, storage_manifest *m)
-{
-	char text[256];
-	la_ssize_t n = archive_read_data(a, text, sizeof(text));
+/* What our manifest and trailer promise, and what the archive held. */
+typedef struct verify {
+	bool has_manifest, has_trailer;
+	storage_manifest want, got;
+	uint32_t *want_crcs;
+	size_t nwant;
+	uint32_t *crcs; /* of the files extracted, in order */
+	char **names;
+	size_t cap;
+} verify;
 
+static void verify_free(verify *v)
+{
+	for (size_t i = 0; i < v->got.files; i++)
+		free(v->names[i]);
+	free(v->names);
+	free(v->crcs);
+	free(v->want_crcs);
+}
+
+static int verify_add(verify *v, const char *name, uint32_t crc, uint64_t bytes)
+{
+	if (v->got.files == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 16;
+		uint32_t *crcs = realloc(v->crcs, cap * sizeof(*crcs));
+		if (crcs)
+			v->crcs = crcs;
+		char **names = realloc(v->names, cap * sizeof(*names));
+		if (names)
+			v->names = names;
+		if (!crcs || !names)
+			return -ENOMEM;
+		v->cap = cap;
+	}
+	v->names[v->got.files] = strdup(name);
+	if (!v->names[v->got.files])
+		return -ENOMEM;
+	v->crcs[v->got.files++] = crc;
+	v->got.bytes += bytes;
+	return 0;
+}
+
+/* Reads a small entry (manifest, trailer) whole; NUL-terminated. */
+static int read_blob(struct archive *a, unpack_ctx *c, struct archive_entry *e, char **ret,
+                     size_t *ret_len)
+{
+	la_int64_t size = archive_entry_size(e);
+	_cleanup_free_ char *buf = NULL;
+	la_ssize_t n;
+
+	if (size < 0 || size > (16 << 20))
+		return cd_err_set(c->err, EINVAL, "%s: bad size", archive_entry_pathname(e));
+	buf = malloc((size_t)size + 1);
+	if (!buf)
+		return cd_err_sys(c->err, ENOMEM, "%s", archive_entry_pathname(e));
+	n = archive_read_data(a, buf, (size_t)size);
 	if (n < 0)
-		return archive_fail(a, c, STORAGE_MANIFEST);
-	if (storage_manifest_parse(text, (size_t)n, m) < 0)
-		return cd_err_set(c->err, EINVAL, "%s: unreadable manifest", STORAGE_MANIFEST);
+		return archive_fail(a, c, archive_entry_pathname(e));
+	if (n != size)
+		return cd_err_set(c->err, EIO, "%s: truncated", archive_entry_pathname(e));
+	buf[n] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int read_manifest(struct archive *a, unpack_ctx *c, struct archive_entry *e, verify *v)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_blob(a, c, e, &text, &len);
+
+	if (r == 0 && storage_manifest_parse(text, len, &v->want) < 0)
+		r = cd_err_set(c->err, EINVAL, "%s: unreadable manifest", STORAGE_MANIFEST);
+	v->has_manifest = true;
+	return r;
+}
+
+static int read_trailer(struct archive *a, unpack_ctx *c, struct archive_entry *e, verify *v)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	ssize_t n;
+	int r = read_blob(a, c, e, &text, &len);
+
+	if (r < 0)
+		return r;
+	v->want_crcs = calloc(len / 9 + 1, sizeof(*v->want_crcs));
+	if (!v->want_crcs)
+		return cd_err_sys(c->err, ENOMEM, "%s", STORAGE_TRAILER);
+	n = storage_trailer_parse(text, len, v->want_crcs, len / 9 + 1);
+	if (n < 0)
+		return cd_err_set(c->err, EINVAL, "%s: unreadable checksums", STORAGE_TRAILER);
+	v->nwant = (size_t)n;
+	v->has_trailer = true;
+	return 0;
+}
+
+/* An archive of ours must hold exactly what its manifest announced, with the
+ * checksums of its trailer; one made elsewhere has neither and is taken as
+ * it is. */
+static int verify_check(const verify *v, cd_err *err)
+{
+	const storage_manifest *w = &v->want, *g = &v->got;
+
+	if (!v->has_manifest)
+		return 0;
+	if (g->files != w->files || g->dirs != w->dirs || g->bytes != w->bytes)
+		return cd_err_set(err, EIO,
+		                  "truncated or altered archive: %llu of %llu files, %llu of %llu "
+		                  "bytes",
+		                  (unsigned long long)g->files, (unsigned long long)w->files,
+		                  (unsigned long long)g->bytes, (unsigned long long)w->bytes);
+	if (!v->has_trailer || v->nwant != g->files)
+		return cd_err_set(err, EIO, "truncated archive: checksums missing");
+	for (size_t i = 0; i < g->files; i++)
+		if (v->crcs[i] != v->want_crcs[i])
+			return cd_err_set(err, EIO,
+			                  "%s: checksum mismatch, the archive is corrupted",
+			                  v->names[i]);
 	return 0;
 }
 
@@ -252,13 +374,47 @@ static int check_type(struct archive_entry *e, const char *name, cd_err *err)
 	return 0;
 }
 
+/* One entry; the manifest must come first and the trailer last. */
+static int extract_entry(struct archive *a, unpack_ctx *c, int rootfd, struct archive_entry *e,
+                         size_t index, storage_sink *sink, verify *v)
+{
+	char rel[4096];
+	int r = clean_name(archive_entry_pathname(e), rel, sizeof(rel), c->err);
+
+	if (r == 0)
+		r = check_type(e, rel, c->err);
+	if (r < 0)
+		return r;
+	if (v->has_trailer)
+		return cd_err_set(c->err, EINVAL, "%s: entry after the checksums", rel);
+	if (strcmp(rel, STORAGE_MANIFEST) == 0 || strcmp(rel, STORAGE_TRAILER) == 0) {
+		bool manifest = rel[strlen(STORAGE_MANIFEST)] == '\0';
+
+		if (archive_entry_filetype(e) != AE_IFREG || (manifest && index > 0) ||
+		    (!manifest && !v->has_manifest))
+			return cd_err_set(c->err, EINVAL, "%s: misplaced", rel);
+		return manifest ? read_manifest(a, c, e, v) : read_trailer(a, c, e, v);
+	}
+	if (archive_entry_filetype(e) == AE_IFDIR) {
+		int fd = open_dirs(rootfd, rel, c->err);
+
+		v->got.dirs++;
+		return fd < 0 ? fd : close(fd);
+	}
+	uint64_t bytes = 0;
+	uint32_t crc = 0;
+
+	r = extract_file(a, c, rootfd, rel, e, sink, &bytes, &crc);
+	if (r == 0 && verify_add(v, rel, crc, bytes) < 0)
+		r = cd_err_sys(c->err, ENOMEM, "%s", rel);
+	return r;
+}
+
 static int extract_all(struct archive *a, unpack_ctx *c, int rootfd, storage_stats *st)
 {
-	storage_manifest want = {0}, got = {0};
-	bool has_manifest = false;
+	verify v = {0};
 	struct archive_entry *e;
 	storage_sink sink;
-	char rel[4096];
 	int r, ar;
 
 	r = storage_sink_init(&sink, -1, c->err);
@@ -266,45 +422,18 @@ static int extract_all(struct archive *a, unpack_ctx *c, int rootfd, storage_sta
 		ar = archive_read_next_header(a, &e);
 		if (ar == ARCHIVE_EOF)
 			break;
-		if (ar != ARCHIVE_OK) {
+		if (ar != ARCHIVE_OK)
 			r = archive_fail(a, c, i ? "entry" : "archive");
-			break;
-		}
-		r = clean_name(archive_entry_pathname(e), rel, sizeof(rel), c->err);
-		if (r == 0)
-			r = check_type(e, rel, c->err);
-		if (r < 0)
-			break;
-		if (strcmp(rel, STORAGE_MANIFEST) == 0) {
-			if (i > 0 || archive_entry_filetype(e) != AE_IFREG)
-				r = cd_err_set(c->err, EINVAL, "%s: misplaced", rel);
-			else
-				r = read_manifest(a, c, &want);
-			has_manifest = true;
-		} else if (archive_entry_filetype(e) == AE_IFDIR) {
-			int fd = open_dirs(rootfd, rel, c->err);
-			r = fd < 0 ? fd : close(fd);
-			got.dirs++;
-		} else {
-			uint64_t bytes = 0;
-			r = extract_file(a, c, rootfd, rel, e, &sink, &bytes);
-			got.files++;
-			got.bytes += bytes;
-		}
+		else
+			r = extract_entry(a, c, rootfd, e, i, &sink, &v);
 	}
 	storage_sink_release(&sink);
-	if (r < 0)
-		return r;
-	if (has_manifest &&
-	    (got.files != want.files || got.dirs != want.dirs || got.bytes != want.bytes))
-		return cd_err_set(c->err, EIO,
-		                  "truncated or altered archive: %llu of %llu files, %llu of %llu "
-		                  "bytes",
-		                  (unsigned long long)got.files, (unsigned long long)want.files,
-		                  (unsigned long long)got.bytes, (unsigned long long)want.bytes);
-	st->files = got.files;
-	st->payload_bytes = got.bytes;
-	return 0;
+	if (r == 0)
+		r = verify_check(&v, c->err);
+	st->files = v.got.files;
+	st->payload_bytes = v.got.bytes;
+	verify_free(&v);
+	return r;
 }
 
 /* libarchive stops at the tar end marker; the rest of a zlib stream still
@@ -348,15 +477,16 @@ static int unpack_archive(const char *path, storage_compression fmt, const char 
 	struct stat sb;
 	int r;
 
-	c.fd = storage_open_read(AT_FDCWD, path, err);
+	c.fd = storage_open_direct(AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
 	if (c.fd < 0)
-		return c.fd;
+		return cd_err_sys(err, errno, "%s", path);
 	r = fstat(c.fd, &sb) < 0 ? cd_err_sys(err, errno, "stat") : 0;
-	c.size = (uint64_t)sb.st_size;
-	c.buf = storage_buf_alloc(STORAGE_CHUNK);
+	c.size = r == 0 ? (uint64_t)sb.st_size : 0;
 	a = archive_read_new();
-	if (r == 0 && (!c.buf || !a))
+	if (r == 0 && !a)
 		r = cd_err_sys(err, ENOMEM, "archive");
+	if (r == 0)
+		r = storage_reader_start(c.fd, NULL, 1, &c.rd, err);
 	if (r == 0)
 		r = setup_reader(a, &c, fmt);
 	if (r == 0 && archive_read_open(a, &c, NULL, read_cb, NULL) != ARCHIVE_OK)
@@ -377,7 +507,7 @@ static int unpack_archive(const char *path, storage_compression fmt, const char 
 	if (c.zlib_ready)
 		inflateEnd(&c.z);
 	free(c.zout);
-	free(c.buf);
+	storage_reader_stop(c.rd);
 	close(c.fd);
 	return r;
 }

@@ -266,6 +266,37 @@ static void test_corrupted_refused(void **state)
 	free(dir);
 }
 
+/* Random pages are stored, not compressed: a flipped byte there passes
+ * every format's own checks and only the CRC trailer catches it. */
+static void test_flipped_byte_in_data_refused(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
+	size_t len = 1 << 20;
+	uint8_t *buf = malloc(len);
+	uint64_t x = 88172645463325252ull;
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+	tu_write(img, "pages.img", buf, len);
+	for (storage_compression c = STORAGE_TAR; c <= STORAGE_ZSTD; c++) {
+		char *dest = pack_to(dir, img, c);
+
+		overwrite(dest, file_size(dest) * 6 / 10, 4);
+		expect_refused(dir, dest, 0, "corrupt");
+		unlink(dest);
+		free(dest);
+	}
+	tu_rmtree(dir);
+	free(buf);
+	free(img);
+	free(dir);
+}
+
 static void test_truncated_refused(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
@@ -333,6 +364,8 @@ static void test_pack_failure_leaves_nothing(void **state)
 		cd_err err = {0};
 
 		make_text_image(img);
+		/* larger than the read-ahead, so the reader meets the cut */
+		assert_int_equal(truncate(victim, 64 << 20), 0);
 		assert_true(asprintf(&dest, "%s/ckpt%s", dir, storage_compression_suffix(c)) > 0);
 		int r = storage_pack(img, dest, c, &o, NULL, &err);
 		assert_int_equal(r, -EIO);
@@ -400,6 +433,7 @@ int main(void)
 	    cmocka_unit_test(test_foreign_tar_without_manifest_accepted),
 	    cmocka_unit_test(test_not_an_archive_refused),
 	    cmocka_unit_test(test_corrupted_refused),
+	    cmocka_unit_test(test_flipped_byte_in_data_refused),
 	    cmocka_unit_test(test_truncated_refused),
 	    cmocka_unit_test(test_tar_cut_at_entry_boundary_refused),
 	    cmocka_unit_test(test_pack_failure_leaves_nothing),
