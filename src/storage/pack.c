@@ -99,12 +99,17 @@ static int set_filter(struct archive *a, pack_ctx *c, storage_compression comp, 
 	case STORAGE_LZ4:
 		r = archive_write_add_filter_lz4(a);
 		module = "lz4";
+		/* our CRC trailer covers the content, and libarchive never
+		 * reads as far as this stream checksum anyway */
+		if (r == ARCHIVE_OK)
+			r = archive_write_set_filter_option(a, module, "stream-checksum", NULL);
 		break;
 	case STORAGE_ZSTD:
 		r = archive_write_add_filter_zstd(a);
 		module = "zstd";
+		/* a libzstd without threads still packs, just slower */
 		if (r == ARCHIVE_OK)
-			r = archive_write_set_filter_option(a, module, "threads", threads);
+			archive_write_set_filter_option(a, module, "threads", threads);
 		break;
 	default:
 		break;
