@@ -60,6 +60,26 @@ int storage_tmp_name(const char *path, char **ret, cd_err *err)
 	return 0;
 }
 
+int storage_check_dest(const char *path, cd_err *err)
+{
+	_cleanup_free_ char *dir = NULL, *base = NULL;
+	struct stat st;
+	int r;
+
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return cd_err_set(err, EEXIST, "%s: already exists", path);
+	if (errno != ENOENT)
+		return cd_err_sys(err, errno, "%s", path);
+	r = storage_split_path(path, &dir, &base, err);
+	if (r < 0)
+		return r;
+	if (stat(dir, &st) < 0)
+		return cd_err_sys(err, errno, "%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return cd_err_set(err, ENOTDIR, "%s: not a directory", dir);
+	return 0;
+}
+
 int storage_open_dir(const char *path, cd_err *err)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

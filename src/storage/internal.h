@@ -39,6 +39,8 @@ typedef struct storage_manifest {
 int storage_split_path(const char *path, char **ret_dir, char **ret_base, cd_err *err);
 /* "<dir>/.<base>.tmp-XXXXXX" with a random suffix, beside path. */
 int storage_tmp_name(const char *path, char **ret, cd_err *err);
+/* A target to create: must not exist, its parent must be a directory. */
+int storage_check_dest(const char *path, cd_err *err);
 /* Opens a directory for fsync/openat use. */
 int storage_open_dir(const char *path, cd_err *err);
 int storage_fsync_parent(const char *path, cd_err *err);

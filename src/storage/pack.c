@@ -516,17 +516,6 @@ static int pack_dir(const char *root, const storage_tree *t, const char *dest,
 	return 0;
 }
 
-static int check_dest_free(const char *dest, cd_err *err)
-{
-	struct stat st;
-
-	if (fstatat(AT_FDCWD, dest, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return cd_err_set(err, EEXIST, "%s: already exists", dest);
-	if (errno != ENOENT)
-		return cd_err_sys(err, errno, "%s", dest);
-	return 0;
-}
-
 int storage_pack(const char *image_dir, const char *dest_path, storage_compression c,
                  const storage_opts *opts, storage_stats *ret_stats, cd_err *err)
 {
@@ -536,7 +525,7 @@ int storage_pack(const char *image_dir, const char *dest_path, storage_compressi
 
 	if ((unsigned)c > STORAGE_ZSTD)
 		return cd_err_set(err, EINVAL, "pack: unknown compression %d", (int)c);
-	r = check_dest_free(dest_path, err);
+	r = storage_check_dest(dest_path, err);
 	if (r == 0)
 		r = storage_tree_scan(image_dir, &t, err);
 	if (r < 0)

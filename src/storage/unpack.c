@@ -518,12 +518,11 @@ int storage_unpack(const char *path, const char *dest_dir, const storage_opts *o
 	_cleanup_free_ char *tmp = NULL;
 	storage_compression fmt;
 	storage_stats st = {0};
-	struct stat sb;
 	int r;
 
-	if (fstatat(AT_FDCWD, dest_dir, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-		return cd_err_set(err, EEXIST, "unpack: %s: already exists", dest_dir);
-	r = storage_detect(path, &fmt, err);
+	r = storage_check_dest(dest_dir, err);
+	if (r == 0)
+		r = storage_detect(path, &fmt, err);
 	if (r == 0)
 		r = storage_tmp_name(dest_dir, &tmp, err);
 	if (r < 0)

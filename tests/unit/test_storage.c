@@ -214,6 +214,52 @@ static void test_detect_ignores_suffix(void **state)
 	free(dir);
 }
 
+static void pack_unpack_compare(const char *dir, const char *img)
+{
+	for (size_t i = 0; i < 6; i++) {
+		char *dest = tu_join(dir, "ckpt"), *out = tu_join(dir, "out");
+		cd_err err = {0};
+
+		if (storage_pack(img, dest, all[i], NULL, NULL, &err) < 0 ||
+		    storage_unpack(dest, out, NULL, NULL, NULL, &err) < 0)
+			fail_msg("%s: %s", storage_compression_name(all[i]), err.msg);
+		tu_assert_same_tree(img, out);
+		tu_rmtree(out);
+		tu_rmtree(dest);
+		free(dest);
+		free(out);
+	}
+}
+
+static void test_empty_image_round_trip(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
+
+	assert_int_equal(mkdir(img, 0700), 0);
+	pack_unpack_compare(dir, img);
+	tu_rmtree(dir);
+	free(img);
+	free(dir);
+}
+
+/* Over ustar's 100/155-byte name fields: pax headers carry them. */
+static void test_long_names_round_trip(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
+	char name[256], path[1024];
+
+	memset(name, 'n', 200);
+	name[200] = '\0';
+	snprintf(path, sizeof(path), "%s/%s/%s", name, name, name);
+	tu_write(img, path, "deep\n", 5);
+	name[0] = 'm';
+	tu_write(img, name, "long\n", 5);
+	pack_unpack_compare(dir, img);
+	tu_rmtree(dir);
+	free(img);
+	free(dir);
+}
+
 static void test_pack_refuses_existing_dest(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x.tar");
@@ -302,6 +348,8 @@ int main(void)
 	    cmocka_unit_test(test_compression_shrinks_zero_pages),
 	    cmocka_unit_test(test_none_remove_source_moves),
 	    cmocka_unit_test(test_detect_ignores_suffix),
+	    cmocka_unit_test(test_empty_image_round_trip),
+	    cmocka_unit_test(test_long_names_round_trip),
 	    cmocka_unit_test(test_pack_refuses_existing_dest),
 	    cmocka_unit_test(test_size_and_remove),
 	    cmocka_unit_test(test_progress_reaches_total),

@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "shared/error.h"
 #include "storage/storage.h"
@@ -405,6 +406,43 @@ static void test_pack_refuses_special_files(void **state)
 	free(dir);
 }
 
+static void test_missing_parent_refused(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *gone = tu_join(dir, "gone");
+	char *dest = tu_join(gone, "x.tar"), *out = tu_join(gone, "out");
+	cd_err err = {0};
+
+	tu_make_small_image(img);
+	assert_int_equal(storage_pack(img, dest, STORAGE_TAR, NULL, NULL, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, gone));
+	assert_null(strstr(err.msg, ".tmp-"));
+	char *good = pack_to(dir, img, STORAGE_TAR);
+	assert_int_equal(storage_unpack(good, out, NULL, NULL, NULL, &err), -ENOENT);
+	assert_null(strstr(err.msg, ".tmp-"));
+	assert_int_equal(tu_count_entries(dir), 2);
+	tu_rmtree(dir);
+	free(good);
+	free(out);
+	free(dest);
+	free(gone);
+	free(img);
+	free(dir);
+}
+
+static void test_compressed_non_tar_refused(void **state)
+{
+	char *dir = tu_tmpdir(), *path = tu_join(dir, "notes.gz");
+	gzFile gz = gzopen(path, "wb");
+
+	assert_non_null(gz);
+	assert_int_equal(gzputs(gz, "not a tar inside\n"), 17);
+	assert_int_equal(gzclose(gz), Z_OK);
+	expect_refused(dir, path, 0, "notes.gz");
+	tu_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
 static void test_unpack_refuses_existing_dest(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *out = tu_join(dir, "out");
@@ -438,6 +476,8 @@ int main(void)
 	    cmocka_unit_test(test_tar_cut_at_entry_boundary_refused),
 	    cmocka_unit_test(test_pack_failure_leaves_nothing),
 	    cmocka_unit_test(test_pack_refuses_special_files),
+	    cmocka_unit_test(test_missing_parent_refused),
+	    cmocka_unit_test(test_compressed_non_tar_refused),
 	    cmocka_unit_test(test_unpack_refuses_existing_dest),
 	};
 
