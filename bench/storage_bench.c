@@ -189,6 +189,8 @@ int main(int argc, char **argv)
 		storage_remove(img, &err);
 		return 1;
 	}
+	printf("  disk-to-disk copy ceiling %6.2f GiB/s (1 / (1/read + 1/write), O_DIRECT)\n",
+	       1.0 / (1.0 / b.read_direct_gibs + 1.0 / b.write_direct_gibs));
 	printf("image: %llu MiB, %u%% zero pages; MiB/s of image payload "
 	       "(none = a full copy; ratio = payload / stored)\n",
 	       (unsigned long long)(o.size >> 20), o.zero_pct);

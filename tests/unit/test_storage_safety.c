@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -383,6 +385,39 @@ static void test_pack_failure_leaves_nothing(void **state)
 	free(dir);
 }
 
+/* A full disk, simulated with RLIMIT_FSIZE (writes past it fail with
+ * EFBIG): both pack and unpack fail cleanly in the writer thread. */
+static void test_disk_full_leaves_nothing(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *out = tu_join(dir, "out");
+	struct rlimit old, small;
+
+	tu_make_image(img);
+	char *good = pack_to(dir, img, STORAGE_TAR);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = (struct rlimit){.rlim_cur = 1 << 20, .rlim_max = old.rlim_max};
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	for (storage_compression c = STORAGE_NONE; c <= STORAGE_ZSTD; c++) {
+		char *dest = tu_join(dir, "ckpt");
+		cd_err err = {0};
+
+		assert_int_equal(storage_pack(img, dest, c, NULL, NULL, &err), -EFBIG);
+		if (!strstr(err.msg, "File too large"))
+			fail_msg("%s: %s", storage_compression_name(c), err.msg);
+		assert_int_equal(tu_count_entries(dir), 2);
+		free(dest);
+	}
+	expect_refused(dir, good, -EFBIG, "File too large");
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	tu_rmtree(dir);
+	free(good);
+	free(out);
+	free(img);
+	free(dir);
+}
+
 static void test_pack_refuses_special_files(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *fifo = tu_join(img, "a/pipe");
@@ -475,6 +510,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_refused),
 	    cmocka_unit_test(test_tar_cut_at_entry_boundary_refused),
 	    cmocka_unit_test(test_pack_failure_leaves_nothing),
+	    cmocka_unit_test(test_disk_full_leaves_nothing),
 	    cmocka_unit_test(test_pack_refuses_special_files),
 	    cmocka_unit_test(test_missing_parent_refused),
 	    cmocka_unit_test(test_compressed_non_tar_refused),
