@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "shared/error.h"
 
@@ -30,6 +31,10 @@ const char *storage_compression_name(storage_compression c);
 /* File name suffix: "" (a directory), ".tar", ".tar.gz", ".tar.lz4",
  * ".tar.zlib", ".tar.zst". */
 const char *storage_compression_suffix(storage_compression c);
+
+/* "dir/name" + the suffix of c, e.g. "/tmp/dump-process-42-1700000000.tar.zst".
+ * Returns NULL (with err) on allocation failure; the caller frees. */
+char *storage_dest_path(const char *dir, const char *name, storage_compression c, cd_err *err);
 
 /* Called after each chunk: done and total bytes (pack: file payload; unpack:
  * archive bytes read). */
@@ -69,6 +74,13 @@ int storage_unpack(const char *path, const char *dest_dir, const storage_opts *o
 /* Size of a checkpoint for the SIZE column: the length of a file, or the sum
  * of the lengths of every file under a directory tree (like du -sb). */
 int storage_size(const char *path, uint64_t *ret, cd_err *err);
+
+/* Whether the user uid (primary group gid, and uid's supplementary groups)
+ * may create entries in dir: checked by a short-lived child that takes on
+ * those credentials, so ACLs and every other rule of the kernel apply. For
+ * a daemon running as root that dumps on behalf of a caller. -EACCES (with a
+ * message naming dir) if not. */
+int storage_check_writable(const char *dir, uid_t uid, gid_t gid, cd_err *err);
 
 /* Removes a file or a directory tree (for deleting a checkpoint). A missing
  * path is not an error. */

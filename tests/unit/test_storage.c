@@ -260,6 +260,41 @@ static void test_long_names_round_trip(void **state)
 	free(dir);
 }
 
+static void test_dest_path(void **state)
+{
+	cd_err err = {0};
+	char *p = storage_dest_path("/tmp", "dump-job-x-1", STORAGE_ZSTD, &err);
+
+	assert_string_equal(p, "/tmp/dump-job-x-1.tar.zst");
+	free(p);
+	p = storage_dest_path("/tmp", "dump-job-x-1", STORAGE_NONE, &err);
+	assert_string_equal(p, "/tmp/dump-job-x-1");
+	free(p);
+}
+
+static void test_check_writable_as_caller(void **state)
+{
+	char *dir = tu_tmpdir(), *sub = tu_join(dir, "private"), *gone = tu_join(dir, "gone");
+	cd_err err = {0};
+
+	if (geteuid() != 0) {
+		tu_rmtree(dir);
+		skip();
+	}
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(storage_check_writable(sub, 65534, 65534, &err), -EACCES);
+	assert_non_null(strstr(err.msg, "not writable by uid 65534"));
+	assert_int_equal(storage_check_writable(sub, 0, 0, &err), 0);
+	assert_int_equal(chmod(sub, 01777), 0);
+	assert_int_equal(storage_check_writable(sub, 65534, 65534, &err), 0);
+	assert_int_equal(storage_check_writable(gone, 65534, 65534, &err), -ENOENT);
+	tu_rmtree(dir);
+	free(gone);
+	free(sub);
+	free(dir);
+}
+
 static void test_pack_refuses_existing_dest(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x.tar");
@@ -350,6 +385,8 @@ int main(void)
 	    cmocka_unit_test(test_detect_ignores_suffix),
 	    cmocka_unit_test(test_empty_image_round_trip),
 	    cmocka_unit_test(test_long_names_round_trip),
+	    cmocka_unit_test(test_dest_path),
+	    cmocka_unit_test(test_check_writable_as_caller),
 	    cmocka_unit_test(test_pack_refuses_existing_dest),
 	    cmocka_unit_test(test_size_and_remove),
 	    cmocka_unit_test(test_progress_reaches_total),
