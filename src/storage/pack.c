@@ -18,50 +18,17 @@
 
 typedef struct pack_ctx {
 	storage_sink sink;
-	bool zlib;
-	bool zlib_ready;
-	z_stream z;
-	uint8_t *zbuf;
+	storage_deflate *deflate; /* gzip and zlib: ours, in parallel */
 	cd_err *err;
 	bool cb_failed; /* the write callback filled err */
 } pack_ctx;
 
-/* ---- zlib (RFC 1950) around the tar: libarchive has no such filter ---- */
-
-static int zlib_pump(pack_ctx *c, const void *data, size_t n, int flush)
-{
-	int zr;
-
-	c->z.next_in = (Bytef *)(uintptr_t)data;
-	c->z.avail_in = (uInt)n;
-	do {
-		c->z.next_out = c->zbuf;
-		c->z.avail_out = (uInt)STORAGE_CHUNK;
-		zr = deflate(&c->z, flush);
-		if (zr == Z_STREAM_ERROR)
-			return cd_err_set(c->err, EIO, "zlib: deflate failed");
-		size_t have = STORAGE_CHUNK - c->z.avail_out;
-		int r = storage_sink_write(&c->sink, c->zbuf, have, c->err);
-		if (r < 0)
-			return r;
-	} while (c->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
-	return 0;
-}
-
 static la_ssize_t write_cb(struct archive *a, void *client, const void *buf, size_t n)
 {
 	pack_ctx *c = client;
-	int r = 0;
+	int r = c->deflate ? storage_deflate_write(c->deflate, buf, n, c->err)
+	                   : storage_sink_write(&c->sink, buf, n, c->err);
 
-	/* deflate takes a uInt count */
-	for (size_t off = 0; off < n && r == 0;) {
-		size_t take = n - off > STORAGE_CHUNK ? STORAGE_CHUNK : n - off;
-
-		r = c->zlib
-		        ? zlib_pump(c, (const uint8_t *)buf + off, take, Z_NO_FLUSH)
-		        : storage_sink_write(&c->sink, (const uint8_t *)buf + off, take, c->err);
-		off += take;
-	}
 	if (r < 0) {
 		c->cb_failed = true;
 		archive_set_error(a, -r, "%s", c->err->msg);
@@ -92,10 +59,6 @@ static int set_filter(struct archive *a, pack_ctx *c, storage_compression comp, 
 	snprintf(lv, sizeof(lv), "%d", level);
 	snprintf(threads, sizeof(threads), "%ld", ncpu > 0 ? ncpu : 1);
 	switch (comp) {
-	case STORAGE_GZIP:
-		r = archive_write_add_filter_gzip(a);
-		module = "gzip";
-		break;
 	case STORAGE_LZ4:
 		r = archive_write_add_filter_lz4(a);
 		module = "lz4";
@@ -254,21 +217,10 @@ static int write_image(struct archive *a, pack_ctx *c, const char *root, const s
 	return r;
 }
 
-static int zlib_begin(pack_ctx *c, int level)
-{
-	c->zbuf = storage_buf_alloc(STORAGE_CHUNK);
-	if (!c->zbuf)
-		return cd_err_sys(c->err, ENOMEM, "zlib buffer");
-	if (deflateInit2(&c->z, level, Z_DEFLATED, 15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-		return cd_err_set(c->err, EINVAL, "zlib: bad compression level %d", level);
-	c->zlib_ready = true;
-	return 0;
-}
-
 static int stream_archive(int fd, const char *root, const storage_tree *t, storage_compression comp,
                           const storage_opts *o, uint64_t *ret_bytes, cd_err *err)
 {
-	pack_ctx c = {.zlib = comp == STORAGE_ZLIB, .err = err};
+	pack_ctx c = {.err = err};
 	struct archive *a = NULL;
 	int level = o && o->level ? o->level : DEFAULT_LEVEL;
 	int r;
@@ -276,7 +228,8 @@ static int stream_archive(int fd, const char *root, const storage_tree *t, stora
 	r = storage_sink_init(&c.sink, fd, err);
 	if (r < 0)
 		goto out;
-	if (c.zlib && (r = zlib_begin(&c, level)) < 0)
+	if ((comp == STORAGE_GZIP || comp == STORAGE_ZLIB) &&
+	    (r = storage_deflate_start(&c.sink, comp == STORAGE_GZIP, level, &c.deflate, err)) < 0)
 		goto out;
 	a = archive_write_new();
 	if (!a) {
@@ -299,8 +252,8 @@ static int stream_archive(int fd, const char *root, const storage_tree *t, stora
 	r = write_image(a, &c, root, t, o);
 	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = archive_fail(a, &c, "close archive");
-	if (r == 0 && c.zlib)
-		r = zlib_pump(&c, NULL, 0, Z_FINISH);
+	if (r == 0 && c.deflate)
+		r = storage_deflate_finish(c.deflate, err);
 	if (r == 0)
 		r = storage_sink_finish(&c.sink, err);
 	if (r == 0)
@@ -308,9 +261,7 @@ static int stream_archive(int fd, const char *root, const storage_tree *t, stora
 out:
 	if (a)
 		archive_write_free(a);
-	if (c.zlib_ready)
-		deflateEnd(&c.z);
-	free(c.zbuf);
+	storage_deflate_free(c.deflate);
 	storage_sink_release(&c.sink);
 	return r;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "shared/error.h"
 #include "storage/storage.h"
@@ -158,6 +159,57 @@ static void test_compression_shrinks_zero_pages(void **state)
 		free(dest);
 	}
 	tu_rmtree(dir);
+	free(img);
+	free(dir);
+}
+
+/* Inflates a whole gzip (window_bits 31) or zlib (15) file with zlib itself;
+ * returns the inflated length. */
+static size_t inflate_all(const char *path, int window_bits, uint8_t *out, size_t cap)
+{
+	size_t len;
+	uint8_t *in = tu_read(path, &len);
+	z_stream z = {0};
+
+	assert_int_equal(inflateInit2(&z, window_bits), Z_OK);
+	z.next_in = in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(z.avail_in, 0);
+	len = z.total_out;
+	inflateEnd(&z);
+	free(in);
+	return len;
+}
+
+/* Our gzip and zlib streams are compressed in parallel blocks; they must
+ * still be single standard streams, with correct trailers, around the same
+ * tar as the tar format. */
+static void test_deflate_streams_are_standard(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *tar = tu_join(dir, "c.tar");
+	char *gz = tu_join(dir, "c.tar.gz"), *zl = tu_join(dir, "c.tar.zlib");
+	size_t cap = 16 << 20, tar_len;
+	uint8_t *out = malloc(cap);
+	cd_err err = {0};
+
+	assert_non_null(out);
+	tu_make_image(img);
+	assert_int_equal(storage_pack(img, tar, STORAGE_TAR, NULL, NULL, &err), 0);
+	assert_int_equal(storage_pack(img, gz, STORAGE_GZIP, NULL, NULL, &err), 0);
+	assert_int_equal(storage_pack(img, zl, STORAGE_ZLIB, NULL, NULL, &err), 0);
+	free(tu_read(tar, &tar_len));
+	assert_int_equal(inflate_all(gz, 31, out, cap), tar_len);
+	assert_memory_equal(out + 257, "ustar", 5);
+	assert_int_equal(inflate_all(zl, 15, out, cap), tar_len);
+	assert_memory_equal(out + 257, "ustar", 5);
+	tu_rmtree(dir);
+	free(out);
+	free(zl);
+	free(gz);
+	free(tar);
 	free(img);
 	free(dir);
 }
@@ -381,6 +433,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_zlib),
 	    cmocka_unit_test(test_round_trip_zstd),
 	    cmocka_unit_test(test_compression_shrinks_zero_pages),
+	    cmocka_unit_test(test_deflate_streams_are_standard),
 	    cmocka_unit_test(test_none_remove_source_moves),
 	    cmocka_unit_test(test_detect_ignores_suffix),
 	    cmocka_unit_test(test_empty_image_round_trip),
