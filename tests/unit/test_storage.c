@@ -236,6 +236,43 @@ static void test_none_remove_source_moves(void **state)
 	free(dir);
 }
 
+/* The image on another filesystem (tmpfs): rename fails with EXDEV, so the
+ * directory is copied, then the source removed. */
+static void test_none_across_filesystems(void **state)
+{
+	char *dir = tu_tmpdir(), *dest = tu_join(dir, "final"), *ref = tu_join(dir, "ref");
+	char shm[] = "/dev/shm/storage-test-XXXXXX";
+	storage_opts o = {.remove_source = true};
+	struct stat a, b;
+	cd_err err = {0};
+
+	if (!mkdtemp(shm)) {
+		tu_rmtree(dir);
+		skip();
+	}
+	char *img = tu_join(shm, "img");
+	assert_int_equal(stat(shm, &a), 0);
+	assert_int_equal(stat(dir, &b), 0);
+	if (a.st_dev == b.st_dev) {
+		tu_rmtree(shm);
+		tu_rmtree(dir);
+		skip();
+	}
+	tu_make_image(img);
+	tu_make_image(ref);
+	if (storage_pack(img, dest, STORAGE_NONE, &o, NULL, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(access(img, F_OK), -1);
+	tu_assert_same_tree(ref, dest);
+	assert_int_equal(tu_count_entries(dir), 2);
+	tu_rmtree(shm);
+	tu_rmtree(dir);
+	free(img);
+	free(ref);
+	free(dest);
+	free(dir);
+}
+
 static void test_detect_ignores_suffix(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
@@ -435,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(test_compression_shrinks_zero_pages),
 	    cmocka_unit_test(test_deflate_streams_are_standard),
 	    cmocka_unit_test(test_none_remove_source_moves),
+	    cmocka_unit_test(test_none_across_filesystems),
 	    cmocka_unit_test(test_detect_ignores_suffix),
 	    cmocka_unit_test(test_empty_image_round_trip),
 	    cmocka_unit_test(test_long_names_round_trip),
