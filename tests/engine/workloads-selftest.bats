@@ -1,0 +1,59 @@
+#!/usr/bin/env bats
+# Every workload run and triggered WITHOUT a checkpoint must PASS; where a broken state can be
+# provoked from outside, the workload must notice it and FAIL, so its checks are known to bite.
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+load ../workloads/lib
+
+setup() {
+	: "${BUILD_DIR:=$BATS_TEST_DIRNAME/../../build}"
+}
+
+teardown() {
+	wl_cleanup
+}
+
+# Runs a workload through the protocol with no checkpoint and expects PASS.
+run_plain() {
+	wl_start "$@"
+	wl_wait_ready
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+@test "wl-counter passes and counts 1, 2, 3, … without a gap" {
+	run_plain wl-counter
+	wl_check_counter "$WL_LOG"
+}
+
+@test "wl-counter fails when its heap counter is corrupted" {
+	wl_start wl-counter
+	wl_wait_ready
+	addr=$(sed -n 's/^wl-counter: heap counter at \(0x[0-9a-f]*\)$/\1/p' "$WL_LOG")
+	[ -n "$addr" ]
+	kill -STOP "$WL_PID"
+	wl_poke "$WL_PID" "$addr" 0000000000000000
+	kill -CONT "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "heap counter"
+}
+
+@test "the counter check catches a gap and a repeat" {
+	printf '1\n2\nREADY\n3\n' >"$BATS_TEST_TMPDIR/ok"
+	wl_check_counter "$BATS_TEST_TMPDIR/ok"
+	printf '1\n2\n4\n' >"$BATS_TEST_TMPDIR/gap"
+	run wl_check_counter "$BATS_TEST_TMPDIR/gap"
+	assert_failure
+	printf '1\n2\n2\n3\n' >"$BATS_TEST_TMPDIR/repeat"
+	run wl_check_counter "$BATS_TEST_TMPDIR/repeat"
+	assert_failure
+}
+
+@test "a workload that is never triggered gives up with FAIL: no trigger" {
+	WL_TIMEOUT=1 wl_start wl-counter
+	wl_wait_ready
+	wl_wait_exit
+	wl_assert_fail "no trigger"
+}
