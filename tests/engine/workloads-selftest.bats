@@ -57,3 +57,51 @@ run_plain() {
 	wl_wait_exit
 	wl_assert_fail "no trigger"
 }
+
+@test "wl-memory passes with the default 256 MiB" {
+	run_plain wl-memory
+}
+
+# The address wl-memory prints on stderr for a region ("shared" or "random").
+memory_addr() {
+	sed -n "s/^wl-memory: .*$1 at \(0x[0-9a-f]*\).*/\1/p" "$WL_LOG"
+}
+
+@test "wl-memory fails when its shared memory is corrupted" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	wl_poke "$WL_PID" "$(memory_addr shared)" deadbeef
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "shared memory differs at offset 0"
+}
+
+@test "wl-memory fails when its random memory is corrupted" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	addr=$(printf '0x%x' $(($(memory_addr random) + 5 * 4096 + 8)))
+	wl_poke "$WL_PID" "$addr" deadbeef
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "random memory differs at offset $((5 * 4096 + 8))"
+}
+
+@test "wl-memory fails when the file under an unwritten page of its mapping changes" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	# Page 1 was never written, so the private mapping still shows the file.
+	printf 'changed' | dd of="$WL_TRIGGER.mem-file" bs=4096 seek=1 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "private file mapping page 1 (from the file) differs"
+}
+
+@test "wl-memory still passes when the file under a written page changes" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	# Page 2 was written: the mapping holds a private copy the file no longer affects.
+	printf 'changed' | dd of="$WL_TRIGGER.mem-file" bs=4096 seek=2 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}

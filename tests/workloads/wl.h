@@ -212,6 +212,12 @@ static inline uint64_t wl_rand(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+/* The state wl_rand() has after n more calls from seed, to check a stream from its middle. */
+static inline uint64_t wl_rand_skip(uint64_t seed, uint64_t n)
+{
+	return seed + n * 0x9e3779b97f4a7c15ULL;
+}
+
 static inline uint64_t wl_hash(const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
