@@ -105,3 +105,49 @@ memory_addr() {
 	wl_wait_exit
 	wl_assert_pass
 }
+
+@test "wl-files passes" {
+	run_plain wl-files
+}
+
+# Reads what is waiting in a pipe or FIFO, without blocking, as an intruder would.
+steal() {
+	dd if="$1" of=/dev/null bs=64k count=1 iflag=nonblock status=none
+}
+
+@test "wl-files fails when the unread data of its FIFO is stolen" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "$WL_TRIGGER.fifo"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "fifo: fewer bytes than written"
+}
+
+@test "wl-files fails when the pipe from its child is drained through /proc/PID/fd" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "/proc/$WL_PID/fd/21"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pipe from the child: fewer bytes than written"
+}
+
+@test "wl-files fails when the pipe to its child is drained (the child notices)" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "/proc/$WL_PID/fd/20"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "exited 1, want 0"
+	grep -q 'pipe from the parent: fewer bytes than written' "$WL_LOG"
+}
+
+@test "wl-files fails when the file it reads changes under its offset" {
+	wl_start wl-files
+	wl_wait_ready
+	printf 'changed' | dd of="$WL_TRIGGER.files-ro" bs=1 seek=4097 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "read-only file content at offset 4097 differs"
+}
