@@ -151,3 +151,34 @@ steal() {
 	wl_wait_exit
 	wl_assert_fail "read-only file content at offset 4097 differs"
 }
+
+@test "wl-signals passes" {
+	run_plain wl-signals
+}
+
+@test "wl-signals fails when a blocked signal is left pending from outside" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -INT "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pending signals differ at signal 2"
+}
+
+@test "wl-signals fails when its handler ran before the trigger" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "a signal arrived before it was sent or unblocked (usr1 1"
+}
+
+@test "wl-signals fails when a third real-time signal is queued" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -s RTMIN+3 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pending SIGRTMIN+3 arrived 3 times on unblock, want 2"
+}
