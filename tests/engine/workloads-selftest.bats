@@ -182,3 +182,7 @@ steal() {
 	wl_wait_exit
 	wl_assert_fail "pending SIGRTMIN+3 arrived 3 times on unblock, want 2"
 }
+
+@test "wl-itimer passes" {
+	run_plain wl-itimer
+}
