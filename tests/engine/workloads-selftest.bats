@@ -186,3 +186,45 @@ steal() {
 @test "wl-itimer passes" {
 	run_plain wl-itimer
 }
+
+@test "wl-simd passes at every level the CPU has" {
+	local levels=(sse) level
+	local -A regs=([sse]=xmm [avx]=ymm [avx512]=zmm)
+	grep -qw avx /proc/cpuinfo && levels+=(avx)
+	grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && levels+=(avx512)
+	run_plain wl-simd
+	for level in "${levels[@]}"; do
+		run_plain wl-simd "$level"
+		grep -q "holding [0-9]* ${regs[$level]} registers" "$WL_LOG"
+	done
+}
+
+# Attaches with ptrace and flips the lowest byte of xmm0 (PTRACE_GETFPREGS/SETFPREGS).
+flip_xmm0() {
+	python3 - "$1" <<'PY'
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+ATTACH, GETFPREGS, SETFPREGS, DETACH = 16, 14, 15, 17
+buf = ctypes.create_string_buffer(512)
+if libc.ptrace(ATTACH, pid, None, None) != 0:
+    sys.exit("attach: " + os.strerror(ctypes.get_errno()))
+os.waitpid(pid, 0)
+if libc.ptrace(GETFPREGS, pid, None, buf) != 0:
+    sys.exit("getfpregs: " + os.strerror(ctypes.get_errno()))
+buf[160] = bytes([buf[160][0] ^ 0xff])
+if libc.ptrace(SETFPREGS, pid, None, buf) != 0:
+    sys.exit("setfpregs: " + os.strerror(ctypes.get_errno()))
+libc.ptrace(DETACH, pid, None, None)
+PY
+}
+
+@test "wl-simd fails when a register is changed while it waits" {
+	wl_start wl-simd
+	wl_wait_ready
+	flip_xmm0 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "mm0 byte 0 is"
+}
