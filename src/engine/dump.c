@@ -3,6 +3,7 @@
  * lets the tree run on untouched and removes the image directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,14 +146,53 @@ static void remove_dir(const char *dir, int dirfd)
 	rmdir(dir);
 }
 
+static bool task_lingers(pid_t pid, bool zombie_ok)
+{
+	struct cd_proc_stat st;
+	cd_err ignored;
+
+	if (cd_proc_stat(pid, &st, &ignored) < 0)
+		return false;
+	return !(zombie_ok && st.state == 'Z');
+}
+
+/* Makes a parent in the tree ignore SIGCHLD so the kernel reaps its dying
+ * children at once, rather than leaving zombies for init to collect. Its
+ * image is written, so its state may change now. Best effort. */
+static void autoreap_children(cd_inject *inj)
+{
+	const uint64_t act[4] = {(uint64_t)(uintptr_t)SIG_IGN, 0, 0, 0};
+	uint64_t at = (cd_inject_orig_regs(inj)->rsp - 1024) & ~(uint64_t)15;
+	cd_err ignored;
+	long ret;
+
+	if (cd_inject_write_mem(inj, at, act, sizeof(act), &ignored) == 0)
+		cd_call(inj, SYS_rt_sigaction, SIGCHLD, at, 0, 8, 0, 0, &ret, &ignored);
+}
+
 static void kill_tree(struct dump_state *s)
 {
 	for (size_t i = 0; i < s->img.ntasks; i++)
+		for (size_t k = 0; k < s->img.ntasks; k++)
+			if (s->img.tasks[k].ppid == s->img.tasks[i].pid) {
+				autoreap_children(s->inj[i]);
+				break;
+			}
+	/* children before parents (tasks are in tree order), each collected
+	 * while its parent still lives */
+	for (size_t i = s->img.ntasks; i-- > 0;) {
 		kill(s->img.tasks[i].pid, SIGKILL);
-	for (size_t i = 0; i < s->img.ntasks; i++) {
+		waitpid(s->img.tasks[i].pid, NULL, __WALL);
 		cd_inject_free(s->inj[i]);
 		s->inj[i] = NULL;
-		waitpid(s->img.tasks[i].pid, NULL, __WALL);
+	}
+	/* Tasks whose parent was in the tree are reaped by their new parent a
+	 * moment later; wait (up to 5 s) so their pids are free on return. The
+	 * root stays a zombie until our caller, its parent, reaps it. */
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		pid_t pid = s->img.tasks[i].pid;
+		for (int tries = 0; tries < 500 && task_lingers(pid, pid == s->img.root); tries++)
+			usleep(10000);
 	}
 }
 

@@ -28,9 +28,20 @@ struct cd_restore_ctx {
 	int dirfd;
 	uint64_t tramp, tramp_len;
 	uint64_t data, data_len;
-	uint64_t vtmp;   /* free area for moving the vDSO family in two steps */
-	int svc_fd_base; /* first service fd inherited by the task (shared memory objects) */
+	uint64_t vtmp;            /* free area for moving the vDSO family in two steps */
+	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
+	size_t nshm;
 };
+
+/* A shared anonymous memory object: a memfd of the controller that each task
+ * maps again through /proc/<controller>/fd/<fd>. */
+struct cd_shm {
+	int id;
+	uint64_t size;
+	int fd;
+};
+int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
+void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
 struct cd_module {
 	const char *name;

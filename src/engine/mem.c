@@ -391,6 +391,19 @@ static int open_in_task(struct cd_restore_ctx *ctx, const char *path, int flags,
 	return 0;
 }
 
+static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+
+	for (size_t i = 0; i < ctx->nshm; i++) {
+		if (ctx->shm[i].id != v->shmid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
+		return open_in_task(ctx, path, O_RDWR | O_CLOEXEC, ret_fd, err);
+	}
+	return cd_err_set(err, EINVAL, "unknown shared memory object %d", v->shmid);
+}
+
 static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	uint64_t len = v->end - v->start;
@@ -402,8 +415,12 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		flags |= MAP_GROWSDOWN;
 	switch (v->kind) {
 	case CD_VMA_ANON:
-	case CD_VMA_ANON_SHARED:
 		flags |= MAP_ANONYMOUS;
+		break;
+	case CD_VMA_ANON_SHARED:
+		r = open_shm(ctx, v, &fd, err);
+		if (r < 0)
+			return r;
 		break;
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
@@ -486,6 +503,53 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
 	return 0;
+}
+
+int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
+{
+	struct cd_shm *shm = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < img->ntasks; i++) {
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
+			const struct cd_vma *v = &img->tasks[i].vmas[j];
+			size_t k;
+			if (v->kind != CD_VMA_ANON_SHARED)
+				continue;
+			for (k = 0; k < n && shm[k].id != v->shmid; k++)
+				;
+			if (k == n) {
+				struct cd_shm *ns = realloc(shm, (n + 1) * sizeof(*ns));
+				if (!ns) {
+					cd_mem_shm_free(shm, n);
+					return cd_err_set(err, ENOMEM, "out of memory");
+				}
+				shm = ns;
+				shm[n++] = (struct cd_shm){.id = v->shmid, .fd = -1};
+			}
+			if (v->pgoff + (v->end - v->start) > shm[k].size)
+				shm[k].size = v->pgoff + (v->end - v->start);
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		shm[k].fd = memfd_create("cedana-shm", MFD_CLOEXEC);
+		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
+			int e = errno;
+			cd_mem_shm_free(shm, n);
+			return cd_err_sys(err, e, "shared memory object");
+		}
+	}
+	*ret = shm;
+	*ret_n = n;
+	return 0;
+}
+
+void cd_mem_shm_free(struct cd_shm *shm, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (shm[i].fd >= 0)
+			close(shm[i].fd);
+	free(shm);
 }
 
 const struct cd_module cd_mod_mem = {.name = "memory", .dump = mem_dump, .restore = mem_restore};

@@ -42,6 +42,8 @@ struct restore_state {
 	struct cd_image img;
 	int dirfd;
 	struct cd_file_objs *objs;
+	struct cd_shm *shm;
+	size_t nshm;
 	uint64_t tramp, vtmp;
 	int status_w;
 	pid_t root;
@@ -241,6 +243,8 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .data = s->tramp + CD_PAGE_SIZE,
 	    .data_len = TRAMP_LEN - CD_PAGE_SIZE,
 	    .vtmp = s->vtmp,
+	    .shm = s->shm,
+	    .nshm = s->nshm,
 	};
 	long ignored;
 	int r;
@@ -331,7 +335,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
 	    (r = place_areas(s, err)) < 0 ||
-	    (r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0)
+	    (r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0 ||
+	    (r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
 		return r;
 	if ((r = create_tree(s, err)) < 0 || (r = transplant_all(s, err)) < 0) {
 		kill_created(s);
@@ -348,6 +353,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	if (r >= 0)
 		*ret_pid = s.root;
 	cd_files_free(s.objs);
+	cd_mem_shm_free(s.shm, s.nshm);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)
 		close(s.dirfd);
