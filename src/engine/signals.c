@@ -141,10 +141,18 @@ static int timers_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 static int timers_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	for (int which = 0; which < 3; which++) {
-		const int64_t *v = t->itimer[which];
+		int64_t v[4];
+		memcpy(v, t->itimer[which], sizeof(v));
 		if (!v[0] && !v[1] && !v[2] && !v[3])
 			continue;
-		int r = cd_inject_write_mem(ctx->inj, ctx->data, v, sizeof(t->itimer[which]), err);
+		/* A periodic timer that just fired reads as disarmed until its
+		 * signal (still pending, restored above) is taken: arm it for one
+		 * interval, as the kernel would on taking the signal. */
+		if (!v[2] && !v[3]) {
+			v[2] = v[0];
+			v[3] = v[1];
+		}
+		int r = cd_inject_write_mem(ctx->inj, ctx->data, v, sizeof(v), err);
 		if (r >= 0)
 			r = cd_call_ok(ctx->inj, "setitimer", SYS_setitimer, (uint64_t)which,
 			               ctx->data, 0, 0, 0, 0, NULL, err);

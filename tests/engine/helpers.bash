@@ -39,6 +39,17 @@ wait_ready() {
 	return 1
 }
 
+# kill_session SID: kills every task of the session and waits until their
+# pids are free (orphans are reaped by init, which can take a moment).
+kill_session() {
+	pkill -9 -s "$1"
+	for _ in $(seq 1 1000); do
+		pgrep -s "$1" >/dev/null || return 0
+		sleep 0.01
+	done
+	return 1
+}
+
 # dump_restore [DUMP-FLAGS...]: dumps $WL_PID, restores it appending to $LOG,
 # triggers it and leaves the restored root's exit code in $status.
 dump_restore() {
@@ -46,7 +57,7 @@ dump_restore() {
 	assert_success
 	if [[ " $* " == *" --leave-running "* ]]; then
 		kill -0 "$WL_PID"
-		kill -9 "$WL_PID"
+		kill_session "$WL_PID"
 	fi
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
