@@ -159,12 +159,14 @@ int cd_image_verify_pages(const struct cd_image *img, int dirfd, cd_err *err);
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err);
 int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err);
 
-/* The page-file checksum: a 64-bit four-lane multiply-rotate hash over
- * 32-byte blocks (see docs/image-format.md); state carried across calls. */
+/* The page-file checksum: Fletcher-style sums over 64-bit words in eight
+ * lanes (a position-weighted sum per lane, additions only, so it vectorizes),
+ * mixed into 64 bits at the end (see docs/image-format.md). Detects
+ * corruption and truncation, not tampering. State carries across calls. */
 struct cd_csum {
-	uint64_t lane[4];
+	uint64_t a[8], b[8];
 	uint64_t len;
-	uint8_t tail[32];
+	uint8_t tail[64];
 	size_t ntail;
 };
 void cd_csum_init(struct cd_csum *c);

@@ -119,15 +119,12 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
+/* Through /proc/PID/mem rather than process_vm_readv: the latter pins
+ * pages, which makes the kernel unshare every page a parent still shares
+ * copy-on-write with its child (a copy in the target per page, and more
+ * memory used by a tree left running). */
 static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, cd_err *err)
 {
-	struct iovec local = {dst, len}, remote = {(void *)addr, len};
-	ssize_t n = process_vm_readv(cd_inject_pid(inj), &local, 1, &remote, 1, 0);
-
-	if (n == (ssize_t)len)
-		return 0;
-	/* Pages without read permission (PROT_NONE) or a partial read: the
-	 * /proc/PID/mem path reads them anyway. */
 	return cd_inject_read_mem(inj, addr, dst, len, err);
 }
 

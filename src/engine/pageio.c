@@ -129,9 +129,9 @@ int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err 
 	if (!pr)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	snprintf(pr->name, sizeof(pr->name), "%s", name);
-	pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_DIRECT);
-	if (pr->fd < 0 && errno == EINVAL)
-		pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	/* Buffered: the image was just read once to check it, so its pages
+	 * are in the page cache; O_DIRECT would read the disk a second time. */
+	pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (pr->fd < 0)
 		return cd_err_sys(err, errno, "open %s", name);
 	int r = alloc_buf(&pr->buf, err);
