@@ -33,7 +33,7 @@ run_plain() {
 	addr=$(sed -n 's/^wl-counter: heap counter at \(0x[0-9a-f]*\)$/\1/p' "$WL_LOG")
 	[ -n "$addr" ]
 	kill -STOP "$WL_PID"
-	wl_poke "$WL_PID" "$addr" 0000000000000000
+	wl_tamper mem "$WL_PID" "$addr" 0000000000000000
 	kill -CONT "$WL_PID"
 	wl_trigger
 	wl_wait_exit
@@ -70,7 +70,7 @@ memory_addr() {
 @test "wl-memory fails when its shared memory is corrupted" {
 	wl_start wl-memory 16
 	wl_wait_ready
-	wl_poke "$WL_PID" "$(memory_addr shared)" deadbeef
+	wl_tamper mem "$WL_PID" "$(memory_addr shared)" deadbeef
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "shared memory differs at offset 0"
@@ -80,7 +80,7 @@ memory_addr() {
 	wl_start wl-memory 16
 	wl_wait_ready
 	addr=$(printf '0x%x' $(($(memory_addr random) + 5 * 4096 + 8)))
-	wl_poke "$WL_PID" "$addr" deadbeef
+	wl_tamper mem "$WL_PID" "$addr" deadbeef
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "random memory differs at offset $((5 * 4096 + 8))"
@@ -199,32 +199,49 @@ steal() {
 	done
 }
 
-# Attaches with ptrace and flips the lowest byte of xmm0 (PTRACE_GETFPREGS/SETFPREGS).
-flip_xmm0() {
-	python3 - "$1" <<'PY'
-import ctypes, os, sys
-pid = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-ATTACH, GETFPREGS, SETFPREGS, DETACH = 16, 14, 15, 17
-buf = ctypes.create_string_buffer(512)
-if libc.ptrace(ATTACH, pid, None, None) != 0:
-    sys.exit("attach: " + os.strerror(ctypes.get_errno()))
-os.waitpid(pid, 0)
-if libc.ptrace(GETFPREGS, pid, None, buf) != 0:
-    sys.exit("getfpregs: " + os.strerror(ctypes.get_errno()))
-buf[160] = bytes([buf[160][0] ^ 0xff])
-if libc.ptrace(SETFPREGS, pid, None, buf) != 0:
-    sys.exit("setfpregs: " + os.strerror(ctypes.get_errno()))
-libc.ptrace(DETACH, pid, None, None)
-PY
-}
-
 @test "wl-simd fails when a register is changed while it waits" {
 	wl_start wl-simd
 	wl_wait_ready
-	flip_xmm0 "$WL_PID"
+	wl_tamper xmm0 "$WL_PID"
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "mm0 byte 0 is"
+}
+
+# nanosleep (35) or clock_nanosleep (230), whichever libc uses.
+SLEEP_SYSCALLS="35 230"
+
+@test "wl-nanosleep passes" {
+	run_plain wl-nanosleep 1
+}
+
+@test "wl-nanosleep sleeps on after a handled signal interrupts it" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times' "$WL_LOG"
+}
+
+@test "wl-nanosleep fails when its sleep is cut short" {
+	wl_start wl-nanosleep 30
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" 0
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "asked for 30 s"
+}
+
+@test "wl-nanosleep fails when its sleep ends in EINTR without a signal" {
+	wl_start wl-nanosleep 30
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "nanosleep returned EINTR with no signal handled"
 }

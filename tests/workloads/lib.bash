@@ -128,13 +128,22 @@ wl_cleanup() {
 	wait "$WL_PID" 2>/dev/null || true
 }
 
-# Writes the bytes given as hex into PID's memory at ADDR (0x…) through /proc/PID/mem.
-wl_poke() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import os, sys
-pid, addr, data = sys.argv[1], int(sys.argv[2], 16), bytes.fromhex(sys.argv[3])
-fd = os.open(f"/proc/{pid}/mem", os.O_RDWR)
-os.pwrite(fd, data, addr)
-os.close(fd)
-EOF
+# Breaks a workload's state from outside: tamper.py mem|xmm0|return … (see there).
+wl_tamper() {
+	python3 "$WL_SRC/tamper.py" "$@"
+}
+
+# Waits until PID is blocked in one of the syscalls numbered NR… (/proc/PID/syscall).
+wl_wait_syscall() {
+	local pid=$1 i nr
+	shift
+	for ((i = 0; i < WL_TIMEOUT * 20; i++)); do
+		read -r nr _ <"/proc/$pid/syscall" 2>/dev/null || return 1
+		for want in "$@"; do
+			[ "$nr" = "$want" ] && return 0
+		done
+		sleep 0.05
+	done
+	echo "$pid is not blocked in syscall $*" >&2
+	return 1
 }
