@@ -245,3 +245,56 @@ SLEEP_SYSCALLS="35 230"
 	wl_wait_exit
 	wl_assert_fail "nanosleep returned EINTR with no signal handled"
 }
+
+@test "wl-pipe-read passes" {
+	run_plain wl-pipe-read
+}
+
+@test "wl-pipe-read fails when its writer is killed" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the pipe was closed with no message"
+}
+
+@test "wl-pipe-read fails when someone else writes into its pipe" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	printf 'intruder' >"/proc/$WL_PID/fd/10"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail 'read 8 bytes "intruder", not the message'
+}
+
+@test "wl-pipe-read fails when its read ends in EINTR without a signal" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "read: Interrupted system call"
+}
+
+@test "wl-wait passes" {
+	run_plain wl-wait
+}
+
+@test "wl-wait fails when its child is killed" {
+	wl_start wl-wait
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the child was killed by signal 9"
+}
+
+@test "wl-wait fails when its waitpid ends in EINTR without a signal" {
+	wl_start wl-wait
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "waitpid: Interrupted system call"
+}

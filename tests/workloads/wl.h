@@ -151,6 +151,49 @@ static inline void wl_child_await_trigger(void)
 		wl_child_fail("no trigger");
 }
 
+/* Whether task pid sleeps in syscall nr (or in nr2): /proc/PID/syscall where we may read it,
+ * else just its state in /proc/PID/stat. */
+static inline bool wl_blocked_in(pid_t pid, long nr, long nr2)
+{
+	char path[64], buf[512];
+	const char *state;
+	bool got, yes = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "re");
+	got = f && fgets(buf, sizeof(buf), f);
+	if (f)
+		fclose(f);
+	if (got && !strncmp(buf, "running", 7))
+		return false;
+	if (got) {
+		long cur = strtol(buf, NULL, 10);
+
+		return cur == nr || cur == nr2;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && (state = strrchr(buf, ')')))
+		yes = state[1] == ' ' && state[2] == 'S';
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+/* Waits (up to the trigger timeout) until task pid is blocked in syscall nr or nr2. */
+static inline bool wl_wait_blocked(pid_t pid, long nr, long nr2)
+{
+	uint64_t deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
+
+	while (!wl_blocked_in(pid, nr, nr2)) {
+		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+			return false;
+		wl_nap_ms(1);
+	}
+	return true;
+}
+
 /* fork() that remembers the child for wl_fail(); the child runs fn and exits with its code. */
 static inline pid_t wl_spawn(int (*fn)(void *), void *arg)
 {
