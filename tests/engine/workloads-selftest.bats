@@ -298,3 +298,47 @@ SLEEP_SYSCALLS="35 230"
 	wl_wait_exit
 	wl_assert_fail "waitpid: Interrupted system call"
 }
+
+@test "wl-tree passes" {
+	run_plain wl-tree
+	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
+}
+
+@test "wl-tree passes when started as a session leader itself" {
+	wl_start_cmd setsid "$(wl_bin wl-tree)"
+	wl_wait_ready
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+# The pid wl-tree gave a member (L, A, B, C or G).
+tree_pid() {
+	sed -n "s/^wl-tree: .*$1=\([0-9]*\).*/\1/p" "$WL_LOG"
+}
+
+@test "wl-tree fails when its grandchild is killed, and leaves nothing behind" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid G)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member A: child"
+	grep -q "A: child $(tree_pid G) killed by signal 9" "$WL_LOG"
+	sleep 0.2
+	for m in L A B C; do
+		if wl_alive "$(tree_pid $m)"; then
+			echo "member $m is still running" >&2
+			return 1
+		fi
+	done
+}
+
+@test "wl-tree fails when a member of another process group is killed" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid B)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member B: child $(tree_pid B) killed by signal 9"
+}

@@ -23,7 +23,8 @@
 
 static const char *wl_trigger_path;
 static const char *wl_name = "wl";
-/* Children that wl_fail() kills, so a failing workload leaves nothing behind. */
+/* Children that wl_fail() kills, so a failing workload leaves nothing behind; a negative entry
+ * is a whole process group. */
 static pid_t wl_children[WL_MAX_CHILDREN];
 static unsigned wl_nr_children;
 
@@ -32,7 +33,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void wl_fail(const
 	va_list ap;
 
 	for (unsigned i = 0; i < wl_nr_children; i++)
-		if (wl_children[i] > 0)
+		if (wl_children[i])
 			kill(wl_children[i], SIGKILL);
 	printf("FAIL: ");
 	va_start(ap, fmt);
