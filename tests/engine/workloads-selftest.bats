@@ -342,3 +342,29 @@ tree_pid() {
 	wl_wait_exit
 	wl_assert_fail "member B: child $(tree_pid B) killed by signal 9"
 }
+
+@test "wl-python.sh passes, running python3 under its own pid" {
+	wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	[[ "$(readlink "/proc/$WL_PID/exe")" == *python3* ]]
+	sleep 0.2
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q '^wl-python: [1-9][0-9]* steps$' "$WL_LOG"
+}
+
+@test "wl-python.sh gives up with FAIL: no trigger" {
+	WL_TIMEOUT=1 wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	wl_wait_exit
+	wl_assert_fail "no trigger"
+}
+
+@test "date-loop.sh keeps adding lines (the check the harness makes after a restore)" {
+	wl_start_cmd sh "$WL_SRC/date-loop.sh"
+	wl_wait_lines 1
+	n=$(wc -l <"$WL_LOG")
+	wl_wait_lines $((n + 1)) 5
+	wl_alive "$WL_PID"
+}

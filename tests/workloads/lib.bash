@@ -7,6 +7,7 @@
 #   wl_trigger; wl_wait_exit       # exit status in $WL_STATUS
 #   wl_assert_pass                 # exactly one verdict line, PASS, and exit 0
 #   wl_check_counter "$WL_LOG"     # wl-counter only: 1, 2, 3, … with no gap or repeat
+#   wl_wait_lines N                # date-loop.sh: the log has grown to N lines
 
 WL_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${WL_TIMEOUT:=20}"
@@ -52,6 +53,18 @@ wl_wait_ready() {
 		sleep 0.05
 	done
 	echo "no READY from $WL_PID after ${limit}s; log:" >&2
+	cat "$WL_LOG" >&2
+	return 1
+}
+
+# Waits until the log has at least N lines (for date-loop.sh, which has no protocol).
+wl_wait_lines() {
+	local n=$1 limit=${2:-$WL_TIMEOUT} i
+	for ((i = 0; i < limit * 20; i++)); do
+		[ "$(wc -l <"$WL_LOG")" -ge "$n" ] && return 0
+		sleep 0.05
+	done
+	echo "the log has fewer than $n lines after ${limit}s:" >&2
 	cat "$WL_LOG" >&2
 	return 1
 }
