@@ -16,6 +16,16 @@ wl_bin() {
 	echo "$BUILD_DIR/tests/workloads/$1"
 }
 
+# Closes every fd but 0, 1 and 2 (bats leaks some), so a workload holds only what it opens.
+wl_close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	return 0
+}
+
 # Starts "$@" in the background with the protocol's environment, in a fresh directory
 # WL_DIR holding the log (WL_LOG) and, once created, the trigger (WL_TRIGGER).
 wl_start_cmd() {
@@ -23,8 +33,10 @@ wl_start_cmd() {
 	WL_LOG=$WL_DIR/log
 	WL_TRIGGER=$WL_DIR/trigger
 	: >"$WL_LOG"
-	CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT \
-		"$@" </dev/null >>"$WL_LOG" 2>&1 3>&- &
+	(
+		wl_close_fds
+		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec "$@"
+	) </dev/null >>"$WL_LOG" 2>&1 &
 	WL_PID=$!
 }
 
