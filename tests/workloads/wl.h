@@ -127,13 +127,19 @@ static inline void wl_nap_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Polls the trigger every WL_POLL_MS; false after CEDANA_WL_TIMEOUT seconds (default 60). */
+/* How many WL_POLL_MS polls make the timeout. Counted, not clocked: time spent frozen, dumped
+ * or waiting for a restore is not ours and must not use up the timeout. */
+static inline unsigned long wl_max_polls(void)
+{
+	return wl_timeout_s() * (1000UL / WL_POLL_MS);
+}
+
+/* Polls the trigger every WL_POLL_MS; false after CEDANA_WL_TIMEOUT seconds (default 60) of
+ * polling. */
 static inline bool wl_wait_trigger(void)
 {
-	uint64_t deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
-
-	while (!wl_triggered()) {
-		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+	for (unsigned long polls = wl_max_polls(); !wl_triggered(); polls--) {
+		if (!polls)
 			return false;
 		wl_nap_ms(WL_POLL_MS);
 	}
@@ -185,12 +191,10 @@ static inline bool wl_blocked_in(pid_t pid, long nr, long nr2)
 /* Waits (up to the trigger timeout) until task pid is blocked in syscall nr or nr2. */
 static inline bool wl_wait_blocked(pid_t pid, long nr, long nr2)
 {
-	uint64_t deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
-
-	while (!wl_blocked_in(pid, nr, nr2)) {
-		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+	for (unsigned long polls = wl_max_polls(); !wl_blocked_in(pid, nr, nr2); polls--) {
+		if (!polls)
 			return false;
-		wl_nap_ms(1);
+		wl_nap_ms(WL_POLL_MS);
 	}
 	return true;
 }
