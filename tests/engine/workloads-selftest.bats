@@ -33,7 +33,7 @@ run_plain() {
 	addr=$(sed -n 's/^wl-counter: heap counter at \(0x[0-9a-f]*\)$/\1/p' "$WL_LOG")
 	[ -n "$addr" ]
 	kill -STOP "$WL_PID"
-	wl_poke "$WL_PID" "$addr" 0000000000000000
+	wl_tamper mem "$WL_PID" "$addr" 0000000000000000
 	kill -CONT "$WL_PID"
 	wl_trigger
 	wl_wait_exit
@@ -70,7 +70,7 @@ memory_addr() {
 @test "wl-memory fails when its shared memory is corrupted" {
 	wl_start wl-memory 16
 	wl_wait_ready
-	wl_poke "$WL_PID" "$(memory_addr shared)" deadbeef
+	wl_tamper mem "$WL_PID" "$(memory_addr shared)" deadbeef
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "shared memory differs at offset 0"
@@ -80,7 +80,7 @@ memory_addr() {
 	wl_start wl-memory 16
 	wl_wait_ready
 	addr=$(printf '0x%x' $(($(memory_addr random) + 5 * 4096 + 8)))
-	wl_poke "$WL_PID" "$addr" deadbeef
+	wl_tamper mem "$WL_PID" "$addr" deadbeef
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "random memory differs at offset $((5 * 4096 + 8))"
@@ -199,32 +199,173 @@ steal() {
 	done
 }
 
-# Attaches with ptrace and flips the lowest byte of xmm0 (PTRACE_GETFPREGS/SETFPREGS).
-flip_xmm0() {
-	python3 - "$1" <<'PY'
-import ctypes, os, sys
-pid = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-ATTACH, GETFPREGS, SETFPREGS, DETACH = 16, 14, 15, 17
-buf = ctypes.create_string_buffer(512)
-if libc.ptrace(ATTACH, pid, None, None) != 0:
-    sys.exit("attach: " + os.strerror(ctypes.get_errno()))
-os.waitpid(pid, 0)
-if libc.ptrace(GETFPREGS, pid, None, buf) != 0:
-    sys.exit("getfpregs: " + os.strerror(ctypes.get_errno()))
-buf[160] = bytes([buf[160][0] ^ 0xff])
-if libc.ptrace(SETFPREGS, pid, None, buf) != 0:
-    sys.exit("setfpregs: " + os.strerror(ctypes.get_errno()))
-libc.ptrace(DETACH, pid, None, None)
-PY
-}
-
 @test "wl-simd fails when a register is changed while it waits" {
 	wl_start wl-simd
 	wl_wait_ready
-	flip_xmm0 "$WL_PID"
+	wl_tamper xmm0 "$WL_PID"
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "mm0 byte 0 is"
+}
+
+# nanosleep (35) or clock_nanosleep (230), whichever libc uses.
+SLEEP_SYSCALLS="35 230"
+
+@test "wl-nanosleep passes" {
+	run_plain wl-nanosleep 1
+}
+
+@test "wl-nanosleep sleeps on after a handled signal interrupts it" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times' "$WL_LOG"
+}
+
+@test "wl-nanosleep fails when its sleep is cut short" {
+	wl_start wl-nanosleep 30
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" 0
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "asked for 30 s"
+}
+
+@test "wl-nanosleep fails when its sleep ends in EINTR without a signal" {
+	wl_start wl-nanosleep 30
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "nanosleep returned EINTR with no signal handled"
+}
+
+@test "wl-pipe-read passes" {
+	run_plain wl-pipe-read
+}
+
+@test "wl-pipe-read fails when its writer is killed" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the pipe was closed with no message"
+}
+
+@test "wl-pipe-read fails when someone else writes into its pipe" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	printf 'intruder' >"/proc/$WL_PID/fd/10"
+	wl_trigger
+	wl_wait_exit
+	# Under load the real message may follow in the same read.
+	wl_assert_fail 'bytes "intruder'
+}
+
+@test "wl-pipe-read fails when its read ends in EINTR without a signal" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "read: Interrupted system call"
+}
+
+@test "wl-wait passes" {
+	run_plain wl-wait
+}
+
+@test "wl-wait fails when its child is killed" {
+	wl_start wl-wait
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the child was killed by signal 9"
+}
+
+@test "wl-wait fails when its waitpid ends in EINTR without a signal" {
+	wl_start wl-wait
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "waitpid: Interrupted system call"
+}
+
+@test "wl-tree passes" {
+	run_plain wl-tree
+	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
+}
+
+@test "wl-tree passes when started as a session leader itself" {
+	wl_start_cmd setsid "$(wl_bin wl-tree)"
+	wl_wait_ready
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+# The pid wl-tree gave a member (L, A, B, C or G).
+tree_pid() {
+	sed -n "s/^wl-tree: .*$1=\([0-9]*\).*/\1/p" "$WL_LOG"
+}
+
+@test "wl-tree fails when its grandchild is killed, and leaves nothing behind" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid G)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member A: child"
+	grep -q "A: child $(tree_pid G) killed by signal 9" "$WL_LOG"
+	sleep 0.2
+	for m in L A B C; do
+		if wl_alive "$(tree_pid $m)"; then
+			echo "member $m is still running" >&2
+			return 1
+		fi
+	done
+}
+
+@test "wl-tree fails when a member of another process group is killed" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid B)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member B: child $(tree_pid B) killed by signal 9"
+}
+
+@test "wl-python.sh passes, running python3 under its own pid" {
+	wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	[[ "$(readlink "/proc/$WL_PID/exe")" == *python3* ]]
+	sleep 0.2
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q '^wl-python: [1-9][0-9]* steps$' "$WL_LOG"
+}
+
+@test "wl-python.sh gives up with FAIL: no trigger" {
+	WL_TIMEOUT=1 wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	wl_wait_exit
+	wl_assert_fail "no trigger"
+}
+
+@test "date-loop.sh keeps adding lines (the check the harness makes after a restore)" {
+	wl_start_cmd sh "$WL_SRC/date-loop.sh"
+	wl_wait_lines 1
+	n=$(wc -l <"$WL_LOG")
+	wl_wait_lines $((n + 1)) 5
+	wl_alive "$WL_PID"
 }

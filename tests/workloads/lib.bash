@@ -7,12 +7,23 @@
 #   wl_trigger; wl_wait_exit       # exit status in $WL_STATUS
 #   wl_assert_pass                 # exactly one verdict line, PASS, and exit 0
 #   wl_check_counter "$WL_LOG"     # wl-counter only: 1, 2, 3, … with no gap or repeat
+#   wl_wait_lines N                # date-loop.sh: the log has grown to N lines
 
 WL_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${WL_TIMEOUT:=20}"
 
 wl_bin() {
 	echo "$BUILD_DIR/tests/workloads/$1"
+}
+
+# Closes every fd but 0, 1 and 2 (bats leaks some), so a workload holds only what it opens.
+wl_close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	return 0
 }
 
 # Starts "$@" in the background with the protocol's environment, in a fresh directory
@@ -22,8 +33,10 @@ wl_start_cmd() {
 	WL_LOG=$WL_DIR/log
 	WL_TRIGGER=$WL_DIR/trigger
 	: >"$WL_LOG"
-	CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT \
-		"$@" </dev/null >>"$WL_LOG" 2>&1 3>&- &
+	(
+		wl_close_fds
+		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec "$@"
+	) </dev/null >>"$WL_LOG" 2>&1 &
 	WL_PID=$!
 }
 
@@ -52,6 +65,18 @@ wl_wait_ready() {
 		sleep 0.05
 	done
 	echo "no READY from $WL_PID after ${limit}s; log:" >&2
+	cat "$WL_LOG" >&2
+	return 1
+}
+
+# Waits until the log has at least N lines (for date-loop.sh, which has no protocol).
+wl_wait_lines() {
+	local n=$1 limit=${2:-$WL_TIMEOUT} i
+	for ((i = 0; i < limit * 20; i++)); do
+		[ "$(wc -l <"$WL_LOG")" -ge "$n" ] && return 0
+		sleep 0.05
+	done
+	echo "the log has fewer than $n lines after ${limit}s:" >&2
 	cat "$WL_LOG" >&2
 	return 1
 }
@@ -128,13 +153,22 @@ wl_cleanup() {
 	wait "$WL_PID" 2>/dev/null || true
 }
 
-# Writes the bytes given as hex into PID's memory at ADDR (0x…) through /proc/PID/mem.
-wl_poke() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import os, sys
-pid, addr, data = sys.argv[1], int(sys.argv[2], 16), bytes.fromhex(sys.argv[3])
-fd = os.open(f"/proc/{pid}/mem", os.O_RDWR)
-os.pwrite(fd, data, addr)
-os.close(fd)
-EOF
+# Breaks a workload's state from outside: tamper.py mem|xmm0|return … (see there).
+wl_tamper() {
+	python3 "$WL_SRC/tamper.py" "$@"
+}
+
+# Waits until PID is blocked in one of the syscalls numbered NR… (/proc/PID/syscall).
+wl_wait_syscall() {
+	local pid=$1 i nr
+	shift
+	for ((i = 0; i < WL_TIMEOUT * 20; i++)); do
+		read -r nr _ <"/proc/$pid/syscall" 2>/dev/null || return 1
+		for want in "$@"; do
+			[ "$nr" = "$want" ] && return 0
+		done
+		sleep 0.05
+	done
+	echo "$pid is not blocked in syscall $*" >&2
+	return 1
 }

@@ -37,7 +37,7 @@ int main(void)
 {
 	uint64_t *heap = calloc(1, sizeof(*heap));
 	uint64_t stack = 0;
-	uint64_t deadline;
+	unsigned long polls;
 
 	wl_init("wl-counter");
 	if (!heap)
@@ -49,9 +49,8 @@ int main(void)
 		wl_nap_ms(WL_POLL_MS);
 	}
 	wl_ready();
-	deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
-	while (!wl_triggered()) {
-		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+	for (polls = wl_max_polls(); !wl_triggered(); polls--) {
+		if (!polls)
 			wl_fail("no trigger");
 		tick(heap, &stack);
 		wl_nap_ms(WL_POLL_MS);

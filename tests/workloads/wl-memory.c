@@ -170,7 +170,7 @@ __attribute__((format(printf, 1, 2))) static void parent_fail(const char *fmt, .
 static int child_main(void *arg)
 {
 	int *p = arg, ready_fd = p[1];
-	uint64_t deadline;
+	unsigned long polls = wl_max_polls();
 
 	close(p[0]);
 	fill(m.random, WL_PAGE_SIZE, SEED_CHILD_PAGE);
@@ -187,11 +187,10 @@ static int child_main(void *arg)
 	check_common(child_fail);
 	check_seeded(child_fail, "shared memory", m.shared, SHARED_BYTES, SEED_SHARED_A);
 	/* Overwrite only after the parent has checked pattern A; it then must see B. */
-	deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
 	while (!__atomic_load_n(&m.hdr->parent_checked, __ATOMIC_ACQUIRE)) {
-		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+		if (!polls--)
 			wl_child_fail("child: the parent never checked the shared memory");
-		wl_nap_ms(1);
+		wl_nap_ms(WL_POLL_MS);
 	}
 	fill(m.shared, SHARED_BYTES, SEED_SHARED_B);
 	return 0;

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	in.mxcsr = MXCSR_SET;
 	memset(&out, 0, sizeof(out));
 	args.path = wl_trigger_path;
-	args.polls = wl_timeout_s() * (1000 / WL_POLL_MS);
+	args.polls = wl_max_polls();
 	fprintf(stderr, "wl-simd: holding %u %s registers%s and MXCSR\n", levels[l].nr_regs,
 	        levels[l].regs, l == AVX512 ? ", k1-k7" : "");
 

@@ -23,7 +23,8 @@
 
 static const char *wl_trigger_path;
 static const char *wl_name = "wl";
-/* Children that wl_fail() kills, so a failing workload leaves nothing behind. */
+/* Children that wl_fail() kills, so a failing workload leaves nothing behind; a negative entry
+ * is a whole process group. */
 static pid_t wl_children[WL_MAX_CHILDREN];
 static unsigned wl_nr_children;
 
@@ -32,7 +33,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void wl_fail(const
 	va_list ap;
 
 	for (unsigned i = 0; i < wl_nr_children; i++)
-		if (wl_children[i] > 0)
+		if (wl_children[i])
 			kill(wl_children[i], SIGKILL);
 	printf("FAIL: ");
 	va_start(ap, fmt);
@@ -126,13 +127,19 @@ static inline void wl_nap_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Polls the trigger every WL_POLL_MS; false after CEDANA_WL_TIMEOUT seconds (default 60). */
+/* How many WL_POLL_MS polls make the timeout. Counted, not clocked: time spent frozen, dumped
+ * or waiting for a restore is not ours and must not use up the timeout. */
+static inline unsigned long wl_max_polls(void)
+{
+	return wl_timeout_s() * (1000UL / WL_POLL_MS);
+}
+
+/* Polls the trigger every WL_POLL_MS; false after CEDANA_WL_TIMEOUT seconds (default 60) of
+ * polling. */
 static inline bool wl_wait_trigger(void)
 {
-	uint64_t deadline = wl_now_ns(CLOCK_MONOTONIC) + wl_timeout_s() * 1000000000ULL;
-
-	while (!wl_triggered()) {
-		if (wl_now_ns(CLOCK_MONOTONIC) > deadline)
+	for (unsigned long polls = wl_max_polls(); !wl_triggered(); polls--) {
+		if (!polls)
 			return false;
 		wl_nap_ms(WL_POLL_MS);
 	}
@@ -149,6 +156,47 @@ static inline void wl_child_await_trigger(void)
 {
 	if (!wl_wait_trigger())
 		wl_child_fail("no trigger");
+}
+
+/* Whether task pid sleeps in syscall nr (or in nr2): /proc/PID/syscall where we may read it,
+ * else just its state in /proc/PID/stat. */
+static inline bool wl_blocked_in(pid_t pid, long nr, long nr2)
+{
+	char path[64], buf[512];
+	const char *state;
+	bool got, yes = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "re");
+	got = f && fgets(buf, sizeof(buf), f);
+	if (f)
+		fclose(f);
+	if (got && !strncmp(buf, "running", 7))
+		return false;
+	if (got) {
+		long cur = strtol(buf, NULL, 10);
+
+		return cur == nr || cur == nr2;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && (state = strrchr(buf, ')')))
+		yes = state[1] == ' ' && state[2] == 'S';
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+/* Waits (up to the trigger timeout) until task pid is blocked in syscall nr or nr2. */
+static inline bool wl_wait_blocked(pid_t pid, long nr, long nr2)
+{
+	for (unsigned long polls = wl_max_polls(); !wl_blocked_in(pid, nr, nr2); polls--) {
+		if (!polls)
+			return false;
+		wl_nap_ms(WL_POLL_MS);
+	}
+	return true;
 }
 
 /* fork() that remembers the child for wl_fail(); the child runs fn and exits with its code. */
