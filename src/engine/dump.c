@@ -96,10 +96,13 @@ static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 		    err, EOPNOTSUPP,
 		    "pid %d: its session leader %d is outside the tree (use --shell-job)",
 		    root->pid, root->sid);
+	/* Every session must be the root's or one led by a task of the tree. */
 	for (size_t i = 1; i < s->img.ntasks; i++) {
 		const struct cd_task *t = &s->img.tasks[i];
-		if (t->sid != root->sid && t->sid != t->pid)
-			return cd_err_set(err, EOPNOTSUPP, "pid %d: session %d is not supported",
+		const struct cd_task *leader = cd_image_task(&s->img, t->sid);
+		if (t->sid != root->sid && !(leader && leader->sid == leader->pid))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d: its session leader %d is outside the tree",
 			                  t->pid, t->sid);
 	}
 	return 0;

@@ -142,9 +142,17 @@ static int set_session(const struct restore_state *s, const struct cd_task *t, c
 			return cd_err_sys(err, errno, "setsid");
 		return 0;
 	}
-	if (t->pgid != getpgid(0) && setpgid(0, t->pgid == t->pid ? 0 : t->pgid) < 0)
-		return cd_err_sys(err, errno, "setpgid %d", t->pgid);
-	return 0;
+	if (t->pgid == getpgid(0))
+		return 0;
+	/* A group led by a task on another branch may not exist yet: its
+	 * leader is being created concurrently. Wait for it (up to 5 s). */
+	for (int tries = 0;; tries++) {
+		if (setpgid(0, t->pgid == t->pid ? 0 : t->pgid) == 0)
+			return 0;
+		if (errno != EPERM || tries == 500)
+			return cd_err_sys(err, errno, "setpgid %d", t->pgid);
+		usleep(10000);
+	}
 }
 
 static int set_limits(const struct cd_task *t, cd_err *err)

@@ -39,8 +39,32 @@ wait_ready() {
 	return 1
 }
 
-# kill_session SID: kills every task of the session and waits until their
+# descendants PID: PID and every task below it, parents first.
+descendants() {
+	local p
+	echo "$1"
+	for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		descendants "$p"
+	done
+}
+
+# kill_tree PID: kills PID and all its descendants and waits until their
 # pids are free (orphans are reaped by init, which can take a moment).
+kill_tree() {
+	local pids p
+	pids=$(descendants "$1")
+	kill -9 $pids 2>/dev/null
+	for p in $pids; do
+		for _ in $(seq 1 1000); do
+			[ -e "/proc/$p" ] || break
+			# the root stays a zombie until this shell reaps it
+			[ "$p" = "$1" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] && break
+			sleep 0.01
+		done
+	done
+}
+
+# kill_session SID: the same for a whole session.
 kill_session() {
 	pkill -9 -s "$1"
 	for _ in $(seq 1 1000); do
@@ -57,7 +81,7 @@ dump_restore() {
 	assert_success
 	if [[ " $* " == *" --leave-running "* ]]; then
 		kill -0 "$WL_PID"
-		kill_session "$WL_PID"
+		kill_tree "$WL_PID"
 	fi
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=

@@ -41,8 +41,11 @@ counter_continues() {
 }
 
 @test "wl-files: dump → kill → restore → PASS" {
-	skip "wl-files compares pipe inode numbers; a restored pipe is a new pipe (reported to the lead)"
 	wl_roundtrip wl-files
+}
+
+@test "wl-files: --leave-running" {
+	wl_roundtrip wl-files --leave-running
 }
 
 @test "wl-signals: dump → kill → restore → PASS" {
@@ -67,4 +70,54 @@ counter_continues() {
 
 @test "wl-simd: --leave-running" {
 	wl_roundtrip wl-simd --leave-running
+}
+
+@test "wl-nanosleep: a task in nanosleep sleeps on for the time left" {
+	wl_roundtrip wl-nanosleep
+}
+
+@test "wl-nanosleep: --leave-running" {
+	wl_roundtrip wl-nanosleep --leave-running
+}
+
+@test "wl-pipe-read: a task blocked reading a pipe stays blocked, then reads" {
+	wl_roundtrip wl-pipe-read
+}
+
+@test "wl-pipe-read: --leave-running" {
+	wl_roundtrip wl-pipe-read --leave-running
+}
+
+@test "wl-wait: a task blocked in wait() waits on" {
+	wl_roundtrip wl-wait
+}
+
+@test "wl-wait: --leave-running" {
+	wl_roundtrip wl-wait --leave-running
+}
+
+@test "wl-tree: sessions, process groups and parents are preserved (--shell-job)" {
+	# started in this shell's session, as the workload protocol says
+	CEDANA_WL_TRIGGER="$TRIGGER" "$WL_DIR/wl-tree" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore --shell-job
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-tree: --leave-running" {
+	wl_roundtrip wl-tree --leave-running
+}
+
+@test "wl-python.sh: a python3 interpreter with state" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
+		</dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
 }

@@ -292,6 +292,29 @@ int cd_inject_read_mem(cd_inject *h, uint64_t addr, void *buf, size_t len, cd_er
 	return 0;
 }
 
+/* A relative nanosleep interrupted in the old task: its restart block is
+ * gone, but the kernel wrote the time left to the rem argument (when given),
+ * so the call is restarted for that time (or, without rem, for the whole
+ * request again) rather than failing with EINTR. */
+static bool restart_sleep(struct user_regs_struct *regs)
+{
+	switch (regs->orig_rax) {
+	case SYS_nanosleep:
+		if (regs->rsi)
+			regs->rdi = regs->rsi;
+		break;
+	case SYS_clock_nanosleep:
+		if (regs->r10)
+			regs->rdx = regs->r10;
+		break;
+	default:
+		return false;
+	}
+	regs->rax = regs->orig_rax;
+	regs->rip -= 2;
+	return true;
+}
+
 void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task)
 {
 	if ((long)regs->orig_rax < 0)
@@ -307,7 +330,7 @@ void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task)
 		if (same_task) {
 			regs->rax = SYS_restart_syscall;
 			regs->rip -= 2;
-		} else {
+		} else if (!restart_sleep(regs)) {
 			regs->rax = (uint64_t)-EINTR;
 		}
 		break;

@@ -62,7 +62,8 @@ void cd_inject_free(cd_inject *h);
 
 /* Applies the restart rules to regs of a task stopped in a syscall.
  * same_task: restart_syscall is usable (the kernel restart block still
- * exists); otherwise such calls see EINTR. */
+ * exists); otherwise relative sleeps restart for the time left and other
+ * such calls see EINTR. */
 void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task);
 
 static inline void cd_inject_freep(cd_inject **h)
