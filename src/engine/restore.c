@@ -73,6 +73,24 @@ static int check_pids_free(const struct cd_image *img, cd_err *err)
 	return 0;
 }
 
+/* Mapped files and executables must still be there: checked before any
+ * task exists, so a missing library does not leave a half-made tree. */
+static int check_mapped_files(const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		if (access(t->mm.exe, F_OK) < 0)
+			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
+		for (size_t j = 0; j < t->nvmas; j++) {
+			const char *path = t->vmas[j].path;
+			if (path && access(path, F_OK) < 0)
+				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
+				                  path);
+		}
+	}
+	return 0;
+}
+
 static bool range_free(const struct cd_image *img, const struct cd_proc_map *self, size_t nself,
                        uint64_t start, uint64_t len)
 {
@@ -342,7 +360,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
-	    (r = place_areas(s, err)) < 0 ||
+	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0 ||
 	    (r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0 ||
 	    (r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
 		return r;

@@ -176,3 +176,16 @@ refuse_restore() {
 	assert_output "cedana-engine: restore: pid $WL_PID is in use"
 	still_counting
 }
+
+@test "restore: a mapped file that is gone is refused before any task exists" {
+	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	PID=$WL_PID
+	WL_PID=
+	rm "$T/counter-copy"
+	refuse_restore "restore: pid $PID: executable $T/counter-copy: No such file or directory"
+}
