@@ -1,0 +1,120 @@
+/* Credentials: uids, gids, supplementary groups, capabilities and
+ * no_new_privs. Set last, by injection, since they can take away the
+ * rights the earlier steps need. */
+#include <errno.h>
+#include <linux/capability.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	struct cd_proc_status st;
+	int r = cd_proc_status(t->pid, &st, err);
+
+	if (r < 0)
+		return r;
+	memcpy(t->uid, st.uid, sizeof(t->uid));
+	memcpy(t->gid, st.gid, sizeof(t->gid));
+	t->groups = calloc(st.ngroups + 1, sizeof(*t->groups));
+	if (!t->groups)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	memcpy(t->groups, st.groups, st.ngroups * sizeof(*t->groups));
+	t->ngroups = st.ngroups;
+	t->cap_inh = st.cap_inh;
+	t->cap_prm = st.cap_prm;
+	t->cap_eff = st.cap_eff;
+	t->cap_bnd = st.cap_bnd;
+	t->cap_amb = st.cap_amb;
+	return 0;
+}
+
+static bool same_as_task(pid_t pid, const struct cd_task *t)
+{
+	struct cd_proc_status st;
+	cd_err ignored;
+
+	if (cd_proc_status(pid, &st, &ignored) < 0)
+		return false;
+	return !memcmp(st.uid, t->uid, sizeof(t->uid)) && !memcmp(st.gid, t->gid, sizeof(t->gid)) &&
+	       st.ngroups == t->ngroups &&
+	       !memcmp(st.groups, t->groups, t->ngroups * sizeof(*t->groups)) &&
+	       st.cap_inh == t->cap_inh && st.cap_prm == t->cap_prm && st.cap_eff == t->cap_eff &&
+	       st.cap_bnd == t->cap_bnd && st.cap_amb == t->cap_amb;
+}
+
+static int drop_bounding(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		if (t->cap_bnd & (1ULL << cap))
+			continue;
+		int r = cd_call_ok(ctx->inj, "prctl(PR_CAPBSET_DROP)", SYS_prctl, PR_CAPBSET_DROP,
+		                   (uint64_t)cap, 0, 0, 0, 0, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int set_ids(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	cd_inject *inj = ctx->inj;
+	int r;
+
+	if ((r = cd_inject_write_mem(inj, ctx->data, t->groups, t->ngroups * sizeof(*t->groups),
+	                             err)) < 0 ||
+	    (r = cd_call_ok(inj, "setgroups", SYS_setgroups, t->ngroups, ctx->data, 0, 0, 0, 0,
+	                    NULL, err)) < 0 ||
+	    (r = cd_call_ok(inj, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0,
+	                    0, NULL, err)) < 0 ||
+	    (r = cd_call_ok(inj, "setresgid", SYS_setresgid, t->gid[0], t->gid[1], t->gid[2], 0, 0,
+	                    0, NULL, err)) < 0 ||
+	    (r = cd_call_ok(inj, "setresuid", SYS_setresuid, t->uid[0], t->uid[1], t->uid[2], 0, 0,
+	                    0, NULL, err)) < 0)
+		return r;
+	long ignored;
+	/* setfsuid/setfsgid report the previous id, never an error */
+	cd_call(inj, SYS_setfsgid, t->gid[3], 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(inj, SYS_setfsuid, t->uid[3], 0, 0, 0, 0, 0, &ignored, err);
+	return 0;
+}
+
+static int set_caps(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {
+	    {(uint32_t)t->cap_eff, (uint32_t)t->cap_prm, (uint32_t)t->cap_inh},
+	    {(uint32_t)(t->cap_eff >> 32), (uint32_t)(t->cap_prm >> 32),
+	     (uint32_t)(t->cap_inh >> 32)},
+	};
+	int r;
+
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &hdr, sizeof(hdr), err)) < 0 ||
+	    (r = cd_inject_write_mem(ctx->inj, ctx->data + 64, data, sizeof(data), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, "capset", SYS_capset, ctx->data, ctx->data + 64, 0, 0, 0, 0,
+	                    NULL, err)) < 0)
+		return r;
+	return cd_call_ok(ctx->inj, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0,
+	                  0, 0, NULL, err);
+}
+
+static int creds_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	int r;
+
+	if (!same_as_task(cd_inject_pid(ctx->inj), t)) {
+		if ((r = drop_bounding(ctx, t, err)) < 0 || (r = set_ids(ctx, t, err)) < 0 ||
+		    (r = set_caps(ctx, t, err)) < 0)
+			return r;
+	}
+	if (t->no_new_privs)
+		return cd_call_ok(ctx->inj, "prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl,
+		                  PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0, NULL, err);
+	return 0;
+}
+
+const struct cd_module cd_mod_creds = {
+    .name = "creds", .dump = creds_dump, .restore = creds_restore};

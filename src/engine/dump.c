@@ -1,0 +1,270 @@
+/* Dump: seize the tree, collect every task's resources through the module
+ * table, write the image, then kill the tree or let it run on. Any failure
+ * lets the tree run on untouched and removes the image directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+#include "shared/cleanup.h"
+
+#define MAX_TASKS 4096
+
+/* Modules that need the task's scratch page, in dump order. Memory comes
+ * after them, once the scratch page is gone again. */
+static const struct cd_module *const dump_modules[] = {
+    &cd_mod_cpu,    &cd_mod_mm,    &cd_mod_files, &cd_mod_signals,
+    &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds,
+};
+
+struct dump_state {
+	struct cd_image img;
+	cd_inject *inj[MAX_TASKS];
+	int dirfd;
+};
+
+static int check_pid(pid_t pid, cd_err *err)
+{
+	if (pid <= 0)
+		return cd_err_set(err, EINVAL, "invalid pid %d", pid);
+	if (pid == getpid())
+		return cd_err_set(err, EINVAL, "pid %d: cannot checkpoint the engine itself", pid);
+	if (kill(pid, 0) < 0)
+		return cd_err_sys(err, errno, "pid %d", pid);
+	return 0;
+}
+
+static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
+{
+	struct cd_proc_stat st;
+	int r;
+
+	if (s->img.ntasks == MAX_TASKS)
+		return cd_err_set(err, E2BIG, "more than %d tasks", MAX_TASKS);
+	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
+	if (r < 0)
+		return r;
+	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
+	t->pid = pid;
+	if ((r = cd_proc_stat(pid, &st, err)) < 0)
+		return r;
+	if (st.num_threads != 1)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): has %d threads; threads are not supported", pid,
+		                  st.comm, st.num_threads);
+	if (st.state == 'Z')
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: zombie tasks are not supported", pid);
+	t->ppid = st.ppid;
+	t->pgid = st.pgrp;
+	t->sid = st.session;
+	t->nice = st.nice;
+	memcpy(t->comm, st.comm, sizeof(t->comm));
+	return 0;
+}
+
+/* Seizes the root, then every descendant, parents before children. */
+static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
+{
+	int r = seize_task(s, root, err);
+
+	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
+		_cleanup_free_ pid_t *kids = NULL;
+		size_t n;
+		r = cd_proc_children(s->img.tasks[i].pid, &kids, &n, err);
+		for (size_t k = 0; r >= 0 && k < n; k++)
+			r = seize_task(s, kids[k], err);
+	}
+	return r;
+}
+
+static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
+{
+	const struct cd_task *root = &s->img.tasks[0];
+
+	if (root->sid != root->pid && !cd_image_task(&s->img, root->sid) && !shell_job)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: its session leader %d is outside the tree (use --shell-job)",
+		    root->pid, root->sid);
+	/* Every session must be the root's or one led by a task of the tree. */
+	for (size_t i = 1; i < s->img.ntasks; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
+		const struct cd_task *leader = cd_image_task(&s->img, t->sid);
+		if (t->sid != root->sid && !(leader && leader->sid == leader->pid))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d: its session leader %d is outside the tree",
+			                  t->pid, t->sid);
+	}
+	return 0;
+}
+
+static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
+{
+	struct cd_task *t = &s->img.tasks[i];
+	struct cd_dump_ctx ctx = {
+	    .img = &s->img, .inj = s->inj[i], .dirfd = s->dirfd, .shell_job = shell_job};
+	long addr, ignored;
+	int r;
+
+	if ((r = cd_mem_collect(t->pid, t, &s->img, err)) < 0)
+		return r;
+	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
+		return r;
+	r = cd_call_ok(ctx.inj, "mmap scratch page", SYS_mmap, 0, CD_PAGE_SIZE,
+	               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr,
+	               err);
+	if (r < 0)
+		return r;
+	ctx.scratch = (uint64_t)addr;
+	for (size_t m = 0; r >= 0 && m < ARRAY_SIZE(dump_modules); m++)
+		r = dump_modules[m]->dump(&ctx, t, err);
+	/* the scratch page goes even when a module failed */
+	int r2 = cd_call(ctx.inj, SYS_munmap, ctx.scratch, CD_PAGE_SIZE, 0, 0, 0, 0, &ignored,
+	                 r < 0 ? &(cd_err){0} : err);
+	if (r < 0)
+		return r;
+	if (r2 < 0)
+		return r2;
+	return cd_mod_mem.dump(&ctx, t, err);
+}
+
+static void remove_dir(const char *dir, int dirfd)
+{
+	_cleanup_closedir_ DIR *d = fdopendir(dup(dirfd));
+	struct dirent *de;
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd, de->d_name, 0);
+	rmdir(dir);
+}
+
+static bool task_lingers(pid_t pid, bool zombie_ok)
+{
+	struct cd_proc_stat st;
+	cd_err ignored;
+
+	if (cd_proc_stat(pid, &st, &ignored) < 0)
+		return false;
+	return !(zombie_ok && st.state == 'Z');
+}
+
+/* Makes a parent in the tree ignore SIGCHLD so the kernel reaps its dying
+ * children at once, rather than leaving zombies for init to collect. Its
+ * image is written, so its state may change now. Best effort. */
+static void autoreap_children(cd_inject *inj)
+{
+	const uint64_t act[4] = {(uint64_t)(uintptr_t)SIG_IGN, 0, 0, 0};
+	uint64_t at = (cd_inject_orig_regs(inj)->rsp - 1024) & ~(uint64_t)15;
+	cd_err ignored;
+	long ret;
+
+	if (cd_inject_write_mem(inj, at, act, sizeof(act), &ignored) == 0)
+		cd_call(inj, SYS_rt_sigaction, SIGCHLD, at, 0, 8, 0, 0, &ret, &ignored);
+}
+
+static void kill_tree(struct dump_state *s)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		for (size_t k = 0; k < s->img.ntasks; k++)
+			if (s->img.tasks[k].ppid == s->img.tasks[i].pid) {
+				autoreap_children(s->inj[i]);
+				break;
+			}
+	/* children before parents (tasks are in tree order), each collected
+	 * while its parent still lives */
+	for (size_t i = s->img.ntasks; i-- > 0;) {
+		kill(s->img.tasks[i].pid, SIGKILL);
+		waitpid(s->img.tasks[i].pid, NULL, __WALL);
+		cd_inject_free(s->inj[i]);
+		s->inj[i] = NULL;
+	}
+	/* Tasks whose parent was in the tree are reaped by their new parent a
+	 * moment later; wait (up to 5 s) so their pids are free on return. The
+	 * root stays a zombie until our caller, its parent, reaps it. */
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		pid_t pid = s->img.tasks[i].pid;
+		for (int tries = 0; tries < 500 && task_lingers(pid, pid == s->img.root); tries++)
+			usleep(10000);
+	}
+}
+
+static void release_tree(struct dump_state *s)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		if (!s->inj[i])
+			continue;
+		cd_err ignored = {0};
+		cd_inject_release(s->inj[i], &ignored);
+		cd_inject_free(s->inj[i]);
+		s->inj[i] = NULL;
+	}
+}
+
+static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
+{
+	struct utsname u;
+	int r;
+
+	s->img.version = CD_IMAGE_VERSION;
+	s->img.root = opts->pid;
+	s->img.shell_job = opts->shell_job;
+	uname(&u);
+	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
+	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
+	    (r = check_sessions(s, opts->shell_job, err)) < 0)
+		return r;
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if ((r = dump_task(s, i, opts->shell_job, err)) < 0)
+			return r;
+	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
+		return r;
+	if (fsync(s->dirfd) < 0)
+		return cd_err_sys(err, errno, "fsync %s", opts->dir);
+	return 0;
+}
+
+int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
+{
+	_cleanup_free_ struct dump_state *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s || !(s->img.tasks = calloc(MAX_TASKS, sizeof(struct cd_task))))
+		return cd_err_set(err, ENOMEM, "dump: out of memory");
+	if ((r = check_pid(opts->pid, err)) < 0)
+		goto out;
+	if (mkdir(opts->dir, 0700) < 0) {
+		r = cd_err_sys(err, errno, "image directory %s", opts->dir);
+		goto out;
+	}
+	s->dirfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		r = cd_err_sys(err, errno, "open %s", opts->dir);
+		rmdir(opts->dir);
+		goto out;
+	}
+	r = do_dump(s, opts, err);
+	if (r < 0) {
+		release_tree(s);
+		remove_dir(opts->dir, s->dirfd);
+	} else if (opts->leave_running) {
+		release_tree(s);
+	} else {
+		kill_tree(s);
+	}
+	close(s->dirfd);
+out:
+	release_tree(s);
+	cd_image_free(&s->img);
+	return r < 0 ? cd_err_wrap(err, "dump") : 0;
+}

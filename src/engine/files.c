@@ -1,0 +1,419 @@
+/* File descriptors. The dump names every open file description once (kcmp
+ * finds the ones shared between fds and tasks) and stores unread pipe data
+ * once per pipe. The restore opens every description in the controller,
+ * which the new tasks inherit through clone3; each task then keeps exactly
+ * its own fds at their numbers. The root's stdio is external: the restore
+ * caller supplies it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+#include "shared/cleanup.h"
+
+#define PIPE_DATA_MAX (16u << 20)
+
+static bool same_file(pid_t p1, int fd1, pid_t p2, int fd2)
+{
+	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
+}
+
+static bool chr_supported(const char *path)
+{
+	static const char *const ok[] = {"/dev/null",   "/dev/zero", "/dev/urandom",
+	                                 "/dev/random", "/dev/tty",  "/dev/console"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (!strcmp(path, ok[i]))
+			return true;
+	return !strncmp(path, "/dev/pts/", 9) || !strncmp(path, "/dev/tty", 8);
+}
+
+static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *st, struct cd_fd *d,
+                       cd_err *err)
+{
+	size_t n = strlen(link);
+
+	if (n > 10 && !strcmp(link + n - 10, " (deleted)"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): deleted files are not supported", pid, fd,
+		                  link);
+	if (S_ISREG(st->st_mode) && link[0] == '/')
+		d->kind = CD_FD_REG;
+	else if (S_ISDIR(st->st_mode) && link[0] == '/')
+		d->kind = CD_FD_DIR;
+	else if (S_ISCHR(st->st_mode) && chr_supported(link))
+		d->kind = CD_FD_CHR;
+	else if (S_ISFIFO(st->st_mode))
+		d->kind = link[0] == '/' ? CD_FD_FIFO : CD_FD_PIPE;
+	else
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): unsupported file kind", pid,
+		                  fd, link);
+	return 0;
+}
+
+/* Copies the unread data of the pipe behind pid's fd without consuming it:
+ * a new read end through /proc, tee() into a pipe of ours, read that. */
+static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
+{
+	char path[64];
+	int tmp[2];
+	_cleanup_close_ int rd = -1, tr = -1, tw = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (rd < 0)
+		return cd_err_sys(err, errno, "pid %d: fd %d: open pipe", pid, fd);
+	if (pipe2(tmp, O_CLOEXEC | O_NONBLOCK) < 0)
+		return cd_err_sys(err, errno, "pipe");
+	tr = tmp[0];
+	tw = tmp[1];
+	int size = fcntl(rd, F_GETPIPE_SZ);
+	if (size > 0)
+		fcntl(tw, F_SETPIPE_SZ, size);
+	ssize_t n = tee(rd, tw, PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
+	if (n < 0 && errno != EAGAIN)
+		return cd_err_sys(err, errno, "pid %d: fd %d: tee pipe", pid, fd);
+	if (n <= 0)
+		return 0;
+	p->data = malloc((size_t)n);
+	if (!p->data)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	while (p->len < (size_t)n) {
+		ssize_t got = read(tr, p->data + p->len, (size_t)n - p->len);
+		if (got <= 0)
+			return cd_err_sys(err, got < 0 ? errno : EIO, "read pipe copy");
+		p->len += (size_t)got;
+	}
+	return 0;
+}
+
+/* Object id for pid's fd: an id already given to the same open file, else
+ * a new one. Ids 0..2 are the root's external stdio. */
+static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *next_obj)
+{
+	const struct cd_task *root = cd_image_task(img, img->root);
+
+	for (int s = 0; s < 3 && root; s++)
+		if (same_file(root->pid, s, t->pid, fd))
+			return s;
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *o = &img->tasks[i];
+		for (size_t j = 0; j < o->nfds; j++)
+			if (o->fds[j].kind != CD_FD_STDIO &&
+			    same_file(o->pid, o->fds[j].fd, t->pid, fd))
+				return o->fds[j].obj;
+		if (o == t)
+			break;
+	}
+	return (*next_obj)++;
+}
+
+static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int fd, cd_err *err)
+{
+	for (size_t i = 0; i < img->npipes; i++)
+		if (img->pipes[i].id == (int)st->st_ino)
+			return 0;
+	struct cd_pipe *np = realloc(img->pipes, (img->npipes + 1) * sizeof(*np));
+	if (!np)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	img->pipes = np;
+	struct cd_pipe *p = &img->pipes[img->npipes++];
+	memset(p, 0, sizeof(*p));
+	p->id = (int)st->st_ino;
+	return peek_pipe(pid, fd, p, err);
+}
+
+static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next_obj, cd_err *err)
+{
+	char name[64];
+	_cleanup_free_ char *link = NULL;
+	struct cd_proc_fdinfo fi;
+	struct stat st;
+	struct cd_fd *d = &t->fds[t->nfds];
+	int r;
+
+	snprintf(name, sizeof(name), "fd/%d", fd);
+	if ((r = cd_proc_readlink(t->pid, name, &link, err)) < 0)
+		return r;
+	snprintf(name, sizeof(name), "/proc/%d/fd/%d", t->pid, fd);
+	if (stat(name, &st) < 0)
+		return cd_err_sys(err, errno, "pid %d: fd %d (%s): stat", t->pid, fd, link);
+	if ((r = cd_proc_fdinfo(t->pid, fd, &fi, err)) < 0)
+		return r;
+	memset(d, 0, sizeof(*d));
+	d->fd = fd;
+	d->flags = fi.flags;
+	d->pos = fi.pos;
+	d->obj = find_obj(ctx->img, t, fd, next_obj);
+	if (d->obj < 3) {
+		d->kind = CD_FD_STDIO;
+		t->nfds++;
+		return 0;
+	}
+	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0)
+		return r;
+	if (d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) {
+		d->writer = (fi.flags & O_ACCMODE) == O_WRONLY;
+		if ((r = add_pipe(ctx->img, &st, t->pid, fd, err)) < 0)
+			return r;
+		/* the pipe's id travels in pos: pipes have no position */
+		d->pos = st.st_ino;
+	}
+	if (d->kind != CD_FD_PIPE && !(d->path = strdup(link)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	t->nfds++;
+	return 0;
+}
+
+static int next_obj_id(const struct cd_image *img)
+{
+	int next = 3;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].obj >= next)
+				next = img->tasks[i].fds[j].obj + 1;
+	return next;
+}
+
+static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	char path[64];
+	struct dirent *de;
+	size_t cap = 16;
+	int next_obj = next_obj_id(ctx->img), r;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	_cleanup_closedir_ DIR *dir = opendir(path);
+	if (!dir)
+		return cd_err_sys(err, errno, "open %s", path);
+	t->fds = calloc(cap, sizeof(*t->fds));
+	if (!t->fds)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (t->nfds == cap) {
+			cap *= 2;
+			struct cd_fd *nf = realloc(t->fds, cap * sizeof(*nf));
+			if (!nf)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			t->fds = nf;
+		}
+		r = dump_fd(ctx, t, atoi(de->d_name), &next_obj, err);
+		if (r < 0)
+			return r;
+	}
+	if ((r = cd_proc_readlink(t->pid, "cwd", &t->cwd, err)) < 0 ||
+	    (r = cd_proc_readlink(t->pid, "root", &t->root, err)) < 0)
+		return r;
+	return 0;
+}
+
+const struct cd_module cd_mod_files = {.name = "files", .dump = files_dump};
+
+/* ---- restore: in the controller ---- */
+
+struct cd_file_objs {
+	int *fd; /* per object id, the controller's fd */
+	size_t n;
+};
+
+void cd_files_free(struct cd_file_objs *objs)
+{
+	if (!objs)
+		return;
+	for (size_t i = 3; i < objs->n; i++)
+		if (objs->fd[i] >= 0)
+			close(objs->fd[i]);
+	free(objs->fd);
+	free(objs);
+}
+
+static int open_path_obj(const struct cd_fd *d, cd_err *err)
+{
+	int flags = (d->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_NOCTTY;
+	int fd = open(d->path, flags);
+
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", d->path);
+	if (d->kind == CD_FD_REG && lseek(fd, (off_t)d->pos, SEEK_SET) < 0) {
+		close(fd);
+		return cd_err_sys(err, errno, "seek %s", d->path);
+	}
+	return fd;
+}
+
+static int fill_pipe(int wfd, const struct cd_pipe *p, cd_err *err)
+{
+	size_t off = 0;
+
+	if (p->len > 65536 && fcntl(wfd, F_SETPIPE_SZ, (int)p->len) < 0)
+		return cd_err_sys(err, errno, "size pipe for %zu bytes", p->len);
+	while (off < p->len) {
+		ssize_t n = write(wfd, p->data + off, p->len - off);
+		if (n < 0)
+			return cd_err_sys(err, errno, "refill pipe");
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static const struct cd_pipe *find_pipe(const struct cd_image *img, uint64_t id)
+{
+	for (size_t i = 0; i < img->npipes; i++)
+		if ((uint64_t)img->pipes[i].id == id)
+			return &img->pipes[i];
+	return NULL;
+}
+
+/* A pipe end: both ends are created once per pipe, on first use. */
+static int open_pipe_obj(const struct cd_image *img, const struct cd_fd *d, int pipes[][2],
+                         cd_err *err)
+{
+	const struct cd_pipe *p = find_pipe(img, d->pos);
+	size_t idx = (size_t)(p - img->pipes);
+	int r;
+
+	if (!p)
+		return cd_err_set(err, EINVAL, "fd %d: unknown pipe %" PRIu64, d->fd, d->pos);
+	if (pipes[idx][0] < 0) {
+		if (d->kind == CD_FD_FIFO) {
+			/* a read-write holder keeps the FIFO open without blocking */
+			pipes[idx][1] = open(d->path, O_RDWR | O_CLOEXEC);
+			pipes[idx][0] = pipes[idx][1] < 0 ? -1 : dup(pipes[idx][1]);
+			if (pipes[idx][1] < 0)
+				return cd_err_sys(err, errno, "open fifo %s", d->path);
+		} else if (pipe2(pipes[idx], 0) < 0) {
+			return cd_err_sys(err, errno, "pipe");
+		}
+		if ((r = fill_pipe(pipes[idx][1], p, err)) < 0)
+			return r;
+	}
+	if (d->kind == CD_FD_FIFO)
+		return open_path_obj(d, err);
+	int fd = dup(pipes[idx][d->writer ? 1 : 0]);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "dup pipe");
+	if (fcntl(fd, F_SETFL, d->flags & O_NONBLOCK) < 0) {
+		close(fd);
+		return cd_err_sys(err, errno, "set pipe flags");
+	}
+	return fd;
+}
+
+static int open_obj(const struct cd_image *img, const struct cd_fd *d, int pipes[][2], cd_err *err)
+{
+	switch (d->kind) {
+	case CD_FD_PIPE:
+	case CD_FD_FIFO:
+		return open_pipe_obj(img, d, pipes, err);
+	default:
+		return open_path_obj(d, err);
+	}
+}
+
+int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct cd_file_objs **ret,
+                     cd_err *err)
+{
+	_cleanup_free_ struct cd_file_objs *objs = calloc(1, sizeof(*objs));
+	_cleanup_free_ int(*pipes)[2] = calloc(img->npipes + 1, sizeof(*pipes));
+	int r = 0;
+
+	if (!objs || !pipes)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	objs->n = 3;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if ((size_t)img->tasks[i].fds[j].obj >= objs->n)
+				objs->n = (size_t)img->tasks[i].fds[j].obj + 1;
+	objs->fd = malloc(objs->n * sizeof(int));
+	if (!objs->fd)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < objs->n; i++)
+		objs->fd[i] = i < 3 ? (stdio_fd[i] >= 0 ? stdio_fd[i] : (int)i) : -1;
+	for (size_t i = 0; i < img->npipes; i++)
+		pipes[i][0] = pipes[i][1] = -1;
+	for (size_t i = 0; i < img->ntasks && r >= 0; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		for (size_t j = 0; j < t->nfds && r >= 0; j++) {
+			const struct cd_fd *d = &t->fds[j];
+			if (d->kind == CD_FD_STDIO || objs->fd[d->obj] >= 0)
+				continue;
+			r = open_obj(img, d, pipes, err);
+			if (r < 0)
+				r = cd_err_wrap(err, "pid %d: fd %d", t->pid, d->fd);
+			else
+				objs->fd[d->obj] = r;
+		}
+	}
+	for (size_t i = 0; i < img->npipes; i++) {
+		if (pipes[i][0] >= 0)
+			close(pipes[i][0]);
+		if (pipes[i][1] >= 0)
+			close(pipes[i][1]);
+	}
+	if (r < 0) {
+		cd_files_free(TAKE_PTR(objs));
+		return r;
+	}
+	*ret = TAKE_PTR(objs);
+	return 0;
+}
+
+/* ---- restore: inside a new task, before it is seized ---- */
+
+static int max_open_fd(void)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int max = 2;
+
+	while (d && (de = readdir(d)))
+		if (atoi(de->d_name) > max)
+			max = atoi(de->d_name);
+	return max;
+}
+
+/* Leaves the task with exactly t's fds (and *keep_fd, moved high). */
+int cd_files_install(const struct cd_image *img, const struct cd_task *t,
+                     const struct cd_file_objs *objs, int *keep_fd, cd_err *err)
+{
+	int base = max_open_fd() + 1;
+	_cleanup_free_ int *high = calloc(t->nfds + 1, sizeof(int));
+
+	if (!high)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t j = 0; j < t->nfds; j++)
+		if (t->fds[j].fd >= base)
+			base = t->fds[j].fd + 1;
+	for (size_t j = 0; j < t->nfds; j++) {
+		high[j] = fcntl(objs->fd[t->fds[j].obj], F_DUPFD, base);
+		if (high[j] < 0)
+			return cd_err_sys(err, errno, "pid %d: fd %d: dup", t->pid, t->fds[j].fd);
+	}
+	int keep = fcntl(*keep_fd, F_DUPFD_CLOEXEC, base);
+	if (keep < 0)
+		return cd_err_sys(err, errno, "dup status pipe");
+	for (int fd = 0; fd < base; fd++)
+		close(fd);
+	for (size_t j = 0; j < t->nfds; j++) {
+		const struct cd_fd *d = &t->fds[j];
+		if (dup3(high[j], d->fd, d->flags & O_CLOEXEC) < 0)
+			return cd_err_sys(err, errno, "pid %d: fd %d: dup3", t->pid, d->fd);
+		close(high[j]);
+	}
+	*keep_fd = keep;
+	(void)img;
+	return 0;
+}

@@ -1,0 +1,450 @@
+#include "engine/image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/image-fields.h"
+#include "shared/cleanup.h"
+
+/* ---- checksum ---- */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+void cd_csum_init(struct cd_csum *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < 8; i++)
+		c->a[i] = P1 * (uint64_t)(i + 1);
+}
+
+/* Explicit vectors: two 256-bit halves of the eight lanes (plain SSE2 code
+ * where AVX2 is missing). */
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+__attribute__((target_clones("avx2", "default"))) static void
+csum_blocks(struct cd_csum *c, const uint8_t *p, size_t nblocks)
+{
+	v4u64 a0, a1, b0, b1, w0, w1;
+
+	memcpy(&a0, c->a, 32);
+	memcpy(&a1, c->a + 4, 32);
+	memcpy(&b0, c->b, 32);
+	memcpy(&b1, c->b + 4, 32);
+	for (; nblocks; nblocks--, p += 64) {
+		memcpy(&w0, p, 32);
+		memcpy(&w1, p + 32, 32);
+		a0 += w0;
+		a1 += w1;
+		b0 += a0;
+		b1 += a1;
+	}
+	memcpy(c->a, &a0, 32);
+	memcpy(c->a + 4, &a1, 32);
+	memcpy(c->b, &b0, 32);
+	memcpy(c->b + 4, &b1, 32);
+}
+
+void cd_csum_update(struct cd_csum *c, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	c->len += len;
+	if (c->ntail) {
+		size_t n = 64 - c->ntail < len ? 64 - c->ntail : len;
+		memcpy(c->tail + c->ntail, p, n);
+		c->ntail += n;
+		p += n;
+		len -= n;
+		if (c->ntail < 64)
+			return;
+		csum_blocks(c, c->tail, 1);
+		c->ntail = 0;
+	}
+	csum_blocks(c, p, len / 64);
+	p += len / 64 * 64;
+	memcpy(c->tail, p, len % 64);
+	c->ntail = len % 64;
+}
+
+uint64_t cd_csum_final(const struct cd_csum *c)
+{
+	uint64_t h = c->len * P3;
+
+	for (int i = 0; i < 8; i++) {
+		h = rotl(h ^ (c->a[i] * P1), 27) * P2;
+		h = rotl(h ^ (c->b[i] * P2), 31) * P1;
+	}
+	for (size_t i = 0; i < c->ntail; i++)
+		h = rotl(h ^ (c->tail[i] * P3), 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	return h;
+}
+
+/* ---- hex ---- */
+
+int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *p = buf;
+	_cleanup_free_ char *s = malloc(2 * len + 1);
+
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		s[2 * i] = digits[p[i] >> 4];
+		s[2 * i + 1] = digits[p[i] & 15];
+	}
+	s[2 * len] = 0;
+	return json_object_set_new(obj, key, json_string(s)) ? -ENOMEM : 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int cd_json_hex_decode(json_t *obj, const char *key, uint8_t **ret, size_t *ret_len, cd_err *err)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	size_t n;
+
+	if (!s)
+		return cd_err_set(err, EINVAL, "missing string field \"%s\"", key);
+	n = strlen(s);
+	if (n % 2)
+		return cd_err_set(err, EINVAL, "field \"%s\": odd hex length", key);
+	_cleanup_free_ uint8_t *buf = malloc(n / 2 + 1);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return cd_err_set(err, EINVAL, "field \"%s\": bad hex", key);
+		buf[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*ret = TAKE_PTR(buf);
+	*ret_len = n / 2;
+	return 0;
+}
+
+/* ---- scalar field tables ---- */
+
+int cd_fields_encode(json_t *obj, const struct cd_field *f, size_t n, const void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *p = (const char *)base + f[i].off;
+		json_int_t v;
+		switch (f[i].size) {
+		case 8:
+			v = (json_int_t) * (const int64_t *)p;
+			break;
+		case 4:
+			v = *(const int32_t *)p;
+			break;
+		default:
+			v = *(const uint8_t *)p;
+		}
+		if (json_object_set_new(obj, f[i].name, json_integer(v)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int cd_fields_decode(json_t *obj, const struct cd_field *f, size_t n, void *base, cd_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *j = json_object_get(obj, f[i].name);
+		char *p = (char *)base + f[i].off;
+		if (!json_is_integer(j))
+			return cd_err_set(err, EINVAL, "missing integer field \"%s\"", f[i].name);
+		json_int_t v = json_integer_value(j);
+		switch (f[i].size) {
+		case 8:
+			*(int64_t *)p = v;
+			break;
+		case 4:
+			*(int32_t *)p = (int32_t)v;
+			break;
+		default:
+			*(uint8_t *)p = (uint8_t)v;
+		}
+	}
+	return 0;
+}
+
+/* ---- manifest ---- */
+
+void cd_image_free(struct cd_image *img)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		cd_task_free(&img->tasks[i]);
+	free(img->tasks);
+	for (size_t i = 0; i < img->npipes; i++)
+		free(img->pipes[i].data);
+	free(img->pipes);
+	memset(img, 0, sizeof(*img));
+}
+
+struct cd_task *cd_image_task(struct cd_image *img, pid_t pid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (img->tasks[i].pid == pid)
+			return &img->tasks[i];
+	return NULL;
+}
+
+static const char *const vdso_names[CD_VMA_KIND_MAX] = {
+    [CD_VMA_VDSO] = "vdso",
+    [CD_VMA_VVAR] = "vvar",
+    [CD_VMA_VVAR_VCLOCK] = "vvar_vclock",
+};
+
+static json_t *pipes_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->npipes; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "id", json_integer(img->pipes[i].id));
+		cd_json_hex_encode(o, "data", img->pipes[i].data, img->pipes[i].len);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
+{
+	_cleanup_json_ json_t *root = json_object();
+	json_t *tasks = json_array(), *vdso = json_object();
+
+	json_object_set_new(root, "format", json_string(CD_IMAGE_FORMAT));
+	json_object_set_new(root, "version", json_integer(img->version));
+	json_object_set_new(root, "arch", json_string("x86_64"));
+	json_object_set_new(root, "kernel", json_string(img->kernel));
+	json_object_set_new(root, "root", json_integer(img->root));
+	json_object_set_new(root, "shell_job", json_boolean(img->shell_job));
+	for (int k = 0; k < CD_VMA_KIND_MAX; k++)
+		if (vdso_names[k])
+			json_object_set_new(vdso, vdso_names[k],
+			                    json_integer((json_int_t)img->vdso_size[k]));
+	json_object_set_new(root, "vdso_layout", vdso);
+	json_object_set_new(root, "pipes", pipes_to_json(img));
+	json_object_set_new(root, "tasks", tasks);
+	for (size_t i = 0; i < img->ntasks; i++) {
+		json_t *t = cd_task_to_json(&img->tasks[i]);
+		if (!t) {
+			cd_err_set(err, ENOMEM, "encode task %d", img->tasks[i].pid);
+			return NULL;
+		}
+		json_array_append_new(tasks, t);
+	}
+	return TAKE_PTR(root);
+}
+
+static int pipes_from_json(json_t *arr, struct cd_image *img, cd_err *err)
+{
+	size_t i;
+	json_t *o;
+
+	if (!json_is_array(arr))
+		return cd_err_set(err, EINVAL, "missing array \"pipes\"");
+	img->pipes = calloc(json_array_size(arr) + 1, sizeof(*img->pipes));
+	if (!img->pipes)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		struct cd_pipe *p = &img->pipes[img->npipes++];
+		uint8_t *data;
+		p->id = (int)json_integer_value(json_object_get(o, "id"));
+		int r = cd_json_hex_decode(o, "data", &data, &p->len, err);
+		if (r < 0)
+			return cd_err_wrap(err, "pipe %zu", i);
+		p->data = (char *)data;
+	}
+	return 0;
+}
+
+static int check_header(json_t *root, struct cd_image *img, cd_err *err)
+{
+	const char *fmt = json_string_value(json_object_get(root, "format"));
+	const char *arch = json_string_value(json_object_get(root, "arch"));
+	const char *kernel = json_string_value(json_object_get(root, "kernel"));
+	json_t *ver = json_object_get(root, "version");
+
+	if (!fmt || strcmp(fmt, CD_IMAGE_FORMAT) != 0)
+		return cd_err_set(err, EINVAL, "not a cedana image (format \"%s\")",
+		                  fmt ? fmt : "");
+	if (!json_is_integer(ver))
+		return cd_err_set(err, EINVAL, "missing format version");
+	img->version = (int)json_integer_value(ver);
+	if (img->version != CD_IMAGE_VERSION)
+		return cd_err_set(err, EPROTONOSUPPORT,
+		                  "image format version %d, this engine reads version %d",
+		                  img->version, CD_IMAGE_VERSION);
+	if (!arch || strcmp(arch, "x86_64") != 0)
+		return cd_err_set(err, EINVAL, "image architecture \"%s\" is not x86_64",
+		                  arch ? arch : "");
+	if (!kernel)
+		return cd_err_set(err, EINVAL, "missing kernel release");
+	snprintf(img->kernel, sizeof(img->kernel), "%s", kernel);
+	img->root = (pid_t)json_integer_value(json_object_get(root, "root"));
+	img->shell_job = json_is_true(json_object_get(root, "shell_job"));
+	json_t *vdso = json_object_get(root, "vdso_layout");
+	for (int k = 0; k < CD_VMA_KIND_MAX; k++)
+		if (vdso_names[k])
+			img->vdso_size[k] =
+			    (uint64_t)json_integer_value(json_object_get(vdso, vdso_names[k]));
+	return 0;
+}
+
+int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *tasks, *t;
+	size_t i;
+	int r;
+
+	memset(img, 0, sizeof(*img));
+	r = check_header(root, img, err);
+	if (r < 0)
+		return r;
+	r = pipes_from_json(json_object_get(root, "pipes"), img, err);
+	if (r < 0)
+		return r;
+	tasks = json_object_get(root, "tasks");
+	if (!json_is_array(tasks) || json_array_size(tasks) == 0)
+		return cd_err_set(err, EINVAL, "no tasks in image");
+	img->tasks = calloc(json_array_size(tasks), sizeof(*img->tasks));
+	if (!img->tasks)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(tasks, i, t)
+	{
+		r = cd_task_from_json(t, &img->tasks[i], err);
+		img->ntasks++;
+		if (r < 0)
+			return cd_err_wrap(err, "task %zu", i);
+	}
+	if (!cd_image_task(img, img->root))
+		return cd_err_set(err, EINVAL, "root pid %d is not among the tasks", img->root);
+	return 0;
+}
+
+int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
+{
+	_cleanup_json_ json_t *root = cd_image_to_json(img, err);
+	_cleanup_free_ char *s = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t len, off = 0;
+
+	if (!root)
+		return -err->code;
+	s = json_dumps(root, JSON_COMPACT);
+	if (!s)
+		return cd_err_set(err, ENOMEM, "encode manifest");
+	fd = openat(dirfd, CD_IMAGE_MANIFEST, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "create %s", CD_IMAGE_MANIFEST);
+	len = strlen(s);
+	while (off < len) {
+		ssize_t n = write(fd, s + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cd_err_sys(err, errno, "write %s", CD_IMAGE_MANIFEST);
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0)
+		return cd_err_sys(err, errno, "fsync %s", CD_IMAGE_MANIFEST);
+	return 0;
+}
+
+int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, CD_IMAGE_MANIFEST, O_RDONLY | O_CLOEXEC);
+	_cleanup_json_ json_t *root = NULL;
+	json_error_t jerr;
+
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", CD_IMAGE_MANIFEST);
+	root = json_loadfd(fd, 0, &jerr);
+	if (!root)
+		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
+		                  CD_IMAGE_MANIFEST, jerr.line, jerr.text);
+	int r = cd_image_from_json(root, img, err);
+	if (r < 0) {
+		cd_image_free(img);
+		return cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
+	}
+	return 0;
+}
+
+/* Reads the whole file once, buffered: the restore that follows reads the
+ * same pages again from the page cache rather than the disk. */
+static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum, cd_err *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	const size_t bufsz = 8 << 20;
+	_cleanup_free_ char *buf = NULL;
+	struct cd_csum c;
+	struct stat st;
+
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", name);
+	if (posix_memalign((void **)&buf, 4096, bufsz))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", name);
+	if ((uint64_t)st.st_size != size)
+		return cd_err_set(err, EINVAL,
+		                  "%s: truncated or corrupt (%jd bytes, expected %" PRIu64 ")",
+		                  name, (intmax_t)st.st_size, size);
+	cd_csum_init(&c);
+	for (;;) {
+		ssize_t n = read(fd, buf, bufsz);
+		if (n < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT)) {
+			if (fcntl(fd, F_SETFL, 0) < 0)
+				return cd_err_sys(err, errno, "read %s", name);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cd_err_sys(err, errno, "read %s", name);
+		if (n == 0)
+			break;
+		cd_csum_update(&c, buf, (size_t)n);
+	}
+	if (cd_csum_final(&c) != csum)
+		return cd_err_set(err, EINVAL, "%s: checksum mismatch (corrupt image)", name);
+	return 0;
+}
+
+int cd_image_verify_pages(const struct cd_image *img, int dirfd, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		int r = verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,186 @@
+/* The in-memory model of a checkpoint image and its on-disk codec.
+ * docs/image-format.md describes the files field by field. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "shared/error.h"
+
+#define CD_IMAGE_FORMAT   "cedana-image"
+#define CD_IMAGE_VERSION  1
+#define CD_IMAGE_MANIFEST "manifest.json"
+#define CD_PAGE_SIZE      ((uint64_t)4096)
+#define CD_NSIG           64
+#define CD_NRLIMIT        16
+
+enum cd_vma_kind {
+	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
+	CD_VMA_FILE,        /* private file mapping: only COW'd pages stored */
+	CD_VMA_FILE_SHARED, /* shared file mapping: contents stay in the file */
+	CD_VMA_ANON_SHARED, /* shared anonymous: contents stored once per object */
+	CD_VMA_VDSO,
+	CD_VMA_VVAR,
+	CD_VMA_VVAR_VCLOCK,
+	CD_VMA_KIND_MAX,
+};
+
+/* A run of pages of one VMA: page index from the VMA start, length, and
+ * whether it is all zero (recorded, nothing in the page file). Data runs are
+ * stored back to back in the task's page file in VMA order. */
+struct cd_run {
+	uint64_t page;
+	uint64_t npages;
+	bool zero;
+};
+
+struct cd_vma {
+	uint64_t start, end, pgoff;
+	int prot;
+	bool shared, growsdown;
+	enum cd_vma_kind kind;
+	char *path; /* file mappings */
+	uint64_t dev, ino;
+	int shmid; /* ANON_SHARED: object id shared by the tasks mapping it */
+	struct cd_run *runs;
+	size_t nruns;
+};
+
+struct cd_mm {
+	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t auxv[128];
+	size_t auxv_len; /* in u64 words */
+	char *exe;
+};
+
+enum cd_fd_kind {
+	CD_FD_REG,   /* regular file */
+	CD_FD_DIR,   /* directory */
+	CD_FD_CHR,   /* character device reopened by path: null, zero, urandom, tty */
+	CD_FD_PIPE,  /* pipe end; obj names the pipe */
+	CD_FD_FIFO,  /* named pipe; obj names the pipe */
+	CD_FD_STDIO, /* external stdio: replaced by the restore caller; obj = 0..2 */
+	CD_FD_KIND_MAX,
+};
+
+struct cd_fd {
+	int fd;
+	enum cd_fd_kind kind;
+	int flags;    /* open flags (fdinfo), O_CLOEXEC included */
+	uint64_t pos; /* file position */
+	char *path;
+	int obj;     /* shared open file description id within the image */
+	bool writer; /* pipe: the write end */
+};
+
+/* A pipe (or FIFO) with the data that was unread at dump time. */
+struct cd_pipe {
+	int id;
+	char *data;
+	size_t len;
+};
+
+struct cd_sigact {
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct cd_task {
+	pid_t pid, ppid, pgid, sid;
+	char comm[16];
+	struct user_regs_struct regs;
+	uint8_t *xstate;
+	size_t xstate_len;
+	struct cd_vma *vmas;
+	size_t nvmas;
+	struct cd_mm mm;
+	/* page file */
+	char pages_file[64];
+	uint64_t pages_size, pages_csum;
+	/* files */
+	struct cd_fd *fds;
+	size_t nfds;
+	char *cwd, *root;
+	unsigned umask;
+	/* signals */
+	uint64_t blocked;
+	struct cd_sigact act[CD_NSIG];
+	uint64_t ss_sp, ss_size;
+	int ss_flags;
+	uint8_t (*pending)[128]; /* siginfo_t, private queue */
+	size_t npending;
+	uint8_t (*pending_shared)[128];
+	size_t npending_shared;
+	/* timers: it_interval/it_value sec,usec for REAL, VIRTUAL, PROF */
+	int64_t itimer[3][4];
+	/* misc attributes */
+	uint64_t rseq_addr, rseq_sig;
+	uint32_t rseq_len;
+	uint64_t robust_head, robust_len, clear_tid;
+	uint64_t rlim[CD_NRLIMIT][2];
+	uint32_t uid[4], gid[4]; /* real, effective, saved, fs */
+	uint32_t *groups;
+	size_t ngroups;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	unsigned long personality;
+	int nice, oom_score_adj, no_new_privs;
+	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
+};
+
+struct cd_image {
+	int version;
+	char kernel[65];
+	pid_t root;
+	bool shell_job;
+	struct cd_task *tasks;
+	size_t ntasks;
+	struct cd_pipe *pipes;
+	size_t npipes;
+	/* size of each vDSO family mapping at dump time, to refuse a different kernel layout */
+	uint64_t vdso_size[CD_VMA_KIND_MAX];
+};
+
+void cd_image_free(struct cd_image *img);
+struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
+
+/* Writes dir/manifest.json (0600) and fsyncs it. */
+int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
+/* Reads and validates the manifest: format, version, architecture and
+ * internal consistency. */
+int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
+/* Checks every page file's size and checksum against the manifest. */
+int cd_image_verify_pages(const struct cd_image *img, int dirfd, cd_err *err);
+
+/* Encoding of a whole manifest to/from JSON (exposed for unit tests). */
+json_t *cd_image_to_json(const struct cd_image *img, cd_err *err);
+int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err);
+
+/* The page-file checksum: Fletcher-style sums over 64-bit words in eight
+ * lanes (a position-weighted sum per lane, additions only, so it vectorizes),
+ * mixed into 64 bits at the end (see docs/image-format.md). Detects
+ * corruption and truncation, not tampering. State carries across calls. */
+struct cd_csum {
+	uint64_t a[8], b[8];
+	uint64_t len;
+	uint8_t tail[64];
+	size_t ntail;
+};
+void cd_csum_init(struct cd_csum *c);
+void cd_csum_update(struct cd_csum *c, const void *buf, size_t len);
+uint64_t cd_csum_final(const struct cd_csum *c);
+
+/* JSON helpers shared by the module codecs. */
+static inline void cd_json_decrefp(json_t **j)
+{
+	if (*j)
+		json_decref(*j);
+}
+#define _cleanup_json_ __attribute__((cleanup(cd_json_decrefp)))
+
+int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len);
+/* Decodes hex string obj[key] into a fresh buffer. */
+int cd_json_hex_decode(json_t *obj, const char *key, uint8_t **ret, size_t *ret_len, cd_err *err);

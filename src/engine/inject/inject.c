@@ -1,0 +1,377 @@
+#include "engine/inject/inject.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+
+/* Kernel-internal restart codes a task stopped in a syscall may show in rax. */
+#define ERESTARTSYS           512
+#define ERESTARTNOINTR        513
+#define ERESTARTNOHAND        514
+#define ERESTART_RESTARTBLOCK 516
+
+struct cd_inject {
+	pid_t pid;
+	bool attached;
+	int mem_fd;
+	uint64_t site;
+	uint64_t orig_sigmask;
+	struct user_regs_struct orig_regs;
+};
+
+pid_t cd_inject_pid(const cd_inject *h)
+{
+	return h->pid;
+}
+
+const struct user_regs_struct *cd_inject_orig_regs(const cd_inject *h)
+{
+	return &h->orig_regs;
+}
+
+uint64_t cd_inject_orig_sigmask(const cd_inject *h)
+{
+	return h->orig_sigmask;
+}
+
+int cd_inject_mem_fd(cd_inject *h)
+{
+	return h->mem_fd;
+}
+
+void cd_inject_set_syscall_site(cd_inject *h, uint64_t addr)
+{
+	h->site = addr;
+}
+
+/* Waits for the next ptrace stop of the task; returns the waitpid status. */
+static int wait_stop(cd_inject *h, int *ret_status, cd_err *err)
+{
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(h->pid, &status, __WALL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return cd_err_sys(err, errno, "pid %d: waitpid", h->pid);
+		break;
+	}
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		h->attached = false;
+		return cd_err_set(err, ESRCH, "pid %d: exited while stopped by the engine", h->pid);
+	}
+	*ret_status = status;
+	return 0;
+}
+
+int cd_inject_get_regs(cd_inject *h, struct user_regs_struct *regs, cd_err *err)
+{
+	struct iovec iov = {regs, sizeof(*regs)};
+
+	if (ptrace(PTRACE_GETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
+		return cd_err_sys(err, errno, "pid %d: read registers", h->pid);
+	return 0;
+}
+
+int cd_inject_set_regs(cd_inject *h, const struct user_regs_struct *regs, cd_err *err)
+{
+	struct iovec iov = {(void *)regs, sizeof(*regs)};
+
+	if (ptrace(PTRACE_SETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
+		return cd_err_sys(err, errno, "pid %d: write registers", h->pid);
+	return 0;
+}
+
+int cd_inject_get_xstate(cd_inject *h, void *buf, size_t *len, cd_err *err)
+{
+	struct iovec iov = {buf, *len};
+
+	if (ptrace(PTRACE_GETREGSET, h->pid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return cd_err_sys(err, errno, "pid %d: read XSAVE area", h->pid);
+	*len = iov.iov_len;
+	return 0;
+}
+
+int cd_inject_set_xstate(cd_inject *h, const void *buf, size_t len, cd_err *err)
+{
+	struct iovec iov = {(void *)buf, len};
+
+	if (ptrace(PTRACE_SETREGSET, h->pid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return cd_err_sys(err, errno, "pid %d: write XSAVE area", h->pid);
+	return 0;
+}
+
+int cd_inject_set_sigmask(cd_inject *h, uint64_t mask, cd_err *err)
+{
+	if (ptrace(PTRACE_SETSIGMASK, h->pid, (void *)sizeof(mask), &mask) < 0)
+		return cd_err_sys(err, errno, "pid %d: set signal mask", h->pid);
+	return 0;
+}
+
+int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
+{
+	_cleanup_free_ cd_inject *h = calloc(1, sizeof(*h));
+	char path[64];
+	int status, r;
+
+	if (!h)
+		return cd_err_set(err, ENOMEM, "pid %d: out of memory", pid);
+	h->pid = pid;
+	h->mem_fd = -1;
+	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(PTRACE_O_TRACESYSGOOD)) < 0)
+		return cd_err_sys(err, errno, "pid %d: seize", pid);
+	h->attached = true;
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0) {
+		r = cd_err_sys(err, errno, "pid %d: interrupt", pid);
+		goto fail;
+	}
+	/* A signal may be reported before our interrupt; let it through to the
+	 * task (it stays pending until the task runs) and wait for the stop. */
+	for (;;) {
+		r = wait_stop(h, &status, err);
+		if (r < 0)
+			goto fail;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0) {
+			r = cd_err_sys(err, errno, "pid %d: continue", pid);
+			goto fail;
+		}
+	}
+	r = cd_inject_get_regs(h, &h->orig_regs, err);
+	if (r < 0)
+		goto fail;
+	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(h->orig_sigmask), &h->orig_sigmask) < 0) {
+		r = cd_err_sys(err, errno, "pid %d: read signal mask", pid);
+		goto fail;
+	}
+	r = cd_inject_set_sigmask(h, ~0ULL, err);
+	if (r < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	h->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (h->mem_fd < 0) {
+		r = cd_err_sys(err, errno, "pid %d: open %s", pid, path);
+		goto fail;
+	}
+	*ret = TAKE_PTR(h);
+	return 0;
+fail:
+	if (h->attached)
+		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+	return r;
+}
+
+int cd_inject_find_vdso_site(cd_inject *h, cd_err *err)
+{
+	char path[64], line[512];
+	uint64_t start = 0, end = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", h->pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return cd_err_sys(err, errno, "pid %d: open %s", h->pid, path);
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "[vdso]") &&
+		    sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) == 2)
+			break;
+		start = end = 0;
+	}
+	if (!start)
+		return cd_err_set(err, ENOENT, "pid %d: no [vdso] mapping", h->pid);
+	size_t len = end - start;
+	_cleanup_free_ uint8_t *buf = malloc(len);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "pid %d: out of memory", h->pid);
+	int r = cd_inject_read_mem(h, start, buf, len, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+			h->site = start + i;
+			return 0;
+		}
+	}
+	return cd_err_set(err, ENOENT, "pid %d: no syscall instruction in [vdso]", h->pid);
+}
+
+/* Resumes with PTRACE_SYSCALL and expects a syscall stop. */
+static int step_to_syscall_stop(cd_inject *h, const char *what, cd_err *err)
+{
+	int status, r;
+
+	if (ptrace(PTRACE_SYSCALL, h->pid, NULL, NULL) < 0)
+		return cd_err_sys(err, errno, "pid %d: resume to %s", h->pid, what);
+	r = wait_stop(h, &status, err);
+	if (r < 0)
+		return r;
+	if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
+		return 0;
+	return cd_err_set(err, EPROTO, "pid %d: unexpected stop 0x%x waiting for %s", h->pid,
+	                  status, what);
+}
+
+int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, cd_err *err)
+{
+	struct user_regs_struct regs = h->orig_regs;
+	int r;
+
+	if (!h->site)
+		return cd_err_set(err, EINVAL, "pid %d: no syscall site", h->pid);
+	regs.rip = h->site;
+	regs.rax = (uint64_t)nr;
+	regs.orig_rax = (uint64_t)-1; /* no restart handling on the way out */
+	regs.rdi = args[0];
+	regs.rsi = args[1];
+	regs.rdx = args[2];
+	regs.r10 = args[3];
+	regs.r8 = args[4];
+	regs.r9 = args[5];
+	r = cd_inject_set_regs(h, &regs, err);
+	if (r < 0)
+		return r;
+	r = step_to_syscall_stop(h, "syscall entry", err);
+	if (r < 0)
+		return r;
+	r = step_to_syscall_stop(h, "syscall exit", err);
+	if (r < 0)
+		return r;
+	r = cd_inject_get_regs(h, &regs, err);
+	if (r < 0)
+		return r;
+	*ret = (long)regs.rax;
+	return 0;
+}
+
+int cd_inject_write_mem(cd_inject *h, uint64_t addr, const void *buf, size_t len, cd_err *err)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(h->mem_fd, p, len, (off_t)addr);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO,
+			                  "pid %d: write memory at %" PRIx64, h->pid, addr);
+		p += n;
+		addr += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cd_inject_read_mem(cd_inject *h, uint64_t addr, void *buf, size_t len, cd_err *err)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(h->mem_fd, p, len, (off_t)addr);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO,
+			                  "pid %d: read memory at %" PRIx64, h->pid, addr);
+		p += n;
+		addr += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A relative nanosleep interrupted in the old task: its restart block is
+ * gone, but the kernel wrote the time left to the rem argument (when given),
+ * so the call is restarted for that time (or, without rem, for the whole
+ * request again) rather than failing with EINTR. */
+static bool restart_sleep(struct user_regs_struct *regs)
+{
+	switch (regs->orig_rax) {
+	case SYS_nanosleep:
+		if (regs->rsi)
+			regs->rdi = regs->rsi;
+		break;
+	case SYS_clock_nanosleep:
+		if (regs->r10)
+			regs->rdx = regs->r10;
+		break;
+	default:
+		return false;
+	}
+	regs->rax = regs->orig_rax;
+	regs->rip -= 2;
+	return true;
+}
+
+void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task)
+{
+	if ((long)regs->orig_rax < 0)
+		return;
+	switch (-(long)regs->rax) {
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		regs->rax = regs->orig_rax;
+		regs->rip -= 2;
+		break;
+	case ERESTART_RESTARTBLOCK:
+		if (same_task) {
+			regs->rax = SYS_restart_syscall;
+			regs->rip -= 2;
+		} else if (!restart_sleep(regs)) {
+			regs->rax = (uint64_t)-EINTR;
+		}
+		break;
+	default:
+		return;
+	}
+	regs->orig_rax = (uint64_t)-1;
+}
+
+int cd_inject_release(cd_inject *h, cd_err *err)
+{
+	struct user_regs_struct regs = h->orig_regs;
+	int r;
+
+	cd_inject_fix_restart(&regs, true);
+	r = cd_inject_set_regs(h, &regs, err);
+	if (r < 0)
+		return r;
+	r = cd_inject_set_sigmask(h, h->orig_sigmask, err);
+	if (r < 0)
+		return r;
+	return cd_inject_detach(h, err);
+}
+
+int cd_inject_detach(cd_inject *h, cd_err *err)
+{
+	if (!h->attached)
+		return 0;
+	h->attached = false;
+	if (ptrace(PTRACE_DETACH, h->pid, NULL, NULL) < 0)
+		return cd_err_sys(err, errno, "pid %d: detach", h->pid);
+	return 0;
+}
+
+void cd_inject_free(cd_inject *h)
+{
+	if (!h)
+		return;
+	if (h->attached)
+		ptrace(PTRACE_DETACH, h->pid, NULL, NULL);
+	if (h->mem_fd >= 0)
+		close(h->mem_fd);
+	free(h);
+}

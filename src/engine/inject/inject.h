@@ -1,0 +1,73 @@
+/* Ptrace control of one task and system calls run inside it (our small
+ * "compel"). A handle owns the ptrace attachment: the task is stopped from
+ * cd_inject_seize() until cd_inject_release()/cd_inject_detach(), with all
+ * signals blocked so nothing but our own stops can happen in between.
+ *
+ * Injection never writes code into the task: the caller names the address
+ * of an existing `syscall` instruction (any 0f 05 bytes in an executable
+ * mapping, e.g. in the vDSO or in a trampoline page), and the call is run
+ * with PTRACE_SYSCALL, stopping at the syscall-exit stop. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "shared/error.h"
+
+typedef struct cd_inject cd_inject;
+
+/* Seizes pid, interrupts it, waits for the stop, records its registers and
+ * signal mask, then blocks every signal. */
+int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err);
+
+pid_t cd_inject_pid(const cd_inject *h);
+
+/* The registers and signal mask the task had when it was seized. */
+const struct user_regs_struct *cd_inject_orig_regs(const cd_inject *h);
+uint64_t cd_inject_orig_sigmask(const cd_inject *h);
+
+int cd_inject_get_regs(cd_inject *h, struct user_regs_struct *regs, cd_err *err);
+int cd_inject_set_regs(cd_inject *h, const struct user_regs_struct *regs, cd_err *err);
+/* The XSAVE area: *len in = buffer size, out = bytes the kernel filled. */
+int cd_inject_get_xstate(cd_inject *h, void *buf, size_t *len, cd_err *err);
+int cd_inject_set_xstate(cd_inject *h, const void *buf, size_t len, cd_err *err);
+int cd_inject_set_sigmask(cd_inject *h, uint64_t mask, cd_err *err);
+
+/* Address of a `syscall` instruction in the task used by cd_inject_syscall. */
+void cd_inject_set_syscall_site(cd_inject *h, uint64_t addr);
+/* Looks for 0f 05 in the task's [vdso] and uses it as syscall site. */
+int cd_inject_find_vdso_site(cd_inject *h, cd_err *err);
+
+/* Runs syscall nr with up to six arguments inside the task; *ret gets the
+ * raw return value (negative errno on failure). Returns <0 only when the
+ * injection itself failed. */
+int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, cd_err *err);
+
+/* Memory of the task through /proc/PID/mem (writes work on read-only pages). */
+int cd_inject_write_mem(cd_inject *h, uint64_t addr, const void *buf, size_t len, cd_err *err);
+int cd_inject_read_mem(cd_inject *h, uint64_t addr, void *buf, size_t len, cd_err *err);
+int cd_inject_mem_fd(cd_inject *h);
+
+/* Puts back the seized registers (applying the kernel's restart rules for a
+ * task stopped in a system call, as the same task will resume) and signal
+ * mask, and detaches: the task runs on as if never stopped. */
+int cd_inject_release(cd_inject *h, cd_err *err);
+/* Detaches without touching registers (they were set by the caller). */
+int cd_inject_detach(cd_inject *h, cd_err *err);
+/* Frees the handle; if still attached, detaches first (best effort). */
+void cd_inject_free(cd_inject *h);
+
+/* Applies the restart rules to regs of a task stopped in a syscall.
+ * same_task: restart_syscall is usable (the kernel restart block still
+ * exists); otherwise relative sleeps restart for the time left and other
+ * such calls see EINTR. */
+void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task);
+
+static inline void cd_inject_freep(cd_inject **h)
+{
+	cd_inject_free(*h);
+}
+#define _cleanup_inject_ __attribute__((cleanup(cd_inject_freep)))

@@ -1,0 +1,85 @@
+/* Shared between the engine's resource modules; not part of the public API. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/image.h"
+#include "engine/inject/inject.h"
+#include "engine/proc.h"
+
+/* Per-task context while dumping: the task is seized; scratch is a page
+ * mapped in the task (by injection) for syscalls with memory arguments. */
+struct cd_dump_ctx {
+	struct cd_image *img;
+	cd_inject *inj;
+	int dirfd;
+	uint64_t scratch;
+	bool shell_job;
+	/* object ids shared across tasks, found with kcmp */
+	struct cd_dump_tree *tree;
+};
+
+/* Per-task context while restoring: the task runs our trampoline; data is a
+ * scratch area inside it for syscall arguments. */
+struct cd_restore_ctx {
+	const struct cd_image *img;
+	cd_inject *inj;
+	int dirfd;
+	uint64_t tramp, tramp_len;
+	uint64_t data, data_len;
+	uint64_t vtmp;            /* free area for moving the vDSO family in two steps */
+	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
+	size_t nshm;
+};
+
+/* A shared anonymous memory object: a memfd of the controller that each task
+ * maps again through /proc/<controller>/fd/<fd>. */
+struct cd_shm {
+	int id;
+	uint64_t size;
+	int fd;
+};
+int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
+void cd_mem_shm_free(struct cd_shm *shm, size_t n);
+
+struct cd_module {
+	const char *name;
+	/* Collects this resource of a seized task into t. */
+	int (*dump)(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err);
+	/* Puts it back by injected syscalls, in table order. */
+	int (*restore)(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
+};
+
+extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds;
+
+/* Runs syscall nr in the task; *ret is its raw result. */
+int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+            uint64_t a4, uint64_t a5, long *ret, cd_err *err);
+/* Same, and turns a negative result into an error naming what. */
+int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
+               uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err);
+
+/* Memory: the dump writes page files, the restore maps and fills. */
+int cd_mem_vdso_check(const struct cd_image *img, cd_err *err);
+int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err);
+
+/* Files: dump-side object identity across the tree; restore-side setup runs
+ * inside each new task before it is seized. */
+struct cd_file_objs;
+int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct cd_file_objs **ret,
+                     cd_err *err);
+int cd_files_install(const struct cd_image *img, const struct cd_task *t,
+                     const struct cd_file_objs *objs, int *keep_fd, cd_err *err);
+void cd_files_free(struct cd_file_objs *objs);
+
+/* Final CPU state of a restored task, set at its last stop. */
+int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);
+
+/* Lists the mappings of pid into t (no page data), refusing unsupported kinds. */
+int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err);
+
+/* Undoes what a new task inherited from the controller and must not keep
+ * while its memory is replaced (rseq registration). */
+int cd_attrs_reset(cd_inject *inj, cd_err *err);

@@ -1,0 +1,588 @@
+/* Memory: the dump records every mapping and stores the pages only the task
+ * holds (anonymous pages and COW'd pages of private file mappings), zero
+ * pages as runs without data; the restore maps every mapping again by
+ * injected syscalls and fills it. Page data moves in large batches through
+ * a few reused aligned buffers (see DESIGN.md, "Page data"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+#include "engine/pageio.h"
+#include "shared/cleanup.h"
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE    (1ULL << 61)
+#define PM_BATCH   (64 * 1024) /* pagemap entries read per call */
+#define PAGE       CD_PAGE_SIZE
+
+/* ---- classification ---- */
+
+static bool is_vdso_family(const char *path, enum cd_vma_kind *kind)
+{
+	if (!strcmp(path, "[vdso]"))
+		*kind = CD_VMA_VDSO;
+	else if (!strcmp(path, "[vvar]"))
+		*kind = CD_VMA_VVAR;
+	else if (!strcmp(path, "[vvar_vclock]"))
+		*kind = CD_VMA_VVAR_VCLOCK;
+	else
+		return false;
+	return true;
+}
+
+static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *kind, cd_err *err)
+{
+	const char *p = m->path;
+	size_t n = strlen(p);
+	bool deleted = n > 10 && !strcmp(p + n - 10, " (deleted)");
+
+	if (is_vdso_family(p, kind))
+		return 0;
+	if (m->shared) {
+		if (!strncmp(p, "/dev/zero", 9) || (!strncmp(p, "/memfd:", 7) && deleted)) {
+			*kind = CD_VMA_ANON_SHARED;
+			return 0;
+		}
+		if (p[0] == '/' && !deleted) {
+			*kind = CD_VMA_FILE_SHARED;
+			return 0;
+		}
+	} else {
+		if (m->ino == 0 && (p[0] == 0 || p[0] == '[')) {
+			*kind = CD_VMA_ANON;
+			return 0;
+		}
+		if (p[0] == '/' && !deleted) {
+			*kind = CD_VMA_FILE;
+			return 0;
+		}
+	}
+	return cd_err_set(
+	    err, EOPNOTSUPP,
+	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,
+	    m->start, m->end, m->shared ? "shared" : "private", p[0] ? p : "anonymous");
+}
+
+static bool wants_page(enum cd_vma_kind kind, uint64_t pm)
+{
+	switch (kind) {
+	case CD_VMA_ANON:
+	case CD_VMA_ANON_SHARED:
+		return pm & (PM_PRESENT | PM_SWAPPED);
+	case CD_VMA_FILE:
+		/* present but not the file's page: copied on write */
+		return (pm & PM_SWAPPED) || ((pm & PM_PRESENT) && !(pm & PM_FILE));
+	default:
+		return false;
+	}
+}
+
+/* ---- dump ---- */
+
+static int add_run(struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, bool zero, cd_err *err)
+{
+	if (v->nruns) {
+		struct cd_run *last = &v->runs[v->nruns - 1];
+		if (last->zero == zero && last->page + last->npages == page) {
+			last->npages += n;
+			return 0;
+		}
+	}
+	if (v->nruns == *cap) {
+		*cap = *cap ? 2 * *cap : 8;
+		struct cd_run *nr = realloc(v->runs, *cap * sizeof(*nr));
+		if (!nr)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		v->runs = nr;
+	}
+	v->runs[v->nruns++] = (struct cd_run){page, n, zero};
+	return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < PAGE / 8; i += 8)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
+		    w[i + 7])
+			return false;
+	return true;
+}
+
+/* Through /proc/PID/mem rather than process_vm_readv: the latter pins
+ * pages, which makes the kernel unshare every page a parent still shares
+ * copy-on-write with its child (a copy in the target per page, and more
+ * memory used by a tree left running). */
+static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, cd_err *err)
+{
+	return cd_inject_read_mem(inj, addr, dst, len, err);
+}
+
+/* Copies pages [page, page+n) of v into the writer, splitting zero pages
+ * off into runs without data. */
+static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                    size_t *cap, uint64_t page, uint64_t n, cd_err *err)
+{
+	while (n) {
+		uint8_t *dst;
+		size_t room = cd_pw_reserve(pw, &dst) / PAGE;
+		uint64_t chunk = n < room ? n : room, kept = 0;
+		int r = read_task_pages(ctx->inj, v->start + page * PAGE, dst, chunk * PAGE, err);
+		if (r < 0)
+			return r;
+		for (uint64_t i = 0; i < chunk; i++) {
+			uint8_t *src = dst + i * PAGE;
+			bool zero = page_is_zero(src);
+			if (!zero) {
+				if (kept != i)
+					memcpy(dst + kept * PAGE, src, PAGE);
+				kept++;
+			}
+			r = add_run(v, cap, page + i, 1, zero, err);
+			if (r < 0)
+				return r;
+		}
+		r = cd_pw_commit(pw, kept * PAGE, err);
+		if (r < 0)
+			return r;
+		page += chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_writer *pw,
+                          struct cd_vma *v, cd_err *err)
+{
+	_cleanup_free_ uint64_t *pm = malloc(PM_BATCH * sizeof(*pm));
+	uint64_t npages = (v->end - v->start) / PAGE;
+	size_t cap = 0;
+
+	if (!pm)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
+		uint64_t cnt = npages - base < PM_BATCH ? npages - base : PM_BATCH;
+		off_t off = (off_t)((v->start / PAGE + base) * sizeof(*pm));
+		ssize_t got = pread(pm_fd, pm, cnt * sizeof(*pm), off);
+		if (got != (ssize_t)(cnt * sizeof(*pm)))
+			return cd_err_sys(err, got < 0 ? errno : EIO, "read pagemap at %" PRIx64,
+			                  v->start + base * PAGE);
+		for (uint64_t i = 0; i < cnt;) {
+			if (!wants_page(v->kind, pm[i])) {
+				i++;
+				continue;
+			}
+			uint64_t j = i + 1;
+			while (j < cnt && wants_page(v->kind, pm[j]))
+				j++;
+			int r = copy_run(ctx, pw, v, &cap, base + i, j - i, err);
+			if (r < 0)
+				return r;
+			i = j;
+		}
+	}
+	return 0;
+}
+
+static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+{
+	int r = classify(pid, m, &v->kind, err);
+
+	if (r < 0)
+		return r;
+	v->start = m->start;
+	v->end = m->end;
+	v->pgoff = m->pgoff;
+	v->prot = m->prot;
+	v->shared = m->shared;
+	v->growsdown = m->growsdown;
+	v->dev = m->dev;
+	v->ino = m->ino;
+	v->shmid = v->kind == CD_VMA_ANON_SHARED ? (int)m->ino : 0;
+	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
+		v->path = strdup(m->path);
+		if (!v->path)
+			return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Lists the mappings without touching the task: used before anything else
+ * so that an unsupported mapping is refused early. */
+int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	size_t n;
+	int r = cd_proc_maps(pid, &maps, &n, err);
+
+	if (r < 0)
+		return r;
+	t->vmas = calloc(n + 1, sizeof(*t->vmas));
+	if (!t->vmas)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(maps[i].path, "[vsyscall]"))
+			continue;
+		struct cd_vma *v = &t->vmas[t->nvmas];
+		r = build_vma(pid, &maps[i], v, err);
+		t->nvmas++;
+		if (r < 0)
+			return r;
+		if (v->kind >= CD_VMA_VDSO)
+			img->vdso_size[v->kind] = v->end - v->start;
+	}
+	return 0;
+}
+
+static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	_cleanup_(cd_pw_freep) struct cd_page_writer *pw = NULL;
+	char path[64];
+	_cleanup_close_ int pm_fd = -1;
+	int r;
+
+	/* Re-list now that the task is stopped (and our scratch page is gone). */
+	for (size_t i = 0; i < t->nvmas; i++) {
+		free(t->vmas[i].path);
+		free(t->vmas[i].runs);
+	}
+	free(t->vmas);
+	t->vmas = NULL;
+	t->nvmas = 0;
+	r = cd_mem_collect(t->pid, t, ctx->img, err);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0)
+		return cd_err_sys(err, errno, "open %s", path);
+	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
+	r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < t->nvmas; i++) {
+		r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
+		if (r < 0)
+			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, t->vmas[i].start,
+			                   t->vmas[i].end);
+	}
+	return cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err);
+}
+
+/* ---- restore ---- */
+
+struct kept {
+	uint64_t start, end;
+};
+
+static int cmp_kept(const void *a, const void *b)
+{
+	const struct kept *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Moves the new task's vDSO family to the addresses the image records, in
+ * two steps through a free area so no move lands on another's old place. */
+static int move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	uint64_t cur[CD_VMA_KIND_MAX] = {0}, size[CD_VMA_KIND_MAX] = {0};
+	size_t n;
+	int r = cd_proc_maps(cd_inject_pid(ctx->inj), &maps, &n, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		enum cd_vma_kind k;
+		if (is_vdso_family(maps[i].path, &k)) {
+			cur[k] = maps[i].start;
+			size[k] = maps[i].end - maps[i].start;
+		}
+	}
+	uint64_t tmp = ctx->vtmp;
+	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++) {
+		if (!cur[k])
+			continue;
+		r = cd_call_ok(ctx->inj, "mremap vdso to scratch", SYS_mremap, cur[k], size[k],
+		               size[k], MREMAP_MAYMOVE | MREMAP_FIXED, tmp, 0, NULL, err);
+		if (r < 0)
+			return r;
+		cur[k] = tmp;
+		tmp += size[k] + PAGE;
+	}
+	for (size_t i = 0; i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		if (v->kind < CD_VMA_VDSO)
+			continue;
+		if (!cur[v->kind] || size[v->kind] != v->end - v->start)
+			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
+		r = cd_call_ok(ctx->inj, "mremap vdso", SYS_mremap, cur[v->kind], size[v->kind],
+		               size[v->kind], MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0, NULL,
+		               err);
+		if (r < 0)
+			return r;
+		cur[v->kind] = 0;
+	}
+	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
+		if (cur[k])
+			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
+	return 0;
+}
+
+/* Unmaps everything the new task inherited, keeping the trampoline and
+ * the vDSO family. */
+static int unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	struct kept k[8];
+	size_t nk = 0;
+	uint64_t at = 0;
+	const uint64_t top = 0x7ffffffff000ULL;
+
+	k[nk++] = (struct kept){ctx->tramp, ctx->tramp + ctx->tramp_len};
+	for (size_t i = 0; i < t->nvmas && nk < ARRAY_SIZE(k); i++)
+		if (t->vmas[i].kind >= CD_VMA_VDSO)
+			k[nk++] = (struct kept){t->vmas[i].start, t->vmas[i].end};
+	qsort(k, nk, sizeof(k[0]), cmp_kept);
+	for (size_t i = 0; i <= nk; i++) {
+		uint64_t end = i < nk ? k[i].start : top;
+		if (end > at) {
+			int r = cd_call_ok(ctx->inj, "munmap", SYS_munmap, at, end - at, 0, 0, 0, 0,
+			                   NULL, err);
+			if (r < 0)
+				return r;
+		}
+		if (i < nk)
+			at = k[i].end;
+	}
+	return 0;
+}
+
+/* Writes a path into the data area and opens it inside the task. */
+static int open_in_task(struct cd_restore_ctx *ctx, const char *path, int flags, long *ret_fd,
+                        cd_err *err)
+{
+	size_t len = strlen(path) + 1;
+
+	if (len > ctx->data_len)
+		return cd_err_set(err, ENAMETOOLONG, "path too long: %s", path);
+	int r = cd_inject_write_mem(ctx->inj, ctx->data, path, len, err);
+	if (r < 0)
+		return r;
+	r = cd_call(ctx->inj, SYS_openat, (uint64_t)AT_FDCWD, ctx->data, (uint64_t)flags, 0, 0, 0,
+	            ret_fd, err);
+	if (r < 0)
+		return r;
+	if (*ret_fd < 0)
+		return cd_err_sys(err, (int)-*ret_fd, "open %s", path);
+	return 0;
+}
+
+static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+
+	for (size_t i = 0; i < ctx->nshm; i++) {
+		if (ctx->shm[i].id != v->shmid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
+		return open_in_task(ctx, path, O_RDWR | O_CLOEXEC, ret_fd, err);
+	}
+	return cd_err_set(err, EINVAL, "unknown shared memory object %d", v->shmid);
+}
+
+static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	uint64_t len = v->end - v->start;
+	int flags = MAP_FIXED | (v->shared ? MAP_SHARED : MAP_PRIVATE);
+	long fd = -1;
+	int r;
+
+	if (v->growsdown)
+		flags |= MAP_GROWSDOWN;
+	switch (v->kind) {
+	case CD_VMA_ANON:
+		flags |= MAP_ANONYMOUS;
+		break;
+	case CD_VMA_ANON_SHARED:
+		r = open_shm(ctx, v, &fd, err);
+		if (r < 0)
+			return r;
+		break;
+	case CD_VMA_FILE:
+	case CD_VMA_FILE_SHARED:
+		r = open_in_task(ctx, v->path,
+		                 (v->shared && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY) |
+		                     O_CLOEXEC,
+		                 &fd, err);
+		if (r < 0)
+			return r;
+		break;
+	default:
+		return 0;
+	}
+	r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, v->start, len, (uint64_t)v->prot,
+	               (uint64_t)flags, (uint64_t)fd, fd >= 0 ? v->pgoff : 0, NULL, err);
+	if (fd >= 0) {
+		long ignored;
+		cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+	}
+	return r;
+}
+
+static int write_task_pages(cd_inject *inj, const struct cd_vma *v, uint64_t addr, const void *src,
+                            size_t len, cd_err *err)
+{
+	if (v->prot & PROT_WRITE) {
+		struct iovec local = {(void *)src, len}, remote = {(void *)addr, len};
+		if (process_vm_writev(cd_inject_pid(inj), &local, 1, &remote, 1, 0) == (ssize_t)len)
+			return 0;
+	}
+	return cd_inject_write_mem(inj, addr, src, len, err);
+}
+
+static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, const struct cd_vma *v,
+                    cd_err *err)
+{
+	static const uint8_t zero[PAGE];
+
+	for (size_t i = 0; i < v->nruns; i++) {
+		const struct cd_run *run = &v->runs[i];
+		uint64_t addr = v->start + run->page * PAGE, left = run->npages * PAGE;
+		/* Fresh anonymous memory is already zero. */
+		if (run->zero && v->kind == CD_VMA_ANON)
+			continue;
+		while (left) {
+			const void *src = zero;
+			size_t n = PAGE;
+			int r;
+			if (!run->zero) {
+				r = cd_pr_next(pr, left, &src, &n, err);
+				if (r < 0)
+					return r;
+			}
+			r = write_task_pages(ctx->inj, v, addr, src, n, err);
+			if (r < 0)
+				return r;
+			addr += n;
+			left -= n;
+		}
+	}
+	return 0;
+}
+
+static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
+	int r;
+
+	if ((r = move_vdso(ctx, t, err)) < 0 || (r = unmap_rest(ctx, t, err)) < 0)
+		return r;
+	r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		r = map_vma(ctx, v, err);
+		if (r >= 0)
+			r = fill_vma(ctx, pr, v, err);
+		if (r < 0)
+			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
+	}
+	return 0;
+}
+
+int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
+{
+	struct cd_shm *shm = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < img->ntasks; i++) {
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
+			const struct cd_vma *v = &img->tasks[i].vmas[j];
+			size_t k;
+			if (v->kind != CD_VMA_ANON_SHARED)
+				continue;
+			for (k = 0; k < n && shm[k].id != v->shmid; k++)
+				;
+			if (k == n) {
+				struct cd_shm *ns = realloc(shm, (n + 1) * sizeof(*ns));
+				if (!ns) {
+					cd_mem_shm_free(shm, n);
+					return cd_err_set(err, ENOMEM, "out of memory");
+				}
+				shm = ns;
+				shm[n++] = (struct cd_shm){.id = v->shmid, .fd = -1};
+			}
+			if (v->pgoff + (v->end - v->start) > shm[k].size)
+				shm[k].size = v->pgoff + (v->end - v->start);
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		shm[k].fd = memfd_create("cedana-shm", MFD_CLOEXEC);
+		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
+			int e = errno;
+			cd_mem_shm_free(shm, n);
+			return cd_err_sys(err, e, "shared memory object");
+		}
+	}
+	*ret = shm;
+	*ret_n = n;
+	return 0;
+}
+
+void cd_mem_shm_free(struct cd_shm *shm, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (shm[i].fd >= 0)
+			close(shm[i].fd);
+	free(shm);
+}
+
+const struct cd_module cd_mod_mem = {.name = "memory", .dump = mem_dump, .restore = mem_restore};
+
+int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	size_t n;
+	int r = cd_proc_maps(getpid(), &maps, &n, err);
+
+	if (r < 0)
+		return r;
+	memset(size, 0, CD_VMA_KIND_MAX * sizeof(size[0]));
+	for (size_t i = 0; i < n; i++) {
+		enum cd_vma_kind k;
+		if (is_vdso_family(maps[i].path, &k))
+			size[k] = maps[i].end - maps[i].start;
+	}
+	return 0;
+}
+
+int cd_mem_vdso_check(const struct cd_image *img, cd_err *err)
+{
+	static const char *const names[CD_VMA_KIND_MAX] = {[CD_VMA_VDSO] = "[vdso]",
+	                                                   [CD_VMA_VVAR] = "[vvar]",
+	                                                   [CD_VMA_VVAR_VCLOCK] = "[vvar_vclock]"};
+	uint64_t self[CD_VMA_KIND_MAX];
+	int r = cd_mem_self_vdso(self, err);
+
+	if (r < 0)
+		return r;
+	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
+		if (self[k] != img->vdso_size[k])
+			return cd_err_set(err, EINVAL,
+			                  "incompatible kernel: %s is %" PRIu64
+			                  " bytes here, %" PRIu64 " in the image (kernel %s)",
+			                  names[k], self[k], img->vdso_size[k], img->kernel);
+	return 0;
+}

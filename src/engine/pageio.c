@@ -1,0 +1,189 @@
+#include "engine/pageio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+
+struct cd_page_writer {
+	int fd;
+	bool direct;
+	uint8_t *buf;
+	size_t len;
+	uint64_t total;
+	struct cd_csum csum;
+	char name[64];
+};
+
+static int alloc_buf(uint8_t **ret, cd_err *err)
+{
+	void *p;
+	int r = posix_memalign(&p, CD_PAGE_SIZE, CD_PAGEIO_BUF);
+
+	if (r)
+		return cd_err_set(err, r, "allocate page buffer");
+	*ret = p;
+	return 0;
+}
+
+int cd_pw_open(int dirfd, const char *name, struct cd_page_writer **ret, cd_err *err)
+{
+	_cleanup_free_ struct cd_page_writer *pw = calloc(1, sizeof(*pw));
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+
+	if (!pw)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	snprintf(pw->name, sizeof(pw->name), "%s", name);
+	pw->fd = openat(dirfd, name, flags | O_DIRECT, 0600);
+	pw->direct = pw->fd >= 0;
+	if (pw->fd < 0 && errno == EINVAL)
+		pw->fd = openat(dirfd, name, flags, 0600);
+	if (pw->fd < 0)
+		return cd_err_sys(err, errno, "create %s", name);
+	int r = alloc_buf(&pw->buf, err);
+	if (r < 0) {
+		close(pw->fd);
+		return r;
+	}
+	cd_csum_init(&pw->csum);
+	*ret = TAKE_PTR(pw);
+	return 0;
+}
+
+size_t cd_pw_reserve(struct cd_page_writer *pw, uint8_t **ret_dst)
+{
+	*ret_dst = pw->buf + pw->len;
+	return CD_PAGEIO_BUF - pw->len;
+}
+
+static int pw_flush(struct cd_page_writer *pw, cd_err *err)
+{
+	size_t off = 0;
+
+	cd_csum_update(&pw->csum, pw->buf, pw->len);
+	while (off < pw->len) {
+		ssize_t n = write(pw->fd, pw->buf + off, pw->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && pw->direct) {
+			/* the filesystem refuses O_DIRECT after all: go buffered */
+			pw->direct = false;
+			if (fcntl(pw->fd, F_SETFL, 0) < 0)
+				return cd_err_sys(err, errno, "write %s", pw->name);
+			continue;
+		}
+		if (n < 0)
+			return cd_err_sys(err, errno, "write %s", pw->name);
+		off += (size_t)n;
+	}
+	pw->total += pw->len;
+	pw->len = 0;
+	return 0;
+}
+
+int cd_pw_commit(struct cd_page_writer *pw, size_t len, cd_err *err)
+{
+	pw->len += len;
+	if (pw->len < CD_PAGEIO_BUF)
+		return 0;
+	return pw_flush(pw, err);
+}
+
+int cd_pw_finish(struct cd_page_writer *pw, uint64_t *ret_size, uint64_t *ret_csum, cd_err *err)
+{
+	int r = pw_flush(pw, err);
+
+	if (r < 0)
+		return r;
+	if (fsync(pw->fd) < 0)
+		return cd_err_sys(err, errno, "fsync %s", pw->name);
+	*ret_size = pw->total;
+	*ret_csum = cd_csum_final(&pw->csum);
+	return 0;
+}
+
+void cd_pw_free(struct cd_page_writer *pw)
+{
+	if (!pw)
+		return;
+	close(pw->fd);
+	free(pw->buf);
+	free(pw);
+}
+
+struct cd_page_reader {
+	int fd;
+	uint8_t *buf;
+	size_t len, pos;
+	char name[64];
+};
+
+int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err)
+{
+	_cleanup_free_ struct cd_page_reader *pr = calloc(1, sizeof(*pr));
+
+	if (!pr)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	snprintf(pr->name, sizeof(pr->name), "%s", name);
+	/* Buffered: the image was just read once to check it, so its pages
+	 * are in the page cache; O_DIRECT would read the disk a second time. */
+	pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (pr->fd < 0)
+		return cd_err_sys(err, errno, "open %s", name);
+	int r = alloc_buf(&pr->buf, err);
+	if (r < 0) {
+		close(pr->fd);
+		return r;
+	}
+	*ret = TAKE_PTR(pr);
+	return 0;
+}
+
+static int pr_fill(struct cd_page_reader *pr, cd_err *err)
+{
+	ssize_t n;
+
+	do {
+		n = read(pr->fd, pr->buf, CD_PAGEIO_BUF);
+		if (n < 0 && errno == EINVAL && (fcntl(pr->fd, F_GETFL) & O_DIRECT)) {
+			if (fcntl(pr->fd, F_SETFL, 0) < 0)
+				break;
+			errno = EINTR;
+		}
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return cd_err_sys(err, errno, "read %s", pr->name);
+	if (n == 0)
+		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
+	pr->len = (size_t)n;
+	pr->pos = 0;
+	return 0;
+}
+
+int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, size_t *ret_len,
+               cd_err *err)
+{
+	if (pr->pos == pr->len) {
+		int r = pr_fill(pr, err);
+		if (r < 0)
+			return r;
+	}
+	size_t n = pr->len - pr->pos < want ? pr->len - pr->pos : want;
+	*ret_src = pr->buf + pr->pos;
+	*ret_len = n;
+	pr->pos += n;
+	return 0;
+}
+
+void cd_pr_free(struct cd_page_reader *pr)
+{
+	if (!pr)
+		return;
+	close(pr->fd);
+	free(pr->buf);
+	free(pr);
+}

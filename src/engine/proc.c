@@ -1,0 +1,303 @@
+#include "engine/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+
+static FILE *proc_open(pid_t pid, const char *name, cd_err *err)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	f = fopen(path, "re");
+	if (!f)
+		cd_err_sys(err, errno, "open %s", path);
+	return f;
+}
+
+static int parse_map_line(const char *line, struct cd_proc_map *m)
+{
+	char perms[8];
+	unsigned maj, min;
+	int n = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &m->start,
+	           &m->end, perms, &m->pgoff, &maj, &min, &m->ino, &n) < 7)
+		return -EINVAL;
+	m->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+	          (perms[2] == 'x' ? PROT_EXEC : 0);
+	m->shared = perms[3] == 's';
+	m->dev = makedev(maj, min);
+	snprintf(m->path, sizeof(m->path), "%s", line + n);
+	m->path[strcspn(m->path, "\n")] = 0;
+	return 0;
+}
+
+int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
+{
+	_cleanup_fclose_ FILE *f = proc_open(pid, "smaps", err);
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t n = 0, cap = 0, linecap = 0;
+
+	if (!f)
+		return -err->code;
+	while (getline(&line, &linecap, f) > 0) {
+		if (!strncmp(line, "VmFlags:", 8)) {
+			if (n && strstr(line, " gd"))
+				maps[n - 1].growsdown = true;
+			continue;
+		}
+		/* A mapping line starts with a hex address followed by '-'. */
+		const char *p = line;
+		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+			p++;
+		if (*p != '-' || p == line)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct cd_proc_map *nm = realloc(maps, cap * sizeof(*maps));
+			if (!nm)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			maps = nm;
+		}
+		if (parse_map_line(line, &maps[n]) < 0)
+			return cd_err_set(err, EINVAL, "pid %d: cannot parse smaps line: %s", pid,
+			                  line);
+		n++;
+	}
+	*ret = TAKE_PTR(maps);
+	*ret_n = n;
+	return 0;
+}
+
+int cd_proc_read_file(pid_t pid, const char *name, char **ret, size_t *ret_len, cd_err *err)
+{
+	char path[64];
+	size_t len = 0, cap = 4096;
+	_cleanup_free_ char *buf = malloc(cap + 1);
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", path);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (;;) {
+		if (len == cap) {
+			cap *= 2;
+			char *nb = realloc(buf, cap + 1);
+			if (!nb)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			buf = nb;
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return cd_err_sys(err, errno, "read %s", path);
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	*ret = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int cd_proc_stat(pid_t pid, struct cd_proc_stat *st, cd_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	unsigned long long v[52];
+	char *p, *q;
+	int r = cd_proc_read_file(pid, "stat", &buf, NULL, err);
+
+	if (r < 0)
+		return r;
+	memset(st, 0, sizeof(*st));
+	p = strchr(buf, '(');
+	q = strrchr(buf, ')');
+	if (!p || !q || q[1] != ' ')
+		return cd_err_set(err, EINVAL, "pid %d: cannot parse stat", pid);
+	size_t cl =
+	    (size_t)(q - p - 1) < sizeof(st->comm) - 1 ? (size_t)(q - p - 1) : sizeof(st->comm) - 1;
+	memcpy(st->comm, p + 1, cl);
+	st->state = q[2];
+	/* Fields from 4 (ppid) on; v[i] is field i+1 of proc(5), 1-based. */
+	p = q + 4;
+	for (int i = 3; i < 52; i++) {
+		v[i] = strtoull(p, &q, 10);
+		if (q == p)
+			return cd_err_set(err, EINVAL, "pid %d: short stat", pid);
+		p = q;
+	}
+	st->ppid = (pid_t)v[3];
+	st->pgrp = (pid_t)v[4];
+	st->session = (pid_t)v[5];
+	st->nice = (int)(long long)v[18];
+	st->num_threads = (int)v[19];
+	st->start_code = v[25];
+	st->end_code = v[26];
+	st->start_stack = v[27];
+	st->start_data = v[44];
+	st->end_data = v[45];
+	st->start_brk = v[46];
+	st->arg_start = v[47];
+	st->arg_end = v[48];
+	st->env_start = v[49];
+	st->env_end = v[50];
+	return 0;
+}
+
+static void parse_ids(const char *s, uint32_t *out, size_t max, size_t *ret_n)
+{
+	size_t n = 0;
+	char *end;
+
+	while (n < max) {
+		unsigned long v = strtoul(s, &end, 10);
+		if (end == s)
+			break;
+		out[n++] = (uint32_t)v;
+		s = end;
+	}
+	if (ret_n)
+		*ret_n = n;
+}
+
+int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err)
+{
+	_cleanup_fclose_ FILE *f = proc_open(pid, "status", err);
+	char line[1024];
+
+	if (!f)
+		return -err->code;
+	memset(st, 0, sizeof(*st));
+	while (fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, ':');
+		if (!v)
+			continue;
+		*v++ = 0;
+		if (!strcmp(line, "Uid"))
+			parse_ids(v, st->uid, 4, NULL);
+		else if (!strcmp(line, "Gid"))
+			parse_ids(v, st->gid, 4, NULL);
+		else if (!strcmp(line, "Groups"))
+			parse_ids(v, st->groups, ARRAY_SIZE(st->groups), &st->ngroups);
+		else if (!strcmp(line, "CapInh"))
+			st->cap_inh = strtoull(v, NULL, 16);
+		else if (!strcmp(line, "CapPrm"))
+			st->cap_prm = strtoull(v, NULL, 16);
+		else if (!strcmp(line, "CapEff"))
+			st->cap_eff = strtoull(v, NULL, 16);
+		else if (!strcmp(line, "CapBnd"))
+			st->cap_bnd = strtoull(v, NULL, 16);
+		else if (!strcmp(line, "CapAmb"))
+			st->cap_amb = strtoull(v, NULL, 16);
+		else if (!strcmp(line, "NoNewPrivs"))
+			st->no_new_privs = atoi(v);
+		else if (!strcmp(line, "Umask"))
+			st->umask = (unsigned)strtoul(v, NULL, 8);
+	}
+	return 0;
+}
+
+int cd_proc_children(pid_t pid, pid_t **ret, size_t *ret_n, cd_err *err)
+{
+	char name[64];
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ pid_t *kids = NULL;
+	size_t n = 0, cap = 0;
+	char *p, *end;
+
+	snprintf(name, sizeof(name), "task/%d/children", pid);
+	int r = cd_proc_read_file(pid, name, &buf, NULL, err);
+	if (r < 0)
+		return r;
+	for (p = buf;; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			pid_t *nk = realloc(kids, cap * sizeof(*kids));
+			if (!nk)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			kids = nk;
+		}
+		kids[n++] = (pid_t)v;
+	}
+	*ret = TAKE_PTR(kids);
+	*ret_n = n;
+	return 0;
+}
+
+int cd_proc_readlink(pid_t pid, const char *name, char **ret, cd_err *err)
+{
+	char path[96], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return cd_err_sys(err, errno, "readlink %s", path);
+	buf[n] = 0;
+	*ret = strdup(buf);
+	return *ret ? 0 : cd_err_set(err, ENOMEM, "out of memory");
+}
+
+int cd_proc_fdinfo(pid_t pid, int fd, struct cd_proc_fdinfo *fi, cd_err *err)
+{
+	char name[64], line[256];
+
+	snprintf(name, sizeof(name), "fdinfo/%d", fd);
+	_cleanup_fclose_ FILE *f = proc_open(pid, name, err);
+	if (!f)
+		return -err->code;
+	memset(fi, 0, sizeof(*fi));
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "pos:", 4))
+			fi->pos = strtoull(line + 4, NULL, 10);
+		else if (!strncmp(line, "flags:", 6))
+			fi->flags = (int)strtol(line + 6, NULL, 8);
+		else if (!strncmp(line, "mnt_id:", 7))
+			fi->mnt_id = atoi(line + 7);
+	}
+	return 0;
+}
+
+int cd_proc_limits(pid_t pid, uint64_t rlim[][2], size_t n, cd_err *err)
+{
+	/* The rows of /proc/PID/limits, in RLIMIT_* order. */
+	_cleanup_fclose_ FILE *f = proc_open(pid, "limits", err);
+	char line[256];
+	size_t i = 0;
+
+	if (!f)
+		return -err->code;
+	if (!fgets(line, sizeof(line), f))
+		return cd_err_set(err, EINVAL, "pid %d: empty limits", pid);
+	while (i < n && fgets(line, sizeof(line), f)) {
+		char cur[32], max[32];
+		if (strlen(line) < 26 || sscanf(line + 26, "%31s %31s", cur, max) != 2)
+			return cd_err_set(err, EINVAL, "pid %d: cannot parse limits", pid);
+		rlim[i][0] = !strcmp(cur, "unlimited") ? RLIM_INFINITY : strtoull(cur, NULL, 10);
+		rlim[i][1] = !strcmp(max, "unlimited") ? RLIM_INFINITY : strtoull(max, NULL, 10);
+		i++;
+	}
+	return 0;
+}

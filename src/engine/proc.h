@@ -1,0 +1,60 @@
+/* Parsers for the /proc files the engine reads. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shared/error.h"
+
+struct cd_proc_map {
+	uint64_t start, end, pgoff;
+	int prot;
+	bool shared, growsdown;
+	uint64_t dev, ino;
+	char path[PATH_MAX];
+};
+
+/* Mappings of pid from /proc/PID/smaps (for VmFlags). */
+int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err);
+
+struct cd_proc_stat {
+	char comm[16];
+	char state;
+	pid_t ppid, pgrp, session;
+	int nice, num_threads;
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;
+};
+int cd_proc_stat(pid_t pid, struct cd_proc_stat *st, cd_err *err);
+
+struct cd_proc_status {
+	uint32_t uid[4], gid[4];
+	uint32_t groups[64];
+	size_t ngroups;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	int no_new_privs;
+	unsigned umask;
+};
+int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err);
+
+/* Children of pid's main thread. */
+int cd_proc_children(pid_t pid, pid_t **ret, size_t *ret_n, cd_err *err);
+
+/* Reads a whole small /proc file into a NUL-terminated buffer. */
+int cd_proc_read_file(pid_t pid, const char *name, char **ret, size_t *ret_len, cd_err *err);
+
+/* readlink of /proc/PID/<name> into a fresh string. */
+int cd_proc_readlink(pid_t pid, const char *name, char **ret, cd_err *err);
+
+struct cd_proc_fdinfo {
+	uint64_t pos;
+	int flags;
+	int mnt_id;
+};
+int cd_proc_fdinfo(pid_t pid, int fd, struct cd_proc_fdinfo *fi, cd_err *err);
+
+/* rlimits (cur, max) from /proc/PID/limits; RLIM_INFINITY for "unlimited". */
+int cd_proc_limits(pid_t pid, uint64_t rlim[][2], size_t n, cd_err *err);

@@ -1,0 +1,387 @@
+/* Restore: validate the whole image, recreate the tree with clone3(set_tid)
+ * (each new task prepares what it can do itself, then waits), transplant
+ * every task by injected syscalls from a trampoline page, and release the
+ * tasks together. Any failure kills every task created so far. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+#include "shared/cleanup.h"
+
+#define TRAMP_LEN (16 * CD_PAGE_SIZE)
+#define VTMP_LEN  (256 * CD_PAGE_SIZE)
+
+/* Restore modules in order; memory first, credentials last. */
+static const struct cd_module *const restore_modules[] = {
+    &cd_mod_mem, &cd_mod_mm, &cd_mod_signals, &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds,
+};
+
+/* What a new task reports on the status pipe once prepared (or failed). */
+struct ready_msg {
+	pid_t pid;
+	int code;
+	char msg[CD_ERR_MSG_MAX]; /* under PIPE_BUF: one atomic write */
+};
+
+struct restore_state {
+	struct cd_image img;
+	int dirfd;
+	struct cd_file_objs *objs;
+	struct cd_shm *shm;
+	size_t nshm;
+	uint64_t tramp, vtmp;
+	int status_w;
+	pid_t root;
+};
+
+/* ---- checks before any process exists ---- */
+
+static int check_pids_free(const struct cd_image *img, cd_err *err)
+{
+	char path[32];
+	long pid_max = 32768;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &pid_max) != 1)
+			pid_max = 32768;
+		fclose(f);
+	}
+	for (size_t i = 0; i < img->ntasks; i++) {
+		pid_t pid = img->tasks[i].pid;
+		if (pid >= pid_max)
+			return cd_err_set(err, EINVAL, "pid %d is above pid_max %ld", pid, pid_max);
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (access(path, F_OK) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
+			return cd_err_set(err, EBUSY, "pid %d is in use", pid);
+	}
+	return 0;
+}
+
+/* Mapped files and executables must still be there: checked before any
+ * task exists, so a missing library does not leave a half-made tree. */
+static int check_mapped_files(const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		if (access(t->mm.exe, F_OK) < 0)
+			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
+		for (size_t j = 0; j < t->nvmas; j++) {
+			const char *path = t->vmas[j].path;
+			if (path && access(path, F_OK) < 0)
+				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
+				                  path);
+		}
+	}
+	return 0;
+}
+
+static bool range_free(const struct cd_image *img, const struct cd_proc_map *self, size_t nself,
+                       uint64_t start, uint64_t len)
+{
+	uint64_t end = start + len;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
+			const struct cd_vma *v = &img->tasks[i].vmas[j];
+			/* keep a gap so a growsdown stack keeps its guard */
+			if (start < v->end + (1 << 20) && v->start < end + (1 << 20))
+				return false;
+		}
+	for (size_t i = 0; i < nself; i++)
+		if (start < self[i].end && self[i].start < end)
+			return false;
+	return true;
+}
+
+/* Places the trampoline and the vDSO scratch area where neither the image
+ * nor this process has anything mapped. */
+static int place_areas(struct restore_state *s, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *self = NULL;
+	size_t n;
+	int r = cd_proc_maps(getpid(), &self, &n, err);
+
+	if (r < 0)
+		return r;
+	s->tramp = s->vtmp = 0;
+	for (uint64_t a = 0x10000000ULL; a < 0x7f0000000000ULL; a += 0x10000000ULL) {
+		if (!range_free(&s->img, self, n, a, TRAMP_LEN + VTMP_LEN + CD_PAGE_SIZE))
+			continue;
+		s->tramp = a;
+		s->vtmp = a + TRAMP_LEN + CD_PAGE_SIZE;
+		return 0;
+	}
+	return cd_err_set(err, ENOMEM, "no free address range for the restore trampoline");
+}
+
+/* ---- inside a new task ---- */
+
+static void report(int fd, pid_t pid, int code, const char *msg)
+{
+	struct ready_msg m = {.pid = pid, .code = code};
+
+	snprintf(m.msg, sizeof(m.msg), "%s", msg);
+	if (write(fd, &m, sizeof(m)) != sizeof(m))
+		_exit(127);
+}
+
+static pid_t clone_task(pid_t pid)
+{
+	pid_t set_tid[1] = {pid};
+	struct clone_args args = {
+	    .exit_signal = SIGCHLD,
+	    .set_tid = (uint64_t)(uintptr_t)set_tid,
+	    .set_tid_size = 1,
+	};
+
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static int set_session(const struct restore_state *s, const struct cd_task *t, cd_err *err)
+{
+	if (t->pid == s->img.root || t->sid == t->pid) {
+		if (setsid() < 0)
+			return cd_err_sys(err, errno, "setsid");
+		return 0;
+	}
+	if (t->pgid == getpgid(0))
+		return 0;
+	/* A group led by a task on another branch may not exist yet: its
+	 * leader is being created concurrently. Wait for it (up to 5 s). */
+	for (int tries = 0;; tries++) {
+		if (setpgid(0, t->pgid == t->pid ? 0 : t->pgid) == 0)
+			return 0;
+		if (errno != EPERM || tries == 500)
+			return cd_err_sys(err, errno, "setpgid %d", t->pgid);
+		usleep(10000);
+	}
+}
+
+static int set_limits(const struct cd_task *t, cd_err *err)
+{
+	for (int i = 0; i < CD_NRLIMIT && i < RLIM_NLIMITS; i++) {
+		struct rlimit rl = {t->rlim[i][0], t->rlim[i][1]}, cur;
+		if (getrlimit(i, &cur) == 0 && cur.rlim_cur == rl.rlim_cur &&
+		    cur.rlim_max == rl.rlim_max)
+			continue;
+		if (setrlimit(i, &rl) < 0)
+			return cd_err_sys(err, errno, "setrlimit %d", i);
+	}
+	return 0;
+}
+
+static int map_trampoline(const struct restore_state *s, cd_err *err)
+{
+	uint8_t *p = mmap((void *)s->tramp, TRAMP_LEN, PROT_READ | PROT_WRITE | PROT_EXEC,
+	                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map trampoline at %" PRIx64, s->tramp);
+	p[0] = 0x0f; /* syscall */
+	p[1] = 0x05;
+	p[2] = 0xcc; /* int3: never reached, we stop at syscall exit */
+	return 0;
+}
+
+static void prepare_task(struct restore_state *s, const struct cd_task *t);
+
+static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
+{
+	int r;
+
+	if ((r = set_session(s, t, err)) < 0)
+		return r;
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		const struct cd_task *c = &s->img.tasks[i];
+		if (c->ppid != t->pid || c == t)
+			continue;
+		pid_t pid = clone_task(c->pid);
+		if (pid < 0)
+			return cd_err_sys(err, errno, "clone3 pid %d", c->pid);
+		if (pid == 0)
+			prepare_task(s, c);
+	}
+	if ((r = cd_files_install(&s->img, t, s->objs, &s->status_w, err)) < 0)
+		return r;
+	if (chdir(t->cwd) < 0)
+		return cd_err_sys(err, errno, "chdir %s", t->cwd);
+	if (strcmp(t->root, "/") && chroot(t->root) < 0)
+		return cd_err_sys(err, errno, "chroot %s", t->root);
+	umask(t->umask);
+	if ((r = set_limits(t, err)) < 0)
+		return r;
+	return map_trampoline(s, err);
+}
+
+/* Runs in the new task: never returns. */
+static void prepare_task(struct restore_state *s, const struct cd_task *t)
+{
+	cd_err err = {0};
+	int r = prepare_steps(s, t, &err);
+
+	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
+	close(s->status_w);
+	if (r < 0)
+		_exit(127);
+	for (;;)
+		pause();
+}
+
+/* ---- in the controller ---- */
+
+static int wait_ready(const struct restore_state *s, int status_r, cd_err *err)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		struct ready_msg m;
+		ssize_t n = read(status_r, &m, sizeof(m));
+		if (n != sizeof(m))
+			return cd_err_set(err, EIO, "a new task died while being prepared");
+		if (m.code)
+			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
+	}
+	return 0;
+}
+
+static int transplant(struct restore_state *s, const struct cd_task *t, cd_inject *inj, cd_err *err)
+{
+	struct cd_restore_ctx ctx = {
+	    .img = &s->img,
+	    .inj = inj,
+	    .dirfd = s->dirfd,
+	    .tramp = s->tramp,
+	    .tramp_len = TRAMP_LEN,
+	    .data = s->tramp + CD_PAGE_SIZE,
+	    .data_len = TRAMP_LEN - CD_PAGE_SIZE,
+	    .vtmp = s->vtmp,
+	    .shm = s->shm,
+	    .nshm = s->nshm,
+	};
+	long ignored;
+	int r;
+
+	cd_inject_set_syscall_site(inj, s->tramp);
+	if ((r = cd_attrs_reset(inj, err)) < 0)
+		return r;
+	for (size_t m = 0; m < ARRAY_SIZE(restore_modules); m++) {
+		if ((r = restore_modules[m]->restore(&ctx, t, err)) < 0)
+			return cd_err_wrap(err, "%s", restore_modules[m]->name);
+	}
+	/* The last injected call removes the trampoline; the task is then at
+	 * that call's exit stop and runs no instruction from it. */
+	if ((r = cd_call_ok(inj, "munmap trampoline", SYS_munmap, s->tramp, TRAMP_LEN, 0, 0, 0, 0,
+	                    &ignored, err)) < 0)
+		return r;
+	return cd_cpu_restore_final(inj, t, err);
+}
+
+static int transplant_all(struct restore_state *s, cd_err *err)
+{
+	_cleanup_free_ cd_inject **inj = calloc(s->img.ntasks, sizeof(*inj));
+	int r = 0;
+
+	if (!inj)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
+		r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);
+		if (r >= 0)
+			r = transplant(s, &s->img.tasks[i], inj[i], err);
+		if (r < 0)
+			r = cd_err_wrap(err, "pid %d", s->img.tasks[i].pid);
+	}
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		if (r >= 0 && inj[i])
+			r = cd_inject_detach(inj[i], err);
+		cd_inject_free(inj[i]);
+	}
+	return r;
+}
+
+static void kill_created(const struct restore_state *s)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d", s->img.tasks[i].pid);
+		/* only tasks we created: they are in our session tree */
+		if (access(path, F_OK) == 0)
+			kill(s->img.tasks[i].pid, SIGKILL);
+	}
+	if (s->root > 0)
+		waitpid(s->root, NULL, 0);
+}
+
+static int create_tree(struct restore_state *s, cd_err *err)
+{
+	int fds[2], r;
+	const struct cd_task *root = cd_image_task(&s->img, s->img.root);
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "pipe");
+	s->status_w = fds[1];
+	s->root = clone_task(root->pid);
+	if (s->root == 0) {
+		close(fds[0]);
+		prepare_task(s, root);
+	}
+	close(fds[1]);
+	if (s->root < 0) {
+		r = errno == EEXIST ? cd_err_set(err, EBUSY, "pid %d is in use", root->pid)
+		                    : cd_err_sys(err, errno, "clone3 pid %d", root->pid);
+		close(fds[0]);
+		return r;
+	}
+	r = wait_ready(s, fds[0], err);
+	close(fds[0]);
+	return r;
+}
+
+static int do_restore(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
+{
+	int r;
+
+	s->dirfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0)
+		return cd_err_sys(err, errno, "image %s", opts->dir);
+	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
+	    (r = cd_image_verify_pages(&s->img, s->dirfd, err)) < 0 ||
+	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
+	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0 ||
+	    (r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0 ||
+	    (r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
+		return r;
+	if ((r = create_tree(s, err)) < 0 || (r = transplant_all(s, err)) < 0) {
+		kill_created(s);
+		return r;
+	}
+	return 0;
+}
+
+int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err *err)
+{
+	struct restore_state s = {.dirfd = -1, .status_w = -1};
+	int r = do_restore(&s, opts, err);
+
+	if (r >= 0)
+		*ret_pid = s.root;
+	cd_files_free(s.objs);
+	cd_mem_shm_free(s.shm, s.nshm);
+	cd_image_free(&s.img);
+	if (s.dirfd >= 0)
+		close(s.dirfd);
+	return r < 0 ? cd_err_wrap(err, "restore") : 0;
+}

@@ -1,0 +1,166 @@
+/* Signals: handlers (read and set by injected rt_sigaction), the blocked
+ * mask (ptrace), pending signals (PTRACE_PEEKSIGINFO; queued again from
+ * inside the task) and the alternate signal stack. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include "engine/internal.h"
+
+#define KSIGACTION_SIZE 32 /* handler, flags, restorer, mask */
+#define STACK_T_SIZE    24
+
+static int peek_pending(pid_t pid, uint32_t flags, uint8_t (**ret)[128], size_t *ret_n, cd_err *err)
+{
+	uint8_t buf[32][128];
+	size_t n = 0;
+
+	*ret = NULL;
+	for (;;) {
+		struct __ptrace_peeksiginfo_args a = {.off = n, .flags = flags, .nr = 32};
+		long got = ptrace(PTRACE_PEEKSIGINFO, pid, &a, buf);
+		if (got < 0)
+			return cd_err_sys(err, errno, "pid %d: read pending signals", pid);
+		if (got == 0)
+			break;
+		uint8_t(*nb)[128] = realloc(*ret, (n + (size_t)got) * 128);
+		if (!nb)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		*ret = nb;
+		memcpy((*ret)[n], buf, (size_t)got * 128);
+		n += (size_t)got;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int signals_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	uint64_t ss[3];
+	int r;
+
+	t->blocked = cd_inject_orig_sigmask(ctx->inj);
+	for (int sig = 1; sig <= CD_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		r = cd_call_ok(ctx->inj, "rt_sigaction", SYS_rt_sigaction, (uint64_t)sig, 0,
+		               ctx->scratch, 8, 0, 0, NULL, err);
+		if (r >= 0)
+			r = cd_inject_read_mem(ctx->inj, ctx->scratch, &t->act[sig - 1],
+			                       KSIGACTION_SIZE, err);
+		if (r < 0)
+			return cd_err_wrap(err, "pid %d: signal %d", t->pid, sig);
+	}
+	r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, 0, ctx->scratch, 0, 0, 0, 0, NULL,
+	               err);
+	if (r >= 0)
+		r = cd_inject_read_mem(ctx->inj, ctx->scratch, ss, STACK_T_SIZE, err);
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d", t->pid);
+	t->ss_sp = ss[0];
+	t->ss_flags = (int)ss[1] & ~SS_ONSTACK;
+	t->ss_size = ss[2];
+	if ((r = peek_pending(t->pid, 0, &t->pending, &t->npending, err)) < 0)
+		return r;
+	return peek_pending(t->pid, PTRACE_PEEKSIGINFO_SHARED, &t->pending_shared,
+	                    &t->npending_shared, err);
+}
+
+static int requeue(struct cd_restore_ctx *ctx, const struct cd_task *t, uint8_t (*si)[128],
+                   size_t n, bool shared, cd_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int sig;
+		memcpy(&sig, si[i], sizeof(sig));
+		int r = cd_inject_write_mem(ctx->inj, ctx->data, si[i], 128, err);
+		if (r < 0)
+			return r;
+		if (shared)
+			r = cd_call_ok(ctx->inj, "rt_sigqueueinfo", SYS_rt_sigqueueinfo,
+			               (uint64_t)t->pid, (uint64_t)sig, ctx->data, 0, 0, 0, NULL,
+			               err);
+		else
+			r = cd_call_ok(ctx->inj, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo,
+			               (uint64_t)t->pid, (uint64_t)t->pid, (uint64_t)sig, ctx->data,
+			               0, 0, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	uint64_t ss[3] = {t->ss_sp, (uint64_t)(uint32_t)t->ss_flags, t->ss_size};
+	int r;
+
+	for (int sig = 1; sig <= CD_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		r = cd_inject_write_mem(ctx->inj, ctx->data, &t->act[sig - 1], KSIGACTION_SIZE,
+		                        err);
+		if (r >= 0)
+			r = cd_call_ok(ctx->inj, "rt_sigaction", SYS_rt_sigaction, (uint64_t)sig,
+			               ctx->data, 0, 8, 0, 0, NULL, err);
+		if (r < 0)
+			return cd_err_wrap(err, "signal %d", sig);
+	}
+	r = cd_inject_write_mem(ctx->inj, ctx->data, ss, STACK_T_SIZE, err);
+	if (r >= 0)
+		r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, ctx->data, 0, 0, 0, 0, 0,
+		               NULL, err);
+	if (r < 0)
+		return r;
+	if ((r = requeue(ctx, t, t->pending, t->npending, false, err)) < 0)
+		return r;
+	return requeue(ctx, t, t->pending_shared, t->npending_shared, true, err);
+}
+
+const struct cd_module cd_mod_signals = {
+    .name = "signals", .dump = signals_dump, .restore = signals_restore};
+
+/* ---- interval timers ---- */
+
+static int timers_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	for (int which = 0; which < 3; which++) {
+		int r = cd_call_ok(ctx->inj, "getitimer", SYS_getitimer, (uint64_t)which,
+		                   ctx->scratch, 0, 0, 0, 0, NULL, err);
+		if (r >= 0)
+			r = cd_inject_read_mem(ctx->inj, ctx->scratch, t->itimer[which],
+			                       sizeof(t->itimer[which]), err);
+		if (r < 0)
+			return cd_err_wrap(err, "pid %d", t->pid);
+	}
+	return 0;
+}
+
+static int timers_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	for (int which = 0; which < 3; which++) {
+		int64_t v[4];
+		memcpy(v, t->itimer[which], sizeof(v));
+		if (!v[0] && !v[1] && !v[2] && !v[3])
+			continue;
+		/* A periodic timer that just fired reads as disarmed until its
+		 * signal (still pending, restored above) is taken: arm it for one
+		 * interval, as the kernel would on taking the signal. */
+		if (!v[2] && !v[3]) {
+			v[2] = v[0];
+			v[3] = v[1];
+		}
+		int r = cd_inject_write_mem(ctx->inj, ctx->data, v, sizeof(v), err);
+		if (r >= 0)
+			r = cd_call_ok(ctx->inj, "setitimer", SYS_setitimer, (uint64_t)which,
+			               ctx->data, 0, 0, 0, 0, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+const struct cd_module cd_mod_timers = {
+    .name = "timers", .dump = timers_dump, .restore = timers_restore};

@@ -1,0 +1,132 @@
+/* cedana-engine: a small driver over the public engine API, for tests and
+ * benchmarks (see the usage text). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job]\n"
+	                "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
+	                " [--detach] [--pid-file F]\n");
+	return 2;
+}
+
+static int fail(const cd_err *err)
+{
+	fprintf(stderr, "cedana-engine: %s\n", err->msg);
+	return 1;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION};
+	cd_err err = {0};
+	char *end;
+
+	if (argc < 2)
+		return usage();
+	o.pid = (pid_t)strtol(argv[0], &end, 10);
+	if (*end || o.pid <= 0) {
+		fprintf(stderr, "cedana-engine: invalid pid \"%s\"\n", argv[0]);
+		return 1;
+	}
+	o.dir = argv[1];
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--leave-running"))
+			o.leave_running = true;
+		else if (!strcmp(argv[i], "--shell-job"))
+			o.shell_job = true;
+		else
+			return usage();
+	}
+	return cd_engine_dump(&o, &err) < 0 ? fail(&err) : 0;
+}
+
+static int open_stdio(const char *path, int i)
+{
+	int fd = i == 0 ? open(path, O_RDONLY | O_CLOEXEC)
+	                : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		fprintf(stderr, "cedana-engine: open %s: %s\n", path, strerror(errno));
+	return fd;
+}
+
+static int write_pid_file(const char *path, pid_t pid)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f || fprintf(f, "%d\n", pid) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "cedana-engine: write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int wait_root(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	static const char *const names[3] = {"--stdin", "--stdout", "--stderr"};
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .stdio_fd = {-1, -1, -1}};
+	const char *pid_file = NULL;
+	bool detach = false;
+	cd_err err = {0};
+	pid_t pid;
+
+	if (argc < 1)
+		return usage();
+	o.dir = argv[0];
+	for (int i = 1; i < argc; i++) {
+		int k;
+		for (k = 0; k < 3 && strcmp(argv[i], names[k]); k++)
+			;
+		if (k < 3 && i + 1 < argc) {
+			o.stdio_fd[k] = open_stdio(argv[++i], k);
+			if (o.stdio_fd[k] < 0)
+				return 1;
+		} else if (!strcmp(argv[i], "--detach")) {
+			detach = true;
+		} else if (!strcmp(argv[i], "--pid-file") && i + 1 < argc) {
+			pid_file = argv[++i];
+		} else {
+			return usage();
+		}
+	}
+	if (cd_engine_restore(&o, &pid, &err) < 0)
+		return fail(&err);
+	if (pid_file && write_pid_file(pid_file, pid) < 0) {
+		kill(pid, SIGKILL);
+		return 1;
+	}
+	return detach ? 0 : wait_root(pid);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (!strcmp(argv[1], "dump"))
+		return cmd_dump(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 2, argv + 2);
+	return usage();
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env bats
+# Every error case of issue 3: one clear error line, exit 1, nothing left
+# behind (no image directory after a failed dump, no process after a failed
+# restore), and a dumped tree that keeps running when the dump fails.
+load helpers
+
+setup() { engine_setup; }
+teardown() {
+	mountpoint -q "$T/small" 2>/dev/null && umount "$T/small"
+	engine_teardown
+}
+
+counter() {
+	start_wl "$BUILD_DIR/tests/engine/engine-counter"
+}
+
+still_counting() {
+	local before
+	before=$(grep -cE '^[0-9]+$' "$LOG")
+	sleep 0.1
+	[ "$(grep -cE '^[0-9]+$' "$LOG")" -gt "$before" ]
+}
+
+@test "dump: a pid that does not exist" {
+	run "$ENGINE" dump 999999 "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid 999999: No such process"
+	assert_not_exist "$IMG"
+}
+
+@test "dump: a pid we may not trace" {
+	counter
+	chmod 0777 "$T"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID: Operation not permitted"
+	assert_not_exist "$IMG"
+	still_counting
+}
+
+@test "dump: an image directory that exists already" {
+	counter
+	mkdir "$IMG"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "image directory $IMG: File exists"
+	still_counting
+}
+
+@test "dump: an image directory that cannot be created" {
+	counter
+	run "$ENGINE" dump "$WL_PID" "$T/no/such/dir"
+	assert_failure 1
+	assert_output --partial "No such file or directory"
+	still_counting
+}
+
+@test "dump: a full filesystem leaves nothing behind and the task running" {
+	counter
+	mkdir "$T/small"
+	mount -t tmpfs -o size=64k tmpfs "$T/small"
+	run "$ENGINE" dump "$WL_PID" "$T/small/img"
+	assert_failure 1
+	assert_output --partial "No space left on device"
+	assert_not_exist "$T/small/img"
+	still_counting
+}
+
+@test "dump: an unsupported fd (a socket) is refused naming task, fd and kind" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import socket, time
+s = socket.socket()
+print("READY", flush=True)
+time.sleep(60)' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "dump: pid $WL_PID: fd [0-9]+ \(socket:\[[0-9]+\]\): unsupported file kind"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" != "t" ]
+}
+
+@test "dump: a second thread is refused" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import threading, time
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("READY", flush=True)
+time.sleep(60)' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "dump: pid $WL_PID (python3): has 2 threads; threads are not supported"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+}
+
+@test "dump: a root whose session leader is outside the tree needs --shell-job" {
+	CEDANA_WL_TRIGGER="$TRIGGER" "$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "is outside the tree (use --shell-job)"
+	assert_not_exist "$IMG"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --shell-job
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	( sleep 0.3; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_success
+	run tail -1 "$LOG"
+	assert_output "PASS"
+}
+
+# An image of the counter, the original gone.
+counter_image() {
+	counter
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	PID=$WL_PID
+	WL_PID=
+}
+
+refuse_restore() {
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "$1"
+	[ "${#lines[@]}" -eq 1 ]
+	[ ! -e "/proc/$PID" ]
+}
+
+@test "restore: a missing image" {
+	PID=999999
+	refuse_restore "restore: image $IMG: No such file or directory"
+}
+
+@test "restore: a corrupt page file" {
+	counter_image
+	printf '\xff' | dd of="$IMG/pages-$PID.img" bs=1 seek=100 conv=notrunc status=none
+	refuse_restore "pages-$PID.img: checksum mismatch (corrupt image)"
+}
+
+@test "restore: a truncated page file" {
+	counter_image
+	truncate -s 4096 "$IMG/pages-$PID.img"
+	refuse_restore "pages-$PID.img: truncated or corrupt"
+}
+
+@test "restore: a truncated manifest" {
+	counter_image
+	truncate -s 100 "$IMG/manifest.json"
+	refuse_restore "manifest.json: corrupt or truncated"
+}
+
+@test "restore: an image of another format version" {
+	counter_image
+	sed -i 's/"version":1,/"version":99,/' "$IMG/manifest.json"
+	refuse_restore "image format version 99, this engine reads version 1"
+}
+
+@test "restore: an image from a kernel with another vDSO layout" {
+	counter_image
+	sed -i 's/"vdso":8192/"vdso":12288/' "$IMG/manifest.json"
+	refuse_restore "incompatible kernel: [vdso] is"
+}
+
+@test "restore: a pid that is in use" {
+	counter
+	"$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure 1
+	assert_output "cedana-engine: restore: pid $WL_PID is in use"
+	still_counting
+}
+
+@test "restore: a mapped file that is gone is refused before any task exists" {
+	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	PID=$WL_PID
+	WL_PID=
+	rm "$T/counter-copy"
+	refuse_restore "restore: pid $PID: executable $T/counter-copy: No such file or directory"
+}

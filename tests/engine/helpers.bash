@@ -1,0 +1,91 @@
+# Shared helpers for the engine's bats tests: start a program the way the
+# workload protocol says, wait for READY, dump, restore, trigger.
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+load '/usr/lib/bats/bats-file/load'
+
+: "${BUILD_DIR:=$BATS_TEST_DIRNAME/../../build}"
+ENGINE="$BUILD_DIR/tests/engine/cedana-engine"
+WL_DIR="$BUILD_DIR/tests/workloads"
+
+engine_setup() {
+	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/engine.XXXXXX")
+	LOG="$T/log"
+	TRIGGER="$T/trigger"
+	IMG="$T/img"
+	WL_PID=
+}
+
+engine_teardown() {
+	[ -n "${WL_PID:-}" ] && kill -9 "$WL_PID" 2>/dev/null
+	[ -f "$T/restored.pid" ] && kill -9 "$(cat "$T/restored.pid")" 2>/dev/null
+	rm -rf "$T"
+}
+
+# start_wl PROGRAM [ARGS...]: runs it in a session of its own, output to $LOG.
+start_wl() {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$@" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+}
+
+wait_ready() {
+	for _ in $(seq 1 1000); do
+		grep -q '^READY$' "$LOG" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	echo "no READY in $LOG" >&2
+	cat "$LOG" >&2
+	return 1
+}
+
+# descendants PID: PID and every task below it, parents first.
+descendants() {
+	local p
+	echo "$1"
+	for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		descendants "$p"
+	done
+}
+
+# kill_tree PID: kills PID and all its descendants and waits until their
+# pids are free (orphans are reaped by init, which can take a moment).
+kill_tree() {
+	local pids p
+	pids=$(descendants "$1")
+	kill -9 $pids 2>/dev/null
+	for p in $pids; do
+		for _ in $(seq 1 1000); do
+			[ -e "/proc/$p" ] || break
+			# the root stays a zombie until this shell reaps it
+			[ "$p" = "$1" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] && break
+			sleep 0.01
+		done
+	done
+}
+
+# kill_session SID: the same for a whole session.
+kill_session() {
+	pkill -9 -s "$1"
+	for _ in $(seq 1 1000); do
+		pgrep -s "$1" >/dev/null || return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# dump_restore [DUMP-FLAGS...]: dumps $WL_PID, restores it appending to $LOG,
+# triggers it and leaves the restored root's exit code in $status.
+dump_restore() {
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	if [[ " $* " == *" --leave-running "* ]]; then
+		kill -0 "$WL_PID"
+		kill_tree "$WL_PID"
+	fi
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid"
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# Real programs, not written for us: a shell with a sleep child
+# (tests/workloads/date-loop.sh) and a python3 interpreter with state.
+load helpers
+
+setup() { engine_setup; }
+teardown() {
+	[ -f "$T/restored.pid" ] && pkill -9 -s "$(cat "$T/restored.pid")"
+	engine_teardown
+}
+
+SRC="$BATS_TEST_DIRNAME/../workloads"
+
+# tree_of SID: "pid ppid pgid sid comm" of every task of the session, sorted.
+tree_of() {
+	ps -s "$1" -o pid=,ppid=,pgid=,sid=,comm= | sort -n
+}
+
+start_date_loop() {
+	setsid sh "$SRC/date-loop.sh" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	for _ in $(seq 1 300); do
+		[ "$(ps --ppid "$WL_PID" -o comm= | head -1)" = sleep ] && break
+		sleep 0.01
+	done
+}
+
+date_loop_roundtrip() {
+	start_date_loop
+	before_tree=$(tree_of "$WL_PID")
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	pid=$WL_PID
+	[[ " $* " == *" --leave-running "* ]] && kill_session "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach --pid-file "$T/restored.pid"
+	assert_success
+	assert_equal "$(cat "$T/restored.pid")" "$pid"
+	# same tasks under the restored shell (whose own parent is new)
+	after_tree=$(tree_of "$pid" | awk '{ if ($1 == '"$pid"') $2 = "-"; print }')
+	want_tree=$(echo "$before_tree" | awk '{ if ($1 == '"$pid"') $2 = "-"; print }')
+	assert_equal "$after_tree" "$want_tree"
+	lines=$(wc -l <"$LOG")
+	sleep 2.2
+	[ "$(wc -l <"$LOG")" -ge $((lines + 2)) ]
+}
+
+@test "date-loop.sh: a shell and its sleep child keep pids, pgid, sid and go on printing" {
+	date_loop_roundtrip
+}
+
+@test "date-loop.sh: --leave-running" {
+	date_loop_roundtrip --leave-running
+}
+
+python_roundtrip() {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import os, time
+trig = os.environ["CEDANA_WL_TRIGGER"]
+state = {"n": 0, "data": [i * i for i in range(100000)]}
+print("READY", flush=True)
+while not os.path.exists(trig):
+    state["n"] += 1
+    time.sleep(0.01)
+ok = state["n"] > 10 and sum(state["data"]) == sum(i * i for i in range(100000))
+print("PASS" if ok else "FAIL: state lost", flush=True)
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "python3 -c with a loop and state: dump → kill → restore → PASS" {
+	python_roundtrip
+}
+
+@test "python3 -c: --leave-running" {
+	python_roundtrip --leave-running
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bats
+# Every self-checking workload (tests/workloads/README.md) through the
+# engine: dump (original killed, or --leave-running and then killed),
+# restore appending to the same log, trigger, expect PASS and exit code 0.
+load helpers
+
+setup() { engine_setup; }
+teardown() { engine_teardown; }
+
+# wl_roundtrip NAME [DUMP-FLAGS...]
+wl_roundtrip() {
+	local name=$1
+	shift
+	start_wl "$WL_DIR/$name" ${WL_ARGS:-}
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+counter_continues() {
+	grep -E '^[0-9]+$' "$LOG" | awk 'NR != $1 { print "gap or repeat at " NR ": " $1; exit 1 }'
+}
+
+@test "wl-counter: dump → kill → restore → continues with the next number" {
+	wl_roundtrip wl-counter
+	run counter_continues
+	assert_success
+}
+
+@test "wl-counter: --leave-running" {
+	wl_roundtrip wl-counter --leave-running
+}
+
+@test "wl-memory: dump → kill → restore → PASS" {
+	wl_roundtrip wl-memory
+}
+
+@test "wl-memory: --leave-running" {
+	WL_ARGS=64 wl_roundtrip wl-memory --leave-running
+}
+
+@test "wl-files: dump → kill → restore → PASS" {
+	wl_roundtrip wl-files
+}
+
+@test "wl-files: --leave-running" {
+	wl_roundtrip wl-files --leave-running
+}
+
+@test "wl-signals: dump → kill → restore → PASS" {
+	wl_roundtrip wl-signals
+}
+
+@test "wl-signals: --leave-running" {
+	wl_roundtrip wl-signals --leave-running
+}
+
+@test "wl-itimer: dump → kill → restore → PASS" {
+	wl_roundtrip wl-itimer
+}
+
+@test "wl-itimer: --leave-running" {
+	wl_roundtrip wl-itimer --leave-running
+}
+
+@test "wl-simd: dump → kill → restore → PASS" {
+	wl_roundtrip wl-simd
+}
+
+@test "wl-simd: --leave-running" {
+	wl_roundtrip wl-simd --leave-running
+}
+
+@test "wl-nanosleep: a task in nanosleep sleeps on for the time left" {
+	wl_roundtrip wl-nanosleep
+}
+
+@test "wl-nanosleep: --leave-running" {
+	wl_roundtrip wl-nanosleep --leave-running
+}
+
+@test "wl-pipe-read: a task blocked reading a pipe stays blocked, then reads" {
+	wl_roundtrip wl-pipe-read
+}
+
+@test "wl-pipe-read: --leave-running" {
+	wl_roundtrip wl-pipe-read --leave-running
+}
+
+@test "wl-wait: a task blocked in wait() waits on" {
+	wl_roundtrip wl-wait
+}
+
+@test "wl-wait: --leave-running" {
+	wl_roundtrip wl-wait --leave-running
+}
+
+@test "wl-tree: sessions, process groups and parents are preserved (--shell-job)" {
+	# started in this shell's session, as the workload protocol says
+	CEDANA_WL_TRIGGER="$TRIGGER" "$WL_DIR/wl-tree" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore --shell-job
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-tree: --leave-running" {
+	wl_roundtrip wl-tree --leave-running
+}
+
+@test "wl-python.sh: a python3 interpreter with state" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
+		</dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
