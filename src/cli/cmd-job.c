@@ -203,7 +203,8 @@ static const struct cli_cmd cmd_job_attach = {
 };
 
 static const struct cli_cmd *const job_subs[] = {
-    &cmd_job_list, &cmd_job_inspect, &cmd_job_kill, &cmd_job_delete, &cmd_job_attach, NULL,
+    &cmd_job_list,   &cmd_job_inspect,     &cmd_job_kill, &cmd_job_delete,
+    &cmd_job_attach, &cmd_job_checkpoints, NULL,
 };
 
 const struct cli_cmd cmd_job = {

@@ -16,6 +16,11 @@ extern const struct cli_cmd cmd_job;
 extern const struct cli_cmd cmd_kill;
 extern const struct cli_cmd cmd_delete;
 extern const struct cli_cmd cmd_attach;
+extern const struct cli_cmd cmd_dump;
+extern const struct cli_cmd cmd_restore;
+extern const struct cli_cmd cmd_checkpoint;
+extern const struct cli_cmd cmd_checkpoints;
+extern const struct cli_cmd cmd_job_checkpoints;
 
 /* Prints "Error: <msg>" to stderr and returns the exit code 1. */
 int cli_fail(const cd_err *err);

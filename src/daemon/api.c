@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include "daemon/check.h"
+#include "daemon/cr.h"
+#include "daemon/op.h"
+#include "job/checkpoint.h"
+#include "job/codec.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 
@@ -291,6 +295,75 @@ static enum MHD_Result handle_health(struct api *api, struct MHD_Connection *con
 	                           (int)getpid(), "checks", checks));
 }
 
+/* POST /v1/dump and /v1/restore: a JSON body in, a JSON object out. */
+static enum MHD_Result handle_cr(struct api *api, struct MHD_Connection *conn,
+                                 struct api_request *req, bool dump)
+{
+	json_t *body = NULL, *reply = NULL;
+	cd_err err = {0};
+	int r;
+
+	r = parse_body(req, &body, &err);
+	if (r == 0 && dump)
+		r = cr_dump(api, &req->caller, body, &reply, &err);
+	else if (r == 0)
+		r = cr_restore(api, &req->caller, body, &reply, &err);
+	json_decref(body);
+	return send_result(conn, r, dump ? MHD_HTTP_OK : MHD_HTTP_CREATED, reply, &err);
+}
+
+static enum MHD_Result handle_checkpoints(struct api *api, struct MHD_Connection *conn,
+                                          struct api_request *req, const char *jid)
+{
+	json_t *list = NULL;
+	cd_err err = {0};
+	int r;
+
+	r = job_manager_checkpoints(api->jm, &req->caller, jid, &list, &err);
+	return send_result(conn, r, MHD_HTTP_OK,
+	                   r < 0 ? NULL : json_pack("{s:o}", "checkpoints", list), &err);
+}
+
+/* /v1/checkpoints/ID: GET shows one, DELETE removes files and record. */
+static enum MHD_Result dispatch_checkpoint(struct api *api, struct MHD_Connection *conn,
+                                           const char *method, const char *id,
+                                           struct api_request *req)
+{
+	struct db_checkpoint cp;
+	json_t *reply = NULL;
+	cd_err err = {0};
+	int r;
+
+	if (strcmp(method, "GET") == 0) {
+		r = job_manager_checkpoint_get(api->jm, &req->caller, id, &cp, &err);
+		if (r == 0) {
+			reply = job_checkpoint_to_json(&cp);
+			db_checkpoint_clear(&cp);
+		}
+		return send_result(conn, r, MHD_HTTP_OK, reply, &err);
+	}
+	if (strcmp(method, "DELETE") == 0) {
+		r = cr_checkpoint_delete(api, &req->caller, id, &err);
+		if (r == 0)
+			log_info("checkpoint %s deleted", id);
+		return send_result(conn, r, MHD_HTTP_OK, json_pack("{s:s}", "deleted", id), &err);
+	}
+	return MHD_NO;
+}
+
+/* GET /v1/ops/ID: progress of a dump or restore in flight. */
+static enum MHD_Result handle_op(struct MHD_Connection *conn, const char *id)
+{
+	json_t *p = op_progress_json(id);
+	cd_err err = {0};
+
+	if (!p) {
+		cd_err_set(&err, ENOENT, "no operation %s in flight", id);
+		return send_error(conn, &err);
+	}
+	return send_json(conn, MHD_HTTP_OK, p);
+}
+
 /* /v1/jobs/JID[/ACTION]: splits into jid and action (NULL when none). */
 static bool split_job_url(const char *url, char *jid, size_t len, const char **ret_action)
 {
@@ -331,6 +404,8 @@ static enum MHD_Result dispatch_job(struct api *api, struct MHD_Connection *conn
 		return handle_kill(api, conn, req, jid);
 	if (action && strcmp(action, "attach") == 0 && strcmp(method, "GET") == 0)
 		return handle_attach(api, conn, req, jid);
+	if (action && strcmp(action, "checkpoints") == 0 && strcmp(method, "GET") == 0)
+		return handle_checkpoints(api, conn, req, jid);
 	return MHD_NO;
 }
 
@@ -349,6 +424,16 @@ static enum MHD_Result route(struct api *api, struct MHD_Connection *conn, const
 		return handle_manage(api, conn, req);
 	if (strncmp(url, "/v1/jobs/", strlen("/v1/jobs/")) == 0)
 		return dispatch_job(api, conn, method, url, req);
+	if (strcmp(url, "/v1/dump") == 0 && post)
+		return handle_cr(api, conn, req, true);
+	if (strcmp(url, "/v1/restore") == 0 && post)
+		return handle_cr(api, conn, req, false);
+	if (strncmp(url, "/v1/checkpoints/", strlen("/v1/checkpoints/")) == 0 &&
+	    url[strlen("/v1/checkpoints/")])
+		return dispatch_checkpoint(api, conn, method, url + strlen("/v1/checkpoints/"),
+		                           req);
+	if (strncmp(url, "/v1/ops/", strlen("/v1/ops/")) == 0 && get)
+		return handle_op(conn, url + strlen("/v1/ops/"));
 	return MHD_NO;
 }
 

@@ -228,8 +228,11 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 		job_manager_free(api.jm);
 		return fd;
 	}
-	mhd = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-	                           MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+	/* a thread per connection: a dump or restore takes seconds and must not
+	 * hold up ps, or the progress polls of its own client */
+	mhd = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+	                           MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
+	                           MHD_USE_ERROR_LOG,
 	                       0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
 	                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_END);
 	if (!mhd) {

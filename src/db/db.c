@@ -358,35 +358,112 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *
 	return r;
 }
 
-int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err)
+#define CHECKPOINT_COLUMNS "id, jid, time, size, path, compression"
+
+static void row_to_checkpoint(sqlite3_stmt *st, struct db_checkpoint *cp)
+{
+	memset(cp, 0, sizeof(*cp));
+	snprintf(cp->id, sizeof(cp->id), "%s", sqlite3_column_text(st, 0));
+	snprintf(cp->jid, sizeof(cp->jid), "%s", sqlite3_column_text(st, 1));
+	cp->time = sqlite3_column_int64(st, 2);
+	cp->size = sqlite3_column_int64(st, 3);
+	cp->path = column_strdup(st, 4);
+	snprintf(cp->compression, sizeof(cp->compression), "%s", sqlite3_column_text(st, 5));
+}
+
+/* Runs a query bound to one text key that returns at most one checkpoint. */
+static int checkpoint_one(struct db *db, const char *sql, const char *key, bool by_job,
+                          struct db_checkpoint *ret_cp, cd_err *err)
 {
 	sqlite3_stmt *st;
 	int rc, r;
 
+	r = prepare(db, sql, &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to_checkpoint(st, ret_cp);
+	else if (rc == SQLITE_DONE)
+		r = by_job ? cd_err_set(err, ENOENT, "job %s has no checkpoint", key)
+		           : cd_err_set(err, ENOENT, "checkpoint %s not found", key);
+	else
+		r = db_fail(db, EIO, "get checkpoint", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err)
+{
+	return checkpoint_one(db,
+	                      "SELECT " CHECKPOINT_COLUMNS " FROM checkpoints"
+	                      " WHERE jid = ? ORDER BY time DESC, rowid DESC LIMIT 1",
+	                      jid, true, ret_cp, err);
+}
+
+int db_checkpoint_get(struct db *db, const char *id, struct db_checkpoint *ret_cp, cd_err *err)
+{
+	return checkpoint_one(db, "SELECT " CHECKPOINT_COLUMNS " FROM checkpoints WHERE id = ?", id,
+	                      false, ret_cp, err);
+}
+
+int db_checkpoint_list(struct db *db, const char *jid, struct db_checkpoint **ret_cps,
+                       size_t *ret_n, cd_err *err)
+{
+	struct db_checkpoint *cps = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, r;
+
 	r = prepare(db,
-	            "SELECT id, jid, time, size, path, compression FROM checkpoints"
-	            " WHERE jid = ? ORDER BY time DESC, rowid DESC LIMIT 1",
+	            "SELECT " CHECKPOINT_COLUMNS " FROM checkpoints"
+	            " WHERE jid = ? ORDER BY time DESC, rowid DESC",
 	            &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, jid, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		memset(ret_cp, 0, sizeof(*ret_cp));
-		snprintf(ret_cp->id, sizeof(ret_cp->id), "%s", sqlite3_column_text(st, 0));
-		snprintf(ret_cp->jid, sizeof(ret_cp->jid), "%s", sqlite3_column_text(st, 1));
-		ret_cp->time = sqlite3_column_int64(st, 2);
-		ret_cp->size = sqlite3_column_int64(st, 3);
-		ret_cp->path = column_strdup(st, 4);
-		snprintf(ret_cp->compression, sizeof(ret_cp->compression), "%s",
-		         sqlite3_column_text(st, 5));
-	} else if (rc == SQLITE_DONE) {
-		r = cd_err_set(err, ENOENT, "job %s has no checkpoint", jid);
-	} else {
-		r = db_fail(db, EIO, "latest checkpoint", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_checkpoint *grown = realloc(cps, (n + 1) * sizeof(*cps));
+
+		if (!grown) {
+			r = cd_err_sys(err, ENOMEM, "list checkpoints");
+			break;
+		}
+		cps = grown;
+		row_to_checkpoint(st, &cps[n++]);
 	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(db, EIO, "list checkpoints", err);
 	sqlite3_finalize(st);
+	if (r < 0) {
+		db_checkpoint_list_free(cps, n);
+		return r;
+	}
+	*ret_cps = cps;
+	*ret_n = n;
+	return 0;
+}
+
+int db_checkpoint_delete(struct db *db, const char *id, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db, "DELETE FROM checkpoints WHERE id = ?", &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	r = step_done(db, st, "delete checkpoint", true, err);
+	if (r == -ENOENT)
+		return cd_err_set(err, ENOENT, "checkpoint %s not found", id);
 	return r;
+}
+
+void db_checkpoint_list_free(struct db_checkpoint *cps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		db_checkpoint_clear(&cps[i]);
+	free(cps);
 }
 
 void db_checkpoint_clear(struct db_checkpoint *cp)

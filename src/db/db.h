@@ -60,4 +60,12 @@ void db_job_list_free(struct db_job *jobs, size_t n);
 int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *err);
 /* The newest checkpoint of a job; -ENOENT when it has none. */
 int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err);
+/* -ENOENT "checkpoint ID not found". */
+int db_checkpoint_get(struct db *db, const char *id, struct db_checkpoint *ret_cp, cd_err *err);
+/* A job's checkpoints, newest first; free with db_checkpoint_list_free. */
+int db_checkpoint_list(struct db *db, const char *jid, struct db_checkpoint **ret_cps,
+                       size_t *ret_n, cd_err *err);
+/* Removes the record only (the files are the caller's). -ENOENT when absent. */
+int db_checkpoint_delete(struct db *db, const char *id, cd_err *err);
 void db_checkpoint_clear(struct db_checkpoint *cp);
+void db_checkpoint_list_free(struct db_checkpoint *cps, size_t n);

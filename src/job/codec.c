@@ -2,13 +2,13 @@
 
 #include <sys/wait.h>
 
-static json_t *checkpoint_to_json(const struct db_checkpoint *cp)
+json_t *job_checkpoint_to_json(const struct db_checkpoint *cp)
 {
 	if (!cp)
 		return json_null();
-	return json_pack("{s:s, s:I, s:I, s:s, s:s}", "id", cp->id, "time", (json_int_t)cp->time,
-	                 "size", (json_int_t)cp->size, "path", cp->path ? cp->path : "",
-	                 "compression", cp->compression);
+	return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", cp->id, "jid", cp->jid, "time",
+	                 (json_int_t)cp->time, "size", (json_int_t)cp->size, "path",
+	                 cp->path ? cp->path : "", "compression", cp->compression);
 }
 
 json_t *job_to_json(const struct db_job *job, const char *status, const struct db_checkpoint *cp)
@@ -23,7 +23,7 @@ json_t *job_to_json(const struct db_job *job, const char *status, const struct d
 	    job->log_path ? json_string(job->log_path) : json_null(), "attachable", job->attachable,
 	    "exit_code", job->has_exit_code ? json_integer(job->exit_code) : json_null(),
 	    "start_time", (json_int_t)job->start_time, "created_at", (json_int_t)job->created_at,
-	    "gpu", job->gpu, "checkpoint", checkpoint_to_json(cp));
+	    "gpu", job->gpu, "checkpoint", job_checkpoint_to_json(cp));
 }
 
 int job_exit_code(int wstatus)

@@ -19,27 +19,6 @@
 #include "job/spawn.h"
 #include "shared/cleanup.h"
 
-static int open_pty(int *ret_master, int *ret_slave, unsigned short rows, unsigned short cols,
-                    cd_err *err)
-{
-	_cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	struct winsize ws = {.ws_row = rows ? rows : 24, .ws_col = cols ? cols : 80};
-	char name[128];
-	int slave;
-
-	if (master < 0)
-		return cd_err_sys(err, errno, "open a pty");
-	if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)))
-		return cd_err_sys(err, errno, "set up the pty");
-	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0)
-		return cd_err_sys(err, errno, "open %s", name);
-	ioctl(master, TIOCSWINSZ, &ws);
-	*ret_master = TAKE_FD(master);
-	*ret_slave = slave;
-	return 0;
-}
-
 static int open_log(const char *path, uid_t uid, gid_t gid, cd_err *err)
 {
 	_cleanup_close_ int fd = -1;
@@ -81,7 +60,7 @@ static int run_io_open(struct job_manager *jm, const char *jid, const struct job
 	int r;
 
 	if (o->attachable) {
-		r = open_pty(&io->master, &io->slave, o->rows, o->cols, err);
+		r = spawn_open_pty(&io->master, &io->slave, o->rows, o->cols, err);
 		if (r < 0)
 			return r;
 		req->stdin_fd = req->stdout_fd = req->stderr_fd = io->slave;
@@ -315,6 +294,7 @@ static int adopt_replace(struct job_manager *jm, const struct job_adopt_opts *o,
 static int adopt_new(struct job_manager *jm, const struct job_adopt_opts *o, uint64_t start_time,
                      bool *consumed, json_t **ret_job, cd_err *err)
 {
+	_cleanup_free_ char *cmd = NULL;
 	struct db_job job = {0};
 	int r;
 
@@ -326,7 +306,7 @@ static int adopt_new(struct job_manager *jm, const struct job_adopt_opts *o, uin
 	job.start_time = start_time;
 	job.uid = o->uid;
 	job.gid = o->gid;
-	job.cmd = (char *)(o->cmd_json ? o->cmd_json : "[]");
+	job.cmd = o->cmd_json ? (char *)o->cmd_json : (cmd = read_cmdline_json(o->pid));
 	job.log_path = (char *)o->log_path;
 	job.attachable = o->master >= 0;
 	job.created_at = time(NULL);

@@ -41,7 +41,7 @@ struct job_adopt_opts {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	const char *cmd_json; /* JSON array, may be NULL */
+	const char *cmd_json; /* JSON array; NULL: read from /proc/PID/cmdline */
 	const char *log_path;
 	int master;
 	bool is_child; /* a child of the daemon: its exit code will be recorded */

@@ -1,7 +1,9 @@
 #include "job/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +130,37 @@ const char *proc_state_name(char state)
 	default:
 		return "halted";
 	}
+}
+
+/* Signals the children of pid (all its threads' children), depth first. */
+static void signal_children(pid_t pid, int sig, int depth)
+{
+	_cleanup_closedir_ DIR *tasks = NULL;
+	char path[320], buf[4096];
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	tasks = opendir(path);
+	while (tasks && depth < 64 && (de = readdir(tasks))) {
+		cd_err e = {0};
+		char *tok, *save;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, de->d_name);
+		if (read_small(path, buf, sizeof(buf), &e) < 0)
+			continue;
+		for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+			pid_t child = (pid_t)atoi(tok);
+
+			kill(child, sig);
+			signal_children(child, sig, depth + 1);
+		}
+	}
+}
+
+void proc_signal_tree(pid_t pid, int sig)
+{
+	kill(pid, sig);
+	signal_children(pid, sig, 0);
 }

@@ -26,3 +26,7 @@ int proc_read_groups(pid_t pid, gid_t **ret_groups, int *ret_n, cd_err *err);
 
 /* "running", "sleep", "stopped", "zombie" for a state letter. */
 const char *proc_state_name(char state);
+
+/* Sends sig to pid and to every descendant of it (read from
+ * /proc/PID/task/TID/children, parents first). */
+void proc_signal_tree(pid_t pid, int sig);

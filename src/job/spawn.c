@@ -6,7 +6,9 @@
 #include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,5 +138,26 @@ int spawn_process(const struct spawn_req *req, pid_t *ret_pid, cd_err *err)
 		return report_failure(req, &f, err);
 	}
 	*ret_pid = pid;
+	return 0;
+}
+
+int spawn_open_pty(int *ret_master, int *ret_slave, unsigned short rows, unsigned short cols,
+                   cd_err *err)
+{
+	_cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	struct winsize ws = {.ws_row = rows ? rows : 24, .ws_col = cols ? cols : 80};
+	char name[128];
+	int slave;
+
+	if (master < 0)
+		return cd_err_sys(err, errno, "open a pty");
+	if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)))
+		return cd_err_sys(err, errno, "set up the pty");
+	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return cd_err_sys(err, errno, "open %s", name);
+	ioctl(master, TIOCSWINSZ, &ws);
+	*ret_master = TAKE_FD(master);
+	*ret_slave = slave;
 	return 0;
 }

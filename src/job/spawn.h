@@ -27,3 +27,8 @@ struct spawn_req {
 
 /* On success the child has exec'd; *ret_pid is its PID. */
 int spawn_process(const struct spawn_req *req, pid_t *ret_pid, cd_err *err);
+
+/* A new pty (master and slave, both O_CLOEXEC) of rows x cols (0: 24x80),
+ * for an attachable job's stdio. */
+int spawn_open_pty(int *ret_master, int *ret_slave, unsigned short rows, unsigned short cols,
+                   cd_err *err);

@@ -102,7 +102,9 @@ static void test_checkpoints(void **state)
 {
 	struct db_checkpoint cp = {.time = 10, .size = 4096, .path = "/tmp/c1"}, got;
 	struct db_job job = sample("c");
+	struct db_checkpoint *list;
 	struct db *db;
+	size_t n;
 	cd_err err = {0};
 
 	assert_int_equal(db_open(path, &db, &err), 0);
@@ -120,9 +122,24 @@ static void test_checkpoints(void **state)
 	assert_string_equal(got.path, "/tmp/c2");
 	assert_int_equal(got.size, 4096);
 	db_checkpoint_clear(&got);
+	assert_int_equal(db_checkpoint_get(db, "c-1", &got, &err), 0);
+	assert_string_equal(got.path, "/tmp/c1");
+	db_checkpoint_clear(&got);
+	assert_int_equal(db_checkpoint_get(db, "c-9", &got, &err), -ENOENT);
+	assert_string_equal(err.msg, "checkpoint c-9 not found");
 	snprintf(cp.jid, sizeof(cp.jid), "nojob");
 	snprintf(cp.id, sizeof(cp.id), "x-1");
 	assert_int_equal(db_checkpoint_insert(db, &cp, &err), -ENOENT);
+	assert_int_equal(db_checkpoint_list(db, "c", &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, "c-2"); /* newest first */
+	assert_string_equal(list[1].id, "c-1");
+	db_checkpoint_list_free(list, n);
+	assert_int_equal(db_checkpoint_delete(db, "c-2", &err), 0);
+	assert_int_equal(db_checkpoint_delete(db, "c-2", &err), -ENOENT);
+	assert_int_equal(db_checkpoint_latest(db, "c", &got, &err), 0);
+	assert_string_equal(got.id, "c-1");
+	db_checkpoint_clear(&got);
 	/* deleting the job removes its checkpoint records */
 	assert_int_equal(db_job_delete(db, "c", &err), 0);
 	assert_int_equal(db_checkpoint_latest(db, "c", &got, &err), -ENOENT);

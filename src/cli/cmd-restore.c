@@ -1,0 +1,338 @@
+/* restore process --path P | restore job JID: through the daemon, which
+ * makes the restored tree a job; or, with --no-server, as a child of the
+ * CLI on its own stdio, whose exit code becomes the CLI's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "engine/engine.h"
+#include "job/codec.h"
+#include "job/proc.h"
+#include "shared/cleanup.h"
+#include "storage/storage.h"
+
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *out = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+static int write_pid_file(const char *path, int pid, cd_err *err)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return cd_err_sys(err, errno, "pid file %s", path);
+	fprintf(f, "%d\n", pid);
+	if (fclose(f) != 0)
+		return cd_err_sys(err, errno, "pid file %s", path);
+	return 0;
+}
+
+/* ---- --no-server ---- */
+
+struct local_progress {
+	double start;
+	bool shown;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void local_progress(uint64_t done, uint64_t total, void *userdata)
+{
+	struct local_progress *p = userdata;
+	double t = now_s() - p->start;
+
+	if (t < 1.0 || !isatty(STDERR_FILENO))
+		return;
+	progress_draw("unpack", done, total, t);
+	p->shown = true;
+}
+
+/* An archive is unpacked beside itself when we can write there, else in /tmp. */
+static int unpack_scratch(const char *path, char **ret_scratch, char **ret_image, cd_err *err)
+{
+	struct local_progress p = {.start = now_s()};
+	storage_opts so = {.progress = local_progress, .userdata = &p};
+	_cleanup_free_ char *copy = strdup(path);
+	const char *dir = copy ? dirname(copy) : "/tmp";
+	char *scratch = NULL, *image = NULL;
+	int r;
+
+	if (access(dir, W_OK | X_OK) < 0)
+		dir = "/tmp";
+	if (asprintf(&scratch, "%s/.cedana-restore-XXXXXX", dir) < 0)
+		return cd_err_sys(err, ENOMEM, "restore");
+	if (!mkdtemp(scratch)) {
+		r = cd_err_sys(err, errno, "restore: scratch directory in %s", dir);
+		free(scratch);
+		return r;
+	}
+	if (asprintf(&image, "%s/image", scratch) < 0) {
+		rmdir(scratch);
+		free(scratch);
+		return cd_err_sys(err, ENOMEM, "restore");
+	}
+	r = storage_unpack(path, image, &so, NULL, NULL, err);
+	if (p.shown)
+		progress_clear();
+	if (r < 0) {
+		storage_remove(scratch, &(cd_err){0});
+		free(scratch);
+		free(image);
+		return cd_err_wrap(err, "checkpoint %s", path);
+	}
+	*ret_scratch = scratch;
+	*ret_image = image;
+	return 0;
+}
+
+static int local_stdio(struct cli_ctx *ctx, int fds[3], cd_err *err)
+{
+	const char *out = cli_str(ctx, "out");
+
+	fds[0] = fds[1] = fds[2] = -1;
+	if (!out)
+		return 0;
+	fds[1] = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fds[1] < 0)
+		return cd_err_sys(err, errno, "--out %s", out);
+	fds[2] = fds[1];
+	return 0;
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return job_exit_code(status);
+}
+
+static int restore_local(struct cli_ctx *ctx, const char *path)
+{
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = path};
+	_cleanup_free_ char *scratch = NULL, *image = NULL;
+	const char *pid_file = cli_str(ctx, "pid-file");
+	storage_compression format;
+	double t0 = now_s(), t1;
+	cd_err err = {0};
+	pid_t pid;
+	int r;
+
+	if (access(path, F_OK) < 0) {
+		cd_err_sys(&err, errno, "checkpoint %s", path);
+		return cli_fail(&err);
+	}
+	if (storage_detect(path, &format, &err) < 0)
+		return cli_fail(&err);
+	if (format != STORAGE_NONE && unpack_scratch(path, &scratch, &image, &err) < 0)
+		return cli_fail(&err);
+	if (image)
+		o.dir = image;
+	t1 = now_s();
+	r = local_stdio(ctx, o.stdio_fd, &err);
+	if (r == 0)
+		r = cd_engine_restore(&o, &pid, &err);
+	if (o.stdio_fd[1] >= 0)
+		close(o.stdio_fd[1]);
+	if (scratch)
+		storage_remove(scratch, &(cd_err){0});
+	if (r < 0) {
+		if (r == -EBUSY)
+			cd_err_wrap(&err,
+			            "is the original process still running? it holds the PID");
+		return cli_fail(&err);
+	}
+	/* the engine has released the tree already: stop it at once */
+	if (cli_flag(ctx, "leave-stopped"))
+		proc_signal_tree(pid, SIGSTOP);
+	if (cli_flag(ctx, "profiling"))
+		fprintf(stderr, "profiling:\n  %-52s %10.1f ms\n  %-52s %10.1f ms\n",
+		        "unpack (read, decompress, verify)", (t1 - t0) * 1e3,
+		        "engine restore (validate, create, memory, files)", (now_s() - t1) * 1e3);
+	if (pid_file && write_pid_file(pid_file, pid, &err) < 0)
+		cli_fail(&err);
+	return wait_child(pid);
+}
+
+/* ---- through the daemon ---- */
+
+static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
+{
+	const char *out = cli_str(ctx, "out");
+	_cleanup_free_ char *out_abs = NULL;
+	struct winsize ws = {0};
+	json_t *body;
+
+	if (attachable && out) {
+		cd_err_set(err, EINVAL, "--out cannot be combined with --attach or --attachable");
+		return NULL;
+	}
+	if (out && !(out_abs = absolute(out))) {
+		cd_err_sys(err, ENOMEM, "--out");
+		return NULL;
+	}
+	ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
+	body = json_pack("{s:b, s:b, s:i, s:i}", "attachable", attachable, "leave_stopped",
+	                 cli_flag(ctx, "leave-stopped"), "rows", ws.ws_row, "cols", ws.ws_col);
+	if (body && out_abs)
+		json_object_set_new(body, "out", json_string(out_abs));
+	return body;
+}
+
+static int restore_daemon(struct cli_ctx *ctx, json_t *target)
+{
+	bool attach = cli_flag(ctx, "attach");
+	bool attachable = attach || cli_flag(ctx, "attachable");
+	const char *pid_file = cli_str(ctx, "pid-file");
+	json_t *body, *reply = NULL, *job;
+	char jid[DB_JID_MAX];
+	cd_err err = {0};
+	bool detached;
+	int code, r;
+
+	body = restore_body(ctx, attachable, &err);
+	if (!body) {
+		json_decref(target);
+		return cli_fail(&err);
+	}
+	json_object_update(body, target);
+	json_decref(target);
+	r = progress_call(&ctx->cfg, "/v1/restore", body, &reply, &err);
+	json_decref(body);
+	if (r < 0)
+		return cli_fail(&err);
+	job = json_object_get(reply, "job");
+	snprintf(jid, sizeof(jid), "%s", json_string_value(json_object_get(job, "jid")));
+	if (cli_flag(ctx, "profiling"))
+		progress_print_timings(json_object_get(reply, "timings"));
+	if (pid_file &&
+	    write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")), &err) <
+	        0)
+		cli_fail(&err);
+	if (!attach)
+		printf("Restored job %s (pid %d)\n", jid,
+		       (int)json_integer_value(json_object_get(job, "pid")));
+	json_decref(reply);
+	if (!attach)
+		return 0;
+	if (client_attach(&ctx->cfg, jid, &code, &detached, &err) < 0)
+		return cli_fail(&err);
+	return detached ? 0 : code;
+}
+
+static int restore_process(struct cli_ctx *ctx)
+{
+	const char *path = cli_str(ctx, "path"), *jid = cli_str(ctx, "jid");
+	_cleanup_free_ char *abs = NULL;
+	cd_err err = {0};
+	json_t *target;
+
+	if (!path && ctx->nargs == 1)
+		path = ctx->args[0];
+	if (!path) {
+		cd_err_set(&err, EINVAL, "restore process needs --path PATH of a checkpoint");
+		return cli_fail(&err);
+	}
+	abs = absolute(path);
+	if (!abs) {
+		cd_err_sys(&err, ENOMEM, "--path");
+		return cli_fail(&err);
+	}
+	if (cli_flag(ctx, "no-server")) {
+		if (cli_flag(ctx, "attach") || cli_flag(ctx, "attachable")) {
+			cd_err_set(
+			    &err, EINVAL,
+			    "--no-server restores on this terminal: drop --attach/--attachable");
+			return cli_fail(&err);
+		}
+		return restore_local(ctx, abs);
+	}
+	target = json_pack("{s:s}", "path", abs);
+	if (jid)
+		json_object_set_new(target, "new_jid", json_string(jid));
+	return restore_daemon(ctx, target);
+}
+
+static int restore_job(struct cli_ctx *ctx)
+{
+	return restore_daemon(ctx, json_pack("{s:s}", "jid", ctx->args[0]));
+}
+
+#define RESTORE_COMMON_OPTS                                                                        \
+	{"attach", 'a', CLI_BOOL, NULL, "attach the terminal; Ctrl-C detaches"},                   \
+	    {"attachable", 0, CLI_BOOL, NULL, "keep the job's terminal for a later attach"},       \
+	    {"out", 'o', CLI_STRING, "FILE", "write the job's output to FILE instead of the log"}, \
+	    {"pid-file", 0, CLI_STRING, "FILE", "write the restored PID to FILE"},                 \
+	    {"leave-stopped", 0, CLI_BOOL, NULL, "stop the tree (SIGSTOP) right after restore"},   \
+	{                                                                                          \
+		"profiling", 0, CLI_BOOL, NULL, "print where the time went"                        \
+	}
+
+static const struct cli_opt restore_process_opts[] = {
+    {"path", 'p', CLI_STRING, "PATH", "the checkpoint (directory or archive, any compression)"},
+    {"jid", 'j', CLI_STRING, "JID", "id of the new job (default: generated)"},
+    {"no-server", 0, CLI_BOOL, NULL, "restore as a child of the CLI; its exit code is ours"},
+    RESTORE_COMMON_OPTS,
+    {0},
+};
+
+static const struct cli_opt restore_job_opts[] = {
+    RESTORE_COMMON_OPTS,
+    {0},
+};
+
+static const struct cli_cmd cmd_restore_process = {
+    .name = "process",
+    .summary = "Restore a checkpoint as a new job (or with --no-server, as our child)",
+    .args_usage = "--path PATH",
+    .min_args = 0,
+    .max_args = 1,
+    .opts = restore_process_opts,
+    .run = restore_process,
+};
+
+static const struct cli_cmd cmd_restore_job = {
+    .name = "job",
+    .summary = "Restore a job from its newest checkpoint, keeping its id",
+    .args_usage = "JID",
+    .min_args = 1,
+    .max_args = 1,
+    .opts = restore_job_opts,
+    .run = restore_job,
+};
+
+static const struct cli_cmd *const restore_subs[] = {&cmd_restore_process, &cmd_restore_job, NULL};
+
+const struct cli_cmd cmd_restore = {
+    .name = "restore",
+    .summary = "Restore a process or a job from a checkpoint",
+    .subs = restore_subs,
+};

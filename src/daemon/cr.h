@@ -1,0 +1,27 @@
+/* Checkpoint/restore requests (POST /v1/dump, POST /v1/restore, checkpoint
+ * records): checked in the request thread, engine work in a forked worker
+ * (job_manager_fork_worker), so that an engine crash fails one request. */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/api.h"
+#include "job/manager.h"
+#include "shared/error.h"
+
+/* Body and reply: see docs/api.md. */
+int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
+            cd_err *err);
+int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
+               cd_err *err);
+/* Removes a checkpoint's files, then its record. */
+int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const char *id,
+                         cd_err *err);
+
+/* Runs fn(arg) in a worker and waits for it; 0 when it exited 0, else the
+ * error the worker left in op (or a generic one when it died). */
+struct op_shared;
+int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_shared *op,
+                  const char *what, cd_err *err);
+/* The waiting half of cr_run_worker, for a worker forked by the caller. */
+int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char *what, cd_err *err);

@@ -1,0 +1,254 @@
+/* POST /v1/dump: a process or a job, written by the engine into a scratch
+ * directory beside the target and packed to DIR/NAME[.suffix] by storage
+ * (atomic, 0600), in a worker running as root for the caller. */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/cr.h"
+#include "daemon/op.h"
+#include "engine/engine.h"
+#include "job/checkpoint.h"
+#include "job/codec.h"
+#include "shared/cleanup.h"
+#include "shared/log.h"
+#include "storage/storage.h"
+
+struct dump_req {
+	struct job_dump_target target;
+	const char *type; /* "process" or "job" */
+	const char *dir;
+	char name[NAME_MAX + 1];
+	storage_compression compression;
+	bool leave_running, shell_job;
+	uid_t caller_uid;
+	gid_t caller_gid;
+	char *dest;    /* DIR/NAME + suffix */
+	char *scratch; /* DIR/.NAME.dump-XXXXXX, holds the engine's image */
+	struct op_shared *op;
+};
+
+static void dump_req_clear(struct dump_req *d)
+{
+	free(d->dest);
+	free(d->scratch);
+	op_free(d->op);
+}
+
+static bool name_valid(const char *name)
+{
+	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 200;
+}
+
+static int parse_target(struct api *api, const struct job_caller *c, json_t *body,
+                        struct dump_req *d, cd_err *err)
+{
+	const char *jid = json_string_value(json_object_get(body, "jid"));
+	json_t *pid = json_object_get(body, "pid");
+
+	d->type = json_string_value(json_object_get(body, "type"));
+	if (!d->type)
+		d->type = jid ? "job" : "process";
+	if (strcmp(d->type, "job") == 0) {
+		if (!jid)
+			return cd_err_set(err, EINVAL, "\"jid\" must be a string");
+		return job_manager_dump_target(api->jm, c, jid, 0, &d->target, err);
+	}
+	if (strcmp(d->type, "process") != 0)
+		return cd_err_set(err, EINVAL, "\"type\" must be \"process\" or \"job\"");
+	if (!json_is_integer(pid))
+		return cd_err_set(err, EINVAL, "\"pid\" must be an integer");
+	return job_manager_dump_target(api->jm, c, NULL, (pid_t)json_integer_value(pid), &d->target,
+	                               err);
+}
+
+static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_err *err)
+{
+	const char *comp = json_string_value(json_object_get(body, "compression"));
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *cfg_comp = api->cfg->checkpoint_compression;
+	int r;
+
+	d->dir = json_string_value(json_object_get(body, "dir"));
+	if (!d->dir)
+		d->dir = api->cfg->checkpoint_dir && api->cfg->checkpoint_dir[0]
+		             ? api->cfg->checkpoint_dir
+		             : "/tmp";
+	if (d->dir[0] != '/')
+		return cd_err_set(err, EINVAL, "\"dir\" must be an absolute path");
+	if (!comp)
+		comp = cfg_comp && cfg_comp[0] ? cfg_comp : "none";
+	r = storage_compression_parse(comp, &d->compression, err);
+	if (r < 0)
+		return r;
+	d->leave_running = json_is_true(json_object_get(body, "leave_running"));
+	d->shell_job = json_is_true(json_object_get(body, "shell_job"));
+	if (!name && d->target.jid[0])
+		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
+		         (long long)time(NULL));
+	else if (!name)
+		snprintf(d->name, sizeof(d->name), "dump-process-%d-%lld", (int)d->target.pid,
+		         (long long)time(NULL));
+	else if (!name_valid(name)) {
+		return cd_err_set(err, EINVAL,
+		                  "invalid name \"%s\": a file name, not starting with '.'", name);
+	} else {
+		snprintf(d->name, sizeof(d->name), "%s", name);
+	}
+	return 0;
+}
+
+/* The destination is free and the caller may write there; makes the scratch dir. */
+static int prepare_dest(struct dump_req *d, cd_err *err)
+{
+	struct stat st;
+	int r;
+
+	r = storage_check_writable(d->dir, d->caller_uid, d->caller_gid, err);
+	if (r < 0)
+		return cd_err_wrap(err, "dump");
+	d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
+	if (!d->dest)
+		return -ENOMEM;
+	if (lstat(d->dest, &st) == 0)
+		return cd_err_set(err, EEXIST, "%s already exists", d->dest);
+	if (asprintf(&d->scratch, "%s/.%s.dump-XXXXXX", d->dir, d->name) < 0) {
+		d->scratch = NULL;
+		return cd_err_sys(err, ENOMEM, "dump");
+	}
+	if (!mkdtemp(d->scratch)) {
+		r = cd_err_sys(err, errno, "dump: scratch directory in %s", d->dir);
+		free(d->scratch);
+		d->scratch = NULL;
+		return r;
+	}
+	return 0;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
+}
+
+/* The result belongs to the caller, who asked for it (the worker is root). */
+static int give_to_caller(const struct dump_req *d, cd_err *err)
+{
+	if (d->caller_uid == 0)
+		return 0;
+	chown_uid = d->caller_uid;
+	chown_gid = d->caller_gid;
+	if (nftw(d->dest, chown_one, 16, FTW_PHYS) != 0)
+		return cd_err_sys(err, errno, "chown %s", d->dest);
+	return 0;
+}
+
+/* In the worker: engine dump, then pack; the result goes to d->op. */
+static int dump_worker(void *arg)
+{
+	struct dump_req *d = arg;
+	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION,
+	                         .pid = d->target.pid,
+	                         .leave_running = d->leave_running,
+	                         .shell_job = d->shell_job};
+	storage_opts so = {.remove_source = true, .progress = op_progress_cb, .userdata = d->op};
+	_cleanup_free_ char *image = NULL;
+	storage_stats stats = {0};
+	double t0 = op_now_ms(), t1;
+	cd_err *err = &d->op->err;
+
+	if (asprintf(&image, "%s/image", d->scratch) < 0) {
+		cd_err_sys(err, ENOMEM, "dump");
+		return 1;
+	}
+	o.dir = image;
+	op_phase(d->op, "dump");
+	if (cd_engine_dump(&o, err) < 0)
+		return 1;
+	t1 = op_now_ms();
+	op_time(d->op, "engine dump (freeze, memory, files, write)", t1 - t0);
+	op_phase(d->op, d->compression == STORAGE_NONE ? "write" : "compress");
+	if (storage_pack(image, d->dest, d->compression, &so, &stats, err) < 0)
+		return 1;
+	op_time(d->op,
+	        d->compression == STORAGE_NONE ? "store (fsync, rename)"
+	                                       : "compress (write, fsync)",
+	        op_now_ms() - t1);
+	if (give_to_caller(d, err) < 0) {
+		storage_remove(d->dest, &(cd_err){0});
+		return 1;
+	}
+	d->op->size = stats.stored_bytes;
+	op_time(d->op, "total", op_now_ms() - t0);
+	return 0;
+}
+
+static void checkpoint_id(char *buf, size_t len)
+{
+	unsigned char rnd[6] = {0};
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	snprintf(buf, len, "ck-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+	         rnd[5]);
+}
+
+static int record_checkpoint(struct api *api, const struct dump_req *d, json_t **ret_cp,
+                             cd_err *err)
+{
+	struct db_checkpoint cp = {.time = time(NULL), .size = (int64_t)d->op->size};
+	int r;
+
+	checkpoint_id(cp.id, sizeof(cp.id));
+	snprintf(cp.jid, sizeof(cp.jid), "%s", d->target.jid);
+	snprintf(cp.compression, sizeof(cp.compression), "%s",
+	         storage_compression_name(d->compression));
+	cp.path = d->dest;
+	r = job_manager_add_checkpoint(api->jm, &cp, err);
+	if (r == 0)
+		*ret_cp = job_checkpoint_to_json(&cp);
+	return r;
+}
+
+int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
+            cd_err *err)
+{
+	struct dump_req d = {.caller_uid = caller->uid, .caller_gid = caller->gid};
+	json_t *cp = json_null();
+	int r;
+
+	r = parse_target(api, caller, body, &d, err);
+	if (r == 0)
+		r = parse_options(api, body, &d, err);
+	if (r == 0)
+		r = op_new(json_string_value(json_object_get(body, "op")), &d.op, err);
+	if (r == 0)
+		r = prepare_dest(&d, err);
+	if (r == 0)
+		r = cr_run_worker(api, dump_worker, &d, d.op, "dump", err);
+	if (r == 0 && d.target.jid[0] && (r = record_checkpoint(api, &d, &cp, err)) < 0)
+		storage_remove(d.dest, &(cd_err){0});
+	if (d.scratch)
+		storage_remove(d.scratch, &(cd_err){0});
+	if (r == 0) {
+		log_info("dumped %s %s (pid %d) to %s", d.type,
+		         d.target.jid[0] ? d.target.jid : "process", (int)d.target.pid, d.dest);
+		*ret = json_pack("{s:s, s:I, s:s, s:o, s:o}", "path", d.dest, "size",
+		                 (json_int_t)d.op->size, "compression",
+		                 storage_compression_name(d.compression), "checkpoint", cp,
+		                 "timings", op_timings_json(d.op));
+	} else {
+		json_decref(cp);
+	}
+	dump_req_clear(&d);
+	return r;
+}

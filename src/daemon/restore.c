@@ -1,0 +1,319 @@
+/* POST /v1/restore: a checkpoint (a path, or the newest of a job) brought
+ * back as a job whose tree is a child of the daemon.
+ *
+ * Where the tree comes from: the engine makes the restored root a child of
+ * its caller. Restoring in the daemon process itself would mean ptrace and
+ * waitpid on the tree while the reaper thread calls waitpid(-1), which
+ * would steal the engine's ptrace stops and children. So the engine runs
+ * in a worker (a child of the daemon) and the worker exits once the tree
+ * runs: the daemon is a child subreaper (PR_SET_CHILD_SUBREAPER), so the
+ * orphaned root is reparented to the daemon, which then reaps it and
+ * records its exit code. The worker first waits until the daemon has
+ * registered the root as a job, so a root that exits at once is not
+ * reaped as an unknown orphan. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/cr.h"
+#include "daemon/op.h"
+#include "engine/engine.h"
+#include "job/checkpoint.h"
+#include "job/proc.h"
+#include "job/spawn.h"
+#include "shared/cleanup.h"
+#include "shared/log.h"
+#include "storage/storage.h"
+
+struct restore_req {
+	const char *path;
+	struct job_restore_target target; /* restore of a job */
+	bool replace;
+	char jid[DB_JID_MAX];
+	storage_compression format;
+	bool attachable, leave_stopped;
+	const char *out;
+	unsigned short rows, cols;
+	int master;
+	int stdio[3];
+	char log_path[PATH_MAX]; /* the output file: job log or --out */
+	bool log_created;
+	char *scratch; /* where an archive is unpacked */
+	int ready[2];  /* worker → daemon: the tree runs (op->pid) */
+	int ack[2];    /* daemon → worker: registered, you may exit (closed) */
+	struct op_shared *op;
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void restore_req_clear(struct restore_req *r)
+{
+	int *fds[] = {&r->master,   &r->stdio[0], &r->stdio[1], &r->stdio[2],
+	              &r->ready[0], &r->ready[1], &r->ack[0],   &r->ack[1]};
+
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		close_fd(fds[i]);
+	if (r->scratch)
+		storage_remove(r->scratch, &(cd_err){0});
+	free(r->scratch);
+	job_restore_target_clear(&r->target);
+	op_free(r->op);
+}
+
+static int parse(struct api *api, const struct job_caller *c, json_t *body, struct restore_req *r,
+                 cd_err *err)
+{
+	const char *jid = json_string_value(json_object_get(body, "jid"));
+	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
+	int rc;
+
+	if (c->uid != 0)
+		return cd_err_set(err, EPERM,
+		                  "permission denied: restore needs root (a checkpoint carries "
+		                  "the credentials it restores)");
+	r->path = json_string_value(json_object_get(body, "path"));
+	r->attachable = json_is_true(json_object_get(body, "attachable"));
+	r->leave_stopped = json_is_true(json_object_get(body, "leave_stopped"));
+	r->out = json_string_value(json_object_get(body, "out"));
+	r->rows = json_is_integer(rows) ? (unsigned short)json_integer_value(rows) : 0;
+	r->cols = json_is_integer(cols) ? (unsigned short)json_integer_value(cols) : 0;
+	if (r->out && r->out[0] != '/')
+		return cd_err_set(err, EINVAL, "\"out\" must be an absolute path");
+	if (r->out && r->attachable)
+		return cd_err_set(err, EINVAL,
+		                  "--out cannot be combined with --attach or --attachable");
+	if (jid && !r->path) {
+		rc = job_manager_restore_target(api->jm, c, jid, &r->target, err);
+		if (rc < 0)
+			return rc;
+		r->path = r->target.path;
+		r->replace = true;
+		snprintf(r->jid, sizeof(r->jid), "%s", jid);
+		return 0;
+	}
+	if (!r->path || r->path[0] != '/')
+		return cd_err_set(err, EINVAL, "\"path\" must be an absolute path");
+	return job_manager_pick_jid(api->jm, json_string_value(json_object_get(body, "new_jid")),
+	                            r->jid, sizeof(r->jid), err);
+}
+
+static int check_image(struct restore_req *r, cd_err *err)
+{
+	if (access(r->path, F_OK) < 0)
+		return cd_err_sys(err, errno, "checkpoint %s", r->path);
+	return storage_detect(r->path, &r->format, err);
+}
+
+/* Beside the archive when we can write there, else in /tmp. */
+static int make_scratch(struct restore_req *r, cd_err *err)
+{
+	_cleanup_free_ char *copy = strdup(r->path);
+	const char *dir = copy ? dirname(copy) : "/tmp";
+
+	if (r->format == STORAGE_NONE)
+		return 0;
+	if (access(dir, W_OK | X_OK) < 0)
+		dir = "/tmp";
+	if (asprintf(&r->scratch, "%s/.cedana-restore-XXXXXX", dir) < 0) {
+		r->scratch = NULL;
+		return cd_err_sys(err, ENOMEM, "restore");
+	}
+	if (!mkdtemp(r->scratch)) {
+		int e = errno;
+
+		free(r->scratch);
+		r->scratch = NULL;
+		return cd_err_sys(err, e, "restore: scratch directory in %s", dir);
+	}
+	return 0;
+}
+
+static int open_output(struct restore_req *r, const char *path, cd_err *err)
+{
+	int fd;
+
+	snprintf(r->log_path, sizeof(r->log_path), "%s", path);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		r->log_created = true;
+	else if (errno == EEXIST)
+		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "output file %s", path);
+	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0) {
+		close(fd);
+		return cd_err_sys(err, errno, "output file %s", path);
+	}
+	r->stdio[1] = fd;
+	r->stdio[2] = dup(fd);
+	r->stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (r->stdio[0] < 0 || r->stdio[2] < 0)
+		return cd_err_sys(err, errno, "stdio of the restored job");
+	return 0;
+}
+
+/* The restored root's stdio: the job's terminal, --out, or its log (appended). */
+static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
+{
+	char path[PATH_MAX];
+	int slave, rc;
+
+	if (r->attachable) {
+		rc = spawn_open_pty(&r->master, &slave, r->rows, r->cols, err);
+		if (rc < 0)
+			return rc;
+		r->stdio[0] = slave;
+		r->stdio[1] = dup(slave);
+		r->stdio[2] = dup(slave);
+		if (r->stdio[1] < 0 || r->stdio[2] < 0)
+			return cd_err_sys(err, errno, "stdio of the restored job");
+		return 0;
+	}
+	if (r->out)
+		return open_output(r, r->out, err);
+	if (r->replace && r->target.log_path)
+		return open_output(r, r->target.log_path, err);
+	snprintf(path, sizeof(path), "%s/cedana-output-%s.log", job_manager_log_dir(api->jm),
+	         r->jid);
+	return open_output(r, path, err);
+}
+
+static int worker_fail(void)
+{
+	return 1;
+}
+
+/* In the worker: unpack, restore, then hold on until the daemon has adopted the root. */
+static int restore_worker(void *arg)
+{
+	struct restore_req *r = arg;
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = r->path};
+	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
+	_cleanup_free_ char *image = NULL;
+	double t0 = op_now_ms(), t1 = t0;
+	cd_err *err = &r->op->err;
+	char c = 1;
+	pid_t pid;
+
+	close_fd(&r->ready[0]);
+	close_fd(&r->ack[1]);
+	if (r->scratch) {
+		if (asprintf(&image, "%s/image", r->scratch) < 0)
+			return worker_fail();
+		op_phase(r->op, "unpack");
+		if (storage_unpack(r->path, image, &so, NULL, NULL, err) < 0) {
+			cd_err_wrap(err, "checkpoint %s", r->path);
+			return worker_fail();
+		}
+		t1 = op_now_ms();
+		op_time(r->op, "unpack (read, decompress, verify)", t1 - t0);
+		o.dir = image;
+	}
+	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
+	op_phase(r->op, "restore");
+	if (cd_engine_restore(&o, &pid, err) < 0)
+		return worker_fail();
+	/* The engine releases the tree before it returns: stopping it now is the
+	 * closest we get to never letting it run (a few instructions may). */
+	if (r->leave_stopped)
+		proc_signal_tree(pid, SIGSTOP);
+	op_time(r->op, "engine restore (validate, create, memory, files)", op_now_ms() - t1);
+	op_time(r->op, "total", op_now_ms() - t0);
+	r->op->pid = pid;
+	if (write(r->ready[1], &c, 1) != 1 || read(r->ack[0], &c, 1) < 0)
+		return 0;
+	return 0;
+}
+
+static int adopt(struct api *api, struct restore_req *r, pid_t pid, json_t **ret_job, cd_err *err)
+{
+	struct job_adopt_opts o = {
+	    .jid = r->jid,
+	    .pid = pid,
+	    .cmd_json = r->replace ? r->target.cmd : NULL,
+	    .log_path = r->attachable ? NULL : r->log_path,
+	    .master = r->master,
+	    .is_child = true,
+	    .replace = r->replace,
+	};
+	struct proc_ids ids;
+	int rc;
+
+	r->master = -1; /* the manager's from here on */
+	rc = proc_read_ids(pid, &ids, err);
+	if (rc == 0) {
+		o.uid = ids.uid[0];
+		o.gid = ids.gid[0];
+		rc = job_manager_adopt(api->jm, &o, ret_job, err);
+	} else if (o.master >= 0) {
+		close(o.master);
+	}
+	if (rc < 0)
+		proc_signal_tree(pid, SIGKILL);
+	return rc;
+}
+
+/* Forks the worker, adopts what it restored, lets it go and waits for it. */
+static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job, cd_err *err)
+{
+	int rc, arc = 0;
+	pid_t worker;
+	char c;
+
+	if (pipe2(r->ready, O_CLOEXEC) < 0 || pipe2(r->ack, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "restore: pipe");
+	rc = job_manager_fork_worker(api->jm, restore_worker, r, &worker, err);
+	if (rc < 0)
+		return cd_err_wrap(err, "restore");
+	close_fd(&r->ready[1]);
+	close_fd(&r->ack[0]);
+	if (read(r->ready[0], &c, 1) == 1)
+		arc = adopt(api, r, r->op->pid, ret_job, err);
+	close_fd(&r->ack[1]);
+	rc = cr_wait_worker(api, worker, r->op, "restore", err);
+	if (rc == 0 && arc < 0)
+		return arc;
+	if (rc == -EBUSY)
+		return cd_err_wrap(err, "is the original process still running? it holds the PID");
+	return rc;
+}
+
+int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
+               cd_err *err)
+{
+	struct restore_req r = {
+	    .master = -1, .stdio = {-1, -1, -1}, .ready = {-1, -1}, .ack = {-1, -1}};
+	json_t *job = NULL;
+	int rc;
+
+	rc = parse(api, caller, body, &r, err);
+	if (rc == 0)
+		rc = check_image(&r, err);
+	if (rc == 0)
+		rc = op_new(json_string_value(json_object_get(body, "op")), &r.op, err);
+	if (rc == 0)
+		rc = make_scratch(&r, err);
+	if (rc == 0)
+		rc = open_stdio(api, &r, err);
+	if (rc == 0)
+		rc = run_restore(api, &r, &job, err);
+	if (rc < 0 && r.log_created)
+		unlink(r.log_path);
+	if (rc == 0) {
+		log_info("restored %s as job %s (pid %d)", r.path, r.jid, (int)r.op->pid);
+		*ret = json_pack("{s:o, s:o}", "job", job, "timings", op_timings_json(r.op));
+	}
+	restore_req_clear(&r);
+	return rc;
+}
