@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# cedana dump process|job: flags, names, where the image goes, and refusals.
+load cr-helpers
+
+setup() {
+	cr_setup
+}
+
+teardown() {
+	cr_teardown
+}
+
+@test "dump job: the job halts, the path is the last word, the file is 0600, ps shows CHECKPOINT and SIZE" {
+	start_counter c
+	run "$CEDANA" dump job c --compression lz4
+	assert_success
+	path=$(last_word)
+	assert_regex "$path" "^$CK/dump-job-c-[0-9]+\.tar\.lz4$"
+	assert_file_exists "$path"
+	assert_equal "$(stat -c %a "$path")" 600
+	wait_job_field c status halted
+	run "$CEDANA" ps
+	assert_line --index 1 --regexp '^c +process +[0-9]+ +halted +no +[0-9]+ seconds? ago +[0-9.]+ KiB +/'
+	assert_equal "$(entries "$CK")" "$(basename "$path")"
+}
+
+@test "dump process: --dir, --name, --compression; -d; default name dump-process-PID-SECONDS" {
+	setsid "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
+	mkdir "$BATS_TEST_TMPDIR/out"
+	run "$CEDANA" dump process "$pid" --dir "$BATS_TEST_TMPDIR/out" --name before-upgrade --compression gzip --leave-running
+	assert_success
+	assert_equal "$(last_word)" "$BATS_TEST_TMPDIR/out/before-upgrade.tar.gz"
+	assert_file_exists "$BATS_TEST_TMPDIR/out/before-upgrade.tar.gz"
+	kill -0 "$pid"
+	before=$(date +%s)
+	run "$CEDANA" dump process "$pid" -d "$BATS_TEST_TMPDIR/out"
+	assert_success
+	path=$(last_word)
+	assert_regex "$path" "^$BATS_TEST_TMPDIR/out/dump-process-$pid-[0-9]+$"
+	[ "${path##*-}" -ge "$before" ]
+	assert_dir_exists "$path"
+	assert_equal "$(stat -c %a "$path")" 700
+	# without --leave-running the process is gone
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	run kill -0 "$pid"
+	assert_failure
+}
+
+@test "dump: dir and compression default to checkpoint.dir and checkpoint.compression" {
+	start_counter d
+	run "$CEDANA" dump job d --config '{"checkpoint": {"compression": "zstd"}}'
+	assert_success
+	assert_regex "$(last_word)" "^$CK/dump-job-d-[0-9]+\.tar\.zst$"
+}
+
+@test "dump job --leave-running: the job keeps running and can be dumped again" {
+	start_counter lr
+	run "$CEDANA" dump job lr --leave-running --name one
+	assert_success
+	assert_equal "$(last_word)" "$CK/one"
+	assert_equal "$(job_field lr status)" sleep
+	run "$CEDANA" dump job lr --name two --compression tar
+	assert_success
+	assert_equal "$(last_word)" "$CK/two.tar"
+	wait_job_field lr status halted
+}
+
+@test "every compression gets its suffix" {
+	for c in none tar gzip lz4 zlib zstd; do
+		start_counter "j-$c"
+		run "$CEDANA" dump job "j-$c" --compression "$c" --name "n-$c"
+		assert_success
+		case $c in
+		none) want="$CK/n-none" ;;
+		tar) want="$CK/n-tar.tar" ;;
+		gzip) want="$CK/n-gzip.tar.gz" ;;
+		lz4) want="$CK/n-lz4.tar.lz4" ;;
+		zlib) want="$CK/n-zlib.tar.zlib" ;;
+		zstd) want="$CK/n-zstd.tar.zst" ;;
+		esac
+		assert_equal "$(last_word)" "$want"
+		assert [ -e "$want" ]
+	done
+}
+
+@test "dump refuses a PID or job that does not exist" {
+	run "$CEDANA" dump process 4000000
+	assert_failure 1
+	assert_output "Error: no process with PID 4000000"
+	run "$CEDANA" dump process abc
+	assert_failure 1
+	assert_output 'Error: invalid PID "abc"'
+	run "$CEDANA" dump job nope
+	assert_failure 1
+	assert_output "Error: job nope not found"
+	assert_equal "$(entries "$CK")" ""
+}
+
+@test "dump refuses an unknown compression and creates nothing" {
+	start_counter u
+	run "$CEDANA" dump job u --compression rar
+	assert_failure 1
+	assert_output "Error: unknown compression 'rar' (expected none, tar, gzip, lz4, zlib or zstd)"
+	run curl -sS --unix-socket "$CEDANA_ADDRESS" http://localhost/v1/dump \
+		-d '{"type": "job", "jid": "u", "compression": "rar"}'
+	assert_output --partial "unknown compression 'rar'"
+	assert_equal "$(entries "$CK")" ""
+	assert_equal "$(job_field u status)" sleep
+}
+
+@test "dump refuses a halted job" {
+	"$CEDANA" run process --jid h -- true
+	wait_job_field h status halted
+	run "$CEDANA" dump job h
+	assert_failure 1
+	assert_output "Error: job h is not running (halted): there is nothing to dump"
+	assert_equal "$(entries "$CK")" ""
+}
+
+@test "dump refuses a missing directory, an existing name and a bad name; nothing left behind" {
+	start_counter e
+	run "$CEDANA" dump job e --dir "$BATS_TEST_TMPDIR/missing"
+	assert_failure 1
+	assert_output --partial "$BATS_TEST_TMPDIR/missing"
+	run "$CEDANA" dump job e --name taken --leave-running
+	assert_success
+	run "$CEDANA" dump job e --name taken
+	assert_failure 1
+	assert_output "Error: $CK/taken already exists"
+	run "$CEDANA" dump job e --name ../up
+	assert_failure 1
+	assert_output --partial 'invalid name "../up"'
+	assert_equal "$(entries "$CK")" taken
+	assert_equal "$(job_field e status)" sleep
+}
