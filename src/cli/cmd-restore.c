@@ -165,9 +165,11 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 	if (scratch)
 		storage_remove(scratch, &(cd_err){0});
 	if (r < 0) {
-		if (r == -EBUSY)
-			cd_err_wrap(&err,
-			            "is the original process still running? it holds the PID");
+		if (r == -EBUSY) {
+			fprintf(stderr, "Error: %.900s (is the original process still running?)\n",
+			        err.msg);
+			return 1;
+		}
 		return cli_fail(&err);
 	}
 	/* the engine has released the tree already: stop it at once */

@@ -144,21 +144,26 @@ static int open_output(struct restore_req *r, const char *path, cd_err *err)
 	int fd;
 
 	snprintf(r->log_path, sizeof(r->log_path), "%s", path);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		r->log_created = true;
 	else if (errno == EEXIST)
-		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
 	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0) {
 		close(fd);
 		return cd_err_sys(err, errno, "output file %s", path);
 	}
-	r->stdio[1] = fd;
+	/* The log serves as stdin too, at its end (reads see end of file, as
+	 * from /dev/null): the engine maps fds that shared one open file with
+	 * the root's fd 0 (a terminal: 0, 1 and 2 are one file) all to the
+	 * replacement of fd 0, so fd 0 must be writable for their output. */
+	lseek(fd, 0, SEEK_END);
+	r->stdio[0] = fd;
+	r->stdio[1] = dup(fd);
 	r->stdio[2] = dup(fd);
-	r->stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (r->stdio[0] < 0 || r->stdio[2] < 0)
+	if (r->stdio[1] < 0 || r->stdio[2] < 0)
 		return cd_err_sys(err, errno, "stdio of the restored job");
 	return 0;
 }
@@ -264,6 +269,14 @@ static int adopt(struct api *api, struct restore_req *r, pid_t pid, json_t **ret
 	return rc;
 }
 
+static int busy_hint(cd_err *err)
+{
+	char msg[CD_ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return cd_err_set(err, EBUSY, "%.900s (is the original process still running?)", msg);
+}
+
 /* Forks the worker, adopts what it restored, lets it go and waits for it. */
 static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job, cd_err *err)
 {
@@ -285,7 +298,7 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 	if (rc == 0 && arc < 0)
 		return arc;
 	if (rc == -EBUSY)
-		return cd_err_wrap(err, "is the original process still running? it holds the PID");
+		return busy_hint(err);
 	return rc;
 }
 
