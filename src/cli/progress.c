@@ -55,9 +55,13 @@ void progress_draw(const char *phase, uint64_t done, uint64_t total, double seco
 
 	table_size(d, sizeof(d), (long long)done);
 	table_size(t, sizeof(t), (long long)total);
-	table_size(rate, sizeof(rate), seconds > 0 ? (long long)((double)done / seconds) : 0);
-	if (total)
+	/* a rate over less than half a second says little */
+	if (seconds >= 0.5)
+		table_size(rate, sizeof(rate), (long long)((double)done / seconds));
+	if (total && seconds >= 0.5)
 		fprintf(stderr, "\r\033[K%s  %s / %s  %s/s  %.0f s", phase, d, t, rate, seconds);
+	else if (total)
+		fprintf(stderr, "\r\033[K%s  %s / %s", phase, d, t);
 	else
 		fprintf(stderr, "\r\033[K%s  %.0f s", phase, seconds);
 	fflush(stderr);
@@ -93,9 +97,18 @@ static void poll_once(const struct cd_config *cfg, const char *op_path, char *ph
 	json_decref(p);
 }
 
+/* After how long the line appears; CEDANA_PROGRESS_AFTER (seconds) lets
+ * tests see it on a short operation. */
+static double show_after(void)
+{
+	const char *v = getenv("CEDANA_PROGRESS_AFTER");
+
+	return v && *v ? atof(v) : SHOW_AFTER_S;
+}
+
 static void wait_with_progress(struct call *c, const char *op_path)
 {
-	double start = now_s(), phase_start = start;
+	double start = now_s(), phase_start = start, after = show_after();
 	char phase[64] = "";
 	bool drawn = false;
 
@@ -110,7 +123,7 @@ static void wait_with_progress(struct call *c, const char *op_path)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&c->cond, &c->lock, &until);
-		if (c->done || now_s() - start < SHOW_AFTER_S)
+		if (c->done || now_s() - start < after)
 			continue;
 		pthread_mutex_unlock(&c->lock);
 		poll_once(c->cfg, op_path, phase, sizeof(phase), &phase_start, start);
