@@ -30,15 +30,13 @@ struct dump_req {
 	bool leave_running, shell_job;
 	uid_t caller_uid;
 	gid_t caller_gid;
-	char *dest;    /* DIR/NAME + suffix */
-	char *scratch; /* DIR/.NAME.dump-XXXXXX, holds the engine's image */
+	char *dest; /* DIR/NAME + suffix */
 	struct op_shared *op;
 };
 
 static void dump_req_clear(struct dump_req *d)
 {
 	free(d->dest);
-	free(d->scratch);
 	op_free(d->op);
 }
 
@@ -105,29 +103,35 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	return 0;
 }
 
-/* The destination is free and the caller may write there; makes the scratch dir. */
+/* The destination is free; the caller's right to write there is checked in the worker. */
 static int prepare_dest(struct dump_req *d, cd_err *err)
 {
 	struct stat st;
-	int r;
 
-	r = storage_check_writable(d->dir, d->caller_uid, d->caller_gid, err);
-	if (r < 0)
-		return cd_err_wrap(err, "dump");
 	d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
 	if (!d->dest)
 		return -ENOMEM;
 	if (lstat(d->dest, &st) == 0)
 		return cd_err_set(err, EEXIST, "%s already exists", d->dest);
-	if (asprintf(&d->scratch, "%s/.%s.dump-XXXXXX", d->dir, d->name) < 0) {
-		d->scratch = NULL;
-		return cd_err_sys(err, ENOMEM, "dump");
-	}
-	if (!mkdtemp(d->scratch)) {
-		r = cd_err_sys(err, errno, "dump: scratch directory in %s", d->dir);
-		free(d->scratch);
-		d->scratch = NULL;
-		return r;
+	return 0;
+}
+
+/* In the worker (storage_check_writable forks and waits, which the daemon's
+ * reaper would spoil): the caller may write to dir; the scratch directory. */
+static int make_scratch(struct dump_req *d, cd_err *err)
+{
+	struct op_shared *op = d->op;
+
+	if (storage_check_writable(d->dir, d->caller_uid, d->caller_gid, err) < 0)
+		return cd_err_wrap(err, "dump");
+	if (snprintf(op->scratch, sizeof(op->scratch), "%s/.%s.dump-XXXXXX", d->dir, d->name) >=
+	    (int)sizeof(op->scratch))
+		return cd_err_set(err, ENAMETOOLONG, "dump: %s: name too long", d->dir);
+	if (!mkdtemp(op->scratch)) {
+		int e = errno;
+
+		op->scratch[0] = '\0';
+		return cd_err_sys(err, e, "dump: scratch directory in %s", d->dir);
 	}
 	return 0;
 }
@@ -166,7 +170,9 @@ static int dump_worker(void *arg)
 	double t0 = op_now_ms(), t1;
 	cd_err *err = &d->op->err;
 
-	if (asprintf(&image, "%s/image", d->scratch) < 0) {
+	if (make_scratch(d, err) < 0)
+		return 1;
+	if (asprintf(&image, "%s/image", d->op->scratch) < 0) {
 		cd_err_sys(err, ENOMEM, "dump");
 		return 1;
 	}
@@ -237,8 +243,8 @@ int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json
 		r = cr_run_worker(api, dump_worker, &d, d.op, "dump", err);
 	if (r == 0 && d.target.jid[0] && (r = record_checkpoint(api, &d, &cp, err)) < 0)
 		storage_remove(d.dest, &(cd_err){0});
-	if (d.scratch)
-		storage_remove(d.scratch, &(cd_err){0});
+	if (d.op && d.op->scratch[0])
+		storage_remove(d.op->scratch, &(cd_err){0});
 	if (r == 0) {
 		log_info("dumped %s %s (pid %d) to %s", d.type,
 		         d.target.jid[0] ? d.target.jid : "process", (int)d.target.pid, d.dest);

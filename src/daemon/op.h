@@ -24,6 +24,7 @@ struct op_shared {
 	uint64_t done, total;
 	/* results */
 	cd_err err;
+	char scratch[4096]; /* made by the worker, removed by the daemon */
 	pid_t pid;
 	uint64_t size;
 	int ntimings;

@@ -91,3 +91,27 @@ as_user() {
 	run "$CEDANA" ps
 	refute_output --partial esc
 }
+
+@test "a user dumps their own job into a directory they may write, owned by them; not elsewhere" {
+	run as_user run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 700 "$SHARED/ck" "$SHARED/rootonly"
+	chown "$E2E_USER" "$SHARED/ck"
+	run as_user dump job mine --dir "$SHARED/rootonly" --leave-running
+	assert_failure 1
+	assert_output --partial "$SHARED/rootonly: not writable by uid $USER_UID"
+	assert_equal "$(ls -A "$SHARED/rootonly")" ""
+	run as_user dump job mine --dir "$SHARED/ck" --compression lz4
+	assert_success
+	path=$(tail -n1 <<<"$output" | awk '{print $NF}')
+	run stat -c '%a %u' "$path"
+	assert_output "600 $USER_UID"
+	# another user's job, and restore (which sets the credentials it restores), are root's
+	"$CEDANA" run process --jid roots "$WORKLOADS/date-loop.sh"
+	run as_user dump job roots --dir "$SHARED/ck"
+	assert_failure 1
+	assert_output "Error: permission denied: job roots belongs to another user"
+	run as_user restore job mine
+	assert_failure 1
+	assert_output --partial "permission denied: restore needs root"
+}
