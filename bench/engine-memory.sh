@@ -29,11 +29,15 @@ dd if=/dev/zero of="$dir/ddtest" bs=8M count=$((mib / 8)) oflag=direct status=no
 sync
 t1=$(now)
 disk=$(rate "$mib" "$(echo "$t1 - $t0" | bc)")
+t0=$(now)
+dd if="$dir/ddtest" of=/dev/null bs=8M iflag=direct status=none
+t1=$(now)
+disk_read=$(rate "$mib" "$(echo "$t1 - $t0" | bc)")
 rm -f "$dir/ddtest"
 
 CEDANA_WL_TRIGGER=$dir/trigger CEDANA_WL_TIMEOUT=600 setsid "$wl" "$mib" </dev/null >"$dir/log" 2>&1 &
 pid=$!
-until grep -qx READY "$dir/log"; do sleep 0.05; done
+until grep -qsx READY "$dir/log"; do sleep 0.05; done
 
 t0=$(now)
 "$engine" dump "$pid" "$dir/img"
@@ -53,6 +57,7 @@ verdict=$(grep -E '^(PASS|FAIL)' "$dir/log" || echo "no verdict")
 
 echo "engine-memory: wl-memory $mib MiB, page data $img_mib MiB"
 echo "  disk write (dd O_DIRECT):  $disk MiB/s"
+echo "  disk read  (dd O_DIRECT):  $disk_read MiB/s"
 echo "  dump:    ${dump_s}s  $(rate "$img_mib" "$dump_s") MiB/s"
 echo "  restore: ${restore_s}s  $(rate "$img_mib" "$restore_s") MiB/s"
 echo "  workload after restore: $verdict"

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shared/cleanup.h"
@@ -115,9 +117,15 @@ void cd_pw_free(struct cd_page_writer *pw)
 	free(pw);
 }
 
+/* The reader maps the page file in windows: the pages come straight from
+ * the page cache (the image check just read them) with no copy into a
+ * buffer of ours. */
+#define PR_WINDOW (64u << 20)
+
 struct cd_page_reader {
 	int fd;
-	uint8_t *buf;
+	uint64_t size, off; /* file size, offset of the window */
+	uint8_t *win;
 	size_t len, pos;
 	char name[64];
 };
@@ -125,42 +133,39 @@ struct cd_page_reader {
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err)
 {
 	_cleanup_free_ struct cd_page_reader *pr = calloc(1, sizeof(*pr));
+	struct stat st;
 
 	if (!pr)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	snprintf(pr->name, sizeof(pr->name), "%s", name);
-	/* Buffered: the image was just read once to check it, so its pages
-	 * are in the page cache; O_DIRECT would read the disk a second time. */
 	pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (pr->fd < 0)
 		return cd_err_sys(err, errno, "open %s", name);
-	int r = alloc_buf(&pr->buf, err);
-	if (r < 0) {
+	if (fstat(pr->fd, &st) < 0) {
+		int r = cd_err_sys(err, errno, "stat %s", name);
 		close(pr->fd);
 		return r;
 	}
+	pr->size = (uint64_t)st.st_size;
 	*ret = TAKE_PTR(pr);
 	return 0;
 }
 
-static int pr_fill(struct cd_page_reader *pr, cd_err *err)
+static int pr_map(struct cd_page_reader *pr, cd_err *err)
 {
-	ssize_t n;
-
-	do {
-		n = read(pr->fd, pr->buf, CD_PAGEIO_BUF);
-		if (n < 0 && errno == EINVAL && (fcntl(pr->fd, F_GETFL) & O_DIRECT)) {
-			if (fcntl(pr->fd, F_SETFL, 0) < 0)
-				break;
-			errno = EINTR;
-		}
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return cd_err_sys(err, errno, "read %s", pr->name);
-	if (n == 0)
+	if (pr->win)
+		munmap(pr->win, pr->len);
+	pr->win = NULL;
+	pr->off += pr->len;
+	if (pr->off >= pr->size)
 		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
-	pr->len = (size_t)n;
+	pr->len = pr->size - pr->off < PR_WINDOW ? (size_t)(pr->size - pr->off) : PR_WINDOW;
 	pr->pos = 0;
+	void *p = mmap(NULL, pr->len, PROT_READ, MAP_SHARED, pr->fd, (off_t)pr->off);
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map %s", pr->name);
+	madvise(p, pr->len, MADV_SEQUENTIAL);
+	pr->win = p;
 	return 0;
 }
 
@@ -168,12 +173,12 @@ int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, siz
                cd_err *err)
 {
 	if (pr->pos == pr->len) {
-		int r = pr_fill(pr, err);
+		int r = pr_map(pr, err);
 		if (r < 0)
 			return r;
 	}
 	size_t n = pr->len - pr->pos < want ? pr->len - pr->pos : want;
-	*ret_src = pr->buf + pr->pos;
+	*ret_src = pr->win + pr->pos;
 	*ret_len = n;
 	pr->pos += n;
 	return 0;
@@ -183,7 +188,8 @@ void cd_pr_free(struct cd_page_reader *pr)
 {
 	if (!pr)
 		return;
+	if (pr->win)
+		munmap(pr->win, pr->len);
 	close(pr->fd);
-	free(pr->buf);
 	free(pr);
 }
