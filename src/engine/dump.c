@@ -111,8 +111,11 @@ static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
-	struct cd_dump_ctx ctx = {
-	    .img = &s->img, .inj = s->inj[i], .dirfd = s->dirfd, .shell_job = shell_job};
+	struct cd_dump_ctx ctx = {.parent_pm_fd = -1,
+	                          .img = &s->img,
+	                          .inj = s->inj[i],
+	                          .dirfd = s->dirfd,
+	                          .shell_job = shell_job};
 	long addr, ignored;
 	int r;
 

@@ -16,6 +16,9 @@ struct cd_dump_ctx {
 	int dirfd;
 	uint64_t scratch;
 	bool shell_job;
+	/* the parent task, dumped already, and its pagemap (-1 when none) */
+	const struct cd_task *parent;
+	int parent_pm_fd;
 	/* object ids shared across tasks, found with kcmp */
 	struct cd_dump_tree *tree;
 };
