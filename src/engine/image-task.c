@@ -13,7 +13,7 @@ static const struct cd_field task_fields[] = {
     F(umask),         F(blocked),      F(ss_sp),       F(ss_size),    F(ss_flags),    F(rseq_addr),
     F(rseq_sig),      F(rseq_len),     F(robust_head), F(robust_len), F(clear_tid),   F(cap_inh),
     F(cap_prm),       F(cap_eff),      F(cap_bnd),     F(cap_amb),    F(personality), F(nice),
-    F(oom_score_adj), F(no_new_privs),
+    F(oom_score_adj), F(no_new_privs), F(dumpable),
 };
 #undef F
 

@@ -133,7 +133,7 @@ struct cd_task {
 	size_t ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	unsigned long personality;
-	int nice, oom_score_adj, no_new_privs;
+	int nice, oom_score_adj, no_new_privs, dumpable;
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
 };
 
