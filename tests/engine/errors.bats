@@ -189,3 +189,24 @@ refuse_restore() {
 	rm "$T/counter-copy"
 	refuse_restore "restore: pid $PID: executable $T/counter-copy: No such file or directory"
 }
+
+@test "dump: a mapping of a deleted file is refused naming the mapping" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import mmap, os, sys, time
+path = sys.argv[1]
+with open(path, "wb") as f:
+    f.write(b"x" * 4096)
+f = open(path, "r+b")
+m = mmap.mmap(f.fileno(), 4096)
+f.close()
+os.unlink(path)
+print("READY", flush=True)
+time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): unsupported mapping kind"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+}
