@@ -210,3 +210,15 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	assert_not_exist "$IMG"
 	kill -0 "$WL_PID"
 }
+
+@test "dump: a stopped task is refused and stays stopped" {
+	counter
+	kill -STOP "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "dump: pid $WL_PID (engine-counter): stopped tasks are not supported"
+	assert_not_exist "$IMG"
+	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" = T ]
+	kill -CONT "$WL_PID"
+	still_counting
+}
