@@ -154,6 +154,8 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 		return r;
 	if (r2 < 0)
 		return r2;
+	if (cd_fault("dump-memory"))
+		return cd_err_set(err, EIO, "pid %d: injected fault dump-memory", t->pid);
 	return cd_mod_mem.dump(&ctx, t, err);
 }
 

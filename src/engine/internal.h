@@ -57,6 +57,10 @@ struct cd_module {
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds;
 
+/* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
+ * (e.g. "dump-memory", "restore-transplant"). */
+bool cd_fault(const char *point);
+
 /* Runs syscall nr in the task; *ret is its raw result. */
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
             uint64_t a4, uint64_t a5, long *ret, cd_err *err);

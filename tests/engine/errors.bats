@@ -222,3 +222,33 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	kill -CONT "$WL_PID"
 	still_counting
 }
+
+@test "dump: a failure half-way lets the task run on as before (fault injection)" {
+	counter
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"
+	assert_not_exist "$IMG"
+	still_counting
+	# it still works: a real dump and restore afterwards
+	dump_restore
+	assert_success
+	run tail -1 "$LOG"
+	assert_output "PASS"
+}
+
+@test "restore: a failure after tasks exist leaves none behind (fault injection)" {
+	start_wl "$WL_DIR/wl-tree"
+	pids=$(descendants "$WL_PID")
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "injected fault restore-transplant"
+	sleep 0.5
+	for p in $pids; do
+		for _ in $(seq 1 300); do [ -e "/proc/$p" ] || break; sleep 0.01; done
+		[ ! -e "/proc/$p" ]
+	done
+}
