@@ -68,6 +68,11 @@ int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint
 int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
                uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err);
 
+/* Layout (layout.c): vDSO family and the inherited address space. */
+bool cd_vdso_kind(const char *path, enum cd_vma_kind *kind);
+int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
+int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
+
 /* Memory: the dump writes page files, the restore maps and fills. */
 int cd_mem_vdso_check(const struct cd_image *img, cd_err *err);
 int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err);
