@@ -43,6 +43,13 @@ int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err)
 	return cd_inject_set_sigmask(inj, t->blocked, err);
 }
 
+bool cd_fault(const char *point)
+{
+	const char *f = getenv("CEDANA_ENGINE_FAULT");
+
+	return f && !strcmp(f, point);
+}
+
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
             uint64_t a4, uint64_t a5, long *ret, cd_err *err)
 {

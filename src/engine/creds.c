@@ -17,6 +17,11 @@ static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 
 	if (r < 0)
 		return r;
+	long dumpable;
+	if ((r = cd_call_ok(ctx->inj, "prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0,
+	                    0, 0, &dumpable, err)) < 0)
+		return cd_err_wrap(err, "pid %d", t->pid);
+	t->dumpable = (int)dumpable;
 	memcpy(t->uid, st.uid, sizeof(t->uid));
 	memcpy(t->gid, st.gid, sizeof(t->gid));
 	t->groups = calloc(st.ngroups + 1, sizeof(*t->groups));
@@ -110,6 +115,10 @@ static int creds_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 		    (r = set_caps(ctx, t, err)) < 0)
 			return r;
 	}
+	/* changing ids resets it */
+	if ((r = cd_call_ok(ctx->inj, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE,
+	                    (uint64_t)t->dumpable, 0, 0, 0, 0, NULL, err)) < 0)
+		return r;
 	if (t->no_new_privs)
 		return cd_call_ok(ctx->inj, "prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl,
 		                  PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0, NULL, err);

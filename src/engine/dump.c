@@ -44,6 +44,25 @@ static int check_pid(pid_t pid, cd_err *err)
 	return 0;
 }
 
+/* What only a running task may be: checked before seizing it, since a
+ * seized task reads as traced. */
+static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
+{
+	if (st->num_threads != 1)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): has %d threads; threads are not supported", pid,
+		                  st->comm, st->num_threads);
+	if (st->state == 'Z')
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: zombie tasks are not supported", pid);
+	/* a job-control stop would swallow our injected syscalls */
+	if (st->state == 'T')
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d (%s): stopped tasks are not supported (send SIGCONT first)", pid,
+		    st->comm);
+	return 0;
+}
+
 static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 {
 	struct cd_proc_stat st;
@@ -51,19 +70,16 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 
 	if (s->img.ntasks == MAX_TASKS)
 		return cd_err_set(err, E2BIG, "more than %d tasks", MAX_TASKS);
+	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
+		return r;
 	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
 	if (r < 0)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
 	t->pid = pid;
-	if ((r = cd_proc_stat(pid, &st, err)) < 0)
+	/* seized now: the tree cannot change under us */
+	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
 		return r;
-	if (st.num_threads != 1)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d (%s): has %d threads; threads are not supported", pid,
-		                  st.comm, st.num_threads);
-	if (st.state == 'Z')
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: zombie tasks are not supported", pid);
 	t->ppid = st.ppid;
 	t->pgid = st.pgrp;
 	t->sid = st.session;
@@ -111,8 +127,11 @@ static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
-	struct cd_dump_ctx ctx = {
-	    .img = &s->img, .inj = s->inj[i], .dirfd = s->dirfd, .shell_job = shell_job};
+	struct cd_dump_ctx ctx = {.parent_pm_fd = -1,
+	                          .img = &s->img,
+	                          .inj = s->inj[i],
+	                          .dirfd = s->dirfd,
+	                          .shell_job = shell_job};
 	long addr, ignored;
 	int r;
 
@@ -135,6 +154,8 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 		return r;
 	if (r2 < 0)
 		return r2;
+	if (cd_fault("dump-memory"))
+		return cd_err_set(err, EIO, "pid %d: injected fault dump-memory", t->pid);
 	return cd_mod_mem.dump(&ctx, t, err);
 }
 

@@ -13,7 +13,7 @@ static const struct cd_field task_fields[] = {
     F(umask),         F(blocked),      F(ss_sp),       F(ss_size),    F(ss_flags),    F(rseq_addr),
     F(rseq_sig),      F(rseq_len),     F(robust_head), F(robust_len), F(clear_tid),   F(cap_inh),
     F(cap_prm),       F(cap_eff),      F(cap_bnd),     F(cap_amb),    F(personality), F(nice),
-    F(oom_score_adj), F(no_new_privs),
+    F(oom_score_adj), F(no_new_privs), F(dumpable),
 };
 #undef F
 
@@ -95,9 +95,9 @@ static json_t *vma_to_json(const struct cd_vma *v)
 	if (v->path)
 		json_object_set_new(o, "path", json_string(v->path));
 	for (size_t i = 0; i < v->nruns; i++)
-		json_array_append_new(runs,
-		                      json_pack("[I,I,b]", (json_int_t)v->runs[i].page,
-		                                (json_int_t)v->runs[i].npages, v->runs[i].zero));
+		json_array_append_new(runs, json_pack("[I,I,i]", (json_int_t)v->runs[i].page,
+		                                      (json_int_t)v->runs[i].npages,
+		                                      (int)v->runs[i].src));
 	json_object_set_new(o, "runs", runs);
 	return o;
 }
@@ -184,13 +184,14 @@ json_t *cd_task_to_json(const struct cd_task *t)
 static int run_from_json(json_t *r, struct cd_vma *v, struct cd_run *run, cd_err *err)
 {
 	json_int_t page, npages;
-	int zero;
+	int src;
 
-	if (json_unpack(r, "[I,I,b]", &page, &npages, &zero) < 0 || page < 0 || npages <= 0)
+	if (json_unpack(r, "[I,I,i]", &page, &npages, &src) < 0 || page < 0 || npages <= 0 ||
+	    src < CD_RUN_DATA || src > CD_RUN_PARENT)
 		return cd_err_set(err, EINVAL, "bad page run");
 	run->page = (uint64_t)page;
 	run->npages = (uint64_t)npages;
-	run->zero = zero;
+	run->src = (uint8_t)src;
 	if (run->page + run->npages > (v->end - v->start) / CD_PAGE_SIZE)
 		return cd_err_set(err, EINVAL, "page run outside its mapping");
 	return 0;
@@ -223,7 +224,7 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		ret = run_from_json(r, v, &v->runs[v->nruns], err);
 		if (ret < 0)
 			return cd_err_wrap(err, "mapping %" PRIx64, v->start);
-		if (!v->runs[v->nruns].zero)
+		if (v->runs[v->nruns].src == CD_RUN_DATA)
 			*data_pages += v->runs[v->nruns].npages;
 		v->nruns++;
 	}

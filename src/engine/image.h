@@ -29,13 +29,19 @@ enum cd_vma_kind {
 	CD_VMA_KIND_MAX,
 };
 
-/* A run of pages of one VMA: page index from the VMA start, length, and
- * whether it is all zero (recorded, nothing in the page file). Data runs are
- * stored back to back in the task's page file in VMA order. */
+/* Where the contents of a run of pages come from. */
+enum cd_run_src {
+	CD_RUN_DATA = 0,   /* the task's page file, back to back in VMA order */
+	CD_RUN_ZERO = 1,   /* all zero: nothing stored */
+	CD_RUN_PARENT = 2, /* still shared copy-on-write with the parent task at the
+	                    * same address: the parent's image holds them */
+};
+
+/* A run of pages of one VMA: page index from the VMA start, length, source. */
 struct cd_run {
 	uint64_t page;
 	uint64_t npages;
-	bool zero;
+	uint8_t src; /* enum cd_run_src */
 };
 
 struct cd_vma {
@@ -127,7 +133,7 @@ struct cd_task {
 	size_t ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	unsigned long personality;
-	int nice, oom_score_adj, no_new_privs;
+	int nice, oom_score_adj, no_new_privs, dumpable;
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
 };
 

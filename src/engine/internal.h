@@ -16,6 +16,9 @@ struct cd_dump_ctx {
 	int dirfd;
 	uint64_t scratch;
 	bool shell_job;
+	/* the parent task, dumped already, and its pagemap (-1 when none) */
+	const struct cd_task *parent;
+	int parent_pm_fd;
 	/* object ids shared across tasks, found with kcmp */
 	struct cd_dump_tree *tree;
 };
@@ -54,12 +57,21 @@ struct cd_module {
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds;
 
+/* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
+ * (e.g. "dump-memory", "restore-transplant"). */
+bool cd_fault(const char *point);
+
 /* Runs syscall nr in the task; *ret is its raw result. */
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
             uint64_t a4, uint64_t a5, long *ret, cd_err *err);
 /* Same, and turns a negative result into an error naming what. */
 int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
                uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err);
+
+/* Layout (layout.c): vDSO family and the inherited address space. */
+bool cd_vdso_kind(const char *path, enum cd_vma_kind *kind);
+int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
+int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
 
 /* Memory: the dump writes page files, the restore maps and fills. */
 int cd_mem_vdso_check(const struct cd_image *img, cd_err *err);

@@ -26,26 +26,13 @@
 
 /* ---- classification ---- */
 
-static bool is_vdso_family(const char *path, enum cd_vma_kind *kind)
-{
-	if (!strcmp(path, "[vdso]"))
-		*kind = CD_VMA_VDSO;
-	else if (!strcmp(path, "[vvar]"))
-		*kind = CD_VMA_VVAR;
-	else if (!strcmp(path, "[vvar_vclock]"))
-		*kind = CD_VMA_VVAR_VCLOCK;
-	else
-		return false;
-	return true;
-}
-
 static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *kind, cd_err *err)
 {
 	const char *p = m->path;
 	size_t n = strlen(p);
 	bool deleted = n > 10 && !strcmp(p + n - 10, " (deleted)");
 
-	if (is_vdso_family(p, kind))
+	if (cd_vdso_kind(p, kind))
 		return 0;
 	if (m->shared) {
 		if (!strncmp(p, "/dev/zero", 9) || (!strncmp(p, "/memfd:", 7) && deleted)) {
@@ -88,11 +75,12 @@ static bool wants_page(enum cd_vma_kind kind, uint64_t pm)
 
 /* ---- dump ---- */
 
-static int add_run(struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, bool zero, cd_err *err)
+static int add_run(struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, uint8_t src,
+                   cd_err *err)
 {
 	if (v->nruns) {
 		struct cd_run *last = &v->runs[v->nruns - 1];
-		if (last->zero == zero && last->page + last->npages == page) {
+		if (last->src == src && last->page + last->npages == page) {
 			last->npages += n;
 			return 0;
 		}
@@ -104,7 +92,7 @@ static int add_run(struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, boo
 			return cd_err_set(err, ENOMEM, "out of memory");
 		v->runs = nr;
 	}
-	v->runs[v->nruns++] = (struct cd_run){page, n, zero};
+	v->runs[v->nruns++] = (struct cd_run){page, n, src};
 	return 0;
 }
 
@@ -148,7 +136,7 @@ static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct c
 					memcpy(dst + kept * PAGE, src, PAGE);
 				kept++;
 			}
-			r = add_run(v, cap, page + i, 1, zero, err);
+			r = add_run(v, cap, page + i, 1, zero ? CD_RUN_ZERO : CD_RUN_DATA, err);
 			if (r < 0)
 				return r;
 		}
@@ -161,35 +149,100 @@ static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct c
 	return 0;
 }
 
+#define PM_PFN ((1ULL << 55) - 1)
+
+/* Is addr inside a private anonymous mapping of the parent? hint walks the
+ * parent's sorted mappings along with increasing addresses. */
+static bool in_parent_anon(const struct cd_task *p, uint64_t addr, size_t *hint)
+{
+	while (*hint < p->nvmas && p->vmas[*hint].end <= addr)
+		(*hint)++;
+	return *hint < p->nvmas && p->vmas[*hint].start <= addr &&
+	       p->vmas[*hint].kind == CD_VMA_ANON;
+}
+
+/* A page the child still shares copy-on-write with its parent: same
+ * physical page at the same address (root sees page frame numbers). The
+ * parent's image holds it. */
+static bool shared_with_parent(uint64_t pm, uint64_t ppm)
+{
+	return (pm & PM_PRESENT) && (ppm & PM_PRESENT) && (pm & PM_PFN) &&
+	       (pm & PM_PFN) == (ppm & PM_PFN);
+}
+
+struct pm_batch {
+	uint64_t *pm, *ppm; /* the task's entries, the parent's (or NULL) */
+	uint64_t base, cnt;
+};
+
+static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_err *err)
+{
+	off_t off = (off_t)(addr / PAGE * sizeof(*pm));
+	ssize_t got = pread(fd, pm, cnt * sizeof(*pm), off);
+
+	if (got != (ssize_t)(cnt * sizeof(*pm)))
+		return cd_err_sys(err, got < 0 ? errno : EIO, "read pagemap at %" PRIx64, addr);
+	return 0;
+}
+
+/* Page i of the batch: 0 not stored, 1 own data, 2 shared with the parent. */
+static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
+                      const struct pm_batch *b, uint64_t i, size_t *hint)
+{
+	if (!wants_page(v->kind, b->pm[i]))
+		return 0;
+	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
+	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
+		return 2;
+	return 1;
+}
+
+static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                      size_t *cap, const struct pm_batch *b, cd_err *err)
+{
+	size_t hint = 0;
+	int r;
+
+	for (uint64_t i = 0; i < b->cnt;) {
+		int cls = page_class(ctx, v, b, i, &hint);
+		uint64_t j = i + 1;
+		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
+			j++;
+		if (cls == 1)
+			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, err);
+		else if (cls == 2)
+			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
+		else
+			r = 0;
+		if (r < 0)
+			return r;
+		i = j;
+	}
+	return 0;
+}
+
 static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_writer *pw,
                           struct cd_vma *v, cd_err *err)
 {
 	_cleanup_free_ uint64_t *pm = malloc(PM_BATCH * sizeof(*pm));
+	_cleanup_free_ uint64_t *ppm = NULL;
 	uint64_t npages = (v->end - v->start) / PAGE;
 	size_t cap = 0;
+	int r;
 
 	if (!pm)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	if (ctx->parent_pm_fd >= 0 && v->kind == CD_VMA_ANON &&
+	    !(ppm = malloc(PM_BATCH * sizeof(*ppm))))
+		return cd_err_set(err, ENOMEM, "out of memory");
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
-		uint64_t cnt = npages - base < PM_BATCH ? npages - base : PM_BATCH;
-		off_t off = (off_t)((v->start / PAGE + base) * sizeof(*pm));
-		ssize_t got = pread(pm_fd, pm, cnt * sizeof(*pm), off);
-		if (got != (ssize_t)(cnt * sizeof(*pm)))
-			return cd_err_sys(err, got < 0 ? errno : EIO, "read pagemap at %" PRIx64,
-			                  v->start + base * PAGE);
-		for (uint64_t i = 0; i < cnt;) {
-			if (!wants_page(v->kind, pm[i])) {
-				i++;
-				continue;
-			}
-			uint64_t j = i + 1;
-			while (j < cnt && wants_page(v->kind, pm[j]))
-				j++;
-			int r = copy_run(ctx, pw, v, &cap, base + i, j - i, err);
-			if (r < 0)
-				return r;
-			i = j;
-		}
+		struct pm_batch b = {pm, ppm, base,
+		                     npages - base < PM_BATCH ? npages - base : PM_BATCH};
+		uint64_t addr = v->start + base * PAGE;
+		if ((r = read_pagemap(pm_fd, pm, addr, b.cnt, err)) < 0 ||
+		    (ppm && (r = read_pagemap(ctx->parent_pm_fd, ppm, addr, b.cnt, err)) < 0) ||
+		    (r = dump_batch(ctx, pw, v, &cap, &b, err)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -248,7 +301,7 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
 	_cleanup_(cd_pw_freep) struct cd_page_writer *pw = NULL;
 	char path[64];
-	_cleanup_close_ int pm_fd = -1;
+	_cleanup_close_ int pm_fd = -1, ppm_fd = -1;
 	int r;
 
 	/* Re-list now that the task is stopped (and our scratch page is gone). */
@@ -266,6 +319,14 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm_fd < 0)
 		return cd_err_sys(err, errno, "open %s", path);
+	ctx->parent = t->ppid != t->pid ? cd_image_task(ctx->img, t->ppid) : NULL;
+	if (ctx->parent) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", t->ppid);
+		ppm_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (ppm_fd < 0)
+			return cd_err_sys(err, errno, "open %s", path);
+	}
+	ctx->parent_pm_fd = ppm_fd;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
 	r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err);
 	if (r < 0)
@@ -280,93 +341,6 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 }
 
 /* ---- restore ---- */
-
-struct kept {
-	uint64_t start, end;
-};
-
-static int cmp_kept(const void *a, const void *b)
-{
-	const struct kept *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Moves the new task's vDSO family to the addresses the image records, in
- * two steps through a free area so no move lands on another's old place. */
-static int move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
-{
-	_cleanup_free_ struct cd_proc_map *maps = NULL;
-	uint64_t cur[CD_VMA_KIND_MAX] = {0}, size[CD_VMA_KIND_MAX] = {0};
-	size_t n;
-	int r = cd_proc_maps(cd_inject_pid(ctx->inj), &maps, &n, err);
-
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		enum cd_vma_kind k;
-		if (is_vdso_family(maps[i].path, &k)) {
-			cur[k] = maps[i].start;
-			size[k] = maps[i].end - maps[i].start;
-		}
-	}
-	uint64_t tmp = ctx->vtmp;
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++) {
-		if (!cur[k])
-			continue;
-		r = cd_call_ok(ctx->inj, "mremap vdso to scratch", SYS_mremap, cur[k], size[k],
-		               size[k], MREMAP_MAYMOVE | MREMAP_FIXED, tmp, 0, NULL, err);
-		if (r < 0)
-			return r;
-		cur[k] = tmp;
-		tmp += size[k] + PAGE;
-	}
-	for (size_t i = 0; i < t->nvmas; i++) {
-		const struct cd_vma *v = &t->vmas[i];
-		if (v->kind < CD_VMA_VDSO)
-			continue;
-		if (!cur[v->kind] || size[v->kind] != v->end - v->start)
-			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
-		r = cd_call_ok(ctx->inj, "mremap vdso", SYS_mremap, cur[v->kind], size[v->kind],
-		               size[v->kind], MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0, NULL,
-		               err);
-		if (r < 0)
-			return r;
-		cur[v->kind] = 0;
-	}
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
-		if (cur[k])
-			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
-	return 0;
-}
-
-/* Unmaps everything the new task inherited, keeping the trampoline and
- * the vDSO family. */
-static int unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
-{
-	struct kept k[8];
-	size_t nk = 0;
-	uint64_t at = 0;
-	const uint64_t top = 0x7ffffffff000ULL;
-
-	k[nk++] = (struct kept){ctx->tramp, ctx->tramp + ctx->tramp_len};
-	for (size_t i = 0; i < t->nvmas && nk < ARRAY_SIZE(k); i++)
-		if (t->vmas[i].kind >= CD_VMA_VDSO)
-			k[nk++] = (struct kept){t->vmas[i].start, t->vmas[i].end};
-	qsort(k, nk, sizeof(k[0]), cmp_kept);
-	for (size_t i = 0; i <= nk; i++) {
-		uint64_t end = i < nk ? k[i].start : top;
-		if (end > at) {
-			int r = cd_call_ok(ctx->inj, "munmap", SYS_munmap, at, end - at, 0, 0, 0, 0,
-			                   NULL, err);
-			if (r < 0)
-				return r;
-		}
-		if (i < nk)
-			at = k[i].end;
-	}
-	return 0;
-}
 
 /* Writes a path into the data area and opens it inside the task. */
 static int open_in_task(struct cd_restore_ctx *ctx, const char *path, int flags, long *ret_fd,
@@ -451,7 +425,96 @@ static int write_task_pages(cd_inject *inj, const struct cd_vma *v, uint64_t add
 	return cd_inject_write_mem(inj, addr, src, len, err);
 }
 
-static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, const struct cd_vma *v,
+/* The parent's runs by address, with their page file offsets, for the
+ * pages a child still shared with it at dump time. */
+struct run_ent {
+	uint64_t start, end, off;
+	uint8_t src;
+};
+
+struct parent_pages {
+	struct run_ent *e;
+	size_t n;
+	struct cd_page_reader *pr;
+};
+
+static void parent_pages_free(struct parent_pages *pp)
+{
+	free(pp->e);
+	cd_pr_free(pp->pr);
+}
+
+static int parent_pages_open(struct cd_restore_ctx *ctx, const struct cd_task *p,
+                             struct parent_pages *pp, cd_err *err)
+{
+	uint64_t off = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->nvmas; i++)
+		n += p->vmas[i].nruns;
+	pp->e = calloc(n + 1, sizeof(*pp->e));
+	if (!pp->e)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nvmas; i++) {
+		for (size_t j = 0; j < p->vmas[i].nruns; j++) {
+			const struct cd_run *run = &p->vmas[i].runs[j];
+			uint64_t start = p->vmas[i].start + run->page * PAGE;
+			pp->e[pp->n++] =
+			    (struct run_ent){start, start + run->npages * PAGE, off, run->src};
+			if (run->src == CD_RUN_DATA)
+				off += run->npages * PAGE;
+		}
+	}
+	return cd_pr_open(ctx->dirfd, p->pages_file, &pp->pr, err);
+}
+
+static const struct run_ent *parent_run_at(const struct parent_pages *pp, uint64_t addr)
+{
+	size_t lo = 0, hi = pp->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (pp->e[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < pp->n && pp->e[lo].start <= addr ? &pp->e[lo] : NULL;
+}
+
+#define MAX_ANCESTORS 16
+
+/* pp[0] is the parent, pp[1] the grandparent …: a page the parent itself
+ * shared with its own parent is found further up. */
+static int fill_from_parent(struct cd_restore_ctx *ctx, const struct parent_pages *pp, size_t depth,
+                            const struct cd_vma *v, uint64_t addr, uint64_t left, cd_err *err)
+{
+	while (left) {
+		const struct run_ent *e = depth && pp->pr ? parent_run_at(pp, addr) : NULL;
+		const void *src;
+		if (!e)
+			return cd_err_set(err, EINVAL,
+			                  "page %" PRIx64 " is not in the parent's image", addr);
+		uint64_t n = e->end - addr < left ? e->end - addr : left;
+		if (e->src == CD_RUN_PARENT) {
+			int r = fill_from_parent(ctx, pp + 1, depth - 1, v, addr, n, err);
+			if (r < 0)
+				return r;
+		} else if (e->src == CD_RUN_DATA) {
+			int r = cd_pr_at(pp->pr, e->off + (addr - e->start), n, &src, err);
+			if (r >= 0)
+				r = write_task_pages(ctx->inj, v, addr, src, n, err);
+			if (r < 0)
+				return r;
+		}
+		addr += n;
+		left -= n;
+	}
+	return 0;
+}
+
+static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
+                    const struct parent_pages *pp, size_t depth, const struct cd_vma *v,
                     cd_err *err)
 {
 	static const uint8_t zero[PAGE];
@@ -459,20 +522,22 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, const
 	for (size_t i = 0; i < v->nruns; i++) {
 		const struct cd_run *run = &v->runs[i];
 		uint64_t addr = v->start + run->page * PAGE, left = run->npages * PAGE;
+		int r;
+		if (run->src == CD_RUN_PARENT) {
+			if ((r = fill_from_parent(ctx, pp, depth, v, addr, left, err)) < 0)
+				return r;
+			continue;
+		}
 		/* Fresh anonymous memory is already zero. */
-		if (run->zero && v->kind == CD_VMA_ANON)
+		if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_ANON)
 			continue;
 		while (left) {
 			const void *src = zero;
 			size_t n = PAGE;
-			int r;
-			if (!run->zero) {
-				r = cd_pr_next(pr, left, &src, &n, err);
-				if (r < 0)
-					return r;
-			}
-			r = write_task_pages(ctx->inj, v, addr, src, n, err);
-			if (r < 0)
+			if (run->src == CD_RUN_DATA &&
+			    (r = cd_pr_next(pr, left, &src, &n, err)) < 0)
+				return r;
+			if ((r = write_task_pages(ctx->inj, v, addr, src, n, err)) < 0)
 				return r;
 			addr += n;
 			left -= n;
@@ -481,108 +546,49 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, const
 	return 0;
 }
 
+static int open_ancestors(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                          struct parent_pages *pp, size_t *ret_depth, cd_err *err)
+{
+	const struct cd_task *p = t;
+	size_t depth = 0;
+
+	while (depth < MAX_ANCESTORS) {
+		const struct cd_task *up = cd_image_task((struct cd_image *)ctx->img, p->ppid);
+		if (!up || up == p)
+			break;
+		int r = parent_pages_open(ctx, up, &pp[depth++], err);
+		*ret_depth = depth;
+		if (r < 0)
+			return r;
+		p = up;
+	}
+	*ret_depth = depth;
+	return 0;
+}
+
 static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
+	struct parent_pages pp[MAX_ANCESTORS] = {0};
+	size_t depth = 0;
 	int r;
 
-	if ((r = move_vdso(ctx, t, err)) < 0 || (r = unmap_rest(ctx, t, err)) < 0)
+	if ((r = cd_layout_move_vdso(ctx, t, err)) < 0 ||
+	    (r = cd_layout_unmap_rest(ctx, t, err)) < 0 ||
+	    (r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err)) < 0)
 		return r;
-	r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < t->nvmas; i++) {
+	r = open_ancestors(ctx, t, pp, &depth, err);
+	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		r = map_vma(ctx, v, err);
 		if (r >= 0)
-			r = fill_vma(ctx, pr, v, err);
+			r = fill_vma(ctx, pr, pp, depth, v, err);
 		if (r < 0)
-			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
+			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
-	return 0;
-}
-
-int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
-{
-	struct cd_shm *shm = NULL;
-	size_t n = 0;
-
-	for (size_t i = 0; i < img->ntasks; i++) {
-		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
-			const struct cd_vma *v = &img->tasks[i].vmas[j];
-			size_t k;
-			if (v->kind != CD_VMA_ANON_SHARED)
-				continue;
-			for (k = 0; k < n && shm[k].id != v->shmid; k++)
-				;
-			if (k == n) {
-				struct cd_shm *ns = realloc(shm, (n + 1) * sizeof(*ns));
-				if (!ns) {
-					cd_mem_shm_free(shm, n);
-					return cd_err_set(err, ENOMEM, "out of memory");
-				}
-				shm = ns;
-				shm[n++] = (struct cd_shm){.id = v->shmid, .fd = -1};
-			}
-			if (v->pgoff + (v->end - v->start) > shm[k].size)
-				shm[k].size = v->pgoff + (v->end - v->start);
-		}
-	}
-	for (size_t k = 0; k < n; k++) {
-		shm[k].fd = memfd_create("cedana-shm", MFD_CLOEXEC);
-		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
-			int e = errno;
-			cd_mem_shm_free(shm, n);
-			return cd_err_sys(err, e, "shared memory object");
-		}
-	}
-	*ret = shm;
-	*ret_n = n;
-	return 0;
-}
-
-void cd_mem_shm_free(struct cd_shm *shm, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (shm[i].fd >= 0)
-			close(shm[i].fd);
-	free(shm);
+	for (size_t i = 0; i < depth; i++)
+		parent_pages_free(&pp[i]);
+	return r;
 }
 
 const struct cd_module cd_mod_mem = {.name = "memory", .dump = mem_dump, .restore = mem_restore};
-
-int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err)
-{
-	_cleanup_free_ struct cd_proc_map *maps = NULL;
-	size_t n;
-	int r = cd_proc_maps(getpid(), &maps, &n, err);
-
-	if (r < 0)
-		return r;
-	memset(size, 0, CD_VMA_KIND_MAX * sizeof(size[0]));
-	for (size_t i = 0; i < n; i++) {
-		enum cd_vma_kind k;
-		if (is_vdso_family(maps[i].path, &k))
-			size[k] = maps[i].end - maps[i].start;
-	}
-	return 0;
-}
-
-int cd_mem_vdso_check(const struct cd_image *img, cd_err *err)
-{
-	static const char *const names[CD_VMA_KIND_MAX] = {[CD_VMA_VDSO] = "[vdso]",
-	                                                   [CD_VMA_VVAR] = "[vvar]",
-	                                                   [CD_VMA_VVAR_VCLOCK] = "[vvar_vclock]"};
-	uint64_t self[CD_VMA_KIND_MAX];
-	int r = cd_mem_self_vdso(self, err);
-
-	if (r < 0)
-		return r;
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
-		if (self[k] != img->vdso_size[k])
-			return cd_err_set(err, EINVAL,
-			                  "incompatible kernel: %s is %" PRIu64
-			                  " bytes here, %" PRIu64 " in the image (kernel %s)",
-			                  names[k], self[k], img->vdso_size[k], img->kernel);
-	return 0;
-}

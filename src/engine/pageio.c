@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shared/cleanup.h"
@@ -115,67 +117,57 @@ void cd_pw_free(struct cd_page_writer *pw)
 	free(pw);
 }
 
+/* The reader maps the whole page file: pages come straight from the page
+ * cache (the image check just read them), with no copy into a buffer. */
 struct cd_page_reader {
-	int fd;
-	uint8_t *buf;
-	size_t len, pos;
+	uint8_t *map;
+	size_t size, pos;
 	char name[64];
 };
 
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err)
 {
 	_cleanup_free_ struct cd_page_reader *pr = calloc(1, sizeof(*pr));
+	_cleanup_close_ int fd = -1;
+	struct stat st;
 
 	if (!pr)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	snprintf(pr->name, sizeof(pr->name), "%s", name);
-	/* Buffered: the image was just read once to check it, so its pages
-	 * are in the page cache; O_DIRECT would read the disk a second time. */
-	pr->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (pr->fd < 0)
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return cd_err_sys(err, errno, "open %s", name);
-	int r = alloc_buf(&pr->buf, err);
-	if (r < 0) {
-		close(pr->fd);
-		return r;
+	if (fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", name);
+	pr->size = (size_t)st.st_size;
+	if (pr->size) {
+		void *p = mmap(NULL, pr->size, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			return cd_err_sys(err, errno, "map %s", name);
+		madvise(p, pr->size, MADV_SEQUENTIAL);
+		pr->map = p;
 	}
 	*ret = TAKE_PTR(pr);
-	return 0;
-}
-
-static int pr_fill(struct cd_page_reader *pr, cd_err *err)
-{
-	ssize_t n;
-
-	do {
-		n = read(pr->fd, pr->buf, CD_PAGEIO_BUF);
-		if (n < 0 && errno == EINVAL && (fcntl(pr->fd, F_GETFL) & O_DIRECT)) {
-			if (fcntl(pr->fd, F_SETFL, 0) < 0)
-				break;
-			errno = EINTR;
-		}
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return cd_err_sys(err, errno, "read %s", pr->name);
-	if (n == 0)
-		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
-	pr->len = (size_t)n;
-	pr->pos = 0;
 	return 0;
 }
 
 int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, size_t *ret_len,
                cd_err *err)
 {
-	if (pr->pos == pr->len) {
-		int r = pr_fill(pr, err);
-		if (r < 0)
-			return r;
-	}
-	size_t n = pr->len - pr->pos < want ? pr->len - pr->pos : want;
-	*ret_src = pr->buf + pr->pos;
+	if (pr->pos == pr->size)
+		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
+	size_t n = pr->size - pr->pos < want ? pr->size - pr->pos : want;
+	*ret_src = pr->map + pr->pos;
 	*ret_len = n;
 	pr->pos += n;
+	return 0;
+}
+
+int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **ret_src, cd_err *err)
+{
+	if (off > pr->size || len > pr->size - off)
+		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
+	*ret_src = pr->map + off;
 	return 0;
 }
 
@@ -183,7 +175,7 @@ void cd_pr_free(struct cd_page_reader *pr)
 {
 	if (!pr)
 		return;
-	close(pr->fd);
-	free(pr->buf);
+	if (pr->map)
+		munmap(pr->map, pr->size);
 	free(pr);
 }

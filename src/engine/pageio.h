@@ -28,6 +28,9 @@ int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err 
 /* Next bytes of the file: up to want bytes at *ret_src (*ret_len > 0). */
 int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, size_t *ret_len,
                cd_err *err);
+/* len bytes at offset off of the file. */
+int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **ret_src,
+             cd_err *err);
 void cd_pr_free(struct cd_page_reader *pr);
 static inline void cd_pr_freep(struct cd_page_reader **pr)
 {

@@ -276,6 +276,8 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	int r;
 
 	cd_inject_set_syscall_site(inj, s->tramp);
+	if (cd_fault("restore-transplant") && t->pid != s->img.root)
+		return cd_err_set(err, EIO, "injected fault restore-transplant");
 	if ((r = cd_attrs_reset(inj, err)) < 0)
 		return r;
 	for (size_t m = 0; m < ARRAY_SIZE(restore_modules); m++) {

@@ -189,3 +189,66 @@ refuse_restore() {
 	rm "$T/counter-copy"
 	refuse_restore "restore: pid $PID: executable $T/counter-copy: No such file or directory"
 }
+
+@test "dump: a mapping of a deleted file is refused naming the mapping" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import mmap, os, sys, time
+path = sys.argv[1]
+with open(path, "wb") as f:
+    f.write(b"x" * 4096)
+f = open(path, "r+b")
+m = mmap.mmap(f.fileno(), 4096)
+f.close()
+os.unlink(path)
+print("READY", flush=True)
+time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): unsupported mapping kind"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+}
+
+@test "dump: a stopped task is refused and stays stopped" {
+	counter
+	kill -STOP "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "dump: pid $WL_PID (engine-counter): stopped tasks are not supported"
+	assert_not_exist "$IMG"
+	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" = T ]
+	kill -CONT "$WL_PID"
+	still_counting
+}
+
+@test "dump: a failure half-way lets the task run on as before (fault injection)" {
+	counter
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"
+	assert_not_exist "$IMG"
+	still_counting
+	# it still works: a real dump and restore afterwards
+	dump_restore
+	assert_success
+	run tail -1 "$LOG"
+	assert_output "PASS"
+}
+
+@test "restore: a failure after tasks exist leaves none behind (fault injection)" {
+	start_wl "$WL_DIR/wl-tree"
+	pids=$(descendants "$WL_PID")
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "injected fault restore-transplant"
+	sleep 0.5
+	for p in $pids; do
+		for _ in $(seq 1 300); do [ -e "/proc/$p" ] || break; sleep 0.01; done
+		[ ! -e "/proc/$p" ]
+	done
+}

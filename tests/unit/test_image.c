@@ -41,8 +41,8 @@ static void make_image(struct cd_image *img)
 	    .start = 0x10000, .end = 0x14000, .prot = PROT_READ | PROT_WRITE, .kind = CD_VMA_ANON};
 	t->vmas[0].nruns = 2;
 	t->vmas[0].runs = calloc(2, sizeof(struct cd_run));
-	t->vmas[0].runs[0] = (struct cd_run){0, 2, false};
-	t->vmas[0].runs[1] = (struct cd_run){2, 1, true};
+	t->vmas[0].runs[0] = (struct cd_run){0, 2, CD_RUN_DATA};
+	t->vmas[0].runs[1] = (struct cd_run){2, 1, CD_RUN_ZERO};
 	t->vmas[1] = (struct cd_vma){
 	    .start = 0x20000, .end = 0x21000, .prot = PROT_READ, .kind = CD_VMA_FILE};
 	t->vmas[1].path = strdup("/usr/lib/libc.so.6");
@@ -101,7 +101,7 @@ static void test_round_trip(void **state)
 	assert_memory_equal(t->xstate, "\x01\x02\xfe\xff", 4);
 	assert_int_equal(t->nvmas, 2);
 	assert_int_equal(t->vmas[0].nruns, 2);
-	assert_true(t->vmas[0].runs[1].zero);
+	assert_int_equal(t->vmas[0].runs[1].src, CD_RUN_ZERO);
 	assert_string_equal(t->vmas[1].path, "/usr/lib/libc.so.6");
 	assert_int_equal(t->fds[0].pos, 4097);
 	assert_string_equal(t->fds[0].path, "/tmp/x");
@@ -159,7 +159,7 @@ static void test_refuses_run_outside_mapping(void **state)
 	json_t *t = json_array_get(json_object_get(j, "tasks"), 0);
 	json_t *runs = json_object_get(json_array_get(json_object_get(t, "vmas"), 0), "runs");
 
-	json_array_set_new(runs, 1, json_pack("[i,i,b]", 2, 9, 1));
+	json_array_set_new(runs, 1, json_pack("[i,i,i]", 2, 9, 1));
 	expect_refused(j, "outside its mapping");
 }
 

@@ -1,0 +1,91 @@
+/* The /proc parsers, checked against this process's own state. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "engine/proc.h"
+
+static void test_stat_with_odd_comm(void **state)
+{
+	struct cd_proc_stat st;
+	cd_err err = {0};
+
+	prctl(PR_SET_NAME, "we) ir (d", 0, 0, 0);
+	assert_int_equal(cd_proc_stat(getpid(), &st, &err), 0);
+	assert_string_equal(st.comm, "we) ir (d");
+	assert_int_equal(st.ppid, getppid());
+	assert_int_equal(st.pgrp, getpgrp());
+	assert_int_equal(st.session, getsid(0));
+	assert_int_equal(st.num_threads, 1);
+	assert_true(st.start_code < st.end_code);
+	assert_true(st.arg_start < st.arg_end);
+}
+
+static void test_limits_match_getrlimit(void **state)
+{
+	uint64_t rlim[16][2];
+	struct rlimit rl = {100, 200};
+	cd_err err = {0};
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(cd_proc_limits(getpid(), rlim, 16, &err), 0);
+	assert_int_equal(rlim[RLIMIT_NOFILE][0], 100);
+	assert_int_equal(rlim[RLIMIT_NOFILE][1], 200);
+	getrlimit(RLIMIT_STACK, &rl);
+	assert_int_equal(rlim[RLIMIT_STACK][0], rl.rlim_cur);
+	assert_int_equal(rlim[RLIMIT_STACK][1], rl.rlim_max);
+}
+
+static void test_maps_flags(void **state)
+{
+	struct cd_proc_map *maps = NULL;
+	size_t n;
+	cd_err err = {0};
+	char *gd = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	char *none = mmap(NULL, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	bool saw_gd = false, saw_none = false, saw_vdso = false;
+
+	assert_true(gd != MAP_FAILED && none != MAP_FAILED);
+	assert_int_equal(cd_proc_maps(getpid(), &maps, &n, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (maps[i].start == (uint64_t)(uintptr_t)gd)
+			saw_gd = maps[i].growsdown && maps[i].prot == (PROT_READ | PROT_WRITE);
+		if (maps[i].start == (uint64_t)(uintptr_t)none)
+			saw_none = maps[i].shared && maps[i].prot == PROT_NONE &&
+			           !strncmp(maps[i].path, "/dev/zero", 9);
+		saw_vdso |= !strcmp(maps[i].path, "[vdso]");
+	}
+	free(maps);
+	assert_true(saw_gd);
+	assert_true(saw_none);
+	assert_true(saw_vdso);
+}
+
+static void test_missing_pid(void **state)
+{
+	struct cd_proc_stat st;
+	cd_err err = {0};
+
+	assert_int_equal(cd_proc_stat(999999, &st, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/proc/999999/stat"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_stat_with_odd_comm),
+	    cmocka_unit_test(test_limits_match_getrlimit),
+	    cmocka_unit_test(test_maps_flags),
+	    cmocka_unit_test(test_missing_pid),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
