@@ -9,7 +9,8 @@ workloads=$(realpath "$(dirname "$0")/../tests/workloads")
 tmp=$(mktemp -d /tmp/cedana-demo.XXXXXX)
 export CEDANA_ADDRESS=$tmp/cedana.sock CEDANA_DB_PATH=$tmp/cedana.db
 export CEDANA_CONFIG_DIR=$tmp/config CEDANA_JOB_LOG_DIR=$tmp/logs
-mkdir -p "$CEDANA_JOB_LOG_DIR"
+export CEDANA_CHECKPOINT_DIR=$tmp/checkpoints
+mkdir -p "$CEDANA_JOB_LOG_DIR" "$CEDANA_CHECKPOINT_DIR"
 daemon_pid=
 
 cleanup() {
@@ -50,7 +51,23 @@ fi
 step "$cedana" job kill demo --signal TERM
 sleep 0.5
 step "$cedana" ps
-step "$cedana" job delete demo short attached
+
+# checkpoint/restore: a job is dumped (it halts), restored under the same id
+# and carries on; its checkpoints are listed; a checkpoint restores again
+# as a child of the CLI, whose exit code is the restored process's
+step "$cedana" run process --jid train "$workloads/date-loop.sh" 4 3
+sleep 1.5
+step "$cedana" dump job train --compression lz4
+path=$("$cedana" job checkpoints train | awk 'NR == 2 {print $NF}')
+step "$cedana" ps
+step "$cedana" restore job train
+sleep 3
+step cat "$CEDANA_JOB_LOG_DIR/cedana-output-train.log"
+step "$cedana" job checkpoints train
+step "$cedana" job inspect train
+step "$cedana" restore process --path "$path" --no-server ||
+	echo "(restored as a child of the CLI; it exited with code $?)"
+step "$cedana" job delete demo short attached train
 step "$cedana" ps
 echo
 echo "stopping the daemon"
