@@ -135,3 +135,16 @@ teardown() {
 	assert_equal "$(entries "$CK")" taken
 	assert_equal "$(job_field e status)" sleep
 }
+
+@test "dump process --shell-job: a process whose session leader is outside its tree" {
+	"$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
+	run "$CEDANA" dump process "$pid"
+	assert_failure 1
+	assert_output --partial "is outside the tree (use --shell-job)"
+	assert_equal "$(entries "$CK")" ""
+	run "$CEDANA" dump process "$pid" --shell-job
+	assert_success
+	assert_dir_exists "$(last_word)"
+}

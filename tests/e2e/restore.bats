@@ -195,3 +195,25 @@ dump_job() {
 	run "$CEDANA" ps
 	assert_equal "$(grep -c process <<<"$output")" 1
 }
+
+@test "a restored job is dumped and restored again, and again" {
+	start_counter again
+	for c in none gzip zstd; do
+		dump_job again --compression "$c"
+		run "$CEDANA" restore job again
+		assert_success
+		sleep 0.2
+	done
+	finish_counter again
+	assert_equal "$("$CEDANA" job checkpoints again | grep -c '^ck-')" 3
+}
+
+@test "restore process --no-server --out writes the output to the file" {
+	start_date_loop o 2 8
+	wait_file_contains "$(log_of o)" UTC
+	dump_job o
+	run "$CEDANA" restore process --path "$CKPT" --no-server --out "$BATS_TEST_TMPDIR/o.log"
+	assert_failure 8
+	assert_output ""
+	assert_equal "$(grep -c UTC "$BATS_TEST_TMPDIR/o.log")" 1
+}
