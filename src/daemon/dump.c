@@ -136,6 +136,7 @@ static int make_scratch(struct dump_req *d, cd_err *err)
 	return 0;
 }
 
+/* nftw passes no user data; only the single-threaded worker sets these */
 static uid_t chown_uid;
 static gid_t chown_gid;
 

@@ -93,7 +93,9 @@ static int parse(struct api *api, const struct job_caller *c, json_t *body, stru
 	if (r->out && r->attachable)
 		return cd_err_set(err, EINVAL,
 		                  "--out cannot be combined with --attach or --attachable");
-	if (jid && !r->path) {
+	if (jid && r->path)
+		return cd_err_set(err, EINVAL, "give either \"jid\" or \"path\", not both");
+	if (jid) {
 		rc = job_manager_restore_target(api->jm, c, jid, &r->target, err);
 		if (rc < 0)
 			return rc;
@@ -194,11 +196,6 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 	return open_output(r, path, err);
 }
 
-static int worker_fail(void)
-{
-	return 1;
-}
-
 /* In the worker: unpack, restore, then hold on until the daemon has adopted the root. */
 static int restore_worker(void *arg)
 {
@@ -215,11 +212,11 @@ static int restore_worker(void *arg)
 	close_fd(&r->ack[1]);
 	if (r->scratch) {
 		if (asprintf(&image, "%s/image", r->scratch) < 0)
-			return worker_fail();
+			return 1;
 		op_phase(r->op, "unpack");
 		if (storage_unpack(r->path, image, &so, NULL, NULL, err) < 0) {
 			cd_err_wrap(err, "checkpoint %s", r->path);
-			return worker_fail();
+			return 1;
 		}
 		t1 = op_now_ms();
 		op_time(r->op, "unpack (read, decompress, verify)", t1 - t0);
@@ -228,7 +225,7 @@ static int restore_worker(void *arg)
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
 	op_phase(r->op, "restore");
 	if (cd_engine_restore(&o, &pid, err) < 0)
-		return worker_fail();
+		return 1;
 	/* The engine releases the tree before it returns: stopping it now is the
 	 * closest we get to never letting it run (a few instructions may). */
 	if (r->leave_stopped)
@@ -236,8 +233,14 @@ static int restore_worker(void *arg)
 	op_time(r->op, "engine restore (validate, create, memory, files)", op_now_ms() - t1);
 	op_time(r->op, "total", op_now_ms() - t0);
 	r->op->pid = pid;
-	if (write(r->ready[1], &c, 1) != 1 || read(r->ack[0], &c, 1) < 0)
-		return 0;
+	if (write(r->ready[1], &c, 1) != 1) {
+		proc_signal_tree(pid, SIGKILL);
+		cd_err_sys(err, errno, "restore: tell the daemon");
+		return 1;
+	}
+	/* EOF (the daemon closed its end) is the go-ahead */
+	while (read(r->ack[0], &c, 1) < 0 && errno == EINTR)
+		;
 	return 0;
 }
 
