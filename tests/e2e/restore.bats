@@ -73,6 +73,8 @@ dump_job() {
 	assert_equal "$(job_field p2 pid)" "$(cat "$BATS_TEST_TMPDIR/p2.pid")"
 	assert_equal "$(job_field p2 pid)" "$(job_field p pid)"
 	assert_equal "$(job_field p2 log)" "$(log_of p2)"
+	# the restored tree is the daemon's child, so the daemon records its exit code
+	assert_equal "$(ps -o ppid= -p "$(job_field p2 pid)" | tr -d ' ')" "$DAEMON_PID"
 	touch "$(trigger_of p)"
 	wait_job_field p2 exit_code 0
 	assert_file_contains "$(log_of p2)" '^PASS$'
