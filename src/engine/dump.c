@@ -20,13 +20,6 @@
 
 #define MAX_TASKS 4096
 
-/* Modules that need the task's scratch page, in dump order. Memory comes
- * after them, once the scratch page is gone again. */
-static const struct cd_module *const dump_modules[] = {
-    &cd_mod_cpu,    &cd_mod_mm,    &cd_mod_files, &cd_mod_signals,
-    &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds,
-};
-
 struct dump_state {
 	struct cd_image img;
 	cd_inject *inj[MAX_TASKS];
@@ -145,8 +138,8 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	if (r < 0)
 		return r;
 	ctx.scratch = (uint64_t)addr;
-	for (size_t m = 0; r >= 0 && m < ARRAY_SIZE(dump_modules); m++)
-		r = dump_modules[m]->dump(&ctx, t, err);
+	for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++)
+		r = cd_dump_modules[m]->dump(&ctx, t, err);
 	/* the scratch page goes even when a module failed */
 	int r2 = cd_call(ctx.inj, SYS_munmap, ctx.scratch, CD_PAGE_SIZE, 0, 0, 0, 0, &ignored,
 	                 r < 0 ? &(cd_err){0} : err);

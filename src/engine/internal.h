@@ -46,6 +46,10 @@ struct cd_shm {
 int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
+/* A resource type. To add one: a file with its dump half (fills the task's
+ * fields, refusing what it cannot handle with an error naming the task and
+ * the object) and its restore half (injected syscalls through ctx), its
+ * fields in image.h and image-task.c, and an entry in modules.c. */
 struct cd_module {
 	const char *name;
 	/* Collects this resource of a seized task into t. */
@@ -53,6 +57,10 @@ struct cd_module {
 	/* Puts it back by injected syscalls, in table order. */
 	int (*restore)(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
 };
+
+/* modules.c: the modules in dump and in restore order. */
+extern const struct cd_module *const cd_dump_modules[], *const cd_restore_modules[];
+extern const size_t cd_dump_modules_n, cd_restore_modules_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds;

@@ -26,11 +26,6 @@
 #define TRAMP_LEN (16 * CD_PAGE_SIZE)
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
 
-/* Restore modules in order; memory first, credentials last. */
-static const struct cd_module *const restore_modules[] = {
-    &cd_mod_mem, &cd_mod_mm, &cd_mod_signals, &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds,
-};
-
 /* What a new task reports on the status pipe once prepared (or failed). */
 struct ready_msg {
 	pid_t pid;
@@ -280,9 +275,9 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 		return cd_err_set(err, EIO, "injected fault restore-transplant");
 	if ((r = cd_attrs_reset(inj, err)) < 0)
 		return r;
-	for (size_t m = 0; m < ARRAY_SIZE(restore_modules); m++) {
-		if ((r = restore_modules[m]->restore(&ctx, t, err)) < 0)
-			return cd_err_wrap(err, "%s", restore_modules[m]->name);
+	for (size_t m = 0; m < cd_restore_modules_n; m++) {
+		if ((r = cd_restore_modules[m]->restore(&ctx, t, err)) < 0)
+			return cd_err_wrap(err, "%s", cd_restore_modules[m]->name);
 	}
 	/* The last injected call removes the trampoline; the task is then at
 	 * that call's exit stop and runs no instruction from it. */
