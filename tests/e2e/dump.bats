@@ -148,3 +148,15 @@ teardown() {
 	assert_success
 	assert_dir_exists "$(last_word)"
 }
+
+@test "a dump that fails in the engine leaves the job running and nothing in the directory" {
+	stop_daemon
+	CEDANA_ENGINE_FAULT=dump-memory start_daemon
+	start_counter f
+	run "$CEDANA" dump job f --compression gzip
+	assert_failure 1
+	assert_output --regexp '^Error: .+'
+	assert_equal "$(entries "$CK")" ""
+	assert_equal "$(job_field f status)" sleep
+	assert_equal "$(job_field f checkpoint)" null
+}

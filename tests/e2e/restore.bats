@@ -219,3 +219,26 @@ dump_job() {
 	assert_output ""
 	assert_equal "$(grep -c UTC "$BATS_TEST_TMPDIR/o.log")" 1
 }
+
+@test "a restore that fails in the engine leaves no process, job, log or scratch directory" {
+	# the fault hits a task below the root: date-loop.sh sleeping in its child
+	start_date_loop g 0 0
+	wait_file_contains "$(log_of g)" UTC
+	sleep 0.2
+	dump_job g --compression lz4
+	stop_daemon
+	CEDANA_ENGINE_FAULT=restore-transplant start_daemon
+	pid=$(job_field g pid)
+	run "$CEDANA" restore process --path "$CKPT" --jid g2
+	assert_failure 1
+	assert_output --regexp '^Error: .+'
+	run "$CEDANA" job inspect g2
+	assert_output "Error: job g2 not found"
+	assert_file_not_exists "$(log_of g2)"
+	run "$CEDANA" restore job g
+	assert_failure 1
+	assert_equal "$(job_field g status)" halted
+	assert_equal "$(entries "$CK")" "$(basename "$CKPT")"
+	run kill -0 "$pid"
+	assert_failure
+}
