@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -157,6 +158,22 @@ static int give_to_caller(const struct dump_req *d, cd_err *err)
 	return 0;
 }
 
+/* Files are created with the caller's fsuid/fsgid: the scratch directory
+ * sits in a directory the caller owns, where root following a planted link
+ * would write wherever the caller pointed it. The worker keeps its
+ * capabilities for ptrace and /proc (the fs ones drop with the fsuid). */
+static int act_as_caller(const struct dump_req *d, cd_err *err)
+{
+	if (d->caller_uid == 0)
+		return 0;
+	setfsgid(d->caller_gid);
+	setfsuid(d->caller_uid);
+	if ((uid_t)setfsuid((uid_t)-1) != d->caller_uid)
+		return cd_err_set(err, EPERM, "dump: cannot act as uid %u",
+		                  (unsigned)d->caller_uid);
+	return 0;
+}
+
 /* In the worker: engine dump, then pack; the result goes to d->op. */
 static int dump_worker(void *arg)
 {
@@ -171,7 +188,7 @@ static int dump_worker(void *arg)
 	double t0 = op_now_ms(), t1;
 	cd_err *err = &d->op->err;
 
-	if (make_scratch(d, err) < 0)
+	if (act_as_caller(d, err) < 0 || make_scratch(d, err) < 0)
 		return 1;
 	if (asprintf(&image, "%s/image", d->op->scratch) < 0) {
 		cd_err_sys(err, ENOMEM, "dump");
