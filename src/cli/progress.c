@@ -62,6 +62,8 @@ void progress_draw(const char *phase, uint64_t done, uint64_t total, double seco
 		fprintf(stderr, "\r\033[K%s  %s / %s  %s/s  %.0f s", phase, d, t, rate, seconds);
 	else if (total)
 		fprintf(stderr, "\r\033[K%s  %s / %s", phase, d, t);
+	else if (done && seconds >= 0.5)
+		fprintf(stderr, "\r\033[K%s  %s  %s/s  %.0f s", phase, d, rate, seconds);
 	else
 		fprintf(stderr, "\r\033[K%s  %.0f s", phase, seconds);
 	fflush(stderr);
@@ -73,9 +75,8 @@ void progress_clear(void)
 	fflush(stderr);
 }
 
-/* One poll of the daemon; the phase's own clock restarts when it changes. */
-static void poll_once(const struct cd_config *cfg, const char *op_path, char *phase,
-                      size_t phase_len, double *phase_start, double start)
+/* One poll of the daemon: phase, bytes and seconds into the phase. */
+static void poll_once(const struct cd_config *cfg, const char *op_path)
 {
 	json_t *p = NULL;
 	cd_err e = {0};
@@ -84,16 +85,10 @@ static void poll_once(const struct cd_config *cfg, const char *op_path, char *ph
 	if (client_call(cfg, "GET", op_path, NULL, &p, &e) < 0)
 		return;
 	ph = json_string_value(json_object_get(p, "phase"));
-	if (ph && strcmp(ph, phase) != 0) {
-		snprintf(phase, phase_len, "%s", ph);
-		*phase_start = now_s();
-	}
 	if (ph && ph[0])
 		progress_draw(ph, (uint64_t)json_integer_value(json_object_get(p, "done")),
 		              (uint64_t)json_integer_value(json_object_get(p, "total")),
-		              now_s() - (json_integer_value(json_object_get(p, "total"))
-		                             ? *phase_start
-		                             : start));
+		              json_real_value(json_object_get(p, "seconds")));
 	json_decref(p);
 }
 
@@ -108,8 +103,7 @@ static double show_after(void)
 
 static void wait_with_progress(struct call *c, const char *op_path)
 {
-	double start = now_s(), phase_start = start, after = show_after();
-	char phase[64] = "";
+	double start = now_s(), after = show_after();
 	bool drawn = false;
 
 	pthread_mutex_lock(&c->lock);
@@ -126,7 +120,7 @@ static void wait_with_progress(struct call *c, const char *op_path)
 		if (c->done || now_s() - start < after)
 			continue;
 		pthread_mutex_unlock(&c->lock);
-		poll_once(c->cfg, op_path, phase, sizeof(phase), &phase_start, start);
+		poll_once(c->cfg, op_path);
 		drawn = true;
 		pthread_mutex_lock(&c->lock);
 	}

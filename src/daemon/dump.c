@@ -3,6 +3,7 @@
  * (atomic, 0600), in a worker running as root for the caller. */
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,60 @@ static int act_as_caller(const struct dump_req *d, cd_err *err)
 	return 0;
 }
 
+struct watch {
+	struct op_shared *op;
+	const char *image;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+/* The engine reports no progress: count the bytes of the image so far. */
+static void *watch_image(void *arg)
+{
+	struct watch *w = arg;
+	struct timespec until;
+	uint64_t size;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &until);
+		if (!w->stop && storage_size(w->image, &size, &(cd_err){0}) == 0)
+			op_progress_cb(size, 0, w->op);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int engine_dump_watched(struct dump_req *d, const struct cd_dump_opts *o, cd_err *err)
+{
+	struct watch w = {.op = d->op, .image = o->dir};
+	bool watching;
+	pthread_t t;
+	int r;
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	watching = pthread_create(&t, NULL, watch_image, &w) == 0;
+	r = cd_engine_dump(o, err);
+	if (watching) {
+		pthread_mutex_lock(&w.lock);
+		w.stop = true;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(t, NULL);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return r;
+}
+
 /* In the worker: engine dump, then pack; the result goes to d->op. */
 static int dump_worker(void *arg)
 {
@@ -196,7 +251,7 @@ static int dump_worker(void *arg)
 	}
 	o.dir = image;
 	op_phase(d->op, "dump");
-	if (cd_engine_dump(&o, err) < 0)
+	if (engine_dump_watched(d, &o, err) < 0)
 		return 1;
 	t1 = op_now_ms();
 	op_time(d->op, "engine dump (freeze, memory, files, write)", t1 - t0);

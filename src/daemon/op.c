@@ -79,6 +79,7 @@ void op_phase(struct op_shared *op, const char *phase)
 {
 	__atomic_store_n(&op->done, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&op->total, 0, __ATOMIC_RELAXED);
+	op->phase_start_ms = op_now_ms();
 	snprintf(op->phase, sizeof(op->phase), "%s", phase);
 }
 

@@ -21,6 +21,7 @@ struct op_timing {
 struct op_shared {
 	/* progress: read by other threads while the worker writes it */
 	char phase[24];
+	double phase_start_ms; /* CLOCK_MONOTONIC, the same in every process */
 	uint64_t done, total;
 	/* results */
 	cd_err err;
@@ -44,7 +45,8 @@ double op_now_ms(void);
 /* A storage_progress_fn; userdata is the op. */
 void op_progress_cb(uint64_t done, uint64_t total, void *userdata);
 
-/* {"phase", "done", "total"} of an operation in flight, NULL when unknown. */
+/* {"phase", "done", "total", "seconds"} of an operation in flight (seconds
+ * into the phase), NULL when unknown. */
 json_t *op_progress_json(const char *id);
 /* The timings as a JSON array in the order they were taken: [{name, ms}]. */
 json_t *op_timings_json(const struct op_shared *op);
