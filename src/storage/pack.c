@@ -467,6 +467,19 @@ static int pack_dir(const char *root, const storage_tree *t, const char *dest,
 	return 0;
 }
 
+static int check_level(storage_compression c, const storage_opts *o, cd_err *err)
+{
+	int max = c == STORAGE_ZSTD ? 22 : 9;
+
+	if (!o || !o->level || c == STORAGE_NONE || c == STORAGE_TAR)
+		return 0;
+	if (o->level < 1 || o->level > max)
+		return cd_err_set(err, EINVAL,
+		                  "pack: compression level %d out of range for %s (1-%d)", o->level,
+		                  storage_compression_name(c), max);
+	return 0;
+}
+
 int storage_pack(const char *image_dir, const char *dest_path, storage_compression c,
                  const storage_opts *opts, storage_stats *ret_stats, cd_err *err)
 {
@@ -476,6 +489,9 @@ int storage_pack(const char *image_dir, const char *dest_path, storage_compressi
 
 	if ((unsigned)c > STORAGE_ZSTD)
 		return cd_err_set(err, EINVAL, "pack: unknown compression %d", (int)c);
+	r = check_level(c, opts, err);
+	if (r < 0)
+		return r;
 	r = storage_check_dest(dest_path, err);
 	if (r == 0)
 		r = storage_tree_scan(image_dir, &t, err);

@@ -41,7 +41,7 @@ char *storage_dest_path(const char *dir, const char *name, storage_compression c
 typedef void (*storage_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
 typedef struct storage_opts {
-	int level;          /* compression level; 0 picks a fast default */
+	int level;          /* 1-9 (gzip, zlib, lz4), 1-22 (zstd); 0: 1, the fastest */
 	bool remove_source; /* pack: consume image_dir on success (a rename for none) */
 	storage_progress_fn progress;
 	void *userdata;

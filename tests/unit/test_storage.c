@@ -384,6 +384,25 @@ static void test_check_writable_as_caller(void **state)
 	free(dir);
 }
 
+static void test_bad_level_refused(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x");
+	storage_opts o = {.level = 99};
+
+	tu_make_small_image(img);
+	for (size_t i = 2; i < 6; i++) {
+		cd_err err = {0};
+
+		assert_int_equal(storage_pack(img, dest, all[i], &o, NULL, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "compression level 99 out of range"));
+		assert_int_equal(tu_count_entries(dir), 1);
+	}
+	tu_rmtree(dir);
+	free(dest);
+	free(img);
+	free(dir);
+}
+
 static void test_pack_refuses_existing_dest(void **state)
 {
 	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x.tar");
@@ -478,6 +497,7 @@ int main(void)
 	    cmocka_unit_test(test_long_names_round_trip),
 	    cmocka_unit_test(test_dest_path),
 	    cmocka_unit_test(test_check_writable_as_caller),
+	    cmocka_unit_test(test_bad_level_refused),
 	    cmocka_unit_test(test_pack_refuses_existing_dest),
 	    cmocka_unit_test(test_size_and_remove),
 	    cmocka_unit_test(test_progress_reaches_total),
