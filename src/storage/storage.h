@@ -32,6 +32,11 @@ const char *storage_compression_name(storage_compression c);
  * ".tar.zlib", ".tar.zst". */
 const char *storage_compression_suffix(storage_compression c);
 
+/* The compression a file name's suffix claims (".tar.zst" → zstd); a name
+ * with none of the suffixes gives STORAGE_NONE. Only for naming policy:
+ * restore goes by content (storage_detect). */
+storage_compression storage_compression_from_suffix(const char *name);
+
 /* "dir/name" + the suffix of c, e.g. "/tmp/dump-process-42-1700000000.tar.zst".
  * Returns NULL (with err) on allocation failure; the caller frees. */
 char *storage_dest_path(const char *dir, const char *name, storage_compression c, cd_err *err);

@@ -36,6 +36,19 @@ static void test_names_round_trip(void **state)
 	}
 }
 
+static void test_compression_from_suffix(void **state)
+{
+	assert_int_equal(storage_compression_from_suffix("/tmp/a.tar"), STORAGE_TAR);
+	assert_int_equal(storage_compression_from_suffix("/tmp/a.tar.gz"), STORAGE_GZIP);
+	assert_int_equal(storage_compression_from_suffix("a.tar.lz4"), STORAGE_LZ4);
+	assert_int_equal(storage_compression_from_suffix("a.tar.zlib"), STORAGE_ZLIB);
+	assert_int_equal(storage_compression_from_suffix("a.tar.zst"), STORAGE_ZSTD);
+	assert_int_equal(storage_compression_from_suffix("/tmp/dump-job-1"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix("a.weird"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix(".tar"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix(NULL), STORAGE_NONE);
+}
+
 static void test_unknown_name_refused(void **state)
 {
 	storage_compression c = STORAGE_TAR;
@@ -480,6 +493,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names_round_trip),
+	    cmocka_unit_test(test_compression_from_suffix),
 	    cmocka_unit_test(test_unknown_name_refused),
 	    cmocka_unit_test(test_pack_unknown_compression_creates_nothing),
 	    cmocka_unit_test(test_round_trip_none),
