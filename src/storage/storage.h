@@ -48,6 +48,9 @@ typedef void (*storage_progress_fn)(uint64_t done, uint64_t total, void *userdat
 typedef struct storage_opts {
 	int level;          /* 1-9 (gzip, zlib, lz4), 1-22 (zstd); 0: 1, the fastest */
 	bool remove_source; /* pack: consume image_dir on success (a rename for none) */
+	bool set_owner;     /* pack: the result belongs to owner_uid:owner_gid */
+	uid_t owner_uid;
+	gid_t owner_gid;
 	storage_progress_fn progress;
 	void *userdata;
 } storage_opts;

@@ -374,6 +374,36 @@ static void test_dest_path(void **state)
 	free(p);
 }
 
+static void test_pack_sets_owner(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
+	storage_opts o = {.set_owner = true, .owner_uid = 65534, .owner_gid = 65534};
+
+	if (geteuid() != 0) {
+		tu_rmtree(dir);
+		skip();
+	}
+	tu_make_small_image(img);
+	for (size_t i = 0; i < 6; i++) {
+		char *dest = tu_join(dir, "ckpt"), *file = tu_join(dest, "a/one");
+		cd_err err = {0};
+		struct stat st;
+
+		assert_int_equal(storage_pack(img, dest, all[i], &o, NULL, &err), 0);
+		assert_int_equal(stat(all[i] == STORAGE_NONE ? file : dest, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		assert_int_equal(stat(dest, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		tu_rmtree(dest);
+		free(file);
+		free(dest);
+	}
+	tu_rmtree(dir);
+	free(img);
+	free(dir);
+}
+
 static void test_check_writable_as_caller(void **state)
 {
 	char *dir = tu_tmpdir(), *sub = tu_join(dir, "private"), *gone = tu_join(dir, "gone");
@@ -510,6 +540,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_image_round_trip),
 	    cmocka_unit_test(test_long_names_round_trip),
 	    cmocka_unit_test(test_dest_path),
+	    cmocka_unit_test(test_pack_sets_owner),
 	    cmocka_unit_test(test_check_writable_as_caller),
 	    cmocka_unit_test(test_bad_level_refused),
 	    cmocka_unit_test(test_pack_refuses_existing_dest),
