@@ -1,0 +1,28 @@
+/* This machine's ceilings, measured in the same run as the benchmark that
+ * compares itself with them: a throughput means little without the memcpy
+ * and disk bandwidth next to it. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct baseline {
+	double memcpy_gibs;         /* one core, buffers far larger than the caches */
+	double write_buffered_gibs; /* write() through the page cache, then fsync */
+	double write_direct_gibs;   /* O_DIRECT from one reused aligned buffer */
+	double read_direct_gibs;    /* O_DIRECT into one reused aligned buffer */
+	double read_buffered_gibs;  /* read() of a file not in the page cache */
+} baseline;
+
+/* Measures with size bytes of I/O in a scratch file under dir (removed
+ * afterwards). Returns 0, or -errno with a message on stderr. */
+int baseline_measure(const char *dir, uint64_t size, baseline *ret);
+
+void baseline_print(const baseline *b, const char *dir, uint64_t size);
+
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+
+/* Evicts a file's pages from the page cache (after fsync), so the next read
+ * comes from the disk. */
+void bench_drop_cache(int fd);
