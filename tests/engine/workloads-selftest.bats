@@ -27,6 +27,15 @@ run_plain() {
 	wl_check_counter "$WL_LOG"
 }
 
+@test "a workload starts as the leader of its own session, holding only fds 0-2" {
+	wl_start wl-counter
+	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
+	[ "$(readlink "/proc/$WL_PID/exe")" = "$(wl_bin wl-counter)" ]
+	run ls "/proc/$WL_PID/fd"
+	assert_output "$(printf '0\n1\n2')"
+}
+
 @test "wl-counter fails when its heap counter is corrupted" {
 	wl_start wl-counter
 	wl_wait_ready
@@ -305,8 +314,8 @@ SLEEP_SYSCALLS="35 230"
 	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
 }
 
-@test "wl-tree passes when started as a session leader itself" {
-	wl_start_cmd setsid "$(wl_bin wl-tree)"
+@test "wl-tree passes when started inside another session" {
+	WL_SETSID=0 wl_start wl-tree
 	wl_wait_ready
 	wl_trigger
 	wl_wait_exit

@@ -27,15 +27,20 @@ wl_close_fds() {
 }
 
 # Starts "$@" in the background with the protocol's environment, in a fresh directory
-# WL_DIR holding the log (WL_LOG) and, once created, the trigger (WL_TRIGGER).
+# WL_DIR holding the log (WL_LOG) and, once created, the trigger (WL_TRIGGER). It runs in a
+# session of its own (the engine dumps whole sessions unless --shell-job), as WL_PID, unless
+# WL_SETSID=0.
 wl_start_cmd() {
+	local setsid=setsid
+	[ "${WL_SETSID:-1}" = 0 ] && setsid=
 	WL_DIR=$(mktemp -d "${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}/wl.XXXXXX")
 	WL_LOG=$WL_DIR/log
 	WL_TRIGGER=$WL_DIR/trigger
 	: >"$WL_LOG"
 	(
 		wl_close_fds
-		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec "$@"
+		# setsid(1) does not fork here: a background subshell leads no process group.
+		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec $setsid "$@"
 	) </dev/null >>"$WL_LOG" 2>&1 &
 	WL_PID=$!
 }
