@@ -232,7 +232,7 @@ SLEEP_SYSCALLS="35 230"
 	wl_trigger
 	wl_wait_exit
 	wl_assert_pass
-	grep -q 'interrupted 1 times' "$WL_LOG"
+	grep -q 'interrupted 1 times (0 without a signal)' "$WL_LOG"
 }
 
 @test "wl-nanosleep fails when its sleep is cut short" {
@@ -245,14 +245,35 @@ SLEEP_SYSCALLS="35 230"
 	wl_assert_fail "asked for 30 s"
 }
 
-@test "wl-nanosleep fails when its sleep ends in EINTR without a signal" {
-	wl_start wl-nanosleep 30
+@test "wl-nanosleep sleeps on after an EINTR without a signal" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times (1 without a signal)' "$WL_LOG"
+}
+
+@test "wl-nanosleep strict fails when its sleep ends in EINTR without a signal" {
+	wl_start wl-nanosleep 30 strict
 	wl_wait_ready
 	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
 	wl_tamper return "$WL_PID" -4
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "nanosleep returned EINTR with no signal handled"
+}
+
+@test "wl-nanosleep strict passes after a handled signal" {
+	wl_start wl-nanosleep 1 strict
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
 }
 
 @test "wl-pipe-read passes" {
