@@ -335,12 +335,20 @@ SLEEP_SYSCALLS="35 230"
 	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
 }
 
-@test "wl-tree passes when started inside another session" {
+@test "wl-tree passes when started inside another session (it calls setsid itself)" {
 	WL_SETSID=0 wl_start wl-tree
 	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
 	wl_trigger
 	wl_wait_exit
 	wl_assert_pass
+}
+
+@test "wl-tree fails at once when started as a job of a job-control shell" {
+	# A job leads its own process group in the shell's session: setsid() is refused.
+	WL_SETSID=0 wl_start_cmd bash -c 'set -m; "$0" & wait $!' "$(wl_bin wl-tree)"
+	wl_wait_exit
+	wl_assert_fail "setsid: Operation not permitted"
 }
 
 # The pid wl-tree gave a member (L, A, B, C or G).
