@@ -407,3 +407,16 @@ tree_pid() {
 	wl_wait_lines $((n + 1)) 5
 	wl_alive "$WL_PID"
 }
+
+@test "wl_kill_tree kills a whole tree at once: no member sees another die" {
+	wl_start wl-tree
+	wl_wait_ready
+	pids=$(wl_descendants "$WL_PID")
+	[ "$(echo $pids | wc -w)" -eq 5 ]
+	wl_kill_tree "$WL_PID"
+	for pid in $pids; do
+		! wl_alive "$pid"
+	done
+	[ -z "$(wl_verdicts)" ]
+	! grep -q 'killed by signal' "$WL_LOG"
+}

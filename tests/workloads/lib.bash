@@ -155,10 +155,10 @@ wl_kill_tree() {
 	local pids i
 	pids=$(wl_descendants "$1")
 	# shellcheck disable=SC2086
-	kill -STOP $pids 2>/dev/null
+	kill -STOP $pids 2>/dev/null || true
 	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null
-	wait "$1" 2>/dev/null
+	kill -KILL $pids 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
 	for ((i = 0; i < 200; i++)); do
 		# shellcheck disable=SC2086
 		ps -p "$(echo $pids | tr ' ' ,)" >/dev/null || return 0
