@@ -22,6 +22,16 @@ run_plain() {
 	wl_assert_pass
 }
 
+@test "every tests/workloads/wl-*.c is built" {
+	local src
+	for src in "$WL_SRC"/wl-*.c; do
+		[ -x "$(wl_bin "$(basename "$src" .c)")" ] || {
+			echo "$src is not built: add it to tests/workloads/meson.build" >&2
+			return 1
+		}
+	done
+}
+
 @test "wl-counter passes and counts 1, 2, 3, … without a gap" {
 	run_plain wl-counter
 	wl_check_counter "$WL_LOG"
