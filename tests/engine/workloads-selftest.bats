@@ -1,0 +1,432 @@
+#!/usr/bin/env bats
+# Every workload run and triggered WITHOUT a checkpoint must PASS; where a broken state can be
+# provoked from outside, the workload must notice it and FAIL, so its checks are known to bite.
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+load ../workloads/lib
+
+setup() {
+	: "${BUILD_DIR:=$BATS_TEST_DIRNAME/../../build}"
+}
+
+teardown() {
+	wl_cleanup
+}
+
+# Runs a workload through the protocol with no checkpoint and expects PASS.
+run_plain() {
+	wl_start "$@"
+	wl_wait_ready
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+@test "every tests/workloads/wl-*.c is built" {
+	local src
+	for src in "$WL_SRC"/wl-*.c; do
+		[ -x "$(wl_bin "$(basename "$src" .c)")" ] || {
+			echo "$src is not built: add it to tests/workloads/meson.build" >&2
+			return 1
+		}
+	done
+}
+
+@test "wl-counter passes and counts 1, 2, 3, … without a gap" {
+	run_plain wl-counter
+	wl_check_counter "$WL_LOG"
+}
+
+@test "a workload starts as the leader of its own session, holding only fds 0-2" {
+	wl_start wl-counter
+	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
+	[ "$(readlink "/proc/$WL_PID/exe")" = "$(wl_bin wl-counter)" ]
+	run ls "/proc/$WL_PID/fd"
+	assert_output "$(printf '0\n1\n2')"
+}
+
+@test "wl-counter fails when its heap counter is corrupted" {
+	wl_start wl-counter
+	wl_wait_ready
+	addr=$(sed -n 's/^wl-counter: heap counter at \(0x[0-9a-f]*\)$/\1/p' "$WL_LOG")
+	[ -n "$addr" ]
+	kill -STOP "$WL_PID"
+	wl_tamper mem "$WL_PID" "$addr" 0000000000000000
+	kill -CONT "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "heap counter"
+}
+
+@test "the counter check catches a gap and a repeat" {
+	printf '1\n2\nREADY\n3\n' >"$BATS_TEST_TMPDIR/ok"
+	wl_check_counter "$BATS_TEST_TMPDIR/ok"
+	printf '1\n2\n4\n' >"$BATS_TEST_TMPDIR/gap"
+	run wl_check_counter "$BATS_TEST_TMPDIR/gap"
+	assert_failure
+	printf '1\n2\n2\n3\n' >"$BATS_TEST_TMPDIR/repeat"
+	run wl_check_counter "$BATS_TEST_TMPDIR/repeat"
+	assert_failure
+}
+
+@test "a workload that is never triggered gives up with FAIL: no trigger" {
+	WL_TIMEOUT=1 wl_start wl-counter
+	wl_wait_ready
+	wl_wait_exit
+	wl_assert_fail "no trigger"
+}
+
+@test "wl-memory passes with the default 256 MiB" {
+	run_plain wl-memory
+}
+
+# The address wl-memory prints on stderr for a region ("shared" or "random").
+memory_addr() {
+	sed -n "s/^wl-memory: .*$1 at \(0x[0-9a-f]*\).*/\1/p" "$WL_LOG"
+}
+
+@test "wl-memory fails when its shared memory is corrupted" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	wl_tamper mem "$WL_PID" "$(memory_addr shared)" deadbeef
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "shared memory differs at offset 0"
+}
+
+@test "wl-memory fails when its random memory is corrupted" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	addr=$(printf '0x%x' $(($(memory_addr random) + 5 * 4096 + 8)))
+	wl_tamper mem "$WL_PID" "$addr" deadbeef
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "random memory differs at offset $((5 * 4096 + 8))"
+}
+
+@test "wl-memory fails when the file under an unwritten page of its mapping changes" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	# Page 1 was never written, so the private mapping still shows the file.
+	printf 'changed' | dd of="$WL_TRIGGER.mem-file" bs=4096 seek=1 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "private file mapping page 1 (from the file) differs"
+}
+
+@test "wl-memory still passes when the file under a written page changes" {
+	wl_start wl-memory 16
+	wl_wait_ready
+	# Page 2 was written: the mapping holds a private copy the file no longer affects.
+	printf 'changed' | dd of="$WL_TRIGGER.mem-file" bs=4096 seek=2 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+@test "wl-files passes" {
+	run_plain wl-files
+}
+
+# Reads what is waiting in a pipe or FIFO, without blocking, as an intruder would.
+steal() {
+	dd if="$1" of=/dev/null bs=64k count=1 iflag=nonblock status=none
+}
+
+@test "wl-files fails when the unread data of its FIFO is stolen" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "$WL_TRIGGER.fifo"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "fifo: fewer bytes than written"
+}
+
+@test "wl-files fails when the pipe from its child is drained through /proc/PID/fd" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "/proc/$WL_PID/fd/21"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pipe from the child: fewer bytes than written"
+}
+
+@test "wl-files fails when the pipe to its child is drained (the child notices)" {
+	wl_start wl-files
+	wl_wait_ready
+	steal "/proc/$WL_PID/fd/20"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "exited 1, want 0"
+	grep -q 'pipe from the parent: fewer bytes than written' "$WL_LOG"
+}
+
+@test "wl-files fails when the file it reads changes under its offset" {
+	wl_start wl-files
+	wl_wait_ready
+	printf 'changed' | dd of="$WL_TRIGGER.files-ro" bs=1 seek=4097 conv=notrunc status=none
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "read-only file content at offset 4097 differs"
+}
+
+@test "wl-signals passes" {
+	run_plain wl-signals
+}
+
+@test "wl-signals fails when a blocked signal is left pending from outside" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -INT "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pending signals differ at signal 2"
+}
+
+@test "wl-signals fails when its handler ran before the trigger" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "a signal arrived before it was sent or unblocked (usr1 1"
+}
+
+@test "wl-signals fails when a third real-time signal is queued" {
+	wl_start wl-signals
+	wl_wait_ready
+	kill -s RTMIN+3 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "pending SIGRTMIN+3 arrived 3 times on unblock, want 2"
+}
+
+@test "wl-itimer passes" {
+	run_plain wl-itimer
+}
+
+@test "wl-simd passes at every level the CPU has" {
+	local levels=(sse) level
+	local -A regs=([sse]=xmm [avx]=ymm [avx512]=zmm)
+	grep -qw avx /proc/cpuinfo && levels+=(avx)
+	grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && levels+=(avx512)
+	run_plain wl-simd
+	for level in "${levels[@]}"; do
+		run_plain wl-simd "$level"
+		grep -q "holding [0-9]* ${regs[$level]} registers" "$WL_LOG"
+	done
+}
+
+@test "wl-simd fails when a register is changed while it waits" {
+	wl_start wl-simd
+	wl_wait_ready
+	wl_tamper xmm0 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "mm0 byte 0 is"
+}
+
+# nanosleep (35) or clock_nanosleep (230), whichever libc uses.
+SLEEP_SYSCALLS="35 230"
+
+@test "wl-nanosleep passes" {
+	run_plain wl-nanosleep 1
+}
+
+@test "wl-nanosleep sleeps on after a handled signal interrupts it" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times (0 without a signal)' "$WL_LOG"
+}
+
+@test "wl-nanosleep fails when its sleep is cut short" {
+	wl_start wl-nanosleep 30
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" 0
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "asked for 30 s"
+}
+
+@test "wl-nanosleep sleeps on after an EINTR without a signal" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times (1 without a signal)' "$WL_LOG"
+}
+
+@test "wl-nanosleep strict fails when its sleep ends in EINTR without a signal" {
+	wl_start wl-nanosleep 30 strict
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "nanosleep returned EINTR with no signal handled"
+}
+
+@test "wl-nanosleep strict passes after a handled signal" {
+	wl_start wl-nanosleep 1 strict
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+@test "wl-pipe-read passes" {
+	run_plain wl-pipe-read
+}
+
+@test "wl-pipe-read fails when its writer is killed" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the pipe was closed with no message"
+}
+
+@test "wl-pipe-read fails when someone else writes into its pipe" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	printf 'intruder' >"/proc/$WL_PID/fd/10"
+	wl_trigger
+	wl_wait_exit
+	# Under load the real message may follow in the same read.
+	wl_assert_fail 'bytes "intruder'
+}
+
+@test "wl-pipe-read fails when its read ends in EINTR without a signal" {
+	wl_start wl-pipe-read
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "read: Interrupted system call"
+}
+
+@test "wl-wait passes" {
+	run_plain wl-wait
+}
+
+@test "wl-wait fails when its child is killed" {
+	wl_start wl-wait
+	wl_wait_ready
+	kill -KILL "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "the child was killed by signal 9"
+}
+
+@test "wl-wait fails when its waitpid ends in EINTR without a signal" {
+	wl_start wl-wait
+	wl_wait_ready
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "waitpid: Interrupted system call"
+}
+
+@test "wl-tree passes" {
+	run_plain wl-tree
+	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
+}
+
+@test "wl-tree passes when started inside another session (it calls setsid itself)" {
+	WL_SETSID=0 wl_start wl-tree
+	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+@test "wl-tree fails at once when started as a job of a job-control shell" {
+	# A job leads its own process group in the shell's session: setsid() is refused.
+	WL_SETSID=0 wl_start_cmd bash -c 'set -m; "$0" & wait $!' "$(wl_bin wl-tree)"
+	wl_wait_exit
+	wl_assert_fail "setsid: Operation not permitted"
+}
+
+# The pid wl-tree gave a member (L, A, B, C or G).
+tree_pid() {
+	sed -n "s/^wl-tree: .*$1=\([0-9]*\).*/\1/p" "$WL_LOG"
+}
+
+@test "wl-tree fails when its grandchild is killed, and leaves nothing behind" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid G)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member A: child"
+	grep -q "A: child $(tree_pid G) killed by signal 9" "$WL_LOG"
+	sleep 0.2
+	for m in L A B C; do
+		if wl_alive "$(tree_pid $m)"; then
+			echo "member $m is still running" >&2
+			return 1
+		fi
+	done
+}
+
+@test "wl-tree fails when a member of another process group is killed" {
+	wl_start wl-tree
+	wl_wait_ready
+	kill -KILL "$(tree_pid B)"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "member B: child $(tree_pid B) killed by signal 9"
+}
+
+@test "wl-python.sh passes, running python3 under its own pid" {
+	wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	[[ "$(readlink "/proc/$WL_PID/exe")" == *python3* ]]
+	sleep 0.2
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q '^wl-python: [1-9][0-9]* steps$' "$WL_LOG"
+}
+
+@test "wl-python.sh gives up with FAIL: no trigger" {
+	WL_TIMEOUT=1 wl_start_cmd sh "$WL_SRC/wl-python.sh"
+	wl_wait_ready
+	wl_wait_exit
+	wl_assert_fail "no trigger"
+}
+
+@test "date-loop.sh keeps adding lines (the check the harness makes after a restore)" {
+	wl_start_cmd sh "$WL_SRC/date-loop.sh"
+	wl_wait_lines 1
+	n=$(wc -l <"$WL_LOG")
+	wl_wait_lines $((n + 1)) 5
+	wl_alive "$WL_PID"
+}
+
+@test "wl_kill_tree kills a whole tree at once: no member sees another die" {
+	wl_start wl-tree
+	wl_wait_ready
+	pids=$(wl_descendants "$WL_PID")
+	[ "$(echo $pids | wc -w)" -eq 5 ]
+	wl_kill_tree "$WL_PID"
+	for pid in $pids; do
+		! wl_alive "$pid"
+	done
+	[ -z "$(wl_verdicts)" ]
+	! grep -q 'killed by signal' "$WL_LOG"
+}
