@@ -20,7 +20,8 @@ typedef struct opts {
 	uint64_t size;
 	unsigned zero_pct;
 	const char *dir;
-	const char *only; /* comma-separated compressions, NULL for all */
+	const char *only;    /* comma-separated compressions, NULL for all */
+	double ceiling_mibs; /* disk-to-disk copy, from the baseline */
 } opts;
 
 /* Pages like a process image: random (incompressible) pages with a share
@@ -136,9 +137,12 @@ static int run_one(const char *img, const opts *o, storage_compression c)
 		return -1;
 	}
 	unpack_s = bench_now() - t0;
-	printf("  %-5s %9.0f %11.0f %11.0f %7.2f\n", storage_compression_name(c),
-	       (double)ps.payload_bytes / MIB / pack_s, (double)us.payload_bytes / MIB / unpack_s,
-	       (double)ps.stored_bytes / MIB, (double)ps.payload_bytes / (double)ps.stored_bytes);
+	double pack_mibs = (double)ps.payload_bytes / MIB / pack_s;
+	double unpack_mibs = (double)us.payload_bytes / MIB / unpack_s;
+	printf("  %-5s %9.0f %5.0f%% %11.0f %5.0f%% %11.0f %7.2f\n", storage_compression_name(c),
+	       pack_mibs, 100 * pack_mibs / o->ceiling_mibs, unpack_mibs,
+	       100 * unpack_mibs / o->ceiling_mibs, (double)ps.stored_bytes / MIB,
+	       (double)ps.payload_bytes / (double)ps.stored_bytes);
 	fflush(stdout);
 	storage_remove(out, &err);
 	storage_remove(dest, &err);
@@ -189,12 +193,13 @@ int main(int argc, char **argv)
 		storage_remove(img, &err);
 		return 1;
 	}
+	o.ceiling_mibs = 1024.0 / (1.0 / b.read_direct_gibs + 1.0 / b.write_direct_gibs);
 	printf("  disk-to-disk copy ceiling %6.2f GiB/s (1 / (1/read + 1/write), O_DIRECT)\n",
-	       1.0 / (1.0 / b.read_direct_gibs + 1.0 / b.write_direct_gibs));
-	printf("image: %llu MiB, %u%% zero pages; MiB/s of image payload "
+	       o.ceiling_mibs / 1024.0);
+	printf("image: %llu MiB, %u%% zero pages; MiB/s of image payload, %% of the copy ceiling\n"
 	       "(none = a full copy; ratio = payload / stored)\n",
 	       (unsigned long long)(o.size >> 20), o.zero_pct);
-	printf("  %-5s %9s %11s %11s %7s\n", "", "pack MiB/s", "unpack MiB/s", "stored MiB",
+	printf("  %-5s %16s %18s %11s %7s\n", "", "pack MiB/s", "unpack MiB/s", "stored MiB",
 	       "ratio");
 	for (storage_compression c = STORAGE_NONE; c <= STORAGE_ZSTD; c++)
 		if (selected(&o, storage_compression_name(c)) && run_one(img, &o, c) < 0)

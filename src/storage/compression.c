@@ -43,6 +43,20 @@ const char *storage_compression_suffix(storage_compression c)
 	return (unsigned)c < ARRAY_SIZE(formats) ? formats[c].suffix : "";
 }
 
+storage_compression storage_compression_from_suffix(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	for (size_t i = 1; i < ARRAY_SIZE(formats); i++) {
+		size_t k = strlen(formats[i].suffix);
+
+		/* no suffix ends another, so the order does not matter */
+		if (n > k && strcmp(name + n - k, formats[i].suffix) == 0)
+			return (storage_compression)i;
+	}
+	return STORAGE_NONE;
+}
+
 /* A zlib header (RFC 1950): deflate method, window <= 32 KiB, no preset
  * dictionary (we never write one) and the header checksum. */
 static bool is_zlib_header(const uint8_t *p)

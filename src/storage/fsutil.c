@@ -204,7 +204,7 @@ static int list_names(int dirfd, char ***ret, size_t *ret_n)
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
-	int fd = dup(dirfd);
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
 
 	if (fd < 0)
 		return -errno;

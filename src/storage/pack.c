@@ -292,7 +292,10 @@ static int pack_archive(const char *root, const storage_tree *t, const char *des
 	fd = storage_create_write(AT_FDCWD, tmp, err);
 	if (fd < 0)
 		return fd;
-	r = stream_archive(fd, root, t, comp, o, &st->stored_bytes, err);
+	if (o && o->set_owner && fchown(fd, o->owner_uid, o->owner_gid) < 0)
+		r = cd_err_sys(err, errno, "chown %s", tmp);
+	else
+		r = stream_archive(fd, root, t, comp, o, &st->stored_bytes, err);
 	if (r == 0 && fsync(fd) < 0)
 		r = cd_err_sys(err, errno, "%s: fsync", tmp);
 	if (r == 0 && close(TAKE_FD(fd)) < 0)
@@ -431,6 +434,25 @@ static int seal_in_place(const char *root, const storage_tree *t, cd_err *err)
 	return fsync_dirs(rootfd, t, err);
 }
 
+/* Hands the finished tree to its owner (a daemon packing for a caller). */
+static int own_tree(const char *root, const storage_tree *t, const storage_opts *o, cd_err *err)
+{
+	_cleanup_close_ int rootfd = -1;
+
+	if (!o || !o->set_owner)
+		return 0;
+	rootfd = storage_open_dir(root, err);
+	if (rootfd < 0)
+		return rootfd;
+	for (size_t i = 0; i < t->count; i++)
+		if (fchownat(rootfd, t->entries[i].path, o->owner_uid, o->owner_gid,
+		             AT_SYMLINK_NOFOLLOW) < 0)
+			return cd_err_sys(err, errno, "chown %s", t->entries[i].path);
+	if (fchown(rootfd, o->owner_uid, o->owner_gid) < 0)
+		return cd_err_sys(err, errno, "chown %s", root);
+	return 0;
+}
+
 static int pack_dir(const char *root, const storage_tree *t, const char *dest,
                     const storage_opts *o, cd_err *err)
 {
@@ -438,7 +460,9 @@ static int pack_dir(const char *root, const storage_tree *t, const char *dest,
 	int r;
 
 	if (o && o->remove_source) {
-		r = seal_in_place(root, t, err);
+		r = own_tree(root, t, o, err);
+		if (r == 0)
+			r = seal_in_place(root, t, err);
 		if (r < 0)
 			return r;
 		if (renameat2(AT_FDCWD, root, AT_FDCWD, dest, RENAME_NOREPLACE) == 0) {
@@ -455,7 +479,9 @@ static int pack_dir(const char *root, const storage_tree *t, const char *dest,
 		r = storage_copy_tree(root, t, tmp, true, o, err);
 	if (r < 0)
 		return r;
-	r = storage_rename_noreplace(tmp, dest, err);
+	r = own_tree(tmp, t, o, err);
+	if (r == 0)
+		r = storage_rename_noreplace(tmp, dest, err);
 	if (r == 0)
 		r = storage_fsync_parent(dest, err);
 	if (r < 0) {
@@ -464,6 +490,19 @@ static int pack_dir(const char *root, const storage_tree *t, const char *dest,
 	}
 	if (o && o->remove_source)
 		storage_remove_at(AT_FDCWD, root);
+	return 0;
+}
+
+static int check_level(storage_compression c, const storage_opts *o, cd_err *err)
+{
+	int max = c == STORAGE_ZSTD ? 22 : 9;
+
+	if (!o || !o->level || c == STORAGE_NONE || c == STORAGE_TAR)
+		return 0;
+	if (o->level < 1 || o->level > max)
+		return cd_err_set(err, EINVAL,
+		                  "pack: compression level %d out of range for %s (1-%d)", o->level,
+		                  storage_compression_name(c), max);
 	return 0;
 }
 
@@ -476,6 +515,9 @@ int storage_pack(const char *image_dir, const char *dest_path, storage_compressi
 
 	if ((unsigned)c > STORAGE_ZSTD)
 		return cd_err_set(err, EINVAL, "pack: unknown compression %d", (int)c);
+	r = check_level(c, opts, err);
+	if (r < 0)
+		return r;
 	r = storage_check_dest(dest_path, err);
 	if (r == 0)
 		r = storage_tree_scan(image_dir, &t, err);

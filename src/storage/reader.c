@@ -79,7 +79,7 @@ static void give_back(storage_reader *r, uint8_t *buf)
 static int open_input(storage_reader *r, size_t i)
 {
 	struct stat st;
-	int fd;
+	int fd, e = 0;
 
 	if (!r->names)
 		return r->dirfd;
@@ -87,10 +87,13 @@ static int open_input(storage_reader *r, size_t i)
 	                         O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = errno && !S_ISREG(st.st_mode) ? EINVAL : errno;
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		e = EINVAL; /* swapped for something else since the scan */
+	if (e) {
 		close(fd);
-		return -(e ? e : EINVAL);
+		return -e;
 	}
 	return fd;
 }

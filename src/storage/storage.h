@@ -32,6 +32,11 @@ const char *storage_compression_name(storage_compression c);
  * ".tar.zlib", ".tar.zst". */
 const char *storage_compression_suffix(storage_compression c);
 
+/* The compression a file name's suffix claims (".tar.zst" → zstd); a name
+ * with none of the suffixes gives STORAGE_NONE. Only for naming policy:
+ * restore goes by content (storage_detect). */
+storage_compression storage_compression_from_suffix(const char *name);
+
 /* "dir/name" + the suffix of c, e.g. "/tmp/dump-process-42-1700000000.tar.zst".
  * Returns NULL (with err) on allocation failure; the caller frees. */
 char *storage_dest_path(const char *dir, const char *name, storage_compression c, cd_err *err);
@@ -41,8 +46,11 @@ char *storage_dest_path(const char *dir, const char *name, storage_compression c
 typedef void (*storage_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
 typedef struct storage_opts {
-	int level;          /* compression level; 0 picks a fast default */
+	int level;          /* 1-9 (gzip, zlib, lz4), 1-22 (zstd); 0: 1, the fastest */
 	bool remove_source; /* pack: consume image_dir on success (a rename for none) */
+	bool set_owner;     /* pack: the result belongs to owner_uid:owner_gid */
+	uid_t owner_uid;
+	gid_t owner_gid;
 	storage_progress_fn progress;
 	void *userdata;
 } storage_opts;

@@ -17,7 +17,6 @@
 #include "storage/internal.h"
 
 typedef struct unpack_ctx {
-	const char *path;
 	int fd;
 	storage_reader *rd;
 	const uint8_t *chunk; /* the last one read from the file */
@@ -134,10 +133,10 @@ static int clean_name(const char *name, char *out, size_t len, cd_err *err)
  * component at a time and never through a symlink. */
 static int open_dirs(int rootfd, char *rel, cd_err *err)
 {
-	int fd = dup(rootfd);
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
 
 	if (fd < 0)
-		return cd_err_sys(err, errno, "dup");
+		return cd_err_sys(err, errno, "fcntl");
 	for (char *p = rel; p && *p;) {
 		char *slash = strchr(p, '/');
 		int next;
@@ -471,7 +470,7 @@ static int setup_reader(struct archive *a, unpack_ctx *c, storage_compression fm
 static int unpack_archive(const char *path, storage_compression fmt, const char *dest,
                           const storage_opts *o, storage_stats *st, cd_err *err)
 {
-	unpack_ctx c = {.path = path, .fd = -1, .opts = o, .err = err};
+	unpack_ctx c = {.fd = -1, .opts = o, .err = err};
 	_cleanup_close_ int rootfd = -1;
 	struct archive *a = NULL;
 	struct stat sb;

@@ -36,6 +36,19 @@ static void test_names_round_trip(void **state)
 	}
 }
 
+static void test_compression_from_suffix(void **state)
+{
+	assert_int_equal(storage_compression_from_suffix("/tmp/a.tar"), STORAGE_TAR);
+	assert_int_equal(storage_compression_from_suffix("/tmp/a.tar.gz"), STORAGE_GZIP);
+	assert_int_equal(storage_compression_from_suffix("a.tar.lz4"), STORAGE_LZ4);
+	assert_int_equal(storage_compression_from_suffix("a.tar.zlib"), STORAGE_ZLIB);
+	assert_int_equal(storage_compression_from_suffix("a.tar.zst"), STORAGE_ZSTD);
+	assert_int_equal(storage_compression_from_suffix("/tmp/dump-job-1"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix("a.weird"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix(".tar"), STORAGE_NONE);
+	assert_int_equal(storage_compression_from_suffix(NULL), STORAGE_NONE);
+}
+
 static void test_unknown_name_refused(void **state)
 {
 	storage_compression c = STORAGE_TAR;
@@ -361,6 +374,36 @@ static void test_dest_path(void **state)
 	free(p);
 }
 
+static void test_pack_sets_owner(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img");
+	storage_opts o = {.set_owner = true, .owner_uid = 65534, .owner_gid = 65534};
+
+	if (geteuid() != 0) {
+		tu_rmtree(dir);
+		skip();
+	}
+	tu_make_small_image(img);
+	for (size_t i = 0; i < 6; i++) {
+		char *dest = tu_join(dir, "ckpt"), *file = tu_join(dest, "a/one");
+		cd_err err = {0};
+		struct stat st;
+
+		assert_int_equal(storage_pack(img, dest, all[i], &o, NULL, &err), 0);
+		assert_int_equal(stat(all[i] == STORAGE_NONE ? file : dest, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		assert_int_equal(stat(dest, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		tu_rmtree(dest);
+		free(file);
+		free(dest);
+	}
+	tu_rmtree(dir);
+	free(img);
+	free(dir);
+}
+
 static void test_check_writable_as_caller(void **state)
 {
 	char *dir = tu_tmpdir(), *sub = tu_join(dir, "private"), *gone = tu_join(dir, "gone");
@@ -381,6 +424,25 @@ static void test_check_writable_as_caller(void **state)
 	tu_rmtree(dir);
 	free(gone);
 	free(sub);
+	free(dir);
+}
+
+static void test_bad_level_refused(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x");
+	storage_opts o = {.level = 99};
+
+	tu_make_small_image(img);
+	for (size_t i = 2; i < 6; i++) {
+		cd_err err = {0};
+
+		assert_int_equal(storage_pack(img, dest, all[i], &o, NULL, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "compression level 99 out of range"));
+		assert_int_equal(tu_count_entries(dir), 1);
+	}
+	tu_rmtree(dir);
+	free(dest);
+	free(img);
 	free(dir);
 }
 
@@ -461,6 +523,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names_round_trip),
+	    cmocka_unit_test(test_compression_from_suffix),
 	    cmocka_unit_test(test_unknown_name_refused),
 	    cmocka_unit_test(test_pack_unknown_compression_creates_nothing),
 	    cmocka_unit_test(test_round_trip_none),
@@ -477,7 +540,9 @@ int main(void)
 	    cmocka_unit_test(test_empty_image_round_trip),
 	    cmocka_unit_test(test_long_names_round_trip),
 	    cmocka_unit_test(test_dest_path),
+	    cmocka_unit_test(test_pack_sets_owner),
 	    cmocka_unit_test(test_check_writable_as_caller),
+	    cmocka_unit_test(test_bad_level_refused),
 	    cmocka_unit_test(test_pack_refuses_existing_dest),
 	    cmocka_unit_test(test_size_and_remove),
 	    cmocka_unit_test(test_progress_reaches_total),
