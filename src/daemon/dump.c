@@ -2,7 +2,6 @@
  * directory beside the target and packed to DIR/NAME[.suffix] by storage
  * (atomic, 0600), in a worker running as root for the caller. */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
@@ -138,27 +137,6 @@ static int make_scratch(struct dump_req *d, cd_err *err)
 	return 0;
 }
 
-/* nftw passes no user data; only the single-threaded worker sets these */
-static uid_t chown_uid;
-static gid_t chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
-}
-
-/* The result belongs to the caller, who asked for it (the worker is root). */
-static int give_to_caller(const struct dump_req *d, cd_err *err)
-{
-	if (d->caller_uid == 0)
-		return 0;
-	chown_uid = d->caller_uid;
-	chown_gid = d->caller_gid;
-	if (nftw(d->dest, chown_one, 16, FTW_PHYS) != 0)
-		return cd_err_sys(err, errno, "chown %s", d->dest);
-	return 0;
-}
-
 /* Files are created with the caller's fsuid/fsgid: the scratch directory
  * sits in a directory the caller owns, where root following a planted link
  * would write wherever the caller pointed it. The worker keeps its
@@ -237,7 +215,13 @@ static int dump_worker(void *arg)
 	                         .pid = d->target.pid,
 	                         .leave_running = d->leave_running,
 	                         .shell_job = d->shell_job};
-	storage_opts so = {.remove_source = true, .progress = op_progress_cb, .userdata = d->op};
+	/* the result is the caller's, who asked for it */
+	storage_opts so = {.remove_source = true,
+	                   .set_owner = d->caller_uid != 0,
+	                   .owner_uid = d->caller_uid,
+	                   .owner_gid = d->caller_gid,
+	                   .progress = op_progress_cb,
+	                   .userdata = d->op};
 	_cleanup_free_ char *image = NULL;
 	storage_stats stats = {0};
 	double t0 = op_now_ms(), t1;
@@ -262,10 +246,6 @@ static int dump_worker(void *arg)
 	        d->compression == STORAGE_NONE ? "store (fsync, rename)"
 	                                       : "compress (write, fsync)",
 	        op_now_ms() - t1);
-	if (give_to_caller(d, err) < 0) {
-		storage_remove(d->dest, &(cd_err){0});
-		return 1;
-	}
 	d->op->size = stats.stored_bytes;
 	op_time(d->op, "total", op_now_ms() - t0);
 	return 0;
