@@ -18,11 +18,12 @@
 #include "engine/pageio.h"
 #include "shared/cleanup.h"
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE    (1ULL << 61)
-#define PM_BATCH   (64 * 1024) /* pagemap entries read per call */
-#define PAGE       CD_PAGE_SIZE
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAPPED   (1ULL << 62)
+#define PM_FILE      (1ULL << 61)
+#define PM_EXCLUSIVE (1ULL << 56)
+#define PM_BATCH     (64 * 1024) /* pagemap entries read per call */
+#define PAGE         CD_PAGE_SIZE
 
 /* ---- classification ---- */
 
@@ -111,21 +112,31 @@ static bool page_is_zero(const uint8_t *p)
  * pages, which makes the kernel unshare every page a parent still shares
  * copy-on-write with its child (a copy in the target per page, and more
  * memory used by a tree left running). */
-static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, cd_err *err)
+static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, bool exclusive,
+                           cd_err *err)
 {
+	/* Pages mapped by this task alone are not copy-on-write shared:
+	 * process_vm_readv copies them once, where /proc/PID/mem goes through
+	 * a bounce page. */
+	if (exclusive) {
+		struct iovec local = {dst, len}, remote = {(void *)addr, len};
+		if (process_vm_readv(cd_inject_pid(inj), &local, 1, &remote, 1, 0) == (ssize_t)len)
+			return 0;
+	}
 	return cd_inject_read_mem(inj, addr, dst, len, err);
 }
 
 /* Copies pages [page, page+n) of v into the writer, splitting zero pages
  * off into runs without data. */
 static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                    size_t *cap, uint64_t page, uint64_t n, cd_err *err)
+                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err)
 {
 	while (n) {
 		uint8_t *dst;
 		size_t room = cd_pw_reserve(pw, &dst) / PAGE;
 		uint64_t chunk = n < room ? n : room, kept = 0;
-		int r = read_task_pages(ctx->inj, v->start + page * PAGE, dst, chunk * PAGE, err);
+		int r = read_task_pages(ctx->inj, v->start + page * PAGE, dst, chunk * PAGE,
+		                        exclusive, err);
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < chunk; i++) {
@@ -185,7 +196,8 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
 	return 0;
 }
 
-/* Page i of the batch: 0 not stored, 1 own data, 2 shared with the parent. */
+/* Page i of the batch: 0 not stored, 1 own data mapped by this task
+ * alone, 2 shared with the parent, 3 own data mapped by other tasks too. */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
                       const struct pm_batch *b, uint64_t i, size_t *hint)
 {
@@ -194,7 +206,7 @@ static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
 	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
 		return 2;
-	return 1;
+	return b->pm[i] & PM_EXCLUSIVE ? 1 : 3;
 }
 
 static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
@@ -208,8 +220,8 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 		uint64_t j = i + 1;
 		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
 			j++;
-		if (cls == 1)
-			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, err);
+		if (cls == 1 || cls == 3)
+			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
 		else if (cls == 2)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
 		else
