@@ -55,6 +55,16 @@ still_counting() {
 	still_counting
 }
 
+@test "dump: an image directory on a read-only filesystem" {
+	counter
+	mkdir "$T/small"
+	mount -t tmpfs -o ro,size=64k tmpfs "$T/small"
+	run "$ENGINE" dump "$WL_PID" "$T/small/img"
+	assert_failure 1
+	assert_output "cedana-engine: dump: image directory $T/small/img: Read-only file system"
+	still_counting
+}
+
 @test "dump: a full filesystem leaves nothing behind and the task running" {
 	counter
 	mkdir "$T/small"
