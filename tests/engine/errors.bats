@@ -262,3 +262,37 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 		[ ! -e "/proc/$p" ]
 	done
 }
+
+@test "dump: a task in another namespace is refused" {
+	CEDANA_WL_TRIGGER="$TRIGGER" unshare --uts "$BUILD_DIR/tests/engine/engine-counter" \
+		</dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG" --shell-job
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID: in another uts namespace; namespaces are not supported"
+	assert_not_exist "$IMG"
+	still_counting
+}
+
+@test "dump: a task with a seccomp filter is refused" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+# PR_SET_NO_NEW_PRIVS, then SECCOMP_MODE_FILTER with an allow-all program
+libc.prctl(38, 1, 0, 0, 0)
+class F(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+class P(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(F))]
+allow = (F * 1)(F(0x06, 0, 0, 0x7fff0000))
+assert libc.prctl(22, 2, ctypes.byref(P(1, allow)), 0, 0) == 0
+print("READY", flush=True)
+time.sleep(60)' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID (python3): seccomp is not supported"
+	assert_not_exist "$IMG"
+}
