@@ -280,7 +280,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	return 0;
 }
 
-int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
+static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 {
 	_cleanup_free_ struct dump_state *s = calloc(1, sizeof(*s));
 	int r;
@@ -313,4 +313,14 @@ out:
 	release_tree(s);
 	cd_image_free(&s->img);
 	return r < 0 ? cd_err_wrap(err, "dump") : 0;
+}
+
+int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
+{
+	struct sigaction saved;
+
+	cd_sigchld_default(&saved);
+	int r = dump_main(opts, err);
+	cd_sigchld_restore(&saved);
+	return r;
 }

@@ -371,7 +371,11 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err *err)
 {
 	struct restore_state s = {.dirfd = -1, .status_w = -1};
+	struct sigaction saved;
+
+	cd_sigchld_default(&saved);
 	int r = do_restore(&s, opts, err);
+	cd_sigchld_restore(&saved);
 
 	if (r >= 0)
 		*ret_pid = s.root;
