@@ -129,14 +129,36 @@ static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t l
 /* Copies pages [page, page+n) of v into the writer, splitting zero pages
  * off into runs without data. */
 static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err)
+                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err);
+
+/* Reads pages from a shared memory object's file (shm_fd) when >= 0, else
+ * from the task. */
+static int read_pages(struct cd_dump_ctx *ctx, int shm_fd, const struct cd_vma *v, uint64_t page,
+                      uint8_t *dst, size_t len, bool exclusive, cd_err *err)
+{
+	if (shm_fd < 0)
+		return read_task_pages(ctx->inj, v->start + page * PAGE, dst, len, exclusive, err);
+	for (size_t off = 0; off < len;) {
+		ssize_t n =
+		    pread(shm_fd, dst + off, len - off, (off_t)(v->pgoff + page * PAGE + off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO, "read shared memory");
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer *pw,
+                      struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, bool exclusive,
+                      cd_err *err)
 {
 	while (n) {
 		uint8_t *dst;
 		size_t room = cd_pw_reserve(pw, &dst) / PAGE;
 		uint64_t chunk = n < room ? n : room, kept = 0;
-		int r = read_task_pages(ctx->inj, v->start + page * PAGE, dst, chunk * PAGE,
-		                        exclusive, err);
+		int r = read_pages(ctx, shm_fd, v, page, dst, chunk * PAGE, exclusive, err);
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < chunk; i++) {
@@ -156,6 +178,73 @@ static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct c
 			return r;
 		page += chunk;
 		n -= chunk;
+	}
+	return 0;
+}
+
+static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err)
+{
+	return copy_pages(ctx, -1, pw, v, cap, page, n, exclusive, err);
+}
+
+/* Shared anonymous memory is read from its object (/proc/PID/map_files),
+ * data ranges only (SEEK_DATA), so pages no task has mapped are kept too;
+ * once per object range: later mappings of it get no runs and share what
+ * the first one restores. */
+static bool shm_dumped(const struct cd_image *img, const struct cd_task *t, const struct cd_vma *v)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *o = &img->tasks[i];
+		for (size_t j = 0; j < o->nvmas; j++) {
+			const struct cd_vma *w = &o->vmas[j];
+			if (w == v)
+				return false;
+			if (w->kind == CD_VMA_ANON_SHARED && w->shmid == v->shmid &&
+			    w->pgoff <= v->pgoff &&
+			    w->pgoff + (w->end - w->start) >= v->pgoff + (v->end - v->start))
+				return true;
+		}
+		if (o == t)
+			break;
+	}
+	return false;
+}
+
+static int dump_shm_pages(struct cd_dump_ctx *ctx, pid_t pid, struct cd_page_writer *pw,
+                          struct cd_vma *v, cd_err *err)
+{
+	char path[96];
+	uint64_t len = v->end - v->start;
+	size_t cap = 0;
+
+	if (shm_dumped(ctx->img, cd_image_task(ctx->img, pid), v))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start,
+	         v->end);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", path);
+	for (uint64_t at = 0; at < len;) {
+		off_t data = lseek(fd, (off_t)(v->pgoff + at), SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return cd_err_sys(err, errno, "seek %s", path);
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return cd_err_sys(err, errno, "seek %s", path);
+		uint64_t from = (uint64_t)data - v->pgoff, to = (uint64_t)hole - v->pgoff;
+		if (from >= len)
+			break;
+		to = to < len ? to : len;
+		from &= ~(PAGE - 1);
+		to = (to + PAGE - 1) & ~(PAGE - 1);
+		int r =
+		    copy_pages(ctx, fd, pw, v, &cap, from / PAGE, (to - from) / PAGE, false, err);
+		if (r < 0)
+			return r;
+		at = to;
 	}
 	return 0;
 }
@@ -344,7 +433,10 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < t->nvmas; i++) {
-		r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
+		if (t->vmas[i].kind == CD_VMA_ANON_SHARED)
+			r = dump_shm_pages(ctx, t->pid, pw, &t->vmas[i], err);
+		else
+			r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
 		if (r < 0)
 			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, t->vmas[i].start,
 			                   t->vmas[i].end);

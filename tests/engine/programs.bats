@@ -81,3 +81,23 @@ print("PASS" if ok else "FAIL: state lost", flush=True)
 @test "python3 -c: --leave-running" {
 	python_roundtrip --leave-running
 }
+
+@test "shared anonymous memory whose pages no task has mapped right now keeps its contents" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import mmap, os, time
+m = mmap.mmap(-1, 16 * 4096)  # MAP_SHARED | MAP_ANONYMOUS
+m[:] = bytes(range(256)) * 256
+m.madvise(mmap.MADV_DONTNEED)  # drops the page table entries, not the pages
+trig = os.environ["CEDANA_WL_TRIGGER"]
+print("READY", flush=True)
+while not os.path.exists(trig):
+    time.sleep(0.01)
+print("PASS" if m[:] == bytes(range(256)) * 256 else "FAIL: contents lost", flush=True)
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
