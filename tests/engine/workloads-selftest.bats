@@ -22,9 +22,28 @@ run_plain() {
 	wl_assert_pass
 }
 
+@test "every tests/workloads/wl-*.c is built" {
+	local src
+	for src in "$WL_SRC"/wl-*.c; do
+		[ -x "$(wl_bin "$(basename "$src" .c)")" ] || {
+			echo "$src is not built: add it to tests/workloads/meson.build" >&2
+			return 1
+		}
+	done
+}
+
 @test "wl-counter passes and counts 1, 2, 3, … without a gap" {
 	run_plain wl-counter
 	wl_check_counter "$WL_LOG"
+}
+
+@test "a workload starts as the leader of its own session, holding only fds 0-2" {
+	wl_start wl-counter
+	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
+	[ "$(readlink "/proc/$WL_PID/exe")" = "$(wl_bin wl-counter)" ]
+	run ls "/proc/$WL_PID/fd"
+	assert_output "$(printf '0\n1\n2')"
 }
 
 @test "wl-counter fails when its heap counter is corrupted" {
@@ -223,7 +242,7 @@ SLEEP_SYSCALLS="35 230"
 	wl_trigger
 	wl_wait_exit
 	wl_assert_pass
-	grep -q 'interrupted 1 times' "$WL_LOG"
+	grep -q 'interrupted 1 times (0 without a signal)' "$WL_LOG"
 }
 
 @test "wl-nanosleep fails when its sleep is cut short" {
@@ -236,14 +255,35 @@ SLEEP_SYSCALLS="35 230"
 	wl_assert_fail "asked for 30 s"
 }
 
-@test "wl-nanosleep fails when its sleep ends in EINTR without a signal" {
-	wl_start wl-nanosleep 30
+@test "wl-nanosleep sleeps on after an EINTR without a signal" {
+	wl_start wl-nanosleep 2
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	wl_tamper return "$WL_PID" -4
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+	grep -q 'interrupted 1 times (1 without a signal)' "$WL_LOG"
+}
+
+@test "wl-nanosleep strict fails when its sleep ends in EINTR without a signal" {
+	wl_start wl-nanosleep 30 strict
 	wl_wait_ready
 	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
 	wl_tamper return "$WL_PID" -4
 	wl_trigger
 	wl_wait_exit
 	wl_assert_fail "nanosleep returned EINTR with no signal handled"
+}
+
+@test "wl-nanosleep strict passes after a handled signal" {
+	wl_start wl-nanosleep 1 strict
+	wl_wait_ready
+	wl_wait_syscall "$WL_PID" $SLEEP_SYSCALLS
+	kill -USR1 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
 }
 
 @test "wl-pipe-read passes" {
@@ -305,12 +345,20 @@ SLEEP_SYSCALLS="35 230"
 	grep -q '^wl-tree: L=[0-9]* A=[0-9]* B=[0-9]* C=[0-9]* G=[0-9]*$' "$WL_LOG"
 }
 
-@test "wl-tree passes when started as a session leader itself" {
-	wl_start_cmd setsid "$(wl_bin wl-tree)"
+@test "wl-tree passes when started inside another session (it calls setsid itself)" {
+	WL_SETSID=0 wl_start wl-tree
 	wl_wait_ready
+	[ "$(ps -o sid= -p "$WL_PID")" -eq "$WL_PID" ]
 	wl_trigger
 	wl_wait_exit
 	wl_assert_pass
+}
+
+@test "wl-tree fails at once when started as a job of a job-control shell" {
+	# A job leads its own process group in the shell's session: setsid() is refused.
+	WL_SETSID=0 wl_start_cmd bash -c 'set -m; "$0" & wait $!' "$(wl_bin wl-tree)"
+	wl_wait_exit
+	wl_assert_fail "setsid: Operation not permitted"
 }
 
 # The pid wl-tree gave a member (L, A, B, C or G).
@@ -368,4 +416,17 @@ tree_pid() {
 	n=$(wc -l <"$WL_LOG")
 	wl_wait_lines $((n + 1)) 5
 	wl_alive "$WL_PID"
+}
+
+@test "wl_kill_tree kills a whole tree at once: no member sees another die" {
+	wl_start wl-tree
+	wl_wait_ready
+	pids=$(wl_descendants "$WL_PID")
+	[ "$(echo $pids | wc -w)" -eq 5 ]
+	wl_kill_tree "$WL_PID"
+	for pid in $pids; do
+		! wl_alive "$pid"
+	done
+	[ -z "$(wl_verdicts)" ]
+	! grep -q 'killed by signal' "$WL_LOG"
 }

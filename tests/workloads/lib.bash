@@ -3,7 +3,7 @@
 #
 #   wl_start wl-counter            # or: wl_start_cmd sh "$WL_SRC/date-loop.sh"
 #   wl_wait_ready                  # READY in $WL_LOG
-#   …checkpoint/restore $WL_PID here…
+#   …dump $WL_PID here; after --leave-running: wl_kill_tree "$WL_PID"; restore…
 #   wl_trigger; wl_wait_exit       # exit status in $WL_STATUS
 #   wl_assert_pass                 # exactly one verdict line, PASS, and exit 0
 #   wl_check_counter "$WL_LOG"     # wl-counter only: 1, 2, 3, … with no gap or repeat
@@ -27,15 +27,20 @@ wl_close_fds() {
 }
 
 # Starts "$@" in the background with the protocol's environment, in a fresh directory
-# WL_DIR holding the log (WL_LOG) and, once created, the trigger (WL_TRIGGER).
+# WL_DIR holding the log (WL_LOG) and, once created, the trigger (WL_TRIGGER). It runs in a
+# session of its own (the engine dumps whole sessions unless --shell-job), as WL_PID, unless
+# WL_SETSID=0.
 wl_start_cmd() {
+	local setsid=setsid
+	[ "${WL_SETSID:-1}" = 0 ] && setsid=
 	WL_DIR=$(mktemp -d "${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}/wl.XXXXXX")
 	WL_LOG=$WL_DIR/log
 	WL_TRIGGER=$WL_DIR/trigger
 	: >"$WL_LOG"
 	(
 		wl_close_fds
-		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec "$@"
+		# setsid(1) does not fork here: a background subshell leads no process group.
+		CEDANA_WL_TRIGGER=$WL_TRIGGER CEDANA_WL_TIMEOUT=$WL_TIMEOUT exec $setsid "$@"
 	) </dev/null >>"$WL_LOG" 2>&1 &
 	WL_PID=$!
 }
@@ -143,14 +148,30 @@ wl_descendants() {
 	echo "$1"
 }
 
-# Kills what is left of the workload's tree (for teardown).
-wl_cleanup() {
-	local pids
-	[ -n "${WL_PID:-}" ] || return 0
-	pids=$(wl_descendants "$WL_PID")
+# Kills the tree rooted at PID (the original after a --leave-running dump) and waits until
+# its pids are free. Everything is stopped before anything is killed: a parent that saw its
+# child die first would print a FAIL of its own into the log the restored tree shares.
+wl_kill_tree() {
+	local pids i
+	pids=$(wl_descendants "$1")
+	# shellcheck disable=SC2086
+	kill -STOP $pids 2>/dev/null || true
 	# shellcheck disable=SC2086
 	kill -KILL $pids 2>/dev/null || true
-	wait "$WL_PID" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	for ((i = 0; i < 200; i++)); do
+		# shellcheck disable=SC2086
+		ps -p "$(echo $pids | tr ' ' ,)" >/dev/null || return 0
+		sleep 0.05
+	done
+	echo "the tree of $1 did not go away: $pids" >&2
+	return 1
+}
+
+# Kills what is left of the workload's tree (for teardown).
+wl_cleanup() {
+	[ -n "${WL_PID:-}" ] || return 0
+	wl_kill_tree "$WL_PID" || true
 }
 
 # Breaks a workload's state from outside: tamper.py mem|xmm0|return … (see there).

@@ -78,7 +78,7 @@ static long nonzero(const unsigned char *buf, size_t len)
 	return -1;
 }
 
-/* Failure is reported by the caller: wl_fail in the parent, wl_child_fail in the child. */
+/* How a check reports a mismatch: parent_fail() (wl_fail) or child_fail() (wl_child_fail). */
 typedef void (*fail_fn)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void check_seeded(fail_fn fail, const char *what, const void *buf, size_t len, uint64_t seed)
