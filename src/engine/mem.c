@@ -632,8 +632,9 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 				return r;
 			continue;
 		}
-		/* Fresh anonymous memory is already zero. */
-		if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_ANON)
+		/* Fresh anonymous memory and new shared memory objects are zero. */
+		if (run->src == CD_RUN_ZERO &&
+		    (v->kind == CD_VMA_ANON || v->kind == CD_VMA_ANON_SHARED))
 			continue;
 		while (left) {
 			const void *src = zero;
