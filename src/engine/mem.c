@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -367,6 +368,17 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 		v->path = strdup(m->path);
 		if (!v->path)
 			return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	if (v->kind == CD_VMA_FILE) {
+		/* the mapped file itself, even if the path now names another */
+		char link[96];
+		struct stat st;
+		snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid,
+		         m->start, m->end);
+		if (stat(link, &st) < 0)
+			return cd_err_sys(err, errno, "pid %d: stat %s", pid, link);
+		v->fsize = (uint64_t)st.st_size;
+		v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	}
 	return 0;
 }

@@ -77,10 +77,19 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 		if (access(t->mm.exe, F_OK) < 0)
 			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
 		for (size_t j = 0; j < t->nvmas; j++) {
-			const char *path = t->vmas[j].path;
-			if (path && access(path, F_OK) < 0)
+			const struct cd_vma *v = &t->vmas[j];
+			struct stat st;
+			if (v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
-				                  path);
+				                  v->path);
+			/* pages we did not store come from this file: it must be the same */
+			if (v->kind == CD_VMA_FILE &&
+			    ((uint64_t)st.st_size != v->fsize ||
+			     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+			         v->mtime_ns))
+				return cd_err_set(err, ESTALE,
+				                  "pid %d: mapped file %s changed since the dump",
+				                  t->pid, v->path);
 		}
 	}
 	return 0;

@@ -302,3 +302,16 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	assert_output "cedana-engine: dump: pid $WL_PID (python3): seccomp is not supported"
 	assert_not_exist "$IMG"
 }
+
+@test "restore: a mapped file that changed since the dump is refused" {
+	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	PID=$WL_PID
+	WL_PID=
+	touch -d '2001-01-01' "$T/counter-copy"
+	refuse_restore "restore: pid $PID: mapped file $T/counter-copy changed since the dump"
+}
