@@ -318,17 +318,38 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	return r;
 }
 
+/* Is pid the new root or below it? A pid of the image may have been taken
+ * by an unrelated process meanwhile: only our own tasks are killed. */
+static bool created_by_us(const struct restore_state *s, pid_t pid)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		struct cd_proc_stat st;
+		cd_err ignored;
+		if (pid == s->root)
+			return true;
+		if (cd_proc_stat(pid, &st, &ignored) < 0)
+			return false;
+		pid = st.ppid;
+	}
+	return false;
+}
+
 static void kill_created(const struct restore_state *s)
 {
-	for (size_t i = 0; i < s->img.ntasks; i++) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d", s->img.tasks[i].pid);
-		/* only tasks we created: they are in our session tree */
-		if (access(path, F_OK) == 0)
-			kill(s->img.tasks[i].pid, SIGKILL);
+	bool *ours = calloc(s->img.ntasks + 1, sizeof(*ours));
+
+	if (s->root <= 0 || !ours) {
+		free(ours);
+		return;
 	}
-	if (s->root > 0)
-		waitpid(s->root, NULL, 0);
+	/* decide for all first, while the parent links are intact */
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		ours[i] = created_by_us(s, s->img.tasks[i].pid);
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if (ours[i])
+			kill(s->img.tasks[i].pid, SIGKILL);
+	waitpid(s->root, NULL, 0);
+	free(ours);
 }
 
 static int create_tree(struct restore_state *s, cd_err *err)
