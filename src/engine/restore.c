@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -221,6 +222,8 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 		if (pid == 0)
 			prepare_task(s, c);
 	}
+	if (cd_fault("restore-prepare") && t->pid != s->img.root)
+		return cd_err_set(err, EIO, "injected fault restore-prepare");
 	if ((r = cd_files_install(&s->img, t, s->objs, &s->status_w, err)) < 0)
 		return r;
 	if (chdir(t->cwd) < 0)
@@ -318,14 +321,15 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	return r;
 }
 
-/* Is pid the new root or below it? A pid of the image may have been taken
- * by an unrelated process meanwhile: only our own tasks are killed. */
+/* Is pid the new root or below it (or an orphan of it, reparented to us as
+ * a subreaper)? A pid of the image may have been taken by an unrelated
+ * process meanwhile: only our own tasks are killed. */
 static bool created_by_us(const struct restore_state *s, pid_t pid)
 {
 	for (int depth = 0; depth < 64 && pid > 1; depth++) {
 		struct cd_proc_stat st;
 		cd_err ignored;
-		if (pid == s->root)
+		if (pid == s->root || pid == getpid())
 			return true;
 		if (cd_proc_stat(pid, &st, &ignored) < 0)
 			return false;
@@ -349,6 +353,10 @@ static void kill_created(const struct restore_state *s)
 		if (ours[i])
 			kill(s->img.tasks[i].pid, SIGKILL);
 	waitpid(s->root, NULL, 0);
+	/* orphans reparented to us */
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if (ours[i])
+			waitpid(s->img.tasks[i].pid, NULL, __WALL);
 	free(ours);
 }
 
@@ -402,10 +410,15 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 {
 	struct restore_state s = {.dirfd = -1, .status_w = -1};
 	struct sigaction saved;
+	int subreaper = 0;
 
+	/* Tasks orphaned by a failure half-way come to us, to be killed. */
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	cd_sigchld_default(&saved);
 	int r = do_restore(&s, opts, err);
 	cd_sigchld_restore(&saved);
+	prctl(PR_SET_CHILD_SUBREAPER, subreaper, 0, 0, 0);
 
 	if (r >= 0)
 		*ret_pid = s.root;

@@ -253,20 +253,29 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	assert_output "PASS"
 }
 
-@test "restore: a failure after tasks exist leaves none behind (fault injection)" {
+# restore_fails_cleanly FAULT: a tree image restored with a fault half-way
+# fails with it and leaves none of its tasks behind.
+restore_fails_cleanly() {
 	start_wl "$WL_DIR/wl-tree"
 	pids=$(descendants "$WL_PID")
 	"$ENGINE" dump "$WL_PID" "$IMG"
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
-	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	CEDANA_ENGINE_FAULT=$1 run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
 	assert_failure 1
-	assert_output --partial "injected fault restore-transplant"
-	sleep 0.5
+	assert_output --partial "injected fault $1"
 	for p in $pids; do
 		for _ in $(seq 1 300); do [ -e "/proc/$p" ] || break; sleep 0.01; done
 		[ ! -e "/proc/$p" ]
 	done
+}
+
+@test "restore: a failure after tasks exist leaves none behind (fault injection)" {
+	restore_fails_cleanly restore-transplant
+}
+
+@test "restore: a task failing to prepare leaves none behind, its children included" {
+	restore_fails_cleanly restore-prepare
 }
 
 @test "dump: a task in another namespace is refused" {
