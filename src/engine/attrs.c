@@ -135,10 +135,14 @@ static int attrs_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	if ((r = cd_call_ok(inj, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
 	                    (uint64_t)(int64_t)t->nice, 0, 0, 0, NULL, err)) < 0)
 		return r;
+	long ret;
 	if ((r = cd_inject_write_mem(inj, ctx->data, t->affinity, sizeof(t->affinity), err)) < 0 ||
-	    (r = cd_call_ok(inj, "sched_setaffinity", SYS_sched_setaffinity, 0, sizeof(t->affinity),
-	                    ctx->data, 0, 0, 0, NULL, err)) < 0)
+	    (r = cd_call(inj, SYS_sched_setaffinity, 0, sizeof(t->affinity), ctx->data, 0, 0, 0,
+	                 &ret, err)) < 0)
 		return r;
+	/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
+	if (ret < 0 && ret != -EINVAL)
+		return cd_err_sys(err, (int)-ret, "sched_setaffinity");
 	return write_oom_score_adj(t->pid, t->oom_score_adj, err);
 }
 

@@ -42,33 +42,3 @@ int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err)
 		return r;
 	return cd_inject_set_sigmask(inj, t->blocked, err);
 }
-
-bool cd_fault(const char *point)
-{
-	const char *f = getenv("CEDANA_ENGINE_FAULT");
-
-	return f && !strcmp(f, point);
-}
-
-int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
-            uint64_t a4, uint64_t a5, long *ret, cd_err *err)
-{
-	const uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
-
-	return cd_inject_syscall(inj, nr, args, ret, err);
-}
-
-int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
-               uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err)
-{
-	long v;
-	int r = cd_call(inj, nr, a0, a1, a2, a3, a4, a5, &v, err);
-
-	if (r < 0)
-		return r;
-	if (v < 0 && v > -4096)
-		return cd_err_sys(err, (int)-v, "%s", what);
-	if (ret)
-		*ret = v;
-	return 0;
-}

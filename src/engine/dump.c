@@ -39,8 +39,34 @@ static int check_pid(pid_t pid, cd_err *err)
 
 /* What only a running task may be: checked before seizing it, since a
  * seized task reads as traced. */
+/* A task in other namespaces than ours would be restored into ours. */
+static int check_namespaces(pid_t pid, cd_err *err)
+{
+	static const char *const kinds[] = {"pid", "mnt", "net", "ipc", "uts", "user"};
+	char path[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		struct stat ours, theirs;
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, kinds[i]);
+		if (stat(path, &theirs) < 0)
+			return cd_err_sys(err, errno, "pid %d: %s", pid, path);
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", kinds[i]);
+		if (stat(path, &ours) == 0 && ours.st_ino != theirs.st_ino)
+			return cd_err_set(
+			    err, EOPNOTSUPP,
+			    "pid %d: in another %s namespace; namespaces are not supported", pid,
+			    kinds[i]);
+	}
+	return 0;
+}
+
+/* What only a running task may be: checked before seizing it, since a
+ * seized task reads as traced. */
 static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 {
+	struct cd_proc_status status;
+	int r;
+
 	if (st->num_threads != 1)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d (%s): has %d threads; threads are not supported", pid,
@@ -53,7 +79,13 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 		    err, EOPNOTSUPP,
 		    "pid %d (%s): stopped tasks are not supported (send SIGCONT first)", pid,
 		    st->comm);
-	return 0;
+	if ((r = cd_proc_status(pid, &status, err)) < 0)
+		return r;
+	/* a filter could refuse or kill on our injected syscalls */
+	if (status.seccomp)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d (%s): seccomp is not supported", pid,
+		                  st->comm);
+	return check_namespaces(pid, err);
 }
 
 static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
@@ -248,7 +280,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	return 0;
 }
 
-int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
+static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 {
 	_cleanup_free_ struct dump_state *s = calloc(1, sizeof(*s));
 	int r;
@@ -281,4 +313,14 @@ out:
 	release_tree(s);
 	cd_image_free(&s->img);
 	return r < 0 ? cd_err_wrap(err, "dump") : 0;
+}
+
+int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
+{
+	struct sigaction saved;
+
+	cd_sigchld_default(&saved);
+	int r = dump_main(opts, err);
+	cd_sigchld_restore(&saved);
+	return r;
 }

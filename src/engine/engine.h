@@ -1,6 +1,11 @@
-/* The checkpoint/restore engine: our own, ptrace-based (see docs/image-format.md
- * for what an image holds). Library code: it reports through cd_err and logs
- * nothing above debug. */
+/* The checkpoint/restore engine: our own, ptrace-based (docs/engine.md; see
+ * docs/image-format.md for what an image holds). Library code: it reports
+ * through cd_err and logs nothing above debug.
+ *
+ * Call it from a single-threaded process (the daemon's forked worker): the
+ * restore clones new tasks from the caller and runs code in them before
+ * their memory is replaced. It needs root (CAP_SYS_PTRACE, CAP_SYS_ADMIN for
+ * the exe link, set_tid). SIGCHLD is at its default while a call runs. */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +35,7 @@ struct cd_restore_opts {
  * opts->dir and the tree runs on untouched. */
 int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err);
 
-/* Validates the image, then recreates the tree as a child of the caller.
+/* Validates the image, then recreates the tree as a child of the caller,
+ * running when this returns; the caller reaps the root (waitpid).
  * *ret_pid gets the root's pid. On failure no process is left behind. */
 int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err *err);

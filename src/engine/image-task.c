@@ -34,7 +34,8 @@ static const struct cd_field mm_fields[] = {
 
 #define V(m) CD_FIELD(struct cd_vma, m)
 static const struct cd_field vma_fields[] = {
-    V(start), V(end), V(pgoff), V(prot), V(shared), V(growsdown), V(kind), V(dev), V(ino), V(shmid),
+    V(start), V(end), V(pgoff), V(prot),  V(shared), V(growsdown),
+    V(kind),  V(dev), V(ino),   V(shmid), V(fsize),  V(mtime_ns),
 };
 #undef V
 

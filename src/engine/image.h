@@ -51,7 +51,9 @@ struct cd_vma {
 	enum cd_vma_kind kind;
 	char *path; /* file mappings */
 	uint64_t dev, ino;
-	int shmid; /* ANON_SHARED: object id shared by the tasks mapping it */
+	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
+	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
+	int shmid;        /* ANON_SHARED: object id shared by the tasks mapping it */
 	struct cd_run *runs;
 	size_t nruns;
 };

@@ -65,6 +65,12 @@ extern const size_t cd_dump_modules_n, cd_restore_modules_n;
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds;
 
+/* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
+ * our ptrace stops: the entry points run with SIGCHLD at its default. */
+struct sigaction;
+void cd_sigchld_default(struct sigaction *saved);
+void cd_sigchld_restore(const struct sigaction *saved);
+
 /* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
  * (e.g. "dump-memory", "restore-transplant"). */
 bool cd_fault(const char *point);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -18,11 +19,12 @@
 #include "engine/pageio.h"
 #include "shared/cleanup.h"
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE    (1ULL << 61)
-#define PM_BATCH   (64 * 1024) /* pagemap entries read per call */
-#define PAGE       CD_PAGE_SIZE
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAPPED   (1ULL << 62)
+#define PM_FILE      (1ULL << 61)
+#define PM_EXCLUSIVE (1ULL << 56)
+#define PM_BATCH     (64 * 1024) /* pagemap entries read per call */
+#define PAGE         CD_PAGE_SIZE
 
 /* ---- classification ---- */
 
@@ -111,21 +113,53 @@ static bool page_is_zero(const uint8_t *p)
  * pages, which makes the kernel unshare every page a parent still shares
  * copy-on-write with its child (a copy in the target per page, and more
  * memory used by a tree left running). */
-static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, cd_err *err)
+static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t len, bool exclusive,
+                           cd_err *err)
 {
+	/* Pages mapped by this task alone are not copy-on-write shared:
+	 * process_vm_readv copies them once, where /proc/PID/mem goes through
+	 * a bounce page. */
+	if (exclusive) {
+		struct iovec local = {dst, len}, remote = {(void *)addr, len};
+		if (process_vm_readv(cd_inject_pid(inj), &local, 1, &remote, 1, 0) == (ssize_t)len)
+			return 0;
+	}
 	return cd_inject_read_mem(inj, addr, dst, len, err);
 }
 
 /* Copies pages [page, page+n) of v into the writer, splitting zero pages
  * off into runs without data. */
 static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                    size_t *cap, uint64_t page, uint64_t n, cd_err *err)
+                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err);
+
+/* Reads pages from a shared memory object's file (shm_fd) when >= 0, else
+ * from the task. */
+static int read_pages(struct cd_dump_ctx *ctx, int shm_fd, const struct cd_vma *v, uint64_t page,
+                      uint8_t *dst, size_t len, bool exclusive, cd_err *err)
+{
+	if (shm_fd < 0)
+		return read_task_pages(ctx->inj, v->start + page * PAGE, dst, len, exclusive, err);
+	for (size_t off = 0; off < len;) {
+		ssize_t n =
+		    pread(shm_fd, dst + off, len - off, (off_t)(v->pgoff + page * PAGE + off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO, "read shared memory");
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer *pw,
+                      struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, bool exclusive,
+                      cd_err *err)
 {
 	while (n) {
 		uint8_t *dst;
 		size_t room = cd_pw_reserve(pw, &dst) / PAGE;
 		uint64_t chunk = n < room ? n : room, kept = 0;
-		int r = read_task_pages(ctx->inj, v->start + page * PAGE, dst, chunk * PAGE, err);
+		int r = read_pages(ctx, shm_fd, v, page, dst, chunk * PAGE, exclusive, err);
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < chunk; i++) {
@@ -145,6 +179,73 @@ static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct c
 			return r;
 		page += chunk;
 		n -= chunk;
+	}
+	return 0;
+}
+
+static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err)
+{
+	return copy_pages(ctx, -1, pw, v, cap, page, n, exclusive, err);
+}
+
+/* Shared anonymous memory is read from its object (/proc/PID/map_files),
+ * data ranges only (SEEK_DATA), so pages no task has mapped are kept too;
+ * once per object range: later mappings of it get no runs and share what
+ * the first one restores. */
+static bool shm_dumped(const struct cd_image *img, const struct cd_task *t, const struct cd_vma *v)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *o = &img->tasks[i];
+		for (size_t j = 0; j < o->nvmas; j++) {
+			const struct cd_vma *w = &o->vmas[j];
+			if (w == v)
+				return false;
+			if (w->kind == CD_VMA_ANON_SHARED && w->shmid == v->shmid &&
+			    w->pgoff <= v->pgoff &&
+			    w->pgoff + (w->end - w->start) >= v->pgoff + (v->end - v->start))
+				return true;
+		}
+		if (o == t)
+			break;
+	}
+	return false;
+}
+
+static int dump_shm_pages(struct cd_dump_ctx *ctx, pid_t pid, struct cd_page_writer *pw,
+                          struct cd_vma *v, cd_err *err)
+{
+	char path[96];
+	uint64_t len = v->end - v->start;
+	size_t cap = 0;
+
+	if (shm_dumped(ctx->img, cd_image_task(ctx->img, pid), v))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start,
+	         v->end);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", path);
+	for (uint64_t at = 0; at < len;) {
+		off_t data = lseek(fd, (off_t)(v->pgoff + at), SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return cd_err_sys(err, errno, "seek %s", path);
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return cd_err_sys(err, errno, "seek %s", path);
+		uint64_t from = (uint64_t)data - v->pgoff, to = (uint64_t)hole - v->pgoff;
+		if (from >= len)
+			break;
+		to = to < len ? to : len;
+		from &= ~(PAGE - 1);
+		to = (to + PAGE - 1) & ~(PAGE - 1);
+		int r =
+		    copy_pages(ctx, fd, pw, v, &cap, from / PAGE, (to - from) / PAGE, false, err);
+		if (r < 0)
+			return r;
+		at = to;
 	}
 	return 0;
 }
@@ -185,7 +286,8 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
 	return 0;
 }
 
-/* Page i of the batch: 0 not stored, 1 own data, 2 shared with the parent. */
+/* Page i of the batch: 0 not stored, 1 own data mapped by this task
+ * alone, 2 shared with the parent, 3 own data mapped by other tasks too. */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
                       const struct pm_batch *b, uint64_t i, size_t *hint)
 {
@@ -194,7 +296,7 @@ static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
 	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
 		return 2;
-	return 1;
+	return b->pm[i] & PM_EXCLUSIVE ? 1 : 3;
 }
 
 static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
@@ -208,8 +310,8 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 		uint64_t j = i + 1;
 		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
 			j++;
-		if (cls == 1)
-			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, err);
+		if (cls == 1 || cls == 3)
+			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
 		else if (cls == 2)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
 		else
@@ -266,6 +368,17 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 		v->path = strdup(m->path);
 		if (!v->path)
 			return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	if (v->kind == CD_VMA_FILE) {
+		/* the mapped file itself, even if the path now names another */
+		char link[96];
+		struct stat st;
+		snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid,
+		         m->start, m->end);
+		if (stat(link, &st) < 0)
+			return cd_err_sys(err, errno, "pid %d: stat %s", pid, link);
+		v->fsize = (uint64_t)st.st_size;
+		v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	}
 	return 0;
 }
@@ -332,7 +445,10 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < t->nvmas; i++) {
-		r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
+		if (t->vmas[i].kind == CD_VMA_ANON_SHARED)
+			r = dump_shm_pages(ctx, t->pid, pw, &t->vmas[i], err);
+		else
+			r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
 		if (r < 0)
 			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, t->vmas[i].start,
 			                   t->vmas[i].end);
@@ -528,8 +644,9 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 				return r;
 			continue;
 		}
-		/* Fresh anonymous memory is already zero. */
-		if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_ANON)
+		/* Fresh anonymous memory and new shared memory objects are zero. */
+		if (run->src == CD_RUN_ZERO &&
+		    (v->kind == CD_VMA_ANON || v->kind == CD_VMA_ANON_SHARED))
 			continue;
 		while (left) {
 			const void *src = zero;

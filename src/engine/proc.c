@@ -210,6 +210,8 @@ int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err)
 			st->cap_amb = strtoull(v, NULL, 16);
 		else if (!strcmp(line, "NoNewPrivs"))
 			st->no_new_privs = atoi(v);
+		else if (!strcmp(line, "Seccomp"))
+			st->seccomp = atoi(v);
 		else if (!strcmp(line, "Umask"))
 			st->umask = (unsigned)strtoul(v, NULL, 8);
 	}

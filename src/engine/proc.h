@@ -35,7 +35,7 @@ struct cd_proc_status {
 	uint32_t groups[64];
 	size_t ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
-	int no_new_privs;
+	int no_new_privs, seccomp;
 	unsigned umask;
 };
 int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err);

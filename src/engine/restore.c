@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -77,10 +78,19 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 		if (access(t->mm.exe, F_OK) < 0)
 			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
 		for (size_t j = 0; j < t->nvmas; j++) {
-			const char *path = t->vmas[j].path;
-			if (path && access(path, F_OK) < 0)
+			const struct cd_vma *v = &t->vmas[j];
+			struct stat st;
+			if (v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
-				                  path);
+				                  v->path);
+			/* pages we did not store come from this file: it must be the same */
+			if (v->kind == CD_VMA_FILE &&
+			    ((uint64_t)st.st_size != v->fsize ||
+			     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+			         v->mtime_ns))
+				return cd_err_set(err, ESTALE,
+				                  "pid %d: mapped file %s changed since the dump",
+				                  t->pid, v->path);
 		}
 	}
 	return 0;
@@ -212,6 +222,8 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 		if (pid == 0)
 			prepare_task(s, c);
 	}
+	if (cd_fault("restore-prepare") && t->pid != s->img.root)
+		return cd_err_set(err, EIO, "injected fault restore-prepare");
 	if ((r = cd_files_install(&s->img, t, s->objs, &s->status_w, err)) < 0)
 		return r;
 	if (chdir(t->cwd) < 0)
@@ -309,17 +321,43 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	return r;
 }
 
+/* Is pid the new root or below it (or an orphan of it, reparented to us as
+ * a subreaper)? A pid of the image may have been taken by an unrelated
+ * process meanwhile: only our own tasks are killed. */
+static bool created_by_us(const struct restore_state *s, pid_t pid)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		struct cd_proc_stat st;
+		cd_err ignored;
+		if (pid == s->root || pid == getpid())
+			return true;
+		if (cd_proc_stat(pid, &st, &ignored) < 0)
+			return false;
+		pid = st.ppid;
+	}
+	return false;
+}
+
 static void kill_created(const struct restore_state *s)
 {
-	for (size_t i = 0; i < s->img.ntasks; i++) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d", s->img.tasks[i].pid);
-		/* only tasks we created: they are in our session tree */
-		if (access(path, F_OK) == 0)
-			kill(s->img.tasks[i].pid, SIGKILL);
+	bool *ours = calloc(s->img.ntasks + 1, sizeof(*ours));
+
+	if (s->root <= 0 || !ours) {
+		free(ours);
+		return;
 	}
-	if (s->root > 0)
-		waitpid(s->root, NULL, 0);
+	/* decide for all first, while the parent links are intact */
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		ours[i] = created_by_us(s, s->img.tasks[i].pid);
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if (ours[i])
+			kill(s->img.tasks[i].pid, SIGKILL);
+	waitpid(s->root, NULL, 0);
+	/* orphans reparented to us */
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if (ours[i])
+			waitpid(s->img.tasks[i].pid, NULL, __WALL);
+	free(ours);
 }
 
 static int create_tree(struct restore_state *s, cd_err *err)
@@ -371,7 +409,16 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err *err)
 {
 	struct restore_state s = {.dirfd = -1, .status_w = -1};
+	struct sigaction saved;
+	int subreaper = 0;
+
+	/* Tasks orphaned by a failure half-way come to us, to be killed. */
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	cd_sigchld_default(&saved);
 	int r = do_restore(&s, opts, err);
+	cd_sigchld_restore(&saved);
+	prctl(PR_SET_CHILD_SUBREAPER, subreaper, 0, 0, 0);
 
 	if (r >= 0)
 		*ret_pid = s.root;

@@ -36,3 +36,27 @@ numbers_continue() {
 	run tail -1 "$LOG"
 	assert_output "PASS"
 }
+
+@test "counter: maps, cmdline, exe and environment are the same after restore" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$BUILD_DIR/tests/engine/engine-counter" one two \
+		</dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	pid=$WL_PID
+	for f in maps cmdline environ; do cat "/proc/$pid/$f" >"$T/$f.before"; done
+	exe=$(readlink "/proc/$pid/exe")
+	"$ENGINE" dump "$pid" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	"$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach --pid-file "$T/restored.pid"
+	for f in maps cmdline environ; do
+		cat "/proc/$pid/$f" >"$T/$f.after"
+		run diff "$T/$f.before" "$T/$f.after"
+		assert_success
+	done
+	assert_equal "$(readlink "/proc/$pid/exe")" "$exe"
+	touch "$TRIGGER"
+	for _ in $(seq 1 300); do grep -q '^PASS$' "$LOG" && break; sleep 0.01; done
+	run tail -1 "$LOG"
+	assert_output "PASS"
+}

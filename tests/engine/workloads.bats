@@ -121,3 +121,14 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-python.sh: --leave-running" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
+		</dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	dump_restore --leave-running
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}

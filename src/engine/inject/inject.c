@@ -56,18 +56,31 @@ void cd_inject_set_syscall_site(cd_inject *h, uint64_t addr)
 	h->site = addr;
 }
 
-/* Waits for the next ptrace stop of the task; returns the waitpid status. */
-static int wait_stop(cd_inject *h, int *ret_status, cd_err *err)
+/* How long a task may take to reach the first stop: one in uninterruptible
+ * sleep (a hung NFS server …) stops only when it leaves it. */
+#define SEIZE_TIMEOUT_MS 10000
+
+/* Waits for the next ptrace stop of the task; returns the waitpid status.
+ * timeout_ms < 0 waits for ever. */
+static int wait_stop_timed(cd_inject *h, int *ret_status, int timeout_ms, cd_err *err)
 {
 	int status;
 
-	for (;;) {
-		pid_t r = waitpid(h->pid, &status, __WALL);
+	for (int waited = 0;;) {
+		pid_t r = waitpid(h->pid, &status, __WALL | (timeout_ms < 0 ? 0 : WNOHANG));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return cd_err_sys(err, errno, "pid %d: waitpid", h->pid);
-		break;
+		if (r > 0)
+			break;
+		if (waited >= timeout_ms)
+			return cd_err_set(
+			    err, ETIMEDOUT,
+			    "pid %d: did not stop within %d s (uninterruptible sleep?)", h->pid,
+			    timeout_ms / 1000);
+		usleep(1000);
+		waited++;
 	}
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		h->attached = false;
@@ -75,6 +88,11 @@ static int wait_stop(cd_inject *h, int *ret_status, cd_err *err)
 	}
 	*ret_status = status;
 	return 0;
+}
+
+static int wait_stop(cd_inject *h, int *ret_status, cd_err *err)
+{
+	return wait_stop_timed(h, ret_status, -1, err);
 }
 
 int cd_inject_get_regs(cd_inject *h, struct user_regs_struct *regs, cd_err *err)
@@ -141,7 +159,7 @@ int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
 	/* A signal may be reported before our interrupt; let it through to the
 	 * task (it stays pending until the task runs) and wait for the stop. */
 	for (;;) {
-		r = wait_stop(h, &status, err);
+		r = wait_stop_timed(h, &status, SEIZE_TIMEOUT_MS, err);
 		if (r < 0)
 			goto fail;
 		if ((status >> 16) == PTRACE_EVENT_STOP)
