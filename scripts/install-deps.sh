@@ -8,7 +8,7 @@ packages=(
 	libjansson-dev libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libarchive-dev liblz4-dev libzstd-dev zlib1g-dev libcmocka-dev
 	bats bats-assert bats-support bats-file
-	python3 curl util-linux procps sqlite3 file
+	python3 curl util-linux procps sqlite3 file bc
 )
 
 missing=()
