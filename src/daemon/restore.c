@@ -141,31 +141,25 @@ static int make_scratch(struct restore_req *r, cd_err *err)
 	return 0;
 }
 
+/* Output to path (appended); stdin reads /dev/null. */
 static int open_output(struct restore_req *r, const char *path, cd_err *err)
 {
 	int fd;
 
 	snprintf(r->log_path, sizeof(r->log_path), "%s", path);
-	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		r->log_created = true;
 	else if (errno == EEXIST)
-		fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
-	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0) {
-		close(fd);
+	r->stdio[1] = fd;
+	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
-	}
-	/* The log serves as stdin too, at its end (reads see end of file, as
-	 * from /dev/null): the engine maps fds that shared one open file with
-	 * the root's fd 0 (a terminal: 0, 1 and 2 are one file) all to the
-	 * replacement of fd 0, so fd 0 must be writable for their output. */
-	lseek(fd, 0, SEEK_END);
-	r->stdio[0] = fd;
-	r->stdio[1] = dup(fd);
-	r->stdio[2] = dup(fd);
-	if (r->stdio[1] < 0 || r->stdio[2] < 0)
+	r->stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	r->stdio[2] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->stdio[0] < 0 || r->stdio[2] < 0)
 		return cd_err_sys(err, errno, "stdio of the restored job");
 	return 0;
 }
@@ -181,8 +175,8 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 		if (rc < 0)
 			return rc;
 		r->stdio[0] = slave;
-		r->stdio[1] = dup(slave);
-		r->stdio[2] = dup(slave);
+		r->stdio[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+		r->stdio[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
 		if (r->stdio[1] < 0 || r->stdio[2] < 0)
 			return cd_err_sys(err, errno, "stdio of the restored job");
 		return 0;

@@ -75,6 +75,10 @@ dump_job() {
 	assert_equal "$(job_field p2 log)" "$(log_of p2)"
 	# the restored tree is the daemon's child, so the daemon records its exit code
 	assert_equal "$(ps -o ppid= -p "$(job_field p2 pid)" | tr -d ' ')" "$DAEMON_PID"
+	# stdin reads /dev/null, output goes to the log
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/0")" /dev/null
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/1")" "$(log_of p2)"
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/2")" "$(log_of p2)"
 	touch "$(trigger_of p)"
 	wait_job_field p2 exit_code 0
 	assert_file_contains "$(log_of p2)" '^PASS$'
