@@ -17,6 +17,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "daemon/cr.h"
 #include "engine/engine.h"
 #include "job/codec.h"
 #include "job/proc.h"
@@ -146,11 +147,7 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 	pid_t pid;
 	int r;
 
-	if (access(path, F_OK) < 0) {
-		cd_err_sys(&err, errno, "checkpoint %s", path);
-		return cli_fail(&err);
-	}
-	if (storage_detect(path, &format, &err) < 0)
+	if (cr_image_format(path, &format, &err) < 0)
 		return cli_fail(&err);
 	if (format != STORAGE_NONE && unpack_scratch(path, &scratch, &image, &err) < 0)
 		return cli_fail(&err);

@@ -1,6 +1,8 @@
 /* What dump and restore share: running a worker, and deleting checkpoints. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "daemon/cr.h"
@@ -53,4 +55,25 @@ int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const
 	if (r < 0)
 		return cd_err_wrap(err, "delete checkpoint %s", id);
 	return job_manager_checkpoint_delete(api->jm, caller, id, err);
+}
+
+int cr_image_format(const char *path, storage_compression *ret, cd_err *err)
+{
+	char names[96] = "";
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return cd_err_sys(err, errno, "checkpoint %s", path);
+	if (S_ISDIR(st.st_mode) || storage_compression_from_suffix(path) != STORAGE_NONE)
+		return storage_detect(path, ret, err);
+	for (int c = STORAGE_TAR; c <= STORAGE_ZSTD; c++) {
+		size_t n = strlen(names);
+
+		snprintf(names + n, sizeof(names) - n, "%s%s", c == STORAGE_TAR ? "" : ", ",
+		         storage_compression_suffix((storage_compression)c));
+	}
+	return cd_err_set(err, EINVAL,
+	                  "checkpoint %s: not a checkpoint image: an archive's name ends in one "
+	                  "of %s (or give an image directory)",
+	                  path, names);
 }

@@ -112,9 +112,7 @@ static int parse(struct api *api, const struct job_caller *c, json_t *body, stru
 
 static int check_image(struct restore_req *r, cd_err *err)
 {
-	if (access(r->path, F_OK) < 0)
-		return cd_err_sys(err, errno, "checkpoint %s", r->path);
-	return storage_detect(r->path, &r->format, err);
+	return cr_image_format(r->path, &r->format, err);
 }
 
 /* Beside the archive when we can write there, else in /tmp. */
