@@ -7,6 +7,7 @@
 
 #include "daemon/cr.h"
 #include "daemon/op.h"
+#include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "storage/storage.h"
 
@@ -76,4 +77,32 @@ int cr_image_format(const char *path, storage_compression *ret, cd_err *err)
 	                  "checkpoint %s: not a checkpoint image: an archive's name ends in one "
 	                  "of %s (or give an image directory)",
 	                  path, names);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+void cr_dump_timings(struct op_shared *op, const struct cd_dump_stats *st, bool leave_running)
+{
+	op_time(op, "freeze (seize the tree)", ms(st->freeze_ns));
+	op_time(op, "task state (registers, /proc, injected calls)", ms(st->state_ns));
+	op_time(op, "files", ms(st->files_ns));
+	op_time(op, "memory (pagemap scan, read pages)", ms(st->mem_scan_ns));
+	op_time(op, "write page files", ms(st->write_ns));
+	op_time(op, "fsync (page files, manifest)", ms(st->fsync_ns));
+	op_time(op, leave_running ? "release the tree" : "kill the tree", ms(st->release_ns));
+	op_time(op, "engine dump (all of the above)", ms(st->total_ns));
+}
+
+void cr_restore_timings(struct op_shared *op, const struct cd_restore_stats *st)
+{
+	op_time(op, "validate (manifest, page checksums, pids)", ms(st->validate_ns));
+	op_time(op, "files (open, refill pipes)", ms(st->files_ns));
+	op_time(op, "create the tree", ms(st->create_ns));
+	op_time(op, "memory (map, fill)", ms(st->mem_ns));
+	op_time(op, "other state (registers, signals, creds)", ms(st->state_ns));
+	op_time(op, "release", ms(st->release_ns));
+	op_time(op, "engine restore (all of the above)", ms(st->total_ns));
 }

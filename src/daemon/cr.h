@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "daemon/api.h"
+#include "engine/engine.h"
 #include "job/manager.h"
 #include "shared/error.h"
 #include "storage/storage.h"
@@ -32,3 +33,8 @@ int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char 
  * else is refused, naming the accepted suffixes) and is read by its content,
  * so an archive under another of our suffixes still restores. */
 int cr_image_format(const char *path, storage_compression *ret, cd_err *err);
+
+/* The engine's stats as timings of op (--profiling), phase by phase, then
+ * the engine's total. */
+void cr_dump_timings(struct op_shared *op, const struct cd_dump_stats *st, bool leave_running);
+void cr_restore_timings(struct op_shared *op, const struct cd_restore_stats *st);

@@ -10,7 +10,7 @@
 
 #include "shared/error.h"
 
-#define OP_PHASES 8
+#define OP_PHASES 16
 #define OP_ID_MAX 64
 
 struct op_timing {

@@ -192,10 +192,16 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 static int restore_worker(void *arg)
 {
 	struct restore_req *r = arg;
-	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = r->path};
+	struct cd_restore_stats st = {0};
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION,
+	                            .dir = r->path,
+	                            .stats = &st,
+	                            .progress = op_progress_cb,
+	                            .userdata = r->op,
+	                            .leave_stopped = r->leave_stopped};
 	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
 	_cleanup_free_ char *image = NULL;
-	double t0 = op_now_ms(), t1 = t0;
+	double t0 = op_now_ms();
 	cd_err *err = &r->op->err;
 	char c = 1;
 	pid_t pid;
@@ -210,19 +216,14 @@ static int restore_worker(void *arg)
 			cd_err_wrap(err, "checkpoint %s", r->path);
 			return 1;
 		}
-		t1 = op_now_ms();
-		op_time(r->op, "unpack (read, decompress, verify)", t1 - t0);
+		op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
 		o.dir = image;
 	}
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
 	op_phase(r->op, "restore");
 	if (cd_engine_restore(&o, &pid, err) < 0)
 		return 1;
-	/* The engine releases the tree before it returns: stopping it now is the
-	 * closest we get to never letting it run (a few instructions may). */
-	if (r->leave_stopped)
-		proc_signal_tree(pid, SIGSTOP);
-	op_time(r->op, "engine restore (validate, create, memory, files)", op_now_ms() - t1);
+	cr_restore_timings(r->op, &st);
 	op_time(r->op, "total", op_now_ms() - t0);
 	r->op->pid = pid;
 	if (write(r->ready[1], &c, 1) != 1) {
