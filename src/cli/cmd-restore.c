@@ -76,6 +76,18 @@ static void local_progress(uint64_t done, uint64_t total, void *userdata)
 	p->shown = true;
 }
 
+/* The engine's stages each start a line of their own. */
+static void local_engine_progress(const char *stage, uint64_t done, uint64_t total, void *userdata)
+{
+	struct local_progress *p = userdata;
+
+	if (strcmp(p->phase, stage)) {
+		p->phase = stage;
+		p->start = now_s();
+	}
+	local_progress(done, total, p);
+}
+
 /* An archive is unpacked beside itself when we can write there, else in /tmp. */
 static int unpack_scratch(const char *path, char **ret_scratch, char **ret_image, cd_err *err)
 {
@@ -160,10 +172,10 @@ static void print_local_timings(double unpack_ms, const struct cd_restore_stats 
 static int engine_restore_local(struct cli_ctx *ctx, struct cd_restore_opts *o, pid_t *ret_pid,
                                 cd_err *err)
 {
-	struct local_progress p = {.phase = "restore", .start = now_s()};
+	struct local_progress p = {.phase = "verify", .start = now_s()};
 	int r;
 
-	o->progress = local_progress;
+	o->progress = local_engine_progress;
 	o->userdata = &p;
 	o->leave_stopped = cli_flag(ctx, "leave-stopped");
 	r = local_stdio(ctx, o->stdio_fd, err);

@@ -162,7 +162,7 @@ static int dump_worker(void *arg)
 	                         .leave_running = d->leave_running,
 	                         .shell_job = d->shell_job,
 	                         .stats = &st,
-	                         .progress = op_progress_cb,
+	                         .progress = op_engine_progress_cb,
 	                         .userdata = d->op};
 	/* the result is the caller's, who asked for it */
 	storage_opts so = {.remove_source = true,

@@ -196,7 +196,7 @@ static int restore_worker(void *arg)
 	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION,
 	                            .dir = r->path,
 	                            .stats = &st,
-	                            .progress = op_progress_cb,
+	                            .progress = op_engine_progress_cb,
 	                            .userdata = r->op,
 	                            .leave_stopped = r->leave_stopped};
 	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
@@ -220,7 +220,7 @@ static int restore_worker(void *arg)
 		o.dir = image;
 	}
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
-	op_phase(r->op, "restore");
+	op_phase(r->op, "verify"); /* the engine's first stage */
 	if (cd_engine_restore(&o, &pid, err) < 0)
 		return 1;
 	cr_restore_timings(r->op, &st);

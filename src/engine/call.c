@@ -71,7 +71,7 @@ void cd_progress_add(struct cd_progress *p, uint64_t bytes)
 		p->total = p->done;
 	if (p->fn && p->done - p->reported >= PROGRESS_STEP) {
 		p->reported = p->done;
-		p->fn(p->done, p->total, p->userdata);
+		p->fn(p->stage, p->done, p->total, p->userdata);
 	}
 }
 
@@ -79,5 +79,5 @@ void cd_progress_end(struct cd_progress *p)
 {
 	p->total = p->done;
 	if (p->fn)
-		p->fn(p->done, p->total, p->userdata);
+		p->fn(p->stage, p->done, p->total, p->userdata);
 }

@@ -363,6 +363,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		goto out;
 	}
 	if (opts->version >= 2) {
+		s->progress.stage = "dump";
 		s->progress.fn = opts->progress;
 		s->progress.userdata = opts->userdata;
 	}

@@ -21,9 +21,12 @@
  * refused (EINVAL). */
 #define CD_ENGINE_OPTS_VERSION 2
 
-/* Progress over the page data: done of total bytes. Called from the
- * engine's thread every few MiB and once at the end (done == total). */
-typedef void (*cd_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+/* Progress over the page data: done of total bytes of the stage, which is
+ * "dump" (reading pages out of the tasks), "verify" (checksums of the page
+ * files, before any process exists) or "restore" (putting pages back).
+ * Called from the engine's thread every few MiB and once at the end of a
+ * stage (done == total). */
+typedef void (*cd_progress_fn)(const char *stage, uint64_t done, uint64_t total, void *userdata);
 
 /* Where a dump's time went, in nanoseconds (filled on success). */
 struct cd_dump_stats {

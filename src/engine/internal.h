@@ -14,6 +14,7 @@ uint64_t cd_now_ns(void);
 
 /* Progress over page data, reported to the caller's function (if any). */
 struct cd_progress {
+	const char *stage;
 	cd_progress_fn fn;
 	void *userdata;
 	uint64_t done, total, reported;

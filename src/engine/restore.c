@@ -424,9 +424,11 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	s->dirfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0)
 		return cd_err_sys(err, errno, "image %s", opts->dir);
+	struct cd_progress verify = {
+	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
 	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
-	    (r = cd_image_verify_pages(&s->img, s->dirfd, err)) < 0 ||
+	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
 	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0)
 		return r;
@@ -464,6 +466,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 		                  "restore: options version %d is not supported (1-%d)",
 		                  opts->version, CD_ENGINE_OPTS_VERSION);
 	if (opts->version >= 2) {
+		s.progress.stage = "restore";
 		s.progress.fn = opts->progress;
 		s.progress.userdata = opts->userdata;
 		s.leave_stopped = opts->leave_stopped;

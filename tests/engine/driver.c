@@ -27,10 +27,10 @@ static int fail(const cd_err *err)
 	return 1;
 }
 
-static void print_progress(uint64_t done, uint64_t total, void *userdata)
+static void print_progress(const char *stage, uint64_t done, uint64_t total, void *userdata)
 {
 	(void)userdata;
-	fprintf(stderr, "progress %llu %llu\n", (unsigned long long)done,
+	fprintf(stderr, "progress %s %llu %llu\n", stage, (unsigned long long)done,
 	        (unsigned long long)total);
 }
 

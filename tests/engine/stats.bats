@@ -11,6 +11,15 @@ stat_of() {
 	awk -v n="$1" '$1 == "stat" && $2 == n { print $3 }' "$2"
 }
 
+# progress_ok STAGE MIN FILE: the stage's progress lines grow to their total,
+# which is at least MIN bytes.
+progress_ok() {
+	awk -v s="$1" -v min="$2" '$1 == "progress" && $2 == s {
+			if ($3 < last || $3 > $4) exit 1
+			last = $3; n++; d = $3; t = $4 }
+		END { if (n < 2 || d != t || d < min) exit 1 }' "$3"
+}
+
 @test "stats: a dump and a restore report their page data and time per phase" {
 	start_wl "$WL_DIR/wl-memory" 64
 	"$ENGINE" dump "$WL_PID" "$IMG" --stats 2>"$T/dump.err"
@@ -19,9 +28,7 @@ stat_of() {
 	pages=$(cat "$IMG"/pages-*.img | wc -c)
 	assert_equal "$(stat_of pages_bytes "$T/dump.err")" "$pages"
 	assert_equal "$(stat_of tasks "$T/dump.err")" 2
-	# progress grows to its total, which is at least the page data
-	run awk '$1 == "progress" { if ($2 < last || $2 > $3) exit 1; last = $2; n++; d = $2; t = $3 }
-		END { if (n < 2 || d != t || d < '"$pages"') exit 1 }' "$T/dump.err"
+	run progress_ok dump "$pages" "$T/dump.err"
 	assert_success
 	for s in freeze_ns state_ns files_ns mem_scan_ns write_ns release_ns total_ns; do
 		[ "$(stat_of $s "$T/dump.err")" -gt 0 ] || { echo "$s is 0" >&2; false; }
@@ -42,9 +49,13 @@ stat_of() {
 	for s in validate_ns create_ns mem_ns state_ns release_ns total_ns; do
 		[ "$(stat_of $s "$T/restore.err")" -gt 0 ] || { echo "$s is 0" >&2; false; }
 	done
-	run awk '$1 == "progress" { d = $2; t = $3; n++ } END { if (n < 2 || d != t) exit 1 }' \
-		"$T/restore.err"
+	# checksums first, then the pages put back
+	run progress_ok verify "$pages" "$T/restore.err"
 	assert_success
+	run progress_ok restore "$pages" "$T/restore.err"
+	assert_success
+	run awk '$1 == "progress" { print $2 }' "$T/restore.err"
+	assert_equal "$(uniq <<<"$output" | tr '\n' ' ')" "verify restore "
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }

@@ -39,10 +39,11 @@ struct calls {
 	uint64_t done[16], total[16];
 };
 
-static void record(uint64_t done, uint64_t total, void *userdata)
+static void record(const char *stage, uint64_t done, uint64_t total, void *userdata)
 {
 	struct calls *c = userdata;
 
+	assert_string_equal(stage, "dump");
 	if (c->n < 16) {
 		c->done[c->n] = done;
 		c->total[c->n] = total;
@@ -53,7 +54,7 @@ static void record(uint64_t done, uint64_t total, void *userdata)
 static void test_progress_steps_and_end(void **state)
 {
 	struct calls c = {0};
-	struct cd_progress p = {.fn = record, .userdata = &c, .total = 10u << 20};
+	struct cd_progress p = {.stage = "dump", .fn = record, .userdata = &c, .total = 10u << 20};
 
 	cd_progress_add(&p, 1u << 20);
 	assert_int_equal(c.n, 0); /* below the step */
