@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/codec.h"
-#include "job/proc.h"
 #include "shared/cleanup.h"
 #include "storage/storage.h"
 
