@@ -77,7 +77,7 @@ static int dump(struct cli_ctx *ctx, const char *type, json_t *target)
 	if (r < 0)
 		return cli_fail(&err);
 	if (cli_flag(ctx, "profiling"))
-		progress_print_timings(json_object_get(reply, "timings"));
+		progress_print_timings(stdout, json_object_get(reply, "timings"));
 	table_size(size, sizeof(size), json_integer_value(json_object_get(reply, "size")));
 	printf("Dumped %s %s (%s, %s) to %s\n", type, ctx->args[0], size,
 	       json_string_value(json_object_get(reply, "compression")),

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +16,10 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "daemon/cr.h"
+#include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/codec.h"
-#include "job/proc.h"
 #include "shared/cleanup.h"
 #include "storage/storage.h"
 
@@ -50,6 +50,7 @@ static int write_pid_file(const char *path, int pid, cd_err *err)
 /* ---- --no-server ---- */
 
 struct local_progress {
+	const char *phase;
 	double start;
 	bool shown;
 };
@@ -69,14 +70,26 @@ static void local_progress(uint64_t done, uint64_t total, void *userdata)
 
 	if (t < 1.0 || !isatty(STDERR_FILENO))
 		return;
-	progress_draw("unpack", done, total, t);
+	progress_draw(p->phase, done, total, t);
 	p->shown = true;
+}
+
+/* The engine's stages each start a line of their own. */
+static void local_engine_progress(const char *stage, uint64_t done, uint64_t total, void *userdata)
+{
+	struct local_progress *p = userdata;
+
+	if (strcmp(p->phase, stage)) {
+		p->phase = stage;
+		p->start = now_s();
+	}
+	local_progress(done, total, p);
 }
 
 /* An archive is unpacked beside itself when we can write there, else in /tmp. */
 static int unpack_scratch(const char *path, char **ret_scratch, char **ret_image, cd_err *err)
 {
-	struct local_progress p = {.start = now_s()};
+	struct local_progress p = {.phase = "unpack", .start = now_s()};
 	storage_opts so = {.progress = local_progress, .userdata = &p};
 	_cleanup_free_ char *copy = strdup(path);
 	const char *dir = copy ? dirname(copy) : "/tmp";
@@ -135,9 +148,48 @@ static int wait_child(pid_t pid)
 	return job_exit_code(status);
 }
 
+static void print_local_timings(double unpack_ms, const struct cd_restore_stats *st,
+                                double total_ms)
+{
+	struct op_shared *op;
+	json_t *timings;
+
+	if (op_new(NULL, &op, &(cd_err){0}) < 0)
+		return;
+	if (unpack_ms >= 0)
+		op_time(op, "unpack (read, decompress, verify)", unpack_ms);
+	cr_restore_timings(op, st);
+	op_time(op, "total", total_ms);
+	timings = op_timings_json(op);
+	/* stdout is the restored tree's */
+	progress_print_timings(stderr, timings);
+	json_decref(timings);
+	op_free(op);
+}
+
+static int engine_restore_local(struct cli_ctx *ctx, struct cd_restore_opts *o, pid_t *ret_pid,
+                                cd_err *err)
+{
+	struct local_progress p = {.phase = "verify", .start = now_s()};
+	int r;
+
+	o->progress = local_engine_progress;
+	o->userdata = &p;
+	o->leave_stopped = cli_flag(ctx, "leave-stopped");
+	r = local_stdio(ctx, o->stdio_fd, err);
+	if (r == 0)
+		r = cd_engine_restore(o, ret_pid, err);
+	if (p.shown)
+		progress_clear();
+	if (o->stdio_fd[1] >= 0)
+		close(o->stdio_fd[1]);
+	return r;
+}
+
 static int restore_local(struct cli_ctx *ctx, const char *path)
 {
-	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = path};
+	struct cd_restore_stats st = {0};
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = path, .stats = &st};
 	_cleanup_free_ char *scratch = NULL, *image = NULL;
 	const char *pid_file = cli_str(ctx, "pid-file");
 	storage_compression format;
@@ -146,22 +198,14 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 	pid_t pid;
 	int r;
 
-	if (access(path, F_OK) < 0) {
-		cd_err_sys(&err, errno, "checkpoint %s", path);
-		return cli_fail(&err);
-	}
-	if (storage_detect(path, &format, &err) < 0)
+	if (cr_image_format(path, &format, &err) < 0)
 		return cli_fail(&err);
 	if (format != STORAGE_NONE && unpack_scratch(path, &scratch, &image, &err) < 0)
 		return cli_fail(&err);
 	if (image)
 		o.dir = image;
 	t1 = now_s();
-	r = local_stdio(ctx, o.stdio_fd, &err);
-	if (r == 0)
-		r = cd_engine_restore(&o, &pid, &err);
-	if (o.stdio_fd[1] >= 0)
-		close(o.stdio_fd[1]);
+	r = engine_restore_local(ctx, &o, &pid, &err);
 	if (scratch)
 		storage_remove(scratch, &(cd_err){0});
 	if (r < 0) {
@@ -172,13 +216,8 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 		}
 		return cli_fail(&err);
 	}
-	/* the engine has released the tree already: stop it at once */
-	if (cli_flag(ctx, "leave-stopped"))
-		proc_signal_tree(pid, SIGSTOP);
 	if (cli_flag(ctx, "profiling"))
-		fprintf(stderr, "profiling:\n  %-52s %10.1f ms\n  %-52s %10.1f ms\n",
-		        "unpack (read, decompress, verify)", (t1 - t0) * 1e3,
-		        "engine restore (validate, create, memory, files)", (now_s() - t1) * 1e3);
+		print_local_timings(scratch ? (t1 - t0) * 1e3 : -1, &st, (now_s() - t0) * 1e3);
 	if (pid_file && write_pid_file(pid_file, pid, &err) < 0)
 		cli_fail(&err);
 	return wait_child(pid);
@@ -234,7 +273,7 @@ static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 	job = json_object_get(reply, "job");
 	snprintf(jid, sizeof(jid), "%s", json_string_value(json_object_get(job, "jid")));
 	if (cli_flag(ctx, "profiling"))
-		progress_print_timings(json_object_get(reply, "timings"));
+		progress_print_timings(stdout, json_object_get(reply, "timings"));
 	if (pid_file &&
 	    write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")), &err) <
 	        0)
@@ -293,7 +332,7 @@ static int restore_job(struct cli_ctx *ctx)
 	    {"attachable", 0, CLI_BOOL, NULL, "keep the job's terminal for a later attach"},       \
 	    {"out", 'o', CLI_STRING, "FILE", "write the job's output to FILE instead of the log"}, \
 	    {"pid-file", 0, CLI_STRING, "FILE", "write the restored PID to FILE"},                 \
-	    {"leave-stopped", 0, CLI_BOOL, NULL, "stop the tree (SIGSTOP) right after restore"},   \
+	    {"leave-stopped", 0, CLI_BOOL, NULL, "leave the tree stopped (SIGCONT resumes it)"},   \
 	{                                                                                          \
 		"profiling", 0, CLI_BOOL, NULL, "print where the time went"                        \
 	}

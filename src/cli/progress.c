@@ -167,15 +167,15 @@ int progress_call(const struct cd_config *cfg, const char *path, json_t *body, j
 	return 0;
 }
 
-void progress_print_timings(json_t *timings)
+void progress_print_timings(FILE *f, json_t *timings)
 {
 	size_t i;
 	json_t *t;
 
-	printf("profiling:\n");
+	fprintf(f, "profiling:\n");
 	json_array_foreach(timings, i, t)
 	{
-		printf("  %-52s %10.1f ms\n", json_string_value(json_object_get(t, "name")),
-		       json_real_value(json_object_get(t, "ms")));
+		fprintf(f, "  %-52s %10.1f ms\n", json_string_value(json_object_get(t, "name")),
+		        json_real_value(json_object_get(t, "ms")));
 	}
 }

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "shared/config.h"
 #include "shared/error.h"
@@ -19,4 +20,4 @@ void progress_draw(const char *phase, uint64_t done, uint64_t total, double seco
 void progress_clear(void);
 
 /* Prints the "timings" array of a reply as a table (--profiling). */
-void progress_print_timings(json_t *timings);
+void progress_print_timings(FILE *f, json_t *timings);

@@ -1,10 +1,13 @@
 /* What dump and restore share: running a worker, and deleting checkpoints. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "daemon/cr.h"
 #include "daemon/op.h"
+#include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "storage/storage.h"
 
@@ -53,4 +56,53 @@ int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const
 	if (r < 0)
 		return cd_err_wrap(err, "delete checkpoint %s", id);
 	return job_manager_checkpoint_delete(api->jm, caller, id, err);
+}
+
+int cr_image_format(const char *path, storage_compression *ret, cd_err *err)
+{
+	char names[96] = "";
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return cd_err_sys(err, errno, "checkpoint %s", path);
+	if (S_ISDIR(st.st_mode) || storage_compression_from_suffix(path) != STORAGE_NONE)
+		return storage_detect(path, ret, err);
+	for (int c = STORAGE_TAR; c <= STORAGE_ZSTD; c++) {
+		size_t n = strlen(names);
+
+		snprintf(names + n, sizeof(names) - n, "%s%s", c == STORAGE_TAR ? "" : ", ",
+		         storage_compression_suffix((storage_compression)c));
+	}
+	return cd_err_set(err, EINVAL,
+	                  "checkpoint %s: not a checkpoint image: an archive's name ends in one "
+	                  "of %s (or give an image directory)",
+	                  path, names);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+void cr_dump_timings(struct op_shared *op, const struct cd_dump_stats *st, bool leave_running)
+{
+	op_time(op, "freeze (seize the tree)", ms(st->freeze_ns));
+	op_time(op, "task state (registers, /proc, injected calls)", ms(st->state_ns));
+	op_time(op, "files", ms(st->files_ns));
+	op_time(op, "memory (pagemap scan, read pages)", ms(st->mem_scan_ns));
+	op_time(op, "write page files", ms(st->write_ns));
+	op_time(op, "fsync (page files, manifest)", ms(st->fsync_ns));
+	op_time(op, leave_running ? "release the tree" : "kill the tree", ms(st->release_ns));
+	op_time(op, "engine dump (all of the above)", ms(st->total_ns));
+}
+
+void cr_restore_timings(struct op_shared *op, const struct cd_restore_stats *st)
+{
+	op_time(op, "validate (manifest, page checksums, pids)", ms(st->validate_ns));
+	op_time(op, "files (open, refill pipes)", ms(st->files_ns));
+	op_time(op, "create the tree", ms(st->create_ns));
+	op_time(op, "memory (map, fill)", ms(st->mem_ns));
+	op_time(op, "other state (registers, signals, creds)", ms(st->state_ns));
+	op_time(op, "release", ms(st->release_ns));
+	op_time(op, "engine restore (all of the above)", ms(st->total_ns));
 }

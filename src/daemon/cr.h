@@ -6,8 +6,10 @@
 #include <jansson.h>
 
 #include "daemon/api.h"
+#include "engine/engine.h"
 #include "job/manager.h"
 #include "shared/error.h"
+#include "storage/storage.h"
 
 /* Body and reply: see docs/api.md. */
 int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
@@ -25,3 +27,14 @@ int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_share
                   const char *what, cd_err *err);
 /* The waiting half of cr_run_worker, for a worker forked by the caller. */
 int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char *what, cd_err *err);
+
+/* The format of the checkpoint at path: a directory is an image directory;
+ * a file must be named like an archive of ours (.tar, .tar.gz, …; anything
+ * else is refused, naming the accepted suffixes) and is read by its content,
+ * so an archive under another of our suffixes still restores. */
+int cr_image_format(const char *path, storage_compression *ret, cd_err *err);
+
+/* The engine's stats as timings of op (--profiling), phase by phase, then
+ * the engine's total. */
+void cr_dump_timings(struct op_shared *op, const struct cd_dump_stats *st, bool leave_running);
+void cr_restore_timings(struct op_shared *op, const struct cd_restore_stats *st);

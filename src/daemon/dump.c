@@ -2,7 +2,6 @@
  * directory beside the target and packed to DIR/NAME[.suffix] by storage
  * (atomic, 0600), in a worker running as root for the caller. */
 #include <errno.h>
-#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,68 +152,18 @@ static int act_as_caller(const struct dump_req *d, cd_err *err)
 	return 0;
 }
 
-struct watch {
-	struct op_shared *op;
-	const char *image;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-};
-
-/* The engine reports no progress: count the bytes of the image so far. */
-static void *watch_image(void *arg)
-{
-	struct watch *w = arg;
-	struct timespec until;
-	uint64_t size;
-
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&w->cond, &w->lock, &until);
-		if (!w->stop && storage_size(w->image, &size, &(cd_err){0}) == 0)
-			op_progress_cb(size, 0, w->op);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-static int engine_dump_watched(struct dump_req *d, const struct cd_dump_opts *o, cd_err *err)
-{
-	struct watch w = {.op = d->op, .image = o->dir};
-	bool watching;
-	pthread_t t;
-	int r;
-
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	watching = pthread_create(&t, NULL, watch_image, &w) == 0;
-	r = cd_engine_dump(o, err);
-	if (watching) {
-		pthread_mutex_lock(&w.lock);
-		w.stop = true;
-		pthread_cond_signal(&w.cond);
-		pthread_mutex_unlock(&w.lock);
-		pthread_join(t, NULL);
-	}
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
-	return r;
-}
-
 /* In the worker: engine dump, then pack; the result goes to d->op. */
 static int dump_worker(void *arg)
 {
 	struct dump_req *d = arg;
+	struct cd_dump_stats st = {0};
 	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION,
 	                         .pid = d->target.pid,
 	                         .leave_running = d->leave_running,
-	                         .shell_job = d->shell_job};
+	                         .shell_job = d->shell_job,
+	                         .stats = &st,
+	                         .progress = op_engine_progress_cb,
+	                         .userdata = d->op};
 	/* the result is the caller's, who asked for it */
 	storage_opts so = {.remove_source = true,
 	                   .set_owner = d->caller_uid != 0,
@@ -235,10 +184,10 @@ static int dump_worker(void *arg)
 	}
 	o.dir = image;
 	op_phase(d->op, "dump");
-	if (engine_dump_watched(d, &o, err) < 0)
+	if (cd_engine_dump(&o, err) < 0)
 		return 1;
 	t1 = op_now_ms();
-	op_time(d->op, "engine dump (freeze, memory, files, write)", t1 - t0);
+	cr_dump_timings(d->op, &st, d->leave_running);
 	op_phase(d->op, d->compression == STORAGE_NONE ? "write" : "compress");
 	if (storage_pack(image, d->dest, d->compression, &so, &stats, err) < 0)
 		return 1;

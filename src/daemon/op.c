@@ -107,21 +107,33 @@ void op_progress_cb(uint64_t done, uint64_t total, void *userdata)
 	__atomic_store_n(&op->done, done, __ATOMIC_RELAXED);
 }
 
+void op_engine_progress_cb(const char *stage, uint64_t done, uint64_t total, void *userdata)
+{
+	struct op_shared *op = userdata;
+
+	if (strncmp(op->phase, stage, sizeof(op->phase)))
+		op_phase(op, stage);
+	op_progress_cb(done, total, op);
+}
+
 json_t *op_progress_json(const char *id)
 {
 	struct op_page **p;
 	json_t *j = NULL;
 	char phase[24];
+	double seconds;
 
 	pthread_mutex_lock(&registry_lock);
 	p = find(id);
 	if (p) {
 		memcpy(phase, (*p)->op.phase, sizeof(phase));
 		phase[sizeof(phase) - 1] = '\0';
-		j = json_pack("{s:s, s:I, s:I}", "phase", phase, "done",
+		seconds = (op_now_ms() - (*p)->op.phase_start_ms) / 1e3;
+		j = json_pack("{s:s, s:I, s:I, s:f}", "phase", phase, "done",
 		              (json_int_t)__atomic_load_n(&(*p)->op.done, __ATOMIC_RELAXED),
 		              "total",
-		              (json_int_t)__atomic_load_n(&(*p)->op.total, __ATOMIC_RELAXED));
+		              (json_int_t)__atomic_load_n(&(*p)->op.total, __ATOMIC_RELAXED),
+		              "seconds", seconds < 0 ? 0.0 : seconds);
 	}
 	pthread_mutex_unlock(&registry_lock);
 	return j;

@@ -10,7 +10,7 @@
 
 #include "shared/error.h"
 
-#define OP_PHASES 8
+#define OP_PHASES 16
 #define OP_ID_MAX 64
 
 struct op_timing {
@@ -44,6 +44,8 @@ void op_time(struct op_shared *op, const char *name, double ms);
 double op_now_ms(void);
 /* A storage_progress_fn; userdata is the op. */
 void op_progress_cb(uint64_t done, uint64_t total, void *userdata);
+/* A cd_progress_fn: the engine's stage becomes the phase. */
+void op_engine_progress_cb(const char *stage, uint64_t done, uint64_t total, void *userdata);
 
 /* {"phase", "done", "total", "seconds"} of an operation in flight (seconds
  * into the phase), NULL when unknown. */

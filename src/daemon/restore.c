@@ -112,9 +112,7 @@ static int parse(struct api *api, const struct job_caller *c, json_t *body, stru
 
 static int check_image(struct restore_req *r, cd_err *err)
 {
-	if (access(r->path, F_OK) < 0)
-		return cd_err_sys(err, errno, "checkpoint %s", r->path);
-	return storage_detect(r->path, &r->format, err);
+	return cr_image_format(r->path, &r->format, err);
 }
 
 /* Beside the archive when we can write there, else in /tmp. */
@@ -141,31 +139,25 @@ static int make_scratch(struct restore_req *r, cd_err *err)
 	return 0;
 }
 
+/* Output to path (appended); stdin reads /dev/null. */
 static int open_output(struct restore_req *r, const char *path, cd_err *err)
 {
 	int fd;
 
 	snprintf(r->log_path, sizeof(r->log_path), "%s", path);
-	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		r->log_created = true;
 	else if (errno == EEXIST)
-		fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
-	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0) {
-		close(fd);
+	r->stdio[1] = fd;
+	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
-	}
-	/* The log serves as stdin too, at its end (reads see end of file, as
-	 * from /dev/null): the engine maps fds that shared one open file with
-	 * the root's fd 0 (a terminal: 0, 1 and 2 are one file) all to the
-	 * replacement of fd 0, so fd 0 must be writable for their output. */
-	lseek(fd, 0, SEEK_END);
-	r->stdio[0] = fd;
-	r->stdio[1] = dup(fd);
-	r->stdio[2] = dup(fd);
-	if (r->stdio[1] < 0 || r->stdio[2] < 0)
+	r->stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	r->stdio[2] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->stdio[0] < 0 || r->stdio[2] < 0)
 		return cd_err_sys(err, errno, "stdio of the restored job");
 	return 0;
 }
@@ -181,8 +173,8 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 		if (rc < 0)
 			return rc;
 		r->stdio[0] = slave;
-		r->stdio[1] = dup(slave);
-		r->stdio[2] = dup(slave);
+		r->stdio[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+		r->stdio[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
 		if (r->stdio[1] < 0 || r->stdio[2] < 0)
 			return cd_err_sys(err, errno, "stdio of the restored job");
 		return 0;
@@ -200,10 +192,16 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 static int restore_worker(void *arg)
 {
 	struct restore_req *r = arg;
-	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = r->path};
+	struct cd_restore_stats st = {0};
+	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION,
+	                            .dir = r->path,
+	                            .stats = &st,
+	                            .progress = op_engine_progress_cb,
+	                            .userdata = r->op,
+	                            .leave_stopped = r->leave_stopped};
 	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
 	_cleanup_free_ char *image = NULL;
-	double t0 = op_now_ms(), t1 = t0;
+	double t0 = op_now_ms();
 	cd_err *err = &r->op->err;
 	char c = 1;
 	pid_t pid;
@@ -218,19 +216,14 @@ static int restore_worker(void *arg)
 			cd_err_wrap(err, "checkpoint %s", r->path);
 			return 1;
 		}
-		t1 = op_now_ms();
-		op_time(r->op, "unpack (read, decompress, verify)", t1 - t0);
+		op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
 		o.dir = image;
 	}
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
-	op_phase(r->op, "restore");
+	op_phase(r->op, "verify"); /* the engine's first stage */
 	if (cd_engine_restore(&o, &pid, err) < 0)
 		return 1;
-	/* The engine releases the tree before it returns: stopping it now is the
-	 * closest we get to never letting it run (a few instructions may). */
-	if (r->leave_stopped)
-		proc_signal_tree(pid, SIGSTOP);
-	op_time(r->op, "engine restore (validate, create, memory, files)", op_now_ms() - t1);
+	cr_restore_timings(r->op, &st);
 	op_time(r->op, "total", op_now_ms() - t0);
 	r->op->pid = pid;
 	if (write(r->ready[1], &c, 1) != 1) {

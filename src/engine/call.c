@@ -1,9 +1,11 @@
 /* Helpers shared by the modules: injected calls with error context, fault
- * injection for tests, and the guard the entry points run under. */
+ * injection for tests, the guard the entry points run under, stats and
+ * progress. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/internal.h"
 
@@ -48,4 +50,34 @@ void cd_sigchld_default(struct sigaction *saved)
 void cd_sigchld_restore(const struct sigaction *saved)
 {
 	sigaction(SIGCHLD, saved, NULL);
+}
+
+uint64_t cd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Often enough for a progress line, rarely enough to cost nothing. */
+#define PROGRESS_STEP (4u << 20)
+
+void cd_progress_add(struct cd_progress *p, uint64_t bytes)
+{
+	p->done += bytes;
+	/* an estimate may fall short: never report more done than total */
+	if (p->done > p->total)
+		p->total = p->done;
+	if (p->fn && p->done - p->reported >= PROGRESS_STEP) {
+		p->reported = p->done;
+		p->fn(p->stage, p->done, p->total, p->userdata);
+	}
+}
+
+void cd_progress_end(struct cd_progress *p)
+{
+	p->total = p->done;
+	if (p->fn)
+		p->fn(p->stage, p->done, p->total, p->userdata);
 }

@@ -24,6 +24,8 @@ struct dump_state {
 	struct cd_image img;
 	cd_inject *inj[MAX_TASKS];
 	int dirfd;
+	struct cd_dump_stats stats;
+	struct cd_progress progress;
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -149,17 +151,50 @@ static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 	return 0;
 }
 
+static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
+                       cd_err *err)
+{
+	int r = 0;
+
+	for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++) {
+		uint64_t t0 = cd_now_ns();
+		r = cd_dump_modules[m]->dump(ctx, t, err);
+		*(cd_dump_modules[m] == &cd_mod_files ? &s->stats.files_ns : &s->stats.state_ns) +=
+		    cd_now_ns() - t0;
+	}
+	return r;
+}
+
+static int dump_memory(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
+                       cd_err *err)
+{
+	uint64_t t0 = cd_now_ns(), io0 = s->stats.write_ns + s->stats.fsync_ns;
+	int r = cd_mod_mem.dump(ctx, t, err);
+
+	s->stats.mem_scan_ns += cd_now_ns() - t0 - (s->stats.write_ns + s->stats.fsync_ns - io0);
+	return r;
+}
+
+static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_job)
+{
+	return (struct cd_dump_ctx){.parent_pm_fd = -1,
+	                            .img = &s->img,
+	                            .inj = s->inj[i],
+	                            .dirfd = s->dirfd,
+	                            .shell_job = shell_job,
+	                            .stats = &s->stats,
+	                            .progress = &s->progress};
+}
+
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
-	struct cd_dump_ctx ctx = {.parent_pm_fd = -1,
-	                          .img = &s->img,
-	                          .inj = s->inj[i],
-	                          .dirfd = s->dirfd,
-	                          .shell_job = shell_job};
+	struct cd_dump_ctx ctx = task_ctx(s, i, shell_job);
+	uint64_t t0 = cd_now_ns();
 	long addr, ignored;
 	int r;
 
+	cd_mem_forget(t);
 	if ((r = cd_mem_collect(t->pid, t, &s->img, err)) < 0)
 		return r;
 	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
@@ -170,18 +205,39 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	if (r < 0)
 		return r;
 	ctx.scratch = (uint64_t)addr;
-	for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++)
-		r = cd_dump_modules[m]->dump(&ctx, t, err);
+	s->stats.state_ns += cd_now_ns() - t0;
+	r = run_modules(s, &ctx, t, err);
+	t0 = cd_now_ns();
 	/* the scratch page goes even when a module failed */
 	int r2 = cd_call(ctx.inj, SYS_munmap, ctx.scratch, CD_PAGE_SIZE, 0, 0, 0, 0, &ignored,
 	                 r < 0 ? &(cd_err){0} : err);
+	s->stats.state_ns += cd_now_ns() - t0;
 	if (r < 0)
 		return r;
 	if (r2 < 0)
 		return r2;
 	if (cd_fault("dump-memory"))
 		return cd_err_set(err, EIO, "pid %d: injected fault dump-memory", t->pid);
-	return cd_mod_mem.dump(&ctx, t, err);
+	return dump_memory(s, &ctx, t, err);
+}
+
+/* The page data to come, for the progress: one pagemap pass over the
+ * frozen tree, parents first (a child's pages shared with its parent are
+ * not its own). */
+static int count_pages(struct dump_state *s, cd_err *err)
+{
+	uint64_t t0 = cd_now_ns();
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
+		struct cd_task *t = &s->img.tasks[i];
+		struct cd_dump_ctx ctx = task_ctx(s, i, false);
+		r = cd_mem_collect(t->pid, t, &s->img, err);
+		if (r >= 0)
+			r = cd_mem_count(&ctx, t, &s->progress.total, err);
+	}
+	s->stats.mem_scan_ns += cd_now_ns() - t0;
+	return r;
 }
 
 static void remove_dir(const char *dir, int dirfd)
@@ -267,16 +323,23 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	s->img.shell_job = opts->shell_job;
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
+	uint64_t t0 = cd_now_ns();
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0)
+		return r;
+	s->stats.freeze_ns = cd_now_ns() - t0;
+	if (s->progress.fn && (r = count_pages(s, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if ((r = dump_task(s, i, opts->shell_job, err)) < 0)
 			return r;
+	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
 		return r;
 	if (fsync(s->dirfd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", opts->dir);
+	s->stats.fsync_ns += cd_now_ns() - t0;
+	cd_progress_end(&s->progress);
 	return 0;
 }
 
@@ -299,7 +362,13 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		rmdir(opts->dir);
 		goto out;
 	}
+	if (opts->version >= 2) {
+		s->progress.stage = "dump";
+		s->progress.fn = opts->progress;
+		s->progress.userdata = opts->userdata;
+	}
 	r = do_dump(s, opts, err);
+	uint64_t t0 = cd_now_ns();
 	if (r < 0) {
 		release_tree(s);
 		remove_dir(opts->dir, s->dirfd);
@@ -308,6 +377,10 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	} else {
 		kill_tree(s);
 	}
+	s->stats.release_ns = cd_now_ns() - t0;
+	s->stats.tasks = s->img.ntasks;
+	if (r >= 0 && opts->version >= 2 && opts->stats)
+		*opts->stats = s->stats;
 	close(s->dirfd);
 out:
 	release_tree(s);
@@ -318,9 +391,15 @@ out:
 int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct sigaction saved;
+	uint64_t t0 = cd_now_ns();
 
+	if (opts->version < 1 || opts->version > CD_ENGINE_OPTS_VERSION)
+		return cd_err_set(err, EINVAL, "dump: options version %d is not supported (1-%d)",
+		                  opts->version, CD_ENGINE_OPTS_VERSION);
 	cd_sigchld_default(&saved);
 	int r = dump_main(opts, err);
+	if (r >= 0 && opts->version >= 2 && opts->stats)
+		opts->stats->total_ns = cd_now_ns() - t0;
 	cd_sigchld_restore(&saved);
 	return r;
 }

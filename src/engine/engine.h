@@ -9,11 +9,51 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "shared/error.h"
 
-#define CD_ENGINE_OPTS_VERSION 1
+/* Options are versioned: a caller sets .version to the CD_ENGINE_OPTS_VERSION
+ * it was built with; fields added by a later version are read only when
+ * .version says they are there. Versions: 1 the first fields; 2 stats,
+ * progress and leave_stopped. A version outside 1..CD_ENGINE_OPTS_VERSION is
+ * refused (EINVAL). */
+#define CD_ENGINE_OPTS_VERSION 2
+
+/* Progress over the page data: done of total bytes of the stage, which is
+ * "dump" (reading pages out of the tasks), "verify" (checksums of the page
+ * files, before any process exists) or "restore" (putting pages back).
+ * Called from the engine's thread every few MiB and once at the end of a
+ * stage (done == total). */
+typedef void (*cd_progress_fn)(const char *stage, uint64_t done, uint64_t total, void *userdata);
+
+/* Where a dump's time went, in nanoseconds (filled on success). */
+struct cd_dump_stats {
+	uint64_t freeze_ns;   /* seizing the tree and checking it */
+	uint64_t state_ns;    /* per task: mappings, registers, /proc facts, injected queries */
+	uint64_t files_ns;    /* fds: identity, pipe data, paths */
+	uint64_t mem_scan_ns; /* pagemaps, reading pages out of the tasks, zero checks */
+	uint64_t write_ns;    /* writing page files */
+	uint64_t fsync_ns;    /* fsync of page files, the manifest and the directory */
+	uint64_t release_ns;  /* killing the tree, or letting it run on */
+	uint64_t total_ns;
+	uint64_t tasks;
+	uint64_t pages_bytes; /* page data written */
+};
+
+/* Where a restore's time went, in nanoseconds (filled on success). */
+struct cd_restore_stats {
+	uint64_t validate_ns; /* manifest, page file checksums, pids, files, vDSO */
+	uint64_t files_ns;    /* opening the image's files and pipes */
+	uint64_t create_ns;   /* shared memory objects, the tree (clone3, fds, cwd …) */
+	uint64_t mem_ns;      /* mapping and filling memory */
+	uint64_t state_ns;    /* every other resource: registers, signals, creds … */
+	uint64_t release_ns;  /* detaching the tasks */
+	uint64_t total_ns;
+	uint64_t tasks;
+	uint64_t pages_bytes; /* page data put back */
+};
 
 struct cd_dump_opts {
 	int version;        /* CD_ENGINE_OPTS_VERSION */
@@ -21,14 +61,25 @@ struct cd_dump_opts {
 	const char *dir;    /* image directory; must not exist yet */
 	bool leave_running; /* detach instead of killing the tree afterwards */
 	bool shell_job;     /* the root's session leader may be outside the tree */
+	/* version 2 */
+	struct cd_dump_stats *stats; /* NULL: not wanted */
+	cd_progress_fn progress;     /* NULL: none */
+	void *userdata;
 };
 
 struct cd_restore_opts {
 	int version;     /* CD_ENGINE_OPTS_VERSION */
 	const char *dir; /* image directory */
 	/* Replacements for the root task's external stdio (fd 0, 1, 2 and
-	 * every fd sharing those open files); -1 leaves the caller's own fd. */
+	 * every fd sharing those open files; docs/engine.md says which fd
+	 * takes which); -1 leaves the caller's own fd. */
 	int stdio_fd[3];
+	/* version 2 */
+	struct cd_restore_stats *stats; /* NULL: not wanted */
+	cd_progress_fn progress;        /* NULL: none */
+	void *userdata;
+	bool leave_stopped; /* every task is released with SIGSTOP pending: it
+	                     * stops before running an instruction of its own */
 };
 
 /* Checkpoints the tree rooted at opts->pid. On failure nothing is left in
@@ -36,6 +87,6 @@ struct cd_restore_opts {
 int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err);
 
 /* Validates the image, then recreates the tree as a child of the caller,
- * running when this returns; the caller reaps the root (waitpid).
+ * running when this returns (stopped with leave_stopped); the caller reaps the root (waitpid).
  * *ret_pid gets the root's pid. On failure no process is left behind. */
 int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err *err);

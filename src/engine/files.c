@@ -98,11 +98,16 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 }
 
 /* Object id for pid's fd: an id already given to the same open file, else
- * a new one. Ids 0..2 are the root's external stdio. */
+ * a new one. Ids 0..2 are the root's external stdio: the root's fd N is
+ * replacement N even when fds 0-2 are one open file (a terminal, a log
+ * opened once and dup'ed), so output never goes to stdin's replacement;
+ * another fd sharing a std fd's open file takes the lowest such std fd. */
 static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *next_obj)
 {
 	const struct cd_task *root = cd_image_task(img, img->root);
 
+	if (t->pid == img->root && fd < 3)
+		return fd;
 	for (int s = 0; s < 3 && root; s++)
 		if (same_file(root->pid, s, t->pid, fd))
 			return s;

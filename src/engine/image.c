@@ -1,4 +1,5 @@
 #include "engine/image.h"
+#include "engine/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -401,7 +402,8 @@ int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
 /* Checksums the file through read-only mappings: its pages land in the
  * page cache, where the restore that follows maps them again, and no copy
  * is made here. */
-static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum, cd_err *err)
+static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum,
+                       struct cd_progress *progress, cd_err *err)
 {
 	const uint64_t window = 64 << 20;
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -424,19 +426,27 @@ static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum
 			return cd_err_sys(err, errno, "map %s", name);
 		cd_csum_update(&c, p, len);
 		munmap(p, len);
+		if (progress)
+			cd_progress_add(progress, len);
 	}
 	if (cd_csum_final(&c) != csum)
 		return cd_err_set(err, EINVAL, "%s: checksum mismatch (corrupt image)", name);
 	return 0;
 }
 
-int cd_image_verify_pages(const struct cd_image *img, int dirfd, cd_err *err)
+int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
+                          cd_err *err)
 {
+	for (size_t i = 0; progress && i < img->ntasks; i++)
+		progress->total += img->tasks[i].pages_size;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
-		int r = verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum, err);
+		int r =
+		    verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum, progress, err);
 		if (r < 0)
 			return r;
 	}
+	if (progress)
+		cd_progress_end(progress);
 	return 0;
 }

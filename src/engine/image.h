@@ -161,7 +161,9 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
-int cd_image_verify_pages(const struct cd_image *img, int dirfd, cd_err *err);
+struct cd_progress;
+int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
+                          cd_err *err);
 
 /* Encoding of a whole manifest to/from JSON (exposed for unit tests). */
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err);

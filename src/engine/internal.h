@@ -4,9 +4,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/engine.h"
 #include "engine/image.h"
 #include "engine/inject/inject.h"
 #include "engine/proc.h"
+
+/* Monotonic clock in nanoseconds, for the stats. */
+uint64_t cd_now_ns(void);
+
+/* Progress over page data, reported to the caller's function (if any). */
+struct cd_progress {
+	const char *stage;
+	cd_progress_fn fn;
+	void *userdata;
+	uint64_t done, total, reported;
+};
+/* Adds bytes done; reports every few MiB. */
+void cd_progress_add(struct cd_progress *p, uint64_t bytes);
+/* Reports the end: done becomes total. */
+void cd_progress_end(struct cd_progress *p);
 
 /* Per-task context while dumping: the task is seized; scratch is a page
  * mapped in the task (by injection) for syscalls with memory arguments. */
@@ -21,6 +37,10 @@ struct cd_dump_ctx {
 	int parent_pm_fd;
 	/* object ids shared across tasks, found with kcmp */
 	struct cd_dump_tree *tree;
+	struct cd_dump_stats *stats;
+	struct cd_progress *progress;
+	/* when not NULL, memory is only counted: bytes of page data to read */
+	uint64_t *count;
 };
 
 /* Per-task context while restoring: the task runs our trampoline; data is a
@@ -34,6 +54,7 @@ struct cd_restore_ctx {
 	uint64_t vtmp;            /* free area for moving the vDSO family in two steps */
 	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
 	size_t nshm;
+	struct cd_progress *progress;
 };
 
 /* A shared anonymous memory object: a memfd of the controller that each task
@@ -105,6 +126,13 @@ int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);
 
 /* Lists the mappings of pid into t (no page data), refusing unsupported kinds. */
 int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err);
+/* Forgets what cd_mem_collect listed. */
+void cd_mem_forget(struct cd_task *t);
+/* Bytes of page data the dump of t will read (t's mappings listed, its
+ * parent dumped or counted before it). */
+int cd_mem_count(struct cd_dump_ctx *ctx, struct cd_task *t, uint64_t *ret, cd_err *err);
+/* Bytes of page data the restore of t puts back. */
+uint64_t cd_mem_restore_bytes(const struct cd_task *t);
 
 /* Undoes what a new task inherited from the controller and must not keep
  * while its memory is replaced (rseq registration). */

@@ -177,6 +177,7 @@ static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer
 		r = cd_pw_commit(pw, kept * PAGE, err);
 		if (r < 0)
 			return r;
+		cd_progress_add(ctx->progress, chunk * PAGE);
 		page += chunk;
 		n -= chunk;
 	}
@@ -310,12 +311,13 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 		uint64_t j = i + 1;
 		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
 			j++;
-		if (cls == 1 || cls == 3)
+		r = 0;
+		if ((cls == 1 || cls == 3) && ctx->count)
+			*ctx->count += (j - i) * PAGE;
+		else if (cls == 1 || cls == 3)
 			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
-		else if (cls == 2)
+		else if (cls == 2 && !ctx->count)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
-		else
-			r = 0;
 		if (r < 0)
 			return r;
 		i = j;
@@ -410,14 +412,8 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *e
 	return 0;
 }
 
-static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+void cd_mem_forget(struct cd_task *t)
 {
-	_cleanup_(cd_pw_freep) struct cd_page_writer *pw = NULL;
-	char path[64];
-	_cleanup_close_ int pm_fd = -1, ppm_fd = -1;
-	int r;
-
-	/* Re-list now that the task is stopped (and our scratch page is gone). */
 	for (size_t i = 0; i < t->nvmas; i++) {
 		free(t->vmas[i].path);
 		free(t->vmas[i].runs);
@@ -425,35 +421,84 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	free(t->vmas);
 	t->vmas = NULL;
 	t->nvmas = 0;
-	r = cd_mem_collect(t->pid, t, ctx->img, err);
-	if (r < 0)
-		return r;
+}
+
+/* The pagemaps of t and of its parent in the tree (-1 when none). */
+static int open_pagemaps(struct cd_dump_ctx *ctx, const struct cd_task *t, int *ret_pm,
+                         int *ret_ppm, cd_err *err)
+{
+	char path[64];
+
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
-	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (pm_fd < 0)
+	*ret_pm = open(path, O_RDONLY | O_CLOEXEC);
+	if (*ret_pm < 0)
 		return cd_err_sys(err, errno, "open %s", path);
 	ctx->parent = t->ppid != t->pid ? cd_image_task(ctx->img, t->ppid) : NULL;
 	if (ctx->parent) {
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", t->ppid);
-		ppm_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (ppm_fd < 0)
+		*ret_ppm = open(path, O_RDONLY | O_CLOEXEC);
+		if (*ret_ppm < 0)
 			return cd_err_sys(err, errno, "open %s", path);
 	}
-	ctx->parent_pm_fd = ppm_fd;
-	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
-	r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err);
-	if (r < 0)
-		return r;
+	ctx->parent_pm_fd = *ret_ppm;
+	return 0;
+}
+
+static int dump_vmas(struct cd_dump_ctx *ctx, struct cd_task *t, int pm_fd,
+                     struct cd_page_writer *pw, cd_err *err)
+{
+	int r;
+
 	for (size_t i = 0; i < t->nvmas; i++) {
-		if (t->vmas[i].kind == CD_VMA_ANON_SHARED)
+		if (t->vmas[i].kind == CD_VMA_ANON_SHARED && !ctx->count)
 			r = dump_shm_pages(ctx, t->pid, pw, &t->vmas[i], err);
+		else if (t->vmas[i].kind == CD_VMA_ANON_SHARED &&
+		         shm_dumped(ctx->img, t, &t->vmas[i]))
+			r = 0;
 		else
 			r = dump_vma_pages(ctx, pm_fd, pw, &t->vmas[i], err);
 		if (r < 0)
 			return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, t->vmas[i].start,
 			                   t->vmas[i].end);
 	}
-	return cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err);
+	return 0;
+}
+
+int cd_mem_count(struct cd_dump_ctx *ctx, struct cd_task *t, uint64_t *ret, cd_err *err)
+{
+	_cleanup_close_ int pm_fd = -1, ppm_fd = -1;
+	int r = open_pagemaps(ctx, t, &pm_fd, &ppm_fd, err);
+
+	ctx->count = ret;
+	if (r >= 0)
+		r = dump_vmas(ctx, t, pm_fd, NULL, err);
+	ctx->count = NULL;
+	ctx->parent_pm_fd = -1;
+	return r;
+}
+
+static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	_cleanup_(cd_pw_freep) struct cd_page_writer *pw = NULL;
+	_cleanup_close_ int pm_fd = -1, ppm_fd = -1;
+	uint64_t write_ns, fsync_ns;
+	int r;
+
+	/* Re-list now that the task is stopped (and our scratch page is gone). */
+	cd_mem_forget(t);
+	if ((r = cd_mem_collect(t->pid, t, ctx->img, err)) < 0 ||
+	    (r = open_pagemaps(ctx, t, &pm_fd, &ppm_fd, err)) < 0)
+		return r;
+	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
+	if ((r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err)) < 0 ||
+	    (r = dump_vmas(ctx, t, pm_fd, pw, err)) < 0 ||
+	    (r = cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err)) < 0)
+		return r;
+	cd_pw_times(pw, &write_ns, &fsync_ns);
+	ctx->stats->write_ns += write_ns;
+	ctx->stats->fsync_ns += fsync_ns;
+	ctx->stats->pages_bytes += t->pages_size;
+	return 0;
 }
 
 /* ---- restore ---- */
@@ -629,6 +674,19 @@ static int fill_from_parent(struct cd_restore_ctx *ctx, const struct parent_page
 	return 0;
 }
 
+#define FILL_STEP (8u << 20)
+
+uint64_t cd_mem_restore_bytes(const struct cd_task *t)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < t->nvmas; i++)
+		for (size_t j = 0; j < t->vmas[i].nruns; j++)
+			if (t->vmas[i].runs[j].src != CD_RUN_ZERO)
+				bytes += t->vmas[i].runs[j].npages * PAGE;
+	return bytes;
+}
+
 static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
                     const struct parent_pages *pp, size_t depth, const struct cd_vma *v,
                     cd_err *err)
@@ -642,6 +700,7 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 		if (run->src == CD_RUN_PARENT) {
 			if ((r = fill_from_parent(ctx, pp, depth, v, addr, left, err)) < 0)
 				return r;
+			cd_progress_add(ctx->progress, left);
 			continue;
 		}
 		/* Fresh anonymous memory and new shared memory objects are zero. */
@@ -651,11 +710,15 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 		while (left) {
 			const void *src = zero;
 			size_t n = PAGE;
+			/* in steps, for the progress */
 			if (run->src == CD_RUN_DATA &&
-			    (r = cd_pr_next(pr, left, &src, &n, err)) < 0)
+			    (r = cd_pr_next(pr, left < FILL_STEP ? left : FILL_STEP, &src, &n,
+			                    err)) < 0)
 				return r;
 			if ((r = write_task_pages(ctx->inj, v, addr, src, n, err)) < 0)
 				return r;
+			if (run->src == CD_RUN_DATA)
+				cd_progress_add(ctx->progress, n);
 			addr += n;
 			left -= n;
 		}

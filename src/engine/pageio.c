@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/internal.h"
 #include "shared/cleanup.h"
 
 struct cd_page_writer {
@@ -18,6 +19,7 @@ struct cd_page_writer {
 	size_t len;
 	uint64_t total;
 	struct cd_csum csum;
+	uint64_t write_ns, fsync_ns;
 	char name[64];
 };
 
@@ -65,8 +67,10 @@ size_t cd_pw_reserve(struct cd_page_writer *pw, uint8_t **ret_dst)
 static int pw_flush(struct cd_page_writer *pw, cd_err *err)
 {
 	size_t off = 0;
+	uint64_t t0;
 
 	cd_csum_update(&pw->csum, pw->buf, pw->len);
+	t0 = cd_now_ns();
 	while (off < pw->len) {
 		ssize_t n = write(pw->fd, pw->buf + off, pw->len - off);
 		if (n < 0 && errno == EINTR)
@@ -82,6 +86,7 @@ static int pw_flush(struct cd_page_writer *pw, cd_err *err)
 			return cd_err_sys(err, errno, "write %s", pw->name);
 		off += (size_t)n;
 	}
+	pw->write_ns += cd_now_ns() - t0;
 	pw->total += pw->len;
 	pw->len = 0;
 	return 0;
@@ -101,11 +106,19 @@ int cd_pw_finish(struct cd_page_writer *pw, uint64_t *ret_size, uint64_t *ret_cs
 
 	if (r < 0)
 		return r;
+	uint64_t t0 = cd_now_ns();
 	if (fsync(pw->fd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", pw->name);
+	pw->fsync_ns += cd_now_ns() - t0;
 	*ret_size = pw->total;
 	*ret_csum = cd_csum_final(&pw->csum);
 	return 0;
+}
+
+void cd_pw_times(const struct cd_page_writer *pw, uint64_t *ret_write_ns, uint64_t *ret_fsync_ns)
+{
+	*ret_write_ns = pw->write_ns;
+	*ret_fsync_ns = pw->fsync_ns;
 }
 
 void cd_pw_free(struct cd_page_writer *pw)

@@ -43,6 +43,9 @@ struct restore_state {
 	uint64_t tramp, vtmp;
 	int status_w;
 	pid_t root;
+	bool leave_stopped;
+	struct cd_restore_stats stats;
+	struct cd_progress progress;
 };
 
 /* ---- checks before any process exists ---- */
@@ -278,7 +281,9 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .vtmp = s->vtmp,
 	    .shm = s->shm,
 	    .nshm = s->nshm,
+	    .progress = &s->progress,
 	};
+	uint64_t t0 = cd_now_ns();
 	long ignored;
 	int r;
 
@@ -288,15 +293,43 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	if ((r = cd_attrs_reset(inj, err)) < 0)
 		return r;
 	for (size_t m = 0; m < cd_restore_modules_n; m++) {
+		uint64_t t1 = cd_now_ns();
 		if ((r = cd_restore_modules[m]->restore(&ctx, t, err)) < 0)
 			return cd_err_wrap(err, "%s", cd_restore_modules[m]->name);
+		/* memory has its own figure; the rest is state */
+		if (cd_restore_modules[m] == &cd_mod_mem) {
+			uint64_t spent = cd_now_ns() - t1;
+			s->stats.mem_ns += spent;
+			t0 += spent;
+		}
 	}
 	/* The last injected call removes the trampoline; the task is then at
 	 * that call's exit stop and runs no instruction from it. */
 	if ((r = cd_call_ok(inj, "munmap trampoline", SYS_munmap, s->tramp, TRAMP_LEN, 0, 0, 0, 0,
 	                    &ignored, err)) < 0)
 		return r;
-	return cd_cpu_restore_final(inj, t, err);
+	r = cd_cpu_restore_final(inj, t, err);
+	s->stats.state_ns += cd_now_ns() - t0;
+	return r;
+}
+
+/* Lets every task run, or with leave_stopped, stop at once: SIGSTOP is
+ * queued while the task is still in our stop, so it stops on its way back
+ * to user space, before an instruction of its own. */
+static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
+{
+	uint64_t t0 = cd_now_ns();
+	int r = 0;
+
+	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
+		pid_t pid = s->img.tasks[i].pid;
+		if (s->leave_stopped && syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
+			r = cd_err_sys(err, errno, "pid %d: queue SIGSTOP", pid);
+	}
+	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++)
+		r = cd_inject_detach(inj[i], err);
+	s->stats.release_ns = cd_now_ns() - t0;
+	return r;
 }
 
 static int transplant_all(struct restore_state *s, cd_err *err)
@@ -307,17 +340,18 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	if (!inj)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
+		uint64_t t0 = cd_now_ns();
 		r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);
+		s->stats.state_ns += cd_now_ns() - t0;
 		if (r >= 0)
 			r = transplant(s, &s->img.tasks[i], inj[i], err);
 		if (r < 0)
 			r = cd_err_wrap(err, "pid %d", s->img.tasks[i].pid);
 	}
-	for (size_t i = 0; i < s->img.ntasks; i++) {
-		if (r >= 0 && inj[i])
-			r = cd_inject_detach(inj[i], err);
+	if (r >= 0)
+		r = release_all(s, inj, err);
+	for (size_t i = 0; i < s->img.ntasks; i++)
 		cd_inject_free(inj[i]);
-	}
 	return r;
 }
 
@@ -392,17 +426,33 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	s->dirfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0)
 		return cd_err_sys(err, errno, "image %s", opts->dir);
+	struct cd_progress verify = {
+	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
+	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
-	    (r = cd_image_verify_pages(&s->img, s->dirfd, err)) < 0 ||
+	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
-	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0 ||
-	    (r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0 ||
-	    (r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
+	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0)
 		return r;
-	if ((r = create_tree(s, err)) < 0 || (r = transplant_all(s, err)) < 0) {
+	s->stats.validate_ns = cd_now_ns() - t0;
+	t0 = cd_now_ns();
+	if ((r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0)
+		return r;
+	s->stats.files_ns = cd_now_ns() - t0;
+	t0 = cd_now_ns();
+	if ((r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
+		return r;
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
+	r = create_tree(s, err);
+	s->stats.create_ns = cd_now_ns() - t0;
+	if (r < 0 || (r = transplant_all(s, err)) < 0) {
 		kill_created(s);
 		return r;
 	}
+	cd_progress_end(&s->progress);
+	s->stats.tasks = s->img.ntasks;
+	s->stats.pages_bytes = s->progress.done;
 	return 0;
 }
 
@@ -410,7 +460,19 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 {
 	struct restore_state s = {.dirfd = -1, .status_w = -1};
 	struct sigaction saved;
+	uint64_t t0 = cd_now_ns();
 	int subreaper = 0;
+
+	if (opts->version < 1 || opts->version > CD_ENGINE_OPTS_VERSION)
+		return cd_err_set(err, EINVAL,
+		                  "restore: options version %d is not supported (1-%d)",
+		                  opts->version, CD_ENGINE_OPTS_VERSION);
+	if (opts->version >= 2) {
+		s.progress.stage = "restore";
+		s.progress.fn = opts->progress;
+		s.progress.userdata = opts->userdata;
+		s.leave_stopped = opts->leave_stopped;
+	}
 
 	/* Tasks orphaned by a failure half-way come to us, to be killed. */
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
@@ -422,6 +484,10 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 
 	if (r >= 0)
 		*ret_pid = s.root;
+	if (r >= 0 && opts->version >= 2 && opts->stats) {
+		s.stats.total_ns = cd_now_ns() - t0;
+		*opts->stats = s.stats;
+	}
 	cd_files_free(s.objs);
 	cd_mem_shm_free(s.shm, s.nshm);
 	cd_image_free(&s.img);

@@ -74,16 +74,35 @@ teardown() {
 	run "$CEDANA" dump job p --compression lz4 --profiling
 	assert_success
 	assert_line --index 0 profiling:
-	assert_line --regexp '^  engine dump .* [0-9.]+ ms$'
-	assert_line --regexp '^  compress .* [0-9.]+ ms$'
-	assert_line --regexp '^  total .* [0-9.]+ ms$'
+	for phase in freeze 'task state' files memory 'write page files' fsync 'kill the tree' \
+		'engine dump' compress total; do
+		assert_line --regexp "^  $phase .* [0-9.]+ ms\$"
+	done
 	path=$(last_word)
 	assert_file_exists "$path"
 	run "$CEDANA" restore job p --profiling
 	assert_success
-	assert_line --regexp '^  unpack .* [0-9.]+ ms$'
-	assert_line --regexp '^  engine restore .* [0-9.]+ ms$'
+	for phase in unpack validate files 'create the tree' memory 'other state' release \
+		'engine restore' total; do
+		assert_line --regexp "^  $phase .* [0-9.]+ ms\$"
+	done
 	finish_counter p
+}
+
+@test "restore --no-server --profiling prints the engine's phases on stderr" {
+	start_counter q
+	run "$CEDANA" dump job q --compression zstd
+	assert_success
+	path=$(last_word)
+	touch "$(trigger_of q)"
+	"$CEDANA" restore process --path "$path" --no-server --profiling >"$BATS_TEST_TMPDIR/out" \
+		2>"$BATS_TEST_TMPDIR/err"
+	for phase in unpack validate 'create the tree' memory 'engine restore' total; do
+		assert_file_contains "$BATS_TEST_TMPDIR/err" "^  $phase .* [0-9.]* ms\$"
+	done
+	run grep -c profiling "$BATS_TEST_TMPDIR/out"
+	assert_output 0
+	assert_file_contains "$BATS_TEST_TMPDIR/out" '^PASS$'
 }
 
 @test "progress of an operation in flight is served at /v1/ops/ID; unknown ids are 404" {

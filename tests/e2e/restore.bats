@@ -75,6 +75,10 @@ dump_job() {
 	assert_equal "$(job_field p2 log)" "$(log_of p2)"
 	# the restored tree is the daemon's child, so the daemon records its exit code
 	assert_equal "$(ps -o ppid= -p "$(job_field p2 pid)" | tr -d ' ')" "$DAEMON_PID"
+	# stdin reads /dev/null, output goes to the log
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/0")" /dev/null
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/1")" "$(log_of p2)"
+	assert_equal "$(readlink "/proc/$(job_field p2 pid)/fd/2")" "$(log_of p2)"
 	touch "$(trigger_of p)"
 	wait_job_field p2 exit_code 0
 	assert_file_contains "$(log_of p2)" '^PASS$'
@@ -131,16 +135,30 @@ dump_job() {
 	finish_counter s
 }
 
-@test "restore detects the format from the content: a renamed archive restores" {
+@test "restore reads an archive by its content, but only under one of our suffixes" {
 	start_date_loop f 2 6
 	wait_file_contains "$(log_of f)" UTC
 	dump_job f --compression zstd
-	mv "$CKPT" "$CK/renamed.bin"
-	run "$CEDANA" restore process --path "$CK/renamed.bin" --no-server
-	assert_failure 6
-	mv "$CK/renamed.bin" "$CK/wrong-suffix.tar.gz"
+	# under a wrong known suffix: unpacked by its content
+	mv "$CKPT" "$CK/wrong-suffix.tar.gz"
 	run "$CEDANA" restore process --path "$CK/wrong-suffix.tar.gz" --no-server
 	assert_failure 6
+	run "$CEDANA" restore process --path "$CK/wrong-suffix.tar.gz" --jid f2
+	assert_success
+	wait_job_field f2 exit_code 6
+	# under an unknown suffix: refused, naming the suffixes, nothing created
+	mv "$CK/wrong-suffix.tar.gz" "$CK/renamed.bin"
+	msg="Error: checkpoint $CK/renamed.bin: not a checkpoint image: an archive's name ends in one of .tar, .tar.gz, .tar.lz4, .tar.zlib, .tar.zst (or give an image directory)"
+	run "$CEDANA" restore process --path "$CK/renamed.bin" --jid f3
+	assert_failure 1
+	assert_output "$msg"
+	run "$CEDANA" restore process --path "$CK/renamed.bin" --no-server
+	assert_failure 1
+	assert_output "$msg"
+	run "$CEDANA" job inspect f3
+	assert_output "Error: job f3 not found"
+	assert_file_not_exists "$(log_of f3)"
+	assert_equal "$(entries "$CK")" "renamed.bin"
 }
 
 @test "restore refuses a path that does not exist, an unrecognised and a corrupted archive; nothing left behind" {

@@ -13,9 +13,11 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job]\n"
-	                "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
-	                " [--detach] [--pid-file F]\n");
+	fprintf(stderr,
+	        "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats]\n"
+	        "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
+	        " [--detach] [--pid-file F] [--leave-stopped] [--stats]\n"
+	        "--stats prints the progress calls and the stats to stderr\n");
 	return 2;
 }
 
@@ -25,9 +27,49 @@ static int fail(const cd_err *err)
 	return 1;
 }
 
+static void print_progress(const char *stage, uint64_t done, uint64_t total, void *userdata)
+{
+	(void)userdata;
+	fprintf(stderr, "progress %s %llu %llu\n", stage, (unsigned long long)done,
+	        (unsigned long long)total);
+}
+
+static void print_stat(const char *name, uint64_t v)
+{
+	fprintf(stderr, "stat %s %llu\n", name, (unsigned long long)v);
+}
+
+static void print_dump_stats(const struct cd_dump_stats *st)
+{
+	print_stat("freeze_ns", st->freeze_ns);
+	print_stat("state_ns", st->state_ns);
+	print_stat("files_ns", st->files_ns);
+	print_stat("mem_scan_ns", st->mem_scan_ns);
+	print_stat("write_ns", st->write_ns);
+	print_stat("fsync_ns", st->fsync_ns);
+	print_stat("release_ns", st->release_ns);
+	print_stat("total_ns", st->total_ns);
+	print_stat("tasks", st->tasks);
+	print_stat("pages_bytes", st->pages_bytes);
+}
+
+static void print_restore_stats(const struct cd_restore_stats *st)
+{
+	print_stat("validate_ns", st->validate_ns);
+	print_stat("files_ns", st->files_ns);
+	print_stat("create_ns", st->create_ns);
+	print_stat("mem_ns", st->mem_ns);
+	print_stat("state_ns", st->state_ns);
+	print_stat("release_ns", st->release_ns);
+	print_stat("total_ns", st->total_ns);
+	print_stat("tasks", st->tasks);
+	print_stat("pages_bytes", st->pages_bytes);
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION};
+	struct cd_dump_stats st = {0};
 	cd_err err = {0};
 	char *end;
 
@@ -44,10 +86,17 @@ static int cmd_dump(int argc, char **argv)
 			o.leave_running = true;
 		else if (!strcmp(argv[i], "--shell-job"))
 			o.shell_job = true;
-		else
+		else if (!strcmp(argv[i], "--stats")) {
+			o.stats = &st;
+			o.progress = print_progress;
+		} else
 			return usage();
 	}
-	return cd_engine_dump(&o, &err) < 0 ? fail(&err) : 0;
+	if (cd_engine_dump(&o, &err) < 0)
+		return fail(&err);
+	if (o.stats)
+		print_dump_stats(&st);
+	return 0;
 }
 
 static int open_stdio(const char *path, int i)
@@ -87,6 +136,7 @@ static int cmd_restore(int argc, char **argv)
 {
 	static const char *const names[3] = {"--stdin", "--stdout", "--stderr"};
 	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .stdio_fd = {-1, -1, -1}};
+	struct cd_restore_stats st = {0};
 	const char *pid_file = NULL;
 	bool detach = false;
 	cd_err err = {0};
@@ -107,12 +157,19 @@ static int cmd_restore(int argc, char **argv)
 			detach = true;
 		} else if (!strcmp(argv[i], "--pid-file") && i + 1 < argc) {
 			pid_file = argv[++i];
+		} else if (!strcmp(argv[i], "--leave-stopped")) {
+			o.leave_stopped = true;
+		} else if (!strcmp(argv[i], "--stats")) {
+			o.stats = &st;
+			o.progress = print_progress;
 		} else {
 			return usage();
 		}
 	}
 	if (cd_engine_restore(&o, &pid, &err) < 0)
 		return fail(&err);
+	if (o.stats)
+		print_restore_stats(&st);
 	if (pid_file && write_pid_file(pid_file, pid) < 0) {
 		kill(pid, SIGKILL);
 		return 1;

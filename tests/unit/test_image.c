@@ -219,13 +219,13 @@ static void test_page_file_checks(void **state)
 	cd_csum_update(&c, pages, sizeof(pages));
 	img.tasks[0].pages_csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
-	assert_int_equal(cd_image_verify_pages(&img, dirfd, &err), 0);
+	assert_int_equal(cd_image_verify_pages(&img, dirfd, NULL, &err), 0);
 	pages[5000] ^= 1;
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
-	assert_true(cd_image_verify_pages(&img, dirfd, &err) < 0);
+	assert_true(cd_image_verify_pages(&img, dirfd, NULL, &err) < 0);
 	assert_non_null(strstr(err.msg, "checksum"));
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, 4096), 0);
-	assert_true(cd_image_verify_pages(&img, dirfd, &err) < 0);
+	assert_true(cd_image_verify_pages(&img, dirfd, NULL, &err) < 0);
 	assert_non_null(strstr(err.msg, "truncated"));
 	cd_image_free(&img);
 	unlinkat(dirfd, "pages-42.img", 0);

@@ -27,6 +27,10 @@ static void test_registry(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "phase")), "compress");
 	assert_int_equal(json_integer_value(json_object_get(p, "done")), 10);
 	assert_int_equal(json_integer_value(json_object_get(p, "total")), 40);
+	/* seconds into the phase, for the rate */
+	assert_true(json_is_real(json_object_get(p, "seconds")));
+	assert_true(json_real_value(json_object_get(p, "seconds")) >= 0);
+	assert_true(json_real_value(json_object_get(p, "seconds")) < 60);
 	json_decref(p);
 	op_free(a);
 	assert_null(op_progress_json("one"));
