@@ -27,6 +27,16 @@ int cli_fail(const cd_err *err)
 	return 1;
 }
 
+int cli_usage_fail(const struct cli_ctx *ctx, const char *msg)
+{
+	char path[256];
+
+	cli_cmd_path(ctx, path, sizeof(path));
+	fflush(stdout);
+	fprintf(stderr, "Error: %s\nRun '%s --help' for usage.\n", msg, path);
+	return 2;
+}
+
 /* Config: defaults, file, CEDANA_* environment, --config, then the global flags. */
 static int load_config(struct cli_ctx *ctx, cd_err *err)
 {
@@ -56,7 +66,11 @@ int cli_main(int argc, char **argv)
 	int rc;
 
 	if (cli_parse(&cli_root, argc, argv, &ctx, &err) < 0) {
-		fprintf(stderr, "Error: %s\nRun 'cedana --help' for usage.\n", err.msg);
+		char path[256];
+
+		/* point at the help of the command as far as it was parsed */
+		cli_cmd_path(&ctx, path, sizeof(path));
+		fprintf(stderr, "Error: %s\nRun '%s --help' for usage.\n", err.msg, path);
 		cli_ctx_free(&ctx);
 		return 2;
 	}

@@ -225,6 +225,7 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 
 /* ---- through the daemon ---- */
 
+/* attachable and --out were checked not to go together */
 static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 {
 	const char *out = cli_str(ctx, "out");
@@ -232,10 +233,6 @@ static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 	struct winsize ws = {0};
 	json_t *body;
 
-	if (attachable && out) {
-		cd_err_set(err, EINVAL, "--out cannot be combined with --attach or --attachable");
-		return NULL;
-	}
 	if (out && !(out_abs = absolute(out))) {
 		cd_err_sys(err, ENOMEM, "--out");
 		return NULL;
@@ -259,6 +256,11 @@ static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 	bool detached;
 	int code, r;
 
+	if (attachable && cli_str(ctx, "out")) {
+		json_decref(target);
+		return cli_usage_fail(ctx,
+		                      "--out cannot be combined with --attach or --attachable");
+	}
 	body = restore_body(ctx, attachable, &err);
 	if (!body) {
 		json_decref(target);
@@ -296,24 +298,24 @@ static int restore_process(struct cli_ctx *ctx)
 	cd_err err = {0};
 	json_t *target;
 
+	if (path && ctx->nargs == 1)
+		return cli_usage_fail(ctx, "give the checkpoint once: --path PATH or PATH");
 	if (!path && ctx->nargs == 1)
 		path = ctx->args[0];
-	if (!path) {
-		cd_err_set(&err, EINVAL, "restore process needs --path PATH of a checkpoint");
-		return cli_fail(&err);
-	}
+	if (!path)
+		return cli_usage_fail(ctx, "restore process needs --path PATH of a checkpoint");
 	abs = absolute(path);
 	if (!abs) {
 		cd_err_sys(&err, ENOMEM, "--path");
 		return cli_fail(&err);
 	}
 	if (cli_flag(ctx, "no-server")) {
-		if (cli_flag(ctx, "attach") || cli_flag(ctx, "attachable")) {
-			cd_err_set(
-			    &err, EINVAL,
+		if (cli_flag(ctx, "attach") || cli_flag(ctx, "attachable"))
+			return cli_usage_fail(
+			    ctx,
 			    "--no-server restores on this terminal: drop --attach/--attachable");
-			return cli_fail(&err);
-		}
+		if (jid)
+			return cli_usage_fail(ctx, "--no-server makes no job: drop --jid");
 		return restore_local(ctx, abs);
 	}
 	target = json_pack("{s:s}", "path", abs);
@@ -339,8 +341,9 @@ static int restore_job(struct cli_ctx *ctx)
 
 static const struct cli_opt restore_process_opts[] = {
     {"path", 'p', CLI_STRING, "PATH", "the checkpoint (directory or archive, any compression)"},
-    {"jid", 'j', CLI_STRING, "JID", "id of the new job (default: generated)"},
-    {"no-server", 0, CLI_BOOL, NULL, "restore as a child of the CLI; its exit code is ours"},
+    {"jid", 'j', CLI_STRING, "JID", "id of the new job (default: generated; not with --no-server)"},
+    {"no-server", 0, CLI_BOOL, NULL,
+     "restore as a child of the CLI on its stdio; its exit code is ours"},
     RESTORE_COMMON_OPTS,
     {0},
 };
@@ -353,7 +356,7 @@ static const struct cli_opt restore_job_opts[] = {
 static const struct cli_cmd cmd_restore_process = {
     .name = "process",
     .summary = "Restore a checkpoint as a new job (or with --no-server, as our child)",
-    .args_usage = "--path PATH",
+    .args_usage = "--path PATH | PATH",
     .min_args = 0,
     .max_args = 1,
     .opts = restore_process_opts,

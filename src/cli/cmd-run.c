@@ -113,12 +113,17 @@ static int run_process(struct cli_ctx *ctx)
 	bool detached;
 	int code, r;
 
-	if (cli_flag(ctx, "no-server"))
+	if (cli_flag(ctx, "no-server")) {
+		if (attachable)
+			return cli_usage_fail(
+			    ctx, "--no-server runs on this terminal: drop --attach/--attachable");
+		if (cli_str(ctx, "jid"))
+			return cli_usage_fail(ctx, "--no-server makes no job: drop --jid");
 		return run_local(ctx);
-	if (attachable && cli_str(ctx, "out")) {
-		cd_err_set(&err, EINVAL, "--out cannot be combined with --attach or --attachable");
-		return cli_fail(&err);
 	}
+	if (attachable && cli_str(ctx, "out"))
+		return cli_usage_fail(ctx,
+		                      "--out cannot be combined with --attach or --attachable");
 	body = run_request(ctx, attachable, &err);
 	if (!body)
 		return cli_fail(&err);
@@ -149,7 +154,8 @@ static const struct cli_opt run_opts[] = {
     {"attachable", 0, CLI_BOOL, NULL, "keep the job's terminal for a later attach"},
     {"out", 'o', CLI_STRING, "FILE", "write the job's output to FILE instead of the log"},
     {"pid-file", 0, CLI_STRING, "FILE", "write the job's PID to FILE"},
-    {"no-server", 0, CLI_BOOL, NULL, "run as a child of the CLI, without the daemon"},
+    {"no-server", 0, CLI_BOOL, NULL,
+     "run as a child of the CLI (no daemon); its exit code is ours"},
     {"as-root", 0, CLI_BOOL, NULL, "run as root instead of the caller (root only)"},
     {0},
 };

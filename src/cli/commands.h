@@ -24,3 +24,7 @@ extern const struct cli_cmd cmd_job_checkpoints;
 
 /* Prints "Error: <msg>" to stderr and returns the exit code 1. */
 int cli_fail(const cd_err *err);
+
+/* A usage error found after parsing (flags that do not go together): prints
+ * "Error: <msg>" and the command's --help hint, and returns the exit code 2. */
+int cli_usage_fail(const struct cli_ctx *ctx, const char *msg);

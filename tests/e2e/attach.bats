@@ -69,6 +69,6 @@ teardown() {
 	assert_failure 1
 	assert_output --partial "is not attachable"
 	run "$CEDANA" run process --attach --out x.log true
-	assert_failure 1
+	assert_failure 2
 	assert_output --partial "--out cannot be combined"
 }

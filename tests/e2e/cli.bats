@@ -13,7 +13,9 @@ teardown() {
 @test "--help works on every command" {
 	for cmd in "" daemon "daemon start" "daemon check" check run "run process" exec \
 		"exec process" manage "manage process" ps jobs job "job list" "job inspect" \
-		"job kill" "job delete" "job attach" kill delete attach; do
+		"job kill" "job delete" "job attach" "job checkpoints" kill delete attach dump \
+		"dump process" "dump job" restore "restore process" "restore job" checkpoint \
+		"checkpoint inspect" "checkpoint delete" checkpoints; do
 		# shellcheck disable=SC2086
 		run "$CEDANA" $cmd --help
 		assert_success
@@ -49,6 +51,31 @@ teardown() {
 	assert_output --partial '"cedana job inspect" requires at least 1 argument'
 	run "$CEDANA" run process
 	assert_failure 2
+}
+
+@test "a usage error points at the help of the command typed" {
+	run "$CEDANA" job kill --frob x
+	assert_failure 2
+	assert_line --index 1 "Run 'cedana job kill --help' for usage."
+}
+
+@test "flags that do not go together are usage errors, and nothing runs" {
+	run "$CEDANA" run process --no-server --jid j1 -- touch "$BATS_TEST_TMPDIR/ran"
+	assert_failure 2
+	assert_line --index 0 "Error: --no-server makes no job: drop --jid"
+	assert_line --index 1 "Run 'cedana run process --help' for usage."
+	run "$CEDANA" run process --no-server --attach -- touch "$BATS_TEST_TMPDIR/ran"
+	assert_failure 2
+	assert_output --partial "drop --attach/--attachable"
+	assert_file_not_exists "$BATS_TEST_TMPDIR/ran"
+	run "$CEDANA" restore process --path /x.tar --no-server --jid j1
+	assert_failure 2
+	assert_line --index 0 "Error: --no-server makes no job: drop --jid"
+	run "$CEDANA" restore process --path /x.tar --no-server --attachable
+	assert_failure 2
+	run "$CEDANA" restore process --path /x.tar /y.tar
+	assert_failure 2
+	assert_line --index 0 "Error: give the checkpoint once: --path PATH or PATH"
 }
 
 @test "a flag without its value is refused" {

@@ -183,8 +183,8 @@ dump_job() {
 	assert_file_not_exists "$(log_of half)"
 	assert_equal "$(entries "$CK" | sort | tr '\n' ' ')" "$(basename "$CKPT") half.tar.gz junk.tar.zst "
 	run "$CEDANA" restore process
-	assert_failure 1
-	assert_output "Error: restore process needs --path PATH of a checkpoint"
+	assert_failure 2
+	assert_line --index 0 "Error: restore process needs --path PATH of a checkpoint"
 }
 
 @test "restore job refuses an unknown job, a job with no checkpoint and a running job" {
