@@ -69,7 +69,7 @@ static int check(struct cli_ctx *ctx)
 }
 
 static const struct cli_opt start_opts[] = {
-    {"db", 0, CLI_STRING, "PATH", "job database (default /tmp/cedana.db)"},
+    {"db", 0, CLI_STRING, "PATH", "job database (default: db.path, else /tmp/cedana.db)"},
     {"init-config", 0, CLI_BOOL, NULL, "write the default config.json to the config dir first"},
     {0},
 };
@@ -81,7 +81,7 @@ static const struct cli_opt check_opts[] = {
 
 static const struct cli_cmd cmd_daemon_start = {
     .name = "start",
-    .summary = "Start the daemon in the foreground",
+    .summary = "Start the daemon in the foreground (SIGTERM or Ctrl-C stops it; jobs run on)",
     .max_args = 0,
     .opts = start_opts,
     .run = daemon_start,

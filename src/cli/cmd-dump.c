@@ -106,10 +106,11 @@ static int dump_job(struct cli_ctx *ctx)
 
 static const struct cli_opt dump_opts[] = {
     {"dir", 'd', CLI_STRING, "DIR", "parent directory (default: checkpoint.dir, else /tmp)"},
-    {"name", 0, CLI_STRING, "NAME", "name (default: dump-TYPE-ID-UNIXTIME)"},
+    {"name", 0, CLI_STRING, "NAME",
+     "file name in DIR, suffix added (default: dump-TYPE-ID-UNIXTIME)"},
     {"compression", 0, CLI_STRING, "C",
      "none|tar|gzip|lz4|zlib|zstd (default: checkpoint.compression, else none)"},
-    {"leave-running", 0, CLI_BOOL, NULL, "keep the process running after the dump"},
+    {"leave-running", 0, CLI_BOOL, NULL, "keep the tree running after the dump (default: kill it)"},
     {"shell-job", 0, CLI_BOOL, NULL, "the process's session leader is outside its tree"},
     {"profiling", 0, CLI_BOOL, NULL, "print where the time went"},
     {0},
@@ -117,7 +118,7 @@ static const struct cli_opt dump_opts[] = {
 
 static const struct cli_cmd cmd_dump_process = {
     .name = "process",
-    .summary = "Checkpoint a process and its children",
+    .summary = "Checkpoint a process and its descendants (killed unless --leave-running)",
     .args_usage = "PID",
     .min_args = 1,
     .max_args = 1,
@@ -127,7 +128,7 @@ static const struct cli_cmd cmd_dump_process = {
 
 static const struct cli_cmd cmd_dump_job = {
     .name = "job",
-    .summary = "Checkpoint a job (recorded in the job's checkpoints)",
+    .summary = "Checkpoint a running job and record it (halts it unless --leave-running)",
     .args_usage = "JID",
     .min_args = 1,
     .max_args = 1,

@@ -365,7 +365,7 @@ static const struct cli_cmd cmd_restore_process = {
 
 static const struct cli_cmd cmd_restore_job = {
     .name = "job",
-    .summary = "Restore a job from its newest checkpoint, keeping its id",
+    .summary = "Restore an ended job from its newest checkpoint, keeping its id",
     .args_usage = "JID",
     .min_args = 1,
     .max_args = 1,
