@@ -36,12 +36,18 @@ char *client_escape(const char *s)
 	return copy;
 }
 
+/* The hint names the address when it is not the default, so that copying
+ * it starts a daemon where this CLI looks. */
 static int unreachable(const struct cd_config *cfg, cd_err *err)
 {
+	bool tcp = strcmp(cfg->protocol, "tcp") == 0;
+	bool dflt = !tcp && strcmp(cfg->address, CONFIG_DEFAULT_SOCK) == 0;
+
 	return cd_err_set(err, ECONNREFUSED,
 	                  "cannot reach the daemon at %s: is it running? start it with: sudo "
-	                  "cedana daemon start",
-	                  cfg->address);
+	                  "cedana daemon start%s%s%s",
+	                  cfg->address, tcp ? " --protocol tcp" : "", dflt ? "" : " --address ",
+	                  dflt ? "" : cfg->address);
 }
 
 static int status_errno(long status)

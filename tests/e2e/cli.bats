@@ -87,7 +87,7 @@ teardown() {
 @test "no daemon running: a clear error that says how to start it" {
 	run "$CEDANA" ps
 	assert_failure 1
-	assert_output "Error: cannot reach the daemon at $CEDANA_ADDRESS: is it running? start it with: sudo cedana daemon start"
+	assert_output "Error: cannot reach the daemon at $CEDANA_ADDRESS: is it running? start it with: sudo cedana daemon start --address $CEDANA_ADDRESS"
 	run "$CEDANA" run process true
 	assert_failure 1
 	assert_output --partial "cannot reach the daemon"
