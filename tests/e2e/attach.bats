@@ -37,6 +37,17 @@ teardown() {
 	assert_equal "$(job_field loop status)" sleep
 }
 
+@test "attach keeps up with a job that writes as fast as it can; Ctrl-C detaches" {
+	"$CEDANA" run process --attachable --jid flood -- sh -c 'while :; do echo tick; done'
+	sleep 1 # let the daemon's replay buffer fill up
+	run "$TERM_PY" 'sleep:1' 'send:\x03' -- "$CEDANA" job attach flood
+	assert_success
+	refute_output --partial "connection to the daemon was lost"
+	assert_output --partial "detached from job flood"
+	assert [ "$(grep -c tick <<<"$output")" -gt 1000 ]
+	assert_regex "$(job_field flood status)" '^(running|sleep)$'
+}
+
 @test "--attachable buffers output until someone attaches; attach by PID" {
 	run "$CEDANA" run process --attachable --jid later -- sh -c 'echo early-output; read x; echo "got $x"; exit 4'
 	assert_success
