@@ -146,6 +146,8 @@ static int merge_object(struct cd_config *cfg, json_t *obj, const char *prefix, 
 			r = merge_object(cfg, value, key, err);
 		else if (json_is_string(value))
 			r = config_set(cfg, key, json_string_value(value), err);
+		else if (!field_find(key))
+			r = cd_err_set(err, EINVAL, "unknown config key \"%s\"", key);
 		else
 			r = cd_err_set(err, EINVAL, "config key \"%s\" must be a string", key);
 		if (r < 0)

@@ -117,6 +117,11 @@ static void test_bad_values(void **state)
 	config_free(&cfg);
 	src.json = "{\"address\": 5}";
 	assert_int_equal(config_load(&cfg, &src, &err), -EINVAL);
+	assert_string_equal(err.msg, "--config: config key \"address\" must be a string");
+	config_free(&cfg);
+	src.json = "{\"foo\": 1}";
+	assert_int_equal(config_load(&cfg, &src, &err), -EINVAL);
+	assert_string_equal(err.msg, "--config: unknown config key \"foo\"");
 	config_free(&cfg);
 }
 
