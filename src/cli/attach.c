@@ -230,10 +230,7 @@ static int pump_sock(int sock, struct frame_reader *rd, int *ret_exit)
 {
 	static unsigned char data[FRAME_MAX_DATA];
 	char buf[16384], type;
-	/* Read no more than the reader can take: it still holds the start of
-	 * a frame, and a full read on top of it would overflow it under a fast
-	 * stream of output. Popping whole frames below always leaves room. */
-	size_t room = sizeof(rd->buf) - rd->len;
+	size_t room = frame_reader_room(rd);
 	ssize_t n = read(sock, buf, room < sizeof(buf) ? room : sizeof(buf));
 	size_t len;
 	int r;

@@ -23,6 +23,14 @@ struct frame_reader {
 int frame_write(int fd, char type, const void *data, size_t len);
 int frame_write_exit(int fd, int code);
 
+/* How many bytes the reader can take now. It never holds more than the
+ * start of one frame after frame_next() has popped what is complete, so this
+ * is at least 1: read no more than this, or a fast stream overflows it. */
+static inline size_t frame_reader_room(const struct frame_reader *r)
+{
+	return sizeof(r->buf) - r->len;
+}
+
 /* Appends received bytes; returns -EPROTO when they exceed what fits. */
 int frame_feed(struct frame_reader *r, const void *data, size_t len);
 

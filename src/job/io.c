@@ -181,7 +181,8 @@ static void client_input(struct job_io *io, const unsigned char *data, size_t le
 static void client_read(struct job_io *io)
 {
 	unsigned char buf[16384];
-	ssize_t n = read(io->client, buf, sizeof(buf));
+	size_t room = frame_reader_room(&io->reader);
+	ssize_t n = read(io->client, buf, room < sizeof(buf) ? room : sizeof(buf));
 
 	if (n > 0)
 		client_input(io, buf, n);

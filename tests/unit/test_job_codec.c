@@ -79,6 +79,46 @@ static void test_frames(void **state)
 	assert_int_equal(frame_next(&rd, &type, data, &len), -EPROTO);
 }
 
+/* A stream of the largest frames, read in chunks bounded by
+ * frame_reader_room() as both ends of attach do, never overflows the reader. */
+static void test_frame_stream_of_max_frames(void **state)
+{
+	static struct frame_reader rd;
+	static unsigned char wire[3 * (FRAME_HEADER + FRAME_MAX_DATA)];
+	static unsigned char data[FRAME_MAX_DATA];
+	size_t off = 0, len, frames = 0;
+	char type;
+	int r;
+
+	for (size_t i = 0; i < 3; i++) {
+		unsigned char *f = wire + i * (FRAME_HEADER + FRAME_MAX_DATA);
+
+		f[0] = FRAME_INPUT;
+		f[1] = 0;
+		f[2] = (unsigned char)(FRAME_MAX_DATA >> 16);
+		f[3] = (unsigned char)(FRAME_MAX_DATA >> 8);
+		f[4] = (unsigned char)FRAME_MAX_DATA;
+		memset(f + FRAME_HEADER, 'a' + (int)i, FRAME_MAX_DATA);
+	}
+	while (off < sizeof(wire)) {
+		size_t room = frame_reader_room(&rd);
+		size_t chunk = sizeof(wire) - off < 16384 ? sizeof(wire) - off : 16384;
+
+		assert_true(room > 0);
+		if (chunk > room)
+			chunk = room;
+		assert_int_equal(frame_feed(&rd, wire + off, chunk), 0);
+		off += chunk;
+		while ((r = frame_next(&rd, &type, data, &len)) > 0) {
+			assert_int_equal(len, FRAME_MAX_DATA);
+			assert_int_equal(data[0], 'a' + (int)frames);
+			frames++;
+		}
+		assert_int_equal(r, 0);
+	}
+	assert_int_equal(frames, 3);
+}
+
 static void test_table(void **state)
 {
 	json_t *jobs = json_loads("[{\"jid\":\"a\",\"type\":\"process\",\"pid\":12,\"status\":"
@@ -119,8 +159,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_job_to_json), cmocka_unit_test(test_argv_json_and_exit_codes),
-	    cmocka_unit_test(test_frames),      cmocka_unit_test(test_table),
-	    cmocka_unit_test(test_proc_self),
+	    cmocka_unit_test(test_frames),      cmocka_unit_test(test_frame_stream_of_max_frames),
+	    cmocka_unit_test(test_table),       cmocka_unit_test(test_proc_self),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
