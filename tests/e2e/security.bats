@@ -53,3 +53,23 @@ as_user() {
 	assert_failure 1
 	assert_file_exists "$SHARED/rootonly/img"
 }
+
+@test "a dump that cannot open the memory of a non-dumpable process leaves its signal mask alone" {
+	# PR_SET_DUMPABLE 0: /proc/PID/mem is closed to its owner
+	setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 -c \
+		'import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(300)' 3>&- &
+	pid=$!
+	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
+	for _ in $(seq 100); do
+		[ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = 0 ] && break
+		sleep 0.05
+	done
+	before=$(awk '/^SigBlk/ {print $2}' "/proc/$pid/status")
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" dump process "$pid" --dir "$SHARED/home" --leave-running
+	assert_failure 1
+	assert_equal "$(awk '/^SigBlk/ {print $2}' "/proc/$pid/status")" "$before"
+	run kill -0 "$pid"
+	assert_success
+}
