@@ -73,3 +73,15 @@ as_user() {
 	run kill -0 "$pid"
 	assert_success
 }
+
+@test "the daemon refuses a database file another user planted" {
+	stop_daemon
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	export CEDANA_DB_PATH="$SHARED/home/planted.db"
+	as_user sqlite3 "$CEDANA_DB_PATH" 'CREATE TABLE t(x)'
+	run timeout 10 "$CEDANA" daemon start
+	assert_failure 1
+	assert_output --partial "db $CEDANA_DB_PATH: owned by uid $USER_UID, not by the daemon's uid 0: refused"
+	[ ! -S "$CEDANA_ADDRESS" ]
+}
