@@ -289,7 +289,10 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 
 	if (pipe2(r->ready, O_CLOEXEC) < 0 || pipe2(r->ack, O_CLOEXEC) < 0)
 		return cd_err_sys(err, errno, "restore: pipe");
-	rc = job_manager_fork_worker(api->jm, restore_worker, r, &worker, err);
+	int keep[] = {r->stdio[0], r->stdio[1], r->stdio[2], r->ready[1], r->ack[0]};
+
+	rc = job_manager_fork_worker(api->jm, restore_worker, r, keep, ARRAY_SIZE(keep), &worker,
+	                             err);
 	if (rc < 0)
 		return cd_err_wrap(err, "restore");
 	close_fd(&r->ready[1]);
