@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/shutdown.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 
@@ -244,7 +245,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	         cfg->protocol, cfg->db_path);
 	serve(sigfd, api.jm);
 	job_manager_detach_all(api.jm);
-	MHD_stop_daemon(mhd);
+	daemon_shutdown(mhd, sigfd, api.jm);
 	if (strcmp(cfg->protocol, "unix") == 0)
 		unlink(cfg->address);
 	job_manager_free(api.jm);

@@ -398,6 +398,18 @@ void job_manager_detach_all(struct job_manager *jm)
 	pthread_mutex_unlock(&jm->lock);
 }
 
+size_t job_manager_kill_workers(struct job_manager *jm)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&jm->lock);
+	for (struct worker *w = jm->workers; w; w = w->next)
+		if (!w->done && kill(w->pid, SIGKILL) == 0)
+			n++;
+	pthread_mutex_unlock(&jm->lock);
+	return n;
+}
+
 static bool worker_reaped(struct job_manager *jm, pid_t pid, int status)
 {
 	for (struct worker *w = jm->workers; w; w = w->next)

@@ -94,6 +94,9 @@ void job_manager_detach_all(struct job_manager *jm);
  * has, never call waitpid on it yourself. */
 int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, const int *keep,
                             size_t n_keep, pid_t *ret_pid, cd_err *err);
+/* SIGKILLs every worker still running (at shutdown); how many. Their
+ * waiters see them die once job_manager_reap has collected them. */
+size_t job_manager_kill_workers(struct job_manager *jm);
 /* The wait status of a worker; -ECHILD when pid is not one. Needs
  * job_manager_reap to run (the daemon calls it on SIGCHLD). */
 int job_manager_wait_worker(struct job_manager *jm, pid_t pid, int *ret_status);
