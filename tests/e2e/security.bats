@@ -85,3 +85,30 @@ as_user() {
 	assert_output --partial "db $CEDANA_DB_PATH: owned by uid $USER_UID, not by the daemon's uid 0: refused"
 	[ ! -S "$CEDANA_ADDRESS" ]
 }
+
+@test "a user gets at most 64 connections at a time; root still gets served" {
+	kept="$BATS_TEST_TMPDIR/kept"
+	mkfifo "$BATS_TEST_TMPDIR/hold"
+	setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 \
+		"$BATS_TEST_DIRNAME/conn-flood.py" "$CEDANA_ADDRESS" 100 hold \
+		<"$BATS_TEST_TMPDIR/hold" >"$kept" 3>&- &
+	flood=$!
+	echo "$flood" >>"$BATS_TEST_TMPDIR/extra.pids"
+	exec 5>"$BATS_TEST_TMPDIR/hold"
+	for _ in $(seq 200); do
+		[ -s "$kept" ] && break
+		sleep 0.05
+	done
+	assert_equal "$(cat "$kept")" 64
+	run "$CEDANA" ps
+	assert_success
+	exec 5>&-
+	wait "$flood"
+	# their connections count again once the daemon has seen them close
+	for _ in $(seq 100); do
+		as_user "$CEDANA" ps >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	run as_user "$CEDANA" ps
+	assert_success
+}
