@@ -93,8 +93,34 @@ static int listen_tcp(const char *address, cd_err *err)
 /* unix sockets carry the caller's credentials; tcp ones do not, and tcp
  * callers act as root (see docs/api.md). -EPERM when a unix socket's
  * credentials cannot be read: the caller is then nobody we may act for. */
-static int peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
+/* The supplementary groups the peer had when it connected; malloc'd. */
+static int peer_groups(int fd, gid_t **ret, int *ret_n)
 {
+	socklen_t len = 0;
+	gid_t *groups;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) == 0 || errno != ERANGE) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0; /* none */
+	}
+	groups = malloc(len ? len : 1);
+	if (!groups)
+		return -ENOMEM;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		int e = errno;
+
+		free(groups);
+		return -e;
+	}
+	*ret = groups;
+	*ret_n = (int)(len / sizeof(gid_t));
+	return 0;
+}
+
+static int peer_caller(struct MHD_Connection *conn, struct api_request *req)
+{
+	struct job_caller *caller = &req->caller;
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct sockaddr_storage sa;
@@ -112,6 +138,9 @@ static int peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
 	caller->uid = cred.uid;
 	caller->gid = cred.gid;
 	caller->pid = cred.pid;
+	if (peer_groups(info->connect_fd, &req->groups, &caller->ngroups) < 0)
+		return -EPERM;
+	caller->groups = req->groups;
 	return 0;
 }
 
@@ -126,7 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
-		if (peer_caller(conn, &req->caller) < 0) {
+		if (peer_caller(conn, req) < 0) {
 			log_warn("%s %s: cannot read the caller's credentials: refused", method,
 			         url);
 			return MHD_NO;
@@ -166,6 +195,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
 		                          (unsigned)CONN_IDLE_TIMEOUT_S);
 	if (req) {
+		free(req->groups);
 		free(req->body);
 		free(req);
 		*con_cls = NULL;

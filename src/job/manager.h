@@ -18,6 +18,10 @@ struct job_caller {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid; /* 0 when unknown (tcp) */
+	/* supplementary groups from the socket (SO_PEERGROUPS), not the
+	 * caller's /proc entry, whose PID may be another process by now */
+	const gid_t *groups;
+	int ngroups;
 };
 
 struct job_run_opts {

@@ -112,3 +112,12 @@ as_user() {
 	run as_user "$CEDANA" ps
 	assert_success
 }
+
+@test "a user's job gets the supplementary groups the socket carried, not those of /proc/PID" {
+	run setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --groups=4242 /usr/bin/python3 \
+		"$BATS_TEST_DIRNAME/peer-groups.py" "$CEDANA_ADDRESS" grp
+	assert_success
+	assert_output --partial "201"
+	wait_job_field grp exit_code 0
+	assert_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-grp.log" "4242"
+}
