@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "daemon/image-trust.h"
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
@@ -222,6 +223,8 @@ static int restore_worker(void *arg)
 		op_time(r->op, "unpack (read, decompress, verify)", t1 - t0);
 		o.dir = image;
 	}
+	if (r->replace && image_trust_check(o.dir, r->target.uid, r->target.gid, err) < 0)
+		return 1;
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
 	op_phase(r->op, "restore");
 	if (cd_engine_restore(&o, &pid, err) < 0)

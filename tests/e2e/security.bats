@@ -121,3 +121,35 @@ as_user() {
 	wait_job_field grp exit_code 0
 	assert_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-grp.log" "4242"
 }
+
+@test "restore job refuses a user's checkpoint edited to ask for root's credentials" {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
+	assert_success
+	wait_job_field mine status halted
+	manifest="$SHARED/home/img/manifest.json"
+	as_user cp "$manifest" "$SHARED/home/manifest.orig"
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for t in m["tasks"]:
+    t["uids"] = [0, 0, 0, 0]
+    t["gids"] = [0, 0, 0, 0]
+    t["cap_eff"] = t["cap_prm"] = -1
+json.dump(m, open(sys.argv[1], "w"))' "$manifest"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "uids are not all $USER_UID, the job's owner"
+	assert_output --partial "refused: the checkpoint of a job of uid $USER_UID asks for more than that user has"
+	assert_equal "$(job_field mine status)" halted
+	# the image as dumped restores, as the user
+	as_user cp "$SHARED/home/manifest.orig" "$manifest"
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	assert_equal "$(stat -c %u "/proc/$pid")" "$USER_UID"
+	assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
+}
