@@ -153,3 +153,25 @@ json.dump(m, open(sys.argv[1], "w"))' "$manifest"
 	assert_equal "$(stat -c %u "/proc/$pid")" "$USER_UID"
 	assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
 }
+
+@test "restore job refuses a user's checkpoint edited to open a file only root may write" {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	echo secret >"$SHARED/rootfile"
+	chmod 644 "$SHARED/rootfile"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
+	assert_success
+	wait_job_field mine status halted
+	as_user /usr/bin/python3 -c '
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+m["tasks"][0]["fds"].append({"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0,
+                             "path": sys.argv[2], "obj": 999, "writer": 0})
+json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "uid $USER_UID may not read and write $SHARED/rootfile"
+	assert_equal "$(job_field mine status)" halted
+}
