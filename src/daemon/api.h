@@ -17,6 +17,7 @@ struct api {
 /* Per-request state, kept in MHD's con_cls. */
 struct api_request {
 	struct job_caller caller;
+	gid_t *groups; /* caller.groups */
 	char *body;
 	size_t body_len;
 	bool too_large;

@@ -17,7 +17,7 @@ int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_share
 	pid_t pid;
 	int r;
 
-	r = job_manager_fork_worker(api->jm, fn, arg, &pid, err);
+	r = job_manager_fork_worker(api->jm, fn, arg, NULL, 0, &pid, err);
 	if (r < 0)
 		return cd_err_wrap(err, "%s", what);
 	return cr_wait_worker(api, pid, op, what, err);

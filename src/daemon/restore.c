@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "daemon/image-trust.h"
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
@@ -219,6 +220,8 @@ static int restore_worker(void *arg)
 		op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
 		o.dir = image;
 	}
+	if (r->replace && image_trust_check(o.dir, r->target.uid, r->target.gid, err) < 0)
+		return 1;
 	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
 	op_phase(r->op, "verify"); /* the engine's first stage */
 	if (cd_engine_restore(&o, &pid, err) < 0)
@@ -282,7 +285,10 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 
 	if (pipe2(r->ready, O_CLOEXEC) < 0 || pipe2(r->ack, O_CLOEXEC) < 0)
 		return cd_err_sys(err, errno, "restore: pipe");
-	rc = job_manager_fork_worker(api->jm, restore_worker, r, &worker, err);
+	int keep[] = {r->stdio[0], r->stdio[1], r->stdio[2], r->ready[1], r->ack[0]};
+
+	rc = job_manager_fork_worker(api->jm, restore_worker, r, keep, ARRAY_SIZE(keep), &worker,
+	                             err);
 	if (rc < 0)
 		return cd_err_wrap(err, "restore");
 	close_fd(&r->ready[1]);

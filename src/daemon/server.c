@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/conn-limit.h"
+#include "daemon/shutdown.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 
@@ -89,9 +91,36 @@ static int listen_tcp(const char *address, cd_err *err)
 }
 
 /* unix sockets carry the caller's credentials; tcp ones do not, and tcp
- * callers act as root (see docs/api.md). */
-static void peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
+ * callers act as root (see docs/api.md). -EPERM when a unix socket's
+ * credentials cannot be read: the caller is then nobody we may act for. */
+/* The supplementary groups the peer had when it connected; malloc'd. */
+static int peer_groups(int fd, gid_t **ret, int *ret_n)
 {
+	socklen_t len = 0;
+	gid_t *groups;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) == 0 || errno != ERANGE) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0; /* none */
+	}
+	groups = malloc(len ? len : 1);
+	if (!groups)
+		return -ENOMEM;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		int e = errno;
+
+		free(groups);
+		return -e;
+	}
+	*ret = groups;
+	*ret_n = (int)(len / sizeof(gid_t));
+	return 0;
+}
+
+static int peer_caller(struct MHD_Connection *conn, struct api_request *req)
+{
+	struct job_caller *caller = &req->caller;
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct sockaddr_storage sa;
@@ -100,14 +129,19 @@ static void peer_caller(struct MHD_Connection *conn, struct job_caller *caller)
 	socklen_t len = sizeof(cred);
 
 	memset(caller, 0, sizeof(*caller));
-	if (!info || getsockname(info->connect_fd, (struct sockaddr *)&sa, &salen) < 0 ||
-	    sa.ss_family != AF_UNIX)
-		return;
-	if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-		caller->uid = cred.uid;
-		caller->gid = cred.gid;
-		caller->pid = cred.pid;
-	}
+	if (!info || getsockname(info->connect_fd, (struct sockaddr *)&sa, &salen) < 0)
+		return -EPERM;
+	if (sa.ss_family != AF_UNIX)
+		return 0;
+	if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -EPERM;
+	caller->uid = cred.uid;
+	caller->gid = cred.gid;
+	caller->pid = cred.pid;
+	if (peer_groups(info->connect_fd, &req->groups, &caller->ngroups) < 0)
+		return -EPERM;
+	caller->groups = req->groups;
+	return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -120,8 +154,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return MHD_NO;
-		peer_caller(conn, &req->caller);
 		*con_cls = req;
+		if (peer_caller(conn, req) < 0) {
+			log_warn("%s %s: cannot read the caller's credentials: refused", method,
+			         url);
+			return MHD_NO;
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -142,6 +180,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	log_debug("%s %s from uid %u", method, url, (unsigned)req->caller.uid);
+	/* the idle timeout is for reading a request, never for running one */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	return api_dispatch(cls, conn, method, url, req);
 }
 
@@ -150,7 +190,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct api_request *req = *con_cls;
 
+	/* waiting for the next request on a kept-alive connection is idle again */
+	if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		                          (unsigned)CONN_IDLE_TIMEOUT_S);
 	if (req) {
+		free(req->groups);
 		free(req->body);
 		free(req);
 		*con_cls = NULL;
@@ -210,6 +255,7 @@ static int open_listener(const struct cd_config *cfg, cd_err *err)
 int daemon_run(const struct cd_config *cfg, cd_err *err)
 {
 	struct api api = {.cfg = cfg};
+	struct conn_limit limit;
 	_cleanup_close_ int sigfd = -1;
 	struct MHD_Daemon *mhd;
 	int fd, r;
@@ -228,26 +274,35 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 		job_manager_free(api.jm);
 		return fd;
 	}
+	conn_limit_init(&limit);
 	/* a thread per connection: a dump or restore takes seconds and must not
 	 * hold up ps, or the progress polls of its own client */
-	mhd = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-	                           MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
-	                           MHD_USE_ERROR_LOG,
-	                       0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
-	                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_END);
+	mhd = MHD_start_daemon(
+	    MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	        MHD_USE_ITC | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_NOTIFY_CONNECTION,
+	    conn_limit_notify, &limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_IDLE_TIMEOUT_S,
+	    MHD_OPTION_END);
 	if (!mhd) {
+		conn_limit_destroy(&limit);
 		close(fd);
 		job_manager_free(api.jm);
 		return cd_err_set(err, EIO, "start the HTTP server on %s", cfg->address);
 	}
 	log_info("cedana daemon %s listening on %s (%s), db %s", CEDANA_VERSION, cfg->address,
 	         cfg->protocol, cfg->db_path);
+	if (strcmp(cfg->protocol, "tcp") == 0)
+		log_warn("tcp carries no credentials: EVERY client that reaches %s acts as ROOT; "
+		         "listen on a loopback address or a trusted network only",
+		         cfg->address);
 	serve(sigfd, api.jm);
 	job_manager_detach_all(api.jm);
-	MHD_stop_daemon(mhd);
+	daemon_shutdown(mhd, sigfd, api.jm);
 	if (strcmp(cfg->protocol, "unix") == 0)
 		unlink(cfg->address);
 	job_manager_free(api.jm);
+	conn_limit_destroy(&limit);
 	log_info("daemon stopped");
 	return 0;
 }

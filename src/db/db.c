@@ -1,10 +1,14 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "shared/cleanup.h"
 
@@ -93,18 +97,98 @@ static int migrate(struct db *db, cd_err *err)
 	return 0;
 }
 
+/* The database decides who may kill which process and delete which file,
+ * and its default path is in /tmp: a file another user planted there (or a
+ * -wal/-shm beside it) would hand them root's jobs. So each of the three is
+ * created here, 0600 and without following a link, or must already be a
+ * regular file of the daemon's user that no one else may write. The fds stay
+ * open until SQLite has opened the same files. */
+static int db_file_check(const char *path, int fd, cd_err *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "db %s", path);
+	if (!S_ISREG(st.st_mode))
+		return cd_err_set(err, EPERM, "db %s: not a regular file, refused", path);
+	if (st.st_uid != geteuid())
+		return cd_err_set(err, EPERM,
+		                  "db %s: owned by uid %u, not by the daemon's uid %u: refused "
+		                  "(another user could have planted it; remove it)",
+		                  path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return cd_err_set(err, EPERM,
+		                  "db %s: writable by group or others (mode %03o): refused", path,
+		                  (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+static int db_file_open(const char *path, cd_err *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == ELOOP)
+		return cd_err_set(err, ELOOP, "db %s: a symbolic link, refused", path);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "db %s", path);
+	if (db_file_check(path, fd, err) < 0) {
+		close(fd);
+		return -err->code;
+	}
+	return fd;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* fds[0..2]: the database, its -wal and its -shm. */
+static int db_files_claim(const char *path, int fds[3], cd_err *err)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char name[PATH_MAX];
+
+	for (size_t i = 0; i < 3; i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < 3; i++) {
+		if (snprintf(name, sizeof(name), "%s%s", path, suffixes[i]) >= (int)sizeof(name)) {
+			close_fds(fds, i);
+			return cd_err_set(err, ENAMETOOLONG, "db %s: path too long", path);
+		}
+		fds[i] = db_file_open(name, err);
+		if (fds[i] < 0) {
+			int r = fds[i];
+
+			close_fds(fds, i);
+			return r;
+		}
+	}
+	return 0;
+}
+
 int db_open(const char *path, struct db **ret_db, cd_err *err)
 {
 	struct db *db = calloc(1, sizeof(*db));
-	int r;
+	int fds[3], r;
 
 	if (!db || !(db->path = strdup(path))) {
 		free(db);
 		return cd_err_sys(err, ENOMEM, "db %s", path);
 	}
-	if (sqlite3_open_v2(path, &db->conn,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-	                    NULL) != SQLITE_OK) {
+	r = db_files_claim(path, fds, err);
+	if (r < 0) {
+		db_close(db);
+		return r;
+	}
+	r = sqlite3_open_v2(path, &db->conn,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
+	                        SQLITE_OPEN_NOFOLLOW,
+	                    NULL);
+	close_fds(fds, 3);
+	if (r != SQLITE_OK) {
 		r = db_fail(db, EIO, "open", err);
 		db_close(db);
 		return r;

@@ -91,10 +91,15 @@ static int fill_creds(const struct job_caller *c, const struct job_run_opts *o,
 	req->set_ids = geteuid() == 0;
 	req->uid = o->as_root ? 0 : c->uid;
 	req->gid = o->as_root ? 0 : c->gid;
-	if (!req->set_ids || o->as_root || c->pid <= 0)
+	if (!req->set_ids || o->as_root || c->ngroups <= 0)
 		return 0;
 	/* the caller's supplementary groups, from the kernel, not the request */
-	return proc_read_groups(c->pid, ret_groups, &req->ngroups, err);
+	*ret_groups = malloc((size_t)c->ngroups * sizeof(gid_t));
+	if (!*ret_groups)
+		return cd_err_sys(err, ENOMEM, "supplementary groups");
+	memcpy(*ret_groups, c->groups, (size_t)c->ngroups * sizeof(gid_t));
+	req->ngroups = c->ngroups;
+	return 0;
 }
 
 static int run_locked(struct job_manager *jm, const struct job_caller *c,

@@ -398,6 +398,18 @@ void job_manager_detach_all(struct job_manager *jm)
 	pthread_mutex_unlock(&jm->lock);
 }
 
+size_t job_manager_kill_workers(struct job_manager *jm)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&jm->lock);
+	for (struct worker *w = jm->workers; w; w = w->next)
+		if (!w->done && kill(w->pid, SIGKILL) == 0)
+			n++;
+	pthread_mutex_unlock(&jm->lock);
+	return n;
+}
+
 static bool worker_reaped(struct job_manager *jm, pid_t pid, int status)
 {
 	for (struct worker *w = jm->workers; w; w = w->next)
@@ -410,8 +422,35 @@ static bool worker_reaped(struct job_manager *jm, pid_t pid, int status)
 	return false;
 }
 
-int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, pid_t *ret_pid,
-                            cd_err *err)
+static int fd_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* In a forked child (one thread, so no lock is held): every fd above 2 that
+ * is not in keep is closed. */
+static void close_all_but(const int *keep, size_t n_keep)
+{
+	int sorted[16];
+	size_t n = 0;
+	unsigned lo = 3;
+
+	for (size_t i = 0; i < n_keep && n < ARRAY_SIZE(sorted); i++)
+		if (keep[i] > 2)
+			sorted[n++] = keep[i];
+	qsort(sorted, n, sizeof(sorted[0]), fd_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)sorted[i] > lo)
+			close_range(lo, (unsigned)sorted[i] - 1, 0);
+		lo = (unsigned)sorted[i] + 1;
+	}
+	close_range(lo, ~0U, 0);
+}
+
+int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, const int *keep,
+                            size_t n_keep, pid_t *ret_pid, cd_err *err)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	pid_t pid;
@@ -426,6 +465,7 @@ int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		close_all_but(keep, n_keep);
 		_exit(fn(arg) & 0xff);
 	}
 	if (pid > 0) {

@@ -18,6 +18,10 @@ struct job_caller {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid; /* 0 when unknown (tcp) */
+	/* supplementary groups from the socket (SO_PEERGROUPS), not the
+	 * caller's /proc entry, whose PID may be another process by now */
+	const gid_t *groups;
+	int ngroups;
 };
 
 struct job_run_opts {
@@ -87,11 +91,16 @@ void job_manager_detach_all(struct job_manager *jm);
 
 /* Forks a worker (engine work runs in one, so that a crash fails one
  * request, never the daemon). The child runs fn(arg) with signals
- * unblocked and exits with its return value. The daemon's reaper collects
- * it; job_manager_wait_worker blocks until it has, never call waitpid on
- * it yourself. */
-int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, pid_t *ret_pid,
-                            cd_err *err);
+ * unblocked and exits with its return value. It keeps fds 0-2 and the n_keep
+ * fds of keep (negative ones are skipped), nothing else: a worker holding
+ * another request's pipe end would keep that request from ever seeing EOF.
+ * The daemon's reaper collects it; job_manager_wait_worker blocks until it
+ * has, never call waitpid on it yourself. */
+int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, const int *keep,
+                            size_t n_keep, pid_t *ret_pid, cd_err *err);
+/* SIGKILLs every worker still running (at shutdown); how many. Their
+ * waiters see them die once job_manager_reap has collected them. */
+size_t job_manager_kill_workers(struct job_manager *jm);
 /* The wait status of a worker; -ECHILD when pid is not one. Needs
  * job_manager_reap to run (the daemon calls it on SIGCHLD). */
 int job_manager_wait_worker(struct job_manager *jm, pid_t pid, int *ret_status);

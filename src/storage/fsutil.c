@@ -2,10 +2,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shared/cleanup.h"
@@ -154,10 +156,38 @@ int storage_remove_at(int dirfd, const char *name)
 	return 0;
 }
 
+/* The daemon removes as root paths under directories a user may own: a
+ * directory swapped for a symlink would send the removal elsewhere, so no
+ * component may be one (the tree below is walked with O_NOFOLLOW). */
+static int open_parent_nofollow(const char *dir)
+{
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+	                       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	long fd = syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
 int storage_remove(const char *path, cd_err *err)
 {
-	int r = storage_remove_at(AT_FDCWD, path);
+	_cleanup_free_ char *dir = NULL, *base = NULL;
+	_cleanup_close_ int dirfd = -1;
+	int r;
 
+	r = storage_split_path(path, &dir, &base, err);
+	if (r < 0)
+		return r;
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0)
+		return cd_err_set(err, EINVAL, "remove %s: not a removable name", path);
+	dirfd = open_parent_nofollow(dir);
+	if (dirfd == -ENOENT)
+		return 0;
+	if (dirfd == -ELOOP)
+		return cd_err_set(err, ELOOP, "remove %s: %s contains a symbolic link, refused",
+		                  path, dir);
+	if (dirfd < 0)
+		return cd_err_sys(err, dirfd, "remove %s", path);
+	r = storage_remove_at(dirfd, base);
 	return r < 0 ? cd_err_sys(err, r, "remove %s", path) : 0;
 }
 

@@ -170,6 +170,7 @@ s.recv(100)" "$CEDANA_ADDRESS"
 	assert_success
 	run "$CEDANA" --protocol tcp --address "127.0.0.1:$port" ps
 	assert_output --partial t1
+	assert_file_contains "$BATS_TEST_TMPDIR/daemon.log" "EVERY client that reaches 127.0.0.1:$port acts as ROOT"
 }
 
 @test "attachable jobs survive a daemon stop too, and say why they cannot be attached after" {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -167,12 +168,77 @@ static void test_unopenable(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/dir/x.db"));
 }
 
+/* Opens dir/NAME after prep made its files; returns db_open's result. */
+static int open_planted(const char *name, struct db **db, cd_err *err)
+{
+	char p[300];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return db_open(p, db, err);
+}
+
+static void plant(const char *name, mode_t mode, uid_t uid)
+{
+	char p[300];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(chmod(p, mode), 0);
+	assert_int_equal(chown(p, uid, (gid_t)-1), 0);
+}
+
+static void test_new_db_private(void **state)
+{
+	struct db *db;
+	cd_err err = {0};
+	struct stat st;
+	char p[300];
+
+	umask(022);
+	assert_int_equal(open_planted("fresh.db", &db, &err), 0);
+	db_close(db);
+	snprintf(p, sizeof(p), "%s/fresh.db", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_planted_db_refused(void **state)
+{
+	struct db *db;
+	cd_err err = {0};
+	char p[300], target[300];
+
+	plant("open.db", 0666, geteuid());
+	assert_int_equal(open_planted("open.db", &db, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "open.db: writable by group or others (mode 666)"));
+
+	snprintf(target, sizeof(target), "%s/fresh.db", dir);
+	snprintf(p, sizeof(p), "%s/link.db", dir);
+	assert_int_equal(symlink(target, p), 0);
+	assert_int_equal(open_planted("link.db", &db, &err), -ELOOP);
+	assert_non_null(strstr(err.msg, "link.db: a symbolic link"));
+
+	if (geteuid() != 0)
+		return;
+	plant("theirs.db", 0600, 65534);
+	assert_int_equal(open_planted("theirs.db", &db, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "theirs.db: owned by uid 65534"));
+	/* a -wal beside a good database is refused too */
+	plant("walled.db-wal", 0600, 65534);
+	assert_int_equal(open_planted("walled.db", &db, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "walled.db-wal: owned by uid 65534"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_schema_and_wal), cmocka_unit_test(test_job_crud),
-	    cmocka_unit_test(test_checkpoints),    cmocka_unit_test(test_newer_schema_refused),
-	    cmocka_unit_test(test_unopenable),
+	    cmocka_unit_test(test_schema_and_wal),     cmocka_unit_test(test_job_crud),
+	    cmocka_unit_test(test_checkpoints),        cmocka_unit_test(test_newer_schema_refused),
+	    cmocka_unit_test(test_unopenable),         cmocka_unit_test(test_new_db_private),
+	    cmocka_unit_test(test_planted_db_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -195,13 +196,40 @@ static void test_worker_status_survives_the_reaper(void **state)
 	cd_err err = {0};
 	pid_t pid;
 
-	assert_int_equal(job_manager_fork_worker(jm, worker_fn, &code, &pid, &err), 0);
+	assert_int_equal(job_manager_fork_worker(jm, worker_fn, &code, NULL, 0, &pid, &err), 0);
 	assert_int_equal(waitid(P_PID, pid, &si, WEXITED | WNOWAIT), 0);
 	job_manager_reap(jm); /* must keep the status for the waiter */
 	assert_int_equal(job_manager_wait_worker(jm, pid, &status), 0);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 7);
 	assert_int_equal(job_manager_wait_worker(jm, pid, &status), -ECHILD);
+}
+
+/* Exit code: bit 0 set when fds[0] is open, bit 1 when fds[1] is. */
+static int fds_open_fn(void *arg)
+{
+	const int *fds = arg;
+
+	return (fcntl(fds[0], F_GETFD) >= 0) | (fcntl(fds[1], F_GETFD) >= 0) << 1;
+}
+
+static void test_worker_keeps_only_its_fds(void **state)
+{
+	int fds[2], status = 0, kept;
+	siginfo_t si;
+	cd_err err = {0};
+	pid_t pid;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	kept = fds[1];
+	assert_int_equal(job_manager_fork_worker(jm, fds_open_fn, fds, &kept, 1, &pid, &err), 0);
+	assert_int_equal(waitid(P_PID, pid, &si, WEXITED | WNOWAIT), 0);
+	job_manager_reap(jm);
+	assert_int_equal(job_manager_wait_worker(jm, pid, &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 2); /* fds[0] closed, fds[1] kept */
+	close(fds[0]);
+	close(fds[1]);
 }
 
 int main(void)
@@ -213,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_child_and_kill),
 	    cmocka_unit_test(test_adopt_replace_and_checkpoint),
 	    cmocka_unit_test(test_worker_status_survives_the_reaper),
+	    cmocka_unit_test(test_worker_keeps_only_its_fds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

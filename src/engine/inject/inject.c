@@ -176,18 +176,21 @@ int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
 		r = cd_err_sys(err, errno, "pid %d: read signal mask", pid);
 		goto fail;
 	}
-	r = cd_inject_set_sigmask(h, ~0ULL, err);
-	if (r < 0)
-		goto fail;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	h->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (h->mem_fd < 0) {
 		r = cd_err_sys(err, errno, "pid %d: open %s", pid, path);
 		goto fail;
 	}
+	/* the last step: a failure before it leaves the task's mask as it was */
+	r = cd_inject_set_sigmask(h, ~0ULL, err);
+	if (r < 0)
+		goto fail;
 	*ret = TAKE_PTR(h);
 	return 0;
 fail:
+	if (h->mem_fd >= 0)
+		close(h->mem_fd);
 	if (h->attached)
 		ptrace(PTRACE_DETACH, pid, NULL, NULL);
 	return r;

@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# What a user on the shared socket must not be able to make the root daemon
+# do. A throwaway user is created for the file.
+load helpers
+
+E2E_USER=cedana-sec
+
+setup_file() {
+	id "$E2E_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$E2E_USER"
+}
+
+teardown_file() {
+	userdel "$E2E_USER" 2>/dev/null || true
+}
+
+setup() {
+	use_private_env
+	SHARED=$(mktemp -d /tmp/cedana-sec.XXXXXX)
+	chmod 755 "$SHARED"
+	mkdir -m 755 "$SHARED/logs"
+	export CEDANA_ADDRESS="$SHARED/cedana.sock" CEDANA_JOB_LOG_DIR="$SHARED/logs" CEDANA_CONFIG_DIR="$SHARED/config"
+	start_daemon
+	USER_UID=$(id -u "$E2E_USER")
+}
+
+teardown() {
+	kill_everything
+	rm -rf "$SHARED"
+}
+
+as_user() {
+	(cd /tmp && setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups "$@")
+}
+
+@test "checkpoint delete does not follow a directory the user swapped for a symlink" {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home" "$SHARED/rootonly"
+	chown "$E2E_USER" "$SHARED/home"
+	as_user mkdir "$SHARED/home/ck"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home/ck" --name img --leave-running
+	assert_success
+	id=$("$CEDANA" job checkpoints mine | awk 'NR == 2 {print $1}')
+	echo precious >"$SHARED/rootonly/img"
+	as_user mv "$SHARED/home/ck" "$SHARED/home/ck.old"
+	as_user ln -s "$SHARED/rootonly" "$SHARED/home/ck"
+	run as_user "$CEDANA" checkpoint delete "$id"
+	assert_failure 1
+	assert_output --partial "symbolic link"
+	assert_file_exists "$SHARED/rootonly/img"
+	# root deleting it is refused the same way
+	run "$CEDANA" checkpoint delete "$id"
+	assert_failure 1
+	assert_file_exists "$SHARED/rootonly/img"
+}
+
+@test "a dump that cannot open the memory of a non-dumpable process leaves its signal mask alone" {
+	# PR_SET_DUMPABLE 0: /proc/PID/mem is closed to its owner
+	setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 -c \
+		'import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(300)' 3>&- &
+	pid=$!
+	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
+	for _ in $(seq 100); do
+		[ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = 0 ] && break
+		sleep 0.05
+	done
+	before=$(awk '/^SigBlk/ {print $2}' "/proc/$pid/status")
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" dump process "$pid" --dir "$SHARED/home" --leave-running
+	assert_failure 1
+	assert_equal "$(awk '/^SigBlk/ {print $2}' "/proc/$pid/status")" "$before"
+	run kill -0 "$pid"
+	assert_success
+}
+
+@test "the daemon refuses a database file another user planted" {
+	stop_daemon
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	export CEDANA_DB_PATH="$SHARED/home/planted.db"
+	as_user sqlite3 "$CEDANA_DB_PATH" 'CREATE TABLE t(x)'
+	run timeout 10 "$CEDANA" daemon start
+	assert_failure 1
+	assert_output --partial "db $CEDANA_DB_PATH: owned by uid $USER_UID, not by the daemon's uid 0: refused"
+	[ ! -S "$CEDANA_ADDRESS" ]
+}
+
+@test "a user gets at most 64 connections at a time; root still gets served" {
+	kept="$BATS_TEST_TMPDIR/kept"
+	mkfifo "$BATS_TEST_TMPDIR/hold"
+	setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 \
+		"$BATS_TEST_DIRNAME/conn-flood.py" "$CEDANA_ADDRESS" 100 hold \
+		<"$BATS_TEST_TMPDIR/hold" >"$kept" 3>&- &
+	flood=$!
+	echo "$flood" >>"$BATS_TEST_TMPDIR/extra.pids"
+	exec 5>"$BATS_TEST_TMPDIR/hold"
+	for _ in $(seq 200); do
+		[ -s "$kept" ] && break
+		sleep 0.05
+	done
+	assert_equal "$(cat "$kept")" 64
+	run "$CEDANA" ps
+	assert_success
+	exec 5>&-
+	wait "$flood"
+	# their connections count again once the daemon has seen them close
+	for _ in $(seq 100); do
+		as_user "$CEDANA" ps >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	run as_user "$CEDANA" ps
+	assert_success
+}
+
+@test "a user's job gets the supplementary groups the socket carried, not those of /proc/PID" {
+	run setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --groups=4242 /usr/bin/python3 \
+		"$BATS_TEST_DIRNAME/peer-groups.py" "$CEDANA_ADDRESS" grp
+	assert_success
+	assert_output --partial "201"
+	wait_job_field grp exit_code 0
+	assert_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-grp.log" "4242"
+}
+
+@test "restore job refuses a user's checkpoint edited to ask for root's credentials" {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
+	assert_success
+	wait_job_field mine status halted
+	manifest="$SHARED/home/img/manifest.json"
+	as_user cp "$manifest" "$SHARED/home/manifest.orig"
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for t in m["tasks"]:
+    t["uids"] = [0, 0, 0, 0]
+    t["gids"] = [0, 0, 0, 0]
+    t["cap_eff"] = t["cap_prm"] = -1
+json.dump(m, open(sys.argv[1], "w"))' "$manifest"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "uids are not all $USER_UID, the job's owner"
+	assert_output --partial "refused: the checkpoint of a job of uid $USER_UID asks for more than that user has"
+	assert_equal "$(job_field mine status)" halted
+	# the image as dumped restores, as the user
+	as_user cp "$SHARED/home/manifest.orig" "$manifest"
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	assert_equal "$(stat -c %u "/proc/$pid")" "$USER_UID"
+	assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
+}
+
+@test "restore job refuses a user's checkpoint edited to open a file only root may write" {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	echo secret >"$SHARED/rootfile"
+	chmod 644 "$SHARED/rootfile"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
+	assert_success
+	wait_job_field mine status halted
+	as_user /usr/bin/python3 -c '
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+m["tasks"][0]["fds"].append({"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0,
+                             "path": sys.argv[2], "obj": 999, "writer": 0})
+json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "uid $USER_UID may not read and write $SHARED/rootfile"
+	assert_equal "$(job_field mine status)" halted
+}
