@@ -124,7 +124,12 @@ static int make_scratch(struct restore_req *r, cd_err *err)
 
 	if (r->format == STORAGE_NONE)
 		return 0;
-	if (access(dir, W_OK | X_OK) < 0)
+	/* A user's checkpoint lies in a directory that user controls: a scratch
+	 * directory root makes there could be swapped for a link before the
+	 * unpack writes into it, so it goes to the sticky, root-owned /var/tmp. */
+	if (r->replace && r->target.uid != 0)
+		dir = "/var/tmp";
+	else if (access(dir, W_OK | X_OK) < 0)
 		dir = "/tmp";
 	if (asprintf(&r->scratch, "%s/.cedana-restore-XXXXXX", dir) < 0) {
 		r->scratch = NULL;

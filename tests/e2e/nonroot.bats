@@ -114,4 +114,8 @@ as_user() {
 	run as_user restore job mine
 	assert_failure 1
 	assert_output --partial "permission denied: restore needs root"
+	# root restores the user's job; the unpack happens outside the user's directory
+	run "$CEDANA" restore job mine
+	assert_success
+	assert_equal "$(ls -A "$SHARED/ck")" "$(basename "$path")"
 }
