@@ -91,3 +91,34 @@ common_setup() {
 common_teardown() {
 	kill_everything
 }
+
+# Tests of what a non-root user may do: a throwaway user ($E2E_USER, set by the
+# file) and a world-searchable directory ($SHARED) holding the daemon's socket
+# and logs, so that user can reach them.
+user_setup_file() {
+	id "$E2E_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$E2E_USER"
+}
+
+user_teardown_file() {
+	userdel "$E2E_USER" 2>/dev/null || true
+}
+
+user_setup() {
+	use_private_env
+	SHARED=$(mktemp -d "/tmp/$E2E_USER.XXXXXX")
+	chmod 755 "$SHARED"
+	mkdir -m 755 "$SHARED/logs"
+	export CEDANA_ADDRESS="$SHARED/cedana.sock" CEDANA_JOB_LOG_DIR="$SHARED/logs" CEDANA_CONFIG_DIR="$SHARED/config"
+	start_daemon
+	USER_UID=$(id -u "$E2E_USER")
+}
+
+user_teardown() {
+	kill_everything
+	rm -rf "$SHARED"
+}
+
+# Runs a command as the throwaway user, from a directory they may enter.
+run_as_e2e_user() {
+	(cd /tmp && setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups "$@")
+}

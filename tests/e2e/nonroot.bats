@@ -6,33 +6,24 @@ load helpers
 E2E_USER=cedana-e2e
 
 setup_file() {
-	id "$E2E_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$E2E_USER"
+	user_setup_file
 }
 
 teardown_file() {
-	userdel "$E2E_USER" 2>/dev/null || true
+	user_teardown_file
 }
 
 setup() {
-	use_private_env
-	# the user must reach the socket and logs: a world-searchable directory
-	SHARED=$(mktemp -d /tmp/cedana-e2e.XXXXXX)
-	chmod 755 "$SHARED"
-	mkdir -m 755 "$SHARED/logs"
-	export CEDANA_ADDRESS="$SHARED/cedana.sock" CEDANA_JOB_LOG_DIR="$SHARED/logs" CEDANA_CONFIG_DIR="$SHARED/config"
-	start_daemon
-	USER_UID=$(id -u "$E2E_USER")
+	user_setup
 }
 
 teardown() {
-	kill_everything
-	rm -rf "$SHARED"
+	user_teardown
 }
 
-# Runs the CLI as the throwaway user, from a directory they may enter.
+# Runs the CLI as the throwaway user.
 as_user() {
-	(cd /tmp && setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups \
-		"$CEDANA" "$@")
+	run_as_e2e_user "$CEDANA" "$@"
 }
 
 @test "a user's job runs as that user and its log is theirs only" {

@@ -6,30 +6,23 @@ load helpers
 E2E_USER=cedana-sec
 
 setup_file() {
-	id "$E2E_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$E2E_USER"
+	user_setup_file
 }
 
 teardown_file() {
-	userdel "$E2E_USER" 2>/dev/null || true
+	user_teardown_file
 }
 
 setup() {
-	use_private_env
-	SHARED=$(mktemp -d /tmp/cedana-sec.XXXXXX)
-	chmod 755 "$SHARED"
-	mkdir -m 755 "$SHARED/logs"
-	export CEDANA_ADDRESS="$SHARED/cedana.sock" CEDANA_JOB_LOG_DIR="$SHARED/logs" CEDANA_CONFIG_DIR="$SHARED/config"
-	start_daemon
-	USER_UID=$(id -u "$E2E_USER")
+	user_setup
 }
 
 teardown() {
-	kill_everything
-	rm -rf "$SHARED"
+	user_teardown
 }
 
 as_user() {
-	(cd /tmp && setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups "$@")
+	run_as_e2e_user "$@"
 }
 
 @test "checkpoint delete does not follow a directory the user swapped for a symlink" {
