@@ -1,6 +1,10 @@
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -35,6 +39,30 @@ int cli_usage_fail(const struct cli_ctx *ctx, const char *msg)
 	fflush(stdout);
 	fprintf(stderr, "Error: %s\nRun '%s --help' for usage.\n", msg, path);
 	return 2;
+}
+
+char *cli_absolute_path(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *out = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+int cli_write_pid_file(const char *path, int pid, cd_err *err)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return cd_err_sys(err, errno, "pid file %s", path);
+	fprintf(f, "%d\n", pid);
+	if (fclose(f) != 0)
+		return cd_err_sys(err, errno, "pid file %s", path);
+	return 0;
 }
 
 /* Config: defaults, file, CEDANA_* environment, --config, then the global flags. */

@@ -23,30 +23,6 @@
 #include "shared/cleanup.h"
 #include "storage/storage.h"
 
-static char *absolute(const char *path)
-{
-	char cwd[PATH_MAX];
-	char *out = NULL;
-
-	if (path[0] == '/')
-		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return out;
-}
-
-static int write_pid_file(const char *path, int pid, cd_err *err)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f)
-		return cd_err_sys(err, errno, "pid file %s", path);
-	fprintf(f, "%d\n", pid);
-	if (fclose(f) != 0)
-		return cd_err_sys(err, errno, "pid file %s", path);
-	return 0;
-}
-
 /* ---- --no-server ---- */
 
 struct local_progress {
@@ -218,7 +194,7 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 	}
 	if (cli_flag(ctx, "profiling"))
 		print_local_timings(scratch ? (t1 - t0) * 1e3 : -1, &st, (now_s() - t0) * 1e3);
-	if (pid_file && write_pid_file(pid_file, pid, &err) < 0)
+	if (pid_file && cli_write_pid_file(pid_file, pid, &err) < 0)
 		cli_fail(&err);
 	return wait_child(pid);
 }
@@ -233,7 +209,7 @@ static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 	struct winsize ws = {0};
 	json_t *body;
 
-	if (out && !(out_abs = absolute(out))) {
+	if (out && !(out_abs = cli_absolute_path(out))) {
 		cd_err_sys(err, ENOMEM, "--out");
 		return NULL;
 	}
@@ -277,8 +253,8 @@ static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 	if (cli_flag(ctx, "profiling"))
 		progress_print_timings(stdout, json_object_get(reply, "timings"));
 	if (pid_file &&
-	    write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")), &err) <
-	        0)
+	    cli_write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")),
+	                       &err) < 0)
 		cli_fail(&err);
 	if (!attach)
 		printf("Restored job %s (pid %d)\n", jid,
@@ -304,7 +280,7 @@ static int restore_process(struct cli_ctx *ctx)
 		path = ctx->args[0];
 	if (!path)
 		return cli_usage_fail(ctx, "restore process needs --path PATH of a checkpoint");
-	abs = absolute(path);
+	abs = cli_absolute_path(path);
 	if (!abs) {
 		cd_err_sys(&err, ENOMEM, "--path");
 		return cli_fail(&err);

@@ -27,30 +27,6 @@ static json_t *string_array(char **v)
 	return arr;
 }
 
-static char *absolute(const char *path)
-{
-	char cwd[PATH_MAX];
-	char *out = NULL;
-
-	if (path[0] == '/')
-		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return out;
-}
-
-static int write_pid_file(const char *path, int pid, cd_err *err)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f)
-		return cd_err_sys(err, errno, "pid file %s", path);
-	fprintf(f, "%d\n", pid);
-	if (fclose(f) != 0)
-		return cd_err_sys(err, errno, "pid file %s", path);
-	return 0;
-}
-
 /* --no-server: the job is our own child; its exit code is ours. */
 static int run_local(struct cli_ctx *ctx)
 {
@@ -68,7 +44,7 @@ static int run_local(struct cli_ctx *ctx)
 	}
 	if (spawn_process(&req, &pid, &err) < 0)
 		return cli_fail(&err);
-	if (pid_file && write_pid_file(pid_file, pid, &err) < 0)
+	if (pid_file && cli_write_pid_file(pid_file, pid, &err) < 0)
 		cli_fail(&err);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
@@ -88,7 +64,7 @@ static json_t *run_request(struct cli_ctx *ctx, bool attachable, cd_err *err)
 		cd_err_sys(err, errno, "current directory");
 		return NULL;
 	}
-	if (out && !(out_abs = absolute(out))) {
+	if (out && !(out_abs = cli_absolute_path(out))) {
 		cd_err_sys(err, ENOMEM, "--out");
 		return NULL;
 	}
@@ -132,8 +108,8 @@ static int run_process(struct cli_ctx *ctx)
 	if (r < 0)
 		return cli_fail(&err);
 	if (pid_file &&
-	    write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")), &err) <
-	        0)
+	    cli_write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")),
+	                       &err) < 0)
 		cli_fail(&err);
 	if (!attach) {
 		printf("%s\n", json_string_value(json_object_get(job, "jid")));

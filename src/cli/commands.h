@@ -28,3 +28,10 @@ int cli_fail(const cd_err *err);
 /* A usage error found after parsing (flags that do not go together): prints
  * "Error: <msg>" and the command's --help hint, and returns the exit code 2. */
 int cli_usage_fail(const struct cli_ctx *ctx, const char *msg);
+
+/* path made absolute against the CLI's working directory, for the daemon
+ * (which has its own); NULL when out of memory or the cwd is unreadable. */
+char *cli_absolute_path(const char *path);
+
+/* Writes "<pid>\n" to path (--pid-file). */
+int cli_write_pid_file(const char *path, int pid, cd_err *err);
