@@ -13,32 +13,11 @@
 
 #include "job/checkpoint.h"
 #include "job/manager.h"
+#include "job_fixture.h"
 
-static char dir[] = "/tmp/cedana-test-jc-XXXXXX";
-static struct job_manager *jm;
 static const struct job_caller root = {.uid = 0, .gid = 0};
 static const struct job_caller user = {.uid = 4321, .gid = 4321};
 static char *env[] = {"PATH=/usr/bin:/bin", NULL};
-
-static int setup(void **state)
-{
-	char db[256];
-	cd_err err = {0};
-
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(db, sizeof(db), "%s/jobs.db", dir);
-	return job_manager_new(db, dir, &jm, &err);
-}
-
-static int teardown(void **state)
-{
-	char cmd[300];
-
-	job_manager_free(jm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
 
 static void run_job(const char *jid, char **argv)
 {
@@ -172,5 +151,5 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_records),
 	    cmocka_unit_test(test_restore_target),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, job_fixture_setup, job_fixture_teardown);
 }

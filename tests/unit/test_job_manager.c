@@ -12,31 +12,10 @@
 #include <cmocka.h>
 
 #include "job/manager.h"
+#include "job_fixture.h"
 
-static char dir[] = "/tmp/cedana-test-jm-XXXXXX";
-static struct job_manager *jm;
 static const struct job_caller root = {.uid = 0, .gid = 0};
 static char *env[] = {"PATH=/usr/bin:/bin", NULL};
-
-static int setup(void **state)
-{
-	char db[256];
-	cd_err err = {0};
-
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(db, sizeof(db), "%s/jobs.db", dir);
-	return job_manager_new(db, dir, &jm, &err);
-}
-
-static int teardown(void **state)
-{
-	char cmd[300];
-
-	job_manager_free(jm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
 
 /* Reaps until the job has an exit code (the daemon does this on SIGCHLD). */
 static json_t *wait_exit(const char *jid)
@@ -71,7 +50,7 @@ static void test_run_records_exit_code(void **state)
 	assert_int_equal(json_integer_value(json_object_get(job, "exit_code")), 6);
 	assert_string_equal(json_string_value(json_object_get(job, "status")), "halted");
 	json_decref(job);
-	snprintf(log, sizeof(log), "%s/cedana-output-six.log", dir);
+	snprintf(log, sizeof(log), "%s/cedana-output-six.log", job_fixture_dir);
 	assert_int_equal(access(log, F_OK), 0);
 	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), -EEXIST);
 	assert_string_equal(err.msg, "job six already exists");
@@ -88,7 +67,7 @@ static void test_command_not_found_leaves_nothing(void **state)
 	assert_int_equal(job_manager_run(jm, &root, &o, &job, &err), -ENOENT);
 	assert_string_equal(err.msg, "command not found: no-such-command-xyz");
 	assert_int_equal(job_manager_get(jm, &root, "ghost", &job, &err), -ENOENT);
-	snprintf(log, sizeof(log), "%s/cedana-output-ghost.log", dir);
+	snprintf(log, sizeof(log), "%s/cedana-output-ghost.log", job_fixture_dir);
 	assert_int_equal(access(log, F_OK), -1);
 }
 
@@ -243,5 +222,5 @@ int main(void)
 	    cmocka_unit_test(test_worker_status_survives_the_reaper),
 	    cmocka_unit_test(test_worker_keeps_only_its_fds),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, job_fixture_setup, job_fixture_teardown);
 }
