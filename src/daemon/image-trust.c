@@ -2,142 +2,171 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <jansson.h>
-#include <pwd.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/image.h"
 #include "shared/cleanup.h"
 
-/* The groups owner belongs to by the group database, gid included. */
-static int owner_groups(uid_t owner, gid_t gid, gid_t **ret, int *ret_n)
+/* Every field of a task is either checked below or harmless for a user to
+ * choose (their own registers, memory, signal state, timers, rseq, robust
+ * list, umask, personality, affinity, a smaller bounding set, and
+ * no_new_privs, which only takes rights away). A field added to the image
+ * changes these sizes: decide which it is, then update them. */
+_Static_assert(sizeof(struct cd_task) == 4280, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 40, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
+
+static int read_oom_score_adj(int *ret)
 {
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int n = 64;
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/oom_score_adj", "re");
 
-	if (getpwuid_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res) {
-		*ret = malloc(sizeof(gid_t));
-		if (!*ret)
-			return -ENOMEM;
-		(*ret)[0] = gid;
-		*ret_n = 1;
-		return 0;
-	}
-	for (;;) {
-		gid_t *g = malloc((size_t)n * sizeof(gid_t));
-		int want = n;
-
-		if (!g)
-			return -ENOMEM;
-		if (getgrouplist(pw.pw_name, gid, g, &want) >= 0) {
-			*ret = g;
-			*ret_n = want;
-			return 0;
-		}
-		free(g);
-		if (want <= n)
-			return -EIO;
-		n = want;
-	}
+	if (!f || fscanf(f, "%d", ret) != 1)
+		return -EIO;
+	return 0;
 }
 
-static bool ids_are(json_t *ids, json_int_t want)
+int image_trust_init(struct image_trust *t, uid_t owner, gid_t gid, cd_err *err)
 {
-	if (!json_is_array(ids) || json_array_size(ids) != 4)
-		return false;
-	for (size_t i = 0; i < 4; i++) {
-		json_t *v = json_array_get(ids, i);
+	int r, oom;
 
-		if (!json_is_integer(v) || (uint32_t)json_integer_value(v) != (uint32_t)want)
+	memset(t, 0, sizeof(*t));
+	t->owner = owner;
+	t->gid = gid;
+	r = fsid_user_groups(owner, gid, &t->groups, &t->ngroups);
+	if (r < 0)
+		return cd_err_sys(err, -r, "groups of uid %u", (unsigned)owner);
+	t->id = (struct cd_fs_identity){owner, gid, t->groups, t->ngroups};
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		if (getrlimit(i, &t->rlim[i]) < 0)
+			return cd_err_sys(err, errno, "getrlimit %d", i);
+	errno = 0;
+	t->nice = getpriority(PRIO_PROCESS, 0);
+	if (errno)
+		return cd_err_sys(err, errno, "getpriority");
+	if (read_oom_score_adj(&oom) < 0)
+		return cd_err_set(err, EIO, "read /proc/self/oom_score_adj");
+	/* a user may raise their oom_score_adj, and lower it only back to what a
+	 * privileged process gave them; the daemon's own is what its jobs get */
+	t->oom_floor = oom < 0 ? oom : 0;
+	return 0;
+}
+
+void image_trust_clear(struct image_trust *t)
+{
+	free(t->groups);
+	t->groups = NULL;
+}
+
+static bool ids_are(const uint32_t ids[4], uint32_t want)
+{
+	for (int i = 0; i < 4; i++)
+		if (ids[i] != want)
 			return false;
-	}
 	return true;
 }
 
-static bool groups_allowed(json_t *groups, const gid_t *allowed, int n)
+static bool group_allowed(const struct image_trust *tr, uint32_t g)
 {
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(groups))
-		return false;
-	json_array_foreach(groups, i, v)
-	{
-		bool found = false;
-
-		if (!json_is_integer(v))
-			return false;
-		for (int k = 0; k < n && !found; k++)
-			found = (uint32_t)json_integer_value(v) == (uint32_t)allowed[k];
-		if (!found)
-			return false;
-	}
-	return true;
+	for (size_t k = 0; k < tr->ngroups; k++)
+		if (g == tr->groups[k])
+			return true;
+	return g == tr->gid;
 }
 
-static int check_task(json_t *task, uid_t owner, gid_t gid, const gid_t *groups, int ngroups,
-                      cd_err *err)
+static int check_ids(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
 {
-	static const char *const caps[] = {"cap_inh", "cap_prm", "cap_eff", "cap_amb"};
-	json_int_t pid = json_integer_value(json_object_get(task, "pid"));
+	if (!ids_are(t->uid, tr->owner))
+		return cd_err_set(err, EPERM, "task %d: uids are not all %u, the job's owner",
+		                  t->pid, (unsigned)tr->owner);
+	if (!ids_are(t->gid, tr->gid))
+		return cd_err_set(err, EPERM, "task %d: gids are not all %u, the job's group",
+		                  t->pid, (unsigned)tr->gid);
+	for (size_t i = 0; i < t->ngroups; i++)
+		if (!group_allowed(tr, t->groups[i]))
+			return cd_err_set(err, EPERM,
+			                  "task %d: supplementary group %u, which the job's owner "
+			                  "is not in",
+			                  t->pid, t->groups[i]);
+	return 0;
+}
 
-	if (!ids_are(json_object_get(task, "uids"), owner))
-		return cd_err_set(err, EPERM, "task %lld: uids are not all %u, the job's owner",
-		                  (long long)pid, (unsigned)owner);
-	if (!ids_are(json_object_get(task, "gids"), gid))
-		return cd_err_set(err, EPERM, "task %lld: gids are not all %u, the job's group",
-		                  (long long)pid, (unsigned)gid);
-	if (!groups_allowed(json_object_get(task, "groups"), groups, ngroups))
+static int check_caps(const struct cd_task *t, cd_err *err)
+{
+	const struct {
+		const char *name;
+		uint64_t v;
+	} caps[] = {{"cap_inh", t->cap_inh},
+	            {"cap_prm", t->cap_prm},
+	            {"cap_eff", t->cap_eff},
+	            {"cap_amb", t->cap_amb}};
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (caps[i].v)
+			return cd_err_set(err, EPERM, "task %d: %s is not empty", t->pid,
+			                  caps[i].name);
+	return 0;
+}
+
+/* RLIM_INFINITY is the largest value, so plain comparisons hold. */
+static int check_limits(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
+{
+	for (int i = 0; i < CD_NRLIMIT && i < RLIM_NLIMITS; i++) {
+		uint64_t soft = t->rlim[i][0], hard = t->rlim[i][1];
+
+		if (soft > hard)
+			return cd_err_set(err, EPERM, "task %d: rlimit %d: soft limit above the hard one",
+			                  t->pid, i);
+		if (hard > (uint64_t)tr->rlim[i].rlim_max)
+			return cd_err_set(err, EPERM,
+			                  "task %d: rlimit %d: hard limit %llu is above %llu, what "
+			                  "the job's owner may have",
+			                  t->pid, i, (unsigned long long)hard,
+			                  (unsigned long long)tr->rlim[i].rlim_max);
+	}
+	return 0;
+}
+
+/* Anyone may lower their priority (a higher nice); a lower nice than the
+ * one a job starts with needs RLIMIT_NICE to allow it (20 - nice). */
+static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
+{
+	uint64_t nice_rlim = RLIMIT_NICE < CD_NRLIMIT ? t->rlim[RLIMIT_NICE][0] : 0;
+
+	if (t->nice < -20 || t->nice > 19)
+		return cd_err_set(err, EINVAL, "task %d: nice %d is out of range", t->pid, t->nice);
+	if (t->nice < tr->nice && (uint64_t)(20 - t->nice) > nice_rlim)
 		return cd_err_set(err, EPERM,
-		                  "task %lld: supplementary groups the job's owner is not in",
-		                  (long long)pid);
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		json_t *v = json_object_get(task, caps[i]);
-
-		if (!json_is_integer(v) || json_integer_value(v) != 0)
-			return cd_err_set(err, EPERM, "task %lld: %s is not empty", (long long)pid,
-			                  caps[i]);
-	}
+		                  "task %d: nice %d, which only a privileged process may set "
+		                  "(RLIMIT_NICE %llu)",
+		                  t->pid, t->nice, (unsigned long long)nice_rlim);
+	if (t->oom_score_adj < tr->oom_floor || t->oom_score_adj > 1000)
+		return cd_err_set(err, EPERM, "task %d: oom_score_adj %d is below %d, what the "
+		                  "job's owner may set",
+		                  t->pid, t->oom_score_adj, tr->oom_floor);
 	return 0;
 }
 
-/* What the engine opens as root on the task's behalf: every such path with
- * the access (R_OK, W_OK, X_OK) the owner needs for it. */
-struct path_need {
-	const char *path; /* in the manifest */
-	int mode;
-};
-
-struct needs {
-	struct path_need *v;
-	size_t n, cap;
-};
-
-static int need(struct needs *ns, json_t *path, int mode)
+static int check_flags(const struct cd_task *t, cd_err *err)
 {
-	if (!json_is_string(path))
-		return 0;
-	if (ns->n == ns->cap) {
-		size_t cap = ns->cap ? ns->cap * 2 : 32;
-		struct path_need *v = realloc(ns->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		ns->v = v;
-		ns->cap = cap;
-	}
-	ns->v[ns->n++] = (struct path_need){json_string_value(path), mode};
+	/* 2 (core dumps readable by root only) is the kernel's to give */
+	if (t->dumpable != 0 && t->dumpable != 1)
+		return cd_err_set(err, EPERM, "task %d: dumpable %d (a user may set 0 or 1)", t->pid,
+		                  t->dumpable);
+	if (t->no_new_privs != 0 && t->no_new_privs != 1)
+		return cd_err_set(err, EINVAL, "task %d: no_new_privs %d", t->pid, t->no_new_privs);
+	/* a user cannot chroot: a task of theirs has / as its root */
+	if (!t->root || strcmp(t->root, "/") != 0)
+		return cd_err_set(err, EPERM, "task %d: root directory %s is not /", t->pid,
+		                  t->root ? t->root : "(none)");
 	return 0;
 }
 
-static int access_mode(json_int_t flags)
+static int access_mode(int flags)
 {
 	switch (flags & O_ACCMODE) {
 	case O_WRONLY:
@@ -149,150 +178,98 @@ static int access_mode(json_int_t flags)
 	}
 }
 
-static int collect_paths(json_t *task, struct needs *ns)
+static const char *mode_name(int mode)
 {
-	json_t *v;
-	size_t i;
-	int r = need(ns, json_object_get(task, "cwd"), X_OK);
-
-	json_array_foreach(json_object_get(task, "fds"), i, v)
-	{
-		json_int_t kind = json_integer_value(json_object_get(v, "kind"));
-
-		if (r == 0 && (kind == 0 || kind == 1 || kind == 2 || kind == 4))
-			r = need(ns, json_object_get(v, "path"),
-			         access_mode(json_integer_value(json_object_get(v, "flags"))));
+	switch (mode) {
+	case X_OK:
+		return "enter or execute";
+	case R_OK:
+		return "read";
+	case W_OK:
+		return "write";
+	default:
+		return "read and write";
 	}
-	json_array_foreach(json_object_get(task, "vmas"), i, v)
-	{
-		json_int_t kind = json_integer_value(json_object_get(v, "kind"));
-		json_int_t prot = json_integer_value(json_object_get(v, "prot"));
-
-		if (r == 0 && (kind == 1 || kind == 2))
-			r = need(ns, json_object_get(v, "path"),
-			         R_OK | (kind == 2 && (prot & 2) ? W_OK : 0));
-	}
-	return r;
 }
 
-/* In a child with the owner's credentials (real ones, which faccessat
- * checks): *ret_idx is the index of the first path the owner may not access
- * as needed, -1 when there is none. */
-static int first_denied(const struct needs *ns, uid_t owner, gid_t gid, const gid_t *groups,
-                        int ngroups, int *ret_idx, cd_err *err)
+/* With the owner's filesystem identity in place (AT_EACCESS: the current
+ * fsuid, fsgid and groups, not the real ids). The engine opens the same
+ * paths under that identity anyway; this names the first refusal before
+ * anything exists. */
+static int need(const struct cd_task *t, const char *path, int mode, cd_err *err)
 {
-	int p[2], status = 0;
-	int32_t bad = -1;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return cd_err_sys(err, errno, "image check: pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return cd_err_sys(err, errno, "image check: fork");
-	}
-	if (pid == 0) {
-		int32_t i = 0;
-
-		if (setgroups((size_t)ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
-		    setresuid(owner, owner, owner) < 0)
-			_exit(2);
-		for (; (size_t)i < ns->n; i++)
-			if (faccessat(AT_FDCWD, ns->v[i].path, ns->v[i].mode, 0) < 0)
-				break;
-		if ((size_t)i < ns->n && write(p[1], &i, sizeof(i)) != sizeof(i))
-			_exit(2);
-		_exit(0);
-	}
-	close(p[1]);
-	if (read(p[0], &bad, sizeof(bad)) != sizeof(bad))
-		bad = -1;
-	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return cd_err_set(err, EPERM, "image check: cannot take on uid %u",
-		                  (unsigned)owner);
-	*ret_idx = bad >= 0 && (size_t)bad < ns->n ? bad : -1;
-	return 0;
-}
-
-/* 0 when every path is the owner's to use, else -EPERM naming one. */
-static int check_paths(json_t *tasks, uid_t owner, gid_t gid, const gid_t *groups, int ngroups,
-                       cd_err *err)
-{
-	struct needs ns = {0};
-	json_t *task;
-	size_t i;
-	int r = 0, idx = -1;
-
-	json_array_foreach(tasks, i, task)
-	{
-		json_t *root = json_object_get(task, "root");
-
-		/* a user cannot chroot: a task of theirs has / as its root */
-		if (json_is_string(root) && strcmp(json_string_value(root), "/") != 0)
-			r = cd_err_set(err, EPERM, "task %lld: root directory %s is not /",
-			               (long long)json_integer_value(json_object_get(task, "pid")),
-			               json_string_value(root));
-		if (r == 0 && collect_paths(task, &ns) < 0)
-			r = cd_err_sys(err, ENOMEM, "image check");
-		if (r < 0)
-			break;
-	}
-	if (r == 0 && ns.n) {
-		r = first_denied(&ns, owner, gid, groups, ngroups, &idx, err);
-		if (r == 0 && idx >= 0)
-			r = cd_err_set(err, EPERM, "uid %u may not %s %s", (unsigned)owner,
-			               ns.v[idx].mode == X_OK   ? "enter"
-			               : ns.v[idx].mode == R_OK ? "read"
-			               : ns.v[idx].mode == W_OK ? "write"
-			                                        : "read and write",
-			               ns.v[idx].path);
-	}
-	free(ns.v);
-	return r;
-}
-
-int image_trust_check(const char *dir, uid_t owner, gid_t gid, cd_err *err)
-{
-	_cleanup_free_ gid_t *groups = NULL;
-	_cleanup_free_ char *path = NULL;
-	json_error_t jerr;
-	json_t *m, *tasks, *task;
-	size_t i;
-	int ngroups = 0, r = 0;
-
-	if (owner == 0)
+	if (!path || faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0)
 		return 0;
-	if (asprintf(&path, "%s/manifest.json", dir) < 0) {
-		path = NULL;
-		return cd_err_sys(err, ENOMEM, "image %s", dir);
-	}
-	r = owner_groups(owner, gid, &groups, &ngroups);
-	if (r < 0)
-		return cd_err_sys(err, r, "image %s: groups of uid %u", dir, (unsigned)owner);
-	m = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!m)
-		return cd_err_set(err, EINVAL, "image %s: %s", path, jerr.text);
-	tasks = json_object_get(m, "tasks");
-	if (!json_is_array(tasks) || json_array_size(tasks) == 0)
-		r = cd_err_set(err, EINVAL, "image %s: no tasks", path);
-	json_array_foreach(tasks, i, task)
-	{
-		r = check_task(task, owner, gid, groups, ngroups, err);
-		if (r < 0)
-			break;
-	}
+	return cd_err_sys(err, errno, "task %d: the job's owner may not %s %s", t->pid,
+	                  mode_name(mode), path);
+}
+
+static int check_paths(const struct cd_task *t, cd_err *err)
+{
+	int r = need(t, t->cwd, X_OK, err);
+
 	if (r == 0)
-		r = check_paths(tasks, owner, gid, groups, ngroups, err);
-	json_decref(m);
+		r = need(t, t->mm.exe, X_OK, err);
+	for (size_t i = 0; r == 0 && i < t->nfds; i++) {
+		const struct cd_fd *d = &t->fds[i];
+
+		if (d->kind == CD_FD_REG || d->kind == CD_FD_DIR || d->kind == CD_FD_CHR ||
+		    d->kind == CD_FD_FIFO)
+			r = need(t, d->path, access_mode(d->flags), err);
+	}
+	for (size_t i = 0; r == 0 && i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		bool writes = v->kind == CD_VMA_FILE_SHARED && (v->prot & PROT_WRITE);
+
+		if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED)
+			r = need(t, v->path, R_OK | (writes ? W_OK : 0), err);
+	}
+	return r;
+}
+
+static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
+{
+	int r = check_ids(tr, t, err);
+
+	if (r == 0)
+		r = check_caps(t, err);
+	if (r == 0)
+		r = check_limits(tr, t, err);
+	if (r == 0)
+		r = check_sched(tr, t, err);
+	if (r == 0)
+		r = check_flags(t, err);
+	return r;
+}
+
+static int check_all_paths(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	struct fsid_saved saved;
+	int r = fsid_enter(&tr->id, &saved, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < img->ntasks; i++)
+		r = check_paths(&img->tasks[i], err);
+	fsid_leave(&saved);
+	return r;
+}
+
+int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
+{
+	const struct image_trust *tr = trust;
+	int r = 0;
+
+	if (tr->owner == 0)
+		return 0;
+	for (size_t i = 0; r == 0 && i < img->ntasks; i++)
+		r = check_task(tr, &img->tasks[i], err);
+	if (r == 0)
+		r = check_all_paths(tr, img, err);
 	if (r < 0)
 		return cd_err_wrap(err,
 		                   "refused: the checkpoint of a job of uid %u asks for more than "
-		                   "that user has (%s)",
-		                   (unsigned)owner, path);
+		                   "that user has",
+		                   (unsigned)tr->owner);
 	return 0;
 }

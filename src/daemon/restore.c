@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/cr.h"
@@ -116,18 +117,39 @@ static int check_image(struct restore_req *r, cd_err *err)
 	return cr_image_format(r->path, &r->format, err);
 }
 
-/* Beside the archive when we can write there, else in /tmp. */
+static bool users_image(const struct restore_req *r)
+{
+	return r->replace && r->target.uid != 0;
+}
+
+/* A user's checkpoint lies in a directory that user controls. It is copied
+ * (or unpacked) into scratch/user/image, read with the user's own rights,
+ * and restored from there: the scratch directory is root's and private, so
+ * from the copy on, what is checked is what is restored. The user's
+ * subdirectory lets the copy be written with the user's identity. */
+static int make_user_dir(struct restore_req *r, cd_err *err)
+{
+	_cleanup_free_ char *dir = NULL;
+
+	if (asprintf(&dir, "%s/user", r->scratch) < 0)
+		return cd_err_sys(err, ENOMEM, "restore");
+	if (mkdir(dir, 0700) < 0 || chown(dir, r->target.uid, r->target.gid) < 0)
+		return cd_err_sys(err, errno, "restore: scratch directory %s", dir);
+	return 0;
+}
+
+/* Beside the archive when we can write there, else in /tmp; a user's
+ * checkpoint, archive or directory, always goes to the sticky, root-owned
+ * /var/tmp (a scratch directory root made in the user's directory could be
+ * swapped for a link before the unpack writes into it). */
 static int make_scratch(struct restore_req *r, cd_err *err)
 {
 	_cleanup_free_ char *copy = strdup(r->path);
 	const char *dir = copy ? dirname(copy) : "/tmp";
 
-	if (r->format == STORAGE_NONE)
+	if (r->format == STORAGE_NONE && !users_image(r))
 		return 0;
-	/* A user's checkpoint lies in a directory that user controls: a scratch
-	 * directory root makes there could be swapped for a link before the
-	 * unpack writes into it, so it goes to the sticky, root-owned /var/tmp. */
-	if (r->replace && r->target.uid != 0)
+	if (users_image(r))
 		dir = "/var/tmp";
 	else if (access(dir, W_OK | X_OK) < 0)
 		dir = "/tmp";
@@ -142,7 +164,7 @@ static int make_scratch(struct restore_req *r, cd_err *err)
 		r->scratch = NULL;
 		return cd_err_sys(err, e, "restore: scratch directory in %s", dir);
 	}
-	return 0;
+	return users_image(r) ? make_user_dir(r, err) : 0;
 }
 
 /* Output to path (appended); stdin reads /dev/null. */
@@ -194,10 +216,57 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 	return open_output(r, path, err);
 }
 
-/* In the worker: unpack, restore, then hold on until the daemon has adopted the root. */
-static int restore_worker(void *arg)
+/* Unpacks with the owner's identity into scratch/user/image. The owner may
+ * not search root's private scratch directory, so the destination is named
+ * relative to the working directory (which this worker owns): a path walk
+ * from there checks no directory above it. */
+static int unpack_as_owner(struct restore_req *r, const struct image_trust *trust,
+                           const storage_opts *so, cd_err *err)
 {
-	struct restore_req *r = arg;
+	_cleanup_free_ char *dir = NULL;
+	struct fsid_saved saved;
+	int rc;
+
+	if (asprintf(&dir, "%s/user", r->scratch) < 0)
+		return cd_err_sys(err, ENOMEM, "restore");
+	if (chdir(dir) < 0)
+		return cd_err_sys(err, errno, "restore: %s", dir);
+	rc = fsid_enter(&trust->id, &saved, err);
+	if (rc == 0) {
+		rc = storage_unpack(r->path, "image", so, NULL, NULL, err);
+		fsid_leave(&saved);
+	}
+	if (chdir("/") < 0 && rc == 0)
+		rc = cd_err_sys(err, errno, "restore: chdir /");
+	return rc;
+}
+
+/* In the worker: the image into the scratch directory, read with the
+ * owner's rights for a user's checkpoint. */
+static int unpack(struct restore_req *r, const struct image_trust *trust, char **ret_dir,
+                  cd_err *err)
+{
+	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
+	double t0 = op_now_ms();
+	int rc;
+
+	if (asprintf(ret_dir, "%s/%simage", r->scratch, trust ? "user/" : "") < 0) {
+		*ret_dir = NULL;
+		return cd_err_sys(err, ENOMEM, "restore");
+	}
+	op_phase(r->op, "unpack");
+	if (trust)
+		rc = unpack_as_owner(r, trust, &so, err);
+	else
+		rc = storage_unpack(r->path, *ret_dir, &so, NULL, NULL, err);
+	if (rc < 0)
+		return cd_err_wrap(err, "checkpoint %s", r->path);
+	op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
+	return 0;
+}
+
+static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t *ret_pid)
+{
 	struct cd_restore_stats st = {0};
 	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION,
 	                            .dir = r->path,
@@ -205,33 +274,45 @@ static int restore_worker(void *arg)
 	                            .progress = op_engine_progress_cb,
 	                            .userdata = r->op,
 	                            .leave_stopped = r->leave_stopped};
-	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
 	_cleanup_free_ char *image = NULL;
+	cd_err *err = &r->op->err;
+
+	if (r->scratch && unpack(r, trust, &image, err) < 0)
+		return -1;
+	if (image)
+		o.dir = image;
+	if (trust) {
+		o.open_as = &trust->id;
+		o.check = image_trust_check;
+		o.check_userdata = trust;
+	}
+	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
+	op_phase(r->op, "verify"); /* the engine's first stage */
+	if (cd_engine_restore(&o, ret_pid, err) < 0)
+		return -1;
+	cr_restore_timings(r->op, &st);
+	return 0;
+}
+
+/* In the worker: unpack, restore, then hold on until the daemon has adopted the root. */
+static int restore_worker(void *arg)
+{
+	struct restore_req *r = arg;
+	struct image_trust trust = {0};
 	double t0 = op_now_ms();
 	cd_err *err = &r->op->err;
 	char c = 1;
 	pid_t pid;
+	int rc;
 
 	close_fd(&r->ready[0]);
 	close_fd(&r->ack[1]);
-	if (r->scratch) {
-		if (asprintf(&image, "%s/image", r->scratch) < 0)
-			return 1;
-		op_phase(r->op, "unpack");
-		if (storage_unpack(r->path, image, &so, NULL, NULL, err) < 0) {
-			cd_err_wrap(err, "checkpoint %s", r->path);
-			return 1;
-		}
-		op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
-		o.dir = image;
-	}
-	if (r->replace && image_trust_check(o.dir, r->target.uid, r->target.gid, err) < 0)
+	if (users_image(r) && image_trust_init(&trust, r->target.uid, r->target.gid, err) < 0)
 		return 1;
-	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
-	op_phase(r->op, "verify"); /* the engine's first stage */
-	if (cd_engine_restore(&o, &pid, err) < 0)
+	rc = restore_image(r, users_image(r) ? &trust : NULL, &pid);
+	image_trust_clear(&trust);
+	if (rc < 0)
 		return 1;
-	cr_restore_timings(r->op, &st);
 	op_time(r->op, "total", op_now_ms() - t0);
 	r->op->pid = pid;
 	if (write(r->ready[1], &c, 1) != 1) {

@@ -251,6 +251,17 @@ static void remove_dir(const char *dir, int dirfd)
 	rmdir(dir);
 }
 
+/* After a failed commit: the caller may have moved the image directory
+ * (packing it as a directory renames it) and then the descriptor would
+ * lead to the caller's result; only what is still at the path is ours. */
+static void remove_dir_by_path(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		remove_dir(dir, fd);
+}
+
 static bool task_lingers(pid_t pid, bool zombie_ok)
 {
 	struct cd_proc_stat st;
@@ -346,6 +357,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 {
 	_cleanup_free_ struct dump_state *s = calloc(1, sizeof(*s));
+	bool commit_failed = false;
 	int r;
 
 	if (!s || !(s->img.tasks = calloc(MAX_TASKS, sizeof(struct cd_task))))
@@ -368,10 +380,17 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		s->progress.userdata = opts->userdata;
 	}
 	r = do_dump(s, opts, err);
+	/* the tree stays stopped until the caller has made the image final */
+	if (r >= 0 && opts->version >= 3 && opts->commit &&
+	    (r = opts->commit(opts->commit_userdata, err)) < 0)
+		commit_failed = true;
 	uint64_t t0 = cd_now_ns();
 	if (r < 0) {
 		release_tree(s);
-		remove_dir(opts->dir, s->dirfd);
+		if (commit_failed)
+			remove_dir_by_path(opts->dir);
+		else
+			remove_dir(opts->dir, s->dirfd);
 	} else if (opts->leave_running) {
 		release_tree(s);
 	} else {

@@ -13,13 +13,14 @@
 #include <sys/types.h>
 
 #include "shared/error.h"
+#include "shared/fsid.h"
 
 /* Options are versioned: a caller sets .version to the CD_ENGINE_OPTS_VERSION
  * it was built with; fields added by a later version are read only when
  * .version says they are there. Versions: 1 the first fields; 2 stats,
- * progress and leave_stopped. A version outside 1..CD_ENGINE_OPTS_VERSION is
- * refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 2
+ * progress and leave_stopped; 3 dump's commit, restore's open_as and check.
+ * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
+#define CD_ENGINE_OPTS_VERSION 3
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of the page
@@ -65,7 +66,19 @@ struct cd_dump_opts {
 	struct cd_dump_stats *stats; /* NULL: not wanted */
 	cd_progress_fn progress;     /* NULL: none */
 	void *userdata;
+	/* version 3 */
+	/* Called once the image is complete and durable, while the tree is
+	 * still stopped under the engine: the caller makes the checkpoint
+	 * final (packs it, records it). Only when it returns 0 is the tree
+	 * killed (or let go with leave_running); when it fails, the tree runs
+	 * on untouched as after any failed dump and the image directory is
+	 * removed. NULL: none. */
+	int (*commit)(void *userdata, cd_err *err);
+	void *commit_userdata;
 };
+
+/* The decoded image, for a check callback (engine/image.h). */
+struct cd_image;
 
 struct cd_restore_opts {
 	int version;     /* CD_ENGINE_OPTS_VERSION */
@@ -80,6 +93,17 @@ struct cd_restore_opts {
 	void *userdata;
 	bool leave_stopped; /* every task is released with SIGSTOP pending: it
 	                     * stops before running an instruction of its own */
+	/* version 3 */
+	/* Opens every path the image names (fds, cwd, mapped files, the
+	 * executable) with this user's filesystem rights instead of root's:
+	 * for a checkpoint a user could edit, the kernel then refuses what
+	 * that user may not reach. NULL: root's own. */
+	const struct cd_fs_identity *open_as;
+	/* Called on the manifest exactly as the engine decoded it and will use
+	 * it, before anything else is done: the caller's policy (what a user's
+	 * image may ask for). Failing refuses the restore. NULL: none. */
+	int (*check)(const struct cd_image *img, void *userdata, cd_err *err);
+	void *check_userdata;
 };
 
 /* Checkpoints the tree rooted at opts->pid. On failure nothing is left in

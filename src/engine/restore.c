@@ -44,6 +44,7 @@ struct restore_state {
 	int status_w;
 	pid_t root;
 	bool leave_stopped;
+	const struct cd_fs_identity *open_as;
 	struct cd_restore_stats stats;
 	struct cd_progress progress;
 };
@@ -78,7 +79,7 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 {
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
-		if (access(t->mm.exe, F_OK) < 0)
+		if (faccessat(AT_FDCWD, t->mm.exe, X_OK, AT_EACCESS) < 0)
 			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
 		for (size_t j = 0; j < t->nvmas; j++) {
 			const struct cd_vma *v = &t->vmas[j];
@@ -211,8 +212,17 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t);
 
 static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
 {
+	struct fsid_saved unused;
 	int r;
 
+	/* for good: cwd, root, and what the task opens later by injected calls
+	 * (mapped files, its executable) are reached with the owner's rights;
+	 * the credentials module sets the image's ids at the end */
+	if (s->open_as) {
+		if ((r = fsid_enter(s->open_as, &unused, err)) < 0)
+			return r;
+		free(unused.groups);
+	}
 	if ((r = set_session(s, t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
@@ -419,6 +429,30 @@ static int create_tree(struct restore_state *s, cd_err *err)
 	return r;
 }
 
+/* The checks and openings that follow paths of the image, done with the
+ * identity the image's paths are to be reached with. */
+static int open_files(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
+{
+	struct fsid_saved saved;
+	int r;
+
+	if (s->open_as && (r = fsid_enter(s->open_as, &saved, err)) < 0)
+		return r;
+	r = check_mapped_files(&s->img, err);
+	if (r == 0)
+		r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err);
+	if (s->open_as)
+		fsid_leave(&saved);
+	return r;
+}
+
+static int check_image(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
+{
+	if (opts->version < 3 || !opts->check)
+		return 0;
+	return opts->check(&s->img, opts->check_userdata, err);
+}
+
 static int do_restore(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
 {
 	int r;
@@ -430,13 +464,14 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
 	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
+	    (r = check_image(s, opts, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
-	    (r = check_mapped_files(&s->img, err)) < 0 || (r = place_areas(s, err)) < 0)
+	    (r = place_areas(s, err)) < 0)
 		return r;
 	s->stats.validate_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();
-	if ((r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err)) < 0)
+	if ((r = open_files(s, opts, err)) < 0)
 		return r;
 	s->stats.files_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();
@@ -473,6 +508,8 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 		s.progress.userdata = opts->userdata;
 		s.leave_stopped = opts->leave_stopped;
 	}
+	if (opts->version >= 3)
+		s.open_as = opts->open_as;
 
 	/* Tasks orphaned by a failure half-way come to us, to be killed. */
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);

@@ -115,6 +115,8 @@ user_setup() {
 
 user_teardown() {
 	kill_everything
+	# whatever the user still runs (a test's helper loop) dies with the test
+	pkill -KILL -u "$E2E_USER" 2>/dev/null || true
 	rm -rf "$SHARED"
 }
 

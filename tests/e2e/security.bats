@@ -165,6 +165,93 @@ m["tasks"][0]["fds"].append({"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0,
 json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
 	run "$CEDANA" restore job mine
 	assert_failure 1
-	assert_output --partial "uid $USER_UID may not read and write $SHARED/rootfile"
+	assert_output --partial "the job's owner may not read and write $SHARED/rootfile"
 	assert_equal "$(job_field mine status)" halted
+}
+
+# Dumps the user's job "mine" (date-loop) into $SHARED/home/img and keeps a
+# copy of its manifest as manifest.orig.
+dump_users_job() {
+	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
+	assert_success
+	wait_job_field mine status halted
+	as_user cp "$SHARED/home/img/manifest.json" "$SHARED/home/manifest.orig"
+}
+
+# Sets one field of every task of the user's manifest (a python expression
+# on t), from the original, as the user.
+edit_tasks() {
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for t in m["tasks"]:
+    exec(sys.argv[3])
+json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json" "$1"
+}
+
+@test "restore job checks every field of a user's checkpoint: nice, limits, oom, dumpable, executable" {
+	dump_users_job
+	echo secret >"$SHARED/rootonly"
+	chmod 700 "$SHARED/rootonly"
+	edit_tasks 't["nice"] = -20'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "nice -20, which only a privileged process may set"
+	edit_tasks 't["rlimits"][15] = 1 << 40; t["rlimits"][14] = 1024'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "rlimit 7: hard limit 1099511627776 is above"
+	edit_tasks 't["oom_score_adj"] = -1000'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "oom_score_adj -1000 is below 0"
+	edit_tasks 't["dumpable"] = 2'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "dumpable 2"
+	edit_tasks "t[\"mm\"][\"exe\"] = \"$SHARED/rootonly\""
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "may not enter or execute $SHARED/rootonly"
+	assert_equal "$(job_field mine status)" halted
+	# a higher nice is anyone's to choose
+	edit_tasks 't["nice"] = 5'
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	assert_equal "$(ps -o ni= -p "$pid" | tr -d ' ')" 5
+}
+
+@test "restore job uses exactly the manifest it checked: a user swapping it mid-restore never gets root" {
+	dump_users_job
+	edit_tasks 't["uids"] = [0, 0, 0, 0]; t["gids"] = [0, 0, 0, 0]'
+	as_user mv "$SHARED/home/img/manifest.json" "$SHARED/home/img/alt.json"
+	as_user cp "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json"
+	# the user swaps the two as fast as they can while root restores
+	as_user /usr/bin/python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1].encode()
+a, b = os.path.join(d, b"manifest.json"), os.path.join(d, b"alt.json")
+while True:
+    libc.renameat2(-100, a, -100, b, 2)' "$SHARED/home/img" >/dev/null 2>&1 3>&- &
+	restored=0
+	gid=$(id -g "$E2E_USER")
+	for _ in $(seq 15); do
+		if "$CEDANA" restore job mine >/dev/null 2>&1; then
+			pid=$(job_field mine pid)
+			assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
+			assert_equal "$(awk '/^Gid/ {print $2}' "/proc/$pid/status")" "$gid"
+			restored=$((restored + 1))
+			"$CEDANA" job kill mine >/dev/null
+			wait_job_field mine status halted
+		fi
+	done
+	pkill -KILL -u "$E2E_USER" -f renameat2
+	# the swap raced the restores: some got the true manifest, none got root
+	echo "# restored $restored of 15, each as uid $USER_UID" >&3
 }
