@@ -21,6 +21,9 @@
 #include "shared/log.h"
 #include "storage/storage.h"
 
+/* Default names tried per dump: NAME, NAME-2 … NAME-<this>. */
+#define DUMP_NAME_TRIES 1000
+
 struct dump_req {
 	struct job_dump_target target;
 	const char *type; /* "process" or "job" */
@@ -28,6 +31,7 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
+	bool default_name; /* ours to make unique with a -N suffix */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest; /* DIR/NAME + suffix */
@@ -40,9 +44,20 @@ static void dump_req_clear(struct dump_req *d)
 	op_free(d->op);
 }
 
+/* A control character in a name or directory would break the one-line
+ * output the CLI promises ("the path is the last word"). */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 static bool name_valid(const char *name)
 {
-	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 200;
+	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 200 &&
+	       !has_control(name);
 }
 
 static int parse_target(struct api *api, const struct job_caller *c, json_t *body,
@@ -81,6 +96,8 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 		             : "/tmp";
 	if (d->dir[0] != '/')
 		return cd_err_set(err, EINVAL, "\"dir\" must be an absolute path");
+	if (has_control(d->dir))
+		return cd_err_set(err, EINVAL, "\"dir\" must not contain control characters");
 	if (!comp)
 		comp = cfg_comp && cfg_comp[0] ? cfg_comp : "none";
 	r = storage_compression_parse(comp, &d->compression, err);
@@ -88,6 +105,7 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 		return r;
 	d->leave_running = json_is_true(json_object_get(body, "leave_running"));
 	d->shell_job = json_is_true(json_object_get(body, "shell_job"));
+	d->default_name = !name;
 	if (!name && d->target.jid[0])
 		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
 		         (long long)time(NULL));
@@ -96,24 +114,52 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 		         (long long)time(NULL));
 	else if (!name_valid(name)) {
 		return cd_err_set(err, EINVAL,
-		                  "invalid name \"%s\": a file name, not starting with '.'", name);
+		                  "invalid name \"%s\": a file name, not starting with '.', "
+		                  "without control characters",
+		                  name);
 	} else {
 		snprintf(d->name, sizeof(d->name), "%s", name);
 	}
 	return 0;
 }
 
-/* The destination is free; the caller's right to write there is checked in the worker. */
-static int prepare_dest(struct dump_req *d, cd_err *err)
+/* 1 when something (even a dangling link) is at path, else 0. */
+static int dest_taken(const char *path, cd_err *err)
 {
 	struct stat st;
 
-	d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
-	if (!d->dest)
-		return -ENOMEM;
-	if (lstat(d->dest, &st) == 0)
-		return cd_err_set(err, EEXIST, "%s already exists", d->dest);
+	if (lstat(path, &st) == 0)
+		return 1;
+	if (errno != ENOENT)
+		return cd_err_sys(err, errno, "%s", path);
 	return 0;
+}
+
+/* d->dest from d->name, or for a default name the first free of NAME,
+ * NAME-2, NAME-3, …: dumps within one second get names of their own. The
+ * caller's right to write there is checked in the worker. */
+static int prepare_dest(struct dump_req *d, cd_err *err)
+{
+	char base[sizeof(d->name)];
+	int r;
+
+	snprintf(base, sizeof(base), "%s", d->name);
+	for (int n = 1; n <= DUMP_NAME_TRIES; n++) {
+		if (n > 1 &&
+		    snprintf(d->name, sizeof(d->name), "%s-%d", base, n) >= (int)sizeof(d->name))
+			return cd_err_set(err, ENAMETOOLONG, "%s: name too long", base);
+		free(d->dest);
+		d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
+		if (!d->dest)
+			return -ENOMEM;
+		r = dest_taken(d->dest, err);
+		if (r <= 0)
+			return r;
+		if (!d->default_name)
+			return cd_err_set(err, EEXIST, "%s already exists", d->dest);
+	}
+	return cd_err_set(err, EEXIST, "%s and %d more names like it already exist", base,
+	                  DUMP_NAME_TRIES - 1);
 }
 
 /* In the worker (storage_check_writable forks and waits, which the daemon's
