@@ -157,7 +157,7 @@ static int open_output(struct restore_req *r, const char *path, cd_err *err)
 	else if (errno == EEXIST)
 		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return cd_err_sys(err, errno, "output file %s", path);
+		return spawn_out_error(path, errno, err);
 	r->stdio[1] = fd;
 	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
