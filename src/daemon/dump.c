@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "daemon/fields.h"
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
@@ -28,6 +29,7 @@ struct dump_req {
 	struct job_dump_target target;
 	const char *type; /* "process" or "job" */
 	const char *dir;
+	const char *op_id; /* for progress polls; NULL: none */
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
@@ -63,10 +65,16 @@ static bool name_valid(const char *name)
 static int parse_target(struct api *api, const struct job_caller *c, json_t *body,
                         struct dump_req *d, cd_err *err)
 {
-	const char *jid = json_string_value(json_object_get(body, "jid"));
-	json_t *pid = json_object_get(body, "pid");
+	const char *jid = NULL;
+	json_int_t pid = 0;
+	int r;
 
-	d->type = json_string_value(json_object_get(body, "type"));
+	d->type = NULL;
+	r = field_string(body, "jid", &jid, err);
+	if (r == 0)
+		r = field_string(body, "type", &d->type, err);
+	if (r < 0)
+		return r;
 	if (!d->type)
 		d->type = jid ? "job" : "process";
 	if (strcmp(d->type, "job") == 0) {
@@ -76,20 +84,40 @@ static int parse_target(struct api *api, const struct job_caller *c, json_t *bod
 	}
 	if (strcmp(d->type, "process") != 0)
 		return cd_err_set(err, EINVAL, "\"type\" must be \"process\" or \"job\"");
-	if (!json_is_integer(pid))
-		return cd_err_set(err, EINVAL, "\"pid\" must be an integer");
-	return job_manager_dump_target(api->jm, c, NULL, (pid_t)json_integer_value(pid), &d->target,
-	                               err);
+	r = field_int_required(body, "pid", 1, INT_MAX, &pid, err);
+	if (r < 0)
+		return r;
+	return job_manager_dump_target(api->jm, c, NULL, (pid_t)pid, &d->target, err);
+}
+
+static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
+                        const char **ret_name, cd_err *err)
+{
+	int r;
+
+	r = field_string(body, "compression", ret_comp, err);
+	if (r == 0)
+		r = field_string(body, "name", ret_name, err);
+	if (r == 0)
+		r = field_string(body, "dir", &d->dir, err);
+	if (r == 0)
+		r = field_string(body, "op", &d->op_id, err);
+	if (r == 0)
+		r = field_bool(body, "leave_running", &d->leave_running, err);
+	if (r == 0)
+		r = field_bool(body, "shell_job", &d->shell_job, err);
+	return r;
 }
 
 static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_err *err)
 {
-	const char *comp = json_string_value(json_object_get(body, "compression"));
-	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *comp = NULL, *name = NULL;
 	const char *cfg_comp = api->cfg->checkpoint_compression;
 	int r;
 
-	d->dir = json_string_value(json_object_get(body, "dir"));
+	r = parse_fields(body, d, &comp, &name, err);
+	if (r < 0)
+		return r;
 	if (!d->dir)
 		d->dir = api->cfg->checkpoint_dir && api->cfg->checkpoint_dir[0]
 		             ? api->cfg->checkpoint_dir
@@ -103,8 +131,6 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	r = storage_compression_parse(comp, &d->compression, err);
 	if (r < 0)
 		return r;
-	d->leave_running = json_is_true(json_object_get(body, "leave_running"));
-	d->shell_job = json_is_true(json_object_get(body, "shell_job"));
 	d->default_name = !name;
 	if (!name && d->target.jid[0])
 		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
@@ -284,7 +310,7 @@ int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json
 	if (r == 0)
 		r = parse_options(api, body, &d, err);
 	if (r == 0)
-		r = op_new(json_string_value(json_object_get(body, "op")), &d.op, err);
+		r = op_new(d.op_id, &d.op, err);
 	if (r == 0)
 		r = prepare_dest(&d, err);
 	if (r == 0)

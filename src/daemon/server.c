@@ -202,6 +202,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
+/* "%00" would decode to a NUL that cuts the URL or a query value short
+ * ("/v1/jobs/a%00b" would act on job a): a string holding it is left as
+ * it came, which api_dispatch and the strict query parsers refuse. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
 static int signals_block(int *ret_fd, cd_err *err)
 {
 	sigset_t set;
@@ -283,7 +293,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	    0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_NOTIFY_CONNECTION,
 	    conn_limit_notify, &limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_IDLE_TIMEOUT_S,
-	    MHD_OPTION_END);
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 	if (!mhd) {
 		conn_limit_destroy(&limit);
 		close(fd);
