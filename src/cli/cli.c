@@ -1,13 +1,18 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cli/client.h"
 #include "cli/commands.h"
+#include "shared/cleanup.h"
 #include "shared/log.h"
 
 extern char **environ;
@@ -53,16 +58,81 @@ char *cli_absolute_path(const char *path)
 	return out;
 }
 
-int cli_write_pid_file(const char *path, int pid, cd_err *err)
+static int pid_file_open_fd(const char *path, bool *ret_created)
 {
-	FILE *f = fopen(path, "we");
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 
-	if (!f)
+	*ret_created = fd >= 0;
+	/* O_NONBLOCK: a FIFO planted there must not hang us before fstat refuses it */
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	return fd;
+}
+
+int cli_pid_file_open(struct cli_pid_file *pf, const char *path, cd_err *err)
+{
+	struct stat st;
+
+	*pf = (struct cli_pid_file){.path = path, .fd = -1};
+	if (!path)
+		return 0;
+	pf->fd = pid_file_open_fd(path, &pf->created);
+	if (pf->fd < 0 && errno == ELOOP)
+		return cd_err_set(err, ELOOP, "pid file %s is a symbolic link: refused", path);
+	if (pf->fd < 0)
 		return cd_err_sys(err, errno, "pid file %s", path);
-	fprintf(f, "%d\n", pid);
-	if (fclose(f) != 0)
-		return cd_err_sys(err, errno, "pid file %s", path);
+	if (fstat(pf->fd, &st) < 0) {
+		cd_err_sys(err, errno, "pid file %s", path);
+	} else if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		cd_err_set(err, EINVAL, "pid file %s: not a regular file of one link: refused",
+		           path);
+	} else {
+		return 0;
+	}
+	cli_pid_file_abandon(pf);
+	return -err->code;
+}
+
+int cli_pid_file_write(struct cli_pid_file *pf, int pid, cd_err *err)
+{
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%d\n", pid), fd = TAKE_FD(pf->fd);
+
+	if (!pf->path)
+		return 0;
+	errno = 0;
+	if (ftruncate(fd, 0) < 0 || write(fd, line, (size_t)n) != n) {
+		int e = errno ? errno : EIO;
+
+		close(fd);
+		return cd_err_sys(err, e, "pid file %s", pf->path);
+	}
+	if (close(fd) < 0)
+		return cd_err_sys(err, errno, "pid file %s", pf->path);
 	return 0;
+}
+
+void cli_pid_file_abandon(struct cli_pid_file *pf)
+{
+	if (pf->fd >= 0)
+		close(TAKE_FD(pf->fd));
+	if (pf->created)
+		unlink(pf->path);
+	pf->created = false;
+}
+
+void cli_undo_job(const struct cd_config *cfg, const char *jid, bool keep_record)
+{
+	_cleanup_free_ char *esc = client_escape(jid);
+	char path[512];
+	json_t *body;
+
+	if (!esc)
+		return;
+	snprintf(path, sizeof(path), "/v1/jobs/%s%s", esc, keep_record ? "/kill" : "");
+	body = keep_record ? json_pack("{s:i}", "signal", SIGKILL) : NULL;
+	client_call(cfg, keep_record ? "POST" : "DELETE", path, body, NULL, &(cd_err){0});
+	json_decref(body);
 }
 
 /* Config: defaults, file, CEDANA_* environment, --config, then the global flags. */

@@ -21,6 +21,9 @@ static int manage_process(struct cli_ctx *ctx)
 		           "already run: give its PID");
 		return cli_fail(&err);
 	}
+	/* no min_args in the table: --upcoming without a PID deserves the hint above */
+	if (ctx->nargs < 1)
+		return cli_usage_fail(ctx, "manage process needs the PID of a running process");
 	pid = strtol(ctx->args[0], &end, 10);
 	if (*end || pid <= 0 || pid > 0x7fffffff) {
 		cd_err_set(&err, EINVAL, "invalid PID \"%s\"", ctx->args[0]);

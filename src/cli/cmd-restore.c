@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/codec.h"
+#include "job/proc.h"
+#include "job/spawn.h"
 #include "shared/cleanup.h"
 #include "storage/storage.h"
 
@@ -107,9 +110,9 @@ static int local_stdio(struct cli_ctx *ctx, int fds[3], cd_err *err)
 	fds[0] = fds[1] = fds[2] = -1;
 	if (!out)
 		return 0;
-	fds[1] = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	fds[1] = spawn_open_out(out);
 	if (fds[1] < 0)
-		return cd_err_sys(err, errno, "--out %s", out);
+		return spawn_out_error(out, errno, err);
 	fds[2] = fds[1];
 	return 0;
 }
@@ -162,40 +165,50 @@ static int engine_restore_local(struct cli_ctx *ctx, struct cd_restore_opts *o, 
 	return r;
 }
 
+static int local_fail(int r, const cd_err *err)
+{
+	if (r == -EBUSY) {
+		fprintf(stderr, "Error: %.900s (is the original process still running?)\n",
+		        err->msg);
+		return 1;
+	}
+	return cli_fail(err);
+}
+
 static int restore_local(struct cli_ctx *ctx, const char *path)
 {
 	struct cd_restore_stats st = {0};
 	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = path, .stats = &st};
 	_cleanup_free_ char *scratch = NULL, *image = NULL;
-	const char *pid_file = cli_str(ctx, "pid-file");
+	struct cli_pid_file pf;
 	storage_compression format;
-	double t0 = now_s(), t1;
+	double t0 = now_s(), t1 = t0;
 	cd_err err = {0};
 	pid_t pid;
 	int r;
 
-	if (cr_image_format(path, &format, &err) < 0)
+	if (cli_pid_file_open(&pf, cli_str(ctx, "pid-file"), &err) < 0)
 		return cli_fail(&err);
-	if (format != STORAGE_NONE && unpack_scratch(path, &scratch, &image, &err) < 0)
-		return cli_fail(&err);
-	if (image)
-		o.dir = image;
-	t1 = now_s();
-	r = engine_restore_local(ctx, &o, &pid, &err);
+	r = cr_image_format(path, &format, &err);
+	if (r == 0 && format != STORAGE_NONE)
+		r = unpack_scratch(path, &scratch, &image, &err);
+	if (r == 0) {
+		o.dir = image ? image : path;
+		t1 = now_s();
+		r = engine_restore_local(ctx, &o, &pid, &err);
+	}
 	if (scratch)
 		storage_remove(scratch, &(cd_err){0});
+	if (r == 0 && (r = cli_pid_file_write(&pf, pid, &err)) < 0) {
+		proc_signal_tree(pid, SIGKILL);
+		wait_child(pid);
+	}
 	if (r < 0) {
-		if (r == -EBUSY) {
-			fprintf(stderr, "Error: %.900s (is the original process still running?)\n",
-			        err.msg);
-			return 1;
-		}
-		return cli_fail(&err);
+		cli_pid_file_abandon(&pf);
+		return local_fail(r, &err);
 	}
 	if (cli_flag(ctx, "profiling"))
 		print_local_timings(scratch ? (t1 - t0) * 1e3 : -1, &st, (now_s() - t0) * 1e3);
-	if (pid_file && cli_write_pid_file(pid_file, pid, &err) < 0)
-		cli_fail(&err);
 	return wait_child(pid);
 }
 
@@ -221,11 +234,39 @@ static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 	return body;
 }
 
+/* POST /v1/restore with the pid file opened first; the reply in *ret. */
+static int restore_call(struct cli_ctx *ctx, json_t *body, json_t **ret, cd_err *err)
+{
+	bool restore_job = json_object_get(body, "jid") != NULL;
+	struct cli_pid_file pf;
+	const char *jid;
+	json_t *job;
+	int r;
+
+	r = cli_pid_file_open(&pf, cli_str(ctx, "pid-file"), err);
+	if (r == 0)
+		r = progress_call(&ctx->cfg, "/v1/restore", body, ret, err);
+	if (r < 0) {
+		cli_pid_file_abandon(&pf);
+		return r;
+	}
+	job = json_object_get(*ret, "job");
+	jid = json_string_value(json_object_get(job, "jid"));
+	r = cli_pid_file_write(&pf, (int)json_integer_value(json_object_get(job, "pid")), err);
+	if (r < 0) {
+		/* restore job keeps the job's record and checkpoints; a new job goes */
+		cli_undo_job(&ctx->cfg, jid, restore_job);
+		cli_pid_file_abandon(&pf);
+		json_decref(*ret);
+		*ret = NULL;
+	}
+	return r;
+}
+
 static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 {
 	bool attach = cli_flag(ctx, "attach");
 	bool attachable = attach || cli_flag(ctx, "attachable");
-	const char *pid_file = cli_str(ctx, "pid-file");
 	json_t *body, *reply = NULL, *job;
 	char jid[DB_JID_MAX];
 	cd_err err = {0};
@@ -244,7 +285,7 @@ static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 	}
 	json_object_update(body, target);
 	json_decref(target);
-	r = progress_call(&ctx->cfg, "/v1/restore", body, &reply, &err);
+	r = restore_call(ctx, body, &reply, &err);
 	json_decref(body);
 	if (r < 0)
 		return cli_fail(&err);
@@ -252,10 +293,6 @@ static int restore_daemon(struct cli_ctx *ctx, json_t *target)
 	snprintf(jid, sizeof(jid), "%s", json_string_value(json_object_get(job, "jid")));
 	if (cli_flag(ctx, "profiling"))
 		progress_print_timings(stdout, json_object_get(reply, "timings"));
-	if (pid_file &&
-	    cli_write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")),
-	                       &err) < 0)
-		cli_fail(&err);
 	if (!attach)
 		printf("Restored job %s (pid %d)\n", jid,
 		       (int)json_integer_value(json_object_get(job, "pid")));

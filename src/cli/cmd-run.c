@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@ static int run_local(struct cli_ctx *ctx)
 {
 	struct spawn_req req = {
 	    .argv = ctx->args, .envp = environ, .stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2};
-	const char *pid_file = cli_str(ctx, "pid-file");
 	const char *out = cli_str(ctx, "out");
+	struct cli_pid_file pf;
 	cd_err err = {0};
 	int status;
 	pid_t pid;
@@ -42,10 +43,18 @@ static int run_local(struct cli_ctx *ctx)
 		req.stdout_fd = req.stderr_fd = -1;
 		req.out_path = out;
 	}
-	if (spawn_process(&req, &pid, &err) < 0)
+	if (cli_pid_file_open(&pf, cli_str(ctx, "pid-file"), &err) < 0)
 		return cli_fail(&err);
-	if (pid_file && cli_write_pid_file(pid_file, pid, &err) < 0)
-		cli_fail(&err);
+	if (spawn_process(&req, &pid, &err) < 0) {
+		cli_pid_file_abandon(&pf);
+		return cli_fail(&err);
+	}
+	if (cli_pid_file_write(&pf, pid, &err) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		cli_pid_file_abandon(&pf);
+		return cli_fail(&err);
+	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return 1;
@@ -83,8 +92,9 @@ static int run_process(struct cli_ctx *ctx)
 {
 	bool attach = cli_flag(ctx, "attach");
 	bool attachable = attach || cli_flag(ctx, "attachable");
-	const char *pid_file = cli_str(ctx, "pid-file");
+	struct cli_pid_file pf;
 	json_t *body, *job = NULL;
+	const char *jid;
 	cd_err err = {0};
 	bool detached;
 	int code, r;
@@ -103,21 +113,28 @@ static int run_process(struct cli_ctx *ctx)
 	body = run_request(ctx, attachable, &err);
 	if (!body)
 		return cli_fail(&err);
-	r = client_call(&ctx->cfg, "POST", "/v1/jobs", body, &job, &err);
+	r = cli_pid_file_open(&pf, cli_str(ctx, "pid-file"), &err);
+	if (r == 0)
+		r = client_call(&ctx->cfg, "POST", "/v1/jobs", body, &job, &err);
 	json_decref(body);
-	if (r < 0)
+	if (r < 0) {
+		cli_pid_file_abandon(&pf);
 		return cli_fail(&err);
-	if (pid_file &&
-	    cli_write_pid_file(pid_file, (int)json_integer_value(json_object_get(job, "pid")),
-	                       &err) < 0)
-		cli_fail(&err);
+	}
+	jid = json_string_value(json_object_get(job, "jid"));
+	if (cli_pid_file_write(&pf, (int)json_integer_value(json_object_get(job, "pid")), &err) <
+	    0) {
+		cli_undo_job(&ctx->cfg, jid, false);
+		cli_pid_file_abandon(&pf);
+		json_decref(job);
+		return cli_fail(&err);
+	}
 	if (!attach) {
-		printf("%s\n", json_string_value(json_object_get(job, "jid")));
+		printf("%s\n", jid);
 		json_decref(job);
 		return 0;
 	}
-	r = client_attach(&ctx->cfg, json_string_value(json_object_get(job, "jid")), &code,
-	                  &detached, &err);
+	r = client_attach(&ctx->cfg, jid, &code, &detached, &err);
 	json_decref(job);
 	if (r < 0)
 		return cli_fail(&err);

@@ -33,5 +33,24 @@ int cli_usage_fail(const struct cli_ctx *ctx, const char *msg);
  * (which has its own); NULL when out of memory or the cwd is unreadable. */
 char *cli_absolute_path(const char *path);
 
-/* Writes "<pid>\n" to path (--pid-file). */
-int cli_write_pid_file(const char *path, int pid, cd_err *err);
+/* --pid-file, opened before the job starts, so that a file that cannot be
+ * written fails the command before anything runs. */
+struct cli_pid_file {
+	const char *path; /* NULL: no --pid-file */
+	int fd;
+	bool created; /* by us: removed again when the command fails */
+};
+
+/* Opens path (NULL: nothing to do) for writing, creating it 0644. Refuses a
+ * symbolic link (one a user planted would send root's write elsewhere),
+ * anything but a regular file, and a file with other hard links. */
+int cli_pid_file_open(struct cli_pid_file *pf, const char *path, cd_err *err);
+/* Writes "<pid>\n" over the contents and closes the file. */
+int cli_pid_file_write(struct cli_pid_file *pf, int pid, cd_err *err);
+/* The command failed: closes the file and removes it if we created it. */
+void cli_pid_file_abandon(struct cli_pid_file *pf);
+
+/* The job the command started cannot be reported (its pid file failed):
+ * ends it, through the daemon. A new job is deleted (killed, and no record
+ * left); a restored job keeps its record, killed. */
+void cli_undo_job(const struct cd_config *cfg, const char *jid, bool keep_record);

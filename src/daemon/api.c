@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "daemon/check.h"
 #include "daemon/cr.h"
+#include "daemon/fields.h"
 #include "daemon/op.h"
 #include "job/checkpoint.h"
 #include "job/codec.h"
@@ -99,52 +101,32 @@ static int parse_body(const struct api_request *req, json_t **ret, cd_err *err)
 	return 0;
 }
 
-/* A JSON array of strings as a NULL-terminated vector borrowing its strings. */
-static int string_vector(json_t *arr, const char *name, bool required, char ***ret, cd_err *err)
-{
-	char **v;
-	size_t i;
-	json_t *s;
-
-	if (!arr && !required) {
-		*ret = NULL;
-		return 0;
-	}
-	if (!json_is_array(arr) || (required && json_array_size(arr) == 0))
-		return cd_err_set(err, EINVAL, "\"%s\" must be a non-empty array of strings", name);
-	v = calloc(json_array_size(arr) + 1, sizeof(*v));
-	if (!v)
-		return cd_err_sys(err, ENOMEM, "%s", name);
-	json_array_foreach(arr, i, s)
-	{
-		if (!json_is_string(s)) {
-			free(v);
-			return cd_err_set(err, EINVAL, "\"%s\" must hold only strings", name);
-		}
-		v[i] = (char *)json_string_value(s);
-	}
-	*ret = v;
-	return 0;
-}
-
 static int run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
 {
-	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
+	json_int_t rows = 0, cols = 0;
 	int r;
 
-	r = string_vector(json_object_get(body, "args"), "args", true, &o->argv, err);
+	r = field_strings(body, "args", true, &o->argv, err);
+	if (r == 0)
+		r = field_strings(body, "env", false, &o->envp, err);
+	if (r == 0)
+		r = field_string(body, "jid", &o->jid, err);
+	if (r == 0)
+		r = field_string(body, "cwd", &o->cwd, err);
+	if (r == 0)
+		r = field_string(body, "out", &o->out, err);
+	if (r == 0)
+		r = field_bool(body, "attachable", &o->attachable, err);
+	if (r == 0)
+		r = field_bool(body, "as_root", &o->as_root, err);
+	if (r == 0)
+		r = field_int(body, "rows", 0, USHRT_MAX, &rows, err);
+	if (r == 0)
+		r = field_int(body, "cols", 0, USHRT_MAX, &cols, err);
 	if (r < 0)
 		return r;
-	r = string_vector(json_object_get(body, "env"), "env", false, &o->envp, err);
-	if (r < 0)
-		return r;
-	o->jid = json_string_value(json_object_get(body, "jid"));
-	o->cwd = json_string_value(json_object_get(body, "cwd"));
-	o->out = json_string_value(json_object_get(body, "out"));
-	o->attachable = json_is_true(json_object_get(body, "attachable"));
-	o->as_root = json_is_true(json_object_get(body, "as_root"));
-	o->rows = json_is_integer(rows) ? (unsigned short)json_integer_value(rows) : 0;
-	o->cols = json_is_integer(cols) ? (unsigned short)json_integer_value(cols) : 0;
+	o->rows = (unsigned short)rows;
+	o->cols = (unsigned short)cols;
 	if (o->cwd && o->cwd[0] != '/')
 		return cd_err_set(err, EINVAL, "\"cwd\" must be an absolute path");
 	if (o->out && o->out[0] != '/')
@@ -184,20 +166,19 @@ static enum MHD_Result handle_run(struct api *api, struct MHD_Connection *conn,
 static enum MHD_Result handle_manage(struct api *api, struct MHD_Connection *conn,
                                      struct api_request *req)
 {
-	json_t *body = NULL, *job = NULL, *pid;
+	json_t *body = NULL, *job = NULL;
+	const char *jid = NULL;
+	json_int_t pid = 0;
 	cd_err err = {0};
 	int r;
 
 	r = parse_body(req, &body, &err);
-	if (r == 0) {
-		pid = json_object_get(body, "pid");
-		if (!json_is_integer(pid))
-			r = cd_err_set(&err, EINVAL, "\"pid\" must be an integer");
-		else
-			r = job_manager_manage(
-			    api->jm, &req->caller, (pid_t)json_integer_value(pid),
-			    json_string_value(json_object_get(body, "jid")), &job, &err);
-	}
+	if (r == 0)
+		r = field_int_required(body, "pid", 1, INT_MAX, &pid, &err);
+	if (r == 0)
+		r = field_string(body, "jid", &jid, &err);
+	if (r == 0)
+		r = job_manager_manage(api->jm, &req->caller, (pid_t)pid, jid, &job, &err);
 	json_decref(body);
 	return send_result(conn, r, MHD_HTTP_CREATED, job, &err);
 }
@@ -205,12 +186,14 @@ static enum MHD_Result handle_manage(struct api *api, struct MHD_Connection *con
 static enum MHD_Result handle_list(struct api *api, struct MHD_Connection *conn,
                                    struct api_request *req)
 {
-	const char *pid_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pid");
 	json_t *jobs = NULL;
+	long long pid = 0;
 	cd_err err = {0};
 	int r;
 
-	r = job_manager_list(api->jm, &req->caller, pid_arg ? atoi(pid_arg) : 0, &jobs, &err);
+	r = query_int(conn, "pid", 1, INT_MAX, &pid, &err);
+	if (r == 0)
+		r = job_manager_list(api->jm, &req->caller, (pid_t)pid, &jobs, &err);
 	return send_result(conn, r, MHD_HTTP_OK, r < 0 ? NULL : json_pack("{s:o}", "jobs", jobs),
 	                   &err);
 }
@@ -218,21 +201,16 @@ static enum MHD_Result handle_list(struct api *api, struct MHD_Connection *conn,
 static enum MHD_Result handle_kill(struct api *api, struct MHD_Connection *conn,
                                    struct api_request *req, const char *jid)
 {
-	json_t *body = NULL, *job = NULL, *sig;
+	json_t *body = NULL, *job = NULL;
+	json_int_t sig = SIGKILL;
 	cd_err err = {0};
 	int r;
 
 	r = parse_body(req, &body, &err);
-	if (r == 0) {
-		sig = json_object_get(body, "signal");
-		if (sig && (!json_is_integer(sig) || json_integer_value(sig) <= 0 ||
-		            json_integer_value(sig) >= NSIG))
-			r = cd_err_set(&err, EINVAL, "\"signal\" must be a signal number");
-		else
-			r = job_manager_kill(api->jm, &req->caller, jid,
-			                     sig ? (int)json_integer_value(sig) : SIGKILL, &job,
-			                     &err);
-	}
+	if (r == 0)
+		r = field_int(body, "signal", 1, NSIG - 1, &sig, &err);
+	if (r == 0)
+		r = job_manager_kill(api->jm, &req->caller, jid, (int)sig, &job, &err);
 	json_decref(body);
 	return send_result(conn, r, MHD_HTTP_OK, job, &err);
 }
@@ -287,9 +265,13 @@ static enum MHD_Result handle_attach(struct api *api, struct MHD_Connection *con
 
 static enum MHD_Result handle_health(struct api *api, struct MHD_Connection *conn)
 {
-	const char *full = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "full");
-	json_t *checks = check_run(api->jm, api->cfg, full && strcmp(full, "0") != 0);
+	bool full = false;
+	json_t *checks;
+	cd_err err = {0};
 
+	if (query_bool(conn, "full", &full, &err) < 0)
+		return send_error(conn, &err);
+	checks = check_run(api->jm, api->cfg, full);
 	return send_json(conn, MHD_HTTP_OK,
 	                 json_pack("{s:s, s:i, s:o}", "version", CEDANA_VERSION, "pid",
 	                           (int)getpid(), "checks", checks));
@@ -442,6 +424,11 @@ enum MHD_Result api_dispatch(struct api *api, struct MHD_Connection *conn, const
 {
 	cd_err err = {0};
 
+	/* left undecoded by the server's unescaper: see there */
+	if (strstr(url, "%00")) {
+		cd_err_set(&err, EINVAL, "the URL must not hold %%00 (a NUL byte)");
+		return send_error(conn, &err);
+	}
 	if (route(api, conn, method, url, req) == MHD_YES)
 		return MHD_YES;
 	cd_err_set(&err, ENOENT, "no such endpoint: %s %s", method, url);

@@ -9,9 +9,12 @@
 
 #define API_BODY_MAX (1 << 20)
 
+struct conn_deadline;
+
 struct api {
 	struct job_manager *jm;
 	const struct cd_config *cfg;
+	struct conn_deadline *deadline; /* for reading requests; NULL: none */
 };
 
 /* Per-request state, kept in MHD's con_cls. */

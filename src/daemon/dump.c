@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "daemon/fields.h"
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
@@ -21,13 +22,18 @@
 #include "shared/log.h"
 #include "storage/storage.h"
 
+/* Default names tried per dump: NAME, NAME-2 … NAME-<this>. */
+#define DUMP_NAME_TRIES 1000
+
 struct dump_req {
 	struct job_dump_target target;
 	const char *type; /* "process" or "job" */
 	const char *dir;
+	const char *op_id; /* for progress polls; NULL: none */
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
+	bool default_name; /* ours to make unique with a -N suffix */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest; /* DIR/NAME + suffix */
@@ -40,18 +46,35 @@ static void dump_req_clear(struct dump_req *d)
 	op_free(d->op);
 }
 
+/* A control character in a name or directory would break the one-line
+ * output the CLI promises ("the path is the last word"). */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 static bool name_valid(const char *name)
 {
-	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 200;
+	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 200 &&
+	       !has_control(name);
 }
 
 static int parse_target(struct api *api, const struct job_caller *c, json_t *body,
                         struct dump_req *d, cd_err *err)
 {
-	const char *jid = json_string_value(json_object_get(body, "jid"));
-	json_t *pid = json_object_get(body, "pid");
+	const char *jid = NULL;
+	json_int_t pid = 0;
+	int r;
 
-	d->type = json_string_value(json_object_get(body, "type"));
+	d->type = NULL;
+	r = field_string(body, "jid", &jid, err);
+	if (r == 0)
+		r = field_string(body, "type", &d->type, err);
+	if (r < 0)
+		return r;
 	if (!d->type)
 		d->type = jid ? "job" : "process";
 	if (strcmp(d->type, "job") == 0) {
@@ -61,33 +84,54 @@ static int parse_target(struct api *api, const struct job_caller *c, json_t *bod
 	}
 	if (strcmp(d->type, "process") != 0)
 		return cd_err_set(err, EINVAL, "\"type\" must be \"process\" or \"job\"");
-	if (!json_is_integer(pid))
-		return cd_err_set(err, EINVAL, "\"pid\" must be an integer");
-	return job_manager_dump_target(api->jm, c, NULL, (pid_t)json_integer_value(pid), &d->target,
-	                               err);
+	r = field_int_required(body, "pid", 1, INT_MAX, &pid, err);
+	if (r < 0)
+		return r;
+	return job_manager_dump_target(api->jm, c, NULL, (pid_t)pid, &d->target, err);
+}
+
+static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
+                        const char **ret_name, cd_err *err)
+{
+	int r;
+
+	r = field_string(body, "compression", ret_comp, err);
+	if (r == 0)
+		r = field_string(body, "name", ret_name, err);
+	if (r == 0)
+		r = field_string(body, "dir", &d->dir, err);
+	if (r == 0)
+		r = field_string(body, "op", &d->op_id, err);
+	if (r == 0)
+		r = field_bool(body, "leave_running", &d->leave_running, err);
+	if (r == 0)
+		r = field_bool(body, "shell_job", &d->shell_job, err);
+	return r;
 }
 
 static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_err *err)
 {
-	const char *comp = json_string_value(json_object_get(body, "compression"));
-	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *comp = NULL, *name = NULL;
 	const char *cfg_comp = api->cfg->checkpoint_compression;
 	int r;
 
-	d->dir = json_string_value(json_object_get(body, "dir"));
+	r = parse_fields(body, d, &comp, &name, err);
+	if (r < 0)
+		return r;
 	if (!d->dir)
 		d->dir = api->cfg->checkpoint_dir && api->cfg->checkpoint_dir[0]
 		             ? api->cfg->checkpoint_dir
 		             : "/tmp";
 	if (d->dir[0] != '/')
 		return cd_err_set(err, EINVAL, "\"dir\" must be an absolute path");
+	if (has_control(d->dir))
+		return cd_err_set(err, EINVAL, "\"dir\" must not contain control characters");
 	if (!comp)
 		comp = cfg_comp && cfg_comp[0] ? cfg_comp : "none";
 	r = storage_compression_parse(comp, &d->compression, err);
 	if (r < 0)
 		return r;
-	d->leave_running = json_is_true(json_object_get(body, "leave_running"));
-	d->shell_job = json_is_true(json_object_get(body, "shell_job"));
+	d->default_name = !name;
 	if (!name && d->target.jid[0])
 		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
 		         (long long)time(NULL));
@@ -96,24 +140,52 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 		         (long long)time(NULL));
 	else if (!name_valid(name)) {
 		return cd_err_set(err, EINVAL,
-		                  "invalid name \"%s\": a file name, not starting with '.'", name);
+		                  "invalid name \"%s\": a file name, not starting with '.', "
+		                  "without control characters",
+		                  name);
 	} else {
 		snprintf(d->name, sizeof(d->name), "%s", name);
 	}
 	return 0;
 }
 
-/* The destination is free; the caller's right to write there is checked in the worker. */
-static int prepare_dest(struct dump_req *d, cd_err *err)
+/* 1 when something (even a dangling link) is at path, else 0. */
+static int dest_taken(const char *path, cd_err *err)
 {
 	struct stat st;
 
-	d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
-	if (!d->dest)
-		return -ENOMEM;
-	if (lstat(d->dest, &st) == 0)
-		return cd_err_set(err, EEXIST, "%s already exists", d->dest);
+	if (lstat(path, &st) == 0)
+		return 1;
+	if (errno != ENOENT)
+		return cd_err_sys(err, errno, "%s", path);
 	return 0;
+}
+
+/* d->dest from d->name, or for a default name the first free of NAME,
+ * NAME-2, NAME-3, …: dumps within one second get names of their own. The
+ * caller's right to write there is checked in the worker. */
+static int prepare_dest(struct dump_req *d, cd_err *err)
+{
+	char base[sizeof(d->name)];
+	int r;
+
+	snprintf(base, sizeof(base), "%s", d->name);
+	for (int n = 1; n <= DUMP_NAME_TRIES; n++) {
+		if (n > 1 &&
+		    snprintf(d->name, sizeof(d->name), "%s-%d", base, n) >= (int)sizeof(d->name))
+			return cd_err_set(err, ENAMETOOLONG, "%s: name too long", base);
+		free(d->dest);
+		d->dest = storage_dest_path(d->dir, d->name, d->compression, err);
+		if (!d->dest)
+			return -ENOMEM;
+		r = dest_taken(d->dest, err);
+		if (r <= 0)
+			return r;
+		if (!d->default_name)
+			return cd_err_set(err, EEXIST, "%s already exists", d->dest);
+	}
+	return cd_err_set(err, EEXIST, "%s and %d more names like it already exist", base,
+	                  DUMP_NAME_TRIES - 1);
 }
 
 /* In the worker (storage_check_writable forks and waits, which the daemon's
@@ -238,7 +310,7 @@ int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json
 	if (r == 0)
 		r = parse_options(api, body, &d, err);
 	if (r == 0)
-		r = op_new(json_string_value(json_object_get(body, "op")), &d.op, err);
+		r = op_new(d.op_id, &d.op, err);
 	if (r == 0)
 		r = prepare_dest(&d, err);
 	if (r == 0)

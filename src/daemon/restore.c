@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "daemon/fields.h"
 #include "daemon/image-trust.h"
 #include "daemon/op.h"
 #include "engine/engine.h"
@@ -41,6 +42,7 @@ struct restore_req {
 	storage_compression format;
 	bool attachable, leave_stopped;
 	const char *out;
+	const char *op_id; /* for progress polls; NULL: none */
 	unsigned short rows, cols;
 	int master;
 	int stdio[3];
@@ -73,23 +75,47 @@ static void restore_req_clear(struct restore_req *r)
 	op_free(r->op);
 }
 
+static int parse_fields(json_t *body, struct restore_req *r, const char **ret_jid,
+                        const char **ret_new_jid, cd_err *err)
+{
+	json_int_t rows = 0, cols = 0;
+	int rc;
+
+	rc = field_string(body, "jid", ret_jid, err);
+	if (rc == 0)
+		rc = field_string(body, "new_jid", ret_new_jid, err);
+	if (rc == 0)
+		rc = field_string(body, "path", &r->path, err);
+	if (rc == 0)
+		rc = field_string(body, "out", &r->out, err);
+	if (rc == 0)
+		rc = field_string(body, "op", &r->op_id, err);
+	if (rc == 0)
+		rc = field_bool(body, "attachable", &r->attachable, err);
+	if (rc == 0)
+		rc = field_bool(body, "leave_stopped", &r->leave_stopped, err);
+	if (rc == 0)
+		rc = field_int(body, "rows", 0, USHRT_MAX, &rows, err);
+	if (rc == 0)
+		rc = field_int(body, "cols", 0, USHRT_MAX, &cols, err);
+	r->rows = (unsigned short)rows;
+	r->cols = (unsigned short)cols;
+	return rc;
+}
+
 static int parse(struct api *api, const struct job_caller *c, json_t *body, struct restore_req *r,
                  cd_err *err)
 {
-	const char *jid = json_string_value(json_object_get(body, "jid"));
-	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
+	const char *jid = NULL, *new_jid = NULL;
 	int rc;
 
 	if (c->uid != 0)
 		return cd_err_set(err, EPERM,
 		                  "permission denied: restore needs root (a checkpoint carries "
 		                  "the credentials it restores)");
-	r->path = json_string_value(json_object_get(body, "path"));
-	r->attachable = json_is_true(json_object_get(body, "attachable"));
-	r->leave_stopped = json_is_true(json_object_get(body, "leave_stopped"));
-	r->out = json_string_value(json_object_get(body, "out"));
-	r->rows = json_is_integer(rows) ? (unsigned short)json_integer_value(rows) : 0;
-	r->cols = json_is_integer(cols) ? (unsigned short)json_integer_value(cols) : 0;
+	rc = parse_fields(body, r, &jid, &new_jid, err);
+	if (rc < 0)
+		return rc;
 	if (r->out && r->out[0] != '/')
 		return cd_err_set(err, EINVAL, "\"out\" must be an absolute path");
 	if (r->out && r->attachable)
@@ -108,8 +134,7 @@ static int parse(struct api *api, const struct job_caller *c, json_t *body, stru
 	}
 	if (!r->path || r->path[0] != '/')
 		return cd_err_set(err, EINVAL, "\"path\" must be an absolute path");
-	return job_manager_pick_jid(api->jm, json_string_value(json_object_get(body, "new_jid")),
-	                            r->jid, sizeof(r->jid), err);
+	return job_manager_pick_jid(api->jm, new_jid, r->jid, sizeof(r->jid), err);
 }
 
 static int check_image(struct restore_req *r, cd_err *err)
@@ -179,7 +204,7 @@ static int open_output(struct restore_req *r, const char *path, cd_err *err)
 	else if (errno == EEXIST)
 		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return cd_err_sys(err, errno, "output file %s", path);
+		return spawn_out_error(path, errno, err);
 	r->stdio[1] = fd;
 	if (r->log_created && r->replace && fchown(fd, r->target.uid, r->target.gid) < 0)
 		return cd_err_sys(err, errno, "output file %s", path);
@@ -402,7 +427,7 @@ int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, j
 	if (rc == 0)
 		rc = check_image(&r, err);
 	if (rc == 0)
-		rc = op_new(json_string_value(json_object_get(body, "op")), &r.op, err);
+		rc = op_new(r.op_id, &r.op, err);
 	if (rc == 0)
 		rc = make_scratch(&r, err);
 	if (rc == 0)

@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/conn-deadline.h"
 #include "daemon/conn-limit.h"
 #include "daemon/shutdown.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
+
+extern char **environ;
 
 /* Refuses to take over a socket another daemon is still serving; removes a stale one. */
 static int unix_claim(const struct sockaddr_un *sa, cd_err *err)
@@ -149,6 +152,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
 	struct api_request *req = *con_cls;
+	struct api *api = cls;
 
 	if (!req) {
 		req = calloc(1, sizeof(*req));
@@ -180,26 +184,61 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	log_debug("%s %s from uid %u", method, url, (unsigned)req->caller.uid);
-	/* the idle timeout is for reading a request, never for running one */
+	/* the idle timeout and the deadline are for reading a request, never
+	 * for running one */
 	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-	return api_dispatch(cls, conn, method, url, req);
+	conn_deadline_arm(api->deadline, conn, false);
+	return api_dispatch(api, conn, method, url, req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
 	struct api_request *req = *con_cls;
+	struct api *api = cls;
 
-	/* waiting for the next request on a kept-alive connection is idle again */
-	if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+	/* waiting for the next request on a kept-alive connection is idle
+	 * again, and that request is read under a deadline; an attach stream
+	 * (jid set) is neither */
+	if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK && !(req && req->jid[0])) {
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
 		                          (unsigned)CONN_IDLE_TIMEOUT_S);
+		conn_deadline_arm(api->deadline, conn, true);
+	}
 	if (req) {
 		free(req->groups);
 		free(req->body);
 		free(req);
 		*con_cls = NULL;
 	}
+}
+
+/* "%00" would decode to a NUL that cuts the URL or a query value short
+ * ("/v1/jobs/a%00b" would act on job a): a string holding it is left as
+ * it came, which api_dispatch and the strict query parsers refuse. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
+/* Who may connect (conn_limit), and how long they may take to send a request. */
+struct conn_watch {
+	struct conn_limit limit;
+	struct conn_deadline deadline;
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct conn_watch *w = cls;
+
+	conn_limit_notify(&w->limit, conn, socket_context, toe);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		conn_deadline_add(&w->deadline, conn);
+	else
+		conn_deadline_remove(&w->deadline, conn);
 }
 
 static int signals_block(int *ret_fd, cd_err *err)
@@ -252,10 +291,42 @@ static int open_listener(const struct cd_config *cfg, cd_err *err)
 	return listen_unix(cfg->address, err);
 }
 
+static int conn_watch_start(struct conn_watch *w, cd_err *err)
+{
+	unsigned seconds;
+	int r;
+
+	r = conn_deadline_seconds(environ, &seconds, err);
+	if (r == 0)
+		r = conn_deadline_start(&w->deadline, seconds, err);
+	if (r == 0)
+		conn_limit_init(&w->limit);
+	return r;
+}
+
+static void conn_watch_stop(struct conn_watch *w)
+{
+	conn_deadline_stop(&w->deadline);
+	conn_limit_destroy(&w->limit);
+}
+
+static struct MHD_Daemon *start_http(struct api *api, struct conn_watch *w, int fd)
+{
+	/* a thread per connection: a dump or restore takes seconds and must not
+	 * hold up ps, or the progress polls of its own client */
+	return MHD_start_daemon(
+	    MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	        MHD_USE_ITC | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, w, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_IDLE_TIMEOUT_S,
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+}
+
 int daemon_run(const struct cd_config *cfg, cd_err *err)
 {
 	struct api api = {.cfg = cfg};
-	struct conn_limit limit;
+	struct conn_watch watch;
 	_cleanup_close_ int sigfd = -1;
 	struct MHD_Daemon *mhd;
 	int fd, r;
@@ -270,22 +341,18 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	if (r < 0)
 		return r;
 	fd = open_listener(cfg, err);
+	if (fd >= 0 && (r = conn_watch_start(&watch, err)) < 0) {
+		close(fd);
+		fd = r;
+	}
 	if (fd < 0) {
 		job_manager_free(api.jm);
 		return fd;
 	}
-	conn_limit_init(&limit);
-	/* a thread per connection: a dump or restore takes seconds and must not
-	 * hold up ps, or the progress polls of its own client */
-	mhd = MHD_start_daemon(
-	    MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-	        MHD_USE_ITC | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, &api, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, &api, MHD_OPTION_NOTIFY_CONNECTION,
-	    conn_limit_notify, &limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_IDLE_TIMEOUT_S,
-	    MHD_OPTION_END);
+	api.deadline = &watch.deadline;
+	mhd = start_http(&api, &watch, fd);
 	if (!mhd) {
-		conn_limit_destroy(&limit);
+		conn_watch_stop(&watch);
 		close(fd);
 		job_manager_free(api.jm);
 		return cd_err_set(err, EIO, "start the HTTP server on %s", cfg->address);
@@ -302,7 +369,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	if (strcmp(cfg->protocol, "unix") == 0)
 		unlink(cfg->address);
 	job_manager_free(api.jm);
-	conn_limit_destroy(&limit);
+	conn_watch_stop(&watch);
 	log_info("daemon stopped");
 	return 0;
 }

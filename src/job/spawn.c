@@ -54,13 +54,26 @@ static void child_stdio(const struct spawn_req *req, int status_fd)
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
+int spawn_open_out(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+int spawn_out_error(const char *path, int code, cd_err *err)
+{
+	if (code == ELOOP)
+		return cd_err_set(err, ELOOP, "output file %s is a symbolic link: refused", path);
+	return cd_err_sys(err, code, "output file %s", path);
+}
+
+/* After the switch to the job's credentials: the file is opened as the caller. */
 static void child_out_file(const struct spawn_req *req, int status_fd)
 {
 	int fd;
 
 	if (req->stdout_fd >= 0 || !req->out_path)
 		return;
-	fd = open(req->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	fd = spawn_open_out(req->out_path);
 	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 		child_fail(status_fd, STAGE_OUT);
 }
@@ -94,7 +107,7 @@ static int report_failure(const struct spawn_req *req, const struct spawn_failur
 	case STAGE_CWD:
 		return cd_err_sys(err, f->error, "working directory %s", req->cwd);
 	case STAGE_OUT:
-		return cd_err_sys(err, f->error, "output file %s", req->out_path);
+		return spawn_out_error(req->out_path, f->error, err);
 	case STAGE_CREDS:
 		return cd_err_sys(err, f->error, "switch to uid %u gid %u", (unsigned)req->uid,
 		                  (unsigned)req->gid);

@@ -25,6 +25,16 @@ struct spawn_req {
 	bool new_session;
 };
 
+/* Opens a job's output file (--out) for appending, 0600 when created like a
+ * job log, never through a symbolic link: one a user planted would send the
+ * output of root's job to the link's target. Open it with the credentials
+ * of whoever asked for it. Returns the fd, or -1 with errno (ELOOP: a link).
+ * Only plain system calls: fit for a forked child. */
+int spawn_open_out(const char *path);
+
+/* The message for a failed spawn_open_out of path. */
+int spawn_out_error(const char *path, int code, cd_err *err);
+
 /* On success the child has exec'd; *ret_pid is its PID. */
 int spawn_process(const struct spawn_req *req, pid_t *ret_pid, cd_err *err);
 

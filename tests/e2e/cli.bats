@@ -53,6 +53,17 @@ teardown() {
 	assert_failure 2
 }
 
+@test "every command that needs a positional argument refuses its absence with exit 2" {
+	for cmd in "manage process" "restore process" "restore job" "dump process" "dump job" \
+		"job inspect" "job kill" "job delete" "job attach" "job checkpoints" kill delete \
+		attach "checkpoint inspect" "checkpoint delete" "run process"; do
+		# shellcheck disable=SC2086
+		run "$CEDANA" $cmd
+		assert_failure 2
+		assert_output --partial "Run 'cedana $cmd --help' for usage."
+	done
+}
+
 @test "a usage error points at the help of the command typed" {
 	run "$CEDANA" job kill --frob x
 	assert_failure 2

@@ -50,3 +50,24 @@ teardown() {
 	DAEMON_PID=
 	assert_equal "$(compgen -G "$CK/.big.dump-*")" ""
 }
+
+@test "a request dripped a byte a second is cut off at the request deadline, headers or body" {
+	stop_daemon
+	CEDANA_REQUEST_TIMEOUT=3 start_daemon
+	for part in headers body; do
+		run "$BATS_TEST_DIRNAME/drip.py" "$CEDANA_ADDRESS" "$part" 15
+		assert_success
+		[ "$output" != open ] || fail "$part: the connection was never closed"
+		# 3 s, give or take the watchdog's period and a loaded machine
+		awk -v t="$output" 'BEGIN { exit !(t >= 2.5 && t < 6) }' || fail "$part: closed after $output s"
+	done
+	grep -q "its request was not read within 3 s" "$BATS_TEST_TMPDIR/daemon.log"
+	# a request that runs longer than the deadline is not cut off, nor is an
+	# attach stream, nor a kept-alive connection's next request
+	run "$TERM_PY" -- "$CEDANA" run process --attach --jid slow "$WORKLOADS/date-loop.sh" 5 3
+	assert_failure 3
+	assert_equal "$(grep -c UTC <<<"$output")" 5
+	run curl -sS --unix-socket "$CEDANA_ADDRESS" http://x/v1/health http://x/v1/jobs
+	assert_success
+	assert_output --partial '"jobs":['
+}

@@ -114,6 +114,54 @@ s.recv(100)" "$CEDANA_ADDRESS"
 	kill -0 "$DAEMON_PID"
 }
 
+@test "wrong-typed fields and query parameters get 400 naming the field; nothing runs" {
+	start_daemon
+	"$CEDANA" run process --jid j1 -- "$WORKLOADS/date-loop.sh"
+	ok="\"args\": [\"touch\", \"$BATS_TEST_TMPDIR/ran\"], \"cwd\": \"/\""
+	while IFS='|' read -r body expect; do
+		run api_status -X POST -d "{$ok, $body}" http://x/v1/jobs
+		assert_output "400 {\"error\":\"$expect\"}"
+	done <<-EOF
+		"jid": 5|\"jid\" must be a string
+		"attachable": "yes"|\"attachable\" must be a boolean (true or false)
+		"as_root": 1|\"as_root\" must be a boolean (true or false)
+		"out": ["x"]|\"out\" must be a string
+		"rows": -1|\"rows\" must be an integer in [0, 65535]
+		"cols": 70000|\"cols\" must be an integer in [0, 65535]
+		"rows": 1.5|\"rows\" must be an integer in [0, 65535]
+		"env": "PATH=/bin"|\"env\" must be an array of strings
+	EOF
+	run api_status -X POST -d '{"pid": 4294967297}' http://x/v1/manage
+	assert_output '400 {"error":"\"pid\" must be an integer in [1, 2147483647]"}'
+	run api_status -X POST -d '{"pid": 1, "jid": false}' http://x/v1/manage
+	assert_output '400 {"error":"\"jid\" must be a string"}'
+	run api_status -X POST -d '{"signal": "TERM"}' http://x/v1/jobs/j1/kill
+	assert_output --regexp '^400 .*\\"signal\\" must be an integer in \[1, '
+	run api_status -X POST -d '{"jid": "j1", "leave_running": "yes"}' http://x/v1/dump
+	assert_output '400 {"error":"\"leave_running\" must be a boolean (true or false)"}'
+	run api_status -X POST -d '{"jid": "j1", "name": 7}' http://x/v1/dump
+	assert_output '400 {"error":"\"name\" must be a string"}'
+	run api_status -X POST -d '{"type": "process", "pid": "1"}' http://x/v1/dump
+	assert_output '400 {"error":"\"pid\" must be an integer in [1, 2147483647]"}'
+	run api_status -X POST -d '{"path": "/x", "attachable": 1}' http://x/v1/restore
+	assert_output '400 {"error":"\"attachable\" must be a boolean (true or false)"}'
+	run api_status -X POST -d '{"path": "/x", "rows": 99999}' http://x/v1/restore
+	assert_output '400 {"error":"\"rows\" must be an integer in [0, 65535]"}'
+	for q in abc 12abc -3 "" 99999999999 "%2012" "%00"; do
+		run api_status "http://x/v1/jobs?pid=$q"
+		assert_output '400 {"error":"query parameter \"pid\" must be an integer in [1, 2147483647]"}'
+	done
+	run api_status "http://x/v1/health?full=yes"
+	assert_output '400 {"error":"query parameter \"full\" must be 0 or 1"}'
+	run api_status -X DELETE "http://x/v1/jobs/j1%00x"
+	assert_output '400 {"error":"the URL must not hold %00 (a NUL byte)"}'
+	assert_equal "$(job_field j1 status)" sleep
+	assert_file_not_exists "$BATS_TEST_TMPDIR/ran"
+	# unknown fields stay allowed, and null is as good as absent
+	run api_status -X POST -d "{$ok, \"jid\": null, \"frobnicate\": 1}" http://x/v1/jobs
+	assert_output --regexp '^201 '
+}
+
 @test "SIGTERM stops the daemon cleanly and leaves jobs running" {
 	start_daemon
 	"$CEDANA" run process --jid survivor "$WORKLOADS/date-loop.sh"

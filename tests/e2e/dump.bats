@@ -136,6 +136,47 @@ teardown() {
 	assert_regex "$(job_field e status)" "^(sleep|running)$"
 }
 
+@test "default names never collide: a taken one gets -2, -3; dump job; restore job cycles all work" {
+	start_counter u
+	now=$(date +%s)
+	# the next few seconds' names are taken, as by dumps within one second
+	for t in $(seq "$now" $((now + 5))); do
+		touch "$CK/dump-job-u-$t"
+	done
+	run "$CEDANA" dump job u --leave-running
+	assert_success
+	assert_regex "$(last_word)" "^$CK/dump-job-u-[0-9]+-2$"
+	run "$CEDANA" dump job u --leave-running
+	assert_success
+	assert_regex "$(last_word)" "^$CK/dump-job-u-[0-9]+-(2|3)$"
+	for _ in 1 2 3; do
+		run "$CEDANA" dump job u
+		assert_success
+		wait_job_field u status halted
+		run "$CEDANA" restore job u
+		assert_success
+	done
+	finish_counter u
+}
+
+@test "dump refuses a name or directory with control characters" {
+	start_counter n
+	run "$CEDANA" dump job n --name $'a\nb' --leave-running
+	assert_failure 1
+	assert_output --partial "control characters"
+	run "$CEDANA" dump job n --name $'a\tb' --leave-running
+	assert_failure 1
+	mkdir "$BATS_TEST_TMPDIR/"$'x\ny'
+	run "$CEDANA" dump job n --dir "$BATS_TEST_TMPDIR/"$'x\ny' --leave-running
+	assert_failure 1
+	assert_output --partial '"dir" must not contain control characters'
+	assert_equal "$(entries "$CK")" ""
+	assert_equal "$(entries "$BATS_TEST_TMPDIR/"$'x\ny')" ""
+	run "$CEDANA" run process --jid $'j\nk' -- true
+	assert_failure 1
+	assert_output --partial "invalid job id"
+}
+
 @test "dump process --shell-job: a process whose session leader is outside its tree" {
 	"$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 3>&- &
 	pid=$!

@@ -74,6 +74,25 @@ teardown() {
 	assert_file_not_exists "$CEDANA_JOB_LOG_DIR/cedana-output-outjob.log"
 }
 
+@test "a --pid-file that cannot be written fails before the job starts; a failed run leaves no pid file" {
+	for mode in "" --no-server; do
+		# shellcheck disable=SC2086
+		run "$CEDANA" run process $mode --pid-file "$BATS_TEST_TMPDIR/missing/pid" -- touch "$BATS_TEST_TMPDIR/ran"
+		assert_failure 1
+		assert_output --partial "pid file $BATS_TEST_TMPDIR/missing/pid"
+		# shellcheck disable=SC2086
+		run "$CEDANA" run process $mode --pid-file "$BATS_TEST_TMPDIR" -- touch "$BATS_TEST_TMPDIR/ran"
+		assert_failure 1
+		# shellcheck disable=SC2086
+		run "$CEDANA" run process $mode --pid-file "$BATS_TEST_TMPDIR/p" -- /no/such/command
+		assert_failure
+		assert_file_not_exists "$BATS_TEST_TMPDIR/p"
+	done
+	sleep 0.2
+	assert_file_not_exists "$BATS_TEST_TMPDIR/ran"
+	assert_equal "$(sqlite3 "$CEDANA_DB_PATH" 'SELECT count(*) FROM jobs')" 0
+}
+
 @test "a duplicate job id is refused" {
 	"$CEDANA" run process --jid dup "$WORKLOADS/date-loop.sh"
 	run "$CEDANA" run process --jid dup true

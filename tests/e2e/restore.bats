@@ -260,3 +260,23 @@ dump_job() {
 	run kill -0 "$pid"
 	assert_failure
 }
+
+@test "restore with a --pid-file that cannot be written restores nothing" {
+	start_counter w
+	dump_job w
+	for mode in "" --no-server; do
+		# shellcheck disable=SC2086
+		run "$CEDANA" restore process --path "$CKPT" $mode --pid-file "$BATS_TEST_TMPDIR/missing/pid"
+		assert_failure 1
+		assert_output --partial "pid file $BATS_TEST_TMPDIR/missing/pid"
+	done
+	run "$CEDANA" restore job w --pid-file "$BATS_TEST_TMPDIR/missing/pid"
+	assert_failure 1
+	assert_equal "$(sqlite3 "$CEDANA_DB_PATH" 'SELECT count(*) FROM jobs')" 1
+	assert_equal "$(job_field w status)" halted
+	# the checkpoint still restores: no process took its PIDs
+	run "$CEDANA" restore job w --pid-file "$BATS_TEST_TMPDIR/w.pid"
+	assert_success
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/w.pid")" "$(job_field w pid)"
+	finish_counter w
+}

@@ -254,4 +254,39 @@ while True:
 	pkill -KILL -u "$E2E_USER" -f renameat2
 	# the swap raced the restores: some got the true manifest, none got root
 	echo "# restored $restored of 15, each as uid $USER_UID" >&3
+
+@test "root's --pid-file and --out refuse a symbolic link the user planted" {
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	echo precious >"$SHARED/target"
+	as_user ln -s "$SHARED/target" "$SHARED/home/root.pid"
+	as_user ln -s "$SHARED/target" "$SHARED/home/out.log"
+	for mode in "" --no-server; do
+		# shellcheck disable=SC2086
+		run "$CEDANA" run process $mode --pid-file "$SHARED/home/root.pid" -- touch "$SHARED/ran"
+		assert_failure 1
+		assert_output --partial "pid file $SHARED/home/root.pid is a symbolic link: refused"
+		# shellcheck disable=SC2086
+		run "$CEDANA" run process $mode --out "$SHARED/home/out.log" -- touch "$SHARED/ran"
+		assert_failure 1
+		assert_output --partial "output file $SHARED/home/out.log is a symbolic link: refused"
+	done
+	sleep 0.2
+	assert_equal "$(cat "$SHARED/target")" precious
+	assert_file_not_exists "$SHARED/ran"
+}
+
+@test "a user's --out file is created as the user, 0600 like a job log" {
+	mkdir -m 755 "$SHARED/home"
+	chown "$E2E_USER" "$SHARED/home"
+	run as_user "$CEDANA" run process --out "$SHARED/home/out.log" -- echo hi
+	assert_success
+	wait_file_contains "$SHARED/home/out.log" hi
+	assert_equal "$(stat -c '%U %a' "$SHARED/home/out.log")" "$E2E_USER 600"
+	# and not in a directory only root may write
+	mkdir -m 755 "$SHARED/rootonly"
+	run as_user "$CEDANA" run process --out "$SHARED/rootonly/out.log" -- echo hi
+	assert_failure 1
+	assert_output --partial "Permission denied"
+	assert_file_not_exists "$SHARED/rootonly/out.log"
 }
