@@ -20,8 +20,6 @@
 #include "engine/internal.h"
 #include "shared/cleanup.h"
 
-#define PIPE_DATA_MAX (16u << 20)
-
 static bool same_file(pid_t p1, int fd1, pid_t p2, int fd2)
 {
 	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
@@ -80,7 +78,7 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	int size = fcntl(rd, F_GETPIPE_SZ);
 	if (size > 0)
 		fcntl(tw, F_SETPIPE_SZ, size);
-	ssize_t n = tee(rd, tw, PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
+	ssize_t n = tee(rd, tw, CD_PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
 	if (n < 0 && errno != EAGAIN)
 		return cd_err_sys(err, errno, "pid %d: fd %d: tee pipe", pid, fd);
 	if (n <= 0)

@@ -18,6 +18,31 @@
 #define CD_NSIG           64
 #define CD_NRLIMIT        16
 
+/* Limits of what a manifest may hold; docs/image-format.md ("Limits") gives
+ * the reasons. A manifest is input from outside (an image can be copied in,
+ * unpacked from an archive, edited), so nothing in it is trusted to be small.
+ *
+ * The size: the largest legitimate content is a few full pipes, whose
+ * unread data is hex in the manifest (a full default 1 MiB pipe is 2 MiB of
+ * text, one at the dump's CD_PIPE_DATA_MAX of 16 MiB is 32 MiB), plus one task at
+ * vm.max_map_count mappings (65530 x ~250 bytes with paths, 16 MiB), plus
+ * fds and the rest. 64 MiB holds that; jansson turns it into roughly ten
+ * times as much memory, which a restore can afford, where the 1.7 GB
+ * manifests seen in issue 11 could not. */
+#define CD_MANIFEST_MAX  (64u << 20)
+#define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
+#define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
+#define CD_MAX_RUNS      (1u << 20)   /* per mapping; also at most one per page */
+#define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
+#define CD_MAX_PIPES     (1u << 16)   /* per image */
+#define CD_MAX_GROUPS    65536        /* NGROUPS_MAX */
+#define CD_MAX_PENDING   (1u << 16)   /* queued signals per queue (RLIMIT_SIGPENDING scale) */
+#define CD_PIPE_DATA_MAX (16u << 20)  /* unread bytes one pipe copies at dump */
+#define CD_XSTATE_MAX    (1u << 16)   /* XSAVE area, AMX included, is ~11 KiB */
+#define CD_PATH_MAX      4096         /* PATH_MAX */
+#define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
+#define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
+
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
 	CD_VMA_FILE,        /* private file mapping: only COW'd pages stored */
@@ -192,5 +217,6 @@ static inline void cd_json_decrefp(json_t **j)
 #define _cleanup_json_ __attribute__((cleanup(cd_json_decrefp)))
 
 int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len);
-/* Decodes hex string obj[key] into a fresh buffer. */
-int cd_json_hex_decode(json_t *obj, const char *key, uint8_t **ret, size_t *ret_len, cd_err *err);
+/* Decodes hex string obj[key] of at most max bytes into a fresh buffer. */
+int cd_json_hex_decode(json_t *obj, const char *key, size_t max, uint8_t **ret, size_t *ret_len,
+                       cd_err *err);
