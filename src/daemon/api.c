@@ -81,7 +81,7 @@ static enum MHD_Result send_result(struct MHD_Connection *conn, int r, unsigned 
 	return send_json(conn, status, body);
 }
 
-static int parse_body(const struct api_request *req, json_t **ret, cd_err *err)
+int api_parse_body(const struct api_request *req, json_t **ret, cd_err *err)
 {
 	json_error_t jerr;
 	json_t *body;
@@ -127,7 +127,7 @@ static int string_vector(json_t *arr, const char *name, bool required, char ***r
 	return 0;
 }
 
-static int run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
+int api_run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
 {
 	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
 	int r;
@@ -161,9 +161,9 @@ static enum MHD_Result handle_run(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0)
-		r = run_opts_from_json(body, &o, &err);
+		r = api_run_opts_from_json(body, &o, &err);
 	if (r == 0) {
 		if (!o.envp)
 			o.envp = empty_env;
@@ -188,7 +188,7 @@ static enum MHD_Result handle_manage(struct api *api, struct MHD_Connection *con
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0) {
 		pid = json_object_get(body, "pid");
 		if (!json_is_integer(pid))
@@ -222,7 +222,7 @@ static enum MHD_Result handle_kill(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0) {
 		sig = json_object_get(body, "signal");
 		if (sig && (!json_is_integer(sig) || json_integer_value(sig) <= 0 ||
@@ -303,7 +303,7 @@ static enum MHD_Result handle_cr(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0 && dump)
 		r = cr_dump(api, &req->caller, body, &reply, &err);
 	else if (r == 0)
