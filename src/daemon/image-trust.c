@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/image.h"
 #include "shared/cleanup.h"
 
 /* The groups owner belongs to by the group database, gid included. */
@@ -256,12 +257,21 @@ static int check_paths(json_t *tasks, uid_t owner, gid_t gid, const gid_t *group
 	return r;
 }
 
+/* Read as the engine reads it: whole, bounded, no link followed (issue 11). */
+static int load_manifest(const char *dir, json_t **ret, cd_err *err)
+{
+	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dirfd < 0)
+		return cd_err_sys(err, errno, "open");
+	return cd_image_load_manifest(dirfd, ret, err);
+}
+
 int image_trust_check(const char *dir, uid_t owner, gid_t gid, cd_err *err)
 {
 	_cleanup_free_ gid_t *groups = NULL;
 	_cleanup_free_ char *path = NULL;
-	json_error_t jerr;
-	json_t *m, *tasks, *task;
+	json_t *m = NULL, *tasks, *task;
 	size_t i;
 	int ngroups = 0, r = 0;
 
@@ -274,9 +284,9 @@ int image_trust_check(const char *dir, uid_t owner, gid_t gid, cd_err *err)
 	r = owner_groups(owner, gid, &groups, &ngroups);
 	if (r < 0)
 		return cd_err_sys(err, r, "image %s: groups of uid %u", dir, (unsigned)owner);
-	m = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!m)
-		return cd_err_set(err, EINVAL, "image %s: %s", path, jerr.text);
+	r = load_manifest(dir, &m, err);
+	if (r < 0)
+		return cd_err_wrap(err, "image %s", dir);
 	tasks = json_object_get(m, "tasks");
 	if (!json_is_array(tasks) || json_array_size(tasks) == 0)
 		r = cd_err_set(err, EINVAL, "image %s: no tasks", path);

@@ -124,7 +124,7 @@ static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *
 static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int fd, cd_err *err)
 {
 	for (size_t i = 0; i < img->npipes; i++)
-		if (img->pipes[i].id == (int)st->st_ino)
+		if (img->pipes[i].id == (int64_t)st->st_ino)
 			return 0;
 	struct cd_pipe *np = realloc(img->pipes, (img->npipes + 1) * sizeof(*np));
 	if (!np)
@@ -132,7 +132,7 @@ static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int 
 	img->pipes = np;
 	struct cd_pipe *p = &img->pipes[img->npipes++];
 	memset(p, 0, sizeof(*p));
-	p->id = (int)st->st_ino;
+	p->id = (int64_t)st->st_ino;
 	return peek_pipe(pid, fd, p, err);
 }
 

@@ -57,9 +57,9 @@ int cd_json_get_u64s(json_t *obj, const char *key, size_t min, size_t max, uint6
 int cd_json_get_u32s(json_t *obj, const char *key, size_t n, uint32_t *v, cd_err *err);
 
 /* Sorts v; true with *ret set when a value occurs twice. */
-bool cd_ints_sorted_repeat(int *v, size_t n, int *ret);
+bool cd_ints_sorted_repeat(int64_t *v, size_t n, int64_t *ret);
 /* Whether sorted v holds x. */
-bool cd_ints_sorted_has(const int *v, size_t n, int x);
+bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 
 json_t *cd_task_to_json(const struct cd_task *t);
 int cd_task_from_json(json_t *obj, struct cd_task *t, cd_err *err);

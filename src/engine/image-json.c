@@ -208,12 +208,12 @@ int cd_fields_decode(json_t *obj, const struct cd_field *f, size_t n, void *base
 
 static int cmp_int(const void *a, const void *b)
 {
-	int x = *(const int *)a, y = *(const int *)b;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return (x > y) - (x < y);
 }
 
-bool cd_ints_sorted_repeat(int *v, size_t n, int *ret)
+bool cd_ints_sorted_repeat(int64_t *v, size_t n, int64_t *ret)
 {
 	/* sorted, so that a manifest of a million entries costs n log n, not n^2 */
 	qsort(v, n, sizeof(*v), cmp_int);
@@ -225,7 +225,7 @@ bool cd_ints_sorted_repeat(int *v, size_t n, int *ret)
 	return false;
 }
 
-bool cd_ints_sorted_has(const int *v, size_t n, int x)
+bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x)
 {
 	return bsearch(&x, v, n, sizeof(*v), cmp_int) != NULL;
 }

@@ -53,7 +53,7 @@ static const struct cd_field vma_fields[] = {
     VR(kind, 0, CD_VMA_KIND_MAX - 1),
     V(dev),
     V(ino),
-    VR(shmid, NONNEG(4)), /* an inode number, as dump stores it in an int */
+    VR(shmid, NONNEG(8)), /* an inode number */
     VR(fsize, NONNEG(8)),
     V(mtime_ns),
 };
@@ -325,15 +325,15 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
  * replace the first. */
 static int check_fd_numbers(const struct cd_task *t, cd_err *err)
 {
-	_cleanup_free_ int *v = calloc(t->nfds + 1, sizeof(*v));
-	int dup;
+	_cleanup_free_ int64_t *v = calloc(t->nfds + 1, sizeof(*v));
+	int64_t dup;
 
 	if (!v)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < t->nfds; i++)
 		v[i] = t->fds[i].fd;
 	if (cd_ints_sorted_repeat(v, t->nfds, &dup))
-		return cd_err_set(err, EINVAL, "field \"fd\": %d repeated", dup);
+		return cd_err_set(err, EINVAL, "field \"fd\": %" PRId64 " repeated", dup);
 	return 0;
 }
 

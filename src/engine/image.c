@@ -211,16 +211,13 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 static int pipe_from_json(json_t *o, struct cd_pipe *p, cd_err *err)
 {
 	uint8_t *data;
-	int64_t id;
 	int r;
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
-	/* the pipe's inode number, as dump stores it in an int */
-	if ((r = cd_json_get_int(o, "id", 0, INT32_MAX, &id, err)) < 0 ||
+	if ((r = cd_json_get_int(o, "id", 0, INT64_MAX, &p->id, err)) < 0 ||
 	    (r = cd_json_hex_decode(o, "data", CD_PIPE_DATA_MAX, &data, &p->len, err)) < 0)
 		return r;
-	p->id = (int)id;
 	p->data = (char *)data;
 	return 0;
 }
@@ -321,8 +318,8 @@ static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 /* Open file description ids index the restore's table of objects: 0..2 are
  * the caller's stdio, the others are handed out from 3 one per new open
  * file, so there are never more than there are fds. */
-static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int *pipe_ids, size_t npipes,
-                         cd_err *err)
+static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int64_t *pipe_ids,
+                         size_t npipes, cd_err *err)
 {
 	for (size_t j = 0; j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
@@ -333,7 +330,7 @@ static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int *pipe_
 			    "pid %d: fd %d: field \"obj\": %d out of range for kind %d", t->pid,
 			    d->fd, d->obj, d->kind);
 		if ((d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) &&
-		    (d->pos > INT32_MAX || !cd_ints_sorted_has(pipe_ids, npipes, (int)d->pos)))
+		    !cd_ints_sorted_has(pipe_ids, npipes, (int64_t)d->pos))
 			return cd_err_set(err, EINVAL,
 			                  "pid %d: fd %d: field \"pos\": no pipe with id %" PRIu64,
 			                  t->pid, d->fd, d->pos);
@@ -343,9 +340,10 @@ static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int *pipe_
 
 static int check_refs(const struct cd_image *img, cd_err *err)
 {
-	_cleanup_free_ int *ids = calloc(img->npipes + 1, sizeof(*ids));
+	_cleanup_free_ int64_t *ids = calloc(img->npipes + 1, sizeof(*ids));
 	size_t nobjs = 3;
-	int r, dup;
+	int64_t dup;
+	int r;
 
 	if (!ids)
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -353,7 +351,7 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 		ids[i] = img->pipes[i].id;
 	/* fds find their pipe by id: two with one id would be one pipe */
 	if (cd_ints_sorted_repeat(ids, img->npipes, &dup))
-		return cd_err_set(err, EINVAL, "pipes: field \"id\": %d repeated", dup);
+		return cd_err_set(err, EINVAL, "pipes: field \"id\": %" PRId64 " repeated", dup);
 	for (size_t i = 0; i < img->ntasks; i++)
 		nobjs += img->tasks[i].nfds;
 	for (size_t i = 0; i < img->ntasks; i++)
@@ -446,9 +444,8 @@ static int read_manifest_text(int dirfd, char **ret, size_t *ret_len, cd_err *er
 	return 0;
 }
 
-int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
+int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err)
 {
-	_cleanup_json_ json_t *root = NULL;
 	_cleanup_free_ char *text = NULL;
 	json_error_t jerr;
 	size_t len = 0;
@@ -456,10 +453,20 @@ int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
 
 	if (r < 0)
 		return r;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
+	*ret = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*ret)
 		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
 		                  CD_IMAGE_MANIFEST, jerr.line, jerr.text);
+	return 0;
+}
+
+int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
+{
+	_cleanup_json_ json_t *root = NULL;
+	int r = cd_image_load_manifest(dirfd, &root, err);
+
+	if (r < 0)
+		return r;
 	r = cd_image_from_json(root, img, err);
 	if (r < 0) {
 		cd_image_free(img);

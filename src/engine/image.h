@@ -78,7 +78,8 @@ struct cd_vma {
 	uint64_t dev, ino;
 	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
 	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
-	int shmid;        /* ANON_SHARED: object id shared by the tasks mapping it */
+	int64_t
+	    shmid; /* ANON_SHARED: object id (its inode number) shared by the tasks mapping it */
 	struct cd_run *runs;
 	size_t nruns;
 };
@@ -113,7 +114,7 @@ struct cd_fd {
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */
 struct cd_pipe {
-	int id;
+	int64_t id; /* the pipe's inode number at dump time */
 	char *data;
 	size_t len;
 };
@@ -185,6 +186,10 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
 /* Reads and validates the manifest: format, version, architecture and
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
+/* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
+ * bytes, a regular file, no link followed) but not decoded: for callers
+ * that look at it before a restore. */
+int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
