@@ -213,6 +213,9 @@ static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 				return cd_err_set(err, ENOMEM, "out of memory");
 			t->fds = nf;
 		}
+		if (t->nfds == CD_MAX_FDS)
+			return cd_err_set(err, E2BIG, "pid %d: more than %u fds", t->pid,
+			                  CD_MAX_FDS);
 		r = dump_fd(ctx, t, atoi(de->d_name), &next_obj, err);
 		if (r < 0)
 			return r;

@@ -388,6 +388,10 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
 	s = json_dumps(root, JSON_COMPACT);
 	if (!s)
 		return cd_err_set(err, ENOMEM, "encode manifest");
+	/* refused now rather than by the restore, after the tree is gone */
+	if (strlen(s) > CD_MANIFEST_MAX)
+		return cd_err_set(err, EFBIG, "%s: %zu bytes, more than the limit of %u bytes",
+		                  CD_IMAGE_MANIFEST, strlen(s), CD_MANIFEST_MAX);
 	fd = openat(dirfd, CD_IMAGE_MANIFEST, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "create %s", CD_IMAGE_MANIFEST);

@@ -395,6 +395,10 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *e
 
 	if (r < 0)
 		return r;
+	/* one more for [vsyscall], which is not recorded */
+	if (n > CD_MAX_VMAS + 1)
+		return cd_err_set(err, E2BIG, "pid %d: %zu mappings, more than an image holds (%d)",
+		                  pid, n, CD_MAX_VMAS);
 	t->vmas = calloc(n + 1, sizeof(*t->vmas));
 	if (!t->vmas)
 		return cd_err_set(err, ENOMEM, "out of memory");
