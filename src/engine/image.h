@@ -26,9 +26,10 @@
  * unread data is hex in the manifest (a full default 1 MiB pipe is 2 MiB of
  * text, one at the dump's CD_PIPE_DATA_MAX of 16 MiB is 32 MiB), plus one task at
  * vm.max_map_count mappings (65530 x ~250 bytes with paths, 16 MiB), plus
- * fds and the rest. 64 MiB holds that; jansson turns it into roughly ten
- * times as much memory, which a restore can afford, where the 1.7 GB
- * manifests seen in issue 11 could not. */
+ * fds and the rest. 64 MiB holds that; decoded it takes about five times as
+ * much memory (a 49 MiB one, 65530 mappings and a 16 MiB pipe: 255 MB,
+ * 4 s), which a restore can afford, where the 1.7 GB manifest of issue 11
+ * grew the process to 2.4 GB. */
 #define CD_MANIFEST_MAX  (64u << 20)
 #define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
 #define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
