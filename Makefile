@@ -2,11 +2,17 @@
 # Debian 12 machine themselves (as root): missing packages, configure, build.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds per harness: `make fuzz` searches, `make test` replays the seeds
+# and searches briefly (5 harnesses, under a minute in all).
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 10
 MESON_OPTS ?= --werror
 CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
 SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all deps build test unit asan e2e engine-tests demo format check-format clean
+.PHONY: all deps build test unit asan fuzz fuzz-build fuzz-test e2e engine-tests demo format \
+	check-format clean
 
 all: build
 
@@ -29,6 +35,24 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 
+# libFuzzer needs clang; the harnesses and every library they link are
+# built with ASan and UBSan in a build directory of their own.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) $(MESON_OPTS) -Dfuzz=true -Dtests=disabled \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz-build: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(FUZZ_BUILD) --suite fuzz --num-processes 1 --print-errorlogs
+
+fuzz-test: fuzz-build
+	@rm -f $(FUZZ_BUILD)/meson-logs/testlog.json
+	FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(FUZZ_BUILD) --suite fuzz --num-processes 1 --print-errorlogs
+
 e2e: build
 	CEDANA=$(CEDANA) BUILD=$(BUILD) scripts/run-bats.sh tests/e2e
 
@@ -45,12 +69,12 @@ format:
 # and carries the verdict.
 test: build
 	@rm -f $(BUILD)/bats-totals
-	@fail=0; for t in check-format unit asan e2e engine-tests; do \
+	@fail=0; for t in check-format unit asan fuzz-test e2e engine-tests; do \
 		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
-	done; BUILD=$(BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
+	done; BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
 
 demo: build
 	scripts/demo.sh $(CEDANA)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

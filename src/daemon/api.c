@@ -83,7 +83,7 @@ static enum MHD_Result send_result(struct MHD_Connection *conn, int r, unsigned 
 	return send_json(conn, status, body);
 }
 
-static int parse_body(const struct api_request *req, json_t **ret, cd_err *err)
+int api_parse_body(const struct api_request *req, json_t **ret, cd_err *err)
 {
 	json_error_t jerr;
 	json_t *body;
@@ -101,7 +101,7 @@ static int parse_body(const struct api_request *req, json_t **ret, cd_err *err)
 	return 0;
 }
 
-static int run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
+int api_run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err)
 {
 	json_int_t rows = 0, cols = 0;
 	int r;
@@ -143,9 +143,9 @@ static enum MHD_Result handle_run(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0)
-		r = run_opts_from_json(body, &o, &err);
+		r = api_run_opts_from_json(body, &o, &err);
 	if (r == 0) {
 		if (!o.envp)
 			o.envp = empty_env;
@@ -172,7 +172,7 @@ static enum MHD_Result handle_manage(struct api *api, struct MHD_Connection *con
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0)
 		r = field_int_required(body, "pid", 1, INT_MAX, &pid, &err);
 	if (r == 0)
@@ -206,7 +206,7 @@ static enum MHD_Result handle_kill(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0)
 		r = field_int(body, "signal", 1, NSIG - 1, &sig, &err);
 	if (r == 0)
@@ -285,7 +285,7 @@ static enum MHD_Result handle_cr(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
-	r = parse_body(req, &body, &err);
+	r = api_parse_body(req, &body, &err);
 	if (r == 0 && dump)
 		r = cr_dump(api, &req->caller, body, &reply, &err);
 	else if (r == 0)

@@ -1,6 +1,7 @@
 /* Routing and handlers of the HTTP API (documented in docs/api.md). */
 #pragma once
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -26,6 +27,13 @@ struct api_request {
 	bool too_large;
 	char jid[128]; /* for attach: the job the upgraded socket goes to */
 };
+
+/* The request body as a JSON object (an empty body is {}). Like the decoder
+ * below, callable without a server (tests/fuzz/fuzz_api_body.c). */
+int api_parse_body(const struct api_request *req, json_t **ret, cd_err *err);
+/* The body of POST /run: options borrowing the body's strings; the caller
+ * frees o->argv and o->envp. */
+int api_run_opts_from_json(json_t *body, struct job_run_opts *o, cd_err *err);
 
 enum MHD_Result api_dispatch(struct api *api, struct MHD_Connection *conn, const char *method,
                              const char *url, struct api_request *req);

@@ -18,11 +18,9 @@
 #include "engine/internal.h"
 #include "shared/cleanup.h"
 
-#define MAX_TASKS 4096
-
 struct dump_state {
 	struct cd_image img;
-	cd_inject *inj[MAX_TASKS];
+	cd_inject *inj[CD_MAX_TASKS];
 	int dirfd;
 	struct cd_dump_stats stats;
 	struct cd_progress progress;
@@ -95,8 +93,8 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	struct cd_proc_stat st;
 	int r;
 
-	if (s->img.ntasks == MAX_TASKS)
-		return cd_err_set(err, E2BIG, "more than %d tasks", MAX_TASKS);
+	if (s->img.ntasks == CD_MAX_TASKS)
+		return cd_err_set(err, E2BIG, "more than %d tasks", CD_MAX_TASKS);
 	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
 		return r;
 	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
@@ -360,7 +358,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	bool commit_failed = false;
 	int r;
 
-	if (!s || !(s->img.tasks = calloc(MAX_TASKS, sizeof(struct cd_task))))
+	if (!s || !(s->img.tasks = calloc(CD_MAX_TASKS, sizeof(struct cd_task))))
 		return cd_err_set(err, ENOMEM, "dump: out of memory");
 	if ((r = check_pid(opts->pid, err)) < 0)
 		goto out;

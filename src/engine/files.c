@@ -20,8 +20,6 @@
 #include "engine/internal.h"
 #include "shared/cleanup.h"
 
-#define PIPE_DATA_MAX (16u << 20)
-
 static bool same_file(pid_t p1, int fd1, pid_t p2, int fd2)
 {
 	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
@@ -80,7 +78,7 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	int size = fcntl(rd, F_GETPIPE_SZ);
 	if (size > 0)
 		fcntl(tw, F_SETPIPE_SZ, size);
-	ssize_t n = tee(rd, tw, PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
+	ssize_t n = tee(rd, tw, CD_PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
 	if (n < 0 && errno != EAGAIN)
 		return cd_err_sys(err, errno, "pid %d: fd %d: tee pipe", pid, fd);
 	if (n <= 0)
@@ -126,7 +124,7 @@ static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *
 static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int fd, cd_err *err)
 {
 	for (size_t i = 0; i < img->npipes; i++)
-		if (img->pipes[i].id == (int)st->st_ino)
+		if (img->pipes[i].id == (int64_t)st->st_ino)
 			return 0;
 	struct cd_pipe *np = realloc(img->pipes, (img->npipes + 1) * sizeof(*np));
 	if (!np)
@@ -134,7 +132,7 @@ static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int 
 	img->pipes = np;
 	struct cd_pipe *p = &img->pipes[img->npipes++];
 	memset(p, 0, sizeof(*p));
-	p->id = (int)st->st_ino;
+	p->id = (int64_t)st->st_ino;
 	return peek_pipe(pid, fd, p, err);
 }
 
@@ -215,6 +213,9 @@ static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 				return cd_err_set(err, ENOMEM, "out of memory");
 			t->fds = nf;
 		}
+		if (t->nfds == CD_MAX_FDS)
+			return cd_err_set(err, E2BIG, "pid %d: more than %u fds", t->pid,
+			                  CD_MAX_FDS);
 		r = dump_fd(ctx, t, atoi(de->d_name), &next_obj, err);
 		if (r < 0)
 			return r;

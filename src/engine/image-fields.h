@@ -1,25 +1,65 @@
-/* Internal to the image codec: table-driven encoding of scalar fields. */
+/* Internal to the image codec: table-driven encoding of scalar fields and
+ * the checked getters every decoder uses (src/engine/image-json.c). */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine/image.h"
 
 struct cd_field {
 	const char *name;
 	size_t off;
-	size_t size; /* 8, 4 (stored signed, so uint32 round-trips) or 1 */
+	size_t size;    /* 8, 4 (stored signed, so uint32 round-trips) or 1 (a bool) */
+	int64_t lo, hi; /* accepted on decode */
 };
 
-#define CD_FIELD(type, member)                                                                     \
+/* The range of what the encoder writes for a field of this size. */
+#define CD_FIELD_LO(size) ((size) == 8 ? INT64_MIN : (size) == 4 ? INT32_MIN : 0)
+#define CD_FIELD_HI(size) ((size) == 8 ? INT64_MAX : (size) == 4 ? INT32_MAX : 1)
+
+#define CD_FIELD_RANGE(type, member, lo, hi)                                                       \
 	{                                                                                          \
-#member, offsetof(type, member), sizeof(((type *)0)->member)                       \
+#member, offsetof(type, member), sizeof(((type *)0)->member), lo, hi               \
 	}
+#define CD_FIELD(type, member)                                                                     \
+	CD_FIELD_RANGE(type, member, CD_FIELD_LO(sizeof(((type *)0)->member)),                     \
+	               CD_FIELD_HI(sizeof(((type *)0)->member)))
 
 int cd_fields_encode(json_t *obj, const struct cd_field *f, size_t n, const void *base);
 int cd_fields_decode(json_t *obj, const struct cd_field *f, size_t n, void *base, cd_err *err);
+
+/* Checked getters: a missing key, a wrong type or a value out of [lo, hi]
+ * is refused with an error naming the field; *ret is set only on success. */
+int cd_json_int(json_t *j, const char *name, int64_t lo, int64_t hi, int64_t *ret, cd_err *err);
+int cd_json_get_int(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t *ret,
+                    cd_err *err);
+int cd_json_get_bool(json_t *obj, const char *key, bool *ret, cd_err *err);
+/* A string without NUL bytes of at most max bytes; valid while obj lives. */
+int cd_json_get_str(json_t *obj, const char *key, size_t max, const char **ret, cd_err *err);
+int cd_json_get_strdup(json_t *obj, const char *key, size_t max, char **ret, cd_err *err);
+/* An array of min to max elements. */
+int cd_json_array(json_t *a, const char *name, size_t min, size_t max, cd_err *err);
+int cd_json_get_array(json_t *obj, const char *key, size_t min, size_t max, json_t **ret,
+                      cd_err *err);
+int cd_json_get_object(json_t *obj, const char *key, json_t **ret, cd_err *err);
+/* Element i of array a (named key[i] in errors). */
+int cd_json_elem_int(json_t *a, const char *key, size_t i, int64_t lo, int64_t hi, int64_t *ret,
+                     cd_err *err);
+/* An array of min to max 64-bit values into v; *ret_n (if not NULL) its length. */
+int cd_json_u64s(json_t *a, const char *name, size_t min, size_t max, uint64_t *v, size_t *ret_n,
+                 cd_err *err);
+int cd_json_get_u64s(json_t *obj, const char *key, size_t min, size_t max, uint64_t *v,
+                     size_t *ret_n, cd_err *err);
+/* An array of exactly n ids (uids, gids). */
+int cd_json_get_u32s(json_t *obj, const char *key, size_t n, uint32_t *v, cd_err *err);
+
+/* Sorts v; true with *ret set when a value occurs twice. */
+bool cd_ints_sorted_repeat(int64_t *v, size_t n, int64_t *ret);
+/* Whether sorted v holds x. */
+bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 
 json_t *cd_task_to_json(const struct cd_task *t);
 int cd_task_from_json(json_t *obj, struct cd_task *t, cd_err *err);

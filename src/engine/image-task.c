@@ -7,16 +7,25 @@
 #include "engine/image-fields.h"
 #include "shared/cleanup.h"
 
-#define F(m) CD_FIELD(struct cd_task, m)
+#define F(m)         CD_FIELD(struct cd_task, m)
+#define FR(m, ...)   CD_FIELD_RANGE(struct cd_task, m, __VA_ARGS__)
+#define U32          INT32_MIN, INT32_MAX /* uint32 fields travel as signed 32-bit */
+#define NONNEG(size) 0, CD_FIELD_HI(size)
 static const struct cd_field task_fields[] = {
-    F(pid),           F(ppid),         F(pgid),        F(sid),        F(pages_size),  F(pages_csum),
-    F(umask),         F(blocked),      F(ss_sp),       F(ss_size),    F(ss_flags),    F(rseq_addr),
-    F(rseq_sig),      F(rseq_len),     F(robust_head), F(robust_len), F(clear_tid),   F(cap_inh),
-    F(cap_prm),       F(cap_eff),      F(cap_bnd),     F(cap_amb),    F(personality), F(nice),
-    F(oom_score_adj), F(no_new_privs), F(dumpable),
+    FR(pid, 1, CD_PID_MAX),
+    /* 0: a parent, group or session outside our pid namespace */
+    FR(ppid, 0, CD_PID_MAX), FR(pgid, 0, CD_PID_MAX), FR(sid, 0, CD_PID_MAX),
+    FR(pages_size, NONNEG(8)), F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size),
+    F(ss_flags), F(rseq_addr), FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head),
+    F(robust_len), F(clear_tid), F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
+    FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
+    FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
+    FR(dumpable, 0, 2), /* SUID_DUMP_DISABLE, _USER, _ROOT */
 };
+#undef FR
 #undef F
 
+/* Register values are whatever the task had: any 64-bit value. */
 #define R(m) CD_FIELD(struct user_regs_struct, m)
 static const struct cd_field reg_fields[] = {
     R(r15),    R(r14), R(r13), R(r12),     R(rbp),     R(rbx), R(r11),      R(r10), R(r9),
@@ -32,18 +41,36 @@ static const struct cd_field mm_fields[] = {
 };
 #undef M
 
-#define V(m) CD_FIELD(struct cd_vma, m)
+#define V(m)       CD_FIELD(struct cd_vma, m)
+#define VR(m, ...) CD_FIELD_RANGE(struct cd_vma, m, __VA_ARGS__)
 static const struct cd_field vma_fields[] = {
-    V(start), V(end), V(pgoff), V(prot),  V(shared), V(growsdown),
-    V(kind),  V(dev), V(ino),   V(shmid), V(fsize),  V(mtime_ns),
+    VR(start, 0, (int64_t)CD_ADDR_MAX),
+    VR(end, 0, (int64_t)CD_ADDR_MAX),
+    VR(pgoff, NONNEG(8)),
+    VR(prot, 0, 7), /* PROT_READ | PROT_WRITE | PROT_EXEC */
+    V(shared),
+    V(growsdown),
+    VR(kind, 0, CD_VMA_KIND_MAX - 1),
+    V(dev),
+    V(ino),
+    VR(shmid, NONNEG(8)), /* an inode number */
+    VR(fsize, NONNEG(8)),
+    V(mtime_ns),
 };
+#undef VR
 #undef V
 
-#define D(m) CD_FIELD(struct cd_fd, m)
+#define D(m)       CD_FIELD(struct cd_fd, m)
+#define DR(m, ...) CD_FIELD_RANGE(struct cd_fd, m, __VA_ARGS__)
 static const struct cd_field fd_fields[] = {
-    D(fd), D(kind), D(flags), D(pos), D(obj), D(writer),
+    DR(fd, NONNEG(4)),    DR(kind, 0, CD_FD_KIND_MAX - 1),
+    DR(flags, NONNEG(4)), DR(pos, NONNEG(8)),
+    DR(obj, NONNEG(4)),   D(writer),
 };
+#undef DR
 #undef D
+#undef NONNEG
+#undef U32
 
 void cd_task_free(struct cd_task *t)
 {
@@ -72,20 +99,6 @@ static json_t *u64_array(const uint64_t *v, size_t n)
 	for (size_t i = 0; a && i < n; i++)
 		json_array_append_new(a, json_integer((json_int_t)v[i]));
 	return a;
-}
-
-static int u64_array_decode(json_t *a, uint64_t *v, size_t max, size_t *ret_n, const char *what,
-                            cd_err *err)
-{
-	size_t i;
-	json_t *x;
-
-	if (!json_is_array(a) || json_array_size(a) > max)
-		return cd_err_set(err, EINVAL, "bad array \"%s\"", what);
-	json_array_foreach(a, i, x) v[i] = (uint64_t)json_integer_value(x);
-	if (ret_n)
-		*ret_n = json_array_size(a);
-	return 0;
 }
 
 static json_t *vma_to_json(const struct cd_vma *v)
@@ -182,212 +195,341 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	return o;
 }
 
-static int run_from_json(json_t *r, struct cd_vma *v, struct cd_run *run, cd_err *err)
+/* Runs come in page order, without overlap, inside their mapping: then
+ * the data pages of a task add up to at most its address space, and the
+ * sum that is compared with the page file cannot overflow. */
+static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_run *run,
+                         cd_err *err)
 {
-	json_int_t page, npages;
-	int src;
+	const uint64_t pages = (v->end - v->start) / CD_PAGE_SIZE;
+	int64_t page, npages, src;
+	int r;
 
-	if (json_unpack(r, "[I,I,i]", &page, &npages, &src) < 0 || page < 0 || npages <= 0 ||
-	    src < CD_RUN_DATA || src > CD_RUN_PARENT)
-		return cd_err_set(err, EINVAL, "bad page run");
+	if (!json_is_array(a) || json_array_size(a) != 3)
+		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
+	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
+	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
+	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PARENT, &src, err)) < 0)
+		return r;
+	if ((uint64_t)page < next)
+		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
+		                  page);
+	if ((uint64_t)page + (uint64_t)npages > pages)
+		return cd_err_set(err, EINVAL, "field \"runs\": page run outside its mapping");
 	run->page = (uint64_t)page;
 	run->npages = (uint64_t)npages;
 	run->src = (uint8_t)src;
-	if (run->page + run->npages > (v->end - v->start) / CD_PAGE_SIZE)
-		return cd_err_set(err, EINVAL, "page run outside its mapping");
 	return 0;
 }
 
-static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+static int runs_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
-	json_t *runs = json_object_get(o, "runs"), *r;
-	const char *path = json_string_value(json_object_get(o, "path"));
+	json_t *runs, *x;
+	uint64_t next = 0;
 	size_t i;
-	int ret = cd_fields_decode(o, vma_fields, ARRAY_SIZE(vma_fields), v, err);
+	int r = cd_json_get_array(o, "runs", 0, CD_MAX_RUNS, &runs, err);
 
-	if (ret < 0)
-		return ret;
-	if (v->start >= v->end || v->start % CD_PAGE_SIZE || v->end % CD_PAGE_SIZE ||
-	    (unsigned)v->kind >= CD_VMA_KIND_MAX)
-		return cd_err_set(err, EINVAL, "bad mapping %" PRIx64 "-%" PRIx64, v->start,
-		                  v->end);
-	if (path && !(v->path = strdup(path)))
-		return cd_err_set(err, ENOMEM, "out of memory");
-	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
-		return cd_err_set(err, EINVAL, "file mapping %" PRIx64 " without a path", v->start);
-	if (!json_is_array(runs))
-		return cd_err_set(err, EINVAL, "mapping %" PRIx64 ": no runs", v->start);
+	if (r < 0)
+		return r;
 	v->runs = calloc(json_array_size(runs) + 1, sizeof(*v->runs));
 	if (!v->runs)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(runs, i, r)
+	json_array_foreach(runs, i, x)
 	{
-		ret = run_from_json(r, v, &v->runs[v->nruns], err);
-		if (ret < 0)
-			return cd_err_wrap(err, "mapping %" PRIx64, v->start);
-		if (v->runs[v->nruns].src == CD_RUN_DATA)
-			*data_pages += v->runs[v->nruns].npages;
+		struct cd_run *run = &v->runs[v->nruns];
+		if ((r = run_from_json(x, v, next, run, err)) < 0)
+			return cd_err_wrap(err, "run %zu", i);
+		next = run->page + run->npages;
+		if (run->src == CD_RUN_DATA)
+			*data_pages += run->npages;
 		v->nruns++;
 	}
 	return 0;
 }
 
-static int vmas_from_json(json_t *a, struct cd_task *t, cd_err *err)
+static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+{
+	int ret;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((ret = cd_fields_decode(o, vma_fields, ARRAY_SIZE(vma_fields), v, err)) < 0)
+		return ret;
+	if (v->start >= v->end || v->start % CD_PAGE_SIZE || v->end % CD_PAGE_SIZE)
+		return cd_err_set(err, EINVAL,
+		                  "fields \"start\", \"end\": bad mapping %" PRIx64 "-%" PRIx64,
+		                  v->start, v->end);
+	if (json_object_get(o, "path") &&
+	    (ret = cd_json_get_strdup(o, "path", CD_PATH_MAX, &v->path, err)) < 0)
+		return ret;
+	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
+		return cd_err_set(err, EINVAL, "field \"path\": file mapping without a path");
+	return runs_from_json(o, v, data_pages, err);
+}
+
+static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	uint64_t data_pages = 0;
 	size_t i;
-	json_t *o;
+	json_t *a, *x;
+	int r = cd_json_get_array(o, "vmas", 0, CD_MAX_VMAS, &a, err);
 
-	if (!json_is_array(a))
-		return cd_err_set(err, EINVAL, "missing array \"vmas\"");
+	if (r < 0)
+		return r;
 	t->vmas = calloc(json_array_size(a) + 1, sizeof(*t->vmas));
 	if (!t->vmas)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(a, i, o)
+	json_array_foreach(a, i, x)
 	{
-		int r = vma_from_json(o, &t->vmas[t->nvmas], &data_pages, err);
+		struct cd_vma *v = &t->vmas[t->nvmas];
+		r = vma_from_json(x, v, &data_pages, err);
 		t->nvmas++;
+		if (r == 0 && i > 0 && v->start < v[-1].end)
+			r = cd_err_set(err, EINVAL,
+			               "field \"start\": overlaps or precedes the "
+			               "mapping before");
 		if (r < 0)
-			return r;
+			return cd_err_wrap(err, "mapping %zu", i);
 	}
-	if (data_pages * CD_PAGE_SIZE != t->pages_size)
+	if (t->pages_size % CD_PAGE_SIZE || data_pages != t->pages_size / CD_PAGE_SIZE)
 		return cd_err_set(err, EINVAL,
-		                  "page runs hold %" PRIu64 " pages, page file %" PRIu64 " bytes",
+		                  "field \"pages_size\": page runs hold %" PRIu64
+		                  " pages, page file %" PRIu64 " bytes",
 		                  data_pages, t->pages_size);
 	return 0;
 }
 
-static int fds_from_json(json_t *a, struct cd_task *t, cd_err *err)
+/* Which kinds are reopened by path (see docs/image-format.md, Files). */
+static bool fd_kind_has_path(enum cd_fd_kind k)
 {
-	size_t i;
-	json_t *o;
+	return k == CD_FD_REG || k == CD_FD_DIR || k == CD_FD_CHR || k == CD_FD_FIFO;
+}
 
-	if (!json_is_array(a))
-		return cd_err_set(err, EINVAL, "missing array \"fds\"");
-	t->fds = calloc(json_array_size(a) + 1, sizeof(*t->fds));
-	if (!t->fds)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(a, i, o)
-	{
-		struct cd_fd *d = &t->fds[t->nfds++];
-		const char *path = json_string_value(json_object_get(o, "path"));
-		int r = cd_fields_decode(o, fd_fields, ARRAY_SIZE(fd_fields), d, err);
-		if (r < 0)
-			return cd_err_wrap(err, "fd %zu", i);
-		if (d->fd < 0 || (unsigned)d->kind >= CD_FD_KIND_MAX)
-			return cd_err_set(err, EINVAL, "bad fd entry %zu", i);
-		if (path && !(d->path = strdup(path)))
-			return cd_err_set(err, ENOMEM, "out of memory");
-	}
+static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, fd_fields, ARRAY_SIZE(fd_fields), d, err)) < 0)
+		return r;
+	if (json_object_get(o, "path") &&
+	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &d->path, err)) < 0)
+		return r;
+	if (fd_kind_has_path(d->kind) && !d->path)
+		return cd_err_set(err, EINVAL, "field \"path\": missing for kind %d", d->kind);
 	return 0;
 }
 
-static int siginfos_from_json(json_t *a, uint8_t (**ret)[128], size_t *ret_n, cd_err *err)
+/* Installed with dup3: a second entry for one number would silently
+ * replace the first. */
+static int check_fd_numbers(const struct cd_task *t, cd_err *err)
+{
+	_cleanup_free_ int64_t *v = calloc(t->nfds + 1, sizeof(*v));
+	int64_t dup;
+
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < t->nfds; i++)
+		v[i] = t->fds[i].fd;
+	if (cd_ints_sorted_repeat(v, t->nfds, &dup))
+		return cd_err_set(err, EINVAL, "field \"fd\": %" PRId64 " repeated", dup);
+	return 0;
+}
+
+static int fds_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	size_t i;
-	json_t *o;
+	json_t *a, *x;
+	int r = cd_json_get_array(o, "fds", 0, CD_MAX_FDS, &a, err);
 
-	if (!json_is_array(a))
-		return cd_err_set(err, EINVAL, "missing pending signal array");
+	if (r < 0)
+		return r;
+	t->fds = calloc(json_array_size(a) + 1, sizeof(*t->fds));
+	if (!t->fds)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		struct cd_fd *d = &t->fds[t->nfds++];
+		if ((r = fd_from_json(x, d, err)) < 0)
+			return cd_err_wrap(err, "fd %zu", i);
+	}
+	return check_fd_numbers(t, err);
+}
+
+static int siginfo_from_json(json_t *o, uint8_t out[128], cd_err *err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	int32_t signo;
+	size_t len;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_hex_decode(o, "siginfo", 128, &buf, &len, err)) < 0)
+		return r;
+	if (len != 128)
+		return cd_err_set(err, EINVAL, "field \"siginfo\": %zu bytes, expected 128", len);
+	memcpy(&signo, buf, sizeof(signo)); /* si_signo comes first */
+	if (signo < 1 || signo > CD_NSIG)
+		return cd_err_set(err, EINVAL, "field \"siginfo\": signal %d out of range [1, %d]",
+		                  signo, CD_NSIG);
+	memcpy(out, buf, 128);
+	return 0;
+}
+
+static int siginfos_from_json(json_t *o, const char *key, uint8_t (**ret)[128], size_t *ret_n,
+                              cd_err *err)
+{
+	size_t i;
+	json_t *a, *x;
+	int r = cd_json_get_array(o, key, 0, CD_MAX_PENDING, &a, err);
+
+	if (r < 0)
+		return r;
 	*ret = calloc(json_array_size(a) + 1, 128);
 	if (!*ret)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(a, i, o)
+	json_array_foreach(a, i, x)
 	{
-		_cleanup_free_ uint8_t *buf = NULL;
-		size_t len;
-		int r = cd_json_hex_decode(o, "siginfo", &buf, &len, err);
-		if (r < 0)
-			return r;
-		if (len != 128)
-			return cd_err_set(err, EINVAL, "bad siginfo size");
-		memcpy((*ret)[i], buf, 128);
+		if ((r = siginfo_from_json(x, (*ret)[i], err)) < 0)
+			return cd_err_wrap(err, "%s %zu", key, i);
 		(*ret_n)++;
 	}
 	return 0;
 }
 
-static int strdup_field(json_t *o, const char *key, char **ret, cd_err *err)
+/* A usec field is below one second; the seconds are never negative. */
+static int itimers_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
-	const char *s = json_string_value(json_object_get(o, key));
+	json_t *a;
+	int r = cd_json_get_array(o, "itimers", 12, 12, &a, err);
 
-	if (!s)
-		return cd_err_set(err, EINVAL, "missing string field \"%s\"", key);
-	*ret = strdup(s);
-	return *ret ? 0 : cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < 12; i++)
+		r = cd_json_elem_int(a, "itimers", i, 0, i % 2 ? 999999 : INT64_MAX,
+		                     &t->itimer[i / 4][i % 4], err);
+	return r;
+}
+
+static int groups_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a;
+	int64_t g;
+	int r = cd_json_get_array(o, "groups", 0, CD_MAX_GROUPS, &a, err);
+
+	if (r < 0)
+		return r;
+	t->groups = calloc(json_array_size(a) + 1, sizeof(*t->groups));
+	if (!t->groups)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		if ((r = cd_json_elem_int(a, "groups", i, 0, UINT32_MAX - 1, &g, err)) < 0)
+			return r;
+		t->groups[t->ngroups++] = (uint32_t)g;
+	}
+	return 0;
+}
+
+static int sigactions_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r = cd_json_get_array(o, "sigactions", CD_NSIG, CD_NSIG, &a, err);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(a, i, x)
+	{
+		/* one [handler, flags, restorer, mask] per signal */
+		r = cd_json_u64s(x, "sigactions", 4, 4, &t->act[i].handler, NULL, err);
+		if (r < 0)
+			return cd_err_wrap(err, "signal %zu", i + 1);
+	}
+	return 0;
 }
 
 static int attrs_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
-	json_t *a, *x;
-	uint64_t ids[4];
-	size_t i, n;
 	int r;
 
-	if ((r = u64_array_decode(json_object_get(o, "itimers"), (uint64_t *)t->itimer, 12, NULL,
-	                          "itimers", err)) < 0 ||
-	    (r = u64_array_decode(json_object_get(o, "rlimits"), &t->rlim[0][0], 2 * CD_NRLIMIT,
-	                          NULL, "rlimits", err)) < 0 ||
-	    (r = u64_array_decode(json_object_get(o, "affinity"), t->affinity,
-	                          ARRAY_SIZE(t->affinity), NULL, "affinity", err)) < 0)
+	if ((r = itimers_from_json(o, t, err)) < 0 ||
+	    (r = cd_json_get_u64s(o, "rlimits", 2 * CD_NRLIMIT, 2 * CD_NRLIMIT, &t->rlim[0][0],
+	                          NULL, err)) < 0 ||
+	    (r = cd_json_get_u64s(o, "affinity", ARRAY_SIZE(t->affinity), ARRAY_SIZE(t->affinity),
+	                          t->affinity, NULL, err)) < 0 ||
+	    (r = cd_json_get_u32s(o, "uids", 4, t->uid, err)) < 0 ||
+	    (r = cd_json_get_u32s(o, "gids", 4, t->gid, err)) < 0 ||
+	    (r = groups_from_json(o, t, err)) < 0)
 		return r;
-	if ((r = u64_array_decode(json_object_get(o, "uids"), ids, 4, &n, "uids", err)) < 0)
+	return sigactions_from_json(o, t, err);
+}
+
+/* The page file is opened in the image directory: a plain name only. */
+static int pages_file_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	const char *pf;
+	int r = cd_json_get_str(o, "pages_file", sizeof(t->pages_file) - 1, &pf, err);
+
+	if (r < 0)
 		return r;
-	for (i = 0; i < 4; i++)
-		t->uid[i] = (uint32_t)ids[i];
-	if ((r = u64_array_decode(json_object_get(o, "gids"), ids, 4, &n, "gids", err)) < 0)
+	if (!*pf || strchr(pf, '/') || !strcmp(pf, ".") || !strcmp(pf, ".."))
+		return cd_err_set(err, EINVAL, "field \"pages_file\": bad page file name \"%s\"",
+		                  pf);
+	strcpy(t->pages_file, pf);
+	return 0;
+}
+
+static int mm_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *mm;
+	int r;
+
+	if ((r = cd_json_get_object(o, "mm", &mm, err)) < 0 ||
+	    (r = cd_fields_decode(mm, mm_fields, ARRAY_SIZE(mm_fields), &t->mm, err)) < 0 ||
+	    (r = cd_json_get_u64s(mm, "auxv", 0, ARRAY_SIZE(t->mm.auxv), t->mm.auxv,
+	                          &t->mm.auxv_len, err)) < 0 ||
+	    (r = cd_json_get_strdup(mm, "exe", CD_PATH_MAX, &t->mm.exe, err)) < 0)
+		return cd_err_wrap(err, "mm");
+	if (t->mm.auxv_len % 2)
+		return cd_err_set(err, EINVAL, "mm: field \"auxv\": odd length %zu",
+		                  t->mm.auxv_len);
+	return 0;
+}
+
+static int head_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *regs;
+	const char *comm;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, task_fields, ARRAY_SIZE(task_fields), t, err)) < 0 ||
+	    (r = cd_json_get_str(o, "comm", sizeof(t->comm) - 1, &comm, err)) < 0 ||
+	    (r = pages_file_from_json(o, t, err)) < 0 ||
+	    (r = cd_json_get_object(o, "regs", &regs, err)) < 0)
 		return r;
-	for (i = 0; i < 4; i++)
-		t->gid[i] = (uint32_t)ids[i];
-	a = json_object_get(o, "groups");
-	if (!json_is_array(a))
-		return cd_err_set(err, EINVAL, "missing array \"groups\"");
-	t->groups = calloc(json_array_size(a) + 1, sizeof(*t->groups));
-	if (!t->groups)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(a, i, x) t->groups[t->ngroups++] = (uint32_t)json_integer_value(x);
-	a = json_object_get(o, "sigactions");
-	if (!json_is_array(a) || json_array_size(a) != CD_NSIG)
-		return cd_err_set(err, EINVAL, "bad array \"sigactions\"");
-	json_array_foreach(a, i, x)
-	{
-		if ((r = u64_array_decode(x, &t->act[i].handler, 4, NULL, "sigaction", err)) < 0)
-			return r;
-	}
+	snprintf(t->comm, sizeof(t->comm), "%s", comm);
+	if ((r = cd_fields_decode(regs, reg_fields, ARRAY_SIZE(reg_fields), &t->regs, err)) < 0)
+		return cd_err_wrap(err, "regs");
 	return 0;
 }
 
 int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
-	json_t *regs = json_object_get(o, "regs"), *mm = json_object_get(o, "mm");
-	const char *comm = json_string_value(json_object_get(o, "comm"));
-	const char *pf = json_string_value(json_object_get(o, "pages_file"));
 	int r;
 
-	if (!json_is_object(o) || !regs || !mm || !comm || !pf)
-		return cd_err_set(err, EINVAL, "incomplete task entry");
-	if ((r = cd_fields_decode(o, task_fields, ARRAY_SIZE(task_fields), t, err)) < 0 ||
-	    (r = cd_fields_decode(regs, reg_fields, ARRAY_SIZE(reg_fields), &t->regs, err)) < 0 ||
-	    (r = cd_fields_decode(mm, mm_fields, ARRAY_SIZE(mm_fields), &t->mm, err)) < 0)
+	if ((r = head_from_json(o, t, err)) < 0)
 		return r;
-	snprintf(t->comm, sizeof(t->comm), "%s", comm);
-	if (strchr(pf, '/') || !*pf || strlen(pf) >= sizeof(t->pages_file))
-		return cd_err_set(err, EINVAL, "bad page file name");
-	strcpy(t->pages_file, pf);
-	if (t->pid <= 0)
-		return cd_err_set(err, EINVAL, "bad pid %d", t->pid);
-	if ((r = cd_json_hex_decode(o, "xstate", &t->xstate, &t->xstate_len, err)) < 0 ||
-	    (r = u64_array_decode(json_object_get(mm, "auxv"), t->mm.auxv, ARRAY_SIZE(t->mm.auxv),
-	                          &t->mm.auxv_len, "auxv", err)) < 0 ||
-	    (r = strdup_field(mm, "exe", &t->mm.exe, err)) < 0 ||
-	    (r = strdup_field(o, "cwd", &t->cwd, err)) < 0 ||
-	    (r = strdup_field(o, "root", &t->root, err)) < 0 ||
-	    (r = vmas_from_json(json_object_get(o, "vmas"), t, err)) < 0 ||
-	    (r = fds_from_json(json_object_get(o, "fds"), t, err)) < 0 ||
-	    (r = siginfos_from_json(json_object_get(o, "pending"), &t->pending, &t->npending,
+	if ((r = cd_json_hex_decode(o, "xstate", CD_XSTATE_MAX, &t->xstate, &t->xstate_len, err)) <
+	        0 ||
+	    (r = mm_from_json(o, t, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "cwd", CD_PATH_MAX, &t->cwd, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "root", CD_PATH_MAX, &t->root, err)) < 0 ||
+	    (r = vmas_from_json(o, t, err)) < 0 || (r = fds_from_json(o, t, err)) < 0 ||
+	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
+	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
-	    (r = siginfos_from_json(json_object_get(o, "pending_shared"), &t->pending_shared,
-	                            &t->npending_shared, err)) < 0 ||
 	    (r = attrs_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;

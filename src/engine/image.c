@@ -116,39 +116,6 @@ int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len
 	return json_object_set_new(obj, key, json_string(s)) ? -ENOMEM : 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int cd_json_hex_decode(json_t *obj, const char *key, uint8_t **ret, size_t *ret_len, cd_err *err)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	size_t n;
-
-	if (!s)
-		return cd_err_set(err, EINVAL, "missing string field \"%s\"", key);
-	n = strlen(s);
-	if (n % 2)
-		return cd_err_set(err, EINVAL, "field \"%s\": odd hex length", key);
-	_cleanup_free_ uint8_t *buf = malloc(n / 2 + 1);
-	if (!buf)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return cd_err_set(err, EINVAL, "field \"%s\": bad hex", key);
-		buf[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*ret = TAKE_PTR(buf);
-	*ret_len = n / 2;
-	return 0;
-}
-
 /* ---- scalar field tables ---- */
 
 int cd_fields_encode(json_t *obj, const struct cd_field *f, size_t n, const void *base)
@@ -168,28 +135,6 @@ int cd_fields_encode(json_t *obj, const struct cd_field *f, size_t n, const void
 		}
 		if (json_object_set_new(obj, f[i].name, json_integer(v)))
 			return -ENOMEM;
-	}
-	return 0;
-}
-
-int cd_fields_decode(json_t *obj, const struct cd_field *f, size_t n, void *base, cd_err *err)
-{
-	for (size_t i = 0; i < n; i++) {
-		json_t *j = json_object_get(obj, f[i].name);
-		char *p = (char *)base + f[i].off;
-		if (!json_is_integer(j))
-			return cd_err_set(err, EINVAL, "missing integer field \"%s\"", f[i].name);
-		json_int_t v = json_integer_value(j);
-		switch (f[i].size) {
-		case 8:
-			*(int64_t *)p = v;
-			break;
-		case 4:
-			*(int32_t *)p = (int32_t)v;
-			break;
-		default:
-			*(uint8_t *)p = (uint8_t)v;
-		}
 	}
 	return 0;
 }
@@ -263,78 +208,94 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	return TAKE_PTR(root);
 }
 
-static int pipes_from_json(json_t *arr, struct cd_image *img, cd_err *err)
+static int pipe_from_json(json_t *o, struct cd_pipe *p, cd_err *err)
+{
+	uint8_t *data;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_get_int(o, "id", 0, INT64_MAX, &p->id, err)) < 0 ||
+	    (r = cd_json_hex_decode(o, "data", CD_PIPE_DATA_MAX, &data, &p->len, err)) < 0)
+		return r;
+	p->data = (char *)data;
+	return 0;
+}
+
+static int pipes_from_json(json_t *root, struct cd_image *img, cd_err *err)
 {
 	size_t i;
-	json_t *o;
+	json_t *arr, *o;
+	int r = cd_json_get_array(root, "pipes", 0, CD_MAX_PIPES, &arr, err);
 
-	if (!json_is_array(arr))
-		return cd_err_set(err, EINVAL, "missing array \"pipes\"");
+	if (r < 0)
+		return r;
 	img->pipes = calloc(json_array_size(arr) + 1, sizeof(*img->pipes));
 	if (!img->pipes)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	json_array_foreach(arr, i, o)
 	{
-		struct cd_pipe *p = &img->pipes[img->npipes++];
-		uint8_t *data;
-		p->id = (int)json_integer_value(json_object_get(o, "id"));
-		int r = cd_json_hex_decode(o, "data", &data, &p->len, err);
-		if (r < 0)
+		if ((r = pipe_from_json(o, &img->pipes[i], err)) < 0)
 			return cd_err_wrap(err, "pipe %zu", i);
-		p->data = (char *)data;
+		img->npipes++;
 	}
 	return 0;
+}
+
+static int vdso_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *vdso;
+	int64_t v;
+	int r = cd_json_get_object(root, "vdso_layout", &vdso, err);
+
+	for (int k = 0; r == 0 && k < CD_VMA_KIND_MAX; k++) {
+		if (!vdso_names[k])
+			continue;
+		r = cd_json_get_int(vdso, vdso_names[k], 0, (int64_t)CD_ADDR_MAX, &v, err);
+		img->vdso_size[k] = (uint64_t)v;
+	}
+	return r < 0 ? cd_err_wrap(err, "vdso_layout") : 0;
 }
 
 static int check_header(json_t *root, struct cd_image *img, cd_err *err)
 {
 	const char *fmt = json_string_value(json_object_get(root, "format"));
-	const char *arch = json_string_value(json_object_get(root, "arch"));
-	const char *kernel = json_string_value(json_object_get(root, "kernel"));
-	json_t *ver = json_object_get(root, "version");
+	const char *arch, *kernel;
+	int64_t v;
+	int r;
 
 	if (!fmt || strcmp(fmt, CD_IMAGE_FORMAT) != 0)
 		return cd_err_set(err, EINVAL, "not a cedana image (format \"%s\")",
 		                  fmt ? fmt : "");
-	if (!json_is_integer(ver))
-		return cd_err_set(err, EINVAL, "missing format version");
-	img->version = (int)json_integer_value(ver);
+	if ((r = cd_json_get_int(root, "version", INT32_MIN, INT32_MAX, &v, err)) < 0)
+		return r;
+	img->version = (int)v;
 	if (img->version != CD_IMAGE_VERSION)
 		return cd_err_set(err, EPROTONOSUPPORT,
 		                  "image format version %d, this engine reads version %d",
 		                  img->version, CD_IMAGE_VERSION);
-	if (!arch || strcmp(arch, "x86_64") != 0)
-		return cd_err_set(err, EINVAL, "image architecture \"%s\" is not x86_64",
-		                  arch ? arch : "");
-	if (!kernel)
-		return cd_err_set(err, EINVAL, "missing kernel release");
+	if ((r = cd_json_get_str(root, "arch", 16, &arch, err)) < 0)
+		return r;
+	if (strcmp(arch, "x86_64") != 0)
+		return cd_err_set(err, EINVAL, "image architecture \"%s\" is not x86_64", arch);
+	if ((r = cd_json_get_str(root, "kernel", sizeof(img->kernel) - 1, &kernel, err)) < 0)
+		return r;
 	snprintf(img->kernel, sizeof(img->kernel), "%s", kernel);
-	img->root = (pid_t)json_integer_value(json_object_get(root, "root"));
-	img->shell_job = json_is_true(json_object_get(root, "shell_job"));
-	json_t *vdso = json_object_get(root, "vdso_layout");
-	for (int k = 0; k < CD_VMA_KIND_MAX; k++)
-		if (vdso_names[k])
-			img->vdso_size[k] =
-			    (uint64_t)json_integer_value(json_object_get(vdso, vdso_names[k]));
-	return 0;
+	if ((r = cd_json_get_int(root, "root", 1, CD_PID_MAX, &v, err)) < 0 ||
+	    (r = cd_json_get_bool(root, "shell_job", &img->shell_job, err)) < 0)
+		return r;
+	img->root = (pid_t)v;
+	return vdso_from_json(root, img, err);
 }
 
-int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
+static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 {
 	json_t *tasks, *t;
 	size_t i;
-	int r;
+	int r = cd_json_get_array(root, "tasks", 1, CD_MAX_TASKS, &tasks, err);
 
-	memset(img, 0, sizeof(*img));
-	r = check_header(root, img, err);
 	if (r < 0)
 		return r;
-	r = pipes_from_json(json_object_get(root, "pipes"), img, err);
-	if (r < 0)
-		return r;
-	tasks = json_object_get(root, "tasks");
-	if (!json_is_array(tasks) || json_array_size(tasks) == 0)
-		return cd_err_set(err, EINVAL, "no tasks in image");
 	img->tasks = calloc(json_array_size(tasks), sizeof(*img->tasks));
 	if (!img->tasks)
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -344,10 +305,75 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 		img->ntasks++;
 		if (r < 0)
 			return cd_err_wrap(err, "task %zu", i);
+		/* restore recreates each pid once */
+		for (size_t k = 0; k < i; k++)
+			if (img->tasks[k].pid == img->tasks[i].pid)
+				return cd_err_set(err, EINVAL,
+				                  "task %zu: field \"pid\": %d repeated", i,
+				                  img->tasks[i].pid);
 	}
-	if (!cd_image_task(img, img->root))
-		return cd_err_set(err, EINVAL, "root pid %d is not among the tasks", img->root);
 	return 0;
+}
+
+/* Open file description ids index the restore's table of objects: 0..2 are
+ * the caller's stdio, the others are handed out from 3 one per new open
+ * file, so there are never more than there are fds. */
+static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int64_t *pipe_ids,
+                         size_t npipes, cd_err *err)
+{
+	for (size_t j = 0; j < t->nfds; j++) {
+		const struct cd_fd *d = &t->fds[j];
+		bool stdio = d->kind == CD_FD_STDIO;
+		if (stdio ? d->obj > 2 : (d->obj < 3 || (size_t)d->obj >= nobjs))
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"obj\": %d out of range for kind %d", t->pid,
+			    d->fd, d->obj, d->kind);
+		if ((d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) &&
+		    !cd_ints_sorted_has(pipe_ids, npipes, (int64_t)d->pos))
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: field \"pos\": no pipe with id %" PRIu64,
+			                  t->pid, d->fd, d->pos);
+	}
+	return 0;
+}
+
+static int check_refs(const struct cd_image *img, cd_err *err)
+{
+	_cleanup_free_ int64_t *ids = calloc(img->npipes + 1, sizeof(*ids));
+	size_t nobjs = 3;
+	int64_t dup;
+	int r;
+
+	if (!ids)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->npipes; i++)
+		ids[i] = img->pipes[i].id;
+	/* fds find their pipe by id: two with one id would be one pipe */
+	if (cd_ints_sorted_repeat(ids, img->npipes, &dup))
+		return cd_err_set(err, EINVAL, "pipes: field \"id\": %" PRId64 " repeated", dup);
+	for (size_t i = 0; i < img->ntasks; i++)
+		nobjs += img->tasks[i].nfds;
+	for (size_t i = 0; i < img->ntasks; i++)
+		if ((r = check_fd_refs(&img->tasks[i], nobjs, ids, img->npipes, err)) < 0)
+			return r;
+	if (!cd_image_task((struct cd_image *)img, img->root))
+		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",
+		                  img->root);
+	return 0;
+}
+
+int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	int r;
+
+	memset(img, 0, sizeof(*img));
+	if (!json_is_object(root))
+		return cd_err_set(err, EINVAL, "not a cedana image (not a JSON object)");
+	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
+	    (r = tasks_from_json(root, img, err)) < 0)
+		return r;
+	return check_refs(img, err);
 }
 
 int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
@@ -362,6 +388,10 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
 	s = json_dumps(root, JSON_COMPACT);
 	if (!s)
 		return cd_err_set(err, ENOMEM, "encode manifest");
+	/* refused now rather than by the restore, after the tree is gone */
+	if (strlen(s) > CD_MANIFEST_MAX)
+		return cd_err_set(err, EFBIG, "%s: %zu bytes, more than the limit of %u bytes",
+		                  CD_IMAGE_MANIFEST, strlen(s), CD_MANIFEST_MAX);
 	fd = openat(dirfd, CD_IMAGE_MANIFEST, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "create %s", CD_IMAGE_MANIFEST);
@@ -379,19 +409,69 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
 	return 0;
 }
 
-int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
+/* Reads the whole manifest into memory in one go: through dirfd, never
+ * following a link, refusing anything but a regular file of at most
+ * CD_MANIFEST_MAX bytes before reading a byte of it. */
+static int read_manifest_text(int dirfd, char **ret, size_t *ret_len, cd_err *err)
 {
-	_cleanup_close_ int fd = openat(dirfd, CD_IMAGE_MANIFEST, O_RDONLY | O_CLOEXEC);
-	_cleanup_json_ json_t *root = NULL;
-	json_error_t jerr;
+	_cleanup_close_ int fd =
+	    openat(dirfd, CD_IMAGE_MANIFEST, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
 
 	if (fd < 0)
 		return cd_err_sys(err, errno, "open %s", CD_IMAGE_MANIFEST);
-	root = json_loadfd(fd, 0, &jerr);
-	if (!root)
+	if (fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", CD_IMAGE_MANIFEST);
+	if (!S_ISREG(st.st_mode))
+		return cd_err_set(err, EINVAL, "%s: not a regular file", CD_IMAGE_MANIFEST);
+	if (st.st_size > (off_t)CD_MANIFEST_MAX)
+		return cd_err_set(err, EFBIG, "%s: %jd bytes, more than the limit of %u bytes",
+		                  CD_IMAGE_MANIFEST, (intmax_t)st.st_size, CD_MANIFEST_MAX);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	/* stops at the size seen: a file growing meanwhile reads as truncated */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cd_err_sys(err, errno, "read %s", CD_IMAGE_MANIFEST);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err)
+{
+	_cleanup_free_ char *text = NULL;
+	json_error_t jerr;
+	size_t len = 0;
+	int r = read_manifest_text(dirfd, &text, &len, err);
+
+	if (r < 0)
+		return r;
+	*ret = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*ret)
 		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
 		                  CD_IMAGE_MANIFEST, jerr.line, jerr.text);
-	int r = cd_image_from_json(root, img, err);
+	return 0;
+}
+
+int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
+{
+	_cleanup_json_ json_t *root = NULL;
+	int r = cd_image_load_manifest(dirfd, &root, err);
+
+	if (r < 0)
+		return r;
+	r = cd_image_from_json(root, img, err);
 	if (r < 0) {
 		cd_image_free(img);
 		return cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);

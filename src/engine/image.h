@@ -18,6 +18,32 @@
 #define CD_NSIG           64
 #define CD_NRLIMIT        16
 
+/* Limits of what a manifest may hold; docs/image-format.md ("Limits") gives
+ * the reasons. A manifest is input from outside (an image can be copied in,
+ * unpacked from an archive, edited), so nothing in it is trusted to be small.
+ *
+ * The size: the largest legitimate content is a few full pipes, whose
+ * unread data is hex in the manifest (a full default 1 MiB pipe is 2 MiB of
+ * text, one at the dump's CD_PIPE_DATA_MAX of 16 MiB is 32 MiB), plus one task at
+ * vm.max_map_count mappings (65530 x ~250 bytes with paths, 16 MiB), plus
+ * fds and the rest. 64 MiB holds that; decoded it takes about five times as
+ * much memory (a 49 MiB one, 65530 mappings and a 16 MiB pipe: 255 MB,
+ * 4 s), which a restore can afford, where the 1.7 GB manifest of issue 11
+ * grew the process to 2.4 GB. */
+#define CD_MANIFEST_MAX  (64u << 20)
+#define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
+#define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
+#define CD_MAX_RUNS      (1u << 20)   /* per mapping; also at most one per page */
+#define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
+#define CD_MAX_PIPES     (1u << 16)   /* per image */
+#define CD_MAX_GROUPS    65536        /* NGROUPS_MAX */
+#define CD_MAX_PENDING   (1u << 16)   /* queued signals per queue (RLIMIT_SIGPENDING scale) */
+#define CD_PIPE_DATA_MAX (16u << 20)  /* unread bytes one pipe copies at dump */
+#define CD_XSTATE_MAX    (1u << 16)   /* XSAVE area, AMX included, is ~11 KiB */
+#define CD_PATH_MAX      4096         /* PATH_MAX */
+#define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
+#define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
+
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
 	CD_VMA_FILE,        /* private file mapping: only COW'd pages stored */
@@ -53,7 +79,8 @@ struct cd_vma {
 	uint64_t dev, ino;
 	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
 	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
-	int shmid;        /* ANON_SHARED: object id shared by the tasks mapping it */
+	int64_t
+	    shmid; /* ANON_SHARED: object id (its inode number) shared by the tasks mapping it */
 	struct cd_run *runs;
 	size_t nruns;
 };
@@ -88,7 +115,7 @@ struct cd_fd {
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */
 struct cd_pipe {
-	int id;
+	int64_t id; /* the pipe's inode number at dump time */
 	char *data;
 	size_t len;
 };
@@ -160,6 +187,10 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
 /* Reads and validates the manifest: format, version, architecture and
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
+/* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
+ * bytes, a regular file, no link followed) but not decoded: for callers
+ * that look at it before a restore. */
+int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
@@ -192,5 +223,6 @@ static inline void cd_json_decrefp(json_t **j)
 #define _cleanup_json_ __attribute__((cleanup(cd_json_decrefp)))
 
 int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len);
-/* Decodes hex string obj[key] into a fresh buffer. */
-int cd_json_hex_decode(json_t *obj, const char *key, uint8_t **ret, size_t *ret_len, cd_err *err);
+/* Decodes hex string obj[key] of at most max bytes into a fresh buffer. */
+int cd_json_hex_decode(json_t *obj, const char *key, size_t max, uint8_t **ret, size_t *ret_len,
+                       cd_err *err);

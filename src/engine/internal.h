@@ -60,7 +60,7 @@ struct cd_restore_ctx {
 /* A shared anonymous memory object: a memfd of the controller that each task
  * maps again through /proc/<controller>/fd/<fd>. */
 struct cd_shm {
-	int id;
+	int64_t id;
 	uint64_t size;
 	int fd;
 };

@@ -365,7 +365,7 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	v->growsdown = m->growsdown;
 	v->dev = m->dev;
 	v->ino = m->ino;
-	v->shmid = v->kind == CD_VMA_ANON_SHARED ? (int)m->ino : 0;
+	v->shmid = v->kind == CD_VMA_ANON_SHARED ? (int64_t)m->ino : 0;
 	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
 		v->path = strdup(m->path);
 		if (!v->path)
@@ -395,6 +395,10 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *e
 
 	if (r < 0)
 		return r;
+	/* one more for [vsyscall], which is not recorded */
+	if (n > CD_MAX_VMAS + 1)
+		return cd_err_set(err, E2BIG, "pid %d: %zu mappings, more than an image holds (%d)",
+		                  pid, n, CD_MAX_VMAS);
 	t->vmas = calloc(n + 1, sizeof(*t->vmas));
 	if (!t->vmas)
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -533,7 +537,7 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
 		return open_in_task(ctx, path, O_RDWR | O_CLOEXEC, ret_fd, err);
 	}
-	return cd_err_set(err, EINVAL, "unknown shared memory object %d", v->shmid);
+	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
 }
 
 static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)

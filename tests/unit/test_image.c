@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -172,6 +174,226 @@ static void test_refuses_page_file_path(void **state)
 	expect_refused(j, "page file name");
 }
 
+static json_t *task0(json_t *j)
+{
+	return json_array_get(json_object_get(j, "tasks"), 0);
+}
+
+static json_t *fd0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "fds"), 0);
+}
+
+static json_t *vma0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "vmas"), 0);
+}
+
+/* Issue 11: "uids": [] left the uids uninitialised. */
+static void test_refuses_fixed_array_of_other_length(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(task0(j), "uids", json_array());
+	expect_refused(j, "\"uids\": 0 elements, expected 4");
+	j = encoded();
+	json_array_append_new(json_object_get(task0(j), "rlimits"), json_integer(0));
+	expect_refused(j, "\"rlimits\"");
+	j = encoded();
+	json_array_remove(json_array_get(json_object_get(task0(j), "sigactions"), 3), 0);
+	expect_refused(j, "sigactions");
+}
+
+/* Issue 11: negative object indices were later used as array indexes. */
+static void test_refuses_negative_index(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(fd0(j), "obj", json_integer(-1));
+	expect_refused(j, "\"obj\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "shmid", json_integer(-5));
+	expect_refused(j, "\"shmid\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "pipes"), 0), "id", json_integer(-2));
+	expect_refused(j, "\"id\"");
+	j = encoded();
+	json_object_set_new(fd0(j), "fd", json_integer(-1));
+	expect_refused(j, "\"fd\"");
+}
+
+/* An object id beyond every fd there is, or a stdio one above 2. */
+static void test_refuses_object_id_out_of_range(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(fd0(j), "obj", json_integer(1000000));
+	expect_refused(j, "\"obj\"");
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_STDIO));
+	expect_refused(j, "\"obj\"");
+}
+
+/* Issue 11: non-integer array elements became 0. */
+static void test_refuses_non_integer_element(void **state)
+{
+	json_t *j = encoded();
+
+	json_array_append_new(json_object_get(task0(j), "groups"), json_string("wheel"));
+	expect_refused(j, "groups[0]");
+	j = encoded();
+	json_array_set_new(json_object_get(task0(j), "itimers"), 5, json_real(1.5));
+	expect_refused(j, "itimers[5]");
+	j = encoded();
+	json_array_set_new(json_object_get(json_object_get(task0(j), "mm"), "auxv"), 1,
+	                   json_null());
+	expect_refused(j, "auxv[1]");
+}
+
+static void test_refuses_wrong_type(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(task0(j), "umask", json_string("022"));
+	expect_refused(j, "\"umask\": not an integer");
+	j = encoded();
+	json_object_set_new(j, "shell_job", json_integer(1));
+	expect_refused(j, "\"shell_job\"");
+	j = encoded();
+	json_object_set_new(task0(j), "regs", json_array());
+	expect_refused(j, "\"regs\"");
+	j = encoded();
+	json_object_del(task0(j), "cwd");
+	expect_refused(j, "\"cwd\"");
+}
+
+/* Values that do not fit their C field. */
+static void test_refuses_integer_out_of_c_range(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(fd0(j), "flags", json_integer((json_int_t)1 << 40));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "shared", json_integer(2));
+	expect_refused(j, "\"shared\"");
+	j = encoded();
+	json_array_set_new(json_object_get(task0(j), "uids"), 1, json_integer(-1));
+	expect_refused(j, "uids[1]");
+}
+
+/* Values that fit their C field but not their meaning. */
+static void test_refuses_integer_out_of_meaning(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(task0(j), "pid", json_integer(0));
+	expect_refused(j, "\"pid\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "prot", json_integer(8));
+	expect_refused(j, "\"prot\"");
+	j = encoded();
+	json_object_set_new(task0(j), "nice", json_integer(40));
+	expect_refused(j, "\"nice\"");
+	j = encoded();
+	json_array_set_new(json_object_get(task0(j), "itimers"), 1, json_integer(1000000));
+	expect_refused(j, "itimers[1]");
+}
+
+static void test_refuses_enum_out_of_range(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_KIND_MAX));
+	expect_refused(j, "\"kind\"");
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(-1));
+	expect_refused(j, "\"kind\"");
+	j = encoded();
+	json_array_set_new(json_object_get(vma0(j), "runs"), 0, json_pack("[i,i,i]", 0, 2, 3));
+	expect_refused(j, "runs[2]");
+}
+
+static void test_refuses_bad_string(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(task0(j), "cwd", json_stringn("/tmp\0/etc", 9));
+	expect_refused(j, "\"cwd\": contains a NUL byte");
+	j = encoded();
+	json_object_set_new(task0(j), "comm", json_string("a-name-longer-than-15"));
+	expect_refused(j, "\"comm\": longer than 15 bytes");
+	j = encoded();
+	json_object_set_new(task0(j), "pages_file", json_string(".."));
+	expect_refused(j, "\"pages_file\"");
+}
+
+static void test_refuses_bad_mapping(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(vma0(j), "end", json_integer(0x14001));
+	expect_refused(j, "bad mapping");
+	j = encoded();
+	json_object_set_new(vma0(j), "start", json_integer(0x20000));
+	json_object_set_new(vma0(j), "end", json_integer(0x24000));
+	expect_refused(j, "overlaps");
+	j = encoded();
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1, json_pack("[i,i,i]", 1, 1, 1));
+	expect_refused(j, "out of order");
+}
+
+static void test_refuses_missing_pipe(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_PIPE));
+	json_object_set_new(fd0(j), "pos", json_integer(98));
+	expect_refused(j, "no pipe with id 98");
+	j = encoded();
+	json_array_append_new(json_object_get(j, "pipes"),
+	                      json_pack("{s:i,s:s}", "id", 99, "data", ""));
+	expect_refused(j, "\"id\": 99 repeated");
+}
+
+static void test_refuses_repeated_ids(void **state)
+{
+	json_t *j = encoded();
+	json_t *fds = json_object_get(task0(j), "fds");
+
+	json_array_append_new(fds, json_deep_copy(json_array_get(fds, 0)));
+	expect_refused(j, "\"fd\": 7 repeated");
+	j = encoded();
+	json_array_append_new(json_object_get(j, "tasks"), json_deep_copy(task0(j)));
+	expect_refused(j, "\"pid\": 42 repeated");
+}
+
+static void test_refuses_bad_siginfo(void **state)
+{
+	char hex[257];
+	json_t *j = encoded();
+
+	memset(hex, '0', 256);
+	hex[256] = 0;
+	json_array_append_new(json_object_get(task0(j), "pending"),
+	                      json_pack("{s:s}", "siginfo", hex));
+	expect_refused(j, "signal 0 out of range");
+	j = encoded();
+	json_array_append_new(json_object_get(task0(j), "pending"),
+	                      json_pack("{s:s}", "siginfo", "0a"));
+	expect_refused(j, "\"siginfo\": 1 bytes");
+}
+
+static void test_refuses_count_over_limit(void **state)
+{
+	json_t *j = encoded();
+	json_t *groups = json_object_get(task0(j), "groups");
+
+	for (int i = 0; i <= CD_MAX_GROUPS; i++)
+		json_array_append_new(groups, json_integer(i));
+	expect_refused(j, "\"groups\": 65537 elements, expected 0 to 65536");
+}
+
 static int write_file(int dirfd, const char *name, const void *buf, size_t len)
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -196,6 +418,83 @@ static void test_refuses_truncated_manifest(void **state)
 	assert_int_equal(write_file(dirfd, CD_IMAGE_MANIFEST, s, strlen(s) / 2), 0);
 	assert_true(cd_image_read_manifest(dirfd, &img, &err) < 0);
 	assert_non_null(strstr(err.msg, "corrupt or truncated"));
+	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
+	close(dirfd);
+	rmdir(dir);
+	free(s);
+	json_decref(j);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Issue 11 item 6: a 1.7 GB manifest grew the process to 2.4 GB. One over
+ * the limit is refused by its size alone, before a byte is read. */
+static void test_refuses_oversized_manifest(void **state)
+{
+	char dir[] = "/tmp/test_image.XXXXXX";
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dirfd, CD_IMAGE_MANIFEST, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)CD_MANIFEST_MAX + 1), 0); /* sparse */
+	close(fd);
+	double t0 = now();
+	assert_true(cd_image_read_manifest(dirfd, &img, &err) < 0);
+	assert_true(now() - t0 < 0.5);
+	assert_int_equal(err.code, EFBIG);
+	if (!strstr(err.msg, "limit of 67108864 bytes"))
+		fail_msg("error \"%s\" does not name the limit", err.msg);
+	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
+	close(dirfd);
+	rmdir(dir);
+}
+
+/* A link or a FIFO in place of the manifest is refused, not followed or
+ * waited on. */
+static void test_refuses_manifest_not_regular(void **state)
+{
+	char dir[] = "/tmp/test_image.XXXXXX";
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(symlinkat("/etc/passwd", dirfd, CD_IMAGE_MANIFEST), 0);
+	assert_true(cd_image_read_manifest(dirfd, &img, &err) < 0);
+	assert_int_equal(err.code, ELOOP);
+	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
+	assert_int_equal(mkfifoat(dirfd, CD_IMAGE_MANIFEST, 0600), 0);
+	assert_true(cd_image_read_manifest(dirfd, &img, &err) < 0);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
+	close(dirfd);
+	rmdir(dir);
+}
+
+/* The manifest read back whole through the new reader. */
+static void test_reads_manifest(void **state)
+{
+	char dir[] = "/tmp/test_image.XXXXXX";
+	json_t *j = encoded();
+	char *s = json_dumps(j, JSON_COMPACT);
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(write_file(dirfd, CD_IMAGE_MANIFEST, s, strlen(s)), 0);
+	assert_int_equal(cd_image_read_manifest(dirfd, &img, &err), 0);
+	assert_int_equal(img.tasks[0].pid, 42);
+	cd_image_free(&img);
 	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
 	close(dirfd);
 	rmdir(dir);
@@ -262,7 +561,24 @@ int main(void)
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
 	    cmocka_unit_test(test_refuses_run_outside_mapping),
 	    cmocka_unit_test(test_refuses_page_file_path),
+	    cmocka_unit_test(test_refuses_fixed_array_of_other_length),
+	    cmocka_unit_test(test_refuses_negative_index),
+	    cmocka_unit_test(test_refuses_object_id_out_of_range),
+	    cmocka_unit_test(test_refuses_non_integer_element),
+	    cmocka_unit_test(test_refuses_wrong_type),
+	    cmocka_unit_test(test_refuses_integer_out_of_c_range),
+	    cmocka_unit_test(test_refuses_integer_out_of_meaning),
+	    cmocka_unit_test(test_refuses_enum_out_of_range),
+	    cmocka_unit_test(test_refuses_bad_string),
+	    cmocka_unit_test(test_refuses_bad_mapping),
+	    cmocka_unit_test(test_refuses_missing_pipe),
+	    cmocka_unit_test(test_refuses_repeated_ids),
+	    cmocka_unit_test(test_refuses_bad_siginfo),
+	    cmocka_unit_test(test_refuses_count_over_limit),
 	    cmocka_unit_test(test_refuses_truncated_manifest),
+	    cmocka_unit_test(test_refuses_oversized_manifest),
+	    cmocka_unit_test(test_refuses_manifest_not_regular),
+	    cmocka_unit_test(test_reads_manifest),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
 	};
