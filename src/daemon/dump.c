@@ -2,6 +2,7 @@
  * directory beside the target and packed to DIR/NAME[.suffix] by storage
  * (atomic, 0600), in a worker running as root for the caller. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +37,31 @@ struct dump_req {
 	bool default_name; /* ours to make unique with a -N suffix */
 	uid_t caller_uid;
 	gid_t caller_gid;
-	char *dest; /* DIR/NAME + suffix */
+	char *dest;  /* DIR/NAME + suffix */
+	char *image; /* the worker's: the engine's image directory */
 	struct op_shared *op;
+	int packed[2]; /* worker → daemon: the checkpoint is at dest */
+	int ack[2];    /* daemon → worker: ACK_RECORDED or ACK_FAILED */
 };
+
+#define ACK_RECORDED 'y'
+#define ACK_FAILED   'n'
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
 
 static void dump_req_clear(struct dump_req *d)
 {
+	int *fds[] = {&d->packed[0], &d->packed[1], &d->ack[0], &d->ack[1]};
+
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		close_fd(fds[i]);
 	free(d->dest);
+	free(d->image);
 	op_free(d->op);
 }
 
@@ -224,7 +243,54 @@ static int act_as_caller(const struct dump_req *d, cd_err *err)
 	return 0;
 }
 
-/* In the worker: engine dump, then pack; the result goes to d->op. */
+/* In the worker, once the checkpoint is at dest: the daemon records it
+ * while the tree is still stopped. An answer other than ACK_RECORDED fails
+ * the dump and the tree runs on; when the daemon is gone (no answer at
+ * all) the file stays for its next start to record (check.c). */
+static int confirm(struct dump_req *d, cd_err *err)
+{
+	ssize_t n;
+	char c = 1;
+
+	if (write(d->packed[1], &c, 1) != 1)
+		return cd_err_sys(err, errno, "dump: tell the daemon");
+	while ((n = read(d->ack[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1 && c == ACK_RECORDED)
+		return 0;
+	if (n == 1)
+		storage_remove(d->dest, &(cd_err){0});
+	return cd_err_set(err, EIO, "dump: the daemon did not record the checkpoint");
+}
+
+/* The engine's commit: called while the tree is still stopped, so a full
+ * disk or any other failure here lets the tree run on. */
+static int commit(void *arg, cd_err *err)
+{
+	struct dump_req *d = arg;
+	/* the result is the caller's, who asked for it */
+	storage_opts so = {.remove_source = true,
+	                   .set_owner = d->caller_uid != 0,
+	                   .owner_uid = d->caller_uid,
+	                   .owner_gid = d->caller_gid,
+	                   .progress = op_progress_cb,
+	                   .userdata = d->op};
+	storage_stats stats = {0};
+	double t0 = op_now_ms();
+
+	op_phase(d->op, d->compression == STORAGE_NONE ? "write" : "compress");
+	if (storage_pack(d->image, d->dest, d->compression, &so, &stats, err) < 0)
+		return -(err->code ? err->code : EIO);
+	op_time(d->op,
+	        d->compression == STORAGE_NONE ? "store (fsync, rename)"
+	                                       : "compress (write, fsync)",
+	        op_now_ms() - t0);
+	d->op->size = stats.stored_bytes;
+	return confirm(d, err);
+}
+
+/* In the worker: the engine dumps into the scratch directory and, through
+ * commit, the result is packed and recorded before the tree is let go. */
 static int dump_worker(void *arg)
 {
 	struct dump_req *d = arg;
@@ -235,39 +301,25 @@ static int dump_worker(void *arg)
 	                         .shell_job = d->shell_job,
 	                         .stats = &st,
 	                         .progress = op_engine_progress_cb,
-	                         .userdata = d->op};
-	/* the result is the caller's, who asked for it */
-	storage_opts so = {.remove_source = true,
-	                   .set_owner = d->caller_uid != 0,
-	                   .owner_uid = d->caller_uid,
-	                   .owner_gid = d->caller_gid,
-	                   .progress = op_progress_cb,
-	                   .userdata = d->op};
-	_cleanup_free_ char *image = NULL;
-	storage_stats stats = {0};
-	double t0 = op_now_ms(), t1;
+	                         .userdata = d->op,
+	                         .commit = commit,
+	                         .commit_userdata = d};
+	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 
+	close_fd(&d->packed[0]);
+	close_fd(&d->ack[1]);
 	if (act_as_caller(d, err) < 0 || make_scratch(d, err) < 0)
 		return 1;
-	if (asprintf(&image, "%s/image", d->op->scratch) < 0) {
+	if (asprintf(&d->image, "%s/image", d->op->scratch) < 0) {
 		cd_err_sys(err, ENOMEM, "dump");
 		return 1;
 	}
-	o.dir = image;
+	o.dir = d->image;
 	op_phase(d->op, "dump");
 	if (cd_engine_dump(&o, err) < 0)
 		return 1;
-	t1 = op_now_ms();
 	cr_dump_timings(d->op, &st, d->leave_running);
-	op_phase(d->op, d->compression == STORAGE_NONE ? "write" : "compress");
-	if (storage_pack(image, d->dest, d->compression, &so, &stats, err) < 0)
-		return 1;
-	op_time(d->op,
-	        d->compression == STORAGE_NONE ? "store (fsync, rename)"
-	                                       : "compress (write, fsync)",
-	        op_now_ms() - t1);
-	d->op->size = stats.stored_bytes;
 	op_time(d->op, "total", op_now_ms() - t0);
 	return 0;
 }
@@ -299,10 +351,51 @@ static int record_checkpoint(struct api *api, const struct dump_req *d, json_t *
 	return r;
 }
 
+/* In the daemon: records what the worker packed (a job's checkpoint) and
+ * answers it. */
+static int record_packed(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err *err)
+{
+	char c, ack = ACK_RECORDED;
+	int r = 0;
+
+	close_fd(&d->packed[1]);
+	close_fd(&d->ack[0]);
+	if (read(d->packed[0], &c, 1) != 1)
+		return 0; /* the worker failed before: its error says why */
+	if (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0)
+		ack = ACK_FAILED;
+	if (write(d->ack[1], &ack, 1) != 1 && r == 0)
+		r = cd_err_sys(err, errno, "dump: answer the worker");
+	close_fd(&d->ack[1]);
+	return r;
+}
+
+/* Forks the worker and records its checkpoint while the tree is stopped. */
+static int run_dump(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err *err)
+{
+	int r, rec;
+	pid_t worker;
+
+	if (pipe2(d->packed, O_CLOEXEC) < 0 || pipe2(d->ack, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "dump: pipe");
+	int keep[] = {d->packed[1], d->ack[0]};
+
+	r = job_manager_fork_worker(api->jm, dump_worker, d, keep, ARRAY_SIZE(keep), &worker, err);
+	if (r < 0)
+		return cd_err_wrap(err, "dump");
+	rec = record_packed(api, d, ret_cp, err);
+	r = cr_wait_worker(api, worker, d->op, "dump", rec < 0 ? &(cd_err){0} : err);
+	/* a worker that failed after the record still left a whole checkpoint */
+	return rec < 0 ? rec : r;
+}
+
 int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
             cd_err *err)
 {
-	struct dump_req d = {.caller_uid = caller->uid, .caller_gid = caller->gid};
+	struct dump_req d = {.caller_uid = caller->uid,
+	                     .caller_gid = caller->gid,
+	                     .packed = {-1, -1},
+	                     .ack = {-1, -1}};
 	json_t *cp = json_null();
 	int r;
 
@@ -314,9 +407,7 @@ int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json
 	if (r == 0)
 		r = prepare_dest(&d, err);
 	if (r == 0)
-		r = cr_run_worker(api, dump_worker, &d, d.op, "dump", err);
-	if (r == 0 && d.target.jid[0] && (r = record_checkpoint(api, &d, &cp, err)) < 0)
-		storage_remove(d.dest, &(cd_err){0});
+		r = run_dump(api, &d, &cp, err);
 	if (d.op && d.op->scratch[0])
 		storage_remove(d.op->scratch, &(cd_err){0});
 	if (r == 0) {

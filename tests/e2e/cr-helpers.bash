@@ -16,6 +16,10 @@ cr_setup() {
 
 cr_teardown() {
 	kill_everything
+	local m
+	for m in $(cat "$BATS_TEST_TMPDIR/mounts" 2>/dev/null); do
+		umount "$m" 2>/dev/null || true
+	done
 }
 
 log_of() {

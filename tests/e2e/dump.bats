@@ -201,3 +201,38 @@ teardown() {
 	assert_regex "$(job_field f status)" "^(sleep|running)$"
 	assert_equal "$(job_field f checkpoint)" null
 }
+
+@test "a dump that fails while packing (disk full) lets the job run on and leaves nothing" {
+	# 8 MiB of incompressible memory, and a line every 0.1 s
+	"$CEDANA" run process --jid big -- python3 -u -c '
+import os, time
+ballast = os.urandom(8 << 20)
+i = 0
+while True:
+    i += 1
+    print(i, flush=True)
+    time.sleep(0.1)'
+	wait_file_contains "$(log_of big)" '^3$'
+	pid=$(job_field big pid)
+	run "$CEDANA" dump job big --compression none --name probe --leave-running
+	assert_success
+	size=$(du -sk "$CK/probe" | cut -f1)
+	rm -rf "$CK/probe"
+	# room for the image directory, not for it and its archive together
+	full="$BATS_TEST_TMPDIR/full"
+	mkdir "$full"
+	mount -t tmpfs -o size=$((size * 3 / 2))k tmpfs "$full"
+	echo "$full" >>"$BATS_TEST_TMPDIR/mounts"
+	run "$CEDANA" dump job big --compression tar --dir "$full" --name img
+	assert_failure 1
+	assert_output --partial "No space left on device"
+	assert_equal "$(entries "$full")" ""
+	# the very process runs on, not stopped, and goes on printing
+	assert_not_equal "$(job_field big status)" halted
+	assert_equal "$(job_field big pid)" "$pid"
+	assert_not_equal "$(awk '{print $3}' "/proc/$pid/stat")" T
+	n=$(tail -n1 "$(log_of big)")
+	wait_file_contains "$(log_of big)" "^$((n + 3))\$"
+	run "$CEDANA" job checkpoints big
+	refute_output --partial img
+}
