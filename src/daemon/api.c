@@ -271,7 +271,7 @@ static enum MHD_Result handle_health(struct api *api, struct MHD_Connection *con
 
 	if (query_bool(conn, "full", &full, &err) < 0)
 		return send_error(conn, &err);
-	checks = check_run(api->jm, api->cfg, full);
+	checks = check_run(api->jm, api->cfg, api->recovered, full);
 	return send_json(conn, MHD_HTTP_OK,
 	                 json_pack("{s:s, s:i, s:o}", "version", CEDANA_VERSION, "pid",
 	                           (int)getpid(), "checks", checks));
@@ -285,11 +285,15 @@ static enum MHD_Result handle_cr(struct api *api, struct MHD_Connection *conn,
 	cd_err err = {0};
 	int r;
 
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int client_fd = ci ? ci->connect_fd : -1;
+
 	r = api_parse_body(req, &body, &err);
 	if (r == 0 && dump)
-		r = cr_dump(api, &req->caller, body, &reply, &err);
+		r = cr_dump(api, &req->caller, client_fd, body, &reply, &err);
 	else if (r == 0)
-		r = cr_restore(api, &req->caller, body, &reply, &err);
+		r = cr_restore(api, &req->caller, client_fd, body, &reply, &err);
 	json_decref(body);
 	return send_result(conn, r, dump ? MHD_HTTP_OK : MHD_HTTP_CREATED, reply, &err);
 }

@@ -16,6 +16,7 @@ struct api {
 	struct job_manager *jm;
 	const struct cd_config *cfg;
 	struct conn_deadline *deadline; /* for reading requests; NULL: none */
+	json_t *recovered;              /* what the start-up cleaned (recover.h), for check */
 };
 
 /* Per-request state, kept in MHD's con_cls. */

@@ -150,7 +150,29 @@ static void check_dir_writable(json_t *arr, const char *name, const char *dir)
 		add(arr, name, false, "%s: %s", dir, strerror(errno));
 }
 
-json_t *check_run(struct job_manager *jm, const struct cd_config *cfg, bool full)
+static void check_recovered(json_t *arr, json_t *recovered)
+{
+	size_t n = json_array_size(recovered), i, len = 0;
+	char detail[400] = "";
+	json_t *v;
+
+	if (n == 0) {
+		add(arr, "recovery", true, "nothing was left in flight by an earlier daemon");
+		return;
+	}
+	json_array_foreach(recovered, i, v)
+	{
+		int w = snprintf(detail + len, sizeof(detail) - len, "%s%s", i ? "; " : "",
+		                 json_string_value(v));
+		if (w < 0 || (size_t)w >= sizeof(detail) - len)
+			break;
+		len += (size_t)w;
+	}
+	add(arr, "recovery", true, "at start-up, %zu operation(s) an earlier daemon left: %s", n,
+	    detail);
+}
+
+json_t *check_run(struct job_manager *jm, const struct cd_config *cfg, json_t *recovered, bool full)
 {
 	json_t *arr = json_array();
 	cd_err err = {0};
@@ -164,6 +186,7 @@ json_t *check_run(struct job_manager *jm, const struct cd_config *cfg, bool full
 	check_pidfd_getfd(arr);
 	check_userfaultfd(arr);
 	check_freezer(arr);
+	check_recovered(arr, recovered);
 	if (full) {
 		check_dir_writable(arr, "job log dir", cfg->job_log_dir);
 		check_dir_writable(arr, "checkpoint dir", cfg->checkpoint_dir);

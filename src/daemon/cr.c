@@ -1,5 +1,7 @@
 /* What dump and restore share: running a worker, and deleting checkpoints. */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,7 +11,42 @@
 #include "daemon/op.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
+#include "shared/log.h"
 #include "storage/storage.h"
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	cd_engine_cancel();
+}
+
+void cr_worker_cancellable(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigterm};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+bool cr_wait_worker_pipe(int fd, int client_fd, pid_t worker, const char *what)
+{
+	bool gone = false;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+		                      {.fd = gone ? -1 : client_fd, .events = POLLRDHUP}};
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return gone;
+		if (p[0].revents)
+			return gone;
+		if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			log_info("%s: the client hung up: cancelling worker %d", what, (int)worker);
+			kill(worker, SIGTERM);
+			gone = true;
+		}
+	}
+}
 
 int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_shared *op,
                   const char *what, cd_err *err)

@@ -11,11 +11,12 @@
 #include "shared/error.h"
 #include "storage/storage.h"
 
-/* Body and reply: see docs/api.md. */
-int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
-            cd_err *err);
-int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
-               cd_err *err);
+/* Body and reply: see docs/api.md. client_fd is the request's socket (-1:
+ * none): a client that hangs up before the work is done cancels it. */
+int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, json_t *body,
+            json_t **ret, cd_err *err);
+int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, json_t *body,
+               json_t **ret, cd_err *err);
 /* Removes a checkpoint's files, then its record. */
 int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const char *id,
                          cd_err *err);
@@ -27,6 +28,15 @@ int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_share
                   const char *what, cd_err *err);
 /* The waiting half of cr_run_worker, for a worker forked by the caller. */
 int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char *what, cd_err *err);
+
+/* Waits until the worker writes to fd (or closes it). If the client hangs
+ * up meanwhile, the worker is cancelled (SIGTERM) and true is returned. */
+bool cr_wait_worker_pipe(int fd, int client_fd, pid_t worker, const char *what);
+
+/* In a worker, first: SIGTERM (the daemon died, shut down, or the client
+ * went away) cancels the engine's work at its next safe point rather than
+ * ending the worker mid-way, with a tree stopped or half made. */
+void cr_worker_cancellable(void);
 
 /* The format of the checkpoint at path: a directory is an image directory;
  * a file must be named like an archive of ours (.tar, .tar.gz, …; anything

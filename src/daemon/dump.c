@@ -40,6 +40,8 @@ struct dump_req {
 	char *dest;  /* DIR/NAME + suffix */
 	char *image; /* the worker's: the engine's image directory */
 	struct op_shared *op;
+	int client_fd; /* the request's socket, watched while the worker runs */
+	int64_t journal_id;
 	int packed[2]; /* worker → daemon: the checkpoint is at dest */
 	int ack[2];    /* daemon → worker: ACK_RECORDED or ACK_FAILED */
 };
@@ -307,6 +309,7 @@ static int dump_worker(void *arg)
 	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 
+	cr_worker_cancellable();
 	close_fd(&d->packed[0]);
 	close_fd(&d->ack[1]);
 	if (act_as_caller(d, err) < 0 || make_scratch(d, err) < 0)
@@ -353,20 +356,43 @@ static int record_checkpoint(struct api *api, const struct dump_req *d, json_t *
 
 /* In the daemon: records what the worker packed (a job's checkpoint) and
  * answers it. */
-static int record_packed(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err *err)
+static int record_packed(struct api *api, struct dump_req *d, pid_t worker, json_t **ret_cp,
+                         cd_err *err)
 {
 	char c, ack = ACK_RECORDED;
+	bool gone;
 	int r = 0;
 
 	close_fd(&d->packed[1]);
 	close_fd(&d->ack[0]);
+	gone = cr_wait_worker_pipe(d->packed[0], d->client_fd, worker, "dump");
 	if (read(d->packed[0], &c, 1) != 1)
 		return 0; /* the worker failed before: its error says why */
-	if (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0)
+	/* nobody is there to be told of a checkpoint: the tree runs on */
+	if (gone)
+		ack = ACK_FAILED;
+	else if (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0)
 		ack = ACK_FAILED;
 	if (write(d->ack[1], &ack, 1) != 1 && r == 0)
 		r = cd_err_sys(err, errno, "dump: answer the worker");
 	close_fd(&d->ack[1]);
+	return r;
+}
+
+/* Written before the worker starts: if the daemon dies, its next start
+ * records the checkpoint or removes the partial files (recover.c). */
+static int journal(struct api *api, struct dump_req *d, cd_err *err)
+{
+	_cleanup_free_ char *scratch = NULL;
+	struct db_inflight op = {.kind = "dump", .dest = d->dest, .created_at = time(NULL)};
+	int r;
+
+	if (asprintf(&scratch, "%s/.%s.dump-", d->dir, d->name) < 0)
+		return cd_err_sys(err, ENOMEM, "dump");
+	op.scratch = scratch;
+	snprintf(op.jid, sizeof(op.jid), "%s", d->target.jid);
+	r = job_manager_journal_begin(api->jm, &op, err);
+	d->journal_id = op.id;
 	return r;
 }
 
@@ -378,22 +404,25 @@ static int run_dump(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err
 
 	if (pipe2(d->packed, O_CLOEXEC) < 0 || pipe2(d->ack, O_CLOEXEC) < 0)
 		return cd_err_sys(err, errno, "dump: pipe");
+	if ((r = journal(api, d, err)) < 0)
+		return r;
 	int keep[] = {d->packed[1], d->ack[0]};
 
 	r = job_manager_fork_worker(api->jm, dump_worker, d, keep, ARRAY_SIZE(keep), &worker, err);
 	if (r < 0)
 		return cd_err_wrap(err, "dump");
-	rec = record_packed(api, d, ret_cp, err);
+	rec = record_packed(api, d, worker, ret_cp, err);
 	r = cr_wait_worker(api, worker, d->op, "dump", rec < 0 ? &(cd_err){0} : err);
 	/* a worker that failed after the record still left a whole checkpoint */
 	return rec < 0 ? rec : r;
 }
 
-int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
-            cd_err *err)
+int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, json_t *body,
+            json_t **ret, cd_err *err)
 {
 	struct dump_req d = {.caller_uid = caller->uid,
 	                     .caller_gid = caller->gid,
+	                     .client_fd = client_fd,
 	                     .packed = {-1, -1},
 	                     .ack = {-1, -1}};
 	json_t *cp = json_null();
@@ -410,6 +439,8 @@ int cr_dump(struct api *api, const struct job_caller *caller, json_t *body, json
 		r = run_dump(api, &d, &cp, err);
 	if (d.op && d.op->scratch[0])
 		storage_remove(d.op->scratch, &(cd_err){0});
+	if (d.journal_id)
+		job_manager_journal_end(api->jm, d.journal_id);
 	if (r == 0) {
 		log_info("dumped %s %s (pid %d) to %s", d.type,
 		         d.target.jid[0] ? d.target.jid : "process", (int)d.target.pid, d.dest);

@@ -119,7 +119,8 @@ static int check_limits(const struct image_trust *tr, const struct cd_task *t, c
 		uint64_t soft = t->rlim[i][0], hard = t->rlim[i][1];
 
 		if (soft > hard)
-			return cd_err_set(err, EPERM, "task %d: rlimit %d: soft limit above the hard one",
+			return cd_err_set(err, EPERM,
+			                  "task %d: rlimit %d: soft limit above the hard one",
 			                  t->pid, i);
 		if (hard > (uint64_t)tr->rlim[i].rlim_max)
 			return cd_err_set(err, EPERM,
@@ -145,7 +146,8 @@ static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd
 		                  "(RLIMIT_NICE %llu)",
 		                  t->pid, t->nice, (unsigned long long)nice_rlim);
 	if (t->oom_score_adj < tr->oom_floor || t->oom_score_adj > 1000)
-		return cd_err_set(err, EPERM, "task %d: oom_score_adj %d is below %d, what the "
+		return cd_err_set(err, EPERM,
+		                  "task %d: oom_score_adj %d is below %d, what the "
 		                  "job's owner may set",
 		                  t->pid, t->oom_score_adj, tr->oom_floor);
 	return 0;
@@ -155,8 +157,8 @@ static int check_flags(const struct cd_task *t, cd_err *err)
 {
 	/* 2 (core dumps readable by root only) is the kernel's to give */
 	if (t->dumpable != 0 && t->dumpable != 1)
-		return cd_err_set(err, EPERM, "task %d: dumpable %d (a user may set 0 or 1)", t->pid,
-		                  t->dumpable);
+		return cd_err_set(err, EPERM, "task %d: dumpable %d (a user may set 0 or 1)",
+		                  t->pid, t->dumpable);
 	if (t->no_new_privs != 0 && t->no_new_privs != 1)
 		return cd_err_set(err, EINVAL, "task %d: no_new_privs %d", t->pid, t->no_new_privs);
 	/* a user cannot chroot: a task of theirs has / as its root */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/cr.h"
@@ -49,8 +50,10 @@ struct restore_req {
 	char log_path[PATH_MAX]; /* the output file: job log or --out */
 	bool log_created;
 	char *scratch; /* where an archive is unpacked */
-	int ready[2];  /* worker → daemon: the tree runs (op->pid) */
-	int ack[2];    /* daemon → worker: registered, you may exit (closed) */
+	int client_fd; /* the request's socket, watched while the worker runs */
+	int64_t journal_id;
+	int ready[2]; /* worker → daemon: the tree runs (op->pid) */
+	int ack[2];   /* daemon → worker: registered, you may exit (closed) */
 	struct op_shared *op;
 };
 
@@ -330,6 +333,7 @@ static int restore_worker(void *arg)
 	pid_t pid;
 	int rc;
 
+	cr_worker_cancellable();
 	close_fd(&r->ready[0]);
 	close_fd(&r->ack[1]);
 	if (users_image(r) && image_trust_init(&trust, r->target.uid, r->target.gid, err) < 0)
@@ -387,6 +391,22 @@ static int busy_hint(cd_err *err)
 	return cd_err_set(err, EBUSY, "%.900s (is the original process still running?)", msg);
 }
 
+/* Written before the worker starts: if the daemon dies, its next start
+ * removes the scratch directory and an output file nobody uses (recover.c). */
+static int journal(struct api *api, struct restore_req *r, cd_err *err)
+{
+	struct db_inflight op = {.kind = "restore",
+	                         .scratch = r->scratch,
+	                         .log_path = r->log_created ? r->log_path : NULL,
+	                         .created_at = time(NULL)};
+	int rc;
+
+	snprintf(op.jid, sizeof(op.jid), "%s", r->jid);
+	rc = job_manager_journal_begin(api->jm, &op, err);
+	r->journal_id = op.id;
+	return rc;
+}
+
 /* Forks the worker, adopts what it restored, lets it go and waits for it. */
 static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job, cd_err *err)
 {
@@ -404,6 +424,7 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 		return cd_err_wrap(err, "restore");
 	close_fd(&r->ready[1]);
 	close_fd(&r->ack[0]);
+	cr_wait_worker_pipe(r->ready[0], r->client_fd, worker, "restore");
 	if (read(r->ready[0], &c, 1) == 1)
 		arc = adopt(api, r, r->op->pid, ret_job, err);
 	close_fd(&r->ack[1]);
@@ -415,11 +436,14 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 	return rc;
 }
 
-int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, json_t **ret,
-               cd_err *err)
+int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, json_t *body,
+               json_t **ret, cd_err *err)
 {
-	struct restore_req r = {
-	    .master = -1, .stdio = {-1, -1, -1}, .ready = {-1, -1}, .ack = {-1, -1}};
+	struct restore_req r = {.master = -1,
+	                        .stdio = {-1, -1, -1},
+	                        .ready = {-1, -1},
+	                        .ack = {-1, -1},
+	                        .client_fd = client_fd};
 	json_t *job = NULL;
 	int rc;
 
@@ -433,6 +457,8 @@ int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, j
 	if (rc == 0)
 		rc = open_stdio(api, &r, err);
 	if (rc == 0)
+		rc = journal(api, &r, err);
+	if (rc == 0)
 		rc = run_restore(api, &r, &job, err);
 	if (rc < 0 && r.log_created)
 		unlink(r.log_path);
@@ -441,5 +467,7 @@ int cr_restore(struct api *api, const struct job_caller *caller, json_t *body, j
 		*ret = json_pack("{s:o, s:o}", "job", job, "timings", op_timings_json(r.op));
 	}
 	restore_req_clear(&r);
+	if (r.journal_id)
+		job_manager_journal_end(api->jm, r.journal_id);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/recover.h"
 #include "daemon/conn-deadline.h"
 #include "daemon/conn-limit.h"
 #include "daemon/shutdown.h"
@@ -340,6 +341,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	r = job_manager_new(cfg->db_path, cfg->job_log_dir, &api.jm, err);
 	if (r < 0)
 		return r;
+	api.recovered = recover_inflight(api.jm);
 	fd = open_listener(cfg, err);
 	if (fd >= 0 && (r = conn_watch_start(&watch, err)) < 0) {
 		close(fd);
@@ -347,6 +349,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	}
 	if (fd < 0) {
 		job_manager_free(api.jm);
+		json_decref(api.recovered);
 		return fd;
 	}
 	api.deadline = &watch.deadline;
@@ -355,6 +358,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 		conn_watch_stop(&watch);
 		close(fd);
 		job_manager_free(api.jm);
+		json_decref(api.recovered);
 		return cd_err_set(err, EIO, "start the HTTP server on %s", cfg->address);
 	}
 	log_info("cedana daemon %s listening on %s (%s), db %s", CEDANA_VERSION, cfg->address,
@@ -369,6 +373,7 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	if (strcmp(cfg->protocol, "unix") == 0)
 		unlink(cfg->address);
 	job_manager_free(api.jm);
+	json_decref(api.recovered);
 	conn_watch_stop(&watch);
 	log_info("daemon stopped");
 	return 0;

@@ -1,8 +1,8 @@
 /* Stopping the HTTP server waits for every request thread, and a dump or
  * restore thread waits for its worker, which only the reaper collects: so
  * the reaping goes on while the server stops, and workers still running
- * after a grace period (or at a second signal) are killed, so that SIGTERM
- * always ends the daemon. */
+ * after a grace period (or at a second signal) are cancelled, then after
+ * another killed, so that SIGTERM always ends the daemon. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -44,30 +44,38 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void kill_workers(struct job_manager *jm)
+/* The next step against workers still running: first SIGTERM, which
+ * cancels their work through its failure path (the dumped tree runs on, a
+ * half-made restore is killed), then SIGKILL. */
+static void stop_workers(struct job_manager *jm, int *stage)
 {
-	size_t n = job_manager_kill_workers(jm);
+	int sig = *stage == 0 ? SIGTERM : SIGKILL;
+	size_t n = job_manager_kill_workers(jm, sig);
 
 	if (n)
-		log_warn("shutdown: killed %zu dump/restore worker(s) still running", n);
+		log_warn("shutdown: %s %zu dump/restore worker(s) still running",
+		         sig == SIGTERM ? "cancelled" : "killed", n);
+	if (*stage < 2)
+		(*stage)++;
 }
 
-/* Reaps (and at the deadline, or a second signal, kills workers) until done_fd fires. */
+/* Reaps until done_fd fires; at each grace deadline, or at another signal,
+ * workers are stopped one step harder. */
 static void reap_until_stopped(int sigfd, int done_fd, struct job_manager *jm)
 {
 	int64_t deadline = now_ms() + WORKER_GRACE_MS;
-	bool killed = false;
+	int stage = 0;
 
 	for (;;) {
 		struct pollfd p[2] = {{.fd = done_fd, .events = POLLIN},
 		                      {.fd = sigfd, .events = POLLIN}};
-		int64_t left = killed ? -1 : deadline - now_ms();
+		int64_t left = stage == 2 ? -1 : deadline - now_ms();
 		struct signalfd_siginfo si;
 		int n;
 
-		if (!killed && left <= 0) {
-			kill_workers(jm);
-			killed = true;
+		if (stage < 2 && left <= 0) {
+			stop_workers(jm, &stage);
+			deadline = now_ms() + WORKER_GRACE_MS;
 			continue;
 		}
 		n = poll(p, 2, (int)left);
@@ -75,7 +83,7 @@ static void reap_until_stopped(int sigfd, int done_fd, struct job_manager *jm)
 			continue;
 		if (n < 0) {
 			log_error("shutdown: poll: %m");
-			kill_workers(jm);
+			job_manager_kill_workers(jm, SIGKILL);
 			return;
 		}
 		if (p[0].revents)
@@ -84,9 +92,9 @@ static void reap_until_stopped(int sigfd, int done_fd, struct job_manager *jm)
 			continue;
 		if (read(sigfd, &si, sizeof(si)) != sizeof(si))
 			continue;
-		if (si.ssi_signo != SIGCHLD && !killed) {
-			kill_workers(jm);
-			killed = true;
+		if (si.ssi_signo != SIGCHLD && stage < 2) {
+			stop_workers(jm, &stage);
+			deadline = now_ms() + WORKER_GRACE_MS;
 		}
 		job_manager_reap(jm);
 	}
@@ -101,7 +109,7 @@ void daemon_shutdown(struct MHD_Daemon *mhd, int sigfd, struct job_manager *jm)
 	s.done_fd = done_fd;
 	if (done_fd < 0 || pthread_create(&t, NULL, stop_http, &s) != 0) {
 		log_error("shutdown: cannot stop the server in a thread: killing the workers");
-		kill_workers(jm);
+		job_manager_kill_workers(jm, SIGKILL);
 		MHD_stop_daemon(mhd);
 		return;
 	}

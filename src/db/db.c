@@ -43,6 +43,16 @@ static const char *const migrations[] = {
     "  compression TEXT NOT NULL"
     ");"
     "CREATE INDEX checkpoints_by_job ON checkpoints(jid, time);",
+    /* operations in flight, to finish or roll back after a daemon crash */
+    "CREATE TABLE inflight ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL,"
+    "  jid TEXT NOT NULL,"
+    "  dest TEXT NOT NULL,"
+    "  scratch TEXT NOT NULL,"
+    "  log_path TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");",
 };
 
 static int db_fail(struct db *db, int code, const char *what, cd_err *err)
@@ -556,4 +566,94 @@ void db_checkpoint_clear(struct db_checkpoint *cp)
 		free(cp->path);
 		cp->path = NULL;
 	}
+}
+
+int db_inflight_insert(struct db *db, struct db_inflight *op, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db,
+	                "INSERT INTO inflight (kind, jid, dest, scratch, log_path, created_at)"
+	                " VALUES (?, ?, ?, ?, ?, ?)",
+	                &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, op->kind, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, op->jid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, op->dest ? op->dest : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, op->scratch ? op->scratch : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, op->log_path ? op->log_path : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 6, op->created_at);
+	r = step_done(db, st, "journal an operation", false, err);
+	if (r == 0)
+		op->id = sqlite3_last_insert_rowid(db->conn);
+	return r;
+}
+
+int db_inflight_delete(struct db *db, int64_t id, cd_err *err)
+{
+	sqlite3_stmt *st;
+	int r = prepare(db, "DELETE FROM inflight WHERE id = ?", &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(db, st, "end a journaled operation", false, err);
+}
+
+static void row_to_inflight(sqlite3_stmt *st, struct db_inflight *op)
+{
+	memset(op, 0, sizeof(*op));
+	op->id = sqlite3_column_int64(st, 0);
+	snprintf(op->kind, sizeof(op->kind), "%s", sqlite3_column_text(st, 1));
+	snprintf(op->jid, sizeof(op->jid), "%s", sqlite3_column_text(st, 2));
+	op->dest = column_strdup(st, 3);
+	op->scratch = column_strdup(st, 4);
+	op->log_path = column_strdup(st, 5);
+	op->created_at = sqlite3_column_int64(st, 6);
+}
+
+int db_inflight_list(struct db *db, struct db_inflight **ret, size_t *ret_n, cd_err *err)
+{
+	struct db_inflight *ops = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, r;
+
+	r = prepare(db,
+	            "SELECT id, kind, jid, dest, scratch, log_path, created_at FROM inflight"
+	            " ORDER BY id",
+	            &st, err);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_inflight *grown = realloc(ops, (n + 1) * sizeof(*ops));
+
+		if (!grown) {
+			r = cd_err_sys(err, ENOMEM, "list the journal");
+			break;
+		}
+		ops = grown;
+		row_to_inflight(st, &ops[n++]);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(db, EIO, "list the journal", err);
+	sqlite3_finalize(st);
+	if (r < 0) {
+		db_inflight_list_free(ops, n);
+		return r;
+	}
+	*ret = ops;
+	*ret_n = n;
+	return 0;
+}
+
+void db_inflight_list_free(struct db_inflight *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(ops[i].dest);
+		free(ops[i].scratch);
+		free(ops[i].log_path);
+	}
+	free(ops);
 }

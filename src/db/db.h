@@ -58,6 +58,25 @@ void db_job_clear(struct db_job *job);
 void db_job_list_free(struct db_job *jobs, size_t n);
 
 int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *err);
+
+/* The journal of dumps and restores in flight: written before a worker
+ * starts, removed once its outcome is handled, so that the next start of a
+ * daemon killed meanwhile finishes or rolls back what was left. Empty
+ * strings for what does not apply. */
+struct db_inflight {
+	int64_t id;
+	char kind[16]; /* "dump" or "restore" */
+	char jid[DB_JID_MAX];
+	char *dest;     /* dump: the checkpoint's final path */
+	char *scratch;  /* dump: DIR/.NAME. prefix of its scratch; restore: the directory */
+	char *log_path; /* restore: an output file it created */
+	int64_t created_at;
+};
+int db_inflight_insert(struct db *db, struct db_inflight *op, cd_err *err);
+int db_inflight_delete(struct db *db, int64_t id, cd_err *err);
+/* All entries, oldest first; free with db_inflight_list_free. */
+int db_inflight_list(struct db *db, struct db_inflight **ret, size_t *ret_n, cd_err *err);
+void db_inflight_list_free(struct db_inflight *ops, size_t n);
 /* The newest checkpoint of a job; -ENOENT when it has none. */
 int db_checkpoint_latest(struct db *db, const char *jid, struct db_checkpoint *ret_cp, cd_err *err);
 /* -ENOENT "checkpoint ID not found". */

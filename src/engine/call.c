@@ -16,6 +16,17 @@ bool cd_fault(const char *point)
 	return f && !strcmp(f, point);
 }
 
+int cd_fault_stall(const char *point, cd_err *err)
+{
+	int r = 0;
+
+	for (int i = 0; cd_fault(point) && i < 600 && r == 0; i++) {
+		r = cd_check_cancel(err);
+		usleep(50000);
+	}
+	return r;
+}
+
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
             uint64_t a4, uint64_t a5, long *ret, cd_err *err)
 {
@@ -58,6 +69,20 @@ uint64_t cd_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static volatile sig_atomic_t cancelled;
+
+void cd_engine_cancel(void)
+{
+	cancelled = 1;
+}
+
+int cd_check_cancel(cd_err *err)
+{
+	if (cancelled)
+		return cd_err_set(err, ECANCELED, "cancelled (the request or the daemon is gone)");
+	return 0;
 }
 
 /* Often enough for a progress line, rarely enough to cost nothing. */

@@ -340,7 +340,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	if (s->progress.fn && (r = count_pages(s, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
-		if ((r = dump_task(s, i, opts->shell_job, err)) < 0)
+		if ((r = cd_check_cancel(err)) < 0 ||
+		    (r = dump_task(s, i, opts->shell_job, err)) < 0)
 			return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
@@ -380,7 +381,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	r = do_dump(s, opts, err);
 	/* the tree stays stopped until the caller has made the image final */
 	if (r >= 0 && opts->version >= 3 && opts->commit &&
-	    (r = opts->commit(opts->commit_userdata, err)) < 0)
+	    ((r = cd_fault_stall("dump-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0 ||
+	     (r = opts->commit(opts->commit_userdata, err)) < 0))
 		commit_failed = true;
 	uint64_t t0 = cd_now_ns();
 	if (r < 0) {

@@ -106,6 +106,12 @@ struct cd_restore_opts {
 	void *check_userdata;
 };
 
+/* Asks the dump or restore running in this process to stop at its next
+ * safe point (between tasks, between page chunks): it then fails with
+ * ECANCELED through its ordinary failure path, the dumped tree running on,
+ * the restored tasks killed. Async-signal-safe: for a SIGTERM handler. */
+void cd_engine_cancel(void);
+
 /* Checkpoints the tree rooted at opts->pid. On failure nothing is left in
  * opts->dir and the tree runs on untouched. */
 int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err);

@@ -19,6 +19,8 @@ struct cd_progress {
 	void *userdata;
 	uint64_t done, total, reported;
 };
+/* -ECANCELED once cd_engine_cancel was called: checked at safe points. */
+int cd_check_cancel(cd_err *err);
 /* Adds bytes done; reports every few MiB. */
 void cd_progress_add(struct cd_progress *p, uint64_t bytes);
 /* Reports the end: done becomes total. */
@@ -95,6 +97,10 @@ void cd_sigchld_restore(const struct sigaction *saved);
 /* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
  * (e.g. "dump-memory", "restore-transplant"). */
 bool cd_fault(const char *point);
+/* Test hook: at a point named by CEDANA_ENGINE_FAULT, holds the engine for
+ * up to 30 s (cancellable), so that a test can kill the daemon, the worker
+ * or the client right there. */
+int cd_fault_stall(const char *point, cd_err *err);
 
 /* Runs syscall nr in the task; *ret is its raw result. */
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,

@@ -175,7 +175,7 @@ static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer
 				return r;
 		}
 		r = cd_pw_commit(pw, kept * PAGE, err);
-		if (r < 0)
+		if (r < 0 || (r = cd_check_cancel(err)) < 0)
 			return r;
 		cd_progress_add(ctx->progress, chunk * PAGE);
 		page += chunk;
@@ -719,7 +719,8 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 			    (r = cd_pr_next(pr, left < FILL_STEP ? left : FILL_STEP, &src, &n,
 			                    err)) < 0)
 				return r;
-			if ((r = write_task_pages(ctx->inj, v, addr, src, n, err)) < 0)
+			if ((r = write_task_pages(ctx->inj, v, addr, src, n, err)) < 0 ||
+			    (r = cd_check_cancel(err)) < 0)
 				return r;
 			if (run->src == CD_RUN_DATA)
 				cd_progress_add(ctx->progress, n);

@@ -208,7 +208,7 @@ static int map_trampoline(const struct restore_state *s, cd_err *err)
 	return 0;
 }
 
-static void prepare_task(struct restore_state *s, const struct cd_task *t);
+static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t parent);
 
 static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
 {
@@ -229,11 +229,11 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 		const struct cd_task *c = &s->img.tasks[i];
 		if (c->ppid != t->pid || c == t)
 			continue;
-		pid_t pid = clone_task(c->pid);
+		pid_t self = getpid(), pid = clone_task(c->pid);
 		if (pid < 0)
 			return cd_err_sys(err, errno, "clone3 pid %d", c->pid);
 		if (pid == 0)
-			prepare_task(s, c);
+			prepare_task(s, c, self);
 	}
 	if (cd_fault("restore-prepare") && t->pid != s->img.root)
 		return cd_err_set(err, EIO, "injected fault restore-prepare");
@@ -250,10 +250,17 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 }
 
 /* Runs in the new task: never returns. */
-static void prepare_task(struct restore_state *s, const struct cd_task *t)
+static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t parent)
 {
 	cd_err err = {0};
-	int r = prepare_steps(s, t, &err);
+	int r;
+
+	/* Until it is complete, a new task dies with its parent: a restore
+	 * whose controller is killed leaves no half-made task to run on once
+	 * ptrace lets go (transplant clears it again). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	r = prepare_steps(s, t, &err);
 
 	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
 	close(s->status_w);
@@ -313,9 +320,12 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 			t0 += spent;
 		}
 	}
-	/* The last injected call removes the trampoline; the task is then at
-	 * that call's exit stop and runs no instruction from it. */
-	if ((r = cd_call_ok(inj, "munmap trampoline", SYS_munmap, s->tramp, TRAMP_LEN, 0, 0, 0, 0,
+	/* The last injected calls: the task no longer dies with its parent
+	 * (prepare_task), then the trampoline goes; the task is then at that
+	 * call's exit stop and runs no instruction from it. */
+	if ((r = cd_call_ok(inj, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0,
+	                    0, &ignored, err)) < 0 ||
+	    (r = cd_call_ok(inj, "munmap trampoline", SYS_munmap, s->tramp, TRAMP_LEN, 0, 0, 0, 0,
 	                    &ignored, err)) < 0)
 		return r;
 	r = cd_cpu_restore_final(inj, t, err);
@@ -351,7 +361,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
 		uint64_t t0 = cd_now_ns();
-		r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);
+		r = cd_check_cancel(err);
+		if (r >= 0)
+			r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);
 		s->stats.state_ns += cd_now_ns() - t0;
 		if (r >= 0)
 			r = transplant(s, &s->img.tasks[i], inj[i], err);
@@ -412,10 +424,11 @@ static int create_tree(struct restore_state *s, cd_err *err)
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return cd_err_sys(err, errno, "pipe");
 	s->status_w = fds[1];
+	pid_t self = getpid();
 	s->root = clone_task(root->pid);
 	if (s->root == 0) {
 		close(fds[0]);
-		prepare_task(s, root);
+		prepare_task(s, root, self);
 	}
 	close(fds[1]);
 	if (s->root < 0) {
@@ -479,9 +492,12 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
+	if ((r = cd_fault_stall("restore-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0)
+		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
-	if (r < 0 || (r = transplant_all(s, err)) < 0) {
+	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0 ||
+	    (r = transplant_all(s, err)) < 0) {
 		kill_created(s);
 		return r;
 	}

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -342,6 +343,83 @@ int job_manager_add_checkpoint(struct job_manager *jm, const struct db_checkpoin
 	return r;
 }
 
+int job_manager_journal_begin(struct job_manager *jm, struct db_inflight *op, cd_err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&jm->lock);
+	r = db_inflight_insert(jm->db, op, err);
+	pthread_mutex_unlock(&jm->lock);
+	return r;
+}
+
+void job_manager_journal_end(struct job_manager *jm, int64_t id)
+{
+	cd_err err = {0};
+
+	pthread_mutex_lock(&jm->lock);
+	if (db_inflight_delete(jm->db, id, &err) < 0)
+		log_warn("journal: %s", err.msg);
+	pthread_mutex_unlock(&jm->lock);
+}
+
+int job_manager_journal_list(struct job_manager *jm, struct db_inflight **ret, size_t *ret_n,
+                             cd_err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&jm->lock);
+	r = db_inflight_list(jm->db, ret, ret_n, err);
+	pthread_mutex_unlock(&jm->lock);
+	return r;
+}
+
+static bool has_checkpoint_at(struct job_manager *jm, const char *jid, const char *path)
+{
+	struct db_checkpoint *cps;
+	bool found = false;
+	cd_err e = {0};
+	size_t n;
+
+	if (db_checkpoint_list(jm->db, jid, &cps, &n, &e) < 0)
+		return false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = cps[i].path && strcmp(cps[i].path, path) == 0;
+	db_checkpoint_list_free(cps, n);
+	return found;
+}
+
+int job_manager_add_checkpoint_once(struct job_manager *jm, const struct db_checkpoint *cp,
+                                    bool *ret_added, cd_err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&jm->lock);
+	*ret_added = !has_checkpoint_at(jm, cp->jid, cp->path);
+	if (*ret_added)
+		r = db_checkpoint_insert(jm->db, cp, err);
+	pthread_mutex_unlock(&jm->lock);
+	return r;
+}
+
+bool job_manager_log_in_use(struct job_manager *jm, const char *path)
+{
+	struct db_job *jobs;
+	bool used = true; /* when in doubt, keep the file */
+	cd_err e = {0};
+	size_t n;
+
+	pthread_mutex_lock(&jm->lock);
+	if (db_job_list(jm->db, &jobs, &n, &e) == 0) {
+		used = false;
+		for (size_t i = 0; i < n && !used; i++)
+			used = jobs[i].log_path && strcmp(jobs[i].log_path, path) == 0;
+		db_job_list_free(jobs, n);
+	}
+	pthread_mutex_unlock(&jm->lock);
+	return used;
+}
+
 int job_manager_attach_check(struct job_manager *jm, const struct job_caller *caller,
                              const char *jid, cd_err *err)
 {
@@ -398,13 +476,13 @@ void job_manager_detach_all(struct job_manager *jm)
 	pthread_mutex_unlock(&jm->lock);
 }
 
-size_t job_manager_kill_workers(struct job_manager *jm)
+size_t job_manager_kill_workers(struct job_manager *jm, int sig)
 {
 	size_t n = 0;
 
 	pthread_mutex_lock(&jm->lock);
 	for (struct worker *w = jm->workers; w; w = w->next)
-		if (!w->done && kill(w->pid, SIGKILL) == 0)
+		if (!w->done && kill(w->pid, sig) == 0)
 			n++;
 	pthread_mutex_unlock(&jm->lock);
 	return n;
@@ -459,10 +537,15 @@ int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg
 		return cd_err_sys(err, ENOMEM, "worker");
 	/* held across fork and registration, so the reaper cannot miss the PID */
 	pthread_mutex_lock(&jm->lock);
+	pid_t daemon_pid = getpid();
 	pid = fork();
 	if (pid == 0) {
 		sigset_t none;
 
+		/* A worker never outlives the daemon: SIGTERM asks it to undo
+		 * what it holds (a stopped tree, half a restore) and stop. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != daemon_pid)
+			_exit(1);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close_all_but(keep, n_keep);

@@ -73,6 +73,20 @@ int job_manager_kill(struct job_manager *jm, const struct job_caller *caller, co
 int job_manager_delete(struct job_manager *jm, const struct job_caller *caller, const char *jid,
                        cd_err *err);
 
+/* The journal of operations in flight (db_inflight): begin fills op->id. */
+int job_manager_journal_begin(struct job_manager *jm, struct db_inflight *op, cd_err *err);
+void job_manager_journal_end(struct job_manager *jm, int64_t id);
+int job_manager_journal_list(struct job_manager *jm, struct db_inflight **ret, size_t *ret_n,
+                             cd_err *err);
+/* Records cp unless its job already has a checkpoint at cp->path (a dump
+ * finished by a daemon that died before it forgot the journal entry);
+ * *ret_added says which. */
+int job_manager_add_checkpoint_once(struct job_manager *jm, const struct db_checkpoint *cp,
+                                    bool *ret_added, cd_err *err);
+
+/* Whether a job's output goes to path (its log, or --out). */
+bool job_manager_log_in_use(struct job_manager *jm, const char *path);
+
 /* Records a checkpoint of a job (cp->jid), shown in ps and job inspect. */
 int job_manager_add_checkpoint(struct job_manager *jm, const struct db_checkpoint *cp, cd_err *err);
 
@@ -98,9 +112,10 @@ void job_manager_detach_all(struct job_manager *jm);
  * has, never call waitpid on it yourself. */
 int job_manager_fork_worker(struct job_manager *jm, int (*fn)(void *), void *arg, const int *keep,
                             size_t n_keep, pid_t *ret_pid, cd_err *err);
-/* SIGKILLs every worker still running (at shutdown); how many. Their
- * waiters see them die once job_manager_reap has collected them. */
-size_t job_manager_kill_workers(struct job_manager *jm);
+/* Sends sig to every worker still running (at shutdown: SIGTERM cancels
+ * their work, SIGKILL ends them); how many. Their waiters see them die once
+ * job_manager_reap has collected them. */
+size_t job_manager_kill_workers(struct job_manager *jm, int sig);
 /* The wait status of a worker; -ECHILD when pid is not one. Needs
  * job_manager_reap to run (the daemon calls it on SIGCHLD). */
 int job_manager_wait_worker(struct job_manager *jm, pid_t pid, int *ret_status);

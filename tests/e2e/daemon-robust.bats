@@ -71,3 +71,130 @@ teardown() {
 	assert_success
 	assert_output --partial '"jobs":['
 }
+
+# Waits until a dump of NAME has made its scratch directory in $CK.
+wait_dump_scratch() {
+	for _ in $(seq 200); do
+		compgen -G "$CK/.$1.dump-*" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The job runs on: same pid, not stopped, its log still growing.
+assert_runs_on() {
+	local jid=$1 pid=$2 n
+	assert_equal "$(job_field "$jid" pid)" "$pid"
+	assert_not_equal "$(job_field "$jid" status)" halted
+	assert_not_equal "$(awk '{print $3}' "/proc/$pid/stat")" T
+	n=$(grep -cE '^[0-9]+$' "$(log_of "$jid")")
+	wait_file_contains "$(log_of "$jid")" "^$((n + 2))\$"
+}
+
+@test "kill -9 of the daemon mid-dump: the job runs on; the next start removes the partial files and check says so" {
+	stop_daemon
+	CEDANA_ENGINE_FAULT=dump-stall start_daemon
+	start_counter c
+	pid=$(job_field c pid)
+	"$CEDANA" dump job c --name img >/dev/null 2>&1 3>&- &
+	echo $! >>"$BATS_TEST_TMPDIR/extra.pids"
+	wait_dump_scratch img
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" || true
+	DAEMON_PID=
+	# the worker died with the daemon and let the tree go
+	for _ in $(seq 100); do
+		[ "$(awk '{print $3}' "/proc/$pid/stat")" != t ] && break
+		sleep 0.05
+	done
+	rm -f "$CEDANA_ADDRESS" # the dead daemon's, or start_daemon would not wait
+	start_daemon
+	assert_runs_on c "$pid"
+	assert_equal "$(entries "$CK")" ""
+	run "$CEDANA" job checkpoints c
+	refute_output --partial img
+	run "$CEDANA" daemon check
+	assert_output --partial "dump of job c to $CK/img: unfinished: removed 1 partial file(s); the process ran on"
+	# no longer the daemon's child (it died): the counter's own word, not its exit code
+	touch "$(trigger_of c)"
+	wait_file_contains "$(log_of c)" PASS
+}
+
+@test "kill -9 of the daemon mid-restore: no task is left; the next start removes the scratch and the new log" {
+	start_counter c
+	pid=$(job_field c pid)
+	run "$CEDANA" dump job c --compression lz4
+	assert_success
+	stop_daemon
+	CEDANA_ENGINE_FAULT=restore-stall start_daemon
+	"$CEDANA" restore process --path "$(last_word)" --jid back >/dev/null 2>&1 3>&- &
+	echo $! >>"$BATS_TEST_TMPDIR/extra.pids"
+	for _ in $(seq 200); do
+		compgen -G "$CK/.cedana-restore-*" >/dev/null && [ -f "$(log_of back)" ] && break
+		sleep 0.05
+	done
+	assert_file_exists "$(log_of back)"
+	sleep 0.5
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" || true
+	DAEMON_PID=
+	rm -f "$CEDANA_ADDRESS" # the dead daemon's, or start_daemon would not wait
+	start_daemon
+	assert_equal "$(compgen -G "$CK/.cedana-restore-*")" ""
+	assert_file_not_exists "$(log_of back)"
+	run "$CEDANA" daemon check
+	assert_output --partial "restore of job back: unfinished: removed $CK/.cedana-restore-"
+	run "$CEDANA" job inspect back
+	assert_failure
+	run kill -0 "$pid"
+	assert_failure
+}
+
+@test "a restore worker killed outright after making the tree: every new task dies with it" {
+	CEDANA_WL_TRIGGER=$(trigger_of t) "$CEDANA" run process --jid t -- "$WL_BIN/wl-tree"
+	wait_file_contains "$(log_of t)" READY
+	root=$(job_field t pid)
+	pids=$(pgrep -s "$root")
+	run "$CEDANA" dump job t
+	assert_success
+	stop_daemon
+	CEDANA_ENGINE_FAULT=restore-stall-tree start_daemon
+	"$CEDANA" restore job t >/dev/null 2>&1 3>&- &
+	echo $! >>"$BATS_TEST_TMPDIR/extra.pids"
+	for _ in $(seq 200); do
+		[ -d "/proc/$root" ] && break
+		sleep 0.05
+	done
+	worker=$(awk '{print $4}' "/proc/$root/stat")
+	assert_not_equal "$worker" "$DAEMON_PID"
+	kill -KILL "$worker"
+	for p in $pids; do
+		for _ in $(seq 100); do
+			[ -d "/proc/$p" ] || break
+			sleep 0.05
+		done
+		assert_file_not_exists "/proc/$p"
+	done
+}
+
+@test "a client that hangs up mid-dump cancels it: the job runs on and nothing is left" {
+	stop_daemon
+	CEDANA_ENGINE_FAULT=dump-stall start_daemon
+	start_counter c
+	pid=$(job_field c pid)
+	"$CEDANA" dump job c --name img >/dev/null 2>&1 3>&- &
+	client=$!
+	echo "$client" >>"$BATS_TEST_TMPDIR/extra.pids"
+	wait_dump_scratch img
+	kill -KILL "$client"
+	for _ in $(seq 100); do
+		[ -z "$(entries "$CK")" ] && break
+		sleep 0.05
+	done
+	assert_equal "$(entries "$CK")" ""
+	assert_runs_on c "$pid"
+	grep -q "dump: the client hung up: cancelling worker" "$BATS_TEST_TMPDIR/daemon.log"
+	run "$CEDANA" job checkpoints c
+	refute_output --partial img
+	finish_counter c
+}

@@ -51,11 +51,11 @@ static void test_schema_and_wal(void **state)
 	cd_err err = {0};
 
 	assert_int_equal(db_open(path, &db, &err), 0);
-	assert_int_equal(db_schema_version(db), 1);
+	assert_int_equal(db_schema_version(db), 2);
 	db_close(db);
 	/* reopening an up-to-date DB migrates nothing */
 	assert_int_equal(db_open(path, &db, &err), 0);
-	assert_int_equal(db_schema_version(db), 1);
+	assert_int_equal(db_schema_version(db), 2);
 	db_close(db);
 	/* WAL is a persistent property of the file */
 	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'PRAGMA journal_mode' | grep -qx wal", path);
@@ -147,6 +147,40 @@ static void test_checkpoints(void **state)
 	db_close(db);
 }
 
+static void test_inflight(void **state)
+{
+	struct db_inflight a = {.kind = "dump",
+	                        .jid = "j",
+	                        .dest = "/ck/x.tar",
+	                        .scratch = "/ck/.x.",
+	                        .created_at = 5},
+	                   b = {.kind = "restore", .scratch = "/var/tmp/.r", .log_path = "/l"};
+	struct db_inflight *list;
+	struct db *db;
+	size_t n;
+	cd_err err = {0};
+
+	assert_int_equal(db_open(path, &db, &err), 0);
+	assert_int_equal(db_inflight_insert(db, &a, &err), 0);
+	assert_int_equal(db_inflight_insert(db, &b, &err), 0);
+	assert_true(b.id > a.id);
+	assert_int_equal(db_inflight_list(db, &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].kind, "dump");
+	assert_string_equal(list[0].dest, "/ck/x.tar");
+	assert_string_equal(list[0].scratch, "/ck/.x.");
+	assert_string_equal(list[0].log_path, "");
+	assert_int_equal(list[0].created_at, 5);
+	assert_string_equal(list[1].log_path, "/l");
+	db_inflight_list_free(list, n);
+	assert_int_equal(db_inflight_delete(db, a.id, &err), 0);
+	assert_int_equal(db_inflight_list(db, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].kind, "restore");
+	db_inflight_list_free(list, n);
+	db_close(db);
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	char sql[512];
@@ -235,10 +269,10 @@ static void test_planted_db_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_schema_and_wal),     cmocka_unit_test(test_job_crud),
-	    cmocka_unit_test(test_checkpoints),        cmocka_unit_test(test_newer_schema_refused),
-	    cmocka_unit_test(test_unopenable),         cmocka_unit_test(test_new_db_private),
-	    cmocka_unit_test(test_planted_db_refused),
+	    cmocka_unit_test(test_schema_and_wal), cmocka_unit_test(test_job_crud),
+	    cmocka_unit_test(test_checkpoints),    cmocka_unit_test(test_newer_schema_refused),
+	    cmocka_unit_test(test_inflight),       cmocka_unit_test(test_unopenable),
+	    cmocka_unit_test(test_new_db_private), cmocka_unit_test(test_planted_db_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
