@@ -49,7 +49,7 @@ struct restore_req {
 	int stdio[3];
 	char log_path[PATH_MAX]; /* the output file: job log or --out */
 	bool log_created;
-	char *scratch; /* where an archive is unpacked */
+	char *scratch; /* where an archive is unpacked, or a user's image copied */
 	int client_fd; /* the request's socket, watched while the worker runs */
 	int64_t journal_id;
 	int ready[2]; /* worker → daemon: the tree runs (op->pid) */

@@ -254,6 +254,7 @@ while True:
 	pkill -KILL -u "$E2E_USER" -f renameat2
 	# the swap raced the restores: some got the true manifest, none got root
 	echo "# restored $restored of 15, each as uid $USER_UID" >&3
+}
 
 @test "root's --pid-file and --out refuse a symbolic link the user planted" {
 	mkdir -m 755 "$SHARED/home"
