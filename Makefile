@@ -6,7 +6,8 @@ MESON_OPTS ?= --werror
 CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
 SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all deps build test unit asan e2e engine-tests demo format check-format clean
+.PHONY: all deps build test unit asan asan-build asan-e2e asan-engine e2e engine-tests demo format \
+	check-format clean
 
 all: build
 
@@ -25,8 +26,10 @@ $(ASAN_BUILD)/build.ninja:
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
-asan: deps $(ASAN_BUILD)/build.ninja
+asan-build: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
+
+asan: asan-build
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 
 e2e: build
@@ -34,6 +37,15 @@ e2e: build
 
 engine-tests: build
 	CEDANA=$(CEDANA) BUILD_DIR=$(CURDIR)/$(BUILD) BUILD=$(BUILD) scripts/run-bats.sh tests/engine
+
+# The e2e and engine suites again, against the ASan/UBSan build; the
+# sanitizer options, and why, are in scripts/run-sanitized.sh.
+asan-e2e: asan-build
+	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD=$(BUILD) scripts/run-sanitized.sh tests/e2e
+
+asan-engine: asan-build
+	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) BUILD=$(BUILD) \
+		scripts/run-sanitized.sh tests/engine
 
 check-format: deps
 	@clang-format --dry-run --Werror $(SOURCES) && echo "check-format: ok"
@@ -44,10 +56,10 @@ format:
 # Every suite runs even when an earlier one fails; the summary line totals them
 # and carries the verdict.
 test: build
-	@rm -f $(BUILD)/bats-totals
-	@fail=0; for t in check-format unit asan e2e engine-tests; do \
+	@rm -f $(BUILD)/bats-totals $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json
+	@fail=0; for t in check-format unit asan e2e engine-tests asan-e2e asan-engine; do \
 		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
-	done; BUILD=$(BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
+	done; BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
 
 demo: build
 	scripts/demo.sh $(CEDANA)

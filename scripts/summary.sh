@@ -3,10 +3,12 @@
 set -uo pipefail
 build=${BUILD:-build}
 passed=0 failed=0 skipped=0
-if [ -f "$build/meson-logs/testlog.json" ]; then
-	passed=$((passed + $(grep -c '"result": "OK"' "$build/meson-logs/testlog.json" || true)))
-	failed=$((failed + $(grep -c '"result": "FAIL"' "$build/meson-logs/testlog.json" || true)))
-fi
+# the unit tests, plain and under ASan/UBSan (make unit, make asan)
+for log in "$build/meson-logs/testlog.json" "${ASAN_BUILD:-build-asan}/meson-logs/testlog.json"; do
+	[ -f "$log" ] || continue
+	passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
+	failed=$((failed + $(grep -c '"result": "FAIL"' "$log" || true)))
+done
 if [ -f "$build/bats-totals" ]; then
 	while read -r _ p f s; do
 		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
