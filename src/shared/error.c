@@ -11,7 +11,8 @@ static int normalize(int code)
 	return code ? code : EIO;
 }
 
-static void vformat(cd_err *err, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(cd_err *err, int code, const char *fmt,
+                                                          va_list ap)
 {
 	int saved = errno;
 
