@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,9 +209,19 @@ static enum MHD_Result handle_list(struct api *api, struct MHD_Connection *conn,
 	const char *pid_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pid");
 	json_t *jobs = NULL;
 	cd_err err = {0};
+	char *end = NULL;
+	long pid = 0;
 	int r;
 
-	r = job_manager_list(api->jm, &req->caller, pid_arg ? atoi(pid_arg) : 0, &jobs, &err);
+	/* not atoi: "?pid=x" would list every job, and an overflow is undefined */
+	if (pid_arg) {
+		errno = 0;
+		pid = strtol(pid_arg, &end, 10);
+	}
+	if (pid_arg && (!*pid_arg || *end || errno || pid <= 0 || pid > INT_MAX))
+		r = cd_err_set(&err, EINVAL, "\"pid\" must be a process ID");
+	else
+		r = job_manager_list(api->jm, &req->caller, (pid_t)pid, &jobs, &err);
 	return send_result(conn, r, MHD_HTTP_OK, r < 0 ? NULL : json_pack("{s:o}", "jobs", jobs),
 	                   &err);
 }

@@ -114,6 +114,16 @@ s.recv(100)" "$CEDANA_ADDRESS"
 	kill -0 "$DAEMON_PID"
 }
 
+@test "the job list refuses a pid filter that is not a process ID" {
+	start_daemon
+	for bad in x 12x '' -1 0 99999999999999999999; do
+		run api_status "http://x/v1/jobs?pid=$bad"
+		assert_output '400 {"error":"\"pid\" must be a process ID"}'
+	done
+	run api_status "http://x/v1/jobs?pid=$$"
+	assert_output '200 {"jobs":[]}'
+}
+
 @test "SIGTERM stops the daemon cleanly and leaves jobs running" {
 	start_daemon
 	"$CEDANA" run process --jid survivor "$WORKLOADS/date-loop.sh"
