@@ -331,12 +331,18 @@ static int attrs_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = u64_array_decode(json_object_get(o, "affinity"), t->affinity,
 	                          ARRAY_SIZE(t->affinity), NULL, "affinity", err)) < 0)
 		return r;
+	/* all four ids (real, effective, saved, fs): a shorter array would leave
+	 * the rest to whatever ids held */
 	if ((r = u64_array_decode(json_object_get(o, "uids"), ids, 4, &n, "uids", err)) < 0)
 		return r;
+	if (n != 4)
+		return cd_err_set(err, EINVAL, "bad array \"uids\"");
 	for (i = 0; i < 4; i++)
 		t->uid[i] = (uint32_t)ids[i];
 	if ((r = u64_array_decode(json_object_get(o, "gids"), ids, 4, &n, "gids", err)) < 0)
 		return r;
+	if (n != 4)
+		return cd_err_set(err, EINVAL, "bad array \"gids\"");
 	for (i = 0; i < 4; i++)
 		t->gid[i] = (uint32_t)ids[i];
 	a = json_object_get(o, "groups");

@@ -172,6 +172,20 @@ static void test_refuses_page_file_path(void **state)
 	expect_refused(j, "page file name");
 }
 
+/* Every id of the four: a short array must not leave some of them to chance. */
+static void test_refuses_short_ids(void **state)
+{
+	json_t *j = encoded();
+	json_t *t = json_array_get(json_object_get(j, "tasks"), 0);
+
+	json_object_set_new(t, "gids", json_pack("[i]", 0));
+	expect_refused(j, "bad array \"gids\"");
+	j = encoded();
+	t = json_array_get(json_object_get(j, "tasks"), 0);
+	json_object_set_new(t, "uids", json_pack("[i,i]", 1000, 1000));
+	expect_refused(j, "bad array \"uids\"");
+}
+
 static int write_file(int dirfd, const char *name, const void *buf, size_t len)
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -262,6 +276,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
 	    cmocka_unit_test(test_refuses_run_outside_mapping),
 	    cmocka_unit_test(test_refuses_page_file_path),
+	    cmocka_unit_test(test_refuses_short_ids),
 	    cmocka_unit_test(test_refuses_truncated_manifest),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
