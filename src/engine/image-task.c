@@ -320,8 +320,8 @@ static int strdup_field(json_t *o, const char *key, char **ret, cd_err *err)
 static int attrs_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	json_t *a, *x;
-	uint64_t ids[4];
-	size_t i, n;
+	uint64_t ids[4] = {0};
+	size_t i, n = 0;
 	int r;
 
 	if ((r = u64_array_decode(json_object_get(o, "itimers"), (uint64_t *)t->itimer, 12, NULL,
