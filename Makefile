@@ -7,7 +7,7 @@ CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
 SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all deps build test unit asan asan-build asan-e2e asan-engine e2e engine-tests demo format \
-	check-format clean
+	check-format clang-tidy scan-build clean
 
 all: build
 
@@ -50,6 +50,14 @@ asan-engine: asan-build
 check-format: deps
 	@clang-format --dry-run --Werror $(SOURCES) && echo "check-format: ok"
 
+# Static analysis, each a suite of the summary (scripts/static-analysis.sh;
+# the checks chosen are in .clang-tidy and in the script).
+clang-tidy: build
+	BUILD=$(BUILD) scripts/static-analysis.sh clang-tidy
+
+scan-build: deps
+	BUILD=$(BUILD) scripts/static-analysis.sh scan-build
+
 format:
 	clang-format -i $(SOURCES)
 
@@ -57,7 +65,7 @@ format:
 # and carries the verdict.
 test: build
 	@rm -f $(BUILD)/bats-totals $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json
-	@fail=0; for t in check-format unit asan e2e engine-tests asan-e2e asan-engine; do \
+	@fail=0; for t in check-format clang-tidy scan-build unit asan e2e engine-tests asan-e2e asan-engine; do \
 		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
 	done; BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
 
@@ -65,4 +73,4 @@ demo: build
 	scripts/demo.sh $(CEDANA)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-scan

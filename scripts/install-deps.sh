@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-	build-essential pkg-config meson ninja-build clang-format
+	build-essential pkg-config meson ninja-build clang-format clang clang-tidy clang-tools
 	libjansson-dev libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libarchive-dev liblz4-dev libzstd-dev zlib1g-dev libcmocka-dev
 	bats bats-assert bats-support bats-file
