@@ -11,8 +11,8 @@ MESON_OPTS ?= --werror
 CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
 SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all deps build test unit asan fuzz fuzz-build fuzz-test e2e engine-tests demo format \
-	check-format clean
+.PHONY: all deps build test unit asan asan-build asan-e2e asan-engine fuzz fuzz-build fuzz-test \
+	e2e engine-tests demo format check-format clang-tidy scan-build clean
 
 all: build
 
@@ -31,8 +31,10 @@ $(ASAN_BUILD)/build.ninja:
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
-asan: deps $(ASAN_BUILD)/build.ninja
+asan-build: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
+
+asan: asan-build
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 
 # libFuzzer needs clang; the harnesses and every library they link are
@@ -59,8 +61,25 @@ e2e: build
 engine-tests: build
 	CEDANA=$(CEDANA) BUILD_DIR=$(CURDIR)/$(BUILD) BUILD=$(BUILD) scripts/run-bats.sh tests/engine
 
+# The e2e and engine suites again, against the ASan/UBSan build; the
+# sanitizer options, and why, are in scripts/run-sanitized.sh.
+asan-e2e: asan-build
+	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD=$(BUILD) scripts/run-sanitized.sh tests/e2e
+
+asan-engine: asan-build
+	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) BUILD=$(BUILD) \
+		scripts/run-sanitized.sh tests/engine
+
 check-format: deps
 	@clang-format --dry-run --Werror $(SOURCES) && echo "check-format: ok"
+
+# Static analysis, each a suite of the summary (scripts/static-analysis.sh;
+# the checks chosen are in .clang-tidy and in the script).
+clang-tidy: build
+	BUILD=$(BUILD) scripts/static-analysis.sh clang-tidy
+
+scan-build: deps
+	BUILD=$(BUILD) scripts/static-analysis.sh scan-build
 
 format:
 	clang-format -i $(SOURCES)
@@ -68,13 +87,16 @@ format:
 # Every suite runs even when an earlier one fails; the summary line totals them
 # and carries the verdict.
 test: build
-	@rm -f $(BUILD)/bats-totals
-	@fail=0; for t in check-format unit asan fuzz-test e2e engine-tests; do \
+	@rm -f $(BUILD)/bats-totals $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json \
+		$(FUZZ_BUILD)/meson-logs/testlog.json
+	@fail=0; for t in check-format clang-tidy scan-build unit asan fuzz-test e2e engine-tests \
+		asan-e2e asan-engine; do \
 		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
-	done; BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) scripts/summary.sh && [ $$fail -eq 0 ]
+	done; BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) scripts/summary.sh && \
+		[ $$fail -eq 0 ]
 
 demo: build
 	scripts/demo.sh $(CEDANA)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-scan

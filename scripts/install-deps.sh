@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config meson ninja-build clang-format
-	clang libclang-rt-dev
+	clang libclang-rt-dev clang-tidy clang-tools
 	libjansson-dev libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libarchive-dev liblz4-dev libzstd-dev zlib1g-dev libcmocka-dev
 	bats bats-assert bats-support bats-file

@@ -3,8 +3,10 @@
 set -uo pipefail
 build=${BUILD:-build}
 passed=0 failed=0 skipped=0
-# The unit tests, and the fuzz suite (its own build directory: clang)
-for log in "$build/meson-logs/testlog.json" "${FUZZ_BUILD:-build-fuzz}/meson-logs/testlog.json"; do
+# the unit tests, plain and under ASan/UBSan (make unit, make asan), and the
+# fuzz suite (its own build directory: clang)
+for log in "$build/meson-logs/testlog.json" "${ASAN_BUILD:-build-asan}/meson-logs/testlog.json" \
+	"${FUZZ_BUILD:-build-fuzz}/meson-logs/testlog.json"; do
 	[ -f "$log" ] || continue
 	passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
 	failed=$((failed + $(grep -c '"result": "FAIL"' "$log" || true)))

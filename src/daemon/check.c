@@ -42,7 +42,8 @@ static void add(json_t *arr, const char *name, bool ok, const char *fmt, ...)
 static void check_ptrace(json_t *arr)
 {
 	pid_t pid = fork();
-	int r, e;
+	long r;
+	int e;
 
 	if (pid < 0) {
 		add(arr, "ptrace", false, "fork: %s", strerror(errno));

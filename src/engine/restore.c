@@ -354,6 +354,7 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
 
 static int transplant_all(struct restore_state *s, cd_err *err)
 {
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	_cleanup_free_ cd_inject **inj = calloc(s->img.ntasks, sizeof(*inj));
 	int r = 0;
 

@@ -186,7 +186,7 @@ static char *read_cmdline_json(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	for (ssize_t i = 0; n > 0 && i < n; i += strlen(buf + i) + 1) {
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
 		buf[n] = '\0';
 		json_array_append_new(arr, json_string(buf + i));
 	}

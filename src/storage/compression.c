@@ -153,7 +153,7 @@ char *storage_trailer_format(const uint32_t *crcs, size_t n, size_t *ret_len)
 
 	if (!buf)
 		return NULL;
-	memcpy(buf, TRAILER_HEAD, head);
+	memcpy(buf, TRAILER_HEAD, head + 1); /* NUL-terminated also when n == 0 */
 	for (size_t i = 0; i < n; i++)
 		snprintf(buf + head + i * 9, 10, "%08x\n", crcs[i]);
 	*ret_len = len;

@@ -145,7 +145,7 @@ static int write_file_data(struct archive *a, pack_ctx *c, storage_reader *rd,
 		storage_report(o, *done, total);
 	}
 	if (n < 0)
-		return n;
+		return (int)n; /* a negative errno */
 	if (left)
 		return cd_err_set(c->err, EIO, "%s: shrank while being packed", ent->path);
 	*ret_crc = (uint32_t)crc;

@@ -156,11 +156,13 @@ static void test_inflight(void **state)
 	                        .created_at = 5},
 	                   b = {.kind = "restore", .scratch = "/var/tmp/.r", .log_path = "/l"};
 	struct db_inflight *list;
+	char fresh[300];
 	struct db *db;
 	size_t n;
 	cd_err err = {0};
 
-	assert_int_equal(db_open(path, &db, &err), 0);
+	snprintf(fresh, sizeof(fresh), "%s/inflight.db", dir);
+	assert_int_equal(db_open(fresh, &db, &err), 0);
 	assert_int_equal(db_inflight_insert(db, &a, &err), 0);
 	assert_int_equal(db_inflight_insert(db, &b, &err), 0);
 	assert_true(b.id > a.id);
