@@ -369,9 +369,7 @@ static int record_packed(struct api *api, struct dump_req *d, pid_t worker, json
 	if (read(d->packed[0], &c, 1) != 1)
 		return 0; /* the worker failed before: its error says why */
 	/* nobody is there to be told of a checkpoint: the tree runs on */
-	if (gone)
-		ack = ACK_FAILED;
-	else if (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0)
+	if (gone || (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0))
 		ack = ACK_FAILED;
 	if (write(d->ack[1], &ack, 1) != 1 && r == 0)
 		r = cd_err_sys(err, errno, "dump: answer the worker");

@@ -61,7 +61,7 @@ int cd_json_get_str(json_t *obj, const char *key, size_t max, const char **ret, 
 
 int cd_json_get_strdup(json_t *obj, const char *key, size_t max, char **ret, cd_err *err)
 {
-	const char *s;
+	const char *s = NULL;
 	int r = cd_json_get_str(obj, key, max, &s, err);
 
 	if (r < 0)
@@ -116,7 +116,7 @@ int cd_json_elem_int(json_t *a, const char *key, size_t i, int64_t lo, int64_t h
 int cd_json_u64s(json_t *a, const char *name, size_t min, size_t max, uint64_t *v, size_t *ret_n,
                  cd_err *err)
 {
-	int64_t x;
+	int64_t x = 0;
 	int r = cd_json_array(a, name, min, max, err);
 
 	for (size_t i = 0; r == 0 && i < json_array_size(a); i++) {
@@ -137,8 +137,8 @@ int cd_json_get_u64s(json_t *obj, const char *key, size_t min, size_t max, uint6
 
 int cd_json_get_u32s(json_t *obj, const char *key, size_t n, uint32_t *v, cd_err *err)
 {
-	json_t *a;
-	int64_t x;
+	json_t *a = NULL;
+	int64_t x = 0;
 	int r = cd_json_get_array(obj, key, n, n, &a, err);
 
 	/* (uid_t)-1 means "leave unchanged" to set*id(): never a real id */
@@ -161,7 +161,7 @@ static int hexval(char c)
 int cd_json_hex_decode(json_t *obj, const char *key, size_t max, uint8_t **ret, size_t *ret_len,
                        cd_err *err)
 {
-	const char *s;
+	const char *s = NULL;
 	size_t n;
 	int r = cd_json_get_str(obj, key, 2 * max, &s, err);
 
@@ -188,7 +188,7 @@ int cd_fields_decode(json_t *obj, const struct cd_field *f, size_t n, void *base
 {
 	for (size_t i = 0; i < n; i++) {
 		char *p = (char *)base + f[i].off;
-		int64_t v;
+		int64_t v = 0;
 		int r = cd_json_get_int(obj, f[i].name, f[i].lo, f[i].hi, &v, err);
 		if (r < 0)
 			return r;
