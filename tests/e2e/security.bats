@@ -160,8 +160,10 @@ json.dump(m, open(sys.argv[1], "w"))' "$manifest"
 	as_user /usr/bin/python3 -c '
 import json, os, sys
 m = json.load(open(sys.argv[1]))
-m["tasks"][0]["fds"].append({"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0,
-                             "path": sys.argv[2], "obj": 999, "writer": 0})
+fd = {"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0, "path": sys.argv[2], "writer": 0}
+m["tasks"][0]["fds"].append(fd)
+# ids go from 3, one per open file: the last one a table of this size holds is free
+fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
 json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
 	run "$CEDANA" restore job mine
 	assert_failure 1
