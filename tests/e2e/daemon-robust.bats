@@ -18,7 +18,7 @@ teardown() {
 	done
 	pids=()
 	for j in a b c; do
-		timeout 60 "$CEDANA" restore job "$j" >"$BATS_TEST_TMPDIR/restore-$j.out" 2>&1 3>&- &
+		timeout 180 "$CEDANA" restore job "$j" >"$BATS_TEST_TMPDIR/restore-$j.out" 2>&1 3>&- &
 		pids+=($!)
 	done
 	for i in 0 1 2; do
