@@ -352,6 +352,12 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
 	return r;
 }
 
+static void kill_created(const struct restore_state *s);
+
+/* On failure every task is killed while still traced: a task we restored
+ * (or left half-way, at the trampoline) must never run an instruction, and
+ * a SIGKILLed tracee dies without returning to user space. Only then are
+ * the handles let go. */
 static int transplant_all(struct restore_state *s, cd_err *err)
 {
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
@@ -373,6 +379,8 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	}
 	if (r >= 0)
 		r = release_all(s, inj, err);
+	if (r < 0)
+		kill_created(s);
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		cd_inject_free(inj[i]);
 	return r;
@@ -383,7 +391,7 @@ static int transplant_all(struct restore_state *s, cd_err *err)
  * process meanwhile: only our own tasks are killed. */
 static bool created_by_us(const struct restore_state *s, pid_t pid)
 {
-	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+	for (size_t depth = 0; depth <= s->img.ntasks && pid > 1; depth++) {
 		struct cd_proc_stat st;
 		cd_err ignored;
 		if (pid == s->root || pid == getpid())
@@ -393,6 +401,14 @@ static bool created_by_us(const struct restore_state *s, pid_t pid)
 		pid = st.ppid;
 	}
 	return false;
+}
+
+/* Reaps pid as its tracer and then as its parent (an orphan reparented to
+ * us): waited for until it is gone, so no zombie of ours is left. */
+static void reap(pid_t pid)
+{
+	for (int i = 0; i < 3 && waitpid(pid, NULL, __WALL) == pid; i++)
+		;
 }
 
 static void kill_created(const struct restore_state *s)
@@ -409,11 +425,11 @@ static void kill_created(const struct restore_state *s)
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if (ours[i])
 			kill(s->img.tasks[i].pid, SIGKILL);
-	waitpid(s->root, NULL, 0);
-	/* orphans reparented to us */
+	/* parents first (the image's order): once one is reaped, its
+	 * children are ours to reap */
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if (ours[i])
-			waitpid(s->img.tasks[i].pid, NULL, __WALL);
+			reap(s->img.tasks[i].pid);
 	free(ours);
 }
 
@@ -497,11 +513,12 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
-	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0 ||
-	    (r = transplant_all(s, err)) < 0) {
+	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0) {
 		kill_created(s);
 		return r;
 	}
+	if ((r = transplant_all(s, err)) < 0)
+		return r;
 	cd_progress_end(&s->progress);
 	s->stats.tasks = s->img.ntasks;
 	s->stats.pages_bytes = s->progress.done;

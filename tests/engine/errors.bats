@@ -324,3 +324,31 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	touch -d '2001-01-01' "$T/counter-copy"
 	refuse_restore "restore: pid $PID: mapped file $T/counter-copy changed since the dump"
 }
+
+# The count wl-spin's parent keeps in its side file: it moves whenever the
+# parent runs an instruction of its loop.
+spin_count() { od -An -tu8 -N8 "$TRIGGER.spin" | tr -d ' '; }
+
+@test "restore: a failure lets no restored task run an instruction (fault injection)" {
+	start_wl "$WL_DIR/wl-spin"
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	before=$(spin_count)
+	# the root is transplanted first, its child fails
+	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" \
+		--stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "injected fault restore-transplant"
+	sleep 0.3
+	[ "$(spin_count)" = "$before" ]
+	run grep -v '^READY$' "$LOG"
+	assert_output ""
+	# the count does move when the restore succeeds
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_success
+	[ "$(spin_count)" != "$before" ]
+	run tail -1 "$LOG"
+	assert_output "PASS"
+}
