@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <grp.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -79,6 +80,30 @@ static void test_missing_pid(void **state)
 	assert_non_null(strstr(err.msg, "/proc/999999/stat"));
 }
 
+/* More groups than the 64 once kept, and more than a 1024-byte line holds. */
+static void test_groups_all_of_them(void **state)
+{
+	gid_t set[300];
+	uint32_t *got = NULL;
+	size_t n = 0;
+	cd_err err = {0};
+
+	if (geteuid() != 0)
+		skip();
+	for (size_t i = 0; i < 300; i++)
+		set[i] = (gid_t)(100000 + i);
+	assert_int_equal(setgroups(300, set), 0);
+	assert_int_equal(cd_proc_groups(getpid(), &got, &n, &err), 0);
+	assert_int_equal(n, 300);
+	for (size_t i = 0; i < 300; i++)
+		assert_int_equal(got[i], set[i]);
+	free(got);
+	assert_int_equal(setgroups(0, NULL), 0);
+	assert_int_equal(cd_proc_groups(getpid(), &got, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +111,7 @@ int main(void)
 	    cmocka_unit_test(test_limits_match_getrlimit),
 	    cmocka_unit_test(test_maps_flags),
 	    cmocka_unit_test(test_missing_pid),
+	    cmocka_unit_test(test_groups_all_of_them),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
