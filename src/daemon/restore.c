@@ -387,6 +387,8 @@ static int busy_hint(cd_err *err)
 {
 	char msg[CD_ERR_MSG_MAX];
 
+	if (strstr(err->msg, "by a zombie")) /* the engine said who holds it */
+		return -EBUSY;
 	snprintf(msg, sizeof(msg), "%s", err->msg);
 	return cd_err_set(err, EBUSY, "%.900s (is the original process still running?)", msg);
 }

@@ -51,6 +51,20 @@ struct restore_state {
 
 /* ---- checks before any process exists ---- */
 
+/* Says who holds pid: a zombie keeps its pid until its parent reaps it,
+ * which the user can act on (reap or kill the parent). */
+static int pid_in_use(pid_t pid, cd_err *err)
+{
+	struct cd_proc_stat st;
+	cd_err ignored;
+
+	if (cd_proc_stat(pid, &st, &ignored) == 0 && st.state == 'Z')
+		return cd_err_set(err, EBUSY,
+		                  "pid %d is in use by a zombie (not yet reaped by its parent %d)",
+		                  pid, st.ppid);
+	return cd_err_set(err, EBUSY, "pid %d is in use", pid);
+}
+
 static int check_pids_free(const struct cd_image *img, cd_err *err)
 {
 	char path[32];
@@ -68,7 +82,7 @@ static int check_pids_free(const struct cd_image *img, cd_err *err)
 			return cd_err_set(err, EINVAL, "pid %d is above pid_max %ld", pid, pid_max);
 		snprintf(path, sizeof(path), "/proc/%d", pid);
 		if (access(path, F_OK) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
-			return cd_err_set(err, EBUSY, "pid %d is in use", pid);
+			return pid_in_use(pid, err);
 	}
 	return 0;
 }
@@ -449,7 +463,7 @@ static int create_tree(struct restore_state *s, cd_err *err)
 	}
 	close(fds[1]);
 	if (s->root < 0) {
-		r = errno == EEXIST ? cd_err_set(err, EBUSY, "pid %d is in use", root->pid)
+		r = errno == EEXIST ? pid_in_use(root->pid, err)
 		                    : cd_err_sys(err, errno, "clone3 pid %d", root->pid);
 		close(fds[0]);
 		return r;

@@ -193,6 +193,25 @@ refuse_restore() {
 	still_counting
 }
 
+@test "restore: a pid held by a zombie names the parent that has not reaped it" {
+	# sh starts the counter, then becomes a sleep that never reaps it
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh -c '"$0" & exec sleep 1000' \
+		"$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
+	holder=$!
+	wait_ready
+	WL_PID=$(tr -d ' ' <"/proc/$holder/task/$holder/children")
+	"$ENGINE" dump "$WL_PID" "$IMG" --shell-job
+	for _ in $(seq 1 300); do
+		[ "$(awk '{print $3}' "/proc/$WL_PID/stat")" = Z ] && break
+		sleep 0.01
+	done
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	kill -9 "$holder"
+	assert_failure 1
+	assert_output "cedana-engine: restore: pid $WL_PID is in use by a zombie (not yet reaped by its parent $holder)"
+	WL_PID=$holder
+}
+
 @test "restore: a mapped file that is gone is refused before any task exists" {
 	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
 	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
