@@ -1,5 +1,5 @@
-/* run process (alias exec): a new job through the daemon, or a plain
- * child of the CLI with --no-server. */
+/* run process (and exec, the same with every flag): a new job through the
+ * daemon, or a plain child of the CLI with --no-server. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -167,7 +167,19 @@ static const struct cli_cmd *const run_subs[] = {&cmd_run_process, NULL};
 
 const struct cli_cmd cmd_run = {
     .name = "run",
-    .alias = "exec",
     .summary = "Run a new managed job",
     .subs = run_subs,
+};
+
+/* "exec CMD" is "run process CMD" with the same flags; "exec process CMD"
+ * still works, as it did when exec was only an alias of run. */
+const struct cli_cmd cmd_exec = {
+    .name = "exec",
+    .summary = "Run a command as a managed job (run process)",
+    .args_usage = "CMD [ARGS...]",
+    .min_args = 1,
+    .max_args = -1,
+    .opts = run_opts,
+    .subs = run_subs,
+    .run = run_process,
 };

@@ -9,6 +9,7 @@ extern const struct cli_cmd cli_root;
 extern const struct cli_cmd cmd_daemon;
 extern const struct cli_cmd cmd_check;
 extern const struct cli_cmd cmd_run;
+extern const struct cli_cmd cmd_exec;
 extern const struct cli_cmd cmd_manage;
 extern const struct cli_cmd cmd_ps;
 extern const struct cli_cmd cmd_jobs;

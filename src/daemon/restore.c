@@ -387,6 +387,8 @@ static int busy_hint(cd_err *err)
 {
 	char msg[CD_ERR_MSG_MAX];
 
+	if (strstr(err->msg, "by a zombie")) /* the engine said who holds it */
+		return -EBUSY;
 	snprintf(msg, sizeof(msg), "%s", err->msg);
 	return cd_err_set(err, EBUSY, "%.900s (is the original process still running?)", msg);
 }
@@ -462,6 +464,8 @@ int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, 
 		rc = run_restore(api, &r, &job, err);
 	if (rc < 0 && r.log_created)
 		unlink(r.log_path);
+	if (rc < 0) /* as the API logs a failed dump: the daemon's log tells both */
+		log_warn("restore of %s failed: %s", r.path ? r.path : "(no path)", err->msg);
 	if (rc == 0) {
 		log_info("restored %s as job %s (pid %d)", r.path, r.jid, (int)r.op->pid);
 		*ret = json_pack("{s:o, s:o}", "job", job, "timings", op_timings_json(r.op));

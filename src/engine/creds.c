@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "shared/cleanup.h"
 
 static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
@@ -24,11 +26,8 @@ static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	t->dumpable = (int)dumpable;
 	memcpy(t->uid, st.uid, sizeof(t->uid));
 	memcpy(t->gid, st.gid, sizeof(t->gid));
-	t->groups = calloc(st.ngroups + 1, sizeof(*t->groups));
-	if (!t->groups)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	memcpy(t->groups, st.groups, st.ngroups * sizeof(*t->groups));
-	t->ngroups = st.ngroups;
+	if ((r = cd_proc_groups(t->pid, &t->groups, &t->ngroups, err)) < 0)
+		return r;
 	t->cap_inh = st.cap_inh;
 	t->cap_prm = st.cap_prm;
 	t->cap_eff = st.cap_eff;
@@ -40,13 +39,15 @@ static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 static bool same_as_task(pid_t pid, const struct cd_task *t)
 {
 	struct cd_proc_status st;
+	_cleanup_free_ uint32_t *groups = NULL;
+	size_t ngroups;
 	cd_err ignored;
 
-	if (cd_proc_status(pid, &st, &ignored) < 0)
+	if (cd_proc_status(pid, &st, &ignored) < 0 ||
+	    cd_proc_groups(pid, &groups, &ngroups, &ignored) < 0)
 		return false;
 	return !memcmp(st.uid, t->uid, sizeof(t->uid)) && !memcmp(st.gid, t->gid, sizeof(t->gid)) &&
-	       st.ngroups == t->ngroups &&
-	       !memcmp(st.groups, t->groups, t->ngroups * sizeof(*t->groups)) &&
+	       ngroups == t->ngroups && !memcmp(groups, t->groups, ngroups * sizeof(*groups)) &&
 	       st.cap_inh == t->cap_inh && st.cap_prm == t->cap_prm && st.cap_eff == t->cap_eff &&
 	       st.cap_bnd == t->cap_bnd && st.cap_amb == t->cap_amb;
 }
@@ -64,15 +65,37 @@ static int drop_bounding(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	return 0;
 }
 
+/* Up to 65536 groups (256 KiB) do not fit the trampoline's data area: a
+ * longer list goes through a mapping of its own in the task. */
+static int set_groups(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	cd_inject *inj = ctx->inj;
+	uint64_t len = t->ngroups * sizeof(*t->groups), at = ctx->data;
+	long addr = 0, ignored;
+	int r;
+
+	if (len > ctx->data_len) {
+		if ((r = cd_call_ok(inj, "mmap for setgroups", SYS_mmap, 0, len,
+		                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		                    (uint64_t)-1, 0, &addr, err)) < 0)
+			return r;
+		at = (uint64_t)addr;
+	}
+	if ((r = cd_inject_write_mem(inj, at, t->groups, len, err)) >= 0)
+		r = cd_call_ok(inj, "setgroups", SYS_setgroups, t->ngroups, at, 0, 0, 0, 0, NULL,
+		               err);
+	if (addr && r >= 0)
+		r = cd_call_ok(inj, "munmap after setgroups", SYS_munmap, (uint64_t)addr, len, 0, 0,
+		               0, 0, &ignored, err);
+	return r;
+}
+
 static int set_ids(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	cd_inject *inj = ctx->inj;
 	int r;
 
-	if ((r = cd_inject_write_mem(inj, ctx->data, t->groups, t->ngroups * sizeof(*t->groups),
-	                             err)) < 0 ||
-	    (r = cd_call_ok(inj, "setgroups", SYS_setgroups, t->ngroups, ctx->data, 0, 0, 0, 0,
-	                    NULL, err)) < 0 ||
+	if ((r = set_groups(ctx, t, err)) < 0 ||
 	    (r = cd_call_ok(inj, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0,
 	                    0, NULL, err)) < 0 ||
 	    (r = cd_call_ok(inj, "setresgid", SYS_setresgid, t->gid[0], t->gid[1], t->gid[2], 0, 0,

@@ -597,7 +597,9 @@ struct run_ent {
 	uint8_t src;
 };
 
+/* One ancestor's runs, opened when a page is first looked up in it. */
 struct parent_pages {
+	const struct cd_task *task;
 	struct run_ent *e;
 	size_t n;
 	struct cd_page_reader *pr;
@@ -609,12 +611,17 @@ static void parent_pages_free(struct parent_pages *pp)
 	cd_pr_free(pp->pr);
 }
 
-static int parent_pages_open(struct cd_restore_ctx *ctx, const struct cd_task *p,
-                             struct parent_pages *pp, cd_err *err)
+static int parent_pages_open(struct cd_restore_ctx *ctx, struct parent_pages *pp, cd_err *err)
 {
+	const struct cd_task *p = pp->task;
 	uint64_t off = 0;
 	size_t n = 0;
+	int r;
 
+	if (pp->pr)
+		return 0;
+	if ((r = cd_pr_open(ctx->dirfd, p->pages_file, &pp->pr, err)) < 0)
+		return r;
 	for (size_t i = 0; i < p->nvmas; i++)
 		n += p->vmas[i].nruns;
 	pp->e = calloc(n + 1, sizeof(*pp->e));
@@ -630,7 +637,7 @@ static int parent_pages_open(struct cd_restore_ctx *ctx, const struct cd_task *p
 				off += run->npages * PAGE;
 		}
 	}
-	return cd_pr_open(ctx->dirfd, p->pages_file, &pp->pr, err);
+	return 0;
 }
 
 static const struct run_ent *parent_run_at(const struct parent_pages *pp, uint64_t addr)
@@ -647,26 +654,28 @@ static const struct run_ent *parent_run_at(const struct parent_pages *pp, uint64
 	return lo < pp->n && pp->e[lo].start <= addr ? &pp->e[lo] : NULL;
 }
 
-#define MAX_ANCESTORS 16
-
 /* pp[0] is the parent, pp[1] the grandparent …: a page the parent itself
- * shared with its own parent is found further up. */
-static int fill_from_parent(struct cd_restore_ctx *ctx, const struct parent_pages *pp, size_t depth,
+ * shared with its own parent is found further up, as far up as the dump
+ * recorded it (it records at any depth). */
+static int fill_from_parent(struct cd_restore_ctx *ctx, struct parent_pages *pp, size_t depth,
                             const struct cd_vma *v, uint64_t addr, uint64_t left, cd_err *err)
 {
+	int r;
+
+	if (depth && (r = parent_pages_open(ctx, pp, err)) < 0)
+		return r;
 	while (left) {
-		const struct run_ent *e = depth && pp->pr ? parent_run_at(pp, addr) : NULL;
+		const struct run_ent *e = depth ? parent_run_at(pp, addr) : NULL;
 		const void *src;
 		if (!e)
 			return cd_err_set(err, EINVAL,
 			                  "page %" PRIx64 " is not in the parent's image", addr);
 		uint64_t n = e->end - addr < left ? e->end - addr : left;
 		if (e->src == CD_RUN_PARENT) {
-			int r = fill_from_parent(ctx, pp + 1, depth - 1, v, addr, n, err);
-			if (r < 0)
+			if ((r = fill_from_parent(ctx, pp + 1, depth - 1, v, addr, n, err)) < 0)
 				return r;
 		} else if (e->src == CD_RUN_DATA) {
-			int r = cd_pr_at(pp->pr, e->off + (addr - e->start), n, &src, err);
+			r = cd_pr_at(pp->pr, e->off + (addr - e->start), n, &src, err);
 			if (r >= 0)
 				r = write_task_pages(ctx->inj, v, addr, src, n, err);
 			if (r < 0)
@@ -691,9 +700,8 @@ uint64_t cd_mem_restore_bytes(const struct cd_task *t)
 	return bytes;
 }
 
-static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
-                    const struct parent_pages *pp, size_t depth, const struct cd_vma *v,
-                    cd_err *err)
+static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struct parent_pages *pp,
+                    size_t depth, const struct cd_vma *v, cd_err *err)
 {
 	static const uint8_t zero[PAGE];
 
@@ -731,22 +739,25 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr,
 	return 0;
 }
 
-static int open_ancestors(struct cd_restore_ctx *ctx, const struct cd_task *t,
-                          struct parent_pages *pp, size_t *ret_depth, cd_err *err)
+/* Every ancestor of t, parent first. Bounded by the number of tasks, so
+ * that a loop of ppids in a broken image ends. */
+static int list_ancestors(const struct cd_restore_ctx *ctx, const struct cd_task *t,
+                          struct parent_pages **ret, size_t *ret_depth, cd_err *err)
 {
+	struct parent_pages *pp = calloc(ctx->img->ntasks + 1, sizeof(*pp));
 	const struct cd_task *p = t;
 	size_t depth = 0;
 
-	while (depth < MAX_ANCESTORS) {
+	if (!pp)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	while (depth < ctx->img->ntasks) {
 		const struct cd_task *up = cd_image_task((struct cd_image *)ctx->img, p->ppid);
 		if (!up || up == p)
 			break;
-		int r = parent_pages_open(ctx, up, &pp[depth++], err);
-		*ret_depth = depth;
-		if (r < 0)
-			return r;
+		pp[depth++].task = up;
 		p = up;
 	}
+	*ret = pp;
 	*ret_depth = depth;
 	return 0;
 }
@@ -754,15 +765,15 @@ static int open_ancestors(struct cd_restore_ctx *ctx, const struct cd_task *t,
 static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
-	struct parent_pages pp[MAX_ANCESTORS] = {0};
+	struct parent_pages *pp = NULL;
 	size_t depth = 0;
 	int r;
 
 	if ((r = cd_layout_move_vdso(ctx, t, err)) < 0 ||
 	    (r = cd_layout_unmap_rest(ctx, t, err)) < 0 ||
-	    (r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err)) < 0)
+	    (r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err)) < 0 ||
+	    (r = list_ancestors(ctx, t, &pp, &depth, err)) < 0)
 		return r;
-	r = open_ancestors(ctx, t, pp, &depth, err);
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		r = map_vma(ctx, v, err);
@@ -773,6 +784,7 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 	}
 	for (size_t i = 0; i < depth; i++)
 		parent_pages_free(&pp[i]);
+	free(pp);
 	return r;
 }
 

@@ -179,6 +179,46 @@ static void parse_ids(const char *s, uint32_t *out, size_t max, size_t *ret_n)
 		*ret_n = n;
 }
 
+/* The Groups line can hold 65536 ids (over 700 KB), so the whole file is
+ * read, not a line at a time into a fixed buffer. */
+int cd_proc_groups(pid_t pid, uint32_t **ret, size_t *ret_n, cd_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ uint32_t *groups = NULL;
+	size_t n = 0, cap = 0;
+	char *p, *eol;
+	int r = cd_proc_read_file(pid, "status", &buf, NULL, err);
+
+	if (r < 0)
+		return r;
+	p = strstr(buf, "\nGroups:");
+	if (!p)
+		return cd_err_set(err, EINVAL, "pid %d: no Groups in status", pid);
+	p += strlen("\nGroups:");
+	if ((eol = strchr(p, '\n')))
+		*eol = 0; /* strtoul would skip the newline */
+	for (;;) {
+		char *end;
+		unsigned long g = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			uint32_t *ng = reallocarray(groups, cap, sizeof(*groups));
+			if (!ng)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			groups = ng;
+		}
+		groups[n++] = (uint32_t)g;
+		p = end;
+	}
+	if (!groups && !(groups = calloc(1, sizeof(*groups))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	*ret = TAKE_PTR(groups);
+	*ret_n = n;
+	return 0;
+}
+
 int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err)
 {
 	_cleanup_fclose_ FILE *f = proc_open(pid, "status", err);
@@ -196,8 +236,6 @@ int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err)
 			parse_ids(v, st->uid, 4, NULL);
 		else if (!strcmp(line, "Gid"))
 			parse_ids(v, st->gid, 4, NULL);
-		else if (!strcmp(line, "Groups"))
-			parse_ids(v, st->groups, ARRAY_SIZE(st->groups), &st->ngroups);
 		else if (!strcmp(line, "CapInh"))
 			st->cap_inh = strtoull(v, NULL, 16);
 		else if (!strcmp(line, "CapPrm"))

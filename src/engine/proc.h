@@ -32,13 +32,15 @@ int cd_proc_stat(pid_t pid, struct cd_proc_stat *st, cd_err *err);
 
 struct cd_proc_status {
 	uint32_t uid[4], gid[4];
-	uint32_t groups[64];
-	size_t ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	int no_new_privs, seccomp;
 	unsigned umask;
 };
 int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err);
+
+/* The supplementary groups of pid, all of them (up to NGROUPS_MAX, 65536):
+ * an array the caller frees, with at least one element. */
+int cd_proc_groups(pid_t pid, uint32_t **ret, size_t *ret_n, cd_err *err);
 
 /* Children of pid's main thread. */
 int cd_proc_children(pid_t pid, pid_t **ret, size_t *ret_n, cd_err *err);

@@ -51,6 +51,20 @@ struct restore_state {
 
 /* ---- checks before any process exists ---- */
 
+/* Says who holds pid: a zombie keeps its pid until its parent reaps it,
+ * which the user can act on (reap or kill the parent). */
+static int pid_in_use(pid_t pid, cd_err *err)
+{
+	struct cd_proc_stat st;
+	cd_err ignored;
+
+	if (cd_proc_stat(pid, &st, &ignored) == 0 && st.state == 'Z')
+		return cd_err_set(err, EBUSY,
+		                  "pid %d is in use by a zombie (not yet reaped by its parent %d)",
+		                  pid, st.ppid);
+	return cd_err_set(err, EBUSY, "pid %d is in use", pid);
+}
+
 static int check_pids_free(const struct cd_image *img, cd_err *err)
 {
 	char path[32];
@@ -68,7 +82,7 @@ static int check_pids_free(const struct cd_image *img, cd_err *err)
 			return cd_err_set(err, EINVAL, "pid %d is above pid_max %ld", pid, pid_max);
 		snprintf(path, sizeof(path), "/proc/%d", pid);
 		if (access(path, F_OK) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
-			return cd_err_set(err, EBUSY, "pid %d is in use", pid);
+			return pid_in_use(pid, err);
 	}
 	return 0;
 }
@@ -352,6 +366,12 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
 	return r;
 }
 
+static void kill_created(const struct restore_state *s);
+
+/* On failure every task is killed while still traced: a task we restored
+ * (or left half-way, at the trampoline) must never run an instruction, and
+ * a SIGKILLed tracee dies without returning to user space. Only then are
+ * the handles let go. */
 static int transplant_all(struct restore_state *s, cd_err *err)
 {
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
@@ -373,6 +393,8 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	}
 	if (r >= 0)
 		r = release_all(s, inj, err);
+	if (r < 0)
+		kill_created(s);
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		cd_inject_free(inj[i]);
 	return r;
@@ -383,7 +405,7 @@ static int transplant_all(struct restore_state *s, cd_err *err)
  * process meanwhile: only our own tasks are killed. */
 static bool created_by_us(const struct restore_state *s, pid_t pid)
 {
-	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+	for (size_t depth = 0; depth <= s->img.ntasks && pid > 1; depth++) {
 		struct cd_proc_stat st;
 		cd_err ignored;
 		if (pid == s->root || pid == getpid())
@@ -393,6 +415,14 @@ static bool created_by_us(const struct restore_state *s, pid_t pid)
 		pid = st.ppid;
 	}
 	return false;
+}
+
+/* Reaps pid as its tracer and then as its parent (an orphan reparented to
+ * us): waited for until it is gone, so no zombie of ours is left. */
+static void reap(pid_t pid)
+{
+	for (int i = 0; i < 3 && waitpid(pid, NULL, __WALL) == pid; i++)
+		;
 }
 
 static void kill_created(const struct restore_state *s)
@@ -409,11 +439,11 @@ static void kill_created(const struct restore_state *s)
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if (ours[i])
 			kill(s->img.tasks[i].pid, SIGKILL);
-	waitpid(s->root, NULL, 0);
-	/* orphans reparented to us */
+	/* parents first (the image's order): once one is reaped, its
+	 * children are ours to reap */
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if (ours[i])
-			waitpid(s->img.tasks[i].pid, NULL, __WALL);
+			reap(s->img.tasks[i].pid);
 	free(ours);
 }
 
@@ -433,7 +463,7 @@ static int create_tree(struct restore_state *s, cd_err *err)
 	}
 	close(fds[1]);
 	if (s->root < 0) {
-		r = errno == EEXIST ? cd_err_set(err, EBUSY, "pid %d is in use", root->pid)
+		r = errno == EEXIST ? pid_in_use(root->pid, err)
 		                    : cd_err_sys(err, errno, "clone3 pid %d", root->pid);
 		close(fds[0]);
 		return r;
@@ -497,11 +527,12 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
-	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0 ||
-	    (r = transplant_all(s, err)) < 0) {
+	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0) {
 		kill_created(s);
 		return r;
 	}
+	if ((r = transplant_all(s, err)) < 0)
+		return r;
 	cd_progress_end(&s->progress);
 	s->stats.tasks = s->img.ntasks;
 	s->stats.pages_bytes = s->progress.done;

@@ -44,6 +44,20 @@ teardown() {
 	wait_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-dash.log" "a --jid"
 }
 
+@test "exec takes every flag of run process, without the word process" {
+	run "$CEDANA" exec --jid ex --out "$BATS_TEST_TMPDIR/ex.out" --pid-file "$BATS_TEST_TMPDIR/ex.pid" \
+		-- sh -c 'echo "from $0"; exit 3' exec-test
+	assert_success
+	assert_output ex
+	wait_file_contains "$BATS_TEST_TMPDIR/ex.out" "from exec-test"
+	[ "$(cat "$BATS_TEST_TMPDIR/ex.pid")" = "$(job_field ex pid)" ]
+	run "$CEDANA" exec --no-server -- sh -c 'exit 4'
+	assert_failure 4
+	run "$CEDANA" exec -a --attachable --as-root --jid x2 -o f --no-server -- true
+	assert_failure 2
+	assert_output --partial "--no-server runs on this terminal"
+}
+
 @test "the log file gets the output and is for the job's owner only" {
 	"$CEDANA" run process --jid logged -- sh -c 'echo out; echo err >&2'
 	log="$CEDANA_JOB_LOG_DIR/cedana-output-logged.log"

@@ -280,3 +280,12 @@ dump_job() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/w.pid")" "$(job_field w pid)"
 	finish_counter w
 }
+
+@test "a failed restore is logged by the daemon, as a failed dump is" {
+	start_counter busy
+	dump_job busy --leave-running
+	run "$CEDANA" restore process --path "$CKPT"
+	assert_failure 1
+	assert_file_contains "$BATS_TEST_TMPDIR/daemon.log" \
+		"warn .* restore of $CKPT failed: restore: pid $(job_field busy pid) is in use"
+}

@@ -193,6 +193,25 @@ refuse_restore() {
 	still_counting
 }
 
+@test "restore: a pid held by a zombie names the parent that has not reaped it" {
+	# sh starts the counter, then becomes a sleep that never reaps it
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh -c '"$0" & exec sleep 1000' \
+		"$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
+	holder=$!
+	wait_ready
+	WL_PID=$(tr -d ' ' <"/proc/$holder/task/$holder/children")
+	"$ENGINE" dump "$WL_PID" "$IMG" --shell-job
+	for _ in $(seq 1 300); do
+		[ "$(awk '{print $3}' "/proc/$WL_PID/stat")" = Z ] && break
+		sleep 0.01
+	done
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	kill -9 "$holder"
+	assert_failure 1
+	assert_output "cedana-engine: restore: pid $WL_PID is in use by a zombie (not yet reaped by its parent $holder)"
+	WL_PID=$holder
+}
+
 @test "restore: a mapped file that is gone is refused before any task exists" {
 	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
 	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
@@ -323,4 +342,32 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	WL_PID=
 	touch -d '2001-01-01' "$T/counter-copy"
 	refuse_restore "restore: pid $PID: mapped file $T/counter-copy changed since the dump"
+}
+
+# The count wl-spin's parent keeps in its side file: it moves whenever the
+# parent runs an instruction of its loop.
+spin_count() { od -An -tu8 -N8 "$TRIGGER.spin" | tr -d ' '; }
+
+@test "restore: a failure lets no restored task run an instruction (fault injection)" {
+	start_wl "$WL_DIR/wl-spin"
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	before=$(spin_count)
+	# the root is transplanted first, its child fails
+	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" \
+		--stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "injected fault restore-transplant"
+	sleep 0.3
+	[ "$(spin_count)" = "$before" ]
+	run grep -v '^READY$' "$LOG"
+	assert_output ""
+	# the count does move when the restore succeeds
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_success
+	[ "$(spin_count)" != "$before" ]
+	run tail -1 "$LOG"
+	assert_output "PASS"
 }

@@ -430,3 +430,32 @@ tree_pid() {
 	[ -z "$(wl_verdicts)" ]
 	! grep -q 'killed by signal' "$WL_LOG"
 }
+
+@test "wl-spin passes" {
+	run_plain wl-spin
+}
+
+@test "wl-spin fails when its child is killed" {
+	wl_start wl-spin
+	wl_wait_ready
+	kill -9 "$(cat /proc/"$WL_PID"/task/*/children)"
+	wl_wait_exit
+	wl_assert_fail "the child ended before telling us to stop"
+}
+
+@test "wl-chain passes, 21 deep" {
+	run_plain wl-chain 21
+	[ "$(grep -c '' "$WL_LOG")" -eq 2 ]
+}
+
+@test "wl-chain fails when a task in the middle is killed" {
+	local p
+	wl_start wl-chain 5
+	wl_wait_ready
+	p=$WL_PID
+	for _ in 1 2 3; do p=$(tr -d " " </proc/"$p"/task/"$p"/children); done
+	kill -9 "$p"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "a task of the chain failed (details on stderr)"
+}

@@ -132,3 +132,14 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-chain: pages shared with an ancestor 21 and 40 levels up are restored" {
+	WL_ARGS=21 wl_roundtrip wl-chain
+	rm -rf "$IMG" "$TRIGGER"
+	: >"$LOG"
+	WL_ARGS=40 wl_roundtrip wl-chain
+}
+
+@test "wl-spin: a task stopped in user space runs on" {
+	wl_roundtrip wl-spin
+}

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <grp.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -79,6 +80,36 @@ static void test_missing_pid(void **state)
 	assert_non_null(strstr(err.msg, "/proc/999999/stat"));
 }
 
+/* All of the kernel's NGROUPS_MAX (65536): more than the 64 once kept, and a
+ * Groups line of some 400 KB. */
+static void test_groups_all_of_them(void **state)
+{
+	enum { N = 65536 };
+	gid_t *set = calloc(N, sizeof(*set));
+	uint32_t *got = NULL;
+	size_t n = 0;
+	cd_err err = {0};
+
+	assert_non_null(set);
+	if (geteuid() != 0) {
+		free(set);
+		skip();
+	}
+	for (size_t i = 0; i < N; i++)
+		set[i] = (gid_t)(100000 + i);
+	assert_int_equal(setgroups(N, set), 0);
+	assert_int_equal(cd_proc_groups(getpid(), &got, &n, &err), 0);
+	assert_int_equal(n, N);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(got[i], set[i]);
+	free(got);
+	free(set);
+	assert_int_equal(setgroups(0, NULL), 0);
+	assert_int_equal(cd_proc_groups(getpid(), &got, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +117,7 @@ int main(void)
 	    cmocka_unit_test(test_limits_match_getrlimit),
 	    cmocka_unit_test(test_maps_flags),
 	    cmocka_unit_test(test_missing_pid),
+	    cmocka_unit_test(test_groups_all_of_them),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
