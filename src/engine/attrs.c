@@ -341,13 +341,24 @@ static int restore_loginuid(struct cd_restore_ctx *ctx, const struct cd_task *t,
 		return 0;
 	int len = snprintf(buf, sizeof(buf), "%u", t->loginuid);
 	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, path, sizeof(path), err)) < 0 ||
-	    (r = cd_inject_write_mem(ctx->inj, ctx->data + 64, buf, (size_t)len, err)) < 0 ||
-	    (r = cd_call_ok(ctx->inj, "open /proc/self/loginuid", SYS_openat, (uint64_t)AT_FDCWD,
-	                    ctx->data, O_WRONLY | O_CLOEXEC, 0, 0, 0, &fd, err)) < 0)
-		return cd_err_wrap(err, "loginuid %u", t->loginuid);
+	    (r = cd_inject_write_mem(ctx->inj, ctx->data + 64, buf, (size_t)len, err)) < 0)
+		return r;
+	/* The task still opens files as the job's owner (restore.c) and the
+	 * file is root's: this one fixed path is opened as root. */
+	long fsuid;
+	if ((r = cd_call(ctx->inj, SYS_setfsuid, 0, 0, 0, 0, 0, 0, &fsuid, err)) < 0)
+		return r;
+	r = cd_call(ctx->inj, SYS_openat, (uint64_t)AT_FDCWD, ctx->data, O_WRONLY | O_CLOEXEC, 0, 0,
+	            0, &fd, err);
+	long ignored_ret;
+	int r2 = cd_call(ctx->inj, SYS_setfsuid, (uint64_t)fsuid, 0, 0, 0, 0, 0, &ignored_ret,
+	                 r < 0 ? &ignored : err);
+	if (r < 0 || r2 < 0)
+		return r < 0 ? r : r2;
+	if (fd < 0)
+		return cd_err_sys(err, (int)-fd, "loginuid %u: open %s", t->loginuid, path);
 	r = cd_call(ctx->inj, SYS_write, (uint64_t)fd, ctx->data + 64, (uint64_t)len, 0, 0, 0, &n,
 	            err);
-	long ignored_ret;
 	cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored_ret, &ignored);
 	if (r < 0)
 		return r;
