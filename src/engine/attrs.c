@@ -85,9 +85,7 @@ static int dump_sched(struct cd_task *t, cd_err *err)
 	t->sched_policy = policy & ~SCHED_RESET_ON_FORK;
 	t->sched_prio = sp.sched_priority;
 	if (t->sched_policy == SCHED_DEADLINE)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: scheduling policy SCHED_DEADLINE is not "
-		                  "supported",
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: SCHED_DEADLINE is not supported",
 		                  t->pid);
 	if (t->sched_policy > SCHED_IDLE || t->sched_prio < 0 || t->sched_prio > 99)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: scheduling policy %d priority %d",

@@ -169,6 +169,20 @@ counter_continues() {
 	assert_output "PASS"
 }
 
+@test "SCHED_DEADLINE is refused at dump, naming it; the task runs on" {
+	start_wl "$WL_DIR/wl-counter"
+	chrt -d --sched-runtime 2000000 --sched-deadline 10000000 --sched-period 10000000 \
+		-p 0 "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --partial "SCHED_DEADLINE is not supported"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "wl-subreaper: the child-subreaper flag, and it still adopts orphans" {
 	wl_roundtrip wl-subreaper
 }
