@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +15,12 @@
 
 /* Every field of a task is either checked below or harmless for a user to
  * choose (their own registers, memory, signal state, timers, rseq, robust
- * list, umask, personality, affinity, a smaller bounding set, and
- * no_new_privs, which only takes rights away). A field added to the image
+ * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
+ * which only takes rights away, a parent-death signal, the child-subreaper
+ * flag, THP disable, timer slack, membarrier registrations and
+ * SCHED_RESET_ON_FORK). A field added to the image
  * changes these sizes: decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4280, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4320, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 40, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
@@ -145,6 +148,14 @@ static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd
 		                  "task %d: nice %d, which only a privileged process may set "
 		                  "(RLIMIT_NICE %llu)",
 		                  t->pid, t->nice, (unsigned long long)nice_rlim);
+	/* SCHED_OTHER, _BATCH and _IDLE are anyone's; a real-time priority
+	 * needs RLIMIT_RTPRIO (the image's, bounded by check_limits) */
+	uint64_t rt_rlim = RLIMIT_RTPRIO < CD_NRLIMIT ? t->rlim[RLIMIT_RTPRIO][0] : 0;
+	bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
+	if (rt && (uint64_t)t->sched_prio > rt_rlim)
+		return cd_err_set(err, EPERM,
+		                  "task %d: real-time priority %d, above RLIMIT_RTPRIO %llu",
+		                  t->pid, t->sched_prio, (unsigned long long)rt_rlim);
 	if (t->oom_score_adj < tr->oom_floor || t->oom_score_adj > 1000)
 		return cd_err_set(err, EPERM,
 		                  "task %d: oom_score_adj %d is below %d, what the "
@@ -153,7 +164,7 @@ static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd
 	return 0;
 }
 
-static int check_flags(const struct cd_task *t, cd_err *err)
+static int check_flags(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
 {
 	/* 2 (core dumps readable by root only) is the kernel's to give */
 	if (t->dumpable != 0 && t->dumpable != 1)
@@ -161,6 +172,12 @@ static int check_flags(const struct cd_task *t, cd_err *err)
 		                  t->pid, t->dumpable);
 	if (t->no_new_privs != 0 && t->no_new_privs != 1)
 		return cd_err_set(err, EINVAL, "task %d: no_new_privs %d", t->pid, t->no_new_privs);
+	/* the audit login uid: none, or the owner's own (a user's task whose
+	 * loginuid is set cannot change it) */
+	if (t->loginuid != UINT32_MAX && t->loginuid != tr->owner)
+		return cd_err_set(err, EPERM,
+		                  "task %d: loginuid %u (a user's task may have none or %u)",
+		                  t->pid, t->loginuid, (unsigned)tr->owner);
 	/* a user cannot chroot: a task of theirs has / as its root */
 	if (!t->root || strcmp(t->root, "/") != 0)
 		return cd_err_set(err, EPERM, "task %d: root directory %s is not /", t->pid,
@@ -240,7 +257,7 @@ static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_
 	if (r == 0)
 		r = check_sched(tr, t, err);
 	if (r == 0)
-		r = check_flags(t, err);
+		r = check_flags(tr, t, err);
 	return r;
 }
 

@@ -20,7 +20,12 @@ static const struct cd_field task_fields[] = {
     F(robust_len), F(clear_tid), F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
     FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
     FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
-    FR(dumpable, 0, 2), /* SUID_DUMP_DISABLE, _USER, _ROOT */
+    FR(dumpable, 0, 2),     /* SUID_DUMP_DISABLE, _USER, _ROOT */
+    FR(sched_policy, 0, 5), /* SCHED_OTHER .. SCHED_IDLE (not SCHED_DEADLINE) */
+    FR(sched_prio, 0, 99), FR(sched_reset_on_fork, 0, 1), FR(pdeathsig, 0, 64),
+    FR(child_subreaper, 0, 1), FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
+    FR(timer_slack_ns, NONNEG(8)), FR(loginuid, U32),
+    FR(membarrier, 0, 0x1fc), /* the MEMBARRIER_CMD_REGISTER_* bits */
 };
 #undef FR
 #undef F

@@ -163,6 +163,13 @@ struct cd_task {
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	unsigned long personality;
 	int nice, oom_score_adj, no_new_privs, dumpable;
+	/* sched_getscheduler (SCHED_RESET_ON_FORK apart) and sched_getparam */
+	int sched_policy, sched_prio, sched_reset_on_fork;
+	/* prctl: PR_GET_PDEATHSIG, _CHILD_SUBREAPER, _THP_DISABLE, _TIMERSLACK */
+	int pdeathsig, child_subreaper, thp_disable;
+	uint64_t timer_slack_ns;
+	uint32_t loginuid;     /* /proc/PID/loginuid; (uint32_t)-1 when unset */
+	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
 };
 

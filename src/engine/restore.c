@@ -335,10 +335,11 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 		}
 	}
 	/* The last injected calls: the task no longer dies with its parent
-	 * (prepare_task), then the trampoline goes; the task is then at that
+	 * (prepare_task) but gets its own parent-death signal (after the
+	 * credentials, which clear it), then the trampoline goes; the task is then at that
 	 * call's exit stop and runs no instruction from it. */
-	if ((r = cd_call_ok(inj, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0,
-	                    0, &ignored, err)) < 0 ||
+	if ((r = cd_call_ok(inj, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+	                    (uint64_t)t->pdeathsig, 0, 0, 0, 0, &ignored, err)) < 0 ||
 	    (r = cd_call_ok(inj, "munmap trampoline", SYS_munmap, s->tramp, TRAMP_LEN, 0, 0, 0, 0,
 	                    &ignored, err)) < 0)
 		return r;

@@ -228,6 +228,27 @@ json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home
 	assert_equal "$(ps -o ni= -p "$pid" | tr -d ' ')" 5
 }
 
+@test "restore job checks a user's scheduling policy and loginuid" {
+	dump_users_job
+	# SCHED_FIFO 50 with RLIMIT_RTPRIO (rlimit 14) 0
+	edit_tasks 't["sched_policy"] = 1; t["sched_prio"] = 50; t["rlimits"][28] = 0'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "real-time priority 50, above RLIMIT_RTPRIO 0"
+	edit_tasks 't["loginuid"] = 0'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "loginuid 0 (a user's task may have none or $USER_UID)"
+	assert_equal "$(job_field mine status)" halted
+	# SCHED_BATCH and the owner's own loginuid are anyone's
+	edit_tasks "t[\"sched_policy\"] = 3; t[\"loginuid\"] = $USER_UID"
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	assert_equal "$(python3 -c "import os; print(os.sched_getscheduler($pid))")" 3
+	assert_equal "$(cat "/proc/$pid/loginuid")" "$USER_UID"
+}
+
 @test "restore job uses exactly the manifest it checked: a user swapping it mid-restore never gets root" {
 	dump_users_job
 	edit_tasks 't["uids"] = [0, 0, 0, 0]; t["gids"] = [0, 0, 0, 0]'

@@ -459,3 +459,58 @@ tree_pid() {
 	wl_wait_exit
 	wl_assert_fail "a task of the chain failed (details on stderr)"
 }
+
+@test "wl-sched passes with each policy (batch, idle, other, fifo, rr, fifo with reset-on-fork)" {
+	local how
+	for how in "" idle other fifo rr "fifo reset"; do
+		# shellcheck disable=SC2086 # the policy and flag are two words
+		run_plain wl-sched $how
+		wl_cleanup
+	done
+}
+
+@test "wl-sched fails when its policy is changed from outside" {
+	wl_start wl-sched
+	wl_wait_ready
+	wl_tamper sched "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "policy 0, want 0x3"
+}
+
+@test "wl-pdeathsig passes, with a parent-death signal in the child and on itself (root)" {
+	run_plain wl-pdeathsig
+	wl_cleanup
+	run_plain wl-pdeathsig root
+}
+
+@test "wl-subreaper passes and adopts an orphan" {
+	run_plain wl-subreaper
+}
+
+@test "wl-thp passes, THP disabled completely or except where advised" {
+	run_plain wl-thp
+	wl_cleanup
+	run_plain wl-thp advised
+}
+
+@test "wl-timerslack passes" {
+	run_plain wl-timerslack
+}
+
+@test "wl-timerslack fails when its slack is changed from outside" {
+	wl_start wl-timerslack
+	wl_wait_ready
+	echo 50000 >"/proc/$WL_PID/timerslack_ns"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "timer slack 50000 ns, want 123457"
+}
+
+@test "wl-loginuid passes" {
+	run_plain wl-loginuid
+}
+
+@test "wl-membarrier passes" {
+	run_plain wl-membarrier
+}

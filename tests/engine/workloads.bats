@@ -143,3 +143,93 @@ counter_continues() {
 @test "wl-spin: a task stopped in user space runs on" {
 	wl_roundtrip wl-spin
 }
+
+@test "wl-sched: SCHED_BATCH with nice 7" {
+	wl_roundtrip wl-sched
+}
+
+@test "wl-sched: SCHED_IDLE, --leave-running" {
+	WL_ARGS=idle wl_roundtrip wl-sched --leave-running
+}
+
+@test "wl-sched: SCHED_FIFO priority 11 with SCHED_RESET_ON_FORK" {
+	WL_ARGS="fifo reset" wl_roundtrip wl-sched
+}
+
+@test "wl-sched: SCHED_RR priority 11" {
+	WL_ARGS=rr wl_roundtrip wl-sched
+}
+
+@test "wl-pdeathsig: a child's parent-death signal" {
+	wl_roundtrip wl-pdeathsig
+}
+
+@test "wl-pdeathsig: --leave-running" {
+	wl_roundtrip wl-pdeathsig --leave-running
+}
+
+@test "wl-pdeathsig: refused on the root, whose parent is not in the checkpoint; it runs on" {
+	start_wl "$WL_DIR/wl-pdeathsig" root
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --partial "parent-death signal 28 (PR_SET_PDEATHSIG)"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "SCHED_DEADLINE is refused at dump, naming it; the task runs on" {
+	start_wl "$WL_DIR/wl-counter"
+	chrt -d --sched-runtime 2000000 --sched-deadline 10000000 --sched-period 10000000 \
+		-p 0 "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --partial "SCHED_DEADLINE is not supported"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-subreaper: the child-subreaper flag, and it still adopts orphans" {
+	wl_roundtrip wl-subreaper
+}
+
+@test "wl-subreaper: --leave-running" {
+	wl_roundtrip wl-subreaper --leave-running
+}
+
+@test "wl-thp: PR_SET_THP_DISABLE" {
+	wl_roundtrip wl-thp
+}
+
+@test "wl-thp: PR_SET_THP_DISABLE except advised, --leave-running" {
+	WL_ARGS=advised wl_roundtrip wl-thp --leave-running
+}
+
+@test "wl-timerslack: PR_SET_TIMERSLACK" {
+	wl_roundtrip wl-timerslack
+}
+
+@test "wl-timerslack: --leave-running" {
+	wl_roundtrip wl-timerslack --leave-running
+}
+
+@test "wl-loginuid: the audit login uid" {
+	wl_roundtrip wl-loginuid
+}
+
+@test "wl-loginuid: --leave-running" {
+	wl_roundtrip wl-loginuid --leave-running
+}
+
+@test "wl-membarrier: private (plain, sync-core) and global expedited registrations" {
+	wl_roundtrip wl-membarrier
+}
+
+@test "wl-membarrier: --leave-running" {
+	wl_roundtrip wl-membarrier --leave-running
+}

@@ -296,6 +296,27 @@ static void test_refuses_integer_out_of_meaning(void **state)
 	json_object_set_new(task0(j), "nice", json_integer(40));
 	expect_refused(j, "\"nice\"");
 	j = encoded();
+	json_object_set_new(task0(j), "sched_policy", json_integer(6)); /* SCHED_DEADLINE */
+	expect_refused(j, "\"sched_policy\"");
+	j = encoded();
+	json_object_set_new(task0(j), "sched_prio", json_integer(100));
+	expect_refused(j, "\"sched_prio\"");
+	j = encoded();
+	json_object_set_new(task0(j), "pdeathsig", json_integer(65));
+	expect_refused(j, "\"pdeathsig\"");
+	j = encoded();
+	json_object_set_new(task0(j), "child_subreaper", json_integer(2));
+	expect_refused(j, "\"child_subreaper\"");
+	j = encoded();
+	json_object_set_new(task0(j), "thp_disable", json_integer(4));
+	expect_refused(j, "\"thp_disable\"");
+	j = encoded();
+	json_object_set_new(task0(j), "timer_slack_ns", json_integer(-1));
+	expect_refused(j, "\"timer_slack_ns\"");
+	j = encoded();
+	json_object_set_new(task0(j), "membarrier", json_integer(1 << 9));
+	expect_refused(j, "\"membarrier\"");
+	j = encoded();
 	json_array_set_new(json_object_get(task0(j), "itimers"), 1, json_integer(1000000));
 	expect_refused(j, "itimers[1]");
 }

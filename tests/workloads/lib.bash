@@ -174,7 +174,7 @@ wl_cleanup() {
 	wl_kill_tree "$WL_PID" || true
 }
 
-# Breaks a workload's state from outside: tamper.py mem|xmm0|return … (see there).
+# Breaks a workload's state from outside: tamper.py mem|xmm0|return|sched … (see there).
 wl_tamper() {
 	python3 "$WL_SRC/tamper.py" "$@"
 }

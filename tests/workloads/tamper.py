@@ -5,6 +5,7 @@
   tamper.py xmm0 PID               flip the lowest byte of xmm0 (ptrace FP registers)
   tamper.py return PID VALUE       make the syscall PID is blocked in return VALUE now,
                                    without a restart (ptrace: rax=VALUE, orig_rax=-1)
+  tamper.py sched PID              set PID's scheduling policy to SCHED_OTHER (nice kept)
 """
 import ctypes
 import os
@@ -71,6 +72,8 @@ def main(argv):
         xmm0(int(argv[1]))
     elif len(argv) == 3 and argv[0] == "return":
         syscall_return(int(argv[1]), int(argv[2]))
+    elif len(argv) == 2 and argv[0] == "sched":
+        os.sched_setscheduler(int(argv[1]), os.SCHED_OTHER, os.sched_param(0))
     else:
         sys.exit(__doc__)
 
