@@ -18,10 +18,16 @@
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
  * flag, THP disable, timer slack, membarrier registrations and
- * SCHED_RESET_ON_FORK). A field added to the image
+ * SCHED_RESET_ON_FORK). Of an fd: its flags (the open itself is made with
+ * the owner's filesystem identity, which the kernel checks for O_NOATIME),
+ * its SIGIO owner and signal (the decoder admits only a task or a process
+ * group of the image as owner, and the task sets it itself once it has
+ * its credentials), and a /proc file (the decoder admits only one under
+ * /proc/PID of a task of the image; the task opens it itself, also with
+ * its credentials). A field added to the image
  * changes these sizes: decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4320, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 40, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
@@ -200,6 +206,8 @@ static int access_mode(int flags)
 static const char *mode_name(int mode)
 {
 	switch (mode) {
+	case F_OK:
+		return "reach";
 	case X_OK:
 		return "enter or execute";
 	case R_OK:
@@ -235,6 +243,9 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 		if (d->kind == CD_FD_REG || d->kind == CD_FD_DIR || d->kind == CD_FD_CHR ||
 		    d->kind == CD_FD_FIFO)
 			r = need(t, d->path, access_mode(d->flags), err);
+		/* O_PATH: search rights to the path, nothing of the file */
+		else if (d->kind == CD_FD_PATH)
+			r = need(t, d->path, F_OK, err);
 	}
 	for (size_t i = 0; r == 0 && i < t->nvmas; i++) {
 		const struct cd_vma *v = &t->vmas[i];
@@ -261,6 +272,23 @@ static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_
 	return r;
 }
 
+/* The controller makes the pipes, with root's rights: a user's pipe may be
+ * as large as fs.pipe-max-size, what F_SETPIPE_SZ lets a user ask for. */
+static int check_pipes(const struct cd_image *img, cd_err *err)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+	unsigned long max;
+
+	if (!f || fscanf(f, "%lu", &max) != 1)
+		return cd_err_set(err, EIO, "read /proc/sys/fs/pipe-max-size");
+	for (size_t i = 0; i < img->npipes; i++)
+		if (img->pipes[i].size > max)
+			return cd_err_set(err, EPERM,
+			                  "pipe %zu: size %u is above fs.pipe-max-size %lu", i,
+			                  img->pipes[i].size, max);
+	return 0;
+}
+
 static int check_all_paths(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	struct fsid_saved saved;
@@ -283,6 +311,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		return 0;
 	for (size_t i = 0; r == 0 && i < img->ntasks; i++)
 		r = check_task(tr, &img->tasks[i], err);
+	if (r == 0)
+		r = check_pipes(img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

@@ -17,8 +17,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/inject/inject.h"
+
 #include "engine/internal.h"
 #include "shared/cleanup.h"
+
+/* Status flags F_SETFL sets and the restore puts back after the open. */
+#define SETTABLE_FLAGS (O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC)
 
 static bool same_file(pid_t p1, int fd1, pid_t p2, int fd2)
 {
@@ -36,15 +41,61 @@ static bool chr_supported(const char *path)
 	return !strncmp(path, "/dev/pts/", 9) || !strncmp(path, "/dev/tty", 8);
 }
 
-static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *st, struct cd_fd *d,
-                       cd_err *err)
+static bool is_deleted(const char *link)
 {
 	size_t n = strlen(link);
 
-	if (n > 10 && !strcmp(link + n - 10, " (deleted)"))
+	return n > 10 && !strcmp(link + n - 10, " (deleted)");
+}
+
+/* A file under /proc/PID: reopened by path once the tree exists, only for
+ * a task of the image (another pid would be another process, or none). */
+static int classify_proc(const struct cd_image *img, pid_t pid, int fd, const char *link,
+                         struct cd_fd *d, bool new_obj, cd_err *err)
+{
+	pid_t of = cd_fd_proc_pid(link);
+
+	if (!of)
+		return 0;
+	if (!cd_image_task((struct cd_image *)img, of))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): a file of pid %d, which is not in the "
+		                  "checkpoint",
+		                  pid, fd, link, of);
+	if (d->kind == CD_FD_PATH)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): O_PATH fds of /proc files are not supported",
+		                  pid, fd, link);
+	/* each fd reopens its own: one open file shared by two fds cannot be */
+	if (!new_obj)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): a /proc file shared with another fd is not "
+		                  "supported",
+		                  pid, fd, link);
+	if (d->kind != CD_FD_REG && d->kind != CD_FD_DIR)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): unsupported /proc file",
+		                  pid, fd, link);
+	d->kind = CD_FD_PROC;
+	return 0;
+}
+
+static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *st, struct cd_fd *d,
+                       cd_err *err)
+{
+	if (is_deleted(link))
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: fd %d (%s): deleted files are not supported", pid, fd,
 		                  link);
+	/* O_PATH opens nothing of the object: any kind with a path reopens */
+	if ((d->flags & O_PATH) && link[0] == '/') {
+		d->kind = CD_FD_PATH;
+		if (S_ISLNK(st->st_mode))
+			d->flags |= O_NOFOLLOW;
+		return 0;
+	}
+	if (d->flags & O_PATH)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): O_PATH without a path", pid,
+		                  fd, link);
 	if (S_ISREG(st->st_mode) && link[0] == '/')
 		d->kind = CD_FD_REG;
 	else if (S_ISDIR(st->st_mode) && link[0] == '/')
@@ -76,8 +127,10 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	tr = tmp[0];
 	tw = tmp[1];
 	int size = fcntl(rd, F_GETPIPE_SZ);
-	if (size > 0)
-		fcntl(tw, F_SETPIPE_SZ, size);
+	if (size < 0)
+		return cd_err_sys(err, errno, "pid %d: fd %d: F_GETPIPE_SZ", pid, fd);
+	p->size = (uint32_t)size;
+	fcntl(tw, F_SETPIPE_SZ, size);
 	ssize_t n = tee(rd, tw, CD_PIPE_DATA_MAX, SPLICE_F_NONBLOCK);
 	if (n < 0 && errno != EAGAIN)
 		return cd_err_sys(err, errno, "pid %d: fd %d: tee pipe", pid, fd);
@@ -136,8 +189,47 @@ static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int 
 	return peek_pipe(pid, fd, p, err);
 }
 
+static bool image_has_group(const struct cd_image *img, pid_t pgid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (img->tasks[i].pgid == pgid)
+			return true;
+	return false;
+}
+
+/* SIGIO ownership and signal, asked of the task itself: no /proc file
+ * shows them. An owner outside the tree would be another process after a
+ * restore, or none. */
+static int dump_fown(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd_fd *d,
+                     const char *link, cd_err *err)
+{
+	struct f_owner_ex own;
+	long sig;
+	int r;
+
+	if ((r = cd_call_ok(ctx->inj, "fcntl(F_GETOWN_EX)", SYS_fcntl, (uint64_t)d->fd, F_GETOWN_EX,
+	                    ctx->scratch, 0, 0, 0, NULL, err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->scratch, &own, sizeof(own), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, "fcntl(F_GETSIG)", SYS_fcntl, (uint64_t)d->fd, F_GETSIG, 0, 0,
+	                    0, 0, &sig, err)) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d (%s)", t->pid, d->fd, link);
+	d->own_type = own.type;
+	d->own_pid = own.pid;
+	d->sig = (int)sig;
+	if (!own.pid)
+		return 0;
+	bool group = own.type == F_OWNER_PGRP;
+	if (group ? !image_has_group(ctx->img, own.pid) : !cd_image_task(ctx->img, own.pid))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): its SIGIO owner, %s %d, is not in the "
+		                  "checkpoint",
+		                  t->pid, d->fd, link, group ? "process group" : "pid", own.pid);
+	return 0;
+}
+
 static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next_obj, cd_err *err)
 {
+	int first_new = *next_obj;
 	char name[64];
 	_cleanup_free_ char *link = NULL;
 	struct cd_proc_fdinfo fi;
@@ -163,7 +255,10 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 		t->nfds++;
 		return 0;
 	}
-	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0)
+	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0 ||
+	    (r = classify_proc(ctx->img, t->pid, fd, link, d, d->obj >= first_new, err)) < 0)
+		return r;
+	if (d->kind != CD_FD_PATH && (r = dump_fown(ctx, t, d, link, err)) < 0)
 		return r;
 	if (d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) {
 		d->writer = (fi.flags & O_ACCMODE) == O_WRONLY;
@@ -223,10 +318,95 @@ static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	if ((r = cd_proc_readlink(t->pid, "cwd", &t->cwd, err)) < 0 ||
 	    (r = cd_proc_readlink(t->pid, "root", &t->root, err)) < 0)
 		return r;
+	if (is_deleted(t->cwd) || is_deleted(t->root))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: its %s directory %s was deleted: not supported", t->pid,
+		                  is_deleted(t->cwd) ? "working" : "root",
+		                  is_deleted(t->cwd) ? t->cwd : t->root);
 	return 0;
 }
 
-const struct cd_module cd_mod_files = {.name = "files", .dump = files_dump};
+/* ---- restore: by injected calls, once every task exists ---- */
+
+static int set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	long got;
+	int r = cd_call_ok(ctx->inj, "fcntl(F_SETFL)", SYS_fcntl, (uint64_t)d->fd, F_SETFL,
+	                   (uint64_t)(d->flags & SETTABLE_FLAGS), 0, 0, 0, NULL, err);
+
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fcntl(F_GETFL)", SYS_fcntl, (uint64_t)d->fd, F_GETFL, 0,
+		               0, 0, 0, &got, err);
+	if (r == 0 && (got & SETTABLE_FLAGS) != (d->flags & SETTABLE_FLAGS))
+		r = cd_err_set(err, EINVAL, "flags %#o came back as %#o", d->flags & SETTABLE_FLAGS,
+		               (int)got & SETTABLE_FLAGS);
+	return r;
+}
+
+/* A /proc file of a task of the image, opened by the task at its number. */
+static int reopen_proc(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	size_t len = strlen(d->path) + 1;
+	int flags = d->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_ASYNC);
+	long fd, ignored;
+	int r;
+
+	if (len > ctx->data_len)
+		return cd_err_set(err, ENAMETOOLONG, "path %s", d->path);
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, d->path, len, err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, d->path, SYS_openat, (uint64_t)AT_FDCWD, ctx->data,
+	                    (uint64_t)flags, 0, 0, 0, &fd, err)) < 0)
+		return r;
+	if (fd != d->fd) {
+		r = cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)d->fd,
+		               (uint64_t)(d->flags & O_CLOEXEC), 0, 0, 0, &ignored, err);
+		cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+		if (r < 0)
+			return r;
+	}
+	if (d->pos && (r = cd_call_ok(ctx->inj, "lseek", SYS_lseek, (uint64_t)d->fd, d->pos,
+	                              SEEK_SET, 0, 0, 0, &ignored, err)) < 0)
+		return r;
+	return set_flags_in(ctx, d, err);
+}
+
+static int restore_fown(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	struct f_owner_ex own = {.type = d->own_type, .pid = d->own_pid};
+	int r = 0;
+
+	if (d->own_pid &&
+	    ((r = cd_inject_write_mem(ctx->inj, ctx->data, &own, sizeof(own), err)) < 0 ||
+	     (r = cd_call_ok(ctx->inj, "fcntl(F_SETOWN_EX)", SYS_fcntl, (uint64_t)d->fd,
+	                     F_SETOWN_EX, ctx->data, 0, 0, 0, NULL, err)) < 0))
+		return r;
+	if (d->sig)
+		r = cd_call_ok(ctx->inj, "fcntl(F_SETSIG)", SYS_fcntl, (uint64_t)d->fd, F_SETSIG,
+		               (uint64_t)d->sig, 0, 0, 0, NULL, err);
+	return r;
+}
+
+/* Runs after the credentials: the /proc files are opened, and the SIGIO
+ * owner set (the kernel keeps the setter's credentials for the signal), as
+ * the task itself. */
+static int files_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	int r = 0;
+
+	for (size_t j = 0; r == 0 && j < t->nfds; j++) {
+		const struct cd_fd *d = &t->fds[j];
+		if (d->kind == CD_FD_PROC)
+			r = reopen_proc(ctx, d, err);
+		if (r == 0 && d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH)
+			r = restore_fown(ctx, d, err);
+		if (r < 0)
+			r = cd_err_wrap(err, "fd %d", d->fd);
+	}
+	return r;
+}
+
+const struct cd_module cd_mod_files = {
+    .name = "files", .dump = files_dump, .restore = files_restore};
 
 /* ---- restore: in the controller ---- */
 
@@ -246,26 +426,52 @@ void cd_files_free(struct cd_file_objs *objs)
 	free(objs);
 }
 
+/* Sets the status flags the open did not (O_ASYNC, or any for a pipe end),
+ * and refuses an open file that does not take them. */
+static int set_flags(int fd, const struct cd_fd *d, cd_err *err)
+{
+	int want = d->flags & SETTABLE_FLAGS, got;
+
+	if (fcntl(fd, F_SETFL, want) < 0)
+		return cd_err_sys(err, errno, "set flags %#o", want);
+	got = fcntl(fd, F_GETFL);
+	if (got < 0)
+		return cd_err_sys(err, errno, "F_GETFL");
+	if ((got & SETTABLE_FLAGS) != want)
+		return cd_err_set(err, EINVAL, "flags %#o came back as %#o", want,
+		                  got & SETTABLE_FLAGS);
+	return 0;
+}
+
 static int open_path_obj(const struct cd_fd *d, cd_err *err)
 {
 	int flags = (d->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_NOCTTY;
-	int fd = open(d->path, flags);
+
+	if (d->kind == CD_FD_PATH)
+		flags = d->flags & (O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(d->path, flags);
+	int r;
 
 	if (fd < 0)
 		return cd_err_sys(err, errno, "open %s", d->path);
-	if (d->kind == CD_FD_REG && lseek(fd, (off_t)d->pos, SEEK_SET) < 0) {
-		close(fd);
+	if (d->kind == CD_FD_PATH)
+		return TAKE_FD(fd);
+	if (d->kind == CD_FD_REG && lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
 		return cd_err_sys(err, errno, "seek %s", d->path);
-	}
-	return fd;
+	if ((r = set_flags(fd, d, err)) < 0)
+		return cd_err_wrap(err, "%s", d->path);
+	return TAKE_FD(fd);
 }
 
 static int fill_pipe(int wfd, const struct cd_pipe *p, cd_err *err)
 {
 	size_t off = 0;
 
-	if (p->len > 65536 && fcntl(wfd, F_SETPIPE_SZ, (int)p->len) < 0)
-		return cd_err_sys(err, errno, "size pipe for %zu bytes", p->len);
+	if (fcntl(wfd, F_SETPIPE_SZ, (int)p->size) < 0)
+		return cd_err_sys(err, errno, "set pipe size %u", p->size);
+	if (fcntl(wfd, F_GETPIPE_SZ) != (int)p->size)
+		return cd_err_set(err, EINVAL, "pipe size %u came back as %d", p->size,
+		                  fcntl(wfd, F_GETPIPE_SZ));
 	while (off < p->len) {
 		ssize_t n = write(wfd, p->data + off, p->len - off);
 		if (n < 0)
@@ -285,7 +491,7 @@ static const struct cd_pipe *find_pipe(const struct cd_image *img, uint64_t id)
 
 /* A pipe end: both ends are created once per pipe, on first use. */
 static int open_pipe_obj(const struct cd_image *img, const struct cd_fd *d, int pipes[][2],
-                         cd_err *err)
+                         unsigned char *given, cd_err *err)
 {
 	const struct cd_pipe *p = find_pipe(img, d->pos);
 	size_t idx = (size_t)(p - img->pipes);
@@ -308,22 +514,32 @@ static int open_pipe_obj(const struct cd_image *img, const struct cd_fd *d, int 
 	}
 	if (d->kind == CD_FD_FIFO)
 		return open_path_obj(d, err);
-	int fd = dup(pipes[idx][d->writer ? 1 : 0]);
+	/* the first open file of an end is the pipe's own; another one (the
+	 * end reopened through /proc) has flags of its own, so is opened anew */
+	int end = d->writer ? 1 : 0;
+	_cleanup_close_ int fd = -1;
+	if (!(given[idx] & (1 << end))) {
+		given[idx] |= (unsigned char)(1 << end);
+		fd = dup(pipes[idx][end]);
+	} else {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", pipes[idx][end]);
+		fd = open(path, (end ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return cd_err_sys(err, errno, "dup pipe");
-	if (fcntl(fd, F_SETFL, d->flags & O_NONBLOCK) < 0) {
-		close(fd);
-		return cd_err_sys(err, errno, "set pipe flags");
-	}
-	return fd;
+	if ((r = set_flags(fd, d, err)) < 0)
+		return cd_err_wrap(err, "pipe");
+	return TAKE_FD(fd);
 }
 
-static int open_obj(const struct cd_image *img, const struct cd_fd *d, int pipes[][2], cd_err *err)
+static int open_obj(const struct cd_image *img, const struct cd_fd *d, int pipes[][2],
+                    unsigned char *given, cd_err *err)
 {
 	switch (d->kind) {
 	case CD_FD_PIPE:
 	case CD_FD_FIFO:
-		return open_pipe_obj(img, d, pipes, err);
+		return open_pipe_obj(img, d, pipes, given, err);
 	default:
 		return open_path_obj(d, err);
 	}
@@ -334,9 +550,10 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 {
 	_cleanup_free_ struct cd_file_objs *objs = calloc(1, sizeof(*objs));
 	_cleanup_free_ int(*pipes)[2] = calloc(img->npipes + 1, sizeof(*pipes));
+	_cleanup_free_ unsigned char *given = calloc(img->npipes + 1, 1);
 	int r = 0;
 
-	if (!objs || !pipes)
+	if (!objs || !pipes || !given)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	objs->n = 3;
 	for (size_t i = 0; i < img->ntasks; i++)
@@ -354,9 +571,11 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 		const struct cd_task *t = &img->tasks[i];
 		for (size_t j = 0; j < t->nfds && r >= 0; j++) {
 			const struct cd_fd *d = &t->fds[j];
-			if (d->kind == CD_FD_STDIO || objs->fd[d->obj] >= 0)
+			/* a /proc file is opened by its task (files_restore) */
+			if (d->kind == CD_FD_STDIO || d->kind == CD_FD_PROC ||
+			    objs->fd[d->obj] >= 0)
 				continue;
-			r = open_obj(img, d, pipes, err);
+			r = open_obj(img, d, pipes, given, err);
 			if (r < 0)
 				r = cd_err_wrap(err, "pid %d: fd %d", t->pid, d->fd);
 			else
@@ -404,6 +623,9 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
 		if (t->fds[j].fd >= base)
 			base = t->fds[j].fd + 1;
 	for (size_t j = 0; j < t->nfds; j++) {
+		high[j] = -1;
+		if (t->fds[j].kind == CD_FD_PROC)
+			continue;
 		high[j] = fcntl(objs->fd[t->fds[j].obj], F_DUPFD, base);
 		if (high[j] < 0)
 			return cd_err_sys(err, errno, "pid %d: fd %d: dup", t->pid, t->fds[j].fd);
@@ -415,6 +637,8 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
 		close(fd);
 	for (size_t j = 0; j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
+		if (high[j] < 0)
+			continue;
 		if (dup3(high[j], d->fd, d->flags & O_CLOEXEC) < 0)
 			return cd_err_sys(err, errno, "pid %d: fd %d: dup3", t->pid, d->fd);
 		close(high[j]);

@@ -68,9 +68,11 @@ static const struct cd_field vma_fields[] = {
 #define D(m)       CD_FIELD(struct cd_fd, m)
 #define DR(m, ...) CD_FIELD_RANGE(struct cd_fd, m, __VA_ARGS__)
 static const struct cd_field fd_fields[] = {
-    DR(fd, NONNEG(4)),    DR(kind, 0, CD_FD_KIND_MAX - 1),
-    DR(flags, NONNEG(4)), DR(pos, NONNEG(8)),
-    DR(obj, NONNEG(4)),   D(writer),
+    DR(fd, NONNEG(4)),          DR(kind, 0, CD_FD_KIND_MAX - 1),
+    DR(flags, NONNEG(4)),       DR(pos, NONNEG(8)),
+    DR(obj, NONNEG(4)),         D(writer),
+    DR(own_type, 0, 2), /* F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP */
+    DR(own_pid, 0, CD_PID_MAX), DR(sig, 0, 64),
 };
 #undef DR
 #undef D
@@ -307,7 +309,8 @@ static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
 /* Which kinds are reopened by path (see docs/image-format.md, Files). */
 static bool fd_kind_has_path(enum cd_fd_kind k)
 {
-	return k == CD_FD_REG || k == CD_FD_DIR || k == CD_FD_CHR || k == CD_FD_FIFO;
+	return k == CD_FD_REG || k == CD_FD_DIR || k == CD_FD_CHR || k == CD_FD_FIFO ||
+	       k == CD_FD_PATH || k == CD_FD_PROC;
 }
 
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)

@@ -173,6 +173,7 @@ static json_t *pipes_to_json(const struct cd_image *img)
 	for (size_t i = 0; arr && i < img->npipes; i++) {
 		json_t *o = json_object();
 		json_object_set_new(o, "id", json_integer(img->pipes[i].id));
+		json_object_set_new(o, "size", json_integer(img->pipes[i].size));
 		cd_json_hex_encode(o, "data", img->pipes[i].data, img->pipes[i].len);
 		json_array_append_new(arr, o);
 	}
@@ -210,15 +211,23 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 
 static int pipe_from_json(json_t *o, struct cd_pipe *p, cd_err *err)
 {
+	int64_t size;
 	uint8_t *data;
 	int r;
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
 	if ((r = cd_json_get_int(o, "id", 0, INT64_MAX, &p->id, err)) < 0 ||
+	    (r = cd_json_get_int(o, "size", 4096, CD_PIPE_SIZE_MAX, &size, err)) < 0 ||
 	    (r = cd_json_hex_decode(o, "data", CD_PIPE_DATA_MAX, &data, &p->len, err)) < 0)
 		return r;
 	p->data = (char *)data;
+	p->size = (uint32_t)size;
+	/* the refill writes len bytes into a pipe of this size */
+	if (p->len > p->size)
+		return cd_err_set(err, EINVAL,
+		                  "field \"size\": %u, less than the %zu bytes of data", p->size,
+		                  p->len);
 	return 0;
 }
 
@@ -318,9 +327,52 @@ static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 /* Open file description ids index the restore's table of objects: 0..2 are
  * the caller's stdio, the others are handed out from 3 one per new open
  * file, so there are never more than there are fds. */
-static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int64_t *pipe_ids,
-                         size_t npipes, cd_err *err)
+pid_t cd_fd_proc_pid(const char *path)
 {
+	char *end;
+
+	if (strncmp(path, "/proc/", 6) != 0 || path[6] < '1' || path[6] > '9')
+		return 0;
+	long pid = strtol(path + 6, &end, 10);
+	if ((*end != '/' && *end != '\0') || pid > CD_PID_MAX)
+		return 0;
+	return (pid_t)pid;
+}
+
+static bool image_has_group(const struct cd_image *img, pid_t pgid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (img->tasks[i].pgid == pgid)
+			return true;
+	return false;
+}
+
+/* The restore reopens a /proc file of a task of the image and gives SIGIO
+ * ownership only to a task or a process group of the image. */
+static int check_fd_pids(const struct cd_image *img, const struct cd_task *t, const struct cd_fd *d,
+                         cd_err *err)
+{
+	struct cd_image *m = (struct cd_image *)img;
+
+	if (d->kind == CD_FD_PROC && !cd_image_task(m, cd_fd_proc_pid(d->path)))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"path\": %s is not a file of a task of "
+		                  "the image",
+		                  t->pid, d->fd, d->path);
+	if (d->own_pid && (d->own_type == F_OWNER_PGRP ? !image_has_group(img, d->own_pid)
+	                                               : !cd_image_task(m, d->own_pid)))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"own_pid\": %d is not a %s of the image",
+		                  t->pid, d->fd, d->own_pid,
+		                  d->own_type == F_OWNER_PGRP ? "process group" : "task");
+	return 0;
+}
+
+static int check_fd_refs(const struct cd_image *img, const struct cd_task *t, size_t nobjs,
+                         const int64_t *pipe_ids, size_t npipes, cd_err *err)
+{
+	int r;
+
 	for (size_t j = 0; j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
 		bool stdio = d->kind == CD_FD_STDIO;
@@ -334,6 +386,8 @@ static int check_fd_refs(const struct cd_task *t, size_t nobjs, const int64_t *p
 			return cd_err_set(err, EINVAL,
 			                  "pid %d: fd %d: field \"pos\": no pipe with id %" PRIu64,
 			                  t->pid, d->fd, d->pos);
+		if ((r = check_fd_pids(img, t, d, err)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -355,7 +409,7 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 	for (size_t i = 0; i < img->ntasks; i++)
 		nobjs += img->tasks[i].nfds;
 	for (size_t i = 0; i < img->ntasks; i++)
-		if ((r = check_fd_refs(&img->tasks[i], nobjs, ids, img->npipes, err)) < 0)
+		if ((r = check_fd_refs(img, &img->tasks[i], nobjs, ids, img->npipes, err)) < 0)
 			return r;
 	if (!cd_image_task((struct cd_image *)img, img->root))
 		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",

@@ -42,6 +42,7 @@
 #define CD_XSTATE_MAX    (1u << 16)   /* XSAVE area, AMX included, is ~11 KiB */
 #define CD_PATH_MAX      4096         /* PATH_MAX */
 #define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
+#define CD_PIPE_SIZE_MAX (1u << 31)   /* the kernel's ceiling for F_SETPIPE_SZ */
 #define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
 
 enum cd_vma_kind {
@@ -100,6 +101,9 @@ enum cd_fd_kind {
 	CD_FD_PIPE,  /* pipe end; obj names the pipe */
 	CD_FD_FIFO,  /* named pipe; obj names the pipe */
 	CD_FD_STDIO, /* external stdio: replaced by the restore caller; obj = 0..2 */
+	CD_FD_PATH,  /* O_PATH: reopened by path with O_PATH (O_NOFOLLOW for a symlink) */
+	CD_FD_PROC,  /* a file under /proc/PID of a task of the image: reopened by the
+	              * task itself once the tree exists (pids are restored as they were) */
 	CD_FD_KIND_MAX,
 };
 
@@ -111,11 +115,17 @@ struct cd_fd {
 	char *path;
 	int obj;     /* shared open file description id within the image */
 	bool writer; /* pipe: the write end */
+	/* SIGIO ownership (F_GETOWN_EX, F_GETSIG): own_pid 0 when none; the
+	 * owner is always a task (or a group) of the image */
+	int own_type; /* F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP */
+	pid_t own_pid;
+	int sig; /* F_SETSIG: 0 is SIGIO */
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */
 struct cd_pipe {
-	int64_t id; /* the pipe's inode number at dump time */
+	int64_t id;    /* the pipe's inode number at dump time */
+	uint32_t size; /* F_GETPIPE_SZ, at least len */
 	char *data;
 	size_t len;
 };
@@ -187,6 +197,8 @@ struct cd_image {
 };
 
 void cd_image_free(struct cd_image *img);
+/* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */
+pid_t cd_fd_proc_pid(const char *path);
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
 
 /* Writes dir/manifest.json (0600) and fsyncs it. */

@@ -13,10 +13,13 @@ const struct cd_module *const cd_dump_modules[] = {
 const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
 
 /* Restore order, by injected syscalls from the trampoline: memory first
- * (it replaces the whole address space), credentials last (they may take
- * away the rights the others need). Files, cwd, umask and rlimits are set
- * by each new task itself before it is seized (restore.c). */
+ * (it replaces the whole address space), credentials after the others
+ * (they may take away the rights those need). Files, cwd, umask and
+ * rlimits are set by each new task itself before it is seized (restore.c);
+ * what needs the whole tree (/proc files of its tasks, SIGIO owners) comes
+ * after the credentials, done as the task itself. */
 const struct cd_module *const cd_restore_modules[] = {
-    &cd_mod_mem, &cd_mod_mm, &cd_mod_signals, &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds,
+    &cd_mod_mem,   &cd_mod_mm,    &cd_mod_signals, &cd_mod_timers,
+    &cd_mod_attrs, &cd_mod_creds, &cd_mod_files,
 };
 const size_t cd_restore_modules_n = ARRAY_SIZE(cd_restore_modules);

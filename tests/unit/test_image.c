@@ -52,7 +52,14 @@ static void make_image(struct cd_image *img)
 	t->pages_csum = 0x1234;
 	t->nfds = 1;
 	t->fds = calloc(1, sizeof(struct cd_fd));
-	t->fds[0] = (struct cd_fd){.fd = 7, .kind = CD_FD_REG, .flags = 02, .pos = 4097, .obj = 3};
+	t->fds[0] = (struct cd_fd){.fd = 7,
+	                           .kind = CD_FD_REG,
+	                           .flags = 02,
+	                           .pos = 4097,
+	                           .obj = 3,
+	                           .own_type = 1,
+	                           .own_pid = 42,
+	                           .sig = 10};
 	t->fds[0].path = strdup("/tmp/x");
 	t->cwd = strdup("/tmp");
 	t->root = strdup("/");
@@ -69,6 +76,7 @@ static void make_image(struct cd_image *img)
 	img->pipes[0].id = 99;
 	img->pipes[0].data = strdup("unread");
 	img->pipes[0].len = 6;
+	img->pipes[0].size = 8192;
 }
 
 static json_t *encoded(void)
@@ -107,6 +115,9 @@ static void test_round_trip(void **state)
 	assert_string_equal(t->vmas[1].path, "/usr/lib/libc.so.6");
 	assert_int_equal(t->fds[0].pos, 4097);
 	assert_string_equal(t->fds[0].path, "/tmp/x");
+	assert_int_equal(t->fds[0].own_type, 1);
+	assert_int_equal(t->fds[0].own_pid, 42);
+	assert_int_equal(t->fds[0].sig, 10);
 	assert_string_equal(t->mm.exe, "/bin/counter");
 	assert_int_equal(t->mm.auxv_len, 2);
 	assert_int_equal(t->act[9].handler, 0xdead);
@@ -115,6 +126,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->itimer[0][1], 10000);
 	assert_int_equal(img.npipes, 1);
 	assert_memory_equal(img.pipes[0].data, "unread", 6);
+	assert_int_equal(img.pipes[0].size, 8192);
 	cd_image_free(&img);
 }
 
@@ -373,8 +385,60 @@ static void test_refuses_missing_pipe(void **state)
 	expect_refused(j, "no pipe with id 98");
 	j = encoded();
 	json_array_append_new(json_object_get(j, "pipes"),
-	                      json_pack("{s:i,s:s}", "id", 99, "data", ""));
+	                      json_pack("{s:i,s:i,s:s}", "id", 99, "size", 4096, "data", ""));
 	expect_refused(j, "\"id\": 99 repeated");
+}
+
+/* New fd state: a pipe's size, SIGIO owners and /proc files stay within
+ * what the image itself holds. */
+static void test_refuses_bad_fd_state(void **state)
+{
+	json_t *j = encoded();
+	json_t *p0 = json_array_get(json_object_get(j, "pipes"), 0);
+
+	json_object_set_new(p0, "size", json_integer(4));
+	expect_refused(j, "\"size\"");
+	j = encoded();
+	p0 = json_array_get(json_object_get(j, "pipes"), 0);
+	json_object_set_new(p0, "size", json_integer(4096));
+	json_object_set_new(p0, "data", json_string(""));
+	for (int i = 0; i < 4097; i++)
+		json_object_set_new(
+		    p0, "data",
+		    json_sprintf("%s00", json_string_value(json_object_get(p0, "data"))));
+	expect_refused(j, "less than the 4097 bytes");
+	j = encoded();
+	json_object_set_new(fd0(j), "own_pid", json_integer(43));
+	expect_refused(j, "\"own_pid\": 43 is not a task");
+	j = encoded();
+	json_object_set_new(fd0(j), "own_type", json_integer(2));
+	json_object_set_new(fd0(j), "own_pid", json_integer(7));
+	expect_refused(j, "is not a process group");
+	j = encoded();
+	json_object_set_new(fd0(j), "own_type", json_integer(3));
+	expect_refused(j, "\"own_type\"");
+	j = encoded();
+	json_object_set_new(fd0(j), "sig", json_integer(65));
+	expect_refused(j, "\"sig\"");
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_PROC));
+	expect_refused(j, "/tmp/x is not a file of a task");
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_PROC));
+	json_object_set_new(fd0(j), "path", json_string("/proc/421/status"));
+	expect_refused(j, "not a file of a task");
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_PROC));
+	json_object_set_new(fd0(j), "path", json_string("/proc/42/status"));
+	struct cd_image img;
+	cd_err err = {0};
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	cd_image_free(&img);
+	json_decref(j);
+	j = encoded();
+	json_object_set_new(fd0(j), "kind", json_integer(CD_FD_PATH));
+	json_object_del(fd0(j), "path");
+	expect_refused(j, "\"path\": missing");
 }
 
 static void test_refuses_repeated_ids(void **state)
@@ -594,6 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_mapping),
 	    cmocka_unit_test(test_refuses_missing_pipe),
 	    cmocka_unit_test(test_refuses_repeated_ids),
+	    cmocka_unit_test(test_refuses_bad_fd_state),
 	    cmocka_unit_test(test_refuses_bad_siginfo),
 	    cmocka_unit_test(test_refuses_count_over_limit),
 	    cmocka_unit_test(test_refuses_truncated_manifest),
