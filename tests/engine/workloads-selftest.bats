@@ -514,3 +514,21 @@ tree_pid() {
 @test "wl-membarrier passes" {
 	run_plain wl-membarrier
 }
+
+@test "wl-pipe-flags passes, with packets left unread too" {
+	run_plain wl-pipe-flags
+	wl_cleanup
+	run_plain wl-pipe-flags packets
+}
+
+@test "wl-pipe-flags fails when its pipe's size is changed from outside" {
+	wl_start wl-pipe-flags
+	wl_wait_ready
+	# the size belongs to the pipe: any open file of it may set it (F_SETPIPE_SZ is 1031)
+	python3 -c 'import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "fd 10: pipe size 65536, want 262144"
+}

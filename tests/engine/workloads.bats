@@ -233,3 +233,23 @@ counter_continues() {
 @test "wl-membarrier: --leave-running" {
 	wl_roundtrip wl-membarrier --leave-running
 }
+
+@test "wl-pipe-flags: O_NONBLOCK, O_DIRECT and size set after pipe(), a second open file of one end" {
+	wl_roundtrip wl-pipe-flags
+}
+
+@test "wl-pipe-flags: --leave-running" {
+	wl_roundtrip wl-pipe-flags --leave-running
+}
+
+@test "wl-pipe-flags: unread packets of an O_DIRECT pipe are refused, naming the fd; it runs on" {
+	start_wl "$WL_DIR/wl-pipe-flags" packets
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd 12: unread packets of an O_DIRECT pipe"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
