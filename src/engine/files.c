@@ -146,10 +146,11 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 		/* a short read: the copy keeps the packets of an O_DIRECT writer,
 		 * whose boundaries the image does not hold */
 		if (p->len + (size_t)got < (size_t)n)
-			return cd_err_set(err, EOPNOTSUPP,
-			                  "pid %d: fd %d: unread packets of an O_DIRECT pipe are not "
-			                  "supported",
-			                  pid, fd);
+			return cd_err_set(
+			    err, EOPNOTSUPP,
+			    "pid %d: fd %d: unread packets of an O_DIRECT pipe are not "
+			    "supported",
+			    pid, fd);
 		p->len += (size_t)got;
 	}
 	return 0;
