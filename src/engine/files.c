@@ -336,12 +336,17 @@ static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 
 /* ---- restore: by injected calls, once every task exists ---- */
 
+/* In the task: O_ASYNC is cleared, then set again through this fd, so
+ * SIGIO's si_fd names it (shared with other fds, the last one set wins). */
 static int set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	long got;
 	int r = cd_call_ok(ctx->inj, "fcntl(F_SETFL)", SYS_fcntl, (uint64_t)d->fd, F_SETFL,
-	                   (uint64_t)(d->flags & SETTABLE_FLAGS), 0, 0, 0, NULL, err);
+	                   (uint64_t)(d->flags & SETTABLE_FLAGS & ~O_ASYNC), 0, 0, 0, NULL, err);
 
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fcntl(F_SETFL)", SYS_fcntl, (uint64_t)d->fd, F_SETFL,
+		               (uint64_t)(d->flags & SETTABLE_FLAGS), 0, 0, 0, NULL, err);
 	if (r == 0)
 		r = cd_call_ok(ctx->inj, "fcntl(F_GETFL)", SYS_fcntl, (uint64_t)d->fd, F_GETFL, 0,
 		               0, 0, 0, &got, err);
@@ -405,6 +410,9 @@ static int files_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 		const struct cd_fd *d = &t->fds[j];
 		if (d->kind == CD_FD_PROC)
 			r = reopen_proc(ctx, d, err);
+		else if (r == 0 && (d->flags & O_ASYNC) && d->kind != CD_FD_STDIO &&
+		         d->kind != CD_FD_PATH)
+			r = set_flags_in(ctx, d, err);
 		if (r == 0 && d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH)
 			r = restore_fown(ctx, d, err);
 		if (r < 0)
@@ -434,20 +442,21 @@ void cd_files_free(struct cd_file_objs *objs)
 	free(objs);
 }
 
-/* Sets the status flags the open did not (O_ASYNC, or any for a pipe end),
- * and refuses an open file that does not take them. */
+/* Sets the status flags the open did not (any for a pipe end), and refuses
+ * an open file that does not take them. O_ASYNC waits for files_restore:
+ * the kernel records the fd number it was set through (si_fd). */
 static int set_flags(int fd, const struct cd_fd *d, cd_err *err)
 {
-	int want = d->flags & SETTABLE_FLAGS, got;
+	int want = d->flags & SETTABLE_FLAGS & ~O_ASYNC, got;
 
 	if (fcntl(fd, F_SETFL, want) < 0)
 		return cd_err_sys(err, errno, "set flags %#o", want);
 	got = fcntl(fd, F_GETFL);
 	if (got < 0)
 		return cd_err_sys(err, errno, "F_GETFL");
-	if ((got & SETTABLE_FLAGS) != want)
+	if ((got & SETTABLE_FLAGS & ~O_ASYNC) != want)
 		return cd_err_set(err, EINVAL, "flags %#o came back as %#o", want,
-		                  got & SETTABLE_FLAGS);
+		                  got & SETTABLE_FLAGS & ~O_ASYNC);
 	return 0;
 }
 

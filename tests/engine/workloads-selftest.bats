@@ -532,3 +532,9 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_wait_exit
 	wl_assert_fail "fd 10: pipe size 65536, want 262144"
 }
+
+@test "wl-fown passes, with an owner outside too" {
+	run_plain wl-fown
+	wl_cleanup
+	run_plain wl-fown outside
+}

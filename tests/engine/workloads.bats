@@ -253,3 +253,23 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-fown: SIGIO owners (process, thread, group), F_SETSIG and O_ASYNC" {
+	wl_roundtrip wl-fown
+}
+
+@test "wl-fown: --leave-running" {
+	wl_roundtrip wl-fown --leave-running
+}
+
+@test "wl-fown: a SIGIO owner outside the tree is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-fown" outside
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd 14 \(.*\.fown\): its SIGIO owner, pid [0-9]+, is not in the checkpoint"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
