@@ -538,3 +538,20 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_cleanup
 	run_plain wl-fown outside
 }
+
+@test "wl-reg-flags passes" {
+	run_plain wl-reg-flags
+}
+
+@test "wl-opath passes" {
+	run_plain wl-opath
+}
+
+@test "wl-opath fails when its file is renamed from outside" {
+	wl_start wl-opath
+	wl_wait_ready
+	mv "$WL_TRIGGER.opath" "$WL_TRIGGER.opath-moved"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "fd 10: now $WL_TRIGGER.opath-moved"
+}

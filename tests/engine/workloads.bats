@@ -273,3 +273,19 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-reg-flags: O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME as opened or set later, offsets" {
+	wl_roundtrip wl-reg-flags
+}
+
+@test "wl-reg-flags: --leave-running" {
+	wl_roundtrip wl-reg-flags --leave-running
+}
+
+@test "wl-opath: O_PATH fds of a file, a directory, a symlink, a FIFO and a device" {
+	wl_roundtrip wl-opath
+}
+
+@test "wl-opath: --leave-running" {
+	wl_roundtrip wl-opath --leave-running
+}
