@@ -555,3 +555,11 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_wait_exit
 	wl_assert_fail "fd 10: now $WL_TRIGGER.opath-moved"
 }
+
+@test "wl-procfile passes, with a file of its parent and with its cwd deleted too" {
+	run_plain wl-procfile
+	wl_cleanup
+	run_plain wl-procfile outside
+	wl_cleanup
+	run_plain wl-procfile cwd-deleted
+}

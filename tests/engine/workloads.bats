@@ -289,3 +289,35 @@ counter_continues() {
 @test "wl-opath: --leave-running" {
 	wl_roundtrip wl-opath --leave-running
 }
+
+@test "wl-procfile: /proc/self/status, /proc/CHILD/stat at an offset, /proc/self/task" {
+	wl_roundtrip wl-procfile
+}
+
+@test "wl-procfile: --leave-running" {
+	wl_roundtrip wl-procfile --leave-running
+}
+
+@test "wl-procfile: a /proc file of a process outside the tree is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-procfile" outside
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd 13 \(/proc/[0-9]+/stat\): a file of pid [0-9]+, which is not in the checkpoint"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-procfile: a deleted working directory is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-procfile" cwd-deleted
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: its working directory .*\.cwd \(deleted\) was deleted"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
