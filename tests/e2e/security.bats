@@ -160,7 +160,8 @@ json.dump(m, open(sys.argv[1], "w"))' "$manifest"
 	as_user /usr/bin/python3 -c '
 import json, os, sys
 m = json.load(open(sys.argv[1]))
-fd = {"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0, "path": sys.argv[2], "writer": 0}
+fd = {"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0, "path": sys.argv[2], "writer": 0,
+      "own_type": 0, "own_pid": 0, "sig": 0}
 m["tasks"][0]["fds"].append(fd)
 # ids go from 3, one per open file: the last one a table of this size holds is free
 fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
@@ -193,6 +194,36 @@ m = json.load(open(sys.argv[1]))
 for t in m["tasks"]:
     exec(sys.argv[3])
 json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json" "$1"
+}
+
+# Adds fd 9 (the python dict in $1, fields not given 0) to the first task of the
+# user's manifest, from the original, and a pipe when $2 gives one.
+add_fd() {
+	as_user /usr/bin/python3 -c '
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+fd = {"fd": 9, "kind": 0, "flags": 0, "pos": 0, "writer": 0, "own_type": 0, "own_pid": 0, "sig": 0}
+fd.update(eval(sys.argv[3]))
+if sys.argv[4]:
+    m["pipes"].append(eval(sys.argv[4]))
+m["tasks"][0]["fds"].append(fd)
+fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
+json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json" "$1" "${2:-}"
+}
+
+@test "restore job checks a user's O_PATH fds and pipe sizes" {
+	dump_users_job
+	mkdir -m 700 "$SHARED/rootdir"
+	touch "$SHARED/rootdir/f"
+	add_fd "{\"kind\": 6, \"flags\": os.O_PATH, \"path\": \"$SHARED/rootdir/f\"}"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "the job's owner may not reach $SHARED/rootdir/f"
+	add_fd '{"kind": 3, "pos": 123456789}' '{"id": 123456789, "size": 1 << 30, "data": ""}'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "size 1073741824 is above fs.pipe-max-size"
+	assert_equal "$(job_field mine status)" halted
 }
 
 @test "restore job checks every field of a user's checkpoint: nice, limits, oom, dumpable, executable" {
