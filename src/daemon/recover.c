@@ -80,28 +80,29 @@ static int remove_dump_leftovers(const struct db_inflight *op)
 	return remove_prefixed(dir, prefixes, 2);
 }
 
+/* A finished checkpoint (at its final path: the rename is the last step of
+ * packing) is recorded; the scratch directory and a temporary archive go
+ * either way. The tree ran on: its worker died with the daemon. */
 static json_t *recover_dump(struct job_manager *jm, const struct db_inflight *op)
 {
+	int removed = remove_dump_leftovers(op);
 	struct stat st;
 	bool added = false;
 	cd_err err = {0};
 
-	if (lstat(op->dest, &st) == 0 && op->jid[0]) {
-		if (record_finished(jm, op, &added, &err) < 0)
-			return json_sprintf(
-			    "dump of job %s: %s reached its path but was not recorded: %s", op->jid,
-			    op->dest, err.msg);
-		return json_sprintf("dump of job %s: %s %s", op->jid, op->dest,
-		                    added ? "was finished: recorded as a checkpoint"
-		                          : "was already recorded");
-	}
-	if (lstat(op->dest, &st) == 0)
+	if (lstat(op->dest, &st) < 0)
+		return json_sprintf("dump%s%s to %s: unfinished: removed %d partial file(s); the "
+		                    "process ran on",
+		                    op->jid[0] ? " of job " : "", op->jid, op->dest, removed);
+	if (!op->jid[0])
 		return json_sprintf("dump to %s: finished (not a job: nothing to record)",
 		                    op->dest);
-	return json_sprintf("dump%s%s to %s: unfinished: removed %d partial file(s); the process "
-	                    "ran on",
-	                    op->jid[0] ? " of job " : "", op->jid, op->dest,
-	                    remove_dump_leftovers(op));
+	if (record_finished(jm, op, &added, &err) < 0)
+		return json_sprintf("dump of job %s: %s reached its path but was not recorded: %s",
+		                    op->jid, op->dest, err.msg);
+	return json_sprintf("dump of job %s: %s %s", op->jid, op->dest,
+	                    added ? "was finished: recorded as a checkpoint"
+	                          : "was already recorded");
 }
 
 static json_t *recover_restore(struct job_manager *jm, const struct db_inflight *op)
