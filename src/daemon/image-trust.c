@@ -17,10 +17,11 @@
  * choose (their own registers, memory, signal state, timers, rseq, robust
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
- * flag, THP disable, timer slack, membarrier registrations and
- * SCHED_RESET_ON_FORK). A field added to the image
+ * flag, THP disable, timer slack, membarrier registrations,
+ * SCHED_RESET_ON_FORK, and the planned session and group, which the
+ * decoder keeps to tasks of the image).  A field added to the image
  * changes these sizes: decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4320, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4328, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 40, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 

@@ -21,6 +21,7 @@
 struct dump_state {
 	struct cd_image img;
 	cd_inject *inj[CD_MAX_TASKS];
+	int tty[CD_MAX_TASKS]; /* controlling terminal of each task, 0 when none */
 	int dirfd;
 	struct cd_dump_stats stats;
 	struct cd_progress progress;
@@ -108,6 +109,7 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	t->ppid = st.ppid;
 	t->pgid = st.pgrp;
 	t->sid = st.session;
+	s->tty[s->img.ntasks - 1] = st.tty_nr;
 	t->nice = st.nice;
 	memcpy(t->comm, st.comm, sizeof(t->comm));
 	return 0;
@@ -128,25 +130,21 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 	return r;
 }
 
+/* The restored root starts a session of its own, so a job of a shell loses
+ * the shell's terminal as its controlling terminal (and the shell's job
+ * control): done only when asked (--shell-job). */
 static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 {
 	const struct cd_task *root = &s->img.tasks[0];
 
-	if (root->sid != root->pid && !cd_image_task(&s->img, root->sid) && !shell_job)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: its session leader %d is outside the tree (use --shell-job)",
-		    root->pid, root->sid);
-	/* Every session must be the root's or one led by a task of the tree. */
-	for (size_t i = 1; i < s->img.ntasks; i++) {
-		const struct cd_task *t = &s->img.tasks[i];
-		const struct cd_task *leader = cd_image_task(&s->img, t->sid);
-		if (t->sid != root->sid && !(leader && leader->sid == leader->pid))
+	for (size_t i = 0; i < s->img.ntasks && !shell_job && root->sid != root->pid; i++)
+		if (s->tty[i] && s->img.tasks[i].sid == root->sid)
 			return cd_err_set(err, EOPNOTSUPP,
-			                  "pid %d: its session leader %d is outside the tree",
-			                  t->pid, t->sid);
-	}
-	return 0;
+			                  "pid %d: its controlling terminal belongs to session %d "
+			                  "outside the tree, which the restored job would not have "
+			                  "(use --shell-job)",
+			                  s->img.tasks[i].pid, root->sid);
+	return cd_session_plan(&s->img, err);
 }
 
 static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,

@@ -15,9 +15,10 @@ static const struct cd_field task_fields[] = {
     FR(pid, 1, CD_PID_MAX),
     /* 0: a parent, group or session outside our pid namespace */
     FR(ppid, 0, CD_PID_MAX), FR(pgid, 0, CD_PID_MAX), FR(sid, 0, CD_PID_MAX),
-    FR(pages_size, NONNEG(8)), F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size),
-    F(ss_flags), F(rseq_addr), FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head),
-    F(robust_len), F(clear_tid), F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
+    FR(new_pgid, 1, CD_PID_MAX), FR(new_sid, 1, CD_PID_MAX), FR(pages_size, NONNEG(8)),
+    F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size), F(ss_flags), F(rseq_addr),
+    FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head), F(robust_len), F(clear_tid),
+    F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
     FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
     FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
     FR(dumpable, 0, 2),     /* SUID_DUMP_DISABLE, _USER, _ROOT */

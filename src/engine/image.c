@@ -360,7 +360,7 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 	if (!cd_image_task((struct cd_image *)img, img->root))
 		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",
 		                  img->root);
-	return 0;
+	return cd_session_check((struct cd_image *)img, err);
 }
 
 int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)

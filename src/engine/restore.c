@@ -176,26 +176,6 @@ static pid_t clone_task(pid_t pid)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-static int set_session(const struct restore_state *s, const struct cd_task *t, cd_err *err)
-{
-	if (t->pid == s->img.root || t->sid == t->pid) {
-		if (setsid() < 0)
-			return cd_err_sys(err, errno, "setsid");
-		return 0;
-	}
-	if (t->pgid == getpgid(0))
-		return 0;
-	/* A group led by a task on another branch may not exist yet: its
-	 * leader is being created concurrently. Wait for it (up to 5 s). */
-	for (int tries = 0;; tries++) {
-		if (setpgid(0, t->pgid == t->pid ? 0 : t->pgid) == 0)
-			return 0;
-		if (errno != EPERM || tries == 500)
-			return cd_err_sys(err, errno, "setpgid %d", t->pgid);
-		usleep(10000);
-	}
-}
-
 static int set_limits(const struct cd_task *t, cd_err *err)
 {
 	for (int i = 0; i < CD_NRLIMIT && i < RLIM_NLIMITS; i++) {
@@ -237,7 +217,7 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 			return r;
 		free(unused.groups);
 	}
-	if ((r = set_session(s, t, err)) < 0)
+	if ((r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
 		const struct cd_task *c = &s->img.tasks[i];
