@@ -72,8 +72,9 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d (%s): has %d threads; threads are not supported", pid,
 		                  st->comm, st->num_threads);
+	/* a task that has exited since it was seized: never, as it is stopped */
 	if (st->state == 'Z')
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: zombie tasks are not supported", pid);
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: exited while seized", pid);
 	/* a job-control stop would swallow our injected syscalls */
 	if (st->state == 'T')
 		return cd_err_set(
@@ -89,6 +90,29 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 	return check_namespaces(pid, err);
 }
 
+/* A zombie is recorded, not seized: it has no memory or state left, only
+ * its place in the tree and the status its parent's wait will get. */
+static int add_zombie(struct dump_state *s, pid_t pid, const struct cd_proc_stat *st, cd_err *err)
+{
+	if (pid == s->img.root)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: is a zombie", pid);
+	/* the restored task could only set the flag by writing a core file */
+	if (WIFSIGNALED(st->exit_code) && WCOREDUMP(st->exit_code))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): a zombie killed by signal %d with a core dump: "
+		                  "the core-dump flag of its status cannot be restored",
+		                  pid, st->comm, WTERMSIG(st->exit_code));
+	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
+	t->pid = pid;
+	t->ppid = st->ppid;
+	t->pgid = st->pgrp;
+	t->sid = st->session;
+	t->zombie = true;
+	t->exit_status = st->exit_code;
+	memcpy(t->comm, st->comm, sizeof(t->comm));
+	return 0;
+}
+
 static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 {
 	struct cd_proc_stat st;
@@ -96,9 +120,16 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 
 	if (s->img.ntasks == CD_MAX_TASKS)
 		return cd_err_set(err, E2BIG, "more than %d tasks", CD_MAX_TASKS);
-	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
+	if ((r = cd_proc_stat(pid, &st, err)) < 0)
+		return r;
+	if (st.state == 'Z')
+		return add_zombie(s, pid, &st, err);
+	if ((r = check_task(pid, &st, err)) < 0)
 		return r;
 	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
+	/* its parent is stopped: a task that exited meanwhile stays a zombie */
+	if (r < 0 && cd_proc_stat(pid, &st, &(cd_err){0}) == 0 && st.state == 'Z')
+		return add_zombie(s, pid, &st, err);
 	if (r < 0)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
@@ -123,6 +154,8 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
 		_cleanup_free_ pid_t *kids = NULL;
 		size_t n;
+		if (s->img.tasks[i].zombie)
+			continue; /* its children, if any, were reparented when it exited */
 		r = cd_proc_children(s->img.tasks[i].pid, &kids, &n, err);
 		for (size_t k = 0; r >= 0 && k < n; k++)
 			r = seize_task(s, kids[k], err);
@@ -228,6 +261,8 @@ static int count_pages(struct dump_state *s, cd_err *err)
 	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
 		struct cd_task *t = &s->img.tasks[i];
 		struct cd_dump_ctx ctx = task_ctx(s, i, false);
+		if (t->zombie)
+			continue;
 		r = cd_mem_collect(t->pid, t, &s->img, err);
 		if (r >= 0)
 			r = cd_mem_count(&ctx, t, &s->progress.total, err);
@@ -339,7 +374,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if ((r = cd_check_cancel(err)) < 0 ||
-		    (r = dump_task(s, i, opts->shell_job, err)) < 0)
+		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)

@@ -102,6 +102,11 @@ static int check_task(struct cd_image *img, const struct cd_task *t, cd_err *err
 	const struct cd_task *parent = cd_image_task(img, t->ppid);
 	bool root = t->pid == img->root;
 
+	if (t->zombie && root)
+		return cd_err_set(err, EINVAL, "pid %d: the root is a zombie", t->pid);
+	if (!root && parent && parent->zombie)
+		return cd_err_set(err, EINVAL, "pid %d: its parent %d is a zombie", t->pid,
+		                  parent->pid);
 	if (!s || s->new_sid != s->pid || (root && t->new_sid != t->pid))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: field \"new_sid\": %d does not lead a session", t->pid,

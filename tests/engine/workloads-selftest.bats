@@ -514,3 +514,7 @@ tree_pid() {
 @test "wl-membarrier passes" {
 	run_plain wl-membarrier
 }
+
+@test "wl-zombie passes" {
+	run_plain wl-zombie
+}
