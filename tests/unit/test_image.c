@@ -268,6 +268,38 @@ static void test_refuses_session_plan(void **state)
 	expect_refused(j, "\"new_sid\": 0 out of range");
 }
 
+/* A zombie: a small object of its own; a status the restore cannot exit
+ * with again and a zombie root are refused. */
+static void test_zombie(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = encoded(), *z = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:i}", "pid", 43,
+	                                      "ppid", 42, "pgid", 42, "sid", 42, "new_pgid", 42,
+	                                      "new_sid", 42, "comm", "sleep", "exit_status", 15);
+
+	json_array_append_new(json_object_get(j, "tasks"), z);
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.ntasks, 2);
+	assert_true(img.tasks[1].zombie);
+	assert_int_equal(img.tasks[1].exit_status, 15);
+	json_t *again = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_int_equal(cd_image_from_json(again, &img, &err), 0);
+	assert_int_equal(img.tasks[1].exit_status, 15);
+	cd_image_free(&img);
+	json_decref(again);
+	json_object_set_new(z, "exit_status", json_integer(0x8b)); /* SIGSEGV, core dumped */
+	json_incref(j);
+	expect_refused(j, "\"exit_status\": 0x8b is not an exit");
+	json_object_set_new(z, "exit_status", json_integer(0x7f)); /* a stop, not an exit */
+	json_incref(j);
+	expect_refused(j, "0x7f is not an exit");
+	json_object_set_new(z, "exit_status", json_integer(3 << 8));
+	json_object_set_new(j, "root", json_integer(43));
+	expect_refused(j, "the root is a zombie");
+}
+
 /* A job of a shell: its session and group are the shell's, outside. */
 static void plan_tree(struct cd_image *img, struct cd_task *t, size_t n)
 {
@@ -656,6 +688,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_truncated_manifest),
 	    cmocka_unit_test(test_refuses_session_plan),
 	    cmocka_unit_test(test_session_plan),
+	    cmocka_unit_test(test_zombie),
 	    cmocka_unit_test(test_refuses_oversized_manifest),
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
