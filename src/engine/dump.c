@@ -124,10 +124,11 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 		return r;
 	if (st.state == 'Z')
 		return add_zombie(s, pid, &st, err);
-	if ((r = check_task(pid, &st, err)) < 0)
-		return r;
-	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
-	/* its parent is stopped: a task that exited meanwhile stays a zombie */
+	r = check_task(pid, &st, err);
+	if (r >= 0)
+		r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
+	/* its parent is stopped: a task that exited meanwhile (its /proc
+	 * entries half gone, or not seizable) stays a zombie */
 	if (r < 0 && cd_proc_stat(pid, &st, &(cd_err){0}) == 0 && st.state == 'Z')
 		return add_zombie(s, pid, &st, err);
 	if (r < 0)
