@@ -111,7 +111,7 @@ static const struct cli_opt dump_opts[] = {
     {"compression", 0, CLI_STRING, "C",
      "none|tar|gzip|lz4|zlib|zstd (default: checkpoint.compression, else none)"},
     {"leave-running", 0, CLI_BOOL, NULL, "keep the tree running after the dump (default: kill it)"},
-    {"shell-job", 0, CLI_BOOL, NULL, "the process's session leader is outside its tree"},
+    {"shell-job", 0, CLI_BOOL, NULL, "a job on its shell's terminal: restored, it has none"},
     {"profiling", 0, CLI_BOOL, NULL, "print where the time went"},
     {0},
 };

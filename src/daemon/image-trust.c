@@ -17,16 +17,17 @@
  * choose (their own registers, memory, signal state, timers, rseq, robust
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
- * flag, THP disable, timer slack, membarrier registrations and
- * SCHED_RESET_ON_FORK). Of an fd: its flags (the open itself is made with
- * the owner's filesystem identity, which the kernel checks for O_NOATIME),
- * its SIGIO owner and signal (the decoder admits only a task or a process
- * group of the image as owner, and the task sets it itself once it has
- * its credentials), and a /proc file (the decoder admits only one under
- * /proc/PID of a task of the image; the task opens it itself, also with
- * its credentials). A field added to the image
- * changes these sizes: decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4320, "a new task field: review image-trust.c");
+ * flag, THP disable, timer slack, membarrier registrations,
+ * SCHED_RESET_ON_FORK, a zombie's wait status, and the planned session and
+ * group, which the decoder keeps to tasks of the image). Of an fd: its flags
+ * (the open itself is made with the owner's filesystem identity, which the
+ * kernel checks for O_NOATIME), its SIGIO owner and signal (the decoder
+ * admits only a task or a process group of the image as owner, and the task
+ * sets it itself once it has its credentials), and a /proc file (the decoder
+ * admits only one under /proc/PID of a task of the image; the task opens it
+ * itself, also with its credentials). A field added to the image changes
+ * these sizes: decide which it is, then update them. */
+_Static_assert(sizeof(struct cd_task) == 4336, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
@@ -233,6 +234,8 @@ static int need(const struct cd_task *t, const char *path, int mode, cd_err *err
 
 static int check_paths(const struct cd_task *t, cd_err *err)
 {
+	if (t->zombie)
+		return 0;
 	int r = need(t, t->cwd, X_OK, err);
 
 	if (r == 0)
@@ -257,8 +260,11 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 	return r;
 }
 
+/* A zombie has no ids, memory or files: it is made and exits at once. */
 static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
 {
+	if (t->zombie)
+		return 0;
 	int r = check_ids(tr, t, err);
 
 	if (r == 0)

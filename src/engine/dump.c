@@ -21,6 +21,7 @@
 struct dump_state {
 	struct cd_image img;
 	cd_inject *inj[CD_MAX_TASKS];
+	int tty[CD_MAX_TASKS]; /* controlling terminal of each task, 0 when none */
 	int dirfd;
 	struct cd_dump_stats stats;
 	struct cd_progress progress;
@@ -71,8 +72,9 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d (%s): has %d threads; threads are not supported", pid,
 		                  st->comm, st->num_threads);
+	/* a task that has exited since it was seized: never, as it is stopped */
 	if (st->state == 'Z')
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: zombie tasks are not supported", pid);
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: exited while seized", pid);
 	/* a job-control stop would swallow our injected syscalls */
 	if (st->state == 'T')
 		return cd_err_set(
@@ -88,6 +90,29 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 	return check_namespaces(pid, err);
 }
 
+/* A zombie is recorded, not seized: it has no memory or state left, only
+ * its place in the tree and the status its parent's wait will get. */
+static int add_zombie(struct dump_state *s, pid_t pid, const struct cd_proc_stat *st, cd_err *err)
+{
+	if (pid == s->img.root)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: is a zombie", pid);
+	/* the restored task could only set the flag by writing a core file */
+	if (WIFSIGNALED(st->exit_code) && WCOREDUMP(st->exit_code))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): a zombie killed by signal %d with a core dump: "
+		                  "the core-dump flag of its status cannot be restored",
+		                  pid, st->comm, WTERMSIG(st->exit_code));
+	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
+	t->pid = pid;
+	t->ppid = st->ppid;
+	t->pgid = st->pgrp;
+	t->sid = st->session;
+	t->zombie = true;
+	t->exit_status = st->exit_code;
+	memcpy(t->comm, st->comm, sizeof(t->comm));
+	return 0;
+}
+
 static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 {
 	struct cd_proc_stat st;
@@ -95,9 +120,17 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 
 	if (s->img.ntasks == CD_MAX_TASKS)
 		return cd_err_set(err, E2BIG, "more than %d tasks", CD_MAX_TASKS);
-	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
+	if ((r = cd_proc_stat(pid, &st, err)) < 0)
 		return r;
-	r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
+	if (st.state == 'Z')
+		return add_zombie(s, pid, &st, err);
+	r = check_task(pid, &st, err);
+	if (r >= 0)
+		r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
+	/* its parent is stopped: a task that exited meanwhile (its /proc
+	 * entries half gone, or not seizable) stays a zombie */
+	if (r < 0 && cd_proc_stat(pid, &st, &(cd_err){0}) == 0 && st.state == 'Z')
+		return add_zombie(s, pid, &st, err);
 	if (r < 0)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
@@ -108,6 +141,7 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	t->ppid = st.ppid;
 	t->pgid = st.pgrp;
 	t->sid = st.session;
+	s->tty[s->img.ntasks - 1] = st.tty_nr;
 	t->nice = st.nice;
 	memcpy(t->comm, st.comm, sizeof(t->comm));
 	return 0;
@@ -121,6 +155,8 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
 		_cleanup_free_ pid_t *kids = NULL;
 		size_t n;
+		if (s->img.tasks[i].zombie)
+			continue; /* its children, if any, were reparented when it exited */
 		r = cd_proc_children(s->img.tasks[i].pid, &kids, &n, err);
 		for (size_t k = 0; r >= 0 && k < n; k++)
 			r = seize_task(s, kids[k], err);
@@ -128,25 +164,21 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 	return r;
 }
 
+/* The restored root starts a session of its own, so a job of a shell loses
+ * the shell's terminal as its controlling terminal (and the shell's job
+ * control): done only when asked (--shell-job). */
 static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 {
 	const struct cd_task *root = &s->img.tasks[0];
 
-	if (root->sid != root->pid && !cd_image_task(&s->img, root->sid) && !shell_job)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: its session leader %d is outside the tree (use --shell-job)",
-		    root->pid, root->sid);
-	/* Every session must be the root's or one led by a task of the tree. */
-	for (size_t i = 1; i < s->img.ntasks; i++) {
-		const struct cd_task *t = &s->img.tasks[i];
-		const struct cd_task *leader = cd_image_task(&s->img, t->sid);
-		if (t->sid != root->sid && !(leader && leader->sid == leader->pid))
+	for (size_t i = 0; i < s->img.ntasks && !shell_job && root->sid != root->pid; i++)
+		if (s->tty[i] && s->img.tasks[i].sid == root->sid)
 			return cd_err_set(err, EOPNOTSUPP,
-			                  "pid %d: its session leader %d is outside the tree",
-			                  t->pid, t->sid);
-	}
-	return 0;
+			                  "pid %d: its controlling terminal belongs to session %d "
+			                  "outside the tree, which the restored job would not have "
+			                  "(use --shell-job)",
+			                  s->img.tasks[i].pid, root->sid);
+	return cd_session_plan(&s->img, err);
 }
 
 static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
@@ -230,6 +262,8 @@ static int count_pages(struct dump_state *s, cd_err *err)
 	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++) {
 		struct cd_task *t = &s->img.tasks[i];
 		struct cd_dump_ctx ctx = task_ctx(s, i, false);
+		if (t->zombie)
+			continue;
 		r = cd_mem_collect(t->pid, t, &s->img, err);
 		if (r >= 0)
 			r = cd_mem_count(&ctx, t, &s->progress.total, err);
@@ -341,7 +375,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if ((r = cd_check_cancel(err)) < 0 ||
-		    (r = dump_task(s, i, opts->shell_job, err)) < 0)
+		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)

@@ -61,7 +61,8 @@ struct cd_dump_opts {
 	pid_t pid;          /* root of the tree to checkpoint */
 	const char *dir;    /* image directory; must not exist yet */
 	bool leave_running; /* detach instead of killing the tree afterwards */
-	bool shell_job;     /* the root's session leader may be outside the tree */
+	bool shell_job;     /* a task may have the outside session's terminal as its
+	                     * controlling terminal, which the restore does not give back */
 	/* version 2 */
 	struct cd_dump_stats *stats; /* NULL: not wanted */
 	cd_progress_fn progress;     /* NULL: none */

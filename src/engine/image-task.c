@@ -15,9 +15,10 @@ static const struct cd_field task_fields[] = {
     FR(pid, 1, CD_PID_MAX),
     /* 0: a parent, group or session outside our pid namespace */
     FR(ppid, 0, CD_PID_MAX), FR(pgid, 0, CD_PID_MAX), FR(sid, 0, CD_PID_MAX),
-    FR(pages_size, NONNEG(8)), F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size),
-    F(ss_flags), F(rseq_addr), FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head),
-    F(robust_len), F(clear_tid), F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
+    FR(new_pgid, 1, CD_PID_MAX), FR(new_sid, 1, CD_PID_MAX), FR(pages_size, NONNEG(8)),
+    F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size), F(ss_flags), F(rseq_addr),
+    FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head), F(robust_len), F(clear_tid),
+    F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
     FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
     FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
     FR(dumpable, 0, 2),     /* SUID_DUMP_DISABLE, _USER, _ROOT */
@@ -26,6 +27,12 @@ static const struct cd_field task_fields[] = {
     FR(child_subreaper, 0, 1), FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
     FR(timer_slack_ns, NONNEG(8)), FR(loginuid, U32),
     FR(membarrier, 0, 0x1fc), /* the MEMBARRIER_CMD_REGISTER_* bits */
+};
+/* A zombie: its place in the tree, and the wait status its parent gets. */
+static const struct cd_field zombie_fields[] = {
+    FR(pid, 1, CD_PID_MAX),     FR(ppid, 0, CD_PID_MAX),     FR(pgid, 0, CD_PID_MAX),
+    FR(sid, 0, CD_PID_MAX),     FR(new_pgid, 1, CD_PID_MAX), FR(new_sid, 1, CD_PID_MAX),
+    FR(exit_status, 0, 0xffff),
 };
 #undef FR
 #undef F
@@ -154,8 +161,21 @@ static json_t *siginfos_to_json(uint8_t (*si)[128], size_t n)
 	return a;
 }
 
+static json_t *zombie_to_json(const struct cd_task *t)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	cd_fields_encode(o, zombie_fields, ARRAY_SIZE(zombie_fields), t);
+	json_object_set_new(o, "comm", json_string(t->comm));
+	return o;
+}
+
 json_t *cd_task_to_json(const struct cd_task *t)
 {
+	if (t->zombie)
+		return zombie_to_json(t);
 	json_t *o = json_object(), *regs = json_object(), *mm = json_object(), *a;
 
 	if (!o || !regs || !mm)
@@ -523,10 +543,38 @@ static int head_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
+/* What a task can exit with and the restore can exit with again: a code,
+ * or a signal without the core-dump flag (that would need a core file). */
+static bool exit_status_ok(int st)
+{
+	int sig = st & 0x7f;
+
+	return sig == 0 ? (st & 0xff) == 0 : sig < 0x7f && (st & ~0x7f) == 0;
+}
+
+static int zombie_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	const char *comm;
+	int r;
+
+	t->zombie = true;
+	if ((r = cd_fields_decode(o, zombie_fields, ARRAY_SIZE(zombie_fields), t, err)) < 0 ||
+	    (r = cd_json_get_str(o, "comm", sizeof(t->comm) - 1, &comm, err)) < 0)
+		return r;
+	snprintf(t->comm, sizeof(t->comm), "%s", comm);
+	if (!exit_status_ok(t->exit_status))
+		return cd_err_set(err, EINVAL, "pid %d: field \"exit_status\": %#x is not an exit",
+		                  t->pid, t->exit_status);
+	return 0;
+}
+
 int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	int r;
 
+	/* a zombie is the object with a wait status */
+	if (json_is_object(o) && json_object_get(o, "exit_status"))
+		return zombie_from_json(o, t, err);
 	if ((r = head_from_json(o, t, err)) < 0)
 		return r;
 	if ((r = cd_json_hex_decode(o, "xstate", CD_XSTATE_MAX, &t->xstate, &t->xstate_len, err)) <

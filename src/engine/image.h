@@ -136,6 +136,13 @@ struct cd_sigact {
 
 struct cd_task {
 	pid_t pid, ppid, pgid, sid;
+	/* the session and group the restore puts it in (session.c): the root
+	 * starts its own, a group led outside the tree becomes its session's */
+	pid_t new_pgid, new_sid;
+	/* a zombie: exited, not yet reaped; only the fields above, comm and
+	 * its wait status are recorded (restore.c re-creates it, it exits) */
+	bool zombie;
+	int exit_status;
 	char comm[16];
 	struct user_regs_struct regs;
 	uint8_t *xstate;

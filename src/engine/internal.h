@@ -127,6 +127,13 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
                      const struct cd_file_objs *objs, int *keep_fd, cd_err *err);
 void cd_files_free(struct cd_file_objs *objs);
 
+/* Sessions and groups (session.c): the dump plans the layout the restore
+ * creates (new_sid, new_pgid), refusing what it cannot recreate; the
+ * decoder checks a plan read; each new task enters its place. */
+int cd_session_plan(struct cd_image *img, cd_err *err);
+int cd_session_check(struct cd_image *img, cd_err *err);
+int cd_session_enter(const struct cd_task *t, cd_err *err);
+
 /* Final CPU state of a restored task, set at its last stop. */
 int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);
 

@@ -148,6 +148,8 @@ int cd_proc_stat(pid_t pid, struct cd_proc_stat *st, cd_err *err)
 	st->ppid = (pid_t)v[3];
 	st->pgrp = (pid_t)v[4];
 	st->session = (pid_t)v[5];
+	st->tty_nr = (int)v[6];
+	st->exit_code = (int)v[51];
 	st->nice = (int)(long long)v[18];
 	st->num_threads = (int)v[19];
 	st->start_code = v[25];

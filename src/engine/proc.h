@@ -24,6 +24,8 @@ struct cd_proc_stat {
 	char comm[16];
 	char state;
 	pid_t ppid, pgrp, session;
+	int tty_nr;    /* controlling terminal's device number, 0 when none */
+	int exit_code; /* a zombie's wait status */
 	int nice, num_threads;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;

@@ -93,6 +93,8 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 {
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
+		if (t->zombie)
+			continue;
 		if (faccessat(AT_FDCWD, t->mm.exe, X_OK, AT_EACCESS) < 0)
 			return cd_err_sys(err, errno, "pid %d: executable %s", t->pid, t->mm.exe);
 		for (size_t j = 0; j < t->nvmas; j++) {
@@ -176,26 +178,6 @@ static pid_t clone_task(pid_t pid)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-static int set_session(const struct restore_state *s, const struct cd_task *t, cd_err *err)
-{
-	if (t->pid == s->img.root || t->sid == t->pid) {
-		if (setsid() < 0)
-			return cd_err_sys(err, errno, "setsid");
-		return 0;
-	}
-	if (t->pgid == getpgid(0))
-		return 0;
-	/* A group led by a task on another branch may not exist yet: its
-	 * leader is being created concurrently. Wait for it (up to 5 s). */
-	for (int tries = 0;; tries++) {
-		if (setpgid(0, t->pgid == t->pid ? 0 : t->pgid) == 0)
-			return 0;
-		if (errno != EPERM || tries == 500)
-			return cd_err_sys(err, errno, "setpgid %d", t->pgid);
-		usleep(10000);
-	}
-}
-
 static int set_limits(const struct cd_task *t, cd_err *err)
 {
 	for (int i = 0; i < CD_NRLIMIT && i < RLIM_NLIMITS; i++) {
@@ -224,6 +206,41 @@ static int map_trampoline(const struct restore_state *s, cd_err *err)
 
 static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t parent);
 
+/* Dies the way the zombie did, so its parent's wait gets the same status.
+ * A signal that dumps core must not: the recorded status has no core flag
+ * (the dump refuses one), and the core file would be ours. */
+static void exit_as(int status)
+{
+	struct rlimit no_core = {0, 0};
+	sigset_t set;
+	int sig = WTERMSIG(status);
+
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0);
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(127);
+}
+
+/* Runs in the new task: enters its session and group (a group may live on
+ * through other members), reports, exits. */
+static void become_zombie(struct restore_state *s, const struct cd_task *t)
+{
+	cd_err err = {0};
+	int r = cd_session_enter(t, &err);
+
+	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
+	close(s->status_w);
+	if (r < 0)
+		_exit(127);
+	exit_as(t->exit_status);
+}
+
 static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
 {
 	struct fsid_saved unused;
@@ -237,7 +254,7 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 			return r;
 		free(unused.groups);
 	}
-	if ((r = set_session(s, t, err)) < 0)
+	if ((r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
 		const struct cd_task *c = &s->img.tasks[i];
@@ -274,6 +291,8 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 	 * ptrace lets go (transplant clears it again). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
+	if (t->zombie)
+		become_zombie(s, t);
 	r = prepare_steps(s, t, &err);
 
 	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
@@ -358,11 +377,13 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
 
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
 		pid_t pid = s->img.tasks[i].pid;
-		if (s->leave_stopped && syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
+		if (s->leave_stopped && !s->img.tasks[i].zombie &&
+		    syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
 			r = cd_err_sys(err, errno, "pid %d: queue SIGSTOP", pid);
 	}
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++)
-		r = cd_inject_detach(inj[i], err);
+		if (inj[i])
+			r = cd_inject_detach(inj[i], err);
 	s->stats.release_ns = cd_now_ns() - t0;
 	return r;
 }
@@ -383,6 +404,8 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
 		uint64_t t0 = cd_now_ns();
+		if (s->img.tasks[i].zombie)
+			continue; /* exited already, for its parent to reap */
 		r = cd_check_cancel(err);
 		if (r >= 0)
 			r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);

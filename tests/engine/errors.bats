@@ -113,15 +113,11 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	kill -0 "$WL_PID"
 }
 
-@test "dump: a root whose session leader is outside the tree needs --shell-job" {
+@test "dump: a root whose session leader is outside the tree dumps with no flags" {
 	CEDANA_WL_TRIGGER="$TRIGGER" "$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
-	assert_failure 1
-	assert_output --partial "is outside the tree (use --shell-job)"
-	assert_not_exist "$IMG"
-	run "$ENGINE" dump "$WL_PID" "$IMG" --shell-job
 	assert_success
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
@@ -130,6 +126,28 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	assert_success
 	run tail -1 "$LOG"
 	assert_output "PASS"
+}
+
+@test "dump: a process group whose leader has left it is refused (restore could not recreate it)" {
+	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+import os, time
+if os.fork() == 0:
+    os.setpgid(0, 0)
+    if os.fork() == 0:
+        time.sleep(1000)
+    os.setpgid(0, os.getppid())
+    time.sleep(1000)
+time.sleep(0.5)
+print("READY", flush=True)
+time.sleep(1000)
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	kill_session "$WL_PID"
+	assert_failure 1
+	assert_output --regexp "pid [0-9]+: its process group [0-9]+ has lost its leader"
+	assert_not_exist "$IMG"
 }
 
 # An image of the counter, the original gone.

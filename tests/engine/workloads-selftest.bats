@@ -563,3 +563,7 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_cleanup
 	run_plain wl-procfile cwd-deleted
 }
+
+@test "wl-zombie passes" {
+	run_plain wl-zombie
+}

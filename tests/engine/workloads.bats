@@ -218,6 +218,14 @@ counter_continues() {
 	wl_roundtrip wl-timerslack --leave-running
 }
 
+@test "wl-zombie: unreaped children come back as zombies with their exit code and signal" {
+	wl_roundtrip wl-zombie
+}
+
+@test "wl-zombie: --leave-running" {
+	wl_roundtrip wl-zombie --leave-running
+}
+
 @test "wl-loginuid: the audit login uid" {
 	wl_roundtrip wl-loginuid
 }

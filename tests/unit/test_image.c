@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "engine/image.h"
+#include "engine/internal.h"
 
 static void make_image(struct cd_image *img)
 {
@@ -29,6 +30,7 @@ static void make_image(struct cd_image *img)
 	t->pid = 42;
 	t->ppid = 1;
 	t->pgid = t->sid = 42;
+	t->new_pgid = t->new_sid = 42;
 	strcpy(t->comm, "counter");
 	strcpy(t->pages_file, "pages-42.img");
 	t->regs.rip = 0x401000;
@@ -260,6 +262,93 @@ static void test_refuses_non_integer_element(void **state)
 	json_array_set_new(json_object_get(json_object_get(task0(j), "mm"), "auxv"), 1,
 	                   json_null());
 	expect_refused(j, "auxv[1]");
+}
+
+/* The restore can only do what the planned layout says if every session
+ * and group is started by a task of the image that leads it. */
+static void test_refuses_session_plan(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(task0(j), "new_sid", json_integer(7));
+	expect_refused(j, "\"new_sid\": 7 does not lead a session");
+	j = encoded();
+	json_object_set_new(task0(j), "new_pgid", json_integer(43));
+	expect_refused(j, "\"new_pgid\": 43 does not lead a group");
+	j = encoded();
+	json_object_set_new(task0(j), "new_sid", json_integer(0));
+	expect_refused(j, "\"new_sid\": 0 out of range");
+}
+
+/* A zombie: a small object of its own; a status the restore cannot exit
+ * with again and a zombie root are refused. */
+static void test_zombie(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = encoded(), *z = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:i}", "pid", 43,
+	                                      "ppid", 42, "pgid", 42, "sid", 42, "new_pgid", 42,
+	                                      "new_sid", 42, "comm", "sleep", "exit_status", 15);
+
+	json_array_append_new(json_object_get(j, "tasks"), z);
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.ntasks, 2);
+	assert_true(img.tasks[1].zombie);
+	assert_int_equal(img.tasks[1].exit_status, 15);
+	json_t *again = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_int_equal(cd_image_from_json(again, &img, &err), 0);
+	assert_int_equal(img.tasks[1].exit_status, 15);
+	cd_image_free(&img);
+	json_decref(again);
+	json_object_set_new(z, "exit_status", json_integer(0x8b)); /* SIGSEGV, core dumped */
+	json_incref(j);
+	expect_refused(j, "\"exit_status\": 0x8b is not an exit");
+	json_object_set_new(z, "exit_status", json_integer(0x7f)); /* a stop, not an exit */
+	json_incref(j);
+	expect_refused(j, "0x7f is not an exit");
+	json_object_set_new(z, "exit_status", json_integer(3 << 8));
+	json_object_set_new(j, "root", json_integer(43));
+	expect_refused(j, "the root is a zombie");
+}
+
+/* A job of a shell: its session and group are the shell's, outside. */
+static void plan_tree(struct cd_image *img, struct cd_task *t, size_t n)
+{
+	memset(img, 0, sizeof(*img));
+	img->tasks = t;
+	img->ntasks = n;
+	img->root = t[0].pid;
+}
+
+static void test_session_plan(void **state)
+{
+	struct cd_task t[3] = {
+	    {.pid = 10, .ppid = 5, .pgid = 5, .sid = 4}, /* in the shell's group */
+	    {.pid = 11, .ppid = 10, .pgid = 5, .sid = 4},
+	    {.pid = 12, .ppid = 10, .pgid = 12, .sid = 4}, /* a group of its own */
+	};
+	struct cd_image img;
+	cd_err err = {0};
+
+	plan_tree(&img, t, 3);
+	assert_int_equal(cd_session_plan(&img, &err), 0);
+	assert_int_equal(t[0].new_sid, 10);
+	assert_int_equal(t[0].new_pgid, 10);
+	assert_int_equal(t[1].new_sid, 10);
+	assert_int_equal(t[1].new_pgid, 10); /* the shell's group becomes the root's */
+	assert_int_equal(t[2].new_sid, 10);
+	assert_int_equal(t[2].new_pgid, 12);
+	assert_int_equal(cd_session_check(&img, &err), 0);
+	/* a group whose leader (12) has moved to another group */
+	t[1].pgid = 12;
+	t[2].pgid = 10;
+	assert_true(cd_session_plan(&img, &err) < 0);
+	assert_non_null(strstr(err.msg, "pid 11: its process group 12 has lost its leader"));
+	/* a session whose leader is outside and is not the root's */
+	t[1].pgid = t[1].sid = 9;
+	assert_true(cd_session_plan(&img, &err) < 0);
+	assert_non_null(strstr(err.msg, "pid 11: its session leader 9 is outside the tree"));
 }
 
 static void test_refuses_wrong_type(void **state)
@@ -662,6 +751,9 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_siginfo),
 	    cmocka_unit_test(test_refuses_count_over_limit),
 	    cmocka_unit_test(test_refuses_truncated_manifest),
+	    cmocka_unit_test(test_refuses_session_plan),
+	    cmocka_unit_test(test_session_plan),
+	    cmocka_unit_test(test_zombie),
 	    cmocka_unit_test(test_refuses_oversized_manifest),
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
