@@ -115,63 +115,6 @@ as_user() {
 	assert_file_contains "$CEDANA_JOB_LOG_DIR/cedana-output-grp.log" "4242"
 }
 
-@test "restore job refuses a user's checkpoint edited to ask for root's credentials" {
-	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
-	assert_success
-	mkdir -m 755 "$SHARED/home"
-	chown "$E2E_USER" "$SHARED/home"
-	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
-	assert_success
-	wait_job_field mine status halted
-	manifest="$SHARED/home/img/manifest.json"
-	as_user cp "$manifest" "$SHARED/home/manifest.orig"
-	as_user /usr/bin/python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1]))
-for t in m["tasks"]:
-    t["uids"] = [0, 0, 0, 0]
-    t["gids"] = [0, 0, 0, 0]
-    t["cap_eff"] = t["cap_prm"] = -1
-json.dump(m, open(sys.argv[1], "w"))' "$manifest"
-	run "$CEDANA" restore job mine
-	assert_failure 1
-	assert_output --partial "uids are not all $USER_UID, the job's owner"
-	assert_output --partial "refused: the checkpoint of a job of uid $USER_UID asks for more than that user has"
-	assert_equal "$(job_field mine status)" halted
-	# the image as dumped restores, as the user
-	as_user cp "$SHARED/home/manifest.orig" "$manifest"
-	run "$CEDANA" restore job mine
-	assert_success
-	pid=$(job_field mine pid)
-	assert_equal "$(stat -c %u "/proc/$pid")" "$USER_UID"
-	assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
-}
-
-@test "restore job refuses a user's checkpoint edited to open a file only root may write" {
-	run as_user "$CEDANA" run process --jid mine -- "$WORKLOADS/date-loop.sh"
-	assert_success
-	mkdir -m 755 "$SHARED/home"
-	chown "$E2E_USER" "$SHARED/home"
-	echo secret >"$SHARED/rootfile"
-	chmod 644 "$SHARED/rootfile"
-	run as_user "$CEDANA" dump job mine --dir "$SHARED/home" --name img
-	assert_success
-	wait_job_field mine status halted
-	as_user /usr/bin/python3 -c '
-import json, os, sys
-m = json.load(open(sys.argv[1]))
-fd = {"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0, "path": sys.argv[2], "writer": 0,
-      "own_type": 0, "own_pid": 0, "sig": 0}
-m["tasks"][0]["fds"].append(fd)
-# ids go from 3, one per open file: the last one a table of this size holds is free
-fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
-json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
-	run "$CEDANA" restore job mine
-	assert_failure 1
-	assert_output --partial "the job's owner may not read and write $SHARED/rootfile"
-	assert_equal "$(job_field mine status)" halted
-}
-
 # Dumps the user's job "mine" (date-loop) into $SHARED/home/img and keeps a
 # copy of its manifest as manifest.orig.
 dump_users_job() {
@@ -209,6 +152,50 @@ if sys.argv[4]:
 m["tasks"][0]["fds"].append(fd)
 fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
 json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json" "$1" "${2:-}"
+}
+
+@test "restore job refuses a user's checkpoint edited to ask for root's credentials" {
+	dump_users_job
+	manifest="$SHARED/home/img/manifest.json"
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for t in m["tasks"]:
+    t["uids"] = [0, 0, 0, 0]
+    t["gids"] = [0, 0, 0, 0]
+    t["cap_eff"] = t["cap_prm"] = -1
+json.dump(m, open(sys.argv[1], "w"))' "$manifest"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "uids are not all $USER_UID, the job's owner"
+	assert_output --partial "refused: the checkpoint of a job of uid $USER_UID asks for more than that user has"
+	assert_equal "$(job_field mine status)" halted
+	# the image as dumped restores, as the user
+	as_user cp "$SHARED/home/manifest.orig" "$manifest"
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	assert_equal "$(stat -c %u "/proc/$pid")" "$USER_UID"
+	assert_equal "$(awk '/^Uid/ {print $2 $3 $4 $5}' "/proc/$pid/status")" "$USER_UID$USER_UID$USER_UID$USER_UID"
+}
+
+@test "restore job refuses a user's checkpoint edited to open a file only root may write" {
+	echo secret >"$SHARED/rootfile"
+	chmod 644 "$SHARED/rootfile"
+	dump_users_job
+	as_user /usr/bin/python3 -c '
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+fd = {"fd": 9, "kind": 0, "flags": os.O_RDWR, "pos": 0, "path": sys.argv[2], "writer": 0,
+      "own_type": 0, "own_pid": 0, "sig": 0}
+m["tasks"][0]["fds"].append(fd)
+# ids go from 3, one per open file: the last one a table of this size holds is free
+fd["obj"] = 2 + sum(len(t["fds"]) for t in m["tasks"])
+json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "the job's owner may not read and write $SHARED/rootfile"
+	assert_equal "$(job_field mine status)" halted
 }
 
 @test "restore job checks a user's O_PATH fds and pipe sizes" {
