@@ -244,9 +244,10 @@ static int pipes_from_json(json_t *root, struct cd_image *img, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	json_array_foreach(arr, i, o)
 	{
+		/* counted first: a pipe refused after its data was decoded is freed too */
+		img->npipes++;
 		if ((r = pipe_from_json(o, &img->pipes[i], err)) < 0)
 			return cd_err_wrap(err, "pipe %zu", i);
-		img->npipes++;
 	}
 	return 0;
 }
