@@ -22,7 +22,10 @@ static void on_sigterm(int sig)
 
 void cr_worker_cancellable(void)
 {
-	struct sigaction sa = {.sa_handler = on_sigterm};
+	/* SA_RESTART: the engine looks at the flag at its safe points; an
+	 * interrupted waitpid or ptrace wait half-way through releasing a tree
+	 * would only leave it worse */
+	struct sigaction sa = {.sa_handler = on_sigterm, .sa_flags = SA_RESTART};
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
