@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -327,23 +326,13 @@ static int dump_worker(void *arg)
 	return 0;
 }
 
-static void checkpoint_id(char *buf, size_t len)
-{
-	unsigned char rnd[6] = {0};
-
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	snprintf(buf, len, "ck-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
-	         rnd[5]);
-}
-
 static int record_checkpoint(struct api *api, const struct dump_req *d, json_t **ret_cp,
                              cd_err *err)
 {
 	struct db_checkpoint cp = {.time = time(NULL), .size = (int64_t)d->op->size};
 	int r;
 
-	checkpoint_id(cp.id, sizeof(cp.id));
+	job_checkpoint_new_id(cp.id, sizeof(cp.id));
 	snprintf(cp.jid, sizeof(cp.jid), "%s", d->target.jid);
 	snprintf(cp.compression, sizeof(cp.compression), "%s",
 	         storage_compression_name(d->compression));

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "job/checkpoint.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 #include "storage/storage.h"
@@ -48,7 +48,6 @@ static int record_finished(struct job_manager *jm, const struct db_inflight *op,
 {
 	struct db_checkpoint cp = {.time = time(NULL), .path = op->dest};
 	storage_compression c;
-	unsigned char rnd[6] = {0};
 	uint64_t size = 0;
 	int r;
 
@@ -57,10 +56,7 @@ static int record_finished(struct job_manager *jm, const struct db_inflight *op,
 		r = storage_size(op->dest, &size, err);
 	if (r < 0)
 		return r;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		return cd_err_sys(err, errno, "getrandom");
-	snprintf(cp.id, sizeof(cp.id), "ck-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-	         rnd[3], rnd[4], rnd[5]);
+	job_checkpoint_new_id(cp.id, sizeof(cp.id));
 	snprintf(cp.jid, sizeof(cp.jid), "%s", op->jid);
 	snprintf(cp.compression, sizeof(cp.compression), "%s", storage_compression_name(c));
 	cp.size = (int64_t)size;

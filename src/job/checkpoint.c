@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "job/codec.h"
 #include "job/manager-internal.h"
@@ -215,4 +217,14 @@ int job_manager_pick_jid(struct job_manager *jm, const char *want, char *buf, si
 const char *job_manager_log_dir(const struct job_manager *jm)
 {
 	return jm->log_dir;
+}
+
+void job_checkpoint_new_id(char *buf, size_t len)
+{
+	unsigned char rnd[6] = {0};
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd)); /* still an id; a clash is refused by the DB */
+	snprintf(buf, len, "ck-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+	         rnd[5]);
 }

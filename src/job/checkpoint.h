@@ -21,6 +21,9 @@ int job_manager_dump_target(struct job_manager *jm, const struct job_caller *cal
                             const char *jid, pid_t pid, struct job_dump_target *ret, cd_err *err);
 
 /* The checkpoints of a job as a JSON array, newest first. */
+/* A fresh checkpoint id: "ck-" and 12 random hex digits. */
+void job_checkpoint_new_id(char *buf, size_t len);
+
 int job_manager_checkpoints(struct job_manager *jm, const struct job_caller *caller,
                             const char *jid, json_t **ret, cd_err *err);
 /* One checkpoint record, if the caller may see its job. */

@@ -91,17 +91,28 @@ assert_runs_on() {
 	wait_file_contains "$(log_of "$jid")" "^$((n + 2))\$"
 }
 
-@test "kill -9 of the daemon mid-dump: the job runs on; the next start removes the partial files and check says so" {
+# A daemon that holds every dump with the tree stopped and the image written;
+# job c (its pid in $pid) being dumped as img by a client (its pid in $client).
+start_stalled_dump() {
 	stop_daemon
 	CEDANA_ENGINE_FAULT=dump-stall start_daemon
 	start_counter c
 	pid=$(job_field c pid)
 	"$CEDANA" dump job c --name img >/dev/null 2>&1 3>&- &
-	echo $! >>"$BATS_TEST_TMPDIR/extra.pids"
+	client=$!
+	echo "$client" >>"$BATS_TEST_TMPDIR/extra.pids"
 	wait_dump_scratch img
+}
+
+kill_daemon_hard() {
 	kill -KILL "$DAEMON_PID"
 	wait "$DAEMON_PID" || true
 	DAEMON_PID=
+}
+
+@test "kill -9 of the daemon mid-dump: the job runs on; the next start removes the partial files and check says so" {
+	start_stalled_dump
+	kill_daemon_hard
 	# the worker died with the daemon and let the tree go
 	for _ in $(seq 100); do
 		[ "$(awk '{print $3}' "/proc/$pid/stat")" != t ] && break
@@ -135,9 +146,7 @@ assert_runs_on() {
 	done
 	assert_file_exists "$(log_of back)"
 	sleep 0.5
-	kill -KILL "$DAEMON_PID"
-	wait "$DAEMON_PID" || true
-	DAEMON_PID=
+	kill_daemon_hard
 	rm -f "$CEDANA_ADDRESS" # the dead daemon's, or start_daemon would not wait
 	start_daemon
 	assert_equal "$(compgen -G "$CK/.cedana-restore-*")" ""
@@ -178,14 +187,7 @@ assert_runs_on() {
 }
 
 @test "a client that hangs up mid-dump cancels it: the job runs on and nothing is left" {
-	stop_daemon
-	CEDANA_ENGINE_FAULT=dump-stall start_daemon
-	start_counter c
-	pid=$(job_field c pid)
-	"$CEDANA" dump job c --name img >/dev/null 2>&1 3>&- &
-	client=$!
-	echo "$client" >>"$BATS_TEST_TMPDIR/extra.pids"
-	wait_dump_scratch img
+	start_stalled_dump
 	kill -KILL "$client"
 	for _ in $(seq 100); do
 		[ -z "$(entries "$CK")" ] && break

@@ -20,12 +20,6 @@ static void on_io(int sig, siginfo_t *si, void *uc)
 	got_fd = si->si_fd;
 }
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
-		wl_fail("place fd %d: %s", at, strerror(errno));
-}
-
 static void set_owner(int fd, int type, pid_t pid, int sig, bool async)
 {
 	struct f_owner_ex own = {.type = type, .pid = pid};
@@ -61,24 +55,17 @@ int main(int argc, char **argv)
 
 	wl_init("wl-fown");
 	sigaction(SIGUSR1, &sa, NULL);
-	child = fork();
-	if (child < 0)
-		wl_fail("fork: %s", strerror(errno));
-	if (child == 0) {
-		wl_child_await_trigger();
-		_exit(0);
-	}
-	wl_children[wl_nr_children++] = child;
+	child = wl_fork_idle_child();
 	if (pipe(p) < 0)
 		wl_fail("pipe: %s", strerror(errno));
-	place(p[0], 10);
-	place(p[1], 11);
+	wl_place_fd(p[0], 10);
+	wl_place_fd(p[1], 11);
 	if (pipe(p) < 0)
 		wl_fail("pipe: %s", strerror(errno));
-	place(p[0], 12);
-	place(p[1], 13);
+	wl_place_fd(p[0], 12);
+	wl_place_fd(p[1], 13);
 	path = wl_side_path(".fown");
-	place(open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), 14);
+	wl_place_fd(open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), 14);
 	set_owner(10, F_OWNER_PID, getpid(), SIGUSR1, true);
 	set_owner(12, F_OWNER_TID, child, 0, true);
 	if (outside)

@@ -20,12 +20,6 @@ static struct {
 	struct stat st;
 } rec[5];
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
-		wl_fail("place fd %d: %s", at, strerror(errno));
-}
-
 static void record(int i, int fd)
 {
 	char link[64];
@@ -78,11 +72,11 @@ int main(void)
 	if (fd < 0 || write(fd, "opath", 5) != 5 || close(fd) < 0 || symlink(file, link) < 0 ||
 	    mkfifo(fifo, 0600) < 0)
 		wl_fail("setup: %s", strerror(errno));
-	place(open(file, O_PATH), 10);
-	place(open(dirname(dir), O_PATH | O_DIRECTORY), 11);
-	place(open(link, O_PATH | O_NOFOLLOW), 12);
-	place(open(fifo, O_PATH), 13);
-	place(open("/dev/null", O_PATH | O_CLOEXEC), 14);
+	wl_place_fd(open(file, O_PATH), 10);
+	wl_place_fd(open(dirname(dir), O_PATH | O_DIRECTORY), 11);
+	wl_place_fd(open(link, O_PATH | O_NOFOLLOW), 12);
+	wl_place_fd(open(fifo, O_PATH), 13);
+	wl_place_fd(open("/dev/null", O_PATH | O_CLOEXEC), 14);
 	for (int i = 0; i < 5; i++)
 		record(i, 10 + i);
 	if (!S_ISLNK(rec[2].st.st_mode) || !S_ISFIFO(rec[3].st.st_mode))

@@ -22,12 +22,6 @@ static const struct {
     {14, 0, SIZE_A},
 };
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
-		wl_fail("place fd %d: %s", at, strerror(errno));
-}
-
 static void setfl(int fd, int flags)
 {
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | flags) < 0)
@@ -63,18 +57,18 @@ int main(int argc, char **argv)
 	wl_init("wl-pipe-flags");
 	if (pipe(p) < 0)
 		wl_fail("pipe: %s", strerror(errno));
-	place(p[0], 10);
-	place(p[1], 11);
+	wl_place_fd(p[0], 10);
+	wl_place_fd(p[1], 11);
 	if (pipe(p) < 0)
 		wl_fail("pipe: %s", strerror(errno));
-	place(p[0], 12);
-	place(p[1], 13);
+	wl_place_fd(p[0], 12);
+	wl_place_fd(p[1], 13);
 	setfl(10, O_NONBLOCK);
 	setfl(13, O_NONBLOCK | O_DIRECT);
 	if (fcntl(11, F_SETPIPE_SZ, SIZE_A) < 0 || fcntl(12, F_SETPIPE_SZ, SIZE_B) < 0)
 		wl_fail("F_SETPIPE_SZ: %s", strerror(errno));
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", 10);
-	place(open(path, O_RDONLY), 14);
+	wl_place_fd(open(path, O_RDONLY), 14);
 	memset(buf, 'x', sizeof(buf));
 	for (int i = 0; i < 2; i++)
 		if (write(11, buf, 500) != 500)

@@ -18,12 +18,6 @@
 static char names[3][PATH_MAX];
 static off_t stat_off;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
-		wl_fail("place fd %d: %s", at, strerror(errno));
-}
-
 static void name_of(int fd, char *buf)
 {
 	char link[64];
@@ -83,27 +77,20 @@ int main(int argc, char **argv)
 	pid_t child;
 
 	wl_init("wl-procfile");
-	child = fork();
-	if (child < 0)
-		wl_fail("fork: %s", strerror(errno));
-	if (child == 0) {
-		wl_child_await_trigger();
-		_exit(0);
-	}
-	wl_children[wl_nr_children++] = child;
-	place(open("/proc/self/status", O_RDONLY), 10);
+	child = wl_fork_idle_child();
+	wl_place_fd(open("/proc/self/status", O_RDONLY), 10);
 	fcntl(10, F_SETFD, FD_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
-	place(open(path, O_RDONLY), 11);
+	wl_place_fd(open(path, O_RDONLY), 11);
 	stat_off = snprintf(buf, sizeof(buf), "%d ", (int)child);
 	if (read(11, buf, (size_t)stat_off) != stat_off)
 		wl_fail("read %s: %s", path, strerror(errno));
-	place(open("/proc/self/task", O_RDONLY | O_DIRECTORY), 12);
+	wl_place_fd(open("/proc/self/task", O_RDONLY | O_DIRECTORY), 12);
 	for (int i = 0; i < 3; i++)
 		name_of(10 + i, names[i]);
 	if (outside) {
 		snprintf(path, sizeof(path), "/proc/%d/stat", (int)getppid());
-		place(open(path, O_RDONLY), 13);
+		wl_place_fd(open(path, O_RDONLY), 13);
 	}
 	if (cwd_deleted) {
 		char *dir = wl_side_path(".cwd");

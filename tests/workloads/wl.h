@@ -200,6 +200,29 @@ static inline bool wl_wait_blocked(pid_t pid, long nr, long nr2)
 }
 
 /* fork() that remembers the child for wl_fail(); the child runs fn and exits with its code. */
+/* Moves fd to number at (the numbers a workload checks after restore), or
+ * the run fails. */
+static inline void wl_place_fd(int fd, int at)
+{
+	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
+		wl_fail("place fd %d: %s", at, strerror(errno));
+}
+
+/* A child that only waits for the trigger, so the tree has a second task. */
+static inline pid_t wl_fork_idle_child(void)
+{
+	pid_t child = fork();
+
+	if (child < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (child == 0) {
+		wl_child_await_trigger();
+		_exit(0);
+	}
+	wl_children[wl_nr_children++] = child;
+	return child;
+}
+
 static inline pid_t wl_spawn(int (*fn)(void *), void *arg)
 {
 	pid_t pid;
