@@ -57,7 +57,41 @@ struct cd_restore_ctx {
 	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
 	size_t nshm;
 	struct cd_progress *progress;
+	/* the premapped area (kept by cd_layout_unmap_rest) and, per mapping of
+	 * the task, where the task premapped it (NULL: no plan) */
+	uint64_t premap_base, premap_len;
+	const struct cd_premap_vma *premap;
 };
+
+/* Premapped memory (mem.c). Private anonymous and private file mappings
+ * with contents are mapped and filled by each new task itself, before it
+ * clones its children, in a free area of the address space: one slot per
+ * distinct start and end in the image. A child keeps its parent's slot for
+ * a mapping whose pages it still shared copy-on-write at dump time (and
+ * rewrites only its own pages in it), so the sharing survives; the memory
+ * module later moves each slot to its place with mremap. The plan is made
+ * once by the controller, before the tree exists, and read by every task. */
+enum cd_premap_how {
+	CD_PREMAP_NONE,    /* mapped and filled by injected calls (map_vma) */
+	CD_PREMAP_FRESH,   /* mapped fresh in the slot and filled by the task */
+	CD_PREMAP_INHERIT, /* the parent's slot, inherited copy-on-write */
+};
+struct cd_premap_vma {
+	uint64_t off; /* of the slot from the area's base */
+	uint8_t how;  /* enum cd_premap_how */
+};
+struct cd_premap {
+	uint64_t base, len;          /* base: set once the area is placed */
+	struct cd_premap_vma **task; /* per task of the image, per mapping */
+	size_t ntasks;
+};
+int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
+void cd_mem_premap_free(struct cd_premap *plan);
+/* Runs in the new task t, before it clones its children: drops the
+ * parent's slots t does not keep, fills t's slots from its page file
+ * (pages_fd). */
+int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
+                  int pages_fd, cd_err *err);
 
 /* A shared anonymous memory object: a memfd of the controller that each task
  * maps again through /proc/<controller>/fd/<fd>. */

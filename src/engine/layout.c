@@ -87,8 +87,9 @@ int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 	return 0;
 }
 
-/* Unmaps everything the new task inherited, keeping the trampoline and
- * the vDSO family. */
+/* Unmaps everything the new task inherited, keeping the trampoline, the
+ * premapped area (the task's own slots, moved into place next) and the
+ * vDSO family. */
 int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	struct kept k[8];
@@ -97,6 +98,8 @@ int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	const uint64_t top = 0x7ffffffff000ULL;
 
 	k[nk++] = (struct kept){ctx->tramp, ctx->tramp + ctx->tramp_len};
+	if (ctx->premap_len)
+		k[nk++] = (struct kept){ctx->premap_base, ctx->premap_base + ctx->premap_len};
 	for (size_t i = 0; i < t->nvmas && nk < ARRAY_SIZE(k); i++)
 		if (t->vmas[i].kind >= CD_VMA_VDSO)
 			k[nk++] = (struct kept){t->vmas[i].start, t->vmas[i].end};

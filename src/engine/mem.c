@@ -689,14 +689,22 @@ static int fill_from_parent(struct cd_restore_ctx *ctx, struct parent_pages *pp,
 
 #define FILL_STEP (8u << 20)
 
+static uint64_t vma_restore_bytes(const struct cd_vma *v)
+{
+	uint64_t bytes = 0;
+
+	for (size_t j = 0; j < v->nruns; j++)
+		if (v->runs[j].src != CD_RUN_ZERO)
+			bytes += v->runs[j].npages * PAGE;
+	return bytes;
+}
+
 uint64_t cd_mem_restore_bytes(const struct cd_task *t)
 {
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < t->nvmas; i++)
-		for (size_t j = 0; j < t->vmas[i].nruns; j++)
-			if (t->vmas[i].runs[j].src != CD_RUN_ZERO)
-				bytes += t->vmas[i].runs[j].npages * PAGE;
+		bytes += vma_restore_bytes(&t->vmas[i]);
 	return bytes;
 }
 
@@ -762,6 +770,320 @@ static int list_ancestors(const struct cd_restore_ctx *ctx, const struct cd_task
 	return 0;
 }
 
+/* ---- premapped memory (see internal.h) ---- */
+
+#define SLOT_ALIGN (2u << 20) /* a slot keeps its mapping's offset in a huge page */
+
+static bool has_src(const struct cd_vma *v, uint8_t src)
+{
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == src)
+			return true;
+	return false;
+}
+
+/* Mappings the task maps and fills itself: those with pages to write or to
+ * share. Not a grow-down one (its flag comes only from mmap), not one
+ * without contents (a large PROT_NONE reservation would be charged as
+ * writable memory in the slot). */
+static bool premappable(const struct cd_vma *v)
+{
+	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE))
+		return false;
+	return has_src(v, CD_RUN_DATA) || has_src(v, CD_RUN_PARENT) ||
+	       (v->kind == CD_VMA_FILE && has_src(v, CD_RUN_ZERO));
+}
+
+/* The parent's mapping with the same start and end (mappings are sorted). */
+static const struct cd_vma *same_vma(const struct cd_task *p, const struct cd_vma *v, size_t *ret)
+{
+	size_t lo = 0, hi = p->nvmas;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->vmas[mid].start < v->start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == p->nvmas || p->vmas[lo].start != v->start || p->vmas[lo].end != v->end)
+		return NULL;
+	*ret = lo;
+	return &p->vmas[lo];
+}
+
+/* Pages shared with the parent are kept only where the parent premapped
+ * the same mapping, planned before (tasks come parents first); elsewhere
+ * the mapping is restored by injected calls, the parent's pages read from
+ * its page file. */
+static uint8_t premap_how(const struct cd_image *img, const struct cd_premap *plan, size_t ti,
+                          const struct cd_vma *v)
+{
+	const struct cd_task *t = &img->tasks[ti];
+	const struct cd_task *p = cd_image_task((struct cd_image *)img, t->ppid);
+	const struct cd_vma *pv;
+	size_t pi, k;
+
+	if (!premappable(v))
+		return CD_PREMAP_NONE;
+	if (!has_src(v, CD_RUN_PARENT))
+		return CD_PREMAP_FRESH;
+	if (!p || p == t || (pi = (size_t)(p - img->tasks)) >= ti || !(pv = same_vma(p, v, &k)))
+		return CD_PREMAP_NONE;
+	return pv->kind == CD_VMA_ANON && v->kind == CD_VMA_ANON &&
+	               plan->task[pi][k].how != CD_PREMAP_NONE
+	           ? CD_PREMAP_INHERIT
+	           : CD_PREMAP_NONE;
+}
+
+struct slot_ref {
+	uint64_t start, end;
+	struct cd_premap_vma *pv;
+};
+
+static int cmp_slot(const void *a, const void *b)
+{
+	const struct slot_ref *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* One slot per distinct start and end: a child's inherited mapping finds
+ * its parent's at the same place. */
+static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_err *err)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++)
+			n += plan->task[i][j].how != CD_PREMAP_NONE;
+	_cleanup_free_ struct slot_ref *refs = calloc(n + 1, sizeof(*refs));
+	if (!refs)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++)
+			if (plan->task[i][j].how != CD_PREMAP_NONE)
+				refs[k++] =
+				    (struct slot_ref){img->tasks[i].vmas[j].start,
+				                      img->tasks[i].vmas[j].end, &plan->task[i][j]};
+	qsort(refs, n, sizeof(*refs), cmp_slot);
+	uint64_t at = 0, off = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || cmp_slot(&refs[i - 1], &refs[i])) {
+			off = (at + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN +
+			      refs[i].start % SLOT_ALIGN;
+			/* a free page after each slot: neighbours never merge */
+			at = off + (refs[i].end - refs[i].start) + PAGE;
+		}
+		refs[i].pv->off = off;
+	}
+	plan->len = at;
+	return 0;
+}
+
+int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err)
+{
+	*plan = (struct cd_premap){0};
+	plan->task = calloc(img->ntasks + 1, sizeof(*plan->task));
+	if (!plan->task)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	plan->ntasks = img->ntasks;
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		plan->task[i] = calloc(t->nvmas + 1, sizeof(*plan->task[i]));
+		if (!plan->task[i])
+			return cd_err_set(err, ENOMEM, "out of memory");
+		for (size_t j = 0; j < t->nvmas; j++)
+			plan->task[i][j].how = premap_how(img, plan, i, &t->vmas[j]);
+	}
+	return assign_slots(img, plan, err);
+}
+
+void cd_mem_premap_free(struct cd_premap *plan)
+{
+	for (size_t i = 0; plan->task && i < plan->ntasks; i++)
+		free(plan->task[i]);
+	free(plan->task);
+	*plan = (struct cd_premap){0};
+}
+
+/* Unmaps the parent's slots t does not keep (the root has none). */
+static int drop_unkept(const struct cd_premap *plan, const struct cd_task *t,
+                       const struct cd_premap_vma *pv, cd_err *err)
+{
+	uint64_t at = plan->base, top = plan->base + plan->len;
+
+	for (size_t i = 0; i <= t->nvmas; i++) {
+		if (i < t->nvmas && pv[i].how != CD_PREMAP_INHERIT)
+			continue;
+		uint64_t end = i < t->nvmas ? plan->base + pv[i].off : top;
+		if (end > at && munmap((void *)at, end - at) < 0)
+			return cd_err_sys(err, errno, "unmap premapped %" PRIx64, at);
+		if (i < t->nvmas)
+			at = end + (t->vmas[i].end - t->vmas[i].start);
+	}
+	return 0;
+}
+
+static int map_slot(const struct cd_vma *v, uint64_t addr, cd_err *err)
+{
+	const int prot = PROT_READ | PROT_WRITE;
+	uint64_t len = v->end - v->start;
+	_cleanup_close_ int fd = -1;
+	void *p;
+
+	if (v->kind == CD_VMA_FILE) {
+		fd = open(v->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cd_err_sys(err, errno, "open %s", v->path);
+		p = mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd,
+		         (off_t)v->pgoff);
+	} else {
+		p = mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		         -1, 0);
+	}
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "premap at %" PRIx64, addr);
+	return 0;
+}
+
+static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *err)
+{
+	while (len) {
+		ssize_t n = pread(fd, dst, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO, "read page file");
+		dst += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Pages [page, page+n) of an inherited slot that are not t's: dropped,
+ * so anonymous memory reads zero again and a file mapping its file. */
+static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
+{
+	if (n && madvise((void *)(addr + page * PAGE), n * PAGE, MADV_DONTNEED) < 0)
+		return cd_err_sys(err, errno, "drop premapped pages");
+	return 0;
+}
+
+/* Writes t's own pages into the slot at addr; *off walks the page file. */
+static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int pages_fd,
+                     uint64_t *off, cd_err *err)
+{
+	uint64_t at = 0, npages = (v->end - v->start) / PAGE;
+	int r = 0;
+
+	for (size_t i = 0; i < v->nruns && r >= 0; i++) {
+		const struct cd_run *run = &v->runs[i];
+		uint8_t *dst = (uint8_t *)(addr + run->page * PAGE);
+		uint64_t len = run->npages * PAGE;
+		if (inherited && (r = drop_pages(addr, at, run->page - at, err)) < 0)
+			return r;
+		at = run->page + run->npages;
+		if (run->src == CD_RUN_DATA) {
+			r = read_full(pages_fd, dst, len, *off, err);
+			*off += len;
+		} else if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
+			memset(dst, 0, len);
+		} else if (run->src == CD_RUN_ZERO && inherited) {
+			r = drop_pages(addr, run->page, run->npages, err);
+		}
+	}
+	if (r >= 0 && inherited)
+		r = drop_pages(addr, at, npages - at, err);
+	return r;
+}
+
+static uint64_t data_bytes(const struct cd_vma *v)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_DATA)
+			n += v->runs[i].npages * PAGE;
+	return n;
+}
+
+int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
+                  int pages_fd, cd_err *err)
+{
+	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
+	uint64_t off = 0;
+	int r = drop_unkept(plan, t, pv, err);
+
+	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		uint64_t addr = plan->base + pv[i].off;
+		if (pv[i].how == CD_PREMAP_NONE) {
+			off += data_bytes(v);
+			continue;
+		}
+		if (pv[i].how == CD_PREMAP_FRESH)
+			r = map_slot(v, addr, err);
+		if (r >= 0)
+			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd, &off, err);
+		if (r < 0)
+			r = cd_err_wrap(err, "premap %" PRIx64 "-%" PRIx64, v->start, v->end);
+	}
+	return r;
+}
+
+/* Moves a premapped slot to its place (the pages and their sharing go with
+ * it) and gives it its protection. */
+static int move_premapped(struct cd_restore_ctx *ctx, const struct cd_vma *v,
+                          const struct cd_premap_vma *pv, cd_err *err)
+{
+	uint64_t len = v->end - v->start;
+	int r = cd_call_ok(ctx->inj, "mremap premapped", SYS_mremap, ctx->premap_base + pv->off,
+	                   len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0, NULL, err);
+
+	if (r >= 0 && v->prot != (PROT_READ | PROT_WRITE))
+		r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, len, (uint64_t)v->prot,
+		               0, 0, 0, NULL, err);
+	return r;
+}
+
+/* Steps the page file reader over a premapped mapping's data. */
+static int skip_data(struct cd_page_reader *pr, const struct cd_vma *v, cd_err *err)
+{
+	for (uint64_t left = data_bytes(v); left;) {
+		const void *src;
+		size_t n;
+		int r = cd_pr_next(pr, left, &src, &n, err);
+		if (r < 0)
+			return r;
+		left -= n;
+	}
+	return 0;
+}
+
+/* Puts mapping i of t in place with its contents: moved from its
+ * premapped slot, or mapped and filled by injected calls. */
+static int place_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struct parent_pages *pp,
+                     size_t depth, const struct cd_task *t, size_t i, cd_err *err)
+{
+	const struct cd_vma *v = &t->vmas[i];
+	int r;
+
+	if (ctx->premap && ctx->premap[i].how != CD_PREMAP_NONE) {
+		if ((r = skip_data(pr, v, err)) < 0 ||
+		    (r = move_premapped(ctx, v, &ctx->premap[i], err)) < 0)
+			return r;
+		cd_progress_add(ctx->progress, vma_restore_bytes(v));
+		return 0;
+	}
+	if ((r = map_vma(ctx, v, err)) < 0)
+		return r;
+	return fill_vma(ctx, pr, pp, depth, v, err);
+}
+
 static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
@@ -776,9 +1098,7 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 		return r;
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
-		r = map_vma(ctx, v, err);
-		if (r >= 0)
-			r = fill_vma(ctx, pr, pp, depth, v, err);
+		r = place_vma(ctx, pr, pp, depth, t, i, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}

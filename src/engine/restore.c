@@ -26,6 +26,8 @@
 
 #define TRAMP_LEN (16 * CD_PAGE_SIZE)
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
+/* the premapped area starts on a huge page (areas are placed on 256 MiB) */
+#define PREMAP_ALIGN (2u << 20)
 
 /* What a new task reports on the status pipe once prepared (or failed). */
 struct ready_msg {
@@ -41,6 +43,7 @@ struct restore_state {
 	struct cd_shm *shm;
 	size_t nshm;
 	uint64_t tramp, vtmp;
+	struct cd_premap premap;
 	int status_w;
 	pid_t root;
 	bool leave_stopped;
@@ -134,11 +137,13 @@ static bool range_free(const struct cd_image *img, const struct cd_proc_map *sel
 	return true;
 }
 
-/* Places the trampoline and the vDSO scratch area where neither the image
- * nor this process has anything mapped. */
+/* Places the trampoline, the vDSO scratch area and the premapped area
+ * (aligned like the slots in it) where neither the image nor this process
+ * has anything mapped. */
 static int place_areas(struct restore_state *s, cd_err *err)
 {
 	_cleanup_free_ struct cd_proc_map *self = NULL;
+	const uint64_t premap_at = TRAMP_LEN + VTMP_LEN + PREMAP_ALIGN;
 	size_t n;
 	int r = cd_proc_maps(getpid(), &self, &n, err);
 
@@ -146,10 +151,11 @@ static int place_areas(struct restore_state *s, cd_err *err)
 		return r;
 	s->tramp = s->vtmp = 0;
 	for (uint64_t a = 0x10000000ULL; a < 0x7f0000000000ULL; a += 0x10000000ULL) {
-		if (!range_free(&s->img, self, n, a, TRAMP_LEN + VTMP_LEN + CD_PAGE_SIZE))
+		if (!range_free(&s->img, self, n, a, premap_at + s->premap.len))
 			continue;
 		s->tramp = a;
 		s->vtmp = a + TRAMP_LEN + CD_PAGE_SIZE;
+		s->premap.base = a + premap_at;
 		return 0;
 	}
 	return cd_err_set(err, ENOMEM, "no free address range for the restore trampoline");
@@ -241,20 +247,38 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
 	exit_as(t->exit_status);
 }
 
+/* Maps and fills t's premapped memory (mem.c) before t clones its
+ * children, which inherit it copy-on-write. The page file is opened with
+ * the controller's rights, as the controller reads it (the image was
+ * checked already); the mapped files with the owner's (open_as). */
+static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
+                         cd_err *err)
+{
+	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, err);
+
+	close(pages_fd);
+	return r;
+}
+
 static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
 {
 	struct fsid_saved unused;
+	int pages_fd = openat(s->dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
 	int r;
 
+	if (pages_fd < 0)
+		return cd_err_sys(err, errno, "open %s", t->pages_file);
 	/* for good: cwd, root, and what the task opens later by injected calls
 	 * (mapped files, its executable) are reached with the owner's rights;
 	 * the credentials module sets the image's ids at the end */
 	if (s->open_as) {
-		if ((r = fsid_enter(s->open_as, &unused, err)) < 0)
+		if ((r = fsid_enter(s->open_as, &unused, err)) < 0) {
+			close(pages_fd);
 			return r;
+		}
 		free(unused.groups);
 	}
-	if ((r = cd_session_enter(t, err)) < 0)
+	if ((r = premap_memory(s, t, pages_fd, err)) < 0 || (r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
 		const struct cd_task *c = &s->img.tasks[i];
@@ -332,6 +356,9 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .shm = s->shm,
 	    .nshm = s->nshm,
 	    .progress = &s->progress,
+	    .premap_base = s->premap.base,
+	    .premap_len = s->premap.len,
+	    .premap = s->premap.task[t - s->img.tasks],
 	};
 	uint64_t t0 = cd_now_ns();
 	long ignored;
@@ -535,7 +562,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = check_image(s, opts, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
-	    (r = place_areas(s, err)) < 0)
+	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 || (r = place_areas(s, err)) < 0)
 		return r;
 	s->stats.validate_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();
@@ -599,6 +626,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	}
 	cd_files_free(s.objs);
 	cd_mem_shm_free(s.shm, s.nshm);
+	cd_mem_premap_free(&s.premap);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)
 		close(s.dirfd);
