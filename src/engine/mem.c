@@ -1,8 +1,11 @@
 /* Memory: the dump records every mapping and stores the pages only the task
  * holds (anonymous pages and COW'd pages of private file mappings), zero
- * pages as runs without data; the restore maps every mapping again by
- * injected syscalls and fills it. Page data moves in large batches through
- * a few reused aligned buffers (see DESIGN.md, "Page data"). */
+ * pages as runs without data; the restore has each new task premap and fill
+ * its private mappings with contents before it forks (so its children
+ * inherit them copy-on-write, internal.h), moves them into place by
+ * injected syscalls, and maps and fills the rest by injected syscalls. Page
+ * data moves in large batches through a few reused aligned buffers (see
+ * DESIGN.md, "Page data"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -443,6 +443,31 @@ tree_pid() {
 	wl_assert_fail "the child ended before telling us to stop"
 }
 
+@test "wl-cow passes" {
+	run_plain wl-cow
+}
+
+@test "wl-cow fails when the child's pages are unshared (same contents)" {
+	local child addr
+	wl_start wl-cow
+	wl_wait_ready
+	child=$(tr -d " " </proc/"$WL_PID"/task/"$WL_PID"/children)
+	addr=$(sed -n "s/^wl-cow: region at \(0x[0-9a-f]*\).*/\1/p" "$WL_LOG")
+	# writing a page through /proc/PID/mem gives the child its own copy
+	python3 -c '
+import sys
+pid, addr = sys.argv[1], int(sys.argv[2], 16)
+with open(f"/proc/{pid}/mem", "r+b", buffering=0) as f:
+    f.seek(addr)
+    data = f.read(512 * 4096)
+    f.seek(addr)
+    f.write(data)' "$child" "$addr"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "exited 1, want 0"
+	grep -q "shared with the parent" "$WL_LOG"
+}
+
 @test "wl-chain passes, 21 deep" {
 	run_plain wl-chain 21
 	[ "$(grep -c '' "$WL_LOG")" -eq 2 ]

@@ -140,6 +140,14 @@ counter_continues() {
 	WL_ARGS=40 wl_roundtrip wl-chain
 }
 
+@test "wl-cow: pages a parent and child share copy-on-write are still shared, own pages their own" {
+	wl_roundtrip wl-cow
+}
+
+@test "wl-cow: --leave-running" {
+	wl_roundtrip wl-cow --leave-running
+}
+
 @test "wl-spin: a task stopped in user space runs on" {
 	wl_roundtrip wl-spin
 }
