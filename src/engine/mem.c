@@ -879,6 +879,10 @@ static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_e
 			      refs[i].start % SLOT_ALIGN;
 			/* a free page after each slot: neighbours never merge */
 			at = off + (refs[i].end - refs[i].start) + PAGE;
+			/* no wrap-around on a forged image (slots are each below
+			 * CD_ADDR_MAX); place_areas finds no room for such an area */
+			if (at > CD_ADDR_MAX)
+				return cd_err_set(err, E2BIG, "mappings too large to premap");
 		}
 		refs[i].pv->off = off;
 	}
@@ -889,6 +893,7 @@ static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_e
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err)
 {
 	*plan = (struct cd_premap){0};
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	plan->task = calloc(img->ntasks + 1, sizeof(*plan->task));
 	if (!plan->task)
 		return cd_err_set(err, ENOMEM, "out of memory");

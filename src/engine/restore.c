@@ -28,6 +28,7 @@
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
 /* the premapped area starts on a huge page (areas are placed on 256 MiB) */
 #define PREMAP_ALIGN (2u << 20)
+#define USER_TOP     0x7ffffffff000ULL /* 4-level paging, as cd_layout_unmap_rest */
 
 /* What a new task reports on the status pipe once prepared (or failed). */
 struct ready_msg {
@@ -151,6 +152,8 @@ static int place_areas(struct restore_state *s, cd_err *err)
 		return r;
 	s->tramp = s->vtmp = 0;
 	for (uint64_t a = 0x10000000ULL; a < 0x7f0000000000ULL; a += 0x10000000ULL) {
+		if (a + premap_at + s->premap.len > USER_TOP)
+			break;
 		if (!range_free(&s->img, self, n, a, premap_at + s->premap.len))
 			continue;
 		s->tramp = a;
@@ -158,7 +161,8 @@ static int place_areas(struct restore_state *s, cd_err *err)
 		s->premap.base = a + premap_at;
 		return 0;
 	}
-	return cd_err_set(err, ENOMEM, "no free address range for the restore trampoline");
+	return cd_err_set(err, ENOMEM,
+	                  "no free address range for the restore trampoline and premapped memory");
 }
 
 /* ---- inside a new task ---- */
