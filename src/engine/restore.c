@@ -28,7 +28,9 @@
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
 /* the premapped area starts on a huge page (areas are placed on 256 MiB) */
 #define PREMAP_ALIGN (2u << 20)
-#define USER_TOP     0x7ffffffff000ULL /* 4-level paging, as cd_layout_unmap_rest */
+_Static_assert(TRAMP_LEN + CD_PAGE_SIZE + VTMP_LEN <= PREMAP_ALIGN,
+               "the premapped area follows the trampoline and the vDSO scratch area");
+#define USER_TOP 0x7ffffffff000ULL /* 4-level paging, as cd_layout_unmap_rest */
 
 /* What a new task reports on the status pipe once prepared (or failed). */
 struct ready_msg {
@@ -144,7 +146,9 @@ static bool range_free(const struct cd_image *img, const struct cd_proc_map *sel
 static int place_areas(struct restore_state *s, cd_err *err)
 {
 	_cleanup_free_ struct cd_proc_map *self = NULL;
-	const uint64_t premap_at = TRAMP_LEN + VTMP_LEN + PREMAP_ALIGN;
+	/* on a huge page, with room for the trampoline and vDSO scratch
+	 * area and a gap before it */
+	const uint64_t premap_at = 2 * PREMAP_ALIGN;
 	size_t n;
 	int r = cd_proc_maps(getpid(), &self, &n, err);
 
