@@ -156,20 +156,38 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	return 0;
 }
 
-/* Object id for pid's fd: an id already given to the same open file, else
- * a new one. Ids 0..2 are the root's external stdio: the root's fd N is
- * replacement N even when fds 0-2 are one open file (a terminal, a log
- * opened once and dup'ed), so output never goes to stdin's replacement;
- * another fd sharing a std fd's open file takes the lowest such std fd. */
-static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *next_obj)
+/* Whether the root's fd s is external stdio: the caller said so, or it
+ * shares its open file with one the caller said so of (one terminal on
+ * fds 0-2 is all external or none). */
+static bool external_slot(const struct cd_image *img, unsigned mask, int s)
 {
-	const struct cd_task *root = cd_image_task(img, img->root);
+	for (int o = 0; o < 3; o++)
+		if ((mask & (1u << o)) && (o == s || same_file(img->root, o, img->root, s)))
+			return true;
+	return false;
+}
 
+/* The std slot of pid's fd: the root's fd N is slot N, even when fds 0-2
+ * are one open file (a terminal, a log opened once and dup'ed), so a
+ * replacement of stdout never lands on stdin; another fd sharing the open
+ * file of root fds 0-2 takes the lowest of them. -1: none. */
+static int std_slot(const struct cd_image *img, const struct cd_task *t, int fd)
+{
 	if (t->pid == img->root && fd < 3)
 		return fd;
-	for (int s = 0; s < 3 && root; s++)
-		if (same_file(root->pid, s, t->pid, fd))
+	for (int s = 0; s < 3; s++)
+		if (same_file(img->root, s, t->pid, fd))
 			return s;
+	return -1;
+}
+
+/* Object id for pid's fd: an id already given to the same open file, else
+ * a new one. Ids 0..2 are the root's external stdio, one per slot. */
+static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int std, bool external,
+                    int *next_obj)
+{
+	if (external)
+		return std;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *o = &img->tasks[i];
 		for (size_t j = 0; j < o->nfds; j++)
@@ -257,12 +275,14 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 	d->fd = fd;
 	d->flags = fi.flags;
 	d->pos = fi.pos;
-	d->obj = find_obj(ctx->img, t, fd, next_obj);
-	if (d->obj < 3) {
+	d->std = std_slot(ctx->img, t, fd);
+	if (d->std >= 0 && external_slot(ctx->img, ctx->external_stdio, d->std)) {
+		d->obj = find_obj(ctx->img, t, fd, d->std, true, next_obj);
 		d->kind = CD_FD_STDIO;
 		t->nfds++;
 		return 0;
 	}
+	d->obj = find_obj(ctx->img, t, fd, d->std, false, next_obj);
 	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0 ||
 	    (r = classify_proc(ctx->img, t->pid, fd, link, d, d->obj >= first_new, err)) < 0)
 		return r;
@@ -399,6 +419,13 @@ static int restore_fown(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	return r;
 }
 
+/* An fd that is the image's own object with flags and an owner to put back:
+ * not an O_PATH fd, nor one the caller replaced. */
+static bool own_object(const struct cd_restore_ctx *ctx, const struct cd_fd *d)
+{
+	return d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH && !cd_files_replaced(ctx->objs, d);
+}
+
 /* Runs after the credentials: the /proc files are opened, and the SIGIO
  * owner set (the kernel keeps the setter's credentials for the signal), as
  * the task itself. */
@@ -408,12 +435,11 @@ static int files_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 
 	for (size_t j = 0; r == 0 && j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
-		if (d->kind == CD_FD_PROC)
+		if (d->kind == CD_FD_PROC && !cd_files_replaced(ctx->objs, d))
 			r = reopen_proc(ctx, d, err);
-		else if (r == 0 && (d->flags & O_ASYNC) && d->kind != CD_FD_STDIO &&
-		         d->kind != CD_FD_PATH)
+		else if (r == 0 && (d->flags & O_ASYNC) && own_object(ctx, d))
 			r = set_flags_in(ctx, d, err);
-		if (r == 0 && d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH)
+		if (r == 0 && own_object(ctx, d))
 			r = restore_fown(ctx, d, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "fd %d", d->fd);
@@ -429,6 +455,7 @@ const struct cd_module cd_mod_files = {
 struct cd_file_objs {
 	int *fd; /* per object id, the controller's fd */
 	size_t n;
+	struct cd_stdio_plan plan; /* the caller's, not ours to close */
 };
 
 void cd_files_free(struct cd_file_objs *objs)
@@ -440,6 +467,56 @@ void cd_files_free(struct cd_file_objs *objs)
 			close(objs->fd[i]);
 	free(objs->fd);
 	free(objs);
+}
+
+static bool is_terminal(const struct cd_fd *d)
+{
+	return d->kind == CD_FD_CHR && d->path &&
+	       (!strncmp(d->path, "/dev/pts/", 9) || !strncmp(d->path, "/dev/tty", 8) ||
+	        !strcmp(d->path, "/dev/console"));
+}
+
+/* Slot s of the root, recorded as a terminal: under --shell-job that is the
+ * shell's terminal, which the restore replaces with the caller's. */
+static bool slot_is_terminal(const struct cd_image *img, int s)
+{
+	const struct cd_task *root = cd_image_task((struct cd_image *)img, img->root);
+
+	for (size_t j = 0; root && j < root->nfds; j++)
+		if (root->fds[j].fd == s)
+			return is_terminal(&root->fds[j]);
+	return false;
+}
+
+/* The one place that decides which std slot is replaced and by what. */
+void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts *opts,
+                        struct cd_stdio_plan *ret)
+{
+	for (int s = 0; s < 3; s++) {
+		int given = opts->stdio_fd[s], own = given >= 0 ? given : s;
+		/* before version 4 every slot was the caller's */
+		if (opts->version < 4) {
+			ret->obj[s] = ret->ext[s] = own;
+			continue;
+		}
+		ret->ext[s] = own;
+		if (img->shell_job && slot_is_terminal(img, s))
+			ret->obj[s] = own;
+		else
+			ret->obj[s] = opts->stdio_external_only ? -1 : given;
+	}
+}
+
+static int replacement(const struct cd_stdio_plan *plan, const struct cd_fd *d)
+{
+	if (d->std < 0)
+		return -1;
+	return d->kind == CD_FD_STDIO ? plan->ext[d->std] : plan->obj[d->std];
+}
+
+bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d)
+{
+	return replacement(&objs->plan, d) >= 0;
 }
 
 /* Sets the status flags the open did not (any for a pipe end), and refuses
@@ -562,8 +639,8 @@ static int open_obj(const struct cd_image *img, const struct cd_fd *d, int pipes
 	}
 }
 
-int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct cd_file_objs **ret,
-                     cd_err *err)
+int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+                     struct cd_file_objs **ret, cd_err *err)
 {
 	_cleanup_free_ struct cd_file_objs *objs = calloc(1, sizeof(*objs));
 	_cleanup_free_ int(*pipes)[2] = calloc(img->npipes + 1, sizeof(*pipes));
@@ -573,6 +650,7 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 	if (!objs || !pipes || !given)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	objs->n = 3;
+	objs->plan = *plan;
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++)
 			if ((size_t)img->tasks[i].fds[j].obj >= objs->n)
@@ -581,16 +659,17 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 	if (!objs->fd)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < objs->n; i++)
-		objs->fd[i] = i < 3 ? (stdio_fd[i] >= 0 ? stdio_fd[i] : (int)i) : -1;
+		objs->fd[i] = -1;
 	for (size_t i = 0; i < img->npipes; i++)
 		pipes[i][0] = pipes[i][1] = -1;
 	for (size_t i = 0; i < img->ntasks && r >= 0; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		for (size_t j = 0; j < t->nfds && r >= 0; j++) {
 			const struct cd_fd *d = &t->fds[j];
-			/* a /proc file is opened by its task (files_restore) */
+			/* a /proc file is opened by its task (files_restore); a
+			 * replaced fd takes the caller's */
 			if (d->kind == CD_FD_STDIO || d->kind == CD_FD_PROC ||
-			    objs->fd[d->obj] >= 0)
+			    replacement(plan, d) >= 0 || objs->fd[d->obj] >= 0)
 				continue;
 			r = open_obj(img, d, pipes, given, err);
 			if (r < 0)
@@ -640,10 +719,11 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
 		if (t->fds[j].fd >= base)
 			base = t->fds[j].fd + 1;
 	for (size_t j = 0; j < t->nfds; j++) {
+		int src = replacement(&objs->plan, &t->fds[j]);
 		high[j] = -1;
-		if (t->fds[j].kind == CD_FD_PROC)
+		if (t->fds[j].kind == CD_FD_PROC && src < 0)
 			continue;
-		high[j] = fcntl(objs->fd[t->fds[j].obj], F_DUPFD, base);
+		high[j] = fcntl(src >= 0 ? src : objs->fd[t->fds[j].obj], F_DUPFD, base);
 		if (high[j] < 0)
 			return cd_err_sys(err, errno, "pid %d: fd %d: dup", t->pid, t->fds[j].fd);
 	}
