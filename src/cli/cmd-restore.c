@@ -103,6 +103,8 @@ static int unpack_scratch(const char *path, char **ret_scratch, char **ret_image
 	return 0;
 }
 
+/* --out replaces stdout and stderr; everything else keeps the image's
+ * object, and external stdio gets ours. */
 static int local_stdio(struct cli_ctx *ctx, int fds[3], cd_err *err)
 {
 	const char *out = cli_str(ctx, "out");

@@ -47,6 +47,7 @@ struct restore_req {
 	unsigned short rows, cols;
 	int master;
 	int stdio[3];
+	unsigned external_only;  /* cd_restore_opts.stdio_external_only */
 	char log_path[PATH_MAX]; /* the output file: job log or --out */
 	bool log_created;
 	char *scratch; /* where an archive is unpacked, or a user's image copied */
@@ -218,7 +219,11 @@ static int open_output(struct restore_req *r, const char *path, cd_err *err)
 	return 0;
 }
 
-/* The restored root's stdio: the job's terminal, --out, or its log (appended). */
+/* The restored root's stdio: the job's terminal (every slot: asked for),
+ * --out (stdout and stderr: asked for; /dev/null only on a stdin that was
+ * the daemon's), or its log (appended), which takes only the slots the dump
+ * recorded as the daemon's own: a FIFO or file the job put on its stdio
+ * itself stays. */
 static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 {
 	char path[PATH_MAX];
@@ -235,8 +240,11 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 			return cd_err_sys(err, errno, "stdio of the restored job");
 		return 0;
 	}
-	if (r->out)
+	r->external_only = 7;
+	if (r->out) {
+		r->external_only = 1;
 		return open_output(r, r->out, err);
+	}
 	if (r->replace && r->target.log_path)
 		return open_output(r, r->target.log_path, err);
 	snprintf(path, sizeof(path), "%s/cedana-output-%s.log", job_manager_log_dir(api->jm),
@@ -301,7 +309,8 @@ static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t
 	                            .stats = &st,
 	                            .progress = op_engine_progress_cb,
 	                            .userdata = r->op,
-	                            .leave_stopped = r->leave_stopped};
+	                            .leave_stopped = r->leave_stopped,
+	                            .stdio_external_only = r->external_only};
 	_cleanup_free_ char *image = NULL;
 	cd_err *err = &r->op->err;
 

@@ -119,10 +119,11 @@ struct cd_restore_opts {
 	int (*check)(const struct cd_image *img, void *userdata, cd_err *err);
 	void *check_userdata;
 	/* version 4 */
-	/* stdio_fd replaces only the slots the dump recorded as external: the
-	 * daemon re-creating a managed job's log or terminal leaves a FIFO or
-	 * file the job itself put on its stdin or stdout as it was. */
-	bool stdio_external_only;
+	/* Bit N: stdio_fd[N] replaces slot N only if the dump recorded it as
+	 * external. The daemon re-creating a managed job's log or terminal
+	 * leaves a FIFO or file the job itself put on its stdin or stdout as
+	 * it was; --out gives /dev/null to an external stdin only. */
+	unsigned stdio_external_only;
 };
 
 /* Asks the dump or restore running in this process to stop at its next

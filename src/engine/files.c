@@ -503,7 +503,7 @@ void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts
 		if (img->shell_job && slot_is_terminal(img, s))
 			ret->obj[s] = own;
 		else
-			ret->obj[s] = opts->stdio_external_only ? -1 : given;
+			ret->obj[s] = (opts->stdio_external_only & (1u << s)) ? -1 : given;
 	}
 }
 

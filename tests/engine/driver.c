@@ -158,7 +158,7 @@ static int cmd_restore(int argc, char **argv)
 			if (o.stdio_fd[k] < 0)
 				return 1;
 		} else if (!strcmp(argv[i], "--external-only")) {
-			o.stdio_external_only = true;
+			o.stdio_external_only = 7;
 		} else if (!strcmp(argv[i], "--detach")) {
 			detach = true;
 		} else if (!strcmp(argv[i], "--pid-file") && i + 1 < argc) {
