@@ -34,7 +34,8 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
-	bool default_name; /* ours to make unique with a -N suffix */
+	bool external_stdio; /* the caller gives up the root's fds 0-2 */
+	bool default_name;   /* ours to make unique with a -N suffix */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest;  /* DIR/NAME + suffix */
@@ -127,6 +128,8 @@ static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
 		r = field_bool(body, "leave_running", &d->leave_running, err);
 	if (r == 0)
 		r = field_bool(body, "shell_job", &d->shell_job, err);
+	if (r == 0)
+		r = field_bool(body, "external_stdio", &d->external_stdio, err);
 	return r;
 }
 
@@ -337,7 +340,8 @@ static int dump_worker(void *arg)
 	                         .userdata = d->op,
 	                         .commit = commit,
 	                         .commit_userdata = d,
-	                         .external_stdio = job_external_stdio(&d->target)};
+	                         .external_stdio =
+	                             d->external_stdio ? 7 : job_external_stdio(&d->target)};
 	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 

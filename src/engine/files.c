@@ -200,8 +200,85 @@ static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int s
 	return (*next_obj)++;
 }
 
-static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int fd, cd_err *err)
+/* Whether pid holds the pipe or FIFO st among its fds. */
+static bool holds_pipe(pid_t pid, const struct stat *st)
 {
+	char path[64];
+	struct dirent *de;
+	struct stat fst;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	_cleanup_closedir_ DIR *dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, atoi(de->d_name));
+		if (stat(path, &fst) == 0 && S_ISFIFO(fst.st_mode) && fst.st_ino == st->st_ino &&
+		    fst.st_dev == st->st_dev)
+			return true;
+	}
+	return false;
+}
+
+/* A process outside the tree (and not us) that holds the pipe st: 0 when
+ * none. A scan of every process's fds, once per pipe of the tree. */
+static pid_t outside_holder(const struct cd_image *img, const struct stat *st)
+{
+	_cleanup_closedir_ DIR *proc = opendir("/proc");
+	struct dirent *de;
+
+	while (proc && (de = readdir(proc))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() ||
+		    cd_image_task((struct cd_image *)img, (pid_t)pid))
+			continue;
+		if (holds_pipe((pid_t)pid, st))
+			return (pid_t)pid;
+	}
+	return 0;
+}
+
+/* A pipe leads outside the tree when another process holds it: after a
+ * restore the tree would have a new pipe that process knows nothing of, so
+ * the dump refuses it. A FIFO reconnects by its path and is let through,
+ * unless data is unread in it: that stays in the kernel as long as the
+ * outside holder keeps the FIFO open, and the restore would add it again. */
+static int check_outside(const struct cd_image *img, const struct cd_fd *d, const struct stat *st,
+                         pid_t pid, const char *link, const struct cd_pipe *p, cd_err *err)
+{
+	pid_t holder = outside_holder(img, st);
+	_cleanup_free_ char *comm = NULL;
+	size_t len;
+
+	if (!holder || (d->kind == CD_FD_FIFO && p->len == 0))
+		return 0;
+	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
+	    comm[len - 1] == '\n')
+		comm[len - 1] = '\0';
+	if (d->kind == CD_FD_FIFO)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: fd %d (FIFO %s): %zu unread bytes, and pid %d (%s) outside "
+		    "the tree holds it: the data would be there twice after a restore "
+		    "(dump once the FIFO is drained)",
+		    pid, d->fd, link, p->len, holder, comm ? comm : "?");
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (%s): pid %d (%s) outside the tree holds this pipe: a "
+	                  "restored pipe cannot be connected to it. Dump the tree that holds both "
+	                  "ends%s",
+	                  pid, d->fd, link, holder, comm ? comm : "?",
+	                  d->std >= 0 ? ", or give the root's stdio to the restore: run it as a "
+	                                "job (cedana run) or dump with --external-stdio, then "
+	                                "restore with --out or --attach"
+	                              : "");
+}
+
+static int add_pipe(struct cd_image *img, const struct cd_fd *d, const struct stat *st, pid_t pid,
+                    const char *link, cd_err *err)
+{
+	int r;
+
 	for (size_t i = 0; i < img->npipes; i++)
 		if (img->pipes[i].id == (int64_t)st->st_ino)
 			return 0;
@@ -212,7 +289,9 @@ static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int 
 	struct cd_pipe *p = &img->pipes[img->npipes++];
 	memset(p, 0, sizeof(*p));
 	p->id = (int64_t)st->st_ino;
-	return peek_pipe(pid, fd, p, err);
+	if ((r = peek_pipe(pid, d->fd, p, err)) < 0)
+		return r;
+	return check_outside(img, d, st, pid, link, p, err);
 }
 
 static bool image_has_group(const struct cd_image *img, pid_t pgid)
@@ -290,7 +369,7 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 		return r;
 	if (d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) {
 		d->writer = (fi.flags & O_ACCMODE) == O_WRONLY;
-		if ((r = add_pipe(ctx->img, &st, t->pid, fd, err)) < 0)
+		if ((r = add_pipe(ctx->img, d, &st, t->pid, link, err)) < 0)
 			return r;
 		/* the pipe's id travels in pos: pipes have no position */
 		d->pos = st.st_ino;

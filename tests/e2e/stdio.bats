@@ -16,7 +16,8 @@ teardown() {
 
 # start_appender [STDIN]: `prog >> app.log &` (a session of its own), its pid in $PID.
 start_appender() {
-	setsid sh -c 'while :; do echo tick; sleep 0.05; done' <"${1:-/dev/null}" >>"$APP" 2>&1 3>&- &
+	no_inherited_fds setsid sh -c 'while :; do echo tick; sleep 0.05; done' \
+		<"${1:-/dev/null}" >>"$APP" 2>&1 &
 	PID=$!
 	echo "$PID" >>"$BATS_TEST_TMPDIR/extra.pids"
 	wait_file_contains "$APP" tick
@@ -107,4 +108,37 @@ dump_appender() {
 	assert_equal "$(readlink "/proc/$pid/fd/1")" "$BATS_TEST_TMPDIR/o.log"
 	assert_equal "$(readlink "/proc/$pid/fd/0")" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(readlink "/proc/$pid/fd/2")" "$BATS_TEST_TMPDIR/o.log"
+}
+
+# start_piped: `prog | cat` (prog in a session of its own), prog's pid in $PID.
+start_piped() {
+	{
+		no_inherited_fds setsid sh -c 'while :; do echo tick; sleep 0.05; done' </dev/null 2>&1 &
+		echo $! >"$BATS_TEST_TMPDIR/piped.pid"
+		wait
+	} 3>&- | no_inherited_fds cat >"$BATS_TEST_TMPDIR/cat.out" &
+	wait_file_contains "$BATS_TEST_TMPDIR/cat.out" tick
+	PID=$(cat "$BATS_TEST_TMPDIR/piped.pid")
+	echo "$PID" >>"$BATS_TEST_TMPDIR/extra.pids"
+}
+
+@test "dump process of prog | cat is refused naming the fd and the cat; prog runs on, nothing is written" {
+	start_piped
+	run "$CEDANA" dump process "$PID"
+	assert_failure 1
+	assert_output --regexp "^Error: .*pid $PID: fd 1 \(pipe:\[[0-9]+\]\): pid [0-9]+ \((cat|bash)\) outside the tree holds this pipe: .*--external-stdio"
+	assert_equal "$(entries "$CK")" ""
+	[[ "$(awk '{print $3}' "/proc/$PID/stat")" == [RS] ]]
+	assert_equal "$(awk '/^TracerPid/ {print $2}' "/proc/$PID/status")" 0
+	grows "$BATS_TEST_TMPDIR/cat.out"
+}
+
+@test "dump process --external-stdio of prog | cat → restore process --out: its output goes to --out" {
+	start_piped
+	run "$CEDANA" dump process "$PID" --external-stdio
+	assert_success
+	CKPT=$(last_word)
+	run "$CEDANA" restore process --path "$CKPT" --jid p --out "$BATS_TEST_TMPDIR/p.log"
+	assert_success
+	wait_file_contains "$BATS_TEST_TMPDIR/p.log" tick
 }

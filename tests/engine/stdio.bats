@@ -31,7 +31,7 @@ print("after", file=sys.stderr, flush=True)'
 # command's stdin must be redirected on the command itself, or it is /dev/null.
 start_stdio_py() {
 	LOG="$T/ready"
-	CEDANA_WL_TRIGGER="$TRIGGER" READY_FILE="$LOG" setsid python3 -c "$STDIO_PY" "$1" <"$2" &
+	CEDANA_WL_TRIGGER="$TRIGGER" READY_FILE="$LOG" no_inherited_fds setsid python3 -c "$STDIO_PY" "$1" <"$2" &
 	WL_PID=$!
 	wait_ready
 }
@@ -89,7 +89,7 @@ start_stdio_py() {
 }
 
 @test "stdio: one open file on fds 0-2 restores onto three different files" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import os, sys, time
 trig = os.environ["CEDANA_WL_TRIGGER"]
 print("READY", flush=True)
@@ -113,4 +113,45 @@ print("to-stderr", file=sys.stderr, flush=True)' <>"$LOG" >&0 2>&0 &
 	assert_equal "$(cat "$T/out")" "to-stdout"
 	assert_equal "$(cat "$T/err")" "to-stderr"
 	assert_equal "$(stat -c %s "$T/in")" "0"
+}
+
+# start_piped_to_cat: the python root with its stdout a pipe to a cat
+# outside its tree (`prog | cat`).
+start_piped_to_cat() {
+	LOG="$T/ready"
+	{
+		CEDANA_WL_TRIGGER="$TRIGGER" READY_FILE="$LOG" no_inherited_fds setsid python3 \
+			-c "$STDIO_PY" none </dev/null 2>/dev/null &
+		echo $! >"$T/wl.pid"
+		wait
+	} 3>&- | no_inherited_fds cat >"$T/cat.out" &
+	wait_ready
+	WL_PID=$(cat "$T/wl.pid")
+}
+
+@test "stdio: a pipe to a process outside the tree is refused at dump, naming fd and holder; it runs on" {
+	start_piped_to_cat
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "^cedana-engine: dump: pid $WL_PID: fd 1 \(pipe:\[[0-9]+\]\): pid [0-9]+ \((cat|bash)\) outside the tree holds this pipe: .*--external-stdio"
+	assert_file_not_exists "$IMG"
+	# running on, neither stopped nor traced
+	[[ "$(awk '{print $3}' "/proc/$WL_PID/stat")" == [RS] ]]
+	assert_equal "$(awk '/^TracerPid/ {print $2}' "/proc/$WL_PID/status")" 0
+	touch "$TRIGGER"
+	for _ in $(seq 100); do grep -q after "$T/cat.out" && break; sleep 0.05; done
+	assert_equal "$(cat "$T/cat.out")" "$(printf 'before\nafter  append=False')"
+	WL_PID=
+}
+
+@test "stdio: a pipe on a slot declared external is not refused; the restore replaces it" {
+	start_piped_to_cat
+	run "$ENGINE" dump "$WL_PID" "$IMG" --external-stdio 2
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	touch "$TRIGGER"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$T/out" --pid-file "$T/restored.pid"
+	assert_success
+	assert_equal "$(cat "$T/out")" "after  append=True"
 }
