@@ -155,3 +155,17 @@ start_piped_to_cat() {
 	assert_success
 	assert_equal "$(cat "$T/out")" "after  append=True"
 }
+
+@test "stdio: a FIFO held outside the tree with unread data in it is refused at dump" {
+	mkfifo "$T/fifo"
+	exec 7<>"$T/fifo"
+	start_stdio_py read "$T/fifo" >"$T/out" 2>&1
+	echo pending >&7
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "^cedana-engine: dump: pid $WL_PID: fd 0 \(FIFO $T/fifo\): 8 unread bytes, and pid [0-9]+ \(bash\) outside the tree holds it"
+	assert_file_not_exists "$IMG"
+	touch "$TRIGGER"
+	for _ in $(seq 100); do grep -q after "$T/out" && break; sleep 0.05; done
+	assert_equal "$(sed -n 3p "$T/out")" "after pending append=False"
+}
