@@ -50,8 +50,10 @@ static json_t *dump_body(struct cli_ctx *ctx, cd_err *err)
 		cd_err_sys(err, ENOMEM, "--dir");
 		return NULL;
 	}
-	body = json_pack("{s:s, s:s, s:b, s:b}", "dir", abs, "compression", comp, "leave_running",
-	                 cli_flag(ctx, "leave-running"), "shell_job", cli_flag(ctx, "shell-job"));
+	body =
+	    json_pack("{s:s, s:s, s:b, s:b, s:b}", "dir", abs, "compression", comp, "leave_running",
+	              cli_flag(ctx, "leave-running"), "shell_job", cli_flag(ctx, "shell-job"),
+	              "external_stdio", cli_flag(ctx, "external-stdio"));
 	if (body && name)
 		json_object_set_new(body, "name", json_string(name));
 	return body;
@@ -112,6 +114,8 @@ static const struct cli_opt dump_opts[] = {
      "none|tar|gzip|lz4|zlib|zstd (default: checkpoint.compression, else none)"},
     {"leave-running", 0, CLI_BOOL, NULL, "keep the tree running after the dump (default: kill it)"},
     {"shell-job", 0, CLI_BOOL, NULL, "a job on its shell's terminal: restored, it has none"},
+    {"external-stdio", 0, CLI_BOOL, NULL,
+     "stdin/stdout/stderr are not saved: the restore gives new ones (its own, a log, --out)"},
     {"profiling", 0, CLI_BOOL, NULL, "print where the time went"},
     {0},
 };

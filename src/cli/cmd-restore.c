@@ -1,6 +1,7 @@
 /* restore process --path P | restore job JID: through the daemon, which
  * makes the restored tree a job; or, with --no-server, as a child of the
- * CLI on its own stdio, whose exit code becomes the CLI's. */
+ * CLI, whose exit code becomes the CLI's. Both run the one restore path of
+ * daemon/restore-run.h; this file only parses flags and draws progress. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -19,6 +20,7 @@
 #include "cli/progress.h"
 #include "daemon/cr.h"
 #include "daemon/op.h"
+#include "daemon/restore-run.h"
 #include "engine/engine.h"
 #include "job/codec.h"
 #include "job/proc.h"
@@ -65,55 +67,19 @@ static void local_engine_progress(const char *stage, uint64_t done, uint64_t tot
 	local_progress(done, total, p);
 }
 
-/* An archive is unpacked beside itself when we can write there, else in /tmp. */
-static int unpack_scratch(const char *path, char **ret_scratch, char **ret_image, cd_err *err)
-{
-	struct local_progress p = {.phase = "unpack", .start = now_s()};
-	storage_opts so = {.progress = local_progress, .userdata = &p};
-	_cleanup_free_ char *copy = strdup(path);
-	const char *dir = copy ? dirname(copy) : "/tmp";
-	char *scratch = NULL, *image = NULL;
-	int r;
-
-	if (access(dir, W_OK | X_OK) < 0)
-		dir = "/tmp";
-	if (asprintf(&scratch, "%s/.cedana-restore-XXXXXX", dir) < 0)
-		return cd_err_sys(err, ENOMEM, "restore");
-	if (!mkdtemp(scratch)) {
-		r = cd_err_sys(err, errno, "restore: scratch directory in %s", dir);
-		free(scratch);
-		return r;
-	}
-	if (asprintf(&image, "%s/image", scratch) < 0) {
-		rmdir(scratch);
-		free(scratch);
-		return cd_err_sys(err, ENOMEM, "restore");
-	}
-	r = storage_unpack(path, image, &so, NULL, NULL, err);
-	if (p.shown)
-		progress_clear();
-	if (r < 0) {
-		storage_remove(scratch, &(cd_err){0});
-		free(scratch);
-		free(image);
-		return cd_err_wrap(err, "checkpoint %s", path);
-	}
-	*ret_scratch = scratch;
-	*ret_image = image;
-	return 0;
-}
-
-static int local_stdio(struct cli_ctx *ctx, int fds[3], cd_err *err)
+/* What replaces the root's stdio: --out takes stdout and stderr; the rest
+ * comes back as it was, and external stdio (a job's log) gets ours. */
+static int local_stdio(struct cli_ctx *ctx, struct cr_stdio *ret, cd_err *err)
 {
 	const char *out = cli_str(ctx, "out");
 
-	fds[0] = fds[1] = fds[2] = -1;
+	*ret = (struct cr_stdio){CR_STDIO_KEEP, -1, -1};
 	if (!out)
 		return 0;
-	fds[1] = spawn_open_out(out);
-	if (fds[1] < 0)
+	ret->out = spawn_open_out(out);
+	if (ret->out < 0)
 		return spawn_out_error(out, errno, err);
-	fds[2] = fds[1];
+	ret->kind = CR_STDIO_OUT;
 	return 0;
 }
 
@@ -127,41 +93,35 @@ static int wait_child(pid_t pid)
 	return job_exit_code(status);
 }
 
-static void print_local_timings(double unpack_ms, const struct cd_restore_stats *st,
-                                double total_ms)
+static void print_local_timings(struct op_shared *op, double total_ms)
 {
-	struct op_shared *op;
 	json_t *timings;
 
-	if (op_new(NULL, &op, &(cd_err){0}) < 0)
-		return;
-	if (unpack_ms >= 0)
-		op_time(op, "unpack (read, decompress, verify)", unpack_ms);
-	cr_restore_timings(op, st);
 	op_time(op, "total", total_ms);
 	timings = op_timings_json(op);
 	/* stdout is the restored tree's */
 	progress_print_timings(stderr, timings);
 	json_decref(timings);
-	op_free(op);
 }
 
-static int engine_restore_local(struct cli_ctx *ctx, struct cd_restore_opts *o, pid_t *ret_pid,
+/* The shared restore path (restore-run.h), with progress drawn here. */
+static int engine_restore_local(struct cli_ctx *ctx, struct cr_restore_run *run, pid_t *ret_pid,
                                 cd_err *err)
 {
-	struct local_progress p = {.phase = "verify", .start = now_s()};
+	struct local_progress p = {.phase = "unpack", .start = now_s()};
 	int r;
 
-	o->progress = local_engine_progress;
-	o->userdata = &p;
-	o->leave_stopped = cli_flag(ctx, "leave-stopped");
-	r = local_stdio(ctx, o->stdio_fd, err);
+	run->unpack_progress = local_progress;
+	run->engine_progress = local_engine_progress;
+	run->userdata = &p;
+	run->leave_stopped = cli_flag(ctx, "leave-stopped");
+	r = local_stdio(ctx, &run->stdio, err);
 	if (r == 0)
-		r = cd_engine_restore(o, ret_pid, err);
+		r = cr_restore_run(run, ret_pid, err);
 	if (p.shown)
 		progress_clear();
-	if (o->stdio_fd[1] >= 0)
-		close(o->stdio_fd[1]);
+	if (run->stdio.out >= 0)
+		close(run->stdio.out);
 	return r;
 }
 
@@ -177,25 +137,26 @@ static int local_fail(int r, const cd_err *err)
 
 static int restore_local(struct cli_ctx *ctx, const char *path)
 {
-	struct cd_restore_stats st = {0};
-	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .dir = path, .stats = &st};
-	_cleanup_free_ char *scratch = NULL, *image = NULL;
+	struct cr_restore_run run = {.path = path};
+	_cleanup_free_ char *scratch = NULL;
+	struct op_shared *op = NULL;
 	struct cli_pid_file pf;
-	storage_compression format;
-	double t0 = now_s(), t1 = t0;
+	double t0 = now_s();
 	cd_err err = {0};
 	pid_t pid;
 	int r;
 
 	if (cli_pid_file_open(&pf, cli_str(ctx, "pid-file"), &err) < 0)
 		return cli_fail(&err);
-	r = cr_image_format(path, &format, &err);
-	if (r == 0 && format != STORAGE_NONE)
-		r = unpack_scratch(path, &scratch, &image, &err);
+	r = op_new(NULL, &op, &err);
+	if (r == 0)
+		r = cr_image_format(path, &run.format, &err);
+	if (r == 0)
+		r = cr_restore_scratch(path, run.format, NULL, &scratch, &err);
 	if (r == 0) {
-		o.dir = image ? image : path;
-		t1 = now_s();
-		r = engine_restore_local(ctx, &o, &pid, &err);
+		run.scratch = scratch;
+		run.op = op;
+		r = engine_restore_local(ctx, &run, &pid, &err);
 	}
 	if (scratch)
 		storage_remove(scratch, &(cd_err){0});
@@ -204,11 +165,13 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 		wait_child(pid);
 	}
 	if (r < 0) {
+		op_free(op);
 		cli_pid_file_abandon(&pf);
 		return local_fail(r, &err);
 	}
 	if (cli_flag(ctx, "profiling"))
-		print_local_timings(scratch ? (t1 - t0) * 1e3 : -1, &st, (now_s() - t0) * 1e3);
+		print_local_timings(op, (now_s() - t0) * 1e3);
+	op_free(op);
 	return wait_child(pid);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,8 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
-	bool default_name; /* ours to make unique with a -N suffix */
+	bool external_stdio; /* the caller gives up the root's fds 0-2 */
+	bool default_name;   /* ours to make unique with a -N suffix */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest;  /* DIR/NAME + suffix */
@@ -126,6 +128,8 @@ static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
 		r = field_bool(body, "leave_running", &d->leave_running, err);
 	if (r == 0)
 		r = field_bool(body, "shell_job", &d->shell_job, err);
+	if (r == 0)
+		r = field_bool(body, "external_stdio", &d->external_stdio, err);
 	return r;
 }
 
@@ -290,6 +294,37 @@ static int commit(void *arg, cd_err *err)
 	return confirm(d, err);
 }
 
+/* A pty slave: the attach terminal the daemon gave an attachable job
+ * (Unix98 ptys, majors 136-143). */
+static bool is_pty_slave(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) >= 136 && major(st->st_rdev) <= 143;
+}
+
+/* The root's fds 0-2 that are the daemon's own objects for a managed job,
+ * which the dump records as external stdio and restore job re-creates: its
+ * log file, or its attach terminal. What the job put there itself (a FIFO,
+ * a file of its own) is recorded as what it is. */
+static unsigned job_external_stdio(const struct job_dump_target *t)
+{
+	struct stat log, st;
+	unsigned mask = 0;
+	char path[64];
+
+	if (!t->jid[0])
+		return 0;
+	bool have_log = t->log_path[0] && stat(t->log_path, &log) == 0;
+	for (int n = 0; n < 3; n++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)t->pid, n);
+		if (stat(path, &st) < 0)
+			continue;
+		if ((have_log && st.st_dev == log.st_dev && st.st_ino == log.st_ino) ||
+		    (t->attachable && is_pty_slave(&st)))
+			mask |= 1u << n;
+	}
+	return mask;
+}
+
 /* In the worker: the engine dumps into the scratch directory and, through
  * commit, the result is packed and recorded before the tree is let go. */
 static int dump_worker(void *arg)
@@ -304,7 +339,9 @@ static int dump_worker(void *arg)
 	                         .progress = op_engine_progress_cb,
 	                         .userdata = d->op,
 	                         .commit = commit,
-	                         .commit_userdata = d};
+	                         .commit_userdata = d,
+	                         .external_stdio =
+	                             d->external_stdio ? 7 : job_external_stdio(&d->target)};
 	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 

@@ -25,8 +25,11 @@
  * admits only a task or a process group of the image as owner, and the task
  * sets it itself once it has its credentials), and a /proc file (the decoder
  * admits only one under /proc/PID of a task of the image; the task opens it
- * itself, also with its credentials). A field added to the image changes
- * these sizes: decide which it is, then update them. */
+ * itself, also with its credentials), and its std slot (the decoder keeps
+ * it to the open files of the root's fds 0-2; it only lets the restorer put
+ * its own fds there, and the daemon replaces only external stdio of a
+ * user's job; `std` fit in padding, so the size below did not change). A field added to the image
+ * changes these sizes: decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4336, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");

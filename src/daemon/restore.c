@@ -27,6 +27,7 @@
 #include "daemon/fields.h"
 #include "daemon/image-trust.h"
 #include "daemon/op.h"
+#include "daemon/restore-run.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "job/proc.h"
@@ -47,7 +48,8 @@ struct restore_req {
 	unsigned short rows, cols;
 	int master;
 	int stdio[3];
-	char log_path[PATH_MAX]; /* the output file: job log or --out */
+	struct cr_stdio stdio_ask; /* what replaces the root's stdio (restore-run.h) */
+	char log_path[PATH_MAX];   /* the output file: job log or --out */
 	bool log_created;
 	char *scratch; /* where an archive is unpacked, or a user's image copied */
 	int client_fd; /* the request's socket, watched while the worker runs */
@@ -150,49 +152,16 @@ static bool users_image(const struct restore_req *r)
 	return r->replace && r->target.uid != 0;
 }
 
-/* A user's checkpoint lies in a directory that user controls. It is copied
- * (or unpacked) into scratch/user/image, read with the user's own rights,
- * and restored from there: the scratch directory is root's and private, so
- * from the copy on, what is checked is what is restored. The user's
- * subdirectory lets the copy be written with the user's identity. */
-static int make_user_dir(struct restore_req *r, cd_err *err)
-{
-	_cleanup_free_ char *dir = NULL;
-
-	if (asprintf(&dir, "%s/user", r->scratch) < 0)
-		return cd_err_sys(err, ENOMEM, "restore");
-	if (mkdir(dir, 0700) < 0 || chown(dir, r->target.uid, r->target.gid) < 0)
-		return cd_err_sys(err, errno, "restore: scratch directory %s", dir);
-	return 0;
-}
-
-/* Beside the archive when we can write there, else in /tmp; a user's
- * checkpoint, archive or directory, always goes to the sticky, root-owned
- * /var/tmp (a scratch directory root made in the user's directory could be
- * swapped for a link before the unpack writes into it). */
+/* A user's checkpoint lies in a directory that user controls: it is
+ * copied (or unpacked) into a private scratch directory and restored from
+ * there (cr_restore_scratch). Made here, before the worker, so the journal
+ * names it. */
 static int make_scratch(struct restore_req *r, cd_err *err)
 {
-	_cleanup_free_ char *copy = strdup(r->path);
-	const char *dir = copy ? dirname(copy) : "/tmp";
+	struct cr_owner user = {r->target.uid, r->target.gid};
 
-	if (r->format == STORAGE_NONE && !users_image(r))
-		return 0;
-	if (users_image(r))
-		dir = "/var/tmp";
-	else if (access(dir, W_OK | X_OK) < 0)
-		dir = "/tmp";
-	if (asprintf(&r->scratch, "%s/.cedana-restore-XXXXXX", dir) < 0) {
-		r->scratch = NULL;
-		return cd_err_sys(err, ENOMEM, "restore");
-	}
-	if (!mkdtemp(r->scratch)) {
-		int e = errno;
-
-		free(r->scratch);
-		r->scratch = NULL;
-		return cd_err_sys(err, e, "restore: scratch directory in %s", dir);
-	}
-	return users_image(r) ? make_user_dir(r, err) : 0;
+	return cr_restore_scratch(r->path, r->format, users_image(r) ? &user : NULL, &r->scratch,
+	                          err);
 }
 
 /* Output to path (appended); stdin reads /dev/null. */
@@ -218,7 +187,11 @@ static int open_output(struct restore_req *r, const char *path, cd_err *err)
 	return 0;
 }
 
-/* The restored root's stdio: the job's terminal, --out, or its log (appended). */
+/* The restored root's stdio: the job's terminal (every slot: asked for),
+ * --out (stdout and stderr: asked for; /dev/null only on a stdin that was
+ * the daemon's), or its log (appended), which takes only the slots the dump
+ * recorded as the daemon's own: a FIFO or file the job put on its stdio
+ * itself stays. */
 static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 {
 	char path[PATH_MAX];
@@ -229,97 +202,38 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 		if (rc < 0)
 			return rc;
 		r->stdio[0] = slave;
-		r->stdio[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
-		r->stdio[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
-		if (r->stdio[1] < 0 || r->stdio[2] < 0)
-			return cd_err_sys(err, errno, "stdio of the restored job");
+		r->stdio_ask = (struct cr_stdio){CR_STDIO_TERMINAL, -1, slave};
 		return 0;
 	}
-	if (r->out)
-		return open_output(r, r->out, err);
+	if (r->out) {
+		rc = open_output(r, r->out, err);
+		r->stdio_ask = (struct cr_stdio){CR_STDIO_OUT, r->stdio[0], r->stdio[1]};
+		return rc;
+	}
 	if (r->replace && r->target.log_path)
-		return open_output(r, r->target.log_path, err);
-	snprintf(path, sizeof(path), "%s/cedana-output-%s.log", job_manager_log_dir(api->jm),
-	         r->jid);
-	return open_output(r, path, err);
-}
-
-/* Unpacks with the owner's identity into scratch/user/image. The owner may
- * not search root's private scratch directory, so the destination is named
- * relative to the working directory (which this worker owns): a path walk
- * from there checks no directory above it. */
-static int unpack_as_owner(struct restore_req *r, const struct image_trust *trust,
-                           const storage_opts *so, cd_err *err)
-{
-	_cleanup_free_ char *dir = NULL;
-	struct fsid_saved saved;
-	int rc;
-
-	if (asprintf(&dir, "%s/user", r->scratch) < 0)
-		return cd_err_sys(err, ENOMEM, "restore");
-	if (chdir(dir) < 0)
-		return cd_err_sys(err, errno, "restore: %s", dir);
-	rc = fsid_enter(&trust->id, &saved, err);
-	if (rc == 0) {
-		rc = storage_unpack(r->path, "image", so, NULL, NULL, err);
-		fsid_leave(&saved);
-	}
-	if (chdir("/") < 0 && rc == 0)
-		rc = cd_err_sys(err, errno, "restore: chdir /");
-	return rc;
-}
-
-/* In the worker: the image into the scratch directory, read with the
- * owner's rights for a user's checkpoint. */
-static int unpack(struct restore_req *r, const struct image_trust *trust, char **ret_dir,
-                  cd_err *err)
-{
-	storage_opts so = {.progress = op_progress_cb, .userdata = r->op};
-	double t0 = op_now_ms();
-	int rc;
-
-	if (asprintf(ret_dir, "%s/%simage", r->scratch, trust ? "user/" : "") < 0) {
-		*ret_dir = NULL;
-		return cd_err_sys(err, ENOMEM, "restore");
-	}
-	op_phase(r->op, "unpack");
-	if (trust)
-		rc = unpack_as_owner(r, trust, &so, err);
+		snprintf(path, sizeof(path), "%s", r->target.log_path);
 	else
-		rc = storage_unpack(r->path, *ret_dir, &so, NULL, NULL, err);
-	if (rc < 0)
-		return cd_err_wrap(err, "checkpoint %s", r->path);
-	op_time(r->op, "unpack (read, decompress, verify)", op_now_ms() - t0);
-	return 0;
+		snprintf(path, sizeof(path), "%s/cedana-output-%s.log",
+		         job_manager_log_dir(api->jm), r->jid);
+	rc = open_output(r, path, err);
+	r->stdio_ask = (struct cr_stdio){CR_STDIO_LOG, r->stdio[0], r->stdio[1]};
+	return rc;
 }
 
 static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t *ret_pid)
 {
-	struct cd_restore_stats st = {0};
-	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION,
-	                            .dir = r->path,
-	                            .stats = &st,
-	                            .progress = op_engine_progress_cb,
-	                            .userdata = r->op,
-	                            .leave_stopped = r->leave_stopped};
-	_cleanup_free_ char *image = NULL;
-	cd_err *err = &r->op->err;
+	struct cr_restore_run run = {.path = r->path,
+	                             .format = r->format,
+	                             .scratch = r->scratch,
+	                             .trust = trust,
+	                             .stdio = r->stdio_ask,
+	                             .leave_stopped = r->leave_stopped,
+	                             .unpack_progress = op_progress_cb,
+	                             .engine_progress = op_engine_progress_cb,
+	                             .userdata = r->op,
+	                             .op = r->op};
 
-	if (r->scratch && unpack(r, trust, &image, err) < 0)
-		return -1;
-	if (image)
-		o.dir = image;
-	if (trust) {
-		o.open_as = &trust->id;
-		o.check = image_trust_check;
-		o.check_userdata = trust;
-	}
-	memcpy(o.stdio_fd, r->stdio, sizeof(o.stdio_fd));
-	op_phase(r->op, "verify"); /* the engine's first stage */
-	if (cd_engine_restore(&o, ret_pid, err) < 0)
-		return -1;
-	cr_restore_timings(r->op, &st);
-	return 0;
+	return cr_restore_run(&run, ret_pid, &r->op->err) < 0 ? -1 : 0;
 }
 
 /* In the worker: unpack, restore, then hold on until the daemon has adopted the root. */

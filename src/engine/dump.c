@@ -25,6 +25,7 @@ struct dump_state {
 	int dirfd;
 	struct cd_dump_stats stats;
 	struct cd_progress progress;
+	unsigned external_stdio;
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -212,6 +213,7 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .inj = s->inj[i],
 	                            .dirfd = s->dirfd,
 	                            .shell_job = shell_job,
+	                            .external_stdio = s->external_stdio,
 	                            .stats = &s->stats,
 	                            .progress = &s->progress};
 }
@@ -364,6 +366,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	s->img.version = CD_IMAGE_VERSION;
 	s->img.root = opts->pid;
 	s->img.shell_job = opts->shell_job;
+	s->external_stdio = opts->version >= 4 ? opts->external_stdio & 7 : 7;
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();

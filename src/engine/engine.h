@@ -18,9 +18,11 @@
 /* Options are versioned: a caller sets .version to the CD_ENGINE_OPTS_VERSION
  * it was built with; fields added by a later version are read only when
  * .version says they are there. Versions: 1 the first fields; 2 stats,
- * progress and leave_stopped; 3 dump's commit, restore's open_as and check.
+ * progress and leave_stopped; 3 dump's commit, restore's open_as and check;
+ * 4 dump's external_stdio, restore's stdio_external_only and the new
+ * meaning of stdio_fd (docs/engine.md, "External stdio").
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 3
+#define CD_ENGINE_OPTS_VERSION 4
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of the page
@@ -76,6 +78,13 @@ struct cd_dump_opts {
 	 * removed. NULL: none. */
 	int (*commit)(void *userdata, cd_err *err);
 	void *commit_userdata;
+	/* version 4 */
+	/* Bit N: the root's fd N is the caller's (the daemon's log file or
+	 * attach terminal of a managed job), recorded as external stdio that a
+	 * restore must replace, with every fd sharing its open file. Any other
+	 * fd 0-2 is recorded as the object it is, marked with its std slot.
+	 * Before version 4 all three are external. */
+	unsigned external_stdio;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */
@@ -84,9 +93,13 @@ struct cd_image;
 struct cd_restore_opts {
 	int version;     /* CD_ENGINE_OPTS_VERSION */
 	const char *dir; /* image directory */
-	/* Replacements for the root task's external stdio (fd 0, 1, 2 and
-	 * every fd sharing those open files; docs/engine.md says which fd
-	 * takes which); -1 leaves the caller's own fd. */
+	/* Replacements for the root task's std slots (fd 0, 1, 2 and every fd
+	 * sharing those open files; docs/engine.md says which fd takes which).
+	 * Version 4: a fd >= 0 replaces slot N whether the dump recorded it as
+	 * external or as an object; -1 keeps the image's object, and for an
+	 * external slot (or a terminal of a --shell-job image) the caller's own
+	 * fd N. Before version 4 every slot is replaced, -1 by the caller's own
+	 * fd N. */
 	int stdio_fd[3];
 	/* version 2 */
 	struct cd_restore_stats *stats; /* NULL: not wanted */
@@ -105,6 +118,12 @@ struct cd_restore_opts {
 	 * image may ask for). Failing refuses the restore. NULL: none. */
 	int (*check)(const struct cd_image *img, void *userdata, cd_err *err);
 	void *check_userdata;
+	/* version 4 */
+	/* Bit N: stdio_fd[N] replaces slot N only if the dump recorded it as
+	 * external. The daemon re-creating a managed job's log or terminal
+	 * leaves a FIFO or file the job itself put on its stdin or stdout as
+	 * it was; --out gives /dev/null to an external stdin only. */
+	unsigned stdio_external_only;
 };
 
 /* Asks the dump or restore running in this process to stop at its next

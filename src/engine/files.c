@@ -156,20 +156,38 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	return 0;
 }
 
-/* Object id for pid's fd: an id already given to the same open file, else
- * a new one. Ids 0..2 are the root's external stdio: the root's fd N is
- * replacement N even when fds 0-2 are one open file (a terminal, a log
- * opened once and dup'ed), so output never goes to stdin's replacement;
- * another fd sharing a std fd's open file takes the lowest such std fd. */
-static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *next_obj)
+/* Whether the root's fd s is external stdio: the caller said so, or it
+ * shares its open file with one the caller said so of (one terminal on
+ * fds 0-2 is all external or none). */
+static bool external_slot(const struct cd_image *img, unsigned mask, int s)
 {
-	const struct cd_task *root = cd_image_task(img, img->root);
+	for (int o = 0; o < 3; o++)
+		if ((mask & (1u << o)) && (o == s || same_file(img->root, o, img->root, s)))
+			return true;
+	return false;
+}
 
+/* The std slot of pid's fd: the root's fd N is slot N, even when fds 0-2
+ * are one open file (a terminal, a log opened once and dup'ed), so a
+ * replacement of stdout never lands on stdin; another fd sharing the open
+ * file of root fds 0-2 takes the lowest of them. -1: none. */
+static int std_slot(const struct cd_image *img, const struct cd_task *t, int fd)
+{
 	if (t->pid == img->root && fd < 3)
 		return fd;
-	for (int s = 0; s < 3 && root; s++)
-		if (same_file(root->pid, s, t->pid, fd))
+	for (int s = 0; s < 3; s++)
+		if (same_file(img->root, s, t->pid, fd))
 			return s;
+	return -1;
+}
+
+/* Object id for pid's fd: an id already given to the same open file, else
+ * a new one. Ids 0..2 are the root's external stdio, one per slot. */
+static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int std, bool external,
+                    int *next_obj)
+{
+	if (external)
+		return std;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *o = &img->tasks[i];
 		for (size_t j = 0; j < o->nfds; j++)
@@ -182,8 +200,85 @@ static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int *
 	return (*next_obj)++;
 }
 
-static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int fd, cd_err *err)
+/* Whether pid holds the pipe or FIFO st among its fds. */
+static bool holds_pipe(pid_t pid, const struct stat *st)
 {
+	char path[64];
+	struct dirent *de;
+	struct stat fst;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	_cleanup_closedir_ DIR *dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, atoi(de->d_name));
+		if (stat(path, &fst) == 0 && S_ISFIFO(fst.st_mode) && fst.st_ino == st->st_ino &&
+		    fst.st_dev == st->st_dev)
+			return true;
+	}
+	return false;
+}
+
+/* A process outside the tree (and not us) that holds the pipe st: 0 when
+ * none. A scan of every process's fds, once per pipe of the tree. */
+static pid_t outside_holder(const struct cd_image *img, const struct stat *st)
+{
+	_cleanup_closedir_ DIR *proc = opendir("/proc");
+	struct dirent *de;
+
+	while (proc && (de = readdir(proc))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() ||
+		    cd_image_task((struct cd_image *)img, (pid_t)pid))
+			continue;
+		if (holds_pipe((pid_t)pid, st))
+			return (pid_t)pid;
+	}
+	return 0;
+}
+
+/* A pipe leads outside the tree when another process holds it: after a
+ * restore the tree would have a new pipe that process knows nothing of, so
+ * the dump refuses it. A FIFO reconnects by its path and is let through,
+ * unless data is unread in it: that stays in the kernel as long as the
+ * outside holder keeps the FIFO open, and the restore would add it again. */
+static int check_outside(const struct cd_image *img, const struct cd_fd *d, const struct stat *st,
+                         pid_t pid, const char *link, const struct cd_pipe *p, cd_err *err)
+{
+	pid_t holder = outside_holder(img, st);
+	_cleanup_free_ char *comm = NULL;
+	size_t len;
+
+	if (!holder || (d->kind == CD_FD_FIFO && p->len == 0))
+		return 0;
+	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
+	    comm[len - 1] == '\n')
+		comm[len - 1] = '\0';
+	if (d->kind == CD_FD_FIFO)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: fd %d (FIFO %s): %zu unread bytes, and pid %d (%s) outside "
+		    "the tree holds it: the data would be there twice after a restore "
+		    "(dump once the FIFO is drained)",
+		    pid, d->fd, link, p->len, holder, comm ? comm : "?");
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (%s): pid %d (%s) outside the tree holds this pipe: a "
+	                  "restored pipe cannot be connected to it. Dump the tree that holds both "
+	                  "ends%s",
+	                  pid, d->fd, link, holder, comm ? comm : "?",
+	                  d->std >= 0 ? ", or give the root's stdio to the restore: run it as a "
+	                                "job (cedana run) or dump with --external-stdio, then "
+	                                "restore with --out or --attach"
+	                              : "");
+}
+
+static int add_pipe(struct cd_image *img, const struct cd_fd *d, const struct stat *st, pid_t pid,
+                    const char *link, cd_err *err)
+{
+	int r;
+
 	for (size_t i = 0; i < img->npipes; i++)
 		if (img->pipes[i].id == (int64_t)st->st_ino)
 			return 0;
@@ -194,7 +289,9 @@ static int add_pipe(struct cd_image *img, const struct stat *st, pid_t pid, int 
 	struct cd_pipe *p = &img->pipes[img->npipes++];
 	memset(p, 0, sizeof(*p));
 	p->id = (int64_t)st->st_ino;
-	return peek_pipe(pid, fd, p, err);
+	if ((r = peek_pipe(pid, d->fd, p, err)) < 0)
+		return r;
+	return check_outside(img, d, st, pid, link, p, err);
 }
 
 static bool image_has_group(const struct cd_image *img, pid_t pgid)
@@ -257,12 +354,14 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 	d->fd = fd;
 	d->flags = fi.flags;
 	d->pos = fi.pos;
-	d->obj = find_obj(ctx->img, t, fd, next_obj);
-	if (d->obj < 3) {
+	d->std = std_slot(ctx->img, t, fd);
+	if (d->std >= 0 && external_slot(ctx->img, ctx->external_stdio, d->std)) {
+		d->obj = find_obj(ctx->img, t, fd, d->std, true, next_obj);
 		d->kind = CD_FD_STDIO;
 		t->nfds++;
 		return 0;
 	}
+	d->obj = find_obj(ctx->img, t, fd, d->std, false, next_obj);
 	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0 ||
 	    (r = classify_proc(ctx->img, t->pid, fd, link, d, d->obj >= first_new, err)) < 0)
 		return r;
@@ -270,7 +369,7 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 		return r;
 	if (d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) {
 		d->writer = (fi.flags & O_ACCMODE) == O_WRONLY;
-		if ((r = add_pipe(ctx->img, &st, t->pid, fd, err)) < 0)
+		if ((r = add_pipe(ctx->img, d, &st, t->pid, link, err)) < 0)
 			return r;
 		/* the pipe's id travels in pos: pipes have no position */
 		d->pos = st.st_ino;
@@ -399,6 +498,13 @@ static int restore_fown(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	return r;
 }
 
+/* An fd that is the image's own object with flags and an owner to put back:
+ * not an O_PATH fd, nor one the caller replaced. */
+static bool own_object(const struct cd_restore_ctx *ctx, const struct cd_fd *d)
+{
+	return d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH && !cd_files_replaced(ctx->objs, d);
+}
+
 /* Runs after the credentials: the /proc files are opened, and the SIGIO
  * owner set (the kernel keeps the setter's credentials for the signal), as
  * the task itself. */
@@ -408,12 +514,11 @@ static int files_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 
 	for (size_t j = 0; r == 0 && j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
-		if (d->kind == CD_FD_PROC)
+		if (d->kind == CD_FD_PROC && !cd_files_replaced(ctx->objs, d))
 			r = reopen_proc(ctx, d, err);
-		else if (r == 0 && (d->flags & O_ASYNC) && d->kind != CD_FD_STDIO &&
-		         d->kind != CD_FD_PATH)
+		else if (r == 0 && (d->flags & O_ASYNC) && own_object(ctx, d))
 			r = set_flags_in(ctx, d, err);
-		if (r == 0 && d->kind != CD_FD_STDIO && d->kind != CD_FD_PATH)
+		if (r == 0 && own_object(ctx, d))
 			r = restore_fown(ctx, d, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "fd %d", d->fd);
@@ -429,6 +534,7 @@ const struct cd_module cd_mod_files = {
 struct cd_file_objs {
 	int *fd; /* per object id, the controller's fd */
 	size_t n;
+	struct cd_stdio_plan plan; /* the caller's, not ours to close */
 };
 
 void cd_files_free(struct cd_file_objs *objs)
@@ -440,6 +546,56 @@ void cd_files_free(struct cd_file_objs *objs)
 			close(objs->fd[i]);
 	free(objs->fd);
 	free(objs);
+}
+
+static bool is_terminal(const struct cd_fd *d)
+{
+	return d->kind == CD_FD_CHR && d->path &&
+	       (!strncmp(d->path, "/dev/pts/", 9) || !strncmp(d->path, "/dev/tty", 8) ||
+	        !strcmp(d->path, "/dev/console"));
+}
+
+/* Slot s of the root, recorded as a terminal: under --shell-job that is the
+ * shell's terminal, which the restore replaces with the caller's. */
+static bool slot_is_terminal(const struct cd_image *img, int s)
+{
+	const struct cd_task *root = cd_image_task((struct cd_image *)img, img->root);
+
+	for (size_t j = 0; root && j < root->nfds; j++)
+		if (root->fds[j].fd == s)
+			return is_terminal(&root->fds[j]);
+	return false;
+}
+
+/* The one place that decides which std slot is replaced and by what. */
+void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts *opts,
+                        struct cd_stdio_plan *ret)
+{
+	for (int s = 0; s < 3; s++) {
+		int given = opts->stdio_fd[s], own = given >= 0 ? given : s;
+		/* before version 4 every slot was the caller's */
+		if (opts->version < 4) {
+			ret->obj[s] = ret->ext[s] = own;
+			continue;
+		}
+		ret->ext[s] = own;
+		if (img->shell_job && slot_is_terminal(img, s))
+			ret->obj[s] = own;
+		else
+			ret->obj[s] = (opts->stdio_external_only & (1u << s)) ? -1 : given;
+	}
+}
+
+static int replacement(const struct cd_stdio_plan *plan, const struct cd_fd *d)
+{
+	if (d->std < 0)
+		return -1;
+	return d->kind == CD_FD_STDIO ? plan->ext[d->std] : plan->obj[d->std];
+}
+
+bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d)
+{
+	return replacement(&objs->plan, d) >= 0;
 }
 
 /* Sets the status flags the open did not (any for a pipe end), and refuses
@@ -562,8 +718,8 @@ static int open_obj(const struct cd_image *img, const struct cd_fd *d, int pipes
 	}
 }
 
-int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct cd_file_objs **ret,
-                     cd_err *err)
+int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+                     struct cd_file_objs **ret, cd_err *err)
 {
 	_cleanup_free_ struct cd_file_objs *objs = calloc(1, sizeof(*objs));
 	_cleanup_free_ int(*pipes)[2] = calloc(img->npipes + 1, sizeof(*pipes));
@@ -573,6 +729,7 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 	if (!objs || !pipes || !given)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	objs->n = 3;
+	objs->plan = *plan;
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++)
 			if ((size_t)img->tasks[i].fds[j].obj >= objs->n)
@@ -581,16 +738,17 @@ int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct c
 	if (!objs->fd)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < objs->n; i++)
-		objs->fd[i] = i < 3 ? (stdio_fd[i] >= 0 ? stdio_fd[i] : (int)i) : -1;
+		objs->fd[i] = -1;
 	for (size_t i = 0; i < img->npipes; i++)
 		pipes[i][0] = pipes[i][1] = -1;
 	for (size_t i = 0; i < img->ntasks && r >= 0; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		for (size_t j = 0; j < t->nfds && r >= 0; j++) {
 			const struct cd_fd *d = &t->fds[j];
-			/* a /proc file is opened by its task (files_restore) */
+			/* a /proc file is opened by its task (files_restore); a
+			 * replaced fd takes the caller's */
 			if (d->kind == CD_FD_STDIO || d->kind == CD_FD_PROC ||
-			    objs->fd[d->obj] >= 0)
+			    replacement(plan, d) >= 0 || objs->fd[d->obj] >= 0)
 				continue;
 			r = open_obj(img, d, pipes, given, err);
 			if (r < 0)
@@ -640,10 +798,11 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
 		if (t->fds[j].fd >= base)
 			base = t->fds[j].fd + 1;
 	for (size_t j = 0; j < t->nfds; j++) {
+		int src = replacement(&objs->plan, &t->fds[j]);
 		high[j] = -1;
-		if (t->fds[j].kind == CD_FD_PROC)
+		if (t->fds[j].kind == CD_FD_PROC && src < 0)
 			continue;
-		high[j] = fcntl(objs->fd[t->fds[j].obj], F_DUPFD, base);
+		high[j] = fcntl(src >= 0 ? src : objs->fd[t->fds[j].obj], F_DUPFD, base);
 		if (high[j] < 0)
 			return cd_err_sys(err, errno, "pid %d: fd %d: dup", t->pid, t->fds[j].fd);
 	}

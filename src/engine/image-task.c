@@ -135,6 +135,7 @@ static json_t *fd_to_json(const struct cd_fd *d)
 	json_t *o = json_object();
 
 	cd_fields_encode(o, fd_fields, ARRAY_SIZE(fd_fields), d);
+	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
 	return o;
@@ -333,13 +334,31 @@ static bool fd_kind_has_path(enum cd_fd_kind k)
 	       k == CD_FD_PATH || k == CD_FD_PROC;
 }
 
+/* "std" came with engine options version 4: an image without it marks
+ * only its external stdio, whose slot is its obj. */
+static int fd_std_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	int64_t v;
+	int r;
+
+	if (!json_object_get(o, "std")) {
+		d->std = d->kind == CD_FD_STDIO ? d->obj : -1;
+		return 0;
+	}
+	if ((r = cd_json_get_int(o, "std", -1, 2, &v, err)) < 0)
+		return r;
+	d->std = (int)v;
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
-	if ((r = cd_fields_decode(o, fd_fields, ARRAY_SIZE(fd_fields), d, err)) < 0)
+	if ((r = cd_fields_decode(o, fd_fields, ARRAY_SIZE(fd_fields), d, err)) < 0 ||
+	    (r = fd_std_from_json(o, d, err)) < 0)
 		return r;
 	if (json_object_get(o, "path") &&
 	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &d->path, err)) < 0)

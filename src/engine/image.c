@@ -369,6 +369,35 @@ static int check_fd_pids(const struct cd_image *img, const struct cd_task *t, co
 	return 0;
 }
 
+/* A slot names the open file of the root's fd N: the restore replaces what
+ * is marked, so a mark elsewhere would hand the replacement to another
+ * object. The root's own fds 0-2 are always their slot. */
+static int check_fd_std(const struct cd_image *img, const struct cd_task *t, const struct cd_fd *d,
+                        cd_err *err)
+{
+	const struct cd_task *root = cd_image_task((struct cd_image *)img, img->root);
+	const struct cd_fd *slot = NULL;
+
+	if (d->kind == CD_FD_STDIO && d->std != d->obj)
+		return cd_err_set(
+		    err, EINVAL, "pid %d: fd %d: field \"std\": %d is not obj %d of external stdio",
+		    t->pid, d->fd, d->std, d->obj);
+	if (t == root && d->fd < 3 && d->std != d->fd)
+		return cd_err_set(err, EINVAL, "pid %d: fd %d: field \"std\": %d, not %d", t->pid,
+		                  d->fd, d->std, d->fd);
+	if (d->std < 0)
+		return 0;
+	for (size_t j = 0; root && j < root->nfds; j++)
+		if (root->fds[j].fd == d->std)
+			slot = &root->fds[j];
+	if (!slot || slot->obj != d->obj)
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"std\": %d is not the open file of the "
+		                  "root's fd %d",
+		                  t->pid, d->fd, d->std, d->std);
+	return 0;
+}
+
 static int check_fd_refs(const struct cd_image *img, const struct cd_task *t, size_t nobjs,
                          const int64_t *pipe_ids, size_t npipes, cd_err *err)
 {
@@ -387,7 +416,8 @@ static int check_fd_refs(const struct cd_image *img, const struct cd_task *t, si
 			return cd_err_set(err, EINVAL,
 			                  "pid %d: fd %d: field \"pos\": no pipe with id %" PRIu64,
 			                  t->pid, d->fd, d->pos);
-		if ((r = check_fd_pids(img, t, d, err)) < 0)
+		if ((r = check_fd_pids(img, t, d, err)) < 0 ||
+		    (r = check_fd_std(img, t, d, err)) < 0)
 			return r;
 	}
 	return 0;

@@ -100,7 +100,8 @@ enum cd_fd_kind {
 	CD_FD_CHR,   /* character device reopened by path: null, zero, urandom, tty */
 	CD_FD_PIPE,  /* pipe end; obj names the pipe */
 	CD_FD_FIFO,  /* named pipe; obj names the pipe */
-	CD_FD_STDIO, /* external stdio: replaced by the restore caller; obj = 0..2 */
+	CD_FD_STDIO, /* external stdio (the dump caller's): replaced by the restore
+	              * caller; obj = std = 0..2 */
 	CD_FD_PATH,  /* O_PATH: reopened by path with O_PATH (O_NOFOLLOW for a symlink) */
 	CD_FD_PROC,  /* a file under /proc/PID of a task of the image: reopened by the
 	              * task itself once the tree exists (pids are restored as they were) */
@@ -120,6 +121,11 @@ struct cd_fd {
 	int own_type; /* F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP */
 	pid_t own_pid;
 	int sig; /* F_SETSIG: 0 is SIGIO */
+	/* The root's std slot (0..2) whose open file this is, -1 for none: the
+	 * root's fd N is slot N, another fd sharing the open file of root fds
+	 * 0-2 the lowest of them. A restore caller may replace a slot
+	 * (engine.h, stdio_fd); a CD_FD_STDIO fd always has std == obj. */
+	int std;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

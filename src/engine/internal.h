@@ -34,6 +34,7 @@ struct cd_dump_ctx {
 	int dirfd;
 	uint64_t scratch;
 	bool shell_job;
+	unsigned external_stdio; /* cd_dump_opts' (all three before version 4) */
 	/* the parent task, dumped already, and its pagemap (-1 when none) */
 	const struct cd_task *parent;
 	int parent_pm_fd;
@@ -61,6 +62,7 @@ struct cd_restore_ctx {
 	 * the task, where the task premapped it (NULL: no plan) */
 	uint64_t premap_base, premap_len;
 	const struct cd_premap_vma *premap;
+	const struct cd_file_objs *objs; /* the open files the tasks inherited */
 };
 
 /* Premapped memory (mem.c). Private anonymous and private file mappings
@@ -155,8 +157,18 @@ int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err);
 /* Files: dump-side object identity across the tree; restore-side setup runs
  * inside each new task before it is seized. */
 struct cd_file_objs;
-int cd_files_prepare(const struct cd_image *img, const int stdio_fd[3], struct cd_file_objs **ret,
-                     cd_err *err);
+/* Which fd replaces each std slot (-1: the image's object), as
+ * cd_restore_opts asks; for a slot recorded as external, ext. */
+struct cd_stdio_plan {
+	int obj[3]; /* for slots recorded as objects */
+	int ext[3]; /* for slots recorded as external stdio: always an fd */
+};
+void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts *opts,
+                        struct cd_stdio_plan *ret);
+int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+                     struct cd_file_objs **ret, cd_err *err);
+/* Whether d is replaced by a fd of the caller (nothing of its own to restore). */
+bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d);
 int cd_files_install(const struct cd_image *img, const struct cd_task *t,
                      const struct cd_file_objs *objs, int *keep_fd, cd_err *err);
 void cd_files_free(struct cd_file_objs *objs);

@@ -367,6 +367,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .premap_base = s->premap.base,
 	    .premap_len = s->premap.len,
 	    .premap = s->premap.task[t - s->img.tasks],
+	    .objs = s->objs,
 	};
 	uint64_t t0 = cd_now_ns();
 	long ignored;
@@ -536,14 +537,16 @@ static int create_tree(struct restore_state *s, cd_err *err)
  * identity the image's paths are to be reached with. */
 static int open_files(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
 {
+	struct cd_stdio_plan plan;
 	struct fsid_saved saved;
 	int r;
 
+	cd_stdio_plan_make(&s->img, opts, &plan);
 	if (s->open_as && (r = fsid_enter(s->open_as, &saved, err)) < 0)
 		return r;
 	r = check_mapped_files(&s->img, err);
 	if (r == 0)
-		r = cd_files_prepare(&s->img, opts->stdio_fd, &s->objs, err);
+		r = cd_files_prepare(&s->img, &plan, &s->objs, err);
 	if (s->open_as)
 		fsid_leave(&saved);
 	return r;

@@ -46,6 +46,8 @@ static int target_of_job(struct job_manager *jm, const struct job_caller *c, con
 	t->uid = job.uid;
 	t->gid = job.gid;
 	snprintf(t->jid, sizeof(t->jid), "%s", job.jid);
+	snprintf(t->log_path, sizeof(t->log_path), "%s", job.log_path ? job.log_path : "");
+	t->attachable = job.attachable;
 	db_job_clear(&job);
 	return r;
 }
@@ -69,6 +71,8 @@ static int target_of_pid(const struct job_caller *c, pid_t pid, struct job_dump_
 	t->uid = ids.uid[0];
 	t->gid = ids.gid[0];
 	t->jid[0] = '\0';
+	t->log_path[0] = '\0';
+	t->attachable = false;
 	return 0;
 }
 

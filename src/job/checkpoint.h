@@ -1,6 +1,9 @@
 /* The job manager's side of checkpoint/restore (see job/checkpoint.c). */
 #pragma once
 
+#include <limits.h>
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <sys/types.h>
 
@@ -14,6 +17,10 @@ struct job_dump_target {
 	uid_t uid; /* the owner of the process */
 	gid_t gid;
 	char jid[DB_JID_MAX]; /* "" for a plain process */
+	/* a job's own stdio, which its dump records as external: its log file
+	 * ("" when none), or its attach terminal */
+	char log_path[PATH_MAX];
+	bool attachable;
 };
 
 /* jid != NULL: that job, which must be running; else the process pid. */

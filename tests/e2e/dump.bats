@@ -25,7 +25,7 @@ teardown() {
 }
 
 @test "dump process: --dir, --name, --compression; -d; default name dump-process-PID-SECONDS" {
-	setsid "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
+	no_inherited_fds setsid "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
 	pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
 	mkdir "$BATS_TEST_TMPDIR/out"
@@ -178,7 +178,7 @@ teardown() {
 }
 
 @test "dump process: a process started from a shell (its session leader outside its tree) needs no flag" {
-	"$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 3>&- &
+	no_inherited_fds "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
 	pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
 	run "$CEDANA" dump process "$pid"

@@ -58,6 +58,17 @@ kill_everything() {
 	done
 }
 
+# no_inherited_fds CMD...: runs CMD with every fd above 2 closed. A process
+# a test dumps must not inherit the runner's pipes (bats's fd 3, a pipe to
+# tee): a pipe held by a process outside the dumped tree is refused.
+no_inherited_fds() {
+	local fd
+	for fd in $(ls "/proc/$BASHPID/fd"); do
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+}
+
 # The value of a field of a job, from `cedana job inspect`.
 job_field() {
 	"$CEDANA" job inspect "$1" | python3 -c "import json, sys; v = json.load(sys.stdin)['$2']; print('null' if v is None else v)"

@@ -49,12 +49,14 @@ as_user() {
 
 @test "a dump that cannot open the memory of a non-dumpable process leaves its signal mask alone" {
 	# PR_SET_DUMPABLE 0: /proc/PID/mem is closed to its owner
-	setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 -c \
-		'import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(300)' 3>&- &
+	no_inherited_fds setpriv --reuid="$E2E_USER" --regid="$E2E_USER" --clear-groups /usr/bin/python3 -c \
+		'import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(300)' &
 	pid=$!
 	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
+	# python3 (not yet the root shell that starts it) made itself non-dumpable
 	for _ in $(seq 100); do
-		[ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = 0 ] && break
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = python3 ] &&
+			[ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = 0 ] && break
 		sleep 0.05
 	done
 	before=$(awk '/^SigBlk/ {print $2}' "/proc/$pid/status")

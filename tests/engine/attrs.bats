@@ -14,7 +14,7 @@ teardown() { engine_teardown; }
 attrs_roundtrip() {
 	local how=$1
 	shift
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid $how "$BUILD_DIR/tests/engine/engine-attrs" \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid $how "$BUILD_DIR/tests/engine/engine-attrs" \
 		</dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready

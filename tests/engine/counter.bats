@@ -38,7 +38,7 @@ numbers_continue() {
 }
 
 @test "counter: maps, cmdline, exe and environment are the same after restore" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$BUILD_DIR/tests/engine/engine-counter" one two \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid "$BUILD_DIR/tests/engine/engine-counter" one two \
 		</dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready

@@ -21,7 +21,7 @@ wait_sleeping() {
 # them: setpriv takes them as one argument, at most 128 KiB.)
 groups_roundtrip() {
 	local n=$1 want pid
-	setsid python3 -c 'import os, sys
+	no_inherited_fds setsid python3 -c 'import os, sys
 os.setgroups(range(2000, 2000 + int(sys.argv[1])))
 os.execvp("sleep", ["sleep", "1000"])' "$n" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!

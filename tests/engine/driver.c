@@ -14,10 +14,12 @@
 static int usage(void)
 {
 	fprintf(stderr,
-	        "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats]\n"
+	        "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats]"
+	        " [--external-stdio MASK]\n"
 	        "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
-	        " [--detach] [--pid-file F] [--leave-stopped] [--stats]\n"
-	        "--stats prints the progress calls and the stats to stderr\n");
+	        " [--external-only] [--detach] [--pid-file F] [--leave-stopped] [--stats]\n"
+	        "--stats prints the progress calls and the stats to stderr\n"
+	        "--external-stdio: bit N records the root's fd N as the caller's\n");
 	return 2;
 }
 
@@ -86,6 +88,8 @@ static int cmd_dump(int argc, char **argv)
 			o.leave_running = true;
 		else if (!strcmp(argv[i], "--shell-job"))
 			o.shell_job = true;
+		else if (!strcmp(argv[i], "--external-stdio") && i + 1 < argc)
+			o.external_stdio = (unsigned)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--stats")) {
 			o.stats = &st;
 			o.progress = print_progress;
@@ -153,6 +157,8 @@ static int cmd_restore(int argc, char **argv)
 			o.stdio_fd[k] = open_stdio(argv[++i], k);
 			if (o.stdio_fd[k] < 0)
 				return 1;
+		} else if (!strcmp(argv[i], "--external-only")) {
+			o.stdio_external_only = 7;
 		} else if (!strcmp(argv[i], "--detach")) {
 			detach = true;
 		} else if (!strcmp(argv[i], "--pid-file") && i + 1 < argc) {

@@ -83,7 +83,7 @@ still_counting() {
 }
 
 @test "dump: an unsupported fd (a socket) is refused naming task, fd and kind" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import socket, time
 s = socket.socket()
 print("READY", flush=True)
@@ -99,7 +99,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 }
 
 @test "dump: a second thread is refused" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import threading, time
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 print("READY", flush=True)
@@ -114,7 +114,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 }
 
 @test "dump: a root whose session leader is outside the tree dumps with no flags" {
-	CEDANA_WL_TRIGGER="$TRIGGER" "$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds "$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
@@ -129,7 +129,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 }
 
 @test "dump: a process group whose leader has left it is refused (restore could not recreate it)" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import os, time
 if os.fork() == 0:
     os.setpgid(0, 0)
@@ -213,7 +213,7 @@ refuse_restore() {
 
 @test "restore: a pid held by a zombie names the parent that has not reaped it" {
 	# sh starts the counter, then becomes a sleep that never reaps it
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh -c '"$0" & exec sleep 1000' \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid sh -c '"$0" & exec sleep 1000' \
 		"$BUILD_DIR/tests/engine/engine-counter" </dev/null >"$LOG" 2>&1 &
 	holder=$!
 	wait_ready
@@ -232,7 +232,7 @@ refuse_restore() {
 
 @test "restore: a mapped file that is gone is refused before any task exists" {
 	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	"$ENGINE" dump "$WL_PID" "$IMG"
@@ -244,7 +244,7 @@ refuse_restore() {
 }
 
 @test "dump: a mapping of a deleted file is refused naming the mapping" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import mmap, os, sys, time
 path = sys.argv[1]
 with open(path, "wb") as f:
@@ -328,7 +328,7 @@ restore_fails_cleanly() {
 }
 
 @test "dump: a task with a seccomp filter is refused" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)
 # PR_SET_NO_NEW_PRIVS, then SECCOMP_MODE_FILTER with an allow-all program
@@ -351,7 +351,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 
 @test "restore: a mapped file that changed since the dump is refused" {
 	cp "$BUILD_DIR/tests/engine/engine-counter" "$T/counter-copy"
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid "$T/counter-copy" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	"$ENGINE" dump "$WL_PID" "$IMG"

@@ -22,9 +22,20 @@ engine_teardown() {
 	rm -rf "$T"
 }
 
+# no_inherited_fds CMD...: runs CMD with every fd above 2 closed. What a
+# test starts must not inherit the runner's pipes (bats's fd 3, a caller's
+# pipe to tee): a pipe held by a process outside the dumped tree is refused.
+no_inherited_fds() {
+	local fd
+	for fd in $(ls "/proc/$BASHPID/fd"); do
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+}
+
 # start_wl PROGRAM [ARGS...]: runs it in a session of its own, output to $LOG.
 start_wl() {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid "$@" </dev/null >"$LOG" 2>&1 &
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid "$@" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 }

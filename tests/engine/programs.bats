@@ -17,7 +17,7 @@ tree_of() {
 }
 
 start_date_loop() {
-	setsid sh "$SRC/date-loop.sh" </dev/null >"$LOG" 2>&1 &
+	no_inherited_fds setsid sh "$SRC/date-loop.sh" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	for _ in $(seq 1 300); do
 		[ "$(ps --ppid "$WL_PID" -o comm= | head -1)" = sleep ] && break
@@ -59,7 +59,7 @@ date_loop_roundtrip() {
 }
 
 python_roundtrip() {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import os, time
 trig = os.environ["CEDANA_WL_TRIGGER"]
 state = {"n": 0, "data": [i * i for i in range(100000)]}
@@ -87,7 +87,7 @@ print("PASS" if ok else "FAIL: state lost", flush=True)
 }
 
 @test "shared anonymous memory whose pages no task has mapped right now keeps its contents" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import mmap, os, time
 m = mmap.mmap(-1, 16 * 4096)  # MAP_SHARED | MAP_ANONYMOUS
 m[:] = bytes(range(256)) * 256
@@ -107,7 +107,7 @@ print("PASS" if m[:] == bytes(range(256)) * 256 else "FAIL: contents lost", flus
 }
 
 @test "a shell pipeline dumps at any moment and runs on after the restore" {
-	setsid bash -c '(while :; do echo x; sleep 0.01; done) | cat >>"$0"' "$T/out" \
+	no_inherited_fds setsid bash -c '(while :; do echo x; sleep 0.01; done) | cat >>"$0"' "$T/out" \
 		</dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	for _ in $(seq 1 300); do [ -s "$T/out" ] && break; sleep 0.01; done

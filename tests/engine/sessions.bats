@@ -47,7 +47,7 @@ wait_pass() {
 @test "sessions: a background job of a shell with job control dumps with no flags" {
 	# as an interactive shell runs `prog > log &`: a group of its own in the
 	# shell's session
-	CEDANA_WL_TRIGGER="$TRIGGER" bash -c 'set -m; "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"; wait' \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds bash -c 'set -m; "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"; wait' \
 		"$WL_DIR/wl-counter" "$LOG" "$T/job.pid" 2>/dev/null &
 	JOB_PIDS=$!
 	wait_file "$T/job.pid"
@@ -71,7 +71,7 @@ wait_pass() {
 		"$1" 2 </dev/null >>"$2" 2>&1 &
 		echo $! >"$3"
 	SH
-	CEDANA_WL_TRIGGER="$TRIGGER" bash -c 'set -m; sh "$@" & wait' bash \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds bash -c 'set -m; sh "$@" & wait' bash \
 		"$T/job.sh" "$WL_DIR/wl-chain" "$LOG" "$T/job.pid" 2>/dev/null &
 	JOB_PIDS=$!
 	wait_file "$T/job.pid"
@@ -99,7 +99,7 @@ wait_pass() {
 @test "sessions: a job that has the shell's terminal as its controlling terminal needs --shell-job" {
 	command -v script >/dev/null || skip "no script(1)"
 	# script gives the shell a pty as controlling terminal
-	CEDANA_WL_TRIGGER="$TRIGGER" script -qfc \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds script -qfc \
 		"bash -c 'set -m; \"$WL_DIR/wl-counter\" </dev/null >>\"$LOG\" 2>&1 & echo \$! >\"$T/job.pid\"; wait'" \
 		/dev/null </dev/null >/dev/null 2>&1 &
 	JOB_PIDS=$!

@@ -18,7 +18,7 @@ time.sleep(120)' >"$T/pts" 2>&1 &
 	HOLDER=$!
 	for _ in $(seq 1 300); do [ -s "$T/pts" ] && break; sleep 0.01; done
 	pts=$(cat "$T/pts")
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid python3 -c '
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
 os.dup2(fd, 9)

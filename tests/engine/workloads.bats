@@ -98,7 +98,7 @@ counter_continues() {
 
 @test "wl-tree: sessions, process groups and parents are preserved (--shell-job)" {
 	# started in this shell's session, as the workload protocol says
-	CEDANA_WL_TRIGGER="$TRIGGER" "$WL_DIR/wl-tree" </dev/null >"$LOG" 2>&1 &
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds "$WL_DIR/wl-tree" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	dump_restore --shell-job
@@ -112,7 +112,7 @@ counter_continues() {
 }
 
 @test "wl-python.sh: a python3 interpreter with state" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
 		</dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
@@ -123,7 +123,7 @@ counter_continues() {
 }
 
 @test "wl-python.sh: --leave-running" {
-	CEDANA_WL_TRIGGER="$TRIGGER" setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid sh "$BATS_TEST_DIRNAME/../workloads/wl-python.sh" \
 		</dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready

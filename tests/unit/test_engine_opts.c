@@ -82,12 +82,66 @@ static void test_progress_without_callback(void **state)
 	assert_int_equal(p.total, p.done);
 }
 
+/* The root's slots: fd 0 a file (an object), fd 1 external stdio, fd 2 a
+ * terminal (an object), in an image with or without --shell-job. */
+static void plan_for(bool shell_job, int version, int f0, int f1, int f2, unsigned ext_only,
+                     struct cd_stdio_plan *plan)
+{
+	struct cd_fd fds[3] = {
+	    {.fd = 0, .kind = CD_FD_REG, .obj = 3, .std = 0, .path = "/tmp/in"},
+	    {.fd = 1, .kind = CD_FD_STDIO, .obj = 1, .std = 1},
+	    {.fd = 2, .kind = CD_FD_CHR, .obj = 4, .std = 2, .path = "/dev/pts/3"},
+	};
+	struct cd_task t = {.pid = 42, .fds = fds, .nfds = 3};
+	struct cd_image img = {.root = 42, .shell_job = shell_job, .tasks = &t, .ntasks = 1};
+	struct cd_restore_opts o = {
+	    .version = version, .stdio_fd = {f0, f1, f2}, .stdio_external_only = ext_only};
+
+	cd_stdio_plan_make(&img, &o, plan);
+}
+
+static void assert_plan(const struct cd_stdio_plan *p, int o0, int o1, int o2, int e0, int e1,
+                        int e2)
+{
+	assert_int_equal(p->obj[0], o0);
+	assert_int_equal(p->obj[1], o1);
+	assert_int_equal(p->obj[2], o2);
+	assert_int_equal(p->ext[0], e0);
+	assert_int_equal(p->ext[1], e1);
+	assert_int_equal(p->ext[2], e2);
+}
+
+/* Which slot is replaced by what (docs/engine.md, "External stdio"). */
+static void test_stdio_plan(void **state)
+{
+	struct cd_stdio_plan p;
+
+	/* nothing given: objects stay, external slots get the caller's own */
+	plan_for(false, 4, -1, -1, -1, 0, &p);
+	assert_plan(&p, -1, -1, -1, 0, 1, 2);
+	/* given: replaces objects and external slots alike */
+	plan_for(false, 4, 10, 11, 12, 0, &p);
+	assert_plan(&p, 10, 11, 12, 10, 11, 12);
+	/* external only: the objects stay */
+	plan_for(false, 4, 10, 11, 12, 7, &p);
+	assert_plan(&p, -1, -1, -1, 10, 11, 12);
+	plan_for(false, 4, 10, 11, 12, 1, &p);
+	assert_plan(&p, -1, 11, 12, 10, 11, 12);
+	/* a terminal under --shell-job is the caller's */
+	plan_for(true, 4, -1, -1, -1, 7, &p);
+	assert_plan(&p, -1, -1, 2, 0, 1, 2);
+	/* before version 4 every slot was the caller's */
+	plan_for(false, 3, -1, 11, -1, 7, &p);
+	assert_plan(&p, 0, 11, 2, 0, 11, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_unknown_version_refused),
 	    cmocka_unit_test(test_progress_steps_and_end),
 	    cmocka_unit_test(test_progress_without_callback),
+	    cmocka_unit_test(test_stdio_plan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,7 +61,8 @@ static void make_image(struct cd_image *img)
 	                           .obj = 3,
 	                           .own_type = 1,
 	                           .own_pid = 42,
-	                           .sig = 10};
+	                           .sig = 10,
+	                           .std = -1};
 	t->fds[0].path = strdup("/tmp/x");
 	t->cwd = strdup("/tmp");
 	t->root = strdup("/");
@@ -120,6 +121,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[0].own_type, 1);
 	assert_int_equal(t->fds[0].own_pid, 42);
 	assert_int_equal(t->fds[0].sig, 10);
+	assert_int_equal(t->fds[0].std, -1);
 	assert_string_equal(t->mm.exe, "/bin/counter");
 	assert_int_equal(t->mm.auxv_len, 2);
 	assert_int_equal(t->act[9].handler, 0xdead);
@@ -530,6 +532,54 @@ static void test_refuses_bad_fd_state(void **state)
 	expect_refused(j, "\"path\": missing");
 }
 
+/* j with a second fd: the root's fd 1 (kind, obj, std as given; std
+ * NULL: the key left out, as images before the field). */
+static json_t *with_fd1(int kind, int obj, json_t *std)
+{
+	json_t *j = encoded(), *d = json_deep_copy(fd0(j));
+
+	json_object_set_new(d, "fd", json_integer(1));
+	json_object_set_new(d, "kind", json_integer(kind));
+	json_object_set_new(d, "obj", json_integer(obj));
+	json_object_set_new(d, "own_pid", json_integer(0));
+	if (std)
+		json_object_set_new(d, "std", std);
+	else
+		json_object_del(d, "std");
+	json_array_append_new(json_object_get(task0(j), "fds"), d);
+	return j;
+}
+
+static int decode_fd1_std(json_t *j)
+{
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	int std = img.tasks[0].fds[1].std;
+	cd_image_free(&img);
+	return std;
+}
+
+/* The std slot: the root's fd N is slot N, any other fd only the slot of
+ * the root fd whose open file it is; an image without the key marks its
+ * external stdio only. */
+static void test_std_slot(void **state)
+{
+	assert_int_equal(decode_fd1_std(with_fd1(CD_FD_REG, 4, json_integer(1))), 1);
+	assert_int_equal(decode_fd1_std(with_fd1(CD_FD_STDIO, 1, NULL)), 1);
+	expect_refused(with_fd1(CD_FD_REG, 4, NULL), "\"std\": -1, not 1");
+	expect_refused(with_fd1(CD_FD_STDIO, 1, json_integer(2)), "\"std\": 2 is not obj 1");
+	expect_refused(with_fd1(CD_FD_REG, 4, json_integer(3)), "\"std\"");
+	json_t *j = with_fd1(CD_FD_REG, 4, json_integer(1));
+	json_object_set_new(fd0(j), "std", json_integer(1));
+	expect_refused(j, "is not the open file of the root's fd 1");
+	j = with_fd1(CD_FD_REG, 4, json_integer(1));
+	json_object_set_new(fd0(j), "std", json_integer(0));
+	expect_refused(j, "\"std\": 0 is not the open file");
+}
+
 static void test_refuses_repeated_ids(void **state)
 {
 	json_t *j = encoded();
@@ -730,6 +780,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_refuses_other_version),
 	    cmocka_unit_test(test_refuses_other_format),
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
