@@ -567,3 +567,9 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-zombie passes" {
 	run_plain wl-zombie
 }
+
+@test "wl-caps passes, with PR_SET_KEEPCAPS left set too" {
+	run_plain wl-caps
+	wl_cleanup
+	run_plain wl-caps securebits
+}

@@ -13,6 +13,7 @@ wl_roundtrip() {
 	shift
 	start_wl "$WL_DIR/$name" ${WL_ARGS:-}
 	dump_restore "$@"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
 	assert_success
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
@@ -323,6 +324,27 @@ counter_continues() {
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
 	assert_failure
 	assert_output --regexp "pid [0-9]+: its working directory .*\.cwd \(deleted\) was deleted"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-caps: capabilities, bounding and ambient sets and securebits of children" {
+	wl_roundtrip wl-caps
+}
+
+@test "wl-caps: --leave-running" {
+	wl_roundtrip wl-caps --leave-running
+}
+
+@test "wl-caps: securebits (PR_SET_KEEPCAPS left set) are refused, naming them; it runs on" {
+	start_wl "$WL_DIR/wl-caps" securebits
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-caps\): securebits 0x10 \(PR_SET_SECUREBITS, PR_SET_KEEPCAPS\) are not supported"
+	assert_not_exist "$IMG"
 	touch "$TRIGGER"
 	wait "$WL_PID"
 	WL_PID=
