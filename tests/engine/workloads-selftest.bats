@@ -568,6 +568,12 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-zombie
 }
 
+@test "wl-chroot passes, holding a /proc file from before its chroot too" {
+	run_plain wl-chroot
+	wl_cleanup
+	run_plain wl-chroot procfile
+}
+
 @test "wl-caps passes, with PR_SET_KEEPCAPS left set too" {
 	run_plain wl-caps
 	wl_cleanup

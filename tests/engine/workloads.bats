@@ -331,6 +331,14 @@ counter_continues() {
 	assert_output "PASS"
 }
 
+@test "wl-chroot: children behind a changed root, cwd outside it, files from before and after" {
+	wl_roundtrip wl-chroot
+}
+
+@test "wl-chroot: --leave-running" {
+	wl_roundtrip wl-chroot --leave-running
+}
+
 @test "wl-caps: capabilities, bounding and ambient sets and securebits of children" {
 	wl_roundtrip wl-caps
 }
