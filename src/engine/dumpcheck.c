@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -212,4 +214,48 @@ int cd_dump_check_fds(const struct cd_image *img, cd_err *err)
 		for (size_t j = 0; r >= 0 && j < img->tasks[i].nfds; j++)
 			r = check_fd(&img->tasks[i], &img->tasks[i].fds[j], err);
 	return r;
+}
+
+/* ---- objects shared between tasks by clone() flags ---- */
+
+/* kcmp orders the kernel objects (0 same, 1 less, 2 greater): sorting the
+ * tasks by it puts the ones sharing an object next to each other. */
+static int by_object(const void *a, const void *b, void *type)
+{
+	long r = syscall(SYS_kcmp, *(const pid_t *)a, *(const pid_t *)b, *(int *)type, 0, 0);
+
+	return r == 1 ? -1 : r == 2 ? 1 : 0;
+}
+
+/* Two tasks (not threads: those are refused) that share their fd table,
+ * cwd and root, or memory would each get their own at restore. */
+int cd_dump_check_sharing(const struct cd_image *img, cd_err *err)
+{
+	static const struct {
+		int type;
+		const char *what;
+	} kinds[] = {{KCMP_FILES, "fd table (CLONE_FILES)"},
+	             {KCMP_FS, "working and root directories (CLONE_FS)"},
+	             {KCMP_VM, "memory (CLONE_VM)"}};
+	_cleanup_free_ pid_t *pids = calloc(img->ntasks + 1, sizeof(*pids));
+	size_t n = 0;
+
+	if (!pids)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (!img->tasks[i].zombie)
+			pids[n++] = img->tasks[i].pid;
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+		int type = kinds[k].type;
+		qsort_r(pids, n, sizeof(*pids), by_object, &type);
+		for (size_t i = 1; i < n; i++)
+			if (syscall(SYS_kcmp, pids[i - 1], pids[i], type, 0, 0) == 0)
+				return cd_err_set(
+				    err, EOPNOTSUPP,
+				    "pids %d and %d share their %s, which a restore "
+				    "would not: not supported (have them unshare() it, "
+				    "or start them without that clone flag)",
+				    pids[i - 1], pids[i], kinds[k].what);
+	}
+	return 0;
 }

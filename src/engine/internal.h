@@ -141,6 +141,8 @@ int cd_session_enter(const struct cd_task *t, cd_err *err);
  * tasks are dumped). */
 int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err);
 int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
+/* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
+int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 
 /* Final CPU state of a restored task, set at its last stop. */
 int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);

@@ -123,3 +123,17 @@ passes_after() {
 	refused "pid [0-9]+ \(wl-chroot\): fd 13 \(/proc/[0-9]+/status\): a /proc file of a task whose root is $T/trigger.root-a \(chroot\) is not supported"
 	passes_after
 }
+
+@test "dumpcheck: tasks sharing their fd table, cwd and root, or memory (clone flags)" {
+	local what
+	for what in files fs vm; do
+		start_wl "$WL_DIR/wl-clone-share" "$what"
+		case $what in
+		files) refused "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\), which a restore would not: not supported" ;;
+		fs) refused "pids [0-9]+ and [0-9]+ share their working and root directories \(CLONE_FS\)" ;;
+		vm) refused "pids [0-9]+ and [0-9]+ share their memory \(CLONE_VM\)" ;;
+		esac
+		passes_after
+		rm -rf "$T"/trigger* "$LOG"
+	done
+}

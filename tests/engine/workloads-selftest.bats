@@ -579,3 +579,11 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_cleanup
 	run_plain wl-caps securebits
 }
+
+@test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
+	run_plain wl-clone-share files
+	wl_cleanup
+	run_plain wl-clone-share fs
+	wl_cleanup
+	run_plain wl-clone-share vm
+}
