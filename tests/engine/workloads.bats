@@ -359,3 +359,16 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-clone-share: a child sharing our fd table is refused with --leave-running, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-clone-share" files
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
