@@ -167,10 +167,12 @@ int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err)
 {
 	int r;
 
-	if ((r = check_exe(pid, comm, err)) < 0 || (r = check_mappings(pid, comm, err)) < 0 ||
-	    (r = check_dir(pid, comm, "cwd", "working", err)) < 0)
+	/* the directories first: a root hidden hides the files inside it too */
+	if ((r = check_dir(pid, comm, "cwd", "working", err)) < 0 ||
+	    (r = check_dir(pid, comm, "root", "root", err)) < 0 ||
+	    (r = check_exe(pid, comm, err)) < 0)
 		return r;
-	return check_dir(pid, comm, "root", "root", err);
+	return check_mappings(pid, comm, err);
 }
 
 /* Kinds the controller reopens by path (files.c open_path_obj). */

@@ -1,17 +1,17 @@
 /* wl-chroot [procfile]: two children behind a changed root (needs CAP_SYS_CHROOT), the parent
  * outside. A: chdir to the trigger's directory, chroot("<trigger>.root-a") with no chdir after it,
  * so its cwd lies outside its root; fd 10 a file outside the root opened before the chroot, fd 11
- * "/inside" created after it. B: chroot("<trigger>.root-b") then chdir("/"); fd 10 a file outside
- * the root opened before. Each records its root and cwd (device, inode). After the trigger the
- * parent closes the "go" pipe; each child checks its fds read their contents, "/" and "." are the
- * same directories,
- * "/inside" opens the file of fd 11 (A), the outside file is not reachable by its absolute path
- * (both) but is through the cwd outside the root (A). The parent reaps both and prints the
- * verdict. With "procfile" A also holds /proc/self/status (fd 13) from before its chroot: the
- * engine refuses to dump it (the restored task would reopen it inside its root), and the run
- * goes on to PASS. */
+ * "/inside" created after it, and mapped (MAP_SHARED). B: chroot("<trigger>.root-b") then
+ * chdir("/"); fd 10 a file outside the root opened before. Each records its root and cwd (device,
+ * inode). After the trigger the parent closes the "go" pipe; each child checks its fds read their
+ * contents, "/" and "." are the same directories, "/inside" opens the file of fd 11 and its
+ * mapping reads it (A), the outside file is not reachable by its absolute path (both) but is
+ * through the cwd outside the root (A). The parent reaps both and prints the verdict. With
+ * "procfile" A also holds /proc/self/status (fd 13) from before its chroot: the engine refuses to
+ * dump it (the restored task would reopen it inside its root), and the run goes on to PASS. */
 #include <fcntl.h>
 #include <libgen.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "wl.h"
@@ -64,6 +64,7 @@ static int child_main(void *p)
 	const char *outside = wl_side_path(".outside");
 	char *base = basename(wl_side_path(".outside"));
 	struct stat root_st, cwd_st, in_st, st;
+	char *inside_map = NULL;
 	char c;
 
 	close(a->go_w);
@@ -78,8 +79,13 @@ static int child_main(void *p)
 		wl_child_fail("chroot %s: %s", a->root, strerror(errno));
 	if (a->chdir_root && chdir("/") < 0)
 		wl_child_fail("chdir /: %s", strerror(errno));
-	if (!a->chdir_root)
+	if (!a->chdir_root) {
 		wl_place_fd(make_file("/inside", MSG_IN), 11);
+		/* mapped from inside the root: the dumper names it by its full path */
+		inside_map = mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 11, 0);
+		if (inside_map == MAP_FAILED)
+			wl_child_fail("mmap /inside: %s", strerror(errno));
+	}
 	if (stat("/", &root_st) < 0 || stat(".", &cwd_st) < 0 ||
 	    (!a->chdir_root && fstat(11, &in_st) < 0))
 		wl_child_fail("stat: %s", strerror(errno));
@@ -98,6 +104,8 @@ static int child_main(void *p)
 	if (a->chdir_root)
 		return 0;
 	check_contents(11, MSG_IN);
+	if (memcmp(inside_map, MSG_IN, strlen(MSG_IN)))
+		wl_child_fail("the mapping of /inside reads \"%.20s\"", inside_map);
 	int fd = open("/inside", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		wl_child_fail("open /inside: %s", strerror(errno));
