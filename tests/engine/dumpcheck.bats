@@ -137,3 +137,10 @@ passes_after() {
 		rm -rf "$T"/trigger* "$LOG"
 	done
 }
+
+@test "dumpcheck: an fd of a deleted file" {
+	start_wl "$WL_DIR/wl-reg-flags"
+	rm "$TRIGGER.nb"
+	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): deleted files are not supported: a restore could not open it again; have the process close it"
+	passes_after
+}
