@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -124,6 +125,15 @@ static int check_mapping(pid_t pid, const char *comm, const struct cd_proc_map *
 		                  "the process",
 		                  pid, comm, m->path, m->start, m->end,
 		                  errnum ? ", or to none: " : "", errnum ? strerror(errnum) : "");
+	/* a writable shared mapping is opened O_RDWR again */
+	if (m->shared && (m->prot & PROT_WRITE) &&
+	    faccessat(AT_FDCWD, m->path, W_OK, AT_EACCESS) < 0)
+		return cd_err_set(err, errno,
+		                  "pid %d (%s): mapped file %s (%" PRIx64 "-%" PRIx64
+		                  "): shared and writable, but no longer writable by its path "
+		                  "(%s); a restore opens it for writing again: make it writable "
+		                  "(a read-only mount over it?)",
+		                  pid, comm, m->path, m->start, m->end, strerror(errno));
 	return 0;
 }
 
@@ -182,6 +192,14 @@ static bool reopened_by_path(enum cd_fd_kind kind)
 	       kind == CD_FD_PATH;
 }
 
+/* The controller opens a regular file with the fd's access mode, and a
+ * FIFO read-write whatever the fd's mode (files.c). */
+static bool reopened_for_writing(const struct cd_fd *d)
+{
+	return d->kind == CD_FD_FIFO ||
+	       (d->kind == CD_FD_REG && (d->flags & O_ACCMODE) != O_RDONLY);
+}
+
 static int check_fd(const struct cd_task *t, const struct cd_fd *d, cd_err *err)
 {
 	char link[64];
@@ -205,6 +223,13 @@ static int check_fd(const struct cd_task *t, const struct cd_fd *d, cd_err *err)
 		                  "the process close the fd",
 		                  t->pid, t->comm, d->fd, d->path, errnum ? ", or to none: " : "",
 		                  errnum ? strerror(errnum) : "");
+	if (reopened_for_writing(d) && faccessat(AT_FDCWD, d->path, W_OK, AT_EACCESS) < 0)
+		return cd_err_set(err, errno,
+		                  "pid %d (%s): fd %d (%s): open for writing, but no longer "
+		                  "writable by its path (%s); a restore opens it for writing "
+		                  "again: make it writable (a read-only mount over it?), or have "
+		                  "the process close the fd",
+		                  t->pid, t->comm, d->fd, d->path, strerror(errno));
 	return 0;
 }
 

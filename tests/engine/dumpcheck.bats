@@ -144,3 +144,25 @@ passes_after() {
 	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): deleted files are not supported: a restore could not open it again; have the process close it"
 	passes_after
 }
+
+@test "dumpcheck: an fd open for writing whose path is now on a read-only mount" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-reg-flags"
+	mount --bind "$T/sub" "$T/sub"
+	mount -o remount,bind,ro "$T/sub"
+	refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): open for writing, but no longer writable by its path \(Read-only file system\); a restore opens it for writing again"
+	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a shared writable mapping whose file is now on a read-only mount" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-spin"
+	mount --bind "$T/sub" "$T/sub"
+	mount -o remount,bind,ro "$T/sub"
+	refused "pid $WL_PID \(wl-spin\): mapped file $TRIGGER.spin \([0-9a-f]+-[0-9a-f]+\): shared and writable, but no longer writable by its path \(Read-only file system\)"
+	umount "$T/sub"
+	passes_after
+}
