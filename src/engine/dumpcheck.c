@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -216,6 +218,17 @@ static int check_fd(const struct cd_task *t, const struct cd_fd *d, cd_err *err)
 	if (!reopened_by_path(d->kind) || !d->path)
 		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", t->pid, d->fd);
+	/* a procfs seen elsewhere (inside a chroot, say) names pids by a path
+	 * the restore would not recognize as the tree's: reopened by the
+	 * controller before the tree exists, it would be another process's */
+	struct statfs fs;
+	if (strncmp(d->path, "/proc/", 6) && statfs(link, &fs) == 0 &&
+	    fs.f_type == PROC_SUPER_MAGIC)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d (%s): fd %d (%s): a file of a procfs mounted elsewhere than "
+		    "/proc is not supported; have the process open it under /proc",
+		    t->pid, t->comm, d->fd, d->path);
 	if (!same_object(link, d->path, d->flags & O_NOFOLLOW, &errnum))
 		return cd_err_set(err, ESTALE,
 		                  "pid %d (%s): fd %d (%s): " REPLACED

@@ -8,7 +8,7 @@ load helpers
 setup() { engine_setup; }
 teardown() {
 	local m
-	for m in "$T/bin" "$T/sub" "$T/trigger.root-a"; do
+	for m in "$T/bin" "$T/sub" "$T/trigger.root-a" "$T/trigger.root-a/proc"; do
 		mountpoint -q "$m" 2>/dev/null && umount "$m"
 	done
 	engine_teardown
@@ -164,5 +164,13 @@ passes_after() {
 	mount -o remount,bind,ro "$T/sub"
 	refused "pid $WL_PID \(wl-spin\): mapped file $TRIGGER.spin \([0-9a-f]+-[0-9a-f]+\): shared and writable, but no longer writable by its path \(Read-only file system\)"
 	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a file of a procfs mounted inside a changed root" {
+	mkdir -p "$T/trigger.root-a/proc"
+	mount -t proc proc "$T/trigger.root-a/proc"
+	start_wl "$WL_DIR/wl-chroot" procfile-inside
+	refused "pid [0-9]+ \(wl-chroot\): fd 13 \($T/trigger.root-a/proc/[0-9]+/status\): a file of a procfs mounted elsewhere than /proc is not supported"
 	passes_after
 }

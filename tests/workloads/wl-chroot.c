@@ -1,6 +1,7 @@
-/* wl-chroot [procfile]: two children behind a changed root (needs CAP_SYS_CHROOT), the parent
- * outside. A: chdir to the trigger's directory, chroot("<trigger>.root-a") with no chdir after it,
- * so its cwd lies outside its root; fd 10 a file outside the root opened before the chroot, fd 11
+/* wl-chroot [procfile|procfile-inside]: two children behind a changed root (needs CAP_SYS_CHROOT),
+ * the parent outside. A: chdir to the trigger's directory, chroot("<trigger>.root-a") with no chdir
+ * after it, so its cwd lies outside its root; fd 10 a file outside the root opened before the
+ * chroot, fd 11
  * "/inside" created after it, and mapped (MAP_SHARED). B: chroot("<trigger>.root-b") then
  * chdir("/"); fd 10 a file outside the root opened before. Each records its root and cwd (device,
  * inode). After the trigger the parent closes the "go" pipe; each child checks its fds read their
@@ -8,7 +9,10 @@
  * mapping reads it (A), the outside file is not reachable by its absolute path (both) but is
  * through the cwd outside the root (A). The parent reaps both and prints the verdict. With
  * "procfile" A also holds /proc/self/status (fd 13) from before its chroot: the engine refuses to
- * dump it (the restored task would reopen it inside its root), and the run goes on to PASS. */
+ * dump it (the restored task would reopen it inside its root), and the run goes on to PASS. With
+ * "procfile-inside" A opens /proc/self/status after its chroot instead, through a procfs the
+ * harness has mounted at "<trigger>.root-a/proc" (the dumper sees it there, not under /proc):
+ * refused too. */
 #include <fcntl.h>
 #include <libgen.h>
 #include <sys/mman.h>
@@ -21,7 +25,8 @@
 
 struct child_arg {
 	const char *root;
-	bool chdir_root, procfile;
+	bool chdir_root;
+	int procfile; /* 1: /proc/self/status before the chroot, 2: after it */
 	int ready_w, go_r, go_w;
 };
 
@@ -37,6 +42,13 @@ static int make_file(const char *path, const char *msg)
 	if (fd < 0 || write(fd, msg, strlen(msg)) != (ssize_t)strlen(msg))
 		return -1;
 	return fd;
+}
+
+/* wl_place_fd for a child: it explains on stderr, the parent prints the verdict. */
+static void child_place(int fd, int at, const char *what)
+{
+	if (fd < 0 || (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)))
+		wl_child_fail("%s at fd %d: %s", what, at, strerror(errno));
 }
 
 static void check_contents(int fd, const char *msg)
@@ -68,19 +80,24 @@ static int child_main(void *p)
 	char c;
 
 	close(a->go_w);
-	wl_place_fd(open(outside, O_RDONLY | O_CLOEXEC), 10);
+	child_place(open(outside, O_RDONLY | O_CLOEXEC), 10, outside);
 	if (chdir(dirname(wl_side_path(""))) < 0)
 		wl_child_fail("chdir: %s", strerror(errno));
-	if (a->procfile)
-		wl_place_fd(open("/proc/self/status", O_RDONLY | O_CLOEXEC), 13);
+	if (a->procfile == 1)
+		child_place(open("/proc/self/status", O_RDONLY | O_CLOEXEC), 13,
+		            "/proc/self/status");
 	if (mkdir(a->root, 0755) < 0 && errno != EEXIST)
 		wl_child_fail("mkdir %s: %s", a->root, strerror(errno));
 	if (chroot(a->root) < 0)
 		wl_child_fail("chroot %s: %s", a->root, strerror(errno));
 	if (a->chdir_root && chdir("/") < 0)
 		wl_child_fail("chdir /: %s", strerror(errno));
+	/* a procfs mounted inside the root (by the harness, or nothing to open) */
+	if (a->procfile == 2)
+		child_place(open("/proc/self/status", O_RDONLY | O_CLOEXEC), 13,
+		            "/proc/self/status");
 	if (!a->chdir_root) {
-		wl_place_fd(make_file("/inside", MSG_IN), 11);
+		child_place(make_file("/inside", MSG_IN), 11, "/inside");
 		/* mapped from inside the root: the dumper names it by its full path */
 		inside_map = mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 11, 0);
 		if (inside_map == MAP_FAILED)
@@ -128,6 +145,8 @@ int main(int argc, char **argv)
 	char c;
 
 	wl_init("wl-chroot");
+	const char *arg = argc > 1 ? argv[1] : "";
+	int procfile = !strcmp(arg, "procfile") ? 1 : !strcmp(arg, "procfile-inside") ? 2 : 0;
 	int fd = make_file(wl_side_path(".outside"), MSG_OUT);
 	if (fd < 0)
 		wl_fail("create %s: %s", wl_side_path(".outside"), strerror(errno));
@@ -135,9 +154,8 @@ int main(int argc, char **argv)
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
 		wl_fail("pipe: %s", strerror(errno));
 	struct child_arg args[2] = {
-	    {wl_side_path(".root-a"), false, argc > 1 && !strcmp(argv[1], "procfile"), ready[1],
-	     go[0], go[1]},
-	    {wl_side_path(".root-b"), true, false, ready[1], go[0], go[1]},
+	    {wl_side_path(".root-a"), false, procfile, ready[1], go[0], go[1]},
+	    {wl_side_path(".root-b"), true, 0, ready[1], go[0], go[1]},
 	};
 	for (int i = 0; i < 2; i++)
 		kids[i] = wl_spawn(child_main, &args[i]);
