@@ -7,9 +7,11 @@
  * whatever the task's own root): the executable and mapped files are
  * opened again, fds reopened, the cwd entered. So each such path must
  * still lead to the very file the task holds: not deleted (" (deleted)"),
- * not replaced by another file, not hidden by a mount over it. What the
- * restore checks that cannot be known here (that the pids are free, the
- * restorer's kernel, a file changed after the dump) stays with it. */
+ * not replaced by another file, not hidden by a mount over it, and still
+ * writable where it is opened for writing again. Tasks that share an fd
+ * table, cwd and root, or memory would come back apart: refused too. What
+ * the restore checks that cannot be known here (that the pids are free,
+ * the restorer's kernel, a file changed after the dump) stays with it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
