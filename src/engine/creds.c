@@ -24,6 +24,17 @@ static int creds_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	                    0, 0, &dumpable, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	t->dumpable = (int)dumpable;
+	long securebits;
+	if ((r = cd_call_ok(ctx->inj, "prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS, 0,
+	                    0, 0, 0, 0, &securebits, err)) < 0)
+		return cd_err_wrap(err, "pid %d", t->pid);
+	/* not in the image: the restore would leave them at the restorer's (none) */
+	if (securebits)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): securebits %#lx (PR_SET_SECUREBITS, "
+		                  "PR_SET_KEEPCAPS) are not supported (clear them with "
+		                  "prctl(PR_SET_KEEPCAPS, 0) or PR_SET_SECUREBITS 0 first)",
+		                  t->pid, t->comm, securebits);
 	memcpy(t->uid, st.uid, sizeof(t->uid));
 	memcpy(t->gid, st.gid, sizeof(t->gid));
 	if ((r = cd_proc_groups(t->pid, &t->groups, &t->ngroups, err)) < 0)
@@ -110,6 +121,21 @@ static int set_ids(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *
 	return 0;
 }
 
+/* The ambient set, raised bit by bit once permitted and inheritable hold
+ * each bit (the kernel's rule for an ambient capability). */
+static int set_ambient(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	int r = cd_call_ok(ctx->inj, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", SYS_prctl, PR_CAP_AMBIENT,
+	                   PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0, NULL, err);
+
+	for (int cap = 0; r >= 0 && cap < 64; cap++)
+		if (t->cap_amb & (1ULL << cap))
+			r = cd_call_ok(ctx->inj, "prctl(PR_CAP_AMBIENT_RAISE)", SYS_prctl,
+			               PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (uint64_t)cap, 0, 0, 0,
+			               NULL, err);
+	return r;
+}
+
 static int set_caps(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -125,8 +151,10 @@ static int set_caps(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err 
 	    (r = cd_call_ok(ctx->inj, "capset", SYS_capset, ctx->data, ctx->data + 64, 0, 0, 0, 0,
 	                    NULL, err)) < 0)
 		return r;
-	return cd_call_ok(ctx->inj, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0,
-	                  0, 0, NULL, err);
+	if ((r = cd_call_ok(ctx->inj, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0,
+	                    0, 0, NULL, err)) < 0)
+		return r;
+	return set_ambient(ctx, t, err);
 }
 
 static int creds_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)

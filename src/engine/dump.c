@@ -182,6 +182,18 @@ static int check_sessions(struct dump_state *s, bool shell_job, cd_err *err)
 	return cd_session_plan(&s->img, err);
 }
 
+/* What the restore would refuse of the tasks' files, refused now, before
+ * anything is injected (dumpcheck.c). */
+static int check_tasks(struct dump_state *s, cd_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++)
+		if (!s->img.tasks[i].zombie)
+			r = cd_dump_check_task(s->img.tasks[i].pid, s->img.tasks[i].comm, err);
+	return r;
+}
+
 static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
                        cd_err *err)
 {
@@ -371,7 +383,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
-	    (r = check_sessions(s, opts->shell_job, err)) < 0)
+	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
+	    (r = cd_dump_check_sharing(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
 		return r;
 	s->stats.freeze_ns = cd_now_ns() - t0;
 	if (s->progress.fn && (r = count_pages(s, err)) < 0)
@@ -380,6 +393,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
+	if ((r = cd_dump_check_fds(&s->img, err)) < 0)
+		return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
 		return r;

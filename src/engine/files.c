@@ -84,8 +84,9 @@ static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *s
 {
 	if (is_deleted(link))
 		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (%s): deleted files are not supported", pid, fd,
-		                  link);
+		                  "pid %d: fd %d (%s): deleted files are not supported: a restore "
+		                  "could not open it again; have the process close it",
+		                  pid, fd, link);
 	/* O_PATH opens nothing of the object: any kind with a path reopens */
 	if ((d->flags & O_PATH) && link[0] == '/') {
 		d->kind = CD_FD_PATH;

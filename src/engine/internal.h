@@ -122,7 +122,7 @@ extern const struct cd_module *const cd_dump_modules[], *const cd_restore_module
 extern const size_t cd_dump_modules_n, cd_restore_modules_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
-    cd_mod_timers, cd_mod_attrs, cd_mod_creds;
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root;
 
 /* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
  * our ptrace stops: the entry points run with SIGCHLD at its default. */
@@ -179,6 +179,16 @@ void cd_files_free(struct cd_file_objs *objs);
 int cd_session_plan(struct cd_image *img, cd_err *err);
 int cd_session_check(struct cd_image *img, cd_err *err);
 int cd_session_enter(const struct cd_task *t, cd_err *err);
+
+/* Dump-time checks of what the restore would refuse (dumpcheck.c), made
+ * while the tree is stopped, before anything is released: the paths of a
+ * live task's executable, mapped files, cwd and root (read from /proc,
+ * before the task is touched), and of every fd reopened by path (once the
+ * tasks are dumped). */
+int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err);
+int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
+/* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
+int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 
 /* Final CPU state of a restored task, set at its last stop. */
 int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);

@@ -16,10 +16,11 @@ const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
  * (it replaces the whole address space), credentials after the others
  * (they may take away the rights those need). Files, cwd, umask and
  * rlimits are set by each new task itself before it is seized (restore.c);
+ * its root once memory and mm have opened their files (fsroot.c);
  * what needs the whole tree (/proc files of its tasks, SIGIO owners) comes
  * after the credentials, done as the task itself. */
 const struct cd_module *const cd_restore_modules[] = {
-    &cd_mod_mem,   &cd_mod_mm,    &cd_mod_signals, &cd_mod_timers,
-    &cd_mod_attrs, &cd_mod_creds, &cd_mod_files,
+    &cd_mod_mem,    &cd_mod_mm,    &cd_mod_root,  &cd_mod_signals,
+    &cd_mod_timers, &cd_mod_attrs, &cd_mod_creds, &cd_mod_files,
 };
 const size_t cd_restore_modules_n = ARRAY_SIZE(cd_restore_modules);

@@ -302,10 +302,9 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 		return cd_err_set(err, EIO, "injected fault restore-prepare");
 	if ((r = cd_files_install(&s->img, t, s->objs, &s->status_w, err)) < 0)
 		return r;
+	/* the root comes later (fsroot.c): every path is the dumper's */
 	if (chdir(t->cwd) < 0)
 		return cd_err_sys(err, errno, "chdir %s", t->cwd);
-	if (strcmp(t->root, "/") && chroot(t->root) < 0)
-		return cd_err_sys(err, errno, "chroot %s", t->root);
 	umask(t->umask);
 	if ((r = set_limits(t, err)) < 0)
 		return r;

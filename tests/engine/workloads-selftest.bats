@@ -592,3 +592,23 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-zombie passes" {
 	run_plain wl-zombie
 }
+
+@test "wl-chroot passes, holding a /proc file from before its chroot too" {
+	run_plain wl-chroot
+	wl_cleanup
+	run_plain wl-chroot procfile
+}
+
+@test "wl-caps passes, with PR_SET_KEEPCAPS left set too" {
+	run_plain wl-caps
+	wl_cleanup
+	run_plain wl-caps securebits
+}
+
+@test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
+	run_plain wl-clone-share files
+	wl_cleanup
+	run_plain wl-clone-share fs
+	wl_cleanup
+	run_plain wl-clone-share vm
+}

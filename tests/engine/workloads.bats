@@ -13,6 +13,7 @@ wl_roundtrip() {
 	shift
 	start_wl "$WL_DIR/$name" ${WL_ARGS:-}
 	dump_restore "$@"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
 	assert_success
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
@@ -331,6 +332,48 @@ counter_continues() {
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
 	assert_failure
 	assert_output --regexp "pid [0-9]+: its working directory .*\.cwd \(deleted\) was deleted"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-chroot: children behind a changed root, cwd outside it, files from before and after" {
+	wl_roundtrip wl-chroot
+}
+
+@test "wl-chroot: --leave-running" {
+	wl_roundtrip wl-chroot --leave-running
+}
+
+@test "wl-caps: capabilities, bounding and ambient sets and securebits of children" {
+	wl_roundtrip wl-caps
+}
+
+@test "wl-caps: --leave-running" {
+	wl_roundtrip wl-caps --leave-running
+}
+
+@test "wl-caps: securebits (PR_SET_KEEPCAPS left set) are refused, naming them; it runs on" {
+	start_wl "$WL_DIR/wl-caps" securebits
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-caps\): securebits 0x10 \(PR_SET_SECUREBITS, PR_SET_KEEPCAPS\) are not supported"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-clone-share: a child sharing our fd table is refused with --leave-running, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-clone-share" files
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)"
+	assert_not_exist "$IMG"
 	touch "$TRIGGER"
 	wait "$WL_PID"
 	WL_PID=

@@ -1,0 +1,176 @@
+#!/usr/bin/env bats
+# Issue 12, item 4: what the restore would refuse is refused at dump time,
+# before anything is killed. Each case: the dump (without --leave-running,
+# so a dump that went through would kill the tree) fails naming the object
+# and what to do, leaves no image directory, and the tree runs on untouched.
+load helpers
+
+setup() { engine_setup; }
+teardown() {
+	local m
+	for m in "$T/bin" "$T/sub" "$T/trigger.root-a" "$T/trigger.root-a/proc"; do
+		mountpoint -q "$m" 2>/dev/null && umount "$m"
+	done
+	engine_teardown
+}
+
+COUNTER="$BUILD_DIR/tests/engine/engine-counter"
+
+# The counter still prints (a new number within 2 s) and is not traced.
+still_counting() {
+	local before
+	before=$(grep -cE '^[0-9]+$' "$LOG")
+	for _ in $(seq 1 200); do
+		[ "$(grep -cE '^[0-9]+$' "$LOG")" -gt "$before" ] && break
+		sleep 0.01
+	done
+	[ "$(grep -cE '^[0-9]+$' "$LOG")" -gt "$before" ]
+	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
+}
+
+# refused TEXT: the dump fails with TEXT and leaves no image.
+refused() {
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "$1"
+	assert_not_exist "$IMG"
+}
+
+# A workload refused, then triggered: it must still PASS.
+passes_after() {
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "dumpcheck: an executable deleted or replaced since it started" {
+	cp "$COUNTER" "$T/prog"
+	start_wl "$T/prog"
+	cp "$T/prog" "$T/prog.new"
+	mv "$T/prog.new" "$T/prog"
+	refused "pid $WL_PID \(prog\): its executable $T/prog \(deleted\) was deleted or replaced since it started \(an upgrade\?\); a restore could not map it again: restart the process"
+	still_counting
+}
+
+@test "dumpcheck: an executable that is no longer executable by path" {
+	cp "$COUNTER" "$T/prog"
+	start_wl "$T/prog"
+	chmod 0644 "$T/prog"
+	refused "pid $WL_PID \(prog\): its executable $T/prog is not executable by path \(Permission denied\); .*chmod \+x"
+	still_counting
+}
+
+@test "dumpcheck: an executable whose path now leads to another file (a mount over it)" {
+	mkdir "$T/bin" "$T/other"
+	cp "$COUNTER" "$T/bin/prog"
+	cp /bin/true "$T/other/prog"
+	start_wl "$T/bin/prog"
+	mount --bind "$T/other" "$T/bin"
+	refused "pid $WL_PID \(prog\): its executable $T/bin/prog: the path now leads to another file \(replaced, or a mount over it\); a restore would run that one"
+	still_counting
+}
+
+@test "dumpcheck: a mapped file deleted since it was mapped" {
+	start_wl "$WL_DIR/wl-memory" 8
+	rm "$TRIGGER.mem-file"
+	refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \(deleted\) \([0-9a-f]+-[0-9a-f]+\) was deleted or replaced since it was mapped"
+	passes_after
+}
+
+@test "dumpcheck: a mapped file hidden by a mount over its directory" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-memory" 8
+	mount -t tmpfs tmpfs "$T/sub"
+	refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \([0-9a-f]+-[0-9a-f]+\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory"
+	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a working directory whose path now leads to another directory" {
+	mkdir "$T/sub"
+	cd "$T/sub"
+	start_wl "$COUNTER"
+	cd /
+	mount -t tmpfs tmpfs "$T/sub"
+	refused "pid $WL_PID \(engine-counter\): its working directory $T/sub: the path now leads to another file \(replaced, or a mount over it\); a restore would enter that one"
+	still_counting
+}
+
+@test "dumpcheck: a root directory (chroot) whose path now leads to another directory" {
+	start_wl "$WL_DIR/wl-chroot"
+	mkdir "$T/empty"
+	mount --bind "$T/empty" "$T/trigger.root-a"
+	refused "pid [0-9]+ \(wl-chroot\): its root directory $T/trigger.root-a: the path now leads to another file"
+	umount "$T/trigger.root-a"
+	passes_after
+}
+
+@test "dumpcheck: an fd whose path is hidden by a mount over its directory" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-reg-flags"
+	mount -t tmpfs tmpfs "$T/sub"
+	refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory; a restore would open that one: undo the change, or have the process close the fd"
+	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a /proc file of a task behind a changed root" {
+	start_wl "$WL_DIR/wl-chroot" procfile
+	refused "pid [0-9]+ \(wl-chroot\): fd 13 \(/proc/[0-9]+/status\): a /proc file of a task whose root is $T/trigger.root-a \(chroot\) is not supported"
+	passes_after
+}
+
+@test "dumpcheck: tasks sharing their fd table, cwd and root, or memory (clone flags)" {
+	local what
+	for what in files fs vm; do
+		start_wl "$WL_DIR/wl-clone-share" "$what"
+		case $what in
+		files) refused "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\), which a restore would not: not supported" ;;
+		fs) refused "pids [0-9]+ and [0-9]+ share their working and root directories \(CLONE_FS\)" ;;
+		vm) refused "pids [0-9]+ and [0-9]+ share their memory \(CLONE_VM\)" ;;
+		esac
+		passes_after
+		rm -rf "$T"/trigger* "$LOG"
+	done
+}
+
+@test "dumpcheck: an fd of a deleted file" {
+	start_wl "$WL_DIR/wl-reg-flags"
+	rm "$TRIGGER.nb"
+	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): deleted files are not supported: a restore could not open it again; have the process close it"
+	passes_after
+}
+
+@test "dumpcheck: an fd open for writing whose path is now on a read-only mount" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-reg-flags"
+	mount --bind "$T/sub" "$T/sub"
+	mount -o remount,bind,ro "$T/sub"
+	refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): open for writing, but no longer writable by its path \(Read-only file system\); a restore opens it for writing again"
+	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a shared writable mapping whose file is now on a read-only mount" {
+	mkdir "$T/sub"
+	TRIGGER="$T/sub/trigger"
+	start_wl "$WL_DIR/wl-spin"
+	mount --bind "$T/sub" "$T/sub"
+	mount -o remount,bind,ro "$T/sub"
+	refused "pid $WL_PID \(wl-spin\): mapped file $TRIGGER.spin \([0-9a-f]+-[0-9a-f]+\): shared and writable, but no longer writable by its path \(Read-only file system\)"
+	umount "$T/sub"
+	passes_after
+}
+
+@test "dumpcheck: a file of a procfs mounted inside a changed root" {
+	mkdir -p "$T/trigger.root-a/proc"
+	mount -t proc proc "$T/trigger.root-a/proc"
+	start_wl "$WL_DIR/wl-chroot" procfile-inside
+	refused "pid [0-9]+ \(wl-chroot\): fd 13 \($T/trigger.root-a/proc/[0-9]+/status\): a file of a procfs mounted elsewhere than /proc is not supported"
+	passes_after
+}
