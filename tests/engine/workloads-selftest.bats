@@ -567,3 +567,11 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-zombie passes" {
 	run_plain wl-zombie
 }
+
+@test "wl-posix-timer passes" {
+	run_plain wl-posix-timer
+}
+
+@test "wl-locks passes" {
+	run_plain wl-locks
+}
