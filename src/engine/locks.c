@@ -344,9 +344,9 @@ static int check_all_seen(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_e
 			break;
 		if (!seen_has(&s, body))
 			r = cd_err_set(err, EOPNOTSUPP,
-			               "pid %d: holds a %s %s lock on file %02x:%02x:%" PRIu64
-			               " that no fd of the tree shows (a lock held through a "
-			               "mapping or a lease is not supported)",
+			               "pid %d: its %s %s lock on file %02x:%02x:%" PRIu64
+			               " is held through no fd of the tree (a lock held through a "
+			               "mapping is not supported)",
 			               t->pid, l.kind, l.type, l.maj, l.min, l.ino);
 	}
 	free(s.buf);
