@@ -69,3 +69,22 @@ refused_cleanly() {
 		[ ! -e "/proc/$p" ]
 	done
 }
+
+# The timers and locks are set by the task after its credentials: as the
+# user, with the user's limits and rights.
+user_roundtrip() {
+	chmod 0777 "$T"
+	start_wl setpriv --reuid=65534 --regid=65534 --clear-groups "$WL_DIR/$1"
+	dump_restore
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "a user's POSIX timers come back, created as the user" {
+	user_roundtrip wl-posix-timer
+}
+
+@test "a user's file locks come back, set as the user" {
+	user_roundtrip wl-locks
+}
