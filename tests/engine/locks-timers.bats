@@ -40,6 +40,13 @@ refused_cleanly() {
 	assert_output --partial "is held through no fd of the tree"
 }
 
+@test "dump refuses a POSIX lock seen through a shared fd table" {
+	start_wl "$LT" shared-files "$T/shared"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	refused_cleanly
+	assert_output --partial "($T/shared): a POSIX lock of pid $WL_PID in a shared fd table is not supported"
+}
+
 @test "dump refuses a POSIX timer on another process's CPU clock" {
 	start_wl "$LT" cpuclock
 	run "$ENGINE" dump "$WL_PID" "$IMG"

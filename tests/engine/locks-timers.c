@@ -1,8 +1,10 @@
 /* A task holding one state the dump must refuse, named by argv[1]: "lease PATH" (a read
  * lease), "mapped-ofd PATH" (an OFD lock whose fd is closed, kept by a shared mapping),
+ * "shared-files PATH" (a POSIX lock, and a child sharing the fd table: CLONE_FILES),
  * "cpuclock" (a POSIX timer on its child's CPU clock). Prints READY, then waits. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,25 @@ static void mapped_ofd(const char *path)
 	close(fd);
 }
 
+static int idle(void *arg)
+{
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void shared_files(const char *path)
+{
+	static char stack[64 * 1024] __attribute__((aligned(16)));
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	int fd = open(path, O_RDWR | O_CREAT, 0600);
+
+	if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+		die("F_SETLK");
+	if (clone(idle, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL) < 0)
+		die("clone");
+}
+
 static void cpuclock(void)
 {
 	struct sigevent sev = {.sigev_notify = SIGEV_NONE};
@@ -67,6 +88,8 @@ int main(int argc, char **argv)
 		lease(argv[2]);
 	else if (argc == 3 && !strcmp(argv[1], "mapped-ofd"))
 		mapped_ofd(argv[2]);
+	else if (argc == 3 && !strcmp(argv[1], "shared-files"))
+		shared_files(argv[2]);
 	else if (argc == 2 && !strcmp(argv[1], "cpuclock"))
 		cpuclock();
 	else
