@@ -55,6 +55,18 @@ refused_cleanly() {
 	assert_output --partial "not supported"
 }
 
+@test "dump refuses POSIX timers where the kernel cannot restore their ids; the task runs on" {
+	start_wl "$WL_DIR/wl-posix-timer"
+	CEDANA_ENGINE_FAULT=no-timer-ids run "$ENGINE" dump "$WL_PID" "$IMG"
+	refused_cleanly
+	assert_output --partial "pid $WL_PID: has 6 POSIX timers, and this kernel cannot create a timer with a given id"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "restore fails naming the process that holds a lock of the image; no task is left" {
 	local pids p
 	start_wl "$WL_DIR/wl-locks"
