@@ -141,6 +141,18 @@ static void check_one(const struct wl_timer *t)
 		        ns(&t->spec.it_value));
 }
 
+/* The kernel hands out ids in sequence: the next timer gets the one after the newest. */
+static void check_next_id(void)
+{
+	timer_t next;
+	long want = (long)(intptr_t)timers[NTIMERS - 1].id + 1;
+
+	if (timer_create(CLOCK_MONOTONIC, NULL, &next) < 0)
+		wl_fail("timer_create: %s", strerror(errno));
+	if ((long)(intptr_t)next != want)
+		wl_fail("a new timer got id %ld, want %ld", (long)(intptr_t)next, want);
+}
+
 static void check(const char *before)
 {
 	char after[TIMERS_SZ];
@@ -162,6 +174,7 @@ static void check(const char *before)
 	if (ticks[0] < from[0] + TICKS || ticks[1] < from[1] + TICKS / 2)
 		wl_fail("in 2 s after the trigger: %d monotonic and %d realtime ticks",
 		        (int)(ticks[0] - from[0]), (int)(ticks[1] - from[1]));
+	check_next_id();
 }
 
 int main(void)
