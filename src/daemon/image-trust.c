@@ -18,8 +18,13 @@
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
  * flag, THP disable, timer slack, membarrier registrations,
- * SCHED_RESET_ON_FORK, a zombie's wait status, and the planned session and
- * group, which the decoder keeps to tasks of the image). Of an fd: its flags
+ * SCHED_RESET_ON_FORK, a zombie's wait status, the planned session and
+ * group, which the decoder keeps to tasks of the image, POSIX timers, which
+ * the task creates itself once it has its credentials, on clocks the
+ * decoder keeps to the wall, monotonic and its own CPU clocks, and file
+ * locks, which the task sets itself, with its credentials, through fds of
+ * its own that the decoder keeps to files and directories opened with the
+ * owner's identity: advisory locks the user could take anyway). Of an fd: its flags
  * (the open itself is made with the owner's filesystem identity, which the
  * kernel checks for O_NOATIME), its SIGIO owner and signal (the decoder
  * admits only a task or a process group of the image as owner, and the task
@@ -30,7 +35,7 @@
  * its own fds there, and the daemon replaces only external stdio of a
  * user's job; `std` fit in padding, so the size below did not change). A field added to the image
  * changes these sizes: decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4336, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4368, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/image-fields.h"
 #include "shared/cleanup.h"
@@ -83,6 +85,32 @@ static const struct cd_field fd_fields[] = {
 };
 #undef DR
 #undef D
+
+/* Clocks and notifications the restore recreates (posix-timers.c checks
+ * the clock further against the task). */
+#define PT(m)       CD_FIELD(struct cd_posix_timer, m)
+#define PTR(m, ...) CD_FIELD_RANGE(struct cd_posix_timer, m, __VA_ARGS__)
+static const struct cd_field timer_fields[] = {
+    PTR(id, NONNEG(4)),
+    PTR(clock, INT32_MIN, 11),
+    PTR(signo, 0, CD_NSIG),
+    PTR(notify, 0, 4),
+    PT(value),
+    PTR(isec, NONNEG(8)),
+    PTR(insec, 0, 999999999),
+    PTR(vsec, NONNEG(8)),
+    PTR(vnsec, 0, 999999999),
+};
+#undef PTR
+#undef PT
+
+#define L(m, ...) CD_FIELD_RANGE(struct cd_lock, m, __VA_ARGS__)
+static const struct cd_field lock_fields[] = {
+    L(fd, NONNEG(4)),    L(kind, 0, CD_LOCK_KIND_MAX - 1),
+    L(type, 0, 1), /* F_RDLCK, F_WRLCK */
+    L(start, NONNEG(8)), L(len, NONNEG(8)),
+};
+#undef L
 #undef NONNEG
 #undef U32
 
@@ -103,6 +131,8 @@ void cd_task_free(struct cd_task *t)
 	free(t->pending);
 	free(t->pending_shared);
 	free(t->groups);
+	free(t->timers);
+	free(t->locks);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -162,6 +192,19 @@ static json_t *siginfos_to_json(uint8_t (*si)[128], size_t n)
 	return a;
 }
 
+static json_t *records_to_json(const void *base, size_t size, size_t n, const struct cd_field *f,
+                               size_t nf)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *o = json_object();
+		cd_fields_encode(o, f, nf, (const char *)base + i * size);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static json_t *zombie_to_json(const struct cd_task *t)
 {
 	json_t *o = json_object();
@@ -206,6 +249,12 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "pending_shared",
 	                    siginfos_to_json(t->pending_shared, t->npending_shared));
 	json_object_set_new(o, "itimers", u64_array((const uint64_t *)t->itimer, 12));
+	json_object_set_new(o, "posix_timers",
+	                    records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
+	                                    ARRAY_SIZE(timer_fields)));
+	json_object_set_new(o, "locks",
+	                    records_to_json(t->locks, sizeof(*t->locks), t->nlocks, lock_fields,
+	                                    ARRAY_SIZE(lock_fields)));
 	json_object_set_new(o, "rlimits", u64_array(&t->rlim[0][0], 2 * CD_NRLIMIT));
 	a = json_array();
 	for (int i = 0; i < 4; i++)
@@ -458,6 +507,114 @@ static int itimers_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return r;
 }
 
+/* A CPU clock as the kernel records it: ~pid << 3 | which, with the
+ * per-thread bit 4; which 3 is a dynamic (fd) clock. */
+static bool timer_clock_ok(int clock, pid_t pid)
+{
+	if (clock >= 0)
+		return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC ||
+		       clock == CLOCK_BOOTTIME || clock == CLOCK_TAI;
+	pid_t of = (pid_t)(~clock >> 3);
+	return (clock & 3) != 3 && (of == 0 || of == pid);
+}
+
+static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
+                           cd_err *err)
+{
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, timer_fields, ARRAY_SIZE(timer_fields), pt, err)) < 0)
+		return r;
+	if (!timer_clock_ok(pt->clock, t->pid))
+		return cd_err_set(err, EINVAL, "field \"clock\": clock %d is not restored",
+		                  pt->clock);
+	if (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE &&
+	    pt->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID))
+		return cd_err_set(err, EINVAL, "field \"notify\": %d is not restored", pt->notify);
+	if (pt->notify != SIGEV_NONE && pt->signo < 1)
+		return cd_err_set(err, EINVAL, "field \"signo\": no signal to notify with");
+	return 0;
+}
+
+/* timer_create takes each id once: a repeated one would fail half-way. */
+static int timers_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if (!json_object_get(o, "posix_timers"))
+		return 0; /* an image from before POSIX timers were dumped */
+	if ((r = cd_json_get_array(o, "posix_timers", 0, CD_MAX_TIMERS, &a, err)) < 0)
+		return r;
+	t->timers = calloc(json_array_size(a) + 1, sizeof(*t->timers));
+	_cleanup_free_ int64_t *ids = calloc(json_array_size(a) + 1, sizeof(*ids));
+	if (!t->timers || !ids)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		if ((r = timer_from_json(x, t, &t->timers[t->ntimers], err)) < 0)
+			return cd_err_wrap(err, "posix timer %zu", i);
+		ids[i] = t->timers[t->ntimers++].id;
+	}
+	int64_t dup;
+	if (cd_ints_sorted_repeat(ids, t->ntimers, &dup))
+		return cd_err_set(err, EINVAL, "posix timers: id %" PRId64 " repeated", dup);
+	return 0;
+}
+
+static const struct cd_fd *task_fd(const struct cd_task *t, int fd)
+{
+	for (size_t i = 0; i < t->nfds; i++)
+		if (t->fds[i].fd == fd)
+			return &t->fds[i];
+	return NULL;
+}
+
+/* A lock is set through an fd of the task that reopens a file or directory. */
+static int lock_from_json(json_t *o, const struct cd_task *t, struct cd_lock *l, cd_err *err)
+{
+	const struct cd_fd *d;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, lock_fields, ARRAY_SIZE(lock_fields), l, err)) < 0)
+		return r;
+	d = task_fd(t, l->fd);
+	if (!d || (d->kind != CD_FD_REG && d->kind != CD_FD_DIR))
+		return cd_err_set(err, EINVAL, "field \"fd\": %d is not a file of the task", l->fd);
+	if (l->start > INT64_MAX - l->len)
+		return cd_err_set(err, EINVAL, "fields \"start\", \"len\": range overflows");
+	if (l->kind == CD_LOCK_FLOCK && (l->start || l->len))
+		return cd_err_set(err, EINVAL, "field \"start\": a flock lock has no range");
+	return 0;
+}
+
+static int locks_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if (!json_object_get(o, "locks"))
+		return 0; /* an image from before file locks were dumped */
+	if ((r = cd_json_get_array(o, "locks", 0, CD_MAX_LOCKS, &a, err)) < 0)
+		return r;
+	t->locks = calloc(json_array_size(a) + 1, sizeof(*t->locks));
+	if (!t->locks)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		if ((r = lock_from_json(x, t, &t->locks[t->nlocks], err)) < 0)
+			return cd_err_wrap(err, "lock %zu", i);
+		t->nlocks++;
+	}
+	return 0;
+}
+
 static int groups_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	json_t *a;
@@ -605,7 +762,8 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
-	    (r = attrs_from_json(o, t, err)) < 0)
+	    (r = attrs_from_json(o, t, err)) < 0 || (r = timers_from_json(o, t, err)) < 0 ||
+	    (r = locks_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

@@ -44,6 +44,8 @@
 #define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
 #define CD_PIPE_SIZE_MAX (1u << 31)   /* the kernel's ceiling for F_SETPIPE_SZ */
 #define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
+#define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
+#define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -136,6 +138,35 @@ struct cd_pipe {
 	size_t len;
 };
 
+/* A POSIX timer (timer_create), restored with the same id (posix-timers.c). */
+struct cd_posix_timer {
+	int id;
+	int clock;      /* as /proc/PID/timers shows it: a CPU clock of the task is negative */
+	int signo;      /* 0 only with SIGEV_NONE */
+	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID (the task) */
+	uint64_t value; /* sigev_value */
+	/* timer_gettime: interval and time left (relative; 0 left: disarmed) */
+	int64_t isec, insec, vsec, vnsec;
+};
+
+/* A file lock (locks.c), set again through the task's fd. POSIX locks
+ * belong to the task, OFD and flock locks to the open file description:
+ * each of those is recorded once in the image. */
+enum cd_lock_kind {
+	CD_LOCK_POSIX,
+	CD_LOCK_OFD,
+	CD_LOCK_FLOCK,
+	CD_LOCK_KIND_MAX,
+};
+
+struct cd_lock {
+	int fd;
+	int kind; /* enum cd_lock_kind */
+	int type; /* F_RDLCK or F_WRLCK (flock: LOCK_SH or LOCK_EX) */
+	int64_t start;
+	int64_t len; /* 0: to the end of the file, however far it grows */
+};
+
 struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
 };
@@ -175,6 +206,11 @@ struct cd_task {
 	size_t npending_shared;
 	/* timers: it_interval/it_value sec,usec for REAL, VIRTUAL, PROF */
 	int64_t itimer[3][4];
+	struct cd_posix_timer *timers;
+	size_t ntimers;
+	/* file locks held through the task's fds */
+	struct cd_lock *locks;
+	size_t nlocks;
 	/* misc attributes */
 	uint64_t rseq_addr, rseq_sig;
 	uint32_t rseq_len;

@@ -612,3 +612,11 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_cleanup
 	run_plain wl-clone-share vm
 }
+
+@test "wl-posix-timer passes" {
+	run_plain wl-posix-timer
+}
+
+@test "wl-locks passes" {
+	run_plain wl-locks
+}

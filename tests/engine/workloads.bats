@@ -380,3 +380,19 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-posix-timer: same ids, clocks, signals and values; armed ones keep firing" {
+	wl_roundtrip wl-posix-timer
+}
+
+@test "wl-posix-timer: --leave-running" {
+	wl_roundtrip wl-posix-timer --leave-running
+}
+
+@test "wl-locks: POSIX, OFD and flock locks held as before" {
+	wl_roundtrip wl-locks
+}
+
+@test "wl-locks: --leave-running" {
+	wl_roundtrip wl-locks --leave-running
+}
