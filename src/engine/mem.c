@@ -351,11 +351,70 @@ static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_wri
 	return 0;
 }
 
+/* ---- VMA flags ---- */
+
+static const struct {
+	char name[3];
+	uint32_t flag;
+} kept_flags[] = {
+    {"lo", CD_VMF_LOCKED},     {"lf", CD_VMF_LOCKONFAULT}, {"dc", CD_VMF_DONTFORK},
+    {"wf", CD_VMF_WIPEONFORK}, {"hg", CD_VMF_HUGEPAGE},    {"nh", CD_VMF_NOHUGEPAGE},
+    {"dd", CD_VMF_DONTDUMP},   {"mg", CD_VMF_MERGEABLE},   {"rr", CD_VMF_RANDOM},
+    {"sr", CD_VMF_SEQUENTIAL}, {"nr", CD_VMF_NORESERVE},
+};
+
+/* What a program can set on a mapping that no injected call gives back. */
+static const struct {
+	char name[3];
+	const char *what;
+} refused_flags[] = {
+    {"sl", "sealed (mseal)"},
+    {"um", "registered with userfaultfd (missing pages)"},
+    {"uw", "registered with userfaultfd (write-protect)"},
+    {"ui", "registered with userfaultfd (minor faults)"},
+    {"ss", "a shadow stack"},
+    {"ht", "hugetlb memory"},
+    {"io", "I/O memory"},
+    {"pf", "a PFN mapping"},
+    {"de", "not expandable (a driver's mapping)"},
+};
+
+static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma *v, uint32_t *ret,
+                     cd_err *err)
+{
+	uint32_t f = 0;
+
+	*ret = 0;
+	if (v->kind >= CD_VMA_VDSO)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(refused_flags); i++)
+		if (cd_proc_vmflag(m, refused_flags[i].name))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+			                  " (%s) is %s (VmFlags %s)",
+			                  pid, m->start, m->end, m->path[0] ? m->path : "anonymous",
+			                  refused_flags[i].what, refused_flags[i].name);
+	for (size_t i = 0; i < ARRAY_SIZE(kept_flags); i++)
+		if (cd_proc_vmflag(m, kept_flags[i].name))
+			f |= kept_flags[i].flag;
+	/* Only a shared mapping can lack "may write": its file was open read-only. The restore
+	 * opens a shared memory object read-write, so mprotect could then add PROT_WRITE. */
+	if (v->kind == CD_VMA_FILE_SHARED && cd_proc_vmflag(m, "mw"))
+		f |= CD_VMF_MAYWRITE;
+	if (v->kind == CD_VMA_ANON_SHARED && !cd_proc_vmflag(m, "mw"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): shared memory mapped from a read-only file",
+		                  pid, m->start, m->end, m->path);
+	*ret = f;
+	return 0;
+}
+
 static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
 
-	if (r < 0)
+	if (r < 0 || (r = vma_flags(pid, m, v, &v->flags, err)) < 0)
 		return r;
 	v->start = m->start;
 	v->end = m->end;
@@ -549,6 +608,8 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 
 	if (v->growsdown)
 		flags |= MAP_GROWSDOWN;
+	if (v->flags & CD_VMF_NORESERVE)
+		flags |= MAP_NORESERVE;
 	switch (v->kind) {
 	case CD_VMA_ANON:
 		flags |= MAP_ANONYMOUS;
@@ -561,7 +622,7 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
 		r = open_in_task(ctx, v->path,
-		                 (v->shared && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY) |
+		                 (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
 		                     O_CLOEXEC,
 		                 &fd, err);
 		if (r < 0)
@@ -739,6 +800,41 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 	return 0;
 }
 
+/* The flags mlock and madvise set, once the mapping is mapped and filled:
+ * a locked range is then populated with its final contents. Runs before
+ * the credentials module, while the task may still lock beyond its
+ * RLIMIT_MEMLOCK as a program that locked and then dropped its privileges
+ * had (the daemon's trust check holds user images to the limit). */
+static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	static const struct {
+		uint32_t flag;
+		int advice;
+		const char *what;
+	} advice[] = {
+	    {CD_VMF_DONTFORK, MADV_DONTFORK, "madvise(MADV_DONTFORK)"},
+	    {CD_VMF_WIPEONFORK, MADV_WIPEONFORK, "madvise(MADV_WIPEONFORK)"},
+	    {CD_VMF_HUGEPAGE, MADV_HUGEPAGE, "madvise(MADV_HUGEPAGE)"},
+	    {CD_VMF_NOHUGEPAGE, MADV_NOHUGEPAGE, "madvise(MADV_NOHUGEPAGE)"},
+	    {CD_VMF_DONTDUMP, MADV_DONTDUMP, "madvise(MADV_DONTDUMP)"},
+	    {CD_VMF_MERGEABLE, MADV_MERGEABLE, "madvise(MADV_MERGEABLE)"},
+	    {CD_VMF_RANDOM, MADV_RANDOM, "madvise(MADV_RANDOM)"},
+	    {CD_VMF_SEQUENTIAL, MADV_SEQUENTIAL, "madvise(MADV_SEQUENTIAL)"},
+	};
+	uint64_t len = v->end - v->start;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(advice); i++)
+		if ((v->flags & advice[i].flag) &&
+		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start, len,
+		                    (uint64_t)advice[i].advice, 0, 0, 0, NULL, err)) < 0)
+			return r;
+	if (!(v->flags & CD_VMF_LOCKED))
+		return 0;
+	return cd_call_ok(ctx->inj, "mlock2", SYS_mlock2, v->start, len,
+	                  v->flags & CD_VMF_LOCKONFAULT ? MLOCK_ONFAULT : 0, 0, 0, 0, NULL, err);
+}
+
 /* Every ancestor of t, parent first. Bounded by the number of tasks, so
  * that a loop of ppids in a broken image ends. */
 static int list_ancestors(const struct cd_restore_ctx *ctx, const struct cd_task *t,
@@ -779,6 +875,8 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 		r = map_vma(ctx, v, err);
 		if (r >= 0)
 			r = fill_vma(ctx, pr, pp, depth, v, err);
+		if (r >= 0)
+			r = finish_vma(ctx, v, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}

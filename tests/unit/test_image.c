@@ -41,8 +41,12 @@ static void make_image(struct cd_image *img)
 	memcpy(t->xstate, "\x01\x02\xfe\xff", 4);
 	t->nvmas = 2;
 	t->vmas = calloc(2, sizeof(struct cd_vma));
-	t->vmas[0] = (struct cd_vma){
-	    .start = 0x10000, .end = 0x14000, .prot = PROT_READ | PROT_WRITE, .kind = CD_VMA_ANON};
+	t->vmas[0] = (struct cd_vma){.start = 0x10000,
+	                             .end = 0x14000,
+	                             .prot = PROT_READ | PROT_WRITE,
+	                             .kind = CD_VMA_ANON,
+	                             .flags = CD_VMF_LOCKED | CD_VMF_LOCKONFAULT |
+	                                      CD_VMF_WIPEONFORK | CD_VMF_NOHUGEPAGE};
 	t->vmas[0].nruns = 2;
 	t->vmas[0].runs = calloc(2, sizeof(struct cd_run));
 	t->vmas[0].runs[0] = (struct cd_run){0, 2, CD_RUN_DATA};
@@ -72,6 +76,7 @@ static void make_image(struct cd_image *img)
 	t->act[9].handler = 0xdead;
 	t->uid[0] = 1000;
 	t->rlim[7][0] = 1024;
+	t->mlock_future = CD_MLOCK_FUTURE_ONFAULT;
 	t->itimer[0][1] = 10000;
 	img->npipes = 1;
 	img->pipes = calloc(1, sizeof(struct cd_pipe));
@@ -114,6 +119,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->nvmas, 2);
 	assert_int_equal(t->vmas[0].nruns, 2);
 	assert_int_equal(t->vmas[0].runs[1].src, CD_RUN_ZERO);
+	assert_int_equal(t->vmas[0].flags, CD_VMF_LOCKED | CD_VMF_LOCKONFAULT | CD_VMF_WIPEONFORK |
+	                                       CD_VMF_NOHUGEPAGE);
+	assert_int_equal(t->vmas[1].flags, 0);
+	assert_int_equal(t->mlock_future, CD_MLOCK_FUTURE_ONFAULT);
 	assert_string_equal(t->vmas[1].path, "/usr/lib/libc.so.6");
 	assert_int_equal(t->fds[0].pos, 4097);
 	assert_string_equal(t->fds[0].path, "/tmp/x");
@@ -418,8 +427,37 @@ static void test_refuses_integer_out_of_meaning(void **state)
 	json_object_set_new(task0(j), "membarrier", json_integer(1 << 9));
 	expect_refused(j, "\"membarrier\"");
 	j = encoded();
+	json_object_set_new(task0(j), "mlock_future", json_integer(3));
+	expect_refused(j, "\"mlock_future\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "flags", json_integer(CD_VMF_ALL + 1));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
 	json_array_set_new(json_object_get(task0(j), "itimers"), 1, json_integer(1000000));
 	expect_refused(j, "itimers[1]");
+}
+
+/* Flag combinations the kernel never shows, which the restore would fail on or make
+ * differently. */
+static void test_refuses_vma_flags_of_no_mapping(void **state)
+{
+	static const int64_t bad[] = {
+	    CD_VMF_LOCKONFAULT,                  /* lock on fault without the lock */
+	    CD_VMF_HUGEPAGE | CD_VMF_NOHUGEPAGE, /* both */
+	    CD_VMF_RANDOM | CD_VMF_SEQUENTIAL,   /* both */
+	};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = encoded();
+		json_object_set_new(vma0(j), "flags", json_integer(bad[i]));
+		expect_refused(j, "\"flags\"");
+	}
+	/* wipe-on-fork is for private anonymous memory only */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "vmas"), 1), "flags",
+	                    json_integer(CD_VMF_WIPEONFORK));
+	expect_refused(j, "wipe-on-fork");
 }
 
 static void test_refuses_enum_out_of_range(void **state)
@@ -759,6 +797,7 @@ int main(void)
 	    cmocka_unit_test(test_reads_manifest),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
+	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
