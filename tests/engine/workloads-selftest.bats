@@ -567,3 +567,19 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-zombie passes" {
 	run_plain wl-zombie
 }
+
+@test "wl-mlock passes, with mlockall(MCL_FUTURE) and with MCL_ONFAULT too" {
+	run_plain wl-mlock
+	wl_cleanup
+	run_plain wl-mlock future
+	wl_cleanup
+	run_plain wl-mlock future-onfault
+}
+
+@test "wl-maps-prot passes" {
+	run_plain wl-maps-prot
+}
+
+@test "wl-madvise passes" {
+	run_plain wl-madvise
+}

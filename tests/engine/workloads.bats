@@ -329,3 +329,35 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-mlock: locked memory stays locked after the task dropped to an unprivileged uid" {
+	wl_roundtrip wl-mlock
+}
+
+@test "wl-mlock: --leave-running" {
+	wl_roundtrip wl-mlock --leave-running
+}
+
+@test "wl-mlock: mlockall(MCL_FUTURE)" {
+	WL_ARGS=future wl_roundtrip wl-mlock
+}
+
+@test "wl-mlock: mlockall(MCL_FUTURE|MCL_ONFAULT), --leave-running" {
+	WL_ARGS=future-onfault wl_roundtrip wl-mlock --leave-running
+}
+
+@test "wl-maps-prot: mprotect'ed ranges of file and anonymous mappings, their data and rights" {
+	wl_roundtrip wl-maps-prot
+}
+
+@test "wl-maps-prot: --leave-running" {
+	wl_roundtrip wl-maps-prot --leave-running
+}
+
+@test "wl-madvise: madvise and MAP_NORESERVE flags (VmFlags) and their effect on fork" {
+	wl_roundtrip wl-madvise
+}
+
+@test "wl-madvise: --leave-running" {
+	wl_roundtrip wl-madvise --leave-running
+}
