@@ -800,6 +800,36 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 	return 0;
 }
 
+/* 1 when smaps shows v's start locked, 0 when not, or an error. */
+static int vma_locked(pid_t pid, const struct cd_vma *v, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	size_t n;
+	int r = cd_proc_maps(pid, &maps, &n, err);
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (maps[i].start <= v->start && v->start < maps[i].end)
+			return cd_proc_vmflag(&maps[i], "lo");
+	return r;
+}
+
+/* The kernel marks the range locked before it faults its pages in; where
+ * no page can be had (PROT_NONE, a file mapping past the file's end) that
+ * fails with ENOMEM, as it did for the program (mlockall(MCL_CURRENT)
+ * ignores it). The mark is what counts, so an ENOMEM is checked in smaps. */
+static int lock_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	long ret;
+	int r = cd_call(ctx->inj, SYS_mlock2, v->start, v->end - v->start,
+	                v->flags & CD_VMF_LOCKONFAULT ? MLOCK_ONFAULT : 0, 0, 0, 0, &ret, err);
+
+	if (r < 0 || ret == 0)
+		return r;
+	if (ret == -ENOMEM && (r = vma_locked(cd_inject_pid(ctx->inj), v, err)) != 0)
+		return r < 0 ? r : 0;
+	return cd_err_sys(err, (int)-ret, "mlock2");
+}
+
 /* The flags mlock and madvise set, once the mapping is mapped and filled:
  * a locked range is then populated with its final contents. Runs before
  * the credentials module, while the task may still lock beyond its
@@ -829,10 +859,7 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start, len,
 		                    (uint64_t)advice[i].advice, 0, 0, 0, NULL, err)) < 0)
 			return r;
-	if (!(v->flags & CD_VMF_LOCKED))
-		return 0;
-	return cd_call_ok(ctx->inj, "mlock2", SYS_mlock2, v->start, len,
-	                  v->flags & CD_VMF_LOCKONFAULT ? MLOCK_ONFAULT : 0, 0, 0, 0, NULL, err);
+	return v->flags & CD_VMF_LOCKED ? lock_vma(ctx, v, err) : 0;
 }
 
 /* Every ancestor of t, parent first. Bounded by the number of tasks, so

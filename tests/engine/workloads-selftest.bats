@@ -583,3 +583,9 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-madvise passes" {
 	run_plain wl-madvise
 }
+
+@test "wl-madvise passes with a sealed page and with KSM for all memory" {
+	run_plain wl-madvise sealed
+	wl_cleanup
+	run_plain wl-madvise merge-any
+}

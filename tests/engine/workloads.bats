@@ -361,3 +361,26 @@ counter_continues() {
 @test "wl-madvise: --leave-running" {
 	wl_roundtrip wl-madvise --leave-running
 }
+
+# wl_madvise_refused ARG REGEX: the dump of wl-madvise ARG fails naming the state, leaves no image,
+# and the tree runs on to PASS.
+wl_madvise_refused() {
+	start_wl "$WL_DIR/wl-madvise" "$1"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "$2"
+	assert_file_not_exists "$IMG/manifest.json"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-madvise: a sealed mapping (mseal) is refused, naming it; it runs on" {
+	wl_madvise_refused sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) is sealed \(mseal\)"
+}
+
+@test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
+	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
+}

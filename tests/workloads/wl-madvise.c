@@ -1,4 +1,4 @@
-/* wl-madvise: the VMA flags madvise and mmap set, which a program can see in
+/* wl-madvise [sealed|merge-any]: the VMA flags madvise and mmap set, which a program can see in
  * /proc/self/smaps VmFlags and by their effects, survive a checkpoint.
  *
  * Before READY a 20-page anonymous region (seeded) gets, two pages each: MADV_DONTFORK (dc),
@@ -9,9 +9,20 @@
  * left out and said on stderr. After the trigger every range has the same bounds and VmFlags
  * (of those above, plus lo/lf), the data is intact, and in a forked child the MADV_DONTFORK
  * range is not mapped and the MADV_WIPEONFORK range reads as zero while the parent's keeps its
- * data. */
+ * data. With "sealed" one more page is sealed (mseal, Linux 6.10), with "merge-any" KSM is
+ * asked for all memory (PR_SET_MEMORY_MERGE): the engine refuses either dump naming it, and
+ * the run goes on to PASS (with "merge-any" every range shows "mg" as well). */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#ifndef SYS_mseal
+#define SYS_mseal 462
+#endif
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67
+#endif
 
 #include "wl.h"
 
@@ -75,8 +86,7 @@ static void advise(struct range *r, size_t len)
 	r->skip = true;
 }
 
-static void look(const struct range *r, char *line, size_t line_len, char *flags,
-                 size_t flags_len)
+static void look(const struct range *r, char *line, size_t line_len, char *flags, size_t flags_len)
 {
 	if (!wl_mapping(r->addr, NAMES, line, line_len, flags, flags_len))
 		wl_fail("%s: not mapped", r->what);
@@ -100,11 +110,28 @@ static void check_child(const char *region)
 	wl_expect_exit(pid, 0);
 }
 
-int main(void)
+/* What the engine refuses: a sealed page, or KSM for all new memory. */
+static void refused_state(const char *mode)
+{
+	if (!strcmp(mode, "sealed")) {
+		char *page = map(PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+		if (syscall(SYS_mseal, page, PG, 0) < 0)
+			wl_fail("mseal: %s", strerror(errno));
+	} else if (!strcmp(mode, "merge-any")) {
+		if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) < 0)
+			wl_fail("PR_SET_MEMORY_MERGE: %s", strerror(errno));
+	} else {
+		wl_fail("unknown mode %s", mode);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	char *region, *file, *nores, line[128], flags[64];
 
 	wl_init("wl-madvise");
+	if (argc > 1)
+		refused_state(argv[1]);
 	region = map(NPG * PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
 	wl_fill(region, NPG * PG, SEED);
 	for (size_t i = 0; i < 9; i++)

@@ -178,8 +178,8 @@ int main(void)
 	protect(a, 2 * PG, PROT_READ);
 	protect(a + 2 * PG, 2 * PG, PROT_NONE);
 
-	char *at[] = {p, p + 2 * PG, p + 4 * PG, p + 6 * PG, s, s + PG, s + 2 * PG, r,
-	              a, a + 2 * PG, a + 4 * PG};
+	char *at[] = {p,          p + 2 * PG, p + 4 * PG, p + 6 * PG, s,         s + PG,
+	              s + 2 * PG, r,          a,          a + 2 * PG, a + 4 * PG};
 	for (size_t i = 0; i < WL_ARRAY_SIZE(ranges); i++)
 		ranges[i].addr = at[i];
 	record();

@@ -2,13 +2,14 @@
  * manner of CRIU's zdtm mlock_setuid.
  *
  * Before READY: range A (16 pages, seeded) is locked with mlock, range B (16 pages) with
- * mlock2(MLOCK_ONFAULT) and 3 of its pages touched; with "future" mlockall(MCL_FUTURE) (with
- * "future-onfault" MCL_FUTURE|MCL_ONFAULT) follows. RLIMIT_MEMLOCK is then lowered below what
- * is locked (64 KiB; 1 MiB with "future", whose fresh mappings are locked too), and when run
- * as root the process drops to uid/gid 18943, so that a restore has to lock the memory while
- * it may still, before the credentials. After the trigger: VmLck is what it was, A is "lo"
- * and B "lo lf" in VmFlags, their data is intact, and a fresh mapping is locked exactly as
- * mlockall said (not at all without it). */
+ * mlock2(MLOCK_ONFAULT) and 3 of its pages touched, range C (2 PROT_NONE pages) with mlock,
+ * which fails with ENOMEM (no page to fault in) but marks it locked; with "future"
+ * mlockall(MCL_FUTURE) (with "future-onfault" MCL_FUTURE|MCL_ONFAULT) follows. RLIMIT_MEMLOCK is
+ * then lowered below what is locked (64 KiB; 1 MiB with "future", whose fresh mappings are locked
+ * too), and when run as root the process drops to uid/gid 18943, so that a restore has to lock the
+ * memory while it may still, before the credentials. After the trigger: VmLck is what it was, A and
+ * C are "lo" and B "lo lf" in VmFlags, their data is intact, and a fresh mapping is locked exactly
+ * as mlockall said (not at all without it). */
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/mman.h>
@@ -99,10 +100,8 @@ int main(int argc, char **argv)
 	             : !strcmp(mode, "future-onfault") ? MCL_FUTURE | MCL_ONFAULT
 	                                               : 0;
 	struct rlimit rl = {future ? 1 << 20 : 64 << 10, RLIM_INFINITY};
-	const char *fresh_want = !future                  ? ""
-	                         : future & MCL_ONFAULT ? "lo lf"
-	                                                : "lo";
-	char *a, *b, *fresh;
+	const char *fresh_want = !future ? "" : future & MCL_ONFAULT ? "lo lf" : "lo";
+	char *a, *b, *c, *fresh;
 	long vmlck;
 	uid_t uid;
 
@@ -118,6 +117,12 @@ int main(int argc, char **argv)
 		wl_fail("mlock2(MLOCK_ONFAULT): %s", strerror(errno));
 	for (int i = 0; i < 3; i++)
 		wl_fill(b + i * 5 * WL_PAGE_SIZE, WL_PAGE_SIZE, SEED_B + (uint64_t)i);
+	/* no page to fault in: ENOMEM, but the range is marked locked all the same */
+	c = map_anon(2 * WL_PAGE_SIZE);
+	if (mprotect(c, 2 * WL_PAGE_SIZE, PROT_NONE) < 0)
+		wl_fail("mprotect: %s", strerror(errno));
+	if (mlock(c, 2 * WL_PAGE_SIZE) == 0 || errno != ENOMEM)
+		wl_fail("mlock of PROT_NONE pages: %s, want ENOMEM", strerror(errno));
 	if (future && mlockall(future) < 0)
 		wl_fail("mlockall: %s", strerror(errno));
 	rl.rlim_max = rl.rlim_cur;
@@ -140,6 +145,7 @@ int main(int argc, char **argv)
 		wl_fail("VmLck %ld kB, was %ld kB", now, vmlck);
 	expect_flags("range A", a, "lo");
 	expect_flags("range B", b, "lo lf");
+	expect_flags("range C", c, "lo");
 	char *copy = malloc(WL_PAGE_SIZE);
 	if (!copy)
 		wl_fail("out of memory");

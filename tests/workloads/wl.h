@@ -343,8 +343,8 @@ static inline bool wl_mapping(const void *addr, const char *keep, char *line, si
 		flags[0] = 0;
 		for (char *tok = strtok(buf + 8, " \n"); tok; tok = strtok(NULL, " \n"))
 			if (strlen(tok) == 2 && strstr(keep, tok) && n + 4 < flags_len)
-				n += (size_t)snprintf(flags + n, flags_len - n, "%s%s", n ? " " : "",
-				                      tok);
+				n += (size_t)snprintf(flags + n, flags_len - n, "%s%s",
+				                      n ? " " : "", tok);
 		found = true;
 	}
 	fclose(f);
