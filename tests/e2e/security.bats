@@ -267,6 +267,32 @@ json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/
 	assert_equal "$(cat "/proc/$pid/loginuid")" "$USER_UID"
 }
 
+@test "restore job holds a user's locked memory to RLIMIT_MEMLOCK (the restore locks while privileged)" {
+	dump_users_job
+	# every anonymous mapping locked with RLIMIT_MEMLOCK (rlimit 8) 0, then mlockall(MCL_FUTURE)
+	edit_tasks 't["rlimits"][16] = 0
+for v in t["vmas"]:
+    if v["kind"] == 0: v["flags"] |= 1'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "task [0-9]+: [0-9]+ bytes of locked memory, above RLIMIT_MEMLOCK 0"
+	edit_tasks 't["rlimits"][16] = 0; t["mlock_future"] = 1'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "mlockall(MCL_FUTURE) with RLIMIT_MEMLOCK 0"
+	assert_equal "$(job_field mine status)" halted
+	# within the limit it is the user's to ask for, and comes back locked
+	edit_tasks 'v = min((v for v in t["vmas"] if v["kind"] == 0), key=lambda v: v["end"] - v["start"])
+v["flags"] |= 1
+t["rlimits"][16] = max(t["rlimits"][16], v["end"] - v["start"])
+t["rlimits"][17] = max(t["rlimits"][17], t["rlimits"][16])'
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	run grep -c "^VmFlags:.* lo" "/proc/$pid/smaps"
+	assert_output 1
+}
+
 @test "restore job uses exactly the manifest it checked: a user swapping it mid-restore never gets root" {
 	dump_users_job
 	edit_tasks 't["uids"] = [0, 0, 0, 0]; t["gids"] = [0, 0, 0, 0]'
