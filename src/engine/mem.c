@@ -599,6 +599,17 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
 }
 
+/* Shared memory is filled through the mapping itself, which takes a write
+ * only where it is writable (a forced write to a private mapping makes a
+ * copy-on-write page instead): one that holds data but is not writable is
+ * mapped writable, and finish_vma gives it its own protection. */
+static int map_prot(const struct cd_vma *v)
+{
+	if (v->kind == CD_VMA_ANON_SHARED && v->nruns && !(v->prot & PROT_WRITE))
+		return v->prot | PROT_WRITE;
+	return v->prot;
+}
+
 static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	uint64_t len = v->end - v->start;
@@ -631,7 +642,7 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	default:
 		return 0;
 	}
-	r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, v->start, len, (uint64_t)v->prot,
+	r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, v->start, len, (uint64_t)map_prot(v),
 	               (uint64_t)flags, (uint64_t)fd, fd >= 0 ? v->pgoff : 0, NULL, err);
 	if (fd >= 0) {
 		long ignored;
@@ -830,7 +841,8 @@ static int lock_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *
 	return cd_err_sys(err, (int)-ret, "mlock2");
 }
 
-/* The flags mlock and madvise set, once the mapping is mapped and filled:
+/* The protection, if map_vma mapped it otherwise, and the flags mlock and
+ * madvise set, once the mapping is mapped and filled:
  * a locked range is then populated with its final contents. Runs before
  * the credentials module, while the task may still lock beyond its
  * RLIMIT_MEMLOCK as a program that locked and then dropped its privileges
@@ -854,6 +866,10 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 	uint64_t len = v->end - v->start;
 	int r;
 
+	if (map_prot(v) != v->prot &&
+	    (r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, len, (uint64_t)v->prot, 0,
+	                    0, 0, NULL, err)) < 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(advice); i++)
 		if ((v->flags & advice[i].flag) &&
 		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start, len,

@@ -8,7 +8,8 @@
  * - S: `<trigger>.shared` (4 pages) mapped shared read-only from a read-write fd, page 1 made
  *   writable by mprotect and written;
  * - R: `<trigger>.shared-ro` (2 pages) mapped shared read-only from a read-only fd;
- * - A: 6 anonymous pages (seeded), pages 0-1 made read-only, 2-3 PROT_NONE.
+ * - A: 6 anonymous pages (seeded), pages 0-1 made read-only, 2-3 PROT_NONE;
+ * - M: 4 pages of shared anonymous memory (seeded), pages 0-1 made read-only, 2-3 PROT_NONE.
  * Every fd is closed again. After the trigger: /proc/self/maps shows each range with the same
  * bounds, protection and offset; the data is what was written (PROT_NONE pages are read after
  * an mprotect); page 1 of S is still writable and S's page 0 can be made writable (its file was
@@ -23,6 +24,7 @@
 #define SEED_OWN  0x70726f744fULL
 #define SEED_ANON 0x70726f7441ULL
 #define SEED_SH   0x70726f7453ULL
+#define SEED_SHM  0x70726f744dULL
 
 struct range {
 	const char *what;
@@ -36,7 +38,8 @@ static struct range ranges[] = {
     {"S page 0 (r--s)", NULL, ""},    {"S page 1 (rw-s)", NULL, ""},
     {"S pages 2-3 (r--s)", NULL, ""}, {"R (r--s)", NULL, ""},
     {"A pages 0-1 (r--p)", NULL, ""}, {"A pages 2-3 (---p)", NULL, ""},
-    {"A pages 4-5 (rw-p)", NULL, ""},
+    {"A pages 4-5 (rw-p)", NULL, ""}, {"M pages 0-1 (r--s)", NULL, ""},
+    {"M pages 2-3 (---s)", NULL, ""},
 };
 
 static int make_file(const char *suffix, size_t pages, uint64_t seed)
@@ -104,13 +107,17 @@ static void check_ranges(void)
 	}
 }
 
-static void check_data(char *p, char *s, char *a)
+static void check_data(char *p, char *s, char *a, char *m)
 {
 	static const uint64_t p_seed[8] = {SEED_FILE, SEED_FILE, SEED_OWN,  SEED_OWN,
 	                                   SEED_OWN,  SEED_FILE, SEED_FILE, SEED_FILE};
 
 	protect(p + 4 * PG, 2 * PG, PROT_READ);
 	protect(a + 2 * PG, 2 * PG, PROT_READ);
+	protect(m + 2 * PG, 2 * PG, PROT_READ);
+	for (size_t i = 0; i < 4; i++)
+		if (!page_is(m + i * PG, SEED_SHM, i))
+			wl_fail("M page %zu differs", i);
 	for (size_t i = 0; i < 8; i++)
 		if (!page_is(p + i * PG, p_seed[i], i))
 			wl_fail("P page %zu differs", i);
@@ -150,7 +157,7 @@ static void check_rights(char *s, char *r)
 
 int main(void)
 {
-	char *p, *s, *r, *a;
+	char *p, *s, *r, *a, *m;
 	int fd;
 
 	wl_init("wl-maps-prot");
@@ -178,15 +185,20 @@ int main(void)
 	protect(a, 2 * PG, PROT_READ);
 	protect(a + 2 * PG, 2 * PG, PROT_NONE);
 
-	char *at[] = {p,          p + 2 * PG, p + 4 * PG, p + 6 * PG, s,         s + PG,
-	              s + 2 * PG, r,          a,          a + 2 * PG, a + 4 * PG};
+	m = map(4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+	wl_fill(m, 4 * PG, SEED_SHM);
+	protect(m, 2 * PG, PROT_READ);
+	protect(m + 2 * PG, 2 * PG, PROT_NONE);
+
+	char *at[] = {p, p + 2 * PG, p + 4 * PG, p + 6 * PG, s, s + PG,    s + 2 * PG,
+	              r, a,          a + 2 * PG, a + 4 * PG, m, m + 2 * PG};
 	for (size_t i = 0; i < WL_ARRAY_SIZE(ranges); i++)
 		ranges[i].addr = at[i];
 	record();
 	wl_ready();
 	wl_await_trigger();
 	check_ranges();
-	check_data(p, s, a);
+	check_data(p, s, a, m);
 	check_rights(s, r);
 	wl_pass();
 }
