@@ -262,7 +262,7 @@ static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_r
 		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
 	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
 	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PARENT, &src, err)) < 0)
+	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_GUARD, &src, err)) < 0)
 		return r;
 	if ((uint64_t)page < next)
 		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
@@ -337,9 +337,18 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		return ret;
 	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
 		return cd_err_set(err, EINVAL, "field \"path\": file mapping without a path");
-	if ((ret = vma_flags_check(v, err)) < 0)
+	if ((ret = vma_flags_check(v, err)) < 0 ||
+	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
 		return ret;
-	return runs_from_json(o, v, data_pages, err);
+	/* guard regions of private anonymous or file mappings (the dump refuses them elsewhere) */
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD && v->kind != CD_VMA_ANON &&
+		    v->kind != CD_VMA_FILE && v->kind != CD_VMA_FILE_SHARED)
+			return cd_err_set(err, EINVAL,
+			                  "field \"runs\": a guard region in a mapping "
+			                  "of kind %d",
+			                  (int)v->kind);
+	return 0;
 }
 
 static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)

@@ -62,6 +62,8 @@ enum cd_run_src {
 	CD_RUN_ZERO = 1,   /* all zero: nothing stored */
 	CD_RUN_PARENT = 2, /* still shared copy-on-write with the parent task at the
 	                    * same address: the parent's image holds them */
+	CD_RUN_GUARD = 3,  /* guard region (MADV_GUARD_INSTALL): no page, a touch faults;
+	                    * installed again after the fill */
 };
 
 /* VMA flags a program sets with mlock or madvise and may notice (the

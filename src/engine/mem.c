@@ -22,9 +22,14 @@
 #define PM_PRESENT   (1ULL << 63)
 #define PM_SWAPPED   (1ULL << 62)
 #define PM_FILE      (1ULL << 61)
+#define PM_GUARD     (1ULL << 58) /* guard region (MADV_GUARD_INSTALL), Linux 6.14 */
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_BATCH     (64 * 1024) /* pagemap entries read per call */
-#define PAGE         CD_PAGE_SIZE
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+#define PAGE CD_PAGE_SIZE
 
 /* ---- classification ---- */
 
@@ -288,10 +293,13 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
 }
 
 /* Page i of the batch: 0 not stored, 1 own data mapped by this task
- * alone, 2 shared with the parent, 3 own data mapped by other tasks too. */
+ * alone, 2 shared with the parent, 3 own data mapped by other tasks too,
+ * 4 a guard region (shown as a swap entry: never read). */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
                       const struct pm_batch *b, uint64_t i, size_t *hint)
 {
+	if (b->pm[i] & PM_GUARD)
+		return 4;
 	if (!wants_page(v->kind, b->pm[i]))
 		return 0;
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
@@ -318,6 +326,8 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
 		else if (cls == 2 && !ctx->count)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
+		else if (cls == 4 && !ctx->count)
+			r = add_run(v, cap, b->base + i, j - i, CD_RUN_GUARD, err);
 		if (r < 0)
 			return r;
 		i = j;
@@ -401,6 +411,12 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	 * opens a shared memory object read-write, so mprotect could then add PROT_WRITE. */
 	if (v->kind == CD_VMA_FILE_SHARED && cd_proc_vmflag(m, "mw"))
 		f |= CD_VMF_MAYWRITE;
+	/* its pages are read from the object, which knows nothing of guards */
+	if (v->kind == CD_VMA_ANON_SHARED && cd_proc_vmflag(m, "gu"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): guard regions (MADV_GUARD_INSTALL) in shared memory",
+		                  pid, m->start, m->end, m->path);
 	if (v->kind == CD_VMA_ANON_SHARED && !cd_proc_vmflag(m, "mw"))
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
@@ -767,7 +783,8 @@ uint64_t cd_mem_restore_bytes(const struct cd_task *t)
 
 	for (size_t i = 0; i < t->nvmas; i++)
 		for (size_t j = 0; j < t->vmas[i].nruns; j++)
-			if (t->vmas[i].runs[j].src != CD_RUN_ZERO)
+			if (t->vmas[i].runs[j].src == CD_RUN_DATA ||
+			    t->vmas[i].runs[j].src == CD_RUN_PARENT)
 				bytes += t->vmas[i].runs[j].npages * PAGE;
 	return bytes;
 }
@@ -787,7 +804,10 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 			cd_progress_add(ctx->progress, left);
 			continue;
 		}
-		/* Fresh anonymous memory and new shared memory objects are zero. */
+		/* Fresh anonymous memory and new shared memory objects are zero;
+		 * a guard region is installed once the mapping is filled. */
+		if (run->src == CD_RUN_GUARD)
+			continue;
 		if (run->src == CD_RUN_ZERO &&
 		    (v->kind == CD_VMA_ANON || v->kind == CD_VMA_ANON_SHARED))
 			continue;
@@ -870,6 +890,12 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 	    (r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, len, (uint64_t)v->prot, 0,
 	                    0, 0, NULL, err)) < 0)
 		return r;
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD &&
+		    (r = cd_call_ok(ctx->inj, "madvise(MADV_GUARD_INSTALL)", SYS_madvise,
+		                    v->start + v->runs[i].page * PAGE, v->runs[i].npages * PAGE,
+		                    MADV_GUARD_INSTALL, 0, 0, 0, NULL, err)) < 0)
+			return r;
 	for (size_t i = 0; i < ARRAY_SIZE(advice); i++)
 		if ((v->flags & advice[i].flag) &&
 		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start, len,

@@ -460,6 +460,25 @@ static void test_refuses_vma_flags_of_no_mapping(void **state)
 	expect_refused(j, "wipe-on-fork");
 }
 
+/* A guard region: a run without data, in private anonymous or file mappings only (shared
+ * memory is read from its object, which has no guards). */
+static void test_guard_runs(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = encoded();
+
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
+	                   json_pack("[i,i,i]", 2, 1, CD_RUN_GUARD));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].src, CD_RUN_GUARD);
+	cd_image_free(&img);
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	expect_refused(j, "guard region");
+}
+
 static void test_refuses_enum_out_of_range(void **state)
 {
 	json_t *j = encoded();
@@ -470,7 +489,8 @@ static void test_refuses_enum_out_of_range(void **state)
 	json_object_set_new(fd0(j), "kind", json_integer(-1));
 	expect_refused(j, "\"kind\"");
 	j = encoded();
-	json_array_set_new(json_object_get(vma0(j), "runs"), 0, json_pack("[i,i,i]", 0, 2, 3));
+	json_array_set_new(json_object_get(vma0(j), "runs"), 0,
+	                   json_pack("[i,i,i]", 0, 2, CD_RUN_GUARD + 1));
 	expect_refused(j, "runs[2]");
 }
 
@@ -798,6 +818,7 @@ int main(void)
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
 	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
+	    cmocka_unit_test(test_guard_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,16 +9,22 @@
  * left out and said on stderr. After the trigger every range has the same bounds and VmFlags
  * (of those above, plus lo/lf), the data is intact, and in a forked child the MADV_DONTFORK
  * range is not mapped and the MADV_WIPEONFORK range reads as zero while the parent's keeps its
- * data. With "sealed" one more page is sealed (mseal, Linux 6.10), with "merge-any" KSM is
+ * data. Guard regions (MADV_GUARD_INSTALL, Linux 6.13; file mappings 6.15): page 1 of a
+ * 4-page anonymous region and page 3 of the file mapping fault on a touch after the trigger
+ * too, the other pages keep their data. With "sealed" one more page is sealed (mseal, Linux 6.10), with "merge-any" KSM is
  * asked for all memory (PR_SET_MEMORY_MERGE): the engine refuses either dump naming it, and
  * the run goes on to PASS (with "merge-any" every range shows "mg" as well). */
 #include <fcntl.h>
+#include <setjmp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #ifndef SYS_mseal
 #define SYS_mseal 462
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
 #endif
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
@@ -110,6 +116,57 @@ static void check_child(const char *region)
 	wl_expect_exit(pid, 0);
 }
 
+/* Guard regions: page 1 of G (anonymous) and page 3 of the file mapping fault on a touch. */
+static sigjmp_buf fault_jmp;
+
+static void on_segv(int sig)
+{
+	siglongjmp(fault_jmp, 1);
+}
+
+static bool faults(const volatile char *p)
+{
+	struct sigaction sa = {.sa_handler = on_segv}, old;
+
+	sigaction(SIGSEGV, &sa, &old);
+	if (sigsetjmp(fault_jmp, 1) == 0) {
+		(void)*p;
+		sigaction(SIGSEGV, &old, NULL);
+		return false;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	return true;
+}
+
+static bool guard(char *p, const char *what)
+{
+	if (madvise(p, PG, MADV_GUARD_INSTALL) == 0)
+		return true;
+	if (errno != EINVAL)
+		wl_fail("MADV_GUARD_INSTALL (%s): %s", what, strerror(errno));
+	fprintf(stderr, "wl-madvise: MADV_GUARD_INSTALL (%s) refused by this kernel, left out\n",
+	        what);
+	return false;
+}
+
+static void check_guards(const char *g, bool g_on, const char *file, bool file_on)
+{
+	char want[4 * PG];
+
+	wl_fill(want, sizeof(want), SEED + 2);
+	for (size_t i = 0; i < 4; i++) {
+		bool guarded = i == 1 && g_on;
+		if (faults(g + i * PG) != guarded)
+			wl_fail("guard region: page %zu of G %s", i,
+			        guarded ? "no longer faults" : "faults");
+		if (!guarded && memcmp(g + i * PG, want + i * PG, PG))
+			wl_fail("guard region: page %zu of G differs", i);
+	}
+	if (faults(file + 3 * PG) != file_on)
+		wl_fail("guard region: page 3 of the file mapping %s",
+		        file_on ? "no longer faults" : "faults");
+}
+
 /* What the engine refuses: a sealed page, or KSM for all new memory. */
 static void refused_state(const char *mode)
 {
@@ -127,7 +184,8 @@ static void refused_state(const char *mode)
 
 int main(int argc, char **argv)
 {
-	char *region, *file, *nores, line[128], flags[64];
+	char *region, *file, *nores, *g, line[128], flags[64];
+	bool g_on, file_on;
 
 	wl_init("wl-madvise");
 	if (argc > 1)
@@ -146,6 +204,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < WL_ARRAY_SIZE(ranges); i++)
 		look(&ranges[i], ranges[i].line, sizeof(ranges[i].line), ranges[i].flags,
 		     sizeof(ranges[i].flags));
+	g = map(4 * PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	wl_fill(g, 4 * PG, SEED + 2);
+	g_on = guard(g + PG, "anonymous");
+	file_on = guard(file + 3 * PG, "file");
+	check_guards(g, g_on, file, file_on);
 	wl_ready();
 	wl_await_trigger();
 
@@ -167,5 +230,6 @@ int main(int argc, char **argv)
 	if (nores[0] != 1)
 		wl_fail("the MAP_NORESERVE mapping's data differs");
 	check_child(region);
+	check_guards(g, g_on, file, file_on);
 	wl_pass();
 }
