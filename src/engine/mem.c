@@ -25,11 +25,11 @@
 #define PM_GUARD     (1ULL << 58) /* guard region (MADV_GUARD_INSTALL), Linux 6.14 */
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_BATCH     (64 * 1024) /* pagemap entries read per call */
+#define PAGE         CD_PAGE_SIZE
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
-#define PAGE CD_PAGE_SIZE
 
 /* ---- classification ---- */
 
@@ -407,8 +407,7 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	for (size_t i = 0; i < ARRAY_SIZE(kept_flags); i++)
 		if (cd_proc_vmflag(m, kept_flags[i].name))
 			f |= kept_flags[i].flag;
-	/* Only a shared mapping can lack "may write": its file was open read-only. The restore
-	 * opens a shared memory object read-write, so mprotect could then add PROT_WRITE. */
+	/* Only a shared mapping can lack "may write": its file was open read-only. */
 	if (v->kind == CD_VMA_FILE_SHARED && cd_proc_vmflag(m, "mw"))
 		f |= CD_VMF_MAYWRITE;
 	/* its pages are read from the object, which knows nothing of guards */
@@ -417,6 +416,7 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
 		                  " (%s): guard regions (MADV_GUARD_INSTALL) in shared memory",
 		                  pid, m->start, m->end, m->path);
+	/* the restore maps every shared memory object read-write */
 	if (v->kind == CD_VMA_ANON_SHARED && !cd_proc_vmflag(m, "mw"))
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
@@ -861,13 +861,22 @@ static int lock_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *
 	return cd_err_sys(err, (int)-ret, "mlock2");
 }
 
-/* The protection, if map_vma mapped it otherwise, and the flags mlock and
- * madvise set, once the mapping is mapped and filled:
- * a locked range is then populated with its final contents. Runs before
- * the credentials module, while the task may still lock beyond its
- * RLIMIT_MEMLOCK as a program that locked and then dropped its privileges
- * had (the daemon's trust check holds user images to the limit). */
-static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+/* Guard regions go after the fill (a guard page takes no write) and before
+ * the lock. */
+static int install_guards(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD &&
+		    (r = cd_call_ok(ctx->inj, "madvise(MADV_GUARD_INSTALL)", SYS_madvise,
+		                    v->start + v->runs[i].page * PAGE, v->runs[i].npages * PAGE,
+		                    MADV_GUARD_INSTALL, 0, 0, 0, NULL, err)) < 0)
+			return r;
+	return 0;
+}
+
+static int advise_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	static const struct {
 		uint32_t flag;
@@ -883,25 +892,37 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 	    {CD_VMF_RANDOM, MADV_RANDOM, "madvise(MADV_RANDOM)"},
 	    {CD_VMF_SEQUENTIAL, MADV_SEQUENTIAL, "madvise(MADV_SEQUENTIAL)"},
 	};
-	uint64_t len = v->end - v->start;
 	int r;
 
-	if (map_prot(v) != v->prot &&
-	    (r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, len, (uint64_t)v->prot, 0,
-	                    0, 0, NULL, err)) < 0)
-		return r;
-	for (size_t i = 0; i < v->nruns; i++)
-		if (v->runs[i].src == CD_RUN_GUARD &&
-		    (r = cd_call_ok(ctx->inj, "madvise(MADV_GUARD_INSTALL)", SYS_madvise,
-		                    v->start + v->runs[i].page * PAGE, v->runs[i].npages * PAGE,
-		                    MADV_GUARD_INSTALL, 0, 0, 0, NULL, err)) < 0)
-			return r;
 	for (size_t i = 0; i < ARRAY_SIZE(advice); i++)
 		if ((v->flags & advice[i].flag) &&
-		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start, len,
-		                    (uint64_t)advice[i].advice, 0, 0, 0, NULL, err)) < 0)
+		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start,
+		                    v->end - v->start, (uint64_t)advice[i].advice, 0, 0, 0, NULL,
+		                    err)) < 0)
 			return r;
-	return v->flags & CD_VMF_LOCKED ? lock_vma(ctx, v, err) : 0;
+	return 0;
+}
+
+/* What a mapping gets once it is mapped and filled: its own protection
+ * where map_vma mapped it otherwise, guard regions, the madvise flags and
+ * last the lock, which populates the range with its final contents. Runs
+ * before the credentials module, while the task may still lock beyond its
+ * RLIMIT_MEMLOCK as a program that locked and then dropped its privileges
+ * had (the daemon's trust check holds user images to the limit). */
+static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	int r = 0;
+
+	if (map_prot(v) != v->prot)
+		r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, v->end - v->start,
+		               (uint64_t)v->prot, 0, 0, 0, NULL, err);
+	if (r >= 0)
+		r = install_guards(ctx, v, err);
+	if (r >= 0)
+		r = advise_vma(ctx, v, err);
+	if (r >= 0 && (v->flags & CD_VMF_LOCKED))
+		r = lock_vma(ctx, v, err);
+	return r;
 }
 
 /* Every ancestor of t, parent first. Bounded by the number of tasks, so
