@@ -11,9 +11,9 @@
  * range is not mapped and the MADV_WIPEONFORK range reads as zero while the parent's keeps its
  * data. Guard regions (MADV_GUARD_INSTALL, Linux 6.13; file mappings 6.15): page 1 of a
  * 4-page anonymous region and page 3 of the file mapping fault on a touch after the trigger
- * too, the other pages keep their data. With "sealed" one more page is sealed (mseal, Linux 6.10), with "merge-any" KSM is
- * asked for all memory (PR_SET_MEMORY_MERGE): the engine refuses either dump naming it, and
- * the run goes on to PASS (with "merge-any" every range shows "mg" as well). */
+ * too, the other pages keep their data. With "sealed" one more page is sealed (mseal, Linux 6.10),
+ * with "merge-any" KSM is asked for all memory (PR_SET_MEMORY_MERGE): the engine refuses either
+ * dump naming it, and the run goes on to PASS (with "merge-any" every range shows "mg" as well). */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <sys/mman.h>
