@@ -404,6 +404,14 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 			                  " (%s) is %s (VmFlags %s)",
 			                  pid, m->start, m->end, m->path[0] ? m->path : "anonymous",
 			                  refused_flags[i].what, refused_flags[i].name);
+	/* A mapping only executable gets the kernel's execute-only key again; any other key
+	 * was the program's (pkey_mprotect), allocated in the mm, which nothing lists. */
+	if (m->pkey && m->prot != PROT_EXEC)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s) has memory protection key %d (pkey_mprotect)",
+		                  pid, m->start, m->end, m->path[0] ? m->path : "anonymous",
+		                  m->pkey);
 	for (size_t i = 0; i < ARRAY_SIZE(kept_flags); i++)
 		if (cd_proc_vmflag(m, kept_flags[i].name))
 			f |= kept_flags[i].flag;

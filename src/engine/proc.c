@@ -80,6 +80,11 @@ int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err
 				set_vmflags(&maps[n - 1], line + 8);
 			continue;
 		}
+		if (!strncmp(line, "ProtectionKey:", 14)) {
+			if (n)
+				maps[n - 1].pkey = atoi(line + 14);
+			continue;
+		}
 		/* A mapping line starts with a hex address followed by '-'. */
 		const char *p = line;
 		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))

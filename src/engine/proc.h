@@ -16,6 +16,7 @@ struct cd_proc_map {
 	uint64_t dev, ino;
 	char path[PATH_MAX];
 	char vmflags[160]; /* the VmFlags line's two-letter names, space-separated */
+	int pkey;          /* smaps ProtectionKey (x86 PKU), 0 when none */
 };
 
 /* Mappings of pid from /proc/PID/smaps (for VmFlags). */

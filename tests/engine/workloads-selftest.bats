@@ -584,8 +584,12 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-madvise
 }
 
-@test "wl-madvise passes with a sealed page and with KSM for all memory" {
+@test "wl-madvise passes with a sealed page, a protection key and KSM for all memory" {
 	run_plain wl-madvise sealed
 	wl_cleanup
+	if grep -qw pku /proc/cpuinfo; then
+		run_plain wl-madvise pkey
+		wl_cleanup
+	fi
 	run_plain wl-madvise merge-any
 }

@@ -381,6 +381,11 @@ wl_madvise_refused() {
 	wl_madvise_refused sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) is sealed \(mseal\)"
 }
 
+@test "wl-madvise: a memory protection key (pkey_mprotect) is refused, naming it; it runs on" {
+	grep -qw pku /proc/cpuinfo || skip "no protection keys on this CPU"
+	wl_madvise_refused pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)"
+}
+
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
 }
