@@ -584,9 +584,13 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-madvise
 }
 
-@test "wl-madvise passes with a sealed page, a protection key and KSM for all memory" {
+@test "wl-madvise passes with a sealed page, a protection key, a NUMA policy and KSM for all memory" {
 	run_plain wl-madvise sealed
 	wl_cleanup
+	if [ -e /proc/self/numa_maps ]; then
+		run_plain wl-madvise mbind
+		wl_cleanup
+	fi
 	if grep -qw pku /proc/cpuinfo; then
 		run_plain wl-madvise pkey
 		wl_cleanup

@@ -386,6 +386,11 @@ wl_madvise_refused() {
 	wl_madvise_refused pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)"
 }
 
+@test "wl-madvise: a NUMA memory policy (mbind) is refused, naming it; it runs on" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_madvise_refused mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored"
+}
+
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
 }

@@ -1,5 +1,5 @@
-/* wl-madvise [sealed|pkey|merge-any]: the VMA flags madvise and mmap set, which a program can see
- * in /proc/self/smaps VmFlags and by their effects, survive a checkpoint.
+/* wl-madvise [sealed|pkey|mbind|merge-any]: the VMA flags madvise and mmap set, which a program can
+ * see in /proc/self/smaps VmFlags and by their effects, survive a checkpoint.
  *
  * Before READY a 20-page anonymous region (seeded) gets, two pages each: MADV_DONTFORK (dc),
  * MADV_WIPEONFORK (wf), MADV_HUGEPAGE (hg), MADV_NOHUGEPAGE (nh), MADV_DONTDUMP (dd),
@@ -12,7 +12,8 @@
  * data. Guard regions (MADV_GUARD_INSTALL, Linux 6.13; file mappings 6.15): page 1 of a
  * 4-page anonymous region and page 3 of the file mapping fault on a touch after the trigger
  * too, the other pages keep their data. With "sealed" one more page is sealed (mseal, Linux 6.10),
- * with "pkey" one more page gets a protection key (pkey_mprotect, x86 PKU),
+ * with "pkey" one more page gets a protection key (pkey_mprotect, x86 PKU), with "mbind" a
+ * NUMA policy (MPOL_BIND to node 0),
  * with "merge-any" KSM is asked for all memory (PR_SET_MEMORY_MERGE): the engine refuses either
  * dump naming it, and the run goes on to PASS (with "merge-any" every range shows "mg" as well). */
 #include <fcntl.h>
@@ -26,6 +27,9 @@
 #endif
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MPOL_BIND
+#define MPOL_BIND 2
 #endif
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
@@ -180,6 +184,11 @@ static void refused_state(const char *mode)
 		int key = pkey_alloc(0, 0);
 		if (key < 0 || pkey_mprotect(page, PG, PROT_READ, key) < 0)
 			wl_fail("pkey: %s", strerror(errno));
+	} else if (!strcmp(mode, "mbind")) {
+		char *page = map(PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+		unsigned long node0 = 1;
+		if (syscall(SYS_mbind, page, PG, MPOL_BIND, &node0, 2, 0) < 0)
+			wl_fail("mbind: %s", strerror(errno));
 	} else if (!strcmp(mode, "merge-any")) {
 		if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) < 0)
 			wl_fail("PR_SET_MEMORY_MERGE: %s", strerror(errno));
