@@ -16,19 +16,44 @@
 static const struct cd_field task_fields[] = {
     FR(pid, 1, CD_PID_MAX),
     /* 0: a parent, group or session outside our pid namespace */
-    FR(ppid, 0, CD_PID_MAX), FR(pgid, 0, CD_PID_MAX), FR(sid, 0, CD_PID_MAX),
-    FR(new_pgid, 1, CD_PID_MAX), FR(new_sid, 1, CD_PID_MAX), FR(pages_size, NONNEG(8)),
-    F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size), F(ss_flags), F(rseq_addr),
-    FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head), F(robust_len), F(clear_tid),
-    F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
+    FR(ppid, 0, CD_PID_MAX),
+    FR(pgid, 0, CD_PID_MAX),
+    FR(sid, 0, CD_PID_MAX),
+    FR(new_pgid, 1, CD_PID_MAX),
+    FR(new_sid, 1, CD_PID_MAX),
+    FR(pages_size, NONNEG(8)),
+    F(pages_csum),
+    FR(umask, 0, 0777),
+    F(blocked),
+    F(ss_sp),
+    F(ss_size),
+    F(ss_flags),
+    F(rseq_addr),
+    FR(rseq_sig, U32),
+    FR(rseq_len, NONNEG(4)),
+    F(robust_head),
+    F(robust_len),
+    F(clear_tid),
+    F(cap_inh),
+    F(cap_prm),
+    F(cap_eff),
+    F(cap_bnd),
+    F(cap_amb),
     FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
-    FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
+    FR(nice, -20, 19),
+    FR(oom_score_adj, -1000, 1000),
+    FR(no_new_privs, 0, 1),
     FR(dumpable, 0, 2),     /* SUID_DUMP_DISABLE, _USER, _ROOT */
     FR(sched_policy, 0, 5), /* SCHED_OTHER .. SCHED_IDLE (not SCHED_DEADLINE) */
-    FR(sched_prio, 0, 99), FR(sched_reset_on_fork, 0, 1), FR(pdeathsig, 0, 64),
-    FR(child_subreaper, 0, 1), FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
-    FR(timer_slack_ns, NONNEG(8)), FR(loginuid, U32),
+    FR(sched_prio, 0, 99),
+    FR(sched_reset_on_fork, 0, 1),
+    FR(pdeathsig, 0, 64),
+    FR(child_subreaper, 0, 1),
+    FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
+    FR(timer_slack_ns, NONNEG(8)),
+    FR(loginuid, U32),
     FR(membarrier, 0, 0x1fc), /* the MEMBARRIER_CMD_REGISTER_* bits */
+    FR(mlock_future, CD_MLOCK_FUTURE_NONE, CD_MLOCK_FUTURE_ONFAULT),
 };
 /* A zombie: its place in the tree, and the wait status its parent gets. */
 static const struct cd_field zombie_fields[] = {
@@ -65,6 +90,7 @@ static const struct cd_field vma_fields[] = {
     V(shared),
     V(growsdown),
     VR(kind, 0, CD_VMA_KIND_MAX - 1),
+    VR(flags, 0, CD_VMF_ALL),
     V(dev),
     V(ino),
     VR(shmid, NONNEG(8)), /* an inode number */
@@ -286,7 +312,7 @@ static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_r
 		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
 	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
 	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PARENT, &src, err)) < 0)
+	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_GUARD, &src, err)) < 0)
 		return r;
 	if ((uint64_t)page < next)
 		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
@@ -324,6 +350,26 @@ static int runs_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_
 	return 0;
 }
 
+/* Combinations the kernel never shows (the restore would fail or differ). */
+static int vma_flags_check(const struct cd_vma *v, cd_err *err)
+{
+	uint32_t f = v->flags;
+
+	if ((f & CD_VMF_LOCKONFAULT) && !(f & CD_VMF_LOCKED))
+		return cd_err_set(err, EINVAL, "field \"flags\": lock-on-fault without locked");
+	if ((f & CD_VMF_HUGEPAGE) && (f & CD_VMF_NOHUGEPAGE))
+		return cd_err_set(err, EINVAL, "field \"flags\": both hugepage and nohugepage");
+	if ((f & CD_VMF_RANDOM) && (f & CD_VMF_SEQUENTIAL))
+		return cd_err_set(err, EINVAL, "field \"flags\": both random and sequential");
+	if ((f & CD_VMF_WIPEONFORK) && v->kind != CD_VMA_ANON)
+		return cd_err_set(
+		    err, EINVAL,
+		    "field \"flags\": wipe-on-fork on a mapping not private anonymous");
+	if (f && v->kind >= CD_VMA_VDSO)
+		return cd_err_set(err, EINVAL, "field \"flags\": flags on a vDSO mapping");
+	return 0;
+}
+
 static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
 	int ret;
@@ -341,7 +387,18 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		return ret;
 	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
 		return cd_err_set(err, EINVAL, "field \"path\": file mapping without a path");
-	return runs_from_json(o, v, data_pages, err);
+	if ((ret = vma_flags_check(v, err)) < 0 ||
+	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
+		return ret;
+	/* guard regions of private anonymous or file mappings (the dump refuses them elsewhere) */
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD && v->kind != CD_VMA_ANON &&
+		    v->kind != CD_VMA_FILE && v->kind != CD_VMA_FILE_SHARED)
+			return cd_err_set(err, EINVAL,
+			                  "field \"runs\": a guard region in a mapping "
+			                  "of kind %d",
+			                  (int)v->kind);
+	return 0;
 }
 
 static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)

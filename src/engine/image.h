@@ -64,6 +64,35 @@ enum cd_run_src {
 	CD_RUN_ZERO = 1,   /* all zero: nothing stored */
 	CD_RUN_PARENT = 2, /* still shared copy-on-write with the parent task at the
 	                    * same address: the parent's image holds them */
+	CD_RUN_GUARD = 3,  /* guard region (MADV_GUARD_INSTALL): no page, a touch faults;
+	                    * installed again after the fill */
+};
+
+/* VMA flags a program sets with mlock or madvise and may notice (the
+ * names are /proc/PID/smaps VmFlags): the dump records them, the restore
+ * sets them again once the mapping is filled (mem.c). */
+enum cd_vma_flag {
+	CD_VMF_LOCKED = 1 << 0,      /* lo: mlock */
+	CD_VMF_LOCKONFAULT = 1 << 1, /* lf: mlock2(MLOCK_ONFAULT), with lo */
+	CD_VMF_DONTFORK = 1 << 2,    /* dc: MADV_DONTFORK */
+	CD_VMF_WIPEONFORK = 1 << 3,  /* wf: MADV_WIPEONFORK */
+	CD_VMF_HUGEPAGE = 1 << 4,    /* hg: MADV_HUGEPAGE */
+	CD_VMF_NOHUGEPAGE = 1 << 5,  /* nh: MADV_NOHUGEPAGE */
+	CD_VMF_DONTDUMP = 1 << 6,    /* dd: MADV_DONTDUMP */
+	CD_VMF_MERGEABLE = 1 << 7,   /* mg: MADV_MERGEABLE */
+	CD_VMF_RANDOM = 1 << 8,      /* rr: MADV_RANDOM */
+	CD_VMF_SEQUENTIAL = 1 << 9,  /* sr: MADV_SEQUENTIAL */
+	CD_VMF_MAYWRITE = 1 << 10,   /* mw: a shared file mapping's file was open for writing, so
+	                              * mprotect may add PROT_WRITE */
+	CD_VMF_NORESERVE = 1 << 11,  /* nr: MAP_NORESERVE */
+	CD_VMF_ALL = (1 << 12) - 1,
+};
+
+/* mlockall(MCL_FUTURE) of a task: new mappings are locked. */
+enum cd_mlock_future {
+	CD_MLOCK_FUTURE_NONE,
+	CD_MLOCK_FUTURE,         /* MCL_FUTURE */
+	CD_MLOCK_FUTURE_ONFAULT, /* MCL_FUTURE | MCL_ONFAULT */
 };
 
 /* A run of pages of one VMA: page index from the VMA start, length, source. */
@@ -78,7 +107,8 @@ struct cd_vma {
 	int prot;
 	bool shared, growsdown;
 	enum cd_vma_kind kind;
-	char *path; /* file mappings */
+	uint32_t flags; /* enum cd_vma_flag */
+	char *path;     /* file mappings */
 	uint64_t dev, ino;
 	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
 	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
@@ -229,6 +259,7 @@ struct cd_task {
 	uint64_t timer_slack_ns;
 	uint32_t loginuid;     /* /proc/PID/loginuid; (uint32_t)-1 when unset */
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
+	int mlock_future;      /* enum cd_mlock_future */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
 };
 

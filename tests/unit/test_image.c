@@ -42,8 +42,12 @@ static void make_image(struct cd_image *img)
 	memcpy(t->xstate, "\x01\x02\xfe\xff", 4);
 	t->nvmas = 2;
 	t->vmas = calloc(2, sizeof(struct cd_vma));
-	t->vmas[0] = (struct cd_vma){
-	    .start = 0x10000, .end = 0x14000, .prot = PROT_READ | PROT_WRITE, .kind = CD_VMA_ANON};
+	t->vmas[0] = (struct cd_vma){.start = 0x10000,
+	                             .end = 0x14000,
+	                             .prot = PROT_READ | PROT_WRITE,
+	                             .kind = CD_VMA_ANON,
+	                             .flags = CD_VMF_LOCKED | CD_VMF_LOCKONFAULT |
+	                                      CD_VMF_WIPEONFORK | CD_VMF_NOHUGEPAGE};
 	t->vmas[0].nruns = 2;
 	t->vmas[0].runs = calloc(2, sizeof(struct cd_run));
 	t->vmas[0].runs[0] = (struct cd_run){0, 2, CD_RUN_DATA};
@@ -77,6 +81,7 @@ static void make_image(struct cd_image *img)
 	t->act[9].handler = 0xdead;
 	t->uid[0] = 1000;
 	t->rlim[7][0] = 1024;
+	t->mlock_future = CD_MLOCK_FUTURE_ONFAULT;
 	t->itimer[0][1] = 10000;
 	t->ntimers = 2;
 	t->timers = calloc(2, sizeof(struct cd_posix_timer));
@@ -135,6 +140,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->nvmas, 2);
 	assert_int_equal(t->vmas[0].nruns, 2);
 	assert_int_equal(t->vmas[0].runs[1].src, CD_RUN_ZERO);
+	assert_int_equal(t->vmas[0].flags, CD_VMF_LOCKED | CD_VMF_LOCKONFAULT | CD_VMF_WIPEONFORK |
+	                                       CD_VMF_NOHUGEPAGE);
+	assert_int_equal(t->vmas[1].flags, 0);
+	assert_int_equal(t->mlock_future, CD_MLOCK_FUTURE_ONFAULT);
 	assert_string_equal(t->vmas[1].path, "/usr/lib/libc.so.6");
 	assert_int_equal(t->fds[0].pos, 4097);
 	assert_string_equal(t->fds[0].path, "/tmp/x");
@@ -459,6 +468,12 @@ static void test_refuses_integer_out_of_meaning(void **state)
 	json_object_set_new(task0(j), "membarrier", json_integer(1 << 9));
 	expect_refused(j, "\"membarrier\"");
 	j = encoded();
+	json_object_set_new(task0(j), "mlock_future", json_integer(3));
+	expect_refused(j, "\"mlock_future\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "flags", json_integer(CD_VMF_ALL + 1));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
 	json_array_set_new(json_object_get(task0(j), "itimers"), 1, json_integer(1000000));
 	expect_refused(j, "itimers[1]");
 }
@@ -552,6 +567,48 @@ static void test_reads_image_without_timers_and_locks(void **state)
 	cd_image_free(&img);
 }
 
+/* Flag combinations the kernel never shows, which the restore would fail on or make
+ * differently. */
+static void test_refuses_vma_flags_of_no_mapping(void **state)
+{
+	static const int64_t bad[] = {
+	    CD_VMF_LOCKONFAULT,                  /* lock on fault without the lock */
+	    CD_VMF_HUGEPAGE | CD_VMF_NOHUGEPAGE, /* both */
+	    CD_VMF_RANDOM | CD_VMF_SEQUENTIAL,   /* both */
+	};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = encoded();
+		json_object_set_new(vma0(j), "flags", json_integer(bad[i]));
+		expect_refused(j, "\"flags\"");
+	}
+	/* wipe-on-fork is for private anonymous memory only */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "vmas"), 1), "flags",
+	                    json_integer(CD_VMF_WIPEONFORK));
+	expect_refused(j, "wipe-on-fork");
+}
+
+/* A guard region: a run without data, in private anonymous or file mappings only (shared
+ * memory is read from its object, which has no guards). */
+static void test_guard_runs(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = encoded();
+
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
+	                   json_pack("[i,i,i]", 2, 1, CD_RUN_GUARD));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].src, CD_RUN_GUARD);
+	cd_image_free(&img);
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	expect_refused(j, "guard region");
+}
+
 static void test_refuses_enum_out_of_range(void **state)
 {
 	json_t *j = encoded();
@@ -562,7 +619,8 @@ static void test_refuses_enum_out_of_range(void **state)
 	json_object_set_new(fd0(j), "kind", json_integer(-1));
 	expect_refused(j, "\"kind\"");
 	j = encoded();
-	json_array_set_new(json_object_get(vma0(j), "runs"), 0, json_pack("[i,i,i]", 0, 2, 3));
+	json_array_set_new(json_object_get(vma0(j), "runs"), 0,
+	                   json_pack("[i,i,i]", 0, 2, CD_RUN_GUARD + 1));
 	expect_refused(j, "runs[2]");
 }
 
@@ -944,6 +1002,8 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_posix_timer),
 	    cmocka_unit_test(test_refuses_bad_lock),
 	    cmocka_unit_test(test_reads_image_without_timers_and_locks),
+	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
+	    cmocka_unit_test(test_guard_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
