@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,9 +26,16 @@
 /* Status flags F_SETFL sets and the restore puts back after the open. */
 #define SETTABLE_FLAGS (O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC)
 
-static bool same_file(pid_t p1, int fd1, pid_t p2, int fd2)
+/* Whether p1's fd1 and p2's fd2 are one open file. */
+static int same_file(pid_t p1, int fd1, pid_t p2, int fd2, bool *ret, cd_err *err)
 {
-	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
+	int order,
+	    r = cd_kcmp(p1, (unsigned long)fd1, p2, (unsigned long)fd2, KCMP_FILE, &order, err);
+
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d: fd %d against pid %d: fd %d", p2, fd2, p1, fd1);
+	*ret = order == 0;
+	return 0;
 }
 
 static bool chr_supported(const char *path)
@@ -160,45 +168,118 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 /* Whether the root's fd s is external stdio: the caller said so, or it
  * shares its open file with one the caller said so of (one terminal on
  * fds 0-2 is all external or none). */
-static bool external_slot(const struct cd_image *img, unsigned mask, int s)
+static int external_slot(const struct cd_image *img, unsigned mask, int s, bool *ret, cd_err *err)
 {
-	for (int o = 0; o < 3; o++)
-		if ((mask & (1u << o)) && (o == s || same_file(img->root, o, img->root, s)))
-			return true;
-	return false;
+	int r;
+
+	*ret = false;
+	for (int o = 0; o < 3 && !*ret; o++) {
+		if (!(mask & (1u << o)))
+			continue;
+		*ret = o == s;
+		if (!*ret && (r = same_file(img->root, o, img->root, s, ret, err)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* The std slot of pid's fd: the root's fd N is slot N, even when fds 0-2
  * are one open file (a terminal, a log opened once and dup'ed), so a
  * replacement of stdout never lands on stdin; another fd sharing the open
  * file of root fds 0-2 takes the lowest of them. -1: none. */
-static int std_slot(const struct cd_image *img, const struct cd_task *t, int fd)
+static int std_slot(const struct cd_image *img, const struct cd_task *t, int fd, int *ret,
+                    cd_err *err)
 {
-	if (t->pid == img->root && fd < 3)
-		return fd;
-	for (int s = 0; s < 3; s++)
-		if (same_file(img->root, s, t->pid, fd))
-			return s;
-	return -1;
+	bool same;
+	int r;
+
+	*ret = -1;
+	if (t->pid == img->root && fd < 3) {
+		*ret = fd;
+		return 0;
+	}
+	for (int s = 0; s < 3; s++) {
+		if ((r = same_file(img->root, s, t->pid, fd, &same, err)) < 0)
+			return r;
+		if (same) {
+			*ret = s;
+			return 0;
+		}
+	}
+	return 0;
 }
 
-/* Object id for pid's fd: an id already given to the same open file, else
- * a new one. Ids 0..2 are the root's external stdio, one per slot. */
-static int find_obj(struct cd_image *img, const struct cd_task *t, int fd, int std, bool external,
-                    int *next_obj)
+/* The open files dumped so far, one entry per object (its first fd), in a
+ * search tree ordered by kcmp: finding an fd's object takes O(log n) kcmp
+ * calls where comparing it with every earlier fd took O(n). Fds of external
+ * stdio are not in it: a slot is the caller's whatever else shares it. */
+struct cd_dump_tree {
+	void *root; /* tsearch tree of struct open_file */
+	int next_obj;
+	cd_err *err; /* of the lookup under way, and its result */
+	int r;
+};
+
+struct open_file {
+	pid_t pid;
+	int fd, obj;
+	struct cd_dump_tree *tree;
+};
+
+struct cd_dump_tree *cd_dump_tree_new(void)
 {
-	if (external)
-		return std;
-	for (size_t i = 0; i < img->ntasks; i++) {
-		const struct cd_task *o = &img->tasks[i];
-		for (size_t j = 0; j < o->nfds; j++)
-			if (o->fds[j].kind != CD_FD_STDIO &&
-			    same_file(o->pid, o->fds[j].fd, t->pid, fd))
-				return o->fds[j].obj;
-		if (o == t)
-			break;
-	}
-	return (*next_obj)++;
+	struct cd_dump_tree *tree = calloc(1, sizeof(*tree));
+
+	if (tree)
+		tree->next_obj = 3; /* 0..2: the root's external stdio, one per slot */
+	return tree;
+}
+
+void cd_dump_tree_free(struct cd_dump_tree *tree)
+{
+	if (!tree)
+		return;
+	tdestroy(tree->root, free);
+	free(tree);
+}
+
+/* tsearch's comparison cannot fail: a kcmp failure is kept in the tree and
+ * ends the lookup's caller (the tree's order no longer matters then). */
+static int by_file(const void *a, const void *b)
+{
+	const struct open_file *x = a, *y = b;
+	struct cd_dump_tree *tree = x->tree;
+	int order = -1;
+
+	if (tree->r == 0)
+		tree->r = cd_kcmp(x->pid, (unsigned long)x->fd, y->pid, (unsigned long)y->fd,
+		                  KCMP_FILE, &order, tree->err);
+	return order;
+}
+
+/* The object id of pid's fd: the id of the same open file dumped before,
+ * else a new one (*ret_new). */
+static int find_obj(struct cd_dump_tree *tree, pid_t pid, int fd, int *ret, bool *ret_new,
+                    cd_err *err)
+{
+	_cleanup_free_ struct open_file *f = malloc(sizeof(*f));
+	struct open_file **found;
+
+	if (!f)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	*f = (struct open_file){.pid = pid, .fd = fd, .obj = -1, .tree = tree};
+	tree->err = err;
+	tree->r = 0;
+	found = tsearch(f, &tree->root, by_file);
+	*ret_new = found && *found == f;
+	if (*ret_new) /* the tree's now, even when a comparison failed */
+		TAKE_PTR(f)->obj = tree->next_obj++;
+	if (tree->r < 0)
+		return cd_err_wrap(err, "pid %d: fd %d: which open file", pid, fd);
+	if (!found)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	*ret = (*found)->obj;
+	return 0;
 }
 
 /* Whether pid holds the pipe or FIFO st among its fds. */
@@ -333,14 +414,14 @@ static int dump_fown(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd
 	return 0;
 }
 
-static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next_obj, cd_err *err)
+static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, cd_err *err)
 {
-	int first_new = *next_obj;
 	char name[64];
 	_cleanup_free_ char *link = NULL;
 	struct cd_proc_fdinfo fi;
 	struct stat st;
 	struct cd_fd *d = &t->fds[t->nfds];
+	bool external = false, new_obj = false;
 	int r;
 
 	snprintf(name, sizeof(name), "fd/%d", fd);
@@ -355,16 +436,21 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 	d->fd = fd;
 	d->flags = fi.flags;
 	d->pos = fi.pos;
-	d->std = std_slot(ctx->img, t, fd);
-	if (d->std >= 0 && external_slot(ctx->img, ctx->external_stdio, d->std)) {
-		d->obj = find_obj(ctx->img, t, fd, d->std, true, next_obj);
+	if ((r = std_slot(ctx->img, t, fd, &d->std, err)) < 0 ||
+	    (d->std >= 0 &&
+	     (r = external_slot(ctx->img, ctx->external_stdio, d->std, &external, err)) < 0))
+		return r;
+	if (external) {
+		/* ids 0..2 are the root's external stdio, one per slot */
+		d->obj = d->std;
 		d->kind = CD_FD_STDIO;
 		t->nfds++;
 		return 0;
 	}
-	d->obj = find_obj(ctx->img, t, fd, d->std, false, next_obj);
+	if ((r = find_obj(ctx->tree, t->pid, fd, &d->obj, &new_obj, err)) < 0)
+		return r;
 	if ((r = classify_fd(t->pid, fd, link, &st, d, err)) < 0 ||
-	    (r = classify_proc(ctx->img, t->pid, fd, link, d, d->obj >= first_new, err)) < 0)
+	    (r = classify_proc(ctx->img, t->pid, fd, link, d, new_obj, err)) < 0)
 		return r;
 	if (d->kind != CD_FD_PATH && (r = dump_fown(ctx, t, d, link, err)) < 0)
 		return r;
@@ -381,23 +467,12 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, int *next
 	return 0;
 }
 
-static int next_obj_id(const struct cd_image *img)
-{
-	int next = 3;
-
-	for (size_t i = 0; i < img->ntasks; i++)
-		for (size_t j = 0; j < img->tasks[i].nfds; j++)
-			if (img->tasks[i].fds[j].obj >= next)
-				next = img->tasks[i].fds[j].obj + 1;
-	return next;
-}
-
 static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
 	char path[64];
 	struct dirent *de;
 	size_t cap = 16;
-	int next_obj = next_obj_id(ctx->img), r;
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
 	_cleanup_closedir_ DIR *dir = opendir(path);
@@ -419,7 +494,7 @@ static int files_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		if (t->nfds == CD_MAX_FDS)
 			return cd_err_set(err, E2BIG, "pid %d: more than %u fds", t->pid,
 			                  CD_MAX_FDS);
-		r = dump_fd(ctx, t, atoi(de->d_name), &next_obj, err);
+		r = dump_fd(ctx, t, atoi(de->d_name), err);
 		if (r < 0)
 			return r;
 	}

@@ -180,6 +180,20 @@ int cd_session_plan(struct cd_image *img, cd_err *err);
 int cd_session_check(struct cd_image *img, cd_err *err);
 int cd_session_enter(const struct cd_task *t, cd_err *err);
 
+/* kcmp(2) as an order (kcmp.c): *ret_order is -1, 0 (the same object) or 1
+ * for object i1 of p1 against i2 of p2 (type KCMP_*; the indexes are fds
+ * for KCMP_FILE). A failure is an error, never "different". */
+int cd_kcmp(pid_t p1, unsigned long i1, pid_t p2, unsigned long i2, int type, int *ret_order,
+            cd_err *err);
+/* Sorts pids by their object of type (KCMP_FILES, _FS, _VM): tasks sharing
+ * one end up next to each other. */
+int cd_kcmp_sort_tasks(pid_t *pids, size_t n, int type, cd_err *err);
+
+/* The open files of the tree dumped so far, ordered by kcmp, with their
+ * object ids (files.c): one per dump, in cd_dump_ctx. */
+struct cd_dump_tree *cd_dump_tree_new(void);
+void cd_dump_tree_free(struct cd_dump_tree *tree);
+
 /* Dump-time checks of what the restore would refuse (dumpcheck.c), made
  * while the tree is stopped, before anything is released: the paths of a
  * live task's executable, mapped files, cwd and root (read from /proc,
