@@ -417,7 +417,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 
 	if (!s || !(s->img.tasks = calloc(CD_MAX_TASKS, sizeof(struct cd_task))))
 		return cd_err_set(err, ENOMEM, "dump: out of memory");
-	if ((r = check_pid(opts->pid, err)) < 0)
+	if ((r = check_pid(opts->pid, err)) < 0 || (r = cd_probe_require(CD_PROBE_DUMP, err)) < 0)
 		goto out;
 	if (mkdir(opts->dir, 0700) < 0) {
 		r = cd_err_sys(err, errno, "image directory %s", opts->dir);

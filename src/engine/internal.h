@@ -130,6 +130,10 @@ struct sigaction;
 void cd_sigchld_default(struct sigaction *saved);
 void cd_sigchld_restore(const struct sigaction *saved);
 
+/* Refuses, naming it, a kernel feature that what (CD_PROBE_DUMP or
+ * _RESTORE) needs and cd_engine_probe found missing. */
+int cd_probe_require(unsigned what, cd_err *err);
+
 /* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
  * (e.g. "dump-memory", "restore-transplant"). */
 bool cd_fault(const char *point);
