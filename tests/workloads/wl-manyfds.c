@@ -19,8 +19,27 @@
 static int pairs = 4000;
 static pid_t peer; /* the other task, for kcmp */
 
+static bool in_child;
+
+/* The parent fails the run; the child says why on stderr and exits 1. */
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void fail(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (!in_child)
+		wl_fail("%s", buf);
+	fprintf(stderr, "wl-manyfds child: %s\n", buf);
+	_exit(1);
+}
+
 /* 0: the same open file; else different. A kcmp error fails the run. */
-static int cmp(pid_t p1, int fd1, pid_t p2, int fd2, void (*fail)(const char *, ...))
+static int cmp(pid_t p1, int fd1, pid_t p2, int fd2)
 {
 	long r = syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2);
 
@@ -35,47 +54,24 @@ static off_t pos(int fd)
 }
 
 /* The checks of one task; child: whether it is the child (owns odd k's first fd). */
-static void check(bool child, void (*fail)(const char *, ...))
+static void check(bool child)
 {
 	pid_t self = getpid();
 
 	for (int k = 0; k < pairs; k++) {
 		int a = BASE + 2 * k, b = a + 1;
 		bool own = child && (k & 1);
-		if ((cmp(self, a, self, b, fail) == 0) == own)
+		if ((cmp(self, a, self, b) == 0) == own)
 			fail("fd %d and fd %d: sharing an open file: %s", a, b, own ? "yes" : "no");
 		if (pos(a) != (own ? k + 1 : k) || pos(b) != k)
 			fail("pair %d: offsets %lld %lld", k, (long long)pos(a), (long long)pos(b));
-		if (k > 0 && cmp(self, a, self, a - 2, fail) == 0)
+		if (k > 0 && cmp(self, a, self, a - 2) == 0)
 			fail("fd %d and fd %d share an open file", a, a - 2);
-		if (cmp(self, b, peer, b, fail) != 0)
+		if (cmp(self, b, peer, b) != 0)
 			fail("fd %d is not the other task's", b);
-		if ((cmp(self, a, peer, a, fail) == 0) == (bool)(k & 1))
+		if ((cmp(self, a, peer, a) == 0) == (bool)(k & 1))
 			fail("fd %d: shared with the other task: %s", a, (k & 1) ? "yes" : "no");
 	}
-}
-
-static void child_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "wl-manyfds child: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	_exit(1);
-}
-
-static void parent_fail(const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	wl_fail("%s", buf);
 }
 
 static int child_main(void *arg)
@@ -83,21 +79,22 @@ static int child_main(void *arg)
 	int ready = *(int *)arg;
 	char *path = wl_side_path(".data"), *done = wl_side_path(".done");
 
+	in_child = true;
 	peer = getppid();
 	for (int k = 1; k < pairs; k += 2) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || lseek(fd, k + 1, SEEK_SET) < 0 || dup2(fd, BASE + 2 * k) < 0 ||
 		    close(fd) < 0)
-			child_fail("open %s: %s", path, strerror(errno));
+			fail("open %s: %s", path, strerror(errno));
 	}
 	if (write(ready, "x", 1) != 1 || close(ready) < 0)
-		child_fail("ready: %s", strerror(errno));
+		fail("ready: %s", strerror(errno));
 	wl_child_await_trigger();
-	check(true, child_fail);
+	check(true);
 	/* the parent compares its fds with ours until it says it is done */
 	for (unsigned long polls = wl_max_polls(); access(done, F_OK) < 0; polls--) {
 		if (!polls)
-			child_fail("the parent never finished its checks");
+			fail("the parent never finished its checks");
 		wl_nap_ms(WL_POLL_MS);
 	}
 	return 0;
@@ -132,7 +129,7 @@ int main(int argc, char **argv)
 	close(p[0]);
 	wl_ready();
 	wl_await_trigger();
-	check(false, parent_fail);
+	check(false);
 	path = wl_side_path(".done");
 	if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) < 0 || close(fd) < 0)
 		wl_fail("create %s: %s", path, strerror(errno));
