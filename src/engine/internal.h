@@ -122,7 +122,7 @@ extern const struct cd_module *const cd_dump_modules[], *const cd_restore_module
 extern const size_t cd_dump_modules_n, cd_restore_modules_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
-    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root;
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks;
 
 /* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
  * our ptrace stops: the entry points run with SIGCHLD at its default. */
@@ -133,6 +133,8 @@ void cd_sigchld_restore(const struct sigaction *saved);
 /* Refuses, naming it, a kernel feature that what (CD_PROBE_DUMP or
  * _RESTORE) needs and cd_engine_probe found missing. */
 int cd_probe_require(unsigned what, cd_err *err);
+/* Whether the probe called name ("timer ids") found its feature. */
+bool cd_probe_ok(const char *name);
 
 /* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
  * (e.g. "dump-memory", "restore-transplant"). */

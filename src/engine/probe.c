@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,6 +33,10 @@
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
 #endif
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS     77
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
 #ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
 #define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
 #endif
@@ -44,6 +49,7 @@ enum {
 	P_PIDFD_GETFD,
 	P_USERFAULTFD,
 	P_MEMBARRIER,
+	P_TIMER_IDS,
 	P_MAX,
 };
 
@@ -55,6 +61,8 @@ static struct cd_probe probes[P_MAX] = {
     [P_PIDFD_GETFD] = {.name = "pidfd_getfd"},
     [P_USERFAULTFD] = {.name = "userfaultfd"},
     [P_MEMBARRIER] = {.name = "membarrier"},
+    /* needed only by a tree with POSIX timers: posix-timers.c asks */
+    [P_TIMER_IDS] = {.name = "timer ids"},
 };
 
 static void set(int i, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -212,6 +220,17 @@ static void probe_membarrier(void)
 		    "found by trying them");
 }
 
+/* Whether timer_create can be told the id to create (Linux 6.16), so that
+ * POSIX timers come back with the ids the task knows. */
+static void probe_timer_ids(void)
+{
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0)
+		set(P_TIMER_IDS, false, "PR_TIMER_CREATE_RESTORE_IDS: %s: POSIX timers are refused",
+		    strerror(errno));
+	else
+		set(P_TIMER_IDS, true, "PR_TIMER_CREATE_RESTORE_IDS works");
+}
+
 /* A failure asked for by a test: probe-NAME, spaces as dashes. */
 static void inject_faults(void)
 {
@@ -234,6 +253,7 @@ static void probe_all(void)
 	probe_pidfd_getfd();
 	probe_userfaultfd();
 	probe_membarrier();
+	probe_timer_ids();
 	inject_faults();
 }
 
@@ -244,6 +264,17 @@ const struct cd_probe *cd_engine_probe(size_t *ret_n)
 	pthread_once(&once, probe_all);
 	*ret_n = P_MAX;
 	return probes;
+}
+
+bool cd_probe_ok(const char *name)
+{
+	size_t n;
+	const struct cd_probe *p = cd_engine_probe(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(p[i].name, name))
+			return p[i].ok;
+	return false;
 }
 
 int cd_probe_require(unsigned what, cd_err *err)
