@@ -27,6 +27,7 @@ teardown() {
 @test "dump process: --dir, --name, --compression; -d; default name dump-process-PID-SECONDS" {
 	no_inherited_fds setsid "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
 	pid=$!
+	wait_exec "$pid"
 	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
 	mkdir "$BATS_TEST_TMPDIR/out"
 	run "$CEDANA" dump process "$pid" --dir "$BATS_TEST_TMPDIR/out" --name before-upgrade --compression gzip --leave-running
@@ -180,6 +181,7 @@ teardown() {
 @test "dump process: a process started from a shell (its session leader outside its tree) needs no flag" {
 	no_inherited_fds "$WORKLOADS/date-loop.sh" </dev/null >/dev/null 2>&1 &
 	pid=$!
+	wait_exec "$pid"
 	echo "$pid" >>"$BATS_TEST_TMPDIR/extra.pids"
 	run "$CEDANA" dump process "$pid"
 	assert_success

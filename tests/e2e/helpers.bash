@@ -69,6 +69,20 @@ no_inherited_fds() {
 	exec "$@"
 }
 
+# wait_exec PID: waits (up to 5 s) until PID, started as `no_inherited_fds
+# CMD &`, is no longer this shell: only then are the runner's fds closed,
+# and a dump sooner would find its pipes.
+wait_exec() {
+	local shell
+	shell=$(readlink "/proc/$$/exe")
+	for _ in $(seq 500); do
+		[ "$(readlink "/proc/$1/exe" 2>/dev/null)" != "$shell" ] && return 0
+		sleep 0.01
+	done
+	echo "pid $1 did not exec" >&2
+	return 1
+}
+
 # The value of a field of a job, from `cedana job inspect`.
 job_field() {
 	"$CEDANA" job inspect "$1" | python3 -c "import json, sys; v = json.load(sys.stdin)['$2']; print('null' if v is None else v)"
