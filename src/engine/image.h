@@ -32,6 +32,7 @@
  * grew the process to 2.4 GB. */
 #define CD_MANIFEST_MAX  (64u << 20)
 #define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
+#define CD_MAX_THREADS   16384        /* threads of one task besides its main one */
 #define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
 #define CD_MAX_RUNS      (1u << 20)   /* per mapping; also at most one per page */
 #define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
@@ -140,6 +141,28 @@ struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* A thread of a task besides its main one (tid == pid), whose state is the
+ * task's own fields. Process-wide state (memory, fds, handlers, the shared
+ * pending queue, credentials) is the task's; these are the thread's own. */
+struct cd_thread {
+	pid_t tid;
+	char comm[16];
+	struct user_regs_struct regs; /* fs_base: its TLS */
+	uint8_t *xstate;
+	size_t xstate_len;
+	uint64_t blocked;
+	uint64_t ss_sp, ss_size;
+	int ss_flags;
+	uint8_t (*pending)[128]; /* siginfo_t, its private queue */
+	size_t npending;
+	uint64_t rseq_addr, rseq_sig;
+	uint32_t rseq_len;
+	uint64_t robust_head, robust_len, clear_tid;
+	int nice, sched_policy, sched_prio, sched_reset_on_fork;
+	uint64_t timer_slack_ns;
+	uint64_t affinity[16];
+};
+
 struct cd_task {
 	pid_t pid, ppid, pgid, sid;
 	/* the session and group the restore puts it in (session.c): the root
@@ -194,6 +217,9 @@ struct cd_task {
 	uint32_t loginuid;     /* /proc/PID/loginuid; (uint32_t)-1 when unset */
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
+	/* the other threads, in the order they are recreated */
+	struct cd_thread *threads;
+	size_t nthreads;
 };
 
 struct cd_image {
