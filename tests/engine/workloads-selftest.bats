@@ -612,3 +612,11 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	wl_cleanup
 	run_plain wl-clone-share vm
 }
+
+@test "wl-threads passes, with 8 and 64 threads and with a thread's own no_new_privs" {
+	run_plain wl-threads
+	wl_cleanup
+	run_plain wl-threads 64
+	wl_cleanup
+	run_plain wl-threads 8 nnp
+}

@@ -1,4 +1,4 @@
-/* wl-threads [N]: a process of N threads (default 8, at least 8) with per-thread state, to
+/* wl-threads [N] [nnp]: a process of N threads (default 8, at least 8) with per-thread state, to
  * be checkpointed while they count, wait and sleep. Besides the main thread:
  * - counters (N - 7 of them): add to their own counter and a shared total under a mutex;
  * - "wl-cond" waits in pthread_cond_wait until the main thread signals after the trigger;
@@ -10,7 +10,9 @@
  * Every thread has a name (pthread_setname_np), its own nice value, a TLS value and, with two
  * CPUs or more, an affinity of one CPU that alternates. After the trigger each checks its tid,
  * name, nice, affinity and TLS are what they were, the counters carried on (above what they
- * were at READY, their sum the total), and the main thread collects the verdicts. */
+ * were at READY, their sum the total), and the main thread collects the verdicts.
+ * With "nnp" the first counter sets no_new_privs in itself alone (a credential of its own,
+ * which a dump refuses by name). */
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -40,6 +42,7 @@ struct thr {
 
 static struct thr thr[MAX_THREADS];
 static int nthr, ncpus;
+static bool nnp;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool go_cond, stop;
@@ -208,6 +211,8 @@ static void *thread_main(void *arg)
 	struct thr *t = arg;
 
 	setup_self(t);
+	if (nnp && t->idx == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		thr_fail(t, "PR_SET_NO_NEW_PRIVS");
 	if (t->role == ALTSTACK) {
 		stack_t ss = {.ss_sp = altstack, .ss_size = ALT_SIZE};
 		if (sigaltstack(&ss, NULL) < 0)
@@ -304,8 +309,9 @@ int main(int argc, char **argv)
 	const char *why;
 
 	wl_init("wl-threads");
-	if (n < MIN_THREADS || n > MAX_THREADS)
-		wl_fail("usage: wl-threads [N from %d to %d]", MIN_THREADS, MAX_THREADS);
+	nnp = argc > 2 && !strcmp(argv[2], "nnp");
+	if (n < MIN_THREADS || n > MAX_THREADS || argc > 3 || (argc > 2 && !nnp))
+		wl_fail("usage: wl-threads [N from %d to %d] [nnp]", MIN_THREADS, MAX_THREADS);
 	ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	altstack = malloc(ALT_SIZE);
 	sigemptyset(&sa.sa_mask);
