@@ -128,3 +128,59 @@ print("PASS" if m[:] == bytes(range(256)) * 256 else "FAIL: contents lost", flus
 	assert [ "$(wc -l <"$T/out")" -ge $((n + 5)) ]
 	echo "# $(grep -l exit_status "$T"/img*/manifest.json "$IMG/manifest.json" | wc -l) of 11 images held a zombie" >&3
 }
+
+# python3 with four threads counting under a lock into shared state and one
+# blocked in queue.get() (a condition variable: a futex wait) until the
+# main thread puts an item after the trigger.
+python_threads_roundtrip() {
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
+import os, queue, threading, time
+trig = os.environ["CEDANA_WL_TRIGGER"]
+lock = threading.Lock()
+state = {"total": 0, "per": [0] * 4}
+stop = threading.Event()
+q = queue.Queue()
+got = []
+def count(i):
+    while not stop.is_set():
+        with lock:
+            state["per"][i] += 1
+            state["total"] += 1
+        time.sleep(0.001)
+def getter():
+    got.append((q.get(), os.path.exists(trig)))
+threads = [threading.Thread(target=count, args=(i,), name="count-%d" % i) for i in range(4)]
+threads.append(threading.Thread(target=getter, name="getter"))
+for t in threads:
+    t.start()
+time.sleep(0.1)
+with lock:
+    at_ready = list(state["per"])
+print("READY", flush=True)
+while not os.path.exists(trig):
+    time.sleep(0.01)
+time.sleep(0.1)
+q.put("item")
+stop.set()
+for t in threads:
+    t.join()
+ok = (got == [("item", True)] and state["total"] == sum(state["per"])
+      and all(a > b for a, b in zip(state["per"], at_ready)))
+print("PASS" if ok else "FAIL: %r %r %r" % (got, state, at_ready), flush=True)
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -eq 6 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "python3 threads: counters under a lock and one in queue.get() carry on" {
+	python_threads_roundtrip
+}
+
+@test "python3 threads: --leave-running" {
+	python_threads_roundtrip --leave-running
+}
