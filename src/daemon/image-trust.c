@@ -18,11 +18,16 @@
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
  * flag, THP disable, timer slack, membarrier registrations,
- * SCHED_RESET_ON_FORK, a zombie's wait status, and the planned session and
- * group, which the decoder keeps to tasks of the image). A thread (struct
- * cd_thread) has the task's credentials (the restore sets the task's in
- * every thread); of its own fields its nice and scheduling policy are
- * checked like the task's, the rest (registers, mask, pending signals,
+ * SCHED_RESET_ON_FORK, a zombie's wait status, the planned session and
+ * group, which the decoder keeps to tasks of the image, POSIX timers, which
+ * the task creates itself once it has its credentials, on clocks the
+ * decoder keeps to the wall, monotonic and its own CPU clocks, and file
+ * locks, which the task sets itself, with its credentials, through fds of
+ * its own that the decoder keeps to files and directories opened with the
+ * owner's identity: advisory locks the user could take anyway). A thread
+ * (struct cd_thread) has the task's credentials (the restore sets the
+ * task's in every thread); of its own fields its nice and scheduling policy
+ * are checked like the task's, the rest (registers, mask, pending signals,
  * altstack, rseq, robust list, clear-tid address, name, timer slack,
  * affinity) is harmless, and its tid is one the decoder keeps unique in the
  * image (check_pids_free refuses one in use). Of an fd: its flags
@@ -34,9 +39,14 @@
  * itself, also with its credentials), and its std slot (the decoder keeps
  * it to the open files of the root's fds 0-2; it only lets the restorer put
  * its own fds there, and the daemon replaces only external stdio of a
- * user's job; `std` fit in padding, so the size below did not change). A field added to the image
- * changes these sizes: decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4352, "a new task field: review image-trust.c");
+ * user's job). Of a mapping: its madvise flags (any process may set them on
+ * its own memory), its lock and the task's mlockall(MCL_FUTURE)
+ * (check_memlock: the restore locks while still privileged) and "may write"
+ * of a shared file mapping (the file is opened for writing: check_paths
+ * asks for write access). A field added to the image changes these sizes
+ * (`std` and cd_vma's flags took padding, so those sizes did not change):
+ * decide which it is, then update them. */
+_Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
@@ -148,6 +158,26 @@ static int check_limits(const struct image_trust *tr, const struct cd_task *t, c
 			                  t->pid, i, (unsigned long long)hard,
 			                  (unsigned long long)tr->rlim[i].rlim_max);
 	}
+	return 0;
+}
+
+/* The restore locks memory before the task drops its privileges (mem.c,
+ * mm.c): a user's task may lock no more than its RLIMIT_MEMLOCK (the
+ * image's, bounded by check_limits), and mlockall needs a limit above 0. */
+static int check_memlock(const struct cd_task *t, cd_err *err)
+{
+	uint64_t limit = RLIMIT_MEMLOCK < CD_NRLIMIT ? t->rlim[RLIMIT_MEMLOCK][0] : 0, locked = 0;
+
+	for (size_t i = 0; i < t->nvmas; i++)
+		if (t->vmas[i].flags & CD_VMF_LOCKED)
+			locked += t->vmas[i].end - t->vmas[i].start;
+	if (locked > limit)
+		return cd_err_set(err, EPERM,
+		                  "task %d: %llu bytes of locked memory, above RLIMIT_MEMLOCK %llu",
+		                  t->pid, (unsigned long long)locked, (unsigned long long)limit);
+	if (t->mlock_future != CD_MLOCK_FUTURE_NONE && limit == 0)
+		return cd_err_set(err, EPERM, "task %d: mlockall(MCL_FUTURE) with RLIMIT_MEMLOCK 0",
+		                  t->pid);
 	return 0;
 }
 
@@ -279,7 +309,9 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 	}
 	for (size_t i = 0; r == 0 && i < t->nvmas; i++) {
 		const struct cd_vma *v = &t->vmas[i];
-		bool writes = v->kind == CD_VMA_FILE_SHARED && (v->prot & PROT_WRITE);
+		/* the file is opened for writing when mprotect may add PROT_WRITE */
+		bool writes = v->kind == CD_VMA_FILE_SHARED &&
+		              ((v->prot & PROT_WRITE) || (v->flags & CD_VMF_MAYWRITE));
 
 		if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED)
 			r = need(t, v->path, R_OK | (writes ? W_OK : 0), err);
@@ -302,6 +334,8 @@ static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_
 		r = check_sched(tr, t, err);
 	if (r == 0)
 		r = check_flags(tr, t, err);
+	if (r == 0)
+		r = check_memlock(t, err);
 	return r;
 }
 

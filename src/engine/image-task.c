@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/image-fields.h"
 #include "shared/cleanup.h"
@@ -14,19 +16,44 @@
 static const struct cd_field task_fields[] = {
     FR(pid, 1, CD_PID_MAX),
     /* 0: a parent, group or session outside our pid namespace */
-    FR(ppid, 0, CD_PID_MAX), FR(pgid, 0, CD_PID_MAX), FR(sid, 0, CD_PID_MAX),
-    FR(new_pgid, 1, CD_PID_MAX), FR(new_sid, 1, CD_PID_MAX), FR(pages_size, NONNEG(8)),
-    F(pages_csum), FR(umask, 0, 0777), F(blocked), F(ss_sp), F(ss_size), F(ss_flags), F(rseq_addr),
-    FR(rseq_sig, U32), FR(rseq_len, NONNEG(4)), F(robust_head), F(robust_len), F(clear_tid),
-    F(cap_inh), F(cap_prm), F(cap_eff), F(cap_bnd), F(cap_amb),
+    FR(ppid, 0, CD_PID_MAX),
+    FR(pgid, 0, CD_PID_MAX),
+    FR(sid, 0, CD_PID_MAX),
+    FR(new_pgid, 1, CD_PID_MAX),
+    FR(new_sid, 1, CD_PID_MAX),
+    FR(pages_size, NONNEG(8)),
+    F(pages_csum),
+    FR(umask, 0, 0777),
+    F(blocked),
+    F(ss_sp),
+    F(ss_size),
+    F(ss_flags),
+    F(rseq_addr),
+    FR(rseq_sig, U32),
+    FR(rseq_len, NONNEG(4)),
+    F(robust_head),
+    F(robust_len),
+    F(clear_tid),
+    F(cap_inh),
+    F(cap_prm),
+    F(cap_eff),
+    F(cap_bnd),
+    F(cap_amb),
     FR(personality, 0, UINT32_MAX), /* an unsigned int in the kernel */
-    FR(nice, -20, 19), FR(oom_score_adj, -1000, 1000), FR(no_new_privs, 0, 1),
+    FR(nice, -20, 19),
+    FR(oom_score_adj, -1000, 1000),
+    FR(no_new_privs, 0, 1),
     FR(dumpable, 0, 2),     /* SUID_DUMP_DISABLE, _USER, _ROOT */
     FR(sched_policy, 0, 5), /* SCHED_OTHER .. SCHED_IDLE (not SCHED_DEADLINE) */
-    FR(sched_prio, 0, 99), FR(sched_reset_on_fork, 0, 1), FR(pdeathsig, 0, 64),
-    FR(child_subreaper, 0, 1), FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
-    FR(timer_slack_ns, NONNEG(8)), FR(loginuid, U32),
+    FR(sched_prio, 0, 99),
+    FR(sched_reset_on_fork, 0, 1),
+    FR(pdeathsig, 0, 64),
+    FR(child_subreaper, 0, 1),
+    FR(thp_disable, 0, 3), /* 1 | PR_THP_DISABLE_EXCEPT_ADVISED */
+    FR(timer_slack_ns, NONNEG(8)),
+    FR(loginuid, U32),
     FR(membarrier, 0, 0x1fc), /* the MEMBARRIER_CMD_REGISTER_* bits */
+    FR(mlock_future, CD_MLOCK_FUTURE_NONE, CD_MLOCK_FUTURE_ONFAULT),
 };
 /* A zombie: its place in the tree, and the wait status its parent gets. */
 static const struct cd_field zombie_fields[] = {
@@ -87,6 +114,7 @@ static const struct cd_field vma_fields[] = {
     V(shared),
     V(growsdown),
     VR(kind, 0, CD_VMA_KIND_MAX - 1),
+    VR(flags, 0, CD_VMF_ALL),
     V(dev),
     V(ino),
     VR(shmid, NONNEG(8)), /* an inode number */
@@ -107,6 +135,32 @@ static const struct cd_field fd_fields[] = {
 };
 #undef DR
 #undef D
+
+/* Clocks and notifications the restore recreates (posix-timers.c checks
+ * the clock further against the task). */
+#define PT(m)       CD_FIELD(struct cd_posix_timer, m)
+#define PTR(m, ...) CD_FIELD_RANGE(struct cd_posix_timer, m, __VA_ARGS__)
+static const struct cd_field timer_fields[] = {
+    PTR(id, NONNEG(4)),
+    PTR(clock, INT32_MIN, 11),
+    PTR(signo, 0, CD_NSIG),
+    PTR(notify, 0, 4),
+    PT(value),
+    PTR(isec, NONNEG(8)),
+    PTR(insec, 0, 999999999),
+    PTR(vsec, NONNEG(8)),
+    PTR(vnsec, 0, 999999999),
+};
+#undef PTR
+#undef PT
+
+#define L(m, ...) CD_FIELD_RANGE(struct cd_lock, m, __VA_ARGS__)
+static const struct cd_field lock_fields[] = {
+    L(fd, NONNEG(4)),    L(kind, 0, CD_LOCK_KIND_MAX - 1),
+    L(type, 0, 1), /* F_RDLCK, F_WRLCK */
+    L(start, NONNEG(8)), L(len, NONNEG(8)),
+};
+#undef L
 #undef NONNEG
 #undef U32
 
@@ -136,6 +190,8 @@ void cd_task_free(struct cd_task *t)
 	free(t->pending);
 	free(t->pending_shared);
 	free(t->groups);
+	free(t->timers);
+	free(t->locks);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -209,6 +265,19 @@ static json_t *thread_to_json(const struct cd_thread *th)
 	return o;
 }
 
+static json_t *records_to_json(const void *base, size_t size, size_t n, const struct cd_field *f,
+                               size_t nf)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *o = json_object();
+		cd_fields_encode(o, f, nf, (const char *)base + i * size);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static json_t *zombie_to_json(const struct cd_task *t)
 {
 	json_t *o = json_object();
@@ -253,6 +322,12 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "pending_shared",
 	                    siginfos_to_json(t->pending_shared, t->npending_shared));
 	json_object_set_new(o, "itimers", u64_array((const uint64_t *)t->itimer, 12));
+	json_object_set_new(o, "posix_timers",
+	                    records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
+	                                    ARRAY_SIZE(timer_fields)));
+	json_object_set_new(o, "locks",
+	                    records_to_json(t->locks, sizeof(*t->locks), t->nlocks, lock_fields,
+	                                    ARRAY_SIZE(lock_fields)));
 	json_object_set_new(o, "rlimits", u64_array(&t->rlim[0][0], 2 * CD_NRLIMIT));
 	a = json_array();
 	for (int i = 0; i < 4; i++)
@@ -288,7 +363,7 @@ static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_r
 		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
 	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
 	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PARENT, &src, err)) < 0)
+	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_GUARD, &src, err)) < 0)
 		return r;
 	if ((uint64_t)page < next)
 		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
@@ -326,6 +401,26 @@ static int runs_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_
 	return 0;
 }
 
+/* Combinations the kernel never shows (the restore would fail or differ). */
+static int vma_flags_check(const struct cd_vma *v, cd_err *err)
+{
+	uint32_t f = v->flags;
+
+	if ((f & CD_VMF_LOCKONFAULT) && !(f & CD_VMF_LOCKED))
+		return cd_err_set(err, EINVAL, "field \"flags\": lock-on-fault without locked");
+	if ((f & CD_VMF_HUGEPAGE) && (f & CD_VMF_NOHUGEPAGE))
+		return cd_err_set(err, EINVAL, "field \"flags\": both hugepage and nohugepage");
+	if ((f & CD_VMF_RANDOM) && (f & CD_VMF_SEQUENTIAL))
+		return cd_err_set(err, EINVAL, "field \"flags\": both random and sequential");
+	if ((f & CD_VMF_WIPEONFORK) && v->kind != CD_VMA_ANON)
+		return cd_err_set(
+		    err, EINVAL,
+		    "field \"flags\": wipe-on-fork on a mapping not private anonymous");
+	if (f && v->kind >= CD_VMA_VDSO)
+		return cd_err_set(err, EINVAL, "field \"flags\": flags on a vDSO mapping");
+	return 0;
+}
+
 static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
 	int ret;
@@ -343,7 +438,18 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		return ret;
 	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
 		return cd_err_set(err, EINVAL, "field \"path\": file mapping without a path");
-	return runs_from_json(o, v, data_pages, err);
+	if ((ret = vma_flags_check(v, err)) < 0 ||
+	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
+		return ret;
+	/* guard regions of private anonymous or file mappings (the dump refuses them elsewhere) */
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD && v->kind != CD_VMA_ANON &&
+		    v->kind != CD_VMA_FILE && v->kind != CD_VMA_FILE_SHARED)
+			return cd_err_set(err, EINVAL,
+			                  "field \"runs\": a guard region in a mapping "
+			                  "of kind %d",
+			                  (int)v->kind);
+	return 0;
 }
 
 static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
@@ -507,6 +613,114 @@ static int itimers_from_json(json_t *o, struct cd_task *t, cd_err *err)
 		r = cd_json_elem_int(a, "itimers", i, 0, i % 2 ? 999999 : INT64_MAX,
 		                     &t->itimer[i / 4][i % 4], err);
 	return r;
+}
+
+/* A CPU clock as the kernel records it: ~pid << 3 | which, with the
+ * per-thread bit 4; which 3 is a dynamic (fd) clock. */
+static bool timer_clock_ok(int clock, pid_t pid)
+{
+	if (clock >= 0)
+		return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC ||
+		       clock == CLOCK_BOOTTIME || clock == CLOCK_TAI;
+	pid_t of = (pid_t)(~clock >> 3);
+	return (clock & 3) != 3 && (of == 0 || of == pid);
+}
+
+static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
+                           cd_err *err)
+{
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, timer_fields, ARRAY_SIZE(timer_fields), pt, err)) < 0)
+		return r;
+	if (!timer_clock_ok(pt->clock, t->pid))
+		return cd_err_set(err, EINVAL, "field \"clock\": clock %d is not restored",
+		                  pt->clock);
+	if (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE &&
+	    pt->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID))
+		return cd_err_set(err, EINVAL, "field \"notify\": %d is not restored", pt->notify);
+	if (pt->notify != SIGEV_NONE && pt->signo < 1)
+		return cd_err_set(err, EINVAL, "field \"signo\": no signal to notify with");
+	return 0;
+}
+
+/* timer_create takes each id once: a repeated one would fail half-way. */
+static int timers_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if (!json_object_get(o, "posix_timers"))
+		return 0; /* an image from before POSIX timers were dumped */
+	if ((r = cd_json_get_array(o, "posix_timers", 0, CD_MAX_TIMERS, &a, err)) < 0)
+		return r;
+	t->timers = calloc(json_array_size(a) + 1, sizeof(*t->timers));
+	_cleanup_free_ int64_t *ids = calloc(json_array_size(a) + 1, sizeof(*ids));
+	if (!t->timers || !ids)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		if ((r = timer_from_json(x, t, &t->timers[t->ntimers], err)) < 0)
+			return cd_err_wrap(err, "posix timer %zu", i);
+		ids[i] = t->timers[t->ntimers++].id;
+	}
+	int64_t dup;
+	if (cd_ints_sorted_repeat(ids, t->ntimers, &dup))
+		return cd_err_set(err, EINVAL, "posix timers: id %" PRId64 " repeated", dup);
+	return 0;
+}
+
+static const struct cd_fd *task_fd(const struct cd_task *t, int fd)
+{
+	for (size_t i = 0; i < t->nfds; i++)
+		if (t->fds[i].fd == fd)
+			return &t->fds[i];
+	return NULL;
+}
+
+/* A lock is set through an fd of the task that reopens a file or directory. */
+static int lock_from_json(json_t *o, const struct cd_task *t, struct cd_lock *l, cd_err *err)
+{
+	const struct cd_fd *d;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, lock_fields, ARRAY_SIZE(lock_fields), l, err)) < 0)
+		return r;
+	d = task_fd(t, l->fd);
+	if (!d || (d->kind != CD_FD_REG && d->kind != CD_FD_DIR))
+		return cd_err_set(err, EINVAL, "field \"fd\": %d is not a file of the task", l->fd);
+	if (l->start > INT64_MAX - l->len)
+		return cd_err_set(err, EINVAL, "fields \"start\", \"len\": range overflows");
+	if (l->kind == CD_LOCK_FLOCK && (l->start || l->len))
+		return cd_err_set(err, EINVAL, "field \"start\": a flock lock has no range");
+	return 0;
+}
+
+static int locks_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if (!json_object_get(o, "locks"))
+		return 0; /* an image from before file locks were dumped */
+	if ((r = cd_json_get_array(o, "locks", 0, CD_MAX_LOCKS, &a, err)) < 0)
+		return r;
+	t->locks = calloc(json_array_size(a) + 1, sizeof(*t->locks));
+	if (!t->locks)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		if ((r = lock_from_json(x, t, &t->locks[t->nlocks], err)) < 0)
+			return cd_err_wrap(err, "lock %zu", i);
+		t->nlocks++;
+	}
+	return 0;
 }
 
 static int groups_from_json(json_t *o, struct cd_task *t, cd_err *err)
@@ -706,7 +920,8 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
-	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0)
+	    (r = attrs_from_json(o, t, err)) < 0 || (r = timers_from_json(o, t, err)) < 0 ||
+	    (r = locks_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

@@ -45,6 +45,8 @@
 #define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
 #define CD_PIPE_SIZE_MAX (1u << 31)   /* the kernel's ceiling for F_SETPIPE_SZ */
 #define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
+#define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
+#define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -63,6 +65,35 @@ enum cd_run_src {
 	CD_RUN_ZERO = 1,   /* all zero: nothing stored */
 	CD_RUN_PARENT = 2, /* still shared copy-on-write with the parent task at the
 	                    * same address: the parent's image holds them */
+	CD_RUN_GUARD = 3,  /* guard region (MADV_GUARD_INSTALL): no page, a touch faults;
+	                    * installed again after the fill */
+};
+
+/* VMA flags a program sets with mlock or madvise and may notice (the
+ * names are /proc/PID/smaps VmFlags): the dump records them, the restore
+ * sets them again once the mapping is filled (mem.c). */
+enum cd_vma_flag {
+	CD_VMF_LOCKED = 1 << 0,      /* lo: mlock */
+	CD_VMF_LOCKONFAULT = 1 << 1, /* lf: mlock2(MLOCK_ONFAULT), with lo */
+	CD_VMF_DONTFORK = 1 << 2,    /* dc: MADV_DONTFORK */
+	CD_VMF_WIPEONFORK = 1 << 3,  /* wf: MADV_WIPEONFORK */
+	CD_VMF_HUGEPAGE = 1 << 4,    /* hg: MADV_HUGEPAGE */
+	CD_VMF_NOHUGEPAGE = 1 << 5,  /* nh: MADV_NOHUGEPAGE */
+	CD_VMF_DONTDUMP = 1 << 6,    /* dd: MADV_DONTDUMP */
+	CD_VMF_MERGEABLE = 1 << 7,   /* mg: MADV_MERGEABLE */
+	CD_VMF_RANDOM = 1 << 8,      /* rr: MADV_RANDOM */
+	CD_VMF_SEQUENTIAL = 1 << 9,  /* sr: MADV_SEQUENTIAL */
+	CD_VMF_MAYWRITE = 1 << 10,   /* mw: a shared file mapping's file was open for writing, so
+	                              * mprotect may add PROT_WRITE */
+	CD_VMF_NORESERVE = 1 << 11,  /* nr: MAP_NORESERVE */
+	CD_VMF_ALL = (1 << 12) - 1,
+};
+
+/* mlockall(MCL_FUTURE) of a task: new mappings are locked. */
+enum cd_mlock_future {
+	CD_MLOCK_FUTURE_NONE,
+	CD_MLOCK_FUTURE,         /* MCL_FUTURE */
+	CD_MLOCK_FUTURE_ONFAULT, /* MCL_FUTURE | MCL_ONFAULT */
 };
 
 /* A run of pages of one VMA: page index from the VMA start, length, source. */
@@ -77,7 +108,8 @@ struct cd_vma {
 	int prot;
 	bool shared, growsdown;
 	enum cd_vma_kind kind;
-	char *path; /* file mappings */
+	uint32_t flags; /* enum cd_vma_flag */
+	char *path;     /* file mappings */
 	uint64_t dev, ino;
 	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
 	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
@@ -135,6 +167,35 @@ struct cd_pipe {
 	uint32_t size; /* F_GETPIPE_SZ, at least len */
 	char *data;
 	size_t len;
+};
+
+/* A POSIX timer (timer_create), restored with the same id (posix-timers.c). */
+struct cd_posix_timer {
+	int id;
+	int clock;      /* as /proc/PID/timers shows it: a CPU clock of the task is negative */
+	int signo;      /* 0 only with SIGEV_NONE */
+	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID (the task) */
+	uint64_t value; /* sigev_value */
+	/* timer_gettime: interval and time left (relative; 0 left: disarmed) */
+	int64_t isec, insec, vsec, vnsec;
+};
+
+/* A file lock (locks.c), set again through the task's fd. POSIX locks
+ * belong to the task, OFD and flock locks to the open file description:
+ * each of those is recorded once in the image. */
+enum cd_lock_kind {
+	CD_LOCK_POSIX,
+	CD_LOCK_OFD,
+	CD_LOCK_FLOCK,
+	CD_LOCK_KIND_MAX,
+};
+
+struct cd_lock {
+	int fd;
+	int kind; /* enum cd_lock_kind */
+	int type; /* F_RDLCK or F_WRLCK (flock: LOCK_SH or LOCK_EX) */
+	int64_t start;
+	int64_t len; /* 0: to the end of the file, however far it grows */
 };
 
 struct cd_sigact {
@@ -198,6 +259,11 @@ struct cd_task {
 	size_t npending_shared;
 	/* timers: it_interval/it_value sec,usec for REAL, VIRTUAL, PROF */
 	int64_t itimer[3][4];
+	struct cd_posix_timer *timers;
+	size_t ntimers;
+	/* file locks held through the task's fds */
+	struct cd_lock *locks;
+	size_t nlocks;
 	/* misc attributes */
 	uint64_t rseq_addr, rseq_sig;
 	uint32_t rseq_len;
@@ -216,6 +282,7 @@ struct cd_task {
 	uint64_t timer_slack_ns;
 	uint32_t loginuid;     /* /proc/PID/loginuid; (uint32_t)-1 when unset */
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
+	int mlock_future;      /* enum cd_mlock_future */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
 	/* the other threads, in the order they are recreated */
 	struct cd_thread *threads;

@@ -153,7 +153,7 @@ extern const struct cd_restore_step cd_restore_steps[];
 extern const size_t cd_dump_modules_n, cd_restore_steps_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
-    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root;
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks;
 
 /* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
  * our ptrace stops: the entry points run with SIGCHLD at its default. */

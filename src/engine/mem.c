@@ -25,9 +25,14 @@
 #define PM_PRESENT   (1ULL << 63)
 #define PM_SWAPPED   (1ULL << 62)
 #define PM_FILE      (1ULL << 61)
+#define PM_GUARD     (1ULL << 58) /* guard region (MADV_GUARD_INSTALL), Linux 6.14 */
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_BATCH     (64 * 1024) /* pagemap entries read per call */
 #define PAGE         CD_PAGE_SIZE
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
 
 /* ---- classification ---- */
 
@@ -291,10 +296,13 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
 }
 
 /* Page i of the batch: 0 not stored, 1 own data mapped by this task
- * alone, 2 shared with the parent, 3 own data mapped by other tasks too. */
+ * alone, 2 shared with the parent, 3 own data mapped by other tasks too,
+ * 4 a guard region (shown as a swap entry: never read). */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
                       const struct pm_batch *b, uint64_t i, size_t *hint)
 {
+	if (b->pm[i] & PM_GUARD)
+		return 4;
 	if (!wants_page(v->kind, b->pm[i]))
 		return 0;
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
@@ -321,6 +329,8 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
 		else if (cls == 2 && !ctx->count)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
+		else if (cls == 4 && !ctx->count)
+			r = add_run(v, cap, b->base + i, j - i, CD_RUN_GUARD, err);
 		if (r < 0)
 			return r;
 		i = j;
@@ -354,11 +364,84 @@ static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_wri
 	return 0;
 }
 
+/* ---- VMA flags ---- */
+
+static const struct {
+	char name[3];
+	uint32_t flag;
+} kept_flags[] = {
+    {"lo", CD_VMF_LOCKED},     {"lf", CD_VMF_LOCKONFAULT}, {"dc", CD_VMF_DONTFORK},
+    {"wf", CD_VMF_WIPEONFORK}, {"hg", CD_VMF_HUGEPAGE},    {"nh", CD_VMF_NOHUGEPAGE},
+    {"dd", CD_VMF_DONTDUMP},   {"mg", CD_VMF_MERGEABLE},   {"rr", CD_VMF_RANDOM},
+    {"sr", CD_VMF_SEQUENTIAL}, {"nr", CD_VMF_NORESERVE},
+};
+
+/* What a program can set on a mapping that no injected call gives back. */
+static const struct {
+	char name[3];
+	const char *what;
+} refused_flags[] = {
+    {"sl", "sealed (mseal)"},
+    {"um", "registered with userfaultfd (missing pages)"},
+    {"uw", "registered with userfaultfd (write-protect)"},
+    {"ui", "registered with userfaultfd (minor faults)"},
+    {"ss", "a shadow stack"},
+    {"ht", "hugetlb memory"},
+    {"io", "I/O memory"},
+    {"pf", "a PFN mapping"},
+    {"de", "not expandable (a driver's mapping)"},
+};
+
+static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma *v, uint32_t *ret,
+                     cd_err *err)
+{
+	uint32_t f = 0;
+
+	*ret = 0;
+	if (v->kind >= CD_VMA_VDSO)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(refused_flags); i++)
+		if (cd_proc_vmflag(m, refused_flags[i].name))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+			                  " (%s) is %s (VmFlags %s)",
+			                  pid, m->start, m->end, m->path[0] ? m->path : "anonymous",
+			                  refused_flags[i].what, refused_flags[i].name);
+	/* A mapping only executable gets the kernel's execute-only key again; any other key
+	 * was the program's (pkey_mprotect), allocated in the mm, which nothing lists. */
+	if (m->pkey && m->prot != PROT_EXEC)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s) has memory protection key %d (pkey_mprotect)",
+		                  pid, m->start, m->end, m->path[0] ? m->path : "anonymous",
+		                  m->pkey);
+	for (size_t i = 0; i < ARRAY_SIZE(kept_flags); i++)
+		if (cd_proc_vmflag(m, kept_flags[i].name))
+			f |= kept_flags[i].flag;
+	/* Only a shared mapping can lack "may write": its file was open read-only. */
+	if (v->kind == CD_VMA_FILE_SHARED && cd_proc_vmflag(m, "mw"))
+		f |= CD_VMF_MAYWRITE;
+	/* its pages are read from the object, which knows nothing of guards */
+	if (v->kind == CD_VMA_ANON_SHARED && cd_proc_vmflag(m, "gu"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): guard regions (MADV_GUARD_INSTALL) in shared memory",
+		                  pid, m->start, m->end, m->path);
+	/* the restore maps every shared memory object read-write */
+	if (v->kind == CD_VMA_ANON_SHARED && !cd_proc_vmflag(m, "mw"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): shared memory mapped from a read-only file",
+		                  pid, m->start, m->end, m->path);
+	*ret = f;
+	return 0;
+}
+
 static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
 
-	if (r < 0)
+	if (r < 0 || (r = vma_flags(pid, m, v, &v->flags, err)) < 0)
 		return r;
 	v->start = m->start;
 	v->end = m->end;
@@ -388,15 +471,44 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	return 0;
 }
 
+/* A NUMA memory policy (mbind, or set_mempolicy, which numa_maps shows on
+ * every mapping without one of its own) is not restored: refused. Without
+ * NUMA support there is no numa_maps and no policy. */
+static int check_mempolicy(pid_t pid, cd_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	int r = cd_proc_read_file(pid, "numa_maps", &buf, NULL, err);
+
+	if (r == -ENOENT) {
+		cd_err_clear(err);
+		return 0;
+	}
+	for (char *line = buf, *next; r >= 0 && line && *line; line = next) {
+		uint64_t addr;
+		char policy[64];
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (sscanf(line, "%" SCNx64 " %63s", &addr, policy) == 2 &&
+		    strcmp(policy, "default"))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d: mapping at %" PRIx64
+			                  " has NUMA memory policy %s "
+			                  "(mbind or set_mempolicy), which is not restored",
+			                  pid, addr, policy);
+	}
+	return r;
+}
+
 /* Lists the mappings without touching the task: used before anything else
  * so that an unsupported mapping is refused early. */
 int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err)
 {
 	_cleanup_free_ struct cd_proc_map *maps = NULL;
 	size_t n;
-	int r = cd_proc_maps(pid, &maps, &n, err);
+	int r = check_mempolicy(pid, err);
 
-	if (r < 0)
+	if (r < 0 || (r = cd_proc_maps(pid, &maps, &n, err)) < 0)
 		return r;
 	/* one more for [vsyscall], which is not recorded */
 	if (n > CD_MAX_VMAS + 1)
@@ -543,6 +655,17 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
 }
 
+/* Shared memory is filled through the mapping itself, which takes a write
+ * only where it is writable (a forced write to a private mapping makes a
+ * copy-on-write page instead): one that holds data but is not writable is
+ * mapped writable, and finish_vma gives it its own protection. */
+static int map_prot(const struct cd_vma *v)
+{
+	if (v->kind == CD_VMA_ANON_SHARED && v->nruns && !(v->prot & PROT_WRITE))
+		return v->prot | PROT_WRITE;
+	return v->prot;
+}
+
 static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	uint64_t len = v->end - v->start;
@@ -552,6 +675,8 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 
 	if (v->growsdown)
 		flags |= MAP_GROWSDOWN;
+	if (v->flags & CD_VMF_NORESERVE)
+		flags |= MAP_NORESERVE;
 	switch (v->kind) {
 	case CD_VMA_ANON:
 		flags |= MAP_ANONYMOUS;
@@ -564,7 +689,7 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
 		r = open_in_task(ctx, v->path,
-		                 (v->shared && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY) |
+		                 (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
 		                     O_CLOEXEC,
 		                 &fd, err);
 		if (r < 0)
@@ -573,7 +698,7 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	default:
 		return 0;
 	}
-	r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, v->start, len, (uint64_t)v->prot,
+	r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, v->start, len, (uint64_t)map_prot(v),
 	               (uint64_t)flags, (uint64_t)fd, fd >= 0 ? v->pgoff : 0, NULL, err);
 	if (fd >= 0) {
 		long ignored;
@@ -696,8 +821,9 @@ static uint64_t vma_restore_bytes(const struct cd_vma *v)
 {
 	uint64_t bytes = 0;
 
+	/* zero and guard runs are nothing to put back */
 	for (size_t j = 0; j < v->nruns; j++)
-		if (v->runs[j].src != CD_RUN_ZERO)
+		if (v->runs[j].src == CD_RUN_DATA || v->runs[j].src == CD_RUN_PARENT)
 			bytes += v->runs[j].npages * PAGE;
 	return bytes;
 }
@@ -726,7 +852,10 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 			cd_progress_add(ctx->progress, left);
 			continue;
 		}
-		/* Fresh anonymous memory and new shared memory objects are zero. */
+		/* Fresh anonymous memory and new shared memory objects are zero;
+		 * a guard region is installed once the mapping is filled. */
+		if (run->src == CD_RUN_GUARD)
+			continue;
 		if (run->src == CD_RUN_ZERO &&
 		    (v->kind == CD_VMA_ANON || v->kind == CD_VMA_ANON_SHARED))
 			continue;
@@ -748,6 +877,100 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 		}
 	}
 	return 0;
+}
+
+/* 1 when smaps shows v's start locked, 0 when not, or an error. */
+static int vma_locked(pid_t pid, const struct cd_vma *v, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	size_t n;
+	int r = cd_proc_maps(pid, &maps, &n, err);
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (maps[i].start <= v->start && v->start < maps[i].end)
+			return cd_proc_vmflag(&maps[i], "lo");
+	return r;
+}
+
+/* The kernel marks the range locked before it faults its pages in; where
+ * no page can be had (PROT_NONE, a file mapping past the file's end) that
+ * fails with ENOMEM, as it did for the program (mlockall(MCL_CURRENT)
+ * ignores it). The mark is what counts, so an ENOMEM is checked in smaps. */
+static int lock_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	long ret;
+	int r = cd_call(ctx->inj, SYS_mlock2, v->start, v->end - v->start,
+	                v->flags & CD_VMF_LOCKONFAULT ? MLOCK_ONFAULT : 0, 0, 0, 0, &ret, err);
+
+	if (r < 0 || ret == 0)
+		return r;
+	if (ret == -ENOMEM && (r = vma_locked(cd_inject_pid(ctx->inj), v, err)) != 0)
+		return r < 0 ? r : 0;
+	return cd_err_sys(err, (int)-ret, "mlock2");
+}
+
+/* Guard regions go after the fill (a guard page takes no write) and before
+ * the lock. */
+static int install_guards(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_GUARD &&
+		    (r = cd_call_ok(ctx->inj, "madvise(MADV_GUARD_INSTALL)", SYS_madvise,
+		                    v->start + v->runs[i].page * PAGE, v->runs[i].npages * PAGE,
+		                    MADV_GUARD_INSTALL, 0, 0, 0, NULL, err)) < 0)
+			return r;
+	return 0;
+}
+
+static int advise_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	static const struct {
+		uint32_t flag;
+		int advice;
+		const char *what;
+	} advice[] = {
+	    {CD_VMF_DONTFORK, MADV_DONTFORK, "madvise(MADV_DONTFORK)"},
+	    {CD_VMF_WIPEONFORK, MADV_WIPEONFORK, "madvise(MADV_WIPEONFORK)"},
+	    {CD_VMF_HUGEPAGE, MADV_HUGEPAGE, "madvise(MADV_HUGEPAGE)"},
+	    {CD_VMF_NOHUGEPAGE, MADV_NOHUGEPAGE, "madvise(MADV_NOHUGEPAGE)"},
+	    {CD_VMF_DONTDUMP, MADV_DONTDUMP, "madvise(MADV_DONTDUMP)"},
+	    {CD_VMF_MERGEABLE, MADV_MERGEABLE, "madvise(MADV_MERGEABLE)"},
+	    {CD_VMF_RANDOM, MADV_RANDOM, "madvise(MADV_RANDOM)"},
+	    {CD_VMF_SEQUENTIAL, MADV_SEQUENTIAL, "madvise(MADV_SEQUENTIAL)"},
+	};
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(advice); i++)
+		if ((v->flags & advice[i].flag) &&
+		    (r = cd_call_ok(ctx->inj, advice[i].what, SYS_madvise, v->start,
+		                    v->end - v->start, (uint64_t)advice[i].advice, 0, 0, 0, NULL,
+		                    err)) < 0)
+			return r;
+	return 0;
+}
+
+/* What a mapping gets once it is mapped and filled: its own protection
+ * where map_vma mapped it otherwise, guard regions, the madvise flags and
+ * last the lock, which populates the range with its final contents. Runs
+ * before the credentials module, while the task may still lock beyond its
+ * RLIMIT_MEMLOCK as a program that locked and then dropped its privileges
+ * had (the daemon's trust check holds user images to the limit). */
+static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	int r = 0;
+
+	if (map_prot(v) != v->prot)
+		r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, v->end - v->start,
+		               (uint64_t)v->prot, 0, 0, 0, NULL, err);
+	if (r >= 0)
+		r = install_guards(ctx, v, err);
+	if (r >= 0)
+		r = advise_vma(ctx, v, err);
+	if (r >= 0 && (v->flags & CD_VMF_LOCKED))
+		r = lock_vma(ctx, v, err);
+	return r;
 }
 
 /* Every ancestor of t, parent first. Bounded by the number of tasks, so
@@ -939,6 +1162,7 @@ static int map_slot(const struct cd_vma *v, uint64_t addr, cd_err *err)
 {
 	const int prot = PROT_READ | PROT_WRITE;
 	uint64_t len = v->end - v->start;
+	int noreserve = v->flags & CD_VMF_NORESERVE ? MAP_NORESERVE : 0;
 	_cleanup_close_ int fd = -1;
 	void *p;
 
@@ -946,11 +1170,11 @@ static int map_slot(const struct cd_vma *v, uint64_t addr, cd_err *err)
 		fd = open(v->path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return cd_err_sys(err, errno, "open %s", v->path);
-		p = mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd,
+		p = mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_FIXED_NOREPLACE | noreserve, fd,
 		         (off_t)v->pgoff);
 	} else {
-		p = mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		         -1, 0);
+		p = mmap((void *)addr, len, prot,
+		         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | noreserve, -1, 0);
 	}
 	if (p == MAP_FAILED)
 		return cd_err_sys(err, errno, "premap at %" PRIx64, addr);
@@ -1107,6 +1331,8 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		r = place_vma(ctx, pr, pp, depth, t, i, err);
+		if (r >= 0)
+			r = finish_vma(ctx, v, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}

@@ -4,11 +4,54 @@
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "engine/internal.h"
 #include "shared/cleanup.h"
+
+/* mlockall(MCL_FUTURE) shows nowhere itself, but the kernel gives every
+ * new mapping its flags: the scratch page, mapped by the dump just before,
+ * is such a mapping. The same holds for PR_SET_MEMORY_MERGE, which makes
+ * new mappings mergeable and is not restored. */
+static int dump_future_flags(const struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	const struct cd_proc_map *m = NULL;
+	size_t n;
+	int r = cd_proc_maps(t->pid, &maps, &n, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && !m; i++)
+		if (maps[i].start <= ctx->scratch && ctx->scratch < maps[i].end)
+			m = &maps[i];
+	if (!m)
+		return cd_err_set(err, ENOENT, "pid %d: scratch page not in its mappings", t->pid);
+	if (cd_proc_vmflag(m, "mg"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: KSM merging of all its memory (PR_SET_MEMORY_MERGE) is "
+		                  "not restored",
+		                  t->pid);
+	t->mlock_future = !cd_proc_vmflag(m, "lo")  ? CD_MLOCK_FUTURE_NONE
+	                  : cd_proc_vmflag(m, "lf") ? CD_MLOCK_FUTURE_ONFAULT
+	                                            : CD_MLOCK_FUTURE;
+	return 0;
+}
+
+/* After every mapping is in place, so that none of them is locked by it. */
+static int restore_future_lock(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	uint64_t flags = MCL_FUTURE;
+
+	if (t->mlock_future == CD_MLOCK_FUTURE_NONE)
+		return 0;
+	if (t->mlock_future == CD_MLOCK_FUTURE_ONFAULT)
+		flags |= MCL_ONFAULT;
+	return cd_call_ok(ctx->inj, "mlockall(MCL_FUTURE)", SYS_mlockall, flags, 0, 0, 0, 0, 0,
+	                  NULL, err);
+}
 
 static int mm_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
@@ -18,7 +61,7 @@ static int mm_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	long brk;
 	int r;
 
-	if ((r = cd_proc_stat(t->pid, &st, err)) < 0)
+	if ((r = cd_proc_stat(t->pid, &st, err)) < 0 || (r = dump_future_flags(ctx, t, err)) < 0)
 		return r;
 	t->mm.start_code = st.start_code;
 	t->mm.end_code = st.end_code;
@@ -84,6 +127,8 @@ static int mm_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_er
 		r = cd_call_ok(ctx->inj, "prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM,
 		               PR_SET_MM_MAP, ctx->data, sizeof(map), 0, 0, NULL, err);
 	cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+	if (r >= 0)
+		r = restore_future_lock(ctx, t, err);
 	return r;
 }
 

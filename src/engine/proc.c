@@ -44,6 +44,27 @@ static int parse_map_line(const char *line, struct cd_proc_map *m)
 	return 0;
 }
 
+static void set_vmflags(struct cd_proc_map *m, const char *names)
+{
+	names += strspn(names, " ");
+	snprintf(m->vmflags, sizeof(m->vmflags), "%s", names);
+	m->vmflags[strcspn(m->vmflags, "\n")] = 0;
+	m->growsdown = cd_proc_vmflag(m, "gd");
+}
+
+bool cd_proc_vmflag(const struct cd_proc_map *m, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = m->vmflags; *p; p += strspn(p, " ")) {
+		size_t n = strcspn(p, " ");
+		if (n == len && !strncmp(p, name, len))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
 int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
 {
 	_cleanup_fclose_ FILE *f = proc_open(pid, "smaps", err);
@@ -55,8 +76,13 @@ int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err
 		return -err->code;
 	while (getline(&line, &linecap, f) > 0) {
 		if (!strncmp(line, "VmFlags:", 8)) {
-			if (n && strstr(line, " gd"))
-				maps[n - 1].growsdown = true;
+			if (n)
+				set_vmflags(&maps[n - 1], line + 8);
+			continue;
+		}
+		if (!strncmp(line, "ProtectionKey:", 14)) {
+			if (n)
+				maps[n - 1].pkey = atoi(line + 14);
 			continue;
 		}
 		/* A mapping line starts with a hex address followed by '-'. */

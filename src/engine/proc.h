@@ -15,10 +15,14 @@ struct cd_proc_map {
 	bool shared, growsdown;
 	uint64_t dev, ino;
 	char path[PATH_MAX];
+	char vmflags[160]; /* the VmFlags line's two-letter names, space-separated */
+	int pkey;          /* smaps ProtectionKey (x86 PKU), 0 when none */
 };
 
 /* Mappings of pid from /proc/PID/smaps (for VmFlags). */
 int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err);
+/* Whether m's VmFlags hold the two-letter name (proc(5): "lo", "dc" …). */
+bool cd_proc_vmflag(const struct cd_proc_map *m, const char *name);
 
 struct cd_proc_stat {
 	char comm[16];

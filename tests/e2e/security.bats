@@ -269,6 +269,52 @@ json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/
 	assert_equal "$(cat "/proc/$pid/loginuid")" "$USER_UID"
 }
 
+@test "restore job holds a user's locked memory to RLIMIT_MEMLOCK (the restore locks while privileged)" {
+	dump_users_job
+	# every anonymous mapping locked with RLIMIT_MEMLOCK (rlimit 8) 0, then mlockall(MCL_FUTURE)
+	edit_tasks 't["rlimits"][16] = 0
+for v in t["vmas"]:
+    if v["kind"] == 0: v["flags"] |= 1'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "task [0-9]+: [0-9]+ bytes of locked memory, above RLIMIT_MEMLOCK 0"
+	edit_tasks 't["rlimits"][16] = 0; t["mlock_future"] = 1'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "mlockall(MCL_FUTURE) with RLIMIT_MEMLOCK 0"
+	assert_equal "$(job_field mine status)" halted
+	# within the limit it is the user's to ask for, and comes back locked
+	edit_tasks 'v = min((v for v in t["vmas"] if v["kind"] == 0), key=lambda v: v["end"] - v["start"])
+v["flags"] |= 1
+t["rlimits"][16] = max(t["rlimits"][16], v["end"] - v["start"])
+t["rlimits"][17] = max(t["rlimits"][17], t["rlimits"][16])'
+	run "$CEDANA" restore job mine
+	assert_success
+	pid=$(job_field mine pid)
+	run grep -c "^VmFlags:.* lo" "/proc/$pid/smaps"
+	assert_output 1
+}
+
+@test "restore job checks a user's shared file mapping that may become writable as a write" {
+	echo secret >"$SHARED/rootfile"
+	chmod 644 "$SHARED/rootfile"
+	dump_users_job
+	# read-only, but "may write" (flags 1024): the file would be opened read-write
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = m["tasks"][0]
+assert t["vmas"][0]["start"] >= 0x200000
+t["vmas"].insert(0, {"start": 0x100000, "end": 0x101000, "pgoff": 0, "prot": 1, "shared": 1,
+                     "growsdown": 0, "kind": 2, "flags": 1024, "dev": 0, "ino": 0, "shmid": 0,
+                     "fsize": 0, "mtime_ns": 0, "path": sys.argv[2], "runs": []})
+json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/rootfile"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "the job's owner may not read and write $SHARED/rootfile"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job uses exactly the manifest it checked: a user swapping it mid-restore never gets root" {
 	dump_users_job
 	edit_tasks 't["uids"] = [0, 0, 0, 0]; t["gids"] = [0, 0, 0, 0]'

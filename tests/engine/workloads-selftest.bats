@@ -619,4 +619,40 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-threads 64
 	wl_cleanup
 	run_plain wl-threads 8 nnp
+@test "wl-posix-timer passes" {
+	run_plain wl-posix-timer
+}
+
+@test "wl-locks passes" {
+	run_plain wl-locks
+}
+
+@test "wl-mlock passes, with mlockall(MCL_FUTURE) and with MCL_ONFAULT too" {
+	run_plain wl-mlock
+	wl_cleanup
+	run_plain wl-mlock future
+	wl_cleanup
+	run_plain wl-mlock future-onfault
+}
+
+@test "wl-maps-prot passes" {
+	run_plain wl-maps-prot
+}
+
+@test "wl-madvise passes" {
+	run_plain wl-madvise
+}
+
+@test "wl-madvise passes with a sealed page, a protection key, a NUMA policy and KSM for all memory" {
+	run_plain wl-madvise sealed
+	wl_cleanup
+	if [ -e /proc/self/numa_maps ]; then
+		run_plain wl-madvise mbind
+		wl_cleanup
+	fi
+	if grep -qw pku /proc/cpuinfo; then
+		run_plain wl-madvise pkey
+		wl_cleanup
+	fi
+	run_plain wl-madvise merge-any
 }

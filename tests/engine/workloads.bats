@@ -368,6 +368,53 @@ counter_continues() {
 	assert_output "PASS"
 }
 
+@test "wl-mlock: locked memory stays locked after the task dropped to an unprivileged uid" {
+	wl_roundtrip wl-mlock
+}
+
+@test "wl-mlock: --leave-running" {
+	wl_roundtrip wl-mlock --leave-running
+}
+
+@test "wl-mlock: mlockall(MCL_FUTURE)" {
+	WL_ARGS=future wl_roundtrip wl-mlock
+}
+
+@test "wl-mlock: mlockall(MCL_FUTURE|MCL_ONFAULT), --leave-running" {
+	WL_ARGS=future-onfault wl_roundtrip wl-mlock --leave-running
+}
+
+@test "wl-maps-prot: mprotect'ed ranges of file and anonymous mappings, their data and rights" {
+	wl_roundtrip wl-maps-prot
+}
+
+@test "wl-maps-prot: --leave-running" {
+	wl_roundtrip wl-maps-prot --leave-running
+}
+
+@test "wl-madvise: madvise and MAP_NORESERVE flags (VmFlags) and their effect on fork" {
+	wl_roundtrip wl-madvise
+}
+
+@test "wl-madvise: --leave-running" {
+	wl_roundtrip wl-madvise --leave-running
+}
+
+# wl_madvise_refused ARG REGEX: the dump of wl-madvise ARG fails naming the state, leaves no image,
+# and the tree runs on to PASS.
+wl_madvise_refused() {
+	start_wl "$WL_DIR/wl-madvise" "$1"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "$2"
+	assert_file_not_exists "$IMG/manifest.json"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "wl-clone-share: a child sharing our fd table is refused with --leave-running, naming it; it runs on" {
 	start_wl "$WL_DIR/wl-clone-share" files
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
@@ -435,4 +482,36 @@ counter_continues() {
 	WL_PID=
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
+@test "wl-posix-timer: same ids, clocks, signals and values; armed ones keep firing" {
+	wl_roundtrip wl-posix-timer
+}
+
+@test "wl-posix-timer: --leave-running" {
+	wl_roundtrip wl-posix-timer --leave-running
+}
+
+@test "wl-locks: POSIX, OFD and flock locks held as before" {
+	wl_roundtrip wl-locks
+}
+
+@test "wl-locks: --leave-running" {
+	wl_roundtrip wl-locks --leave-running
+}
+
+@test "wl-madvise: a sealed mapping (mseal) is refused, naming it; it runs on" {
+	wl_madvise_refused sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) is sealed \(mseal\)"
+}
+
+@test "wl-madvise: a memory protection key (pkey_mprotect) is refused, naming it; it runs on" {
+	grep -qw pku /proc/cpuinfo || skip "no protection keys on this CPU"
+	wl_madvise_refused pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)"
+}
+
+@test "wl-madvise: a NUMA memory policy (mbind) is refused, naming it; it runs on" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_madvise_refused mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored"
+}
+
+@test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
+	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,8 +42,12 @@ static void make_image(struct cd_image *img)
 	memcpy(t->xstate, "\x01\x02\xfe\xff", 4);
 	t->nvmas = 2;
 	t->vmas = calloc(2, sizeof(struct cd_vma));
-	t->vmas[0] = (struct cd_vma){
-	    .start = 0x10000, .end = 0x14000, .prot = PROT_READ | PROT_WRITE, .kind = CD_VMA_ANON};
+	t->vmas[0] = (struct cd_vma){.start = 0x10000,
+	                             .end = 0x14000,
+	                             .prot = PROT_READ | PROT_WRITE,
+	                             .kind = CD_VMA_ANON,
+	                             .flags = CD_VMF_LOCKED | CD_VMF_LOCKONFAULT |
+	                                      CD_VMF_WIPEONFORK | CD_VMF_NOHUGEPAGE};
 	t->vmas[0].nruns = 2;
 	t->vmas[0].runs = calloc(2, sizeof(struct cd_run));
 	t->vmas[0].runs[0] = (struct cd_run){0, 2, CD_RUN_DATA};
@@ -52,8 +57,8 @@ static void make_image(struct cd_image *img)
 	t->vmas[1].path = strdup("/usr/lib/libc.so.6");
 	t->pages_size = 2 * CD_PAGE_SIZE;
 	t->pages_csum = 0x1234;
-	t->nfds = 1;
-	t->fds = calloc(1, sizeof(struct cd_fd));
+	t->nfds = 2;
+	t->fds = calloc(2, sizeof(struct cd_fd));
 	t->fds[0] = (struct cd_fd){.fd = 7,
 	                           .kind = CD_FD_REG,
 	                           .flags = 02,
@@ -64,6 +69,9 @@ static void make_image(struct cd_image *img)
 	                           .sig = 10,
 	                           .std = -1};
 	t->fds[0].path = strdup("/tmp/x");
+	/* the file the locks are held through */
+	t->fds[1] = (struct cd_fd){.fd = 9, .kind = CD_FD_REG, .flags = 02, .obj = 4, .std = -1};
+	t->fds[1].path = strdup("/tmp/locked");
 	t->cwd = strdup("/tmp");
 	t->root = strdup("/");
 	t->mm.exe = strdup("/bin/counter");
@@ -73,6 +81,7 @@ static void make_image(struct cd_image *img)
 	t->act[9].handler = 0xdead;
 	t->uid[0] = 1000;
 	t->rlim[7][0] = 1024;
+	t->mlock_future = CD_MLOCK_FUTURE_ONFAULT;
 	t->itimer[0][1] = 10000;
 	t->nthreads = 1;
 	t->threads = calloc(1, sizeof(struct cd_thread));
@@ -100,6 +109,22 @@ static void make_image(struct cd_image *img)
 	th->sched_policy = 3; /* SCHED_BATCH */
 	th->timer_slack_ns = 50000;
 	th->affinity[0] = 2;
+	t->ntimers = 2;
+	t->timers = calloc(2, sizeof(struct cd_posix_timer));
+	t->timers[0] = (struct cd_posix_timer){.id = 7,
+	                                       .clock = CLOCK_MONOTONIC,
+	                                       .signo = 34,
+	                                       .notify = SIGEV_SIGNAL | SIGEV_THREAD_ID,
+	                                       .value = 0xfeedface12345678ULL,
+	                                       .insec = 10000000,
+	                                       .vsec = 3,
+	                                       .vnsec = 999999999};
+	t->timers[1] = (struct cd_posix_timer){.id = 2, .clock = -6, .notify = SIGEV_NONE};
+	t->nlocks = 2;
+	t->locks = calloc(2, sizeof(struct cd_lock));
+	t->locks[0] = (struct cd_lock){
+	    .fd = 9, .kind = CD_LOCK_POSIX, .type = F_WRLCK, .start = 20, .len = 10};
+	t->locks[1] = (struct cd_lock){.fd = 9, .kind = CD_LOCK_FLOCK, .type = F_RDLCK};
 	img->npipes = 1;
 	img->pipes = calloc(1, sizeof(struct cd_pipe));
 	img->pipes[0].id = 99;
@@ -141,6 +166,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->nvmas, 2);
 	assert_int_equal(t->vmas[0].nruns, 2);
 	assert_int_equal(t->vmas[0].runs[1].src, CD_RUN_ZERO);
+	assert_int_equal(t->vmas[0].flags, CD_VMF_LOCKED | CD_VMF_LOCKONFAULT | CD_VMF_WIPEONFORK |
+	                                       CD_VMF_NOHUGEPAGE);
+	assert_int_equal(t->vmas[1].flags, 0);
+	assert_int_equal(t->mlock_future, CD_MLOCK_FUTURE_ONFAULT);
 	assert_string_equal(t->vmas[1].path, "/usr/lib/libc.so.6");
 	assert_int_equal(t->fds[0].pos, 4097);
 	assert_string_equal(t->fds[0].path, "/tmp/x");
@@ -177,6 +206,25 @@ static void test_round_trip(void **state)
 	assert_int_equal(th->sched_policy, 3);
 	assert_int_equal(th->timer_slack_ns, 50000);
 	assert_int_equal(th->affinity[0], 2);
+	assert_int_equal(t->ntimers, 2);
+	assert_int_equal(t->timers[0].id, 7);
+	assert_int_equal(t->timers[0].clock, CLOCK_MONOTONIC);
+	assert_int_equal(t->timers[0].signo, 34);
+	assert_int_equal(t->timers[0].notify, SIGEV_SIGNAL | SIGEV_THREAD_ID);
+	assert_int_equal(t->timers[0].value, 0xfeedface12345678ULL);
+	assert_int_equal(t->timers[0].insec, 10000000);
+	assert_int_equal(t->timers[0].vsec, 3);
+	assert_int_equal(t->timers[0].vnsec, 999999999);
+	assert_int_equal(t->timers[1].clock, -6);
+	assert_int_equal(t->timers[1].notify, SIGEV_NONE);
+	assert_int_equal(t->nlocks, 2);
+	assert_int_equal(t->locks[0].fd, 9);
+	assert_int_equal(t->locks[0].kind, CD_LOCK_POSIX);
+	assert_int_equal(t->locks[0].type, F_WRLCK);
+	assert_int_equal(t->locks[0].start, 20);
+	assert_int_equal(t->locks[0].len, 10);
+	assert_int_equal(t->locks[1].kind, CD_LOCK_FLOCK);
+	assert_int_equal(t->locks[1].type, F_RDLCK);
 	assert_int_equal(img.npipes, 1);
 	assert_memory_equal(img.pipes[0].data, "unread", 6);
 	assert_int_equal(img.pipes[0].size, 8192);
@@ -469,8 +517,145 @@ static void test_refuses_integer_out_of_meaning(void **state)
 	json_object_set_new(task0(j), "membarrier", json_integer(1 << 9));
 	expect_refused(j, "\"membarrier\"");
 	j = encoded();
+	json_object_set_new(task0(j), "mlock_future", json_integer(3));
+	expect_refused(j, "\"mlock_future\"");
+	j = encoded();
+	json_object_set_new(vma0(j), "flags", json_integer(CD_VMF_ALL + 1));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
 	json_array_set_new(json_object_get(task0(j), "itimers"), 1, json_integer(1000000));
 	expect_refused(j, "itimers[1]");
+}
+
+static json_t *timer0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "posix_timers"), 0);
+}
+
+static json_t *lock0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "locks"), 0);
+}
+
+/* POSIX timers: only clocks, notifications and ids the restore recreates. */
+static void test_refuses_bad_posix_timer(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(timer0(j), "clock", json_integer(CLOCK_REALTIME_ALARM));
+	expect_refused(j, "clock 8");
+	j = encoded();
+	/* the process CPU clock of pid 99, not the task's (42) */
+	json_object_set_new(timer0(j), "clock", json_integer(-798)); /* ~99 << 3 | 2 */
+	expect_refused(j, "\"clock\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "clock", json_integer(-5)); /* ~0 << 3 | 3: a clock fd */
+	expect_refused(j, "\"clock\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "notify", json_integer(SIGEV_THREAD));
+	expect_refused(j, "\"notify\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "signo", json_integer(0));
+	expect_refused(j, "\"signo\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "signo", json_integer(65));
+	expect_refused(j, "\"signo\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "vnsec", json_integer(1000000000));
+	expect_refused(j, "\"vnsec\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "isec", json_integer(-1));
+	expect_refused(j, "\"isec\"");
+	j = encoded();
+	json_object_set_new(timer0(j), "id", json_integer(2));
+	expect_refused(j, "id 2 repeated");
+}
+
+/* File locks: through a file fd of the task, a known kind and a sane range. */
+static void test_refuses_bad_lock(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(lock0(j), "fd", json_integer(8));
+	expect_refused(j, "\"fd\": 8");
+	j = encoded();
+	json_object_set_new(lock0(j), "kind", json_integer(CD_LOCK_KIND_MAX));
+	expect_refused(j, "\"kind\"");
+	j = encoded();
+	json_object_set_new(lock0(j), "type", json_integer(F_UNLCK));
+	expect_refused(j, "\"type\"");
+	j = encoded();
+	json_object_set_new(lock0(j), "start", json_integer(-1));
+	expect_refused(j, "\"start\"");
+	j = encoded();
+	json_object_set_new(lock0(j), "start", json_integer(INT64_MAX));
+	expect_refused(j, "range overflows");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "locks"), 1), "len",
+	                    json_integer(5));
+	expect_refused(j, "no range");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "fds"), 1), "kind",
+	                    json_integer(CD_FD_CHR));
+	expect_refused(j, "not a file of the task");
+}
+
+/* An image written before timers and locks were dumped still reads. */
+static void test_reads_image_without_timers_and_locks(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	json_object_del(task0(j), "posix_timers");
+	json_object_del(task0(j), "locks");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].ntimers, 0);
+	assert_int_equal(img.tasks[0].nlocks, 0);
+	cd_image_free(&img);
+}
+
+/* Flag combinations the kernel never shows, which the restore would fail on or make
+ * differently. */
+static void test_refuses_vma_flags_of_no_mapping(void **state)
+{
+	static const int64_t bad[] = {
+	    CD_VMF_LOCKONFAULT,                  /* lock on fault without the lock */
+	    CD_VMF_HUGEPAGE | CD_VMF_NOHUGEPAGE, /* both */
+	    CD_VMF_RANDOM | CD_VMF_SEQUENTIAL,   /* both */
+	};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = encoded();
+		json_object_set_new(vma0(j), "flags", json_integer(bad[i]));
+		expect_refused(j, "\"flags\"");
+	}
+	/* wipe-on-fork is for private anonymous memory only */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "vmas"), 1), "flags",
+	                    json_integer(CD_VMF_WIPEONFORK));
+	expect_refused(j, "wipe-on-fork");
+}
+
+/* A guard region: a run without data, in private anonymous or file mappings only (shared
+ * memory is read from its object, which has no guards). */
+static void test_guard_runs(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = encoded();
+
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
+	                   json_pack("[i,i,i]", 2, 1, CD_RUN_GUARD));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].src, CD_RUN_GUARD);
+	cd_image_free(&img);
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	expect_refused(j, "guard region");
 }
 
 static void test_refuses_enum_out_of_range(void **state)
@@ -483,7 +668,8 @@ static void test_refuses_enum_out_of_range(void **state)
 	json_object_set_new(fd0(j), "kind", json_integer(-1));
 	expect_refused(j, "\"kind\"");
 	j = encoded();
-	json_array_set_new(json_object_get(vma0(j), "runs"), 0, json_pack("[i,i,i]", 0, 2, 3));
+	json_array_set_new(json_object_get(vma0(j), "runs"), 0,
+	                   json_pack("[i,i,i]", 0, 2, CD_RUN_GUARD + 1));
 	expect_refused(j, "runs[2]");
 }
 
@@ -606,7 +792,10 @@ static int decode_fd1_std(json_t *j)
 
 	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
 	json_decref(j);
-	int std = img.tasks[0].fds[1].std;
+	int std = -2;
+	for (size_t i = 0; i < img.tasks[0].nfds; i++)
+		if (img.tasks[0].fds[i].fd == 1)
+			std = img.tasks[0].fds[i].std;
 	cd_image_free(&img);
 	return std;
 }
@@ -919,6 +1108,11 @@ int main(void)
 	    cmocka_unit_test(test_reads_manifest),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
+	    cmocka_unit_test(test_refuses_bad_posix_timer),
+	    cmocka_unit_test(test_refuses_bad_lock),
+	    cmocka_unit_test(test_reads_image_without_timers_and_locks),
+	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
+	    cmocka_unit_test(test_guard_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

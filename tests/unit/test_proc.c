@@ -53,9 +53,12 @@ static void test_maps_flags(void **state)
 	char *gd = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE,
 	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
 	char *none = mmap(NULL, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	bool saw_gd = false, saw_none = false, saw_vdso = false;
+	char *adv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool saw_gd = false, saw_none = false, saw_vdso = false, saw_adv = false;
 
-	assert_true(gd != MAP_FAILED && none != MAP_FAILED);
+	assert_true(gd != MAP_FAILED && none != MAP_FAILED && adv != MAP_FAILED);
+	assert_int_equal(madvise(adv, 4096, MADV_DONTFORK), 0);
+	assert_int_equal(madvise(adv, 4096, MADV_RANDOM), 0);
 	assert_int_equal(cd_proc_maps(getpid(), &maps, &n, &err), 0);
 	for (size_t i = 0; i < n; i++) {
 		if (maps[i].start == (uint64_t)(uintptr_t)gd)
@@ -64,11 +67,19 @@ static void test_maps_flags(void **state)
 			saw_none = maps[i].shared && maps[i].prot == PROT_NONE &&
 			           !strncmp(maps[i].path, "/dev/zero", 9);
 		saw_vdso |= !strcmp(maps[i].path, "[vdso]");
+		/* whole names only: "d" or "dcx" are not "dc" */
+		if (maps[i].start == (uint64_t)(uintptr_t)adv)
+			saw_adv =
+			    cd_proc_vmflag(&maps[i], "dc") && cd_proc_vmflag(&maps[i], "rr") &&
+			    cd_proc_vmflag(&maps[i], "rd") && !cd_proc_vmflag(&maps[i], "d") &&
+			    !cd_proc_vmflag(&maps[i], "dcx") && !cd_proc_vmflag(&maps[i], "sr") &&
+			    !maps[i].growsdown;
 	}
 	free(maps);
 	assert_true(saw_gd);
 	assert_true(saw_none);
 	assert_true(saw_vdso);
+	assert_true(saw_adv);
 }
 
 static void test_missing_pid(void **state)

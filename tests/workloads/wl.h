@@ -305,3 +305,64 @@ static inline uint64_t wl_hash(const void *buf, size_t len)
 		h = (h ^ p[i]) * 0x100000001b3ULL;
 	return h;
 }
+
+/* Fills len bytes with the stream of seed (len a multiple of 8). */
+static inline void wl_fill(void *buf, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = wl_rand(&seed);
+		memcpy((char *)buf + i, &v, 8);
+	}
+}
+
+/* The mapping of /proc/self/smaps that holds addr: its "start-end perms offset" into line
+ * and, into flags, those of its VmFlags named in keep (space-separated two-letter names), in
+ * smaps order. False when no mapping holds addr. */
+static inline bool wl_mapping(const void *addr, const char *keep, char *line, size_t line_len,
+                              char *flags, size_t flags_len)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char buf[4096];
+	bool in = false, found = false;
+
+	if (!f)
+		wl_fail("open /proc/self/smaps: %s", strerror(errno));
+	while (!found && fgets(buf, sizeof(buf), f)) {
+		unsigned long lo, hi, off;
+		char perms[8];
+		if (sscanf(buf, "%lx-%lx %7s %lx", &lo, &hi, perms, &off) == 4 &&
+		    strchr(buf, '-') < strchr(buf, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			if (in)
+				snprintf(line, line_len, "%lx-%lx %s %lx", lo, hi, perms, off);
+			continue;
+		}
+		if (!in || strncmp(buf, "VmFlags:", 8))
+			continue;
+		size_t n = 0;
+		flags[0] = 0;
+		for (char *tok = strtok(buf + 8, " \n"); tok; tok = strtok(NULL, " \n"))
+			if (strlen(tok) == 2 && strstr(keep, tok) && n + 4 < flags_len)
+				n += (size_t)snprintf(flags + n, flags_len - n, "%s%s",
+				                      n ? " " : "", tok);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* A line of /proc/self/status ("VmLck:") as its number (kB); -1 when absent. */
+static inline long wl_status_kb(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char buf[256];
+	long v = -1;
+
+	if (!f)
+		wl_fail("open /proc/self/status: %s", strerror(errno));
+	while (fgets(buf, sizeof(buf), f))
+		if (!strncmp(buf, key, strlen(key)))
+			v = strtol(buf + strlen(key), NULL, 10);
+	fclose(f);
+	return v;
+}
