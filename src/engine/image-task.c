@@ -278,6 +278,18 @@ static json_t *records_to_json(const void *base, size_t size, size_t n, const st
 	return a;
 }
 
+/* "tid" apart from the table: an image without it is still read. */
+static json_t *timers_to_json(const struct cd_task *t)
+{
+	json_t *a = records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
+	                            ARRAY_SIZE(timer_fields));
+
+	for (size_t i = 0; a && i < t->ntimers; i++)
+		json_object_set_new(json_array_get(a, i), "tid",
+		                    json_integer(t->timers[i].tid ? t->timers[i].tid : t->pid));
+	return a;
+}
+
 static json_t *zombie_to_json(const struct cd_task *t)
 {
 	json_t *o = json_object();
@@ -322,9 +334,7 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "pending_shared",
 	                    siginfos_to_json(t->pending_shared, t->npending_shared));
 	json_object_set_new(o, "itimers", u64_array((const uint64_t *)t->itimer, 12));
-	json_object_set_new(o, "posix_timers",
-	                    records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
-	                                    ARRAY_SIZE(timer_fields)));
+	json_object_set_new(o, "posix_timers", timers_to_json(t));
 	json_object_set_new(o, "locks",
 	                    records_to_json(t->locks, sizeof(*t->locks), t->nlocks, lock_fields,
 	                                    ARRAY_SIZE(lock_fields)));
@@ -626,6 +636,28 @@ static bool timer_clock_ok(int clock, pid_t pid)
 	return (clock & 3) != 3 && (of == 0 || of == pid);
 }
 
+/* "tid" came with threads: without it a timer notifies the task itself.
+ * The kernel sends a SIGEV_THREAD_ID timer's signal to that thread only,
+ * which must be one of the task's (decoded before its timers). */
+static int timer_tid_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
+                               cd_err *err)
+{
+	int64_t v = t->pid;
+	int r;
+
+	if (json_object_get(o, "tid") &&
+	    (r = cd_json_get_int(o, "tid", 1, CD_PID_MAX, &v, err)) < 0)
+		return r;
+	pt->tid = (pid_t)v;
+	if (pt->tid == t->pid)
+		return 0;
+	for (size_t i = 0; (pt->notify & SIGEV_THREAD_ID) && i < t->nthreads; i++)
+		if (t->threads[i].tid == pt->tid)
+			return 0;
+	return cd_err_set(err, EINVAL, "field \"tid\": %d is not a thread of the task it notifies",
+	                  pt->tid);
+}
+
 static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
                            cd_err *err)
 {
@@ -643,7 +675,7 @@ static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_t
 		return cd_err_set(err, EINVAL, "field \"notify\": %d is not restored", pt->notify);
 	if (pt->notify != SIGEV_NONE && pt->signo < 1)
 		return cd_err_set(err, EINVAL, "field \"signo\": no signal to notify with");
-	return 0;
+	return timer_tid_from_json(o, t, pt, err);
 }
 
 /* timer_create takes each id once: a repeated one would fail half-way. */
@@ -920,8 +952,8 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
-	    (r = attrs_from_json(o, t, err)) < 0 || (r = timers_from_json(o, t, err)) < 0 ||
-	    (r = locks_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0)
+	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0 ||
+	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

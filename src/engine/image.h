@@ -174,7 +174,9 @@ struct cd_posix_timer {
 	int id;
 	int clock;      /* as /proc/PID/timers shows it: a CPU clock of the task is negative */
 	int signo;      /* 0 only with SIGEV_NONE */
-	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID (the task) */
+	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID */
+	pid_t tid;      /* SIGEV_THREAD_ID: the thread notified (the task's pid or one of its
+	                 * threads); otherwise the task's pid */
 	uint64_t value; /* sigev_value */
 	/* timer_gettime: interval and time left (relative; 0 left: disarmed) */
 	int64_t isec, insec, vsec, vnsec;

@@ -112,6 +112,7 @@ static void make_image(struct cd_image *img)
 	t->ntimers = 2;
 	t->timers = calloc(2, sizeof(struct cd_posix_timer));
 	t->timers[0] = (struct cd_posix_timer){.id = 7,
+	                                       .tid = 4242, /* aimed at the thread */
 	                                       .clock = CLOCK_MONOTONIC,
 	                                       .signo = 34,
 	                                       .notify = SIGEV_SIGNAL | SIGEV_THREAD_ID,
@@ -215,6 +216,8 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->timers[0].insec, 10000000);
 	assert_int_equal(t->timers[0].vsec, 3);
 	assert_int_equal(t->timers[0].vnsec, 999999999);
+	assert_int_equal(t->timers[0].tid, 4242);
+	assert_int_equal(t->timers[1].tid, 42);
 	assert_int_equal(t->timers[1].clock, -6);
 	assert_int_equal(t->timers[1].notify, SIGEV_NONE);
 	assert_int_equal(t->nlocks, 2);
@@ -847,6 +850,7 @@ static void test_refuses_bad_threads(void **state)
 	json_t *task = json_deep_copy(task0(j));
 	json_object_set_new(task, "pid", json_integer(4242));
 	json_object_set_new(task, "threads", json_array());
+	json_object_set_new(task, "posix_timers", json_array());
 	json_array_append_new(json_object_get(j, "tasks"), task);
 	expect_refused(j, "\"tid\": 4242 repeated");
 	j = encoded();
@@ -867,6 +871,22 @@ static void test_refuses_bad_threads(void **state)
 	j = encoded();
 	json_object_set_new(thread0(j), "affinity", json_array());
 	expect_refused(j, "affinity");
+	/* a timer aims at a thread of its own task only; without "tid", the task */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid",
+	                    json_integer(4243));
+	expect_refused(j, "\"tid\": 4243 is not a thread of the task");
+	j = encoded();
+	json_object_set_new(task0(j), "threads", json_array());
+	expect_refused(j, "\"tid\": 4242 is not a thread of the task");
+	j = encoded();
+	json_object_del(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid");
+	struct cd_image img;
+	cd_err err = {0};
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].timers[0].tid, 42);
+	cd_image_free(&img);
 	j = encoded();
 	threads = json_object_get(task0(j), "threads");
 	for (int i = 0; i < CD_MAX_THREADS; i++)
@@ -882,6 +902,7 @@ static void test_without_threads(void **state)
 
 	/* an image from before threads: a task of one thread */
 	json_object_del(task0(j), "threads");
+	json_object_del(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid");
 	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
 	json_decref(j);
 	assert_int_equal(img.tasks[0].nthreads, 0);

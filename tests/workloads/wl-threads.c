@@ -7,6 +7,7 @@
  * - "wl-mask" blocks SIGUSR1 and SIGUSR2; the main thread sends it SIGUSR1 with tgkill, which
  *   stays pending on that thread alone (its private queue);
  * - "wl-altstack" has its own sigaltstack, on which its SIGUSR2 handler must run.
+ * A POSIX timer (SIGEV_THREAD_ID) fires every 10 ms at the first counter alone.
  * Every thread has a name (pthread_setname_np), its own nice value, a TLS value and, with two
  * CPUs or more, an affinity of one CPU that alternates. After the trigger each checks its tid,
  * name, nice, affinity and TLS are what they were, the counters carried on (above what they
@@ -18,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "wl.h"
 
@@ -51,6 +53,9 @@ static pthread_barrier_t started;
 static __thread uint64_t tls_value;
 static char *altstack;
 static volatile sig_atomic_t alt_ok, alt_ran;
+/* the timer's ticks, and ticks taken by a thread it does not aim at */
+static pid_t timer_tid;
+static uint64_t timer_ticks, timer_wrong;
 
 static pid_t gettid_now(void)
 {
@@ -171,6 +176,31 @@ static void mask_check(struct thr *t)
 		        (int)si.si_pid);
 		thr_fail(t, "the pending signal is not the tgkill'd SIGUSR1");
 	}
+}
+
+static void on_tick(int sig)
+{
+	if ((pid_t)syscall(SYS_gettid) == timer_tid)
+		__atomic_add_fetch(&timer_ticks, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&timer_wrong, 1, __ATOMIC_RELAXED);
+}
+
+/* Every 10 ms at the first counter thread (its signal unblocked there only
+ * matters for delivery: a thread-directed signal waits for its thread). */
+static void start_timer(void)
+{
+	struct sigaction sa = {.sa_handler = on_tick, .sa_flags = SA_RESTART};
+	struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 1};
+	struct itimerspec its = {.it_interval = {0, 10000000}, .it_value = {0, 10000000}};
+	timer_t id;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGRTMIN + 1, &sa, NULL);
+	timer_tid = thr[0].tid;
+	sev._sigev_un._tid = timer_tid;
+	if (timer_create(CLOCK_MONOTONIC, &sev, &id) < 0 || timer_settime(id, 0, &its, NULL) < 0)
+		wl_fail("timer_create: %s", strerror(errno));
 }
 
 static void on_usr2(int sig)
@@ -317,6 +347,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	make_threads(n);
+	start_timer();
 	unblock_main();
 	for (int i = 0; i < nthr; i++)
 		if (thr[i].role == MASK && pthread_kill(thr[i].pt, SIGUSR1) != 0)
@@ -328,7 +359,8 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&lock);
 	wl_ready();
 	wl_await_trigger();
-	wl_nap_ms(50); /* the counters carry on */
+	uint64_t ticks = __atomic_load_n(&timer_ticks, __ATOMIC_RELAXED);
+	wl_nap_ms(100); /* the counters carry on, the timer fires on */
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&lock);
 	go_cond = true;
@@ -336,5 +368,10 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&lock);
 	if ((why = collect()))
 		wl_fail("%s", why);
+	if (__atomic_load_n(&timer_ticks, __ATOMIC_RELAXED) <= ticks)
+		wl_fail("the POSIX timer aimed at thread %d no longer fires", timer_tid);
+	if (timer_wrong)
+		wl_fail("the POSIX timer's signal reached another thread %llu times",
+		        (unsigned long long)timer_wrong);
 	wl_pass();
 }
