@@ -619,6 +619,8 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-threads 64
 	wl_cleanup
 	run_plain wl-threads 8 nnp
+}
+
 @test "wl-posix-timer passes" {
 	run_plain wl-posix-timer
 }

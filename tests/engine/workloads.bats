@@ -482,6 +482,8 @@ wl_madvise_refused() {
 	WL_PID=
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
+}
+
 @test "wl-posix-timer: same ids, clocks, signals and values; armed ones keep firing" {
 	wl_roundtrip wl-posix-timer
 }
