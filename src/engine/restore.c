@@ -394,6 +394,9 @@ static int make_threads(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
                         cd_err *err)
 {
 	for (size_t k = 0; k < t->nthreads; k++) {
+		/* half the threads made, the rest not: all must go */
+		if (k == t->nthreads / 2 && cd_fault("restore-thread"))
+			return cd_err_set(err, EIO, "injected fault restore-thread");
 		int r = cd_thread_create(ctx, t, &t->threads[k], &thr[k], err);
 		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, CD_PHASE_TASK, err)) < 0)
 			return r;
