@@ -190,8 +190,8 @@ static int check_thread_sched(const struct image_trust *tr, const struct cd_task
 	uint64_t nice_rlim = RLIMIT_NICE < CD_NRLIMIT ? t->rlim[RLIMIT_NICE][0] : 0;
 
 	if (nice < -20 || nice > 19)
-		return cd_err_set(err, EINVAL, "task %d: thread %d: nice %d is out of range", t->pid,
-		                  tid, nice);
+		return cd_err_set(err, EINVAL, "task %d: thread %d: nice %d is out of range",
+		                  t->pid, tid, nice);
 	if (nice < tr->nice && (uint64_t)(20 - nice) > nice_rlim)
 		return cd_err_set(err, EPERM,
 		                  "task %d: thread %d: nice %d, which only a privileged process "
