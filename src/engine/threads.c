@@ -71,6 +71,7 @@ int cd_threads_seize(pid_t pid, const char *comm, cd_inject ***ret, size_t *ret_
 			               CD_MAX_THREADS + 1);
 			break;
 		}
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 		cd_inject **nt = realloc(thr, (n + ntids) * sizeof(*thr));
 		if (!nt) {
 			r = cd_err_set(err, ENOMEM, "out of memory");
