@@ -53,6 +53,41 @@ void cd_threads_free(cd_inject **thr, size_t n)
 	free(thr);
 }
 
+/* Interrupts every thread of a round, then waits for each: the stops
+ * overlap. One that exited meanwhile is left out. */
+static int seize_round(pid_t pid, const char *comm, const pid_t *tids, size_t ntids,
+                       cd_inject **thr, size_t *n, cd_err *err)
+{
+	size_t first = *n, k = *n;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < ntids; i++) {
+		cd_err e = {0};
+		if (cd_inject_seize_start(tids[i], &thr[k], &e) >= 0)
+			k++;
+		else if (e.code != ESRCH)
+			r = cd_err_set(err, e.code, "pid %d (%s): thread %d: %s", pid, comm,
+			               tids[i], e.msg);
+	}
+	/* each interrupted one is waited for, even after a failure: only a
+	 * stopped tracee can be let go (and then as it was) */
+	for (size_t i = first; i < k; i++) {
+		cd_err e = {0}, ignored = {0};
+		int fr = cd_inject_seize_finish(thr[i], &e);
+		if (fr >= 0 && r >= 0) {
+			thr[(*n)++] = thr[i];
+			continue;
+		}
+		if (fr >= 0)
+			cd_inject_release(thr[i], &ignored);
+		else if (r >= 0 && e.code != ESRCH)
+			r = cd_err_set(err, e.code, "pid %d (%s): thread %d: %s", pid, comm,
+			               cd_inject_pid(thr[i]), e.msg);
+		cd_inject_free(thr[i]);
+	}
+	return r;
+}
+
 /* A round finds the threads not yet seized; when one finds none, every
  * thread is stopped and no new one can appear. */
 int cd_threads_seize(pid_t pid, const char *comm, cd_inject ***ret, size_t *ret_n, cd_err *err)
@@ -78,17 +113,7 @@ int cd_threads_seize(pid_t pid, const char *comm, cd_inject ***ret, size_t *ret_
 			break;
 		}
 		thr = nt;
-		for (size_t i = 0; r >= 0 && i < ntids; i++) {
-			cd_err e = {0};
-			r = cd_inject_seize(tids[i], &thr[n], &e);
-			if (r >= 0)
-				n++;
-			else if (e.code == ESRCH) /* it exited meanwhile */
-				r = 0;
-			else
-				r = cd_err_set(err, e.code, "pid %d (%s): thread %d: %s", pid, comm,
-				               tids[i], e.msg);
-		}
+		r = seize_round(pid, comm, tids, ntids, thr, &n, err);
 		if (r < 0)
 			break;
 	}

@@ -145,11 +145,9 @@ int cd_inject_set_sigmask(cd_inject *h, uint64_t mask, cd_err *err)
 	return 0;
 }
 
-int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
+int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err)
 {
 	_cleanup_free_ cd_inject *h = calloc(1, sizeof(*h));
-	char path[64];
-	int status, r;
 
 	if (!h)
 		return cd_err_set(err, ENOMEM, "pid %d: out of memory", pid);
@@ -159,46 +157,55 @@ int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
 		return cd_err_sys(err, errno, "pid %d: seize", pid);
 	h->attached = true;
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0) {
-		r = cd_err_sys(err, errno, "pid %d: interrupt", pid);
-		goto fail;
+		int r = cd_err_sys(err, errno, "pid %d: interrupt", pid);
+		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+		return r;
 	}
+	*ret = TAKE_PTR(h);
+	return 0;
+}
+
+int cd_inject_seize_finish(cd_inject *h, cd_err *err)
+{
+	pid_t pid = h->pid;
+	char path[64];
+	int status, r;
+
 	/* A signal may be reported before our interrupt; let it through to the
 	 * task (it stays pending until the task runs) and wait for the stop. */
 	for (;;) {
 		r = wait_stop_timed(h, &status, SEIZE_TIMEOUT_MS, err);
 		if (r < 0)
-			goto fail;
+			return r;
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
-		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0) {
-			r = cd_err_sys(err, errno, "pid %d: continue", pid);
-			goto fail;
-		}
+		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0)
+			return cd_err_sys(err, errno, "pid %d: continue", pid);
 	}
 	r = cd_inject_get_regs(h, &h->orig_regs, err);
 	if (r < 0)
-		goto fail;
-	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(h->orig_sigmask), &h->orig_sigmask) < 0) {
-		r = cd_err_sys(err, errno, "pid %d: read signal mask", pid);
-		goto fail;
-	}
+		return r;
+	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(h->orig_sigmask), &h->orig_sigmask) < 0)
+		return cd_err_sys(err, errno, "pid %d: read signal mask", pid);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	h->mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (h->mem_fd < 0) {
-		r = cd_err_sys(err, errno, "pid %d: open %s", pid, path);
-		goto fail;
-	}
+	if (h->mem_fd < 0)
+		return cd_err_sys(err, errno, "pid %d: open %s", pid, path);
 	/* the last step: a failure before it leaves the task's mask as it was */
-	r = cd_inject_set_sigmask(h, ~0ULL, err);
-	if (r < 0)
-		goto fail;
-	*ret = TAKE_PTR(h);
-	return 0;
-fail:
-	if (h->mem_fd >= 0)
-		close(h->mem_fd);
-	if (h->attached)
-		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+	return cd_inject_set_sigmask(h, ~0ULL, err);
+}
+
+int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
+{
+	cd_inject *h = NULL;
+	int r = cd_inject_seize_start(pid, &h, err);
+
+	if (r >= 0 && (r = cd_inject_seize_finish(h, err)) < 0) {
+		cd_inject_free(h);
+		return r;
+	}
+	if (r >= 0)
+		*ret = h;
 	return r;
 }
 

@@ -22,6 +22,12 @@ typedef struct cd_inject cd_inject;
 /* Seizes pid, interrupts it, waits for the stop, records its registers and
  * signal mask, then blocks every signal. */
 int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err);
+/* The same in two halves, so that many threads are interrupted before any
+ * is waited for: start seizes and interrupts; finish waits for the stop and
+ * does the rest. A handle that failed to finish is freed by the caller
+ * (which detaches it). */
+int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err);
+int cd_inject_seize_finish(cd_inject *h, cd_err *err);
 
 pid_t cd_inject_pid(const cd_inject *h);
 
