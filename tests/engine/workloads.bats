@@ -517,3 +517,20 @@ wl_madvise_refused() {
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
 }
+
+@test "wl-threads: a task whose main thread has exited while others run is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-threads" 8 leader-exit
+	for _ in $(seq 1 100); do
+		[ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" = Z ] && break
+		sleep 0.01
+	done
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --regexp "pid $WL_PID \(wl-threads\): its main thread has exited while 8 other threads run on; not supported"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}

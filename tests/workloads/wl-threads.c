@@ -1,5 +1,5 @@
-/* wl-threads [N] [nnp]: a process of N threads (default 8, at least 8) with per-thread state, to
- * be checkpointed while they count, wait and sleep. Besides the main thread:
+/* wl-threads [N] [nnp|leader-exit]: a process of N threads (default 8, at least 8) with per-thread
+ * state, to be checkpointed while they count, wait and sleep. Besides the main thread:
  * - counters (N - 7 of them): add to their own counter and a shared total under a mutex;
  * - "wl-cond" waits in pthread_cond_wait until the main thread signals after the trigger;
  * - "wl-sleep" sleeps 4 s in one nanosleep (EINTR sleeps on for what is left);
@@ -13,7 +13,8 @@
  * name, nice, affinity and TLS are what they were, the counters carried on (above what they
  * were at READY, their sum the total), and the main thread collects the verdicts.
  * With "nnp" the first counter sets no_new_privs in itself alone (a credential of its own,
- * which a dump refuses by name). */
+ * which a dump refuses by name). With "leader-exit" the main thread exits (pthread_exit) after
+ * READY and another thread does the rest: a task the dump refuses by name. */
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -44,7 +45,7 @@ struct thr {
 
 static struct thr thr[MAX_THREADS];
 static int nthr, ncpus;
-static bool nnp;
+static bool nnp, leader_exit;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool go_cond, stop;
@@ -332,32 +333,11 @@ static const char *collect(void)
 	return sum == total ? NULL : "the counters do not add up to the total";
 }
 
-int main(int argc, char **argv)
+/* After READY: the trigger, then the verdicts. */
+static void *finish(void *unused)
 {
-	struct sigaction sa = {.sa_handler = on_usr2, .sa_flags = SA_ONSTACK};
-	int n = argc > 1 ? atoi(argv[1]) : MIN_THREADS;
 	const char *why;
 
-	wl_init("wl-threads");
-	nnp = argc > 2 && !strcmp(argv[2], "nnp");
-	if (n < MIN_THREADS || n > MAX_THREADS || argc > 3 || (argc > 2 && !nnp))
-		wl_fail("usage: wl-threads [N from %d to %d] [nnp]", MIN_THREADS, MAX_THREADS);
-	ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	altstack = malloc(ALT_SIZE);
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, NULL);
-	make_threads(n);
-	start_timer();
-	unblock_main();
-	for (int i = 0; i < nthr; i++)
-		if (thr[i].role == MASK && pthread_kill(thr[i].pt, SIGUSR1) != 0)
-			wl_fail("pthread_kill");
-	wl_nap_ms(50); /* the counters count, the sleeper is in nanosleep */
-	pthread_mutex_lock(&lock);
-	for (int i = 0; i < nthr; i++)
-		thr[i].at_ready = thr[i].counter;
-	pthread_mutex_unlock(&lock);
-	wl_ready();
 	wl_await_trigger();
 	uint64_t ticks = __atomic_load_n(&timer_ticks, __ATOMIC_RELAXED);
 	wl_nap_ms(100); /* the counters carry on, the timer fires on */
@@ -374,4 +354,41 @@ int main(int argc, char **argv)
 		wl_fail("the POSIX timer's signal reached another thread %llu times",
 		        (unsigned long long)timer_wrong);
 	wl_pass();
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_usr2, .sa_flags = SA_ONSTACK};
+	int n = argc > 1 ? atoi(argv[1]) : MIN_THREADS;
+
+	wl_init("wl-threads");
+	nnp = argc > 2 && !strcmp(argv[2], "nnp");
+	leader_exit = argc > 2 && !strcmp(argv[2], "leader-exit");
+	if (n < MIN_THREADS || n > MAX_THREADS || argc > 3 || (argc > 2 && !nnp && !leader_exit))
+		wl_fail("usage: wl-threads [N from %d to %d] [nnp|leader-exit]", MIN_THREADS,
+		        MAX_THREADS);
+	ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	altstack = malloc(ALT_SIZE);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	make_threads(n);
+	start_timer();
+	unblock_main();
+	for (int i = 0; i < nthr; i++)
+		if (thr[i].role == MASK && pthread_kill(thr[i].pt, SIGUSR1) != 0)
+			wl_fail("pthread_kill");
+	wl_nap_ms(50); /* the counters count, the sleeper is in nanosleep */
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < nthr; i++)
+		thr[i].at_ready = thr[i].counter;
+	pthread_mutex_unlock(&lock);
+	wl_ready();
+	if (leader_exit) {
+		pthread_t pt;
+		if (pthread_create(&pt, NULL, finish, NULL) != 0)
+			wl_fail("pthread_create");
+		pthread_exit(NULL);
+	}
+	finish(NULL);
 }
