@@ -248,6 +248,29 @@ json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/
 	assert_equal "$(ps -o ni= -p "$pid" | tr -d ' ')" 5
 }
 
+# A thread of the first task (from its own fields), with $1 applied to it.
+add_thread() {
+	edit_tasks 'th = {k: t[k] for k in ("blocked", "ss_sp", "ss_size", "ss_flags", "rseq_addr",
+    "rseq_sig", "rseq_len", "robust_head", "robust_len", "clear_tid", "nice", "sched_policy",
+    "sched_prio", "sched_reset_on_fork", "timer_slack_ns", "regs", "xstate", "affinity")}
+th.update(tid=t["pid"] + 1, comm="worker", pending=[])
+'"$1"'
+t["threads"] = [th]'
+}
+
+@test "restore job checks each thread's nice and real-time priority" {
+	dump_users_job
+	add_thread 'th["nice"] = -20'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "thread [0-9]+: nice -20, which only a privileged process may set"
+	add_thread 'th["sched_policy"] = 1; th["sched_prio"] = 50; t["rlimits"][28] = 0'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "thread [0-9]+: real-time priority 50, above RLIMIT_RTPRIO 0"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks a user's scheduling policy and loginuid" {
 	dump_users_job
 	# SCHED_FIFO 50 with RLIMIT_RTPRIO (rlimit 14) 0
