@@ -1,12 +1,14 @@
 /* wl-threads [N] [nnp|leader-exit]: a process of N threads (default 8, at least 8) with per-thread
  * state, to be checkpointed while they count, wait and sleep. Besides the main thread:
- * - counters (N - 7 of them): add to their own counter and a shared total under a mutex;
+ * - counters (N - 7 of them, at least one): add to their own counter and a shared total under a
+ * mutex;
  * - "wl-cond" waits in pthread_cond_wait until the main thread signals after the trigger;
  * - "wl-sleep" sleeps 4 s in one nanosleep (EINTR sleeps on for what is left);
  * - "wl-join" waits in pthread_join for wl-sleep (its clear-tid address wakes it);
  * - "wl-mask" blocks SIGUSR1 and SIGUSR2; the main thread sends it SIGUSR1 with tgkill, which
  *   stays pending on that thread alone (its private queue);
- * - "wl-altstack" has its own sigaltstack, on which its SIGUSR2 handler must run.
+ * - "wl-altstack" has its own sigaltstack, on which its SIGUSR2 handler must run;
+ * - "wl-read" waits in read() on a pipe the main thread writes to after the trigger.
  * A POSIX timer (SIGEV_THREAD_ID) fires every 10 ms at the first counter alone.
  * Every thread has a name (pthread_setname_np), its own nice value, a TLS value and, with two
  * CPUs or more, an affinity of one CPU that alternates. After the trigger each checks its tid,
@@ -29,7 +31,7 @@
 #define SLEEP_S     4
 #define ALT_SIZE    (64 * 1024)
 
-enum role { COUNTER, COND, SLEEP, JOIN, MASK, ALTSTACK };
+enum role { COUNTER, COND, SLEEP, JOIN, MASK, ALTSTACK, READ };
 
 struct thr {
 	pthread_t pt;
@@ -51,6 +53,7 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool go_cond, stop;
 static uint64_t total;
 static pthread_barrier_t started;
+static int pipefd[2];
 static __thread uint64_t tls_value;
 static char *altstack;
 static volatile sig_atomic_t alt_ok, alt_ran;
@@ -150,6 +153,16 @@ static void join_sleeper(struct thr *t)
 	for (int i = 0; i < nthr; i++)
 		if (thr[i].role == SLEEP && pthread_join(thr[i].pt, NULL) != 0)
 			thr_fail(t, "pthread_join failed");
+}
+
+static void read_pipe(struct thr *t)
+{
+	char c = 0;
+
+	if (read(pipefd[0], &c, 1) != 1 || c != 'x')
+		thr_fail(t, "read on the pipe failed");
+	else if (!wl_triggered())
+		thr_fail(t, "read returned before the trigger");
 }
 
 static void mask_check(struct thr *t)
@@ -263,6 +276,9 @@ static void *thread_main(void *arg)
 	case JOIN:
 		join_sleeper(t);
 		break;
+	case READ:
+		read_pipe(t);
+		break;
 	case MASK:
 	case ALTSTACK:
 		while (!wl_triggered())
@@ -279,14 +295,14 @@ static void *thread_main(void *arg)
 
 static void make_threads(int n)
 {
-	static const enum role special[] = {COND, SLEEP, JOIN, MASK, ALTSTACK};
-	static const char *const names[] = {"wl-cond", "wl-sleep", "wl-join", "wl-mask",
-	                                    "wl-altstack"};
+	static const enum role special[] = {COND, SLEEP, JOIN, MASK, ALTSTACK, READ};
+	static const char *const names[] = {"wl-cond", "wl-sleep",    "wl-join",
+	                                    "wl-mask", "wl-altstack", "wl-read"};
 
 	nthr = n - 1;
 	for (int i = 0; i < nthr; i++) {
 		struct thr *t = &thr[i];
-		int s = i - (nthr - 5);
+		int s = i - (nthr - (int)WL_ARRAY_SIZE(special));
 		t->idx = i;
 		t->role = s >= 0 ? special[s] : COUNTER;
 		if (s >= 0)
@@ -346,6 +362,8 @@ static void *finish(void *unused)
 	go_cond = true;
 	pthread_cond_broadcast(&cond);
 	pthread_mutex_unlock(&lock);
+	if (write(pipefd[1], "x", 1) != 1)
+		wl_fail("write to the pipe");
 	if ((why = collect()))
 		wl_fail("%s", why);
 	if (__atomic_load_n(&timer_ticks, __ATOMIC_RELAXED) <= ticks)
@@ -370,6 +388,8 @@ int main(int argc, char **argv)
 		        MAX_THREADS);
 	ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	altstack = malloc(ALT_SIZE);
+	if (pipe(pipefd) < 0)
+		wl_fail("pipe");
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	make_threads(n);
