@@ -105,10 +105,6 @@ struct cd_shm {
 int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
-/* A resource type. To add one: a file with its dump half (fills the task's
- * fields, refusing what it cannot handle with an error naming the task and
- * the object) and its restore half (injected syscalls through ctx), its
- * fields in image.h and image-task.c, and an entry in modules.c. */
 /* Phases of the restore of one task (transplant() in restore.c), in order:
  * TASK: the main thread's and process-wide state, by injected calls in the
  *   main thread, with the controller's privileges (memory first, it
@@ -127,6 +123,11 @@ enum cd_phase {
 	CD_PHASE_LATE,
 };
 
+/* A resource type. To add one: a file with its dump half (fills the task's
+ * fields, refusing what it cannot handle with an error naming the task and
+ * the object) and its restore half (injected syscalls through ctx), its
+ * fields in image.h and image-task.c, and an entry in modules.c (a restore
+ * step with its phase); per-thread halves where a thread has its own. */
 struct cd_module {
 	const char *name;
 	/* Collects this resource of a seized task into t. */
