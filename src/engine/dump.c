@@ -23,6 +23,9 @@ struct dump_state {
 	cd_inject *inj[CD_MAX_TASKS];
 	/* per task, a handle for each of its other threads (task's nthreads) */
 	cd_inject **thr[CD_MAX_TASKS];
+	/* the thread of its parent that made each task (the parent's pid when
+	 * its main thread) */
+	pid_t parent_tid[CD_MAX_TASKS];
 	int tty[CD_MAX_TASKS]; /* controlling terminal of each task, 0 when none */
 	int dirfd;
 	struct cd_dump_stats stats;
@@ -201,11 +204,30 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 			free(kids);
 			kids = NULL;
 			r = cd_proc_children(tid, &kids, &n, err);
-			for (size_t k = 0; r >= 0 && k < n; k++)
-				r = seize_task(s, kids[k], err);
+			for (size_t k = 0; r >= 0 && k < n; k++) {
+				size_t at = s->img.ntasks;
+				if ((r = seize_task(s, kids[k], err)) >= 0 && s->img.ntasks > at)
+					s->parent_tid[at] = tid;
+			}
 		}
 	}
 	return r;
+}
+
+/* A restored task is made by its parent's main thread: a parent-death
+ * signal (sent when the parent *thread* exits) would come at another time
+ * if another thread made it. Checked once every task's is read. */
+static int check_parent_threads(const struct dump_state *s, cd_err *err)
+{
+	for (size_t i = 1; i < s->img.ntasks; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
+		if (!t->zombie && t->pdeathsig && s->parent_tid[i] && s->parent_tid[i] != t->ppid)
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d (%s): parent-death signal %d, and its parent is "
+			                  "thread %d of pid %d, not the main thread: not supported",
+			                  t->pid, t->comm, t->pdeathsig, s->parent_tid[i], t->ppid);
+	}
+	return 0;
 }
 
 /* The restored root starts a session of its own, so a job of a shell loses
@@ -477,7 +499,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
-	if ((r = cd_dump_check_fds(&s->img, err)) < 0)
+	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)

@@ -434,3 +434,42 @@ spin_count() { od -An -tu8 -N8 "$TRIGGER.spin" | tr -d ' '; }
 	run grep -v '^READY$' "$LOG"
 	assert_output ""
 }
+
+# python3 whose second thread forks a child (with parent-death signal $1, 0 for none).
+thread_child() {
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -W ignore -c '
+import ctypes, os, sys, threading, time
+sig = int(sys.argv[1])
+def spawn():
+    pid = os.fork()
+    if pid == 0:
+        if sig:
+            ctypes.CDLL(None).prctl(1, sig)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+threading.Thread(target=spawn, daemon=True).start()
+time.sleep(0.3)
+print("READY", flush=True)
+time.sleep(60)' "$1" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+}
+
+@test "dump: a child forked by a thread other than the main one is in the checkpoint" {
+	thread_child 0
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_success
+	run python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["tasks"]))' \
+		"$IMG/manifest.json"
+	assert_output 2
+}
+
+@test "dump: a parent-death signal of a child forked by another thread than the main one is refused; it runs on" {
+	thread_child 15
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "pid [0-9]+ \(python3\): parent-death signal 15, and its parent is thread [0-9]+ of pid $WL_PID, not the main thread: not supported"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+}
