@@ -122,6 +122,7 @@ static int engine_restore_local(struct cli_ctx *ctx, struct cr_restore_run *run,
 		progress_clear();
 	if (run->stdio.out >= 0)
 		close(run->stdio.out);
+	run->userdata = NULL; /* p goes with this frame */
 	return r;
 }
 

@@ -1,25 +1,14 @@
 #include "daemon/check.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/sched.h>
-#include <linux/userfaultfd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "shared/cleanup.h"
+#include "engine/engine.h"
 
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -39,89 +28,14 @@ static void add(json_t *arr, const char *name, bool ok, const char *fmt, ...)
 	    arr, json_pack("{s:s, s:b, s:s}", "name", name, "ok", ok, "detail", detail));
 }
 
-static void check_ptrace(json_t *arr)
+/* The kernel features the engine probed (once per process, engine/probe.c). */
+static void check_kernel(json_t *arr)
 {
-	pid_t pid = fork();
-	long r;
-	int e;
+	size_t n;
+	const struct cd_probe *p = cd_engine_probe(&n);
 
-	if (pid < 0) {
-		add(arr, "ptrace", false, "fork: %s", strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		for (;;)
-			pause();
-	}
-	r = ptrace(PTRACE_SEIZE, pid, 0, 0);
-	e = errno;
-	if (r == 0)
-		r = ptrace(PTRACE_INTERRUPT, pid, 0, 0);
-	kill(pid, SIGKILL);
-	/* the reaper may get there first: that is fine */
-	waitpid(pid, NULL, 0);
-	if (r < 0)
-		add(arr, "ptrace", false, "PTRACE_SEIZE: %s", strerror(e));
-	else
-		add(arr, "ptrace", true, "PTRACE_SEIZE and PTRACE_INTERRUPT work");
-}
-
-static void check_clone3_set_tid(json_t *arr)
-{
-	pid_t taken = getpid();
-	struct clone_args args = {
-	    .exit_signal = SIGCHLD, .set_tid = (unsigned long)&taken, .set_tid_size = 1};
-	long r = syscall(SYS_clone3, &args, sizeof(args));
-	int e = errno;
-
-	if (r == 0)
-		_exit(0);
-	if (r > 0) {
-		waitpid((pid_t)r, NULL, 0);
-		add(arr, "clone3 set_tid", true, "clone3 accepts set_tid");
-	} else if (e == EEXIST) {
-		add(arr, "clone3 set_tid", true, "clone3 set_tid works (a taken PID is refused)");
-	} else if (e == EPERM) {
-		add(arr, "clone3 set_tid", false, "needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN");
-	} else {
-		add(arr, "clone3 set_tid", false, "clone3: %s", strerror(e));
-	}
-}
-
-static void check_pidfd_getfd(json_t *arr)
-{
-	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	_cleanup_close_ int fd = -1;
-
-	if (pidfd < 0) {
-		add(arr, "pidfd_getfd", false, "pidfd_open: %s", strerror(errno));
-		return;
-	}
-	fd = (int)syscall(SYS_pidfd_getfd, pidfd, pidfd, 0);
-	if (fd < 0)
-		add(arr, "pidfd_getfd", false, "pidfd_getfd: %s", strerror(errno));
-	else
-		add(arr, "pidfd_getfd", true, "pidfd_open and pidfd_getfd work");
-}
-
-static void check_userfaultfd(json_t *arr)
-{
-	_cleanup_close_ int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	struct uffdio_api api = {.api = UFFD_API};
-
-	if (fd < 0) {
-		add(arr, "userfaultfd", false, "userfaultfd: %s", strerror(errno));
-		return;
-	}
-	if (ioctl(fd, UFFDIO_API, &api) < 0) {
-		add(arr, "userfaultfd", false, "UFFDIO_API: %s", strerror(errno));
-		return;
-	}
-	if (!(api.features & UFFD_FEATURE_WP_ASYNC))
-		add(arr, "userfaultfd", false,
-		    "no UFFD_FEATURE_WP_ASYNC: incremental dumps cannot track dirty pages");
-	else
-		add(arr, "userfaultfd", true, "userfaultfd with UFFD_FEATURE_WP_ASYNC");
+	for (size_t i = 0; i < n; i++)
+		add(arr, p[i].name, p[i].ok, "%s", p[i].detail);
 }
 
 static void check_freezer(json_t *arr)
@@ -182,10 +96,7 @@ json_t *check_run(struct job_manager *jm, const struct cd_config *cfg, json_t *r
 		add(arr, "db", false, "%s", err.msg);
 	else
 		add(arr, "db", true, "%s is readable", cfg->db_path);
-	check_ptrace(arr);
-	check_clone3_set_tid(arr);
-	check_pidfd_getfd(arr);
-	check_userfaultfd(arr);
+	check_kernel(arr);
 	check_freezer(arr);
 	check_recovered(arr, recovered);
 	if (full) {

@@ -31,6 +31,7 @@ struct dump_state {
 	struct cd_dump_stats stats;
 	struct cd_progress progress;
 	unsigned external_stdio;
+	struct cd_dump_tree *files; /* the open files dumped so far (files.c) */
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -313,6 +314,7 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .dirfd = s->dirfd,
 	                            .shell_job = shell_job,
 	                            .external_stdio = s->external_stdio,
+	                            .tree = s->files,
 	                            .stats = &s->stats,
 	                            .progress = &s->progress};
 }
@@ -495,6 +497,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	s->stats.freeze_ns = cd_now_ns() - t0;
 	if (s->progress.fn && (r = count_pages(s, err)) < 0)
 		return r;
+	if (!(s->files = cd_dump_tree_new()))
+		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
@@ -519,7 +523,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 
 	if (!s || !(s->img.tasks = calloc(CD_MAX_TASKS, sizeof(struct cd_task))))
 		return cd_err_set(err, ENOMEM, "dump: out of memory");
-	if ((r = check_pid(opts->pid, err)) < 0)
+	if ((r = check_pid(opts->pid, err)) < 0 || (r = cd_probe_require(CD_PROBE_DUMP, err)) < 0)
 		goto out;
 	if (mkdir(opts->dir, 0700) < 0) {
 		r = cd_err_sys(err, errno, "image directory %s", opts->dir);
@@ -561,6 +565,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	close(s->dirfd);
 out:
 	release_tree(s);
+	cd_dump_tree_free(s->files);
 	cd_image_free(&s->img);
 	return r < 0 ? cd_err_wrap(err, "dump") : 0;
 }

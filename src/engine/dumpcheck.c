@@ -23,7 +23,6 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -260,15 +259,6 @@ int cd_dump_check_fds(const struct cd_image *img, cd_err *err)
 
 /* ---- objects shared between tasks by clone() flags ---- */
 
-/* kcmp orders the kernel objects (0 same, 1 less, 2 greater): sorting the
- * tasks by it puts the ones sharing an object next to each other. */
-static int by_object(const void *a, const void *b, void *type)
-{
-	long r = syscall(SYS_kcmp, *(const pid_t *)a, *(const pid_t *)b, *(int *)type, 0, 0);
-
-	return r == 1 ? -1 : r == 2 ? 1 : 0;
-}
-
 /* Two tasks (not threads: those are refused) that share their fd table,
  * cwd and root, or memory would each get their own at restore. */
 int cd_dump_check_sharing(const struct cd_image *img, cd_err *err)
@@ -281,23 +271,30 @@ int cd_dump_check_sharing(const struct cd_image *img, cd_err *err)
 	             {KCMP_VM, "memory (CLONE_VM)"}};
 	_cleanup_free_ pid_t *pids = calloc(img->ntasks + 1, sizeof(*pids));
 	size_t n = 0;
+	int r, order;
 
 	if (!pids)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < img->ntasks; i++)
 		if (!img->tasks[i].zombie)
 			pids[n++] = img->tasks[i].pid;
+
 	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
-		int type = kinds[k].type;
-		qsort_r(pids, n, sizeof(*pids), by_object, &type);
-		for (size_t i = 1; i < n; i++)
-			if (syscall(SYS_kcmp, pids[i - 1], pids[i], type, 0, 0) == 0)
+		/* sorted by the object, tasks sharing one are neighbours */
+		if ((r = cd_kcmp_sort_tasks(pids, n, kinds[k].type, err)) < 0)
+			return cd_err_wrap(err, "%s", kinds[k].what);
+		for (size_t i = 1; i < n; i++) {
+			if ((r = cd_kcmp(pids[i - 1], 0, pids[i], 0, kinds[k].type, &order, err)) <
+			    0)
+				return cd_err_wrap(err, "%s", kinds[k].what);
+			if (order == 0)
 				return cd_err_set(
 				    err, EOPNOTSUPP,
 				    "pids %d and %d share their %s, which a restore "
 				    "would not: not supported (have them unshare() it, "
 				    "or start them without that clone flag)",
 				    pids[i - 1], pids[i], kinds[k].what);
+		}
 	}
 	return 0;
 }

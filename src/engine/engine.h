@@ -132,6 +132,21 @@ struct cd_restore_opts {
  * the restored tasks killed. Async-signal-safe: for a SIGTERM handler. */
 void cd_engine_cancel(void);
 
+/* Kernel features the engine depends on (probe.c), probed on the first
+ * call and kept for the life of the process. needed_by: CD_PROBE_DUMP,
+ * CD_PROBE_RESTORE, or 0 for one reported only (a dump or restore that
+ * needs a missing feature refuses before it touches anything). */
+#define CD_PROBE_DUMP    1u
+#define CD_PROBE_RESTORE 2u
+struct cd_probe {
+	const char *name; /* as `cedana check` prints it: "ptrace", "kcmp" … */
+	bool ok;
+	unsigned needed_by;
+	char detail[200];
+};
+/* Every probe (*ret_n of them), in the order `cedana check` lists them. */
+const struct cd_probe *cd_engine_probe(size_t *ret_n);
+
 /* Checkpoints the tree rooted at opts->pid. On failure nothing is left in
  * opts->dir and the tree runs on untouched. */
 int cd_engine_dump(const struct cd_dump_opts *opts, cd_err *err);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine/image-fields.h"
+#include "engine/internal.h"
 #include "shared/cleanup.h"
 
 #define F(m)         CD_FIELD(struct cd_task, m)
@@ -494,13 +495,6 @@ static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
-/* Which kinds are reopened by path (see docs/image-format.md, Files). */
-static bool fd_kind_has_path(enum cd_fd_kind k)
-{
-	return k == CD_FD_REG || k == CD_FD_DIR || k == CD_FD_CHR || k == CD_FD_FIFO ||
-	       k == CD_FD_PATH || k == CD_FD_PROC;
-}
-
 /* "std" came with engine options version 4: an image without it marks
  * only its external stdio, whose slot is its obj. */
 static int fd_std_from_json(json_t *o, struct cd_fd *d, cd_err *err)
@@ -530,7 +524,11 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	if (json_object_get(o, "path") &&
 	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &d->path, err)) < 0)
 		return r;
-	if (fd_kind_has_path(d->kind) && !d->path)
+	/* the kind's own fields (docs/image-format.md, Files) */
+	const struct cd_fd_ops *ops = cd_fd_ops_of(d->kind);
+	if (!ops)
+		return cd_err_set(err, EINVAL, "field \"kind\": %d is not a kind of fd", d->kind);
+	if (ops->has_path && !d->path)
 		return cd_err_set(err, EINVAL, "field \"path\": missing for kind %d", d->kind);
 	return 0;
 }

@@ -369,18 +369,13 @@ static bool image_has_group(const struct cd_image *img, pid_t pgid)
 	return false;
 }
 
-/* The restore reopens a /proc file of a task of the image and gives SIGIO
- * ownership only to a task or a process group of the image. */
+/* The restore gives SIGIO ownership only to a task or a process group of
+ * the image. */
 static int check_fd_pids(const struct cd_image *img, const struct cd_task *t, const struct cd_fd *d,
                          cd_err *err)
 {
 	struct cd_image *m = (struct cd_image *)img;
 
-	if (d->kind == CD_FD_PROC && !cd_image_task(m, cd_fd_proc_pid(d->path)))
-		return cd_err_set(err, EINVAL,
-		                  "pid %d: fd %d: field \"path\": %s is not a file of a task of "
-		                  "the image",
-		                  t->pid, d->fd, d->path);
 	if (d->own_pid && (d->own_type == F_OWNER_PGRP ? !image_has_group(img, d->own_pid)
 	                                               : !cd_image_task(m, d->own_pid)))
 		return cd_err_set(err, EINVAL,
@@ -399,10 +394,6 @@ static int check_fd_std(const struct cd_image *img, const struct cd_task *t, con
 	const struct cd_task *root = cd_image_task((struct cd_image *)img, img->root);
 	const struct cd_fd *slot = NULL;
 
-	if (d->kind == CD_FD_STDIO && d->std != d->obj)
-		return cd_err_set(
-		    err, EINVAL, "pid %d: fd %d: field \"std\": %d is not obj %d of external stdio",
-		    t->pid, d->fd, d->std, d->obj);
 	if (t == root && d->fd < 3 && d->std != d->fd)
 		return cd_err_set(err, EINVAL, "pid %d: fd %d: field \"std\": %d, not %d", t->pid,
 		                  d->fd, d->std, d->fd);
@@ -419,25 +410,23 @@ static int check_fd_std(const struct cd_image *img, const struct cd_task *t, con
 	return 0;
 }
 
-static int check_fd_refs(const struct cd_image *img, const struct cd_task *t, size_t nobjs,
-                         const int64_t *pipe_ids, size_t npipes, cd_err *err)
+/* The kind's own checks (fd-*.c) after the ones every fd has. */
+static int check_fd_refs(const struct cd_fd_check *c, const struct cd_task *t, size_t nobjs,
+                         cd_err *err)
 {
+	const struct cd_image *img = c->img;
 	int r;
 
 	for (size_t j = 0; j < t->nfds; j++) {
 		const struct cd_fd *d = &t->fds[j];
-		bool stdio = d->kind == CD_FD_STDIO;
-		if (stdio ? d->obj > 2 : (d->obj < 3 || (size_t)d->obj >= nobjs))
+		const struct cd_fd_ops *ops = cd_fd_ops_of(d->kind);
+		if (ops->external ? d->obj > 2 : (d->obj < 3 || (size_t)d->obj >= nobjs))
 			return cd_err_set(
 			    err, EINVAL,
 			    "pid %d: fd %d: field \"obj\": %d out of range for kind %d", t->pid,
 			    d->fd, d->obj, d->kind);
-		if ((d->kind == CD_FD_PIPE || d->kind == CD_FD_FIFO) &&
-		    !cd_ints_sorted_has(pipe_ids, npipes, (int64_t)d->pos))
-			return cd_err_set(err, EINVAL,
-			                  "pid %d: fd %d: field \"pos\": no pipe with id %" PRIu64,
-			                  t->pid, d->fd, d->pos);
-		if ((r = check_fd_pids(img, t, d, err)) < 0 ||
+		if ((ops->check && (r = ops->check(c, t, d, err)) < 0) ||
+		    (r = check_fd_pids(img, t, d, err)) < 0 ||
 		    (r = check_fd_std(img, t, d, err)) < 0)
 			return r;
 	}
@@ -460,8 +449,9 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 		return cd_err_set(err, EINVAL, "pipes: field \"id\": %" PRId64 " repeated", dup);
 	for (size_t i = 0; i < img->ntasks; i++)
 		nobjs += img->tasks[i].nfds;
+	struct cd_fd_check c = {.img = img, .pipe_ids = ids, .npipes = img->npipes};
 	for (size_t i = 0; i < img->ntasks; i++)
-		if ((r = check_fd_refs(img, &img->tasks[i], nobjs, ids, img->npipes, err)) < 0)
+		if ((r = check_fd_refs(&c, &img->tasks[i], nobjs, err)) < 0)
 			return r;
 	if (!cd_image_task((struct cd_image *)img, img->root))
 		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",

@@ -162,6 +162,12 @@ struct sigaction;
 void cd_sigchld_default(struct sigaction *saved);
 void cd_sigchld_restore(const struct sigaction *saved);
 
+/* Refuses, naming it, a kernel feature that what (CD_PROBE_DUMP or
+ * _RESTORE) needs and cd_engine_probe found missing. */
+int cd_probe_require(unsigned what, cd_err *err);
+/* Whether the probe called name ("timer ids") found its feature. */
+bool cd_probe_ok(const char *name);
+
 /* Fault injection for tests: true when $CEDANA_ENGINE_FAULT names point
  * (e.g. "dump-memory", "restore-transplant"). */
 bool cd_fault(const char *point);
@@ -186,8 +192,13 @@ int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 int cd_mem_vdso_check(const struct cd_image *img, cd_err *err);
 int cd_mem_self_vdso(uint64_t size[CD_VMA_KIND_MAX], cd_err *err);
 
-/* Files: dump-side object identity across the tree; restore-side setup runs
- * inside each new task before it is seized. */
+/* Files (files.c): what every fd has. The dump lists a task's fds, reads
+ * their flags, position and SIGIO owner, and finds which open file each one
+ * is (kcmp, one object id per open file in the tree); the restore opens
+ * every object once in the controller (cd_files_prepare), each new task
+ * installs its fds at their numbers (cd_files_install), and what needs the
+ * whole tree is put back as the task after its credentials (cd_mod_files).
+ * What depends on the kind of object is in the kinds' ops below. */
 struct cd_file_objs;
 /* Which fd replaces each std slot (-1: the image's object), as
  * cd_restore_opts asks; for a slot recorded as external, ext. */
@@ -205,12 +216,114 @@ int cd_files_install(const struct cd_image *img, const struct cd_task *t,
                      const struct cd_file_objs *objs, int *keep_fd, cd_err *err);
 void cd_files_free(struct cd_file_objs *objs);
 
+/* A kind of fd (enum cd_fd_kind): one struct cd_fd_ops each, in one file
+ * per family (fd-reg.c: files, directories, O_PATH; fd-chr.c: devices and
+ * terminals; fd-pipe.c: pipes and FIFOs with their data; fd-proc.c: /proc
+ * files of the tree; fd-stdio.c: the root's external stdio slots), each
+ * with its dump half and its restore half. To add a kind: its value in
+ * enum cd_fd_kind (image.h, docs/image-format.md), a file fd-NAME.c with
+ * its ops, and one line in fd-kinds.c. Its own fields live in struct cd_fd
+ * (the manifest's fd object), validated by check. See docs/engine.md,
+ * "Adding a kind of fd". */
+struct stat;
+
+/* What the dump knows of an fd when its kind is chosen. */
+struct cd_fd_dump {
+	struct cd_dump_ctx *ctx;
+	const struct cd_task *t;
+	const char *link;      /* readlink of /proc/PID/fd/N */
+	const struct stat *st; /* stat of it */
+	bool new_obj;          /* the first fd of its open file in the tree */
+};
+
+/* The controller's restore: state of a family of kinds (the pipes, made
+ * once each), in state[] at the family's first kind. */
+struct cd_fd_open {
+	const struct cd_image *img;
+	void *state[CD_FD_KIND_MAX];
+};
+
+/* The decoder's view of the image, for a kind's checks. */
+struct cd_fd_check {
+	const struct cd_image *img;
+	const int64_t *pipe_ids; /* sorted */
+	size_t npipes;
+};
+
+struct cd_fd_ops {
+	enum cd_fd_kind kind;
+	const char *name;
+	bool has_path;  /* reopened by its path: the image holds "path" */
+	bool has_owner; /* status flags and SIGIO owner are the object's own */
+	bool external;  /* the restore caller's object: ids 0..2, one per slot */
+	bool by_task;   /* opened by its task once the tree exists (restore),
+	                 * not by the controller */
+	/* Dump: whether this kind takes the fd; kinds are asked in the order
+	 * of cd_fd_kinds. NULL: chosen otherwise (external stdio). */
+	bool (*claims)(const struct cd_fd_dump *x, const struct cd_fd *d);
+	/* Dump: the kind's own fields of d, or a refusal naming the task and
+	 * the fd. NULL: nothing of its own. */
+	int (*dump)(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err);
+	/* Restore, in the controller: opens d's object and returns its fd,
+	 * which the tasks inherit. NULL: by_task, or the caller's. */
+	int (*open)(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
+	/* Restore, in the controller: frees the family's state; NULL: none. */
+	void (*open_done)(struct cd_fd_open *o);
+	/* Restore, as the task after its credentials: a by_task kind opens
+	 * d at its number with its flags and position. */
+	int (*restore)(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
+	/* Decoder: d's fields of this kind against the image. NULL: none. */
+	int (*check)(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+	             cd_err *err);
+};
+
+/* fd-kinds.c: the one place that registers a kind, in the order the dump
+ * asks them whether they take an fd. */
+extern const struct cd_fd_ops *const cd_fd_kinds[];
+extern const size_t cd_fd_kinds_n;
+extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
+    cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio;
+/* The ops of kind; NULL when no file registers it. */
+const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
+
+/* files.c, for the kinds: whether p1's fd1 and p2's fd2 are one open file
+ * (kcmp); the status flags F_SETFL sets put on the controller's fd, or,
+ * injected, on the task's fd d->fd (O_ASYNC included). */
+int cd_fd_same_file(pid_t p1, int fd1, pid_t p2, int fd2, bool *ret, cd_err *err);
+int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
+int cd_fd_set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
+/* fd-reg.c: opens d's path again with its flags, at its position (REG). */
+int cd_fd_reopen(const struct cd_fd *d, cd_err *err);
+/* fd-chr.c: whether d is a terminal (the shell's under --shell-job). */
+bool cd_fd_is_terminal(const struct cd_fd *d);
+/* fd-stdio.c, dump: the root's std slot pid's fd shares (-1: none), and
+ * whether slot s is external stdio (the dump caller's, mask). */
+int cd_fd_std_slot(const struct cd_image *img, const struct cd_task *t, int fd, int *ret,
+                   cd_err *err);
+int cd_fd_external_slot(const struct cd_image *img, unsigned mask, int s, bool *ret, cd_err *err);
+/* fd-stdio.c, restore: the caller's fd that replaces d, -1 when none. */
+int cd_stdio_replacement(const struct cd_stdio_plan *plan, const struct cd_fd *d);
+
 /* Sessions and groups (session.c): the dump plans the layout the restore
  * creates (new_sid, new_pgid), refusing what it cannot recreate; the
  * decoder checks a plan read; each new task enters its place. */
 int cd_session_plan(struct cd_image *img, cd_err *err);
 int cd_session_check(struct cd_image *img, cd_err *err);
 int cd_session_enter(const struct cd_task *t, cd_err *err);
+
+/* kcmp(2) as an order (kcmp.c): *ret_order is -1, 0 (the same object) or 1
+ * for object i1 of p1 against i2 of p2 (type KCMP_*; the indexes are fds
+ * for KCMP_FILE). A failure is an error, never "different". */
+int cd_kcmp(pid_t p1, unsigned long i1, pid_t p2, unsigned long i2, int type, int *ret_order,
+            cd_err *err);
+/* Sorts pids by their object of type (KCMP_FILES, _FS, _VM): tasks sharing
+ * one end up next to each other. */
+int cd_kcmp_sort_tasks(pid_t *pids, size_t n, int type, cd_err *err);
+
+/* The open files of the tree dumped so far, ordered by kcmp, with their
+ * object ids (files.c): one per dump, in cd_dump_ctx. */
+struct cd_dump_tree *cd_dump_tree_new(void);
+void cd_dump_tree_free(struct cd_dump_tree *tree);
 
 /* Dump-time checks of what the restore would refuse (dumpcheck.c), made
  * while the tree is stopped, before anything is released: the paths of a

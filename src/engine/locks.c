@@ -258,13 +258,14 @@ struct fd_scan {
 static int scan_one(void *arg, const char *body, cd_err *err)
 {
 	struct fd_scan *s = arg;
-	struct cd_lock l;
-	struct lock_line line;
+	struct cd_lock l = {0};
+	struct lock_line line = {0};
 	int r;
 
 	if ((r = to_lock(s->t, s->d, body, &l, err)) < 0)
 		return r;
-	parse_line(body, &line);
+	if (!parse_line(body, &line)) /* to_lock parsed it already */
+		return cd_err_set(err, EINVAL, "unrecognised lock \"%s\"", body);
 	for (size_t i = 0; i < s->t->nlocks; i++)
 		if (same_lock(&s->t->locks[i], fd_obj(s->t, s->t->locks[i].fd), &l, s->d->obj))
 			return 0; /* the same open file at another fd */
@@ -398,7 +399,7 @@ static int set_lock(struct cd_restore_ctx *ctx, const struct cd_task *t, const s
 {
 	struct flock fl = {
 	    .l_type = (short)l->type, .l_whence = SEEK_SET, .l_start = l->start, .l_len = l->len};
-	long ret;
+	long ret = 0;
 	int r;
 
 	if (l->kind == CD_LOCK_FLOCK)

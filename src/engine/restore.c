@@ -767,7 +767,9 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	cd_sigchld_default(&saved);
-	int r = do_restore(&s, opts, err);
+	int r = cd_probe_require(CD_PROBE_RESTORE, err);
+	if (r >= 0)
+		r = do_restore(&s, opts, err);
 	cd_sigchld_restore(&saved);
 	prctl(PR_SET_CHILD_SUBREAPER, subreaper, 0, 0, 0);
 

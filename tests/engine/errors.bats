@@ -303,6 +303,30 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	assert_output "PASS"
 }
 
+@test "dump and restore: a missing kernel feature is refused before anything, naming it" {
+	counter
+	CEDANA_ENGINE_FAULT=probe-kcmp run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: the kernel feature \"kcmp\" is missing (injected fault probe-kcmp): a dump needs it"
+	assert_not_exist "$IMG"
+	still_counting
+	CEDANA_ENGINE_FAULT=probe-rseq-config run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --partial "the kernel feature \"rseq config\" is missing"
+	assert_not_exist "$IMG"
+	still_counting
+	local pid=$WL_PID
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=probe-clone3-set_tid run "$ENGINE" restore "$IMG" --stdout "$LOG" \
+		--stderr "$LOG"
+	assert_failure 1
+	assert_output "cedana-engine: restore: the kernel feature \"clone3 set_tid\" is missing (injected fault probe-clone3-set_tid): a restore needs it"
+	# nothing was restored
+	[ ! -e "/proc/$pid" ]
+}
+
 # restore_fails_cleanly FAULT: a tree image restored with a fault half-way
 # fails with it and leaves none of its tasks behind.
 restore_fails_cleanly() {

@@ -605,6 +605,10 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-caps securebits
 }
 
+@test "wl-manyfds passes" {
+	run_plain wl-manyfds 2000
+}
+
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
 	run_plain wl-clone-share files
 	wl_cleanup
