@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Real programs, not written for us: a shell with a sleep child
-# (tests/workloads/date-loop.sh) and a python3 interpreter with state.
+# (tests/workloads/date-loop.sh), a python3 interpreter with state, python3
+# with threads, and java (a thread pool; skipped without a JDK).
 load helpers
 
 setup() { engine_setup; }
@@ -183,4 +184,30 @@ print("PASS" if ok else "FAIL: %r %r %r" % (got, state, at_ready), flush=True)
 
 @test "python3 threads: --leave-running" {
 	python_threads_roundtrip --leave-running
+}
+
+# java (Debian's JDK): a thread pool of four counting under a lock, some 20
+# threads in all. Without -XX:-UsePerfData the JVM holds a flock through a
+# mapping of its hsperfdata file, which the dump refuses by name.
+java_roundtrip() {
+	command -v javac >/dev/null || skip "javac is not installed (Debian: default-jdk-headless)"
+	# compiled first: java's source launcher holds a socket, which the dump refuses
+	javac -d "$T/java" "$SRC/java/Counters.java"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid java -XX:-UsePerfData \
+		-cp "$T/java" Counters </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -gt 10 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "java: a thread pool counting under a lock carries on" {
+	java_roundtrip
+}
+
+@test "java: --leave-running" {
+	java_roundtrip --leave-running
 }
