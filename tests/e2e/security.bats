@@ -403,3 +403,30 @@ while True:
 	assert_output --partial "Permission denied"
 	assert_file_not_exists "$SHARED/rootonly/out.log"
 }
+
+@test "a user's job of several threads comes back with the user's credentials in every thread" {
+	run as_user "$CEDANA" run process --jid threads -- /usr/bin/python3 -c '
+import threading, time
+for _ in range(3):
+    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()
+n = 0
+while True:
+    n += 1
+    time.sleep(0.01)'
+	assert_success
+	pid=$(job_field threads pid)
+	for _ in $(seq 1 200); do [ "$(ls /proc/"$pid"/task | wc -l)" -eq 4 ] && break; sleep 0.05; done
+	run as_user "$CEDANA" dump job threads
+	assert_success
+	wait_job_field threads status halted
+	run "$CEDANA" restore job threads
+	assert_success
+	pid=$(job_field threads pid)
+	assert_equal "$(ls /proc/"$pid"/task | wc -l)" 4
+	run awk '/^Uid:/ { print $2, $3, $4, $5 }' /proc/"$pid"/task/*/status
+	assert_equal "$(sort -u <<<"$output")" "$USER_UID $USER_UID $USER_UID $USER_UID"
+	run awk '/^CapEff:/ { print $2 }' /proc/"$pid"/task/*/status
+	assert_equal "$(sort -u <<<"$output")" 0000000000000000
+	sleep 0.5
+	[ "$(awk '{print $3}' /proc/"$pid"/stat)" != Z ]
+}
