@@ -24,7 +24,13 @@
  * decoder keeps to the wall, monotonic and its own CPU clocks, and file
  * locks, which the task sets itself, with its credentials, through fds of
  * its own that the decoder keeps to files and directories opened with the
- * owner's identity: advisory locks the user could take anyway). Of an fd: its flags
+ * owner's identity: advisory locks the user could take anyway). A thread
+ * (struct cd_thread) has the task's credentials (the restore sets the
+ * task's in every thread); of its own fields its nice and scheduling policy
+ * are checked like the task's, the rest (registers, mask, pending signals,
+ * altstack, rseq, robust list, clear-tid address, name, timer slack,
+ * affinity) is harmless, and its tid is one the decoder keeps unique in the
+ * image (check_pids_free refuses one in use). Of an fd: its flags
  * (the open itself is made with the owner's filesystem identity, which the
  * kernel checks for O_NOATIME), its SIGIO owner and signal (the decoder
  * admits only a task or a process group of the image as owner, and the task
@@ -40,7 +46,7 @@
  * asks for write access). A field added to the image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4376, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
@@ -176,26 +182,44 @@ static int check_memlock(const struct cd_task *t, cd_err *err)
 }
 
 /* Anyone may lower their priority (a higher nice); a lower nice than the
- * one a job starts with needs RLIMIT_NICE to allow it (20 - nice). */
-static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
+ * one a job starts with needs RLIMIT_NICE to allow it (20 - nice). The
+ * same for the task's main thread (tid == pid) and each other thread. */
+static int check_thread_sched(const struct image_trust *tr, const struct cd_task *t, pid_t tid,
+                              int nice, int policy, int prio, cd_err *err)
 {
 	uint64_t nice_rlim = RLIMIT_NICE < CD_NRLIMIT ? t->rlim[RLIMIT_NICE][0] : 0;
 
-	if (t->nice < -20 || t->nice > 19)
-		return cd_err_set(err, EINVAL, "task %d: nice %d is out of range", t->pid, t->nice);
-	if (t->nice < tr->nice && (uint64_t)(20 - t->nice) > nice_rlim)
+	if (nice < -20 || nice > 19)
+		return cd_err_set(err, EINVAL, "task %d: thread %d: nice %d is out of range",
+		                  t->pid, tid, nice);
+	if (nice < tr->nice && (uint64_t)(20 - nice) > nice_rlim)
 		return cd_err_set(err, EPERM,
-		                  "task %d: nice %d, which only a privileged process may set "
-		                  "(RLIMIT_NICE %llu)",
-		                  t->pid, t->nice, (unsigned long long)nice_rlim);
+		                  "task %d: thread %d: nice %d, which only a privileged process "
+		                  "may set (RLIMIT_NICE %llu)",
+		                  t->pid, tid, nice, (unsigned long long)nice_rlim);
 	/* SCHED_OTHER, _BATCH and _IDLE are anyone's; a real-time priority
 	 * needs RLIMIT_RTPRIO (the image's, bounded by check_limits) */
 	uint64_t rt_rlim = RLIMIT_RTPRIO < CD_NRLIMIT ? t->rlim[RLIMIT_RTPRIO][0] : 0;
-	bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
-	if (rt && (uint64_t)t->sched_prio > rt_rlim)
+	bool rt = policy == SCHED_FIFO || policy == SCHED_RR;
+	if (rt && (uint64_t)prio > rt_rlim)
 		return cd_err_set(err, EPERM,
-		                  "task %d: real-time priority %d, above RLIMIT_RTPRIO %llu",
-		                  t->pid, t->sched_prio, (unsigned long long)rt_rlim);
+		                  "task %d: thread %d: real-time priority %d, above RLIMIT_RTPRIO "
+		                  "%llu",
+		                  t->pid, tid, prio, (unsigned long long)rt_rlim);
+	return 0;
+}
+
+static int check_sched(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
+{
+	int r = check_thread_sched(tr, t, t->pid, t->nice, t->sched_policy, t->sched_prio, err);
+
+	for (size_t i = 0; r == 0 && i < t->nthreads; i++) {
+		const struct cd_thread *th = &t->threads[i];
+		r = check_thread_sched(tr, t, th->tid, th->nice, th->sched_policy, th->sched_prio,
+		                       err);
+	}
+	if (r < 0)
+		return r;
 	if (t->oom_score_adj < tr->oom_floor || t->oom_score_adj > 1000)
 		return cd_err_set(err, EPERM,
 		                  "task %d: oom_score_adj %d is below %d, what the "

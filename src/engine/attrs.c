@@ -72,25 +72,29 @@ static int get_rseq(pid_t pid, struct ptrace_rseq_configuration *c, cd_err *err)
 	return 0;
 }
 
-static int dump_sched(struct cd_task *t, cd_err *err)
+static int read_sched(pid_t tid, int *policy, int *prio, int *reset_on_fork, cd_err *err)
 {
 	struct sched_param sp;
-	int policy = sched_getscheduler(t->pid);
+	int p = sched_getscheduler(tid);
 
-	if (policy < 0)
-		return cd_err_sys(err, errno, "pid %d: sched_getscheduler", t->pid);
-	if (sched_getparam(t->pid, &sp) < 0)
-		return cd_err_sys(err, errno, "pid %d: sched_getparam", t->pid);
-	t->sched_reset_on_fork = !!(policy & SCHED_RESET_ON_FORK);
-	t->sched_policy = policy & ~SCHED_RESET_ON_FORK;
-	t->sched_prio = sp.sched_priority;
-	if (t->sched_policy == SCHED_DEADLINE)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: SCHED_DEADLINE is not supported",
-		                  t->pid);
-	if (t->sched_policy > SCHED_IDLE || t->sched_prio < 0 || t->sched_prio > 99)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: scheduling policy %d priority %d",
-		                  t->pid, t->sched_policy, t->sched_prio);
+	if (p < 0)
+		return cd_err_sys(err, errno, "tid %d: sched_getscheduler", tid);
+	if (sched_getparam(tid, &sp) < 0)
+		return cd_err_sys(err, errno, "tid %d: sched_getparam", tid);
+	*reset_on_fork = !!(p & SCHED_RESET_ON_FORK);
+	*policy = p & ~SCHED_RESET_ON_FORK;
+	*prio = sp.sched_priority;
+	if (*policy == SCHED_DEADLINE)
+		return cd_err_set(err, EOPNOTSUPP, "tid %d: SCHED_DEADLINE is not supported", tid);
+	if (*policy > SCHED_IDLE || *prio < 0 || *prio > 99)
+		return cd_err_set(err, EOPNOTSUPP, "tid %d: scheduling policy %d priority %d", tid,
+		                  *policy, *prio);
 	return 0;
+}
+
+static int dump_sched(struct cd_task *t, cd_err *err)
+{
+	return read_sched(t->pid, &t->sched_policy, &t->sched_prio, &t->sched_reset_on_fork, err);
 }
 
 /* A prctl that reports an int through memory, by injection. */
@@ -224,6 +228,80 @@ static int attrs_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	return cd_proc_limits(t->pid, t->rlim, CD_NRLIMIT, err);
 }
 
+static int dump_thread_name(const struct cd_task *t, struct cd_thread *th, cd_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	char name[64];
+	size_t len;
+
+	snprintf(name, sizeof(name), "task/%d/comm", th->tid);
+	int r = cd_proc_read_file(t->pid, name, &buf, &len, err);
+	if (r < 0)
+		return r;
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(th->comm, sizeof(th->comm), "%s", buf);
+	return 0;
+}
+
+/* Read by injected calls in the thread: its clear-tid address and timer
+ * slack; a parent-death signal is refused (a new thread has none and
+ * setting one by name of the thread is not done yet). */
+static int dump_thread_prctls(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                              struct cd_thread *th, cd_err *err)
+{
+	int pdeathsig;
+	long v;
+	int r = cd_call_ok(ctx->inj, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS,
+	                   ctx->scratch, 0, 0, 0, 0, NULL, err);
+
+	if (r >= 0)
+		r = cd_inject_read_mem(ctx->inj, ctx->scratch, &th->clear_tid, 8, err);
+	if (r >= 0)
+		r = cd_call_ok(ctx->inj, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK,
+		               0, 0, 0, 0, 0, &v, err);
+	if (r >= 0) {
+		th->timer_slack_ns = (uint64_t)v;
+		r = get_prctl_int(ctx, "prctl(PR_GET_PDEATHSIG)", PR_GET_PDEATHSIG, &pdeathsig,
+		                  err);
+	}
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d: thread %d", t->pid, th->tid);
+	if (pdeathsig)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): thread %d (%s): a parent-death signal (%d) on a "
+		                  "thread other than the main one is not supported",
+		                  t->pid, t->comm, th->tid, th->comm, pdeathsig);
+	return 0;
+}
+
+static int attrs_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd_thread *th,
+                             cd_err *err)
+{
+	struct ptrace_rseq_configuration rc;
+	cpu_set_t cpus;
+	int r;
+
+	if ((r = dump_thread_name(t, th, err)) < 0 || (r = get_rseq(th->tid, &rc, err)) < 0)
+		return r;
+	th->rseq_addr = rc.rseq_abi_pointer;
+	th->rseq_len = rc.rseq_abi_size;
+	th->rseq_sig = rc.signature;
+	if (syscall(SYS_get_robust_list, th->tid, &th->robust_head, &th->robust_len) < 0)
+		return cd_err_sys(err, errno, "tid %d: get_robust_list", th->tid);
+	errno = 0;
+	th->nice = getpriority(PRIO_PROCESS, (id_t)th->tid);
+	if (errno)
+		return cd_err_sys(err, errno, "tid %d: getpriority", th->tid);
+	if (sched_getaffinity(th->tid, sizeof(cpus), &cpus) < 0)
+		return cd_err_sys(err, errno, "tid %d: sched_getaffinity", th->tid);
+	memcpy(th->affinity, &cpus,
+	       sizeof(th->affinity) < sizeof(cpus) ? sizeof(th->affinity) : sizeof(cpus));
+	if ((r = read_sched(th->tid, &th->sched_policy, &th->sched_prio, &th->sched_reset_on_fork,
+	                    err)) < 0)
+		return r;
+	return dump_thread_prctls(ctx, t, th, err);
+}
+
 int cd_attrs_reset(cd_inject *inj, cd_err *err)
 {
 	struct ptrace_rseq_configuration rc;
@@ -249,36 +327,36 @@ static int write_oom_score_adj(pid_t pid, int v, cd_err *err)
 }
 
 /* After nice (a fair policy keeps it; a real-time one keeps it for later). */
-static int restore_sched(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+static int restore_sched(struct cd_restore_ctx *ctx, int policy, int prio, int reset_on_fork,
+                         cd_err *err)
 {
-	struct sched_param sp = {.sched_priority = t->sched_prio};
-	uint64_t policy =
-	    (uint64_t)t->sched_policy | (t->sched_reset_on_fork ? SCHED_RESET_ON_FORK : 0);
+	struct sched_param sp = {.sched_priority = prio};
+	uint64_t p = (uint64_t)policy | (reset_on_fork ? SCHED_RESET_ON_FORK : 0);
 	int r;
 
 	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &sp, sizeof(sp), err)) < 0)
 		return r;
-	return cd_call_ok(ctx->inj, "sched_setscheduler", SYS_sched_setscheduler, 0, policy,
-	                  ctx->data, 0, 0, 0, NULL, err);
+	return cd_call_ok(ctx->inj, "sched_setscheduler", SYS_sched_setscheduler, 0, p, ctx->data,
+	                  0, 0, 0, NULL, err);
 }
 
 /* After the policy: a real-time task's slack is 0 and cannot be set. */
-static int restore_timer_slack(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+static int restore_timer_slack(struct cd_restore_ctx *ctx, int policy, uint64_t slack, cd_err *err)
 {
 	long v;
 	int r;
 
-	if (t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR)
+	if (policy == SCHED_FIFO || policy == SCHED_RR)
 		return 0;
 	if ((r = cd_call_ok(ctx->inj, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
-	                    t->timer_slack_ns, 0, 0, 0, 0, NULL, err)) < 0 ||
+	                    slack, 0, 0, 0, 0, NULL, err)) < 0 ||
 	    (r = cd_call_ok(ctx->inj, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0,
 	                    0, 0, 0, 0, &v, err)) < 0)
 		return r;
 	/* 0 means "the default", which is the restorer's slack, not the task's */
-	if ((uint64_t)v != t->timer_slack_ns)
+	if ((uint64_t)v != slack)
 		return cd_err_set(err, EINVAL, "timer slack %llu ns cannot be set (it is %ld)",
-		                  (unsigned long long)t->timer_slack_ns, v);
+		                  (unsigned long long)slack, v);
 	return 0;
 }
 
@@ -365,41 +443,88 @@ static int restore_loginuid(struct cd_restore_ctx *ctx, const struct cd_task *t,
 	return 0;
 }
 
+/* What the task and each thread have of their own: rseq, robust list,
+ * clear-tid address, name. */
+static int restore_thread_ids(struct cd_restore_ctx *ctx, uint64_t rseq_addr, uint32_t rseq_len,
+                              uint64_t rseq_sig, uint64_t robust_head, uint64_t robust_len,
+                              uint64_t clear_tid, const char comm[16], cd_err *err)
+{
+	cd_inject *inj = ctx->inj;
+	int r;
+
+	if (rseq_addr && (r = cd_call_ok(inj, "rseq", SYS_rseq, rseq_addr, rseq_len, 0, rseq_sig, 0,
+	                                 0, NULL, err)) < 0)
+		return r;
+	if ((r = cd_call_ok(inj, "set_robust_list", SYS_set_robust_list, robust_head, robust_len, 0,
+	                    0, 0, 0, NULL, err)) < 0 ||
+	    (r = cd_call_ok(inj, "set_tid_address", SYS_set_tid_address, clear_tid, 0, 0, 0, 0, 0,
+	                    NULL, err)) < 0)
+		return r;
+	if ((r = cd_inject_write_mem(inj, ctx->data, comm, 16, err)) < 0)
+		return r;
+	return cd_call_ok(inj, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, ctx->data, 0, 0, 0, 0,
+	                  NULL, err);
+}
+
+static int restore_affinity(struct cd_restore_ctx *ctx, const uint64_t affinity[16], cd_err *err)
+{
+	long ret;
+	int r;
+
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, affinity, 16 * sizeof(uint64_t), err)) <
+	        0 ||
+	    (r = cd_call(ctx->inj, SYS_sched_setaffinity, 0, 16 * sizeof(uint64_t), ctx->data, 0, 0,
+	                 0, &ret, err)) < 0)
+		return r;
+	/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
+	if (ret < 0 && ret != -EINVAL)
+		return cd_err_sys(err, (int)-ret, "sched_setaffinity");
+	return 0;
+}
+
 static int attrs_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	cd_inject *inj = ctx->inj;
 	int r;
 
-	if (t->rseq_addr && (r = cd_call_ok(inj, "rseq", SYS_rseq, t->rseq_addr, t->rseq_len, 0,
-	                                    t->rseq_sig, 0, 0, NULL, err)) < 0)
-		return r;
-	if ((r = cd_call_ok(inj, "set_robust_list", SYS_set_robust_list, t->robust_head,
-	                    t->robust_len, 0, 0, 0, 0, NULL, err)) < 0 ||
-	    (r = cd_call_ok(inj, "set_tid_address", SYS_set_tid_address, t->clear_tid, 0, 0, 0, 0,
-	                    0, NULL, err)) < 0 ||
+	if ((r = restore_thread_ids(ctx, t->rseq_addr, t->rseq_len, t->rseq_sig, t->robust_head,
+	                            t->robust_len, t->clear_tid, t->comm, err)) < 0 ||
 	    (r = cd_call_ok(inj, "personality", SYS_personality, t->personality, 0, 0, 0, 0, 0,
 	                    NULL, err)) < 0)
 		return r;
-	if ((r = cd_inject_write_mem(inj, ctx->data, t->comm, sizeof(t->comm), err)) < 0 ||
-	    (r = cd_call_ok(inj, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, ctx->data, 0, 0, 0,
-	                    0, NULL, err)) < 0)
-		return r;
 	if ((r = cd_call_ok(inj, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
 	                    (uint64_t)(int64_t)t->nice, 0, 0, 0, NULL, err)) < 0 ||
-	    (r = restore_sched(ctx, t, err)) < 0 || (r = restore_timer_slack(ctx, t, err)) < 0 ||
+	    (r = restore_sched(ctx, t->sched_policy, t->sched_prio, t->sched_reset_on_fork, err)) <
+	        0 ||
+	    (r = restore_timer_slack(ctx, t->sched_policy, t->timer_slack_ns, err)) < 0 ||
 	    (r = restore_prctls(ctx, t, err)) < 0 || (r = restore_membarrier(ctx, t, err)) < 0 ||
-	    (r = restore_loginuid(ctx, t, err)) < 0)
+	    (r = restore_loginuid(ctx, t, err)) < 0 ||
+	    (r = restore_affinity(ctx, t->affinity, err)) < 0)
 		return r;
-	long ret;
-	if ((r = cd_inject_write_mem(inj, ctx->data, t->affinity, sizeof(t->affinity), err)) < 0 ||
-	    (r = cd_call(inj, SYS_sched_setaffinity, 0, sizeof(t->affinity), ctx->data, 0, 0, 0,
-	                 &ret, err)) < 0)
-		return r;
-	/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
-	if (ret < 0 && ret != -EINVAL)
-		return cd_err_sys(err, (int)-ret, "sched_setaffinity");
 	return write_oom_score_adj(t->pid, t->oom_score_adj, err);
 }
 
-const struct cd_module cd_mod_attrs = {
-    .name = "attrs", .dump = attrs_dump, .restore = attrs_restore};
+/* In the new thread, by calls of its own (PRIO_PROCESS 0, policy and
+ * affinity of pid 0 are the calling thread's). */
+static int attrs_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                                const struct cd_thread *th, cd_err *err)
+{
+	int r;
+
+	(void)t;
+	if ((r = restore_thread_ids(ctx, th->rseq_addr, th->rseq_len, th->rseq_sig, th->robust_head,
+	                            th->robust_len, th->clear_tid, th->comm, err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
+	                    (uint64_t)(int64_t)th->nice, 0, 0, 0, NULL, err)) < 0 ||
+	    (r = restore_sched(ctx, th->sched_policy, th->sched_prio, th->sched_reset_on_fork,
+	                       err)) < 0 ||
+	    (r = restore_timer_slack(ctx, th->sched_policy, th->timer_slack_ns, err)) < 0)
+		return r;
+	return restore_affinity(ctx, th->affinity, err);
+}
+
+const struct cd_module cd_mod_attrs = {.name = "attrs",
+                                       .dump = attrs_dump,
+                                       .restore = attrs_restore,
+                                       .dump_thread = attrs_dump_thread,
+                                       .restore_thread = attrs_restore_thread};

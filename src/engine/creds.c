@@ -176,5 +176,16 @@ static int creds_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	return 0;
 }
 
-const struct cd_module cd_mod_creds = {
-    .name = "creds", .dump = creds_dump, .restore = creds_restore};
+/* Credentials are per thread in the kernel: each thread sets the task's
+ * (the dump refused threads whose credentials differ, threads.c). */
+static int creds_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                                const struct cd_thread *th, cd_err *err)
+{
+	(void)th;
+	return creds_restore(ctx, t, err);
+}
+
+const struct cd_module cd_mod_creds = {.name = "creds",
+                                       .dump = creds_dump,
+                                       .restore = creds_restore,
+                                       .restore_thread = creds_restore_thread};

@@ -21,6 +21,11 @@
 struct dump_state {
 	struct cd_image img;
 	cd_inject *inj[CD_MAX_TASKS];
+	/* per task, a handle for each of its other threads (task's nthreads) */
+	cd_inject **thr[CD_MAX_TASKS];
+	/* the thread of its parent that made each task (the parent's pid when
+	 * its main thread) */
+	pid_t parent_tid[CD_MAX_TASKS];
 	int tty[CD_MAX_TASKS]; /* controlling terminal of each task, 0 when none */
 	int dirfd;
 	struct cd_dump_stats stats;
@@ -70,10 +75,6 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 	struct cd_proc_status status;
 	int r;
 
-	if (st->num_threads != 1)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d (%s): has %d threads; threads are not supported", pid,
-		                  st->comm, st->num_threads);
 	/* a task that has exited since it was seized: never, as it is stopped */
 	if (st->state == 'Z')
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: exited while seized", pid);
@@ -115,6 +116,37 @@ static int add_zombie(struct dump_state *s, pid_t pid, const struct cd_proc_stat
 	return 0;
 }
 
+/* Every other thread of t, stopped before anything of t is read; t's
+ * thread list gets their tids and names. */
+static int seize_threads(struct dump_state *s, struct cd_task *t, cd_err *err)
+{
+	size_t i = (size_t)(t - s->img.tasks), n;
+	char name[64];
+	int r = cd_threads_seize(t->pid, t->comm, &s->thr[i], &n, err);
+
+	if (r < 0 || n == 0)
+		return r;
+	t->threads = calloc(n, sizeof(*t->threads));
+	if (!t->threads) {
+		cd_threads_free(s->thr[i], n);
+		s->thr[i] = NULL;
+		return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	t->nthreads = n;
+	for (size_t k = 0; r >= 0 && k < n; k++) {
+		_cleanup_free_ char *comm = NULL;
+		struct cd_thread *th = &t->threads[k];
+		th->tid = cd_inject_pid(s->thr[i][k]);
+		snprintf(name, sizeof(name), "task/%d/comm", th->tid);
+		r = cd_proc_read_file(t->pid, name, &comm, NULL, err);
+		if (r >= 0) {
+			comm[strcspn(comm, "\n")] = '\0';
+			snprintf(th->comm, sizeof(th->comm), "%s", comm);
+		}
+	}
+	return r;
+}
+
 static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 {
 	struct cd_proc_stat st;
@@ -124,6 +156,12 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 		return cd_err_set(err, E2BIG, "more than %d tasks", CD_MAX_TASKS);
 	if ((r = cd_proc_stat(pid, &st, err)) < 0)
 		return r;
+	/* the main thread exited, the others run on: not a zombie yet */
+	if (st.state == 'Z' && st.num_threads > 1)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): its main thread has exited while %d other threads "
+		                  "run on; not supported",
+		                  pid, st.comm, st.num_threads - 1);
 	if (st.state == 'Z')
 		return add_zombie(s, pid, &st, err);
 	r = check_task(pid, &st, err);
@@ -137,6 +175,8 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
 	t->pid = pid;
+	if ((r = seize_threads(s, t, err)) < 0)
+		return r;
 	/* seized now: the tree cannot change under us */
 	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
 		return r;
@@ -159,11 +199,36 @@ static int seize_tree(struct dump_state *s, pid_t root, cd_err *err)
 		size_t n;
 		if (s->img.tasks[i].zombie)
 			continue; /* its children, if any, were reparented when it exited */
-		r = cd_proc_children(s->img.tasks[i].pid, &kids, &n, err);
-		for (size_t k = 0; r >= 0 && k < n; k++)
-			r = seize_task(s, kids[k], err);
+		/* each thread has its own children (/proc/TID works for a tid) */
+		for (size_t th = 0; r >= 0 && th <= s->img.tasks[i].nthreads; th++) {
+			pid_t tid = th ? s->img.tasks[i].threads[th - 1].tid : s->img.tasks[i].pid;
+			free(kids);
+			kids = NULL;
+			r = cd_proc_children(tid, &kids, &n, err);
+			for (size_t k = 0; r >= 0 && k < n; k++) {
+				size_t at = s->img.ntasks;
+				if ((r = seize_task(s, kids[k], err)) >= 0 && s->img.ntasks > at)
+					s->parent_tid[at] = tid;
+			}
+		}
 	}
 	return r;
+}
+
+/* A restored task is made by its parent's main thread: a parent-death
+ * signal (sent when the parent *thread* exits) would come at another time
+ * if another thread made it. Checked once every task's is read. */
+static int check_parent_threads(const struct dump_state *s, cd_err *err)
+{
+	for (size_t i = 1; i < s->img.ntasks; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
+		if (!t->zombie && t->pdeathsig && s->parent_tid[i] && s->parent_tid[i] != t->ppid)
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "pid %d (%s): parent-death signal %d, and its parent is "
+			                  "thread %d of pid %d, not the main thread: not supported",
+			                  t->pid, t->comm, t->pdeathsig, s->parent_tid[i], t->ppid);
+	}
+	return 0;
 }
 
 /* The restored root starts a session of its own, so a job of a shell loses
@@ -190,8 +255,9 @@ static int check_tasks(struct dump_state *s, cd_err *err)
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < s->img.ntasks; i++)
-		if (!s->img.tasks[i].zombie)
-			r = cd_dump_check_task(s->img.tasks[i].pid, s->img.tasks[i].comm, err);
+		if (!s->img.tasks[i].zombie &&
+		    (r = cd_dump_check_task(s->img.tasks[i].pid, s->img.tasks[i].comm, err)) >= 0)
+			r = cd_threads_check(&s->img.tasks[i], err);
 	return r;
 }
 
@@ -206,6 +272,27 @@ static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_
 		*(cd_dump_modules[m] == &cd_mod_files ? &s->stats.files_ns : &s->stats.state_ns) +=
 		    cd_now_ns() - t0;
 	}
+	return r;
+}
+
+/* The per-thread halves, for each other thread through its own handle,
+ * with the task's scratch page (the same memory). */
+static int run_thread_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
+                              cd_err *err)
+{
+	cd_inject **thr = s->thr[t - s->img.tasks];
+	uint64_t t0 = cd_now_ns();
+	int r = 0;
+
+	for (size_t k = 0; r >= 0 && k < t->nthreads; k++) {
+		struct cd_dump_ctx tctx = *ctx;
+		tctx.inj = thr[k];
+		cd_inject_set_syscall_site(thr[k], cd_inject_syscall_site(ctx->inj));
+		for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++)
+			if (cd_dump_modules[m]->dump_thread)
+				r = cd_dump_modules[m]->dump_thread(&tctx, t, &t->threads[k], err);
+	}
+	s->stats.state_ns += cd_now_ns() - t0;
 	return r;
 }
 
@@ -253,6 +340,8 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	ctx.scratch = (uint64_t)addr;
 	s->stats.state_ns += cd_now_ns() - t0;
 	r = run_modules(s, &ctx, t, err);
+	if (r >= 0)
+		r = run_thread_modules(s, &ctx, t, err);
 	t0 = cd_now_ns();
 	/* the scratch page goes even when a module failed */
 	int r2 = cd_call(ctx.inj, SYS_munmap, ctx.scratch, CD_PAGE_SIZE, 0, 0, 0, 0, &ignored,
@@ -346,6 +435,12 @@ static void kill_tree(struct dump_state *s)
 	 * while its parent still lives */
 	for (size_t i = s->img.ntasks; i-- > 0;) {
 		kill(s->img.tasks[i].pid, SIGKILL);
+		/* its traced threads first: the main thread is reported only
+		 * once the others are gone */
+		for (size_t k = 0; k < s->img.tasks[i].nthreads; k++)
+			waitpid(s->img.tasks[i].threads[k].tid, NULL, __WALL);
+		cd_threads_free(s->thr[i], s->img.tasks[i].nthreads);
+		s->thr[i] = NULL;
 		waitpid(s->img.tasks[i].pid, NULL, __WALL);
 		cd_inject_free(s->inj[i]);
 		s->inj[i] = NULL;
@@ -360,9 +455,20 @@ static void kill_tree(struct dump_state *s)
 	}
 }
 
+static void release_threads(struct dump_state *s, size_t i)
+{
+	for (size_t k = 0; s->thr[i] && k < s->img.tasks[i].nthreads; k++) {
+		cd_err ignored = {0};
+		cd_inject_release(s->thr[i][k], &ignored);
+	}
+	cd_threads_free(s->thr[i], s->img.tasks[i].nthreads);
+	s->thr[i] = NULL;
+}
+
 static void release_tree(struct dump_state *s)
 {
 	for (size_t i = 0; i < s->img.ntasks; i++) {
+		release_threads(s, i);
 		if (!s->inj[i])
 			continue;
 		cd_err ignored = {0};
@@ -397,7 +503,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
-	if ((r = cd_dump_check_fds(&s->img, err)) < 0)
+	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
 	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)

@@ -65,6 +65,30 @@ static const struct cd_field zombie_fields[] = {
 #undef FR
 #undef F
 
+/* A thread's own state; ranges as the task's same fields. */
+#define T(m)       CD_FIELD(struct cd_thread, m)
+#define TR(m, ...) CD_FIELD_RANGE(struct cd_thread, m, __VA_ARGS__)
+static const struct cd_field thread_fields[] = {
+    TR(tid, 1, CD_PID_MAX),
+    T(blocked),
+    T(ss_sp),
+    T(ss_size),
+    T(ss_flags),
+    T(rseq_addr),
+    TR(rseq_sig, U32),
+    TR(rseq_len, NONNEG(4)),
+    T(robust_head),
+    T(robust_len),
+    T(clear_tid),
+    TR(nice, -20, 19),
+    TR(sched_policy, 0, 5),
+    TR(sched_prio, 0, 99),
+    TR(sched_reset_on_fork, 0, 1),
+    TR(timer_slack_ns, NONNEG(8)),
+};
+#undef TR
+#undef T
+
 /* Register values are whatever the task had: any 64-bit value. */
 #define R(m) CD_FIELD(struct user_regs_struct, m)
 static const struct cd_field reg_fields[] = {
@@ -141,8 +165,17 @@ static const struct cd_field lock_fields[] = {
 #undef NONNEG
 #undef U32
 
+static void thread_free(struct cd_thread *th)
+{
+	free(th->xstate);
+	free(th->pending);
+}
+
 void cd_task_free(struct cd_task *t)
 {
+	for (size_t i = 0; i < t->nthreads; i++)
+		thread_free(&t->threads[i]);
+	free(t->threads);
 	for (size_t i = 0; i < t->nvmas; i++) {
 		free(t->vmas[i].path);
 		free(t->vmas[i].runs);
@@ -219,6 +252,20 @@ static json_t *siginfos_to_json(uint8_t (*si)[128], size_t n)
 	return a;
 }
 
+static json_t *thread_to_json(const struct cd_thread *th)
+{
+	json_t *o = json_object(), *regs = json_object();
+
+	cd_fields_encode(o, thread_fields, ARRAY_SIZE(thread_fields), th);
+	json_object_set_new(o, "comm", json_string(th->comm));
+	cd_fields_encode(regs, reg_fields, ARRAY_SIZE(reg_fields), &th->regs);
+	json_object_set_new(o, "regs", regs);
+	cd_json_hex_encode(o, "xstate", th->xstate, th->xstate_len);
+	json_object_set_new(o, "pending", siginfos_to_json(th->pending, th->npending));
+	json_object_set_new(o, "affinity", u64_array(th->affinity, ARRAY_SIZE(th->affinity)));
+	return o;
+}
+
 static json_t *records_to_json(const void *base, size_t size, size_t n, const struct cd_field *f,
                                size_t nf)
 {
@@ -229,6 +276,18 @@ static json_t *records_to_json(const void *base, size_t size, size_t n, const st
 		cd_fields_encode(o, f, nf, (const char *)base + i * size);
 		json_array_append_new(a, o);
 	}
+	return a;
+}
+
+/* "tid" apart from the table: an image without it is still read. */
+static json_t *timers_to_json(const struct cd_task *t)
+{
+	json_t *a = records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
+	                            ARRAY_SIZE(timer_fields));
+
+	for (size_t i = 0; a && i < t->ntimers; i++)
+		json_object_set_new(json_array_get(a, i), "tid",
+		                    json_integer(t->timers[i].tid ? t->timers[i].tid : t->pid));
 	return a;
 }
 
@@ -276,9 +335,7 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "pending_shared",
 	                    siginfos_to_json(t->pending_shared, t->npending_shared));
 	json_object_set_new(o, "itimers", u64_array((const uint64_t *)t->itimer, 12));
-	json_object_set_new(o, "posix_timers",
-	                    records_to_json(t->timers, sizeof(*t->timers), t->ntimers, timer_fields,
-	                                    ARRAY_SIZE(timer_fields)));
+	json_object_set_new(o, "posix_timers", timers_to_json(t));
 	json_object_set_new(o, "locks",
 	                    records_to_json(t->locks, sizeof(*t->locks), t->nlocks, lock_fields,
 	                                    ARRAY_SIZE(lock_fields)));
@@ -296,6 +353,10 @@ json_t *cd_task_to_json(const struct cd_task *t)
 		json_array_append_new(a, json_integer(t->groups[i]));
 	json_object_set_new(o, "groups", a);
 	json_object_set_new(o, "affinity", u64_array(t->affinity, ARRAY_SIZE(t->affinity)));
+	a = json_array();
+	for (size_t i = 0; i < t->nthreads; i++)
+		json_array_append_new(a, thread_to_json(&t->threads[i]));
+	json_object_set_new(o, "threads", a);
 	return o;
 }
 
@@ -573,6 +634,28 @@ static bool timer_clock_ok(int clock, pid_t pid)
 	return (clock & 3) != 3 && (of == 0 || of == pid);
 }
 
+/* "tid" came with threads: without it a timer notifies the task itself.
+ * The kernel sends a SIGEV_THREAD_ID timer's signal to that thread only,
+ * which must be one of the task's (decoded before its timers). */
+static int timer_tid_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
+                               cd_err *err)
+{
+	int64_t v = t->pid;
+	int r;
+
+	if (json_object_get(o, "tid") &&
+	    (r = cd_json_get_int(o, "tid", 1, CD_PID_MAX, &v, err)) < 0)
+		return r;
+	pt->tid = (pid_t)v;
+	if (pt->tid == t->pid)
+		return 0;
+	for (size_t i = 0; (pt->notify & SIGEV_THREAD_ID) && i < t->nthreads; i++)
+		if (t->threads[i].tid == pt->tid)
+			return 0;
+	return cd_err_set(err, EINVAL, "field \"tid\": %d is not a thread of the task it notifies",
+	                  pt->tid);
+}
+
 static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_timer *pt,
                            cd_err *err)
 {
@@ -590,7 +673,7 @@ static int timer_from_json(json_t *o, const struct cd_task *t, struct cd_posix_t
 		return cd_err_set(err, EINVAL, "field \"notify\": %d is not restored", pt->notify);
 	if (pt->notify != SIGEV_NONE && pt->signo < 1)
 		return cd_err_set(err, EINVAL, "field \"signo\": no signal to notify with");
-	return 0;
+	return timer_tid_from_json(o, t, pt, err);
 }
 
 /* timer_create takes each id once: a repeated one would fail half-way. */
@@ -799,6 +882,56 @@ static int zombie_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
+static int thread_from_json(json_t *o, struct cd_thread *th, cd_err *err)
+{
+	json_t *regs;
+	const char *comm;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, thread_fields, ARRAY_SIZE(thread_fields), th, err)) < 0 ||
+	    (r = cd_json_get_str(o, "comm", sizeof(th->comm) - 1, &comm, err)) < 0 ||
+	    (r = cd_json_get_object(o, "regs", &regs, err)) < 0)
+		return r;
+	snprintf(th->comm, sizeof(th->comm), "%s", comm);
+	if ((r = cd_fields_decode(regs, reg_fields, ARRAY_SIZE(reg_fields), &th->regs, err)) < 0)
+		return cd_err_wrap(err, "regs");
+	if ((r = cd_json_hex_decode(o, "xstate", CD_XSTATE_MAX, &th->xstate, &th->xstate_len,
+	                            err)) < 0 ||
+	    (r = siginfos_from_json(o, "pending", &th->pending, &th->npending, err)) < 0)
+		return r;
+	return cd_json_get_u64s(o, "affinity", ARRAY_SIZE(th->affinity), ARRAY_SIZE(th->affinity),
+	                        th->affinity, NULL, err);
+}
+
+/* "threads" came with multi-threaded dumps: an image without it has one. */
+static int threads_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if (!json_object_get(o, "threads"))
+		return 0;
+	if ((r = cd_json_get_array(o, "threads", 0, CD_MAX_THREADS, &a, err)) < 0)
+		return r;
+	t->threads = calloc(json_array_size(a) + 1, sizeof(*t->threads));
+	if (!t->threads)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		struct cd_thread *th = &t->threads[t->nthreads++];
+		if ((r = thread_from_json(x, th, err)) < 0)
+			return cd_err_wrap(err, "thread %zu", i);
+		if (th->tid == t->pid)
+			return cd_err_set(err, EINVAL,
+			                  "thread %zu: field \"tid\": %d is the main thread's", i,
+			                  th->tid);
+	}
+	return 0;
+}
+
 int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 {
 	int r;
@@ -817,8 +950,8 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
-	    (r = attrs_from_json(o, t, err)) < 0 || (r = timers_from_json(o, t, err)) < 0 ||
-	    (r = locks_from_json(o, t, err)) < 0)
+	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0 ||
+	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

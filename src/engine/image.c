@@ -298,6 +298,33 @@ static int check_header(json_t *root, struct cd_image *img, cd_err *err)
 	return vdso_from_json(root, img, err);
 }
 
+/* The restore recreates each pid and tid once: unique across the image. */
+static int check_ids_unique(const struct cd_image *img, cd_err *err)
+{
+	size_t n = 0;
+	int64_t dup;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		n += 1 + img->tasks[i].nthreads;
+	_cleanup_free_ int64_t *v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	n = 0;
+	for (size_t i = 0; i < img->ntasks; i++) {
+		v[n++] = img->tasks[i].pid;
+		for (size_t k = 0; k < img->tasks[i].nthreads; k++)
+			v[n++] = img->tasks[i].threads[k].tid;
+	}
+	if (!cd_ints_sorted_repeat(v, n, &dup))
+		return 0;
+	const char *field = "pid";
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t k = 0; k < img->tasks[i].nthreads; k++)
+			if (img->tasks[i].threads[k].tid == dup)
+				field = "tid";
+	return cd_err_set(err, EINVAL, "field \"%s\": %" PRId64 " repeated", field, dup);
+}
+
 static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 {
 	json_t *tasks, *t;
@@ -315,14 +342,8 @@ static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 		img->ntasks++;
 		if (r < 0)
 			return cd_err_wrap(err, "task %zu", i);
-		/* restore recreates each pid once */
-		for (size_t k = 0; k < i; k++)
-			if (img->tasks[k].pid == img->tasks[i].pid)
-				return cd_err_set(err, EINVAL,
-				                  "task %zu: field \"pid\": %d repeated", i,
-				                  img->tasks[i].pid);
 	}
-	return 0;
+	return check_ids_unique(img, err);
 }
 
 /* Open file description ids index the restore's table of objects: 0..2 are

@@ -32,6 +32,7 @@
  * grew the process to 2.4 GB. */
 #define CD_MANIFEST_MAX  (64u << 20)
 #define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
+#define CD_MAX_THREADS   16384        /* threads of one task besides its main one */
 #define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
 #define CD_MAX_RUNS      (1u << 20)   /* per mapping; also at most one per page */
 #define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
@@ -173,7 +174,9 @@ struct cd_posix_timer {
 	int id;
 	int clock;      /* as /proc/PID/timers shows it: a CPU clock of the task is negative */
 	int signo;      /* 0 only with SIGEV_NONE */
-	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID (the task) */
+	int notify;     /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_SIGNAL | SIGEV_THREAD_ID */
+	pid_t tid;      /* SIGEV_THREAD_ID: the thread notified (the task's pid or one of its
+	                 * threads); otherwise the task's pid */
 	uint64_t value; /* sigev_value */
 	/* timer_gettime: interval and time left (relative; 0 left: disarmed) */
 	int64_t isec, insec, vsec, vnsec;
@@ -199,6 +202,28 @@ struct cd_lock {
 
 struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
+};
+
+/* A thread of a task besides its main one (tid == pid), whose state is the
+ * task's own fields. Process-wide state (memory, fds, handlers, the shared
+ * pending queue, credentials) is the task's; these are the thread's own. */
+struct cd_thread {
+	pid_t tid;
+	char comm[16];
+	struct user_regs_struct regs; /* fs_base: its TLS */
+	uint8_t *xstate;
+	size_t xstate_len;
+	uint64_t blocked;
+	uint64_t ss_sp, ss_size;
+	int ss_flags;
+	uint8_t (*pending)[128]; /* siginfo_t, its private queue */
+	size_t npending;
+	uint64_t rseq_addr, rseq_sig;
+	uint32_t rseq_len;
+	uint64_t robust_head, robust_len, clear_tid;
+	int nice, sched_policy, sched_prio, sched_reset_on_fork;
+	uint64_t timer_slack_ns;
+	uint64_t affinity[16];
 };
 
 struct cd_task {
@@ -261,6 +286,9 @@ struct cd_task {
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
 	int mlock_future;      /* enum cd_mlock_future */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
+	/* the other threads, in the order they are recreated */
+	struct cd_thread *threads;
+	size_t nthreads;
 };
 
 struct cd_image {

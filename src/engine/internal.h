@@ -105,21 +105,53 @@ struct cd_shm {
 int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
+/* Phases of the restore of one task (transplant() in restore.c), in order:
+ * TASK: the main thread's and process-wide state, by injected calls in the
+ *   main thread, with the controller's privileges (memory first, it
+ *   replaces the address space);
+ * THREAD: each other thread is created (clone3 with its tid, threads.c)
+ *   and every module's restore_thread of phase TASK runs in it;
+ * DROP: what takes privileges away (credentials), in every thread, each by
+ *   itself (restore_thread), then in the main thread (restore);
+ * LATE: what needs the whole tree and is done as the task itself.
+ * The dump has two: per task (dump, with a scratch page; memory after the
+ * table, dump.c) and per thread (dump_thread, for every other thread, while
+ * the scratch page is still there). */
+enum cd_phase {
+	CD_PHASE_TASK,
+	CD_PHASE_DROP,
+	CD_PHASE_LATE,
+};
+
 /* A resource type. To add one: a file with its dump half (fills the task's
  * fields, refusing what it cannot handle with an error naming the task and
  * the object) and its restore half (injected syscalls through ctx), its
- * fields in image.h and image-task.c, and an entry in modules.c. */
+ * fields in image.h and image-task.c, and an entry in modules.c (a restore
+ * step with its phase); per-thread halves where a thread has its own. */
 struct cd_module {
 	const char *name;
 	/* Collects this resource of a seized task into t. */
 	int (*dump)(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err);
 	/* Puts it back by injected syscalls, in table order. */
 	int (*restore)(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err);
+	/* Per-thread halves (NULL: nothing per thread): ctx->inj is the handle
+	 * of thread th of t (injected calls run in that thread), the rest is
+	 * the task's context. */
+	int (*dump_thread)(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd_thread *th,
+	                   cd_err *err);
+	int (*restore_thread)(struct cd_restore_ctx *ctx, const struct cd_task *t,
+	                      const struct cd_thread *th, cd_err *err);
 };
 
-/* modules.c: the modules in dump and in restore order. */
-extern const struct cd_module *const cd_dump_modules[], *const cd_restore_modules[];
-extern const size_t cd_dump_modules_n, cd_restore_modules_n;
+/* modules.c: the modules in dump order, and in restore order with the
+ * phase each restores in. */
+struct cd_restore_step {
+	const struct cd_module *mod;
+	enum cd_phase phase;
+};
+extern const struct cd_module *const cd_dump_modules[];
+extern const struct cd_restore_step cd_restore_steps[];
+extern const size_t cd_dump_modules_n, cd_restore_steps_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks;
@@ -303,8 +335,22 @@ int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
 /* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
 int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 
-/* Final CPU state of a restored task, set at its last stop. */
+/* Final CPU state of a restored task or thread, set at its last stop. */
 int cd_cpu_restore_final(cd_inject *inj, const struct cd_task *t, cd_err *err);
+int cd_cpu_restore_thread_final(cd_inject *inj, const struct cd_thread *th, cd_err *err);
+
+/* Threads (threads.c). The dump seizes every thread of a seized task,
+ * scanning /proc/PID/task until no new one appears (the seized ones cannot
+ * make more); *ret holds a handle per other thread, *ret_n of them. */
+int cd_threads_seize(pid_t pid, const char *comm, cd_inject ***ret, size_t *ret_n, cd_err *err);
+void cd_threads_free(cd_inject **thr, size_t n);
+/* Refuses what a thread holds that the restore could not give it back the
+ * same: credentials, seccomp or no_new_privs other than the main thread's. */
+int cd_threads_check(const struct cd_task *t, cd_err *err);
+/* Makes thread th of t in the task (ctx->inj its main thread): an injected
+ * clone3 with its tid; *ret its handle, stopped before any instruction. */
+int cd_thread_create(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                     const struct cd_thread *th, cd_inject **ret, cd_err *err);
 
 /* Lists the mappings of pid into t (no page data), refusing unsupported kinds. */
 int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err);

@@ -4,8 +4,9 @@
 #include "engine/internal.h"
 #include "shared/cleanup.h"
 
-/* Dump order. These run while the task has a scratch page; memory is
- * dumped after them (dump.c), once the scratch page is gone again. */
+/* Dump order. These run while the task has a scratch page, each for the
+ * task and then (dump_thread) for each other thread; memory is dumped after
+ * them (dump.c), once the scratch page is gone again. */
 const struct cd_module *const cd_dump_modules[] = {
     &cd_mod_cpu,
     &cd_mod_mm,
@@ -21,17 +22,24 @@ const struct cd_module *const cd_dump_modules[] = {
 const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
 
 /* Restore order, by injected syscalls from the trampoline: memory first
- * (it replaces the whole address space), credentials after the others
- * (they may take away the rights those need); POSIX timers and file locks
- * after them, checked by the kernel against the task's own rights, and
- * locks last: a task's POSIX locks go when it closes any fd of the file,
- * which the modules before may do. Files, cwd, umask and
- * rlimits are set by each new task itself before it is seized (restore.c);
- * its root once memory and mm have opened their files (fsroot.c);
- * what needs the whole tree (/proc files of its tasks, SIGIO owners) comes
- * after the credentials, done as the task itself. */
-const struct cd_module *const cd_restore_modules[] = {
-    &cd_mod_mem,   &cd_mod_mm,    &cd_mod_root,  &cd_mod_signals,      &cd_mod_timers,
-    &cd_mod_attrs, &cd_mod_creds, &cd_mod_files, &cd_mod_posix_timers, &cd_mod_locks,
+ * (it replaces the whole address space), then the rest of the task's
+ * state; then the other threads are made, each given its own state by the
+ * per-thread halves of the TASK modules; credentials after the others
+ * (they may take away the rights those need), in every thread (they are
+ * per thread in the kernel). POSIX timers and file locks after them,
+ * checked by the kernel against the task's own rights (a timer may aim at
+ * a thread: every thread exists by then), and locks last: a task's POSIX
+ * locks go when it closes any fd of the file, which the modules before may
+ * do. Files, cwd, umask and rlimits are set by each new task itself before
+ * it is seized (restore.c); its root once memory and mm have opened their
+ * files (fsroot.c); what needs the whole tree (/proc files of its tasks,
+ * SIGIO owners) comes after the credentials, done as the task itself. See
+ * enum cd_phase. */
+const struct cd_restore_step cd_restore_steps[] = {
+    {&cd_mod_mem, CD_PHASE_TASK},          {&cd_mod_mm, CD_PHASE_TASK},
+    {&cd_mod_root, CD_PHASE_TASK},         {&cd_mod_signals, CD_PHASE_TASK},
+    {&cd_mod_timers, CD_PHASE_TASK},       {&cd_mod_attrs, CD_PHASE_TASK},
+    {&cd_mod_creds, CD_PHASE_DROP},        {&cd_mod_files, CD_PHASE_LATE},
+    {&cd_mod_posix_timers, CD_PHASE_LATE}, {&cd_mod_locks, CD_PHASE_LATE},
 };
-const size_t cd_restore_modules_n = ARRAY_SIZE(cd_restore_modules);
+const size_t cd_restore_steps_n = ARRAY_SIZE(cd_restore_steps);

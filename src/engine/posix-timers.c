@@ -99,7 +99,11 @@ static int parse_notify(const struct cd_task *t, struct cd_posix_timer *pt, cons
 		                  t->pid, pt->id, how);
 	if (!strcmp(whom, "tid"))
 		pt->notify |= SIGEV_THREAD_ID;
-	/* a single-threaded task: its one thread is the task */
+	pt->tid = pid;
+	/* a timer aimed at one of the task's threads: made once it exists */
+	for (size_t i = 0; (pt->notify & SIGEV_THREAD_ID) && i < t->nthreads; i++)
+		if (t->threads[i].tid == pid)
+			return 0;
 	if (pid != t->pid)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: POSIX timer %d notifies pid %d, not the task itself: "
@@ -219,7 +223,7 @@ static int create_timer(struct cd_restore_ctx *ctx, const struct cd_task *t,
                         const struct cd_posix_timer *pt, cd_err *err)
 {
 	uint8_t sev[SIGEVENT_SIZE] = {0};
-	int32_t signo = pt->signo, notify = pt->notify, tid = t->pid, got = -1;
+	int32_t signo = pt->signo, notify = pt->notify, tid = pt->tid, got = -1;
 	uint64_t at_id = ctx->data + SIGEVENT_SIZE;
 	int r;
 

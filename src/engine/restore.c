@@ -82,14 +82,16 @@ static int check_pids_free(const struct cd_image *img, cd_err *err)
 			pid_max = 32768;
 		fclose(f);
 	}
-	for (size_t i = 0; i < img->ntasks; i++) {
-		pid_t pid = img->tasks[i].pid;
-		if (pid >= pid_max)
-			return cd_err_set(err, EINVAL, "pid %d is above pid_max %ld", pid, pid_max);
-		snprintf(path, sizeof(path), "/proc/%d", pid);
-		if (access(path, F_OK) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
-			return pid_in_use(pid, err);
-	}
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t k = 0; k <= img->tasks[i].nthreads; k++) {
+			pid_t pid = k ? img->tasks[i].threads[k - 1].tid : img->tasks[i].pid;
+			if (pid >= pid_max)
+				return cd_err_set(err, EINVAL, "pid %d is above pid_max %ld", pid,
+				                  pid_max);
+			snprintf(path, sizeof(path), "/proc/%d", pid);
+			if (access(path, F_OK) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
+				return pid_in_use(pid, err);
+		}
 	return 0;
 }
 
@@ -349,7 +351,94 @@ static int wait_ready(const struct restore_state *s, int status_r, cd_err *err)
 	return 0;
 }
 
-static int transplant(struct restore_state *s, const struct cd_task *t, cd_inject *inj, cd_err *err)
+/* Runs the steps of phase TASK (memory's time apart) in the main thread. */
+static int run_task_phase(struct restore_state *s, struct cd_restore_ctx *ctx,
+                          const struct cd_task *t, uint64_t *t0, cd_err *err)
+{
+	for (size_t m = 0; m < cd_restore_steps_n; m++) {
+		const struct cd_module *mod = cd_restore_steps[m].mod;
+		uint64_t t1 = cd_now_ns();
+		if (cd_restore_steps[m].phase != CD_PHASE_TASK)
+			continue;
+		if (mod->restore(ctx, t, err) < 0)
+			return cd_err_wrap(err, "%s", mod->name);
+		/* memory has its own figure; the rest is state */
+		if (mod == &cd_mod_mem) {
+			uint64_t spent = cd_now_ns() - t1;
+			s->stats.mem_ns += spent;
+			*t0 += spent;
+		}
+	}
+	return 0;
+}
+
+/* Runs the per-thread halves of phase's steps in thread k. */
+static int run_thread_steps(struct cd_restore_ctx *ctx, cd_inject *thr, const struct cd_task *t,
+                            size_t k, enum cd_phase phase, cd_err *err)
+{
+	struct cd_restore_ctx tctx = *ctx;
+
+	tctx.inj = thr;
+	for (size_t m = 0; m < cd_restore_steps_n; m++) {
+		const struct cd_module *mod = cd_restore_steps[m].mod;
+		if (cd_restore_steps[m].phase != phase || !mod->restore_thread)
+			continue;
+		if (mod->restore_thread(&tctx, t, &t->threads[k], err) < 0)
+			return cd_err_wrap(err, "thread %d: %s", t->threads[k].tid, mod->name);
+	}
+	return 0;
+}
+
+/* Phase THREAD: each other thread is made and given its own state. */
+static int make_threads(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_inject **thr,
+                        cd_err *err)
+{
+	for (size_t k = 0; k < t->nthreads; k++) {
+		/* half the threads made, the rest not: all must go */
+		if (k == t->nthreads / 2 && cd_fault("restore-thread"))
+			return cd_err_set(err, EIO, "injected fault restore-thread");
+		int r = cd_thread_create(ctx, t, &t->threads[k], &thr[k], err);
+		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, CD_PHASE_TASK, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Phases DROP and LATE: every thread, then the main one. */
+static int run_late_phases(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_inject **thr,
+                           cd_err *err)
+{
+	for (size_t m = 0; m < cd_restore_steps_n; m++) {
+		const struct cd_module *mod = cd_restore_steps[m].mod;
+		enum cd_phase phase = cd_restore_steps[m].phase;
+		if (phase == CD_PHASE_TASK)
+			continue;
+		for (size_t k = 0; mod->restore_thread && k < t->nthreads; k++) {
+			struct cd_restore_ctx tctx = *ctx;
+			tctx.inj = thr[k];
+			if (mod->restore_thread(&tctx, t, &t->threads[k], err) < 0)
+				return cd_err_wrap(err, "thread %d: %s", t->threads[k].tid,
+				                   mod->name);
+		}
+		if (mod->restore(ctx, t, err) < 0)
+			return cd_err_wrap(err, "%s", mod->name);
+	}
+	return 0;
+}
+
+/* Each thread's last stop: its registers, XSAVE area and signal mask. */
+static int threads_final(const struct cd_task *t, cd_inject **thr, cd_err *err)
+{
+	for (size_t k = 0; k < t->nthreads; k++) {
+		int r = cd_cpu_restore_thread_final(thr[k], &t->threads[k], err);
+		if (r < 0)
+			return cd_err_wrap(err, "thread %d", t->threads[k].tid);
+	}
+	return 0;
+}
+
+static int transplant(struct restore_state *s, const struct cd_task *t, cd_inject *inj,
+                      cd_inject **thr, cd_err *err)
 {
 	struct cd_restore_ctx ctx = {
 	    .img = &s->img,
@@ -375,19 +464,10 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	cd_inject_set_syscall_site(inj, s->tramp);
 	if (cd_fault("restore-transplant") && t->pid != s->img.root)
 		return cd_err_set(err, EIO, "injected fault restore-transplant");
-	if ((r = cd_attrs_reset(inj, err)) < 0)
+	if ((r = cd_attrs_reset(inj, err)) < 0 || (r = run_task_phase(s, &ctx, t, &t0, err)) < 0 ||
+	    (r = make_threads(&ctx, t, thr, err)) < 0 ||
+	    (r = run_late_phases(&ctx, t, thr, err)) < 0)
 		return r;
-	for (size_t m = 0; m < cd_restore_modules_n; m++) {
-		uint64_t t1 = cd_now_ns();
-		if ((r = cd_restore_modules[m]->restore(&ctx, t, err)) < 0)
-			return cd_err_wrap(err, "%s", cd_restore_modules[m]->name);
-		/* memory has its own figure; the rest is state */
-		if (cd_restore_modules[m] == &cd_mod_mem) {
-			uint64_t spent = cd_now_ns() - t1;
-			s->stats.mem_ns += spent;
-			t0 += spent;
-		}
-	}
 	/* The last injected calls: the task no longer dies with its parent
 	 * (prepare_task) but gets its own parent-death signal (after the
 	 * credentials, which clear it), then the trampoline goes; the task is then at that
@@ -398,14 +478,44 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	                    &ignored, err)) < 0)
 		return r;
 	r = cd_cpu_restore_final(inj, t, err);
+	if (r >= 0)
+		r = threads_final(t, thr, err);
 	s->stats.state_ns += cd_now_ns() - t0;
+	return r;
+}
+
+/* With leave_stopped, a task of several threads stops as a whole: the
+ * main thread takes its SIGSTOP and starts the group stop, which the other
+ * threads join as soon as they are let go, before an instruction of their
+ * own; so they are let go only once the main thread has stopped. */
+static int wait_stopped(pid_t pid, cd_err *err)
+{
+	for (int tries = 0; tries < 5000; tries++) {
+		struct cd_proc_stat st;
+		int r = cd_proc_stat(pid, &st, err);
+		if (r < 0)
+			return r;
+		if (st.state == 'T')
+			return 0;
+		usleep(1000);
+	}
+	return cd_err_set(err, ETIMEDOUT, "pid %d: did not stop (SIGSTOP)", pid);
+}
+
+static int detach_threads(const struct cd_task *t, cd_inject **thr, cd_err *err)
+{
+	int r = 0;
+
+	for (size_t k = 0; thr && r >= 0 && k < t->nthreads; k++)
+		if (thr[k])
+			r = cd_inject_detach(thr[k], err);
 	return r;
 }
 
 /* Lets every task run, or with leave_stopped, stop at once: SIGSTOP is
  * queued while the task is still in our stop, so it stops on its way back
  * to user space, before an instruction of its own. */
-static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
+static int release_all(struct restore_state *s, cd_inject **inj, cd_inject ***thr, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
 	int r = 0;
@@ -416,14 +526,35 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_err *err)
 		    syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
 			r = cd_err_sys(err, errno, "pid %d: queue SIGSTOP", pid);
 	}
-	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++)
-		if (inj[i])
-			r = cd_inject_detach(inj[i], err);
+	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
+		if (!inj[i])
+			continue;
+		r = cd_inject_detach(inj[i], err);
+		if (r >= 0 && s->leave_stopped && t->nthreads)
+			r = wait_stopped(t->pid, err);
+		if (r >= 0)
+			r = detach_threads(t, thr[i], err);
+	}
 	s->stats.release_ns = cd_now_ns() - t0;
 	return r;
 }
 
 static void kill_created(const struct restore_state *s);
+
+/* A task we seized is ours: killed, and its threads, traced by us (made
+ * or not), reaped, before its main thread can be (kill_created). */
+static void kill_threads(const struct restore_state *s, cd_inject **inj)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
+		if (!inj[i] || !t->nthreads)
+			continue;
+		kill(t->pid, SIGKILL);
+		for (size_t k = 0; k < t->nthreads; k++)
+			waitpid(t->threads[k].tid, NULL, __WALL);
+	}
+}
 
 /* On failure every task is killed while still traced: a task we restored
  * (or left half-way, at the trampoline) must never run an instruction, and
@@ -433,29 +564,41 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 {
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	_cleanup_free_ cd_inject **inj = calloc(s->img.ntasks, sizeof(*inj));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of arrays */
+	_cleanup_free_ cd_inject ***thr = calloc(s->img.ntasks, sizeof(*thr));
 	int r = 0;
 
-	if (!inj)
+	if (!inj || !thr)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
+		const struct cd_task *t = &s->img.tasks[i];
 		uint64_t t0 = cd_now_ns();
-		if (s->img.tasks[i].zombie)
+		if (t->zombie)
 			continue; /* exited already, for its parent to reap */
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+		if (t->nthreads && !(thr[i] = calloc(t->nthreads, sizeof(*thr[i])))) {
+			r = cd_err_set(err, ENOMEM, "out of memory");
+			break;
+		}
 		r = cd_check_cancel(err);
 		if (r >= 0)
-			r = cd_inject_seize(s->img.tasks[i].pid, &inj[i], err);
+			r = cd_inject_seize(t->pid, &inj[i], err);
 		s->stats.state_ns += cd_now_ns() - t0;
 		if (r >= 0)
-			r = transplant(s, &s->img.tasks[i], inj[i], err);
+			r = transplant(s, t, inj[i], thr[i], err);
 		if (r < 0)
-			r = cd_err_wrap(err, "pid %d", s->img.tasks[i].pid);
+			r = cd_err_wrap(err, "pid %d", t->pid);
 	}
 	if (r >= 0)
-		r = release_all(s, inj, err);
+		r = release_all(s, inj, thr, err);
+	if (r < 0)
+		kill_threads(s, inj);
 	if (r < 0)
 		kill_created(s);
-	for (size_t i = 0; i < s->img.ntasks; i++)
+	for (size_t i = 0; i < s->img.ntasks; i++) {
+		cd_threads_free(thr[i], s->img.tasks[i].nthreads);
 		cd_inject_free(inj[i]);
+	}
 	return r;
 }
 

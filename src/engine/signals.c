@@ -37,6 +37,34 @@ static int peek_pending(pid_t pid, uint32_t flags, uint8_t (**ret)[128], size_t 
 	return 0;
 }
 
+/* sigaltstack of the thread ctx->inj stops: sp, flags, size. */
+static int dump_altstack(struct cd_dump_ctx *ctx, uint64_t ss[3], cd_err *err)
+{
+	int r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, 0, ctx->scratch, 0, 0, 0, 0,
+	                   NULL, err);
+
+	if (r >= 0)
+		r = cd_inject_read_mem(ctx->inj, ctx->scratch, ss, STACK_T_SIZE, err);
+	return r;
+}
+
+/* A thread's mask, alternate stack and private queue; handlers and the
+ * shared queue are the task's. */
+static int signals_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                               struct cd_thread *th, cd_err *err)
+{
+	uint64_t ss[3];
+	int r;
+
+	th->blocked = cd_inject_orig_sigmask(ctx->inj);
+	if ((r = dump_altstack(ctx, ss, err)) < 0)
+		return cd_err_wrap(err, "pid %d: thread %d", t->pid, th->tid);
+	th->ss_sp = ss[0];
+	th->ss_flags = (int)ss[1] & ~SS_ONSTACK;
+	th->ss_size = ss[2];
+	return peek_pending(th->tid, 0, &th->pending, &th->npending, err);
+}
+
 static int signals_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
 	uint64_t ss[3];
@@ -54,11 +82,7 @@ static int signals_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		if (r < 0)
 			return cd_err_wrap(err, "pid %d: signal %d", t->pid, sig);
 	}
-	r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, 0, ctx->scratch, 0, 0, 0, 0, NULL,
-	               err);
-	if (r >= 0)
-		r = cd_inject_read_mem(ctx->inj, ctx->scratch, ss, STACK_T_SIZE, err);
-	if (r < 0)
+	if ((r = dump_altstack(ctx, ss, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	t->ss_sp = ss[0];
 	t->ss_flags = (int)ss[1] & ~SS_ONSTACK;
@@ -69,8 +93,11 @@ static int signals_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	                    &t->npending_shared, err);
 }
 
-static int requeue(struct cd_restore_ctx *ctx, const struct cd_task *t, uint8_t (*si)[128],
-                   size_t n, bool shared, cd_err *err)
+/* Queued again by the thread they were for (tid; shared: the task's
+ * queue): rt_tgsigqueueinfo lets a thread queue a tkill-style siginfo only
+ * to itself. */
+static int requeue(struct cd_restore_ctx *ctx, const struct cd_task *t, pid_t tid,
+                   uint8_t (*si)[128], size_t n, bool shared, cd_err *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		int sig;
@@ -84,12 +111,22 @@ static int requeue(struct cd_restore_ctx *ctx, const struct cd_task *t, uint8_t 
 			               err);
 		else
 			r = cd_call_ok(ctx->inj, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo,
-			               (uint64_t)t->pid, (uint64_t)t->pid, (uint64_t)sig, ctx->data,
-			               0, 0, NULL, err);
+			               (uint64_t)t->pid, (uint64_t)tid, (uint64_t)sig, ctx->data, 0,
+			               0, NULL, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+static int restore_altstack(struct cd_restore_ctx *ctx, const uint64_t ss[3], cd_err *err)
+{
+	int r = cd_inject_write_mem(ctx->inj, ctx->data, ss, STACK_T_SIZE, err);
+
+	if (r >= 0)
+		r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, ctx->data, 0, 0, 0, 0, 0,
+		               NULL, err);
+	return r;
 }
 
 static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
@@ -108,19 +145,29 @@ static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, 
 		if (r < 0)
 			return cd_err_wrap(err, "signal %d", sig);
 	}
-	r = cd_inject_write_mem(ctx->inj, ctx->data, ss, STACK_T_SIZE, err);
-	if (r >= 0)
-		r = cd_call_ok(ctx->inj, "sigaltstack", SYS_sigaltstack, ctx->data, 0, 0, 0, 0, 0,
-		               NULL, err);
-	if (r < 0)
+	if ((r = restore_altstack(ctx, ss, err)) < 0)
 		return r;
-	if ((r = requeue(ctx, t, t->pending, t->npending, false, err)) < 0)
+	if ((r = requeue(ctx, t, t->pid, t->pending, t->npending, false, err)) < 0)
 		return r;
-	return requeue(ctx, t, t->pending_shared, t->npending_shared, true, err);
+	return requeue(ctx, t, t->pid, t->pending_shared, t->npending_shared, true, err);
 }
 
-const struct cd_module cd_mod_signals = {
-    .name = "signals", .dump = signals_dump, .restore = signals_restore};
+static int signals_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                                  const struct cd_thread *th, cd_err *err)
+{
+	uint64_t ss[3] = {th->ss_sp, (uint64_t)(uint32_t)th->ss_flags, th->ss_size};
+	int r = restore_altstack(ctx, ss, err);
+
+	if (r < 0)
+		return r;
+	return requeue(ctx, t, th->tid, th->pending, th->npending, false, err);
+}
+
+const struct cd_module cd_mod_signals = {.name = "signals",
+                                         .dump = signals_dump,
+                                         .restore = signals_restore,
+                                         .dump_thread = signals_dump_thread,
+                                         .restore_thread = signals_restore_thread};
 
 /* ---- interval timers ---- */
 

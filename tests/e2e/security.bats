@@ -248,6 +248,29 @@ json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/
 	assert_equal "$(ps -o ni= -p "$pid" | tr -d ' ')" 5
 }
 
+# A thread of the first task (from its own fields), with $1 applied to it.
+add_thread() {
+	edit_tasks 'th = {k: t[k] for k in ("blocked", "ss_sp", "ss_size", "ss_flags", "rseq_addr",
+    "rseq_sig", "rseq_len", "robust_head", "robust_len", "clear_tid", "nice", "sched_policy",
+    "sched_prio", "sched_reset_on_fork", "timer_slack_ns", "regs", "xstate", "affinity")}
+th.update(tid=t["pid"] + 1, comm="worker", pending=[])
+'"$1"'
+t["threads"] = [th]'
+}
+
+@test "restore job checks each thread's nice and real-time priority" {
+	dump_users_job
+	add_thread 'th["nice"] = -20'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "thread [0-9]+: nice -20, which only a privileged process may set"
+	add_thread 'th["sched_policy"] = 1; th["sched_prio"] = 50; t["rlimits"][28] = 0'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --regexp "thread [0-9]+: real-time priority 50, above RLIMIT_RTPRIO 0"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks a user's scheduling policy and loginuid" {
 	dump_users_job
 	# SCHED_FIFO 50 with RLIMIT_RTPRIO (rlimit 14) 0
@@ -379,4 +402,31 @@ while True:
 	assert_failure 1
 	assert_output --partial "Permission denied"
 	assert_file_not_exists "$SHARED/rootonly/out.log"
+}
+
+@test "a user's job of several threads comes back with the user's credentials in every thread" {
+	run as_user "$CEDANA" run process --jid threads -- /usr/bin/python3 -c '
+import threading, time
+for _ in range(3):
+    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()
+n = 0
+while True:
+    n += 1
+    time.sleep(0.01)'
+	assert_success
+	pid=$(job_field threads pid)
+	for _ in $(seq 1 200); do [ "$(ls /proc/"$pid"/task | wc -l)" -eq 4 ] && break; sleep 0.05; done
+	run as_user "$CEDANA" dump job threads
+	assert_success
+	wait_job_field threads status halted
+	run "$CEDANA" restore job threads
+	assert_success
+	pid=$(job_field threads pid)
+	assert_equal "$(ls /proc/"$pid"/task | wc -l)" 4
+	run awk '/^Uid:/ { print $2, $3, $4, $5 }' /proc/"$pid"/task/*/status
+	assert_equal "$(sort -u <<<"$output")" "$USER_UID $USER_UID $USER_UID $USER_UID"
+	run awk '/^CapEff:/ { print $2 }' /proc/"$pid"/task/*/status
+	assert_equal "$(sort -u <<<"$output")" 0000000000000000
+	sleep 0.5
+	[ "$(awk '{print $3}' /proc/"$pid"/stat)" != Z ]
 }

@@ -98,7 +98,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" != "t" ]
 }
 
-@test "dump: a second thread is refused" {
+@test "restore: a thread's tid that is in use is refused before any task exists" {
 	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import threading, time
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
@@ -107,10 +107,23 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	pid=$WL_PID
+	# the thread's tid, taken by another process
+	sleep 1000 &
+	WL_PID=$!
+	python3 - "$IMG/manifest.json" "$WL_PID" <<-'PY'
+		import json, sys
+		j = json.load(open(sys.argv[1]))
+		j["tasks"][0]["threads"][0]["tid"] = int(sys.argv[2])
+		json.dump(j, open(sys.argv[1], "w"))
+	PY
+	run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
 	assert_failure 1
-	assert_output --partial "dump: pid $WL_PID (python3): has 2 threads; threads are not supported"
-	assert_not_exist "$IMG"
-	kill -0 "$WL_PID"
+	assert_output "cedana-engine: restore: pid $WL_PID is in use"
+	run kill -0 "$pid"
+	assert_failure
 }
 
 @test "dump: a root whose session leader is outside the tree dumps with no flags" {
@@ -412,4 +425,75 @@ spin_count() { od -An -tu8 -N8 "$TRIGGER.spin" | tr -d ' '; }
 	[ "$(spin_count)" != "$before" ]
 	run tail -1 "$LOG"
 	assert_output "PASS"
+}
+
+@test "dump: a failure half-way lets every thread run on as before (fault injection)" {
+	start_wl "$BUILD_DIR/tests/workloads/wl-threads"
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"
+	assert_not_exist "$IMG"
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -eq 8 ]
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "restore: a failure with half the threads made leaves no task or thread behind (fault injection)" {
+	start_wl "$BUILD_DIR/tests/workloads/wl-threads"
+	tids=$(ls /proc/"$WL_PID"/task)
+	"$ENGINE" dump "$WL_PID" "$IMG"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=restore-thread run "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure 1
+	assert_output --partial "injected fault restore-thread"
+	for p in $tids; do
+		for _ in $(seq 1 300); do [ -e "/proc/$p" ] || break; sleep 0.01; done
+		[ ! -e "/proc/$p" ]
+	done
+	# nothing restored ran: no line after READY
+	run grep -v '^READY$' "$LOG"
+	assert_output ""
+}
+
+# python3 whose second thread forks a child (with parent-death signal $1, 0 for none).
+thread_child() {
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -W ignore -c '
+import ctypes, os, sys, threading, time
+sig = int(sys.argv[1])
+def spawn():
+    pid = os.fork()
+    if pid == 0:
+        if sig:
+            ctypes.CDLL(None).prctl(1, sig)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+threading.Thread(target=spawn, daemon=True).start()
+time.sleep(0.3)
+print("READY", flush=True)
+time.sleep(60)' "$1" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+}
+
+@test "dump: a child forked by a thread other than the main one is in the checkpoint" {
+	thread_child 0
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_success
+	run python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["tasks"]))' \
+		"$IMG/manifest.json"
+	assert_output 2
+}
+
+@test "dump: a parent-death signal of a child forked by another thread than the main one is refused; it runs on" {
+	thread_child 15
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure 1
+	assert_output --regexp "pid [0-9]+ \(python3\): parent-death signal 15, and its parent is thread [0-9]+ of pid $WL_PID, not the main thread: not supported"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
 }

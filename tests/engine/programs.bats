@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Real programs, not written for us: a shell with a sleep child
-# (tests/workloads/date-loop.sh) and a python3 interpreter with state.
+# (tests/workloads/date-loop.sh), a python3 interpreter with state, python3
+# with threads, and java (a thread pool; skipped without a JDK).
 load helpers
 
 setup() { engine_setup; }
@@ -127,4 +128,86 @@ print("PASS" if m[:] == bytes(range(256)) * 256 else "FAIL: contents lost", flus
 	for _ in $(seq 1 500); do [ "$(wc -l <"$T/out")" -ge $((n + 5)) ] && break; sleep 0.01; done
 	assert [ "$(wc -l <"$T/out")" -ge $((n + 5)) ]
 	echo "# $(grep -l exit_status "$T"/img*/manifest.json "$IMG/manifest.json" | wc -l) of 11 images held a zombie" >&3
+}
+
+# python3 with four threads counting under a lock into shared state and one
+# blocked in queue.get() (a condition variable: a futex wait) until the
+# main thread puts an item after the trigger.
+python_threads_roundtrip() {
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
+import os, queue, threading, time
+trig = os.environ["CEDANA_WL_TRIGGER"]
+lock = threading.Lock()
+state = {"total": 0, "per": [0] * 4}
+stop = threading.Event()
+q = queue.Queue()
+got = []
+def count(i):
+    while not stop.is_set():
+        with lock:
+            state["per"][i] += 1
+            state["total"] += 1
+        time.sleep(0.001)
+def getter():
+    got.append((q.get(), os.path.exists(trig)))
+threads = [threading.Thread(target=count, args=(i,), name="count-%d" % i) for i in range(4)]
+threads.append(threading.Thread(target=getter, name="getter"))
+for t in threads:
+    t.start()
+time.sleep(0.1)
+with lock:
+    at_ready = list(state["per"])
+print("READY", flush=True)
+while not os.path.exists(trig):
+    time.sleep(0.01)
+time.sleep(0.1)
+q.put("item")
+stop.set()
+for t in threads:
+    t.join()
+ok = (got == [("item", True)] and state["total"] == sum(state["per"])
+      and all(a > b for a, b in zip(state["per"], at_ready)))
+print("PASS" if ok else "FAIL: %r %r %r" % (got, state, at_ready), flush=True)
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -eq 6 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "python3 threads: counters under a lock and one in queue.get() carry on" {
+	python_threads_roundtrip
+}
+
+@test "python3 threads: --leave-running" {
+	python_threads_roundtrip --leave-running
+}
+
+# java (Debian's JDK): a thread pool of four counting under a lock, some 20
+# threads in all. Without -XX:-UsePerfData the JVM holds a flock through a
+# mapping of its hsperfdata file, which the dump refuses by name.
+java_roundtrip() {
+	command -v javac >/dev/null || skip "javac is not installed (Debian: default-jdk-headless)"
+	# compiled first: java's source launcher holds a socket, which the dump refuses
+	javac -d "$T/java" "$SRC/java/Counters.java"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid java -XX:-UsePerfData \
+		-cp "$T/java" Counters </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -gt 10 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "java: a thread pool counting under a lock carries on" {
+	java_roundtrip
+}
+
+@test "java: --leave-running" {
+	java_roundtrip --leave-running
 }

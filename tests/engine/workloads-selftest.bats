@@ -617,6 +617,16 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-clone-share vm
 }
 
+@test "wl-threads passes, with 8 and 64 threads, a thread's own no_new_privs, its main thread gone" {
+	run_plain wl-threads
+	wl_cleanup
+	run_plain wl-threads 64
+	wl_cleanup
+	run_plain wl-threads 8 nnp
+	wl_cleanup
+	run_plain wl-threads 8 leader-exit
+}
+
 @test "wl-posix-timer passes" {
 	run_plain wl-posix-timer
 }

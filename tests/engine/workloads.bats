@@ -459,6 +459,62 @@ wl_madvise_refused() {
 	assert_output "PASS"
 }
 
+@test "wl-threads: 8 threads counting, in cond wait, nanosleep, join, with a pending tgkill and an altstack" {
+	wl_roundtrip wl-threads
+}
+
+@test "wl-threads: --leave-running" {
+	wl_roundtrip wl-threads --leave-running
+}
+
+@test "wl-threads 64: dump → kill → restore → PASS" {
+	WL_ARGS=64 wl_roundtrip wl-threads
+}
+
+@test "wl-threads 64: --leave-running" {
+	WL_ARGS=64 wl_roundtrip wl-threads --leave-running
+}
+
+@test "wl-threads: --leave-stopped stops every thread until SIGCONT" {
+	start_wl "$WL_DIR/wl-threads"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	touch "$TRIGGER"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --leave-stopped \
+		--detach --pid-file "$T/restored.pid"
+	assert_success
+	root=$(cat "$T/restored.pid")
+	for _ in $(seq 1 100); do
+		! grep -qv '^T$' <(awk '{print $3}' /proc/"$root"/task/*/stat) && break
+		sleep 0.01
+	done
+	run awk '{print $3}' /proc/"$root"/task/*/stat
+	assert_equal "$(sort -u <<<"$output")" T
+	assert_equal "$(ls /proc/"$root"/task | wc -l)" 8
+	sleep 0.3
+	run grep -cE '^(PASS|FAIL)' "$LOG"
+	assert_output 0
+	kill -CONT "$root"
+	for _ in $(seq 1 1000); do grep -qE '^(PASS|FAIL)' "$LOG" && break; sleep 0.01; done
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-threads: a thread with credentials of its own (no_new_privs) is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-threads" 8 nnp
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-threads\): thread [0-9]+ \(wl-cnt-0\): its NoNewPrivs differs from the main thread's"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "wl-posix-timer: same ids, clocks, signals and values; armed ones keep firing" {
 	wl_roundtrip wl-posix-timer
 }
@@ -491,4 +547,21 @@ wl_madvise_refused() {
 
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
+}
+
+@test "wl-threads: a task whose main thread has exited while others run is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-threads" 8 leader-exit
+	for _ in $(seq 1 100); do
+		[ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" = Z ] && break
+		sleep 0.01
+	done
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --regexp "pid $WL_PID \(wl-threads\): its main thread has exited while 8 other threads run on; not supported"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
 }

@@ -83,9 +83,36 @@ static void make_image(struct cd_image *img)
 	t->rlim[7][0] = 1024;
 	t->mlock_future = CD_MLOCK_FUTURE_ONFAULT;
 	t->itimer[0][1] = 10000;
+	t->nthreads = 1;
+	t->threads = calloc(1, sizeof(struct cd_thread));
+	struct cd_thread *th = &t->threads[0];
+	th->tid = 4242;
+	strcpy(th->comm, "worker");
+	th->regs.rip = 0x401234;
+	th->regs.fs_base = 0x7f0000002000ULL;
+	th->xstate_len = 2;
+	th->xstate = malloc(2);
+	memcpy(th->xstate, "\x07\x08", 2);
+	th->blocked = 1ULL << 9;
+	th->ss_sp = 0x50000;
+	th->ss_size = 65536;
+	th->npending = 1;
+	th->pending = calloc(1, 128);
+	th->pending[0][0] = 10; /* si_signo SIGUSR1 */
+	th->rseq_addr = 0x7f0000002100ULL;
+	th->rseq_len = 32;
+	th->rseq_sig = 0x53053053;
+	th->robust_head = 0x7f00000020e0ULL;
+	th->robust_len = 24;
+	th->clear_tid = 0x7f00000022d0ULL;
+	th->nice = 5;
+	th->sched_policy = 3; /* SCHED_BATCH */
+	th->timer_slack_ns = 50000;
+	th->affinity[0] = 2;
 	t->ntimers = 2;
 	t->timers = calloc(2, sizeof(struct cd_posix_timer));
 	t->timers[0] = (struct cd_posix_timer){.id = 7,
+	                                       .tid = 4242, /* aimed at the thread */
 	                                       .clock = CLOCK_MONOTONIC,
 	                                       .signo = 34,
 	                                       .notify = SIGEV_SIGNAL | SIGEV_THREAD_ID,
@@ -157,6 +184,29 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->uid[0], 1000);
 	assert_int_equal(t->rlim[7][0], 1024);
 	assert_int_equal(t->itimer[0][1], 10000);
+	assert_int_equal(t->nthreads, 1);
+	const struct cd_thread *th = &t->threads[0];
+	assert_int_equal(th->tid, 4242);
+	assert_string_equal(th->comm, "worker");
+	assert_int_equal(th->regs.rip, 0x401234);
+	assert_int_equal(th->regs.fs_base, 0x7f0000002000ULL);
+	assert_int_equal(th->xstate_len, 2);
+	assert_memory_equal(th->xstate, "\x07\x08", 2);
+	assert_int_equal(th->blocked, 1ULL << 9);
+	assert_int_equal(th->ss_sp, 0x50000);
+	assert_int_equal(th->ss_size, 65536);
+	assert_int_equal(th->npending, 1);
+	assert_int_equal(th->pending[0][0], 10);
+	assert_int_equal(th->rseq_addr, 0x7f0000002100ULL);
+	assert_int_equal(th->rseq_len, 32);
+	assert_int_equal(th->rseq_sig, 0x53053053);
+	assert_int_equal(th->robust_head, 0x7f00000020e0ULL);
+	assert_int_equal(th->robust_len, 24);
+	assert_int_equal(th->clear_tid, 0x7f00000022d0ULL);
+	assert_int_equal(th->nice, 5);
+	assert_int_equal(th->sched_policy, 3);
+	assert_int_equal(th->timer_slack_ns, 50000);
+	assert_int_equal(th->affinity[0], 2);
 	assert_int_equal(t->ntimers, 2);
 	assert_int_equal(t->timers[0].id, 7);
 	assert_int_equal(t->timers[0].clock, CLOCK_MONOTONIC);
@@ -166,6 +216,8 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->timers[0].insec, 10000000);
 	assert_int_equal(t->timers[0].vsec, 3);
 	assert_int_equal(t->timers[0].vnsec, 999999999);
+	assert_int_equal(t->timers[0].tid, 4242);
+	assert_int_equal(t->timers[1].tid, 42);
 	assert_int_equal(t->timers[1].clock, -6);
 	assert_int_equal(t->timers[1].notify, SIGEV_NONE);
 	assert_int_equal(t->nlocks, 2);
@@ -781,6 +833,82 @@ static void test_refuses_repeated_ids(void **state)
 	expect_refused(j, "\"pid\": 42 repeated");
 }
 
+static json_t *thread0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "threads"), 0);
+}
+
+static void test_refuses_bad_threads(void **state)
+{
+	json_t *j = encoded();
+	json_t *threads = json_object_get(task0(j), "threads");
+
+	/* a tid twice, a tid that is a task's pid, the main thread's tid */
+	json_array_append_new(threads, json_deep_copy(json_array_get(threads, 0)));
+	expect_refused(j, "\"tid\": 4242 repeated");
+	j = encoded();
+	json_t *task = json_deep_copy(task0(j));
+	json_object_set_new(task, "pid", json_integer(4242));
+	json_object_set_new(task, "threads", json_array());
+	json_object_set_new(task, "posix_timers", json_array());
+	json_array_append_new(json_object_get(j, "tasks"), task);
+	expect_refused(j, "\"tid\": 4242 repeated");
+	j = encoded();
+	json_object_set_new(thread0(j), "tid", json_integer(42));
+	expect_refused(j, "\"tid\": 42 is the main thread's");
+	j = encoded();
+	json_object_set_new(thread0(j), "tid", json_integer(0));
+	expect_refused(j, "tid");
+	j = encoded();
+	json_object_set_new(thread0(j), "nice", json_integer(20));
+	expect_refused(j, "nice");
+	j = encoded();
+	json_object_set_new(thread0(j), "sched_policy", json_integer(6));
+	expect_refused(j, "sched_policy");
+	j = encoded();
+	json_object_del(thread0(j), "regs");
+	expect_refused(j, "regs");
+	j = encoded();
+	json_object_set_new(thread0(j), "affinity", json_array());
+	expect_refused(j, "affinity");
+	/* a timer aims at a thread of its own task only; without "tid", the task */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid",
+	                    json_integer(4243));
+	expect_refused(j, "\"tid\": 4243 is not a thread of the task");
+	j = encoded();
+	json_object_set_new(task0(j), "threads", json_array());
+	expect_refused(j, "\"tid\": 4242 is not a thread of the task");
+	j = encoded();
+	json_object_del(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid");
+	struct cd_image img;
+	cd_err err = {0};
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].timers[0].tid, 42);
+	cd_image_free(&img);
+	j = encoded();
+	threads = json_object_get(task0(j), "threads");
+	for (int i = 0; i < CD_MAX_THREADS; i++)
+		json_array_append_new(threads, json_null());
+	expect_refused(j, "\"threads\": 16385 elements, expected 0 to 16384");
+}
+
+static void test_without_threads(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	/* an image from before threads: a task of one thread */
+	json_object_del(task0(j), "threads");
+	json_object_del(json_array_get(json_object_get(task0(j), "posix_timers"), 0), "tid");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].nthreads, 0);
+	cd_image_free(&img);
+}
+
 static void test_refuses_bad_siginfo(void **state)
 {
 	char hex[257];
@@ -969,6 +1097,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_refuses_bad_threads),
+	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_refuses_other_version),
 	    cmocka_unit_test(test_refuses_other_format),

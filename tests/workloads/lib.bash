@@ -52,10 +52,12 @@ wl_start() {
 }
 
 # True while PID exists and is not a zombie.
+# alive: not a zombie, or one whose main thread alone has exited (others run)
 wl_alive() {
-	local state
-	state=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$state" ] && [ "$state" != Z ]
+	local state threads
+	read -r state threads < <(awk '{ sub(/^.*\) /, ""); print $1, $18 }' "/proc/$1/stat" 2>/dev/null) ||
+		return 1
+	[ -n "$state" ] && { [ "$state" != Z ] || [ "${threads:-1}" -gt 1 ]; }
 }
 
 wl_wait_ready() {

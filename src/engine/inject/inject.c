@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,11 @@ uint64_t cd_inject_orig_sigmask(const cd_inject *h)
 int cd_inject_mem_fd(cd_inject *h)
 {
 	return h->mem_fd;
+}
+
+uint64_t cd_inject_syscall_site(const cd_inject *h)
+{
+	return h->site;
 }
 
 void cd_inject_set_syscall_site(cd_inject *h, uint64_t addr)
@@ -139,11 +145,9 @@ int cd_inject_set_sigmask(cd_inject *h, uint64_t mask, cd_err *err)
 	return 0;
 }
 
-int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
+int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err)
 {
 	_cleanup_free_ cd_inject *h = calloc(1, sizeof(*h));
-	char path[64];
-	int status, r;
 
 	if (!h)
 		return cd_err_set(err, ENOMEM, "pid %d: out of memory", pid);
@@ -153,46 +157,55 @@ int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
 		return cd_err_sys(err, errno, "pid %d: seize", pid);
 	h->attached = true;
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0) {
-		r = cd_err_sys(err, errno, "pid %d: interrupt", pid);
-		goto fail;
+		int r = cd_err_sys(err, errno, "pid %d: interrupt", pid);
+		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+		return r;
 	}
+	*ret = TAKE_PTR(h);
+	return 0;
+}
+
+int cd_inject_seize_finish(cd_inject *h, cd_err *err)
+{
+	pid_t pid = h->pid;
+	char path[64];
+	int status, r;
+
 	/* A signal may be reported before our interrupt; let it through to the
 	 * task (it stays pending until the task runs) and wait for the stop. */
 	for (;;) {
 		r = wait_stop_timed(h, &status, SEIZE_TIMEOUT_MS, err);
 		if (r < 0)
-			goto fail;
+			return r;
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
-		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0) {
-			r = cd_err_sys(err, errno, "pid %d: continue", pid);
-			goto fail;
-		}
+		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0)
+			return cd_err_sys(err, errno, "pid %d: continue", pid);
 	}
 	r = cd_inject_get_regs(h, &h->orig_regs, err);
 	if (r < 0)
-		goto fail;
-	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(h->orig_sigmask), &h->orig_sigmask) < 0) {
-		r = cd_err_sys(err, errno, "pid %d: read signal mask", pid);
-		goto fail;
-	}
+		return r;
+	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(h->orig_sigmask), &h->orig_sigmask) < 0)
+		return cd_err_sys(err, errno, "pid %d: read signal mask", pid);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	h->mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (h->mem_fd < 0) {
-		r = cd_err_sys(err, errno, "pid %d: open %s", pid, path);
-		goto fail;
-	}
+	if (h->mem_fd < 0)
+		return cd_err_sys(err, errno, "pid %d: open %s", pid, path);
 	/* the last step: a failure before it leaves the task's mask as it was */
-	r = cd_inject_set_sigmask(h, ~0ULL, err);
-	if (r < 0)
-		goto fail;
-	*ret = TAKE_PTR(h);
-	return 0;
-fail:
-	if (h->mem_fd >= 0)
-		close(h->mem_fd);
-	if (h->attached)
-		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+	return cd_inject_set_sigmask(h, ~0ULL, err);
+}
+
+int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
+{
+	cd_inject *h = NULL;
+	int r = cd_inject_seize_start(pid, &h, err);
+
+	if (r >= 0 && (r = cd_inject_seize_finish(h, err)) < 0) {
+		cd_inject_free(h);
+		return r;
+	}
+	if (r >= 0)
+		*ret = h;
 	return r;
 }
 
@@ -277,6 +290,82 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 	return 0;
 }
 
+/* The thread made by a clone the creator reported: traced since its
+ * creation (PTRACE_O_TRACECLONE), it waits in its first stop. */
+static int adopt_thread(cd_inject *creator, pid_t tid, cd_inject **ret, cd_err *err)
+{
+	_cleanup_free_ cd_inject *h = calloc(1, sizeof(*h));
+	int status, r;
+
+	if (!h)
+		return cd_err_set(err, ENOMEM, "tid %d: out of memory", tid);
+	h->pid = tid;
+	h->attached = true;
+	h->site = creator->site;
+	h->mem_fd = dup(creator->mem_fd); /* the same memory */
+	if (h->mem_fd < 0) {
+		r = cd_err_sys(err, errno, "tid %d: dup", tid);
+		goto fail;
+	}
+	if ((r = wait_stop(h, &status, err)) < 0)
+		goto fail;
+	if ((status >> 16) != PTRACE_EVENT_STOP) {
+		r = cd_err_set(err, EPROTO, "tid %d: unexpected first stop 0x%x", tid, status);
+		goto fail;
+	}
+	if ((r = cd_inject_get_regs(h, &h->orig_regs, err)) < 0)
+		goto fail;
+	h->orig_sigmask = creator->orig_sigmask;
+	*ret = TAKE_PTR(h);
+	return 0;
+fail:
+	/* it must not run: it dies with the task (the caller kills it traced) */
+	if (h->mem_fd >= 0)
+		close(h->mem_fd);
+	h->attached = false;
+	return r;
+}
+
+int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject **ret, cd_err *err)
+{
+	struct user_regs_struct regs = h->orig_regs;
+	unsigned long tid = 0;
+	int status, r;
+
+	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL,
+	           (void *)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE)) < 0)
+		return cd_err_sys(err, errno, "pid %d: trace clones", h->pid);
+	regs.rip = h->site;
+	regs.rax = SYS_clone3;
+	regs.orig_rax = (uint64_t)-1;
+	regs.rdi = args;
+	regs.rsi = size;
+	if ((r = cd_inject_set_regs(h, &regs, err)) < 0 ||
+	    (r = step_to_syscall_stop(h, "clone3 entry", err)) < 0)
+		return r;
+	if (ptrace(PTRACE_SYSCALL, h->pid, NULL, NULL) < 0)
+		return cd_err_sys(err, errno, "pid %d: resume clone3", h->pid);
+	if ((r = wait_stop(h, &status, err)) < 0)
+		return r;
+	/* a failed clone3 goes straight to its exit stop */
+	if ((status >> 8) == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {
+		if (ptrace(PTRACE_GETEVENTMSG, h->pid, NULL, &tid) < 0)
+			return cd_err_sys(err, errno, "pid %d: new thread's id", h->pid);
+		if ((r = step_to_syscall_stop(h, "clone3 exit", err)) < 0)
+			return r;
+	} else if (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+		return cd_err_set(err, EPROTO, "pid %d: unexpected stop 0x%x in clone3", h->pid,
+		                  status);
+	}
+	if ((r = cd_inject_get_regs(h, &regs, err)) < 0)
+		return r;
+	if ((long)regs.rax < 0)
+		return cd_err_sys(err, (int)-(long)regs.rax, "pid %d: clone3 thread", h->pid);
+	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0)
+		return cd_err_sys(err, errno, "pid %d: stop tracing clones", h->pid);
+	return adopt_thread(h, (pid_t)tid, ret, err);
+}
+
 int cd_inject_write_mem(cd_inject *h, uint64_t addr, const void *buf, size_t len, cd_err *err)
 {
 	const char *p = buf;
@@ -316,7 +405,8 @@ int cd_inject_read_mem(cd_inject *h, uint64_t addr, void *buf, size_t len, cd_er
 /* A relative nanosleep interrupted in the old task: its restart block is
  * gone, but the kernel wrote the time left to the rem argument (when given),
  * so the call is restarted for that time (or, without rem, for the whole
- * request again) rather than failing with EINTR. */
+ * request again) rather than failing with EINTR. A futex wait with an
+ * absolute timeout restarts as it was. */
 static bool restart_sleep(struct user_regs_struct *regs)
 {
 	switch (regs->orig_rax) {
@@ -327,6 +417,13 @@ static bool restart_sleep(struct user_regs_struct *regs)
 	case SYS_clock_nanosleep:
 		if (regs->r10)
 			regs->rdx = regs->r10;
+		break;
+	case SYS_futex:
+		/* FUTEX_WAIT_BITSET's timeout is absolute (what glibc's timed
+		 * waits use): the same call again waits until the same time */
+		if ((regs->rsi & ~(uint64_t)(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)) !=
+		    FUTEX_WAIT_BITSET)
+			return false;
 		break;
 	default:
 		return false;

@@ -22,6 +22,12 @@ typedef struct cd_inject cd_inject;
 /* Seizes pid, interrupts it, waits for the stop, records its registers and
  * signal mask, then blocks every signal. */
 int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err);
+/* The same in two halves, so that many threads are interrupted before any
+ * is waited for: start seizes and interrupts; finish waits for the stop and
+ * does the rest. A handle that failed to finish is freed by the caller
+ * (which detaches it). */
+int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err);
+int cd_inject_seize_finish(cd_inject *h, cd_err *err);
 
 pid_t cd_inject_pid(const cd_inject *h);
 
@@ -38,6 +44,7 @@ int cd_inject_set_sigmask(cd_inject *h, uint64_t mask, cd_err *err);
 
 /* Address of a `syscall` instruction in the task used by cd_inject_syscall. */
 void cd_inject_set_syscall_site(cd_inject *h, uint64_t addr);
+uint64_t cd_inject_syscall_site(const cd_inject *h);
 /* Looks for 0f 05 in the task's [vdso] and uses it as syscall site. */
 int cd_inject_find_vdso_site(cd_inject *h, cd_err *err);
 
@@ -45,6 +52,12 @@ int cd_inject_find_vdso_site(cd_inject *h, cd_err *err);
  * raw return value (negative errno on failure). Returns <0 only when the
  * injection itself failed. */
 int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, cd_err *err);
+
+/* Runs clone3(args, size) inside the task to make a thread (CLONE_THREAD
+ * in the flags at args): the new thread is attached as it is created and
+ * stopped before it runs an instruction; *ret gets its handle (syscall
+ * site and signal mask as the creator's). */
+int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject **ret, cd_err *err);
 
 /* Memory of the task through /proc/PID/mem (writes work on read-only pages). */
 int cd_inject_write_mem(cd_inject *h, uint64_t addr, const void *buf, size_t len, cd_err *err);
