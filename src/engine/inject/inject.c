@@ -295,7 +295,7 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 static int adopt_thread(cd_inject *creator, pid_t tid, cd_inject **ret, cd_err *err)
 {
 	_cleanup_free_ cd_inject *h = calloc(1, sizeof(*h));
-	int status, r;
+	int status = 0, r;
 
 	if (!h)
 		return cd_err_set(err, ENOMEM, "tid %d: out of memory", tid);
@@ -330,7 +330,7 @@ int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject *
 {
 	struct user_regs_struct regs = h->orig_regs;
 	unsigned long tid = 0;
-	int status, r;
+	int status = 0, r;
 
 	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL,
 	           (void *)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE)) < 0)
