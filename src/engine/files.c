@@ -49,7 +49,8 @@ static bool is_deleted(const char *link)
 static int classify(const struct cd_fd_dump *x, struct cd_fd *d, const struct cd_fd_ops **ret,
                     cd_err *err)
 {
-	if (is_deleted(x->link))
+	/* a memfd's path always reads deleted: it never had one */
+	if (is_deleted(x->link) && !cd_fd_ops_memfd.claims(x, d))
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: fd %d (%s): deleted files are not supported: a restore "
 		                  "could not open it again; have the process close it",

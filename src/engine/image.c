@@ -149,6 +149,11 @@ void cd_image_free(struct cd_image *img)
 	for (size_t i = 0; i < img->npipes; i++)
 		free(img->pipes[i].data);
 	free(img->pipes);
+	for (size_t i = 0; i < img->nmemfds; i++) {
+		free(img->memfds[i].name);
+		free(img->memfds[i].data);
+	}
+	free(img->memfds);
 	memset(img, 0, sizeof(*img));
 }
 
@@ -180,6 +185,25 @@ static json_t *pipes_to_json(const struct cd_image *img)
 	return arr;
 }
 
+static json_t *memfds_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->nmemfds; i++) {
+		const struct cd_memfd *m = &img->memfds[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "obj", json_integer(m->obj));
+		json_object_set_new(o, "name", json_string(m->name));
+		json_object_set_new(o, "seals", json_integer(m->seals));
+		json_object_set_new(o, "mode", json_integer(m->mode));
+		json_object_set_new(o, "uid", json_integer(m->uid));
+		json_object_set_new(o, "gid", json_integer(m->gid));
+		cd_json_hex_encode(o, "data", m->data, m->len);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 {
 	_cleanup_json_ json_t *root = json_object();
@@ -197,6 +221,7 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 			                    json_integer((json_int_t)img->vdso_size[k]));
 	json_object_set_new(root, "vdso_layout", vdso);
 	json_object_set_new(root, "pipes", pipes_to_json(img));
+	json_object_set_new(root, "memfds", memfds_to_json(img));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -228,6 +253,66 @@ static int pipe_from_json(json_t *o, struct cd_pipe *p, cd_err *err)
 		return cd_err_set(err, EINVAL,
 		                  "field \"size\": %u, less than the %zu bytes of data", p->size,
 		                  p->len);
+	return 0;
+}
+
+/* F_SEAL_SEAL .. F_SEAL_EXEC; memfd_create's name: at most 249 bytes */
+#define MEMFD_SEALS_ALL 0x3f
+#define MEMFD_NAME_MAX  249
+
+static int memfd_from_json(json_t *o, struct cd_memfd *m, cd_err *err)
+{
+	int64_t obj, seals, mode, uid, gid;
+	uint8_t *data;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "name", MEMFD_NAME_MAX, &m->name, err)) < 0 ||
+	    (r = cd_json_get_int(o, "seals", 0, MEMFD_SEALS_ALL, &seals, err)) < 0 ||
+	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
+	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
+	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
+	    (r = cd_json_hex_decode(o, "data", CD_MEMFD_DATA_MAX, &data, &m->len, err)) < 0)
+		return r;
+	m->data = (char *)data;
+	m->obj = (int)obj;
+	m->seals = (uint32_t)seals;
+	m->mode = (uint32_t)mode;
+	m->uid = (uint32_t)uid;
+	m->gid = (uint32_t)gid;
+	if (strchr(m->name, '/'))
+		return cd_err_set(err, EINVAL, "field \"name\": %s has a '/'", m->name);
+	return 0;
+}
+
+/* Optional: images before memfds have none. */
+static int memfds_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "memfds"))
+		return 0;
+	if ((r = cd_json_get_array(root, "memfds", 0, CD_MAX_MEMFDS, &arr, err)) < 0)
+		return r;
+	img->memfds = calloc(json_array_size(arr) + 1, sizeof(*img->memfds));
+	if (!img->memfds)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		/* counted first: one refused after its data was decoded is freed too */
+		img->nmemfds++;
+		if ((r = memfd_from_json(o, &img->memfds[i], err)) < 0)
+			return cd_err_wrap(err, "memfd %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->memfds[k].obj == img->memfds[i].obj)
+				return cd_err_set(err, EINVAL,
+				                  "memfd %zu: field \"obj\": %d repeated", i,
+				                  img->memfds[i].obj);
+	}
 	return 0;
 }
 
@@ -467,7 +552,7 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if (!json_is_object(root))
 		return cd_err_set(err, EINVAL, "not a cedana image (not a JSON object)");
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
-	    (r = tasks_from_json(root, img, err)) < 0)
+	    (r = memfds_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
 }

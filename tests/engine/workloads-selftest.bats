@@ -609,6 +609,14 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-manyfds 2000
 }
 
+@test "wl-memfd passes, plain, mapped and opened twice" {
+	run_plain wl-memfd
+	wl_cleanup
+	run_plain wl-memfd mapped
+	wl_cleanup
+	run_plain wl-memfd twice
+}
+
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
 	run_plain wl-clone-share files
 	wl_cleanup

@@ -565,3 +565,34 @@ wl_madvise_refused() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-memfd: memfds held by fds: name, contents, size, seals, mode, position, flags, a dup" {
+	wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd: --leave-running" {
+	wl_roundtrip wl-memfd --leave-running
+}
+
+# wl_memfd_refused MODE REGEX: the dump of wl-memfd MODE fails naming it, leaves
+# no image, and the workload runs on to PASS.
+wl_memfd_refused() {
+	start_wl "$WL_DIR/wl-memfd" "$1"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --regexp "$2"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-memfd: a memfd both held by an fd and mapped is refused, naming it; it runs on" {
+	wl_memfd_refused mapped "pid [0-9]+: fd 1[01] \(/memfd:wl-memfd-a \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
+}
+
+@test "wl-memfd: a memfd opened twice is refused, naming it; it runs on" {
+	wl_memfd_refused twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
+}
