@@ -49,6 +49,12 @@
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
+/* A memfd is made by the controller, with root's rights: its owner must be
+ * the job's owner and one of its groups, and its mode must not be set-id
+ * (an executable set-id memfd of root's would run as root): check_memfds.
+ * Name, seals, contents and position are what any process may give its own
+ * memfd. */
+_Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
 {
@@ -356,6 +362,23 @@ static int check_pipes(const struct cd_image *img, cd_err *err)
 	return 0;
 }
 
+static int check_memfds(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->nmemfds; i++) {
+		const struct cd_memfd *m = &img->memfds[i];
+		if (m->uid != tr->owner || !group_allowed(tr, m->gid))
+			return cd_err_set(
+			    err, EPERM,
+			    "memfd %s: owner %u:%u, not the job's owner or one of its "
+			    "groups",
+			    m->name, m->uid, m->gid);
+		if (m->mode & (S_ISUID | S_ISGID))
+			return cd_err_set(err, EPERM, "memfd %s: mode %o is set-id", m->name,
+			                  m->mode);
+	}
+	return 0;
+}
+
 static int check_all_paths(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	struct fsid_saved saved;
@@ -380,6 +403,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_task(tr, &img->tasks[i], err);
 	if (r == 0)
 		r = check_pipes(img, err);
+	if (r == 0)
+		r = check_memfds(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

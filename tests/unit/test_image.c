@@ -57,8 +57,8 @@ static void make_image(struct cd_image *img)
 	t->vmas[1].path = strdup("/usr/lib/libc.so.6");
 	t->pages_size = 2 * CD_PAGE_SIZE;
 	t->pages_csum = 0x1234;
-	t->nfds = 2;
-	t->fds = calloc(2, sizeof(struct cd_fd));
+	t->nfds = 3;
+	t->fds = calloc(3, sizeof(struct cd_fd));
 	t->fds[0] = (struct cd_fd){.fd = 7,
 	                           .kind = CD_FD_REG,
 	                           .flags = 02,
@@ -72,6 +72,8 @@ static void make_image(struct cd_image *img)
 	/* the file the locks are held through */
 	t->fds[1] = (struct cd_fd){.fd = 9, .kind = CD_FD_REG, .flags = 02, .obj = 4, .std = -1};
 	t->fds[1].path = strdup("/tmp/locked");
+	t->fds[2] = (struct cd_fd){
+	    .fd = 12, .kind = CD_FD_MEMFD, .flags = 02, .pos = 5, .obj = 5, .std = -1};
 	t->cwd = strdup("/tmp");
 	t->root = strdup("/");
 	t->mm.exe = strdup("/bin/counter");
@@ -132,6 +134,12 @@ static void make_image(struct cd_image *img)
 	img->pipes[0].data = strdup("unread");
 	img->pipes[0].len = 6;
 	img->pipes[0].size = 8192;
+	img->nmemfds = 1;
+	img->memfds = calloc(1, sizeof(struct cd_memfd));
+	img->memfds[0] = (struct cd_memfd){
+	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
+	img->memfds[0].name = strdup("buf");
+	img->memfds[0].data = strdup("memfd!");
 }
 
 static json_t *encoded(void)
@@ -231,6 +239,19 @@ static void test_round_trip(void **state)
 	assert_int_equal(img.npipes, 1);
 	assert_memory_equal(img.pipes[0].data, "unread", 6);
 	assert_int_equal(img.pipes[0].size, 8192);
+	assert_int_equal(t->nfds, 3);
+	assert_int_equal(t->fds[2].kind, CD_FD_MEMFD);
+	assert_int_equal(t->fds[2].obj, 5);
+	assert_int_equal(t->fds[2].pos, 5);
+	assert_int_equal(img.nmemfds, 1);
+	assert_int_equal(img.memfds[0].obj, 5);
+	assert_string_equal(img.memfds[0].name, "buf");
+	assert_int_equal(img.memfds[0].seals, 0x6);
+	assert_int_equal(img.memfds[0].mode, 0640);
+	assert_int_equal(img.memfds[0].uid, 1000);
+	assert_int_equal(img.memfds[0].gid, 100);
+	assert_int_equal(img.memfds[0].len, 6);
+	assert_memory_equal(img.memfds[0].data, "memfd!", 6);
 	cd_image_free(&img);
 }
 
@@ -336,6 +357,32 @@ static void test_refuses_negative_index(void **state)
 	j = encoded();
 	json_object_set_new(fd0(j), "fd", json_integer(-1));
 	expect_refused(j, "\"fd\"");
+}
+
+static json_t *memfd0(json_t *j)
+{
+	return json_array_get(json_object_get(j, "memfds"), 0);
+}
+
+/* A memfd's fields in range, and an fd naming a memfd that exists. */
+static void test_refuses_bad_memfd(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(memfd0(j), "seals", json_integer(0x40));
+	expect_refused(j, "\"seals\"");
+	j = encoded();
+	json_object_set_new(memfd0(j), "mode", json_integer(010000));
+	expect_refused(j, "\"mode\"");
+	j = encoded();
+	json_object_set_new(memfd0(j), "name", json_string("a/b"));
+	expect_refused(j, "\"name\"");
+	j = encoded();
+	json_object_set_new(memfd0(j), "obj", json_integer(4));
+	expect_refused(j, "no memfd 5");
+	j = encoded();
+	json_array_append(json_object_get(j, "memfds"), memfd0(j));
+	expect_refused(j, "repeated");
 }
 
 /* An object id beyond every fd there is, or a stdio one above 2. */
@@ -1107,6 +1154,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_page_file_path),
 	    cmocka_unit_test(test_refuses_fixed_array_of_other_length),
 	    cmocka_unit_test(test_refuses_negative_index),
+	    cmocka_unit_test(test_refuses_bad_memfd),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
 	    cmocka_unit_test(test_refuses_non_integer_element),
 	    cmocka_unit_test(test_refuses_wrong_type),
