@@ -432,6 +432,18 @@ static int vma_flags_check(const struct cd_vma *v, cd_err *err)
 	return 0;
 }
 
+/* A shared memory object's memfd name, made again by layout.c. */
+static bool memfd_path_ok(const char *p)
+{
+	const size_t pre = strlen("/memfd:"), post = strlen(" (deleted)");
+	size_t n = strlen(p);
+
+	if (n < pre + post || n - pre - post > 249 || strncmp(p, "/memfd:", pre) ||
+	    strcmp(p + n - post, " (deleted)"))
+		return false;
+	return !memchr(p + pre, '/', n - pre - post);
+}
+
 static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
 	int ret;
@@ -449,6 +461,12 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		return ret;
 	if ((v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) && !v->path)
 		return cd_err_set(err, EINVAL, "field \"path\": file mapping without a path");
+	if (v->kind == CD_VMA_ANON_SHARED && v->path && !memfd_path_ok(v->path))
+		return cd_err_set(
+		    err, EINVAL,
+		    "field \"path\": %s is not \"/memfd:NAME (deleted)\" of a name of "
+		    "at most 249 bytes without '/'",
+		    v->path);
 	if ((ret = vma_flags_check(v, err)) < 0 ||
 	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
 		return ret;

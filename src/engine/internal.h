@@ -101,7 +101,9 @@ struct cd_shm {
 	int64_t id;
 	uint64_t size;
 	int fd;
+	const char *path; /* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise */
 };
+char *cd_shm_name(const char *path);
 int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 

@@ -118,6 +118,18 @@ int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	return 0;
 }
 
+/* The name of the memfd a shared memory object is made as: a memfd's own
+ * ("/memfd:NAME (deleted)", checked by the decoder), else cedana-shm. */
+char *cd_shm_name(const char *path)
+{
+	size_t n;
+
+	if (!path)
+		return strdup("cedana-shm");
+	n = strlen(path) - strlen("/memfd:") - strlen(" (deleted)");
+	return strndup(path + strlen("/memfd:"), n);
+}
+
 int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
 {
 	struct cd_shm *shm = NULL;
@@ -138,14 +150,20 @@ int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *
 					return cd_err_set(err, ENOMEM, "out of memory");
 				}
 				shm = ns;
-				shm[n++] = (struct cd_shm){.id = v->shmid, .fd = -1};
+				shm[n++] =
+				    (struct cd_shm){.id = v->shmid, .fd = -1, .path = v->path};
 			}
 			if (v->pgoff + (v->end - v->start) > shm[k].size)
 				shm[k].size = v->pgoff + (v->end - v->start);
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		shm[k].fd = memfd_create("cedana-shm", MFD_CLOEXEC);
+		_cleanup_free_ char *name = cd_shm_name(shm[k].path);
+		if (!name) {
+			cd_mem_shm_free(shm, n);
+			return cd_err_set(err, ENOMEM, "out of memory");
+		}
+		shm[k].fd = memfd_create(name, MFD_CLOEXEC);
 		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
 			int e = errno;
 			cd_mem_shm_free(shm, n);

@@ -437,6 +437,33 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	return 0;
 }
 
+/* A memfd mapped shared comes back as a new memfd of its name (layout.c)
+ * with its pages; its seals are not made again: a sealed one is refused. */
+static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+{
+	char link[96];
+	int seals;
+
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+	         m->end);
+	_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "pid %d: open %s", pid, link);
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return cd_err_sys(err, errno, "pid %d: %s: F_GET_SEALS", pid, link);
+	if (seals & ~F_SEAL_SEAL)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: mapping %" PRIx64 "-%" PRIx64
+		    " (%s): a sealed memfd (seals %#x) mapped shared is not supported",
+		    pid, m->start, m->end, m->path, seals);
+	v->path = strdup(m->path);
+	if (!v->path)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
 static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
@@ -452,6 +479,9 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	v->dev = m->dev;
 	v->ino = m->ino;
 	v->shmid = v->kind == CD_VMA_ANON_SHARED ? (int64_t)m->ino : 0;
+	if (v->kind == CD_VMA_ANON_SHARED && !strncmp(m->path, "/memfd:", 7) &&
+	    (r = memfd_mapping(pid, m, v, err)) < 0)
+		return r;
 	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
 		v->path = strdup(m->path);
 		if (!v->path)

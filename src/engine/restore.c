@@ -108,7 +108,8 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 		for (size_t j = 0; j < t->nvmas; j++) {
 			const struct cd_vma *v = &t->vmas[j];
 			struct stat st;
-			if (v->path && stat(v->path, &st) < 0)
+			/* a memfd's name is no path (layout.c) */
+			if (v->kind != CD_VMA_ANON_SHARED && v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
 				                  v->path);
 			/* pages we did not store come from this file: it must be the same */

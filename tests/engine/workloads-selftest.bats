@@ -615,6 +615,10 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-memfd mapped
 	wl_cleanup
 	run_plain wl-memfd twice
+	wl_cleanup
+	run_plain wl-memfd map
+	wl_cleanup
+	run_plain wl-memfd map-sealed
 }
 
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {

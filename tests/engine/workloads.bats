@@ -574,6 +574,14 @@ wl_madvise_refused() {
 	wl_roundtrip wl-memfd --leave-running
 }
 
+@test "wl-memfd map: a memfd mapped shared comes back as a memfd of its name, with its pages" {
+	WL_ARGS=map wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd map: --leave-running" {
+	WL_ARGS=map wl_roundtrip wl-memfd --leave-running
+}
+
 # wl_memfd_refused MODE REGEX: the dump of wl-memfd MODE fails naming it, leaves
 # no image, and the workload runs on to PASS.
 wl_memfd_refused() {
@@ -590,9 +598,13 @@ wl_memfd_refused() {
 }
 
 @test "wl-memfd: a memfd both held by an fd and mapped is refused, naming it; it runs on" {
-	wl_memfd_refused mapped "pid [0-9]+: fd 1[01] \(/memfd:wl-memfd-a \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
+	wl_memfd_refused mapped "pid [0-9]+: fd 12 \(/memfd:wl-memfd-b \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
 }
 
 @test "wl-memfd: a memfd opened twice is refused, naming it; it runs on" {
 	wl_memfd_refused twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
+}
+
+@test "wl-memfd: a sealed memfd mapped shared is refused, naming it; it runs on" {
+	wl_memfd_refused map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
 }

@@ -385,6 +385,33 @@ static void test_refuses_bad_memfd(void **state)
 	expect_refused(j, "repeated");
 }
 
+/* A shared memory mapping's memfd name: "/memfd:NAME (deleted)", kept. */
+static void test_memfd_mapping_name(void **state)
+{
+	static const char *const bad[] = {"/tmp/x", "/memfd:a/b (deleted)", "/memfd:x",
+	                                  "/memfd: (deleted"};
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = encoded();
+		json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+		json_object_set_new(vma0(j), "path", json_string(bad[i]));
+		expect_refused(j, "\"path\"");
+	}
+	j = encoded();
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+	json_object_set_new(vma0(j), "shmid", json_integer(77));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	json_object_set_new(vma0(j), "path", json_string("/memfd:buf (deleted)"));
+	if (cd_image_from_json(j, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(img.tasks[0].vmas[0].path, "/memfd:buf (deleted)");
+	cd_image_free(&img);
+	json_decref(j);
+}
+
 /* An object id beyond every fd there is, or a stdio one above 2. */
 static void test_refuses_object_id_out_of_range(void **state)
 {
@@ -1155,6 +1182,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_fixed_array_of_other_length),
 	    cmocka_unit_test(test_refuses_negative_index),
 	    cmocka_unit_test(test_refuses_bad_memfd),
+	    cmocka_unit_test(test_memfd_mapping_name),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
 	    cmocka_unit_test(test_refuses_non_integer_element),
 	    cmocka_unit_test(test_refuses_wrong_type),

@@ -6,9 +6,11 @@
  *           mode 0640, position 0
  * After the trigger: the same names (readlink), sizes, contents, seals, positions, flags,
  * FD_CLOEXEC and modes, and 10 and 11 still one open file.
- * With `mapped`, memfd a is also mapped shared; with `twice`, it is opened a second time
+ * With `mapped`, memfd b is also mapped shared; with `twice`, it is opened a second time
  * through /proc/self/fd/10 at fd 13: the engine refuses both dumps (by name), and the run goes
- * on to PASS. */
+ * on to PASS. With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its
+ * fd closed: after the trigger the mapping still shows that name in /proc/self/maps and holds
+ * the data. With `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -93,23 +95,76 @@ static void make(void)
 		wl_fail("F_SETFL: %s", strerror(errno));
 }
 
+#define SIZE_M (2 * WL_PAGE_SIZE)
+#define SEED_M 0x6d656d66640cULL
+
+static char want_m[SIZE_M];
+
+static char *map_memfd(bool sealed)
+{
+	int fd = memfd_create("wl-memfd-m", MFD_ALLOW_SEALING);
+	char *p;
+
+	if (fd < 0 || ftruncate(fd, SIZE_M) < 0)
+		wl_fail("memfd m: %s", strerror(errno));
+	p = mmap(NULL, SIZE_M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		wl_fail("mmap m: %s", strerror(errno));
+	wl_fill(want_m, SIZE_M, SEED_M);
+	memcpy(p, want_m, SIZE_M);
+	if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_GROW) < 0)
+		wl_fail("F_ADD_SEALS m: %s", strerror(errno));
+	close(fd);
+	return p;
+}
+
+static void check_map(const char *p)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		wl_fail("maps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end;
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start == (unsigned long)p) {
+			found = true;
+			if (!strstr(line, " /memfd:wl-memfd-m (deleted)\n") ||
+			    end - start != SIZE_M)
+				wl_fail("mapping m: %s", line);
+		}
+	}
+	fclose(f);
+	if (!found)
+		wl_fail("mapping m: not at %p", (const void *)p);
+	if (memcmp(p, want_m, SIZE_M))
+		wl_fail("mapping m: contents differ");
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	char path[64];
+	char path[64], *m = NULL;
 
 	wl_init("wl-memfd");
 	make();
 	if (!strcmp(mode, "mapped") &&
-	    mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 10, 0) == MAP_FAILED)
+	    mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0) == MAP_FAILED)
 		wl_fail("mmap: %s", strerror(errno));
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", 10);
 	if (!strcmp(mode, "twice"))
 		wl_place_fd(open(path, O_RDONLY), 13);
+	if (!strcmp(mode, "map") || !strcmp(mode, "map-sealed"))
+		m = map_memfd(!strcmp(mode, "map-sealed"));
 	check();
+	if (m)
+		check_map(m);
 	wl_ready();
 	wl_await_trigger();
 	check();
+	if (m)
+		check_map(m);
 	/* still one open file */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");
