@@ -55,6 +55,10 @@ _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-
  * Name, seals, contents and position are what any process may give its own
  * memfd. */
 _Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-trust.c");
+/* A deleted file is made again under its path and unlinked: the same rules
+ * as a memfd's for its owner and mode (check_memfds), and the owner must be
+ * able to create and remove a file in its directory (check_all_paths). */
+_Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
 {
@@ -379,6 +383,41 @@ static int check_memfds(const struct image_trust *tr, const struct cd_image *img
 	return 0;
 }
 
+static int check_deleted(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ndeleted; i++) {
+		const struct cd_deleted *f = &img->deleted[i];
+		if (f->uid != tr->owner || !group_allowed(tr, f->gid))
+			return cd_err_set(
+			    err, EPERM,
+			    "deleted file %s: owner %u:%u, not the job's owner or one of "
+			    "its groups",
+			    f->path, f->uid, f->gid);
+		if (f->mode & (S_ISUID | S_ISGID))
+			return cd_err_set(err, EPERM, "deleted file %s: mode %o is set-id", f->path,
+			                  f->mode);
+	}
+	return 0;
+}
+
+/* A deleted file is created and removed in its directory. */
+static int check_deleted_dirs(const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ndeleted; i++) {
+		_cleanup_free_ char *dir = strdup(img->deleted[i].path);
+		if (!dir)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		char *slash = strrchr(dir, '/');
+		slash[slash == dir ? 1 : 0] = 0;
+		if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+			return cd_err_sys(
+			    err, errno,
+			    "deleted file %s: the job's owner may not create files in %s",
+			    img->deleted[i].path, dir);
+	}
+	return 0;
+}
+
 static int check_all_paths(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	struct fsid_saved saved;
@@ -388,6 +427,8 @@ static int check_all_paths(const struct image_trust *tr, const struct cd_image *
 		return r;
 	for (size_t i = 0; r == 0 && i < img->ntasks; i++)
 		r = check_paths(&img->tasks[i], err);
+	if (r == 0)
+		r = check_deleted_dirs(img, err);
 	fsid_leave(&saved);
 	return r;
 }
@@ -405,6 +446,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_pipes(img, err);
 	if (r == 0)
 		r = check_memfds(tr, img, err);
+	if (r == 0)
+		r = check_deleted(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

@@ -5,11 +5,11 @@
 #include "shared/cleanup.h"
 
 /* /proc files of the tree before the rest (they are regular files or
- * directories too), memfds before regular files (they are regular files
- * too, of no path), and O_PATH before any kind of object: it opens none. */
+ * directories too), memfds and deleted files before regular files (they
+ * are regular files too, of no path), and O_PATH before any kind of object: it opens none. */
 const struct cd_fd_ops *const cd_fd_kinds[] = {
-    &cd_fd_ops_proc, &cd_fd_ops_path, &cd_fd_ops_memfd, &cd_fd_ops_reg,   &cd_fd_ops_dir,
-    &cd_fd_ops_chr,  &cd_fd_ops_fifo, &cd_fd_ops_pipe,  &cd_fd_ops_stdio,
+    &cd_fd_ops_proc, &cd_fd_ops_path, &cd_fd_ops_memfd, &cd_fd_ops_deleted, &cd_fd_ops_reg,
+    &cd_fd_ops_dir,  &cd_fd_ops_chr,  &cd_fd_ops_fifo,  &cd_fd_ops_pipe,    &cd_fd_ops_stdio,
 };
 const size_t cd_fd_kinds_n = ARRAY_SIZE(cd_fd_kinds);
 

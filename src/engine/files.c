@@ -49,12 +49,15 @@ static bool is_deleted(const char *link)
 static int classify(const struct cd_fd_dump *x, struct cd_fd *d, const struct cd_fd_ops **ret,
                     cd_err *err)
 {
-	/* a memfd's path always reads deleted: it never had one */
-	if (is_deleted(x->link) && !cd_fd_ops_memfd.claims(x, d))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (%s): deleted files are not supported: a restore "
-		                  "could not open it again; have the process close it",
-		                  x->t->pid, d->fd, x->link);
+	/* a memfd's path always reads deleted: it never had one; a deleted
+	 * file of no link left travels in the image */
+	if (is_deleted(x->link) && !cd_fd_ops_memfd.claims(x, d) && !cd_fd_ops_deleted.claims(x, d))
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: fd %d (%s): a deleted file that is still linked elsewhere "
+		    "(%lu links) or not a regular file is not supported: a restore "
+		    "could not open it again; have the process close it",
+		    x->t->pid, d->fd, x->link, (unsigned long)x->st->st_nlink);
 	for (size_t i = 0; i < cd_fd_kinds_n; i++) {
 		const struct cd_fd_ops *ops = cd_fd_kinds[i];
 		if (ops->claims && ops->claims(x, d)) {

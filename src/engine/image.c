@@ -154,6 +154,11 @@ void cd_image_free(struct cd_image *img)
 		free(img->memfds[i].data);
 	}
 	free(img->memfds);
+	for (size_t i = 0; i < img->ndeleted; i++) {
+		free(img->deleted[i].path);
+		free(img->deleted[i].data);
+	}
+	free(img->deleted);
 	memset(img, 0, sizeof(*img));
 }
 
@@ -204,6 +209,24 @@ static json_t *memfds_to_json(const struct cd_image *img)
 	return arr;
 }
 
+static json_t *deleted_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->ndeleted; i++) {
+		const struct cd_deleted *f = &img->deleted[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "obj", json_integer(f->obj));
+		json_object_set_new(o, "path", json_string(f->path));
+		json_object_set_new(o, "mode", json_integer(f->mode));
+		json_object_set_new(o, "uid", json_integer(f->uid));
+		json_object_set_new(o, "gid", json_integer(f->gid));
+		cd_json_hex_encode(o, "data", f->data, f->len);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 {
 	_cleanup_json_ json_t *root = json_object();
@@ -222,6 +245,7 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	json_object_set_new(root, "vdso_layout", vdso);
 	json_object_set_new(root, "pipes", pipes_to_json(img));
 	json_object_set_new(root, "memfds", memfds_to_json(img));
+	json_object_set_new(root, "deleted", deleted_to_json(img));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -312,6 +336,61 @@ static int memfds_from_json(json_t *root, struct cd_image *img, cd_err *err)
 				return cd_err_set(err, EINVAL,
 				                  "memfd %zu: field \"obj\": %d repeated", i,
 				                  img->memfds[i].obj);
+	}
+	return 0;
+}
+
+static int deleted_from_json(json_t *o, struct cd_deleted *f, cd_err *err)
+{
+	int64_t obj, mode, uid, gid;
+	uint8_t *data;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &f->path, err)) < 0 ||
+	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
+	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
+	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
+	    (r = cd_json_hex_decode(o, "data", CD_DELETED_DATA_MAX, &data, &f->len, err)) < 0)
+		return r;
+	f->data = (char *)data;
+	f->obj = (int)obj;
+	f->mode = (uint32_t)mode;
+	f->uid = (uint32_t)uid;
+	f->gid = (uint32_t)gid;
+	if (f->path[0] != '/' || f->path[strlen(f->path) - 1] == '/')
+		return cd_err_set(err, EINVAL, "field \"path\": %s is not the path of a file",
+		                  f->path);
+	return 0;
+}
+
+/* Optional: images before deleted files have none. */
+static int deleted_list_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "deleted"))
+		return 0;
+	if ((r = cd_json_get_array(root, "deleted", 0, CD_MAX_DELETED, &arr, err)) < 0)
+		return r;
+	img->deleted = calloc(json_array_size(arr) + 1, sizeof(*img->deleted));
+	if (!img->deleted)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		/* counted first: one refused after its data was decoded is freed too */
+		img->ndeleted++;
+		if ((r = deleted_from_json(o, &img->deleted[i], err)) < 0)
+			return cd_err_wrap(err, "deleted file %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->deleted[k].obj == img->deleted[i].obj)
+				return cd_err_set(err, EINVAL,
+				                  "deleted file %zu: field \"obj\": %d repeated", i,
+				                  img->deleted[i].obj);
 	}
 	return 0;
 }
@@ -552,7 +631,9 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if (!json_is_object(root))
 		return cd_err_set(err, EINVAL, "not a cedana image (not a JSON object)");
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
-	    (r = memfds_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0)
+	    (r = memfds_from_json(root, img, err)) < 0 ||
+	    (r = deleted_list_from_json(root, img, err)) < 0 ||
+	    (r = tasks_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
 }

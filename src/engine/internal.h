@@ -284,7 +284,8 @@ struct cd_fd_ops {
 extern const struct cd_fd_ops *const cd_fd_kinds[];
 extern const size_t cd_fd_kinds_n;
 extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
-    cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd;
+    cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd,
+    cd_fd_ops_deleted;
 /* The ops of kind; NULL when no file registers it. */
 const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
 
@@ -295,6 +296,8 @@ int cd_fd_same_file(pid_t p1, int fd1, pid_t p2, int fd2, bool *ret, cd_err *err
 int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
+/* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */
+const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
 int cd_fd_set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
 /* fd-reg.c: opens d's path again with its flags, at its position (REG). */
 int cd_fd_reopen(const struct cd_fd *d, cd_err *err);

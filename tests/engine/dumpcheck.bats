@@ -138,10 +138,12 @@ passes_after() {
 	done
 }
 
-@test "dumpcheck: an fd of a deleted file" {
+# (one with no link left is restored: wl-deleted)
+@test "dumpcheck: an fd of a deleted file still linked elsewhere" {
 	start_wl "$WL_DIR/wl-reg-flags"
+	ln "$TRIGGER.nb" "$TRIGGER.nb2"
 	rm "$TRIGGER.nb"
-	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): deleted files are not supported: a restore could not open it again; have the process close it"
+	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): a deleted file that is still linked elsewhere \(1 links\) or not a regular file is not supported: a restore could not open it again; have the process close it"
 	passes_after
 }
 

@@ -621,6 +621,14 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-memfd map-sealed
 }
 
+@test "wl-deleted passes, plain, mapped and opened twice" {
+	run_plain wl-deleted
+	wl_cleanup
+	run_plain wl-deleted mapped
+	wl_cleanup
+	run_plain wl-deleted twice
+}
+
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
 	run_plain wl-clone-share files
 	wl_cleanup

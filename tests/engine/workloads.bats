@@ -608,3 +608,48 @@ wl_memfd_refused() {
 @test "wl-memfd: a sealed memfd mapped shared is refused, naming it; it runs on" {
 	wl_memfd_refused map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
 }
+
+@test "wl-deleted: deleted files held by fds: contents, size, mode, position, access mode, a dup" {
+	wl_roundtrip wl-deleted
+}
+
+@test "wl-deleted: --leave-running" {
+	wl_roundtrip wl-deleted --leave-running
+}
+
+# wl_deleted_refused MODE REGEX: as wl_memfd_refused, for wl-deleted.
+wl_deleted_refused() {
+	start_wl "$WL_DIR/wl-deleted" "$1"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --regexp "$2"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+# (the mapping is refused first: mappings are dumped before fds)
+@test "wl-deleted: a deleted file both held by an fd and mapped shared is refused, naming it; it runs on" {
+	wl_deleted_refused mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): unsupported mapping kind"
+}
+
+@test "wl-deleted: a deleted file opened twice is refused, naming it; it runs on" {
+	wl_deleted_refused twice "pid [0-9]+: fd 1[0-3] \(/.*\.rw \(deleted\)\): a deleted file opened more than once \(two open files of it\) is not supported"
+}
+
+@test "wl-deleted: another file now at the path fails the restore, naming it" {
+	start_wl "$WL_DIR/wl-deleted"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	echo other >"$TRIGGER.rw"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure
+	assert_output --regexp "another file is now at $TRIGGER.rw: the deleted file cannot be made again under its name; move that one away"
+	run cat "$TRIGGER.rw"
+	assert_output other
+}

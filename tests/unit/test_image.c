@@ -57,8 +57,8 @@ static void make_image(struct cd_image *img)
 	t->vmas[1].path = strdup("/usr/lib/libc.so.6");
 	t->pages_size = 2 * CD_PAGE_SIZE;
 	t->pages_csum = 0x1234;
-	t->nfds = 3;
-	t->fds = calloc(3, sizeof(struct cd_fd));
+	t->nfds = 4;
+	t->fds = calloc(4, sizeof(struct cd_fd));
 	t->fds[0] = (struct cd_fd){.fd = 7,
 	                           .kind = CD_FD_REG,
 	                           .flags = 02,
@@ -72,6 +72,8 @@ static void make_image(struct cd_image *img)
 	/* the file the locks are held through */
 	t->fds[1] = (struct cd_fd){.fd = 9, .kind = CD_FD_REG, .flags = 02, .obj = 4, .std = -1};
 	t->fds[1].path = strdup("/tmp/locked");
+	t->fds[3] = (struct cd_fd){
+	    .fd = 13, .kind = CD_FD_DELETED, .flags = 0, .pos = 2, .obj = 6, .std = -1};
 	t->fds[2] = (struct cd_fd){
 	    .fd = 12, .kind = CD_FD_MEMFD, .flags = 02, .pos = 5, .obj = 5, .std = -1};
 	t->cwd = strdup("/tmp");
@@ -140,6 +142,12 @@ static void make_image(struct cd_image *img)
 	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
 	img->memfds[0].name = strdup("buf");
 	img->memfds[0].data = strdup("memfd!");
+	img->ndeleted = 1;
+	img->deleted = calloc(1, sizeof(struct cd_deleted));
+	img->deleted[0] =
+	    (struct cd_deleted){.obj = 6, .mode = 0604, .uid = 1000, .gid = 100, .len = 4};
+	img->deleted[0].path = strdup("/tmp/gone");
+	img->deleted[0].data = strdup("gone");
 }
 
 static json_t *encoded(void)
@@ -239,7 +247,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(img.npipes, 1);
 	assert_memory_equal(img.pipes[0].data, "unread", 6);
 	assert_int_equal(img.pipes[0].size, 8192);
-	assert_int_equal(t->nfds, 3);
+	assert_int_equal(t->nfds, 4);
 	assert_int_equal(t->fds[2].kind, CD_FD_MEMFD);
 	assert_int_equal(t->fds[2].obj, 5);
 	assert_int_equal(t->fds[2].pos, 5);
@@ -252,6 +260,17 @@ static void test_round_trip(void **state)
 	assert_int_equal(img.memfds[0].gid, 100);
 	assert_int_equal(img.memfds[0].len, 6);
 	assert_memory_equal(img.memfds[0].data, "memfd!", 6);
+	assert_int_equal(t->fds[3].kind, CD_FD_DELETED);
+	assert_int_equal(t->fds[3].obj, 6);
+	assert_int_equal(t->fds[3].pos, 2);
+	assert_int_equal(img.ndeleted, 1);
+	assert_int_equal(img.deleted[0].obj, 6);
+	assert_string_equal(img.deleted[0].path, "/tmp/gone");
+	assert_int_equal(img.deleted[0].mode, 0604);
+	assert_int_equal(img.deleted[0].uid, 1000);
+	assert_int_equal(img.deleted[0].gid, 100);
+	assert_int_equal(img.deleted[0].len, 4);
+	assert_memory_equal(img.deleted[0].data, "gone", 4);
 	cd_image_free(&img);
 }
 
@@ -382,6 +401,35 @@ static void test_refuses_bad_memfd(void **state)
 	expect_refused(j, "no memfd 5");
 	j = encoded();
 	json_array_append(json_object_get(j, "memfds"), memfd0(j));
+	expect_refused(j, "repeated");
+}
+
+static json_t *deleted0(json_t *j)
+{
+	return json_array_get(json_object_get(j, "deleted"), 0);
+}
+
+/* A deleted file's fields in range, and an fd naming one that exists. */
+static void test_refuses_bad_deleted(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(deleted0(j), "path", json_string("rel/x"));
+	expect_refused(j, "\"path\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "path", json_string("/tmp/"));
+	expect_refused(j, "\"path\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "mode", json_integer(-1));
+	expect_refused(j, "\"mode\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "uid", json_integer(4294967295LL));
+	expect_refused(j, "\"uid\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "obj", json_integer(4));
+	expect_refused(j, "no deleted file 6");
+	j = encoded();
+	json_array_append(json_object_get(j, "deleted"), deleted0(j));
 	expect_refused(j, "repeated");
 }
 
@@ -1183,6 +1231,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_negative_index),
 	    cmocka_unit_test(test_refuses_bad_memfd),
 	    cmocka_unit_test(test_memfd_mapping_name),
+	    cmocka_unit_test(test_refuses_bad_deleted),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
 	    cmocka_unit_test(test_refuses_non_integer_element),
 	    cmocka_unit_test(test_refuses_wrong_type),
