@@ -619,6 +619,9 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-memfd map
 	wl_cleanup
 	run_plain wl-memfd map-sealed
+	[ -d /sys/kernel/mm/hugepages ] || return 0
+	wl_cleanup
+	run_plain wl-memfd huge
 }
 
 @test "wl-deleted passes, plain, mapped and opened twice" {

@@ -605,6 +605,11 @@ wl_memfd_refused() {
 	wl_memfd_refused twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
 }
 
+@test "wl-memfd: a memfd of huge pages is refused, naming it; it runs on" {
+	[ -d /sys/kernel/mm/hugepages ] || skip "no huge pages (hugetlbfs) in this kernel"
+	wl_memfd_refused huge "pid [0-9]+: fd 14 \(/memfd:wl-memfd-h \(deleted\)\): a memfd of huge pages \(MFD_HUGETLB\) is not supported"
+}
+
 @test "wl-memfd: a sealed memfd mapped shared is refused, naming it; it runs on" {
 	wl_memfd_refused map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
 }

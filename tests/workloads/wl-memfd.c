@@ -10,7 +10,8 @@
  * through /proc/self/fd/10 at fd 13: the engine refuses both dumps (by name), and the run goes
  * on to PASS. With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its
  * fd closed: after the trigger the mapping still shows that name in /proc/self/maps and holds
- * the data. With `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. */
+ * the data. With `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump.
+ * With `huge`, fd 14 holds a memfd of huge pages (MFD_HUGETLB): refused too. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", 10);
 	if (!strcmp(mode, "twice"))
 		wl_place_fd(open(path, O_RDONLY), 13);
+	if (!strcmp(mode, "huge"))
+		wl_place_fd(memfd_create("wl-memfd-h", MFD_HUGETLB), 14);
 	if (!strcmp(mode, "map") || !strcmp(mode, "map-sealed"))
 		m = map_memfd(!strcmp(mode, "map-sealed"));
 	check();
