@@ -1,7 +1,7 @@
 /* Regular files deleted while open (the fd's link ends in " (deleted)" and
  * the file has no link left): nothing on disk leads to them any more, so
  * the image keeps their contents (hex in the manifest, bounded by
- * CD_DELETED_DATA_MAX), path, permission bits and owner, one entry per open
+ * CD_DELETED_BYTES), path, permission bits and owner, one entry per open
  * file (the fd's obj). The restore creates the file again under its path
  * (which must be free: another file there now fails the restore naming it),
  * unlinks it at once, and puts the rest back: the fd reads " (deleted)"
@@ -82,12 +82,12 @@ static int check_deleted(const struct cd_fd_dump *x, const struct cd_fd *d, cd_e
 		    "pid %d: fd %d (%s): a deleted file both held by an fd and mapped "
 		    "(by pid %d) is not supported",
 		    x->t->pid, d->fd, x->link, mapper);
-	if (x->st->st_size > (off_t)CD_DELETED_DATA_MAX)
+	if (x->st->st_size > (off_t)CD_DELETED_BYTES)
 		return cd_err_set(err, EFBIG,
 		                  "pid %d: fd %d (%s): a deleted file of %lld bytes, more than the "
 		                  "limit of %u bytes",
 		                  x->t->pid, d->fd, x->link, (long long)x->st->st_size,
-		                  CD_DELETED_DATA_MAX);
+		                  CD_DELETED_BYTES);
 	return 0;
 }
 

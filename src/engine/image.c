@@ -298,7 +298,7 @@ static int memfd_from_json(json_t *o, struct cd_memfd *m, cd_err *err)
 	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
 	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
 	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
-	    (r = cd_json_hex_decode(o, "data", CD_MEMFD_DATA_MAX, &data, &m->len, err)) < 0)
+	    (r = cd_json_hex_decode(o, "data", CD_MEMFD_BYTES, &data, &m->len, err)) < 0)
 		return r;
 	m->data = (char *)data;
 	m->obj = (int)obj;
@@ -353,7 +353,7 @@ static int deleted_from_json(json_t *o, struct cd_deleted *f, cd_err *err)
 	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
 	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
 	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
-	    (r = cd_json_hex_decode(o, "data", CD_DELETED_DATA_MAX, &data, &f->len, err)) < 0)
+	    (r = cd_json_hex_decode(o, "data", CD_DELETED_BYTES, &data, &f->len, err)) < 0)
 		return r;
 	f->data = (char *)data;
 	f->obj = (int)obj;

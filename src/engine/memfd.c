@@ -1,6 +1,6 @@
 /* memfds (memfd_create) held by fds: an object of no path, so the image
  * keeps its contents (hex in the manifest, as unread pipe data, bounded by
- * CD_MEMFD_DATA_MAX), name, seals, permission bits and owner, one entry per
+ * CD_MEMFD_BYTES), name, seals, permission bits and owner, one entry per
  * open file (the fd's obj); the restore makes a new memfd of that name and
  * puts it all back. Not supported, refused at dump by name: a memfd of huge
  * pages (MFD_HUGETLB), one opened more than once (separate open files of one
@@ -99,12 +99,12 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 		    "pid %d: fd %d (%s): a memfd both held by an fd and mapped (by pid "
 		    "%d) is not supported",
 		    x->t->pid, d->fd, x->link, mapper);
-	if (x->st->st_size > (off_t)CD_MEMFD_DATA_MAX)
+	if (x->st->st_size > (off_t)CD_MEMFD_BYTES)
 		return cd_err_set(
 		    err, EFBIG,
 		    "pid %d: fd %d (%s): a memfd of %lld bytes, more than the limit of "
 		    "%u bytes",
-		    x->t->pid, d->fd, x->link, (long long)x->st->st_size, CD_MEMFD_DATA_MAX);
+		    x->t->pid, d->fd, x->link, (long long)x->st->st_size, CD_MEMFD_BYTES);
 	return 0;
 }
 
