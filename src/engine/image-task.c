@@ -134,8 +134,27 @@ static const struct cd_field fd_fields[] = {
     DR(own_type, 0, 2), /* F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP */
     DR(own_pid, 0, CD_PID_MAX), DR(sig, 0, 64),
 };
+/* Fields of one kind only, present for that kind only; the kind's check
+ * keeps them in range (an eventfd counter below UINT64_MAX). */
+static const struct cd_field eventfd_fields[] = {D(count), D(semaphore)};
+static const struct cd_field signalfd_fields[] = {D(sigmask)};
 #undef DR
 #undef D
+
+static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
+{
+	switch (kind) {
+	case CD_FD_EVENTFD:
+		*n = ARRAY_SIZE(eventfd_fields);
+		return eventfd_fields;
+	case CD_FD_SIGNALFD:
+		*n = ARRAY_SIZE(signalfd_fields);
+		return signalfd_fields;
+	default:
+		*n = 0;
+		return NULL;
+	}
+}
 
 /* Clocks and notifications the restore recreates (posix-timers.c checks
  * the clock further against the task). */
@@ -224,7 +243,12 @@ static json_t *fd_to_json(const struct cd_fd *d)
 {
 	json_t *o = json_object();
 
+	const struct cd_field *kf;
+	size_t nkf;
+
 	cd_fields_encode(o, fd_fields, ARRAY_SIZE(fd_fields), d);
+	if ((kf = fd_kind_fields(d->kind, &nkf)))
+		cd_fields_encode(o, kf, nkf, d);
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -530,6 +554,10 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 		return cd_err_set(err, EINVAL, "field \"kind\": %d is not a kind of fd", d->kind);
 	if (ops->has_path && !d->path)
 		return cd_err_set(err, EINVAL, "field \"path\": missing for kind %d", d->kind);
+	const struct cd_field *kf;
+	size_t nkf;
+	if ((kf = fd_kind_fields(d->kind, &nkf)) && (r = cd_fields_decode(o, kf, nkf, d, err)) < 0)
+		return r;
 	return 0;
 }
 

@@ -128,16 +128,18 @@ struct cd_mm {
 };
 
 enum cd_fd_kind {
-	CD_FD_REG,   /* regular file */
-	CD_FD_DIR,   /* directory */
-	CD_FD_CHR,   /* character device reopened by path: null, zero, urandom, tty */
-	CD_FD_PIPE,  /* pipe end; obj names the pipe */
-	CD_FD_FIFO,  /* named pipe; obj names the pipe */
-	CD_FD_STDIO, /* external stdio (the dump caller's): replaced by the restore
-	              * caller; obj = std = 0..2 */
-	CD_FD_PATH,  /* O_PATH: reopened by path with O_PATH (O_NOFOLLOW for a symlink) */
-	CD_FD_PROC,  /* a file under /proc/PID of a task of the image: reopened by the
-	              * task itself once the tree exists (pids are restored as they were) */
+	CD_FD_REG,      /* regular file */
+	CD_FD_DIR,      /* directory */
+	CD_FD_CHR,      /* character device reopened by path: null, zero, urandom, tty */
+	CD_FD_PIPE,     /* pipe end; obj names the pipe */
+	CD_FD_FIFO,     /* named pipe; obj names the pipe */
+	CD_FD_STDIO,    /* external stdio (the dump caller's): replaced by the restore
+	                 * caller; obj = std = 0..2 */
+	CD_FD_PATH,     /* O_PATH: reopened by path with O_PATH (O_NOFOLLOW for a symlink) */
+	CD_FD_PROC,     /* a file under /proc/PID of a task of the image: reopened by the
+	                 * task itself once the tree exists (pids are restored as they were) */
+	CD_FD_EVENTFD,  /* eventfd: count and semaphore */
+	CD_FD_SIGNALFD, /* signalfd: sigmask */
 	CD_FD_KIND_MAX,
 };
 
@@ -159,6 +161,10 @@ struct cd_fd {
 	 * 0-2 the lowest of them. A restore caller may replace a slot
 	 * (engine.h, stdio_fd); a CD_FD_STDIO fd always has std == obj. */
 	int std;
+	/* The kind's own fields (docs/image-format.md, Files). */
+	uint64_t count;   /* eventfd: the counter, below UINT64_MAX */
+	bool semaphore;   /* eventfd: EFD_SEMAPHORE */
+	uint64_t sigmask; /* signalfd: the signals it reads, bit N-1 for signal N */
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -605,6 +605,14 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-caps securebits
 }
 
+@test "wl-eventfd passes" {
+	run_plain wl-eventfd
+}
+
+@test "wl-signalfd passes" {
+	run_plain wl-signalfd
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

@@ -565,3 +565,19 @@ wl_madvise_refused() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-eventfd: counters, EFD_SEMAPHORE, flags, a dup'd eventfd → PASS" {
+	wl_roundtrip wl-eventfd
+}
+
+@test "wl-eventfd: --leave-running" {
+	wl_roundtrip wl-eventfd --leave-running
+}
+
+@test "wl-signalfd: mask, flags, pending signal read through it → PASS" {
+	wl_roundtrip wl-signalfd
+}
+
+@test "wl-signalfd: --leave-running" {
+	wl_roundtrip wl-signalfd --leave-running
+}

@@ -821,6 +821,76 @@ static void test_std_slot(void **state)
 	expect_refused(j, "\"std\": 0 is not the open file");
 }
 
+/* An image whose task has an eventfd (fd 11) and a signalfd (fd 12) too. */
+static json_t *with_event_fds(void)
+{
+	struct cd_image img;
+	cd_err err = {0};
+
+	make_image(&img);
+	struct cd_task *t = &img.tasks[0];
+	t->fds = realloc(t->fds, 4 * sizeof(*t->fds));
+	assert_non_null(t->fds);
+	t->fds[2] = (struct cd_fd){.fd = 11,
+	                           .kind = CD_FD_EVENTFD,
+	                           .flags = 04002,
+	                           .obj = 5,
+	                           .std = -1,
+	                           .count = UINT64_MAX - 1,
+	                           .semaphore = true};
+	t->fds[3] = (struct cd_fd){.fd = 12,
+	                           .kind = CD_FD_SIGNALFD,
+	                           .flags = 02,
+	                           .obj = 6,
+	                           .std = -1,
+	                           .sigmask = 1ULL << 63 | 0x201};
+	t->nfds = 4;
+	json_t *j = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_non_null(j);
+	return j;
+}
+
+static json_t *fd_n(json_t *j, size_t i)
+{
+	return json_array_get(json_object_get(task0(j), "fds"), i);
+}
+
+/* A kind's own fields: present for that kind only, round-tripped whole
+ * (64-bit values included), refused out of range or missing. */
+static void test_event_fds(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = with_event_fds();
+
+	assert_null(json_object_get(fd0(j), "count"));
+	assert_null(json_object_get(fd0(j), "sigmask"));
+	assert_null(json_object_get(fd_n(j, 2), "sigmask"));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].fds[2].kind, CD_FD_EVENTFD);
+	assert_true(img.tasks[0].fds[2].count == UINT64_MAX - 1);
+	assert_true(img.tasks[0].fds[2].semaphore);
+	assert_int_equal(img.tasks[0].fds[3].kind, CD_FD_SIGNALFD);
+	assert_true(img.tasks[0].fds[3].sigmask == (1ULL << 63 | 0x201));
+	assert_true(img.tasks[0].fds[0].count == 0 && img.tasks[0].fds[0].sigmask == 0);
+	cd_image_free(&img);
+
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 2), "count", json_integer(-1));
+	expect_refused(j, "\"count\": out of range");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 2), "semaphore", json_integer(2));
+	expect_refused(j, "\"semaphore\"");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 2), "count");
+	expect_refused(j, "\"count\"");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 3), "sigmask");
+	expect_refused(j, "\"sigmask\"");
+}
+
 static void test_refuses_repeated_ids(void **state)
 {
 	json_t *j = encoded();
@@ -1100,6 +1170,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_threads),
 	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_std_slot),
+	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),
 	    cmocka_unit_test(test_refuses_other_format),
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
