@@ -40,15 +40,17 @@
  * it to the open files of the root's fds 0-2; it only lets the restorer put
  * its own fds there, and the daemon replaces only external stdio of a
  * user's job), an eventfd's counter and semaphore flag and a signalfd's
- * mask (objects any process may make with any such values: a signalfd
- * reads only its reader's own signals). Of a mapping: its madvise flags (any process may set them
+ * mask, a timerfd's clock, flags, unread expirations and value (objects
+ * any process may make with any such values: a signalfd reads only its
+ * reader's own signals; the decoder keeps timerfds off the alarm clocks,
+ * which need CAP_WAKE_ALARM). Of a mapping: its madvise flags (any process may set them
  * on its own memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the restore
  * locks while still privileged) and "may write" of a shared file mapping (the file is opened for
  * writing: check_paths asks for write access). A field added to the image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 80, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 128, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)

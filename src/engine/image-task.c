@@ -138,6 +138,12 @@ static const struct cd_field fd_fields[] = {
  * keeps them in range (an eventfd counter below UINT64_MAX). */
 static const struct cd_field eventfd_fields[] = {D(count), D(semaphore)};
 static const struct cd_field signalfd_fields[] = {D(sigmask)};
+/* timerfd: CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME (alarm clocks
+ * are refused at dump); TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET */
+static const struct cd_field timerfd_fields[] = {
+    DR(tclock, 0, 7),        DR(tflags, 0, 3),    DR(ticks, NONNEG(8)),    DR(vsec, NONNEG(8)),
+    DR(vnsec, 0, 999999999), DR(isec, NONNEG(8)), DR(insec, 0, 999999999),
+};
 #undef DR
 #undef D
 
@@ -150,6 +156,9 @@ static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 	case CD_FD_SIGNALFD:
 		*n = ARRAY_SIZE(signalfd_fields);
 		return signalfd_fields;
+	case CD_FD_TIMERFD:
+		*n = ARRAY_SIZE(timerfd_fields);
+		return timerfd_fields;
 	default:
 		*n = 0;
 		return NULL;

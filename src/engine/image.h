@@ -140,6 +140,7 @@ enum cd_fd_kind {
 	                 * task itself once the tree exists (pids are restored as they were) */
 	CD_FD_EVENTFD,  /* eventfd: count and semaphore */
 	CD_FD_SIGNALFD, /* signalfd: sigmask */
+	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
 	CD_FD_KIND_MAX,
 };
 
@@ -165,6 +166,13 @@ struct cd_fd {
 	uint64_t count;   /* eventfd: the counter, below UINT64_MAX */
 	bool semaphore;   /* eventfd: EFD_SEMAPHORE */
 	uint64_t sigmask; /* signalfd: the signals it reads, bit N-1 for signal N */
+	/* timerfd: its clock, timerfd_settime flags, expirations not yet read,
+	 * and its value: with TFD_TIMER_ABSTIME the deadline on its clock, else
+	 * the time left; both 0 when disarmed */
+	int tclock;
+	int tflags;
+	uint64_t ticks;
+	int64_t vsec, vnsec, isec, insec;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -581,3 +581,11 @@ wl_madvise_refused() {
 @test "wl-signalfd: --leave-running" {
 	wl_roundtrip wl-signalfd --leave-running
 }
+
+@test "wl-timerfd: clocks, relative and absolute values, intervals, unread expirations → PASS" {
+	wl_roundtrip wl-timerfd
+}
+
+@test "wl-timerfd: --leave-running" {
+	wl_roundtrip wl-timerfd --leave-running
+}

@@ -829,7 +829,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 4 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 5 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -844,7 +844,19 @@ static json_t *with_event_fds(void)
 	                           .obj = 6,
 	                           .std = -1,
 	                           .sigmask = 1ULL << 63 | 0x201};
-	t->nfds = 4;
+	t->fds[4] = (struct cd_fd){.fd = 13,
+	                           .kind = CD_FD_TIMERFD,
+	                           .flags = 02,
+	                           .obj = 7,
+	                           .std = -1,
+	                           .tclock = CLOCK_REALTIME,
+	                           .tflags = 3,
+	                           .ticks = 1ULL << 40,
+	                           .vsec = 1LL << 34,
+	                           .vnsec = 999999999,
+	                           .isec = 10,
+	                           .insec = 5};
+	t->nfds = 5;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -875,6 +887,12 @@ static void test_event_fds(void **state)
 	assert_int_equal(img.tasks[0].fds[3].kind, CD_FD_SIGNALFD);
 	assert_true(img.tasks[0].fds[3].sigmask == (1ULL << 63 | 0x201));
 	assert_true(img.tasks[0].fds[0].count == 0 && img.tasks[0].fds[0].sigmask == 0);
+	const struct cd_fd *tf = &img.tasks[0].fds[4];
+	assert_int_equal(tf->tclock, CLOCK_REALTIME);
+	assert_int_equal(tf->tflags, 3);
+	assert_true(tf->ticks == 1ULL << 40);
+	assert_true(tf->vsec == 1LL << 34 && tf->vnsec == 999999999);
+	assert_true(tf->isec == 10 && tf->insec == 5);
 	cd_image_free(&img);
 
 	j = with_event_fds();
@@ -889,6 +907,21 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_del(fd_n(j, 3), "sigmask");
 	expect_refused(j, "\"sigmask\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_REALTIME_ALARM));
+	expect_refused(j, "\"tclock\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_PROCESS_CPUTIME_ID));
+	expect_refused(j, "\"tclock\": 2 is not a clock");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_MONOTONIC));
+	expect_refused(j, "cancel-on-set");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "vnsec", json_integer(1000000000));
+	expect_refused(j, "\"vnsec\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "ticks", json_integer(-1));
+	expect_refused(j, "\"ticks\"");
 }
 
 static void test_refuses_repeated_ids(void **state)
