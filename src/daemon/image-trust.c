@@ -43,14 +43,16 @@
  * mask, a timerfd's clock, flags, unread expirations and value (objects
  * any process may make with any such values: a signalfd reads only its
  * reader's own signals; the decoder keeps timerfds off the alarm clocks,
- * which need CAP_WAKE_ALARM). Of a mapping: its madvise flags (any process may set them
- * on its own memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the restore
+ * which need CAP_WAKE_ALARM), and an epoll's watches (the task adds them
+ * itself, with its credentials, on fds of its own; the decoder refuses
+ * EPOLLWAKEUP, which needs CAP_BLOCK_SUSPEND). Of a mapping: its madvise flags (any process may set
+ * them on its own memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the restore
  * locks while still privileged) and "may write" of a shared file mapping (the file is opened for
  * writing: check_paths asks for write access). A field added to the image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 128, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 144, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)

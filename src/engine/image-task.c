@@ -209,8 +209,10 @@ void cd_task_free(struct cd_task *t)
 		free(t->vmas[i].runs);
 	}
 	free(t->vmas);
-	for (size_t i = 0; i < t->nfds; i++)
+	for (size_t i = 0; i < t->nfds; i++) {
 		free(t->fds[i].path);
+		free(t->fds[i].watches);
+	}
 	free(t->fds);
 	free(t->xstate);
 	free(t->mm.exe);
@@ -248,6 +250,17 @@ static json_t *vma_to_json(const struct cd_vma *v)
 	return o;
 }
 
+static json_t *watches_to_json(const struct cd_fd *d)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < d->nwatches; i++)
+		json_array_append_new(a, json_pack("[i,I,I]", d->watches[i].tfd,
+		                                   (json_int_t)d->watches[i].events,
+		                                   (json_int_t)d->watches[i].data));
+	return a;
+}
+
 static json_t *fd_to_json(const struct cd_fd *d)
 {
 	json_t *o = json_object();
@@ -258,6 +271,8 @@ static json_t *fd_to_json(const struct cd_fd *d)
 	cd_fields_encode(o, fd_fields, ARRAY_SIZE(fd_fields), d);
 	if ((kf = fd_kind_fields(d->kind, &nkf)))
 		cd_fields_encode(o, kf, nkf, d);
+	if (d->kind == CD_FD_EPOLL)
+		json_object_set_new(o, "watches", watches_to_json(d));
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -545,6 +560,34 @@ static int fd_std_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* An epoll's watches: [tfd, events, data] each; the kind's check keeps
+ * tfd to fds of the task. */
+static int watches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *a, *w;
+	size_t i;
+	int r = cd_json_get_array(o, "watches", 0, CD_MAX_FDS, &a, err);
+
+	if (r < 0)
+		return r;
+	d->watches = calloc(json_array_size(a) + 1, sizeof(*d->watches));
+	if (!d->watches)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, w)
+	{
+		int64_t v[3];
+		if ((r = cd_json_array(w, "watches[]", 3, 3, err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.tfd", 0, 0, INT32_MAX, &v[0], err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.events", 1, 0, UINT32_MAX, &v[1], err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.data", 2, INT64_MIN, INT64_MAX, &v[2], err)) <
+		        0)
+			return cd_err_wrap(err, "field \"watches\": %zu", i);
+		d->watches[d->nwatches++] = (struct cd_epoll_watch){
+		    .tfd = (int)v[0], .events = (uint32_t)v[1], .data = (uint64_t)v[2]};
+	}
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
@@ -566,6 +609,8 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	const struct cd_field *kf;
 	size_t nkf;
 	if ((kf = fd_kind_fields(d->kind, &nkf)) && (r = cd_fields_decode(o, kf, nkf, d, err)) < 0)
+		return r;
+	if (d->kind == CD_FD_EPOLL && (r = watches_from_json(o, d, err)) < 0)
 		return r;
 	return 0;
 }

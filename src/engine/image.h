@@ -141,7 +141,16 @@ enum cd_fd_kind {
 	CD_FD_EVENTFD,  /* eventfd: count and semaphore */
 	CD_FD_SIGNALFD, /* signalfd: sigmask */
 	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
+	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_KIND_MAX,
+};
+
+/* A watch of an epoll (epoll_ctl): an fd of the epoll's task, its events
+ * (EPOLLONESHOT, EPOLLET, EPOLLEXCLUSIVE included) and data. */
+struct cd_epoll_watch {
+	int tfd;
+	uint32_t events;
+	uint64_t data;
 };
 
 struct cd_fd {
@@ -173,6 +182,9 @@ struct cd_fd {
 	int tflags;
 	uint64_t ticks;
 	int64_t vsec, vnsec, isec, insec;
+	/* epoll: its watches, on the first fd of its open file in the image */
+	struct cd_epoll_watch *watches;
+	size_t nwatches;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

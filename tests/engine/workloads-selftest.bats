@@ -617,6 +617,10 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-timerfd
 }
 
+@test "wl-epoll passes" {
+	run_plain wl-epoll
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

@@ -589,3 +589,35 @@ wl_madvise_refused() {
 @test "wl-timerfd: --leave-running" {
 	wl_roundtrip wl-timerfd --leave-running
 }
+
+@test "wl-epoll: watches of pipes, eventfds, a timerfd, an epoll, a oneshot; a pipe shared with a child → PASS" {
+	wl_roundtrip wl-epoll
+}
+
+@test "wl-epoll: --leave-running" {
+	wl_roundtrip wl-epoll --leave-running
+}
+
+@test "wl-epoll: a reported EPOLLONESHOT watch not re-armed is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-epoll" fired-oneshot
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(epoll\): the EPOLLONESHOT watch of fd [0-9]+ has reported and is not re-armed"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-epoll: a watch through an fd closed since is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-epoll" closed-target
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(epoll\): it watches a file as fd [0-9]+, which is not that file in this task"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}

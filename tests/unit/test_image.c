@@ -829,7 +829,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 5 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 6 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -856,7 +856,13 @@ static json_t *with_event_fds(void)
 	                           .vnsec = 999999999,
 	                           .isec = 10,
 	                           .insec = 5};
-	t->nfds = 5;
+	t->fds[5] = (struct cd_fd){.fd = 14, .kind = CD_FD_EPOLL, .flags = 02, .obj = 8, .std = -1};
+	t->fds[5].watches = calloc(2, sizeof(struct cd_epoll_watch));
+	assert_non_null(t->fds[5].watches);
+	t->fds[5].watches[0] = (struct cd_epoll_watch){11, 0x80000001u, UINT64_MAX};
+	t->fds[5].watches[1] = (struct cd_epoll_watch){13, 0x40000019u, 42};
+	t->fds[5].nwatches = 2;
+	t->nfds = 6;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -893,6 +899,12 @@ static void test_event_fds(void **state)
 	assert_true(tf->ticks == 1ULL << 40);
 	assert_true(tf->vsec == 1LL << 34 && tf->vnsec == 999999999);
 	assert_true(tf->isec == 10 && tf->insec == 5);
+	const struct cd_fd *ef = &img.tasks[0].fds[5];
+	assert_int_equal(ef->nwatches, 2);
+	assert_int_equal(ef->watches[0].tfd, 11);
+	assert_true(ef->watches[0].events == 0x80000001u && ef->watches[0].data == UINT64_MAX);
+	assert_true(ef->watches[1].tfd == 13 && ef->watches[1].events == 0x40000019u &&
+	            ef->watches[1].data == 42);
 	cd_image_free(&img);
 
 	j = with_event_fds();
@@ -922,6 +934,25 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 4), "ticks", json_integer(-1));
 	expect_refused(j, "\"ticks\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 99, 1, 0));
+	expect_refused(j, "fd 99 is not another fd of the task");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 14, 1, 0));
+	expect_refused(j, "fd 14 is not another fd of the task");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 11, 1 << 29, 0));
+	expect_refused(j, "EPOLLWAKEUP");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,I,i]", 11, (json_int_t)1 << 32, 0));
+	expect_refused(j, "watch.events");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 5), "watches");
+	expect_refused(j, "\"watches\"");
 }
 
 static void test_refuses_repeated_ids(void **state)
