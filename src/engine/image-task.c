@@ -212,6 +212,9 @@ void cd_task_free(struct cd_task *t)
 	for (size_t i = 0; i < t->nfds; i++) {
 		free(t->fds[i].path);
 		free(t->fds[i].watches);
+		for (size_t k = 0; k < t->fds[i].niwatches; k++)
+			free(t->fds[i].iwatches[k].path);
+		free(t->fds[i].iwatches);
 	}
 	free(t->fds);
 	free(t->xstate);
@@ -261,6 +264,17 @@ static json_t *watches_to_json(const struct cd_fd *d)
 	return a;
 }
 
+static json_t *iwatches_to_json(const struct cd_fd *d)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < d->niwatches; i++)
+		json_array_append_new(a, json_pack("[i,I,s]", d->iwatches[i].wd,
+		                                   (json_int_t)d->iwatches[i].mask,
+		                                   d->iwatches[i].path));
+	return a;
+}
+
 static json_t *fd_to_json(const struct cd_fd *d)
 {
 	json_t *o = json_object();
@@ -273,6 +287,8 @@ static json_t *fd_to_json(const struct cd_fd *d)
 		cd_fields_encode(o, kf, nkf, d);
 	if (d->kind == CD_FD_EPOLL)
 		json_object_set_new(o, "watches", watches_to_json(d));
+	if (d->kind == CD_FD_INOTIFY)
+		json_object_set_new(o, "iwatches", iwatches_to_json(d));
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -588,6 +604,48 @@ static int watches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* An inotify's watches: [wd, mask, path] each; the kind's check keeps
+ * them numbered 1..n with absolute paths. */
+static int iwatch_from_json(json_t *w, struct cd_inotify_watch *iw, cd_err *err)
+{
+	int64_t v[2];
+	const char *path;
+	int r;
+
+	if ((r = cd_json_array(w, "iwatches[]", 3, 3, err)) < 0 ||
+	    (r = cd_json_elem_int(w, "iwatch.wd", 0, 1, INT32_MAX, &v[0], err)) < 0 ||
+	    (r = cd_json_elem_int(w, "iwatch.mask", 1, 0, UINT32_MAX, &v[1], err)) < 0)
+		return r;
+	path = json_string_value(json_array_get(w, 2));
+	if (!path || !*path || strlen(path) >= CD_PATH_MAX)
+		return cd_err_set(err, EINVAL, "field \"iwatch.path\": not a path");
+	if (!(iw->path = strdup(path)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	iw->wd = (int)v[0];
+	iw->mask = (uint32_t)v[1];
+	return 0;
+}
+
+static int iwatches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *a, *w;
+	size_t i;
+	int r = cd_json_get_array(o, "iwatches", 0, CD_MAX_FDS, &a, err);
+
+	if (r < 0)
+		return r;
+	d->iwatches = calloc(json_array_size(a) + 1, sizeof(*d->iwatches));
+	if (!d->iwatches)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, w)
+	{
+		if ((r = iwatch_from_json(w, &d->iwatches[i], err)) < 0)
+			return cd_err_wrap(err, "field \"iwatches\": %zu", i);
+		d->niwatches++;
+	}
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
@@ -611,6 +669,8 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	if ((kf = fd_kind_fields(d->kind, &nkf)) && (r = cd_fields_decode(o, kf, nkf, d, err)) < 0)
 		return r;
 	if (d->kind == CD_FD_EPOLL && (r = watches_from_json(o, d, err)) < 0)
+		return r;
+	if (d->kind == CD_FD_INOTIFY && (r = iwatches_from_json(o, d, err)) < 0)
 		return r;
 	return 0;
 }

@@ -142,6 +142,7 @@ enum cd_fd_kind {
 	CD_FD_SIGNALFD, /* signalfd: sigmask */
 	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
+	CD_FD_INOTIFY,  /* inotify: its watches, by path */
 	CD_FD_KIND_MAX,
 };
 
@@ -151,6 +152,14 @@ struct cd_epoll_watch {
 	int tfd;
 	uint32_t events;
 	uint64_t data;
+};
+
+/* A watch of an inotify instance: its descriptor (1..n in order), mask
+ * (IN_ONESHOT, IN_EXCL_UNLINK included) and the watched inode's path. */
+struct cd_inotify_watch {
+	int wd;
+	uint32_t mask;
+	char *path;
 };
 
 struct cd_fd {
@@ -185,6 +194,9 @@ struct cd_fd {
 	/* epoll: its watches, on the first fd of its open file in the image */
 	struct cd_epoll_watch *watches;
 	size_t nwatches;
+	/* inotify: its watches in wd order, on the first fd of its open file */
+	struct cd_inotify_watch *iwatches;
+	size_t niwatches;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

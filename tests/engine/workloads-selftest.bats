@@ -621,6 +621,10 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-epoll
 }
 
+@test "wl-inotify passes" {
+	run_plain wl-inotify
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

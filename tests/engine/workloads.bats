@@ -621,3 +621,35 @@ wl_madvise_refused() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-inotify: watches by path with the same numbers and masks, events after → PASS" {
+	wl_roundtrip wl-inotify
+}
+
+@test "wl-inotify: --leave-running" {
+	wl_roundtrip wl-inotify --leave-running
+}
+
+@test "wl-inotify: a removed watch (numbering with a gap) is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-inotify" removed
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(inotify\): watch descriptors are not 1..2"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-inotify: events not yet read are refused, naming them; it runs on" {
+	start_wl "$WL_DIR/wl-inotify" pending
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(inotify\): [0-9]+ bytes of events not yet read"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}

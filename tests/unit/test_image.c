@@ -829,7 +829,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 6 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 7 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -862,7 +862,13 @@ static json_t *with_event_fds(void)
 	t->fds[5].watches[0] = (struct cd_epoll_watch){11, 0x80000001u, UINT64_MAX};
 	t->fds[5].watches[1] = (struct cd_epoll_watch){13, 0x40000019u, 42};
 	t->fds[5].nwatches = 2;
-	t->nfds = 6;
+	t->fds[6] = (struct cd_fd){.fd = 15, .kind = CD_FD_INOTIFY, .obj = 9, .std = -1};
+	t->fds[6].iwatches = calloc(2, sizeof(struct cd_inotify_watch));
+	assert_non_null(t->fds[6].iwatches);
+	t->fds[6].iwatches[0] = (struct cd_inotify_watch){1, 0x80000100u, strdup("/tmp")};
+	t->fds[6].iwatches[1] = (struct cd_inotify_watch){2, 2, strdup("/tmp/x")};
+	t->fds[6].niwatches = 2;
+	t->nfds = 7;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -905,6 +911,12 @@ static void test_event_fds(void **state)
 	assert_true(ef->watches[0].events == 0x80000001u && ef->watches[0].data == UINT64_MAX);
 	assert_true(ef->watches[1].tfd == 13 && ef->watches[1].events == 0x40000019u &&
 	            ef->watches[1].data == 42);
+	const struct cd_fd *nf = &img.tasks[0].fds[6];
+	assert_int_equal(nf->niwatches, 2);
+	assert_true(nf->iwatches[0].wd == 1 && nf->iwatches[0].mask == 0x80000100u);
+	assert_string_equal(nf->iwatches[0].path, "/tmp");
+	assert_true(nf->iwatches[1].wd == 2 && nf->iwatches[1].mask == 2);
+	assert_string_equal(nf->iwatches[1].path, "/tmp/x");
 	cd_image_free(&img);
 
 	j = with_event_fds();
@@ -953,6 +965,22 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_del(fd_n(j, 5), "watches");
 	expect_refused(j, "\"watches\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 3, 2, "/tmp/x"));
+	expect_refused(j, "not watch 2");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 2, 2, "tmp/x"));
+	expect_refused(j, "a relative path");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,i]", 2, 2, 7));
+	expect_refused(j, "\"iwatch.path\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 0, 2, "/tmp/x"));
+	expect_refused(j, "iwatch.wd");
 }
 
 static void test_refuses_repeated_ids(void **state)
