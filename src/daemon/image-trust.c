@@ -39,15 +39,23 @@
  * itself, also with its credentials), and its std slot (the decoder keeps
  * it to the open files of the root's fds 0-2; it only lets the restorer put
  * its own fds there, and the daemon replaces only external stdio of a
- * user's job). Of a mapping: its madvise flags (any process may set them on
- * its own memory), its lock and the task's mlockall(MCL_FUTURE)
- * (check_memlock: the restore locks while still privileged) and "may write"
- * of a shared file mapping (the file is opened for writing: check_paths
- * asks for write access). A field added to the image changes these sizes
+ * user's job), an eventfd's counter and semaphore flag and a signalfd's
+ * mask, a timerfd's clock, flags, unread expirations and value (objects
+ * any process may make with any such values: a signalfd reads only its
+ * reader's own signals; the decoder keeps timerfds off the alarm clocks,
+ * which need CAP_WAKE_ALARM), and an epoll's watches (the task adds them
+ * itself, with its credentials, on fds of its own; the decoder refuses
+ * EPOLLWAKEUP, which needs CAP_BLOCK_SUSPEND); an inotify's watches are
+ * added by the controller, so check_paths asks the owner's read access to
+ * each watched path, as inotify_add_watch would. Of a mapping: its madvise flags (any process may
+ * set them on its own memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the
+ * restore locks while still privileged) and "may write" of a shared file mapping (the file is
+ * opened for writing: check_paths asks for write access). A field added to the image changes these
+ * sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 56, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 160, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
@@ -316,6 +324,9 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 		/* O_PATH: search rights to the path, nothing of the file */
 		else if (d->kind == CD_FD_PATH)
 			r = need(t, d->path, F_OK, err);
+		/* inotify_add_watch wants read access to the watched inode */
+		for (size_t k = 0; r == 0 && k < d->niwatches; k++)
+			r = need(t, d->iwatches[k].path, R_OK, err);
 	}
 	for (size_t i = 0; r == 0 && i < t->nvmas; i++) {
 		const struct cd_vma *v = &t->vmas[i];

@@ -334,6 +334,14 @@ static int files_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 		if (r < 0)
 			r = cd_err_wrap(err, "fd %d", d->fd);
 	}
+	/* once every fd of the task exists: what refers to other fds (epoll) */
+	for (size_t j = 0; r == 0 && j < t->nfds; j++) {
+		const struct cd_fd *d = &t->fds[j];
+		const struct cd_fd_ops *ops = cd_fd_ops_of(d->kind);
+		if (ops->restore_late && !cd_files_replaced(ctx->objs, d) &&
+		    (r = ops->restore_late(ctx, d, err)) < 0)
+			r = cd_err_wrap(err, "fd %d", d->fd);
+	}
 	return r;
 }
 

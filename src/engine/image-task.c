@@ -134,8 +134,36 @@ static const struct cd_field fd_fields[] = {
     DR(own_type, 0, 2), /* F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP */
     DR(own_pid, 0, CD_PID_MAX), DR(sig, 0, 64),
 };
+/* Fields of one kind only, present for that kind only; the kind's check
+ * keeps them in range (an eventfd counter below UINT64_MAX). */
+static const struct cd_field eventfd_fields[] = {D(count), D(semaphore)};
+static const struct cd_field signalfd_fields[] = {D(sigmask)};
+/* timerfd: CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME (alarm clocks
+ * are refused at dump); TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET */
+static const struct cd_field timerfd_fields[] = {
+    DR(tclock, 0, 7),        DR(tflags, 0, 3),    DR(ticks, NONNEG(8)),    DR(vsec, NONNEG(8)),
+    DR(vnsec, 0, 999999999), DR(isec, NONNEG(8)), DR(insec, 0, 999999999),
+};
 #undef DR
 #undef D
+
+static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
+{
+	switch (kind) {
+	case CD_FD_EVENTFD:
+		*n = ARRAY_SIZE(eventfd_fields);
+		return eventfd_fields;
+	case CD_FD_SIGNALFD:
+		*n = ARRAY_SIZE(signalfd_fields);
+		return signalfd_fields;
+	case CD_FD_TIMERFD:
+		*n = ARRAY_SIZE(timerfd_fields);
+		return timerfd_fields;
+	default:
+		*n = 0;
+		return NULL;
+	}
+}
 
 /* Clocks and notifications the restore recreates (posix-timers.c checks
  * the clock further against the task). */
@@ -181,8 +209,13 @@ void cd_task_free(struct cd_task *t)
 		free(t->vmas[i].runs);
 	}
 	free(t->vmas);
-	for (size_t i = 0; i < t->nfds; i++)
+	for (size_t i = 0; i < t->nfds; i++) {
 		free(t->fds[i].path);
+		free(t->fds[i].watches);
+		for (size_t k = 0; k < t->fds[i].niwatches; k++)
+			free(t->fds[i].iwatches[k].path);
+		free(t->fds[i].iwatches);
+	}
 	free(t->fds);
 	free(t->xstate);
 	free(t->mm.exe);
@@ -220,11 +253,42 @@ static json_t *vma_to_json(const struct cd_vma *v)
 	return o;
 }
 
+static json_t *watches_to_json(const struct cd_fd *d)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < d->nwatches; i++)
+		json_array_append_new(a, json_pack("[i,I,I]", d->watches[i].tfd,
+		                                   (json_int_t)d->watches[i].events,
+		                                   (json_int_t)d->watches[i].data));
+	return a;
+}
+
+static json_t *iwatches_to_json(const struct cd_fd *d)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < d->niwatches; i++)
+		json_array_append_new(a, json_pack("[i,I,s]", d->iwatches[i].wd,
+		                                   (json_int_t)d->iwatches[i].mask,
+		                                   d->iwatches[i].path));
+	return a;
+}
+
 static json_t *fd_to_json(const struct cd_fd *d)
 {
 	json_t *o = json_object();
 
+	const struct cd_field *kf;
+	size_t nkf;
+
 	cd_fields_encode(o, fd_fields, ARRAY_SIZE(fd_fields), d);
+	if ((kf = fd_kind_fields(d->kind, &nkf)))
+		cd_fields_encode(o, kf, nkf, d);
+	if (d->kind == CD_FD_EPOLL)
+		json_object_set_new(o, "watches", watches_to_json(d));
+	if (d->kind == CD_FD_INOTIFY)
+		json_object_set_new(o, "iwatches", iwatches_to_json(d));
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -530,6 +594,76 @@ static int fd_std_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* An epoll's watches: [tfd, events, data] each; the kind's check keeps
+ * tfd to fds of the task. */
+static int watches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *a, *w;
+	size_t i;
+	int r = cd_json_get_array(o, "watches", 0, CD_MAX_FDS, &a, err);
+
+	if (r < 0)
+		return r;
+	d->watches = calloc(json_array_size(a) + 1, sizeof(*d->watches));
+	if (!d->watches)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, w)
+	{
+		int64_t v[3];
+		if ((r = cd_json_array(w, "watches[]", 3, 3, err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.tfd", 0, 0, INT32_MAX, &v[0], err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.events", 1, 0, UINT32_MAX, &v[1], err)) < 0 ||
+		    (r = cd_json_elem_int(w, "watch.data", 2, INT64_MIN, INT64_MAX, &v[2], err)) <
+		        0)
+			return cd_err_wrap(err, "field \"watches\": %zu", i);
+		d->watches[d->nwatches++] = (struct cd_epoll_watch){
+		    .tfd = (int)v[0], .events = (uint32_t)v[1], .data = (uint64_t)v[2]};
+	}
+	return 0;
+}
+
+/* An inotify's watches: [wd, mask, path] each; the kind's check keeps
+ * them numbered 1..n with absolute paths. */
+static int iwatch_from_json(json_t *w, struct cd_inotify_watch *iw, cd_err *err)
+{
+	int64_t v[2];
+	const char *path;
+	int r;
+
+	if ((r = cd_json_array(w, "iwatches[]", 3, 3, err)) < 0 ||
+	    (r = cd_json_elem_int(w, "iwatch.wd", 0, 1, INT32_MAX, &v[0], err)) < 0 ||
+	    (r = cd_json_elem_int(w, "iwatch.mask", 1, 0, UINT32_MAX, &v[1], err)) < 0)
+		return r;
+	path = json_string_value(json_array_get(w, 2));
+	if (!path || !*path || strlen(path) >= CD_PATH_MAX)
+		return cd_err_set(err, EINVAL, "field \"iwatch.path\": not a path");
+	if (!(iw->path = strdup(path)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	iw->wd = (int)v[0];
+	iw->mask = (uint32_t)v[1];
+	return 0;
+}
+
+static int iwatches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *a, *w;
+	size_t i;
+	int r = cd_json_get_array(o, "iwatches", 0, CD_MAX_FDS, &a, err);
+
+	if (r < 0)
+		return r;
+	d->iwatches = calloc(json_array_size(a) + 1, sizeof(*d->iwatches));
+	if (!d->iwatches)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, w)
+	{
+		if ((r = iwatch_from_json(w, &d->iwatches[i], err)) < 0)
+			return cd_err_wrap(err, "field \"iwatches\": %zu", i);
+		d->niwatches++;
+	}
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
@@ -548,6 +682,14 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 		return cd_err_set(err, EINVAL, "field \"kind\": %d is not a kind of fd", d->kind);
 	if (ops->has_path && !d->path)
 		return cd_err_set(err, EINVAL, "field \"path\": missing for kind %d", d->kind);
+	const struct cd_field *kf;
+	size_t nkf;
+	if ((kf = fd_kind_fields(d->kind, &nkf)) && (r = cd_fields_decode(o, kf, nkf, d, err)) < 0)
+		return r;
+	if (d->kind == CD_FD_EPOLL && (r = watches_from_json(o, d, err)) < 0)
+		return r;
+	if (d->kind == CD_FD_INOTIFY && (r = iwatches_from_json(o, d, err)) < 0)
+		return r;
 	return 0;
 }
 

@@ -147,7 +147,28 @@ enum cd_fd_kind {
 	/* a deleted regular file (fd-deleted.c): obj names its entry of the
 	 * image's deleted files */
 	CD_FD_DELETED,
+	CD_FD_EVENTFD,  /* eventfd: count and semaphore */
+	CD_FD_SIGNALFD, /* signalfd: sigmask */
+	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
+	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
+	CD_FD_INOTIFY,  /* inotify: its watches, by path */
 	CD_FD_KIND_MAX,
+};
+
+/* A watch of an epoll (epoll_ctl): an fd of the epoll's task, its events
+ * (EPOLLONESHOT, EPOLLET, EPOLLEXCLUSIVE included) and data. */
+struct cd_epoll_watch {
+	int tfd;
+	uint32_t events;
+	uint64_t data;
+};
+
+/* A watch of an inotify instance: its descriptor (1..n in order), mask
+ * (IN_ONESHOT, IN_EXCL_UNLINK included) and the watched inode's path. */
+struct cd_inotify_watch {
+	int wd;
+	uint32_t mask;
+	char *path;
 };
 
 struct cd_fd {
@@ -168,6 +189,23 @@ struct cd_fd {
 	 * 0-2 the lowest of them. A restore caller may replace a slot
 	 * (engine.h, stdio_fd); a CD_FD_STDIO fd always has std == obj. */
 	int std;
+	/* The kind's own fields (docs/image-format.md, Files). */
+	uint64_t count;   /* eventfd: the counter, below UINT64_MAX */
+	bool semaphore;   /* eventfd: EFD_SEMAPHORE */
+	uint64_t sigmask; /* signalfd: the signals it reads, bit N-1 for signal N */
+	/* timerfd: its clock, timerfd_settime flags, expirations not yet read,
+	 * and its value: with TFD_TIMER_ABSTIME the deadline on its clock, else
+	 * the time left; both 0 when disarmed */
+	int tclock;
+	int tflags;
+	uint64_t ticks;
+	int64_t vsec, vnsec, isec, insec;
+	/* epoll: its watches, on the first fd of its open file in the image */
+	struct cd_epoll_watch *watches;
+	size_t nwatches;
+	/* inotify: its watches in wd order, on the first fd of its open file */
+	struct cd_inotify_watch *iwatches;
+	size_t niwatches;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -274,6 +274,9 @@ struct cd_fd_ops {
 	/* Restore, as the task after its credentials: a by_task kind opens
 	 * d at its number with its flags and position. */
 	int (*restore)(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
+	/* Restore, as the task, once every fd of the task exists (after all the
+	 * restore halves): what refers to other fds, as an epoll's watches. */
+	int (*restore_late)(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
 	/* Decoder: d's fields of this kind against the image. NULL: none. */
 	int (*check)(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
 	             cd_err *err);
@@ -285,7 +288,8 @@ extern const struct cd_fd_ops *const cd_fd_kinds[];
 extern const size_t cd_fd_kinds_n;
 extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
     cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd,
-    cd_fd_ops_deleted;
+    cd_fd_ops_deleted, cd_fd_ops_eventfd, cd_fd_ops_signalfd, cd_fd_ops_timerfd, cd_fd_ops_epoll,
+    cd_fd_ops_inotify;
 /* The ops of kind; NULL when no file registers it. */
 const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
 

@@ -348,6 +348,29 @@ int cd_proc_fdinfo(pid_t pid, int fd, struct cd_proc_fdinfo *fi, cd_err *err)
 	return 0;
 }
 
+int cd_proc_fdinfo_u64(pid_t pid, int fd, const char *key, int base, uint64_t *ret, cd_err *err)
+{
+	char name[64], line[256];
+	size_t klen = strlen(key);
+
+	snprintf(name, sizeof(name), "fdinfo/%d", fd);
+	_cleanup_fclose_ FILE *f = proc_open(pid, name, err);
+	if (!f)
+		return -err->code;
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		if (strncmp(line, key, klen) || line[klen] != ':')
+			continue;
+		errno = 0;
+		*ret = strtoull(line + klen + 1, &end, base);
+		if (errno || end == line + klen + 1)
+			return cd_err_set(err, EINVAL, "pid %d: fd %d: fdinfo %s: cannot parse",
+			                  pid, fd, key);
+		return 0;
+	}
+	return cd_err_set(err, ENOENT, "pid %d: fd %d: fdinfo has no %s", pid, fd, key);
+}
+
 int cd_proc_limits(pid_t pid, uint64_t rlim[][2], size_t n, cd_err *err)
 {
 	/* The rows of /proc/PID/limits, in RLIMIT_* order. */

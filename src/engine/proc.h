@@ -63,6 +63,9 @@ struct cd_proc_fdinfo {
 	int mnt_id;
 };
 int cd_proc_fdinfo(pid_t pid, int fd, struct cd_proc_fdinfo *fi, cd_err *err);
+/* The number after "key:" in /proc/PID/fdinfo/FD, in base (0: C rules);
+ * ENOENT when the kernel shows no such key. */
+int cd_proc_fdinfo_u64(pid_t pid, int fd, const char *key, int base, uint64_t *ret, cd_err *err);
 
 /* rlimits (cur, max) from /proc/PID/limits; RLIM_INFINITY for "unlimited". */
 int cd_proc_limits(pid_t pid, uint64_t rlim[][2], size_t n, cd_err *err);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Real programs, not written for us: a shell with a sleep child
 # (tests/workloads/date-loop.sh), a python3 interpreter with state, python3
-# with threads, and java (a thread pool; skipped without a JDK).
+# with threads, java (a thread pool; skipped without a JDK) and node (a
+# timer and a worker thread; skipped without node).
 load helpers
 
 setup() { engine_setup; }
@@ -210,4 +211,49 @@ java_roundtrip() {
 
 @test "java: --leave-running" {
 	java_roundtrip --leave-running
+}
+
+# node (nodesource's): libuv's event loops are epolls with eventfds and
+# pipes; a setInterval on the main thread and a worker_threads worker
+# posting a message every 5 ms must both carry on, and no message be lost.
+node_roundtrip() {
+	command -v node >/dev/null || skip "node is not installed"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid node -e '
+const fs = require("fs");
+const { Worker } = require("worker_threads");
+const trig = process.env.CEDANA_WL_TRIGGER;
+const w = new Worker(`
+const { parentPort } = require("worker_threads");
+let n = 0;
+setInterval(() => parentPort.postMessage(++n), 5);
+`, { eval: true });
+let ticks = 0, msgs = 0, lastMsg = 0, atTrigger = null, ready = false;
+w.on("message", (n) => { msgs++; lastMsg = n; });
+setInterval(() => {
+  ticks++;
+  if (!ready && msgs > 10) { ready = true; console.log("READY"); return; }
+  if (!ready) return;
+  if (atTrigger === null) { if (fs.existsSync(trig)) atTrigger = { ticks, msgs }; return; }
+  if (ticks > atTrigger.ticks + 20 && msgs > atTrigger.msgs + 20) {
+    const ok = lastMsg === msgs;
+    console.log(ok ? "PASS" : `FAIL: message ${lastMsg} is the ${msgs}th received`);
+    process.exit(ok ? 0 : 1);
+  }
+}, 5);
+' </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -gt 2 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "node: setInterval and a worker_threads worker carry on (epoll, eventfd)" {
+	node_roundtrip
+}
+
+@test "node: --leave-running" {
+	node_roundtrip --leave-running
 }

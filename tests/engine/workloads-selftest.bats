@@ -605,6 +605,26 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-caps securebits
 }
 
+@test "wl-eventfd passes" {
+	run_plain wl-eventfd
+}
+
+@test "wl-signalfd passes" {
+	run_plain wl-signalfd
+}
+
+@test "wl-timerfd passes" {
+	run_plain wl-timerfd
+}
+
+@test "wl-epoll passes" {
+	run_plain wl-epoll
+}
+
+@test "wl-inotify passes" {
+	run_plain wl-inotify
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

@@ -658,3 +658,91 @@ wl_deleted_refused() {
 	run cat "$TRIGGER.rw"
 	assert_output other
 }
+
+@test "wl-eventfd: counters, EFD_SEMAPHORE, flags, a dup'd eventfd → PASS" {
+	wl_roundtrip wl-eventfd
+}
+
+@test "wl-eventfd: --leave-running" {
+	wl_roundtrip wl-eventfd --leave-running
+}
+
+@test "wl-signalfd: mask, flags, pending signal read through it → PASS" {
+	wl_roundtrip wl-signalfd
+}
+
+@test "wl-signalfd: --leave-running" {
+	wl_roundtrip wl-signalfd --leave-running
+}
+
+@test "wl-timerfd: clocks, relative and absolute values, intervals, unread expirations → PASS" {
+	wl_roundtrip wl-timerfd
+}
+
+@test "wl-timerfd: --leave-running" {
+	wl_roundtrip wl-timerfd --leave-running
+}
+
+@test "wl-epoll: watches of pipes, eventfds, a timerfd, an epoll, a oneshot; a pipe shared with a child → PASS" {
+	wl_roundtrip wl-epoll
+}
+
+@test "wl-epoll: --leave-running" {
+	wl_roundtrip wl-epoll --leave-running
+}
+
+@test "wl-epoll: a reported EPOLLONESHOT watch not re-armed is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-epoll" fired-oneshot
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(epoll\): the EPOLLONESHOT watch of fd [0-9]+ has reported and is not re-armed"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-epoll: a watch through an fd closed since is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-epoll" closed-target
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(epoll\): it watches a file as fd [0-9]+, which is not that file in this task"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-inotify: watches by path with the same numbers and masks, events after → PASS" {
+	wl_roundtrip wl-inotify
+}
+
+@test "wl-inotify: --leave-running" {
+	wl_roundtrip wl-inotify --leave-running
+}
+
+@test "wl-inotify: a removed watch (numbering with a gap) is refused, naming it; it runs on" {
+	start_wl "$WL_DIR/wl-inotify" removed
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(inotify\): watch descriptors are not 1..2"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-inotify: events not yet read are refused, naming them; it runs on" {
+	start_wl "$WL_DIR/wl-inotify" pending
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+: fd [0-9]+ \(inotify\): [0-9]+ bytes of events not yet read"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}

@@ -943,6 +943,168 @@ static void test_std_slot(void **state)
 	expect_refused(j, "\"std\": 0 is not the open file");
 }
 
+/* An image whose task has an eventfd (fd 11) and a signalfd (fd 12) too. */
+static json_t *with_event_fds(void)
+{
+	struct cd_image img;
+	cd_err err = {0};
+
+	make_image(&img);
+	struct cd_task *t = &img.tasks[0];
+	t->fds = realloc(t->fds, 7 * sizeof(*t->fds));
+	assert_non_null(t->fds);
+	t->fds[2] = (struct cd_fd){.fd = 11,
+	                           .kind = CD_FD_EVENTFD,
+	                           .flags = 04002,
+	                           .obj = 5,
+	                           .std = -1,
+	                           .count = UINT64_MAX - 1,
+	                           .semaphore = true};
+	t->fds[3] = (struct cd_fd){.fd = 12,
+	                           .kind = CD_FD_SIGNALFD,
+	                           .flags = 02,
+	                           .obj = 6,
+	                           .std = -1,
+	                           .sigmask = 1ULL << 63 | 0x201};
+	t->fds[4] = (struct cd_fd){.fd = 13,
+	                           .kind = CD_FD_TIMERFD,
+	                           .flags = 02,
+	                           .obj = 7,
+	                           .std = -1,
+	                           .tclock = CLOCK_REALTIME,
+	                           .tflags = 3,
+	                           .ticks = 1ULL << 40,
+	                           .vsec = 1LL << 34,
+	                           .vnsec = 999999999,
+	                           .isec = 10,
+	                           .insec = 5};
+	t->fds[5] = (struct cd_fd){.fd = 14, .kind = CD_FD_EPOLL, .flags = 02, .obj = 8, .std = -1};
+	t->fds[5].watches = calloc(2, sizeof(struct cd_epoll_watch));
+	assert_non_null(t->fds[5].watches);
+	t->fds[5].watches[0] = (struct cd_epoll_watch){11, 0x80000001u, UINT64_MAX};
+	t->fds[5].watches[1] = (struct cd_epoll_watch){13, 0x40000019u, 42};
+	t->fds[5].nwatches = 2;
+	t->fds[6] = (struct cd_fd){.fd = 15, .kind = CD_FD_INOTIFY, .obj = 9, .std = -1};
+	t->fds[6].iwatches = calloc(2, sizeof(struct cd_inotify_watch));
+	assert_non_null(t->fds[6].iwatches);
+	t->fds[6].iwatches[0] = (struct cd_inotify_watch){1, 0x80000100u, strdup("/tmp")};
+	t->fds[6].iwatches[1] = (struct cd_inotify_watch){2, 2, strdup("/tmp/x")};
+	t->fds[6].niwatches = 2;
+	t->nfds = 7;
+	json_t *j = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_non_null(j);
+	return j;
+}
+
+static json_t *fd_n(json_t *j, size_t i)
+{
+	return json_array_get(json_object_get(task0(j), "fds"), i);
+}
+
+/* A kind's own fields: present for that kind only, round-tripped whole
+ * (64-bit values included), refused out of range or missing. */
+static void test_event_fds(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = with_event_fds();
+
+	assert_null(json_object_get(fd0(j), "count"));
+	assert_null(json_object_get(fd0(j), "sigmask"));
+	assert_null(json_object_get(fd_n(j, 2), "sigmask"));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].fds[2].kind, CD_FD_EVENTFD);
+	assert_true(img.tasks[0].fds[2].count == UINT64_MAX - 1);
+	assert_true(img.tasks[0].fds[2].semaphore);
+	assert_int_equal(img.tasks[0].fds[3].kind, CD_FD_SIGNALFD);
+	assert_true(img.tasks[0].fds[3].sigmask == (1ULL << 63 | 0x201));
+	assert_true(img.tasks[0].fds[0].count == 0 && img.tasks[0].fds[0].sigmask == 0);
+	const struct cd_fd *tf = &img.tasks[0].fds[4];
+	assert_int_equal(tf->tclock, CLOCK_REALTIME);
+	assert_int_equal(tf->tflags, 3);
+	assert_true(tf->ticks == 1ULL << 40);
+	assert_true(tf->vsec == 1LL << 34 && tf->vnsec == 999999999);
+	assert_true(tf->isec == 10 && tf->insec == 5);
+	const struct cd_fd *ef = &img.tasks[0].fds[5];
+	assert_int_equal(ef->nwatches, 2);
+	assert_int_equal(ef->watches[0].tfd, 11);
+	assert_true(ef->watches[0].events == 0x80000001u && ef->watches[0].data == UINT64_MAX);
+	assert_true(ef->watches[1].tfd == 13 && ef->watches[1].events == 0x40000019u &&
+	            ef->watches[1].data == 42);
+	const struct cd_fd *nf = &img.tasks[0].fds[6];
+	assert_int_equal(nf->niwatches, 2);
+	assert_true(nf->iwatches[0].wd == 1 && nf->iwatches[0].mask == 0x80000100u);
+	assert_string_equal(nf->iwatches[0].path, "/tmp");
+	assert_true(nf->iwatches[1].wd == 2 && nf->iwatches[1].mask == 2);
+	assert_string_equal(nf->iwatches[1].path, "/tmp/x");
+	cd_image_free(&img);
+
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 2), "count", json_integer(-1));
+	expect_refused(j, "\"count\": out of range");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 2), "semaphore", json_integer(2));
+	expect_refused(j, "\"semaphore\"");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 2), "count");
+	expect_refused(j, "\"count\"");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 3), "sigmask");
+	expect_refused(j, "\"sigmask\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_REALTIME_ALARM));
+	expect_refused(j, "\"tclock\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_PROCESS_CPUTIME_ID));
+	expect_refused(j, "\"tclock\": 2 is not a clock");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "tclock", json_integer(CLOCK_MONOTONIC));
+	expect_refused(j, "cancel-on-set");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "vnsec", json_integer(1000000000));
+	expect_refused(j, "\"vnsec\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 4), "ticks", json_integer(-1));
+	expect_refused(j, "\"ticks\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 99, 1, 0));
+	expect_refused(j, "fd 99 is not another fd of the task");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 14, 1, 0));
+	expect_refused(j, "fd 14 is not another fd of the task");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,i,i]", 11, 1 << 29, 0));
+	expect_refused(j, "EPOLLWAKEUP");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 5), "watches"), 0,
+	                   json_pack("[i,I,i]", 11, (json_int_t)1 << 32, 0));
+	expect_refused(j, "watch.events");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 5), "watches");
+	expect_refused(j, "\"watches\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 3, 2, "/tmp/x"));
+	expect_refused(j, "not watch 2");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 2, 2, "tmp/x"));
+	expect_refused(j, "a relative path");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,i]", 2, 2, 7));
+	expect_refused(j, "\"iwatch.path\"");
+	j = with_event_fds();
+	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
+	                   json_pack("[i,i,s]", 0, 2, "/tmp/x"));
+	expect_refused(j, "iwatch.wd");
+}
+
 static void test_refuses_repeated_ids(void **state)
 {
 	json_t *j = encoded();
@@ -1222,6 +1384,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_threads),
 	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_std_slot),
+	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),
 	    cmocka_unit_test(test_refuses_other_format),
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
