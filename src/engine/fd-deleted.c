@@ -20,6 +20,7 @@
 
 #include "engine/internal.h"
 #include "shared/cleanup.h"
+#include "shared/fdio.h"
 
 #define DELETED " (deleted)"
 
@@ -91,24 +92,6 @@ static int check_deleted(const struct cd_fd_dump *x, const struct cd_fd *d, cd_e
 	return 0;
 }
 
-static int read_all(int fd, char *buf, size_t len, cd_err *err)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = pread(fd, buf + off, len - off, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cd_err_sys(err, errno, "read");
-		if (n == 0)
-			return cd_err_set(err, EIO, "read: %zu bytes short (the file shrank)",
-			                  len - off);
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 static int fill(const struct cd_fd_dump *x, struct cd_deleted *f, int fd, cd_err *err)
 {
 	f->mode = x->st->st_mode & 07777;
@@ -121,7 +104,7 @@ static int fill(const struct cd_fd_dump *x, struct cd_deleted *f, int fd, cd_err
 	f->data = malloc(f->len + 1);
 	if (!f->path || !f->data)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	return read_all(fd, f->data, f->len, err);
+	return fd_pread_all(fd, f->data, f->len, 0, err);
 }
 
 static int deleted_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
@@ -161,21 +144,6 @@ const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj)
 		if (img->deleted[i].obj == obj)
 			return &img->deleted[i];
 	return NULL;
-}
-
-static int write_all(int fd, const char *buf, size_t len, cd_err *err)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cd_err_sys(err, errno, "write");
-		off += (size_t)n;
-	}
-	return 0;
 }
 
 static int set_attrs(int fd, const struct cd_deleted *f, cd_err *err)
@@ -242,7 +210,7 @@ static int deleted_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err
 	_cleanup_close_ int fd = make_file(f, err);
 	if (fd < 0)
 		return fd;
-	if ((r = write_all(fd, f->data, f->len, err)) < 0 || (r = set_attrs(fd, f, err)) < 0)
+	if ((r = fd_write_all(fd, f->data, f->len, err)) < 0 || (r = set_attrs(fd, f, err)) < 0)
 		return cd_err_wrap(err, "deleted file %s", f->path);
 	int nfd = access_mode(TAKE_FD(fd), d, err);
 	if (nfd < 0)

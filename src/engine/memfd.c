@@ -21,6 +21,7 @@
 
 #include "engine/internal.h"
 #include "shared/cleanup.h"
+#include "shared/fdio.h"
 
 #ifndef F_SEAL_EXEC
 #define F_SEAL_EXEC 0x0020
@@ -108,24 +109,6 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 	return 0;
 }
 
-static int read_all(int fd, char *buf, size_t len, cd_err *err)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = pread(fd, buf + off, len - off, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cd_err_sys(err, errno, "read");
-		if (n == 0)
-			return cd_err_set(err, EIO, "read: %zu bytes short (the memfd shrank)",
-			                  len - off);
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *err)
 {
 	const char *name = x->link + strlen(MEMFD_PREFIX);
@@ -144,7 +127,7 @@ static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *
 	m->data = malloc(m->len + 1);
 	if (!m->name || !m->data)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	if ((r = read_all(fd, m->data, m->len, err)) < 0)
+	if ((r = fd_pread_all(fd, m->data, m->len, 0, err)) < 0)
 		return r;
 	return 0;
 }
@@ -186,21 +169,6 @@ const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj)
 		if (img->memfds[i].obj == obj)
 			return &img->memfds[i];
 	return NULL;
-}
-
-static int write_all(int fd, const char *buf, size_t len, cd_err *err)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cd_err_sys(err, errno, "write");
-		off += (size_t)n;
-	}
-	return 0;
 }
 
 /* Permission bits and owner, before the seals (F_SEAL_EXEC forbids a
@@ -261,7 +229,7 @@ static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	_cleanup_close_ int fd = memfd_create(m->name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "memfd_create %s", m->name);
-	if ((r = write_all(fd, m->data, m->len, err)) < 0 || (r = set_attrs(fd, m, err)) < 0 ||
+	if ((r = fd_write_all(fd, m->data, m->len, err)) < 0 || (r = set_attrs(fd, m, err)) < 0 ||
 	    (r = set_seals(fd, m, err)) < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
 	int nfd = access_mode(TAKE_FD(fd), d, err);

@@ -19,6 +19,24 @@ wl_roundtrip() {
 	assert_output "PASS"
 }
 
+# wl_refused NAME ARG REGEX [DUMP-FLAGS...]: the dump of workload NAME run
+# with ARG fails naming the state (REGEX), leaves no image, and the workload
+# runs on to PASS.
+wl_refused() {
+	local name=$1 arg=$2 regex=$3
+	shift 3
+	start_wl "$WL_DIR/$name" "$arg"
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_failure
+	assert_output --regexp "$regex"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 counter_continues() {
 	grep -E '^[0-9]+$' "$LOG" | awk 'NR != $1 { print "gap or repeat at " NR ": " $1; exit 1 }'
 }
@@ -356,16 +374,7 @@ counter_continues() {
 }
 
 @test "wl-caps: securebits (PR_SET_KEEPCAPS left set) are refused, naming them; it runs on" {
-	start_wl "$WL_DIR/wl-caps" securebits
-	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
-	assert_failure
-	assert_output --regexp "pid [0-9]+ \(wl-caps\): securebits 0x10 \(PR_SET_SECUREBITS, PR_SET_KEEPCAPS\) are not supported"
-	assert_not_exist "$IMG"
-	touch "$TRIGGER"
-	wait "$WL_PID"
-	WL_PID=
-	run grep -E '^(PASS|FAIL)' "$LOG"
-	assert_output "PASS"
+	wl_refused wl-caps securebits "pid [0-9]+ \(wl-caps\): securebits 0x10 \(PR_SET_SECUREBITS, PR_SET_KEEPCAPS\) are not supported" --leave-running
 }
 
 @test "wl-mlock: locked memory stays locked after the task dropped to an unprivileged uid" {
@@ -400,21 +409,6 @@ counter_continues() {
 	wl_roundtrip wl-madvise --leave-running
 }
 
-# wl_madvise_refused ARG REGEX: the dump of wl-madvise ARG fails naming the state, leaves no image,
-# and the tree runs on to PASS.
-wl_madvise_refused() {
-	start_wl "$WL_DIR/wl-madvise" "$1"
-	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
-	assert_failure
-	assert_output --regexp "$2"
-	assert_file_not_exists "$IMG/manifest.json"
-	touch "$TRIGGER"
-	wait "$WL_PID"
-	WL_PID=
-	run grep -E '^(PASS|FAIL)' "$LOG"
-	assert_output "PASS"
-}
-
 # 4000 fds in each of two tasks, in pairs and shared with the child: the
 # dump finds each open file's object with kcmp in O(n log n) calls. Compared
 # with every earlier fd (O(n^2), main before fdops) the dump took 25.5 s on
@@ -447,16 +441,7 @@ wl_madvise_refused() {
 }
 
 @test "wl-clone-share: a child sharing our fd table is refused with --leave-running, naming it; it runs on" {
-	start_wl "$WL_DIR/wl-clone-share" files
-	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
-	assert_failure
-	assert_output --regexp "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)"
-	assert_not_exist "$IMG"
-	touch "$TRIGGER"
-	wait "$WL_PID"
-	WL_PID=
-	run grep -E '^(PASS|FAIL)' "$LOG"
-	assert_output "PASS"
+	wl_refused wl-clone-share files "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)" --leave-running
 }
 
 @test "wl-threads: 8 threads counting, in cond wait, nanosleep, join, with a pending tgkill and an altstack" {
@@ -532,21 +517,21 @@ wl_madvise_refused() {
 }
 
 @test "wl-madvise: a sealed mapping (mseal) is refused, naming it; it runs on" {
-	wl_madvise_refused sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) is sealed \(mseal\)"
+	wl_refused wl-madvise sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) is sealed \(mseal\)" --leave-running
 }
 
 @test "wl-madvise: a memory protection key (pkey_mprotect) is refused, naming it; it runs on" {
 	grep -qw pku /proc/cpuinfo || skip "no protection keys on this CPU"
-	wl_madvise_refused pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)"
+	wl_refused wl-madvise pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)" --leave-running
 }
 
 @test "wl-madvise: a NUMA memory policy (mbind) is refused, naming it; it runs on" {
 	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
-	wl_madvise_refused mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored"
+	wl_refused wl-madvise mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored" --leave-running
 }
 
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
-	wl_madvise_refused merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)"
+	wl_refused wl-madvise merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)" --leave-running
 }
 
 @test "wl-threads: a task whose main thread has exited while others run is refused, naming it; it runs on" {
@@ -582,36 +567,21 @@ wl_madvise_refused() {
 	WL_ARGS=map wl_roundtrip wl-memfd --leave-running
 }
 
-# wl_memfd_refused MODE REGEX: the dump of wl-memfd MODE fails naming it, leaves
-# no image, and the workload runs on to PASS.
-wl_memfd_refused() {
-	start_wl "$WL_DIR/wl-memfd" "$1"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	assert_failure
-	assert_output --regexp "$2"
-	assert_not_exist "$IMG"
-	touch "$TRIGGER"
-	wait "$WL_PID"
-	WL_PID=
-	run grep -E '^(PASS|FAIL)' "$LOG"
-	assert_output "PASS"
-}
-
 @test "wl-memfd: a memfd both held by an fd and mapped is refused, naming it; it runs on" {
-	wl_memfd_refused mapped "pid [0-9]+: fd 12 \(/memfd:wl-memfd-b \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
+	wl_refused wl-memfd mapped "pid [0-9]+: fd 12 \(/memfd:wl-memfd-b \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
 }
 
 @test "wl-memfd: a memfd opened twice is refused, naming it; it runs on" {
-	wl_memfd_refused twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
+	wl_refused wl-memfd twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
 }
 
 @test "wl-memfd: a memfd of huge pages is refused, naming it; it runs on" {
 	[ -d /sys/kernel/mm/hugepages ] || skip "no huge pages (hugetlbfs) in this kernel"
-	wl_memfd_refused huge "pid [0-9]+: fd 14 \(/memfd:wl-memfd-h \(deleted\)\): a memfd of huge pages \(MFD_HUGETLB\) is not supported"
+	wl_refused wl-memfd huge "pid [0-9]+: fd 14 \(/memfd:wl-memfd-h \(deleted\)\): a memfd of huge pages \(MFD_HUGETLB\) is not supported"
 }
 
 @test "wl-memfd: a sealed memfd mapped shared is refused, naming it; it runs on" {
-	wl_memfd_refused map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
+	wl_refused wl-memfd map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
 }
 
 @test "wl-deleted: deleted files held by fds: contents, size, mode, position, access mode, a dup" {
@@ -622,27 +592,13 @@ wl_memfd_refused() {
 	wl_roundtrip wl-deleted --leave-running
 }
 
-# wl_deleted_refused MODE REGEX: as wl_memfd_refused, for wl-deleted.
-wl_deleted_refused() {
-	start_wl "$WL_DIR/wl-deleted" "$1"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	assert_failure
-	assert_output --regexp "$2"
-	assert_not_exist "$IMG"
-	touch "$TRIGGER"
-	wait "$WL_PID"
-	WL_PID=
-	run grep -E '^(PASS|FAIL)' "$LOG"
-	assert_output "PASS"
-}
-
 # (the mapping is refused first: mappings are dumped before fds)
 @test "wl-deleted: a deleted file both held by an fd and mapped shared is refused, naming it; it runs on" {
-	wl_deleted_refused mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): unsupported mapping kind"
+	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): unsupported mapping kind"
 }
 
 @test "wl-deleted: a deleted file opened twice is refused, naming it; it runs on" {
-	wl_deleted_refused twice "pid [0-9]+: fd 1[0-3] \(/.*\.rw \(deleted\)\): a deleted file opened more than once \(two open files of it\) is not supported"
+	wl_refused wl-deleted twice "pid [0-9]+: fd 1[0-3] \(/.*\.rw \(deleted\)\): a deleted file opened more than once \(two open files of it\) is not supported"
 }
 
 @test "wl-deleted: another file now at the path fails the restore, naming it" {
