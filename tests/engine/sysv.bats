@@ -101,3 +101,22 @@ assert a not in (None, ctypes.c_void_p(-1).value)
 assert libc.shmdt(ctypes.c_void_p(a)) == 0'
 	refused "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(/SYSV[0-9a-f]{8} \(deleted\)\): a SysV shared memory segment: not supported"
 }
+
+@test "sysv: objects the tree never used do not refuse its dump" {
+	# a queue with a message, a set operated on, a segment: all by
+	# processes outside the tree
+	q=$(ipcmk -Q | grep -oE '[0-9]+$')
+	s=$(ipcmk -S 1 | grep -oE '[0-9]+$')
+	m=$(ipcmk -M 4096 | grep -oE '[0-9]+$')
+	echo "q $q" >"$T/ipc"
+	python3 -c '
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.msgsnd('"$q"', struct.pack("l", 1) + b"x", 1, 0) == 0
+assert libc.semop('"$s"', struct.pack("Hhh", 0, 1, 0), 1) == 0'
+	start_wl "$BUILD_DIR/tests/engine/engine-counter"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	ipcrm -s "$s" -m "$m"
+	assert_success
+	kill -0 "$WL_PID"
+}
