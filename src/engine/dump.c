@@ -492,7 +492,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uint64_t t0 = cd_now_ns();
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
-	    (r = cd_dump_check_sharing(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
+	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
+	    (r = cd_dump_check_sysv(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
 		return r;
 	s->stats.freeze_ns = cd_now_ns() - t0;
 	if (s->progress.fn && (r = count_pages(s, err)) < 0)

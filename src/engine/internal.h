@@ -343,6 +343,8 @@ void cd_dump_tree_free(struct cd_dump_tree *tree);
  * tasks are dumped). */
 int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err);
 int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
+/* SysV IPC objects the tree used: refused (sysv-ipc.c) */
+int cd_dump_check_sysv(const struct cd_image *img, cd_err *err);
 /* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
 int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 

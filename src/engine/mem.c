@@ -63,6 +63,15 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			return 0;
 		}
 	}
+	/* an attached SysV segment: sysv-ipc.c refuses the ones it sees the
+	 * tree use first; this is one attached by a task outside the tree and
+	 * inherited (its last attach and detach not by the tree) */
+	if (m->shared && !strncmp(p, "/SYSV", 5))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): a SysV shared memory segment: not supported (a "
+		                  "restore would not bring it back); have the process detach it",
+		                  pid, m->start, m->end, p);
 	return cd_err_set(
 	    err, EOPNOTSUPP,
 	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,
