@@ -64,7 +64,7 @@ static int find_mapping(const struct cd_image *img, const struct cd_fd_dump *x, 
 static int check_deleted(const struct cd_fd_dump *x, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_image *img = x->ctx->img;
-	pid_t mapper;
+	pid_t mapper = 0;
 	int r;
 
 	for (size_t i = 0; i < img->ndeleted; i++)

@@ -72,7 +72,7 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 {
 	const struct cd_image *img = x->ctx->img;
 	struct statfs sf;
-	pid_t mapper;
+	pid_t mapper = 0;
 	int r;
 
 	if (fstatfs(fd, &sf) < 0)
