@@ -218,12 +218,16 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, cd_err *e
 		return 0;
 	}
 	if ((r = find_obj(ctx->tree, t->pid, fd, &d->obj, &x.new_obj, err)) < 0 ||
-	    (r = classify(&x, d, &ops, err)) < 0 || (ops->dump && (r = ops->dump(&x, d, err)) < 0))
+	    (r = classify(&x, d, &ops, err)) < 0 ||
+	    (ops->dump && (r = ops->dump(&x, d, err)) < 0) ||
+	    (ops->has_owner && (r = dump_fown(ctx, t, d, link, err)) < 0) ||
+	    (ops->has_path && !(d->path = strdup(link)) &&
+	     (r = cd_err_set(err, ENOMEM, "out of memory")) < 0)) {
+		/* not counted in t->nfds: what the kind gathered before it
+		 * refused is freed here */
+		cd_fd_free(d);
 		return r;
-	if (ops->has_owner && (r = dump_fown(ctx, t, d, link, err)) < 0)
-		return r;
-	if (ops->has_path && !(d->path = strdup(link)))
-		return cd_err_set(err, ENOMEM, "out of memory");
+	}
 	t->nfds++;
 	return 0;
 }

@@ -199,6 +199,19 @@ static void thread_free(struct cd_thread *th)
 	free(th->pending);
 }
 
+void cd_fd_free(struct cd_fd *d)
+{
+	free(d->path);
+	free(d->watches);
+	for (size_t k = 0; k < d->niwatches; k++)
+		free(d->iwatches[k].path);
+	free(d->iwatches);
+	d->path = NULL;
+	d->watches = NULL;
+	d->iwatches = NULL;
+	d->niwatches = 0;
+}
+
 void cd_task_free(struct cd_task *t)
 {
 	for (size_t i = 0; i < t->nthreads; i++)
@@ -210,11 +223,7 @@ void cd_task_free(struct cd_task *t)
 	}
 	free(t->vmas);
 	for (size_t i = 0; i < t->nfds; i++) {
-		free(t->fds[i].path);
-		free(t->fds[i].watches);
-		for (size_t k = 0; k < t->fds[i].niwatches; k++)
-			free(t->fds[i].iwatches[k].path);
-		free(t->fds[i].iwatches);
+		cd_fd_free(&t->fds[i]);
 	}
 	free(t->fds);
 	free(t->xstate);

@@ -379,6 +379,8 @@ struct cd_image {
 };
 
 void cd_image_free(struct cd_image *img);
+/* Frees what an fd holds (its path, its kind's lists), not the fd itself. */
+void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */
 pid_t cd_fd_proc_pid(const char *path);
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
