@@ -18,6 +18,7 @@
 
 #include "job/frame.h"
 #include "shared/cleanup.h"
+#include "shared/fdio.h"
 
 #define CTRL_C 0x03
 
@@ -73,21 +74,6 @@ static int connect_tcp(const char *address)
 		return -e;
 	}
 	return fd;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* Reads the response head byte by byte, so nothing of the stream is consumed. */
@@ -159,7 +145,7 @@ static int upgrade(const struct cd_config *cfg, const char *jid, cd_err *err)
 	         "GET /v1/jobs/%s/attach HTTP/1.1\r\nHost: localhost\r\n"
 	         "Connection: Upgrade\r\nUpgrade: cedana-attach\r\n\r\n",
 	         esc ? esc : jid);
-	if (write_all(fd, req, strlen(req)) < 0 || read_head(fd, head, sizeof(head)) < 0 ||
+	if (fd_write_full(fd, req, strlen(req)) < 0 || read_head(fd, head, sizeof(head)) < 0 ||
 	    sscanf(head, "HTTP/1.%*d %d", &status) != 1)
 		return cd_err_set(err, EPROTO, "attach %s: bad reply from the daemon", jid);
 	if (status != 101)
@@ -240,7 +226,7 @@ static int pump_sock(int sock, struct frame_reader *rd, int *ret_exit)
 	if (n <= 0 || frame_feed(rd, buf, n) < 0)
 		return -EPIPE;
 	while ((r = frame_next(rd, &type, data, &len)) > 0) {
-		if (type == FRAME_OUTPUT && write_all(STDOUT_FILENO, (char *)data, len) < 0)
+		if (type == FRAME_OUTPUT && fd_write_full(STDOUT_FILENO, (char *)data, len) < 0)
 			return -EPIPE;
 		if (type == FRAME_EXIT && len == 4) {
 			*ret_exit = (int)frame_u32(data);

@@ -5,6 +5,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "shared/fdio.h"
+
 uint32_t frame_u32(const unsigned char *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -18,22 +20,6 @@ static void put_u32(unsigned char *p, uint32_t v)
 	p[3] = v;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 int frame_write(int fd, char type, const void *data, size_t len)
 {
 	unsigned char hdr[FRAME_HEADER];
@@ -43,9 +29,9 @@ int frame_write(int fd, char type, const void *data, size_t len)
 		return -EMSGSIZE;
 	hdr[0] = (unsigned char)type;
 	put_u32(hdr + 1, (uint32_t)len);
-	r = write_all(fd, hdr, sizeof(hdr));
+	r = fd_write_full(fd, hdr, sizeof(hdr));
 	if (r == 0 && len)
-		r = write_all(fd, data, len);
+		r = fd_write_full(fd, data, len);
 	return r;
 }
 

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-int fd_write_all(int fd, const void *buf, size_t len, cd_err *err)
+int fd_write_full(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	size_t done = 0;
@@ -13,10 +13,17 @@ int fd_write_all(int fd, const void *buf, size_t len, cd_err *err)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return cd_err_sys(err, errno, "write");
+			return -errno;
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+int fd_write_all(int fd, const void *buf, size_t len, cd_err *err)
+{
+	int r = fd_write_full(fd, buf, len);
+
+	return r < 0 ? cd_err_sys(err, -r, "write") : 0;
 }
 
 int fd_pread_all(int fd, void *buf, size_t len, off_t off, cd_err *err)

@@ -6,6 +6,10 @@
 
 #include "shared/error.h"
 
+/* Writes all len bytes of buf to fd: 0, or -errno for callers that keep
+ * errno codes (the job and attach stream framing). */
+int fd_write_full(int fd, const void *buf, size_t len);
+
 /* Writes all len bytes of buf to fd. */
 int fd_write_all(int fd, const void *buf, size_t len, cd_err *err);
 
