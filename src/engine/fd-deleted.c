@@ -35,32 +35,6 @@ static bool deleted_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	       !strcmp(x->link + n - strlen(DELETED), DELETED);
 }
 
-/* Whether a task of the tree maps the file (its inode and its deleted
- * path, as maps shows them). */
-static int find_mapping(const struct cd_image *img, const struct cd_fd_dump *x, pid_t *ret,
-                        cd_err *err)
-{
-	for (size_t i = 0; i < img->ntasks; i++) {
-		char path[64], line[4096 + 128];
-		snprintf(path, sizeof(path), "/proc/%d/maps", img->tasks[i].pid);
-		_cleanup_fclose_ FILE *f = fopen(path, "re");
-		if (!f)
-			return cd_err_sys(err, errno, "open %s", path);
-		while (fgets(line, sizeof(line), f)) {
-			unsigned long long node;
-			int off = 0;
-			line[strcspn(line, "\n")] = 0;
-			if (sscanf(line, "%*s %*s %*s %*s %llu %n", &node, &off) == 1 && off > 0 &&
-			    node == (unsigned long long)x->st->st_ino &&
-			    !strcmp(line + off, x->link)) {
-				*ret = img->tasks[i].pid;
-				return 1;
-			}
-		}
-	}
-	return 0;
-}
-
 static int check_deleted(const struct cd_fd_dump *x, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_image *img = x->ctx->img;
@@ -75,7 +49,7 @@ static int check_deleted(const struct cd_fd_dump *x, const struct cd_fd *d, cd_e
 			    "pid %d: fd %d (%s): a deleted file opened more than once "
 			    "(two open files of it) is not supported",
 			    x->t->pid, d->fd, x->link);
-	if ((r = find_mapping(img, x, &mapper, err)) < 0)
+	if ((r = cd_contents_mapper(img, x->st->st_ino, x->link, false, &mapper, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	if (r > 0)
 		return cd_err_set(
@@ -101,10 +75,9 @@ static int fill(const struct cd_fd_dump *x, struct cd_deleted *f, int fd, cd_err
 	f->dev = (int64_t)x->st->st_dev;
 	f->path = strndup(x->link, strlen(x->link) - strlen(DELETED));
 	f->len = (size_t)x->st->st_size;
-	f->data = malloc(f->len + 1);
-	if (!f->path || !f->data)
+	if (!f->path)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	return fd_pread_all(fd, f->data, f->len, 0, err);
+	return cd_contents_read(fd, f->len, &f->data, err);
 }
 
 static int deleted_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
@@ -161,23 +134,6 @@ static int set_attrs(int fd, const struct cd_deleted *f, cd_err *err)
 	return 0;
 }
 
-/* The open file's access mode: the file is made read-write; another mode
- * is a new open of it (the only one: more are refused at dump). */
-static int access_mode(int fd, const struct cd_fd *d, cd_err *err)
-{
-	char path[64];
-	int nfd;
-
-	if ((d->flags & O_ACCMODE) == O_RDWR)
-		return fd;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	nfd = open(path, (d->flags & O_ACCMODE) | O_CLOEXEC);
-	if (nfd < 0)
-		nfd = -cd_err_sys(err, errno, "reopen with access mode %d", d->flags & O_ACCMODE);
-	close(fd);
-	return nfd;
-}
-
 /* Made under its path, then unlinked before anything can fail: never left
  * behind. */
 static int make_file(const struct cd_deleted *f, cd_err *err)
@@ -212,7 +168,7 @@ static int deleted_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err
 		return fd;
 	if ((r = fd_write_all(fd, f->data, f->len, err)) < 0 || (r = set_attrs(fd, f, err)) < 0)
 		return cd_err_wrap(err, "deleted file %s", f->path);
-	int nfd = access_mode(TAKE_FD(fd), d, err);
+	int nfd = cd_contents_access_mode(TAKE_FD(fd), d, err);
 	if (nfd < 0)
 		return cd_err_wrap(err, "deleted file %s", f->path);
 	fd = nfd;

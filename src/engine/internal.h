@@ -302,6 +302,14 @@ int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */
 const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
+/* fd-contents.c, for the kinds whose contents travel in the image: 1 and
+ * *ret the task when a task of the tree maps inode ino under name (a
+ * prefix of the maps name when prefix), else 0; the file's len bytes in a
+ * new buffer; fd (made read-write) swapped for one of d's access mode. */
+int cd_contents_mapper(const struct cd_image *img, uint64_t ino, const char *name, bool prefix,
+                       pid_t *ret, cd_err *err);
+int cd_contents_read(int fd, size_t len, char **ret, cd_err *err);
+int cd_contents_access_mode(int fd, const struct cd_fd *d, cd_err *err);
 int cd_fd_set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
 /* fd-reg.c: opens d's path again with its flags, at its position (REG). */
 int cd_fd_reopen(const struct cd_fd *d, cd_err *err);

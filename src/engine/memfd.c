@@ -44,29 +44,6 @@ static bool memfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	       !strcmp(x->link + n - strlen(DELETED), DELETED);
 }
 
-/* Whether a task of the tree maps the memfd of inode ino. */
-static int find_mapping(const struct cd_image *img, int64_t ino, pid_t *ret, cd_err *err)
-{
-	for (size_t i = 0; i < img->ntasks; i++) {
-		char path[64], line[4096];
-		snprintf(path, sizeof(path), "/proc/%d/maps", img->tasks[i].pid);
-		_cleanup_fclose_ FILE *f = fopen(path, "re");
-		if (!f)
-			return cd_err_sys(err, errno, "open %s", path);
-		while (fgets(line, sizeof(line), f)) {
-			unsigned long long node;
-			int off = 0;
-			if (sscanf(line, "%*s %*s %*s %*s %llu %n", &node, &off) == 1 && off > 0 &&
-			    (int64_t)node == ino &&
-			    !strncmp(line + off, MEMFD_PREFIX, strlen(MEMFD_PREFIX))) {
-				*ret = img->tasks[i].pid;
-				return 1;
-			}
-		}
-	}
-	return 0;
-}
-
 /* Refusals, by name, before anything is copied. */
 static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd, cd_err *err)
 {
@@ -92,7 +69,7 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 			                  "pid %d: fd %d (%s): a memfd opened more than once (two "
 			                  "open files of one memfd) is not supported",
 			                  x->t->pid, d->fd, x->link);
-	if ((r = find_mapping(img, (int64_t)x->st->st_ino, &mapper, err)) < 0)
+	if ((r = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	if (r > 0)
 		return cd_err_set(
@@ -113,7 +90,6 @@ static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *
 {
 	const char *name = x->link + strlen(MEMFD_PREFIX);
 	int seals = fcntl(fd, F_GET_SEALS);
-	int r;
 
 	if (seals < 0)
 		return cd_err_sys(err, errno, "F_GET_SEALS");
@@ -124,12 +100,9 @@ static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *
 	m->ino = (int64_t)x->st->st_ino;
 	m->name = strndup(name, strlen(name) - strlen(DELETED));
 	m->len = (size_t)x->st->st_size;
-	m->data = malloc(m->len + 1);
-	if (!m->name || !m->data)
+	if (!m->name)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	if ((r = fd_pread_all(fd, m->data, m->len, 0, err)) < 0)
-		return r;
-	return 0;
+	return cd_contents_read(fd, m->len, &m->data, err);
 }
 
 static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
@@ -202,23 +175,6 @@ static int set_seals(int fd, const struct cd_memfd *m, cd_err *err)
 	return 0;
 }
 
-/* The open file's access mode: a memfd is made read-write; another mode
- * is a new open of it (the only one: more are refused at dump). */
-static int access_mode(int fd, const struct cd_fd *d, cd_err *err)
-{
-	char path[64];
-	int nfd;
-
-	if ((d->flags & O_ACCMODE) == O_RDWR)
-		return fd;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	nfd = open(path, (d->flags & O_ACCMODE) | O_CLOEXEC);
-	if (nfd < 0)
-		nfd = -cd_err_sys(err, errno, "reopen with access mode %d", d->flags & O_ACCMODE);
-	close(fd);
-	return nfd;
-}
-
 static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_memfd *m = cd_memfd_of(o->img, d->obj);
@@ -232,7 +188,7 @@ static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	if ((r = fd_write_all(fd, m->data, m->len, err)) < 0 || (r = set_attrs(fd, m, err)) < 0 ||
 	    (r = set_seals(fd, m, err)) < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
-	int nfd = access_mode(TAKE_FD(fd), d, err);
+	int nfd = cd_contents_access_mode(TAKE_FD(fd), d, err);
 	if (nfd < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
 	fd = nfd;
