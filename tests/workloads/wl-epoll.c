@@ -29,37 +29,10 @@ static void watch(int ep, int fd, uint32_t events, uint64_t data)
 		wl_fail("epoll_ctl(%d): %s", fd, strerror(errno));
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The watch lines of fdinfo, without pos/ino/sdev, sorted (the kernel orders them by file). */
+/* The watch lines of fdinfo, sorted. */
 static void watches(int ep, char *out, size_t len)
 {
-	char path[64], line[256], *lines[32];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
-	if (!(f = fopen(path, "r")))
-		wl_fail("open %s: %s", path, strerror(errno));
-	while (n < 32 && fgets(line, sizeof(line), f)) {
-		char *pos = strstr(line, " pos:");
-		if (strncmp(line, "tfd:", 4))
-			continue;
-		if (pos)
-			*pos = 0;
-		lines[n++] = strdup(line);
-	}
-	fclose(f);
-	qsort(lines, n, sizeof(*lines), cmp_str);
-	out[0] = 0;
-	for (size_t i = 0; i < n; i++) {
-		strncat(out, lines[i], len - strlen(out) - 2);
-		strcat(out, "\n");
-		free(lines[i]);
-	}
+	wl_fdinfo_lines(ep, "tfd:", " pos:", out, len);
 }
 
 /* Waits up to 500 ms in all and returns the set of data seen, as bits 0x1..0x7 of their

@@ -13,37 +13,10 @@
 
 #include "wl.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The watch lines of fdinfo up to the file handle, sorted. */
+/* The watch lines of fdinfo, sorted. */
 static void watches(int fd, char *out, size_t len)
 {
-	char path[64], line[512], *lines[8];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (!(f = fopen(path, "r")))
-		wl_fail("open %s: %s", path, strerror(errno));
-	while (n < 8 && fgets(line, sizeof(line), f)) {
-		char *cut = strstr(line, " ignored_mask:");
-		if (strncmp(line, "inotify wd:", 11))
-			continue;
-		if (cut)
-			*cut = 0;
-		lines[n++] = strdup(line);
-	}
-	fclose(f);
-	qsort(lines, n, sizeof(*lines), cmp_str);
-	out[0] = 0;
-	for (size_t i = 0; i < n; i++) {
-		strncat(out, lines[i], len - strlen(out) - 2);
-		strcat(out, "\n");
-		free(lines[i]);
-	}
+	wl_fdinfo_lines(fd, "inotify wd:", " ignored_mask:", out, len);
 }
 
 /* The next event, or wd 0 when there is none within 500 ms. */

@@ -352,6 +352,42 @@ static inline bool wl_mapping(const void *addr, const char *keep, char *line, si
 }
 
 /* A line of /proc/self/status ("VmLck:") as its number (kB); -1 when absent. */
+static inline int wl_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of /proc/self/fdinfo/FD that start with prefix, each cut before
+ * cut (when it holds it), sorted, into out: the kernel orders an epoll's or
+ * inotify's watch lines by file, which a restore need not keep. */
+static inline void wl_fdinfo_lines(int fd, const char *prefix, const char *cut, char *out,
+                                   size_t len)
+{
+	char path[64], line[512], *lines[32];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (!(f = fopen(path, "r")))
+		wl_fail("open %s: %s", path, strerror(errno));
+	while (n < 32 && fgets(line, sizeof(line), f)) {
+		char *at = strstr(line, cut);
+		if (strncmp(line, prefix, strlen(prefix)))
+			continue;
+		if (at)
+			*at = 0;
+		lines[n++] = strdup(line);
+	}
+	fclose(f);
+	qsort(lines, n, sizeof(*lines), wl_cmp_str);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		strncat(out, lines[i], len - strlen(out) - 2);
+		strcat(out, "\n");
+		free(lines[i]);
+	}
+}
+
 static inline long wl_status_kb(const char *key)
 {
 	FILE *f = fopen("/proc/self/status", "re");
