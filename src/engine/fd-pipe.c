@@ -4,7 +4,6 @@
  * it, and refuses a pipe a process outside the tree holds. The controller
  * makes both ends of each pipe once (a FIFO through its path), refills the
  * data and hands out the ends. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,58 +65,26 @@ static int peek_pipe(pid_t pid, int fd, struct cd_pipe *p, cd_err *err)
 	return 0;
 }
 
-/* Whether pid holds the pipe or FIFO st among its fds. */
-static bool holds_pipe(pid_t pid, const struct stat *st)
-{
-	char path[64];
-	struct dirent *de;
-	struct stat fst;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	_cleanup_closedir_ DIR *dir = opendir(path);
-	while (dir && (de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, atoi(de->d_name));
-		if (stat(path, &fst) == 0 && S_ISFIFO(fst.st_mode) && fst.st_ino == st->st_ino &&
-		    fst.st_dev == st->st_dev)
-			return true;
-	}
-	return false;
-}
-
-/* A process outside the tree (and not us) that holds the pipe st: 0 when
- * none. A scan of every process's fds, once per pipe of the tree. */
-static pid_t outside_holder(const struct cd_image *img, const struct stat *st)
-{
-	_cleanup_closedir_ DIR *proc = opendir("/proc");
-	struct dirent *de;
-
-	while (proc && (de = readdir(proc))) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid == getpid() ||
-		    cd_image_task((struct cd_image *)img, (pid_t)pid))
-			continue;
-		if (holds_pipe((pid_t)pid, st))
-			return (pid_t)pid;
-	}
-	return 0;
-}
-
 /* A pipe leads outside the tree when another process holds it: after a
  * restore the tree would have a new pipe that process knows nothing of, so
  * the dump refuses it. A FIFO reconnects by its path and is let through,
  * unless data is unread in it: that stays in the kernel as long as the
  * outside holder keeps the FIFO open, and the restore would add it again. */
-static int check_outside(const struct cd_image *img, const struct cd_fd *d, const struct stat *st,
-                         pid_t pid, const char *link, const struct cd_pipe *p, cd_err *err)
+static int check_outside(const struct cd_fd_dump *x, const struct cd_fd *d, const struct cd_pipe *p,
+                         cd_err *err)
 {
-	pid_t holder = outside_holder(img, st);
+	pid_t pid = x->t->pid, holder = 0;
+	const char *link = x->link;
 	_cleanup_free_ char *comm = NULL;
 	size_t len;
+	int r;
 
-	if (!holder || (d->kind == CD_FD_FIFO && p->len == 0))
+	if (d->kind == CD_FD_FIFO && p->len == 0)
+		return 0;
+	if ((r = cd_outside_holder(cd_dump_tree_holders(x->ctx->tree), x->ctx->img, x->st, &holder,
+	                           err)) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d (%s)", pid, d->fd, link);
+	if (!holder)
 		return 0;
 	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
 	    comm[len - 1] == '\n')
@@ -140,9 +107,10 @@ static int check_outside(const struct cd_image *img, const struct cd_fd *d, cons
 	                              : "");
 }
 
-static int add_pipe(struct cd_image *img, const struct cd_fd *d, const struct stat *st, pid_t pid,
-                    const char *link, cd_err *err)
+static int add_pipe(const struct cd_fd_dump *x, const struct cd_fd *d, cd_err *err)
 {
+	struct cd_image *img = x->ctx->img;
+	const struct stat *st = x->st;
 	int r;
 
 	for (size_t i = 0; i < img->npipes; i++)
@@ -155,9 +123,9 @@ static int add_pipe(struct cd_image *img, const struct cd_fd *d, const struct st
 	struct cd_pipe *p = &img->pipes[img->npipes++];
 	memset(p, 0, sizeof(*p));
 	p->id = (int64_t)st->st_ino;
-	if ((r = peek_pipe(pid, d->fd, p, err)) < 0)
+	if ((r = peek_pipe(x->t->pid, d->fd, p, err)) < 0)
 		return r;
-	return check_outside(img, d, st, pid, link, p, err);
+	return check_outside(x, d, p, err);
 }
 
 static bool pipe_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
@@ -175,7 +143,7 @@ static int pipe_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	int r;
 
 	d->writer = (d->flags & O_ACCMODE) == O_WRONLY;
-	if ((r = add_pipe(x->ctx->img, d, x->st, x->t->pid, x->link, err)) < 0)
+	if ((r = add_pipe(x, d, err)) < 0)
 		return r;
 	/* the pipe's id travels in pos: pipes have no position */
 	d->pos = x->st->st_ino;

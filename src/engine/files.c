@@ -77,7 +77,8 @@ static int classify(const struct cd_fd_dump *x, struct cd_fd *d, const struct cd
 struct cd_dump_tree {
 	void *root; /* tsearch tree of struct open_file */
 	int next_obj;
-	cd_err *err; /* of the lookup under way, and its result */
+	struct cd_holders *holders; /* who outside the tree holds what */
+	cd_err *err;                /* of the lookup under way, and its result */
 	int r;
 };
 
@@ -101,7 +102,13 @@ void cd_dump_tree_free(struct cd_dump_tree *tree)
 	if (!tree)
 		return;
 	tdestroy(tree->root, free);
+	cd_holders_free(tree->holders);
 	free(tree);
+}
+
+struct cd_holders **cd_dump_tree_holders(struct cd_dump_tree *tree)
+{
+	return &tree->holders;
 }
 
 /* tsearch's comparison cannot fail: a kcmp failure is kept in the tree and

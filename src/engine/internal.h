@@ -343,6 +343,15 @@ int cd_kcmp_sort_tasks(pid_t *pids, size_t n, int type, cd_err *err);
  * object ids (files.c): one per dump, in cd_dump_ctx. */
 struct cd_dump_tree *cd_dump_tree_new(void);
 void cd_dump_tree_free(struct cd_dump_tree *tree);
+/* The processes outside the tree holding the pipes and sockets of the tree
+ * (holders.c), from one scan of /proc made at the first question: *ret the
+ * lowest such pid holding st's inode, 0 when none. */
+struct cd_holders;
+int cd_outside_holder(struct cd_holders **hp, const struct cd_image *img, const struct stat *st,
+                      pid_t *ret, cd_err *err);
+void cd_holders_free(struct cd_holders *h);
+/* files.c: the dump's holder index (NULL until asked for). */
+struct cd_holders **cd_dump_tree_holders(struct cd_dump_tree *tree);
 
 /* Dump-time checks of what the restore would refuse (dumpcheck.c), made
  * while the tree is stopped, before anything is released: the paths of a
