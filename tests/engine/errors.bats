@@ -433,7 +433,7 @@ spin_count() { od -An -tu8 -N8 "$TRIGGER.spin" | tr -d ' '; }
 	assert_failure 1
 	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"
 	assert_not_exist "$IMG"
-	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -eq 8 ]
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -eq 9 ]
 	touch "$TRIGGER"
 	wait "$WL_PID"
 	WL_PID=

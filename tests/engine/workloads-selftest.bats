@@ -660,14 +660,14 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-clone-share vm
 }
 
-@test "wl-threads passes, with 8 and 64 threads, a thread's own no_new_privs, its main thread gone" {
+@test "wl-threads passes, with 9 and 64 threads, a thread's own no_new_privs, its main thread gone" {
 	run_plain wl-threads
 	wl_cleanup
 	run_plain wl-threads 64
 	wl_cleanup
-	run_plain wl-threads 8 nnp
+	run_plain wl-threads 9 nnp
 	wl_cleanup
-	run_plain wl-threads 8 leader-exit
+	run_plain wl-threads 9 leader-exit
 }
 
 @test "wl-posix-timer passes" {

@@ -444,7 +444,7 @@ counter_continues() {
 	wl_refused wl-clone-share files "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)" --leave-running
 }
 
-@test "wl-threads: 8 threads counting, in cond wait, nanosleep, join, with a pending tgkill and an altstack" {
+@test "wl-threads: 9 threads counting, in cond wait, nanosleep, join, epoll_wait, with a pending tgkill and an altstack" {
 	wl_roundtrip wl-threads
 }
 
@@ -477,7 +477,7 @@ counter_continues() {
 	done
 	run awk '{print $3}' /proc/"$root"/task/*/stat
 	assert_equal "$(sort -u <<<"$output")" T
-	assert_equal "$(ls /proc/"$root"/task | wc -l)" 8
+	assert_equal "$(ls /proc/"$root"/task | wc -l)" 9
 	sleep 0.3
 	run grep -cE '^(PASS|FAIL)' "$LOG"
 	assert_output 0
@@ -488,7 +488,7 @@ counter_continues() {
 }
 
 @test "wl-threads: a thread with credentials of its own (no_new_privs) is refused, naming it; it runs on" {
-	start_wl "$WL_DIR/wl-threads" 8 nnp
+	start_wl "$WL_DIR/wl-threads" 9 nnp
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
 	assert_failure
 	assert_output --regexp "pid [0-9]+ \(wl-threads\): thread [0-9]+ \(wl-cnt-0\): its NoNewPrivs differs from the main thread's"
@@ -535,14 +535,14 @@ counter_continues() {
 }
 
 @test "wl-threads: a task whose main thread has exited while others run is refused, naming it; it runs on" {
-	start_wl "$WL_DIR/wl-threads" 8 leader-exit
+	start_wl "$WL_DIR/wl-threads" 9 leader-exit
 	for _ in $(seq 1 100); do
 		[ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" = Z ] && break
 		sleep 0.01
 	done
 	run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure
-	assert_output --regexp "pid $WL_PID \(wl-threads\): its main thread has exited while 8 other threads run on; not supported"
+	assert_output --regexp "pid $WL_PID \(wl-threads\): its main thread has exited while 9 other threads run on; not supported"
 	assert_not_exist "$IMG"
 	touch "$TRIGGER"
 	wait "$WL_PID"

@@ -8,7 +8,9 @@
  * - "wl-mask" blocks SIGUSR1 and SIGUSR2; the main thread sends it SIGUSR1 with tgkill, which
  *   stays pending on that thread alone (its private queue);
  * - "wl-altstack" has its own sigaltstack, on which its SIGUSR2 handler must run;
- * - "wl-read" waits in read() on a pipe the main thread writes to after the trigger.
+ * - "wl-read" waits in read() on a pipe the main thread writes to after the trigger;
+ * - "wl-epoll" waits in epoll_wait() on an eventfd the main thread adds 1 to after the trigger
+ *   (it is seen blocked in epoll_wait before READY).
  * A POSIX timer (SIGEV_THREAD_ID) fires every 10 ms at the first counter alone.
  * Every thread has a name (pthread_setname_np), its own nice value, a TLS value and, with two
  * CPUs or more, an affinity of one CPU that alternates. After the trigger each checks its tid,
@@ -19,6 +21,8 @@
  * READY and another thread does the rest: a task the dump refuses by name. */
 #include <pthread.h>
 #include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -26,12 +30,12 @@
 
 #include "wl.h"
 
-#define MIN_THREADS 8
+#define MIN_THREADS 9
 #define MAX_THREADS 1024
 #define SLEEP_S     4
 #define ALT_SIZE    (64 * 1024)
 
-enum role { COUNTER, COND, SLEEP, JOIN, MASK, ALTSTACK, READ };
+enum role { COUNTER, COND, SLEEP, JOIN, MASK, ALTSTACK, READ, EPOLL };
 
 struct thr {
 	pthread_t pt;
@@ -54,6 +58,7 @@ static bool go_cond, stop;
 static uint64_t total;
 static pthread_barrier_t started;
 static int pipefd[2];
+static int epfd, evfd;
 static __thread uint64_t tls_value;
 static char *altstack;
 static volatile sig_atomic_t alt_ok, alt_ran;
@@ -163,6 +168,32 @@ static void read_pipe(struct thr *t)
 		thr_fail(t, "read on the pipe failed");
 	else if (!wl_triggered())
 		thr_fail(t, "read returned before the trigger");
+}
+
+static void epoll_once(struct thr *t)
+{
+	struct epoll_event ev;
+	uint64_t v = 0;
+	int n;
+
+	while ((n = epoll_wait(epfd, &ev, 1, -1)) < 0 && errno == EINTR)
+		;
+	if (n != 1 || ev.data.u64 != 0x5eed || !(ev.events & EPOLLIN))
+		thr_fail(t, "epoll_wait did not report the eventfd");
+	else if (!wl_triggered())
+		thr_fail(t, "epoll_wait returned before the trigger");
+	else if (read(evfd, &v, sizeof(v)) != sizeof(v) || v != 1)
+		thr_fail(t, "the eventfd's counter is not 1");
+}
+
+static void epoll_setup(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x5eed};
+
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	evfd = eventfd(0, EFD_CLOEXEC);
+	if (epfd < 0 || evfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0)
+		wl_fail("epoll/eventfd: %s", strerror(errno));
 }
 
 static void mask_check(struct thr *t)
@@ -279,6 +310,9 @@ static void *thread_main(void *arg)
 	case READ:
 		read_pipe(t);
 		break;
+	case EPOLL:
+		epoll_once(t);
+		break;
 	case MASK:
 	case ALTSTACK:
 		while (!wl_triggered())
@@ -295,9 +329,9 @@ static void *thread_main(void *arg)
 
 static void make_threads(int n)
 {
-	static const enum role special[] = {COND, SLEEP, JOIN, MASK, ALTSTACK, READ};
-	static const char *const names[] = {"wl-cond", "wl-sleep",    "wl-join",
-	                                    "wl-mask", "wl-altstack", "wl-read"};
+	static const enum role special[] = {COND, SLEEP, JOIN, MASK, ALTSTACK, READ, EPOLL};
+	static const char *const names[] = {"wl-cond",     "wl-sleep", "wl-join", "wl-mask",
+	                                    "wl-altstack", "wl-read",  "wl-epoll"};
 
 	nthr = n - 1;
 	for (int i = 0; i < nthr; i++) {
@@ -364,6 +398,8 @@ static void *finish(void *unused)
 	pthread_mutex_unlock(&lock);
 	if (write(pipefd[1], "x", 1) != 1)
 		wl_fail("write to the pipe");
+	if (write(evfd, &(uint64_t){1}, sizeof(uint64_t)) != sizeof(uint64_t))
+		wl_fail("write to the eventfd");
 	if ((why = collect()))
 		wl_fail("%s", why);
 	if (__atomic_load_n(&timer_ticks, __ATOMIC_RELAXED) <= ticks)
@@ -390,6 +426,7 @@ int main(int argc, char **argv)
 	altstack = malloc(ALT_SIZE);
 	if (pipe(pipefd) < 0)
 		wl_fail("pipe");
+	epoll_setup();
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	make_threads(n);
@@ -399,6 +436,10 @@ int main(int argc, char **argv)
 		if (thr[i].role == MASK && pthread_kill(thr[i].pt, SIGUSR1) != 0)
 			wl_fail("pthread_kill");
 	wl_nap_ms(50); /* the counters count, the sleeper is in nanosleep */
+	for (int i = 0; i < nthr; i++)
+		if (thr[i].role == EPOLL &&
+		    !wl_wait_blocked(thr[i].tid, SYS_epoll_wait, SYS_epoll_pwait))
+			wl_fail("the epoll thread never blocked in epoll_wait");
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < nthr; i++)
 		thr[i].at_ready = thr[i].counter;
