@@ -10,7 +10,8 @@
 #   * dump job --leave-running: the job runs on
 #   * dump process / restore process of a process the daemon did not start
 #   * the PyTorch loop: dump job -> restore job, the steps and the loss go on
-# then prints figures: dump and restore time for 2, 8 and 32 GiB of device
+# then prints figures: the plugin's own checkpoint and restore time (its
+# hooks driven by tests/gpu/plugin-probe.c on the live job), dump and restore time for 2, 8 and 32 GiB of device
 # state next to the D2H/H2D copy bandwidth measured in the same run, and the
 # image size with no compression and with lz4. It fits in 8 minutes on an
 # H200; the 32 GiB row is skipped, saying so, when time, disk or memory is
@@ -30,6 +31,9 @@
 #   GPU_CHECK_SIZES         device state sizes in GiB (default "2 8 32")
 #   GPU_CHECK_BUDGET        seconds the whole run may take (default 450)
 #   NVCC, PYTHON            default nvcc (or /usr/local/cuda/bin/nvcc), python3
+#   GPU_PLUGIN_PROBE        tests/gpu/plugin-probe built here (default: the
+#                           build tree's, else built with cc on the spot;
+#                           "none": no plugin figures)
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,7 +87,8 @@ summary() {
 	echo "===== gpu-check summary ====="
 	echo "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n1), kernel $(uname -r)"
 	echo "copy bandwidth (pinned cudaMemcpy, this run): D2H $BW_D2H GiB/s, H2D $BW_H2D GiB/s"
-	printf '%-8s %9s %11s %13s %13s %13s\n' "device" "dump (s)" "restore (s)" "image none" "image lz4" "lz4 dump (s)"
+	echo "plugin ckpt/rest: lock+checkpoint and restore+unlock by the plugin alone; dump/restore: the whole cedana command"
+	printf '%-8s %12s %12s %9s %11s %13s %13s %13s\n' "device" "plugin ckpt" "plugin rest" "dump (s)" "restore (s)" "image none" "image lz4" "lz4 dump (s)"
 	for r in "${FIGURES[@]+"${FIGURES[@]}"}"; do
 		echo "$r"
 	done
@@ -168,6 +173,18 @@ for w in wl-cuda bandwidth; do
 	timeout 240 "$NVCC" -O2 -o "$BIN/$w" "$ROOT/tests/gpu/$w.cu" >"$WORK/nvcc-$w.log" 2>&1 ||
 		die "nvcc $w.cu: $(tail -n 5 "$WORK/nvcc-$w.log")"
 done
+PLUGIN_SO=${CEDANA_PLUGINS_DIR:+$CEDANA_PLUGINS_DIR/cedana-gpu.so}
+PROBE=${GPU_PLUGIN_PROBE:-$(dirname "$CEDANA")/../tests/gpu/gpu-plugin-probe}
+if [ ! -x "$PROBE" ] && command -v cc >/dev/null 2>&1; then
+	PROBE=$BIN/plugin-probe
+	timeout 120 cc -O2 -I"$ROOT/src" -o "$PROBE" "$ROOT/tests/gpu/plugin-probe.c" -ldl \
+		>"$WORK/cc-probe.log" 2>&1 || PROBE=
+fi
+[ "${GPU_PLUGIN_PROBE:-}" = none ] && PROBE=
+if [ -z "$PROBE" ] || [ ! -x "$PROBE" ] || [ ! -f "$PLUGIN_SO" ]; then
+	NOTES+=("no plugin probe figures (probe '${PROBE}', plugin '${PLUGIN_SO}')")
+	PROBE=
+fi
 HAVE_TORCH=1
 timeout 120 "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
 	>"$WORK/torch-probe.log" 2>&1 || HAVE_TORCH=0
@@ -280,12 +297,30 @@ restore_job() {
 	indent "$out"
 }
 
+# probe JID TIMEOUT: the plugin's hooks alone on the live job (lock +
+# checkpoint, then restore + unlock); sets PROBE_PAUSE and PROBE_RESUME.
+probe() {
+	local jid=$1 t=$2 pid out
+	PROBE_PAUSE="-" PROBE_RESUME="-"
+	[ -n "$PROBE" ] || return 0
+	pid=$(grep -oE 'pid [0-9]+' "$WORK/$jid.out" | head -n1 | awk '{ print $2 }')
+	mkdir -p "$IMG/probe-$jid"
+	out=$(timeout --kill-after=10 "$t" env LD_LIBRARY_PATH="$CLIB" "$PROBE" "$PLUGIN_SO" "$pid" \
+		"$IMG/probe-$jid" 2>&1) || die "plugin probe on $jid (pid $pid): $out"
+	indent "$out"
+	PROBE_PAUSE=$(echo "$out" | awk '/^pause/ { print $2 }')
+	PROBE_RESUME=$(echo "$out" | awk '/^resume/ { print $2 }')
+	counts_on "$WORK/$jid.out" 60
+	rm -rf "$IMG/probe-$jid"
+}
+
 # figure GIB LZ4(0/1): dump and restore times of a job with GIB GiB on the
 # device, the image sizes; the job must count on after each.
 figure() {
 	local gib=$1 lz4=$2 jid="cu$1" t=$((60 + $1 * 8)) none_size lz4_size="-" lz4_s="-"
 	say "$gib GiB: run process, dump job, restore job"
 	run_cuda "$jid" $((gib * 1024))
+	probe "$jid" "$t"
 	dump_job "$jid" "$t" --name "$jid-none" --compression none
 	local dump_s=$DUMP_S
 	none_size=$(size_of "$DUMP_PATH")
@@ -304,7 +339,7 @@ figure() {
 		rm -rf "$DUMP_PATH"
 	fi
 	c 20 job kill "$jid" >/dev/null 2>&1
-	FIGURES+=("$(printf '%-8s %9s %11s %13s %13s %13s' "$gib GiB" "$dump_s" "$restore_s" "$none_size" "$lz4_size" "$lz4_s")")
+	FIGURES+=("$(printf '%-8s %12s %12s %9s %11s %13s %13s %13s' "$gib GiB" "$PROBE_PAUSE" "$PROBE_RESUME" "$dump_s" "$restore_s" "$none_size" "$lz4_size" "$lz4_s")")
 	RESULTS+=("ok: $gib GiB CUDA job: dump job, restore job, counting on with no FAIL$([ "$lz4" = 1 ] && echo "; dump --leave-running lz4, running on")")
 }
 
