@@ -20,7 +20,8 @@
 
 #include "plugins/plugin.h"
 
-static void host_log(enum cd_plugin_log_level level, const char *plugin, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void host_log(enum cd_plugin_log_level level,
+                                                           const char *plugin, const char *fmt, ...)
 {
 	va_list ap;
 
