@@ -333,7 +333,8 @@ static void restore_listed_but_unknown(void **state)
 	assert_int_equal(plugin->pause_devices(&ctx), CD_PLUGIN_OK);
 	set_pids("");
 	assert_true(plugin->restore_devices(&ctx) < 0);
-	assert_non_null(strstr(errbuf, "no checkpointed state"));
+	assert_non_null(strstr(errbuf, "cuCheckpointProcessGetRestoreThreadId"));
+	assert_non_null(strstr(errbuf, "CUDA_ERROR_NOT_INITIALIZED (3)"));
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,7 +361,7 @@ static int lock_and_checkpoint(const struct cd_plugin_ctx *ctx, struct gpu_task 
 	return 0;
 }
 
-static int gpu_pause_devices(const struct cd_plugin_ctx *ctx)
+static int pause_devices(const struct cd_plugin_ctx *ctx)
 {
 	struct gpu_task *t;
 	int state;
@@ -403,7 +404,7 @@ static int gpu_checkpoint_devices(const struct cd_plugin_ctx *ctx)
 	return CD_PLUGIN_SKIP; /* pause_devices has done it before the freeze */
 }
 
-static int gpu_resume_devices(const struct cd_plugin_ctx *ctx)
+static int resume_devices(const struct cd_plugin_ctx *ctx)
 {
 	struct gpu_task *t = task_find(ctx->pid);
 	int r;
@@ -437,23 +438,20 @@ static int restore_and_unlock(const struct cd_plugin_ctx *ctx)
  * "cuda…"); the engine holds every thread stopped, so that one alone must
  * run while the program's threads stay stopped until the device state is
  * back, then stop again before the engine releases the tree. */
-static int gpu_restore_devices(const struct cd_plugin_ctx *ctx)
+static int restore_devices(const struct cd_plugin_ctx *ctx)
 {
 	const struct cd_plugin_host *host = ctx->host ? ctx->host : g_host;
-	bool listed = json_lists(ctx->image_dir, ctx->pid);
 	char serr[256] = "";
 	int state = -1, tid = 0, r, ret;
 
-	if (api_get() != CUDA_OPEN_OK) {
-		if (!listed)
+	/* The image says which tasks had CUDA state; a task it does not list
+	 * is one only if the driver holds a checkpoint of it. */
+	if (!json_lists(ctx->image_dir, ctx->pid)) {
+		if (api_get() != CUDA_OPEN_OK || g_api.get_state(ctx->pid, &state) != 0 ||
+		    state != CUDA_PROC_CHECKPOINTED)
 			return CD_PLUGIN_SKIP;
+	} else if (api_get() != CUDA_OPEN_OK) {
 		return fail(ctx, "gpu: pid %d had CUDA state, but %s", (int)ctx->pid, g_why);
-	}
-	if (g_api.get_state(ctx->pid, &state) != 0 || state != CUDA_PROC_CHECKPOINTED) {
-		if (!listed)
-			return CD_PLUGIN_SKIP;
-		return fail(ctx, "gpu: pid %d: the driver has no checkpointed state for it (%s)",
-		            (int)ctx->pid, state_name(state));
 	}
 	r = g_api.get_restore_tid(ctx->pid, &tid);
 	if (r != 0)
@@ -474,13 +472,40 @@ static int gpu_restore_devices(const struct cd_plugin_ctx *ctx)
 	return ret < 0 ? -1 : CD_PLUGIN_OK;
 }
 
+/* The hooks keep state between calls (the tasks paused): one at a time,
+ * should a host ever call them from several threads. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define LOCKED(call)                                                                               \
+	({                                                                                         \
+		pthread_mutex_lock(&g_lock);                                                       \
+		int _r = (call);                                                                   \
+		pthread_mutex_unlock(&g_lock);                                                     \
+		_r;                                                                                \
+	})
+
+static int gpu_pause_devices(const struct cd_plugin_ctx *ctx)
+{
+	return LOCKED(pause_devices(ctx));
+}
+
+static int gpu_resume_devices(const struct cd_plugin_ctx *ctx)
+{
+	return LOCKED(resume_devices(ctx));
+}
+
+static int gpu_restore_devices(const struct cd_plugin_ctx *ctx)
+{
+	return LOCKED(restore_devices(ctx));
+}
+
 /* --- entry --------------------------------------------------------------- */
 
 static enum cd_plugin_status gpu_status(char *detail, size_t len)
 {
 	int version = 0;
 
-	switch (api_get()) {
+	switch (LOCKED(api_get())) {
 	case CUDA_OPEN_NO_DRIVER:
 		snprintf(detail, len, "no driver");
 		return CD_PLUGIN_UNAVAILABLE;
