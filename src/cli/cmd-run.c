@@ -150,6 +150,9 @@ static const struct cli_opt run_opts[] = {
     {"no-server", 0, CLI_BOOL, NULL,
      "run as a child of the CLI (no daemon); its exit code is ours"},
     {"as-root", 0, CLI_BOOL, NULL, "run as root instead of the caller (root only)"},
+    /* cedana's GPU jobs had to be started with it; ours are found by their
+     * /dev/nvidia* files, so it is accepted and changes nothing. */
+    {"gpu-enabled", 0, CLI_BOOL, NULL, "accepted for cedana compatibility (GPU jobs need no flag)"},
     {0},
 };
 

@@ -142,13 +142,17 @@ bool job_is_live(const struct db_job *job)
 
 json_t *job_json(struct job_manager *jm, const struct db_job *job)
 {
+	struct db_job shown = *job;
 	struct db_checkpoint cp;
 	cd_err e = {0};
 	json_t *j;
 
+	/* The GPU column: a live job whose tree holds GPU device files now
+	 * (the gpu plugin needs no flag, so neither does the column). */
+	shown.gpu = job->gpu || (job_is_live(job) && proc_tree_holds(job->pid, "/dev/nvidia"));
 	if (db_checkpoint_latest(jm->db, job->jid, &cp, &e) < 0)
-		return job_to_json(job, job_status(job), NULL);
-	j = job_to_json(job, job_status(job), &cp);
+		return job_to_json(&shown, job_status(job), NULL);
+	j = job_to_json(&shown, job_status(job), &cp);
 	db_checkpoint_clear(&cp);
 	return j;
 }

@@ -164,3 +164,75 @@ void proc_signal_tree(pid_t pid, int sig)
 	kill(pid, sig);
 	signal_children(pid, sig, 0);
 }
+
+static bool fds_hold(pid_t pid, const char *prefix)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	char path[320], link[4096];
+	size_t plen = strlen(prefix);
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (!strncmp(link, prefix, plen))
+			return true;
+	}
+	return false;
+}
+
+/* The path of a maps line starts at its first '/' after the fifth field. */
+static bool maps_hold(pid_t pid, const char *prefix)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	char path[64], line[4200];
+	size_t plen = strlen(prefix);
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *p = strchr(line, '/');
+
+		if (p && !strncmp(p, prefix, plen))
+			return true;
+	}
+	return false;
+}
+
+static bool tree_holds(pid_t pid, const char *prefix, int depth)
+{
+	_cleanup_closedir_ DIR *tasks = NULL;
+	char path[320], buf[4096];
+	struct dirent *de;
+
+	if (fds_hold(pid, prefix) || maps_hold(pid, prefix))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	tasks = opendir(path);
+	while (tasks && depth < 64 && (de = readdir(tasks))) {
+		cd_err e = {0};
+		char *tok, *save;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, de->d_name);
+		if (read_small(path, buf, sizeof(buf), &e) < 0)
+			continue;
+		for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+			if (tree_holds((pid_t)atoi(tok), prefix, depth + 1))
+				return true;
+	}
+	return false;
+}
+
+bool proc_tree_holds(pid_t pid, const char *prefix)
+{
+	return pid > 0 && tree_holds(pid, prefix, 0);
+}

@@ -2,6 +2,7 @@
  * so a reused PID is not mistaken for the job) and ownership. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -26,6 +27,10 @@ int proc_read_groups(pid_t pid, gid_t **ret_groups, int *ret_n, cd_err *err);
 
 /* "running", "sleep", "stopped", "zombie" for a state letter. */
 const char *proc_state_name(char state);
+
+/* Whether pid or one of its descendants holds an fd or a mapping of a file
+ * whose path starts with prefix ("/dev/nvidia": the GPU column of ps). */
+bool proc_tree_holds(pid_t pid, const char *prefix);
 
 /* Sends sig to pid and to every descendant of it (read from
  * /proc/PID/task/TID/children, parents first). */

@@ -35,6 +35,17 @@ teardown() {
 	done
 }
 
+@test "run process --gpu-enabled is accepted; GPU says no for a job with no GPU files" {
+	run "$CEDANA" run process --gpu-enabled --jid g -- "$WORKLOADS/date-loop.sh"
+	assert_success
+	assert_output g
+	run "$CEDANA" ps
+	assert_success
+	assert_line --index 1 --regexp "^g +process +[0-9]+ +(running|sleep) +no +"
+	run "$CEDANA" job inspect g
+	assert_output --partial '"gpu": false'
+}
+
 @test "exec is an alias of run and flags may follow the command" {
 	run "$CEDANA" exec process "$WORKLOADS/date-loop.sh" -j after
 	assert_success

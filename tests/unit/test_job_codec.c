@@ -1,4 +1,7 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,12 +158,60 @@ static void test_proc_self(void **state)
 	assert_string_equal(proc_state_name('S'), "sleep");
 }
 
+/* The GPU column's helper, with a temporary file standing in for
+ * /dev/nvidia*: an fd, a mapping, or a child's fd all count. */
+static void test_proc_tree_holds(void **state)
+{
+	char path[] = "/tmp/cedana-holds-XXXXXX", other[64];
+	int fd = mkstemp(path), pipefd[2];
+	char c = 0;
+	void *map;
+	pid_t child;
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	snprintf(other, sizeof(other), "%s-none", path);
+	assert_true(proc_tree_holds(getpid(), path));
+	assert_false(proc_tree_holds(getpid(), other));
+
+	map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	close(fd);
+	assert_true(proc_tree_holds(getpid(), path));
+	munmap(map, 4096);
+	assert_false(proc_tree_holds(getpid(), path));
+
+	assert_int_equal(pipe(pipefd), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int cfd = open(path, O_RDONLY);
+		if (write(pipefd[1], &c, 1) != 1 || cfd < 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_true(proc_tree_holds(getpid(), path));
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_false(proc_tree_holds(getpid(), path));
+	assert_false(proc_tree_holds(0, path));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_job_to_json), cmocka_unit_test(test_argv_json_and_exit_codes),
-	    cmocka_unit_test(test_frames),      cmocka_unit_test(test_frame_stream_of_max_frames),
-	    cmocka_unit_test(test_table),       cmocka_unit_test(test_proc_self),
+	    cmocka_unit_test(test_job_to_json),
+	    cmocka_unit_test(test_argv_json_and_exit_codes),
+	    cmocka_unit_test(test_frames),
+	    cmocka_unit_test(test_frame_stream_of_max_frames),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_proc_self),
+	    cmocka_unit_test(test_proc_tree_holds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
