@@ -32,6 +32,7 @@ struct dump_state {
 	struct cd_progress progress;
 	unsigned external_stdio;
 	struct cd_dump_tree *files; /* the open files dumped so far (files.c) */
+	struct cd_dump_plugins plugins;
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -165,6 +166,10 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	if (st.state == 'Z')
 		return add_zombie(s, pid, &st, err);
 	r = check_task(pid, &st, err);
+	/* a plugin quiesces the task's devices while it still runs */
+	if (r >= 0 && s->plugins.ps &&
+	    (r = cd_plugins_dump_pause(&s->plugins, &s->img, pid, err)) < 0)
+		return r;
 	if (r >= 0)
 		r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
 	/* its parent is stopped: a task that exited meanwhile (its /proc
@@ -478,6 +483,22 @@ static void release_tree(struct dump_state *s)
 	}
 }
 
+/* Resumes what the plugins paused. After a failure, r's error stays the
+ * one reported; after a --leave-running dump, a failing resume fails it
+ * (the image is written, but the devices are not back). */
+static int resume_devices(struct dump_state *s, int r, cd_err *err)
+{
+	cd_err ignored = {0};
+
+	if (!s->plugins.npaused)
+		return r;
+	if (r < 0) {
+		cd_plugins_dump_resume(&s->plugins, true, &ignored);
+		return r;
+	}
+	return cd_plugins_dump_resume(&s->plugins, false, err);
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
@@ -490,7 +511,10 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();
+	/* the plugins' devices are saved before anything of the tree is read:
+	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
+	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sysv(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
@@ -524,6 +548,15 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 
 	if (!s || !(s->img.tasks = calloc(CD_MAX_TASKS, sizeof(struct cd_task))))
 		return cd_err_set(err, ENOMEM, "dump: out of memory");
+	if (opts->version >= 5 && opts->plugins) {
+		s->plugins = (struct cd_dump_plugins){
+		    .ps = opts->plugins, .dir = opts->dir, .leave_running = opts->leave_running};
+		s->plugins.paused = calloc(CD_MAX_TASKS, sizeof(*s->plugins.paused));
+		if (!s->plugins.paused) {
+			cd_image_free(&s->img);
+			return cd_err_set(err, ENOMEM, "dump: out of memory");
+		}
+	}
 	if ((r = check_pid(opts->pid, err)) < 0 || (r = cd_probe_require(CD_PROBE_DUMP, err)) < 0)
 		goto out;
 	if (mkdir(opts->dir, 0700) < 0) {
@@ -558,7 +591,11 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		release_tree(s);
 	} else {
 		kill_tree(s);
+		s->plugins.npaused = 0; /* gone: nothing to resume */
 	}
+	/* the tree runs again (or is gone): its devices come back */
+	if (r < 0 || opts->leave_running)
+		r = resume_devices(s, r, err);
 	s->stats.release_ns = cd_now_ns() - t0;
 	s->stats.tasks = s->img.ntasks;
 	if (r >= 0 && opts->version >= 2 && opts->stats)
@@ -566,6 +603,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	close(s->dirfd);
 out:
 	release_tree(s);
+	r = resume_devices(s, r, err);
+	free(s->plugins.paused);
 	cd_dump_tree_free(s->files);
 	cd_image_free(&s->img);
 	return r < 0 ? cd_err_wrap(err, "dump") : 0;

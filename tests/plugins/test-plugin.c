@@ -2,7 +2,8 @@
  * With CEDANA_TEST_PLUGIN_LOG set, every hook appends "HOOK PID" to that
  * file and takes part (CD_PLUGIN_OK); without it, it skips everything, so
  * images made with it in the directory do not need it. The hook named by
- * CEDANA_TEST_PLUGIN_FAIL fails; fds and mappings whose path contains
+ * CEDANA_TEST_PLUGIN_FAIL fails (only for pid $CEDANA_TEST_PLUGIN_FAIL_PID
+ * when that is set); fds and mappings whose path contains
  * CEDANA_TEST_PLUGIN_CLAIM are claimed. checkpoint_devices writes
  * plugin-test.json into the image.
  *
@@ -39,7 +40,8 @@ static int hook(const struct cd_plugin_ctx *ctx, const char *name)
 		                             : "");
 		close(fd);
 	}
-	if (fail && strcmp(fail, name) == 0) {
+	const char *fail_pid = getenv("CEDANA_TEST_PLUGIN_FAIL_PID");
+	if (fail && strcmp(fail, name) == 0 && (!fail_pid || atoi(fail_pid) == ctx->pid)) {
 		snprintf(ctx->err, ctx->errlen, "%s failed as asked", name);
 		return -5; /* -EIO */
 	}
