@@ -16,9 +16,11 @@
 #include "daemon/cr.h"
 #include "daemon/fields.h"
 #include "daemon/op.h"
+#include "daemon/restore-run.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "job/codec.h"
+#include "plugins/plugins.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 #include "storage/storage.h"
@@ -34,8 +36,9 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
-	bool external_stdio; /* the caller gives up the root's fds 0-2 */
-	bool default_name;   /* ours to make unique with a -N suffix */
+	bool external_stdio;     /* the caller gives up the root's fds 0-2 */
+	bool default_name;       /* ours to make unique with a -N suffix */
+	const char *plugins_dir; /* config's plugins.dir ("": the default) */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest;  /* DIR/NAME + suffix */
@@ -142,6 +145,7 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	r = parse_fields(body, d, &comp, &name, err);
 	if (r < 0)
 		return r;
+	d->plugins_dir = api->cfg->plugins_dir;
 	if (!d->dir)
 		d->dir = api->cfg->checkpoint_dir && api->cfg->checkpoint_dir[0]
 		             ? api->cfg->checkpoint_dir
@@ -348,6 +352,10 @@ static int dump_worker(void *arg)
 	cr_worker_cancellable();
 	close_fd(&d->packed[0]);
 	close_fd(&d->ack[1]);
+	/* loaded here, in the worker, as root: a plugin (and a driver library
+	 * it loads) starts fresh in each dump and never in the daemon itself */
+	if (cr_plugins_load(d->plugins_dir, &o.plugins, err) < 0)
+		return 1;
 	if (act_as_caller(d, err) < 0 || make_scratch(d, err) < 0)
 		return 1;
 	if (asprintf(&d->image, "%s/image", d->op->scratch) < 0) {
@@ -356,7 +364,9 @@ static int dump_worker(void *arg)
 	}
 	o.dir = d->image;
 	op_phase(d->op, "dump");
-	if (cd_engine_dump(&o, err) < 0)
+	int r = cd_engine_dump(&o, err);
+	cd_plugins_free(o.plugins);
+	if (r < 0)
 		return 1;
 	cr_dump_timings(d->op, &st, d->leave_running);
 	op_time(d->op, "total", op_now_ms() - t0);
