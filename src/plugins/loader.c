@@ -99,11 +99,11 @@ static void open_plugin(struct cd_plugins *ps, struct cd_plugin_slot *s)
 
 	/* lstat: a link would let whoever owns its target decide */
 	if (lstat(s->path, &st) < 0) {
-		slot_broken(s, "%s: %s", s->path, strerror(errno));
+		slot_broken(s, "%s", strerror(errno));
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		slot_broken(s, "%s: not a regular file: refused", s->path);
+		slot_broken(s, "not a regular file: refused");
 		return;
 	}
 	if (check_owner(&st, s->path, &err) < 0) {
@@ -117,25 +117,25 @@ static void open_plugin(struct cd_plugins *ps, struct cd_plugin_slot *s)
 	}
 	cd_plugin_entry_fn entry = (cd_plugin_entry_fn)dlsym(s->handle, CD_PLUGIN_ENTRY);
 	if (!entry) {
-		slot_broken(s, "%s: no %s symbol", s->path, CD_PLUGIN_ENTRY);
+		slot_broken(s, "no %s symbol", CD_PLUGIN_ENTRY);
 		return;
 	}
 	const struct cd_plugin *p = entry();
 	if (!p) {
-		slot_broken(s, "%s: %s returned no table", s->path, CD_PLUGIN_ENTRY);
+		slot_broken(s, "%s returned no table", CD_PLUGIN_ENTRY);
 		return;
 	}
 	if (p->abi_version != CD_PLUGIN_ABI_VERSION) {
-		slot_broken(s, "%s: plugin ABI version %u, this cedana knows %u", s->path,
-		            p->abi_version, CD_PLUGIN_ABI_VERSION);
+		slot_broken(s, "plugin ABI version %u, this cedana knows %u", p->abi_version,
+		            CD_PLUGIN_ABI_VERSION);
 		return;
 	}
 	if (!valid_name(p->name)) {
-		slot_broken(s, "%s: invalid plugin name (want [a-z0-9-]+)", s->path);
+		slot_broken(s, "invalid plugin name (want [a-z0-9-]+)");
 		return;
 	}
 	if (cd_plugins_find(ps, p->name)) {
-		slot_broken(s, "%s: plugin name %s already loaded from %s", s->path, p->name,
+		slot_broken(s, "plugin name %s already loaded from %s", p->name,
 		            cd_plugins_find(ps, p->name)->path);
 		return;
 	}

@@ -156,3 +156,53 @@ resume_devices $WL_PID failed"
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
 	assert_success
 }
+
+# ---- the CLI: plugin list, features, check (no daemon needed) ----
+
+@test "plugins: plugin list shows each plugin, its version, status, detail and file" {
+	run "$CEDANA" plugin list
+	assert_success
+	assert_line --regexp '^NAME +VERSION +STATUS +DETAIL$'
+	assert_line --regexp '^test +1\.0\.0 +ready +test plugin ready$'
+	assert_line --regexp "^ +$BUILD_DIR/tests/plugins/good/test-plugin\.so$"
+	CEDANA_PLUGINS_DIR="$BUILD_DIR/tests/plugins/bad" run "$CEDANA" plugin list
+	assert_success
+	assert_line --regexp '^bad-abi +- +broken +plugin ABI version 99, this cedana knows 1$'
+	assert_line --regexp '^no-entry +- +broken +no cedana_plugin_entry symbol$'
+	CEDANA_PLUGINS_DIR="$T/none" run "$CEDANA" plugin list
+	assert_success
+	assert_output "no plugins in $T/none"
+}
+
+@test "plugins: a plugin file others may write is refused by name, never loaded" {
+	mkdir -m 0755 "$T/plugins"
+	install -m 0757 "$BUILD_DIR/tests/plugins/good/test-plugin.so" "$T/plugins/"
+	CEDANA_PLUGINS_DIR="$T/plugins" CEDANA_TEST_PLUGIN_FAIL=init run "$CEDANA" plugin list
+	assert_success
+	assert_line --regexp "^test-plugin +- +broken +$T/plugins/test-plugin.so: writable by group or others: refused$"
+	chmod 0755 "$T/plugins/test-plugin.so"
+	chown 1:1 "$T/plugins/test-plugin.so"
+	CEDANA_PLUGINS_DIR="$T/plugins" run "$CEDANA" plugin list
+	assert_line --regexp "^test-plugin +- +broken +$T/plugins/test-plugin.so: owned by uid 1, not root: refused$"
+}
+
+@test "plugins: features prints the matrix and its legend" {
+	run "$CEDANA" features
+	assert_success
+	assert_output "FEATURE  test
+test      ✔  
+
+✔ provided and ready  • provided, not available here  — not provided  ✖ broken"
+	CEDANA_PLUGINS_DIR="$BUILD_DIR/tests/plugins/bad" run "$CEDANA" features
+	assert_success
+	assert_line --index 0 'FEATURE  bad-abi  bad-name  test  no-entry'
+	assert_line --index 1 --regexp '^test +✖ +✖ +✔ +✖ *$'
+}
+
+@test "plugins: check prints one line per plugin, NAME: DETAIL" {
+	run "$CEDANA" check --address "$T/no-daemon.sock"
+	assert_failure
+	assert_line 'ok   test: test plugin ready'
+	CEDANA_PLUGINS_DIR="$BUILD_DIR/tests/plugins/bad" run "$CEDANA" check --address "$T/no-daemon.sock"
+	assert_line 'FAIL no-entry: no cedana_plugin_entry symbol'
+}
