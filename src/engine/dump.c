@@ -321,7 +321,8 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .external_stdio = s->external_stdio,
 	                            .tree = s->files,
 	                            .stats = &s->stats,
-	                            .progress = &s->progress};
+	                            .progress = &s->progress,
+	                            .plugins = s->plugins.ps ? &s->plugins : NULL};
 }
 
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
@@ -333,7 +334,7 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	int r;
 
 	cd_mem_forget(t);
-	if ((r = cd_mem_collect(t->pid, t, &s->img, err)) < 0)
+	if ((r = cd_mem_collect(t->pid, t, &s->img, ctx.plugins, err)) < 0)
 		return r;
 	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
 		return r;
@@ -374,7 +375,7 @@ static int count_pages(struct dump_state *s, cd_err *err)
 		struct cd_dump_ctx ctx = task_ctx(s, i, false);
 		if (t->zombie)
 			continue;
-		r = cd_mem_collect(t->pid, t, &s->img, err);
+		r = cd_mem_collect(t->pid, t, &s->img, ctx.plugins, err);
 		if (r >= 0)
 			r = cd_mem_count(&ctx, t, &s->progress.total, err);
 	}

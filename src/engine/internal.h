@@ -8,6 +8,7 @@
 #include "engine/image.h"
 #include "engine/inject/inject.h"
 #include "engine/proc.h"
+#include "plugins/plugin.h"
 
 /* Monotonic clock in nanoseconds, for the stats. */
 uint64_t cd_now_ns(void);
@@ -44,6 +45,7 @@ struct cd_dump_ctx {
 	struct cd_progress *progress;
 	/* when not NULL, memory is only counted: bytes of page data to read */
 	uint64_t *count;
+	struct cd_dump_plugins *plugins; /* NULL: none (plugin-hooks.c) */
 };
 
 /* Per-task context while restoring: the task runs our trampoline; data is a
@@ -366,7 +368,11 @@ int cd_thread_create(struct cd_restore_ctx *ctx, const struct cd_task *t,
                      const struct cd_thread *th, cd_inject **ret, cd_err *err);
 
 /* Lists the mappings of pid into t (no page data), refusing unsupported kinds. */
-int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err);
+struct cd_dump_plugins;
+/* plugins (NULL: none) may claim a mapping the engine refuses: it is left
+ * out of t. */
+int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
+                   struct cd_dump_plugins *plugins, cd_err *err);
 /* Forgets what cd_mem_collect listed. */
 void cd_mem_forget(struct cd_task *t);
 /* Bytes of page data the dump of t will read (t's mappings listed, its
@@ -391,6 +397,10 @@ struct cd_dump_plugins {
 	} * paused;            /* CD_MAX_TASKS */
 	size_t npaused;
 };
+/* Asks the plugins to take over an fd (fd >= 0) or a mapping the engine
+ * refuses; true when one did (recorded in img: a restore needs it). */
+bool cd_plugins_dump_claim(struct cd_dump_plugins *dp, struct cd_image *img,
+                           const struct cd_plugin_object *obj);
 /* Before pid is seized; records every plugin that answered OK in img. */
 int cd_plugins_dump_pause(struct cd_dump_plugins *dp, struct cd_image *img, pid_t pid, cd_err *err);
 /* Once the tree is frozen, before anything of it is read. */

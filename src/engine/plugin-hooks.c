@@ -1,6 +1,7 @@
 /* The plugin hook points of the dump and the restore (docs/plugins.md):
  * which hook runs when, for which task, and what the image records of it. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "engine/image-fields.h"
 #include "engine/internal.h"
 #include "plugins/plugins.h"
+#include "shared/log.h"
 
 #define HOOK_TIMEOUT_MS 10000
 
@@ -44,6 +46,25 @@ static struct cd_plugin_ctx dump_ctx(const struct cd_dump_plugins *dp, pid_t pid
 	                              .image_dir = dp->dir,
 	                              .timeout_ms = HOOK_TIMEOUT_MS,
 	                              .leave_running = dp->leave_running};
+}
+
+bool cd_plugins_dump_claim(struct cd_dump_plugins *dp, struct cd_image *img,
+                           const struct cd_plugin_object *obj)
+{
+	struct cd_plugin_ctx ctx = dump_ctx(dp, obj->pid);
+	const char *name = cd_plugins_claim(dp->ps, &ctx, obj);
+	cd_err ignored = {0};
+
+	if (!name)
+		return false;
+	if (obj->fd >= 0)
+		log_debug("pid %d: fd %d (%s): claimed by plugin %s", obj->pid, obj->fd, obj->path,
+		          name);
+	else
+		log_debug("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s): claimed by plugin %s",
+		          obj->pid, obj->start, obj->end, obj->path, name);
+	/* out of memory: the object is still refused */
+	return record(img, name, obj->pid, &ignored) == 0;
 }
 
 int cd_plugins_dump_pause(struct cd_dump_plugins *dp, struct cd_image *img, pid_t pid, cd_err *err)

@@ -157,6 +157,24 @@ resume_devices $WL_PID failed"
 	assert_success
 }
 
+@test "plugins: an fd the engine refuses is left out when a plugin claims it" {
+	# /dev/full: a character device the engine does not reopen (as a GPU's)
+	start_wl bash -c 'exec 7>/dev/full; exec "$0"' "$BUILD_DIR/tests/engine/engine-counter"
+	readlink "/proc/$WL_PID/fd/7" | grep -qx /dev/full
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --partial "fd 7 (/dev/full): unsupported file kind"
+	assert [ ! -e "$IMG" ]
+	export CEDANA_TEST_PLUGIN_CLAIM=/dev/full
+	dump_restore
+	assert_success
+	run tail -1 "$LOG"
+	assert_output "PASS"
+	grep -qx "claim_fd $(head -1 <(awk '$1 == "pause_devices" {print $2}' "$T/hooks"))" "$T/hooks"
+	run jq -r '.tasks[0].fds[].fd' "$IMG/manifest.json"
+	refute_line 7
+}
+
 # ---- the CLI: plugin list, features, check (no daemon needed) ----
 
 @test "plugins: plugin list shows each plugin, its version, status, detail and file" {
