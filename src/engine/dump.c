@@ -1,6 +1,7 @@
 /* Dump: seize the tree, collect every task's resources through the module
  * table, write the image, then kill the tree or let it run on. Any failure
  * lets the tree run on untouched and removes the image directory. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -500,6 +501,33 @@ static int resume_devices(struct dump_state *s, int r, cd_err *err)
 	return cd_plugins_dump_resume(&s->plugins, false, err);
 }
 
+/* What plugins wrote into the image (plugin-NAME*): regular files, made
+ * private like the rest of it (0600) and durable before the manifest. */
+static int seal_plugin_files(struct dump_state *s, const char *dir, cd_err *err)
+{
+	_cleanup_closedir_ DIR *d = fdopendir(dup(s->dirfd));
+	struct dirent *de;
+
+	if (!d)
+		return cd_err_sys(err, errno, "%s", dir);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "plugin-", 7) != 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat(s->dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return cd_err_sys(err, errno, "%s/%s", dir, de->d_name);
+		if (!S_ISREG(st.st_mode))
+			return cd_err_set(err, EINVAL,
+			                  "%s/%s: a plugin's file that is not a regular file", dir,
+			                  de->d_name);
+		if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+			return cd_err_sys(err, errno, "%s/%s", dir, de->d_name);
+	}
+	return 0;
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
@@ -532,7 +560,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
-	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
+	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
+	    (r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
 		return r;
 	if (fsync(s->dirfd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", opts->dir);

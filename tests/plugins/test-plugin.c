@@ -78,7 +78,8 @@ static int tp_checkpoint(const struct cd_plugin_ctx *ctx)
 	if (r != CD_PLUGIN_OK)
 		return r;
 	snprintf(path, sizeof(path), "%s/plugin-test.json", ctx->image_dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* 0644: the engine makes it private like the rest of the image */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		snprintf(ctx->err, ctx->errlen, "%s: cannot write", path);
 		return -5;
