@@ -18,9 +18,9 @@
 extern char **environ;
 
 static const struct cli_cmd *const root_subs[] = {
-    &cmd_daemon,  &cmd_check,      &cmd_run,         &cmd_exec,   &cmd_manage, &cmd_ps,
-    &cmd_jobs,    &cmd_job,        &cmd_kill,        &cmd_delete, &cmd_attach, &cmd_dump,
-    &cmd_restore, &cmd_checkpoint, &cmd_checkpoints, NULL,
+    &cmd_daemon,  &cmd_check,      &cmd_run,         &cmd_exec,   &cmd_manage,   &cmd_ps,
+    &cmd_jobs,    &cmd_job,        &cmd_kill,        &cmd_delete, &cmd_attach,   &cmd_dump,
+    &cmd_restore, &cmd_checkpoint, &cmd_checkpoints, &cmd_plugin, &cmd_features, NULL,
 };
 
 const struct cli_cmd cli_root = {

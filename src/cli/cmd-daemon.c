@@ -53,6 +53,7 @@ static int check(struct cli_ctx *ctx)
 
 	if (client_call(&ctx->cfg, "GET", path, NULL, &reply, &err) < 0) {
 		printf("%-4s %-16s %s\n", "FAIL", "socket", err.msg);
+		cli_check_plugins(ctx);
 		return 1;
 	}
 	printf("%-4s %-16s %s answers: daemon %s, pid %d\n", "ok", "socket", ctx->cfg.address,
@@ -60,6 +61,7 @@ static int check(struct cli_ctx *ctx)
 	       (int)json_integer_value(json_object_get(reply, "pid")));
 	failed = print_checks(json_object_get(reply, "checks"));
 	json_decref(reply);
+	failed += cli_check_plugins(ctx);
 	if (failed) {
 		fflush(stdout);
 		fprintf(stderr, "Error: %d check%s failed\n", failed, failed == 1 ? "" : "s");

@@ -138,7 +138,7 @@ static int local_fail(int r, const cd_err *err)
 
 static int restore_local(struct cli_ctx *ctx, const char *path)
 {
-	struct cr_restore_run run = {.path = path};
+	struct cr_restore_run run = {.path = path, .plugins_dir = ctx->cfg.plugins_dir};
 	_cleanup_free_ char *scratch = NULL;
 	struct op_shared *op = NULL;
 	struct cli_pid_file pf;

@@ -22,6 +22,12 @@ extern const struct cli_cmd cmd_restore;
 extern const struct cli_cmd cmd_checkpoint;
 extern const struct cli_cmd cmd_checkpoints;
 extern const struct cli_cmd cmd_job_checkpoints;
+extern const struct cli_cmd cmd_plugin;
+extern const struct cli_cmd cmd_features;
+
+/* check's plugin lines ("ok   gpu: no driver"), one per plugin of
+ * plugins.dir; the number of broken ones. */
+int cli_check_plugins(const struct cli_ctx *ctx);
 
 /* Prints "Error: <msg>" to stderr and returns the exit code 1. */
 int cli_fail(const cd_err *err);

@@ -1,6 +1,7 @@
 /* POST /v1/dump: a process or a job, written by the engine into a scratch
  * directory beside the target and packed to DIR/NAME[.suffix] by storage
  * (atomic, 0600), in a worker running as root for the caller. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,9 +17,11 @@
 #include "daemon/cr.h"
 #include "daemon/fields.h"
 #include "daemon/op.h"
+#include "daemon/restore-run.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "job/codec.h"
+#include "plugins/plugins.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"
 #include "storage/storage.h"
@@ -34,8 +37,9 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
-	bool external_stdio; /* the caller gives up the root's fds 0-2 */
-	bool default_name;   /* ours to make unique with a -N suffix */
+	bool external_stdio;     /* the caller gives up the root's fds 0-2 */
+	bool default_name;       /* ours to make unique with a -N suffix */
+	const char *plugins_dir; /* config's plugins.dir ("": the default) */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest;  /* DIR/NAME + suffix */
@@ -142,6 +146,7 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	r = parse_fields(body, d, &comp, &name, err);
 	if (r < 0)
 		return r;
+	d->plugins_dir = api->cfg->plugins_dir;
 	if (!d->dir)
 		d->dir = api->cfg->checkpoint_dir && api->cfg->checkpoint_dir[0]
 		             ? api->cfg->checkpoint_dir
@@ -268,6 +273,37 @@ static int confirm(struct dump_req *d, cd_err *err)
 	return cd_err_set(err, EIO, "dump: the daemon did not record the checkpoint");
 }
 
+/* The plugin-NAME.json files the plugins wrote into the image, as one JSON
+ * object by NAME, for `checkpoint inspect` (what does not fit, or is not
+ * JSON, is left out: the image keeps the files either way). */
+static void collect_plugin_files(struct dump_req *d)
+{
+	_cleanup_closedir_ DIR *dir = opendir(d->image);
+	json_t *all = json_object();
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	while (dir && all && (de = readdir(dir))) {
+		size_t n = strlen(de->d_name);
+		if (strncmp(de->d_name, "plugin-", 7) != 0 || n <= 12 ||
+		    strcmp(de->d_name + n - 5, ".json") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->image, de->d_name);
+		json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+		char name[NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 12), de->d_name + 7);
+		if (v)
+			json_object_set_new(all, name, v);
+	}
+	char *text = all && json_object_size(all) ? json_dumps(all, JSON_COMPACT) : NULL;
+	if (text && strlen(text) < sizeof(d->op->plugins))
+		snprintf(d->op->plugins, sizeof(d->op->plugins), "%s", text);
+	else if (text)
+		log_warn("dump: the plugins' files are too large to record for inspect");
+	free(text);
+	json_decref(all);
+}
+
 /* The engine's commit: called while the tree is still stopped, so a full
  * disk or any other failure here lets the tree run on. */
 static int commit(void *arg, cd_err *err)
@@ -283,6 +319,7 @@ static int commit(void *arg, cd_err *err)
 	storage_stats stats = {0};
 	double t0 = op_now_ms();
 
+	collect_plugin_files(d);
 	op_phase(d->op, d->compression == STORAGE_NONE ? "write" : "compress");
 	if (storage_pack(d->image, d->dest, d->compression, &so, &stats, err) < 0)
 		return -(err->code ? err->code : EIO);
@@ -348,6 +385,10 @@ static int dump_worker(void *arg)
 	cr_worker_cancellable();
 	close_fd(&d->packed[0]);
 	close_fd(&d->ack[1]);
+	/* loaded here, in the worker, as root: a plugin (and a driver library
+	 * it loads) starts fresh in each dump and never in the daemon itself */
+	if (cr_plugins_load(d->plugins_dir, &o.plugins, err) < 0)
+		return 1;
 	if (act_as_caller(d, err) < 0 || make_scratch(d, err) < 0)
 		return 1;
 	if (asprintf(&d->image, "%s/image", d->op->scratch) < 0) {
@@ -356,7 +397,9 @@ static int dump_worker(void *arg)
 	}
 	o.dir = d->image;
 	op_phase(d->op, "dump");
-	if (cd_engine_dump(&o, err) < 0)
+	int r = cd_engine_dump(&o, err);
+	cd_plugins_free(o.plugins);
+	if (r < 0)
 		return 1;
 	cr_dump_timings(d->op, &st, d->leave_running);
 	op_time(d->op, "total", op_now_ms() - t0);
@@ -374,6 +417,7 @@ static int record_checkpoint(struct api *api, const struct dump_req *d, json_t *
 	snprintf(cp.compression, sizeof(cp.compression), "%s",
 	         storage_compression_name(d->compression));
 	cp.path = d->dest;
+	cp.plugins = d->op->plugins[0] ? d->op->plugins : NULL;
 	r = job_manager_add_checkpoint(api->jm, &cp, err);
 	if (r == 0)
 		*ret_cp = job_checkpoint_to_json(&cp);

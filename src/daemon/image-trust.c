@@ -67,6 +67,13 @@ _Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-t
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
  * able to create and remove a file in its directory (check_all_paths). */
 _Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: review image-trust.c");
+/* The plugins that took part (docs/plugins.md): a user's image may name
+ * any, as it could have been dumped with them: the restore refuses one not
+ * loaded, and a loaded plugin's restore hooks act on the tasks of the image
+ * (processes of the user, once restored), reading files of the image that
+ * the user could have written: a plugin treats them as untrusted input. The
+ * decoder keeps names to [a-z0-9-]+ and pids to live tasks of the image. */
+_Static_assert(sizeof(struct cd_image_plugin) == 88, "a new plugin field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
 {

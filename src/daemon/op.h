@@ -30,6 +30,9 @@ struct op_shared {
 	uint64_t size;
 	int ntimings;
 	struct op_timing timings[OP_PHASES];
+	/* dump: the JSON object of the image's plugin-NAME.json files, by
+	 * plugin (the worker's, recorded by the daemon); "" when none */
+	char plugins[16384];
 };
 
 /* A zeroed shared page, registered under id when id is not NULL/empty

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "plugins/plugins.h"
 #include "shared/cleanup.h"
 #include "shared/fsid.h"
+#include "shared/log.h"
 
 static int make_user_dir(const char *scratch, const struct cr_owner *user, cd_err *err)
 {
@@ -157,10 +159,28 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 		o.check_userdata = (void *)r->trust;
 	}
 	stdio_opts(&r->stdio, &o);
+	/* after the unpack: no plugin code runs while the owner's files are read */
+	if (cr_plugins_load(r->plugins_dir, &o.plugins, err) < 0)
+		return -(err->code ? err->code : EIO);
 	op_phase(r->op, "verify"); /* the engine's first stage */
 	int rc = cd_engine_restore(&o, ret_pid, err);
+	cd_plugins_free(o.plugins);
 	if (rc < 0)
 		return rc;
 	cr_restore_timings(r->op, &st);
+	return 0;
+}
+
+int cr_plugins_load(const char *dir, struct cd_plugins **ret, cd_err *err)
+{
+	const char *d = dir && dir[0] ? dir : cd_plugins_default_dir();
+	int r = cd_plugins_load(d, ret, err);
+
+	if (r < 0)
+		return cd_err_wrap(err, "plugins");
+	for (size_t i = 0; i < (*ret)->n; i++)
+		if ((*ret)->v[i].status == CD_PLUGIN_BROKEN)
+			log_warn("plugin %s (%s): %s", (*ret)->v[i].name, (*ret)->v[i].path,
+			         (*ret)->v[i].detail);
 	return 0;
 }

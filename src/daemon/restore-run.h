@@ -43,6 +43,7 @@ struct cr_restore_run {
 	cd_progress_fn engine_progress;
 	void *userdata;
 	struct op_shared *op;
+	const char *plugins_dir; /* config's plugins.dir; NULL or "": the default */
 };
 
 /* The scratch directory for a restore of path (*ret NULL when none is
@@ -60,3 +61,9 @@ int cr_restore_scratch(const char *path, storage_compression format, const struc
  * timings. The tree is the caller's child, running (stopped with
  * leave_stopped); *ret_pid its root. */
 int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err);
+
+/* The plugins of dir (NULL or "": cd_plugins_default_dir()), for a dump or
+ * restore in this process; the set lives until the process exits. A plugin
+ * that fails to load is kept as broken and logged, never fatal. */
+struct cd_plugins;
+int cr_plugins_load(const char *dir, struct cd_plugins **ret, cd_err *err);

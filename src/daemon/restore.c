@@ -57,6 +57,7 @@ struct restore_req {
 	int ready[2]; /* worker → daemon: the tree runs (op->pid) */
 	int ack[2];   /* daemon → worker: registered, you may exit (closed) */
 	struct op_shared *op;
+	const char *plugins_dir; /* config's plugins.dir */
 };
 
 static void close_fd(int *fd)
@@ -231,7 +232,8 @@ static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t
 	                             .unpack_progress = op_progress_cb,
 	                             .engine_progress = op_engine_progress_cb,
 	                             .userdata = r->op,
-	                             .op = r->op};
+	                             .op = r->op,
+	                             .plugins_dir = r->plugins_dir};
 
 	return cr_restore_run(&run, ret_pid, &r->op->err) < 0 ? -1 : 0;
 }
@@ -359,7 +361,8 @@ int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, 
 	                        .stdio = {-1, -1, -1},
 	                        .ready = {-1, -1},
 	                        .ack = {-1, -1},
-	                        .client_fd = client_fd};
+	                        .client_fd = client_fd,
+	                        .plugins_dir = api->cfg->plugins_dir};
 	json_t *job = NULL;
 	int rc;
 

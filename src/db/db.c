@@ -53,6 +53,8 @@ static const char *const migrations[] = {
     "  log_path TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL"
     ");",
+    /* what plugins wrote into the image (docs/plugins.md), for inspect */
+    "ALTER TABLE checkpoints ADD COLUMN plugins TEXT;",
 };
 
 static int db_fail(struct db *db, int code, const char *what, cd_err *err)
@@ -434,8 +436,8 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *
 {
 	sqlite3_stmt *st;
 	int r = prepare(db,
-	                "INSERT INTO checkpoints (id, jid, time, size, path, compression)"
-	                " VALUES (?, ?, ?, ?, ?, ?)",
+	                "INSERT INTO checkpoints (id, jid, time, size, path, compression, plugins)"
+	                " VALUES (?, ?, ?, ?, ?, ?, ?)",
 	                &st, err);
 
 	if (r < 0)
@@ -446,13 +448,17 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *
 	sqlite3_bind_int64(st, 4, cp->size);
 	sqlite3_bind_text(st, 5, cp->path ? cp->path : "", -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 6, cp->compression, -1, SQLITE_TRANSIENT);
+	if (cp->plugins)
+		sqlite3_bind_text(st, 7, cp->plugins, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 7);
 	r = step_done(db, st, "insert checkpoint", false, err);
 	if (r == -EEXIST && sqlite3_extended_errcode(db->conn) == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return cd_err_set(err, ENOENT, "insert checkpoint: job %s not found", cp->jid);
 	return r;
 }
 
-#define CHECKPOINT_COLUMNS "id, jid, time, size, path, compression"
+#define CHECKPOINT_COLUMNS "id, jid, time, size, path, compression, plugins"
 
 static void row_to_checkpoint(sqlite3_stmt *st, struct db_checkpoint *cp)
 {
@@ -463,6 +469,7 @@ static void row_to_checkpoint(sqlite3_stmt *st, struct db_checkpoint *cp)
 	cp->size = sqlite3_column_int64(st, 3);
 	cp->path = column_strdup(st, 4);
 	snprintf(cp->compression, sizeof(cp->compression), "%s", sqlite3_column_text(st, 5));
+	cp->plugins = column_strdup(st, 6);
 }
 
 /* Runs a query bound to one text key that returns at most one checkpoint. */
@@ -563,6 +570,8 @@ void db_checkpoint_list_free(struct db_checkpoint *cps, size_t n)
 void db_checkpoint_clear(struct db_checkpoint *cp)
 {
 	if (cp) {
+		free(cp->plugins);
+		cp->plugins = NULL;
 		free(cp->path);
 		cp->path = NULL;
 	}

@@ -36,6 +36,7 @@ struct db_checkpoint {
 	int64_t size; /* bytes */
 	char *path;
 	char compression[16];
+	char *plugins; /* JSON object: each plugin's plugin-NAME.json of the image; NULL: none */
 };
 
 int db_open(const char *path, struct db **ret_db, cd_err *err);

@@ -1,6 +1,7 @@
 /* Dump: seize the tree, collect every task's resources through the module
  * table, write the image, then kill the tree or let it run on. Any failure
  * lets the tree run on untouched and removes the image directory. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ struct dump_state {
 	struct cd_progress progress;
 	unsigned external_stdio;
 	struct cd_dump_tree *files; /* the open files dumped so far (files.c) */
+	struct cd_dump_plugins plugins;
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -165,6 +167,10 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	if (st.state == 'Z')
 		return add_zombie(s, pid, &st, err);
 	r = check_task(pid, &st, err);
+	/* a plugin quiesces the task's devices while it still runs */
+	if (r >= 0 && s->plugins.ps &&
+	    (r = cd_plugins_dump_pause(&s->plugins, &s->img, pid, err)) < 0)
+		return r;
 	if (r >= 0)
 		r = cd_inject_seize(pid, &s->inj[s->img.ntasks], err);
 	/* its parent is stopped: a task that exited meanwhile (its /proc
@@ -316,7 +322,8 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .external_stdio = s->external_stdio,
 	                            .tree = s->files,
 	                            .stats = &s->stats,
-	                            .progress = &s->progress};
+	                            .progress = &s->progress,
+	                            .plugins = s->plugins.ps ? &s->plugins : NULL};
 }
 
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
@@ -328,7 +335,7 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	int r;
 
 	cd_mem_forget(t);
-	if ((r = cd_mem_collect(t->pid, t, &s->img, err)) < 0)
+	if ((r = cd_mem_collect(t->pid, t, &s->img, ctx.plugins, err)) < 0)
 		return r;
 	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
 		return r;
@@ -369,7 +376,7 @@ static int count_pages(struct dump_state *s, cd_err *err)
 		struct cd_dump_ctx ctx = task_ctx(s, i, false);
 		if (t->zombie)
 			continue;
-		r = cd_mem_collect(t->pid, t, &s->img, err);
+		r = cd_mem_collect(t->pid, t, &s->img, ctx.plugins, err);
 		if (r >= 0)
 			r = cd_mem_count(&ctx, t, &s->progress.total, err);
 	}
@@ -478,6 +485,49 @@ static void release_tree(struct dump_state *s)
 	}
 }
 
+/* Resumes what the plugins paused. After a failure, r's error stays the
+ * one reported; after a --leave-running dump, a failing resume fails it
+ * (the image is written, but the devices are not back). */
+static int resume_devices(struct dump_state *s, int r, cd_err *err)
+{
+	cd_err ignored = {0};
+
+	if (!s->plugins.npaused)
+		return r;
+	if (r < 0) {
+		cd_plugins_dump_resume(&s->plugins, true, &ignored);
+		return r;
+	}
+	return cd_plugins_dump_resume(&s->plugins, false, err);
+}
+
+/* What plugins wrote into the image (plugin-NAME*): regular files, made
+ * private like the rest of it (0600) and durable before the manifest. */
+static int seal_plugin_files(struct dump_state *s, const char *dir, cd_err *err)
+{
+	_cleanup_closedir_ DIR *d = fdopendir(dup(s->dirfd));
+	struct dirent *de;
+
+	if (!d)
+		return cd_err_sys(err, errno, "%s", dir);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "plugin-", 7) != 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat(s->dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return cd_err_sys(err, errno, "%s/%s", dir, de->d_name);
+		if (!S_ISREG(st.st_mode))
+			return cd_err_set(err, EINVAL,
+			                  "%s/%s: a plugin's file that is not a regular file", dir,
+			                  de->d_name);
+		if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+			return cd_err_sys(err, errno, "%s/%s", dir, de->d_name);
+	}
+	return 0;
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
@@ -490,7 +540,10 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();
+	/* the plugins' devices are saved before anything of the tree is read:
+	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
+	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sysv(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
@@ -507,7 +560,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
-	if ((r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
+	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
+	    (r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
 		return r;
 	if (fsync(s->dirfd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", opts->dir);
@@ -524,6 +578,15 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 
 	if (!s || !(s->img.tasks = calloc(CD_MAX_TASKS, sizeof(struct cd_task))))
 		return cd_err_set(err, ENOMEM, "dump: out of memory");
+	if (opts->version >= 5 && opts->plugins) {
+		s->plugins = (struct cd_dump_plugins){
+		    .ps = opts->plugins, .dir = opts->dir, .leave_running = opts->leave_running};
+		s->plugins.paused = calloc(CD_MAX_TASKS, sizeof(*s->plugins.paused));
+		if (!s->plugins.paused) {
+			cd_image_free(&s->img);
+			return cd_err_set(err, ENOMEM, "dump: out of memory");
+		}
+	}
 	if ((r = check_pid(opts->pid, err)) < 0 || (r = cd_probe_require(CD_PROBE_DUMP, err)) < 0)
 		goto out;
 	if (mkdir(opts->dir, 0700) < 0) {
@@ -558,7 +621,11 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		release_tree(s);
 	} else {
 		kill_tree(s);
+		s->plugins.npaused = 0; /* gone: nothing to resume */
 	}
+	/* the tree runs again (or is gone): its devices come back */
+	if (r < 0 || opts->leave_running)
+		r = resume_devices(s, r, err);
 	s->stats.release_ns = cd_now_ns() - t0;
 	s->stats.tasks = s->img.ntasks;
 	if (r >= 0 && opts->version >= 2 && opts->stats)
@@ -566,6 +633,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	close(s->dirfd);
 out:
 	release_tree(s);
+	r = resume_devices(s, r, err);
+	free(s->plugins.paused);
 	cd_dump_tree_free(s->files);
 	cd_image_free(&s->img);
 	return r < 0 ? cd_err_wrap(err, "dump") : 0;

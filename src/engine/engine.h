@@ -15,14 +15,17 @@
 #include "shared/error.h"
 #include "shared/fsid.h"
 
+struct cd_plugins; /* plugins/plugins.h */
+
 /* Options are versioned: a caller sets .version to the CD_ENGINE_OPTS_VERSION
  * it was built with; fields added by a later version are read only when
  * .version says they are there. Versions: 1 the first fields; 2 stats,
  * progress and leave_stopped; 3 dump's commit, restore's open_as and check;
  * 4 dump's external_stdio, restore's stdio_external_only and the new
- * meaning of stdio_fd (docs/engine.md, "External stdio").
+ * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
+ * (docs/plugins.md).
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 4
+#define CD_ENGINE_OPTS_VERSION 5
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of the page
@@ -85,6 +88,10 @@ struct cd_dump_opts {
 	 * fd 0-2 is recorded as the object it is, marked with its std slot.
 	 * Before version 4 all three are external. */
 	unsigned external_stdio;
+	/* version 5 */
+	/* The loaded plugins (plugins/plugins.h) whose hooks run at their
+	 * points (docs/plugins.md); NULL: none. */
+	struct cd_plugins *plugins;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */
@@ -124,6 +131,10 @@ struct cd_restore_opts {
 	 * leaves a FIFO or file the job itself put on its stdin or stdout as
 	 * it was; --out gives /dev/null to an external stdin only. */
 	unsigned stdio_external_only;
+	/* version 5 */
+	/* The loaded plugins; an image that names a plugin not among them
+	 * (or not ready) is refused before anything is created. NULL: none. */
+	struct cd_plugins *plugins;
 };
 
 /* Asks the dump or restore running in this process to stop at its next

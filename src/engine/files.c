@@ -188,6 +188,13 @@ static int dump_fown(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd
 	return 0;
 }
 
+static bool claimed(struct cd_dump_ctx *ctx, const struct cd_task *t, int fd, const char *link)
+{
+	struct cd_plugin_object obj = {.pid = t->pid, .fd = fd, .path = link};
+
+	return ctx->plugins && cd_plugins_dump_claim(ctx->plugins, ctx->img, &obj);
+}
+
 static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, cd_err *err)
 {
 	char name[64];
@@ -224,9 +231,16 @@ static int dump_fd(struct cd_dump_ctx *ctx, struct cd_task *t, int fd, cd_err *e
 		t->nfds++;
 		return 0;
 	}
-	if ((r = find_obj(ctx->tree, t->pid, fd, &d->obj, &x.new_obj, err)) < 0 ||
-	    (r = classify(&x, d, &ops, err)) < 0 ||
-	    (ops->dump && (r = ops->dump(&x, d, err)) < 0) ||
+	if ((r = find_obj(ctx->tree, t->pid, fd, &d->obj, &x.new_obj, err)) < 0)
+		return r;
+	if ((r = classify(&x, d, &ops, err)) == -EOPNOTSUPP && claimed(ctx, t, fd, link)) {
+		/* a plugin's (a device's): left out of the image */
+		cd_err_clear(err);
+		cd_fd_free(d);
+		memset(d, 0, sizeof(*d));
+		return 0;
+	}
+	if (r < 0 || (ops->dump && (r = ops->dump(&x, d, err)) < 0) ||
 	    (ops->has_owner && (r = dump_fown(ctx, t, d, link, err)) < 0) ||
 	    (ops->has_path && !(d->path = strdup(link)) &&
 	     (r = cd_err_set(err, ENOMEM, "out of memory")) < 0)) {

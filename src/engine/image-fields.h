@@ -64,3 +64,12 @@ bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 json_t *cd_task_to_json(const struct cd_task *t);
 int cd_task_from_json(json_t *obj, struct cd_task *t, cd_err *err);
 void cd_task_free(struct cd_task *t);
+
+/* The "plugins" list (image-plugins.c): encoded only when not empty;
+ * decoded after the tasks, whose pids it names. */
+json_t *cd_image_plugins_to_json(const struct cd_image *img);
+int cd_image_plugins_from_json(json_t *root, struct cd_image *img, cd_err *err);
+void cd_image_plugins_free(struct cd_image *img);
+/* The entry for name, added (with no pids) when absent; NULL when out of
+ * memory or full. */
+struct cd_image_plugin *cd_image_plugin_get(struct cd_image *img, const char *name);

@@ -159,6 +159,7 @@ void cd_image_free(struct cd_image *img)
 		free(img->deleted[i].data);
 	}
 	free(img->deleted);
+	cd_image_plugins_free(img);
 	memset(img, 0, sizeof(*img));
 }
 
@@ -246,6 +247,8 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	json_object_set_new(root, "pipes", pipes_to_json(img));
 	json_object_set_new(root, "memfds", memfds_to_json(img));
 	json_object_set_new(root, "deleted", deleted_to_json(img));
+	if (img->nplugins)
+		json_object_set_new(root, "plugins", cd_image_plugins_to_json(img));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -633,7 +636,8 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
-	    (r = tasks_from_json(root, img, err)) < 0)
+	    (r = tasks_from_json(root, img, err)) < 0 ||
+	    (r = cd_image_plugins_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
 }

@@ -361,6 +361,18 @@ struct cd_task {
 	size_t nthreads;
 };
 
+/* The plugins that took part in a dump (docs/plugins.md): for each, the
+ * tasks whose pause_devices or checkpoint_devices returned CD_PLUGIN_OK.
+ * A restore refuses the image unless each is loaded and ready, and calls
+ * its restore_devices for those tasks. */
+#define CD_MAX_IMAGE_PLUGINS 16
+#define CD_PLUGIN_NAME_MAX   64
+struct cd_image_plugin {
+	char name[CD_PLUGIN_NAME_MAX + 1]; /* [a-z0-9-]+ */
+	pid_t *pids;
+	size_t npids;
+};
+
 struct cd_image {
 	int version;
 	char kernel[65];
@@ -376,6 +388,8 @@ struct cd_image {
 	size_t ndeleted;
 	/* size of each vDSO family mapping at dump time, to refuse a different kernel layout */
 	uint64_t vdso_size[CD_VMA_KIND_MAX];
+	struct cd_image_plugin *plugins;
+	size_t nplugins;
 };
 
 void cd_image_free(struct cd_image *img);

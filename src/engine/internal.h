@@ -8,6 +8,7 @@
 #include "engine/image.h"
 #include "engine/inject/inject.h"
 #include "engine/proc.h"
+#include "plugins/plugin.h"
 
 /* Monotonic clock in nanoseconds, for the stats. */
 uint64_t cd_now_ns(void);
@@ -44,6 +45,7 @@ struct cd_dump_ctx {
 	struct cd_progress *progress;
 	/* when not NULL, memory is only counted: bytes of page data to read */
 	uint64_t *count;
+	struct cd_dump_plugins *plugins; /* NULL: none (plugin-hooks.c) */
 };
 
 /* Per-task context while restoring: the task runs our trampoline; data is a
@@ -383,7 +385,11 @@ int cd_thread_create(struct cd_restore_ctx *ctx, const struct cd_task *t,
                      const struct cd_thread *th, cd_inject **ret, cd_err *err);
 
 /* Lists the mappings of pid into t (no page data), refusing unsupported kinds. */
-int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err);
+struct cd_dump_plugins;
+/* plugins (NULL: none) may claim a mapping the engine refuses: it is left
+ * out of t. */
+int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
+                   struct cd_dump_plugins *plugins, cd_err *err);
 /* Forgets what cd_mem_collect listed. */
 void cd_mem_forget(struct cd_task *t);
 /* Bytes of page data the dump of t will read (t's mappings listed, its
@@ -395,3 +401,42 @@ uint64_t cd_mem_restore_bytes(const struct cd_task *t);
 /* Undoes what a new task inherited from the controller and must not keep
  * while its memory is replaced (rseq registration). */
 int cd_attrs_reset(cd_inject *inj, cd_err *err);
+
+/* Plugin hook points (plugin-hooks.c, docs/plugins.md). The dump's
+ * record of which task each plugin paused, to resume. */
+struct cd_dump_plugins {
+	struct cd_plugins *ps; /* NULL: none */
+	const char *dir;
+	bool leave_running;
+	struct {
+		pid_t pid;
+		uint64_t mask; /* of plugin slots whose pause_devices returned OK */
+	} * paused;            /* CD_MAX_TASKS */
+	size_t npaused;
+};
+/* Asks the plugins to take over an fd (fd >= 0) or a mapping the engine
+ * refuses; true when one did (recorded in img: a restore needs it). */
+bool cd_plugins_dump_claim(struct cd_dump_plugins *dp, struct cd_image *img,
+                           const struct cd_plugin_object *obj);
+/* Before pid is seized; records every plugin that answered OK in img. */
+int cd_plugins_dump_pause(struct cd_dump_plugins *dp, struct cd_image *img, pid_t pid, cd_err *err);
+/* Once the tree is frozen, before anything of it is read. */
+int cd_plugins_dump_checkpoint(struct cd_dump_plugins *dp, struct cd_image *img, cd_err *err);
+/* After the tree is let go (leave_running or failure), every paused task. */
+int cd_plugins_dump_resume(struct cd_dump_plugins *dp, bool failed, cd_err *err);
+/* Restore: every plugin the image names loaded and ready. */
+int cd_plugins_restore_check(struct cd_plugins *ps, const struct cd_image *img, cd_err *err);
+int cd_plugins_restore_prepare(struct cd_plugins *ps, const struct cd_image *img, const char *dir,
+                               cd_err *err);
+int cd_plugins_restore_devices(struct cd_plugins *ps, const struct cd_image *img, const char *dir,
+                               cd_err *err);
+/* The engine's side of host->thread_run / thread_stop while it holds a
+ * restored tree: one thread at a time. */
+struct cd_thread_hold {
+	bool (*held)(void *held_ctx, pid_t tid);
+	void *held_ctx;
+	pid_t running;
+	uint64_t saved_mask;
+};
+int cd_plugins_thread_run(struct cd_thread_hold *h, pid_t tid, char *msg, size_t len);
+int cd_plugins_thread_stop(struct cd_thread_hold *h, pid_t tid, char *msg, size_t len);

@@ -541,7 +541,18 @@ static int check_mempolicy(pid_t pid, cd_err *err)
 
 /* Lists the mappings without touching the task: used before anything else
  * so that an unsupported mapping is refused early. */
-int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *err)
+/* A mapping the engine refuses may be a plugin's (a device's): left out. */
+static bool claimed(struct cd_dump_plugins *plugins, struct cd_image *img, pid_t pid,
+                    const struct cd_proc_map *m, int r, const cd_err *err)
+{
+	struct cd_plugin_object obj = {
+	    .pid = pid, .fd = -1, .start = m->start, .end = m->end, .path = m->path};
+
+	return plugins && r == -EOPNOTSUPP && cd_plugins_dump_claim(plugins, img, &obj);
+}
+
+int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
+                   struct cd_dump_plugins *plugins, cd_err *err)
 {
 	_cleanup_free_ struct cd_proc_map *maps = NULL;
 	size_t n;
@@ -561,6 +572,13 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img, cd_err *e
 			continue;
 		struct cd_vma *v = &t->vmas[t->nvmas];
 		r = build_vma(pid, &maps[i], v, err);
+		if (r < 0 && claimed(plugins, img, pid, &maps[i], r, err)) {
+			free(v->path);
+			free(v->runs);
+			memset(v, 0, sizeof(*v));
+			cd_err_clear(err);
+			continue;
+		}
 		t->nvmas++;
 		if (r < 0)
 			return r;
@@ -644,7 +662,7 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 
 	/* Re-list now that the task is stopped (and our scratch page is gone). */
 	cd_mem_forget(t);
-	if ((r = cd_mem_collect(t->pid, t, ctx->img, err)) < 0 ||
+	if ((r = cd_mem_collect(t->pid, t, ctx->img, ctx->plugins, err)) < 0 ||
 	    (r = open_pagemaps(ctx, t, &pm_fd, &ppm_fd, err)) < 0)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);

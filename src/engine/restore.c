@@ -22,6 +22,7 @@
 
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "plugins/plugins.h"
 #include "shared/cleanup.h"
 
 #define TRAMP_LEN (16 * CD_PAGE_SIZE)
@@ -53,6 +54,8 @@ struct restore_state {
 	const struct cd_fs_identity *open_as;
 	struct cd_restore_stats stats;
 	struct cd_progress progress;
+	struct cd_plugins *plugins; /* NULL: none */
+	const char *dir;
 };
 
 /* ---- checks before any process exists ---- */
@@ -543,6 +546,59 @@ static int release_all(struct restore_state *s, cd_inject **inj, cd_inject ***th
 
 static void kill_created(const struct restore_state *s);
 
+/* What the plugins' thread_run may let run: a thread of a restored task
+ * the engine holds. */
+struct held_tree {
+	const struct restore_state *s;
+	cd_inject **inj;
+	cd_inject ***thr;
+};
+
+static bool tree_holds(void *ctx, pid_t tid)
+{
+	const struct held_tree *h = ctx;
+
+	for (size_t i = 0; i < h->s->img.ntasks; i++) {
+		const struct cd_task *t = &h->s->img.tasks[i];
+		if (h->inj[i] && t->pid == tid)
+			return true;
+		for (size_t k = 0; h->thr[i] && k < t->nthreads; k++)
+			if (h->thr[i][k] && cd_inject_pid(h->thr[i][k]) == tid)
+				return true;
+	}
+	return false;
+}
+
+static int host_thread_run(void *ctx, pid_t tid, char *msg, size_t len)
+{
+	return cd_plugins_thread_run(ctx, tid, msg, len);
+}
+
+static int host_thread_stop(void *ctx, pid_t tid, char *msg, size_t len)
+{
+	return cd_plugins_thread_stop(ctx, tid, msg, len);
+}
+
+/* The plugins bring the tasks' devices back while the whole tree is held;
+ * a thread a plugin let run is stopped again before the release. */
+static int restore_devices(struct restore_state *s, cd_inject **inj, cd_inject ***thr, cd_err *err)
+{
+	struct held_tree tree = {.s = s, .inj = inj, .thr = thr};
+	struct cd_thread_hold hold = {.held = tree_holds, .held_ctx = &tree};
+	struct cd_plugin_host saved = s->plugins->host;
+	char msg[256];
+
+	s->plugins->host.thread_run = host_thread_run;
+	s->plugins->host.thread_stop = host_thread_stop;
+	s->plugins->host.host_ctx = &hold;
+	int r = cd_plugins_restore_devices(s->plugins, &s->img, s->dir, err);
+	if (hold.running && cd_plugins_thread_stop(&hold, hold.running, msg, sizeof(msg)) < 0 &&
+	    r >= 0)
+		r = cd_err_set(err, EIO, "after restore_devices: %s", msg);
+	s->plugins->host = saved;
+	return r;
+}
+
 /* A task we seized is ours: killed, and its threads, traced by us (made
  * or not), reaped, before its main thread can be (kill_created). */
 static void kill_threads(const struct restore_state *s, cd_inject **inj)
@@ -590,6 +646,8 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		if (r < 0)
 			r = cd_err_wrap(err, "pid %d", t->pid);
 	}
+	if (r >= 0 && s->img.nplugins)
+		r = restore_devices(s, inj, thr, err);
 	if (r >= 0)
 		r = release_all(s, inj, thr, err);
 	if (r < 0)
@@ -714,6 +772,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
 	    (r = check_image(s, opts, err)) < 0 ||
+	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
 	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 || (r = place_areas(s, err)) < 0)
@@ -729,6 +788,9 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
 	if ((r = cd_fault_stall("restore-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0)
+		return r;
+	if (s->img.nplugins &&
+	    (r = cd_plugins_restore_prepare(s->plugins, &s->img, opts->dir, err)) < 0)
 		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
@@ -763,6 +825,9 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	}
 	if (opts->version >= 3)
 		s.open_as = opts->open_as;
+	if (opts->version >= 5)
+		s.plugins = opts->plugins;
+	s.dir = opts->dir;
 
 	/* Tasks orphaned by a failure half-way come to us, to be killed. */
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);

@@ -6,9 +6,16 @@ json_t *job_checkpoint_to_json(const struct db_checkpoint *cp)
 {
 	if (!cp)
 		return json_null();
-	return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", cp->id, "jid", cp->jid, "time",
-	                 (json_int_t)cp->time, "size", (json_int_t)cp->size, "path",
-	                 cp->path ? cp->path : "", "compression", cp->compression);
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", cp->id, "jid", cp->jid,
+	                      "time", (json_int_t)cp->time, "size", (json_int_t)cp->size, "path",
+	                      cp->path ? cp->path : "", "compression", cp->compression);
+	json_t *plugins = cp->plugins ? json_loads(cp->plugins, 0, NULL) : NULL;
+	/* what the image's plugins wrote (plugin-NAME.json), by plugin */
+	if (o && json_is_object(plugins))
+		json_object_set_new(o, "plugins", plugins);
+	else
+		json_decref(plugins);
+	return o;
 }
 
 json_t *job_to_json(const struct db_job *job, const char *status, const struct db_checkpoint *cp)

@@ -48,6 +48,12 @@ static int check_nonempty(const char *v)
 	return v[0] != '\0';
 }
 
+/* empty: the build's default directory */
+static int check_any(const char *v)
+{
+	return 1;
+}
+
 #define FIELD(k, e, d, member, fn, allowed)                                                        \
 	{                                                                                          \
 		k, e, d, offsetof(struct cd_config, member), fn, allowed                           \
@@ -64,6 +70,8 @@ static const struct config_field fields[] = {
     FIELD("checkpoint.compression", "CEDANA_CHECKPOINT_COMPRESSION", "none", checkpoint_compression,
           check_compression, "none|tar|gzip|lz4|zlib|zstd"),
     FIELD("job.log_dir", "CEDANA_JOB_LOG_DIR", "/var/log", job_log_dir, check_nonempty, "a path"),
+    FIELD("plugins.dir", "CEDANA_PLUGINS_DIR", "", plugins_dir, check_any,
+          "a path, or empty for the default"),
 };
 
 static char **field_slot(struct cd_config *cfg, const struct config_field *f)

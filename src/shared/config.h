@@ -20,6 +20,7 @@ struct cd_config {
 	char *checkpoint_dir;
 	char *checkpoint_compression;
 	char *job_log_dir; /* where cedana-output-JID.log files go */
+	char *plugins_dir; /* "": the build's default (plugins/plugins.h) */
 	char *config_dir;  /* where config.json was looked up; not a JSON key */
 };
 

@@ -247,8 +247,8 @@ teardown() {
 @test "ps shows a job's newest checkpoint: age and size" {
 	"$CEDANA" run process --jid ck "$WORKLOADS/date-loop.sh"
 	now=$(date +%s)
-	sqlite3 "$CEDANA_DB_PATH" "INSERT INTO checkpoints VALUES ('ck-1', 'ck', $((now - 7200)), 1024, '/x1', 'none');
-		INSERT INTO checkpoints VALUES ('ck-2', 'ck', $((now - 2)), 659456, '/x2', 'zstd')"
+	sqlite3 "$CEDANA_DB_PATH" "INSERT INTO checkpoints (id, jid, time, size, path, compression) VALUES ('ck-1', 'ck', $((now - 7200)), 1024, '/x1', 'none');
+		INSERT INTO checkpoints (id, jid, time, size, path, compression) VALUES ('ck-2', 'ck', $((now - 2)), 659456, '/x2', 'zstd')"
 	run "$CEDANA" ps
 	assert_line --index 1 --regexp '^ck +process +[0-9]+ +(sleep|running) +no +[0-9] seconds ago +644 KiB +/'
 	assert_equal "$(job_field ck checkpoint)" "{'id': 'ck-2', 'jid': 'ck', 'time': $((now - 2)), 'size': 659456, 'path': '/x2', 'compression': 'zstd'}"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "plugins/plugins.h"
 
 static int usage(void)
 {
@@ -19,7 +20,8 @@ static int usage(void)
 	        "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
 	        " [--external-only] [--detach] [--pid-file F] [--leave-stopped] [--stats]\n"
 	        "--stats prints the progress calls and the stats to stderr\n"
-	        "--external-stdio: bit N records the root's fd N as the caller's\n");
+	        "--external-stdio: bit N records the root's fd N as the caller's\n"
+	        "CEDANA_PLUGINS_DIR set: the plugins of that directory take part\n");
 	return 2;
 }
 
@@ -68,6 +70,18 @@ static void print_restore_stats(const struct cd_restore_stats *st)
 	print_stat("pages_bytes", st->pages_bytes);
 }
 
+/* The plugins of $CEDANA_PLUGINS_DIR; none when it is not set. */
+static int load_plugins(struct cd_plugins **ret)
+{
+	const char *dir = getenv("CEDANA_PLUGINS_DIR");
+	cd_err err = {0};
+
+	*ret = NULL;
+	if (dir && cd_plugins_load(dir, ret, &err) < 0)
+		return fail(&err);
+	return 0;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION};
@@ -96,7 +110,11 @@ static int cmd_dump(int argc, char **argv)
 		} else
 			return usage();
 	}
-	if (cd_engine_dump(&o, &err) < 0)
+	if (load_plugins(&o.plugins) != 0)
+		return 1;
+	int r = cd_engine_dump(&o, &err);
+	cd_plugins_free(o.plugins);
+	if (r < 0)
 		return fail(&err);
 	if (o.stats)
 		print_dump_stats(&st);
@@ -172,7 +190,11 @@ static int cmd_restore(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (cd_engine_restore(&o, &pid, &err) < 0)
+	if (load_plugins(&o.plugins) != 0)
+		return 1;
+	int r = cd_engine_restore(&o, &pid, &err);
+	cd_plugins_free(o.plugins);
+	if (r < 0)
 		return fail(&err);
 	if (o.stats)
 		print_restore_stats(&st);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "engine/image-fields.h"
 #include "engine/image.h"
 #include "engine/internal.h"
 
@@ -1193,6 +1194,52 @@ static void test_without_threads(void **state)
 	cd_image_free(&img);
 }
 
+/* The plugins that took part: round-trips, and what a decoder refuses. */
+static void test_plugins(void **state)
+{
+	struct cd_image img, back;
+	cd_err err = {0};
+
+	make_image(&img);
+	struct cd_image_plugin *p = cd_image_plugin_get(&img, "gpu");
+	assert_non_null(p);
+	p->pids = malloc(sizeof(*p->pids));
+	p->pids[p->npids++] = 42;
+	assert_ptr_equal(cd_image_plugin_get(&img, "gpu"), p);
+	json_t *j = cd_image_to_json(&img, &err);
+	assert_non_null(j);
+	assert_int_equal(cd_image_from_json(j, &back, &err), 0);
+	assert_int_equal(back.nplugins, 1);
+	assert_string_equal(back.plugins[0].name, "gpu");
+	assert_int_equal(back.plugins[0].npids, 1);
+	assert_int_equal(back.plugins[0].pids[0], 42);
+	cd_image_free(&back);
+	json_decref(j);
+	/* none: not written at all (images no plugin took part in are unchanged) */
+	cd_image_plugins_free(&img);
+	j = cd_image_to_json(&img, &err);
+	assert_null(json_object_get(j, "plugins"));
+	json_decref(j);
+	cd_image_free(&img);
+
+	static const char *const bad[][2] = {
+	    {"[{\"name\": \"GPU\", \"pids\": [42]}]", "is not a plugin name"},
+	    {"[{\"name\": \"\", \"pids\": [42]}]", "is not a plugin name"},
+	    {"[{\"name\": \"gpu\", \"pids\": [43]}]", "pid 43 is not a live task"},
+	    {"[{\"name\": \"gpu\", \"pids\": [42, 42]}]", "42 repeated"},
+	    {"[{\"name\": \"gpu\", \"pids\": []}]", "pids"},
+	    {"[{\"name\": \"gpu\", \"pids\": [42]}, {\"name\": \"gpu\", \"pids\": [42]}]",
+	     "gpu repeated"},
+	    {"[{\"name\": \"gpu\"}]", "pids"},
+	    {"{}", "plugins"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = encoded();
+		json_object_set_new(j, "plugins", json_loads(bad[i][0], 0, NULL));
+		expect_refused(j, bad[i][1]);
+	}
+}
+
 static void test_refuses_bad_siginfo(void **state)
 {
 	char hex[257];
@@ -1383,6 +1430,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_refuses_bad_threads),
 	    cmocka_unit_test(test_without_threads),
+	    cmocka_unit_test(test_plugins),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),
