@@ -1,16 +1,20 @@
 // Goroutines for tests/engine/programs.bats: four counting into their own
 // counter and a shared total under a mutex, a channel pipeline (a producer
 // sends 1, 2, 3, …; a squarer; a summer that checks it sees every number
-// once, in order) and a time.Ticker. Go's runtime adds its own threads, an
-// epoll for the timers and SIGURG preemption. READY once everything runs
-// ("at-ready" line first, with the counts); after the trigger
+// once, in order), a time.Ticker, and one blocked reading a pipe (parked in
+// the netpoller) until main writes to it after the trigger. GOMAXPROCS 4
+// whatever the CPU count, so the runtime runs several threads; it adds its
+// epoll, a pipe of its own and SIGURG preemption. READY once everything
+// runs ("at-ready" line first, with the counts); after the trigger
 // (CEDANA_WL_TRIGGER) it waits 200 ms and prints PASS when every count went
-// on from above its value at READY and the pipeline lost nothing.
+// on from above its value at READY, the pipeline lost nothing and the
+// reader got the byte written after the trigger.
 package main
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -113,9 +117,27 @@ func (s *state) verify(at snapshot) string {
 	return ""
 }
 
+// read waits for one byte on r and sends it, or the error, on got.
+func read(r *os.File, got chan<- string) {
+	b := make([]byte, 1)
+	if _, err := r.Read(b); err != nil {
+		got <- "read: " + err.Error()
+		return
+	}
+	got <- string(b)
+}
+
 func main() {
+	runtime.GOMAXPROCS(4)
 	trigger := os.Getenv("CEDANA_WL_TRIGGER")
 	s := &state{}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Println("FAIL: pipe: " + err.Error())
+		os.Exit(1)
+	}
+	got := make(chan string, 1)
+	go read(r, got)
 	for i := range s.per {
 		go s.count(i)
 	}
@@ -134,7 +156,27 @@ func main() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	select {
+	case g := <-got:
+		fmt.Println("FAIL: the reader got " + g + " before the trigger")
+		os.Exit(1)
+	default:
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		fmt.Println("FAIL: write: " + err.Error())
+		os.Exit(1)
+	}
 	time.Sleep(200 * time.Millisecond)
+	select {
+	case g := <-got:
+		if g != "x" {
+			fmt.Println("FAIL: the reader got " + g)
+			os.Exit(1)
+		}
+	default:
+		fmt.Println("FAIL: the reader got nothing")
+		os.Exit(1)
+	}
 	end := s.snap()
 	fmt.Printf("at-end %v total %d pipeline %d ticks %d\n", end.per, end.total, end.last, end.ticks)
 	if why := s.verify(at); why != "" {
