@@ -10,7 +10,7 @@ packages=(
 	libarchive-dev liblz4-dev libzstd-dev zlib1g-dev libcmocka-dev
 	bats bats-assert bats-support bats-file
 	python3 curl util-linux procps sqlite3 file bc
-	openjdk-17-jdk-headless
+	openjdk-17-jdk-headless golang-go python3-torch
 )
 
 missing=()

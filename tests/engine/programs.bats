@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # Real programs, not written for us: a shell with a sleep child
 # (tests/workloads/date-loop.sh), a python3 interpreter with state, python3
-# with threads, java (a thread pool; skipped without a JDK) and node (a
-# timer and a worker thread; skipped without node).
+# with threads, java (a thread pool; skipped without a JDK), node (a
+# timer and a worker thread; skipped without node), Go (goroutines; skipped
+# without golang-go) and a PyTorch CPU training loop (skipped without
+# python3-torch).
 load helpers
 
 setup() { engine_setup; }
@@ -256,4 +258,100 @@ setInterval(() => {
 
 @test "node: --leave-running" {
 	node_roundtrip --leave-running
+}
+
+# Go (Debian's golang-go): goroutines counting under a mutex, a channel
+# pipeline, a time.Ticker and a reader parked in the netpoller, on the
+# runtime's threads (GOMAXPROCS 4), its epoll and pipe, and SIGURG
+# preemption (tests/workloads/go/counters.go). Built once per file run, with
+# the Go caches under the file's tmpdir: about a second.
+go_counters() {
+	local bin="$BATS_FILE_TMPDIR/go-counters"
+	if [ ! -x "$bin" ]; then
+		GOCACHE="$BATS_FILE_TMPDIR/go-cache" GOPATH="$BATS_FILE_TMPDIR/go-path" \
+			go build -o "$bin" "$SRC/go/counters.go" >&2 || return 1
+	fi
+	echo "$bin"
+}
+
+go_roundtrip() {
+	command -v go >/dev/null || skip "go is not installed (Debian: golang-go)"
+	bin=$(go_counters)
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid "$bin" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -ge 4 ]
+	dump_restore "$@"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "go: goroutines, a channel pipeline, a ticker and a reader parked in the netpoller carry on" {
+	go_roundtrip
+}
+
+@test "go: --leave-running" {
+	go_roundtrip --leave-running
+}
+
+# PyTorch (Debian's python3-torch, so Debian's python3, not a python3
+# earlier on PATH) training on four OpenMP threads
+# (tests/workloads/torch/train.py): the loop checks its own losses against a
+# reference run of the same seed; here the log shows the steps went on from
+# the dump, not from 0. A "-- restore" line marks where the restored
+# process's output starts. OMP_WAIT_POLICY=passive: idle OpenMP workers
+# sleep instead of spinning, which on a small CI machine with more threads
+# than cores makes a step about 1.7 times faster (the default, spinning
+# policy was checked by hand and restores too). TORCH_PY names another
+# interpreter.
+TORCH_PY=${TORCH_PY:-/usr/bin/python3}
+
+torch_roundtrip() {
+	# find_spec, not an import: importing torch takes seconds
+	"$TORCH_PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)' \
+		|| skip "python3-torch is not installed (for $TORCH_PY)"
+	OMP_WAIT_POLICY=passive CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid \
+		"$TORCH_PY" "$SRC/torch/train.py" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	# the main thread and three OpenMP workers at least
+	[ "$(ls /proc/"$WL_PID"/task | wc -l)" -ge 4 ]
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	[[ " $* " == *" --leave-running "* ]] && kill_tree "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	echo "-- restore" >>"$LOG"
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	# the steps: before the mark, the original's; after it, the restored
+	# loop's, which begin right after the dumped one (plain) or at most one
+	# past the original's last (--leave-running: the original went on),
+	# above the step at READY either way
+	ready=$(awk '/^at-ready step/ { print $3 }' "$LOG")
+	last=$(awk '/^-- restore/ { exit } /^step/ { s = $2 } END { print s }' "$LOG")
+	first=$(awk 'r && /^step/ { print $2; exit } /^-- restore/ { r = 1 }' "$LOG")
+	echo "# at READY step $ready, last before the dump $last, first after the restore $first" >&3
+	assert [ "$first" -gt "$ready" ]
+	if [[ " $* " == *" --leave-running "* ]]; then
+		assert [ "$first" -le $((last + 1)) ]
+	else
+		assert_equal "$first" $((last + 1))
+	fi
+	# a step printed twice (--leave-running) printed the same loss twice
+	run awk '/^step/ { if ($2 in l && l[$2] != $4) print "step " $2 ": " l[$2] " then " $4; l[$2] = $4 }' "$LOG"
+	assert_output ""
+}
+
+@test "pytorch: a CPU training loop on four OpenMP threads goes on from its step and loss" {
+	torch_roundtrip
+}
+
+@test "pytorch: --leave-running" {
+	torch_roundtrip --leave-running
 }
