@@ -67,6 +67,14 @@ _Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-t
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
  * able to create and remove a file in its directory (check_all_paths). */
 _Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: review image-trust.c");
+/* A SysV segment is made by the controller, with root's rights, at the
+ * image's key and id: its owner must be the job's owner and one of its
+ * groups (check_sysv_shm), as when the job makes one itself; SHM_LOCK is
+ * refused (the controller may lock past the owner's RLIMIT_MEMLOCK). Key,
+ * id, mode, size (the kernel's shmmax and shmall still apply), contents
+ * and the removed mark are what the job could give a segment of its own;
+ * its tasks attach only the image's segments (the decoder checks). */
+_Static_assert(sizeof(struct cd_sysv_shm) == 64, "a new SysV segment field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
 {
@@ -411,6 +419,23 @@ static int check_deleted(const struct image_trust *tr, const struct cd_image *im
 	return 0;
 }
 
+static int check_sysv_shm(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		if (m->uid != tr->owner || !group_allowed(tr, m->gid))
+			return cd_err_set(err, EPERM,
+			                  "SysV shared memory segment id %d: owner %u:%u, not the "
+			                  "job's owner or one of its groups",
+			                  m->id, m->uid, m->gid);
+		if (m->locked)
+			return cd_err_set(err, EPERM,
+			                  "SysV shared memory segment id %d: locked (SHM_LOCK)",
+			                  m->id);
+	}
+	return 0;
+}
+
 /* A deleted file is created and removed in its directory. */
 static int check_deleted_dirs(const struct cd_image *img, cd_err *err)
 {
@@ -459,6 +484,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_memfds(tr, img, err);
 	if (r == 0)
 		r = check_deleted(tr, img, err);
+	if (r == 0)
+		r = check_sysv_shm(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

@@ -159,7 +159,18 @@ void cd_image_free(struct cd_image *img)
 		free(img->deleted[i].data);
 	}
 	free(img->deleted);
+	for (size_t i = 0; i < img->nsysv_shm; i++)
+		free(img->sysv_shm[i].runs);
+	free(img->sysv_shm);
 	memset(img, 0, sizeof(*img));
+}
+
+const struct cd_sysv_shm *cd_image_sysv_shm(const struct cd_image *img, int64_t id)
+{
+	for (size_t i = 0; i < img->nsysv_shm; i++)
+		if (img->sysv_shm[i].id == id)
+			return &img->sysv_shm[i];
+	return NULL;
 }
 
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid)
@@ -227,6 +238,41 @@ static json_t *deleted_to_json(const struct cd_image *img)
 	return arr;
 }
 
+#define S(m)       CD_FIELD(struct cd_sysv_shm, m)
+#define SR(m, ...) CD_FIELD_RANGE(struct cd_sysv_shm, m, __VA_ARGS__)
+static const struct cd_field sysv_shm_fields[] = {
+    S(key),
+    SR(id, 0, INT32_MAX),
+    SR(mode, 0, 0777),
+    SR(uid, 0, (int64_t)UINT32_MAX - 1),
+    SR(gid, 0, (int64_t)UINT32_MAX - 1),
+    S(removed),
+    S(locked),
+    SR(size, 1, (int64_t)CD_SYSV_SHM_MAX),
+    SR(pages_size, 0, (int64_t)CD_SYSV_SHM_MAX),
+    S(pages_csum),
+};
+#undef SR
+#undef S
+
+/* A segment: its fields and its data runs, [page, npages] each. */
+static json_t *sysv_shms_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		json_t *o = json_object(), *runs = json_array();
+		cd_fields_encode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m);
+		for (size_t k = 0; k < m->nruns; k++)
+			json_array_append_new(runs, json_pack("[I,I]", (json_int_t)m->runs[k].page,
+			                                      (json_int_t)m->runs[k].npages));
+		json_object_set_new(o, "runs", runs);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 {
 	_cleanup_json_ json_t *root = json_object();
@@ -246,6 +292,7 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	json_object_set_new(root, "pipes", pipes_to_json(img));
 	json_object_set_new(root, "memfds", memfds_to_json(img));
 	json_object_set_new(root, "deleted", deleted_to_json(img));
+	json_object_set_new(root, "sysv_shm", sysv_shms_to_json(img));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -391,6 +438,79 @@ static int deleted_list_from_json(json_t *root, struct cd_image *img, cd_err *er
 				return cd_err_set(err, EINVAL,
 				                  "deleted file %zu: field \"obj\": %d repeated", i,
 				                  img->deleted[i].obj);
+	}
+	return 0;
+}
+
+/* Data runs in page order inside the segment, holding pages_size bytes. */
+static int sysv_runs_from_json(json_t *o, struct cd_sysv_shm *m, cd_err *err)
+{
+	uint64_t npages = (m->size + CD_PAGE_SIZE - 1) / CD_PAGE_SIZE, next = 0, data = 0;
+	json_t *runs, *a;
+	size_t i;
+	int r = cd_json_get_array(o, "runs", 0, CD_MAX_RUNS, &runs, err);
+
+	if (r < 0)
+		return r;
+	m->runs = calloc(json_array_size(runs) + 1, sizeof(*m->runs));
+	if (!m->runs)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(runs, i, a)
+	{
+		int64_t page, n;
+		if (!json_is_array(a) || json_array_size(a) != 2)
+			return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages] pair");
+		if ((r = cd_json_elem_int(a, "runs", 0, 0, (int64_t)npages - 1, &page, err)) < 0 ||
+		    (r = cd_json_elem_int(a, "runs", 1, 1, (int64_t)npages, &n, err)) < 0)
+			return r;
+		if ((uint64_t)page < next || (uint64_t)(page + n) > npages)
+			return cd_err_set(err, EINVAL,
+			                  "field \"runs\": run at page %" PRId64
+			                  " out of order or past the segment",
+			                  page);
+		m->runs[m->nruns++] = (struct cd_run){
+		    .page = (uint64_t)page, .npages = (uint64_t)n, .src = CD_RUN_DATA};
+		next = (uint64_t)(page + n);
+		data += (uint64_t)n;
+	}
+	if (data * CD_PAGE_SIZE != m->pages_size)
+		return cd_err_set(err, EINVAL,
+		                  "field \"pages_size\": %" PRIu64 ", the runs hold %" PRIu64
+		                  " bytes",
+		                  m->pages_size, data * CD_PAGE_SIZE);
+	return 0;
+}
+
+/* Optional: images before SysV segments have none. */
+static int sysv_shms_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "sysv_shm"))
+		return 0;
+	if ((r = cd_json_get_array(root, "sysv_shm", 0, CD_MAX_SYSV, &arr, err)) < 0)
+		return r;
+	img->sysv_shm = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_shm));
+	if (!img->sysv_shm)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		struct cd_sysv_shm *m = &img->sysv_shm[i];
+		img->nsysv_shm++;
+		if (!json_is_object(o))
+			return cd_err_set(err, EINVAL, "SysV segment %zu: not an object", i);
+		if ((r = cd_fields_decode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m,
+		                          err)) < 0 ||
+		    (r = sysv_runs_from_json(o, m, err)) < 0)
+			return cd_err_wrap(err, "SysV segment %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->sysv_shm[k].id == m->id ||
+			    (m->key != 0 && img->sysv_shm[k].key == m->key))
+				return cd_err_set(err, EINVAL,
+				                  "SysV segment %zu: id %d or key 0x%08x repeated",
+				                  i, m->id, (unsigned)m->key);
 	}
 	return 0;
 }
@@ -617,6 +737,9 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 	for (size_t i = 0; i < img->ntasks; i++)
 		if ((r = check_fd_refs(&c, &img->tasks[i], nobjs, err)) < 0)
 			return r;
+	for (size_t i = 0; i < img->ntasks; i++)
+		if ((r = cd_sysv_check_attachments(img, &img->tasks[i], err)) < 0)
+			return r;
 	if (!cd_image_task((struct cd_image *)img, img->root))
 		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",
 		                  img->root);
@@ -633,6 +756,7 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
+	    (r = sysv_shms_from_json(root, img, err)) < 0 ||
 	    (r = tasks_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
@@ -779,13 +903,24 @@ static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum
 int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
                           cd_err *err)
 {
+	char name[64];
+
 	for (size_t i = 0; progress && i < img->ntasks; i++)
 		progress->total += img->tasks[i].pages_size;
+	for (size_t i = 0; progress && i < img->nsysv_shm; i++)
+		progress->total += img->sysv_shm[i].pages_size;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		int r = t->zombie ? 0
 		                  : verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum,
 		                                progress, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		cd_sysv_shm_file(m, name, sizeof(name));
+		int r = verify_file(dirfd, name, m->pages_size, m->pages_csum, progress, err);
 		if (r < 0)
 			return r;
 	}

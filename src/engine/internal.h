@@ -343,8 +343,23 @@ void cd_dump_tree_free(struct cd_dump_tree *tree);
  * tasks are dumped). */
 int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err);
 int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
-/* SysV IPC objects the tree used: refused (sysv-ipc.c) */
-int cd_dump_check_sysv(const struct cd_image *img, cd_err *err);
+/* SysV IPC objects of the host IPC namespace the tree used (sysv-ipc.c).
+ * The dump takes them into the image while the tree is stopped (a
+ * segment's contents into its page file), refusing by name what it cannot
+ * bring back; once the tree is killed it removes them, as the tree's (a
+ * --leave-running dump leaves them to the running tree). The restore makes
+ * them again with their keys and ids before the tree exists (refusing a
+ * key or id taken), marks removed the segments that were once every task
+ * has attached them, and removes what it made if the restore fails. */
+int cd_sysv_dump(struct cd_image *img, int dirfd, cd_err *err);
+void cd_sysv_dump_release(const struct cd_image *img);
+int cd_sysv_restore(const struct cd_image *img, int dirfd, cd_err *err);
+int cd_sysv_restore_late(const struct cd_image *img, cd_err *err);
+void cd_sysv_restore_undo(const struct cd_image *img);
+/* Refuses a task's SysV attachments that are not whole attachments of a
+ * segment of the image (shmat makes one whole): the dump's and the
+ * decoder's check. */
+int cd_sysv_check_attachments(const struct cd_image *img, const struct cd_task *t, cd_err *err);
 /* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
 int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 

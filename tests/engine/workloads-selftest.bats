@@ -609,6 +609,29 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-eventfd
 }
 
+@test "wl-shm passes" {
+	run_plain wl-shm
+}
+
+@test "wl-shm notices a segment changed from outside" {
+	wl_start wl-shm
+	wl_wait_ready
+	# the third segment (never attached by the workload): one byte changed
+	python3 -c '
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+a = libc.shmat(int(sys.argv[1]), None, 0)
+assert a not in (None, ctypes.c_void_p(-1).value)
+ctypes.c_ubyte.from_address(a + 100).value ^= 1
+libc.shmdt(ctypes.c_void_p(a))' "$(awk 'NR == 3 {print $2}' "$WL_TRIGGER.ipc")"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "c: contents changed"
+	# it leaves its segments on a FAIL
+	while read -r kind id; do ipcrm "-$kind" "$id" 2>/dev/null || true; done <"$WL_TRIGGER.ipc"
+}
+
 @test "wl-signalfd passes" {
 	run_plain wl-signalfd
 }

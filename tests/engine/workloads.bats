@@ -5,7 +5,51 @@
 load helpers
 
 setup() { engine_setup; }
-teardown() { engine_teardown; }
+teardown() {
+	sysv_remove
+	engine_teardown
+}
+
+# SysV workloads list their objects in "$TRIGGER.ipc" ("KIND ID" lines,
+# KIND m, q or s as ipcrm takes it): they outlive their processes.
+sysv_remove() {
+	local kind id
+	[ -f "$TRIGGER.ipc" ] || return 0
+	while read -r kind id; do
+		ipcrm "-$kind" "$id" 2>/dev/null || true
+	done <"$TRIGGER.ipc"
+}
+
+# wl_sysv_roundtrip NAME [--leave-running]: as wl_roundtrip; after a
+# --leave-running dump the original is killed and its objects removed, so
+# the restore makes them again (a plain dump removes them itself).
+wl_sysv_roundtrip() {
+	local name=$1
+	shift
+	start_wl "$WL_DIR/$name"
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	if [ "$#" -gt 0 ]; then
+		kill_tree "$WL_PID"
+		wait "$WL_PID" 2>/dev/null || true
+		sysv_remove
+	else
+		wait "$WL_PID" 2>/dev/null || true
+		# the dump took them: none is left behind
+		while read -r kind id; do
+			run sh -c "ipcs -$kind | awk '{print \$2}' | grep -qx $id"
+			assert_failure
+		done <"$TRIGGER.ipc"
+	fi
+	WL_PID=
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
 
 # wl_roundtrip NAME [DUMP-FLAGS...]
 wl_roundtrip() {
@@ -621,6 +665,14 @@ counter_continues() {
 
 @test "wl-eventfd: --leave-running" {
 	wl_roundtrip wl-eventfd --leave-running
+}
+
+@test "wl-shm: SysV segments (attached, read-only, unattached, removed) shared by two tasks → PASS" {
+	wl_sysv_roundtrip wl-shm
+}
+
+@test "wl-shm: --leave-running, then restored after the original and its segments are gone" {
+	wl_sysv_roundtrip wl-shm --leave-running
 }
 
 @test "wl-signalfd: mask, flags, pending signal read through it → PASS" {
