@@ -53,6 +53,9 @@
 #define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
 #define CD_MAX_SYSV      (1u << 15)   /* SysV objects of one kind per image (IPCMNI) */
 #define CD_SYSV_SHM_MAX  (1ULL << 40) /* bytes of one SysV segment */
+#define CD_SYSV_MSG_MAX  (16u << 20)  /* bytes of the messages of one queue (hex in the manifest) */
+#define CD_SYSV_MSGS     (1u << 16)   /* messages of one queue */
+#define CD_SYSV_SEMS     32000        /* semaphores of one set (SEMMSL's ceiling) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -302,6 +305,35 @@ struct cd_sysv_shm {
 	size_t nruns;
 };
 
+/* A message of a SysV queue: its type and text. */
+struct cd_sysv_msg {
+	int64_t mtype; /* > 0 */
+	uint8_t *data;
+	size_t len;
+};
+
+/* A SysV message queue the tree used, made again with its key and id, its
+ * messages sent again in order. */
+struct cd_sysv_msq {
+	int32_t key;
+	int32_t id;
+	uint32_t mode, uid, gid;
+	uint64_t qbytes; /* msg_qbytes */
+	struct cd_sysv_msg *msgs;
+	size_t nmsgs;
+};
+
+/* A SysV semaphore set the tree used, made again with its key, id and
+ * values. */
+struct cd_sysv_sem {
+	int32_t key;
+	int32_t id;
+	uint32_t mode, uid, gid;
+	bool operated;  /* semop'ed once (sem_otime set): programs wait for it after semget */
+	uint16_t *vals; /* one per semaphore, at most SEMVMX (32767) */
+	size_t nsems;
+};
+
 struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
 };
@@ -408,6 +440,10 @@ struct cd_image {
 	size_t ndeleted;
 	struct cd_sysv_shm *sysv_shm;
 	size_t nsysv_shm;
+	struct cd_sysv_msq *sysv_msq;
+	size_t nsysv_msq;
+	struct cd_sysv_sem *sysv_sem;
+	size_t nsysv_sem;
 	/* size of each vDSO family mapping at dump time, to refuse a different kernel layout */
 	uint64_t vdso_size[CD_VMA_KIND_MAX];
 };

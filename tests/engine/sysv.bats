@@ -48,24 +48,66 @@ refused() {
 	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
 }
 
-@test "sysv: a message queue the tree sent to is refused by name" {
+# dump_gone: a plain dump succeeds, and the object of $T/ipc went into the
+# image: it is no longer on the host.
+dump_gone() {
+	local kind id
+	read -r kind id <"$T/ipc"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run sh -c "ipcs -$kind | awk '{print \$2}' | grep -qx $id"
+	assert_failure
+}
+
+@test "sysv: a message queue the tree sent to goes into the image with its messages" {
 	sysv_wl q '
 i = libc.msgget(0, CREAT | 0o600)
 m = struct.pack("l", 7) + b"hello"
 if i >= 0 and libc.msgsnd(i, m, 5, 0) < 0:
     i = -1'
 	read -r _ id <"$T/ipc"
-	refused "dump: pid $WL_PID: SysV message queue \(key 0x00000000, id $id\) used by the tree"
+	dump_gone
+	run jq -c '[.sysv_msq[] | [.id, .key, .mode, .msgs]]' "$IMG/manifest.json"
+	assert_output "[[$id,0,384,[{\"mtype\":7,\"data\":\"68656c6c6f\"}]]]"
 }
 
-@test "sysv: a semaphore set the tree operated on is refused by name" {
+@test "sysv: a semaphore set the tree operated on goes into the image with its values" {
 	sysv_wl s '
 i = libc.semget(0, 2, CREAT | 0o600)
 op = struct.pack("Hhh", 1, 3, 0)
 if i >= 0 and libc.semop(i, op, 1) < 0:
     i = -1'
 	read -r _ id <"$T/ipc"
-	refused "dump: pid $WL_PID: SysV semaphore set \(key 0x00000000, id $id\) used by the tree"
+	dump_gone
+	run jq -c '[.sysv_sem[] | [.id, .key, .mode, .operated, .vals]]' "$IMG/manifest.json"
+	assert_output "[[$id,0,384,1,[0,3]]]"
+}
+
+@test "sysv: a semaphore set a task of the tree waits on (no pid of the tree in it) goes into the image" {
+	# made by ipcmk; the workload blocks in semop, which records no pid
+	semid=$(ipcmk -S 1 | grep -oE '[0-9]+$')
+	sysv_wl s '
+i = '"$semid"'
+with open(os.environ["IPC_OUT"], "w") as f:
+    f.write("s %d\n" % i)
+if os.fork() == 0:
+    libc.semop(i, struct.pack("Hhh", 0, -1, 0), 1)
+    os._exit(0)
+time.sleep(0.3)'
+	dump_gone
+	run jq -c '[.sysv_sem[] | .id]' "$IMG/manifest.json"
+	assert_output "[$semid]"
+}
+
+@test "sysv: SEM_UNDO adjustments of a task are refused by name" {
+	sysv_wl s '
+i = libc.semget(0, 1, CREAT | 0o600)
+op = struct.pack("Hhh", 0, 1, 0x1000)
+if i >= 0 and libc.semop(i, op, 1) < 0:
+    i = -1'
+	refused "dump: pid $WL_PID: SEM_UNDO adjustments \\(semadj\\) of SysV semaphores: not supported"
 }
 
 @test "sysv: a segment the tree created (not attached) goes into the image and is removed with the tree" {

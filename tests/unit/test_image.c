@@ -444,6 +444,25 @@ static json_t *encoded_sysv(void)
 	img.sysv_shm[0].nruns = 1;
 	img.sysv_shm[0].runs = calloc(1, sizeof(struct cd_run));
 	img.sysv_shm[0].runs[0] = (struct cd_run){1, 1, CD_RUN_DATA};
+	img.nsysv_msq = 1;
+	img.sysv_msq = calloc(1, sizeof(*img.sysv_msq));
+	assert_non_null(img.sysv_msq);
+	img.sysv_msq[0] = (struct cd_sysv_msq){
+	    .key = -5, .id = 3, .mode = 0620, .uid = 1000, .gid = 100, .qbytes = 3000};
+	img.sysv_msq[0].nmsgs = 2;
+	img.sysv_msq[0].msgs = calloc(2, sizeof(struct cd_sysv_msg));
+	img.sysv_msq[0].msgs[0] = (struct cd_sysv_msg){.mtype = 7, .len = 3};
+	img.sysv_msq[0].msgs[0].data = (uint8_t *)strdup("a\x80z");
+	img.sysv_msq[0].msgs[1] = (struct cd_sysv_msg){.mtype = INT64_MAX, .len = 0};
+	img.sysv_msq[0].msgs[1].data = (uint8_t *)strdup("");
+	img.nsysv_sem = 1;
+	img.sysv_sem = calloc(1, sizeof(*img.sysv_sem));
+	assert_non_null(img.sysv_sem);
+	img.sysv_sem[0] =
+	    (struct cd_sysv_sem){.key = 0x77, .id = 9, .mode = 0640, .operated = true, .nsems = 3};
+	img.sysv_sem[0].vals = calloc(3, sizeof(uint16_t));
+	img.sysv_sem[0].vals[1] = 5;
+	img.sysv_sem[0].vals[2] = 32767;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -478,6 +497,30 @@ static void test_sysv_shm_round_trip(void **state)
 	assert_int_equal(v->shmid, 7);
 	assert_int_equal(v->pgoff, 0x1000);
 	assert_int_equal(v->flags, CD_VMF_MAYWRITE);
+	assert_int_equal(img.nsysv_msq, 1);
+	const struct cd_sysv_msq *q = &img.sysv_msq[0];
+	assert_int_equal(q->key, -5);
+	assert_int_equal(q->id, 3);
+	assert_int_equal(q->mode, 0620);
+	assert_int_equal(q->uid, 1000);
+	assert_int_equal(q->gid, 100);
+	assert_int_equal(q->qbytes, 3000);
+	assert_int_equal(q->nmsgs, 2);
+	assert_int_equal(q->msgs[0].mtype, 7);
+	assert_int_equal(q->msgs[0].len, 3);
+	assert_memory_equal(q->msgs[0].data, "a\x80z", 3);
+	assert_int_equal(q->msgs[1].mtype, INT64_MAX);
+	assert_int_equal(q->msgs[1].len, 0);
+	assert_int_equal(img.nsysv_sem, 1);
+	const struct cd_sysv_sem *se = &img.sysv_sem[0];
+	assert_int_equal(se->key, 0x77);
+	assert_int_equal(se->id, 9);
+	assert_int_equal(se->mode, 0640);
+	assert_true(se->operated);
+	assert_int_equal(se->nsems, 3);
+	assert_int_equal(se->vals[0], 0);
+	assert_int_equal(se->vals[1], 5);
+	assert_int_equal(se->vals[2], 32767);
 	cd_image_free(&img);
 }
 
@@ -538,6 +581,32 @@ static void test_refuses_bad_sysv_shm(void **state)
 	j = encoded_sysv();
 	json_object_set_new(vma_at(j, 2), "shared", json_integer(0));
 	expect_refused(j, "a SysV attachment not shared");
+	/* queues: a message type of 0, a repeated key, qbytes out of range */
+	j = encoded_sysv();
+	json_object_set_new(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(j, "sysv_msq"), 0), "msgs"), 0),
+	    "mtype", json_integer(0));
+	expect_refused(j, "\"mtype\"");
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_msq"), 0), "qbytes",
+	                    json_integer(-1));
+	expect_refused(j, "\"qbytes\"");
+	j = encoded_sysv();
+	json_array_append_new(json_object_get(j, "sysv_msq"),
+	                      json_deep_copy(json_array_get(json_object_get(j, "sysv_msq"), 0)));
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_msq"), 1), "id",
+	                    json_integer(4));
+	expect_refused(j, "repeated");
+	/* sets: a value above SEMVMX, no semaphore */
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_sem"), 0), "vals",
+	                    json_pack("[i]", 32768));
+	expect_refused(j, "\"vals[0]\"");
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_sem"), 0), "vals",
+	                    json_array());
+	expect_refused(j, "\"vals\"");
 	/* may-write is a shared mapping's */
 	j = encoded();
 	json_object_set_new(vma0(j), "flags", json_integer(CD_VMF_MAYWRITE));
