@@ -547,7 +547,7 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 	if ((ret = vma_flags_check(v, err)) < 0 ||
 	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
 		return ret;
-	/* its contents are the segment's (sysv-ipc.c checks the rest) */
+	/* its contents are the segment's (sysv-shm.c checks the rest) */
 	if (v->kind == CD_VMA_SYSV_SHM && (!v->shared || v->path || v->nruns || v->growsdown))
 		return cd_err_set(err, EINVAL,
 		                  "a SysV attachment not shared, with a path, pages or grow-down");

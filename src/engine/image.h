@@ -288,7 +288,7 @@ struct cd_lock {
 	int64_t len; /* 0: to the end of the file, however far it grows */
 };
 
-/* A SysV shared memory segment the tree used (sysv-ipc.c), made again with
+/* A SysV shared memory segment the tree used (sysv-shm.c), made again with
  * its key and id in the restoring host's IPC namespace. Its contents are in
  * the page file "sysv-shm-ID.img": the pages of its data runs, back to back;
  * the other pages are zero. */

@@ -64,7 +64,7 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			return 0;
 		}
 	}
-	/* an attached SysV segment: the image's (sysv_mapping) */
+	/* an attached SysV segment: one of the image's (cd_sysv_check_attachments) */
 	if (m->shared && !strncmp(p, "/SYSV", 5)) {
 		*kind = CD_VMA_SYSV_SHM;
 		return 0;
@@ -615,10 +615,10 @@ static int dump_vmas(struct cd_dump_ctx *ctx, struct cd_task *t, int pm_fd,
 	int r;
 
 	for (size_t i = 0; i < t->nvmas; i++) {
-		/* a SysV segment's pages are in its own page file (sysv-ipc.c) */
+		/* a SysV segment's pages are in its own page file (sysv-shm.c) */
 		if (t->vmas[i].kind == CD_VMA_SYSV_SHM)
-			r = 0;
-		else if (t->vmas[i].kind == CD_VMA_ANON_SHARED && !ctx->count)
+			continue;
+		if (t->vmas[i].kind == CD_VMA_ANON_SHARED && !ctx->count)
 			r = dump_shm_pages(ctx, t->pid, pw, &t->vmas[i], err);
 		else if (t->vmas[i].kind == CD_VMA_ANON_SHARED &&
 		         shm_dumped(ctx->img, t, &t->vmas[i]))
@@ -710,9 +710,6 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
  * mapped writable, and finish_vma gives it its own protection. */
 static int map_prot(const struct cd_vma *v)
 {
-	/* what shmat gives; finish_vma sets the mapping's own */
-	if (v->kind == CD_VMA_SYSV_SHM)
-		return PROT_READ | (v->flags & CD_VMF_MAYWRITE ? PROT_WRITE : 0);
 	if (v->kind == CD_VMA_ANON_SHARED && v->nruns && !(v->prot & PROT_WRITE))
 		return v->prot | PROT_WRITE;
 	return v->prot;
@@ -720,11 +717,13 @@ static int map_prot(const struct cd_vma *v)
 
 /* A SysV attachment is made again by shmat at its address, once for the
  * whole segment: at its first mapping (offset 0); the mappings after it
- * (split by mprotect or madvise) are parts of it. */
+ * (split by mprotect or madvise) are parts of it. SHM_EXEC where the first
+ * one is executable. */
 static int map_sysv(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	long at;
-	int flags = SHM_REMAP | (v->flags & CD_VMF_MAYWRITE ? 0 : SHM_RDONLY);
+	int flags = SHM_REMAP | (v->flags & CD_VMF_MAYWRITE ? 0 : SHM_RDONLY) |
+	            (v->prot & PROT_EXEC ? SHM_EXEC : 0);
 	int r;
 
 	if (v->pgoff)
@@ -1035,7 +1034,8 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 {
 	int r = 0;
 
-	if (map_prot(v) != v->prot)
+	/* a SysV attachment has what its first mapping's shmat gave (map_sysv) */
+	if (map_prot(v) != v->prot || v->kind == CD_VMA_SYSV_SHM)
 		r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, v->end - v->start,
 		               (uint64_t)v->prot, 0, 0, 0, NULL, err);
 	if (r >= 0)
