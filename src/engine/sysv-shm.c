@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <unistd.h>
 
 #include "engine/internal.h"
 #include "engine/pageio.h"
@@ -105,6 +106,23 @@ static bool page_zero(const uint8_t *p)
 	return !memcmp(p, zero, PAGE);
 }
 
+/* A segment of huge pages (SHM_HUGETLB) would come back of small pages:
+ * refused (an attached one is refused as a hugetlb mapping by mem.c). Seen
+ * on the dumper's own attachment at. */
+static int refuse_hugetlb(const void *at, cd_err *err)
+{
+	_cleanup_free_ struct cd_proc_map *maps = NULL;
+	size_t n;
+	int r = cd_proc_maps(getpid(), &maps, &n, err);
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (maps[i].start == (uint64_t)(uintptr_t)at && cd_proc_vmflag(&maps[i], "ht"))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  "huge pages (SHM_HUGETLB): not supported (it would come "
+			                  "back of small pages)");
+	return r;
+}
+
 /* Copies the segment's pages but the zero ones into its page file, through
  * an attachment of the dumper's own (read-only; it makes the dumper the
  * segment's last shmat/shmdt pid). */
@@ -122,6 +140,7 @@ static int copy_contents(int dirfd, struct cd_sysv_shm *m, cd_err *err)
 	const uint8_t *at = shmat(m->id, NULL, SHM_RDONLY);
 	if (at == (void *)-1)
 		return cd_err_sys(err, errno, "shmat");
+	r = refuse_hugetlb(at, err);
 	for (uint64_t p = 0; p < npages && r >= 0; p++) {
 		uint8_t *dst;
 		if (page_zero(at + p * PAGE))
