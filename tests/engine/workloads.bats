@@ -707,6 +707,28 @@ wl_sysv_twice() {
 	wl_sysv_twice wl-shm
 }
 
+@test "wl-shm: a restore that fails after making the segments removes them; the next one works → PASS" {
+	start_wl "$WL_DIR/wl-shm"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=restore-transplant run "$ENGINE" restore "$IMG" --stdout "$LOG" \
+		--stderr "$LOG"
+	assert_failure
+	assert_output --partial "injected fault restore-transplant"
+	while read -r kind id; do
+		run sh -c "ipcs -$kind | awk '{print \$2}' | grep -qx $id"
+		assert_failure
+	done <"$TRIGGER.ipc"
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid"
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "wl-msgq: SysV queues with their messages in order, a child waiting in msgrcv → PASS" {
 	wl_sysv_roundtrip wl-msgq
 }
