@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +75,21 @@ _Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: revie
  * the user could have written: a plugin treats them as untrusted input. The
  * decoder keeps names to [a-z0-9-]+ and pids to live tasks of the image. */
 _Static_assert(sizeof(struct cd_image_plugin) == 88, "a new plugin field: review image-trust.c");
+/* A SysV segment is made by the controller, with root's rights, at the
+ * image's key and id: its owner must be the job's owner and one of its
+ * groups (check_sysv_shm), as when the job makes one itself; SHM_LOCK is
+ * refused (the controller may lock past the owner's RLIMIT_MEMLOCK). Key,
+ * id, mode, size (the kernel's shmmax and shmall still apply), contents
+ * and the removed mark are what the job could give a segment of its own;
+ * its tasks attach only the image's segments (the decoder checks). */
+_Static_assert(sizeof(struct cd_sysv_shm) == 64, "a new SysV segment field: review image-trust.c");
+/* A SysV queue or semaphore set is made the same way: its owner must be the
+ * job's owner and one of its groups (check_sysv); a queue's msg_qbytes no
+ * more than kernel.msgmnb (the controller may raise it past that, the owner
+ * may not). Key, id, mode, messages (the kernel's msgmax still applies),
+ * values and sem_otime are what the job could give its own. */
+_Static_assert(sizeof(struct cd_sysv_msq) == 48, "a new SysV queue field: review image-trust.c");
+_Static_assert(sizeof(struct cd_sysv_sem) == 40, "a new SysV set field: review image-trust.c");
 
 static int read_oom_score_adj(int *ret)
 {
@@ -418,6 +434,60 @@ static int check_deleted(const struct image_trust *tr, const struct cd_image *im
 	return 0;
 }
 
+static int check_sysv_shm(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		if (m->uid != tr->owner || !group_allowed(tr, m->gid))
+			return cd_err_set(err, EPERM,
+			                  "SysV shared memory segment id %d: owner %u:%u, not the "
+			                  "job's owner or one of its groups",
+			                  m->id, m->uid, m->gid);
+		if (m->locked)
+			return cd_err_set(err, EPERM,
+			                  "SysV shared memory segment id %d: locked (SHM_LOCK)",
+			                  m->id);
+	}
+	return 0;
+}
+
+static int check_owner(const struct image_trust *tr, const char *what, int id, uint32_t uid,
+                       uint32_t gid, cd_err *err)
+{
+	if (uid != tr->owner || !group_allowed(tr, gid))
+		return cd_err_set(err, EPERM,
+		                  "SysV %s id %d: owner %u:%u, not the job's owner or one of its "
+		                  "groups",
+		                  what, id, uid, gid);
+	return 0;
+}
+
+static int check_sysv(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	unsigned long msgmnb = 16384;
+	int r = 0;
+	FILE *f = fopen("/proc/sys/kernel/msgmnb", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &msgmnb) != 1)
+			msgmnb = 16384;
+		fclose(f);
+	}
+	for (size_t i = 0; r == 0 && i < img->nsysv_msq; i++) {
+		const struct cd_sysv_msq *q = &img->sysv_msq[i];
+		r = check_owner(tr, "message queue", q->id, q->uid, q->gid, err);
+		if (r == 0 && q->qbytes > msgmnb)
+			r = cd_err_set(err, EPERM,
+			               "SysV message queue id %d: msg_qbytes %" PRIu64
+			               " above kernel.msgmnb %lu",
+			               q->id, q->qbytes, msgmnb);
+	}
+	for (size_t i = 0; r == 0 && i < img->nsysv_sem; i++)
+		r = check_owner(tr, "semaphore set", img->sysv_sem[i].id, img->sysv_sem[i].uid,
+		                img->sysv_sem[i].gid, err);
+	return r;
+}
+
 /* A deleted file is created and removed in its directory. */
 static int check_deleted_dirs(const struct cd_image *img, cd_err *err)
 {
@@ -466,6 +536,10 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_memfds(tr, img, err);
 	if (r == 0)
 		r = check_deleted(tr, img, err);
+	if (r == 0)
+		r = check_sysv_shm(tr, img, err);
+	if (r == 0)
+		r = check_sysv(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

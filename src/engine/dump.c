@@ -546,7 +546,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
-	    (r = cd_dump_check_sysv(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
+	    (r = cd_sysv_dump(&s->img, s->dirfd, err)) < 0 || (r = check_tasks(s, err)) < 0)
 		return r;
 	s->stats.freeze_ns = cd_now_ns() - t0;
 	if (s->progress.fn && (r = count_pages(s, err)) < 0)
@@ -621,6 +621,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		release_tree(s);
 	} else {
 		kill_tree(s);
+		/* the tree's SysV objects went into the image with it */
+		cd_sysv_dump_release(&s->img);
 		s->plugins.npaused = 0; /* gone: nothing to resume */
 	}
 	/* the tree runs again (or is gone): its devices come back */

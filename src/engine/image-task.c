@@ -496,11 +496,15 @@ static int vma_flags_check(const struct cd_vma *v, cd_err *err)
 		return cd_err_set(err, EINVAL, "field \"flags\": both hugepage and nohugepage");
 	if ((f & CD_VMF_RANDOM) && (f & CD_VMF_SEQUENTIAL))
 		return cd_err_set(err, EINVAL, "field \"flags\": both random and sequential");
+	if ((f & CD_VMF_MAYWRITE) && v->kind != CD_VMA_FILE_SHARED && v->kind != CD_VMA_SYSV_SHM)
+		return cd_err_set(err, EINVAL,
+		                  "field \"flags\": may-write on a mapping not shared of a file "
+		                  "or a SysV segment");
 	if ((f & CD_VMF_WIPEONFORK) && v->kind != CD_VMA_ANON)
 		return cd_err_set(
 		    err, EINVAL,
 		    "field \"flags\": wipe-on-fork on a mapping not private anonymous");
-	if (f && v->kind >= CD_VMA_VDSO)
+	if (f && cd_vma_is_vdso(v->kind))
 		return cd_err_set(err, EINVAL, "field \"flags\": flags on a vDSO mapping");
 	return 0;
 }
@@ -543,6 +547,10 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 	if ((ret = vma_flags_check(v, err)) < 0 ||
 	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
 		return ret;
+	/* its contents are the segment's (sysv-shm.c checks the rest) */
+	if (v->kind == CD_VMA_SYSV_SHM && (!v->shared || v->path || v->nruns || v->growsdown))
+		return cd_err_set(err, EINVAL,
+		                  "a SysV attachment not shared, with a path, pages or grow-down");
 	/* guard regions of private anonymous or file mappings (the dump refuses them elsewhere) */
 	for (size_t i = 0; i < v->nruns; i++)
 		if (v->runs[i].src == CD_RUN_GUARD && v->kind != CD_VMA_ANON &&

@@ -159,8 +159,28 @@ void cd_image_free(struct cd_image *img)
 		free(img->deleted[i].data);
 	}
 	free(img->deleted);
+	for (size_t i = 0; i < img->nsysv_shm; i++)
+		free(img->sysv_shm[i].runs);
+	free(img->sysv_shm);
+	for (size_t i = 0; i < img->nsysv_msq; i++) {
+		for (size_t k = 0; k < img->sysv_msq[i].nmsgs; k++)
+			free(img->sysv_msq[i].msgs[k].data);
+		free(img->sysv_msq[i].msgs);
+	}
+	free(img->sysv_msq);
+	for (size_t i = 0; i < img->nsysv_sem; i++)
+		free(img->sysv_sem[i].vals);
+	free(img->sysv_sem);
 	cd_image_plugins_free(img);
 	memset(img, 0, sizeof(*img));
+}
+
+const struct cd_sysv_shm *cd_image_sysv_shm(const struct cd_image *img, int64_t id)
+{
+	for (size_t i = 0; i < img->nsysv_shm; i++)
+		if (img->sysv_shm[i].id == id)
+			return &img->sysv_shm[i];
+	return NULL;
 }
 
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid)
@@ -228,6 +248,105 @@ static json_t *deleted_to_json(const struct cd_image *img)
 	return arr;
 }
 
+#define S(m)       CD_FIELD(struct cd_sysv_shm, m)
+#define SR(m, ...) CD_FIELD_RANGE(struct cd_sysv_shm, m, __VA_ARGS__)
+static const struct cd_field sysv_shm_fields[] = {
+    S(key),
+    SR(id, 0, INT32_MAX),
+    SR(mode, 0, 0777),
+    SR(uid, 0, (int64_t)UINT32_MAX - 1),
+    SR(gid, 0, (int64_t)UINT32_MAX - 1),
+    S(removed),
+    S(locked),
+    SR(size, 1, (int64_t)CD_SYSV_SHM_MAX),
+    SR(pages_size, 0, (int64_t)CD_SYSV_SHM_MAX),
+    S(pages_csum),
+};
+#undef SR
+#undef S
+
+#define Q(m)       CD_FIELD(struct cd_sysv_msq, m)
+#define QR(m, ...) CD_FIELD_RANGE(struct cd_sysv_msq, m, __VA_ARGS__)
+static const struct cd_field sysv_msq_fields[] = {
+    Q(key),
+    QR(id, 0, INT32_MAX),
+    QR(mode, 0, 0777),
+    QR(uid, 0, (int64_t)UINT32_MAX - 1),
+    QR(gid, 0, (int64_t)UINT32_MAX - 1),
+    QR(qbytes, 0, INT32_MAX),
+};
+#undef QR
+#undef Q
+
+#define M(m)       CD_FIELD(struct cd_sysv_sem, m)
+#define MR(m, ...) CD_FIELD_RANGE(struct cd_sysv_sem, m, __VA_ARGS__)
+static const struct cd_field sysv_sem_fields[] = {
+    M(key),
+    MR(id, 0, INT32_MAX),
+    MR(mode, 0, 0777),
+    MR(uid, 0, (int64_t)UINT32_MAX - 1),
+    MR(gid, 0, (int64_t)UINT32_MAX - 1),
+    M(operated),
+};
+#undef MR
+#undef M
+
+/* A queue: its fields and its messages in order, {mtype, data} each. */
+static json_t *sysv_msqs_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->nsysv_msq; i++) {
+		const struct cd_sysv_msq *q = &img->sysv_msq[i];
+		json_t *o = json_object(), *msgs = json_array();
+		cd_fields_encode(o, sysv_msq_fields, ARRAY_SIZE(sysv_msq_fields), q);
+		for (size_t k = 0; k < q->nmsgs; k++) {
+			json_t *m = json_object();
+			json_object_set_new(m, "mtype", json_integer(q->msgs[k].mtype));
+			cd_json_hex_encode(m, "data", q->msgs[k].data, q->msgs[k].len);
+			json_array_append_new(msgs, m);
+		}
+		json_object_set_new(o, "msgs", msgs);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* A set: its fields and its values. */
+static json_t *sysv_sems_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->nsysv_sem; i++) {
+		const struct cd_sysv_sem *m = &img->sysv_sem[i];
+		json_t *o = json_object(), *vals = json_array();
+		cd_fields_encode(o, sysv_sem_fields, ARRAY_SIZE(sysv_sem_fields), m);
+		for (size_t k = 0; k < m->nsems; k++)
+			json_array_append_new(vals, json_integer(m->vals[k]));
+		json_object_set_new(o, "vals", vals);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* A segment: its fields and its data runs, [page, npages] each. */
+static json_t *sysv_shms_to_json(const struct cd_image *img)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		json_t *o = json_object(), *runs = json_array();
+		cd_fields_encode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m);
+		for (size_t k = 0; k < m->nruns; k++)
+			json_array_append_new(runs, json_pack("[I,I]", (json_int_t)m->runs[k].page,
+			                                      (json_int_t)m->runs[k].npages));
+		json_object_set_new(o, "runs", runs);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 {
 	_cleanup_json_ json_t *root = json_object();
@@ -247,6 +366,9 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	json_object_set_new(root, "pipes", pipes_to_json(img));
 	json_object_set_new(root, "memfds", memfds_to_json(img));
 	json_object_set_new(root, "deleted", deleted_to_json(img));
+	json_object_set_new(root, "sysv_shm", sysv_shms_to_json(img));
+	json_object_set_new(root, "sysv_msq", sysv_msqs_to_json(img));
+	json_object_set_new(root, "sysv_sem", sysv_sems_to_json(img));
 	if (img->nplugins)
 		json_object_set_new(root, "plugins", cd_image_plugins_to_json(img));
 	json_object_set_new(root, "tasks", tasks);
@@ -394,6 +516,199 @@ static int deleted_list_from_json(json_t *root, struct cd_image *img, cd_err *er
 				return cd_err_set(err, EINVAL,
 				                  "deleted file %zu: field \"obj\": %d repeated", i,
 				                  img->deleted[i].obj);
+	}
+	return 0;
+}
+
+/* Data runs in page order inside the segment, holding pages_size bytes. */
+static int sysv_runs_from_json(json_t *o, struct cd_sysv_shm *m, cd_err *err)
+{
+	uint64_t npages = (m->size + CD_PAGE_SIZE - 1) / CD_PAGE_SIZE, next = 0, data = 0;
+	json_t *runs, *a;
+	size_t i;
+	int r = cd_json_get_array(o, "runs", 0, CD_MAX_RUNS, &runs, err);
+
+	if (r < 0)
+		return r;
+	m->runs = calloc(json_array_size(runs) + 1, sizeof(*m->runs));
+	if (!m->runs)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(runs, i, a)
+	{
+		int64_t page, n;
+		if (!json_is_array(a) || json_array_size(a) != 2)
+			return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages] pair");
+		if ((r = cd_json_elem_int(a, "runs", 0, 0, (int64_t)npages - 1, &page, err)) < 0 ||
+		    (r = cd_json_elem_int(a, "runs", 1, 1, (int64_t)npages, &n, err)) < 0)
+			return r;
+		if ((uint64_t)page < next || (uint64_t)(page + n) > npages)
+			return cd_err_set(err, EINVAL,
+			                  "field \"runs\": run at page %" PRId64
+			                  " out of order or past the segment",
+			                  page);
+		m->runs[m->nruns++] = (struct cd_run){
+		    .page = (uint64_t)page, .npages = (uint64_t)n, .src = CD_RUN_DATA};
+		next = (uint64_t)(page + n);
+		data += (uint64_t)n;
+	}
+	if (data * CD_PAGE_SIZE != m->pages_size)
+		return cd_err_set(err, EINVAL,
+		                  "field \"pages_size\": %" PRIu64 ", the runs hold %" PRIu64
+		                  " bytes",
+		                  m->pages_size, data * CD_PAGE_SIZE);
+	return 0;
+}
+
+/* Optional: images before SysV segments have none. */
+static int sysv_shms_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "sysv_shm"))
+		return 0;
+	if ((r = cd_json_get_array(root, "sysv_shm", 0, CD_MAX_SYSV, &arr, err)) < 0)
+		return r;
+	img->sysv_shm = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_shm));
+	if (!img->sysv_shm)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		struct cd_sysv_shm *m = &img->sysv_shm[i];
+		img->nsysv_shm++;
+		if (!json_is_object(o))
+			return cd_err_set(err, EINVAL, "SysV segment %zu: not an object", i);
+		if ((r = cd_fields_decode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m,
+		                          err)) < 0 ||
+		    (r = sysv_runs_from_json(o, m, err)) < 0)
+			return cd_err_wrap(err, "SysV segment %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->sysv_shm[k].id == m->id ||
+			    (m->key != 0 && img->sysv_shm[k].key == m->key))
+				return cd_err_set(err, EINVAL,
+				                  "SysV segment %zu: id %d or key 0x%08x repeated",
+				                  i, m->id, (unsigned)m->key);
+	}
+	return 0;
+}
+
+static int sysv_msgs_from_json(json_t *o, struct cd_sysv_msq *q, cd_err *err)
+{
+	json_t *msgs, *m;
+	size_t i, total = 0;
+	int64_t mtype;
+	int r = cd_json_get_array(o, "msgs", 0, CD_SYSV_MSGS, &msgs, err);
+
+	if (r < 0)
+		return r;
+	q->msgs = calloc(json_array_size(msgs) + 1, sizeof(*q->msgs));
+	if (!q->msgs)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(msgs, i, m)
+	{
+		struct cd_sysv_msg *g = &q->msgs[i];
+		if (!json_is_object(m))
+			return cd_err_set(err, EINVAL, "message %zu: not an object", i);
+		if ((r = cd_json_get_int(m, "mtype", 1, INT64_MAX, &mtype, err)) < 0 ||
+		    (r = cd_json_hex_decode(m, "data", CD_SYSV_MSG_MAX, &g->data, &g->len, err)) <
+		        0)
+			return cd_err_wrap(err, "message %zu", i);
+		q->nmsgs++;
+		g->mtype = mtype;
+		total += g->len;
+		if (total > CD_SYSV_MSG_MAX)
+			return cd_err_set(err, EINVAL, "messages: more than %u bytes",
+			                  CD_SYSV_MSG_MAX);
+	}
+	return 0;
+}
+
+static int sysv_vals_from_json(json_t *o, struct cd_sysv_sem *m, cd_err *err)
+{
+	json_t *vals;
+	int64_t v;
+	int r = cd_json_get_array(o, "vals", 1, CD_SYSV_SEMS, &vals, err);
+
+	if (r < 0)
+		return r;
+	m->vals = calloc(json_array_size(vals), sizeof(*m->vals));
+	if (!m->vals)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(vals); i++) {
+		if ((r = cd_json_elem_int(vals, "vals", i, 0, 32767, &v, err)) < 0)
+			return r;
+		m->vals[i] = (uint16_t)v;
+	}
+	m->nsems = json_array_size(vals);
+	return 0;
+}
+
+/* Optional: images before SysV queues have none. */
+static int sysv_msqs_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "sysv_msq"))
+		return 0;
+	if ((r = cd_json_get_array(root, "sysv_msq", 0, CD_MAX_SYSV, &arr, err)) < 0)
+		return r;
+	img->sysv_msq = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_msq));
+	if (!img->sysv_msq)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		struct cd_sysv_msq *q = &img->sysv_msq[i];
+		img->nsysv_msq++;
+		if (!json_is_object(o))
+			return cd_err_set(err, EINVAL, "SysV queue %zu: not an object", i);
+		if ((r = cd_fields_decode(o, sysv_msq_fields, ARRAY_SIZE(sysv_msq_fields), q,
+		                          err)) < 0 ||
+		    (r = sysv_msgs_from_json(o, q, err)) < 0)
+			return cd_err_wrap(err, "SysV queue %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->sysv_msq[k].id == q->id ||
+			    (q->key != 0 && img->sysv_msq[k].key == q->key))
+				return cd_err_set(err, EINVAL,
+				                  "SysV queue %zu: id %d or key 0x%08x repeated", i,
+				                  q->id, (unsigned)q->key);
+	}
+	return 0;
+}
+
+/* Optional: images before SysV semaphores have none. */
+static int sysv_sems_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *arr, *o;
+	size_t i;
+	int r;
+
+	if (!json_object_get(root, "sysv_sem"))
+		return 0;
+	if ((r = cd_json_get_array(root, "sysv_sem", 0, CD_MAX_SYSV, &arr, err)) < 0)
+		return r;
+	img->sysv_sem = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_sem));
+	if (!img->sysv_sem)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		struct cd_sysv_sem *m = &img->sysv_sem[i];
+		img->nsysv_sem++;
+		if (!json_is_object(o))
+			return cd_err_set(err, EINVAL, "SysV semaphore set %zu: not an object", i);
+		if ((r = cd_fields_decode(o, sysv_sem_fields, ARRAY_SIZE(sysv_sem_fields), m,
+		                          err)) < 0 ||
+		    (r = sysv_vals_from_json(o, m, err)) < 0)
+			return cd_err_wrap(err, "SysV semaphore set %zu", i);
+		for (size_t k = 0; k < i; k++)
+			if (img->sysv_sem[k].id == m->id ||
+			    (m->key != 0 && img->sysv_sem[k].key == m->key))
+				return cd_err_set(err, EINVAL,
+				                  "SysV semaphore set %zu: id %d or key 0x%08x "
+				                  "repeated",
+				                  i, m->id, (unsigned)m->key);
 	}
 	return 0;
 }
@@ -620,6 +935,9 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 	for (size_t i = 0; i < img->ntasks; i++)
 		if ((r = check_fd_refs(&c, &img->tasks[i], nobjs, err)) < 0)
 			return r;
+	for (size_t i = 0; i < img->ntasks; i++)
+		if ((r = cd_sysv_check_attachments(img, &img->tasks[i], err)) < 0)
+			return r;
 	if (!cd_image_task((struct cd_image *)img, img->root))
 		return cd_err_set(err, EINVAL, "field \"root\": pid %d is not among the tasks",
 		                  img->root);
@@ -636,6 +954,9 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
+	    (r = sysv_shms_from_json(root, img, err)) < 0 ||
+	    (r = sysv_msqs_from_json(root, img, err)) < 0 ||
+	    (r = sysv_sems_from_json(root, img, err)) < 0 ||
 	    (r = tasks_from_json(root, img, err)) < 0 ||
 	    (r = cd_image_plugins_from_json(root, img, err)) < 0)
 		return r;
@@ -783,13 +1104,24 @@ static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum
 int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
                           cd_err *err)
 {
+	char name[64];
+
 	for (size_t i = 0; progress && i < img->ntasks; i++)
 		progress->total += img->tasks[i].pages_size;
+	for (size_t i = 0; progress && i < img->nsysv_shm; i++)
+		progress->total += img->sysv_shm[i].pages_size;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		int r = t->zombie ? 0
 		                  : verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum,
 		                                progress, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		cd_sysv_shm_file(m, name, sizeof(name));
+		int r = verify_file(dirfd, name, m->pages_size, m->pages_csum, progress, err);
 		if (r < 0)
 			return r;
 	}

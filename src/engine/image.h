@@ -51,6 +51,11 @@
 #define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
 #define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
 #define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
+#define CD_MAX_SYSV      (1u << 15)   /* SysV objects of one kind per image (IPCMNI) */
+#define CD_SYSV_SHM_MAX  (1ULL << 40) /* bytes of one SysV segment */
+#define CD_SYSV_MSG_MAX  (16u << 20)  /* bytes of the messages of one queue (hex in the manifest) */
+#define CD_SYSV_MSGS     (1u << 16)   /* messages of one queue */
+#define CD_SYSV_SEMS     32000        /* semaphores of one set (SEMMSL's ceiling) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -60,8 +65,19 @@ enum cd_vma_kind {
 	CD_VMA_VDSO,
 	CD_VMA_VVAR,
 	CD_VMA_VVAR_VCLOCK,
+	/* an attachment (shmat) of a SysV segment of the image: shmid is its
+	 * id, its contents are the segment's (struct cd_sysv_shm); after the
+	 * vDSO family so older images keep their numbers */
+	CD_VMA_SYSV_SHM,
 	CD_VMA_KIND_MAX,
 };
+
+/* The vDSO family: CD_VMA_VDSO .. CD_VMA_VVAR_VCLOCK. */
+#define CD_VMA_VDSO_END (CD_VMA_VVAR_VCLOCK + 1)
+static inline bool cd_vma_is_vdso(int kind)
+{
+	return kind >= CD_VMA_VDSO && kind < CD_VMA_VDSO_END;
+}
 
 /* Where the contents of a run of pages come from. */
 enum cd_run_src {
@@ -88,7 +104,8 @@ enum cd_vma_flag {
 	CD_VMF_RANDOM = 1 << 8,      /* rr: MADV_RANDOM */
 	CD_VMF_SEQUENTIAL = 1 << 9,  /* sr: MADV_SEQUENTIAL */
 	CD_VMF_MAYWRITE = 1 << 10,   /* mw: a shared file mapping's file was open for writing, so
-	                              * mprotect may add PROT_WRITE */
+	                              * mprotect may add PROT_WRITE; a SysV attachment made
+	                              * without SHM_RDONLY */
 	CD_VMF_NORESERVE = 1 << 11,  /* nr: MAP_NORESERVE */
 	CD_VMF_ALL = (1 << 12) - 1,
 };
@@ -117,8 +134,9 @@ struct cd_vma {
 	uint64_t dev, ino;
 	uint64_t fsize;   /* private file mappings: the file's size and mtime at */
 	int64_t mtime_ns; /* dump time, so a changed file is refused on restore */
-	int64_t
-	    shmid; /* ANON_SHARED: object id (its inode number) shared by the tasks mapping it */
+	/* ANON_SHARED: object id (its inode number) shared by the tasks mapping
+	 * it; SYSV_SHM: the segment's SysV id */
+	int64_t shmid;
 	struct cd_run *runs;
 	size_t nruns;
 };
@@ -270,6 +288,52 @@ struct cd_lock {
 	int64_t len; /* 0: to the end of the file, however far it grows */
 };
 
+/* A SysV shared memory segment the tree used (sysv-shm.c), made again with
+ * its key and id in the restoring host's IPC namespace. Its contents are in
+ * the page file "sysv-shm-ID.img": the pages of its data runs, back to back;
+ * the other pages are zero. */
+struct cd_sysv_shm {
+	int32_t key; /* IPC_PRIVATE (0) for a private or removed one */
+	int32_t id;
+	uint32_t mode; /* permission bits */
+	uint32_t uid, gid;
+	bool removed; /* IPC_RMID'ed while attached (SHM_DEST): removed again once attached */
+	bool locked;  /* SHM_LOCK */
+	uint64_t size;
+	uint64_t pages_size, pages_csum;
+	struct cd_run *runs; /* src CD_RUN_DATA only, in page order */
+	size_t nruns;
+};
+
+/* A message of a SysV queue: its type and text. */
+struct cd_sysv_msg {
+	int64_t mtype; /* > 0 */
+	uint8_t *data;
+	size_t len;
+};
+
+/* A SysV message queue the tree used, made again with its key and id, its
+ * messages sent again in order. */
+struct cd_sysv_msq {
+	int32_t key;
+	int32_t id;
+	uint32_t mode, uid, gid;
+	uint64_t qbytes; /* msg_qbytes */
+	struct cd_sysv_msg *msgs;
+	size_t nmsgs;
+};
+
+/* A SysV semaphore set the tree used, made again with its key, id and
+ * values. */
+struct cd_sysv_sem {
+	int32_t key;
+	int32_t id;
+	uint32_t mode, uid, gid;
+	bool operated;  /* semop'ed once (sem_otime set): programs wait for it after semget */
+	uint16_t *vals; /* one per semaphore, at most SEMVMX (32767) */
+	size_t nsems;
+};
+
 struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
 };
@@ -386,6 +450,12 @@ struct cd_image {
 	size_t nmemfds;
 	struct cd_deleted *deleted;
 	size_t ndeleted;
+	struct cd_sysv_shm *sysv_shm;
+	size_t nsysv_shm;
+	struct cd_sysv_msq *sysv_msq;
+	size_t nsysv_msq;
+	struct cd_sysv_sem *sysv_sem;
+	size_t nsysv_sem;
 	/* size of each vDSO family mapping at dump time, to refuse a different kernel layout */
 	uint64_t vdso_size[CD_VMA_KIND_MAX];
 	struct cd_image_plugin *plugins;
@@ -393,6 +463,9 @@ struct cd_image {
 };
 
 void cd_image_free(struct cd_image *img);
+/* The image's SysV segment of id id, NULL when none; its page file's name. */
+const struct cd_sysv_shm *cd_image_sysv_shm(const struct cd_image *img, int64_t id);
+void cd_sysv_shm_file(const struct cd_sysv_shm *m, char *buf, size_t len);
 /* Frees what an fd holds (its path, its kind's lists), not the fd itself. */
 void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */

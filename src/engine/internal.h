@@ -362,8 +362,63 @@ struct cd_holders **cd_dump_tree_holders(struct cd_dump_tree *tree);
  * tasks are dumped). */
 int cd_dump_check_task(pid_t pid, const char *comm, cd_err *err);
 int cd_dump_check_fds(const struct cd_image *img, cd_err *err);
-/* SysV IPC objects the tree used: refused (sysv-ipc.c) */
-int cd_dump_check_sysv(const struct cd_image *img, cd_err *err);
+/* SysV IPC objects of the host IPC namespace the tree used (sysv-ipc.c).
+ * The dump takes them into the image while the tree is stopped (a
+ * segment's contents into its page file), refusing by name what it cannot
+ * bring back; once the tree is killed it removes them, as the tree's (a
+ * --leave-running dump leaves them to the running tree). The restore makes
+ * them again with their keys and ids before the tree exists (refusing a
+ * key or id taken), marks removed the segments that were once every task
+ * has attached them, and removes what it made if the restore fails. */
+int cd_sysv_dump(struct cd_image *img, int dirfd, cd_err *err);
+void cd_sysv_dump_release(const struct cd_image *img);
+int cd_sysv_restore(const struct cd_image *img, int dirfd, cd_err *err);
+int cd_sysv_restore_late(const struct cd_image *img, cd_err *err);
+void cd_sysv_restore_undo(const struct cd_image *img);
+/* Refuses a task's SysV attachments that are not whole attachments of a
+ * segment of the image (shmat makes one whole): the dump's and the
+ * decoder's check (sysv-shm.c). */
+int cd_sysv_check_attachments(const struct cd_image *img, const struct cd_task *t, cd_err *err);
+
+/* A kind of SysV object, for the common parts (sysv-ipc.c) of the kinds'
+ * files (sysv-shm.c, sysv-msg.c, sysv-sem.c). */
+struct cd_sysv_kind {
+	const char *what;    /* "shared memory segment" */
+	const char *table;   /* /proc/sysvipc/NAME */
+	const char *next_id; /* /proc/sys/kernel/NAME_next_id */
+	/* KINDget(key, 0, 0): the id of key's object, or -1 with errno */
+	int (*lookup)(int32_t key);
+	/* KINDctl(id, IPC_STAT): 0 or -1 with errno */
+	int (*stat)(int id);
+	/* KINDctl(id, IPC_RMID): 0 or -1 with errno */
+	int (*rmid)(int id);
+	/* makes a small private object: its id, or -1 */
+	int (*make_any)(void);
+};
+extern const struct cd_sysv_kind cd_sysv_shm_kind, cd_sysv_msg_kind, cd_sysv_sem_kind;
+bool cd_sysv_in_tree(const struct cd_image *img, long pid);
+/* Whether a thread of the tree (stopped) waits in syscall nr1 or nr2 on
+ * object id (their first argument), as /proc/TID/syscall shows it: an
+ * object the tree waits on is one it uses, though it left no pid in it. */
+int cd_sysv_waited_on(const struct cd_image *img, long nr1, long nr2, int id, bool *ret,
+                      cd_err *err);
+/* The ids of the kind's table. */
+int cd_sysv_list_ids(const struct cd_sysv_kind *k, int **ret, size_t *ret_n, cd_err *err);
+/* Refuses, naming it, a key (but IPC_PRIVATE) or id some object of the
+ * host has. */
+int cd_sysv_check_free(const struct cd_sysv_kind *k, int32_t key, int id, cd_err *err);
+/* Makes the object with id id: make(arg) (KINDget with IPC_CREAT |
+ * IPC_EXCL) with the kind's next_id set to id, under a lock of it. */
+int cd_sysv_create(const struct cd_sysv_kind *k, int id, int (*make)(const void *arg),
+                   const void *arg, cd_err *err);
+/* The kinds' halves: taken into img (dump), made again (restore). */
+int cd_sysv_shm_dump(struct cd_image *img, int dirfd, cd_err *err);
+int cd_sysv_shm_restore(const struct cd_image *img, int dirfd, cd_err *err);
+int cd_sysv_msg_dump(struct cd_image *img, cd_err *err);
+int cd_sysv_msg_restore(const struct cd_image *img, cd_err *err);
+int cd_sysv_sem_dump(struct cd_image *img, cd_err *err);
+int cd_sysv_sem_restore(const struct cd_image *img, cd_err *err);
+
 /* Refuses tasks that share an fd table, fs (cwd, root) or memory. */
 int cd_dump_check_sharing(const struct cd_image *img, cd_err *err);
 

@@ -58,7 +58,7 @@ int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 		}
 	}
 	uint64_t tmp = ctx->vtmp;
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++) {
+	for (int k = CD_VMA_VDSO; k < CD_VMA_VDSO_END; k++) {
 		if (!cur[k])
 			continue;
 		r = cd_call_ok(ctx->inj, "mremap vdso to scratch", SYS_mremap, cur[k], size[k],
@@ -70,7 +70,7 @@ int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 	}
 	for (size_t i = 0; i < t->nvmas; i++) {
 		const struct cd_vma *v = &t->vmas[i];
-		if (v->kind < CD_VMA_VDSO)
+		if (!cd_vma_is_vdso(v->kind))
 			continue;
 		if (!cur[v->kind] || size[v->kind] != v->end - v->start)
 			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
@@ -81,7 +81,7 @@ int cd_layout_move_vdso(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 			return r;
 		cur[v->kind] = 0;
 	}
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
+	for (int k = CD_VMA_VDSO; k < CD_VMA_VDSO_END; k++)
 		if (cur[k])
 			return cd_err_set(err, EINVAL, "vDSO layout differs from the image's");
 	return 0;
@@ -101,7 +101,7 @@ int cd_layout_unmap_rest(struct cd_restore_ctx *ctx, const struct cd_task *t, cd
 	if (ctx->premap_len)
 		k[nk++] = (struct kept){ctx->premap_base, ctx->premap_base + ctx->premap_len};
 	for (size_t i = 0; i < t->nvmas && nk < ARRAY_SIZE(k); i++)
-		if (t->vmas[i].kind >= CD_VMA_VDSO)
+		if (cd_vma_is_vdso(t->vmas[i].kind))
 			k[nk++] = (struct kept){t->vmas[i].start, t->vmas[i].end};
 	qsort(k, nk, sizeof(k[0]), cmp_kept);
 	for (size_t i = 0; i <= nk; i++) {
@@ -210,7 +210,7 @@ int cd_mem_vdso_check(const struct cd_image *img, cd_err *err)
 
 	if (r < 0)
 		return r;
-	for (int k = CD_VMA_VDSO; k < CD_VMA_KIND_MAX; k++)
+	for (int k = CD_VMA_VDSO; k < CD_VMA_VDSO_END; k++)
 		if (self[k] != img->vdso_size[k])
 			return cd_err_set(err, EINVAL,
 			                  "incompatible kernel: %s is %" PRIu64

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -63,15 +64,11 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			return 0;
 		}
 	}
-	/* an attached SysV segment: sysv-ipc.c refuses the ones it sees the
-	 * tree use first; this is one attached by a task outside the tree and
-	 * inherited (its last attach and detach not by the tree) */
-	if (m->shared && !strncmp(p, "/SYSV", 5))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (%s): a SysV shared memory segment: not supported (a "
-		                  "restore would not bring it back); have the process detach it",
-		                  pid, m->start, m->end, p);
+	/* an attached SysV segment: one of the image's (cd_sysv_check_attachments) */
+	if (m->shared && !strncmp(p, "/SYSV", 5)) {
+		*kind = CD_VMA_SYSV_SHM;
+		return 0;
+	}
 	return cd_err_set(
 	    err, EOPNOTSUPP,
 	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,
@@ -407,7 +404,7 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	uint32_t f = 0;
 
 	*ret = 0;
-	if (v->kind >= CD_VMA_VDSO)
+	if (cd_vma_is_vdso(v->kind))
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(refused_flags); i++)
 		if (cd_proc_vmflag(m, refused_flags[i].name))
@@ -427,9 +424,17 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	for (size_t i = 0; i < ARRAY_SIZE(kept_flags); i++)
 		if (cd_proc_vmflag(m, kept_flags[i].name))
 			f |= kept_flags[i].flag;
-	/* Only a shared mapping can lack "may write": its file was open read-only. */
-	if (v->kind == CD_VMA_FILE_SHARED && cd_proc_vmflag(m, "mw"))
+	/* Only a shared mapping can lack "may write": its file was open
+	 * read-only, or the segment attached with SHM_RDONLY. */
+	if ((v->kind == CD_VMA_FILE_SHARED || v->kind == CD_VMA_SYSV_SHM) &&
+	    cd_proc_vmflag(m, "mw"))
 		f |= CD_VMF_MAYWRITE;
+	/* the attachment is made again whole, without guards */
+	if (v->kind == CD_VMA_SYSV_SHM && cd_proc_vmflag(m, "gu"))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): guard regions (MADV_GUARD_INSTALL) in SysV shared memory",
+		                  pid, m->start, m->end, m->path);
 	/* its pages are read from the object, which knows nothing of guards */
 	if (v->kind == CD_VMA_ANON_SHARED && cd_proc_vmflag(m, "gu"))
 		return cd_err_set(err, EOPNOTSUPP,
@@ -487,7 +492,9 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	v->growsdown = m->growsdown;
 	v->dev = m->dev;
 	v->ino = m->ino;
-	v->shmid = v->kind == CD_VMA_ANON_SHARED ? (int64_t)m->ino : 0;
+	/* a SysV segment's inode number is its id (ipc/shm.c newseg) */
+	v->shmid =
+	    v->kind == CD_VMA_ANON_SHARED || v->kind == CD_VMA_SYSV_SHM ? (int64_t)m->ino : 0;
 	if (v->kind == CD_VMA_ANON_SHARED && !strncmp(m->path, "/memfd:", 7) &&
 	    (r = memfd_mapping(pid, m, v, err)) < 0)
 		return r;
@@ -582,10 +589,10 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 		t->nvmas++;
 		if (r < 0)
 			return r;
-		if (v->kind >= CD_VMA_VDSO)
+		if (cd_vma_is_vdso(v->kind))
 			img->vdso_size[v->kind] = v->end - v->start;
 	}
-	return 0;
+	return cd_sysv_check_attachments(img, t, err);
 }
 
 void cd_mem_forget(struct cd_task *t)
@@ -626,6 +633,9 @@ static int dump_vmas(struct cd_dump_ctx *ctx, struct cd_task *t, int pm_fd,
 	int r;
 
 	for (size_t i = 0; i < t->nvmas; i++) {
+		/* a SysV segment's pages are in its own page file (sysv-shm.c) */
+		if (t->vmas[i].kind == CD_VMA_SYSV_SHM)
+			continue;
 		if (t->vmas[i].kind == CD_VMA_ANON_SHARED && !ctx->count)
 			r = dump_shm_pages(ctx, t->pid, pw, &t->vmas[i], err);
 		else if (t->vmas[i].kind == CD_VMA_ANON_SHARED &&
@@ -723,6 +733,28 @@ static int map_prot(const struct cd_vma *v)
 	return v->prot;
 }
 
+/* A SysV attachment is made again by shmat at its address, once for the
+ * whole segment: at its first mapping (offset 0); the mappings after it
+ * (split by mprotect or madvise) are parts of it. SHM_EXEC where the first
+ * one is executable. */
+static int map_sysv(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	long at;
+	int flags = SHM_REMAP | (v->flags & CD_VMF_MAYWRITE ? 0 : SHM_RDONLY) |
+	            (v->prot & PROT_EXEC ? SHM_EXEC : 0);
+	int r;
+
+	if (v->pgoff)
+		return 0;
+	r = cd_call_ok(ctx->inj, "shmat", SYS_shmat, (uint64_t)v->shmid, v->start, (uint64_t)flags,
+	               0, 0, 0, &at, err);
+	if (r >= 0 && (uint64_t)at != v->start)
+		return cd_err_set(err, EINVAL,
+		                  "shmat of SysV segment %" PRId64 " at %lx, not %" PRIx64,
+		                  v->shmid, (unsigned long)at, v->start);
+	return r;
+}
+
 static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
 {
 	uint64_t len = v->end - v->start;
@@ -738,6 +770,8 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	case CD_VMA_ANON:
 		flags |= MAP_ANONYMOUS;
 		break;
+	case CD_VMA_SYSV_SHM:
+		return map_sysv(ctx, v, err);
 	case CD_VMA_ANON_SHARED:
 		r = open_shm(ctx, v, &fd, err);
 		if (r < 0)
@@ -1018,7 +1052,8 @@ static int finish_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err
 {
 	int r = 0;
 
-	if (map_prot(v) != v->prot)
+	/* a SysV attachment has what its first mapping's shmat gave (map_sysv) */
+	if (map_prot(v) != v->prot || v->kind == CD_VMA_SYSV_SHM)
 		r = cd_call_ok(ctx->inj, "mprotect", SYS_mprotect, v->start, v->end - v->start,
 		               (uint64_t)v->prot, 0, 0, 0, NULL, err);
 	if (r >= 0)

@@ -646,6 +646,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		if (r < 0)
 			r = cd_err_wrap(err, "pid %d", t->pid);
 	}
+	/* segments removed at dump time, once every attachment is made */
+	if (r >= 0)
+		r = cd_sysv_restore_late(&s->img, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
 	if (r >= 0)
@@ -787,7 +790,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
-	if ((r = cd_fault_stall("restore-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0)
+	if ((r = cd_fault_stall("restore-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0 ||
+	    (r = cd_sysv_restore(&s->img, s->dirfd, err)) < 0)
 		return r;
 	if (s->img.nplugins &&
 	    (r = cd_plugins_restore_prepare(s->plugins, &s->img, opts->dir, err)) < 0)
@@ -796,10 +800,13 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	s->stats.create_ns = cd_now_ns() - t0;
 	if (r < 0 || (r = cd_fault_stall("restore-stall-tree", err)) < 0) {
 		kill_created(s);
+		cd_sysv_restore_undo(&s->img);
 		return r;
 	}
-	if ((r = transplant_all(s, err)) < 0)
+	if ((r = transplant_all(s, err)) < 0) {
+		cd_sysv_restore_undo(&s->img);
 		return r;
+	}
 	cd_progress_end(&s->progress);
 	s->stats.tasks = s->img.ntasks;
 	s->stats.pages_bytes = s->progress.done;

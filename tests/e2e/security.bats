@@ -200,6 +200,44 @@ json.dump(m, open(sys.argv[1], "w"))' "$SHARED/home/img/manifest.json" "$SHARED/
 	assert_equal "$(job_field mine status)" halted
 }
 
+# Sets the user's manifest's SysV objects (a python statement on m), from
+# the original, as the user.
+edit_sysv() {
+	as_user /usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json" "$1"
+}
+
+@test "restore job checks the owner of a user's SysV objects, a locked segment and a queue's size" {
+	dump_users_job
+	local own="\"mode\": 0o600, \"uid\": $USER_UID, \"gid\": $(id -g "$E2E_USER")"
+	local shm="{\"key\": 0, \"id\": 77, $own, \"removed\": 0, \"locked\": 0, \"size\": 4096, \"pages_size\": 0, \"pages_csum\": 0, \"runs\": []}"
+	edit_sysv "m['sysv_shm'] = [dict($shm, uid=0)]"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "SysV shared memory segment id 77: owner 0:"
+	edit_sysv "m['sysv_shm'] = [dict($shm, locked=1)]"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "SysV shared memory segment id 77: locked (SHM_LOCK)"
+	local q="{\"key\": 0, \"id\": 78, $own, \"qbytes\": 16384, \"msgs\": []}"
+	edit_sysv "m['sysv_msq'] = [dict($q, gid=0)]"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "SysV message queue id 78: owner $USER_UID:0"
+	edit_sysv "m['sysv_msq'] = [dict($q, qbytes=$(( $(cat /proc/sys/kernel/msgmnb) + 1 )))]"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "SysV message queue id 78: msg_qbytes"
+	edit_sysv "m['sysv_sem'] = [{\"key\": 0, \"id\": 79, $own, \"operated\": 0, \"vals\": [1], \"uid\": 0}]"
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "SysV semaphore set id 79: owner 0:"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks a user's O_PATH fds and pipe sizes" {
 	dump_users_job
 	mkdir -m 700 "$SHARED/rootdir"

@@ -609,6 +609,68 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-eventfd
 }
 
+@test "wl-shm passes" {
+	run_plain wl-shm
+}
+
+@test "wl-shm notices a segment changed from outside" {
+	wl_start wl-shm
+	wl_wait_ready
+	# the third segment (never attached by the workload): one byte changed
+	python3 -c '
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+a = libc.shmat(int(sys.argv[1]), None, 0)
+assert a not in (None, ctypes.c_void_p(-1).value)
+ctypes.c_ubyte.from_address(a + 100).value ^= 1
+libc.shmdt(ctypes.c_void_p(a))' "$(awk 'NR == 3 {print $2}' "$WL_TRIGGER.ipc")"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "c: contents changed"
+	# it leaves its segments on a FAIL
+	while read -r kind id; do ipcrm "-$kind" "$id" 2>/dev/null || true; done <"$WL_TRIGGER.ipc"
+}
+
+@test "wl-msgq passes" {
+	run_plain wl-msgq
+}
+
+@test "wl-msgq notices a message taken from outside" {
+	wl_start wl-msgq
+	wl_wait_ready
+	# the first message of the first queue (type 1) taken
+	python3 -c '
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(8 + 4096)
+assert libc.msgrcv(int(sys.argv[1]), buf, 4096, 1, 0o4000) == 5' \
+		"$(awk 'NR == 1 {print $2}' "$WL_TRIGGER.ipc")"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "a: 3 messages"
+	while read -r kind id; do ipcrm "-$kind" "$id" 2>/dev/null || true; done <"$WL_TRIGGER.ipc"
+}
+
+@test "wl-sem passes" {
+	run_plain wl-sem
+}
+
+@test "wl-sem notices a value changed from outside" {
+	wl_start wl-sem
+	wl_wait_ready
+	# the first set's second semaphore set to 4 (SETVAL)
+	python3 -c '
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
+		"$(awk 'NR == 1 {print $2}' "$WL_TRIGGER.ipc")"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "a: semaphore 1 is 4, want 5"
+	while read -r kind id; do ipcrm "-$kind" "$id" 2>/dev/null || true; done <"$WL_TRIGGER.ipc"
+}
+
 @test "wl-signalfd passes" {
 	run_plain wl-signalfd
 }

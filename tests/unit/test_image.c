@@ -405,6 +405,215 @@ static void test_refuses_bad_memfd(void **state)
 	expect_refused(j, "repeated");
 }
 
+/* make_image with a SysV segment (id 7, 8000 bytes: two pages, the second
+ * with data) attached read-write by task 0 at 0x30000, in two mappings. */
+static json_t *encoded_sysv(void)
+{
+	struct cd_image img;
+	cd_err err = {0};
+
+	make_image(&img);
+	struct cd_task *t = &img.tasks[0];
+	t->vmas = realloc(t->vmas, 4 * sizeof(*t->vmas));
+	assert_non_null(t->vmas);
+	t->vmas[2] = (struct cd_vma){.start = 0x30000,
+	                             .end = 0x31000,
+	                             .prot = PROT_READ | PROT_WRITE,
+	                             .shared = true,
+	                             .kind = CD_VMA_SYSV_SHM,
+	                             .flags = CD_VMF_MAYWRITE,
+	                             .shmid = 7};
+	t->vmas[3] = t->vmas[2];
+	t->vmas[3].start = 0x31000;
+	t->vmas[3].end = 0x32000;
+	t->vmas[3].pgoff = 0x1000;
+	t->vmas[3].prot = PROT_READ;
+	t->nvmas = 4;
+	img.nsysv_shm = 1;
+	img.sysv_shm = calloc(1, sizeof(*img.sysv_shm));
+	assert_non_null(img.sysv_shm);
+	img.sysv_shm[0] = (struct cd_sysv_shm){.key = 0x1234,
+	                                       .id = 7,
+	                                       .mode = 0640,
+	                                       .uid = 1000,
+	                                       .gid = 100,
+	                                       .removed = true,
+	                                       .locked = true,
+	                                       .size = 8000,
+	                                       .pages_size = CD_PAGE_SIZE,
+	                                       .pages_csum = 0x99};
+	img.sysv_shm[0].nruns = 1;
+	img.sysv_shm[0].runs = calloc(1, sizeof(struct cd_run));
+	img.sysv_shm[0].runs[0] = (struct cd_run){1, 1, CD_RUN_DATA};
+	img.nsysv_msq = 1;
+	img.sysv_msq = calloc(1, sizeof(*img.sysv_msq));
+	assert_non_null(img.sysv_msq);
+	img.sysv_msq[0] = (struct cd_sysv_msq){
+	    .key = -5, .id = 3, .mode = 0620, .uid = 1000, .gid = 100, .qbytes = 3000};
+	img.sysv_msq[0].nmsgs = 2;
+	img.sysv_msq[0].msgs = calloc(2, sizeof(struct cd_sysv_msg));
+	img.sysv_msq[0].msgs[0] = (struct cd_sysv_msg){.mtype = 7, .len = 3};
+	img.sysv_msq[0].msgs[0].data = (uint8_t *)strdup("a\x80z");
+	img.sysv_msq[0].msgs[1] = (struct cd_sysv_msg){.mtype = INT64_MAX, .len = 0};
+	img.sysv_msq[0].msgs[1].data = (uint8_t *)strdup("");
+	img.nsysv_sem = 1;
+	img.sysv_sem = calloc(1, sizeof(*img.sysv_sem));
+	assert_non_null(img.sysv_sem);
+	img.sysv_sem[0] =
+	    (struct cd_sysv_sem){.key = 0x77, .id = 9, .mode = 0640, .operated = true, .nsems = 3};
+	img.sysv_sem[0].vals = calloc(3, sizeof(uint16_t));
+	img.sysv_sem[0].vals[1] = 5;
+	img.sysv_sem[0].vals[2] = 32767;
+	json_t *j = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_non_null(j);
+	return j;
+}
+
+static void test_sysv_shm_round_trip(void **state)
+{
+	json_t *j = encoded_sysv();
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.nsysv_shm, 1);
+	const struct cd_sysv_shm *m = cd_image_sysv_shm(&img, 7);
+	assert_non_null(m);
+	assert_int_equal(m->key, 0x1234);
+	assert_int_equal(m->mode, 0640);
+	assert_int_equal(m->uid, 1000);
+	assert_int_equal(m->gid, 100);
+	assert_true(m->removed);
+	assert_true(m->locked);
+	assert_int_equal(m->size, 8000);
+	assert_int_equal(m->pages_size, CD_PAGE_SIZE);
+	assert_int_equal(m->pages_csum, 0x99);
+	assert_int_equal(m->nruns, 1);
+	assert_int_equal(m->runs[0].page, 1);
+	assert_int_equal(m->runs[0].npages, 1);
+	const struct cd_vma *v = &img.tasks[0].vmas[3];
+	assert_int_equal(v->kind, CD_VMA_SYSV_SHM);
+	assert_int_equal(v->shmid, 7);
+	assert_int_equal(v->pgoff, 0x1000);
+	assert_int_equal(v->flags, CD_VMF_MAYWRITE);
+	assert_int_equal(img.nsysv_msq, 1);
+	const struct cd_sysv_msq *q = &img.sysv_msq[0];
+	assert_int_equal(q->key, -5);
+	assert_int_equal(q->id, 3);
+	assert_int_equal(q->mode, 0620);
+	assert_int_equal(q->uid, 1000);
+	assert_int_equal(q->gid, 100);
+	assert_int_equal(q->qbytes, 3000);
+	assert_int_equal(q->nmsgs, 2);
+	assert_int_equal(q->msgs[0].mtype, 7);
+	assert_int_equal(q->msgs[0].len, 3);
+	assert_memory_equal(q->msgs[0].data, "a\x80z", 3);
+	assert_int_equal(q->msgs[1].mtype, INT64_MAX);
+	assert_int_equal(q->msgs[1].len, 0);
+	assert_int_equal(img.nsysv_sem, 1);
+	const struct cd_sysv_sem *se = &img.sysv_sem[0];
+	assert_int_equal(se->key, 0x77);
+	assert_int_equal(se->id, 9);
+	assert_int_equal(se->mode, 0640);
+	assert_true(se->operated);
+	assert_int_equal(se->nsems, 3);
+	assert_int_equal(se->vals[0], 0);
+	assert_int_equal(se->vals[1], 5);
+	assert_int_equal(se->vals[2], 32767);
+	cd_image_free(&img);
+}
+
+static json_t *sysv0(json_t *j)
+{
+	return json_array_get(json_object_get(j, "sysv_shm"), 0);
+}
+
+static json_t *vma_at(json_t *j, size_t i)
+{
+	return json_array_get(json_object_get(task0(j), "vmas"), i);
+}
+
+/* A segment's fields in range, its runs inside it and matching its page
+ * file, and attachments that are whole attachments of a segment of the
+ * image. */
+static void test_refuses_bad_sysv_shm(void **state)
+{
+	json_t *j = encoded_sysv();
+
+	json_object_set_new(sysv0(j), "mode", json_integer(01640));
+	expect_refused(j, "\"mode\"");
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "id", json_integer(-1));
+	expect_refused(j, "\"id\"");
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "size", json_integer(0));
+	expect_refused(j, "\"size\"");
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "runs", json_pack("[[I,I]]", (json_int_t)1, (json_int_t)2));
+	expect_refused(j, "\"runs\"");
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "runs",
+	                    json_pack("[[I,I,I]]", (json_int_t)1, (json_int_t)1, (json_int_t)0));
+	expect_refused(j, "\"runs\"");
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "pages_size", json_integer(0));
+	expect_refused(j, "\"pages_size\"");
+	j = encoded_sysv();
+	json_array_append(json_object_get(j, "sysv_shm"), sysv0(j));
+	expect_refused(j, "repeated");
+	/* an attachment of a segment the image does not hold */
+	j = encoded_sysv();
+	json_object_set_new(sysv0(j), "id", json_integer(8));
+	expect_refused(j, "id 7 that the dump did not take");
+	/* the segment's second page unmapped */
+	j = encoded_sysv();
+	json_array_remove(json_object_get(task0(j), "vmas"), 3);
+	expect_refused(j, "part of an attachment");
+	/* an attachment not at offset 0 */
+	j = encoded_sysv();
+	json_array_remove(json_object_get(task0(j), "vmas"), 2);
+	expect_refused(j, "part of an attachment");
+	/* parts of one attachment read-only and not */
+	j = encoded_sysv();
+	json_object_set_new(vma_at(j, 3), "flags", json_integer(0));
+	expect_refused(j, "read-only and not");
+	j = encoded_sysv();
+	json_object_set_new(vma_at(j, 2), "shared", json_integer(0));
+	expect_refused(j, "a SysV attachment not shared");
+	/* queues: a message type of 0, a repeated key, qbytes out of range */
+	j = encoded_sysv();
+	json_object_set_new(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(j, "sysv_msq"), 0), "msgs"), 0),
+	    "mtype", json_integer(0));
+	expect_refused(j, "\"mtype\"");
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_msq"), 0), "qbytes",
+	                    json_integer(-1));
+	expect_refused(j, "\"qbytes\"");
+	j = encoded_sysv();
+	json_array_append_new(json_object_get(j, "sysv_msq"),
+	                      json_deep_copy(json_array_get(json_object_get(j, "sysv_msq"), 0)));
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_msq"), 1), "id",
+	                    json_integer(4));
+	expect_refused(j, "repeated");
+	/* sets: a value above SEMVMX, no semaphore */
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_sem"), 0), "vals",
+	                    json_pack("[i]", 32768));
+	expect_refused(j, "\"vals[0]\"");
+	j = encoded_sysv();
+	json_object_set_new(json_array_get(json_object_get(j, "sysv_sem"), 0), "vals",
+	                    json_array());
+	expect_refused(j, "\"vals\"");
+	/* may-write is a shared mapping's */
+	j = encoded();
+	json_object_set_new(vma0(j), "flags", json_integer(CD_VMF_MAYWRITE));
+	expect_refused(j, "may-write");
+}
+
 static json_t *deleted0(json_t *j)
 {
 	return json_array_get(json_object_get(j, "deleted"), 0);
@@ -1441,6 +1650,8 @@ int main(void)
 	    cmocka_unit_test(test_refuses_fixed_array_of_other_length),
 	    cmocka_unit_test(test_refuses_negative_index),
 	    cmocka_unit_test(test_refuses_bad_memfd),
+	    cmocka_unit_test(test_sysv_shm_round_trip),
+	    cmocka_unit_test(test_refuses_bad_sysv_shm),
 	    cmocka_unit_test(test_memfd_mapping_name),
 	    cmocka_unit_test(test_refuses_bad_deleted),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
