@@ -156,7 +156,12 @@ extern const struct cd_restore_step cd_restore_steps[];
 extern const size_t cd_dump_modules_n, cd_restore_steps_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
-    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks;
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks,
+    cd_mod_mempolicy;
+
+/* mempolicy.c: refuses, naming it, a NUMA policy of the image on a node this
+ * machine lacks (or any policy without NUMA support): before anything runs. */
+int cd_mempolicy_check(const struct cd_image *img, cd_err *err);
 
 /* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
  * our ptrace stops: the entry points run with SIGCHLD at its default. */

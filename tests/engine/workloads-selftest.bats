@@ -625,6 +625,13 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-inotify
 }
 
+@test "wl-numa passes, and with a policy on shared memory" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	run_plain wl-numa
+	wl_cleanup
+	run_plain wl-numa shared
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

@@ -525,9 +525,47 @@ counter_continues() {
 	wl_refused wl-madvise pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)" --leave-running
 }
 
-@test "wl-madvise: a NUMA memory policy (mbind) is refused, naming it; it runs on" {
+@test "wl-madvise: a NUMA memory policy (mbind) comes back" {
 	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
-	wl_refused wl-madvise mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored" --leave-running
+	WL_ARGS=mbind wl_roundtrip wl-madvise --leave-running
+}
+
+@test "wl-numa: NUMA policies of mappings (mbind) and of each thread (set_mempolicy)" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_roundtrip wl-numa
+	grep -q '"vma_policies":\[{' "$IMG/manifest.json"
+}
+
+@test "wl-numa: --leave-running" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_roundtrip wl-numa --leave-running
+}
+
+@test "wl-numa: a NUMA policy of shared memory is refused, naming it; it runs on" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_refused wl-numa shared "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(.*\) has NUMA memory policy bind \(mbind\) on shared memory, which belongs to the memory object and is not restored" --leave-running
+}
+
+@test "wl-numa: a policy on a node this machine lacks is refused at restore, before anything runs" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	start_wl "$WL_DIR/wl-numa"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	# node 40: no test machine has it
+	python3 - "$IMG/manifest.json" <<-'PY'
+	import json, sys
+	m = json.load(open(sys.argv[1]))
+	m["tasks"][0]["vma_policies"][-1]["nodes"][0] = 1 << 40
+	json.dump(m, open(sys.argv[1], "w"))
+	PY
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --pid-file "$T/restored.pid"
+	assert_failure
+	assert_output --regexp "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+: NUMA memory policy bind on node 40, which this machine does not have"
+	assert_not_exist "$T/restored.pid"
+	run grep -c '^READY$' "$LOG"
+	assert_output 1
 }
 
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
