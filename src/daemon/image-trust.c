@@ -20,7 +20,9 @@
  * flag, THP disable, timer slack, membarrier registrations, NUMA memory
  * policies of the task, its threads and its private mappings (set_mempolicy
  * and mbind ask no privilege; the kernel keeps the nodes to the task's
- * cpuset, and the pages mbind moves are the task's own),
+ * cpuset, and the pages mbind moves are the task's own), a job-control
+ * stop (the restore sends the task its own stop signal; its parent, a task
+ * of the image, gets its wait report and SIGCHLD as the image says),
  * SCHED_RESET_ON_FORK, a zombie's wait status, the planned session and
  * group, which the decoder keeps to tasks of the image, POSIX timers, which
  * the task creates itself once it has its credentials, on clocks the
@@ -57,7 +59,7 @@
  * sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4544, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4552, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 160, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be

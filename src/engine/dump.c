@@ -78,14 +78,14 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 	/* a task that has exited since it was seized: never, as it is stopped */
 	if (st->state == 'Z')
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: exited while seized", pid);
-	/* a job-control stop would swallow our injected syscalls */
-	if (st->state == 'T')
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d (%s): stopped tasks are not supported (send SIGCONT first)", pid,
-		    st->comm);
 	if ((r = cd_proc_status(pid, &status, err)) < 0)
 		return r;
+	/* a stopped task is ours to seize (jobctl.c); a traced one is not */
+	if (status.tracer && status.tracer != getpid())
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): traced by pid %d (ptrace); a task under another "
+		                  "tracer is not supported",
+		                  pid, st->comm, status.tracer);
 	/* a filter could refuse or kill on our injected syscalls */
 	if (status.seccomp)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d (%s): seccomp is not supported", pid,
@@ -185,6 +185,7 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	t->sid = st.session;
 	s->tty[s->img.ntasks - 1] = st.tty_nr;
 	t->nice = st.nice;
+	t->stop_sig = cd_inject_stop_sig(s->inj[s->img.ntasks - 1]);
 	memcpy(t->comm, st.comm, sizeof(t->comm));
 	return 0;
 }
@@ -492,6 +493,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uint64_t t0 = cd_now_ns();
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
+	    (r = cd_jobctl_check(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sysv(&s->img, err)) < 0 || (r = check_tasks(s, err)) < 0)
 		return r;

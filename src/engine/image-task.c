@@ -480,6 +480,8 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "affinity", u64_array(t->affinity, ARRAY_SIZE(t->affinity)));
 	json_object_set_new(o, "mempolicy", mpol_to_json(&t->mempolicy));
 	json_object_set_new(o, "vma_policies", vpols_to_json(t));
+	json_object_set_new(o, "stop_sig", json_integer(t->stop_sig));
+	json_object_set_new(o, "stop_notify", json_boolean(t->stop_notify));
 	a = json_array();
 	for (size_t i = 0; i < t->nthreads; i++)
 		json_array_append_new(a, thread_to_json(&t->threads[i]));
@@ -1161,6 +1163,30 @@ static int mpol_decode(json_t *o, struct cd_mempolicy *p, cd_err *err)
 	return mempolicy_check(p, err);
 }
 
+/* "stop_sig" and "stop_notify" came with stopped tasks: without them, a
+ * running task. A group stops by SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU; only
+ * a stopped task has a stop to report. */
+static int stop_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	int64_t v;
+	int r;
+
+	if (json_object_get(o, "stop_sig")) {
+		if ((r = cd_json_get_int(o, "stop_sig", 0, CD_NSIG, &v, err)) < 0)
+			return r;
+		if (v && v != SIGSTOP && v != SIGTSTP && v != SIGTTIN && v != SIGTTOU)
+			return cd_err_set(err, EINVAL,
+			                  "field \"stop_sig\": %d is not a stop signal", (int)v);
+		t->stop_sig = (int)v;
+	}
+	if (json_object_get(o, "stop_notify") &&
+	    (r = cd_json_get_bool(o, "stop_notify", &t->stop_notify, err)) < 0)
+		return r;
+	if (t->stop_notify && !t->stop_sig)
+		return cd_err_set(err, EINVAL, "field \"stop_notify\": the task is not stopped");
+	return 0;
+}
+
 /* "mempolicy" came with NUMA policies: without it, the default. */
 static int mpol_from_json(json_t *o, struct cd_mempolicy *p, cd_err *err)
 {
@@ -1319,7 +1345,7 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	                            err)) < 0 ||
 	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0 ||
 	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0 ||
-	    (r = numa_from_json(o, t, err)) < 0)
+	    (r = numa_from_json(o, t, err)) < 0 || (r = stop_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

@@ -324,6 +324,11 @@ struct cd_task {
 	 * its wait status are recorded (restore.c re-creates it, it exits) */
 	bool zombie;
 	int exit_status;
+	/* stopped (jobctl.c): the signal that stopped its group (SIGSTOP,
+	 * SIGTSTP, SIGTTIN, SIGTTOU; 0: running), and whether its parent's
+	 * wait (WUNTRACED) has still to report the stop */
+	int stop_sig;
+	bool stop_notify;
 	char comm[16];
 	struct user_regs_struct regs;
 	uint8_t *xstate;

@@ -157,7 +157,14 @@ extern const size_t cd_dump_modules_n, cd_restore_steps_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
     cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks,
-    cd_mod_mempolicy;
+    cd_mod_mempolicy, cd_mod_jobctl;
+
+/* jobctl.c: stopped tasks. The dump refuses, naming it, a stop the restore
+ * could not make again (check, once the sessions are planned); the restore
+ * lets the stopped tasks go into their group stops first, each parent
+ * still ours (release). */
+int cd_jobctl_check(const struct cd_image *img, cd_err *err);
+int cd_jobctl_release(const struct cd_image *img, cd_inject **inj, cd_inject ***thr, cd_err *err);
 
 /* mempolicy.c: refuses, naming it, a NUMA policy of the image on a node this
  * machine lacks (or any policy without NUMA support): before anything runs. */

@@ -19,6 +19,8 @@ const struct cd_module *const cd_dump_modules[] = {
     &cd_mod_posix_timers,
     /* after files: the locks are found through the task's fds */
     &cd_mod_locks,
+    /* after signals: a parent's queues are read */
+    &cd_mod_jobctl,
 };
 const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
 

@@ -519,11 +519,11 @@ static int detach_threads(const struct cd_task *t, cd_inject **thr, cd_err *err)
 static int release_all(struct restore_state *s, cd_inject **inj, cd_inject ***thr, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
-	int r = 0;
+	int r = cd_jobctl_release(&s->img, inj, thr, err);
 
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
 		pid_t pid = s->img.tasks[i].pid;
-		if (s->leave_stopped && !s->img.tasks[i].zombie &&
+		if (s->leave_stopped && !s->img.tasks[i].zombie && !s->img.tasks[i].stop_sig &&
 		    syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
 			r = cd_err_sys(err, errno, "pid %d: queue SIGSTOP", pid);
 	}

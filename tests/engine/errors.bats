@@ -277,13 +277,14 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	kill -0 "$WL_PID"
 }
 
-@test "dump: a stopped task is refused and stays stopped" {
+@test "dump: a stopped task whose dump fails half-way stays stopped" {
 	counter
 	kill -STOP "$WL_PID"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
-	assert_output --partial "dump: pid $WL_PID (engine-counter): stopped tasks are not supported"
+	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"
 	assert_not_exist "$IMG"
+	sleep 0.2
 	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" = T ]
 	kill -CONT "$WL_PID"
 	still_counting

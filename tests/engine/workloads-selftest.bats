@@ -625,6 +625,16 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-inotify
 }
 
+@test "wl-stopped passes, plain, seen, sigstop and threads" {
+	run_plain wl-stopped
+	wl_cleanup
+	run_plain wl-stopped seen
+	wl_cleanup
+	run_plain wl-stopped sigstop
+	wl_cleanup
+	run_plain wl-stopped threads
+}
+
 @test "wl-numa passes, and with a policy on shared memory" {
 	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
 	run_plain wl-numa

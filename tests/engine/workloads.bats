@@ -568,6 +568,95 @@ counter_continues() {
 	assert_output 1
 }
 
+@test "wl-stopped: a child stopped by SIGTSTP comes back stopped, its stop still to report" {
+	wl_roundtrip wl-stopped
+	grep -q '"stop_sig":20,"stop_notify":true' "$IMG/manifest.json"
+}
+
+@test "wl-stopped: --leave-running" {
+	wl_roundtrip wl-stopped --leave-running
+}
+
+@test "wl-stopped seen: the stop its parent's wait had reported is not reported again" {
+	WL_ARGS=seen wl_roundtrip wl-stopped
+}
+
+@test "wl-stopped sigstop: stopped by SIGSTOP, --leave-running" {
+	WL_ARGS=sigstop wl_roundtrip wl-stopped --leave-running
+}
+
+@test "wl-stopped threads: every thread of a stopped task comes back stopped" {
+	WL_ARGS=threads wl_roundtrip wl-stopped
+}
+
+@test "a stopped root comes back stopped; SIGCONT resumes it" {
+	start_wl "$WL_DIR/wl-counter"
+	kill -STOP "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_success
+	# the original is stopped still
+	assert_equal "$(awk '{print $3}' /proc/"$WL_PID"/stat)" T
+	kill_tree "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	n=$(grep -cE '^[0-9]+$' "$LOG")
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid"
+	assert_success
+	root=$(cat "$T/restored.pid")
+	sleep 0.3
+	assert_equal "$(awk '{print $3}' /proc/"$root"/stat)" T
+	assert_equal "$(grep -cE '^[0-9]+$' "$LOG")" "$n"
+	kill -CONT "$root"
+	touch "$TRIGGER"
+	for _ in $(seq 1 1000); do grep -qE '^(PASS|FAIL)' "$LOG" && break; sleep 0.01; done
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	run counter_continues
+	assert_success
+}
+
+@test "a root stopped by SIGTSTP is refused (the restore leaves its group orphaned); it runs on" {
+	# not a session leader (no setsid): its group is not orphaned here
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds "$WL_DIR/wl-counter" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	kill -TSTP "$WL_PID"
+	for _ in $(seq 1 100); do [ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" = T ] && break; sleep 0.01; done
+	if [ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" != T ]; then
+		skip "SIGTSTP did not stop the root (its group is orphaned here)"
+	fi
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-counter\): stopped by SIGTSTP in process group [0-9]+, which the restore leaves orphaned"
+	assert_not_exist "$IMG"
+	kill -CONT "$WL_PID"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "a task traced by another tracer is refused, naming the tracer; it runs on" {
+	command -v gdb >/dev/null || command -v strace >/dev/null || skip "no gdb or strace"
+	start_wl "$WL_DIR/wl-counter"
+	strace -p "$WL_PID" -o /dev/null &
+	tracer=$!
+	for _ in $(seq 1 200); do grep -q "TracerPid:[[:space:]]*[1-9]" /proc/"$WL_PID"/status && break; sleep 0.01; done
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	kill "$tracer"
+	wait "$tracer" 2>/dev/null || true
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-counter\): traced by pid $tracer \(ptrace\); a task under another tracer is not supported"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_refused wl-madvise merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)" --leave-running
 }

@@ -119,6 +119,8 @@ static void make_image(struct cd_image *img)
 	    .mode = 3, /* MPOL_INTERLEAVE, relative */
 	    .flags = 1 << 14,
 	    .nodes = {0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1ULL << 63}};
+	t->stop_sig = SIGTSTP;
+	t->stop_notify = true;
 	t->nvpols = 1;
 	t->vpols = calloc(1, sizeof(struct cd_vma_policy));
 	t->vpols[0] = (struct cd_vma_policy){
@@ -239,6 +241,8 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->mempolicy.flags, 1 << 14);
 	assert_int_equal(t->mempolicy.nodes[0], 0x5);
 	assert_int_equal(t->mempolicy.nodes[15], 1ULL << 63);
+	assert_int_equal(t->stop_sig, SIGTSTP);
+	assert_true(t->stop_notify);
 	assert_int_equal(t->nvpols, 1);
 	assert_int_equal(t->vpols[0].start, 0x20000);
 	assert_int_equal(t->vpols[0].end, 0x21000);
@@ -1273,6 +1277,32 @@ static void test_refuses_bad_mempolicy(void **state)
 	expect_refused(j, "default is no policy of its own");
 }
 
+/* A stop by a stop signal only; a stop to report only for a stopped task;
+ * an image from before stopped tasks: running. */
+static void test_stopped(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	json_object_set_new(task0(j), "stop_sig", json_integer(SIGUSR1));
+	expect_refused(j, "\"stop_sig\": 10 is not a stop signal");
+	j = encoded();
+	json_object_set_new(task0(j), "stop_sig", json_integer(0));
+	expect_refused(j, "\"stop_notify\": the task is not stopped");
+	j = encoded();
+	json_object_set_new(task0(j), "stop_sig", json_integer(65));
+	expect_refused(j, "\"stop_sig\"");
+	j = encoded();
+	json_object_del(task0(j), "stop_sig");
+	json_object_del(task0(j), "stop_notify");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].stop_sig, 0);
+	assert_false(img.tasks[0].stop_notify);
+	cd_image_free(&img);
+}
+
 /* An image from before NUMA policies: the default everywhere. */
 static void test_without_mempolicy(void **state)
 {
@@ -1483,6 +1513,7 @@ int main(void)
 	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_refuses_bad_mempolicy),
 	    cmocka_unit_test(test_without_mempolicy),
+	    cmocka_unit_test(test_stopped),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),

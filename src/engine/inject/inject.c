@@ -30,11 +30,17 @@ struct cd_inject {
 	uint64_t site;
 	uint64_t orig_sigmask;
 	struct user_regs_struct orig_regs;
+	int stop_sig;
 };
 
 pid_t cd_inject_pid(const cd_inject *h)
 {
 	return h->pid;
+}
+
+int cd_inject_stop_sig(const cd_inject *h)
+{
+	return h->stop_sig;
 }
 
 const struct user_regs_struct *cd_inject_orig_regs(const cd_inject *h)
@@ -177,6 +183,19 @@ int cd_inject_seize_finish(cd_inject *h, cd_err *err)
 		r = wait_stop_timed(h, &status, SEIZE_TIMEOUT_MS, err);
 		if (r < 0)
 			return r;
+		if ((status >> 16) == PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP &&
+		    !h->stop_sig) {
+			/* A stopped group: the seize made the task report its
+			 * group stop (with the stop signal), which took our
+			 * interrupt. Injected calls would meet another stop
+			 * trap: one more interrupt, and out of this trap into
+			 * that one. */
+			h->stop_sig = WSTOPSIG(status);
+			if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0 ||
+			    ptrace(PTRACE_CONT, pid, NULL, NULL) < 0)
+				return cd_err_sys(err, errno, "pid %d: out of its group stop", pid);
+			continue;
+		}
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
 		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0)
