@@ -23,6 +23,8 @@
  * cpuset, and the pages mbind moves are the task's own), a job-control
  * stop (the restore sends the task its own stop signal; its parent, a task
  * of the image, gets its wait report and SIGCHLD as the image says),
+ * seccomp (strict mode, and filters, which only take rights away:
+ * check_seccomp asks no_new_privs, as the kernel asks a user),
  * SCHED_RESET_ON_FORK, a zombie's wait status, the planned session and
  * group, which the decoder keeps to tasks of the image, POSIX timers, which
  * the task creates itself once it has its credentials, on clocks the
@@ -59,7 +61,7 @@
  * sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4552, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 160, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
@@ -346,6 +348,16 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 }
 
 /* A zombie has no ids, memory or files: it is made and exits at once. */
+/* A filter is installed with root's rights, where a user needs
+ * no_new_privs: without it, a filtered setuid program could be misled. */
+static int check_seccomp(const struct cd_task *t, cd_err *err)
+{
+	if (t->seccomp_mode == 2 && !t->no_new_privs)
+		return cd_err_set(err, EPERM, "task %d: seccomp filters without no_new_privs",
+		                  t->pid);
+	return 0;
+}
+
 static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
 {
 	if (t->zombie)
@@ -362,6 +374,8 @@ static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_
 		r = check_flags(tr, t, err);
 	if (r == 0)
 		r = check_memlock(t, err);
+	if (r == 0)
+		r = check_seccomp(t, err);
 	return r;
 }
 

@@ -86,10 +86,6 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 		                  "pid %d (%s): traced by pid %d (ptrace); a task under another "
 		                  "tracer is not supported",
 		                  pid, st->comm, status.tracer);
-	/* a filter could refuse or kill on our injected syscalls */
-	if (status.seccomp)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d (%s): seccomp is not supported", pid,
-		                  st->comm);
 	return check_namespaces(pid, err);
 }
 
@@ -175,7 +171,9 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
 	t->pid = pid;
-	if ((r = seize_threads(s, t, err)) < 0)
+	if ((r = seize_threads(s, t, err)) < 0 ||
+	    (r = cd_seccomp_suspend(pid, s->inj[s->img.ntasks - 1], s->thr[s->img.ntasks - 1],
+	                            t->nthreads, err)) < 0)
 		return r;
 	/* seized now: the tree cannot change under us */
 	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)

@@ -257,6 +257,9 @@ void cd_task_free(struct cd_task *t)
 	free(t->timers);
 	free(t->locks);
 	free(t->vpols);
+	for (size_t i = 0; i < t->nfilters; i++)
+		free(t->filters[i].insns);
+	free(t->filters);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -376,6 +379,22 @@ static json_t *vpols_to_json(const struct cd_task *t)
 	return a;
 }
 
+static json_t *seccomp_to_json(const struct cd_task *t)
+{
+	json_t *o = json_object(), *a = json_array();
+
+	for (size_t i = 0; a && i < t->nfilters; i++) {
+		json_t *f = json_object();
+		json_object_set_new(f, "flags", json_integer(t->filters[i].flags));
+		cd_json_hex_encode(f, "insns", t->filters[i].insns,
+		                   t->filters[i].ninsns * sizeof(*t->filters[i].insns));
+		json_array_append_new(a, f);
+	}
+	json_object_set_new(o, "mode", json_integer(t->seccomp_mode));
+	json_object_set_new(o, "filters", a);
+	return o;
+}
+
 static json_t *thread_to_json(const struct cd_thread *th)
 {
 	json_t *o = json_object(), *regs = json_object();
@@ -480,6 +499,7 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "affinity", u64_array(t->affinity, ARRAY_SIZE(t->affinity)));
 	json_object_set_new(o, "mempolicy", mpol_to_json(&t->mempolicy));
 	json_object_set_new(o, "vma_policies", vpols_to_json(t));
+	json_object_set_new(o, "seccomp", seccomp_to_json(t));
 	json_object_set_new(o, "stop_sig", json_integer(t->stop_sig));
 	json_object_set_new(o, "stop_notify", json_boolean(t->stop_notify));
 	a = json_array();
@@ -1187,6 +1207,68 @@ static int stop_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
+/* One seccomp filter: a program of 1 to BPF_MAXINSNS instructions (the
+ * kernel checks the program itself when it is installed), flags LOG and
+ * SPEC_ALLOW only. */
+static int filter_from_json(json_t *o, struct cd_seccomp_filter *f, cd_err *err)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int64_t flags;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_get_int(o, "flags", 0, 6, &flags, err)) < 0)
+		return r;
+	if (flags & 1)
+		return cd_err_set(err, EINVAL, "field \"flags\": TSYNC is not a filter's");
+	f->flags = (uint32_t)flags;
+	if ((r = cd_json_hex_decode(o, "insns", CD_SECCOMP_MAX_INSNS * sizeof(*f->insns), &buf,
+	                            &len, err)) < 0)
+		return r;
+	f->insns = (uint64_t *)buf;
+	f->ninsns = len / sizeof(*f->insns);
+	if (!len || len % sizeof(*f->insns))
+		return cd_err_set(err, EINVAL, "field \"insns\": %zu bytes, not whole instructions",
+		                  len);
+	return 0;
+}
+
+/* "seccomp" came with seccomp: without it, none. Filters only in filter
+ * mode, at least one, within the kernel's limit for a chain. */
+static int seccomp_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *s, *a, *x;
+	size_t i, path = 0;
+	int64_t mode;
+	int r;
+
+	if (!json_object_get(o, "seccomp"))
+		return 0;
+	if ((r = cd_json_get_object(o, "seccomp", &s, err)) < 0 ||
+	    (r = cd_json_get_int(s, "mode", 0, 2, &mode, err)) < 0 ||
+	    (r = cd_json_get_array(s, "filters", mode == 2 ? 1 : 0,
+	                           mode == 2 ? CD_SECCOMP_MAX_FILTERS : 0, &a, err)) < 0)
+		return cd_err_wrap(err, "seccomp");
+	t->seccomp_mode = (int)mode;
+	t->filters = calloc(json_array_size(a) + 1, sizeof(*t->filters));
+	if (!t->filters)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		r = filter_from_json(x, &t->filters[t->nfilters], err);
+		t->nfilters++;
+		if (r < 0)
+			return cd_err_wrap(err, "seccomp filter %zu", i);
+		path += t->filters[i].ninsns + 4;
+	}
+	if (path > CD_SECCOMP_MAX_PATH)
+		return cd_err_set(err, EINVAL, "seccomp: %zu instructions, above the kernel's %d",
+		                  path, CD_SECCOMP_MAX_PATH);
+	return 0;
+}
+
 /* "mempolicy" came with NUMA policies: without it, the default. */
 static int mpol_from_json(json_t *o, struct cd_mempolicy *p, cd_err *err)
 {
@@ -1345,7 +1427,8 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	                            err)) < 0 ||
 	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0 ||
 	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0 ||
-	    (r = numa_from_json(o, t, err)) < 0 || (r = stop_from_json(o, t, err)) < 0)
+	    (r = numa_from_json(o, t, err)) < 0 || (r = stop_from_json(o, t, err)) < 0 ||
+	    (r = seccomp_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

@@ -292,6 +292,17 @@ struct cd_vma_policy {
 	struct cd_mempolicy pol;
 };
 
+/* A seccomp filter (seccomp.c): its BPF program (struct sock_filter, 8
+ * bytes each) and its flags (SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW). */
+#define CD_SECCOMP_MAX_INSNS   4096  /* BPF_MAXINSNS */
+#define CD_SECCOMP_MAX_PATH    32768 /* MAX_INSNS_PER_PATH: a chain's instructions, 4 more each */
+#define CD_SECCOMP_MAX_FILTERS (CD_SECCOMP_MAX_PATH / 5)
+struct cd_seccomp_filter {
+	uint32_t flags;
+	uint64_t *insns;
+	size_t ninsns;
+};
+
 /* A thread of a task besides its main one (tid == pid), whose state is the
  * task's own fields. Process-wide state (memory, fds, handlers, the shared
  * pending queue, credentials) is the task's; these are the thread's own. */
@@ -380,6 +391,10 @@ struct cd_task {
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
 	int mlock_future;      /* enum cd_mlock_future */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
+	/* seccomp: 0 none, 1 strict, 2 filters (oldest first), every thread's */
+	int seccomp_mode;
+	struct cd_seccomp_filter *filters;
+	size_t nfilters;
 	/* NUMA: the main thread's policy, and the mappings with their own */
 	struct cd_mempolicy mempolicy;
 	struct cd_vma_policy *vpols;

@@ -716,7 +716,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = check_image(s, opts, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||
-	    (r = cd_mempolicy_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
+	    (r = cd_mempolicy_check(&s->img, err)) < 0 ||
+	    (r = cd_seccomp_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
 	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 || (r = place_areas(s, err)) < 0)
 		return r;
 	s->stats.validate_ns = cd_now_ns() - t0;

@@ -635,6 +635,16 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	run_plain wl-stopped threads
 }
 
+@test "wl-seccomp passes, plain, strict, notif and differ" {
+	run_plain wl-seccomp
+	wl_cleanup
+	run_plain wl-seccomp strict
+	wl_cleanup
+	run_plain wl-seccomp notif
+	wl_cleanup
+	run_plain wl-seccomp differ
+}
+
 @test "wl-numa passes, and with a policy on shared memory" {
 	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
 	run_plain wl-numa

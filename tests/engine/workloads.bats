@@ -657,6 +657,31 @@ counter_continues() {
 	assert_output "PASS"
 }
 
+@test "wl-seccomp: two filters (one with LOG), shared by both threads, in order; no_new_privs" {
+	wl_roundtrip wl-seccomp
+	grep -q '"seccomp":{"mode":2,"filters":\[{"flags":[0-9]*,"insns":"[0-9a-f]*"},{"flags":[2367],' "$IMG/manifest.json"
+}
+
+@test "wl-seccomp: --leave-running" {
+	wl_roundtrip wl-seccomp --leave-running
+}
+
+@test "wl-seccomp strict: a child in strict mode, blocked in read" {
+	WL_ARGS=strict wl_roundtrip wl-seccomp
+}
+
+@test "wl-seccomp strict: --leave-running" {
+	WL_ARGS=strict wl_roundtrip wl-seccomp --leave-running
+}
+
+@test "wl-seccomp: a filter that returns SECCOMP_RET_USER_NOTIF is refused, naming it; it runs on" {
+	wl_refused wl-seccomp notif "pid [0-9]+ \(wl-seccomp\): seccomp filter 2 returns SECCOMP_RET_USER_NOTIF: its listener is not restored" --leave-running
+}
+
+@test "wl-seccomp: a thread with filters of its own is refused, naming it; it runs on" {
+	wl_refused wl-seccomp differ "pid [0-9]+ \(wl-seccomp\): thread [0-9]+ \(wl-seccomp\): (its seccomp filters differ from the main thread's|its Seccomp_filters differs from the main thread's)" --leave-running
+}
+
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {
 	wl_refused wl-madvise merge-any "pid [0-9]+: KSM merging of all its memory \(PR_SET_MEMORY_MERGE\)" --leave-running
 }

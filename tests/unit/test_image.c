@@ -119,6 +119,16 @@ static void make_image(struct cd_image *img)
 	    .mode = 3, /* MPOL_INTERLEAVE, relative */
 	    .flags = 1 << 14,
 	    .nodes = {0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1ULL << 63}};
+	t->seccomp_mode = 2;
+	t->nfilters = 2;
+	t->filters = calloc(2, sizeof(struct cd_seccomp_filter));
+	t->filters[0] = (struct cd_seccomp_filter){.flags = 0, .ninsns = 1};
+	t->filters[0].insns = calloc(1, sizeof(uint64_t));
+	t->filters[0].insns[0] = 0x7fff000000000006ULL; /* ret ALLOW */
+	t->filters[1] = (struct cd_seccomp_filter){.flags = 2 /* LOG */, .ninsns = 2};
+	t->filters[1].insns = calloc(2, sizeof(uint64_t));
+	t->filters[1].insns[0] = 0x0000000000000020ULL;
+	t->filters[1].insns[1] = 0x7fff000000000006ULL;
 	t->stop_sig = SIGTSTP;
 	t->stop_notify = true;
 	t->nvpols = 1;
@@ -241,6 +251,13 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->mempolicy.flags, 1 << 14);
 	assert_int_equal(t->mempolicy.nodes[0], 0x5);
 	assert_int_equal(t->mempolicy.nodes[15], 1ULL << 63);
+	assert_int_equal(t->seccomp_mode, 2);
+	assert_int_equal(t->nfilters, 2);
+	assert_int_equal(t->filters[0].ninsns, 1);
+	assert_int_equal(t->filters[0].insns[0], 0x7fff000000000006ULL);
+	assert_int_equal(t->filters[1].flags, 2);
+	assert_int_equal(t->filters[1].ninsns, 2);
+	assert_int_equal(t->filters[1].insns[0], 0x20);
 	assert_int_equal(t->stop_sig, SIGTSTP);
 	assert_true(t->stop_notify);
 	assert_int_equal(t->nvpols, 1);
@@ -1303,6 +1320,55 @@ static void test_stopped(void **state)
 	cd_image_free(&img);
 }
 
+static json_t *filter0(json_t *j)
+{
+	return json_array_get(json_object_get(json_object_get(task0(j), "seccomp"), "filters"), 0);
+}
+
+/* seccomp: a mode, filters only (and at least one) in filter mode, whole
+ * instructions, BPF_MAXINSNS at most, flags LOG and SPEC_ALLOW; without
+ * "seccomp", none. */
+static void test_seccomp(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+	char hex[2 * 8 * 4097 + 1];
+
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "mode", json_integer(3));
+	expect_refused(j, "\"mode\"");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "mode", json_integer(1));
+	expect_refused(j, "\"filters\"");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "filters", json_array());
+	expect_refused(j, "\"filters\"");
+	j = encoded();
+	json_object_set_new(filter0(j), "insns", json_string("00112233"));
+	expect_refused(j, "not whole instructions");
+	j = encoded();
+	json_object_set_new(filter0(j), "insns", json_string(""));
+	expect_refused(j, "not whole instructions");
+	j = encoded();
+	memset(hex, '0', sizeof(hex) - 1);
+	hex[sizeof(hex) - 1] = 0;
+	json_object_set_new(filter0(j), "insns", json_string(hex));
+	expect_refused(j, "\"insns\"");
+	j = encoded();
+	json_object_set_new(filter0(j), "flags", json_integer(1));
+	expect_refused(j, "TSYNC");
+	j = encoded();
+	json_object_set_new(filter0(j), "flags", json_integer(8));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
+	json_object_del(task0(j), "seccomp");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].seccomp_mode, 0);
+	assert_int_equal(img.tasks[0].nfilters, 0);
+	cd_image_free(&img);
+}
+
 /* An image from before NUMA policies: the default everywhere. */
 static void test_without_mempolicy(void **state)
 {
@@ -1514,6 +1580,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_mempolicy),
 	    cmocka_unit_test(test_without_mempolicy),
 	    cmocka_unit_test(test_stopped),
+	    cmocka_unit_test(test_seccomp),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),
