@@ -6,8 +6,8 @@
  * PR_GET_SECCOMP is 2, no_new_privs is 1, and the status shows 2 filters. With "strict", a child
  * in strict mode (SECCOMP_MODE_STRICT) blocks in read on a pipe: after the trigger it reads,
  * writes back, and its next getpid kills it (SIGKILL). With "notif" a filter returns
- * SECCOMP_RET_USER_NOTIF, with "differ" the second thread adds a filter of its own: the dump
- * refuses both, naming them. */
+ * SECCOMP_RET_USER_NOTIF, with "differ" each thread adds a filter of its own (as many filters,
+ * other programs): the dump refuses both, naming them. */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -150,11 +150,15 @@ int main(int argc, char **argv)
 	install_filters(!strcmp(mode, "notif"));
 	pthread_barrier_wait(&ready);
 	pthread_barrier_wait(&ready);
+	/* as many filters as the thread, not the same programs */
+	struct sock_filter own[] = {NR, ON(SYS_getgid, SECCOMP_RET_ERRNO | EPERM), ALLOW};
+	if (differ && install(own, sizeof(own) / sizeof(own[0]), 0) != 0)
+		wl_fail("own filter: %s", strerror(errno));
 	wl_ready();
 	wl_await_trigger();
 	if ((why = verify(buf, sizeof(buf))))
 		wl_fail("main thread: %s", why);
-	if (filters_in_status() != (!strcmp(mode, "notif") ? 3 : 2))
+	if (filters_in_status() != (*mode ? 3 : 2))
 		wl_fail("Seccomp_filters: %d", filters_in_status());
 	pthread_barrier_wait(&check);
 	pthread_join(th, NULL);
