@@ -18,7 +18,14 @@
  * choose (their own registers, memory, signal state, timers, rseq, robust
  * list, umask, personality, affinity, a smaller bounding set, no_new_privs,
  * which only takes rights away, a parent-death signal, the child-subreaper
- * flag, THP disable, timer slack, membarrier registrations,
+ * flag, THP disable, timer slack, membarrier registrations, NUMA memory
+ * policies of the task, its threads and its private mappings (set_mempolicy
+ * and mbind ask no privilege; the kernel keeps the nodes to the task's
+ * cpuset, and the pages mbind moves are the task's own), a job-control
+ * stop (the restore sends the task its own stop signal; its parent, a task
+ * of the image, gets its wait report and SIGCHLD as the image says),
+ * seccomp (strict mode, and filters, which only take rights away:
+ * check_seccomp asks no_new_privs, as the kernel asks a user),
  * SCHED_RESET_ON_FORK, a zombie's wait status, the planned session and
  * group, which the decoder keeps to tasks of the image, POSIX timers, which
  * the task creates itself once it has its credentials, on clocks the
@@ -30,7 +37,7 @@
  * task's in every thread); of its own fields its nice and scheduling policy
  * are checked like the task's, the rest (registers, mask, pending signals,
  * altstack, rseq, robust list, clear-tid address, name, timer slack,
- * affinity) is harmless, and its tid is one the decoder keeps unique in the
+ * affinity, NUMA policy) is harmless, and its tid is one the decoder keeps unique in the
  * image (check_pids_free refuses one in use). Of an fd: its flags
  * (the open itself is made with the owner's filesystem identity, which the
  * kernel checks for O_NOATIME), its SIGIO owner and signal (the decoder
@@ -55,7 +62,7 @@
  * sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
-_Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
+_Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 160, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
@@ -364,6 +371,16 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 }
 
 /* A zombie has no ids, memory or files: it is made and exits at once. */
+/* A filter is installed with root's rights, where a user needs
+ * no_new_privs: without it, a filtered setuid program could be misled. */
+static int check_seccomp(const struct cd_task *t, cd_err *err)
+{
+	if (t->seccomp_mode == 2 && !t->no_new_privs)
+		return cd_err_set(err, EPERM, "task %d: seccomp filters without no_new_privs",
+		                  t->pid);
+	return 0;
+}
+
 static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_err *err)
 {
 	if (t->zombie)
@@ -380,6 +397,8 @@ static int check_task(const struct image_trust *tr, const struct cd_task *t, cd_
 		r = check_flags(tr, t, err);
 	if (r == 0)
 		r = check_memlock(t, err);
+	if (r == 0)
+		r = check_seccomp(t, err);
 	return r;
 }
 

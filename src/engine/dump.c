@@ -80,18 +80,14 @@ static int check_task(pid_t pid, const struct cd_proc_stat *st, cd_err *err)
 	/* a task that has exited since it was seized: never, as it is stopped */
 	if (st->state == 'Z')
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: exited while seized", pid);
-	/* a job-control stop would swallow our injected syscalls */
-	if (st->state == 'T')
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d (%s): stopped tasks are not supported (send SIGCONT first)", pid,
-		    st->comm);
 	if ((r = cd_proc_status(pid, &status, err)) < 0)
 		return r;
-	/* a filter could refuse or kill on our injected syscalls */
-	if (status.seccomp)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d (%s): seccomp is not supported", pid,
-		                  st->comm);
+	/* a stopped task is ours to seize (jobctl.c); a traced one is not */
+	if (status.tracer && status.tracer != getpid())
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d (%s): traced by pid %d (ptrace); a task under another "
+		                  "tracer is not supported",
+		                  pid, st->comm, status.tracer);
 	return check_namespaces(pid, err);
 }
 
@@ -181,7 +177,9 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 		return r;
 	struct cd_task *t = &s->img.tasks[s->img.ntasks++];
 	t->pid = pid;
-	if ((r = seize_threads(s, t, err)) < 0)
+	if ((r = seize_threads(s, t, err)) < 0 ||
+	    (r = cd_seccomp_suspend(pid, s->inj[s->img.ntasks - 1], s->thr[s->img.ntasks - 1],
+	                            t->nthreads, err)) < 0)
 		return r;
 	/* seized now: the tree cannot change under us */
 	if ((r = cd_proc_stat(pid, &st, err)) < 0 || (r = check_task(pid, &st, err)) < 0)
@@ -191,6 +189,7 @@ static int seize_task(struct dump_state *s, pid_t pid, cd_err *err)
 	t->sid = st.session;
 	s->tty[s->img.ntasks - 1] = st.tty_nr;
 	t->nice = st.nice;
+	t->stop_sig = cd_inject_stop_sig(s->inj[s->img.ntasks - 1]);
 	memcpy(t->comm, st.comm, sizeof(t->comm));
 	return 0;
 }
@@ -545,6 +544,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
 	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
 	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
+	    (r = cd_jobctl_check(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_sysv_dump(&s->img, s->dirfd, err)) < 0 || (r = check_tasks(s, err)) < 0)
 		return r;

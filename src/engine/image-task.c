@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <linux/mempolicy.h>
 
 #include "engine/image-fields.h"
 #include "engine/internal.h"
@@ -183,6 +184,26 @@ static const struct cd_field timer_fields[] = {
 #undef PTR
 #undef PT
 
+/* A NUMA policy: the modes up to MPOL_WEIGHTED_INTERLEAVE, the mode flags
+ * (mempolicy_check keeps their combinations to what the kernel takes). */
+#define CD_MPOL_MODE_MAX   6      /* MPOL_WEIGHTED_INTERLEAVE */
+#define CD_MPOL_FLAGS      0xe000 /* MPOL_F_STATIC_NODES | _RELATIVE_NODES | _NUMA_BALANCING */
+#define CD_MPOL_F_STATIC   (1 << 15)
+#define CD_MPOL_F_RELATIVE (1 << 14)
+#define CD_MPOL_F_BALANCE  (1 << 13)
+#define MP(m, ...)         CD_FIELD_RANGE(struct cd_mempolicy, m, __VA_ARGS__)
+static const struct cd_field mpol_fields[] = {
+    MP(mode, 0, CD_MPOL_MODE_MAX),
+    MP(flags, 0, CD_MPOL_FLAGS),
+};
+#undef MP
+#define VP(m, ...) CD_FIELD_RANGE(struct cd_vma_policy, m, __VA_ARGS__)
+static const struct cd_field vpol_fields[] = {
+    VP(start, 0, (int64_t)CD_ADDR_MAX),
+    VP(end, 0, (int64_t)CD_ADDR_MAX),
+};
+#undef VP
+
 #define L(m, ...) CD_FIELD_RANGE(struct cd_lock, m, __VA_ARGS__)
 static const struct cd_field lock_fields[] = {
     L(fd, NONNEG(4)),    L(kind, 0, CD_LOCK_KIND_MAX - 1),
@@ -235,6 +256,10 @@ void cd_task_free(struct cd_task *t)
 	free(t->groups);
 	free(t->timers);
 	free(t->locks);
+	free(t->vpols);
+	for (size_t i = 0; i < t->nfilters; i++)
+		free(t->filters[i].insns);
+	free(t->filters);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -325,6 +350,51 @@ static json_t *siginfos_to_json(uint8_t (*si)[128], size_t n)
 	return a;
 }
 
+/* A policy's fields, into o (its own object, or a mapping's). */
+static void mpol_encode(json_t *o, const struct cd_mempolicy *p)
+{
+	cd_fields_encode(o, mpol_fields, ARRAY_SIZE(mpol_fields), p);
+	json_object_set_new(o, "nodes", u64_array(p->nodes, ARRAY_SIZE(p->nodes)));
+}
+
+static json_t *mpol_to_json(const struct cd_mempolicy *p)
+{
+	json_t *o = json_object();
+
+	if (o)
+		mpol_encode(o, p);
+	return o;
+}
+
+static json_t *vpols_to_json(const struct cd_task *t)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < t->nvpols; i++) {
+		json_t *o = json_object();
+		cd_fields_encode(o, vpol_fields, ARRAY_SIZE(vpol_fields), &t->vpols[i]);
+		mpol_encode(o, &t->vpols[i].pol);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *seccomp_to_json(const struct cd_task *t)
+{
+	json_t *o = json_object(), *a = json_array();
+
+	for (size_t i = 0; a && i < t->nfilters; i++) {
+		json_t *f = json_object();
+		json_object_set_new(f, "flags", json_integer(t->filters[i].flags));
+		cd_json_hex_encode(f, "insns", t->filters[i].insns,
+		                   t->filters[i].ninsns * sizeof(*t->filters[i].insns));
+		json_array_append_new(a, f);
+	}
+	json_object_set_new(o, "mode", json_integer(t->seccomp_mode));
+	json_object_set_new(o, "filters", a);
+	return o;
+}
+
 static json_t *thread_to_json(const struct cd_thread *th)
 {
 	json_t *o = json_object(), *regs = json_object();
@@ -336,6 +406,7 @@ static json_t *thread_to_json(const struct cd_thread *th)
 	cd_json_hex_encode(o, "xstate", th->xstate, th->xstate_len);
 	json_object_set_new(o, "pending", siginfos_to_json(th->pending, th->npending));
 	json_object_set_new(o, "affinity", u64_array(th->affinity, ARRAY_SIZE(th->affinity)));
+	json_object_set_new(o, "mempolicy", mpol_to_json(&th->mempolicy));
 	return o;
 }
 
@@ -426,6 +497,11 @@ json_t *cd_task_to_json(const struct cd_task *t)
 		json_array_append_new(a, json_integer(t->groups[i]));
 	json_object_set_new(o, "groups", a);
 	json_object_set_new(o, "affinity", u64_array(t->affinity, ARRAY_SIZE(t->affinity)));
+	json_object_set_new(o, "mempolicy", mpol_to_json(&t->mempolicy));
+	json_object_set_new(o, "vma_policies", vpols_to_json(t));
+	json_object_set_new(o, "seccomp", seccomp_to_json(t));
+	json_object_set_new(o, "stop_sig", json_integer(t->stop_sig));
+	json_object_set_new(o, "stop_notify", json_boolean(t->stop_notify));
 	a = json_array();
 	for (size_t i = 0; i < t->nthreads; i++)
 		json_array_append_new(a, thread_to_json(&t->threads[i]));
@@ -1059,6 +1135,234 @@ static int zombie_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
+static bool nodes_empty(const struct cd_mempolicy *p)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(p->nodes); i++)
+		if (p->nodes[i])
+			return false;
+	return true;
+}
+
+/* What set_mempolicy and mbind take (mm/mempolicy.c, mpol_new and
+ * sanitize_mpol_flags), and what get_mempolicy shows: default without
+ * flags or nodes, local without nodes, the node-set modes with nodes. An
+ * empty preferred is how older kernels show local. */
+static int mempolicy_check(const struct cd_mempolicy *p, cd_err *err)
+{
+	bool empty = nodes_empty(p);
+
+	if (p->flags & ~CD_MPOL_FLAGS)
+		return cd_err_set(err, EINVAL, "field \"flags\": %#x is not mode flags", p->flags);
+	if ((p->flags & CD_MPOL_F_STATIC) && (p->flags & CD_MPOL_F_RELATIVE))
+		return cd_err_set(err, EINVAL, "field \"flags\": both static and relative nodes");
+	if ((p->flags & CD_MPOL_F_BALANCE) && p->mode != MPOL_BIND &&
+	    p->mode != MPOL_PREFERRED_MANY)
+		return cd_err_set(err, EINVAL,
+		                  "field \"flags\": NUMA balancing with mode %d (not bind)",
+		                  p->mode);
+	switch (p->mode) {
+	case MPOL_DEFAULT:
+		if (p->flags || !empty)
+			return cd_err_set(err, EINVAL, "fields \"flags\", \"nodes\": on default");
+		return 0;
+	case MPOL_LOCAL:
+		if (p->flags || !empty)
+			return cd_err_set(err, EINVAL, "fields \"flags\", \"nodes\": on local");
+		return 0;
+	case MPOL_PREFERRED:
+		return 0;
+	default:
+		if (empty)
+			return cd_err_set(err, EINVAL, "field \"nodes\": mode %d without nodes",
+			                  p->mode);
+		return 0;
+	}
+}
+
+/* The policy's fields in o. */
+static int mpol_decode(json_t *o, struct cd_mempolicy *p, cd_err *err)
+{
+	int r;
+
+	if ((r = cd_fields_decode(o, mpol_fields, ARRAY_SIZE(mpol_fields), p, err)) < 0 ||
+	    (r = cd_json_get_u64s(o, "nodes", ARRAY_SIZE(p->nodes), ARRAY_SIZE(p->nodes), p->nodes,
+	                          NULL, err)) < 0)
+		return r;
+	return mempolicy_check(p, err);
+}
+
+/* "stop_sig" and "stop_notify" came with stopped tasks: without them, a
+ * running task. A group stops by SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU; only
+ * a stopped task has a stop to report. */
+static int stop_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	int64_t v;
+	int r;
+
+	if (json_object_get(o, "stop_sig")) {
+		if ((r = cd_json_get_int(o, "stop_sig", 0, CD_NSIG, &v, err)) < 0)
+			return r;
+		if (v && v != SIGSTOP && v != SIGTSTP && v != SIGTTIN && v != SIGTTOU)
+			return cd_err_set(err, EINVAL,
+			                  "field \"stop_sig\": %d is not a stop signal", (int)v);
+		t->stop_sig = (int)v;
+	}
+	if (json_object_get(o, "stop_notify") &&
+	    (r = cd_json_get_bool(o, "stop_notify", &t->stop_notify, err)) < 0)
+		return r;
+	if (t->stop_notify && !t->stop_sig)
+		return cd_err_set(err, EINVAL, "field \"stop_notify\": the task is not stopped");
+	return 0;
+}
+
+/* One seccomp filter: a program of 1 to BPF_MAXINSNS instructions (the
+ * kernel checks the program itself when it is installed), flags LOG and
+ * SPEC_ALLOW only. */
+static int filter_from_json(json_t *o, struct cd_seccomp_filter *f, cd_err *err)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int64_t flags;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_json_get_int(o, "flags", 0, 6, &flags, err)) < 0)
+		return r;
+	if (flags & 1)
+		return cd_err_set(err, EINVAL, "field \"flags\": TSYNC is not a filter's");
+	f->flags = (uint32_t)flags;
+	if ((r = cd_json_hex_decode(o, "insns", CD_SECCOMP_MAX_INSNS * sizeof(*f->insns), &buf,
+	                            &len, err)) < 0)
+		return r;
+	f->insns = (uint64_t *)buf;
+	f->ninsns = len / sizeof(*f->insns);
+	if (!len || len % sizeof(*f->insns))
+		return cd_err_set(err, EINVAL, "field \"insns\": %zu bytes, not whole instructions",
+		                  len);
+	return 0;
+}
+
+/* "seccomp" came with seccomp: without it, none. Filters only in filter
+ * mode, at least one, within the kernel's limit for a chain. */
+static int seccomp_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *s, *a, *x;
+	size_t i, path = 0;
+	int64_t mode;
+	int r;
+
+	if (!json_object_get(o, "seccomp"))
+		return 0;
+	if ((r = cd_json_get_object(o, "seccomp", &s, err)) < 0 ||
+	    (r = cd_json_get_int(s, "mode", 0, 2, &mode, err)) < 0 ||
+	    (r = cd_json_get_array(s, "filters", mode == 2 ? 1 : 0,
+	                           mode == 2 ? CD_SECCOMP_MAX_FILTERS : 0, &a, err)) < 0)
+		return cd_err_wrap(err, "seccomp");
+	t->seccomp_mode = (int)mode;
+	t->filters = calloc(json_array_size(a) + 1, sizeof(*t->filters));
+	if (!t->filters)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		r = filter_from_json(x, &t->filters[t->nfilters], err);
+		t->nfilters++;
+		if (r < 0)
+			return cd_err_wrap(err, "seccomp filter %zu", i);
+		path += t->filters[i].ninsns + 4;
+	}
+	if (path > CD_SECCOMP_MAX_PATH)
+		return cd_err_set(err, EINVAL, "seccomp: %zu instructions, above the kernel's %d",
+		                  path, CD_SECCOMP_MAX_PATH);
+	return 0;
+}
+
+/* "mempolicy" came with NUMA policies: without it, the default. */
+static int mpol_from_json(json_t *o, struct cd_mempolicy *p, cd_err *err)
+{
+	json_t *x;
+	int r;
+
+	if (!json_object_get(o, "mempolicy"))
+		return 0;
+	if ((r = cd_json_get_object(o, "mempolicy", &x, err)) < 0)
+		return r;
+	if ((r = mpol_decode(x, p, err)) < 0)
+		return cd_err_wrap(err, "mempolicy");
+	return 0;
+}
+
+/* The mapping of t that starts at start, NULL when none (t's mappings are
+ * in order: vmas_from_json). */
+static const struct cd_vma *vma_at(const struct cd_task *t, uint64_t start)
+{
+	size_t lo = 0, hi = t->nvmas;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->vmas[mid].start == start)
+			return &t->vmas[mid];
+		if (t->vmas[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* A mapping's own policy: one whole private mapping of t, in order, not
+ * the default (which is no policy of its own). Shared memory's policy
+ * belongs to its object, which the dump refuses. */
+static int vpol_from_json(json_t *o, const struct cd_task *t, const struct cd_vma_policy *prev,
+                          struct cd_vma_policy *vp, cd_err *err)
+{
+	const struct cd_vma *v;
+	int r;
+
+	if (!json_is_object(o))
+		return cd_err_set(err, EINVAL, "not an object");
+	if ((r = cd_fields_decode(o, vpol_fields, ARRAY_SIZE(vpol_fields), vp, err)) < 0 ||
+	    (r = mpol_decode(o, &vp->pol, err)) < 0)
+		return r;
+	v = vma_at(t, vp->start);
+	if (!v || v->end != vp->end || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE))
+		return cd_err_set(err, EINVAL,
+		                  "fields \"start\", \"end\": %" PRIx64 "-%" PRIx64
+		                  " is not a private mapping of the task",
+		                  vp->start, vp->end);
+	if (prev && vp->start < prev->end)
+		return cd_err_set(err, EINVAL, "field \"start\": out of order");
+	if (vp->pol.mode == MPOL_DEFAULT)
+		return cd_err_set(err, EINVAL, "field \"mode\": default is no policy of its own");
+	return 0;
+}
+
+/* "mempolicy" and "vma_policies" came with NUMA policies: without them,
+ * the default everywhere. */
+static int numa_from_json(json_t *o, struct cd_task *t, cd_err *err)
+{
+	json_t *a, *x;
+	size_t i;
+	int r;
+
+	if ((r = mpol_from_json(o, &t->mempolicy, err)) < 0 || !json_object_get(o, "vma_policies"))
+		return r;
+	if ((r = cd_json_get_array(o, "vma_policies", 0, CD_MAX_VMAS, &a, err)) < 0)
+		return r;
+	t->vpols = calloc(json_array_size(a) + 1, sizeof(*t->vpols));
+	if (!t->vpols)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, x)
+	{
+		struct cd_vma_policy *vp = &t->vpols[t->nvpols];
+		r = vpol_from_json(x, t, i ? vp - 1 : NULL, vp, err);
+		t->nvpols++;
+		if (r < 0)
+			return cd_err_wrap(err, "mapping policy %zu", i);
+	}
+	return 0;
+}
+
 static int thread_from_json(json_t *o, struct cd_thread *th, cd_err *err)
 {
 	json_t *regs;
@@ -1078,8 +1382,10 @@ static int thread_from_json(json_t *o, struct cd_thread *th, cd_err *err)
 	                            err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending", &th->pending, &th->npending, err)) < 0)
 		return r;
-	return cd_json_get_u64s(o, "affinity", ARRAY_SIZE(th->affinity), ARRAY_SIZE(th->affinity),
-	                        th->affinity, NULL, err);
+	if ((r = cd_json_get_u64s(o, "affinity", ARRAY_SIZE(th->affinity), ARRAY_SIZE(th->affinity),
+	                          th->affinity, NULL, err)) < 0)
+		return r;
+	return mpol_from_json(o, &th->mempolicy, err);
 }
 
 /* "threads" came with multi-threaded dumps: an image without it has one. */
@@ -1128,7 +1434,9 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||
 	    (r = attrs_from_json(o, t, err)) < 0 || (r = threads_from_json(o, t, err)) < 0 ||
-	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0)
+	    (r = timers_from_json(o, t, err)) < 0 || (r = locks_from_json(o, t, err)) < 0 ||
+	    (r = numa_from_json(o, t, err)) < 0 || (r = stop_from_json(o, t, err)) < 0 ||
+	    (r = seccomp_from_json(o, t, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	return 0;
 }

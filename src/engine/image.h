@@ -338,6 +338,35 @@ struct cd_sigact {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/* A NUMA memory policy (mempolicy.c), as get_mempolicy shows it: its mode
+ * (MPOL_DEFAULT .. MPOL_WEIGHTED_INTERLEAVE), the mode flags
+ * (MPOL_F_STATIC_NODES, _RELATIVE_NODES, _NUMA_BALANCING) and the nodes
+ * as given (relative ones are not node numbers), bit N for node N. */
+#define CD_MAX_NUMA_NODES 1024 /* MAX_NUMNODES with NODES_SHIFT 10 */
+struct cd_mempolicy {
+	int mode;
+	int flags;
+	uint64_t nodes[CD_MAX_NUMA_NODES / 64];
+};
+
+/* A private mapping's own policy (mbind): [start, end) is one mapping of
+ * the task, which mbind made a mapping of its own. */
+struct cd_vma_policy {
+	uint64_t start, end;
+	struct cd_mempolicy pol;
+};
+
+/* A seccomp filter (seccomp.c): its BPF program (struct sock_filter, 8
+ * bytes each) and its flags (SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW). */
+#define CD_SECCOMP_MAX_INSNS   4096  /* BPF_MAXINSNS */
+#define CD_SECCOMP_MAX_PATH    32768 /* MAX_INSNS_PER_PATH: a chain's instructions, 4 more each */
+#define CD_SECCOMP_MAX_FILTERS (CD_SECCOMP_MAX_PATH / 5)
+struct cd_seccomp_filter {
+	uint32_t flags;
+	uint64_t *insns;
+	size_t ninsns;
+};
+
 /* A thread of a task besides its main one (tid == pid), whose state is the
  * task's own fields. Process-wide state (memory, fds, handlers, the shared
  * pending queue, credentials) is the task's; these are the thread's own. */
@@ -358,6 +387,7 @@ struct cd_thread {
 	int nice, sched_policy, sched_prio, sched_reset_on_fork;
 	uint64_t timer_slack_ns;
 	uint64_t affinity[16];
+	struct cd_mempolicy mempolicy; /* set_mempolicy: each thread has its own */
 };
 
 struct cd_task {
@@ -369,6 +399,11 @@ struct cd_task {
 	 * its wait status are recorded (restore.c re-creates it, it exits) */
 	bool zombie;
 	int exit_status;
+	/* stopped (jobctl.c): the signal that stopped its group (SIGSTOP,
+	 * SIGTSTP, SIGTTIN, SIGTTOU; 0: running), and whether its parent's
+	 * wait (WUNTRACED) has still to report the stop */
+	int stop_sig;
+	bool stop_notify;
 	char comm[16];
 	struct user_regs_struct regs;
 	uint8_t *xstate;
@@ -420,6 +455,14 @@ struct cd_task {
 	uint32_t membarrier;   /* MEMBARRIER_CMD_REGISTER_* bits registered for the mm */
 	int mlock_future;      /* enum cd_mlock_future */
 	uint64_t affinity[16]; /* cpu mask, 1024 cpus */
+	/* seccomp: 0 none, 1 strict, 2 filters (oldest first), every thread's */
+	int seccomp_mode;
+	struct cd_seccomp_filter *filters;
+	size_t nfilters;
+	/* NUMA: the main thread's policy, and the mappings with their own */
+	struct cd_mempolicy mempolicy;
+	struct cd_vma_policy *vpols;
+	size_t nvpols;
 	/* the other threads, in the order they are recreated */
 	struct cd_thread *threads;
 	size_t nthreads;

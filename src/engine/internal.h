@@ -158,7 +158,25 @@ extern const struct cd_restore_step cd_restore_steps[];
 extern const size_t cd_dump_modules_n, cd_restore_steps_n;
 
 extern const struct cd_module cd_mod_cpu, cd_mod_mem, cd_mod_mm, cd_mod_files, cd_mod_signals,
-    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks;
+    cd_mod_timers, cd_mod_attrs, cd_mod_creds, cd_mod_root, cd_mod_posix_timers, cd_mod_locks,
+    cd_mod_mempolicy, cd_mod_jobctl, cd_mod_seccomp;
+
+/* seccomp.c: suspends seccomp in a seized task of the dump and its threads
+ * (a filter could refuse our calls), when it has any; refuses, naming it, an
+ * image with seccomp when this engine cannot suspend it for the restore. */
+int cd_seccomp_suspend(pid_t pid, cd_inject *inj, cd_inject **thr, size_t nthr, cd_err *err);
+int cd_seccomp_check(const struct cd_image *img, cd_err *err);
+
+/* jobctl.c: stopped tasks. The dump refuses, naming it, a stop the restore
+ * could not make again (check, once the sessions are planned); the restore
+ * lets the stopped tasks go into their group stops first, each parent
+ * still ours (release). */
+int cd_jobctl_check(const struct cd_image *img, cd_err *err);
+int cd_jobctl_release(const struct cd_image *img, cd_inject **inj, cd_inject ***thr, cd_err *err);
+
+/* mempolicy.c: refuses, naming it, a NUMA policy of the image on a node this
+ * machine lacks (or any policy without NUMA support): before anything runs. */
+int cd_mempolicy_check(const struct cd_image *img, cd_err *err);
 
 /* A SIGCHLD handler of the caller that reaps with waitpid(-1) would take
  * our ptrace stops: the entry points run with SIGCHLD at its default. */

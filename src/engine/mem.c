@@ -517,35 +517,6 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	return 0;
 }
 
-/* A NUMA memory policy (mbind, or set_mempolicy, which numa_maps shows on
- * every mapping without one of its own) is not restored: refused. Without
- * NUMA support there is no numa_maps and no policy. */
-static int check_mempolicy(pid_t pid, cd_err *err)
-{
-	_cleanup_free_ char *buf = NULL;
-	int r = cd_proc_read_file(pid, "numa_maps", &buf, NULL, err);
-
-	if (r == -ENOENT) {
-		cd_err_clear(err);
-		return 0;
-	}
-	for (char *line = buf, *next; r >= 0 && line && *line; line = next) {
-		uint64_t addr;
-		char policy[64];
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		if (sscanf(line, "%" SCNx64 " %63s", &addr, policy) == 2 &&
-		    strcmp(policy, "default"))
-			return cd_err_set(err, EOPNOTSUPP,
-			                  "pid %d: mapping at %" PRIx64
-			                  " has NUMA memory policy %s "
-			                  "(mbind or set_mempolicy), which is not restored",
-			                  pid, addr, policy);
-	}
-	return r;
-}
-
 /* Lists the mappings without touching the task: used before anything else
  * so that an unsupported mapping is refused early. */
 /* A mapping the engine refuses may be a plugin's (a device's): left out. */
@@ -563,9 +534,9 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 {
 	_cleanup_free_ struct cd_proc_map *maps = NULL;
 	size_t n;
-	int r = check_mempolicy(pid, err);
+	int r = cd_proc_maps(pid, &maps, &n, err);
 
-	if (r < 0 || (r = cd_proc_maps(pid, &maps, &n, err)) < 0)
+	if (r < 0)
 		return r;
 	/* one more for [vsyscall], which is not recorded */
 	if (n > CD_MAX_VMAS + 1)

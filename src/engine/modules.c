@@ -14,10 +14,14 @@ const struct cd_module *const cd_dump_modules[] = {
     &cd_mod_signals,
     &cd_mod_timers,
     &cd_mod_attrs,
+    &cd_mod_mempolicy,
+    &cd_mod_seccomp,
     &cd_mod_creds,
     &cd_mod_posix_timers,
     /* after files: the locks are found through the task's fds */
     &cd_mod_locks,
+    /* after signals: a parent's queues are read */
+    &cd_mod_jobctl,
 };
 const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
 
@@ -26,19 +30,22 @@ const size_t cd_dump_modules_n = ARRAY_SIZE(cd_dump_modules);
  * state; then the other threads are made, each given its own state by the
  * per-thread halves of the TASK modules; credentials after the others
  * (they may take away the rights those need), in every thread (they are
- * per thread in the kernel). POSIX timers and file locks after them,
- * checked by the kernel against the task's own rights (a timer may aim at
- * a thread: every thread exists by then), and locks last: a task's POSIX
- * locks go when it closes any fd of the file, which the modules before may
- * do. Files, cwd, umask and rlimits are set by each new task itself before
- * it is seized (restore.c); its root once memory and mm have opened their
- * files (fsroot.c); what needs the whole tree (/proc files of its tasks,
- * SIGIO owners) comes after the credentials, done as the task itself. See
- * enum cd_phase. */
+ * per thread in the kernel). NUMA policies after memory (mbind needs the
+ * mappings); seccomp last of the task's own (the threads made after
+ * inherit its chain; it is suspended while we hold the task). POSIX
+ * timers and file locks after them, checked by the kernel against the
+ * task's own rights (a timer may aim at a thread: every thread exists by
+ * then), and locks last: a task's POSIX locks go when it closes any fd of
+ * the file, which the modules before may do. Files, cwd, umask and rlimits
+ * are set by each new task itself before it is seized (restore.c); its
+ * root once memory and mm have opened their files (fsroot.c); what needs
+ * the whole tree (/proc files of its tasks, SIGIO owners) comes after the
+ * credentials, done as the task itself. See enum cd_phase. */
 const struct cd_restore_step cd_restore_steps[] = {
     {&cd_mod_mem, CD_PHASE_TASK},          {&cd_mod_mm, CD_PHASE_TASK},
     {&cd_mod_root, CD_PHASE_TASK},         {&cd_mod_signals, CD_PHASE_TASK},
     {&cd_mod_timers, CD_PHASE_TASK},       {&cd_mod_attrs, CD_PHASE_TASK},
+    {&cd_mod_mempolicy, CD_PHASE_TASK},    {&cd_mod_seccomp, CD_PHASE_TASK},
     {&cd_mod_creds, CD_PHASE_DROP},        {&cd_mod_files, CD_PHASE_LATE},
     {&cd_mod_posix_timers, CD_PHASE_LATE}, {&cd_mod_locks, CD_PHASE_LATE},
 };

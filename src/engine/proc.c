@@ -280,6 +280,10 @@ int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err)
 			st->seccomp = atoi(v);
 		else if (!strcmp(line, "Umask"))
 			st->umask = (unsigned)strtoul(v, NULL, 8);
+		else if (!strcmp(line, "TracerPid"))
+			st->tracer = (pid_t)strtol(v, NULL, 10);
+		else if (!strcmp(line, "ShdPnd"))
+			st->shdpnd = strtoull(v, NULL, 16);
 	}
 	return 0;
 }

@@ -41,6 +41,8 @@ struct cd_proc_status {
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	int no_new_privs, seccomp;
 	unsigned umask;
+	pid_t tracer;    /* TracerPid: 0 when not traced */
+	uint64_t shdpnd; /* ShdPnd: the signals pending for the process */
 };
 int cd_proc_status(pid_t pid, struct cd_proc_status *st, cd_err *err);
 

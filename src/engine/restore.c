@@ -522,11 +522,11 @@ static int detach_threads(const struct cd_task *t, cd_inject **thr, cd_err *err)
 static int release_all(struct restore_state *s, cd_inject **inj, cd_inject ***thr, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
-	int r = 0;
+	int r = cd_jobctl_release(&s->img, inj, thr, err);
 
 	for (size_t i = 0; i < s->img.ntasks && r >= 0; i++) {
 		pid_t pid = s->img.tasks[i].pid;
-		if (s->leave_stopped && !s->img.tasks[i].zombie &&
+		if (s->leave_stopped && !s->img.tasks[i].zombie && !s->img.tasks[i].stop_sig &&
 		    syscall(SYS_tgkill, pid, pid, SIGSTOP) < 0)
 			r = cd_err_sys(err, errno, "pid %d: queue SIGSTOP", pid);
 	}
@@ -777,7 +777,9 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = check_image(s, opts, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
 	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
-	    (r = cd_mem_vdso_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
+	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||
+	    (r = cd_mempolicy_check(&s->img, err)) < 0 ||
+	    (r = cd_seccomp_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
 	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 || (r = place_areas(s, err)) < 0)
 		return r;
 	s->stats.validate_ns = cd_now_ns() - t0;

@@ -687,6 +687,33 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-inotify
 }
 
+@test "wl-stopped passes, plain, seen, sigstop and threads" {
+	run_plain wl-stopped
+	wl_cleanup
+	run_plain wl-stopped seen
+	wl_cleanup
+	run_plain wl-stopped sigstop
+	wl_cleanup
+	run_plain wl-stopped threads
+}
+
+@test "wl-seccomp passes, plain, strict, notif and differ" {
+	run_plain wl-seccomp
+	wl_cleanup
+	run_plain wl-seccomp strict
+	wl_cleanup
+	run_plain wl-seccomp notif
+	wl_cleanup
+	run_plain wl-seccomp differ
+}
+
+@test "wl-numa passes, and with a policy on shared memory" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	run_plain wl-numa
+	wl_cleanup
+	run_plain wl-numa shared
+}
+
 @test "wl-manyfds passes" {
 	run_plain wl-manyfds 2000
 }

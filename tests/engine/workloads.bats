@@ -569,9 +569,161 @@ counter_continues() {
 	wl_refused wl-madvise pkey "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(anonymous\) has memory protection key [0-9]+ \(pkey_mprotect\)" --leave-running
 }
 
-@test "wl-madvise: a NUMA memory policy (mbind) is refused, naming it; it runs on" {
+@test "wl-madvise: a NUMA memory policy (mbind) comes back" {
 	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
-	wl_refused wl-madvise mbind "pid [0-9]+: mapping at [0-9a-f]+ has NUMA memory policy bind:0 \(mbind or set_mempolicy\), which is not restored" --leave-running
+	WL_ARGS=mbind wl_roundtrip wl-madvise --leave-running
+}
+
+@test "wl-numa: NUMA policies of mappings (mbind) and of each thread (set_mempolicy)" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_roundtrip wl-numa
+	grep -q '"vma_policies":\[{' "$IMG/manifest.json"
+}
+
+@test "wl-numa: --leave-running" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_roundtrip wl-numa --leave-running
+}
+
+@test "wl-numa: a NUMA policy of shared memory is refused, naming it; it runs on" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	wl_refused wl-numa shared "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(.*\) has NUMA memory policy bind \(mbind\) on shared memory, which belongs to the memory object and is not restored" --leave-running
+}
+
+@test "wl-numa: a policy on a node this machine lacks is refused at restore, before anything runs" {
+	[ -e /proc/self/numa_maps ] || skip "no NUMA support"
+	start_wl "$WL_DIR/wl-numa"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	# node 40: no test machine has it
+	python3 - "$IMG/manifest.json" <<-'PY'
+	import json, sys
+	m = json.load(open(sys.argv[1]))
+	m["tasks"][0]["vma_policies"][-1]["nodes"][0] = 1 << 40
+	json.dump(m, open(sys.argv[1], "w"))
+	PY
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --pid-file "$T/restored.pid"
+	assert_failure
+	assert_output --regexp "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+: NUMA memory policy bind on node 40, which this machine does not have"
+	assert_not_exist "$T/restored.pid"
+	run grep -c '^READY$' "$LOG"
+	assert_output 1
+}
+
+@test "wl-stopped: a child stopped by SIGTSTP comes back stopped, its stop still to report" {
+	wl_roundtrip wl-stopped
+	grep -q '"stop_sig":20,"stop_notify":true' "$IMG/manifest.json"
+}
+
+@test "wl-stopped: --leave-running" {
+	wl_roundtrip wl-stopped --leave-running
+}
+
+@test "wl-stopped seen: the stop its parent's wait had reported is not reported again" {
+	WL_ARGS=seen wl_roundtrip wl-stopped
+}
+
+@test "wl-stopped sigstop: stopped by SIGSTOP, --leave-running" {
+	WL_ARGS=sigstop wl_roundtrip wl-stopped --leave-running
+}
+
+@test "wl-stopped threads: every thread of a stopped task comes back stopped" {
+	WL_ARGS=threads wl_roundtrip wl-stopped
+}
+
+@test "a stopped root comes back stopped; SIGCONT resumes it" {
+	start_wl "$WL_DIR/wl-counter"
+	kill -STOP "$WL_PID"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_success
+	# the original is stopped still
+	assert_equal "$(awk '{print $3}' /proc/"$WL_PID"/stat)" T
+	kill_tree "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	n=$(grep -cE '^[0-9]+$' "$LOG")
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid"
+	assert_success
+	root=$(cat "$T/restored.pid")
+	sleep 0.3
+	assert_equal "$(awk '{print $3}' /proc/"$root"/stat)" T
+	assert_equal "$(grep -cE '^[0-9]+$' "$LOG")" "$n"
+	kill -CONT "$root"
+	touch "$TRIGGER"
+	for _ in $(seq 1 1000); do grep -qE '^(PASS|FAIL)' "$LOG" && break; sleep 0.01; done
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	run counter_continues
+	assert_success
+}
+
+@test "a root stopped by SIGTSTP is refused (the restore leaves its group orphaned); it runs on" {
+	# not a session leader (no setsid): its group is not orphaned here
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds "$WL_DIR/wl-counter" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	wait_ready
+	kill -TSTP "$WL_PID"
+	for _ in $(seq 1 100); do [ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" = T ] && break; sleep 0.01; done
+	if [ "$(awk '{print $3}' /proc/"$WL_PID"/stat)" != T ]; then
+		skip "SIGTSTP did not stop the root (its group is orphaned here)"
+	fi
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-counter\): stopped by SIGTSTP in process group [0-9]+, which the restore leaves orphaned"
+	assert_not_exist "$IMG"
+	kill -CONT "$WL_PID"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "a task traced by another tracer is refused, naming the tracer; it runs on" {
+	command -v gdb >/dev/null || command -v strace >/dev/null || skip "no gdb or strace"
+	start_wl "$WL_DIR/wl-counter"
+	strace -p "$WL_PID" -o /dev/null &
+	tracer=$!
+	for _ in $(seq 1 200); do grep -q "TracerPid:[[:space:]]*[1-9]" /proc/"$WL_PID"/status && break; sleep 0.01; done
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	kill "$tracer"
+	wait "$tracer" 2>/dev/null || true
+	assert_failure
+	assert_output --regexp "pid [0-9]+ \(wl-counter\): traced by pid $tracer \(ptrace\); a task under another tracer is not supported"
+	assert_not_exist "$IMG"
+	touch "$TRIGGER"
+	wait "$WL_PID"
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "wl-seccomp: two filters (one with LOG), shared by both threads, in order; no_new_privs" {
+	wl_roundtrip wl-seccomp
+	grep -q '"seccomp":{"mode":2,"filters":\[{"flags":[0-9]*,"insns":"[0-9a-f]*"},{"flags":[2367],' "$IMG/manifest.json"
+}
+
+@test "wl-seccomp: --leave-running" {
+	wl_roundtrip wl-seccomp --leave-running
+}
+
+@test "wl-seccomp strict: a child in strict mode, blocked in read" {
+	WL_ARGS=strict wl_roundtrip wl-seccomp
+}
+
+@test "wl-seccomp strict: --leave-running" {
+	WL_ARGS=strict wl_roundtrip wl-seccomp --leave-running
+}
+
+@test "wl-seccomp: a filter that returns SECCOMP_RET_USER_NOTIF is refused, naming it; it runs on" {
+	wl_refused wl-seccomp notif "pid [0-9]+ \(wl-seccomp\): seccomp filter 2 returns SECCOMP_RET_USER_NOTIF: its listener is not restored" --leave-running
+}
+
+@test "wl-seccomp: a thread with filters of its own is refused, naming it; it runs on" {
+	wl_refused wl-seccomp differ "pid [0-9]+ \(wl-seccomp\): thread [0-9]+ \(wl-seccomp\): its seccomp filters differ from the main thread's" --leave-running
 }
 
 @test "wl-madvise: KSM for all memory (PR_SET_MEMORY_MERGE) is refused, naming it; it runs on" {

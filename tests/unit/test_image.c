@@ -114,6 +114,28 @@ static void make_image(struct cd_image *img)
 	th->sched_policy = 3; /* SCHED_BATCH */
 	th->timer_slack_ns = 50000;
 	th->affinity[0] = 2;
+	th->mempolicy = (struct cd_mempolicy){.mode = 1 /* MPOL_PREFERRED */, .nodes = {1}};
+	/* NUMA: the task's policy, and the first mapping's own */
+	t->mempolicy = (struct cd_mempolicy){
+	    .mode = 3, /* MPOL_INTERLEAVE, relative */
+	    .flags = 1 << 14,
+	    .nodes = {0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1ULL << 63}};
+	t->seccomp_mode = 2;
+	t->nfilters = 2;
+	t->filters = calloc(2, sizeof(struct cd_seccomp_filter));
+	t->filters[0] = (struct cd_seccomp_filter){.flags = 0, .ninsns = 1};
+	t->filters[0].insns = calloc(1, sizeof(uint64_t));
+	t->filters[0].insns[0] = 0x7fff000000000006ULL; /* ret ALLOW */
+	t->filters[1] = (struct cd_seccomp_filter){.flags = 2 /* LOG */, .ninsns = 2};
+	t->filters[1].insns = calloc(2, sizeof(uint64_t));
+	t->filters[1].insns[0] = 0x0000000000000020ULL;
+	t->filters[1].insns[1] = 0x7fff000000000006ULL;
+	t->stop_sig = SIGTSTP;
+	t->stop_notify = true;
+	t->nvpols = 1;
+	t->vpols = calloc(1, sizeof(struct cd_vma_policy));
+	t->vpols[0] = (struct cd_vma_policy){
+	    .start = 0x20000, .end = 0x21000, .pol = {.mode = 2 /* MPOL_BIND */, .nodes = {1}}};
 	t->ntimers = 2;
 	t->timers = calloc(2, sizeof(struct cd_posix_timer));
 	t->timers[0] = (struct cd_posix_timer){.id = 7,
@@ -224,6 +246,26 @@ static void test_round_trip(void **state)
 	assert_int_equal(th->sched_policy, 3);
 	assert_int_equal(th->timer_slack_ns, 50000);
 	assert_int_equal(th->affinity[0], 2);
+	assert_int_equal(th->mempolicy.mode, 1);
+	assert_int_equal(th->mempolicy.nodes[0], 1);
+	assert_int_equal(t->mempolicy.mode, 3);
+	assert_int_equal(t->mempolicy.flags, 1 << 14);
+	assert_int_equal(t->mempolicy.nodes[0], 0x5);
+	assert_int_equal(t->mempolicy.nodes[15], 1ULL << 63);
+	assert_int_equal(t->seccomp_mode, 2);
+	assert_int_equal(t->nfilters, 2);
+	assert_int_equal(t->filters[0].ninsns, 1);
+	assert_int_equal(t->filters[0].insns[0], 0x7fff000000000006ULL);
+	assert_int_equal(t->filters[1].flags, 2);
+	assert_int_equal(t->filters[1].ninsns, 2);
+	assert_int_equal(t->filters[1].insns[0], 0x20);
+	assert_int_equal(t->stop_sig, SIGTSTP);
+	assert_true(t->stop_notify);
+	assert_int_equal(t->nvpols, 1);
+	assert_int_equal(t->vpols[0].start, 0x20000);
+	assert_int_equal(t->vpols[0].end, 0x21000);
+	assert_int_equal(t->vpols[0].pol.mode, 2);
+	assert_int_equal(t->vpols[0].pol.nodes[0], 1);
 	assert_int_equal(t->ntimers, 2);
 	assert_int_equal(t->timers[0].id, 7);
 	assert_int_equal(t->timers[0].clock, CLOCK_MONOTONIC);
@@ -1449,6 +1491,158 @@ static void test_plugins(void **state)
 	}
 }
 
+static json_t *vpol0(json_t *j)
+{
+	return json_array_get(json_object_get(task0(j), "vma_policies"), 0);
+}
+
+/* A NUMA policy: what set_mempolicy and mbind take, on a whole private
+ * mapping of the task, in order. */
+static void test_refuses_bad_mempolicy(void **state)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(json_object_get(task0(j), "mempolicy"), "mode", json_integer(7));
+	expect_refused(j, "\"mode\"");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "mempolicy"), "flags", json_integer(3 << 14));
+	expect_refused(j, "both static and relative");
+	j = encoded();
+	json_object_set_new(json_object_get(thread0(j), "mempolicy"), "flags", json_integer(1));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
+	json_object_set_new(json_object_get(thread0(j), "mempolicy"), "mode", json_integer(0));
+	expect_refused(j, "on default");
+	j = encoded();
+	json_object_set_new(json_object_get(thread0(j), "mempolicy"), "mode", json_integer(4));
+	expect_refused(j, "on local");
+	j = encoded();
+	json_array_set_new(json_object_get(vpol0(j), "nodes"), 0, json_integer(0));
+	expect_refused(j, "mode 2 without nodes");
+	j = encoded();
+	json_object_set_new(vpol0(j), "flags", json_integer(1 << 13));
+	json_object_set_new(vpol0(j), "mode", json_integer(3));
+	expect_refused(j, "NUMA balancing");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "mempolicy"), "nodes", json_array());
+	expect_refused(j, "\"nodes\"");
+	/* the second mapping (a private file mapping), but not whole; shared memory;
+	 * no mapping; twice; the default, which is no policy */
+	j = encoded();
+	json_object_set_new(vpol0(j), "end", json_integer(0x22000));
+	expect_refused(j, "20000-22000 is not a private mapping of the task");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(task0(j), "vmas"), 1), "kind",
+	                    json_integer(CD_VMA_FILE_SHARED));
+	expect_refused(j, "20000-21000 is not a private mapping of the task");
+	j = encoded();
+	json_object_set_new(vpol0(j), "start", json_integer(0x30000));
+	json_object_set_new(vpol0(j), "end", json_integer(0x31000));
+	expect_refused(j, "is not a private mapping");
+	j = encoded();
+	json_t *vp = json_object_get(task0(j), "vma_policies");
+	json_array_append_new(vp, json_deep_copy(json_array_get(vp, 0)));
+	expect_refused(j, "out of order");
+	j = encoded();
+	json_object_set_new(vpol0(j), "mode", json_integer(0));
+	json_object_set_new(vpol0(j), "nodes",
+	                    json_loads("[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]", 0, NULL));
+	expect_refused(j, "default is no policy of its own");
+}
+
+/* A stop by a stop signal only; a stop to report only for a stopped task;
+ * an image from before stopped tasks: running. */
+static void test_stopped(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	json_object_set_new(task0(j), "stop_sig", json_integer(SIGUSR1));
+	expect_refused(j, "\"stop_sig\": 10 is not a stop signal");
+	j = encoded();
+	json_object_set_new(task0(j), "stop_sig", json_integer(0));
+	expect_refused(j, "\"stop_notify\": the task is not stopped");
+	j = encoded();
+	json_object_set_new(task0(j), "stop_sig", json_integer(65));
+	expect_refused(j, "\"stop_sig\"");
+	j = encoded();
+	json_object_del(task0(j), "stop_sig");
+	json_object_del(task0(j), "stop_notify");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].stop_sig, 0);
+	assert_false(img.tasks[0].stop_notify);
+	cd_image_free(&img);
+}
+
+static json_t *filter0(json_t *j)
+{
+	return json_array_get(json_object_get(json_object_get(task0(j), "seccomp"), "filters"), 0);
+}
+
+/* seccomp: a mode, filters only (and at least one) in filter mode, whole
+ * instructions, BPF_MAXINSNS at most, flags LOG and SPEC_ALLOW; without
+ * "seccomp", none. */
+static void test_seccomp(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+	char hex[2 * 8 * 4097 + 1];
+
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "mode", json_integer(3));
+	expect_refused(j, "\"mode\"");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "mode", json_integer(1));
+	expect_refused(j, "\"filters\"");
+	j = encoded();
+	json_object_set_new(json_object_get(task0(j), "seccomp"), "filters", json_array());
+	expect_refused(j, "\"filters\"");
+	j = encoded();
+	json_object_set_new(filter0(j), "insns", json_string("00112233"));
+	expect_refused(j, "not whole instructions");
+	j = encoded();
+	json_object_set_new(filter0(j), "insns", json_string(""));
+	expect_refused(j, "not whole instructions");
+	j = encoded();
+	memset(hex, '0', sizeof(hex) - 1);
+	hex[sizeof(hex) - 1] = 0;
+	json_object_set_new(filter0(j), "insns", json_string(hex));
+	expect_refused(j, "\"insns\"");
+	j = encoded();
+	json_object_set_new(filter0(j), "flags", json_integer(1));
+	expect_refused(j, "TSYNC");
+	j = encoded();
+	json_object_set_new(filter0(j), "flags", json_integer(8));
+	expect_refused(j, "\"flags\"");
+	j = encoded();
+	json_object_del(task0(j), "seccomp");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].seccomp_mode, 0);
+	assert_int_equal(img.tasks[0].nfilters, 0);
+	cd_image_free(&img);
+}
+
+/* An image from before NUMA policies: the default everywhere. */
+static void test_without_mempolicy(void **state)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	json_object_del(task0(j), "mempolicy");
+	json_object_del(task0(j), "vma_policies");
+	json_object_del(thread0(j), "mempolicy");
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].mempolicy.mode, 0);
+	assert_int_equal(img.tasks[0].nvpols, 0);
+	assert_int_equal(img.tasks[0].threads[0].mempolicy.mode, 0);
+	cd_image_free(&img);
+}
+
 static void test_refuses_bad_siginfo(void **state)
 {
 	char hex[257];
@@ -1640,6 +1834,10 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_threads),
 	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_plugins),
+	    cmocka_unit_test(test_refuses_bad_mempolicy),
+	    cmocka_unit_test(test_without_mempolicy),
+	    cmocka_unit_test(test_stopped),
+	    cmocka_unit_test(test_seccomp),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_event_fds),
 	    cmocka_unit_test(test_refuses_other_version),

@@ -30,11 +30,18 @@ struct cd_inject {
 	uint64_t site;
 	uint64_t orig_sigmask;
 	struct user_regs_struct orig_regs;
+	int stop_sig;
+	unsigned long options; /* PTRACE_SETOPTIONS */
 };
 
 pid_t cd_inject_pid(const cd_inject *h)
 {
 	return h->pid;
+}
+
+int cd_inject_stop_sig(const cd_inject *h)
+{
+	return h->stop_sig;
 }
 
 const struct user_regs_struct *cd_inject_orig_regs(const cd_inject *h)
@@ -153,7 +160,8 @@ int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err)
 		return cd_err_set(err, ENOMEM, "pid %d: out of memory", pid);
 	h->pid = pid;
 	h->mem_fd = -1;
-	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(PTRACE_O_TRACESYSGOOD)) < 0)
+	h->options = PTRACE_O_TRACESYSGOOD;
+	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)h->options) < 0)
 		return cd_err_sys(err, errno, "pid %d: seize", pid);
 	h->attached = true;
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0) {
@@ -177,6 +185,19 @@ int cd_inject_seize_finish(cd_inject *h, cd_err *err)
 		r = wait_stop_timed(h, &status, SEIZE_TIMEOUT_MS, err);
 		if (r < 0)
 			return r;
+		if ((status >> 16) == PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP &&
+		    !h->stop_sig) {
+			/* A stopped group: the seize made the task report its
+			 * group stop (with the stop signal), which took our
+			 * interrupt. Injected calls would meet another stop
+			 * trap: one more interrupt, and out of this trap into
+			 * that one. */
+			h->stop_sig = WSTOPSIG(status);
+			if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0 ||
+			    ptrace(PTRACE_CONT, pid, NULL, NULL) < 0)
+				return cd_err_sys(err, errno, "pid %d: out of its group stop", pid);
+			continue;
+		}
 		if ((status >> 16) == PTRACE_EVENT_STOP)
 			break;
 		if (ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)) < 0)
@@ -207,6 +228,16 @@ int cd_inject_seize(pid_t pid, cd_inject **ret, cd_err *err)
 	if (r >= 0)
 		*ret = h;
 	return r;
+}
+
+int cd_inject_suspend_seccomp(cd_inject *h, cd_err *err)
+{
+	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL,
+	           (void *)(h->options | PTRACE_O_SUSPEND_SECCOMP)) < 0)
+		return cd_err_sys(err, errno, "pid %d: suspend seccomp (PTRACE_O_SUSPEND_SECCOMP)",
+		                  h->pid);
+	h->options |= PTRACE_O_SUSPEND_SECCOMP;
+	return 0;
 }
 
 int cd_inject_find_vdso_site(cd_inject *h, cd_err *err)
@@ -302,6 +333,7 @@ static int adopt_thread(cd_inject *creator, pid_t tid, cd_inject **ret, cd_err *
 	h->pid = tid;
 	h->attached = true;
 	h->site = creator->site;
+	h->options = creator->options;    /* the kernel's: a traced clone inherits them */
 	h->mem_fd = dup(creator->mem_fd); /* the same memory */
 	if (h->mem_fd < 0) {
 		r = cd_err_sys(err, errno, "tid %d: dup", tid);
@@ -332,8 +364,7 @@ int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject *
 	unsigned long tid = 0;
 	int status = 0, r;
 
-	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL,
-	           (void *)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE)) < 0)
+	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL, (void *)(h->options | PTRACE_O_TRACECLONE)) < 0)
 		return cd_err_sys(err, errno, "pid %d: trace clones", h->pid);
 	regs.rip = h->site;
 	regs.rax = SYS_clone3;
@@ -361,7 +392,7 @@ int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject *
 		return r;
 	if ((long)regs.rax < 0)
 		return cd_err_sys(err, (int)-(long)regs.rax, "pid %d: clone3 thread", h->pid);
-	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0)
+	if (ptrace(PTRACE_SETOPTIONS, h->pid, NULL, (void *)h->options) < 0)
 		return cd_err_sys(err, errno, "pid %d: stop tracing clones", h->pid);
 	return adopt_thread(h, (pid_t)tid, ret, err);
 }

@@ -30,6 +30,15 @@ int cd_inject_seize_start(pid_t pid, cd_inject **ret, cd_err *err);
 int cd_inject_seize_finish(cd_inject *h, cd_err *err);
 
 pid_t cd_inject_pid(const cd_inject *h);
+/* The signal that had stopped the task's group (SIGSTOP, SIGTSTP, …) when
+ * it was seized, 0 when it was not stopped. The task is then out of the
+ * group stop (our calls run), which the kernel puts it back into when it
+ * is let go. */
+int cd_inject_stop_sig(const cd_inject *h);
+/* Suspends the task's seccomp while we hold it (PTRACE_O_SUSPEND_SECCOMP:
+ * CAP_SYS_ADMIN): our calls pass its filters. Threads it clones for us
+ * inherit it. */
+int cd_inject_suspend_seccomp(cd_inject *h, cd_err *err);
 
 /* The registers and signal mask the task had when it was seized. */
 const struct user_regs_struct *cd_inject_orig_regs(const cd_inject *h);

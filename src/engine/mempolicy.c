@@ -1,0 +1,339 @@
+/* NUMA memory policies: each thread's own (set_mempolicy) and the policies
+ * of private mappings (mbind). The dump asks the task itself with injected
+ * get_mempolicy calls, which give the policy as it was set (numa_maps shows
+ * the nodes a relative or static policy resolves to, and the task's policy
+ * on every mapping without one of its own); numa_maps only says which
+ * mappings may have one. The restore puts them back with mbind on each
+ * mapping once memory is in place, and set_mempolicy in each thread. A
+ * policy on shared memory belongs to its object (a shmem file's ranges),
+ * not to the mapping: refused. Nodes this machine does not have are
+ * refused before anything runs (cd_mempolicy_check). */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/mempolicy.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "engine/internal.h"
+#include "shared/cleanup.h"
+
+#ifndef MPOL_WEIGHTED_INTERLEAVE
+#define MPOL_WEIGHTED_INTERLEAVE 6
+#endif
+
+/* get_mempolicy and set_mempolicy count one bit more than the mask holds
+ * (the kernel drops the last): 1025 covers the 1024 of the image. */
+#define MAXNODE (CD_MAX_NUMA_NODES + 1)
+/* Where a get_mempolicy result goes in the scratch page. */
+#define SCRATCH_NODES 64
+
+static const char *mode_name(int mode)
+{
+	static const char *const names[] = {
+	    [MPOL_DEFAULT] = "default",
+	    [MPOL_PREFERRED] = "prefer",
+	    [MPOL_BIND] = "bind",
+	    [MPOL_INTERLEAVE] = "interleave",
+	    [MPOL_LOCAL] = "local",
+	    [MPOL_PREFERRED_MANY] = "prefer (many)",
+	    [MPOL_WEIGHTED_INTERLEAVE] = "weighted interleave",
+	};
+
+	return mode >= 0 && (size_t)mode < ARRAY_SIZE(names) ? names[mode] : "unknown";
+}
+
+/* ---- dump ---- */
+
+/* Runs get_mempolicy(flags, addr) in the thread of inj. A kernel without
+ * NUMA (ENOSYS) has no policies: the default. */
+static int get_policy(cd_inject *inj, uint64_t scratch, uint64_t addr, unsigned long flags,
+                      struct cd_mempolicy *p, cd_err *err)
+{
+	int mode;
+	long ret;
+	int r = cd_call(inj, SYS_get_mempolicy, scratch, scratch + SCRATCH_NODES, MAXNODE, addr,
+	                flags, 0, &ret, err);
+
+	memset(p, 0, sizeof(*p));
+	if (r < 0)
+		return r;
+	if (ret == -ENOSYS)
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "get_mempolicy");
+	if ((r = cd_inject_read_mem(inj, scratch, &mode, sizeof(mode), err)) < 0 ||
+	    (r = cd_inject_read_mem(inj, scratch + SCRATCH_NODES, p->nodes, sizeof(p->nodes),
+	                            err)) < 0)
+		return r;
+	p->mode = mode & ~MPOL_MODE_FLAGS;
+	p->flags = mode & MPOL_MODE_FLAGS;
+	if (p->mode > MPOL_WEIGHTED_INTERLEAVE)
+		return cd_err_set(err, EOPNOTSUPP, "NUMA memory policy mode %d is not known",
+		                  p->mode);
+	return 0;
+}
+
+/* One line of numa_maps: a mapping's start, and whether its policy (its
+ * own, or else the task's) is not the default. */
+struct numa_line {
+	uint64_t start;
+	bool policy;
+};
+
+static int read_numa_maps(pid_t pid, struct numa_line **ret, size_t *ret_n, cd_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ struct numa_line *v = NULL;
+	size_t n = 0, cap = 0;
+	int r = cd_proc_read_file(pid, "numa_maps", &buf, NULL, err);
+
+	*ret = NULL;
+	*ret_n = 0;
+	/* without NUMA support there is no numa_maps and no policy */
+	if (r == -ENOENT) {
+		cd_err_clear(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	for (char *line = buf, *next; line && *line; line = next) {
+		char policy[16];
+		uint64_t start;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (sscanf(line, "%" SCNx64 " %15s", &start, policy) != 2)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct numa_line *nv = reallocarray(v, cap, sizeof(*v));
+			if (!nv)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			v = nv;
+		}
+		v[n++] = (struct numa_line){start, strcmp(policy, "default") != 0};
+	}
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+static bool shared_kind(enum cd_vma_kind kind)
+{
+	return kind == CD_VMA_ANON_SHARED || kind == CD_VMA_FILE_SHARED;
+}
+
+/* v's own policy, when numa_maps shows one that may be its own. */
+static int dump_vma_policy(struct cd_dump_ctx *ctx, struct cd_task *t, const struct cd_vma *v,
+                           cd_err *err)
+{
+	struct cd_mempolicy p;
+	int r = get_policy(ctx->inj, ctx->scratch, v->start, MPOL_F_ADDR, &p, err);
+
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64, t->pid, v->start,
+		                   v->end);
+	if (p.mode == MPOL_DEFAULT)
+		return 0;
+	if (shared_kind(v->kind) || v->kind >= CD_VMA_VDSO)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s) has NUMA memory policy %s (mbind) on shared memory, "
+		                  "which belongs to the memory object and is not restored",
+		                  t->pid, v->start, v->end, v->path ? v->path : "anonymous",
+		                  mode_name(p.mode));
+	t->vpols[t->nvpols++] = (struct cd_vma_policy){.start = v->start, .end = v->end, .pol = p};
+	return 0;
+}
+
+/* The mappings with a policy of their own. numa_maps has a line per
+ * mapping, our scratch page's included (which may have merged with a
+ * mapping next to it that has no policy of its own): a mapping's policy
+ * is that of the line that covers its start. */
+static int dump_vma_policies(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	_cleanup_free_ struct numa_line *lines = NULL;
+	size_t n, k = 0;
+	int r = read_numa_maps(t->pid, &lines, &n, err);
+
+	free(t->vpols);
+	t->vpols = NULL;
+	t->nvpols = 0;
+	if (r < 0 || n == 0)
+		return r;
+	t->vpols = calloc(t->nvmas + 1, sizeof(*t->vpols));
+	if (!t->vpols)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; r >= 0 && i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		while (k + 1 < n && lines[k + 1].start <= v->start)
+			k++;
+		if (lines[k].start <= v->start && lines[k].policy)
+			r = dump_vma_policy(ctx, t, v, err);
+	}
+	return r;
+}
+
+static int mempolicy_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	int r = get_policy(ctx->inj, ctx->scratch, 0, 0, &t->mempolicy, err);
+
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d", t->pid);
+	return dump_vma_policies(ctx, t, err);
+}
+
+static int mempolicy_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                                 struct cd_thread *th, cd_err *err)
+{
+	int r = get_policy(ctx->inj, ctx->scratch, 0, 0, &th->mempolicy, err);
+
+	(void)t;
+	if (r < 0)
+		return cd_err_wrap(err, "tid %d", th->tid);
+	return 0;
+}
+
+/* ---- restore ---- */
+
+static bool is_default(const struct cd_mempolicy *p)
+{
+	return p->mode == MPOL_DEFAULT;
+}
+
+/* set_mempolicy in the thread of ctx->inj. The default is set too: a new
+ * task has the restorer's. Without NUMA (ENOSYS) only the default is there
+ * (cd_mempolicy_check refused any other). */
+static int set_policy(struct cd_restore_ctx *ctx, const struct cd_mempolicy *p, cd_err *err)
+{
+	long ret;
+	int r = cd_inject_write_mem(ctx->inj, ctx->data, p->nodes, sizeof(p->nodes), err);
+
+	if (r < 0 || (r = cd_call(ctx->inj, SYS_set_mempolicy, (uint64_t)(p->mode | p->flags),
+	                          ctx->data, MAXNODE, 0, 0, 0, &ret, err)) < 0)
+		return r;
+	if (ret == -ENOSYS && is_default(p))
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "set_mempolicy(%s)", mode_name(p->mode));
+	return 0;
+}
+
+/* mbind on the mapping, moving the pages the fill placed elsewhere. */
+static int set_vma_policy(struct cd_restore_ctx *ctx, const struct cd_vma_policy *vp, cd_err *err)
+{
+	const struct cd_mempolicy *p = &vp->pol;
+	int r = cd_inject_write_mem(ctx->inj, ctx->data, p->nodes, sizeof(p->nodes), err);
+
+	if (r < 0 || (r = cd_call_ok(ctx->inj, "mbind", SYS_mbind, vp->start, vp->end - vp->start,
+	                             (uint64_t)(p->mode | p->flags), ctx->data, MAXNODE,
+	                             MPOL_MF_MOVE, NULL, err)) < 0)
+		return cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64 ": NUMA policy %s",
+		                   vp->start, vp->end, mode_name(p->mode));
+	return 0;
+}
+
+static int mempolicy_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < t->nvpols; i++)
+		r = set_vma_policy(ctx, &t->vpols[i], err);
+	return r < 0 ? r : set_policy(ctx, &t->mempolicy, err);
+}
+
+static int mempolicy_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
+                                    const struct cd_thread *th, cd_err *err)
+{
+	(void)t;
+	return set_policy(ctx, &th->mempolicy, err);
+}
+
+const struct cd_module cd_mod_mempolicy = {.name = "mempolicy",
+                                           .dump = mempolicy_dump,
+                                           .restore = mempolicy_restore,
+                                           .dump_thread = mempolicy_dump_thread,
+                                           .restore_thread = mempolicy_restore_thread};
+
+/* ---- checks before the restore ---- */
+
+/* The online nodes, from "0-3,5"; false when the kernel has no NUMA. */
+static bool read_online(uint64_t online[CD_MAX_NUMA_NODES / 64])
+{
+	_cleanup_fclose_ FILE *f = fopen("/sys/devices/system/node/online", "re");
+	unsigned a, b;
+	char sep;
+
+	memset(online, 0, CD_MAX_NUMA_NODES / 8);
+	if (!f)
+		return false;
+	while (fscanf(f, "%u", &a) == 1) {
+		b = a;
+		if (fscanf(f, "%c", &sep) == 1 && sep == '-' && fscanf(f, "%u%c", &b, &sep) < 1)
+			break;
+		for (unsigned n = a; n <= b && n < CD_MAX_NUMA_NODES; n++)
+			online[n / 64] |= 1ULL << (n % 64);
+		if (sep != ',')
+			break;
+	}
+	return true;
+}
+
+/* Refuses p, named by what, when it needs a node this machine lacks.
+ * Relative nodes are positions in the task's allowed set, not nodes. */
+static int check_nodes(const struct cd_mempolicy *p, const uint64_t *online, bool numa,
+                       const char *what, cd_err *err)
+{
+	if (is_default(p))
+		return 0;
+	if (!numa)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "%s: NUMA memory policy %s, and this kernel has no NUMA support",
+		                  what, mode_name(p->mode));
+	if (p->flags & MPOL_F_RELATIVE_NODES)
+		return 0;
+	for (unsigned n = 0; n < CD_MAX_NUMA_NODES; n++)
+		if ((p->nodes[n / 64] >> (n % 64) & 1) && !(online[n / 64] >> (n % 64) & 1))
+			return cd_err_set(
+			    err, EOPNOTSUPP,
+			    "%s: NUMA memory policy %s on node %u, which this machine "
+			    "does not have",
+			    what, mode_name(p->mode), n);
+	return 0;
+}
+
+static int check_task(const struct cd_task *t, const uint64_t *online, bool numa, cd_err *err)
+{
+	char what[96];
+	int r;
+
+	snprintf(what, sizeof(what), "pid %d", t->pid);
+	if ((r = check_nodes(&t->mempolicy, online, numa, what, err)) < 0)
+		return r;
+	for (size_t i = 0; i < t->nthreads; i++) {
+		snprintf(what, sizeof(what), "pid %d: tid %d", t->pid, t->threads[i].tid);
+		if ((r = check_nodes(&t->threads[i].mempolicy, online, numa, what, err)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < t->nvpols; i++) {
+		snprintf(what, sizeof(what), "pid %d: mapping %" PRIx64 "-%" PRIx64, t->pid,
+		         t->vpols[i].start, t->vpols[i].end);
+		if ((r = check_nodes(&t->vpols[i].pol, online, numa, what, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cd_mempolicy_check(const struct cd_image *img, cd_err *err)
+{
+	uint64_t online[CD_MAX_NUMA_NODES / 64];
+	bool numa = read_online(online);
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < img->ntasks; i++)
+		if (!img->tasks[i].zombie)
+			r = check_task(&img->tasks[i], online, numa, err);
+	return r;
+}
