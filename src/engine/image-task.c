@@ -144,6 +144,21 @@ static const struct cd_field timerfd_fields[] = {
     DR(tclock, 0, 7),        DR(tflags, 0, 3),    DR(ticks, NONNEG(8)),    DR(vsec, NONNEG(8)),
     DR(vnsec, 0, 999999999), DR(isec, NONNEG(8)), DR(insec, 0, 999999999),
 };
+/* unix socket: the type and options the controller sets (the kind's check
+ * keeps the type to the three it restores); SO_RCVBUF and SO_SNDBUF are
+ * doubled by the kernel, at most INT_MAX; a listen backlog the kernel caps
+ * at net.core.somaxconn; the socket file's permission bits */
+static const struct cd_field unix_fields[] = {
+    DR(sk_type, 1, 5),
+    D(sk_listen),
+    D(sk_passcred),
+    DR(sk_backlog, 0, INT32_MAX),
+    DR(sk_rcvbuf, 0, INT32_MAX),
+    DR(sk_sndbuf, 0, INT32_MAX),
+    DR(sk_mode, 0, 07777),
+    DR(sk_uid, 0, UINT32_MAX),
+    DR(sk_gid, 0, UINT32_MAX),
+};
 #undef DR
 #undef D
 
@@ -159,6 +174,9 @@ static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 	case CD_FD_TIMERFD:
 		*n = ARRAY_SIZE(timerfd_fields);
 		return timerfd_fields;
+	case CD_FD_UNIX:
+		*n = ARRAY_SIZE(unix_fields);
+		return unix_fields;
 	default:
 		*n = 0;
 		return NULL;
@@ -206,6 +224,9 @@ void cd_fd_free(struct cd_fd *d)
 	for (size_t k = 0; k < d->niwatches; k++)
 		free(d->iwatches[k].path);
 	free(d->iwatches);
+	free(d->sk_addr);
+	d->sk_addr = NULL;
+	d->sk_addrlen = 0;
 	d->path = NULL;
 	d->watches = NULL;
 	d->iwatches = NULL;
@@ -298,6 +319,8 @@ static json_t *fd_to_json(const struct cd_fd *d)
 		json_object_set_new(o, "watches", watches_to_json(d));
 	if (d->kind == CD_FD_INOTIFY)
 		json_object_set_new(o, "iwatches", iwatches_to_json(d));
+	if (d->kind == CD_FD_UNIX)
+		cd_json_hex_encode(o, "sk_addr", d->sk_addr, d->sk_addrlen);
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -698,6 +721,10 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	if (d->kind == CD_FD_EPOLL && (r = watches_from_json(o, d, err)) < 0)
 		return r;
 	if (d->kind == CD_FD_INOTIFY && (r = iwatches_from_json(o, d, err)) < 0)
+		return r;
+	/* sun_path's bytes: the kind's check refuses more than fit */
+	if (d->kind == CD_FD_UNIX && (r = cd_json_hex_decode(o, "sk_addr", CD_UNIX_ADDR_MAX,
+	                                                     &d->sk_addr, &d->sk_addrlen, err)) < 0)
 		return r;
 	return 0;
 }

@@ -51,6 +51,7 @@
 #define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
 #define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
 #define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
+#define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -152,6 +153,7 @@ enum cd_fd_kind {
 	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_INOTIFY,  /* inotify: its watches, by path */
+	CD_FD_UNIX,     /* unix socket (fd-unix.c): type, name, listening state, options */
 	CD_FD_KIND_MAX,
 };
 
@@ -206,6 +208,17 @@ struct cd_fd {
 	/* inotify: its watches in wd order, on the first fd of its open file */
 	struct cd_inotify_watch *iwatches;
 	size_t niwatches;
+	/* unix socket: SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET; listening
+	 * (with its backlog); SO_PASSCRED; SO_RCVBUF and SO_SNDBUF as getsockopt
+	 * reads them (0: a fresh socket's default); its name, the bytes of
+	 * sun_path (none: unbound; a leading NUL: an abstract name), and for a
+	 * name in the filesystem its socket file's mode and owner */
+	int sk_type;
+	bool sk_listen, sk_passcred;
+	uint32_t sk_backlog, sk_rcvbuf, sk_sndbuf;
+	uint32_t sk_mode, sk_uid, sk_gid;
+	uint8_t *sk_addr;
+	size_t sk_addrlen;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

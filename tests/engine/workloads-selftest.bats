@@ -707,3 +707,7 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 	fi
 	run_plain wl-madvise merge-any
 }
+
+@test "wl-unix-listen passes" {
+	run_plain wl-unix-listen
+}

@@ -702,3 +702,19 @@ counter_continues() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-unix-listen: listening seqpacket on CUDA's abstract name, a path-bound listener, dgram and unbound sockets → PASS" {
+	wl_roundtrip wl-unix-listen
+}
+
+@test "wl-unix-listen: --leave-running" {
+	wl_roundtrip wl-unix-listen --leave-running
+}
+
+@test "wl-unix-listen: a connection waiting to be accepted is refused by name; it runs on" {
+	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
+}
+
+@test "wl-unix-listen: a connected socket is refused by name, naming its peer; it runs on" {
+	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\): connected unix sockets are not supported" --leave-running
+}
