@@ -156,8 +156,8 @@ static const struct cd_field unix_fields[] = {
     DR(sk_rcvbuf, 0, INT32_MAX),
     DR(sk_sndbuf, 0, INT32_MAX),
     DR(sk_mode, 0, 07777),
-    DR(sk_uid, 0, UINT32_MAX),
-    DR(sk_gid, 0, UINT32_MAX),
+    D(sk_uid),
+    D(sk_gid),
 };
 #undef DR
 #undef D
