@@ -52,15 +52,18 @@
  * capped by net.core.rmem_max and wmem_max, never the FORCE options; a size the kernel caps
  * refuses the restore) and its name, socket file mode and owner and its listen backlog by the
  * task itself, with its credentials, through injected bind, unlink of a stale socket file,
- * chmod, chown and listen: nothing a user could not do. Of a mapping: its madvise flags (any
- * process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
+ * chmod, chown and listen: nothing a user could not do. A connected pair (its inodes, queued
+ * messages, shutdown) is made by the task that holds both ends (the decoder refuses a pair
+ * across tasks), as itself, by injected socketpair, setsockopt, send and shutdown: its
+ * SO_PEERCRED and the credentials the messages carry are the task's own. Of a mapping: its madvise
+ * flags (any process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
  * (check_memlock: the restore locks while still privileged) and "may write" of a shared file
  * mapping (the file is opened for writing: check_paths asks for write access). A field added to the
  * image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 208, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 248, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id

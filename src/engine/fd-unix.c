@@ -14,12 +14,14 @@
  * client reads (SO_PEERCRED, taken at listen) are the task's. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -121,8 +123,10 @@ static void peer_show(uint32_t peer, char *buf, size_t size)
 	snprintf(buf, size, "socket:[%u] (%s)", peer, name);
 }
 
-/* Refuses the states the restore does not make: only unconnected sockets
- * with nothing queued, listening ones with no connection waiting. */
+/* Refuses the states the restore does not make. It makes unconnected
+ * sockets with nothing queued, listening ones with no connection waiting,
+ * and unnamed connected ones (socketpair) whose peer is in the image too
+ * (cd_unix_check_peers, once every task is dumped). */
 static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, cd_err *err)
 {
 	char peer[3 * CD_UNIX_ADDR_MAX];
@@ -138,11 +142,26 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	}
 	if (dg->peer) {
 		peer_show(dg->peer, peer, sizeof(peer));
-		return SK_REFUSE(s, "connected to %s: connected unix sockets are not supported",
-		                 SK_ARGS(s), peer);
+		if (dg->state != TCP_ESTABLISHED)
+			return SK_REFUSE(
+			    s, "in the middle of connecting to %s (state %u): not supported",
+			    SK_ARGS(s), peer, dg->state);
+		if (dg->namelen)
+			return SK_REFUSE(
+			    s,
+			    "connected to %s through a named socket (an accepted "
+			    "connection, or a bound socket that connected): not supported, "
+			    "only unnamed pairs (socketpair)",
+			    SK_ARGS(s), peer);
+		if (dg->shutdown && dg->type == SOCK_DGRAM)
+			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
+			                 SK_ARGS(s), dg->shutdown);
+		return 0;
 	}
 	if (dg->state != TCP_CLOSE)
-		return SK_REFUSE(s, "in the middle of connecting (state %u): not supported",
+		return SK_REFUSE(s,
+		                 "its peer is gone or it is in the middle of connecting (state "
+		                 "%u): not supported",
 		                 SK_ARGS(s), dg->state);
 	if (dg->rqueue)
 		return SK_REFUSE(s,
@@ -152,6 +171,124 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	if (dg->shutdown)
 		return SK_REFUSE(s, "shut down (%u): not supported", SK_ARGS(s), dg->shutdown);
 	return 0;
+}
+
+/* What a peek brought along: fds in flight (closed again: they are our
+ * copies) or credentials refuse the queue, naming them. */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
+{
+	bool rights = false, creds = false;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_RIGHTS) {
+			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int *fds = (int *)CMSG_DATA(c);
+			for (size_t i = 0; i < n; i++)
+				close(fds[i]);
+			rights = true;
+		} else if (c->cmsg_type == SCM_CREDENTIALS) {
+			creds = true;
+		}
+	}
+	if (rights || (mh->msg_flags & MSG_CTRUNC))
+		return SK_REFUSE(s,
+		                 "file descriptors in flight (SCM_RIGHTS) in its receive queue: "
+		                 "not supported",
+		                 SK_ARGS(s));
+	if (creds)
+		return SK_REFUSE(
+		    s,
+		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
+		    "receive queue: a restore could not give them back",
+		    SK_ARGS(s));
+	return 0;
+}
+
+static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
+{
+	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
+
+	if (!q)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	d->sk_queue = q;
+	q[d->sk_nqueue].data = malloc(len + 1);
+	if (!q[d->sk_nqueue].data)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	memcpy(q[d->sk_nqueue].data, buf, len);
+	q[d->sk_nqueue++].len = len;
+	return 0;
+}
+
+/* Peeks every message of the queue through our copy of the fd, moving on
+ * with SO_PEEK_OFF (one message per peek for dgram and seqpacket, some of
+ * the bytes for a stream); the caller puts SO_PEEK_OFF back. */
+static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t *buf, size_t *total,
+                      cd_err *err)
+{
+	union {
+		char b[CMSG_SPACE(64 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} ctl;
+	int r;
+
+	for (;;) {
+		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctl.b,
+		                    .msg_controllen = sizeof(ctl)};
+		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
+		if ((r = check_cmsgs(s, &mh, err)) < 0)
+			return r;
+		/* the end of a stream, or of a seqpacket socket shut down for
+		 * reading (the length check after tells an empty message) */
+		if (n == 0 && (d->sk_type == SOCK_STREAM || (d->sk_shutdown & 1)))
+			return 0;
+		if (n == 0)
+			return SK_REFUSE(s, "an empty message in its receive queue: not supported",
+			                 SK_ARGS(s));
+		*total += (size_t)n;
+		if ((mh.msg_flags & MSG_TRUNC) || *total > CD_PIPE_DATA_MAX)
+			return SK_REFUSE(s,
+			                 "more than %u bytes in its receive queue: not supported",
+			                 SK_ARGS(s), CD_PIPE_DATA_MAX);
+		if (d->sk_nqueue == CD_SK_QUEUE_MAX)
+			return SK_REFUSE(s, "more than %u messages in its receive queue",
+			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
+		if ((r = queue_add(d, buf, (size_t)n, err)) < 0)
+			return r;
+	}
+}
+
+/* The receive queue of a connected socket, left as it was. */
+static int dump_queue(const struct sk_desc *s, int fd, const struct cd_unix_diag *dg,
+                      struct cd_fd *d, cd_err *err)
+{
+	int zero = 0, off = -1, r;
+	size_t total = 0;
+
+	if (!dg->rqueue)
+		return 0;
+	_cleanup_free_ uint8_t *buf = malloc(CD_PIPE_DATA_MAX + 1);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(s));
+	r = peek_queue(s, fd, d, buf, &total, err);
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0 && r == 0)
+		r = cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(s));
+	/* a stream's or seqpacket's queue length is all its bytes: anything
+	 * the peeks did not see (out-of-band data) refuses */
+	if (r == 0 && d->sk_type != SOCK_DGRAM && total != dg->rqueue)
+		r = SK_REFUSE(s, "read %zu of the %u bytes in its receive queue (MSG_OOB data?)",
+		              SK_ARGS(s), total, dg->rqueue);
+	return r;
 }
 
 /* A name in the filesystem: the socket file there must still be this
@@ -250,6 +387,39 @@ static int dump_options(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err
 	return 0;
 }
 
+/* A pair's SO_PEERCRED names the process that made it (or, for a
+ * connection, the listener): the restore makes the pair in the task that
+ * holds it, so that must be the one, with its own ids. */
+static int check_creator(const struct sk_desc *s, struct cd_image *img, int fd, uint32_t peer_ino,
+                         cd_err *err)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	char path[32], peer[3 * CD_UNIX_ADDR_MAX];
+	struct stat st;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEERCRED", SK_ARGS(s));
+	snprintf(path, sizeof(path), "/proc/%d", s->pid);
+	if (stat(path, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", path);
+	if (cr.pid == s->pid && cr.uid == st.st_uid && cr.gid == st.st_gid)
+		return 0;
+	peer_show(peer_ino, peer, sizeof(peer));
+	if (cr.pid != s->pid && !cd_image_task(img, cr.pid))
+		return SK_REFUSE(
+		    s,
+		    "its peer %s is outside the checkpoint (pid %d made or listened on "
+		    "it): a restored socket could not be connected to it. Dump the tree "
+		    "that holds both ends",
+		    SK_ARGS(s), peer, cr.pid);
+	return SK_REFUSE(s,
+	                 "connected to %s, made by pid %d (uid %u, gid %u; SO_PEERCRED), not by "
+	                 "this task as it is now: a restore makes a pair in the task that holds "
+	                 "it; pairs shared between tasks are not supported yet",
+	                 SK_ARGS(s), peer, cr.pid, cr.uid, cr.gid);
+}
+
 static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 {
 	struct sk_desc s = {.pid = x->t->pid, .fd = d->fd, .ino = x->st->st_ino};
@@ -275,7 +445,12 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_type = dg.type;
 	d->sk_listen = dg.state == TCP_LISTEN;
 	d->sk_backlog = d->sk_listen ? dg.wqueue : 0;
-	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0)
+	d->sk_ino = (int64_t)s.ino;
+	d->sk_peer = dg.peer;
+	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
+	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
+	    (dg.peer && (r = check_creator(&s, x->ctx->img, fd, dg.peer, err)) < 0) ||
+	    (dg.peer && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
 		return r;
 	return dump_name(&s, &dg, d, err);
 }
@@ -300,21 +475,222 @@ static int set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err
 	return 0;
 }
 
-static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+/* A socket of d's type with d's options, in the controller. */
+static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 {
 	int one = 1, r;
+
+	if (d->sk_passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+		return cd_err_sys(err, errno, "setsockopt(SO_PASSCRED)");
+	if ((r = set_buf(fd, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
+	    (r = set_buf(fd, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
+		return r;
+	return 0;
+}
+
+/* A connected socket gets a placeholder here, replaced by its task (which
+ * makes the pair: pair_restore); any other is made whole. */
+static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	int r;
 	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 
 	(void)o;
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
-	if (d->sk_passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
-		return cd_err_sys(err, errno, "setsockopt(SO_PASSCRED)");
-	if ((r = set_buf(fd, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
-	    (r = set_buf(fd, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0 ||
-	    (r = cd_fd_set_flags(fd, d, err)) < 0)
+	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
 	return TAKE_FD(fd);
+}
+
+/* ---- restore of a connected pair, in the task that holds both ends ---- */
+
+/* setsockopt in the task, an int value, read back (buffers: doubled). */
+static int set_in(struct cd_restore_ctx *ctx, int fd, int opt, const char *name, int v, int want,
+                  cd_err *err)
+{
+	int got;
+	socklen_t len = sizeof(got);
+	int r;
+
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &v, sizeof(v), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, name, SYS_setsockopt, (uint64_t)fd, SOL_SOCKET, (uint64_t)opt,
+	                    ctx->data, sizeof(v), 0, NULL, err)) < 0 ||
+	    (r = cd_inject_write_mem(ctx->inj, ctx->data + 8, &len, sizeof(len), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, name, SYS_getsockopt, (uint64_t)fd, SOL_SOCKET, (uint64_t)opt,
+	                    ctx->data, ctx->data + 8, 0, NULL, err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data, &got, sizeof(got), err)) < 0)
+		return r;
+	if (got != want)
+		return cd_err_set(err, EINVAL, "%s %d came back as %d", name, want, got);
+	return 0;
+}
+
+static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = 0;
+
+	if (d->sk_passcred)
+		r = set_in(ctx, fd, SO_PASSCRED, "SO_PASSCRED", 1, 1, err);
+	if (r == 0 && d->sk_rcvbuf)
+		r = set_in(ctx, fd, SO_RCVBUF, "SO_RCVBUF", (int)(d->sk_rcvbuf / 2),
+		           (int)d->sk_rcvbuf, err);
+	if (r == 0 && d->sk_sndbuf)
+		r = set_in(ctx, fd, SO_SNDBUF, "SO_SNDBUF", (int)(d->sk_sndbuf / 2),
+		           (int)d->sk_sndbuf, err);
+	return r;
+}
+
+/* Writes the messages of q's queue into it through its peer's fd from,
+ * each one message, in order, never blocking; buf is a mapping of the task
+ * large enough for the largest. */
+static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
+                   cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < q->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &q->sk_queue[i];
+		size_t off = 0;
+		long n;
+		if ((r = cd_inject_write_mem(ctx->inj, buf, m->data, m->len, err)) < 0)
+			return r;
+		do {
+			if ((r = cd_call_ok(ctx->inj, "send", SYS_sendto, (uint64_t)from, buf + off,
+			                    m->len - off, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0, &n,
+			                    err)) < 0)
+				return cd_err_wrap(err, "message %zu of %zu bytes", i, m->len);
+			off += (size_t)n;
+			/* a message goes whole or not at all: a stream may take part */
+		} while (off < m->len && q->sk_type == SOCK_STREAM && n > 0);
+		if (off < m->len)
+			return cd_err_set(err, EIO, "message %zu: %zu of %zu bytes", i, off,
+			                  m->len);
+	}
+	return 0;
+}
+
+static size_t largest(const struct cd_fd *q)
+{
+	size_t max = 1;
+
+	for (size_t i = 0; i < q->sk_nqueue; i++)
+		if (q->sk_queue[i].len > max)
+			max = q->sk_queue[i].len;
+	return max;
+}
+
+/* Both queues, through a mapping made for them and removed after. */
+static int fill_both(struct cd_restore_ctx *ctx, const int sv[2], const struct cd_fd *a,
+                     const struct cd_fd *b, cd_err *err)
+{
+	size_t len = largest(a) > largest(b) ? largest(a) : largest(b);
+	long buf, ignored;
+	int r;
+
+	if (!a->sk_nqueue && !b->sk_nqueue)
+		return 0;
+	len = (len + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	if ((r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &buf, err)) < 0)
+		return r;
+	r = fill_in(ctx, sv[1], a, (uint64_t)buf, err);
+	if (r == 0)
+		r = fill_in(ctx, sv[0], b, (uint64_t)buf, err);
+	cd_call(ctx->inj, SYS_munmap, (uint64_t)buf, len, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
+static int shut_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = 0;
+
+	if (d->sk_shutdown & 1)
+		r = cd_call_ok(ctx->inj, "shutdown(SHUT_RD)", SYS_shutdown, (uint64_t)fd, SHUT_RD,
+		               0, 0, 0, 0, NULL, err);
+	if (r == 0 && (d->sk_shutdown & 2))
+		r = cd_call_ok(ctx->inj, "shutdown(SHUT_WR)", SYS_shutdown, (uint64_t)fd, SHUT_WR,
+		               0, 0, 0, 0, NULL, err);
+	return r;
+}
+
+/* The task of fd d (an element of its fds). */
+static const struct cd_task *task_of(const struct cd_image *img, const struct cd_fd *d)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		if (t->nfds && d >= t->fds && d < t->fds + t->nfds)
+			return t;
+	}
+	return NULL;
+}
+
+/* t's first fd of the socket of inode ino; the decoder made sure both ends
+ * of a pair are t's. */
+static const struct cd_fd *task_fd_of(const struct cd_task *t, int64_t ino)
+{
+	for (size_t j = 0; j < t->nfds; j++)
+		if (t->fds[j].kind == CD_FD_UNIX && t->fds[j].sk_ino == ino)
+			return &t->fds[j];
+	return NULL;
+}
+
+/* Every fd of t of the socket of inode ino becomes fd, with its flags. */
+static int place(struct cd_restore_ctx *ctx, const struct cd_task *t, int64_t ino, int fd,
+                 cd_err *err)
+{
+	int r;
+
+	for (size_t j = 0; j < t->nfds; j++) {
+		const struct cd_fd *f = &t->fds[j];
+		if (f->kind != CD_FD_UNIX || f->sk_ino != ino || cd_files_replaced(ctx->objs, f))
+			continue;
+		if ((r = cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)f->fd,
+		                    (uint64_t)(f->flags & O_CLOEXEC), 0, 0, 0, NULL, err)) < 0 ||
+		    (r = cd_fd_set_flags_in(ctx, f, err)) < 0)
+			return cd_err_wrap(err, "fd %d", f->fd);
+	}
+	return 0;
+}
+
+/* Made by the task itself, as itself: its SO_PEERCRED (the creator's) and
+ * the credentials the queued messages carry are the task's, as they were
+ * (the dump refuses a pair another process made). */
+static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_task *t = task_of(ctx->img, d);
+	const struct cd_fd *a = t ? task_fd_of(t, d->sk_ino) : NULL;
+	const struct cd_fd *b = t ? task_fd_of(t, d->sk_peer) : NULL;
+	int sv[2], r;
+	long ignored;
+
+	if (!a || !b)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its pair is not the task's",
+		                  d->sk_ino);
+	/* made once, by the first fd of either end */
+	if (a != d || (b < a))
+		return 0;
+	if ((r = cd_call_ok(ctx->inj, "socketpair", SYS_socketpair, AF_UNIX,
+	                    (uint64_t)(d->sk_type | SOCK_CLOEXEC), 0, ctx->data + 64, 0, 0, NULL,
+	                    err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data + 64, sv, sizeof(sv), err)) < 0)
+		return r;
+	r = set_up_in(ctx, sv[0], a, err);
+	if (r == 0)
+		r = set_up_in(ctx, sv[1], b, err);
+	if (r == 0)
+		r = fill_both(ctx, sv, a, b, err);
+	if (r == 0)
+		r = shut_in(ctx, sv[0], a, err);
+	if (r == 0)
+		r = shut_in(ctx, sv[1], b, err);
+	if (r == 0)
+		r = place(ctx, t, a->sk_ino, sv[0], err);
+	if (r == 0)
+		r = place(ctx, t, b->sk_ino, sv[1], err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)sv[0], 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)sv[1], 0, 0, 0, 0, 0, &ignored, err);
+	return r;
 }
 
 /* Whether d is the first fd of its socket in the image: the one whose
@@ -392,6 +768,8 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 {
 	int r = 0;
 
+	if (d->sk_peer)
+		return pair_restore(ctx, d, err);
 	if (first_of_obj(ctx->img, d)) {
 		if (d->sk_addrlen && (r = bind_in_task(ctx, d, err)) < 0)
 			return r;
@@ -405,12 +783,106 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	return r;
 }
 
+static int by_ino(const void *a, const void *b)
+{
+	const struct cd_unix_ref *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *ret_n, cd_err *err)
+{
+	size_t n = 0, k = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			n += img->tasks[i].fds[j].kind == CD_FD_UNIX;
+	if (!n)
+		return 0;
+	struct cd_unix_ref *v = calloc(n, sizeof(*v));
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX)
+				v[k++] = (struct cd_unix_ref){.ino = d->sk_ino,
+				                              .peer = d->sk_peer,
+				                              .obj = d->obj,
+				                              .type = d->sk_type,
+				                              .pid = img->tasks[i].pid,
+				                              .named = d->sk_addrlen > 0};
+		}
+	qsort(v, n, sizeof(*v), by_ino);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static const struct cd_unix_ref *ref_of(const struct cd_fd_check *c, int64_t ino)
+{
+	struct cd_unix_ref key = {.ino = ino};
+
+	return c->nunix ? bsearch(&key, c->unix_refs, c->nunix, sizeof(key), by_ino) : NULL;
+}
+
+/* One socket, one open file: every fd of an inode has one obj, every fd of
+ * an obj one inode (the restore makes one socket per obj). */
+static int check_identity(const struct cd_fd_check *c, const struct cd_task *t,
+                          const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_unix_ref *r = ref_of(c, d->sk_ino);
+	size_t i = (size_t)(r - c->unix_refs);
+
+	while (i > 0 && c->unix_refs[i - 1].ino == d->sk_ino)
+		i--;
+	for (; i < c->nunix && c->unix_refs[i].ino == d->sk_ino; i++)
+		if (c->unix_refs[i].obj != d->obj || (d->sk_peer && c->unix_refs[i].pid != t->pid))
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_ino\": %" PRId64
+			    " is another open file's too, or a connected one's in another task",
+			    t->pid, d->fd, d->sk_ino);
+	return 0;
+}
+
+/* A peer is a socket of the image, of the same type, unnamed, connected
+ * back; only a connected socket has a queue or a shutdown. */
+static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                      cd_err *err)
+{
+	const struct cd_unix_ref *p;
+
+	if (!d->sk_peer) {
+		if (d->sk_nqueue || d->sk_shutdown)
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: a queue or a shutdown of a socket that is not "
+			    "connected",
+			    t->pid, d->fd);
+		return 0;
+	}
+	p = ref_of(c, d->sk_peer);
+	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || p->named || d->sk_addrlen ||
+	    p->pid != t->pid || d->sk_listen || d->sk_peer == d->sk_ino ||
+	    (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"sk_peer\": %" PRId64
+		                  " is not an unnamed socket of the task of its type connected "
+		                  "back to it",
+		                  t->pid, d->fd, d->sk_peer);
+	return 0;
+}
+
 /* A name the restore can bind: an abstract one, or an absolute path of no
  * NUL byte that leaves room for its NUL; listening is for connection types. */
 static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                       cd_err *err)
 {
-	(void)c;
+	int r;
+
 	if (d->sk_type != SOCK_STREAM && d->sk_type != SOCK_DGRAM && d->sk_type != SOCK_SEQPACKET)
 		return cd_err_set(err, EINVAL, "pid %d: fd %d: field \"sk_type\": %d", t->pid,
 		                  d->fd, d->sk_type);
@@ -424,6 +896,73 @@ static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 		                  "pid %d: fd %d: field \"sk_addr\": not an absolute path that "
 		                  "fits a socket address",
 		                  t->pid, d->fd);
+	if ((r = check_identity(c, t, d, err)) < 0)
+		return r;
+	return check_peer(c, t, d, err);
+}
+
+/* The first fd of a task other than pid holding the socket of inode ino,
+ * NULL when none. */
+static const struct cd_fd *held_elsewhere(const struct cd_image *img, int64_t ino, pid_t pid,
+                                          pid_t *ret_pid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; img->tasks[i].pid != pid && j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_ino == ino) {
+				*ret_pid = img->tasks[i].pid;
+				return d;
+			}
+		}
+	return NULL;
+}
+
+/* Dump: a connected socket whose peer no fd of the image holds would come
+ * back connected to nothing; a pair is made again by one task, which must
+ * hold every fd of both ends. */
+static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
+                      const struct cd_fd *d, cd_err *err)
+{
+	char peer[3 * CD_UNIX_ADDR_MAX];
+	const struct cd_fd *o;
+	pid_t other;
+
+	if (ref_of(c, d->sk_peer) && !held_elsewhere(img, d->sk_ino, pid, &other) &&
+	    !held_elsewhere(img, d->sk_peer, pid, &other))
+		return 0;
+	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
+	if (!ref_of(c, d->sk_peer))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s): its peer "
+		                  "%s is outside the checkpoint: a restored socket could "
+		                  "not be connected to it. Dump the tree that holds both ends",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer);
+	if ((o = held_elsewhere(img, d->sk_ino, pid, &other)) ||
+	    (o = held_elsewhere(img, d->sk_peer, pid, &other)))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s, peer %s): pid %d "
+		                  "holds an end too (fd %d): a socket pair shared between tasks "
+		                  "is not supported yet",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer, other, o->fd);
+	return 0;
+}
+
+int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
+{
+	_cleanup_free_ struct cd_unix_ref *refs = NULL;
+	struct cd_fd_check c = {.img = img};
+	int r;
+
+	if ((r = cd_unix_refs(img, &refs, &c.nunix, err)) < 0)
+		return r;
+	c.unix_refs = refs;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_peer &&
+			    (r = check_pair(img, &c, img->tasks[i].pid, d, err)) < 0)
+				return r;
+		}
 	return 0;
 }
 

@@ -52,6 +52,7 @@
 #define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
 #define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
 #define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
+#define CD_SK_QUEUE_MAX  (1u << 16)   /* messages queued in one unix socket */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -219,6 +220,21 @@ struct cd_fd {
 	uint32_t sk_mode, sk_uid, sk_gid;
 	uint8_t *sk_addr;
 	size_t sk_addrlen;
+	/* its inode and its peer's (0: not connected): a peer is always a
+	 * socket of the image, connected back to this one; RCV_SHUTDOWN (1) and
+	 * SEND_SHUTDOWN (2) of a connected stream or seqpacket socket; the
+	 * messages waiting in its receive queue, in order (a stream's bytes in
+	 * any number of pieces) */
+	int64_t sk_ino, sk_peer;
+	int sk_shutdown;
+	struct cd_sk_msg *sk_queue;
+	size_t sk_nqueue;
+};
+
+/* A message in a unix socket's receive queue. */
+struct cd_sk_msg {
+	uint8_t *data;
+	size_t len;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -711,3 +711,7 @@ fcntl.fcntl(fd, 1031, 65536)' "/proc/$WL_PID/fd/11"
 @test "wl-unix-listen passes" {
 	run_plain wl-unix-listen
 }
+
+@test "wl-unix-pair passes" {
+	run_plain wl-unix-pair
+}

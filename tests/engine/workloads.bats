@@ -715,6 +715,26 @@ counter_continues() {
 	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
 }
 
-@test "wl-unix-listen: a connected socket is refused by name, naming its peer; it runs on" {
-	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\): connected unix sockets are not supported" --leave-running
+@test "wl-unix-listen: an accepted connection is refused by name, naming its peer; it runs on" {
+	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
+}
+
+@test "wl-unix-pair: stream, dgram and seqpacket pairs with data queued both ways, shutdowns, a dup → PASS" {
+	wl_roundtrip wl-unix-pair
+}
+
+@test "wl-unix-pair: --leave-running" {
+	wl_roundtrip wl-unix-pair --leave-running
+}
+
+@test "wl-unix-pair: an fd in flight (SCM_RIGHTS) is refused by name; it runs on" {
+	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): file descriptors in flight \(SCM_RIGHTS\) in its receive queue" --leave-running
+}
+
+@test "wl-unix-pair: a pair shared with a child is refused by name; it runs on" {
+	wl_refused wl-unix-pair shared "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\), made by pid [0-9]+ \(uid [0-9]+, gid [0-9]+; SO_PEERCRED\), not by this task as it is now" --leave-running
+}
+
+@test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
 }

@@ -952,7 +952,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 9 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 11 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -1003,6 +1003,7 @@ static json_t *with_event_fds(void)
 	                           .sk_listen = true,
 	                           .sk_passcred = true,
 	                           .sk_backlog = 4096,
+	                           .sk_ino = 100,
 	                           .sk_rcvbuf = 131072,
 	                           .sk_sndbuf = 4608};
 	t->fds[7].sk_addr = malloc(sizeof(abstract));
@@ -1016,12 +1017,37 @@ static json_t *with_event_fds(void)
 	                           .std = -1,
 	                           .sk_type = 2,
 	                           .sk_mode = 01755,
+	                           .sk_ino = UINT32_MAX,
 	                           .sk_uid = UINT32_MAX - 1,
 	                           .sk_gid = 7};
 	t->fds[8].sk_addr = (uint8_t *)strdup("/run/x.sock");
 	assert_non_null(t->fds[8].sk_addr);
 	t->fds[8].sk_addrlen = strlen("/run/x.sock");
-	t->nfds = 9;
+	/* a stream pair, two messages queued in one end, shut down one way */
+	t->fds[9] = (struct cd_fd){.fd = 18,
+	                           .kind = CD_FD_UNIX,
+	                           .flags = 02,
+	                           .obj = 12,
+	                           .std = -1,
+	                           .sk_type = 1,
+	                           .sk_ino = 200,
+	                           .sk_peer = 201,
+	                           .sk_shutdown = 2};
+	t->fds[9].sk_queue = calloc(2, sizeof(struct cd_sk_msg));
+	assert_non_null(t->fds[9].sk_queue);
+	t->fds[9].sk_queue[0] = (struct cd_sk_msg){(uint8_t *)strdup("ab"), 2};
+	t->fds[9].sk_queue[1] = (struct cd_sk_msg){(uint8_t *)strdup(""), 0};
+	t->fds[9].sk_nqueue = 2;
+	t->fds[10] = (struct cd_fd){.fd = 19,
+	                            .kind = CD_FD_UNIX,
+	                            .flags = 02,
+	                            .obj = 13,
+	                            .std = -1,
+	                            .sk_type = 1,
+	                            .sk_ino = 201,
+	                            .sk_peer = 200,
+	                            .sk_shutdown = 1};
+	t->nfds = 11;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -1081,6 +1107,14 @@ static void test_event_fds(void **state)
 	assert_true(uf->sk_mode == 01755 && uf->sk_uid == UINT32_MAX - 1 && uf->sk_gid == 7);
 	assert_int_equal(uf->sk_addrlen, strlen("/run/x.sock"));
 	assert_memory_equal(uf->sk_addr, "/run/x.sock", uf->sk_addrlen);
+	assert_true(uf->sk_ino == UINT32_MAX && uf->sk_peer == 0 && uf->sk_nqueue == 0);
+	uf = &img.tasks[0].fds[9];
+	assert_true(uf->sk_ino == 200 && uf->sk_peer == 201 && uf->sk_shutdown == 2);
+	assert_int_equal(uf->sk_nqueue, 2);
+	assert_int_equal(uf->sk_queue[0].len, 2);
+	assert_memory_equal(uf->sk_queue[0].data, "ab", 2);
+	assert_int_equal(uf->sk_queue[1].len, 0);
+	assert_true(img.tasks[0].fds[10].sk_peer == 200 && img.tasks[0].fds[10].sk_shutdown == 1);
 	assert_null(json_object_get(fd0(j = with_event_fds()), "sk_addr"));
 	json_decref(j);
 	cd_image_free(&img);
@@ -1171,6 +1205,33 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 8), "sk_mode", json_integer(010000));
 	expect_refused(j, "\"sk_mode\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(999));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_type", json_integer(5));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_ino", json_integer(200));
+	expect_refused(j, "\"sk_ino\": 200 is another open file's");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
+	expect_refused(j, "a queue or a shutdown of a socket that is not connected");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s}]", "data", "0"));
+	expect_refused(j, "odd hex length");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[s]", "00"));
+	expect_refused(j, "not an object");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_shutdown", json_integer(4));
+	expect_refused(j, "\"sk_shutdown\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_ino", json_integer(1LL << 32));
+	expect_refused(j, "\"sk_ino\"");
 	j = with_event_fds();
 	{
 		/* 108 bytes of path: no room for its NUL */

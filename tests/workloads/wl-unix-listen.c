@@ -10,8 +10,9 @@
  * and uid as its peer (SO_PEERCRED, taken at listen) and a message goes through; file accepts
  * a client by its path, its socket file still mode 0600; dgram receives a datagram sent to its
  * name; loose and raw can still bind and connect.
- * With "pending", a client also waits in file's accept queue; with "connected", a socketpair is
- * held open: the dump must refuse both, naming the socket, and the workload runs on to PASS. */
+ * With "pending", a client also waits in file's accept queue; with "connected", a connection to
+ * file is accepted and held open (a connection through a named socket): the dump must refuse
+ * both, naming the socket, and the workload runs on to PASS. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -208,8 +209,10 @@ int main(int argc, char **argv)
 		if (connect(pending, (struct sockaddr *)&fsa, flen) < 0)
 			wl_fail("pending: connect: %s", strerror(errno));
 	} else if (!strcmp(mode, "connected")) {
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0)
-			wl_fail("socketpair: %s", strerror(errno));
+		pair[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(pair[0], (struct sockaddr *)&fsa, flen) < 0 ||
+		    (pair[1] = accept(file, NULL, NULL)) < 0)
+			wl_fail("connected: %s", strerror(errno));
 	}
 	shape_of(cuda, &cs);
 	shape_of(file, &fs);
@@ -243,7 +246,7 @@ int main(int argc, char **argv)
 	if (connect(raw, (struct sockaddr *)&fsa, flen) < 0 && errno != EAGAIN)
 		wl_fail("raw: connect: %s", strerror(errno));
 	if (pair[0] >= 0 && (write(pair[0], "x", 1) != 1 || read(pair[1], name, 1) != 1))
-		wl_fail("socketpair: %s", strerror(errno));
+		wl_fail("connection: %s", strerror(errno));
 	unlink(path);
 	wl_pass();
 }
