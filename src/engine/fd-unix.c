@@ -90,7 +90,11 @@ static void name_show(const char *name, size_t len, char *buf, size_t size)
 	}
 	for (size_t i = 0; i < len && n + 1 < size; i++) {
 		char c = name[i];
-		buf[n++] = c == 0 ? '@' : (c < 0x20 || c == 0x7f) ? '?' : c;
+		if (c == 0)
+			c = '@';
+		else if ((unsigned char)c < 0x20 || c == 0x7f)
+			c = '?';
+		buf[n++] = c;
 	}
 	buf[n] = 0;
 }
