@@ -52,7 +52,9 @@
  * capped by net.core.rmem_max and wmem_max, never the FORCE options; a size the kernel caps
  * refuses the restore) and its name, socket file mode and owner and its listen backlog by the
  * task itself, with its credentials, through injected bind, unlink of a stale socket file,
- * chmod, chown and listen: nothing a user could not do. A connected pair (its inodes, queued
+ * chmod, chown and listen: nothing a user could not do; the controller gives the socket its owner
+ * (fchown, which shows in fstat), so that must be the job's owner and one of its groups
+ * (check_sockets). A connected pair (its inodes, queued
  * messages, shutdown) is made by the task that holds both ends (the decoder refuses a pair
  * across tasks), as itself, by injected socketpair, setsockopt, send and shutdown: its
  * SO_PEERCRED and the credentials the messages carry are the task's own. Of a mapping: its madvise
@@ -63,7 +65,7 @@
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4392, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 248, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 256, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
@@ -402,6 +404,22 @@ static int check_memfds(const struct image_trust *tr, const struct cd_image *img
 	return 0;
 }
 
+static int check_sockets(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX &&
+			    (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
+				return cd_err_set(
+				    err, EPERM,
+				    "task %d: fd %d: a unix socket of owner %u:%u, not "
+				    "the job's owner or one of its groups",
+				    img->tasks[i].pid, d->fd, d->sk_iuid, d->sk_igid);
+		}
+	return 0;
+}
+
 static int check_deleted(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	for (size_t i = 0; i < img->ndeleted; i++) {
@@ -467,6 +485,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_memfds(tr, img, err);
 	if (r == 0)
 		r = check_deleted(tr, img, err);
+	if (r == 0)
+		r = check_sockets(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

@@ -450,6 +450,8 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_listen = dg.state == TCP_LISTEN;
 	d->sk_backlog = d->sk_listen ? dg.wqueue : 0;
 	d->sk_ino = (int64_t)s.ino;
+	d->sk_iuid = x->st->st_uid;
+	d->sk_igid = x->st->st_gid;
 	d->sk_peer = dg.peer;
 	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
 	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
@@ -504,6 +506,9 @@ static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
 	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
+	/* the socket is the task's, as fstat shows it, not root's */
+	if (!d->sk_peer && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+		return cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
 	return TAKE_FD(fd);
 }
 
@@ -682,6 +687,14 @@ static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	r = set_up_in(ctx, sv[0], a, err);
 	if (r == 0)
 		r = set_up_in(ctx, sv[1], b, err);
+	/* its owner, as fstat shows it: the task's own ids unless it changed
+	 * them since (a chown the task may not make fails the restore) */
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fchown", SYS_fchown, (uint64_t)sv[0], a->sk_iuid,
+		               a->sk_igid, 0, 0, 0, NULL, err);
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fchown", SYS_fchown, (uint64_t)sv[1], b->sk_iuid,
+		               b->sk_igid, 0, 0, 0, NULL, err);
 	if (r == 0)
 		r = fill_both(ctx, sv, a, b, err);
 	if (r == 0)

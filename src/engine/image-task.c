@@ -161,6 +161,8 @@ static const struct cd_field unix_fields[] = {
     DR(sk_ino, 0, UINT32_MAX),
     DR(sk_peer, 0, UINT32_MAX),
     DR(sk_shutdown, 0, 3),
+    D(sk_iuid),
+    D(sk_igid),
 };
 #undef DR
 #undef D

@@ -227,6 +227,7 @@ struct cd_fd {
 	 * any number of pieces) */
 	int64_t sk_ino, sk_peer;
 	int sk_shutdown;
+	uint32_t sk_iuid, sk_igid; /* the socket's own owner (fstat of the fd) */
 	struct cd_sk_msg *sk_queue;
 	size_t sk_nqueue;
 };

@@ -1004,6 +1004,8 @@ static json_t *with_event_fds(void)
 	                           .sk_passcred = true,
 	                           .sk_backlog = 4096,
 	                           .sk_ino = 100,
+	                           .sk_iuid = UINT32_MAX - 3,
+	                           .sk_igid = 1000,
 	                           .sk_rcvbuf = 131072,
 	                           .sk_sndbuf = 4608};
 	t->fds[7].sk_addr = malloc(sizeof(abstract));
@@ -1100,6 +1102,7 @@ static void test_event_fds(void **state)
 	assert_int_equal(uf->kind, CD_FD_UNIX);
 	assert_true(uf->sk_type == 5 && uf->sk_listen && uf->sk_passcred);
 	assert_true(uf->sk_backlog == 4096 && uf->sk_rcvbuf == 131072 && uf->sk_sndbuf == 4608);
+	assert_true(uf->sk_iuid == UINT32_MAX - 3 && uf->sk_igid == 1000);
 	assert_int_equal(uf->sk_addrlen, 6);
 	assert_memory_equal(uf->sk_addr, "\0cu\0d\xff", 6);
 	uf = &img.tasks[0].fds[8];
