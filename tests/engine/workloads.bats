@@ -719,6 +719,21 @@ counter_continues() {
 	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
 }
 
+@test "wl-unix-listen: a file other than a socket at the socket's path fails the restore, naming it, and stays" {
+	start_wl "$WL_DIR/wl-unix-listen"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	rm -f "$TRIGGER.sock"
+	echo data >"$TRIGGER.sock"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure
+	assert_output --regexp "/trigger\.sock exists and is not a socket: not removed"
+	run cat "$TRIGGER.sock"
+	assert_output data
+}
+
 @test "wl-unix-pair: stream, dgram and seqpacket pairs with data queued both ways, shutdowns, a dup → PASS" {
 	wl_roundtrip wl-unix-pair
 }
