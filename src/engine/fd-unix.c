@@ -1,17 +1,21 @@
-/* Unix sockets (CD_FD_UNIX) that are not connected: unbound, bound (to a
- * path or an abstract name) and listening ones, of any type. The dump reads
- * the kernel's view of the socket with sock_diag (state, peer, backlog,
- * what waits in its queues) and its options through a copy of the task's
- * fd (pidfd_getfd); what the restore could not bring back the same is
- * refused by name: a connected socket, connections waiting to be accepted,
- * unread data, a shut-down socket, a socket file that is gone.
+/* Unix sockets (CD_FD_UNIX) of any type: unbound, bound (to a path or an
+ * abstract name) and listening ones, and unnamed connected pairs held by one
+ * task with the messages queued in both directions. The dump reads the
+ * kernel's view of the socket with sock_diag (state, peer, backlog, what
+ * waits in its queues) and its options and queue through a copy of the
+ * task's fd (pidfd_getfd); what the restore could not bring back the same is
+ * refused by name: connections waiting to be accepted, a connection through
+ * a named socket, a peer outside the tree or in another task, fds or
+ * credentials in flight, unread data of an unconnected socket, a socket file
+ * that is gone.
  *
  * The restore makes the socket in the controller with its type, options and
  * status flags (the tasks inherit it); the task that holds its first fd in
  * the image binds and listens as itself, after its credentials, so that the
  * socket file is the task's to make (a stale socket file of the same path is
  * removed first, anything else there refuses) and the peer credentials a
- * client reads (SO_PEERCRED, taken at listen) are the task's. */
+ * client reads (SO_PEERCRED, taken at listen) are the task's. A connected
+ * pair is made by its task too (pair_restore). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -127,6 +131,16 @@ static void peer_show(uint32_t peer, char *buf, size_t size)
 	snprintf(buf, size, "socket:[%u] (%s)", peer, name);
 }
 
+/* Whether the socket of inode peer is connected to ino (a datagram socket
+ * may connect to one that is not connected back). */
+static bool connected_back(uint32_t peer, unsigned long ino)
+{
+	struct cd_unix_diag pd;
+	cd_err ignored;
+
+	return cd_unix_diag(peer, &pd, &ignored) == 0 && pd.peer == ino;
+}
+
 /* Refuses the states the restore does not make. It makes unconnected
  * sockets with nothing queued, listening ones with no connection waiting,
  * and unnamed connected ones (socketpair) whose peer is in the image too
@@ -157,6 +171,11 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 			    "connection, or a bound socket that connected): not supported, "
 			    "only unnamed pairs (socketpair)",
 			    SK_ARGS(s), peer);
+		if (!connected_back(dg->peer, s->ino))
+			return SK_REFUSE(s,
+			                 "connected to %s, which is not connected back to it: not "
+			                 "supported",
+			                 SK_ARGS(s), peer);
 		if (dg->shutdown && dg->type == SOCK_DGRAM)
 			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
 			                 SK_ARGS(s), dg->shutdown);
@@ -851,8 +870,12 @@ static int check_identity(const struct cd_fd_check *c, const struct cd_task *t,
                           const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_unix_ref *r = ref_of(c, d->sk_ino);
-	size_t i = (size_t)(r - c->unix_refs);
+	size_t i;
 
+	if (!r) /* d itself is among them */
+		return cd_err_set(err, EINVAL, "pid %d: fd %d: not among the sockets", t->pid,
+		                  d->fd);
+	i = (size_t)(r - c->unix_refs);
 	while (i > 0 && c->unix_refs[i - 1].ino == d->sk_ino)
 		i--;
 	for (; i < c->nunix && c->unix_refs[i].ino == d->sk_ino; i++)

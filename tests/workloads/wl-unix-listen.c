@@ -1,6 +1,6 @@
 /* wl-unix-listen [pending|connected]: unix sockets that are not connected, before READY:
  *   cuda   SOCK_SEQPACKET listening on the abstract name CUDA uses for its uvm fd
- *          ("\0cuda-uvmfd-4026531836-PID"), backlog 7, O_NONBLOCK, SO_PASSCRED,
+ *          ("\0cuda-uvmfd-4026531836-PID\0"), backlog 7, O_NONBLOCK, SO_PASSCRED,
  *          SO_RCVBUF 65536
  *   file   SOCK_STREAM listening on the path <trigger>.sock (mode 0600), backlog 3, cloexec
  *   dgram  SOCK_DGRAM bound to the abstract name "\0wl-unix-dgram-PID", SO_SNDBUF 50000
@@ -186,7 +186,8 @@ int main(int argc, char **argv)
 	path = wl_side_path(".sock");
 	snprintf(name, sizeof(name), "cuda-uvmfd-4026531836-%d", getpid());
 	snprintf(dname, sizeof(dname), "wl-unix-dgram-%d", getpid());
-	clen = abstract_addr(&csa, name);
+	/* CUDA's name ends with a NUL, part of the name */
+	clen = abstract_addr(&csa, name) + 1;
 	flen = path_addr(&fsa, path);
 	dlen = abstract_addr(&dsa, dname);
 
