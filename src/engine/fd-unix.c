@@ -181,7 +181,9 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 			                 SK_ARGS(s), dg->shutdown);
 		return 0;
 	}
-	if (dg->state != TCP_CLOSE)
+	/* a datagram socket another one connected to is marked established
+	 * too, with no peer of its own: it is still unconnected */
+	if (dg->state != TCP_CLOSE && !(dg->type == SOCK_DGRAM && dg->state == TCP_ESTABLISHED))
 		return SK_REFUSE(s,
 		                 "its peer is gone or it is in the middle of connecting (state "
 		                 "%u): not supported",

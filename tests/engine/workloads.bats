@@ -719,6 +719,10 @@ counter_continues() {
 	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
 }
 
+@test "wl-unix-listen: a datagram socket connected to one not connected back is refused by name; it runs on" {
+	wl_refused wl-unix-listen dgconnect "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): connected to socket:\[[0-9]+\] \(@wl-unix-dgram-[0-9]+\), which is not connected back to it" --leave-running
+}
+
 @test "wl-unix-listen: a file other than a socket at the socket's path fails the restore, naming it, and stays" {
 	start_wl "$WL_DIR/wl-unix-listen"
 	run "$ENGINE" dump "$WL_PID" "$IMG"

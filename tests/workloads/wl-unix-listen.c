@@ -1,4 +1,4 @@
-/* wl-unix-listen [pending|connected]: unix sockets that are not connected, before READY:
+/* wl-unix-listen [pending|connected|dgconnect]: unix sockets that are not connected, before READY:
  *   cuda   SOCK_SEQPACKET listening on the abstract name CUDA uses for its uvm fd
  *          ("\0cuda-uvmfd-4026531836-PID\0"), backlog 7, O_NONBLOCK, SO_PASSCRED,
  *          SO_RCVBUF 65536
@@ -11,8 +11,9 @@
  * a client by its path, its socket file still mode 0600; dgram receives a datagram sent to its
  * name; loose and raw can still bind and connect.
  * With "pending", a client also waits in file's accept queue; with "connected", a connection to
- * file is accepted and held open (a connection through a named socket): the dump must refuse
- * both, naming the socket, and the workload runs on to PASS. */
+ * file is accepted and held open (a connection through a named socket); with "dgconnect", loose
+ * connects to dgram, which is not connected back: the dump must refuse each, naming the socket, and
+ * the workload runs on to PASS. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -209,6 +210,9 @@ int main(int argc, char **argv)
 		pending = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (connect(pending, (struct sockaddr *)&fsa, flen) < 0)
 			wl_fail("pending: connect: %s", strerror(errno));
+	} else if (!strcmp(mode, "dgconnect")) {
+		if (connect(loose, (struct sockaddr *)&dsa, dlen) < 0)
+			wl_fail("dgconnect: %s", strerror(errno));
 	} else if (!strcmp(mode, "connected")) {
 		pair[0] = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (connect(pair[0], (struct sockaddr *)&fsa, flen) < 0 ||
