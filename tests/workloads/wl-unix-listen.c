@@ -9,7 +9,8 @@
  * 8 connections (backlog 7 + 1) and refuses a 9th with EAGAIN; a client of cuda reads our pid
  * and uid as its peer (SO_PEERCRED, taken at listen) and a message goes through; file accepts
  * a client by its path, its socket file still mode 0600; dgram receives a datagram sent to its
- * name; loose and raw can still bind and connect.
+ * name; loose and raw can still bind and connect. A child holds every socket too (one open file
+ * with the parent's) and finds the listeners listening on their names.
  * With "pending", a client also waits in file's accept queue; with "connected", a connection to
  * file is accepted and held open (a connection through a named socket); with "dgconnect", loose
  * connects to dgram, which is not connected back: the dump must refuse each, naming the socket, and
@@ -226,6 +227,20 @@ int main(int argc, char **argv)
 	shape_of(raw, &rs);
 	if (!cs.passcred || cs.rcvbuf != 131072 || !cs.fl || !cs.listening || fs.fdfl != FD_CLOEXEC)
 		wl_fail("the sockets are not set up as meant");
+	/* a child shares every socket, as a preforked server's workers do */
+	pid_t kid = fork();
+	if (kid < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (kid == 0) {
+		wl_child_await_trigger();
+		struct sockaddr_un sa;
+		socklen_t len = sizeof(sa);
+		if (!opt(cuda, SO_ACCEPTCONN) || !opt(file, SO_ACCEPTCONN) ||
+		    getsockname(cuda, (struct sockaddr *)&sa, &len) < 0 || len != clen ||
+		    memcmp(&sa, &csa, len))
+			wl_child_fail("the child's sockets are not the listeners they were");
+		_exit(0);
+	}
 	wl_ready();
 	wl_await_trigger();
 
@@ -252,6 +267,7 @@ int main(int argc, char **argv)
 		wl_fail("raw: connect: %s", strerror(errno));
 	if (pair[0] >= 0 && (write(pair[0], "x", 1) != 1 || read(pair[1], name, 1) != 1))
 		wl_fail("connection: %s", strerror(errno));
+	wl_expect_exit(kid, 0);
 	unlink(path);
 	wl_pass();
 }
