@@ -55,15 +55,25 @@
  * itself, with its credentials, on fds of its own; the decoder refuses
  * EPOLLWAKEUP, which needs CAP_BLOCK_SUSPEND); an inotify's watches are
  * added by the controller, so check_paths asks the owner's read access to
- * each watched path, as inotify_add_watch would. Of a mapping: its madvise flags (any process may
- * set them on its own memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the
- * restore locks while still privileged) and "may write" of a shared file mapping (the file is
- * opened for writing: check_paths asks for write access). A field added to the image changes these
- * sizes
+ * each watched path, as inotify_add_watch would. A unix socket's type, SO_PASSCRED and buffer
+ * sizes are set by the controller with what any process may ask (plain SO_RCVBUF and SO_SNDBUF,
+ * capped by net.core.rmem_max and wmem_max, never the FORCE options; a size the kernel caps
+ * refuses the restore) and its name, socket file mode and owner and its listen backlog by the
+ * task itself, with its credentials, through injected bind, unlink of a stale socket file,
+ * chmod, chown and listen: nothing a user could not do; the controller gives the socket its owner
+ * (fchown, which shows in fstat), so that must be the job's owner and one of its groups
+ * (check_sockets). A connected pair (its inodes, queued
+ * messages, shutdown) is made by the task that holds both ends (the decoder refuses a pair
+ * across tasks), as itself, by injected socketpair, setsockopt, send and shutdown: its
+ * SO_PEERCRED and the credentials the messages carry are the task's own. Of a mapping: its madvise
+ * flags (any process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
+ * (check_memlock: the restore locks while still privileged) and "may write" of a shared file
+ * mapping (the file is opened for writing: check_paths asks for write access). A field added to the
+ * image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 160, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 256, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
@@ -436,6 +446,22 @@ static int check_memfds(const struct image_trust *tr, const struct cd_image *img
 	return 0;
 }
 
+static int check_sockets(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX &&
+			    (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
+				return cd_err_set(
+				    err, EPERM,
+				    "task %d: fd %d: a unix socket of owner %u:%u, not "
+				    "the job's owner or one of its groups",
+				    img->tasks[i].pid, d->fd, d->sk_iuid, d->sk_igid);
+		}
+	return 0;
+}
+
 static int check_deleted(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	for (size_t i = 0; i < img->ndeleted; i++) {
@@ -559,6 +585,8 @@ int image_trust_check(const struct cd_image *img, void *trust, cd_err *err)
 		r = check_sysv_shm(tr, img, err);
 	if (r == 0)
 		r = check_sysv(tr, img, err);
+	if (r == 0)
+		r = check_sockets(tr, img, err);
 	if (r == 0)
 		r = check_all_paths(tr, img, err);
 	if (r < 0)

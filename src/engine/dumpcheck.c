@@ -254,7 +254,7 @@ int cd_dump_check_fds(const struct cd_image *img, cd_err *err)
 	for (size_t i = 0; r >= 0 && i < img->ntasks; i++)
 		for (size_t j = 0; r >= 0 && j < img->tasks[i].nfds; j++)
 			r = check_fd(&img->tasks[i], &img->tasks[i].fds[j], err);
-	return r;
+	return r < 0 ? r : cd_unix_check_peers(img, err);
 }
 
 /* ---- objects shared between tasks by clone() flags ---- */

@@ -145,6 +145,26 @@ static const struct cd_field timerfd_fields[] = {
     DR(tclock, 0, 7),        DR(tflags, 0, 3),    DR(ticks, NONNEG(8)),    DR(vsec, NONNEG(8)),
     DR(vnsec, 0, 999999999), DR(isec, NONNEG(8)), DR(insec, 0, 999999999),
 };
+/* unix socket: the type and options the controller sets (the kind's check
+ * keeps the type to the three it restores); SO_RCVBUF and SO_SNDBUF are
+ * doubled by the kernel, at most INT_MAX; a listen backlog the kernel caps
+ * at net.core.somaxconn; the socket file's permission bits */
+static const struct cd_field unix_fields[] = {
+    DR(sk_type, 1, 5),
+    D(sk_listen),
+    D(sk_passcred),
+    DR(sk_backlog, 0, INT32_MAX),
+    DR(sk_rcvbuf, 0, INT32_MAX),
+    DR(sk_sndbuf, 0, INT32_MAX),
+    DR(sk_mode, 0, 07777),
+    D(sk_uid),
+    D(sk_gid),
+    DR(sk_ino, 0, UINT32_MAX),
+    DR(sk_peer, 0, UINT32_MAX),
+    DR(sk_shutdown, 0, 3),
+    D(sk_iuid),
+    D(sk_igid),
+};
 #undef DR
 #undef D
 
@@ -160,6 +180,9 @@ static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 	case CD_FD_TIMERFD:
 		*n = ARRAY_SIZE(timerfd_fields);
 		return timerfd_fields;
+	case CD_FD_UNIX:
+		*n = ARRAY_SIZE(unix_fields);
+		return unix_fields;
 	default:
 		*n = 0;
 		return NULL;
@@ -227,6 +250,14 @@ void cd_fd_free(struct cd_fd *d)
 	for (size_t k = 0; k < d->niwatches; k++)
 		free(d->iwatches[k].path);
 	free(d->iwatches);
+	free(d->sk_addr);
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		free(d->sk_queue[k].data);
+	free(d->sk_queue);
+	d->sk_queue = NULL;
+	d->sk_nqueue = 0;
+	d->sk_addr = NULL;
+	d->sk_addrlen = 0;
 	d->path = NULL;
 	d->watches = NULL;
 	d->iwatches = NULL;
@@ -323,6 +354,16 @@ static json_t *fd_to_json(const struct cd_fd *d)
 		json_object_set_new(o, "watches", watches_to_json(d));
 	if (d->kind == CD_FD_INOTIFY)
 		json_object_set_new(o, "iwatches", iwatches_to_json(d));
+	if (d->kind == CD_FD_UNIX) {
+		cd_json_hex_encode(o, "sk_addr", d->sk_addr, d->sk_addrlen);
+		json_t *q = json_array();
+		for (size_t i = 0; q && i < d->sk_nqueue; i++) {
+			json_t *m = json_object();
+			cd_json_hex_encode(m, "data", d->sk_queue[i].data, d->sk_queue[i].len);
+			json_array_append_new(q, m);
+		}
+		json_object_set_new(o, "sk_queue", q);
+	}
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
 		json_object_set_new(o, "path", json_string(d->path));
@@ -757,6 +798,33 @@ static int iwatches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* A unix socket's queue: its messages, at most CD_PIPE_DATA_MAX bytes in
+ * all (what the dump copies). */
+static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *a, *m;
+	size_t i, total = 0;
+	int r = cd_json_get_array(o, "sk_queue", 0, CD_SK_QUEUE_MAX, &a, err);
+
+	if (r < 0)
+		return r;
+	d->sk_queue = calloc(json_array_size(a) + 1, sizeof(*d->sk_queue));
+	if (!d->sk_queue)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	json_array_foreach(a, i, m)
+	{
+		struct cd_sk_msg *msg = &d->sk_queue[i];
+		if (!json_is_object(m))
+			return cd_err_set(err, EINVAL, "field \"sk_queue\": %zu: not an object", i);
+		if ((r = cd_json_hex_decode(m, "data", CD_PIPE_DATA_MAX - total, &msg->data,
+		                            &msg->len, err)) < 0)
+			return cd_err_wrap(err, "field \"sk_queue\": %zu", i);
+		d->sk_nqueue++;
+		total += msg->len;
+	}
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
@@ -782,6 +850,12 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	if (d->kind == CD_FD_EPOLL && (r = watches_from_json(o, d, err)) < 0)
 		return r;
 	if (d->kind == CD_FD_INOTIFY && (r = iwatches_from_json(o, d, err)) < 0)
+		return r;
+	/* sun_path's bytes: the kind's check refuses more than fit */
+	if (d->kind == CD_FD_UNIX &&
+	    ((r = cd_json_hex_decode(o, "sk_addr", CD_UNIX_ADDR_MAX, &d->sk_addr, &d->sk_addrlen,
+	                             err)) < 0 ||
+	     (r = sk_queue_from_json(o, d, err)) < 0))
 		return r;
 	return 0;
 }

@@ -931,7 +931,12 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 		return cd_err_set(err, EINVAL, "pipes: field \"id\": %" PRId64 " repeated", dup);
 	for (size_t i = 0; i < img->ntasks; i++)
 		nobjs += img->tasks[i].nfds;
-	struct cd_fd_check c = {.img = img, .pipe_ids = ids, .npipes = img->npipes};
+	_cleanup_free_ struct cd_unix_ref *refs = NULL;
+	size_t nrefs = 0;
+	if ((r = cd_unix_refs(img, &refs, &nrefs, err)) < 0)
+		return r;
+	struct cd_fd_check c = {
+	    .img = img, .pipe_ids = ids, .npipes = img->npipes, .unix_refs = refs, .nunix = nrefs};
 	for (size_t i = 0; i < img->ntasks; i++)
 		if ((r = check_fd_refs(&c, &img->tasks[i], nobjs, err)) < 0)
 			return r;

@@ -56,6 +56,8 @@
 #define CD_SYSV_MSG_MAX  (16u << 20)  /* bytes of the messages of one queue (hex in the manifest) */
 #define CD_SYSV_MSGS     (1u << 16)   /* messages of one queue */
 #define CD_SYSV_SEMS     32000        /* semaphores of one set (SEMMSL's ceiling) */
+#define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
+#define CD_SK_QUEUE_MAX  (1u << 16)   /* messages queued in one unix socket */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -170,6 +172,7 @@ enum cd_fd_kind {
 	CD_FD_TIMERFD,  /* timerfd: clock, settime flags, ticks, value, interval */
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_INOTIFY,  /* inotify: its watches, by path */
+	CD_FD_UNIX,     /* unix socket (fd-unix.c): type, name, listening state, options */
 	CD_FD_KIND_MAX,
 };
 
@@ -224,6 +227,33 @@ struct cd_fd {
 	/* inotify: its watches in wd order, on the first fd of its open file */
 	struct cd_inotify_watch *iwatches;
 	size_t niwatches;
+	/* unix socket: SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET; listening
+	 * (with its backlog); SO_PASSCRED; SO_RCVBUF and SO_SNDBUF as getsockopt
+	 * reads them (0: a fresh socket's default); its name, the bytes of
+	 * sun_path (none: unbound; a leading NUL: an abstract name), and for a
+	 * name in the filesystem its socket file's mode and owner */
+	int sk_type;
+	bool sk_listen, sk_passcred;
+	uint32_t sk_backlog, sk_rcvbuf, sk_sndbuf;
+	uint32_t sk_mode, sk_uid, sk_gid;
+	uint8_t *sk_addr;
+	size_t sk_addrlen;
+	/* its inode and its peer's (0: not connected): a peer is always a
+	 * socket of the image, connected back to this one; RCV_SHUTDOWN (1) and
+	 * SEND_SHUTDOWN (2) of a connected stream or seqpacket socket; the
+	 * messages waiting in its receive queue, in order (a stream's bytes in
+	 * any number of pieces) */
+	int64_t sk_ino, sk_peer;
+	int sk_shutdown;
+	uint32_t sk_iuid, sk_igid; /* the socket's own owner (fstat of the fd) */
+	struct cd_sk_msg *sk_queue;
+	size_t sk_nqueue;
+};
+
+/* A message in a unix socket's receive queue. */
+struct cd_sk_msg {
+	uint8_t *data;
+	size_t len;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -266,10 +266,18 @@ struct cd_fd_open {
 };
 
 /* The decoder's view of the image, for a kind's checks. */
+struct cd_unix_ref {
+	int64_t ino, peer;
+	int obj, type;
+	pid_t pid; /* the task of the fd */
+	bool named;
+};
 struct cd_fd_check {
 	const struct cd_image *img;
 	const int64_t *pipe_ids; /* sorted */
 	size_t npipes;
+	const struct cd_unix_ref *unix_refs; /* every unix socket fd, by inode */
+	size_t nunix;
 };
 
 struct cd_fd_ops {
@@ -309,7 +317,7 @@ extern const size_t cd_fd_kinds_n;
 extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
     cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd,
     cd_fd_ops_deleted, cd_fd_ops_eventfd, cd_fd_ops_signalfd, cd_fd_ops_timerfd, cd_fd_ops_epoll,
-    cd_fd_ops_inotify;
+    cd_fd_ops_inotify, cd_fd_ops_unix;
 /* The ops of kind; NULL when no file registers it. */
 const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
 
@@ -318,6 +326,11 @@ const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
  * injected, on the task's fd d->fd (O_ASYNC included). */
 int cd_fd_same_file(pid_t p1, int fd1, pid_t p2, int fd2, bool *ret, cd_err *err);
 int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
+/* fd-unix.c: the image's unix sockets sorted by inode, for the decoder's
+ * checks of their peers (*ret NULL when none); the dump's check that every
+ * connected socket's peer is in the image, before anything is released. */
+int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *ret_n, cd_err *err);
+int cd_unix_check_peers(const struct cd_image *img, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */

@@ -253,6 +253,18 @@ json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home
 	assert_equal "$(job_field mine status)" halted
 }
 
+@test "restore job refuses a user's unix socket that would be root's (the controller gives it its owner)" {
+	dump_users_job
+	add_fd '{"kind": 15, "sk_type": 1, "sk_listen": 0, "sk_passcred": 0, "sk_backlog": 0,
+	         "sk_rcvbuf": 0, "sk_sndbuf": 0, "sk_mode": 0, "sk_uid": 0, "sk_gid": 0, "sk_addr": "",
+	         "sk_ino": 4000000000, "sk_peer": 0, "sk_shutdown": 0, "sk_queue": [],
+	         "sk_iuid": 0, "sk_igid": 0}'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "fd 9: a unix socket of owner 0:0, not the job's owner or one of its groups"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks every field of a user's checkpoint: nice, limits, oom, dumpable, executable" {
 	dump_users_job
 	echo secret >"$SHARED/rootonly"

@@ -796,3 +796,11 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	fi
 	run_plain wl-madvise merge-any
 }
+
+@test "wl-unix-listen passes" {
+	run_plain wl-unix-listen
+}
+
+@test "wl-unix-pair passes" {
+	run_plain wl-unix-pair
+}

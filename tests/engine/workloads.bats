@@ -984,3 +984,58 @@ wl_sysv_twice() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 }
+
+@test "wl-unix-listen: listening seqpacket on CUDA's abstract name, a path-bound listener, dgram and unbound sockets → PASS" {
+	wl_roundtrip wl-unix-listen
+}
+
+@test "wl-unix-listen: --leave-running" {
+	wl_roundtrip wl-unix-listen --leave-running
+}
+
+@test "wl-unix-listen: a connection waiting to be accepted is refused by name; it runs on" {
+	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
+}
+
+@test "wl-unix-listen: an accepted connection is refused by name, naming its peer; it runs on" {
+	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
+}
+
+@test "wl-unix-listen: a datagram socket connected to one not connected back is refused by name; it runs on" {
+	wl_refused wl-unix-listen dgconnect "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): connected to socket:\[[0-9]+\] \(@wl-unix-dgram-[0-9]+\), which is not connected back to it" --leave-running
+}
+
+@test "wl-unix-listen: a file other than a socket at the socket's path fails the restore, naming it, and stays" {
+	start_wl "$WL_DIR/wl-unix-listen"
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	rm -f "$TRIGGER.sock"
+	echo data >"$TRIGGER.sock"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG"
+	assert_failure
+	assert_output --regexp "/trigger\.sock exists and is not a socket: not removed"
+	run cat "$TRIGGER.sock"
+	assert_output data
+}
+
+@test "wl-unix-pair: stream, dgram and seqpacket pairs with data queued both ways, shutdowns, a dup → PASS" {
+	wl_roundtrip wl-unix-pair
+}
+
+@test "wl-unix-pair: --leave-running" {
+	wl_roundtrip wl-unix-pair --leave-running
+}
+
+@test "wl-unix-pair: an fd in flight (SCM_RIGHTS) is refused by name; it runs on" {
+	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): file descriptors in flight \(SCM_RIGHTS\) in its receive queue" --leave-running
+}
+
+@test "wl-unix-pair: a pair shared with a child is refused by name; it runs on" {
+	wl_refused wl-unix-pair shared "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\), made by pid [0-9]+ \(uid [0-9]+, gid [0-9]+; SO_PEERCRED\), not by this task as it is now" --leave-running
+}
+
+@test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
+}

@@ -1195,7 +1195,8 @@ static void test_std_slot(void **state)
 	expect_refused(j, "\"std\": 0 is not the open file");
 }
 
-/* An image whose task has an eventfd (fd 11) and a signalfd (fd 12) too. */
+/* An image whose task has an eventfd (fd 11), a signalfd (fd 12), a
+ * timerfd, an epoll, an inotify and two unix sockets (fds 16, 17) too. */
 static json_t *with_event_fds(void)
 {
 	struct cd_image img;
@@ -1203,7 +1204,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 7 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 11 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -1242,7 +1243,65 @@ static json_t *with_event_fds(void)
 	t->fds[6].iwatches[0] = (struct cd_inotify_watch){1, 0x80000100u, strdup("/tmp")};
 	t->fds[6].iwatches[1] = (struct cd_inotify_watch){2, 2, strdup("/tmp/x")};
 	t->fds[6].niwatches = 2;
-	t->nfds = 7;
+	/* a listening seqpacket socket on an abstract name with a NUL inside,
+	 * a path-bound dgram one with its socket file's mode and owner */
+	static const uint8_t abstract[] = {0, 'c', 'u', 0, 'd', 0xff};
+	t->fds[7] = (struct cd_fd){.fd = 16,
+	                           .kind = CD_FD_UNIX,
+	                           .flags = 04002,
+	                           .obj = 10,
+	                           .std = -1,
+	                           .sk_type = 5,
+	                           .sk_listen = true,
+	                           .sk_passcred = true,
+	                           .sk_backlog = 4096,
+	                           .sk_ino = 100,
+	                           .sk_iuid = UINT32_MAX - 3,
+	                           .sk_igid = 1000,
+	                           .sk_rcvbuf = 131072,
+	                           .sk_sndbuf = 4608};
+	t->fds[7].sk_addr = malloc(sizeof(abstract));
+	assert_non_null(t->fds[7].sk_addr);
+	memcpy(t->fds[7].sk_addr, abstract, sizeof(abstract));
+	t->fds[7].sk_addrlen = sizeof(abstract);
+	t->fds[8] = (struct cd_fd){.fd = 17,
+	                           .kind = CD_FD_UNIX,
+	                           .flags = 02,
+	                           .obj = 11,
+	                           .std = -1,
+	                           .sk_type = 2,
+	                           .sk_mode = 01755,
+	                           .sk_ino = UINT32_MAX,
+	                           .sk_uid = UINT32_MAX - 1,
+	                           .sk_gid = 7};
+	t->fds[8].sk_addr = (uint8_t *)strdup("/run/x.sock");
+	assert_non_null(t->fds[8].sk_addr);
+	t->fds[8].sk_addrlen = strlen("/run/x.sock");
+	/* a stream pair, two messages queued in one end, shut down one way */
+	t->fds[9] = (struct cd_fd){.fd = 18,
+	                           .kind = CD_FD_UNIX,
+	                           .flags = 02,
+	                           .obj = 12,
+	                           .std = -1,
+	                           .sk_type = 1,
+	                           .sk_ino = 200,
+	                           .sk_peer = 201,
+	                           .sk_shutdown = 2};
+	t->fds[9].sk_queue = calloc(2, sizeof(struct cd_sk_msg));
+	assert_non_null(t->fds[9].sk_queue);
+	t->fds[9].sk_queue[0] = (struct cd_sk_msg){(uint8_t *)strdup("ab"), 2};
+	t->fds[9].sk_queue[1] = (struct cd_sk_msg){(uint8_t *)strdup(""), 0};
+	t->fds[9].sk_nqueue = 2;
+	t->fds[10] = (struct cd_fd){.fd = 19,
+	                            .kind = CD_FD_UNIX,
+	                            .flags = 02,
+	                            .obj = 13,
+	                            .std = -1,
+	                            .sk_type = 1,
+	                            .sk_ino = 201,
+	                            .sk_peer = 200,
+	                            .sk_shutdown = 1};
+	t->nfds = 11;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -1291,6 +1350,28 @@ static void test_event_fds(void **state)
 	assert_string_equal(nf->iwatches[0].path, "/tmp");
 	assert_true(nf->iwatches[1].wd == 2 && nf->iwatches[1].mask == 2);
 	assert_string_equal(nf->iwatches[1].path, "/tmp/x");
+	const struct cd_fd *uf = &img.tasks[0].fds[7];
+	assert_int_equal(uf->kind, CD_FD_UNIX);
+	assert_true(uf->sk_type == 5 && uf->sk_listen && uf->sk_passcred);
+	assert_true(uf->sk_backlog == 4096 && uf->sk_rcvbuf == 131072 && uf->sk_sndbuf == 4608);
+	assert_true(uf->sk_iuid == UINT32_MAX - 3 && uf->sk_igid == 1000);
+	assert_int_equal(uf->sk_addrlen, 6);
+	assert_memory_equal(uf->sk_addr, "\0cu\0d\xff", 6);
+	uf = &img.tasks[0].fds[8];
+	assert_true(uf->sk_type == 2 && !uf->sk_listen && !uf->sk_passcred);
+	assert_true(uf->sk_mode == 01755 && uf->sk_uid == UINT32_MAX - 1 && uf->sk_gid == 7);
+	assert_int_equal(uf->sk_addrlen, strlen("/run/x.sock"));
+	assert_memory_equal(uf->sk_addr, "/run/x.sock", uf->sk_addrlen);
+	assert_true(uf->sk_ino == UINT32_MAX && uf->sk_peer == 0 && uf->sk_nqueue == 0);
+	uf = &img.tasks[0].fds[9];
+	assert_true(uf->sk_ino == 200 && uf->sk_peer == 201 && uf->sk_shutdown == 2);
+	assert_int_equal(uf->sk_nqueue, 2);
+	assert_int_equal(uf->sk_queue[0].len, 2);
+	assert_memory_equal(uf->sk_queue[0].data, "ab", 2);
+	assert_int_equal(uf->sk_queue[1].len, 0);
+	assert_true(img.tasks[0].fds[10].sk_peer == 200 && img.tasks[0].fds[10].sk_shutdown == 1);
+	assert_null(json_object_get(fd0(j = with_event_fds()), "sk_addr"));
+	json_decref(j);
 	cd_image_free(&img);
 
 	j = with_event_fds();
@@ -1355,6 +1436,73 @@ static void test_event_fds(void **state)
 	json_array_set_new(json_object_get(fd_n(j, 6), "iwatches"), 1,
 	                   json_pack("[i,i,s]", 0, 2, "/tmp/x"));
 	expect_refused(j, "iwatch.wd");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 7), "sk_type", json_integer(3));
+	expect_refused(j, "\"sk_type\": 3");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_listen", json_integer(1));
+	expect_refused(j, "a listening datagram socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_addr", json_string("72756e"));
+	expect_refused(j, "not an absolute path");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_addr", json_string("2f0078"));
+	expect_refused(j, "not an absolute path");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_addr", json_string("2f7"));
+	expect_refused(j, "odd hex length");
+	j = with_event_fds();
+	json_object_del(fd_n(j, 7), "sk_addr");
+	expect_refused(j, "\"sk_addr\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 7), "sk_backlog", json_integer(-1));
+	expect_refused(j, "\"sk_backlog\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_mode", json_integer(010000));
+	expect_refused(j, "\"sk_mode\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(999));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_type", json_integer(5));
+	expect_refused(j, "connected back to it");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 10), "sk_ino", json_integer(200));
+	expect_refused(j, "\"sk_ino\": 200 is another open file's");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
+	expect_refused(j, "a queue or a shutdown of a socket that is not connected");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s}]", "data", "0"));
+	expect_refused(j, "odd hex length");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[s]", "00"));
+	expect_refused(j, "not an object");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_shutdown", json_integer(4));
+	expect_refused(j, "\"sk_shutdown\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_ino", json_integer(1LL << 32));
+	expect_refused(j, "\"sk_ino\"");
+	j = with_event_fds();
+	{
+		/* 108 bytes of path: no room for its NUL */
+		char hex[2 * 108 + 1];
+		for (int i = 0; i < 108; i++)
+			memcpy(hex + 2 * i, i ? "61" : "2f", 2);
+		hex[216] = 0;
+		json_object_set_new(fd_n(j, 8), "sk_addr", json_string(hex));
+		expect_refused(j, "not an absolute path");
+		j = with_event_fds();
+		char big[2 * 109 + 1];
+		memset(big, '6', sizeof(big) - 1);
+		big[218] = 0;
+		json_object_set_new(fd_n(j, 7), "sk_addr", json_string(big));
+		expect_refused(j, "\"sk_addr\"");
+	}
 }
 
 static void test_refuses_repeated_ids(void **state)

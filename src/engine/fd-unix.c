@@ -1,0 +1,1018 @@
+/* Unix sockets (CD_FD_UNIX) of any type: unbound, bound (to a path or an
+ * abstract name) and listening ones, and unnamed connected pairs held by one
+ * task with the messages queued in both directions. The dump reads the
+ * kernel's view of the socket with sock_diag (state, peer, backlog, what
+ * waits in its queues) and its options and queue through a copy of the
+ * task's fd (pidfd_getfd); what the restore could not bring back the same is
+ * refused by name: connections waiting to be accepted, a connection through
+ * a named socket, a peer outside the tree or in another task, fds or
+ * credentials in flight, unread data of an unconnected socket, a socket file
+ * that is gone.
+ *
+ * The restore makes the socket in the controller with its type, options and
+ * status flags (the tasks inherit it); the task that holds its first fd in
+ * the image binds and listens as itself, after its credentials, so that the
+ * socket file is the task's to make (a stale socket file of the same path is
+ * removed first, anything else there refuses) and the peer credentials a
+ * client reads (SO_PEERCRED, taken at listen) are the task's. A connected
+ * pair is made by its task too (pair_restore). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+#include "engine/sockdiag.h"
+#include "shared/cleanup.h"
+
+/* Our copy of the task's fd, or -errno. */
+static int copy_fd(pid_t pid, int fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, e;
+
+	if (pidfd < 0)
+		return -errno;
+	copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	e = errno;
+	close(pidfd);
+	return copy < 0 ? -e : copy;
+}
+
+static int sockopt_int(int fd, int opt, int *ret)
+{
+	socklen_t len = sizeof(*ret);
+
+	*ret = 0;
+	return getsockopt(fd, SOL_SOCKET, opt, ret, &len) < 0 ? -errno : 0;
+}
+
+static bool unix_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
+{
+	int domain = 0;
+
+	if (!S_ISSOCK(x->st->st_mode))
+		return false;
+	_cleanup_close_ int fd = copy_fd(x->t->pid, d->fd);
+	return fd >= 0 && sockopt_int(fd, SO_DOMAIN, &domain) == 0 && domain == AF_UNIX;
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case SOCK_STREAM:
+		return "stream";
+	case SOCK_DGRAM:
+		return "dgram";
+	case SOCK_SEQPACKET:
+		return "seqpacket";
+	default:
+		return "?";
+	}
+}
+
+/* "@name" for an abstract name (NULs shown as '@', as ss does), the path
+ * otherwise, "unbound" when none. */
+static void name_show(const char *name, size_t len, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (!len) {
+		snprintf(buf, size, "unbound");
+		return;
+	}
+	for (size_t i = 0; i < len && n + 1 < size; i++) {
+		char c = name[i];
+		if (c == 0)
+			c = '@';
+		else if ((unsigned char)c < 0x20 || c == 0x7f)
+			c = '?';
+		buf[n++] = c;
+	}
+	buf[n] = 0;
+}
+
+/* What a message of the dump names: the task, the fd, the socket. */
+struct sk_desc {
+	pid_t pid;
+	int fd;
+	unsigned long ino;
+	const char *type;
+	char name[2 * CD_UNIX_ADDR_MAX];
+};
+
+#define SK_FMT            "pid %d: fd %d (socket:[%lu], unix %s %s)"
+#define SK_ARGS(s)        (s)->pid, (s)->fd, (s)->ino, (s)->type, (s)->name
+#define SK_REFUSE(s, ...) cd_err_set(err, EOPNOTSUPP, SK_FMT ": " __VA_ARGS__)
+
+/* The peer, as the message names it: its inode and its name. */
+static void peer_show(uint32_t peer, char *buf, size_t size)
+{
+	struct cd_unix_diag pd;
+	cd_err ignored;
+	char name[2 * CD_UNIX_ADDR_MAX];
+
+	if (cd_unix_diag(peer, &pd, &ignored) < 0) {
+		snprintf(buf, size, "socket:[%u]", peer);
+		return;
+	}
+	name_show(pd.name, pd.namelen, name, sizeof(name));
+	snprintf(buf, size, "socket:[%u] (%s)", peer, name);
+}
+
+/* Whether the socket of inode peer is connected to ino (a datagram socket
+ * may connect to one that is not connected back). */
+static bool connected_back(uint32_t peer, unsigned long ino)
+{
+	struct cd_unix_diag pd;
+	cd_err ignored;
+
+	return cd_unix_diag(peer, &pd, &ignored) == 0 && pd.peer == ino;
+}
+
+/* Refuses the states the restore does not make. It makes unconnected
+ * sockets with nothing queued, listening ones with no connection waiting,
+ * and unnamed connected ones (socketpair) whose peer is in the image too
+ * (cd_unix_check_peers, once every task is dumped). */
+static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, cd_err *err)
+{
+	char peer[3 * CD_UNIX_ADDR_MAX];
+
+	if (dg->state == TCP_LISTEN) {
+		if (dg->rqueue || dg->nicons)
+			return SK_REFUSE(
+			    s,
+			    "connections wait to be accepted (%u): a restore could not "
+			    "bring their clients back; accept them first",
+			    SK_ARGS(s), dg->rqueue > dg->nicons ? dg->rqueue : dg->nicons);
+		return 0;
+	}
+	if (dg->peer) {
+		peer_show(dg->peer, peer, sizeof(peer));
+		if (dg->state != TCP_ESTABLISHED)
+			return SK_REFUSE(
+			    s, "in the middle of connecting to %s (state %u): not supported",
+			    SK_ARGS(s), peer, dg->state);
+		if (dg->namelen)
+			return SK_REFUSE(
+			    s,
+			    "connected to %s through a named socket (an accepted "
+			    "connection, or a bound socket that connected): not supported, "
+			    "only unnamed pairs (socketpair)",
+			    SK_ARGS(s), peer);
+		if (!connected_back(dg->peer, s->ino))
+			return SK_REFUSE(s,
+			                 "connected to %s, which is not connected back to it: not "
+			                 "supported",
+			                 SK_ARGS(s), peer);
+		if (dg->shutdown && dg->type == SOCK_DGRAM)
+			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
+			                 SK_ARGS(s), dg->shutdown);
+		return 0;
+	}
+	/* a datagram socket another one connected to is marked established
+	 * too, with no peer of its own: it is still unconnected */
+	if (dg->state != TCP_CLOSE && !(dg->type == SOCK_DGRAM && dg->state == TCP_ESTABLISHED))
+		return SK_REFUSE(s,
+		                 "its peer is gone or it is in the middle of connecting (state "
+		                 "%u): not supported",
+		                 SK_ARGS(s), dg->state);
+	if (dg->rqueue)
+		return SK_REFUSE(s,
+		                 "%u bytes wait unread in its receive queue: unread data of an "
+		                 "unconnected socket is not supported",
+		                 SK_ARGS(s), dg->rqueue);
+	if (dg->shutdown)
+		return SK_REFUSE(s, "shut down (%u): not supported", SK_ARGS(s), dg->shutdown);
+	return 0;
+}
+
+/* What a peek brought along: fds in flight (closed again: they are our
+ * copies) or credentials refuse the queue, naming them. */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
+{
+	bool rights = false, creds = false;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_RIGHTS) {
+			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int *fds = (int *)CMSG_DATA(c);
+			for (size_t i = 0; i < n; i++)
+				close(fds[i]);
+			rights = true;
+		} else if (c->cmsg_type == SCM_CREDENTIALS) {
+			creds = true;
+		}
+	}
+	if (rights || (mh->msg_flags & MSG_CTRUNC))
+		return SK_REFUSE(s,
+		                 "file descriptors in flight (SCM_RIGHTS) in its receive queue: "
+		                 "not supported",
+		                 SK_ARGS(s));
+	if (creds)
+		return SK_REFUSE(
+		    s,
+		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
+		    "receive queue: a restore could not give them back",
+		    SK_ARGS(s));
+	return 0;
+}
+
+static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
+{
+	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
+
+	if (!q)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	d->sk_queue = q;
+	q[d->sk_nqueue].data = malloc(len + 1);
+	if (!q[d->sk_nqueue].data)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	memcpy(q[d->sk_nqueue].data, buf, len);
+	q[d->sk_nqueue++].len = len;
+	return 0;
+}
+
+/* Peeks every message of the queue through our copy of the fd, moving on
+ * with SO_PEEK_OFF (one message per peek for dgram and seqpacket, some of
+ * the bytes for a stream); the caller puts SO_PEEK_OFF back. */
+static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t *buf, size_t *total,
+                      cd_err *err)
+{
+	union {
+		char b[CMSG_SPACE(64 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} ctl;
+	int r;
+
+	for (;;) {
+		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctl.b,
+		                    .msg_controllen = sizeof(ctl)};
+		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
+		if ((r = check_cmsgs(s, &mh, err)) < 0)
+			return r;
+		/* the end of a stream, or of a seqpacket socket shut down for
+		 * reading (the length check after tells an empty message) */
+		if (n == 0 && (d->sk_type == SOCK_STREAM || (d->sk_shutdown & 1)))
+			return 0;
+		if (n == 0)
+			return SK_REFUSE(s, "an empty message in its receive queue: not supported",
+			                 SK_ARGS(s));
+		*total += (size_t)n;
+		if ((mh.msg_flags & MSG_TRUNC) || *total > CD_PIPE_DATA_MAX)
+			return SK_REFUSE(s,
+			                 "more than %u bytes in its receive queue: not supported",
+			                 SK_ARGS(s), CD_PIPE_DATA_MAX);
+		if (d->sk_nqueue == CD_SK_QUEUE_MAX)
+			return SK_REFUSE(s, "more than %u messages in its receive queue",
+			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
+		if ((r = queue_add(d, buf, (size_t)n, err)) < 0)
+			return r;
+	}
+}
+
+/* The receive queue of a connected socket, left as it was. */
+static int dump_queue(const struct sk_desc *s, int fd, const struct cd_unix_diag *dg,
+                      struct cd_fd *d, cd_err *err)
+{
+	int zero = 0, off = -1, r;
+	size_t total = 0;
+
+	if (!dg->rqueue)
+		return 0;
+	_cleanup_free_ uint8_t *buf = malloc(CD_PIPE_DATA_MAX + 1);
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(s));
+	r = peek_queue(s, fd, d, buf, &total, err);
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0 && r == 0)
+		r = cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(s));
+	/* a stream's or seqpacket's queue length is all its bytes: anything
+	 * the peeks did not see (out-of-band data) refuses */
+	if (r == 0 && d->sk_type != SOCK_DGRAM && total != dg->rqueue)
+		r = SK_REFUSE(s, "read %zu of the %u bytes in its receive queue (MSG_OOB data?)",
+		              SK_ARGS(s), total, dg->rqueue);
+	return r;
+}
+
+/* A name in the filesystem: the socket file there must still be this
+ * socket's (a restore binds the path again); a relative name is resolved
+ * against the task's working directory. Records its mode and owner. */
+static int dump_path(const struct sk_desc *s, const struct cd_unix_diag *dg, struct cd_fd *d,
+                     cd_err *err)
+{
+	char path[PATH_MAX + CD_UNIX_ADDR_MAX + 2];
+	_cleanup_free_ char *cwd = NULL;
+	struct stat st;
+	int r;
+
+	if (dg->name[0] == '/') {
+		snprintf(path, sizeof(path), "%.*s", (int)dg->namelen, dg->name);
+	} else {
+		if ((r = cd_proc_readlink(s->pid, "cwd", &cwd, err)) < 0)
+			return r;
+		snprintf(path, sizeof(path), "%s/%.*s", strcmp(cwd, "/") ? cwd : "",
+		         (int)dg->namelen, dg->name);
+	}
+	if (!dg->has_vfs || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_ino != dg->vfs_ino || major(st.st_dev) != (dg->vfs_dev >> 20) ||
+	    minor(st.st_dev) != (dg->vfs_dev & 0xfffff))
+		return SK_REFUSE(s,
+		                 "its socket file %s is gone or is another file now: a restore "
+		                 "could not bind the same name",
+		                 SK_ARGS(s), path);
+	if (strlen(path) >= CD_UNIX_ADDR_MAX)
+		return SK_REFUSE(s, "the path %s is longer than a socket address holds", SK_ARGS(s),
+		                 path);
+	d->sk_addrlen = strlen(path);
+	d->sk_mode = st.st_mode & 07777;
+	d->sk_uid = st.st_uid;
+	d->sk_gid = st.st_gid;
+	if (!(d->sk_addr = malloc(d->sk_addrlen)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	memcpy(d->sk_addr, path, d->sk_addrlen);
+	return 0;
+}
+
+static int dump_name(const struct sk_desc *s, const struct cd_unix_diag *dg, struct cd_fd *d,
+                     cd_err *err)
+{
+	if (!dg->namelen)
+		return 0;
+	if (dg->name[0])
+		return dump_path(s, dg, d, err);
+	if (!(d->sk_addr = malloc(dg->namelen)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	memcpy(d->sk_addr, dg->name, dg->namelen);
+	d->sk_addrlen = dg->namelen;
+	return 0;
+}
+
+/* Options a restore does not set are refused when they differ from a fresh
+ * socket's; the buffer sizes are recorded only when they do. */
+static int dump_options(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
+{
+	static const struct {
+		int opt;
+		const char *name;
+	} unset[] = {
+	    {SO_PASSSEC, "SO_PASSSEC"},
+#ifdef SO_PASSPIDFD
+	    {SO_PASSPIDFD, "SO_PASSPIDFD"},
+#endif
+	};
+	int v, fresh_v, r;
+	struct timeval tv[2];
+	socklen_t tl = sizeof(tv[0]);
+	_cleanup_close_ int fresh = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
+
+	if (fresh < 0)
+		return cd_err_sys(err, errno, "socket(AF_UNIX)");
+	for (size_t i = 0; i < ARRAY_SIZE(unset); i++)
+		if (sockopt_int(fd, unset[i].opt, &v) == 0 && v)
+			return SK_REFUSE(s, "%s is set: not supported", SK_ARGS(s), unset[i].name);
+	if (sockopt_int(fd, SO_PEEK_OFF, &v) == 0 && v != -1)
+		return SK_REFUSE(s, "SO_PEEK_OFF is set: not supported", SK_ARGS(s));
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], &tl) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], &tl) == 0 &&
+	    (tv[0].tv_sec || tv[0].tv_usec || tv[1].tv_sec || tv[1].tv_usec))
+		return SK_REFUSE(s, "SO_RCVTIMEO or SO_SNDTIMEO is set: not supported", SK_ARGS(s));
+	if ((r = sockopt_int(fd, SO_PASSCRED, &v)) < 0)
+		return cd_err_sys(err, -r, SK_FMT ": SO_PASSCRED", SK_ARGS(s));
+	d->sk_passcred = v != 0;
+	if ((r = sockopt_int(fd, SO_RCVBUF, &v)) < 0 ||
+	    (r = sockopt_int(fresh, SO_RCVBUF, &fresh_v)) < 0)
+		return cd_err_sys(err, -r, SK_FMT ": SO_RCVBUF", SK_ARGS(s));
+	d->sk_rcvbuf = v != fresh_v ? (uint32_t)v : 0;
+	if ((r = sockopt_int(fd, SO_SNDBUF, &v)) < 0 ||
+	    (r = sockopt_int(fresh, SO_SNDBUF, &fresh_v)) < 0)
+		return cd_err_sys(err, -r, SK_FMT ": SO_SNDBUF", SK_ARGS(s));
+	d->sk_sndbuf = v != fresh_v ? (uint32_t)v : 0;
+	return 0;
+}
+
+/* A pair's SO_PEERCRED names the process that made it (or, for a
+ * connection, the listener): the restore makes the pair in the task that
+ * holds it, so that must be the one, with its own ids. */
+static int check_creator(const struct sk_desc *s, struct cd_image *img, int fd, uint32_t peer_ino,
+                         cd_err *err)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	char path[32], peer[3 * CD_UNIX_ADDR_MAX];
+	struct stat st;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEERCRED", SK_ARGS(s));
+	snprintf(path, sizeof(path), "/proc/%d", s->pid);
+	if (stat(path, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", path);
+	if (cr.pid == s->pid && cr.uid == st.st_uid && cr.gid == st.st_gid)
+		return 0;
+	peer_show(peer_ino, peer, sizeof(peer));
+	if (cr.pid != s->pid && !cd_image_task(img, cr.pid))
+		return SK_REFUSE(
+		    s,
+		    "its peer %s is outside the checkpoint (pid %d made or listened on "
+		    "it): a restored socket could not be connected to it. Dump the tree "
+		    "that holds both ends",
+		    SK_ARGS(s), peer, cr.pid);
+	return SK_REFUSE(s,
+	                 "connected to %s, made by pid %d (uid %u, gid %u; SO_PEERCRED), not by "
+	                 "this task as it is now: a restore makes a pair in the task that holds "
+	                 "it; pairs shared between tasks are not supported yet",
+	                 SK_ARGS(s), peer, cr.pid, cr.uid, cr.gid);
+}
+
+static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
+{
+	struct sk_desc s = {.pid = x->t->pid, .fd = d->fd, .ino = x->st->st_ino};
+	struct cd_unix_diag dg;
+	int r;
+
+	_cleanup_close_ int fd = copy_fd(s.pid, d->fd);
+	if (fd < 0)
+		return cd_err_sys(err, -fd, "pid %d: fd %d (socket:[%lu]): pidfd_getfd", s.pid,
+		                  d->fd, s.ino);
+	r = cd_unix_diag((uint32_t)s.ino, &dg, err);
+	if (r == -ENOENT)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%lu], unix): sock_diag does not know "
+		                  "it (a socket of another network namespace?): not supported",
+		                  s.pid, d->fd, s.ino);
+	if (r < 0)
+		return cd_err_wrap(err, "pid %d: fd %d", s.pid, d->fd);
+	s.type = type_name(dg.type);
+	name_show(dg.name, dg.namelen, s.name, sizeof(s.name));
+	if (dg.type != SOCK_STREAM && dg.type != SOCK_DGRAM && dg.type != SOCK_SEQPACKET)
+		return SK_REFUSE(&s, "socket type %u is not supported", SK_ARGS(&s), dg.type);
+	d->sk_type = dg.type;
+	d->sk_listen = dg.state == TCP_LISTEN;
+	d->sk_backlog = d->sk_listen ? dg.wqueue : 0;
+	d->sk_ino = (int64_t)s.ino;
+	d->sk_iuid = x->st->st_uid;
+	d->sk_igid = x->st->st_gid;
+	d->sk_peer = dg.peer;
+	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
+	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
+	    (dg.peer && (r = check_creator(&s, x->ctx->img, fd, dg.peer, err)) < 0) ||
+	    (dg.peer && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
+		return r;
+	return dump_name(&s, &dg, d, err);
+}
+
+/* ---- restore ---- */
+
+/* getsockopt reads back twice what setsockopt was given. */
+static int set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err)
+{
+	int v = (int)(want / 2), got;
+
+	if (!want)
+		return 0;
+	if (setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)) < 0)
+		return cd_err_sys(err, errno, "setsockopt(%s, %d)", name, v);
+	if (sockopt_int(fd, opt, &got) < 0)
+		return cd_err_sys(err, errno, "getsockopt(%s)", name);
+	if ((uint32_t)got != want)
+		return cd_err_set(err, EINVAL,
+		                  "%s %u came back as %d (above net.core.rmem_max or wmem_max?)",
+		                  name, want, got);
+	return 0;
+}
+
+/* A socket of d's type with d's options, in the controller. */
+static int set_up(int fd, const struct cd_fd *d, cd_err *err)
+{
+	int one = 1, r;
+
+	if (d->sk_passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+		return cd_err_sys(err, errno, "setsockopt(SO_PASSCRED)");
+	if ((r = set_buf(fd, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
+	    (r = set_buf(fd, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
+		return r;
+	return 0;
+}
+
+/* A connected socket gets a placeholder here, replaced by its task (which
+ * makes the pair: pair_restore); any other is made whole. */
+static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	int r;
+	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
+
+	(void)o;
+	if (fd < 0)
+		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
+	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
+		return r;
+	/* the socket is the task's, as fstat shows it, not root's */
+	if (!d->sk_peer && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+		return cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
+	return TAKE_FD(fd);
+}
+
+/* ---- restore of a connected pair, in the task that holds both ends ---- */
+
+/* setsockopt in the task, an int value, read back (buffers: doubled). */
+static int set_in(struct cd_restore_ctx *ctx, int fd, int opt, const char *name, int v, int want,
+                  cd_err *err)
+{
+	int got;
+	socklen_t len = sizeof(got);
+	int r;
+
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &v, sizeof(v), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, name, SYS_setsockopt, (uint64_t)fd, SOL_SOCKET, (uint64_t)opt,
+	                    ctx->data, sizeof(v), 0, NULL, err)) < 0 ||
+	    (r = cd_inject_write_mem(ctx->inj, ctx->data + 8, &len, sizeof(len), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, name, SYS_getsockopt, (uint64_t)fd, SOL_SOCKET, (uint64_t)opt,
+	                    ctx->data, ctx->data + 8, 0, NULL, err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data, &got, sizeof(got), err)) < 0)
+		return r;
+	if (got != want)
+		return cd_err_set(err, EINVAL, "%s %d came back as %d", name, want, got);
+	return 0;
+}
+
+static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = 0;
+
+	if (d->sk_passcred)
+		r = set_in(ctx, fd, SO_PASSCRED, "SO_PASSCRED", 1, 1, err);
+	if (r == 0 && d->sk_rcvbuf)
+		r = set_in(ctx, fd, SO_RCVBUF, "SO_RCVBUF", (int)(d->sk_rcvbuf / 2),
+		           (int)d->sk_rcvbuf, err);
+	if (r == 0 && d->sk_sndbuf)
+		r = set_in(ctx, fd, SO_SNDBUF, "SO_SNDBUF", (int)(d->sk_sndbuf / 2),
+		           (int)d->sk_sndbuf, err);
+	return r;
+}
+
+/* Writes the messages of q's queue into it through its peer's fd from,
+ * each one message, in order, never blocking; buf is a mapping of the task
+ * large enough for the largest. */
+static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
+                   cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < q->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &q->sk_queue[i];
+		size_t off = 0;
+		long n;
+		if ((r = cd_inject_write_mem(ctx->inj, buf, m->data, m->len, err)) < 0)
+			return r;
+		do {
+			if ((r = cd_call_ok(ctx->inj, "send", SYS_sendto, (uint64_t)from, buf + off,
+			                    m->len - off, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0, &n,
+			                    err)) < 0)
+				return cd_err_wrap(err, "message %zu of %zu bytes", i, m->len);
+			off += (size_t)n;
+			/* a message goes whole or not at all: a stream may take part */
+		} while (off < m->len && q->sk_type == SOCK_STREAM && n > 0);
+		if (off < m->len)
+			return cd_err_set(err, EIO, "message %zu: %zu of %zu bytes", i, off,
+			                  m->len);
+	}
+	return 0;
+}
+
+static size_t largest(const struct cd_fd *q)
+{
+	size_t max = 1;
+
+	for (size_t i = 0; i < q->sk_nqueue; i++)
+		if (q->sk_queue[i].len > max)
+			max = q->sk_queue[i].len;
+	return max;
+}
+
+/* Both queues, through a mapping made for them and removed after. */
+static int fill_both(struct cd_restore_ctx *ctx, const int sv[2], const struct cd_fd *a,
+                     const struct cd_fd *b, cd_err *err)
+{
+	size_t len = largest(a) > largest(b) ? largest(a) : largest(b);
+	long buf, ignored;
+	int r;
+
+	if (!a->sk_nqueue && !b->sk_nqueue)
+		return 0;
+	len = (len + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	if ((r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &buf, err)) < 0)
+		return r;
+	r = fill_in(ctx, sv[1], a, (uint64_t)buf, err);
+	if (r == 0)
+		r = fill_in(ctx, sv[0], b, (uint64_t)buf, err);
+	cd_call(ctx->inj, SYS_munmap, (uint64_t)buf, len, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
+static int shut_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = 0;
+
+	if (d->sk_shutdown & 1)
+		r = cd_call_ok(ctx->inj, "shutdown(SHUT_RD)", SYS_shutdown, (uint64_t)fd, SHUT_RD,
+		               0, 0, 0, 0, NULL, err);
+	if (r == 0 && (d->sk_shutdown & 2))
+		r = cd_call_ok(ctx->inj, "shutdown(SHUT_WR)", SYS_shutdown, (uint64_t)fd, SHUT_WR,
+		               0, 0, 0, 0, NULL, err);
+	return r;
+}
+
+/* The task of fd d (an element of its fds). */
+static const struct cd_task *task_of(const struct cd_image *img, const struct cd_fd *d)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		if (t->nfds && d >= t->fds && d < t->fds + t->nfds)
+			return t;
+	}
+	return NULL;
+}
+
+/* t's first fd of the socket of inode ino; the decoder made sure both ends
+ * of a pair are t's. */
+static const struct cd_fd *task_fd_of(const struct cd_task *t, int64_t ino)
+{
+	for (size_t j = 0; j < t->nfds; j++)
+		if (t->fds[j].kind == CD_FD_UNIX && t->fds[j].sk_ino == ino)
+			return &t->fds[j];
+	return NULL;
+}
+
+/* Every fd of t of the socket of inode ino becomes fd, with its flags. */
+static int place(struct cd_restore_ctx *ctx, const struct cd_task *t, int64_t ino, int fd,
+                 cd_err *err)
+{
+	int r;
+
+	for (size_t j = 0; j < t->nfds; j++) {
+		const struct cd_fd *f = &t->fds[j];
+		if (f->kind != CD_FD_UNIX || f->sk_ino != ino || cd_files_replaced(ctx->objs, f))
+			continue;
+		if ((r = cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)f->fd,
+		                    (uint64_t)(f->flags & O_CLOEXEC), 0, 0, 0, NULL, err)) < 0 ||
+		    (r = cd_fd_set_flags_in(ctx, f, err)) < 0)
+			return cd_err_wrap(err, "fd %d", f->fd);
+	}
+	return 0;
+}
+
+/* Made by the task itself, as itself: its SO_PEERCRED (the creator's) and
+ * the credentials the queued messages carry are the task's, as they were
+ * (the dump refuses a pair another process made). */
+static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_task *t = task_of(ctx->img, d);
+	const struct cd_fd *a = t ? task_fd_of(t, d->sk_ino) : NULL;
+	const struct cd_fd *b = t ? task_fd_of(t, d->sk_peer) : NULL;
+	int sv[2], r;
+	long ignored;
+
+	if (!a || !b)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its pair is not the task's",
+		                  d->sk_ino);
+	/* made once, by the first fd of either end */
+	if (a != d || (b < a))
+		return 0;
+	if ((r = cd_call_ok(ctx->inj, "socketpair", SYS_socketpair, AF_UNIX,
+	                    (uint64_t)(d->sk_type | SOCK_CLOEXEC), 0, ctx->data + 64, 0, 0, NULL,
+	                    err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data + 64, sv, sizeof(sv), err)) < 0)
+		return r;
+	r = set_up_in(ctx, sv[0], a, err);
+	if (r == 0)
+		r = set_up_in(ctx, sv[1], b, err);
+	/* its owner, as fstat shows it: the task's own ids unless it changed
+	 * them since (a chown the task may not make fails the restore) */
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fchown", SYS_fchown, (uint64_t)sv[0], a->sk_iuid,
+		               a->sk_igid, 0, 0, 0, NULL, err);
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "fchown", SYS_fchown, (uint64_t)sv[1], b->sk_iuid,
+		               b->sk_igid, 0, 0, 0, NULL, err);
+	if (r == 0)
+		r = fill_both(ctx, sv, a, b, err);
+	if (r == 0)
+		r = shut_in(ctx, sv[0], a, err);
+	if (r == 0)
+		r = shut_in(ctx, sv[1], b, err);
+	if (r == 0)
+		r = place(ctx, t, a->sk_ino, sv[0], err);
+	if (r == 0)
+		r = place(ctx, t, b->sk_ino, sv[1], err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)sv[0], 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)sv[1], 0, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
+/* Whether d is the first fd of its socket in the image: the one whose
+ * task binds and listens. */
+static bool first_of_obj(const struct cd_image *img, const struct cd_fd *d)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].obj == d->obj)
+				return &img->tasks[i].fds[j] == d;
+	return false;
+}
+
+/* A stale socket file of the path (what a socket bound there before leaves
+ * behind) is removed; anything else there is not ours to remove. */
+static int clear_path(struct cd_restore_ctx *ctx, const char *path, uint64_t addr, cd_err *err)
+{
+	struct stat st;
+	uint64_t sta = ctx->data + sizeof(struct sockaddr_un);
+	long ret;
+	int r;
+
+	if ((r = cd_call(ctx->inj, SYS_newfstatat, (uint64_t)AT_FDCWD, addr, sta,
+	                 AT_SYMLINK_NOFOLLOW, 0, 0, &ret, err)) < 0)
+		return r;
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "stat %s", path);
+	if ((r = cd_inject_read_mem(ctx->inj, sta, &st, sizeof(st), err)) < 0)
+		return r;
+	if (!S_ISSOCK(st.st_mode))
+		return cd_err_set(err, EEXIST, "%s exists and is not a socket: not removed", path);
+	return cd_call_ok(ctx->inj, path, SYS_unlinkat, (uint64_t)AT_FDCWD, addr, 0, 0, 0, 0, NULL,
+	                  err);
+}
+
+/* The socket file made by bind gets the mode and owner it had. */
+static int path_attrs(struct cd_restore_ctx *ctx, const struct cd_fd *d, uint64_t addr, cd_err *err)
+{
+	int r = cd_call_ok(ctx->inj, "chmod", SYS_fchmodat, (uint64_t)AT_FDCWD, addr, d->sk_mode, 0,
+	                   0, 0, NULL, err);
+
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "chown", SYS_fchownat, (uint64_t)AT_FDCWD, addr, d->sk_uid,
+		               d->sk_gid, AT_SYMLINK_NOFOLLOW, 0, NULL, err);
+	return r;
+}
+
+static int bind_in_task(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint64_t path = ctx->data + offsetof(struct sockaddr_un, sun_path);
+	bool fs = d->sk_addr[0] != 0;
+	/* a path's address ends with its NUL, an abstract name is its bytes */
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
+	char shown[2 * CD_UNIX_ADDR_MAX];
+	int r;
+
+	if (sizeof(sa) + sizeof(struct stat) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for a socket address");
+	memcpy(sa.sun_path, d->sk_addr, d->sk_addrlen);
+	name_show((const char *)d->sk_addr, d->sk_addrlen, shown, sizeof(shown));
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &sa, sizeof(sa), err)) < 0 ||
+	    (fs && (r = clear_path(ctx, shown, path, err)) < 0))
+		return r;
+	if ((r = cd_call_ok(ctx->inj, "bind", SYS_bind, (uint64_t)d->fd, ctx->data, len, 0, 0, 0,
+	                    NULL, err)) < 0 ||
+	    (fs && (r = path_attrs(ctx, d, path, err)) < 0))
+		return cd_err_wrap(err, "unix socket %s", shown);
+	return 0;
+}
+
+static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	int r = 0;
+
+	if (d->sk_peer)
+		return pair_restore(ctx, d, err);
+	if (first_of_obj(ctx->img, d)) {
+		if (d->sk_addrlen && (r = bind_in_task(ctx, d, err)) < 0)
+			return r;
+		if (d->sk_listen && (r = cd_call_ok(ctx->inj, "listen", SYS_listen, (uint64_t)d->fd,
+		                                    d->sk_backlog, 0, 0, 0, 0, NULL, err)) < 0)
+			return r;
+	}
+	/* O_ASYNC is set through the fd whose number SIGIO names */
+	if (d->flags & O_ASYNC)
+		r = cd_fd_set_flags_in(ctx, d, err);
+	return r;
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct cd_unix_ref *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *ret_n, cd_err *err)
+{
+	size_t n = 0, k = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			n += img->tasks[i].fds[j].kind == CD_FD_UNIX;
+	if (!n)
+		return 0;
+	struct cd_unix_ref *v = calloc(n, sizeof(*v));
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX)
+				v[k++] = (struct cd_unix_ref){.ino = d->sk_ino,
+				                              .peer = d->sk_peer,
+				                              .obj = d->obj,
+				                              .type = d->sk_type,
+				                              .pid = img->tasks[i].pid,
+				                              .named = d->sk_addrlen > 0};
+		}
+	qsort(v, n, sizeof(*v), by_ino);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static const struct cd_unix_ref *ref_of(const struct cd_fd_check *c, int64_t ino)
+{
+	struct cd_unix_ref key = {.ino = ino};
+
+	return c->nunix ? bsearch(&key, c->unix_refs, c->nunix, sizeof(key), by_ino) : NULL;
+}
+
+/* One socket, one open file: every fd of an inode has one obj, every fd of
+ * an obj one inode (the restore makes one socket per obj). */
+static int check_identity(const struct cd_fd_check *c, const struct cd_task *t,
+                          const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_unix_ref *r = ref_of(c, d->sk_ino);
+	size_t i;
+
+	if (!r) /* d itself is among them */
+		return cd_err_set(err, EINVAL, "pid %d: fd %d: not among the sockets", t->pid,
+		                  d->fd);
+	i = (size_t)(r - c->unix_refs);
+	while (i > 0 && c->unix_refs[i - 1].ino == d->sk_ino)
+		i--;
+	for (; i < c->nunix && c->unix_refs[i].ino == d->sk_ino; i++)
+		if (c->unix_refs[i].obj != d->obj || (d->sk_peer && c->unix_refs[i].pid != t->pid))
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_ino\": %" PRId64
+			    " is another open file's too, or a connected one's in another task",
+			    t->pid, d->fd, d->sk_ino);
+	return 0;
+}
+
+/* A peer is a socket of the image, of the same type, unnamed, connected
+ * back; only a connected socket has a queue or a shutdown. */
+static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                      cd_err *err)
+{
+	const struct cd_unix_ref *p;
+
+	if (!d->sk_peer) {
+		if (d->sk_nqueue || d->sk_shutdown)
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: a queue or a shutdown of a socket that is not "
+			    "connected",
+			    t->pid, d->fd);
+		return 0;
+	}
+	p = ref_of(c, d->sk_peer);
+	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || p->named || d->sk_addrlen ||
+	    p->pid != t->pid || d->sk_listen || d->sk_peer == d->sk_ino ||
+	    (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"sk_peer\": %" PRId64
+		                  " is not an unnamed socket of the task of its type connected "
+		                  "back to it",
+		                  t->pid, d->fd, d->sk_peer);
+	return 0;
+}
+
+/* A name the restore can bind: an abstract one, or an absolute path of no
+ * NUL byte that leaves room for its NUL; listening is for connection types. */
+static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                      cd_err *err)
+{
+	int r;
+
+	if (d->sk_type != SOCK_STREAM && d->sk_type != SOCK_DGRAM && d->sk_type != SOCK_SEQPACKET)
+		return cd_err_set(err, EINVAL, "pid %d: fd %d: field \"sk_type\": %d", t->pid,
+		                  d->fd, d->sk_type);
+	if (d->sk_listen && d->sk_type == SOCK_DGRAM)
+		return cd_err_set(err, EINVAL, "pid %d: fd %d: a listening datagram socket", t->pid,
+		                  d->fd);
+	if (d->sk_addrlen && d->sk_addr[0] &&
+	    (d->sk_addr[0] != '/' || d->sk_addrlen >= CD_UNIX_ADDR_MAX ||
+	     memchr(d->sk_addr, 0, d->sk_addrlen)))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"sk_addr\": not an absolute path that "
+		                  "fits a socket address",
+		                  t->pid, d->fd);
+	if ((r = check_identity(c, t, d, err)) < 0)
+		return r;
+	return check_peer(c, t, d, err);
+}
+
+/* The first fd of a task other than pid holding the socket of inode ino,
+ * NULL when none. */
+static const struct cd_fd *held_elsewhere(const struct cd_image *img, int64_t ino, pid_t pid,
+                                          pid_t *ret_pid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; img->tasks[i].pid != pid && j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_ino == ino) {
+				*ret_pid = img->tasks[i].pid;
+				return d;
+			}
+		}
+	return NULL;
+}
+
+/* Dump: a connected socket whose peer no fd of the image holds would come
+ * back connected to nothing; a pair is made again by one task, which must
+ * hold every fd of both ends. */
+static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
+                      const struct cd_fd *d, cd_err *err)
+{
+	char peer[3 * CD_UNIX_ADDR_MAX];
+	const struct cd_fd *o;
+	pid_t other;
+
+	if (ref_of(c, d->sk_peer) && !held_elsewhere(img, d->sk_ino, pid, &other) &&
+	    !held_elsewhere(img, d->sk_peer, pid, &other))
+		return 0;
+	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
+	if (!ref_of(c, d->sk_peer))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s): its peer "
+		                  "%s is outside the checkpoint: a restored socket could "
+		                  "not be connected to it. Dump the tree that holds both ends",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer);
+	if ((o = held_elsewhere(img, d->sk_ino, pid, &other)) ||
+	    (o = held_elsewhere(img, d->sk_peer, pid, &other)))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s, peer %s): pid %d "
+		                  "holds an end too (fd %d): a socket pair shared between tasks "
+		                  "is not supported yet",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer, other, o->fd);
+	return 0;
+}
+
+int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
+{
+	_cleanup_free_ struct cd_unix_ref *refs = NULL;
+	struct cd_fd_check c = {.img = img};
+	int r;
+
+	if ((r = cd_unix_refs(img, &refs, &c.nunix, err)) < 0)
+		return r;
+	c.unix_refs = refs;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_peer &&
+			    (r = check_pair(img, &c, img->tasks[i].pid, d, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+const struct cd_fd_ops cd_fd_ops_unix = {.kind = CD_FD_UNIX,
+                                         .name = "unix socket",
+                                         .has_owner = true,
+                                         .claims = unix_claims,
+                                         .dump = unix_dump,
+                                         .open = unix_open,
+                                         .restore = unix_restore,
+                                         .check = unix_check};
