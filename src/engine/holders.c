@@ -84,7 +84,8 @@ static int scan(struct cd_holders *h, const struct cd_image *img, cd_err *err)
 		if (scan_task(h, (pid_t)pid) < 0)
 			return cd_err_set(err, ENOMEM, "out of memory");
 	}
-	qsort(h->v, h->n, sizeof(*h->v), by_inode);
+	if (h->n)
+		qsort(h->v, h->n, sizeof(*h->v), by_inode);
 	return 0;
 }
 

@@ -89,7 +89,7 @@ static int add_data_run(struct cd_sysv_shm *m, size_t *cap, uint64_t page, cd_er
 		last->npages++;
 		return 0;
 	}
-	if (m->nruns == *cap) {
+	if (m->nruns == *cap || !m->runs) {
 		struct cd_run *p = realloc(m->runs, (*cap = *cap ? *cap * 2 : 8) * sizeof(*p));
 		if (!p)
 			return cd_err_set(err, ENOMEM, "out of memory");

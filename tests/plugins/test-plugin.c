@@ -50,9 +50,10 @@ static int hook(const struct cd_plugin_ctx *ctx, const char *name)
 
 static int tp_init(const struct cd_plugin_host *h, char *err, size_t errlen)
 {
+	const char *fail = getenv("CEDANA_TEST_PLUGIN_FAIL");
+
 	host = h;
-	if (getenv("CEDANA_TEST_PLUGIN_FAIL") &&
-	    strcmp(getenv("CEDANA_TEST_PLUGIN_FAIL"), "init") == 0) {
+	if (fail && strcmp(fail, "init") == 0) {
 		snprintf(err, errlen, "init failed as asked");
 		return -1;
 	}
