@@ -280,6 +280,7 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 @test "dump: a stopped task whose dump fails half-way stays stopped" {
 	counter
 	kill -STOP "$WL_PID"
+	wait_stopped "$WL_PID"
 	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
 	assert_output "cedana-engine: dump: pid $WL_PID: injected fault dump-memory"

@@ -100,3 +100,13 @@ dump_restore() {
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
 		--pid-file "$T/restored.pid"
 }
+
+# Waits until pid is in a group stop (state T): kill -STOP returns before
+# the task has stopped, and a dump that starts first sees it stop mid-way.
+wait_stopped() {
+	for _ in $(seq 1 200); do
+		[ "$(awk '{print $3}' /proc/"$1"/stat)" = T ] && return 0
+		sleep 0.01
+	done
+	return 1
+}

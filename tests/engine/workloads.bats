@@ -636,6 +636,7 @@ counter_continues() {
 @test "a stopped root comes back stopped; SIGCONT resumes it" {
 	start_wl "$WL_DIR/wl-counter"
 	kill -STOP "$WL_PID"
+	wait_stopped "$WL_PID"
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
 	assert_success
 	# the original is stopped still
