@@ -21,7 +21,11 @@ teardown() {
 	run "$TERM_PY" 'sleep:0.3' 'send:ping\n' 'wait:ping.*ping' 'send:\x04' -- \
 		"$CEDANA" run process -a --jid cat cat
 	assert_success
-	assert_equal "$(grep -c ping <<<"$output")" 2
+	# the job's terminal echoes it and cat writes it back; on a loaded
+	# machine the outer terminal may echo it once more before the CLI has
+	# made it raw (as with any tool typed into before it starts)
+	n=$(grep -c ping <<<"$output")
+	[ "$n" -ge 2 ] && [ "$n" -le 3 ]
 }
 
 @test "Ctrl-C detaches and the job keeps running; job attach reattaches" {
