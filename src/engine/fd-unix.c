@@ -775,11 +775,11 @@ static int pair_make(struct cd_restore_ctx *ctx, const struct cd_task *t, const 
 struct recv_area {
 	struct msghdr mh;
 	struct iovec iov;
+	char byte;
 	union {
 		char b[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
-	} ctl;
-	char byte;
+	} ctl; /* last: struct cmsghdr ends with a flexible array */
 };
 
 /* The controller sends its fd `fd` to the task over a datagram pair the
