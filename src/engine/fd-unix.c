@@ -188,10 +188,13 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 		                 "its peer is gone or it is in the middle of connecting (state "
 		                 "%u): not supported",
 		                 SK_ARGS(s), dg->state);
-	if (dg->rqueue)
+	/* datagrams are sent again to its name (dump_queue: from unbound
+	 * senders only) */
+	if (dg->rqueue && (dg->type != SOCK_DGRAM || !dg->namelen))
 		return SK_REFUSE(s,
 		                 "%u bytes wait unread in its receive queue: unread data of an "
-		                 "unconnected socket is not supported",
+		                 "unconnected socket is supported only for a bound datagram "
+		                 "socket (a restore sends it again to its name)",
 		                 SK_ARGS(s), dg->rqueue);
 	if (dg->shutdown)
 		return SK_REFUSE(s, "shut down (%u): not supported", SK_ARGS(s), dg->shutdown);
@@ -231,6 +234,29 @@ static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
 	return 0;
 }
 
+/* A datagram of an unconnected socket is sent again from an unbound
+ * socket: one from a named sender would lose its sender's name. */
+static int check_sender(const struct sk_desc *s, const struct sockaddr_un *from, socklen_t len,
+                        cd_err *err)
+{
+	size_t namelen = len > offsetof(struct sockaddr_un, sun_path)
+	                     ? len - offsetof(struct sockaddr_un, sun_path)
+	                     : 0;
+	char name[2 * CD_UNIX_ADDR_MAX];
+
+	if (!namelen)
+		return 0;
+	if (namelen > sizeof(from->sun_path))
+		namelen = sizeof(from->sun_path);
+	name_show(from->sun_path, from->sun_path[0] ? strnlen(from->sun_path, namelen) : namelen,
+	          name, sizeof(name));
+	return SK_REFUSE(s,
+	                 "a datagram from %s (a bound socket) waits unread in its receive "
+	                 "queue: a restore sends datagrams again from an unbound socket, and "
+	                 "the sender's name would be lost",
+	                 SK_ARGS(s), name);
+}
+
 static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
 {
 	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
@@ -260,7 +286,10 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 
 	for (;;) {
 		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
-		struct msghdr mh = {.msg_iov = &iov,
+		struct sockaddr_un from;
+		struct msghdr mh = {.msg_name = &from,
+		                    .msg_namelen = sizeof(from),
+		                    .msg_iov = &iov,
 		                    .msg_iovlen = 1,
 		                    .msg_control = ctl.b,
 		                    .msg_controllen = sizeof(ctl)};
@@ -269,7 +298,8 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 			return 0;
 		if (n < 0)
 			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, err)) < 0)
+		if ((r = check_cmsgs(s, &mh, err)) < 0 ||
+		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
 		/* the end of a stream, or of a seqpacket socket shut down for
 		 * reading (the length check after tells an empty message) */
@@ -291,7 +321,8 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 	}
 }
 
-/* The receive queue of a connected socket, left as it was. */
+/* The receive queue of a connected socket, or of an unconnected datagram
+ * socket, left as it was. */
 static int dump_queue(const struct sk_desc *s, int fd, const struct cd_unix_diag *dg,
                       struct cd_fd *d, cd_err *err)
 {
@@ -468,7 +499,7 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
 	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
 	    (dg.peer && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
-	    (dg.peer && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
+	    (!d->sk_listen && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
 		return r;
 	return dump_name(&s, &dg, d, err);
 }
@@ -963,6 +994,81 @@ static int bind_in_task(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	return 0;
 }
 
+/* The address of d's name at ctx->data; its length. */
+static socklen_t addr_in_task(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	bool fs = d->sk_addr[0] != 0;
+
+	memcpy(sa.sun_path, d->sk_addr, d->sk_addrlen);
+	if (cd_inject_write_mem(ctx->inj, ctx->data, &sa, sizeof(sa), err) < 0)
+		return 0;
+	/* a path's address ends with its NUL, an abstract name is its bytes */
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
+}
+
+/* A new unbound datagram socket of the task, at *ret. */
+static int sender_in_task(struct cd_restore_ctx *ctx, long *ret, cd_err *err)
+{
+	return cd_call_ok(ctx->inj, "socket(AF_UNIX, SOCK_DGRAM)", SYS_socket, AF_UNIX,
+	                  SOCK_DGRAM | SOCK_CLOEXEC, 0, 0, 0, 0, ret, err);
+}
+
+/* Sends the message in buf to d's name from *from; a sender whose send
+ * buffer is full (what it sent waits, charged to it, in d's queue) is
+ * closed and a new one takes over. */
+static int send_one(struct cd_restore_ctx *ctx, long *from, uint64_t buf, size_t len,
+                    socklen_t alen, cd_err *err)
+{
+	long n, ignored;
+	int r;
+
+	for (int fresh = 0; fresh < 2; fresh++) {
+		if ((r = cd_call(ctx->inj, SYS_sendto, (uint64_t)*from, buf, len,
+		                 MSG_DONTWAIT | MSG_NOSIGNAL, ctx->data, alen, &n, err)) < 0)
+			return r;
+		if (n == (long)len)
+			return 0;
+		if (n != -EAGAIN || fresh)
+			break;
+		cd_call(ctx->inj, SYS_close, (uint64_t)*from, 0, 0, 0, 0, 0, &ignored, err);
+		*from = -1;
+		if ((r = sender_in_task(ctx, from, err)) < 0)
+			return r;
+	}
+	return n < 0 ? cd_err_sys(err, (int)-n, "sendto") : cd_err_set(err, EIO, "sendto: short");
+}
+
+/* The datagrams an unconnected socket had not read, sent again to its name
+ * (bound by now) from unbound sockets of the task, in order, as they came:
+ * the receiver reads no sender's name, as before. */
+static int fill_unconnected(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	size_t len = (largest(d) + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	socklen_t alen;
+	long buf, from = -1, ignored;
+	int r;
+
+	if (sizeof(struct sockaddr_un) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for a socket address");
+	if (!(alen = addr_in_task(ctx, d, err)))
+		return -EIO;
+	if ((r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &buf, err)) < 0)
+		return r;
+	r = sender_in_task(ctx, &from, err);
+	for (size_t i = 0; r == 0 && i < d->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &d->sk_queue[i];
+		r = cd_inject_write_mem(ctx->inj, (uint64_t)buf, m->data, m->len, err);
+		if (r == 0 && (r = send_one(ctx, &from, (uint64_t)buf, m->len, alen, err)) < 0)
+			r = cd_err_wrap(err, "datagram %zu of %zu bytes", i, m->len);
+	}
+	if (from >= 0)
+		cd_call(ctx->inj, SYS_close, (uint64_t)from, 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_munmap, (uint64_t)buf, len, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
 static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	int r = 0;
@@ -976,6 +1082,9 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 		                                    d->sk_backlog, 0, 0, 0, 0, NULL, err)) < 0)
 			return r;
 	}
+	/* the queue is on the first fd the dump met, the one bound above */
+	if (d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
+		return cd_err_wrap(err, "fd %d: its unread datagrams", d->fd);
 	/* O_ASYNC is set through the fd whose number SIGIO names */
 	if (d->flags & O_ASYNC)
 		r = cd_fd_set_flags_in(ctx, d, err);
@@ -1051,19 +1160,21 @@ static int check_identity(const struct cd_fd_check *c, const struct cd_task *t,
 }
 
 /* A peer is a socket of the image, of the same type, unnamed, connected
- * back; only a connected socket has a queue or a shutdown. */
+ * back; only a connected socket has a shutdown, and a queue is a connected
+ * socket's or a bound datagram socket's. */
 static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                       cd_err *err)
 {
 	const struct cd_unix_ref *p;
 
 	if (!d->sk_peer) {
-		if (d->sk_nqueue || d->sk_shutdown)
-			return cd_err_set(
-			    err, EINVAL,
-			    "pid %d: fd %d: a queue or a shutdown of a socket that is not "
-			    "connected",
-			    t->pid, d->fd);
+		if (d->sk_shutdown ||
+		    (d->sk_nqueue && (d->sk_type != SOCK_DGRAM || !d->sk_addrlen || d->sk_listen)))
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: a shutdown of a socket that is not "
+			                  "connected, or a queue of one that is not a bound "
+			                  "datagram socket",
+			                  t->pid, d->fd);
 		return 0;
 	}
 	p = ref_of(c, d->sk_peer);

@@ -808,3 +808,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 @test "wl-unix-shared passes" {
 	run_plain wl-unix-shared
 }
+
+@test "wl-unix-dgram passes" {
+	run_plain wl-unix-dgram
+}

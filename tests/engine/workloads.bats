@@ -1044,6 +1044,18 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-shared --leave-running
 }
 
+@test "wl-unix-dgram: bound dgram sockets with datagrams from unbound senders waiting unread → PASS" {
+	wl_roundtrip wl-unix-dgram
+}
+
+@test "wl-unix-dgram: --leave-running" {
+	wl_roundtrip wl-unix-dgram --leave-running
+}
+
+@test "wl-unix-dgram: a datagram from a bound sender waiting unread is refused, naming the sender; it runs on" {
+	wl_refused wl-unix-dgram named "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram @wl-unix-dgq-[0-9]+\): a datagram from @wl-unix-dgs-[0-9]+ \(a bound socket\) waits unread in its receive queue" --leave-running
+}
+
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
 	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
 }
