@@ -1473,8 +1473,24 @@ static void test_event_fds(void **state)
 	json_object_set_new(fd_n(j, 10), "sk_ino", json_integer(200));
 	expect_refused(j, "\"sk_ino\": 200 is another open file's");
 	j = with_event_fds();
+	/* unread datagrams are a bound dgram socket's, not a stream's */
 	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
-	expect_refused(j, "a queue or a shutdown of a socket that is not connected");
+	json_object_set_new(fd_n(j, 8), "sk_type", json_integer(1));
+	expect_refused(j, "or a queue of one that is not a bound datagram socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_shutdown", json_integer(1));
+	expect_refused(j, "a shutdown of a socket that is not connected");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
+	{
+		struct cd_image dq;
+		cd_err dq_err = {0};
+		assert_int_equal(cd_image_from_json(j, &dq, &dq_err), 0);
+		assert_int_equal(dq.tasks[0].fds[8].sk_nqueue, 1);
+		assert_int_equal(dq.tasks[0].fds[8].sk_queue[0].len, 1);
+		cd_image_free(&dq);
+	}
+	json_decref(j);
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s}]", "data", "0"));
 	expect_refused(j, "odd hex length");
