@@ -1,12 +1,14 @@
 /* Unix sockets (CD_FD_UNIX) of any type: unbound, bound (to a path or an
- * abstract name) and listening ones, and unnamed connected pairs held by one
- * task with the messages queued in both directions. The dump reads the
- * kernel's view of the socket with sock_diag (state, peer, backlog, what
- * waits in its queues) and its options and queue through a copy of the
- * task's fd (pidfd_getfd); what the restore could not bring back the same is
- * refused by name: connections waiting to be accepted, a connection through
- * a named socket, a peer outside the tree or in another task, fds or
- * credentials in flight, unread data of an unconnected socket, a socket file
+ * abstract name) and listening ones, a bound datagram socket's unread
+ * datagrams from unbound senders, and unnamed connected pairs with the
+ * messages queued in both directions, held by one task or by several. The
+ * dump reads the kernel's view of the socket with sock_diag (state, peer,
+ * backlog, what waits in its queues) and its options and queue through a
+ * copy of the task's fd (pidfd_getfd); what the restore could not bring
+ * back the same is refused by name: connections waiting to be accepted, a
+ * connection through a named socket, a peer outside the tree, a pair whose
+ * maker (SO_PEERCRED) is not the first task of the tree holding an end, fds
+ * or credentials in flight, a datagram from a bound sender, a socket file
  * that is gone.
  *
  * The restore makes the socket in the controller with its type, options and
@@ -14,8 +16,10 @@
  * the image binds and listens as itself, after its credentials, so that the
  * socket file is the task's to make (a stale socket file of the same path is
  * removed first, anything else there refuses) and the peer credentials a
- * client reads (SO_PEERCRED, taken at listen) are the task's. A connected
- * pair is made by its task too (pair_restore). */
+ * client reads (SO_PEERCRED, taken at listen) are the task's; then it sends
+ * the unread datagrams to the name again. A connected pair is made by its
+ * maker too (pair_restore), which leaves the ends other tasks hold with the
+ * controller for them to receive (export_end, receive_end). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
