@@ -1036,7 +1036,7 @@ wl_sysv_twice() {
 	wl_refused wl-unix-pair shared "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\), made by pid [0-9]+ \(SO_PEERCRED\), which is not the first task of the tree that holds an end" --leave-running
 }
 
-@test "wl-unix-shared: stream, dgram and seqpacket pairs made before a fork, one end in each task, data queued both ways → PASS" {
+@test "wl-unix-shared: stream, dgram and seqpacket pairs made before a fork, one end in each task (and one end in both), data queued both ways → PASS" {
 	wl_roundtrip wl-unix-shared
 }
 

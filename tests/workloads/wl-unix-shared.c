@@ -7,6 +7,9 @@
  *   seqpacket  socketpair(SOCK_SEQPACKET, cloexec): "one", "two" parent→child, "three"
  *              child→parent
  * The parent keeps end 0 of each at fds 20, 21, 22 and the child end 1 at fds 30, 31, 32.
+ * A fourth pair (seqpacket) is the parent's whole (fds 23, 33) and the child holds end 1 too
+ * (fd 33), with "q" queued in it: the child reads it after the trigger and sends "c" back, which
+ * the parent reads once the child is gone.
  * After the trigger each task reads its messages whole and in order with nothing more queued,
  * its fds are where they were with their flags, SO_PEERCRED names the parent (which made the
  * pairs) with its ids in both tasks, and new data flows both ways through each pair (the child
@@ -102,6 +105,10 @@ static void child_check(pid_t parent)
 	flags_are(30, O_NONBLOCK, 0, "child stream");
 	flags_are(31, 0, 0, "child dgram");
 	flags_are(32, 0, FD_CLOEXEC, "child seqpacket");
+	get(33, false, "q", 1, "common parent→child");
+	empty(33, "common");
+	peer_is(33, parent, "common");
+	put(33, "c", 1, "common");
 	for (int i = 0; i < 3; i++) {
 		empty(30 + i, names[i]);
 		peer_is(30 + i, parent, names[i]);
@@ -145,6 +152,12 @@ int main(void)
 	if (fcntl(22, F_SETFD, FD_CLOEXEC) < 0 || fcntl(32, F_SETFD, FD_CLOEXEC) < 0 ||
 	    fcntl(30, F_SETFL, O_NONBLOCK) < 0)
 		wl_fail("fcntl: %s", strerror(errno));
+	int common[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, common) < 0)
+		wl_fail("socketpair common: %s", strerror(errno));
+	wl_place_fd(common[0], 23);
+	wl_place_fd(common[1], 33);
+	put(23, "q", 1, "common");
 	put(20, pattern, STREAM_LEN, "stream");
 	put(21, "x", 1, "dgram");
 	put(21, pattern, 300, "dgram");
@@ -155,7 +168,7 @@ int main(void)
 		wl_fail("fork: %s", strerror(errno));
 	if (child == 0) {
 		in_child = true;
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 4; i++)
 			close(20 + i);
 		put(30, "up", 2, "stream");
 		put(31, "d-up", 4, "dgram");
@@ -173,5 +186,11 @@ int main(void)
 	wl_await_trigger();
 	parent_check();
 	wl_expect_exit(child, 0);
+	/* the child's message, and our own through both ends */
+	get(23, false, "c", 1, "common child→parent");
+	empty(23, "common");
+	peer_is(23, getpid(), "common");
+	put(23, "p", 1, "common");
+	get(33, false, "p", 1, "common parent→parent");
 	wl_pass();
 }
