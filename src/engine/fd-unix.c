@@ -1,12 +1,14 @@
 /* Unix sockets (CD_FD_UNIX) of any type: unbound, bound (to a path or an
- * abstract name) and listening ones, and unnamed connected pairs held by one
- * task with the messages queued in both directions. The dump reads the
- * kernel's view of the socket with sock_diag (state, peer, backlog, what
- * waits in its queues) and its options and queue through a copy of the
- * task's fd (pidfd_getfd); what the restore could not bring back the same is
- * refused by name: connections waiting to be accepted, a connection through
- * a named socket, a peer outside the tree or in another task, fds or
- * credentials in flight, unread data of an unconnected socket, a socket file
+ * abstract name) and listening ones, a bound datagram socket's unread
+ * datagrams from unbound senders, and unnamed connected pairs with the
+ * messages queued in both directions, held by one task or by several. The
+ * dump reads the kernel's view of the socket with sock_diag (state, peer,
+ * backlog, what waits in its queues) and its options and queue through a
+ * copy of the task's fd (pidfd_getfd); what the restore could not bring
+ * back the same is refused by name: connections waiting to be accepted, a
+ * connection through a named socket, a peer outside the tree, a pair whose
+ * maker (SO_PEERCRED) is not the first task of the tree holding an end, fds
+ * or credentials in flight, a datagram from a bound sender, a socket file
  * that is gone.
  *
  * The restore makes the socket in the controller with its type, options and
@@ -14,8 +16,10 @@
  * the image binds and listens as itself, after its credentials, so that the
  * socket file is the task's to make (a stale socket file of the same path is
  * removed first, anything else there refuses) and the peer credentials a
- * client reads (SO_PEERCRED, taken at listen) are the task's. A connected
- * pair is made by its task too (pair_restore). */
+ * client reads (SO_PEERCRED, taken at listen) are the task's; then it sends
+ * the unread datagrams to the name again. A connected pair is made by its
+ * maker too (pair_restore), which leaves the ends other tasks hold with the
+ * controller for them to receive (export_end, receive_end). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -188,10 +192,13 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 		                 "its peer is gone or it is in the middle of connecting (state "
 		                 "%u): not supported",
 		                 SK_ARGS(s), dg->state);
-	if (dg->rqueue)
+	/* datagrams are sent again to its name (dump_queue: from unbound
+	 * senders only) */
+	if (dg->rqueue && (dg->type != SOCK_DGRAM || !dg->namelen))
 		return SK_REFUSE(s,
 		                 "%u bytes wait unread in its receive queue: unread data of an "
-		                 "unconnected socket is not supported",
+		                 "unconnected socket is supported only for a bound datagram "
+		                 "socket (a restore sends it again to its name)",
 		                 SK_ARGS(s), dg->rqueue);
 	if (dg->shutdown)
 		return SK_REFUSE(s, "shut down (%u): not supported", SK_ARGS(s), dg->shutdown);
@@ -231,6 +238,29 @@ static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
 	return 0;
 }
 
+/* A datagram of an unconnected socket is sent again from an unbound
+ * socket: one from a named sender would lose its sender's name. */
+static int check_sender(const struct sk_desc *s, const struct sockaddr_un *from, socklen_t len,
+                        cd_err *err)
+{
+	size_t namelen = len > offsetof(struct sockaddr_un, sun_path)
+	                     ? len - offsetof(struct sockaddr_un, sun_path)
+	                     : 0;
+	char name[2 * CD_UNIX_ADDR_MAX];
+
+	if (!namelen)
+		return 0;
+	if (namelen > sizeof(from->sun_path))
+		namelen = sizeof(from->sun_path);
+	name_show(from->sun_path, from->sun_path[0] ? strnlen(from->sun_path, namelen) : namelen,
+	          name, sizeof(name));
+	return SK_REFUSE(s,
+	                 "a datagram from %s (a bound socket) waits unread in its receive "
+	                 "queue: a restore sends datagrams again from an unbound socket, and "
+	                 "the sender's name would be lost",
+	                 SK_ARGS(s), name);
+}
+
 static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
 {
 	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
@@ -260,7 +290,10 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 
 	for (;;) {
 		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
-		struct msghdr mh = {.msg_iov = &iov,
+		struct sockaddr_un from;
+		struct msghdr mh = {.msg_name = &from,
+		                    .msg_namelen = sizeof(from),
+		                    .msg_iov = &iov,
 		                    .msg_iovlen = 1,
 		                    .msg_control = ctl.b,
 		                    .msg_controllen = sizeof(ctl)};
@@ -269,7 +302,8 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 			return 0;
 		if (n < 0)
 			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, err)) < 0)
+		if ((r = check_cmsgs(s, &mh, err)) < 0 ||
+		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
 		/* the end of a stream, or of a seqpacket socket shut down for
 		 * reading (the length check after tells an empty message) */
@@ -291,7 +325,8 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 	}
 }
 
-/* The receive queue of a connected socket, left as it was. */
+/* The receive queue of a connected socket, or of an unconnected datagram
+ * socket, left as it was. */
 static int dump_queue(const struct sk_desc *s, int fd, const struct cd_unix_diag *dg,
                       struct cd_fd *d, cd_err *err)
 {
@@ -413,10 +448,10 @@ static int dump_options(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err
 }
 
 /* A pair's SO_PEERCRED names the process that made it (or, for a
- * connection, the listener): the restore makes the pair in the task that
- * holds it, so that must be the one, with its own ids. */
-static int check_creator(const struct sk_desc *s, struct cd_image *img, int fd, uint32_t peer_ino,
-                         cd_err *err)
+ * connection, the listener), with its ids then: the restore makes the pair
+ * in that task, as it is now, so those must be its ids still (which task it
+ * is, once every task is dumped: check_maker). */
+static int check_creator(const struct sk_desc *s, int fd, uint32_t peer_ino, cd_err *err)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -425,23 +460,14 @@ static int check_creator(const struct sk_desc *s, struct cd_image *img, int fd, 
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return cd_err_sys(err, errno, SK_FMT ": SO_PEERCRED", SK_ARGS(s));
-	snprintf(path, sizeof(path), "/proc/%d", s->pid);
-	if (stat(path, &st) < 0)
-		return cd_err_sys(err, errno, "stat %s", path);
-	if (cr.pid == s->pid && cr.uid == st.st_uid && cr.gid == st.st_gid)
+	snprintf(path, sizeof(path), "/proc/%d", cr.pid);
+	if (cr.pid > 0 && stat(path, &st) == 0 && cr.uid == st.st_uid && cr.gid == st.st_gid)
 		return 0;
 	peer_show(peer_ino, peer, sizeof(peer));
-	if (cr.pid != s->pid && !cd_image_task(img, cr.pid))
-		return SK_REFUSE(
-		    s,
-		    "its peer %s is outside the checkpoint (pid %d made or listened on "
-		    "it): a restored socket could not be connected to it. Dump the tree "
-		    "that holds both ends",
-		    SK_ARGS(s), peer, cr.pid);
 	return SK_REFUSE(s,
-	                 "connected to %s, made by pid %d (uid %u, gid %u; SO_PEERCRED), not by "
-	                 "this task as it is now: a restore makes a pair in the task that holds "
-	                 "it; pairs shared between tasks are not supported yet",
+	                 "connected to %s, made by pid %d (uid %u, gid %u; SO_PEERCRED), which "
+	                 "is gone or has other ids now: a restore makes a pair in the task "
+	                 "that made it, as it is then",
 	                 SK_ARGS(s), peer, cr.pid, cr.uid, cr.gid);
 }
 
@@ -476,8 +502,8 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_peer = dg.peer;
 	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
 	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
-	    (dg.peer && (r = check_creator(&s, x->ctx->img, fd, dg.peer, err)) < 0) ||
-	    (dg.peer && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
+	    (dg.peer && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
+	    (!d->sk_listen && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
 		return r;
 	return dump_name(&s, &dg, d, err);
 }
@@ -655,14 +681,49 @@ static const struct cd_task *task_of(const struct cd_image *img, const struct cd
 	return NULL;
 }
 
-/* t's first fd of the socket of inode ino; the decoder made sure both ends
- * of a pair are t's. */
+/* t's first fd of the socket of inode ino, NULL when none. */
 static const struct cd_fd *task_fd_of(const struct cd_task *t, int64_t ino)
 {
 	for (size_t j = 0; j < t->nfds; j++)
 		if (t->fds[j].kind == CD_FD_UNIX && t->fds[j].sk_ino == ino)
 			return &t->fds[j];
 	return NULL;
+}
+
+/* The fd of the image that holds the socket of inode ino's queue and
+ * options: the first one the dump met (its queue is on it). */
+static const struct cd_fd *end_of(const struct cd_image *img, int64_t ino)
+{
+	const struct cd_fd *first = NULL;
+
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_fd *d = task_fd_of(&img->tasks[i], ino);
+		if (d && d->sk_nqueue)
+			return d;
+		if (d && !first)
+			first = d;
+	}
+	return first;
+}
+
+/* The task that makes the pair of d again: the first of the image holding
+ * either end, which the dump made sure is the one that made it
+ * (check_maker: SO_PEERCRED). */
+static const struct cd_task *maker_of(const struct cd_image *img, const struct cd_fd *d)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (task_fd_of(&img->tasks[i], d->sk_ino) || task_fd_of(&img->tasks[i], d->sk_peer))
+			return &img->tasks[i];
+	return NULL;
+}
+
+/* Whether a task of the image other than t holds the socket of inode ino. */
+static bool held_by_other(const struct cd_image *img, const struct cd_task *t, int64_t ino)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (&img->tasks[i] != t && task_fd_of(&img->tasks[i], ino))
+			return true;
+	return false;
 }
 
 /* Every fd of t of the socket of inode ino becomes fd, with its flags. */
@@ -683,25 +744,35 @@ static int place(struct cd_restore_ctx *ctx, const struct cd_task *t, int64_t in
 	return 0;
 }
 
-/* Made by the task itself, as itself: its SO_PEERCRED (the creator's) and
- * the credentials the queued messages carry are the task's, as they were
- * (the dump refuses a pair another process made). */
-static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+/* The end the task made at its fd `fd`, for the tasks after it that hold
+ * it too: a copy (the same open file) put in place of the controller's
+ * placeholder of the object, which they receive (receive_end). */
+static int export_end(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *e, cd_err *err)
 {
-	const struct cd_task *t = task_of(ctx->img, d);
-	const struct cd_fd *a = t ? task_fd_of(t, d->sk_ino) : NULL;
-	const struct cd_fd *b = t ? task_fd_of(t, d->sk_peer) : NULL;
+	int slot = cd_files_obj_fd(ctx->objs, e->obj);
+	_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), fd);
+
+	if (slot < 0)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no placeholder", e->sk_ino);
+	if (copy < 0)
+		return cd_err_sys(err, -copy, "socket:[%" PRId64 "]: pidfd_getfd", e->sk_ino);
+	if (dup3(copy, slot, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "socket:[%" PRId64 "]: dup3", e->sk_ino);
+	return 0;
+}
+
+/* Made by the task that made it at first (the first of the image that holds
+ * an end), as itself: its SO_PEERCRED (the maker's) and the credentials the
+ * queued messages carry are the maker's, as they were. Ends other tasks
+ * hold go to them through the controller (export_end). */
+static int pair_make(struct cd_restore_ctx *ctx, const struct cd_task *t, const struct cd_fd *a,
+                     const struct cd_fd *b, cd_err *err)
+{
 	int sv[2], r;
 	long ignored;
 
-	if (!a || !b)
-		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its pair is not the task's",
-		                  d->sk_ino);
-	/* made once, by the first fd of either end */
-	if (a != d || (b < a))
-		return 0;
 	if ((r = cd_call_ok(ctx->inj, "socketpair", SYS_socketpair, AF_UNIX,
-	                    (uint64_t)(d->sk_type | SOCK_CLOEXEC), 0, ctx->data + 64, 0, 0, NULL,
+	                    (uint64_t)(a->sk_type | SOCK_CLOEXEC), 0, ctx->data + 64, 0, 0, NULL,
 	                    err)) < 0 ||
 	    (r = cd_inject_read_mem(ctx->inj, ctx->data + 64, sv, sizeof(sv), err)) < 0)
 		return r;
@@ -726,9 +797,134 @@ static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 		r = place(ctx, t, a->sk_ino, sv[0], err);
 	if (r == 0)
 		r = place(ctx, t, b->sk_ino, sv[1], err);
+	if (r == 0 && held_by_other(ctx->img, t, a->sk_ino))
+		r = export_end(ctx, sv[0], a, err);
+	if (r == 0 && held_by_other(ctx->img, t, b->sk_ino))
+		r = export_end(ctx, sv[1], b, err);
 	cd_call(ctx->inj, SYS_close, (uint64_t)sv[0], 0, 0, 0, 0, 0, &ignored, err);
 	cd_call(ctx->inj, SYS_close, (uint64_t)sv[1], 0, 0, 0, 0, 0, &ignored, err);
 	return r;
+}
+
+/* What the task's recvmsg reads into, in its memory. */
+struct recv_area {
+	struct msghdr mh;
+	struct iovec iov;
+	char byte;
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl; /* last: struct cmsghdr ends with a flexible array */
+};
+
+/* The controller sends its fd `fd` to the task over a datagram pair the
+ * task makes for it (its end taken with pidfd_getfd); *ret: the task's new
+ * fd. */
+static int send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err)
+{
+	struct recv_area m;
+	struct msghdr out = {0};
+	struct cmsghdr *c;
+	int ch[2], r;
+	long ignored;
+	uint64_t at = ctx->data + 64;
+
+	if (64 + sizeof(m) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room to receive a socket");
+	if ((r = cd_call_ok(ctx->inj, "socketpair", SYS_socketpair, AF_UNIX,
+	                    SOCK_DGRAM | SOCK_CLOEXEC, 0, ctx->data, 0, 0, NULL, err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data, ch, sizeof(ch), err)) < 0)
+		return r;
+	{
+		_cleanup_close_ int chan = copy_fd(cd_inject_pid(ctx->inj), ch[0]);
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} ctl = {0};
+		struct iovec iov = {.iov_base = &m.byte, .iov_len = 1};
+		out = (struct msghdr){.msg_iov = &iov,
+		                      .msg_iovlen = 1,
+		                      .msg_control = ctl.b,
+		                      .msg_controllen = sizeof(ctl.b)};
+		c = CMSG_FIRSTHDR(&out);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		m.byte = 0;
+		if (chan < 0)
+			r = cd_err_sys(err, -chan, "pidfd_getfd of the task's channel");
+		else if (sendmsg(chan, &out, MSG_DONTWAIT) != 1)
+			r = cd_err_sys(err, errno, "send the socket to the task");
+	}
+	/* the task's msghdr, pointing into the same area of its memory */
+	memset(&m, 0, sizeof(m));
+	m.iov = (struct iovec){
+	    .iov_base = (void *)(uintptr_t)(at + offsetof(struct recv_area, byte)), .iov_len = 1};
+	m.mh = (struct msghdr){.msg_iov = (void *)(uintptr_t)(at + offsetof(struct recv_area, iov)),
+	                       .msg_iovlen = 1,
+	                       .msg_control =
+	                           (void *)(uintptr_t)(at + offsetof(struct recv_area, ctl)),
+	                       .msg_controllen = sizeof(m.ctl.b)};
+	if (r == 0)
+		r = cd_inject_write_mem(ctx->inj, at, &m, sizeof(m), err);
+	if (r == 0)
+		r = cd_call_ok(ctx->inj, "recvmsg", SYS_recvmsg, (uint64_t)ch[1], at,
+		               MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0, NULL, err);
+	if (r == 0)
+		r = cd_inject_read_mem(ctx->inj, at, &m, sizeof(m), err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)ch[0], 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)ch[1], 0, 0, 0, 0, 0, &ignored, err);
+	if (r < 0)
+		return r;
+	/* the control data as the task got it, read at our copy's address */
+	m.mh.msg_control = m.ctl.b;
+	c = CMSG_FIRSTHDR(&m.mh);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return cd_err_set(err, EIO, "the task received no socket");
+	memcpy(ret, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+/* An end of a pair another task made: received from the controller,
+ * where that task left it (export_end), once, at t's first fd of it. */
+static int receive_end(struct cd_restore_ctx *ctx, const struct cd_task *t, const struct cd_fd *d,
+                       cd_err *err)
+{
+	int slot = cd_files_obj_fd(ctx->objs, d->obj), fd = -1, r;
+	long ignored;
+
+	if (task_fd_of(t, d->sk_ino) != d)
+		return 0;
+	if (slot < 0)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no socket to receive",
+		                  d->sk_ino);
+	if ((r = send_to_task(ctx, slot, &fd, err)) < 0)
+		return cd_err_wrap(err, "socket:[%" PRId64 "]", d->sk_ino);
+	r = place(ctx, t, d->sk_ino, fd, err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
+static int pair_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_task *t = task_of(ctx->img, d);
+	const struct cd_task *m = maker_of(ctx->img, d);
+	const struct cd_fd *a = end_of(ctx->img, d->sk_ino);
+	const struct cd_fd *b = end_of(ctx->img, d->sk_peer);
+	const struct cd_fd *mine_a, *mine_b;
+
+	if (!t || !m || !a || !b)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its pair is not in the image",
+		                  d->sk_ino);
+	if (t != m)
+		return receive_end(ctx, t, d, err);
+	/* made once, at the maker's first fd of either end */
+	mine_a = task_fd_of(t, d->sk_ino);
+	mine_b = task_fd_of(t, d->sk_peer);
+	if (mine_a != d || (mine_b && mine_b < mine_a))
+		return 0;
+	return pair_make(ctx, t, a, b, err);
 }
 
 /* Whether d is the first fd of its socket in the image: the one whose
@@ -802,6 +998,81 @@ static int bind_in_task(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	return 0;
 }
 
+/* The address of d's name at ctx->data; its length. */
+static socklen_t addr_in_task(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	bool fs = d->sk_addr[0] != 0;
+
+	memcpy(sa.sun_path, d->sk_addr, d->sk_addrlen);
+	if (cd_inject_write_mem(ctx->inj, ctx->data, &sa, sizeof(sa), err) < 0)
+		return 0;
+	/* a path's address ends with its NUL, an abstract name is its bytes */
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
+}
+
+/* A new unbound datagram socket of the task, at *ret. */
+static int sender_in_task(struct cd_restore_ctx *ctx, long *ret, cd_err *err)
+{
+	return cd_call_ok(ctx->inj, "socket(AF_UNIX, SOCK_DGRAM)", SYS_socket, AF_UNIX,
+	                  SOCK_DGRAM | SOCK_CLOEXEC, 0, 0, 0, 0, ret, err);
+}
+
+/* Sends the message in buf to d's name from *from; a sender whose send
+ * buffer is full (what it sent waits, charged to it, in d's queue) is
+ * closed and a new one takes over. */
+static int send_one(struct cd_restore_ctx *ctx, long *from, uint64_t buf, size_t len,
+                    socklen_t alen, cd_err *err)
+{
+	long n, ignored;
+	int r;
+
+	for (int fresh = 0; fresh < 2; fresh++) {
+		if ((r = cd_call(ctx->inj, SYS_sendto, (uint64_t)*from, buf, len,
+		                 MSG_DONTWAIT | MSG_NOSIGNAL, ctx->data, alen, &n, err)) < 0)
+			return r;
+		if (n == (long)len)
+			return 0;
+		if (n != -EAGAIN || fresh)
+			break;
+		cd_call(ctx->inj, SYS_close, (uint64_t)*from, 0, 0, 0, 0, 0, &ignored, err);
+		*from = -1;
+		if ((r = sender_in_task(ctx, from, err)) < 0)
+			return r;
+	}
+	return n < 0 ? cd_err_sys(err, (int)-n, "sendto") : cd_err_set(err, EIO, "sendto: short");
+}
+
+/* The datagrams an unconnected socket had not read, sent again to its name
+ * (bound by now) from unbound sockets of the task, in order, as they came:
+ * the receiver reads no sender's name, as before. */
+static int fill_unconnected(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	size_t len = (largest(d) + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	socklen_t alen;
+	long buf, from = -1, ignored;
+	int r;
+
+	if (sizeof(struct sockaddr_un) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for a socket address");
+	if (!(alen = addr_in_task(ctx, d, err)))
+		return -EIO;
+	if ((r = cd_call_ok(ctx->inj, "mmap", SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &buf, err)) < 0)
+		return r;
+	r = sender_in_task(ctx, &from, err);
+	for (size_t i = 0; r == 0 && i < d->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &d->sk_queue[i];
+		r = cd_inject_write_mem(ctx->inj, (uint64_t)buf, m->data, m->len, err);
+		if (r == 0 && (r = send_one(ctx, &from, (uint64_t)buf, m->len, alen, err)) < 0)
+			r = cd_err_wrap(err, "datagram %zu of %zu bytes", i, m->len);
+	}
+	if (from >= 0)
+		cd_call(ctx->inj, SYS_close, (uint64_t)from, 0, 0, 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_munmap, (uint64_t)buf, len, 0, 0, 0, 0, &ignored, err);
+	return r;
+}
+
 static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	int r = 0;
@@ -815,6 +1086,9 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 		                                    d->sk_backlog, 0, 0, 0, 0, NULL, err)) < 0)
 			return r;
 	}
+	/* the queue is on the first fd the dump met, the one bound above */
+	if (d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
+		return cd_err_wrap(err, "fd %d: its unread datagrams", d->fd);
 	/* O_ASYNC is set through the fd whose number SIGIO names */
 	if (d->flags & O_ASYNC)
 		r = cd_fd_set_flags_in(ctx, d, err);
@@ -881,38 +1155,38 @@ static int check_identity(const struct cd_fd_check *c, const struct cd_task *t,
 	while (i > 0 && c->unix_refs[i - 1].ino == d->sk_ino)
 		i--;
 	for (; i < c->nunix && c->unix_refs[i].ino == d->sk_ino; i++)
-		if (c->unix_refs[i].obj != d->obj || (d->sk_peer && c->unix_refs[i].pid != t->pid))
-			return cd_err_set(
-			    err, EINVAL,
-			    "pid %d: fd %d: field \"sk_ino\": %" PRId64
-			    " is another open file's too, or a connected one's in another task",
-			    t->pid, d->fd, d->sk_ino);
+		if (c->unix_refs[i].obj != d->obj)
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: field \"sk_ino\": %" PRId64
+			                  " is another open file's too",
+			                  t->pid, d->fd, d->sk_ino);
 	return 0;
 }
 
 /* A peer is a socket of the image, of the same type, unnamed, connected
- * back; only a connected socket has a queue or a shutdown. */
+ * back; only a connected socket has a shutdown, and a queue is a connected
+ * socket's or a bound datagram socket's. */
 static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                       cd_err *err)
 {
 	const struct cd_unix_ref *p;
 
 	if (!d->sk_peer) {
-		if (d->sk_nqueue || d->sk_shutdown)
-			return cd_err_set(
-			    err, EINVAL,
-			    "pid %d: fd %d: a queue or a shutdown of a socket that is not "
-			    "connected",
-			    t->pid, d->fd);
+		if (d->sk_shutdown ||
+		    (d->sk_nqueue && (d->sk_type != SOCK_DGRAM || !d->sk_addrlen || d->sk_listen)))
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: a shutdown of a socket that is not "
+			                  "connected, or a queue of one that is not a bound "
+			                  "datagram socket",
+			                  t->pid, d->fd);
 		return 0;
 	}
 	p = ref_of(c, d->sk_peer);
 	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || p->named || d->sk_addrlen ||
-	    p->pid != t->pid || d->sk_listen || d->sk_peer == d->sk_ino ||
-	    (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
+	    d->sk_listen || d->sk_peer == d->sk_ino || (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"sk_peer\": %" PRId64
-		                  " is not an unnamed socket of the task of its type connected "
+		                  " is not an unnamed socket of the image of its type connected "
 		                  "back to it",
 		                  t->pid, d->fd, d->sk_peer);
 	return 0;
@@ -943,50 +1217,57 @@ static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 	return check_peer(c, t, d, err);
 }
 
-/* The first fd of a task other than pid holding the socket of inode ino,
- * NULL when none. */
-static const struct cd_fd *held_elsewhere(const struct cd_image *img, int64_t ino, pid_t pid,
-                                          pid_t *ret_pid)
+static bool in_image(const struct cd_image *img, pid_t pid)
 {
 	for (size_t i = 0; i < img->ntasks; i++)
-		for (size_t j = 0; img->tasks[i].pid != pid && j < img->tasks[i].nfds; j++) {
-			const struct cd_fd *d = &img->tasks[i].fds[j];
-			if (d->kind == CD_FD_UNIX && d->sk_ino == ino) {
-				*ret_pid = img->tasks[i].pid;
-				return d;
-			}
-		}
-	return NULL;
+		if (img->tasks[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* The pair's maker (SO_PEERCRED, read again through a copy of the fd: the
+ * tree is still there) must be the first task of the image that holds an
+ * end: the restore makes the pair there and hands the other tasks their
+ * ends. */
+static int check_maker(const struct cd_image *img, pid_t pid, const struct cd_fd *d,
+                       const char *peer, cd_err *err)
+{
+	const struct cd_task *m = maker_of(img, d);
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	_cleanup_close_ int fd = copy_fd(pid, d->fd);
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return cd_err_sys(err, fd < 0 ? -fd : errno, "pid %d: fd %d: SO_PEERCRED", pid,
+		                  d->fd);
+	if (m && cr.pid == m->pid)
+		return 0;
+	return cd_err_set(
+	    err, EOPNOTSUPP,
+	    "pid %d: fd %d (socket:[%" PRId64 "], unix %s unbound): connected to %s, "
+	    "made by pid %d (SO_PEERCRED), which %s: a restore makes a pair in the first task of "
+	    "the tree that holds an end (pid %d), and it would name that one",
+	    pid, d->fd, d->sk_ino, type_name(d->sk_type), peer, cr.pid,
+	    !in_image(img, cr.pid) ? "is outside the checkpoint"
+	                           : "is not the first task of the tree that holds an end",
+	    m ? m->pid : 0);
 }
 
 /* Dump: a connected socket whose peer no fd of the image holds would come
- * back connected to nothing; a pair is made again by one task, which must
- * hold every fd of both ends. */
+ * back connected to nothing; a pair is made again by its maker. */
 static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
                       const struct cd_fd *d, cd_err *err)
 {
 	char peer[3 * CD_UNIX_ADDR_MAX];
-	const struct cd_fd *o;
-	pid_t other;
 
-	if (ref_of(c, d->sk_peer) && !held_elsewhere(img, d->sk_ino, pid, &other) &&
-	    !held_elsewhere(img, d->sk_peer, pid, &other))
-		return 0;
 	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
 	if (!ref_of(c, d->sk_peer))
 		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s): its peer "
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s unbound): its peer "
 		                  "%s is outside the checkpoint: a restored socket could "
 		                  "not be connected to it. Dump the tree that holds both ends",
 		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer);
-	if ((o = held_elsewhere(img, d->sk_ino, pid, &other)) ||
-	    (o = held_elsewhere(img, d->sk_peer, pid, &other)))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s, peer %s): pid %d "
-		                  "holds an end too (fd %d): a socket pair shared between tasks "
-		                  "is not supported yet",
-		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer, other, o->fd);
-	return 0;
+	return check_maker(img, pid, d, peer, err);
 }
 
 int cd_unix_check_peers(const struct cd_image *img, cd_err *err)

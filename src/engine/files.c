@@ -397,6 +397,11 @@ bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d)
 	return cd_stdio_replacement(&objs->plan, d) >= 0;
 }
 
+int cd_files_obj_fd(const struct cd_file_objs *objs, int obj)
+{
+	return obj >= 0 && (size_t)obj < objs->n ? objs->fd[obj] : -1;
+}
+
 /* Sets the status flags the open did not (any for a pipe end), and refuses
  * an open file that does not take them. O_ASYNC waits for files_restore:
  * the kernel records the fd number it was set through (si_fd). */

@@ -234,6 +234,10 @@ int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *pla
                      struct cd_file_objs **ret, cd_err *err);
 /* Whether d is replaced by a fd of the caller (nothing of its own to restore). */
 bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d);
+/* The controller's fd of object obj (what the tasks inherited), -1 when
+ * none: a kind whose task makes the object may put it there (dup3 onto
+ * it) for the other tasks that hold it (fd-unix.c: a shared pair). */
+int cd_files_obj_fd(const struct cd_file_objs *objs, int obj);
 int cd_files_install(const struct cd_image *img, const struct cd_task *t,
                      const struct cd_file_objs *objs, int *keep_fd, cd_err *err);
 void cd_files_free(struct cd_file_objs *objs);

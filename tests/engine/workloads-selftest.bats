@@ -804,3 +804,11 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 @test "wl-unix-pair passes" {
 	run_plain wl-unix-pair
 }
+
+@test "wl-unix-shared passes" {
+	run_plain wl-unix-shared
+}
+
+@test "wl-unix-dgram passes" {
+	run_plain wl-unix-dgram
+}

@@ -1033,8 +1033,28 @@ wl_sysv_twice() {
 	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): file descriptors in flight \(SCM_RIGHTS\) in its receive queue" --leave-running
 }
 
-@test "wl-unix-pair: a pair shared with a child is refused by name; it runs on" {
-	wl_refused wl-unix-pair shared "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\), made by pid [0-9]+ \(uid [0-9]+, gid [0-9]+; SO_PEERCRED\), not by this task as it is now" --leave-running
+@test "wl-unix-pair: a pair whose maker holds no end (both given to a child) is refused by name; it runs on" {
+	wl_refused wl-unix-pair shared "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to socket:\[[0-9]+\] \(unbound\), made by pid [0-9]+ \(SO_PEERCRED\), which is not the first task of the tree that holds an end" --leave-running
+}
+
+@test "wl-unix-shared: stream, dgram and seqpacket pairs made before a fork, one end in each task (and one end in both), data queued both ways → PASS" {
+	wl_roundtrip wl-unix-shared
+}
+
+@test "wl-unix-shared: --leave-running" {
+	wl_roundtrip wl-unix-shared --leave-running
+}
+
+@test "wl-unix-dgram: bound dgram sockets with datagrams from unbound senders waiting unread → PASS" {
+	wl_roundtrip wl-unix-dgram
+}
+
+@test "wl-unix-dgram: --leave-running" {
+	wl_roundtrip wl-unix-dgram --leave-running
+}
+
+@test "wl-unix-dgram: a datagram from a bound sender waiting unread is refused, naming the sender; it runs on" {
+	wl_refused wl-unix-dgram named "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram @wl-unix-dgq-[0-9]+\): a datagram from @wl-unix-dgs-[0-9]+ \(a bound socket\) waits unread in its receive queue" --leave-running
 }
 
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {

@@ -1473,8 +1473,45 @@ static void test_event_fds(void **state)
 	json_object_set_new(fd_n(j, 10), "sk_ino", json_integer(200));
 	expect_refused(j, "\"sk_ino\": 200 is another open file's");
 	j = with_event_fds();
+	/* a pair's ends in two tasks (the first that holds one makes it) */
+	j = with_event_fds();
+	{
+		json_t *t1 = json_deep_copy(task0(j)), *fds = json_object_get(task0(j), "fds");
+		struct cd_image two;
+		cd_err two_err = {0};
+		json_object_set_new(t1, "pid", json_integer(43));
+		json_object_set_new(t1, "ppid", json_integer(42));
+		json_object_set_new(t1, "pages_file", json_string("pages-43.img"));
+		json_object_set_new(t1, "posix_timers", json_array());
+		json_object_set_new(t1, "locks", json_array());
+		json_object_set_new(t1, "threads", json_array());
+		json_object_set_new(t1, "fds", json_pack("[O]", json_array_get(fds, 10)));
+		json_array_remove(fds, 10);
+		json_array_append_new(json_object_get(j, "tasks"), t1);
+		assert_int_equal(cd_image_from_json(j, &two, &two_err), 0);
+		assert_int_equal(two.tasks[1].fds[0].sk_peer, 200);
+		cd_image_free(&two);
+	}
+	json_decref(j);
+	j = with_event_fds();
+	/* unread datagrams are a bound dgram socket's, not a stream's */
 	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
-	expect_refused(j, "a queue or a shutdown of a socket that is not connected");
+	json_object_set_new(fd_n(j, 8), "sk_type", json_integer(1));
+	expect_refused(j, "or a queue of one that is not a bound datagram socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_shutdown", json_integer(1));
+	expect_refused(j, "a shutdown of a socket that is not connected");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_queue", json_pack("[{s:s}]", "data", "00"));
+	{
+		struct cd_image dq;
+		cd_err dq_err = {0};
+		assert_int_equal(cd_image_from_json(j, &dq, &dq_err), 0);
+		assert_int_equal(dq.tasks[0].fds[8].sk_nqueue, 1);
+		assert_int_equal(dq.tasks[0].fds[8].sk_queue[0].len, 1);
+		cd_image_free(&dq);
+	}
+	json_decref(j);
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s}]", "data", "0"));
 	expect_refused(j, "odd hex length");

@@ -10,9 +10,10 @@
  * After the trigger every message comes back whole and in order, nothing more is queued, the
  * flags are as set, SO_PEERCRED names this process, the shutdowns hold, and new data flows both
  * ways through each pair.
- * With "rights", a message carrying an fd (SCM_RIGHTS) also waits in a queue; "shared" gives a
- * pair's end to a child; "outside" connects to a listener of a process outside the tree: the
- * dump must refuse each, naming it, and the workload runs on to PASS. */
+ * With "rights", a message carrying an fd (SCM_RIGHTS) also waits in a queue; "shared" gives
+ * both ends of a pair it made to a child and closes its own (the maker holds no end); "outside"
+ * connects to a listener of a process outside the tree: the dump must refuse each, naming it, and
+ * the workload runs on to PASS. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -184,13 +185,17 @@ int main(int argc, char **argv)
 		if (sendmsg(rights[0], &mh, 0) != 1)
 			wl_fail("sendmsg SCM_RIGHTS: %s", strerror(errno));
 	} else if (!strcmp(mode, "shared")) {
+		/* made here, both ends only the child's: the task that made it
+		 * holds no end */
 		pair(SOCK_STREAM, rights);
 		child = fork();
 		if (child == 0) {
-			close(rights[0]);
 			wl_child_await_trigger();
 			_exit(0);
 		}
+		close(rights[0]);
+		close(rights[1]);
+		rights[0] = rights[1] = -1;
 	} else if (!strcmp(mode, "outside")) {
 		extra = outside();
 	}
