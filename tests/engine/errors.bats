@@ -277,6 +277,21 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	kill -0 "$WL_PID"
 }
 
+@test "dump: a SIGSTOP sent while the dump runs is not lost: the dump completes and the task stops" {
+	counter
+	for delay in 0 0.005 0.01 0.015 0.02 0.03 0.04 0.06; do
+		rm -rf "$IMG"
+		"$ENGINE" dump "$WL_PID" "$IMG" --leave-running >"$T/dump.out" 2>&1 &
+		dumper=$!
+		sleep "$delay"
+		kill -STOP "$WL_PID"
+		wait "$dumper" || { cat "$T/dump.out"; false; }
+		wait_stopped "$WL_PID"
+		kill -CONT "$WL_PID"
+	done
+	still_counting
+}
+
 @test "dump: a stopped task whose dump fails half-way stays stopped" {
 	counter
 	kill -STOP "$WL_PID"

@@ -31,6 +31,7 @@ struct cd_inject {
 	uint64_t orig_sigmask;
 	struct user_regs_struct orig_regs;
 	int stop_sig;
+	int deferred_stop;     /* a stop signal that came while we held it */
 	unsigned long options; /* PTRACE_SETOPTIONS */
 };
 
@@ -273,18 +274,40 @@ int cd_inject_find_vdso_site(cd_inject *h, cd_err *err)
 	return cd_err_set(err, ENOENT, "pid %d: no syscall instruction in [vdso]", h->pid);
 }
 
+/* A stop signal sent to the task while our calls run (SIGSTOP cannot be
+ * blocked) is held back, and sent again when the task is let go: it then
+ * stops as it was asked to, after the dump. A group stop another thread
+ * took is passed through the same way. */
+static bool defer_stop(cd_inject *h, int status)
+{
+	int sig = WSTOPSIG(status);
+
+	if (!WIFSTOPPED(status) || sig == SIGTRAP || sig == (SIGTRAP | 0x80))
+		return false;
+	if ((status >> 16) != PTRACE_EVENT_STOP && sig != SIGSTOP && sig != SIGTSTP &&
+	    sig != SIGTTIN && sig != SIGTTOU)
+		return false;
+	if (!h->deferred_stop)
+		h->deferred_stop = sig;
+	return true;
+}
+
 /* Resumes with PTRACE_SYSCALL and expects a syscall stop. */
 static int step_to_syscall_stop(cd_inject *h, const char *what, cd_err *err)
 {
 	int status, r;
 
-	if (ptrace(PTRACE_SYSCALL, h->pid, NULL, NULL) < 0)
-		return cd_err_sys(err, errno, "pid %d: resume to %s", h->pid, what);
-	r = wait_stop(h, &status, err);
-	if (r < 0)
-		return r;
-	if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
-		return 0;
+	for (;;) {
+		if (ptrace(PTRACE_SYSCALL, h->pid, NULL, NULL) < 0)
+			return cd_err_sys(err, errno, "pid %d: resume to %s", h->pid, what);
+		r = wait_stop(h, &status, err);
+		if (r < 0)
+			return r;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
+			return 0;
+		if (!defer_stop(h, status))
+			break;
+	}
 	return cd_err_set(err, EPROTO, "pid %d: unexpected stop 0x%x waiting for %s", h->pid,
 	                  status, what);
 }
@@ -511,6 +534,8 @@ int cd_inject_detach(cd_inject *h, cd_err *err)
 	h->attached = false;
 	if (ptrace(PTRACE_DETACH, h->pid, NULL, NULL) < 0)
 		return cd_err_sys(err, errno, "pid %d: detach", h->pid);
+	if (h->deferred_stop && kill(h->pid, h->deferred_stop) < 0 && errno != ESRCH)
+		return cd_err_sys(err, errno, "pid %d: send the stop signal held back", h->pid);
 	return 0;
 }
 
