@@ -138,7 +138,7 @@ void cr_dump_timings(struct op_shared *op, const struct cd_dump_stats *st, bool 
 
 void cr_restore_timings(struct op_shared *op, const struct cd_restore_stats *st)
 {
-	op_time(op, "validate (manifest, page checksums, pids)", ms(st->validate_ns));
+	op_time(op, "validate (manifest, page file sizes, pids)", ms(st->validate_ns));
 	op_time(op, "files (open, refill pipes)", ms(st->files_ns));
 	op_time(op, "create the tree", ms(st->create_ns));
 	op_time(op, "memory (map, fill)", ms(st->mem_ns));

@@ -28,8 +28,10 @@ struct cd_plugins; /* plugins/plugins.h */
 #define CD_ENGINE_OPTS_VERSION 5
 
 /* Progress over the page data: done of total bytes of the stage, which is
- * "dump" (reading pages out of the tasks), "verify" (checksums of the page
- * files, before any process exists) or "restore" (putting pages back).
+ * "dump" (reading pages out of the tasks), "verify" (checksums of System V
+ * segments' page files, before any process exists; none without them) or
+ * "restore" (putting pages back, each task's page file checksummed as it
+ * streams in, before any task runs).
  * Called from the engine's thread every few MiB and once at the end of a
  * stage (done == total). */
 typedef void (*cd_progress_fn)(const char *stage, uint64_t done, uint64_t total, void *userdata);

@@ -98,6 +98,42 @@ uint64_t cd_csum_final(const struct cd_csum *c)
 	return h;
 }
 
+void cd_csum_part_add(struct cd_csum_part *p, const void *buf, size_t len, uint64_t off,
+                      uint64_t size)
+{
+	struct cd_csum seg = {0};
+	/* a block k blocks before the end is summed k more times into b */
+	uint64_t after = (size - off - len) / 64;
+
+	csum_blocks(&seg, buf, len / 64);
+	for (int i = 0; i < 8; i++) {
+		p->a[i] += seg.a[i];
+		p->b[i] += seg.b[i] + after * seg.a[i];
+	}
+}
+
+void cd_csum_part_merge(struct cd_csum_part *into, const struct cd_csum_part *p)
+{
+	for (int i = 0; i < 8; i++) {
+		into->a[i] += p->a[i];
+		into->b[i] += p->b[i];
+	}
+}
+
+uint64_t cd_csum_part_final(const struct cd_csum_part *p, uint64_t size)
+{
+	struct cd_csum c;
+
+	cd_csum_init(&c);
+	for (int i = 0; i < 8; i++) {
+		/* the initial a is summed into b once per block */
+		c.b[i] = p->b[i] + size / 64 * c.a[i];
+		c.a[i] += p->a[i];
+	}
+	c.len = size;
+	return cd_csum_final(&c);
+}
+
 /* ---- hex ---- */
 
 int cd_json_hex_encode(json_t *obj, const char *key, const void *buf, size_t len)
@@ -1103,6 +1139,44 @@ static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum
 	}
 	if (cd_csum_final(&c) != csum)
 		return cd_err_set(err, EINVAL, "%s: checksum mismatch (corrupt image)", name);
+	return 0;
+}
+
+static int check_size(int dirfd, const char *name, uint64_t size, cd_err *err)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, 0) < 0)
+		return cd_err_sys(err, errno, "stat %s", name);
+	if ((uint64_t)st.st_size != size)
+		return cd_err_set(err, EINVAL,
+		                  "%s: truncated or corrupt (%jd bytes, expected %" PRIu64 ")",
+		                  name, (intmax_t)st.st_size, size);
+	return 0;
+}
+
+int cd_image_check_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
+                         cd_err *err)
+{
+	char name[64];
+
+	for (size_t i = 0; progress && i < img->nsysv_shm; i++)
+		progress->total += img->sysv_shm[i].pages_size;
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		int r = t->zombie ? 0 : check_size(dirfd, t->pages_file, t->pages_size, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < img->nsysv_shm; i++) {
+		const struct cd_sysv_shm *m = &img->sysv_shm[i];
+		cd_sysv_shm_file(m, name, sizeof(name));
+		int r = verify_file(dirfd, name, m->pages_size, m->pages_csum, progress, err);
+		if (r < 0)
+			return r;
+	}
+	if (progress && img->nsysv_shm)
+		cd_progress_end(progress);
 	return 0;
 }
 

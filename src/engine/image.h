@@ -556,6 +556,12 @@ int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
 int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
+/* The checks the restore makes before any task exists: each task's page
+ * file has the size the manifest gives (its checksum is checked as its
+ * pages stream into the task, mem.c), each System V segment's file its
+ * checksum (read whole here: it is filled before the tree exists). */
+int cd_image_check_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
+                         cd_err *err);
 int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
                           cd_err *err);
 
@@ -576,6 +582,21 @@ struct cd_csum {
 void cd_csum_init(struct cd_csum *c);
 void cd_csum_update(struct cd_csum *c, const void *buf, size_t len);
 uint64_t cd_csum_final(const struct cd_csum *c);
+
+/* A part of a page file's checksum: the sums of some of the file's 64-byte
+ * blocks, each already weighted by where it lies in the file, so that parts
+ * gathered in any order, by any process, add up to the sums of the whole
+ * file (the restore checks pages as they stream into the new tasks, by the
+ * controller and by the tasks themselves, docs/engine.md). Offsets, lengths
+ * and the file size are multiples of 64. */
+struct cd_csum_part {
+	uint64_t a[8], b[8];
+};
+void cd_csum_part_add(struct cd_csum_part *p, const void *buf, size_t len, uint64_t off,
+                      uint64_t size);
+void cd_csum_part_merge(struct cd_csum_part *into, const struct cd_csum_part *p);
+/* The checksum of a file of size bytes whose every block is in p. */
+uint64_t cd_csum_part_final(const struct cd_csum_part *p, uint64_t size);
 
 /* JSON helpers shared by the module codecs. */
 static inline void cd_json_decrefp(json_t **j)

@@ -65,6 +65,9 @@ struct cd_restore_ctx {
 	uint64_t premap_base, premap_len;
 	const struct cd_premap_vma *premap;
 	const struct cd_file_objs *objs; /* the open files the tasks inherited */
+	/* the part of the task's page file checksum the task itself read
+	 * while premapping (cd_mem_premap) */
+	const struct cd_csum_part *pages_csum;
 };
 
 /* Premapped memory (mem.c). Private anonymous and private file mappings
@@ -93,9 +96,9 @@ int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_er
 void cd_mem_premap_free(struct cd_premap *plan);
 /* Runs in the new task t, before it clones its children: drops the
  * parent's slots t does not keep, fills t's slots from its page file
- * (pages_fd). */
+ * (pages_fd) and adds what it read to csum, for the controller's check. */
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, cd_err *err);
+                  int pages_fd, struct cd_csum_part *csum, cd_err *err);
 
 /* A shared anonymous memory object: a memfd of the controller that each task
  * maps again through /proc/<controller>/fd/<fd>. */

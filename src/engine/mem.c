@@ -1259,6 +1259,24 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 	return 0;
 }
 
+#define READ_STEP (4u << 20)
+
+/* Reads len bytes of the page file (size bytes) at off into dst, in steps
+ * checksummed while they are still in the cache. */
+static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uint64_t size,
+                           struct cd_csum_part *csum, cd_err *err)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done < READ_STEP ? len - done : READ_STEP;
+		int r = read_full(fd, dst + done, n, off + done, err);
+		if (r < 0)
+			return r;
+		cd_csum_part_add(csum, dst + done, (size_t)n, off + done, size);
+		done += n;
+	}
+	return 0;
+}
+
 /* Pages [page, page+n) of an inherited slot that are not t's: dropped,
  * so anonymous memory reads zero again and a file mapping its file. */
 static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
@@ -1268,9 +1286,10 @@ static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
 	return 0;
 }
 
-/* Writes t's own pages into the slot at addr; *off walks the page file. */
+/* Writes t's own pages into the slot at addr; *off walks the page file of
+ * size bytes, and csum gathers what was read. */
 static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int pages_fd,
-                     uint64_t *off, cd_err *err)
+                     uint64_t size, uint64_t *off, struct cd_csum_part *csum, cd_err *err)
 {
 	uint64_t at = 0, npages = (v->end - v->start) / PAGE;
 	int r = 0;
@@ -1283,7 +1302,7 @@ static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int 
 			return r;
 		at = run->page + run->npages;
 		if (run->src == CD_RUN_DATA) {
-			r = read_full(pages_fd, dst, len, *off, err);
+			r = read_pages_into(pages_fd, dst, len, *off, size, csum, err);
 			*off += len;
 		} else if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
 			memset(dst, 0, len);
@@ -1307,7 +1326,7 @@ static uint64_t data_bytes(const struct cd_vma *v)
 }
 
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, cd_err *err)
+                  int pages_fd, struct cd_csum_part *csum, cd_err *err)
 {
 	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
 	uint64_t off = 0;
@@ -1323,7 +1342,8 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
 		if (pv[i].how == CD_PREMAP_FRESH)
 			r = map_slot(v, addr, err);
 		if (r >= 0)
-			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd, &off, err);
+			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd,
+			              t->pages_size, &off, csum, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "premap %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
@@ -1345,18 +1365,11 @@ static int move_premapped(struct cd_restore_ctx *ctx, const struct cd_vma *v,
 	return r;
 }
 
-/* Steps the page file reader over a premapped mapping's data. */
+/* Steps the page file reader over a premapped mapping's data (the task
+ * read and checksummed it, cd_mem_premap). */
 static int skip_data(struct cd_page_reader *pr, const struct cd_vma *v, cd_err *err)
 {
-	for (uint64_t left = data_bytes(v); left;) {
-		const void *src;
-		size_t n;
-		int r = cd_pr_next(pr, left, &src, &n, err);
-		if (r < 0)
-			return r;
-		left -= n;
-	}
-	return 0;
+	return cd_pr_skip(pr, data_bytes(v), err);
 }
 
 /* Puts mapping i of t in place with its contents: moved from its
@@ -1399,6 +1412,9 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
+	/* Every page is in and none has run: a bad one kills the tree here. */
+	if (r >= 0)
+		r = cd_pr_check(pr, ctx->pages_csum, t->pages_csum, err);
 	for (size_t i = 0; i < depth; i++)
 		parent_pages_free(&pp[i]);
 	free(pp);

@@ -131,10 +131,11 @@ void cd_pw_free(struct cd_page_writer *pw)
 }
 
 /* The reader maps the whole page file: pages come straight from the page
- * cache (the image check just read them), with no copy into a buffer. */
+ * cache, with no copy into a buffer, and are checksummed on the way. */
 struct cd_page_reader {
 	uint8_t *map;
 	size_t size, pos;
+	struct cd_csum_part csum;
 	char name[64];
 };
 
@@ -172,7 +173,31 @@ int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, siz
 	size_t n = pr->size - pr->pos < want ? pr->size - pr->pos : want;
 	*ret_src = pr->map + pr->pos;
 	*ret_len = n;
+	cd_csum_part_add(&pr->csum, *ret_src, n, pr->pos, pr->size);
 	pr->pos += n;
+	return 0;
+}
+
+int cd_pr_skip(struct cd_page_reader *pr, uint64_t len, cd_err *err)
+{
+	if (len > pr->size - pr->pos)
+		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
+	pr->pos += len;
+	return 0;
+}
+
+int cd_pr_check(const struct cd_page_reader *pr, const struct cd_csum_part *other, uint64_t csum,
+                cd_err *err)
+{
+	struct cd_csum_part sum = pr->csum;
+
+	if (pr->pos != pr->size)
+		return cd_err_set(err, EINVAL, "%s: %zu bytes never read (corrupt image)", pr->name,
+		                  pr->size - pr->pos);
+	if (other)
+		cd_csum_part_merge(&sum, other);
+	if (cd_csum_part_final(&sum, pr->size) != csum)
+		return cd_err_set(err, EINVAL, "%s: checksum mismatch (corrupt image)", pr->name);
 	return 0;
 }
 

@@ -27,10 +27,18 @@ static inline void cd_pw_freep(struct cd_page_writer **pw)
 
 struct cd_page_reader;
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err);
-/* Next bytes of the file: up to want bytes at *ret_src (*ret_len > 0). */
+/* Next bytes of the file: up to want bytes at *ret_src (*ret_len > 0),
+ * added to the reader's part of the file's checksum as they are read. */
 int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, size_t *ret_len,
                cd_err *err);
-/* len bytes at offset off of the file. */
+/* Steps over len bytes someone else reads (and checksums). */
+int cd_pr_skip(struct cd_page_reader *pr, uint64_t len, cd_err *err);
+/* Once every byte went through cd_pr_next or cd_pr_skip: whether the
+ * reader's part and other (the skipped bytes' part) add up to csum. */
+int cd_pr_check(const struct cd_page_reader *pr, const struct cd_csum_part *other, uint64_t csum,
+                cd_err *err);
+/* len bytes at offset off of the file, not checksummed (the reader that
+ * streams them checks them). */
 int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **ret_src,
              cd_err *err);
 void cd_pr_free(struct cd_page_reader *pr);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -37,8 +38,10 @@ _Static_assert(TRAMP_LEN + CD_PAGE_SIZE + VTMP_LEN <= PREMAP_ALIGN,
 struct ready_msg {
 	pid_t pid;
 	int code;
-	char msg[CD_ERR_MSG_MAX]; /* under PIPE_BUF: one atomic write */
+	struct cd_csum_part csum; /* what the task read of its page file */
+	char msg[CD_ERR_MSG_MAX];
 };
+_Static_assert(sizeof(struct ready_msg) <= PIPE_BUF, "a ready message is one atomic write");
 
 struct restore_state {
 	struct cd_image img;
@@ -48,6 +51,7 @@ struct restore_state {
 	size_t nshm;
 	uint64_t tramp, vtmp;
 	struct cd_premap premap;
+	struct cd_csum_part *pages_csum; /* per task: what it read premapping */
 	int status_w;
 	pid_t root;
 	bool leave_stopped;
@@ -177,10 +181,12 @@ static int place_areas(struct restore_state *s, cd_err *err)
 
 /* ---- inside a new task ---- */
 
-static void report(int fd, pid_t pid, int code, const char *msg)
+static void report(int fd, pid_t pid, int code, const struct cd_csum_part *csum, const char *msg)
 {
 	struct ready_msg m = {.pid = pid, .code = code};
 
+	if (csum)
+		m.csum = *csum;
 	snprintf(m.msg, sizeof(m.msg), "%s", msg);
 	if (write(fd, &m, sizeof(m)) != sizeof(m))
 		_exit(127);
@@ -254,7 +260,7 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
 	cd_err err = {0};
 	int r = cd_session_enter(t, &err);
 
-	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
+	report(s->status_w, getpid(), r < 0 ? -r : 0, NULL, err.msg);
 	close(s->status_w);
 	if (r < 0)
 		_exit(127);
@@ -263,18 +269,20 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
 
 /* Maps and fills t's premapped memory (mem.c) before t clones its
  * children, which inherit it copy-on-write. The page file is opened with
- * the controller's rights, as the controller reads it (the image was
- * checked already); the mapped files with the owner's (open_as). */
+ * the controller's rights, as the controller reads it; the mapped files
+ * with the owner's (open_as). What the task reads is checksummed into
+ * csum, which the controller checks before the task runs (mem.c). */
 static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
-                         cd_err *err)
+                         struct cd_csum_part *csum, cd_err *err)
 {
-	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, err);
+	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, csum, err);
 
 	close(pages_fd);
 	return r;
 }
 
-static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_err *err)
+static int prepare_steps(struct restore_state *s, const struct cd_task *t,
+                         struct cd_csum_part *csum, cd_err *err)
 {
 	struct fsid_saved unused;
 	int pages_fd = openat(s->dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
@@ -292,7 +300,8 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 		}
 		free(unused.groups);
 	}
-	if ((r = premap_memory(s, t, pages_fd, err)) < 0 || (r = cd_session_enter(t, err)) < 0)
+	if ((r = premap_memory(s, t, pages_fd, csum, err)) < 0 ||
+	    (r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
 		const struct cd_task *c = &s->img.tasks[i];
@@ -320,6 +329,7 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t, cd_er
 /* Runs in the new task: never returns. */
 static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t parent)
 {
+	struct cd_csum_part csum = {0};
 	cd_err err = {0};
 	int r;
 
@@ -330,9 +340,9 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 		_exit(127);
 	if (t->zombie)
 		become_zombie(s, t);
-	r = prepare_steps(s, t, &err);
+	r = prepare_steps(s, t, &csum, &err);
 
-	report(s->status_w, getpid(), r < 0 ? -r : 0, err.msg);
+	report(s->status_w, getpid(), r < 0 ? -r : 0, &csum, err.msg);
 	close(s->status_w);
 	if (r < 0)
 		_exit(127);
@@ -342,7 +352,7 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 
 /* ---- in the controller ---- */
 
-static int wait_ready(const struct restore_state *s, int status_r, cd_err *err)
+static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 {
 	for (size_t i = 0; i < s->img.ntasks; i++) {
 		struct ready_msg m;
@@ -351,6 +361,9 @@ static int wait_ready(const struct restore_state *s, int status_r, cd_err *err)
 			return cd_err_set(err, EIO, "a new task died while being prepared");
 		if (m.code)
 			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
+		for (size_t k = 0; k < s->img.ntasks; k++)
+			if (s->img.tasks[k].pid == m.pid)
+				s->pages_csum[k] = m.csum;
 	}
 	return 0;
 }
@@ -460,6 +473,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .premap_len = s->premap.len,
 	    .premap = s->premap.task[t - s->img.tasks],
 	    .objs = s->objs,
+	    .pages_csum = &s->pages_csum[t - s->img.tasks],
 	};
 	uint64_t t0 = cd_now_ns();
 	long ignored;
@@ -776,7 +790,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
 	    (r = check_image(s, opts, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
-	    (r = cd_image_verify_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
+	    (r = cd_image_check_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||
 	    (r = cd_mempolicy_check(&s->img, err)) < 0 ||
 	    (r = cd_seccomp_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
@@ -790,6 +804,9 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	t0 = cd_now_ns();
 	if ((r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
 		return r;
+	s->pages_csum = calloc(s->img.ntasks + 1, sizeof(*s->pages_csum));
+	if (!s->pages_csum)
+		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
 	if ((r = cd_fault_stall("restore-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0 ||
@@ -857,6 +874,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	cd_files_free(s.objs);
 	cd_mem_shm_free(s.shm, s.nshm);
 	cd_mem_premap_free(&s.premap);
+	free(s.pages_csum);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)
 		close(s.dirfd);

@@ -106,14 +106,14 @@ int storage_sink_finish(storage_sink *s, cd_err *err);
 void storage_sink_abort(storage_sink *s);
 void storage_sink_release(storage_sink *s);
 
-/* ---- deflate.c: gzip and zlib streams, compressed in parallel ---- */
+/* ---- deflate.c: gzip, zlib and lz4 streams, compressed in parallel ---- */
 
 typedef struct storage_deflate storage_deflate;
 
-/* Starts a gzip (RFC 1952) or zlib (RFC 1950) stream into sink (header
- * written), with one compressing thread per CPU. */
-int storage_deflate_start(storage_sink *sink, bool gzip, int level, storage_deflate **ret,
-                          cd_err *err);
+/* Starts a gzip (RFC 1952), zlib (RFC 1950) or LZ4 frame stream into sink
+ * (header written), with one compressing thread per CPU. */
+int storage_deflate_start(storage_sink *sink, storage_compression fmt, int level,
+                          storage_deflate **ret, cd_err *err);
 int storage_deflate_write(storage_deflate *d, const void *data, size_t n, cd_err *err);
 /* Compresses what is left and writes the trailer. */
 int storage_deflate_finish(storage_deflate *d, cd_err *err);

@@ -18,7 +18,7 @@
 
 typedef struct pack_ctx {
 	storage_sink sink;
-	storage_deflate *deflate; /* gzip and zlib: ours, in parallel */
+	storage_deflate *deflate; /* gzip, zlib and lz4: ours, in parallel */
 	cd_err *err;
 	bool cb_failed; /* the write callback filled err */
 } pack_ctx;
@@ -59,14 +59,6 @@ static int set_filter(struct archive *a, pack_ctx *c, storage_compression comp, 
 	snprintf(lv, sizeof(lv), "%d", level);
 	snprintf(threads, sizeof(threads), "%ld", ncpu > 0 ? ncpu : 1);
 	switch (comp) {
-	case STORAGE_LZ4:
-		r = archive_write_add_filter_lz4(a);
-		module = "lz4";
-		/* our CRC trailer covers the content, and libarchive never
-		 * reads as far as this stream checksum anyway */
-		if (r == ARCHIVE_OK)
-			r = archive_write_set_filter_option(a, module, "stream-checksum", NULL);
-		break;
 	case STORAGE_ZSTD:
 		r = archive_write_add_filter_zstd(a);
 		module = "zstd";
@@ -228,8 +220,8 @@ static int stream_archive(int fd, const char *root, const storage_tree *t, stora
 	r = storage_sink_init(&c.sink, fd, err);
 	if (r < 0)
 		goto out;
-	if ((comp == STORAGE_GZIP || comp == STORAGE_ZLIB) &&
-	    (r = storage_deflate_start(&c.sink, comp == STORAGE_GZIP, level, &c.deflate, err)) < 0)
+	if ((comp == STORAGE_GZIP || comp == STORAGE_ZLIB || comp == STORAGE_LZ4) &&
+	    (r = storage_deflate_start(&c.sink, comp, level, &c.deflate, err)) < 0)
 		goto out;
 	a = archive_write_new();
 	if (!a) {

@@ -191,6 +191,30 @@ refuse_restore() {
 	refuse_restore "pages-$PID.img: checksum mismatch (corrupt image)"
 }
 
+# Page checksums are checked as the pages stream into the new, stopped
+# tasks: by each task for the memory it premaps itself, by the controller for
+# the rest (the stack: the page file's last pages here). A bad byte in either
+# kills the tree before it runs an instruction: it prints nothing.
+corrupt_at() {
+	printf '\xff' | dd of="$IMG/pages-$PID.img" bs=1 seek="$1" conv=notrunc status=none
+	run "$ENGINE" restore "$IMG" --stdout "$T/after.log" --stderr "$T/after.log"
+	assert_failure 1
+	assert_output --partial "pages-$PID.img: checksum mismatch (corrupt image)"
+	[ "${#lines[@]}" -eq 1 ]
+	[ ! -e "/proc/$PID" ]
+	[ ! -s "$T/after.log" ]
+}
+
+@test "restore: a corrupt page a task premaps itself kills the tree before it runs" {
+	counter_image
+	corrupt_at 5000
+}
+
+@test "restore: a corrupt page the controller writes (the stack, the file's end) kills the tree" {
+	counter_image
+	corrupt_at $(($(stat -c %s "$IMG/pages-$PID.img") - 1))
+}
+
 @test "restore: a truncated page file" {
 	counter_image
 	truncate -s 4096 "$IMG/pages-$PID.img"

@@ -2012,10 +2012,46 @@ static void test_checksum_incremental(void **state)
 	assert_int_not_equal(cd_csum_final(&a), cd_csum_final(&b));
 }
 
+/* Parts of a file's checksum, read in any order, by any reader, add up to
+ * the checksum of the whole; a changed byte or a part left out does not. */
+static void test_checksum_parts(void **state)
+{
+	static uint8_t buf[3 * 4096];
+	struct cd_csum_part p1 = {0}, p2 = {0}, none = {0};
+	const uint64_t size = sizeof(buf);
+	struct cd_csum whole;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 13 + i / 4096);
+	cd_csum_init(&whole);
+	cd_csum_update(&whole, buf, sizeof(buf));
+	/* pages 2, 0 and 1, in two readers */
+	cd_csum_part_add(&p1, buf + 8192, 4096, 8192, size);
+	cd_csum_part_add(&p2, buf, 4096, 0, size);
+	cd_csum_part_add(&p1, buf + 4096, 4096, 4096, size);
+	cd_csum_part_merge(&p1, &p2);
+	assert_int_equal(cd_csum_part_final(&p1, size), cd_csum_final(&whole));
+	/* a page left out */
+	cd_csum_part_add(&none, buf, 8192, 0, size);
+	assert_int_not_equal(cd_csum_part_final(&none, size), cd_csum_final(&whole));
+	/* the same words at another place */
+	struct cd_csum_part moved = {0};
+	cd_csum_part_add(&moved, buf + 4096, 4096, 0, size);
+	cd_csum_part_add(&moved, buf, 4096, 4096, size);
+	cd_csum_part_add(&moved, buf + 8192, 4096, 8192, size);
+	assert_int_not_equal(cd_csum_part_final(&moved, size), cd_csum_final(&whole));
+	/* the empty file */
+	struct cd_csum empty;
+	cd_csum_init(&empty);
+	assert_int_equal(cd_csum_part_final(&(struct cd_csum_part){0}, 0), cd_csum_final(&empty));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_checksum_parts),
 	    cmocka_unit_test(test_refuses_bad_threads),
 	    cmocka_unit_test(test_without_threads),
 	    cmocka_unit_test(test_plugins),

@@ -519,6 +519,62 @@ static void test_progress_reaches_total(void **state)
 	free(dir);
 }
 
+/* lz4 is one LZ4 frame of independent 1 MiB blocks, compressed in
+ * parallel; a block that does not compress is stored as it is, so random
+ * pages cost a copy rather than a compression. */
+static void test_lz4_stores_incompressible_blocks(void **state)
+{
+	char *dir = tu_tmpdir(), *img = tu_join(dir, "img"), *dest = tu_join(dir, "x.tar.lz4");
+	char *out = tu_join(dir, "out");
+	const size_t len = 4u << 20;
+	uint8_t *buf = calloc(1, len);
+	uint64_t x = 88172645463325252ull;
+	size_t n = 0, stored = 0, packed = 0;
+	cd_err err = {0};
+
+	(void)state;
+	assert_non_null(buf);
+	tu_write(img, "zero.img", buf, len);
+	for (size_t i = 0; i < len; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf + i, &x, 8);
+	}
+	tu_write(img, "random.img", buf, len);
+	free(buf);
+	assert_int_equal(storage_pack(img, dest, STORAGE_LZ4, NULL, NULL, &err), 0);
+	uint8_t *f = tu_read(dest, &n);
+	/* magic; FLG: version 1, independent blocks, no checksums; BD: 1 MiB */
+	assert_true(n > 11);
+	assert_int_equal(f[0] | f[1] << 8 | f[2] << 16 | (uint32_t)f[3] << 24, 0x184D2204u);
+	assert_int_equal(f[4], 0x60);
+	assert_int_equal(f[5], 0x60);
+	size_t at = 7;
+	for (;;) {
+		assert_true(at + 4 <= n);
+		uint32_t w = f[at] | f[at + 1] << 8 | f[at + 2] << 16 | (uint32_t)f[at + 3] << 24;
+		at += 4;
+		if (!w)
+			break;
+		w & 0x80000000u ? stored++ : packed++;
+		assert_true((w & 0x7fffffffu) <= (1u << 20));
+		at += w & 0x7fffffffu;
+	}
+	assert_int_equal(at, n);
+	/* the random file's whole blocks stored, the zeros' compressed */
+	assert_true(stored >= 3);
+	assert_true(packed >= 3);
+	assert_int_equal(storage_unpack(dest, out, NULL, NULL, NULL, &err), 0);
+	tu_assert_same_tree(img, out);
+	free(f);
+	tu_rmtree(dir);
+	free(out);
+	free(dest);
+	free(img);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +586,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_tar),
 	    cmocka_unit_test(test_round_trip_gzip),
 	    cmocka_unit_test(test_round_trip_lz4),
+	    cmocka_unit_test(test_lz4_stores_incompressible_blocks),
 	    cmocka_unit_test(test_round_trip_zlib),
 	    cmocka_unit_test(test_round_trip_zstd),
 	    cmocka_unit_test(test_compression_shrinks_zero_pages),
