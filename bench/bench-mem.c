@@ -161,18 +161,16 @@ static int region_fill(struct region *r, size_t mib, enum contents contents)
 	for (size_t i = 0; i < r->pages; i++) {
 		uint8_t *page = r->base + i * PAGE;
 
-		if (contents == RANDOM) {
-			fill_random(page, i);
-		} else if (contents == MIX) {
-			fill_mix(page, i);
-		} else if (i % 10 != 0) {
+		if (contents == SPARSE && i % 10 != 0) {
 			/* untouched: never read here either, so no page table
 			 * entry exists for it at the dump */
 			r->sum = combine(r->sum, zero_hash);
 			continue;
-		} else {
-			fill_random(page, i);
 		}
+		if (contents == MIX)
+			fill_mix(page, i);
+		else
+			fill_random(page, i);
 		r->sum = combine(r->sum, page_hash(page));
 	}
 	return 0;
