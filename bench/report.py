@@ -27,6 +27,19 @@ def ceilings(base):
     return c
 
 
+def stages(rounds, key):
+    """The engine's own split of the time (the driver's --timings), medians:
+    seconds for the *_ns stats, counts for the rest."""
+    out = {}
+    for n in rounds[0].get(key, {}):
+        m = statistics.median(r[key][n] for r in rounds)
+        if n.endswith("_ns"):
+            out[n[:-3] + "_s"] = round(m / 1e9, 3)
+        else:
+            out[n] = int(m)
+    return out
+
+
 def summarize(name, rounds, ceil):
     ok = [r for r in rounds if not r.get("failed")]
     first = rounds[0]
@@ -57,6 +70,8 @@ def summarize(name, rounds, ceil):
             round(median(ok, "restore_rss_kib") / 1024 / resident, 3),
         "restored_resident_mib": round(median(ok, "restored_resident_kib") / 1024, 1),
         "restored_resident_ratio": round(median(ok, "restored_resident_kib") / 1024 / resident, 3),
+        "dump_stages": stages(ok, "dump_stats"),
+        "restore_stages": stages(ok, "restore_stats"),
         "cache_dropped": all(r["cold"] for r in ok),
         "verified": len(ok) == len(rounds) and all(
             r["verified_members"] == r["members"] for r in ok),
@@ -88,6 +103,17 @@ def table(ceil, work):
               f"{w['restored_resident_mib']:>7.0f}  {'yes' if w['verified'] else 'NO'}")
 
 
+def stage_table(work):
+    """Where the time went, by the engine's own clock (dump, then restore)."""
+    print("engine stages, s (dump | restore):")
+    for w in work:
+        parts = []
+        for key in ("dump_stages", "restore_stages"):
+            parts.append(" ".join(f"{n[:-2]} {v:.2f}" for n, v in w.get(key, {}).items()
+                                  if n.endswith("_s") and n != "total_s"))
+        print(f"  {w['name']:<26}{parts[0]} | {parts[1]}")
+
+
 def main():
     base_path, rounds_path, out, fstype = sys.argv[1:5]
     with open(base_path) as f:
@@ -102,6 +128,7 @@ def main():
         groups.setdefault(name, []).append(r)
     work = [summarize(name, rs, ceil) for name, rs in groups.items()]
     table(ceil, work)
+    stage_table(work)
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,

@@ -27,6 +27,7 @@ teardown() { engine_teardown; }
 		for k in ("resident_mib", "image_mib", "dump_s", "dump_mibs", "dump_peak_rss_mib",
 		          "restore_s", "restore_mibs", "restore_peak_rss_mib", "restored_resident_mib"):
 		    assert w[k] > 0, k
+		assert w["dump_stages"]["total_s"] > 0 and w["restore_stages"]["total_s"] > 0, w
 		ratios = [k for k in w if "ratio" in k]
 		assert len(ratios) >= 4 and all(w[k] > 0 for k in ratios), ratios
 		# random pages: the whole process is resident and in the image
