@@ -12,7 +12,7 @@ CEDANA     := $(CURDIR)/$(BUILD)/src/cedana
 SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all deps build test unit asan asan-build asan-e2e asan-engine fuzz fuzz-build fuzz-test \
-	e2e engine-tests demo format check-format clang-tidy scan-build clean
+	e2e engine-tests bench demo format check-format clang-tidy scan-build clean
 
 all: build
 
@@ -67,10 +67,16 @@ asan-e2e: asan-build
 	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD=$(BUILD) scripts/run-sanitized.sh tests/e2e
 
 # workloads-selftest.bats runs the workloads alone, never our code: the
-# plain pass covers it.
+# plain pass covers it. bench.bats times the engine, which a sanitized build
+# would only slow down; the plain pass runs it.
 asan-engine: asan-build
 	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) BUILD=$(BUILD) \
-		BATS_SKIP_FILES=workloads-selftest.bats scripts/run-sanitized.sh tests/engine
+		BATS_SKIP_FILES="workloads-selftest.bats bench.bats" scripts/run-sanitized.sh tests/engine
+
+# The dump/restore benchmark with this machine's ceilings (bench/README.md);
+# BENCH_SIZES, BENCH_ROUNDS, BENCH_QUICK=1 … pass through. Not part of test.
+bench: build
+	BUILD_DIR=$(CURDIR)/$(BUILD) bench/run
 
 check-format: deps
 	@clang-format --dry-run --Werror $(SOURCES) && echo "check-format: ok"

@@ -12,6 +12,7 @@ typedef struct baseline {
 	double write_direct_gibs;   /* O_DIRECT from one reused aligned buffer */
 	double read_direct_gibs;    /* O_DIRECT into one reused aligned buffer */
 	double read_buffered_gibs;  /* read() of a file not in the page cache */
+	double first_touch_gibs;    /* one write per page of fresh anonymous memory */
 } baseline;
 
 /* Measures with size bytes of I/O in a scratch file under dir (removed
@@ -19,6 +20,9 @@ typedef struct baseline {
 int baseline_measure(const char *dir, uint64_t size, baseline *ret);
 
 void baseline_print(const baseline *b, const char *dir, uint64_t size);
+
+/* The same as one JSON object on one line (GiB/s), for scripts. */
+void baseline_print_json(const baseline *b, uint64_t size);
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);
