@@ -65,7 +65,10 @@
  * (check_sockets). A connected pair (its inodes, queued
  * messages, shutdown) is made by the task that holds both ends (the decoder refuses a pair
  * across tasks), as itself, by injected socketpair, setsockopt, send and shutdown: its
- * SO_PEERCRED and the credentials the messages carry are the task's own. Of a mapping: its madvise
+ * SO_PEERCRED and the credentials the messages carry are the task's own. A pidfd's pid is
+ * opened by the task itself, with its credentials, by injected pidfd_open, which any process may
+ * call; the decoder keeps it to a task of the image (or a thread of the fd's own task), and
+ * signalling through it is checked by the kernel as kill(2) is. Of a mapping: its madvise
  * flags (any process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
  * (check_memlock: the restore locks while still privileged) and "may write" of a shared file
  * mapping (the file is opened for writing: check_paths asks for write access). A field added to the
@@ -73,7 +76,7 @@
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 256, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 264, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id

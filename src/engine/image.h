@@ -173,6 +173,9 @@ enum cd_fd_kind {
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_INOTIFY,  /* inotify: its watches, by path */
 	CD_FD_UNIX,     /* unix socket (fd-unix.c): type, name, listening state, options */
+	/* 16, 17: kept for the socket kinds of other branches (unregistered
+	 * here: the decoder refuses them) */
+	CD_FD_PIDFD = 18, /* pidfd (fd-pidfd.c): the pid or tid it refers to */
 	CD_FD_KIND_MAX,
 };
 
@@ -248,6 +251,9 @@ struct cd_fd {
 	uint32_t sk_iuid, sk_igid; /* the socket's own owner (fstat of the fd) */
 	struct cd_sk_msg *sk_queue;
 	size_t sk_nqueue;
+	/* pidfd: the process (or with O_EXCL, PIDFD_THREAD, the thread) it
+	 * refers to, always a task or a thread of the image */
+	pid_t pidfd_pid;
 };
 
 /* A message in a unix socket's receive queue. */

@@ -1039,3 +1039,19 @@ wl_sysv_twice() {
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
 	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
 }
+
+@test "wl-pidfd: pidfds of a running child, a zombie, itself and a thread (PIDFD_THREAD), their flags → PASS" {
+	wl_roundtrip wl-pidfd
+}
+
+@test "wl-pidfd: --leave-running" {
+	wl_roundtrip wl-pidfd --leave-running
+}
+
+@test "wl-pidfd: a pidfd of a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-pidfd outside "pid [0-9]+: fd 24 \(pidfd\): a pidfd of pid [0-9]+, which is not in the checkpoint" --leave-running
+}
+
+@test "wl-pidfd: a pidfd of a reaped process (Pid: -1) is refused, naming it; it runs on" {
+	wl_refused wl-pidfd reaped "pid [0-9]+: fd 24 \(pidfd\): its process has exited and been reaped \(Pid: -1\)" --leave-running
+}
