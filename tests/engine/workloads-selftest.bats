@@ -804,3 +804,20 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 @test "wl-unix-pair passes" {
 	run_plain wl-unix-pair
 }
+
+@test "wl-pidfd passes, and with outside and reaped" {
+	run_plain wl-pidfd
+	wl_cleanup
+	run_plain wl-pidfd outside
+	wl_cleanup
+	run_plain wl-pidfd reaped
+}
+
+@test "wl-anonfd passes with each object this kernel lets it make" {
+	local m
+	for m in fanotify userfaultfd io_uring perf_event bpf-map; do
+		"$(wl_bin wl-anonfd)" "$m" probe >/dev/null || continue
+		run_plain wl-anonfd "$m"
+		wl_cleanup
+	done
+}

@@ -1055,3 +1055,32 @@ wl_sysv_twice() {
 @test "wl-pidfd: a pidfd of a reaped process (Pid: -1) is refused, naming it; it runs on" {
 	wl_refused wl-pidfd reaped "pid [0-9]+: fd 24 \(pidfd\): its process has exited and been reaped \(Pid: -1\)" --leave-running
 }
+
+# wl_anon_refused MODE REGEX: wl-anonfd holding MODE's object at fd 30 is
+# refused by name and runs on; skipped with its reason where this kernel or
+# these privileges do not let it make the object.
+wl_anon_refused() {
+	run "$WL_DIR/wl-anonfd" "$1" probe
+	[ "$status" -ne 77 ] || skip "$output"
+	wl_refused wl-anonfd "$1" "pid [0-9]+: fd 30 \(anon_inode:$2\): $3" --leave-running
+}
+
+@test "wl-anonfd: fanotify is refused, naming it and why; it runs on" {
+	wl_anon_refused fanotify '\[fanotify\]' "fanotify is not supported: its marks"
+}
+
+@test "wl-anonfd: userfaultfd is refused, naming it and why; it runs on" {
+	wl_anon_refused userfaultfd '\[userfaultfd\]' "userfaultfd is not supported"
+}
+
+@test "wl-anonfd: io_uring is refused, naming it and why; it runs on" {
+	wl_anon_refused io_uring '\[io_uring\]' "io_uring is not supported"
+}
+
+@test "wl-anonfd: a perf_event counter is refused, naming it and why; it runs on" {
+	wl_anon_refused perf_event '\[perf_event\]' "perf_event is not supported"
+}
+
+@test "wl-anonfd: a BPF map is refused, naming it and why; it runs on" {
+	wl_anon_refused bpf-map 'bpf-map' "a BPF map is not supported"
+}
