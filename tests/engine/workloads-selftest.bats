@@ -821,3 +821,13 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 		wl_cleanup
 	done
 }
+
+@test "wl-posix-shm passes, and with unlinked" {
+	run_plain wl-posix-shm
+	wl_cleanup
+	run_plain wl-posix-shm unlinked
+}
+
+@test "wl-aio passes" {
+	run_plain wl-aio
+}

@@ -1084,3 +1084,19 @@ wl_anon_refused() {
 @test "wl-anonfd: a BPF map is refused, naming it and why; it runs on" {
 	wl_anon_refused bpf-map 'bpf-map' "a BPF map is not supported"
 }
+
+@test "wl-posix-shm: /dev/shm memory mapped by two processes and held by an fd → PASS" {
+	wl_roundtrip wl-posix-shm
+}
+
+@test "wl-posix-shm: --leave-running" {
+	wl_roundtrip wl-posix-shm --leave-running
+}
+
+@test "wl-posix-shm: shared memory whose file was unlinked is refused, naming it; it runs on" {
+	wl_refused wl-posix-shm unlinked "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /dev/shm/wl-posix-shm-[0-9]+ \(deleted\)\): a shared mapping of a file that was deleted is not supported" --leave-running
+}
+
+@test "wl-aio: an AIO ring (io_setup) is refused, naming it; it runs on and its context still works" {
+	wl_refused wl-aio "" "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring \(io_setup\) is not supported" --leave-running
+}
