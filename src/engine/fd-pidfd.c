@@ -25,19 +25,11 @@ static bool pidfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	return !strcmp(x->link, "anon_inode:[pidfd]") || !strncmp(x->link, "pidfd:", 6);
 }
 
-static bool has_thread(const struct cd_task *t, pid_t tid)
-{
-	for (size_t k = 0; k < t->nthreads; k++)
-		if (t->threads[k].tid == tid)
-			return true;
-	return false;
-}
-
 /* Whether the restore can open a pidfd of pid in task t: a process of
  * the image, or with PIDFD_THREAD also one of t's own threads. */
 static bool pidfd_target_ok(struct cd_image *img, const struct cd_task *t, pid_t pid, bool thread)
 {
-	return cd_image_task(img, pid) || (thread && has_thread(t, pid));
+	return cd_image_task(img, pid) || (thread && cd_task_has_thread(t, pid));
 }
 
 static int pidfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)

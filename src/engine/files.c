@@ -207,6 +207,24 @@ static bool image_has_group(const struct cd_image *img, pid_t pgid)
 	return false;
 }
 
+/* Which refusal an owner gets: a thread of another task of the tree is
+ * made after this task's files, so it cannot be set yet; anything else is
+ * outside the tree. */
+static int owner_refused(struct cd_dump_ctx *ctx, const struct cd_task *t, const struct cd_fd *d,
+                         const char *link, pid_t owner, bool group, cd_err *err)
+{
+	for (size_t i = 0; !group && i < ctx->img->ntasks; i++)
+		if (cd_task_has_thread(&ctx->img->tasks[i], owner))
+			return cd_err_set(
+			    err, EOPNOTSUPP,
+			    "pid %d: fd %d (%s): its SIGIO owner, thread %d, is a thread "
+			    "of another process of the tree (pid %d): not supported",
+			    t->pid, d->fd, link, owner, ctx->img->tasks[i].pid);
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (%s): its SIGIO owner, %s %d, is not in the checkpoint",
+	                  t->pid, d->fd, link, group ? "process group" : "pid", owner);
+}
+
 /* SIGIO ownership and signal, asked of the task itself: no /proc file
  * shows them. An owner outside the tree would be another process after a
  * restore, or none. */
@@ -229,11 +247,11 @@ static int dump_fown(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd
 	if (!own.pid)
 		return 0;
 	bool group = own.type == F_OWNER_PGRP;
+	/* a thread of the task itself exists when its files are restored */
+	if (own.type == F_OWNER_TID && cd_task_has_thread(t, own.pid))
+		return 0;
 	if (group ? !image_has_group(ctx->img, own.pid) : !cd_image_task(ctx->img, own.pid))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (%s): its SIGIO owner, %s %d, is not in the "
-		                  "checkpoint",
-		                  t->pid, d->fd, link, group ? "process group" : "pid", own.pid);
+		return owner_refused(ctx, t, d, link, own.pid, group, err);
 	return 0;
 }
 
