@@ -1365,6 +1365,24 @@ static void test_pidfds(void **state)
 	j = with_pidfds();
 	json_object_set_new(fd_n(j, 4), "kind", json_integer(16));
 	expect_refused(j, "16 is not a kind of fd");
+	/* the task's own thread 4242: a thread's pidfd of it, and a thread
+	 * SIGIO owner; as a process it is no task of the image */
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 5), "pidfd_pid", json_integer(4242));
+	json_object_set_new(fd_n(j, 4), "own_type", json_integer(0));
+	json_object_set_new(fd_n(j, 4), "own_pid", json_integer(4242));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].fds[5].pidfd_pid, 4242);
+	assert_int_equal(img.tasks[0].fds[4].own_pid, 4242);
+	cd_image_free(&img);
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "pidfd_pid", json_integer(4242));
+	expect_refused(j, "\"pidfd_pid\": 4242 is not a task of the image");
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "own_type", json_integer(1));
+	json_object_set_new(fd_n(j, 4), "own_pid", json_integer(4242));
+	expect_refused(j, "\"own_pid\": 4242 is not a task");
 	(void)state;
 }
 
