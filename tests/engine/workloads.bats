@@ -790,7 +790,7 @@ counter_continues() {
 
 # (the mapping is refused first: mappings are dumped before fds)
 @test "wl-deleted: a deleted file both held by an fd and mapped shared is refused, naming it; it runs on" {
-	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): unsupported mapping kind"
+	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): a shared mapping of a file that was deleted is not supported"
 }
 
 @test "wl-deleted: a deleted file opened twice is refused, naming it; it runs on" {
