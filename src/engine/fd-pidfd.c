@@ -8,7 +8,9 @@
  * takes. Refused at dump: a process outside the tree, one that has been
  * reaped (Pid: -1) or is in another pid namespace (Pid: 0), a thread of
  * another task (made after this task's files), and a pidfd shared with
- * another fd (each fd opens its own). */
+ * another process (inherited across fork: each task could only open its
+ * own); a dup in the task is dup'd again from the first fd of its open
+ * file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -30,6 +32,15 @@ static bool pidfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 static bool pidfd_target_ok(struct cd_image *img, const struct cd_task *t, pid_t pid, bool thread)
 {
 	return cd_image_task(img, pid) || (thread && cd_task_has_thread(t, pid));
+}
+
+/* The first of t's first n fds that is open file obj, NULL when none. */
+static const struct cd_fd *first_of_obj(const struct cd_task *t, int obj, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (t->fds[j].obj == obj)
+			return &t->fds[j];
+	return NULL;
 }
 
 static int pidfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
@@ -60,21 +71,30 @@ static int pidfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 		                          "another process (not supported)"
 		                        : "which is not in the checkpoint");
 	}
-	/* each fd opens its own: one open file shared by two fds cannot be */
-	if (!x->new_obj)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (pidfd): a pidfd shared with another fd (dup or "
-		                  "fork) is not supported",
-		                  pid, d->fd);
+	/* a dup in the task is dup'd again from its first fd; the task of
+	 * another fd could only open a pidfd of its own */
+	if (!x->new_obj && !first_of_obj(x->t, d->obj, x->t->nfds))
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: fd %d (pidfd): a pidfd shared with another process "
+		    "(inherited across fork) is not supported: each would open its own",
+		    pid, d->fd);
 	return 0;
 }
 
 /* Opened by the task at its number, after the credentials. */
 static int pidfd_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
+	const struct cd_task *t =
+	    cd_image_task((struct cd_image *)ctx->img, cd_inject_pid(ctx->inj));
+	const struct cd_fd *first = t ? first_of_obj(t, d->obj, t->nfds) : NULL;
 	long fd, ignored;
 	int r;
 
+	/* a dup of an earlier fd of the task: the same open file again */
+	if (first && first->fd != d->fd)
+		return cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)first->fd, (uint64_t)d->fd,
+		                  (uint64_t)(d->flags & O_CLOEXEC), 0, 0, 0, &ignored, err);
 	if ((r = cd_call_ok(ctx->inj, "pidfd_open", SYS_pidfd_open, (uint64_t)d->pidfd_pid,
 	                    (uint64_t)(d->flags & PIDFD_OPEN_FLAGS), 0, 0, 0, 0, &fd, err)) < 0)
 		return cd_err_wrap(err, "pidfd of %d", d->pidfd_pid);
@@ -88,9 +108,23 @@ static int pidfd_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_e
 	return cd_fd_set_flags_in(ctx, d, err);
 }
 
+/* Whether open file obj has an fd in a task other than t. */
+static bool obj_elsewhere(const struct cd_image *img, const struct cd_task *t, int obj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (&img->tasks[i] != t && first_of_obj(&img->tasks[i], obj, img->tasks[i].nfds))
+			return true;
+	return false;
+}
+
 static int pidfd_check(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                        cd_err *err)
 {
+	if (obj_elsewhere(c->img, t, d->obj))
+		return cd_err_set(
+		    err, EINVAL,
+		    "pid %d: fd %d: field \"obj\": pidfd %d is held by another task too", t->pid,
+		    d->fd, d->obj);
 	if (!pidfd_target_ok((struct cd_image *)c->img, t, d->pidfd_pid, d->flags & O_EXCL))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"pidfd_pid\": %d is not a task of the "

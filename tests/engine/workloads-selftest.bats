@@ -805,12 +805,14 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-unix-pair
 }
 
-@test "wl-pidfd passes, and with outside and reaped" {
+@test "wl-pidfd passes, and with outside, reaped and forked" {
 	run_plain wl-pidfd
 	wl_cleanup
 	run_plain wl-pidfd outside
 	wl_cleanup
 	run_plain wl-pidfd reaped
+	wl_cleanup
+	run_plain wl-pidfd forked
 }
 
 @test "wl-anonfd passes with each object this kernel lets it make" {

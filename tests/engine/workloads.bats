@@ -1100,3 +1100,7 @@ wl_anon_refused() {
 @test "wl-aio: an AIO ring (io_setup) is refused, naming it; it runs on and its context still works" {
 	wl_refused wl-aio "" "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring \(io_setup\) is not supported" --leave-running
 }
+
+@test "wl-pidfd: a pidfd a child inherited (shared across fork) is refused, naming it; it runs on" {
+	wl_refused wl-pidfd forked "pid [0-9]+: fd 24 \(pidfd\): a pidfd shared with another process \(inherited across fork\) is not supported" --leave-running
+}

@@ -3,13 +3,15 @@
  *   fd 21  of a child that has exited with code 5 and is not reaped (a zombie)
  *   fd 22  of ourselves, its FD_CLOEXEC cleared
  *   fd 23  PIDFD_THREAD of one of our threads, blocked in pause (Linux 6.9; skipped before)
+ *   fd 25  a dup of fd 20, its FD_CLOEXEC cleared: one open file
  * After the trigger: fdinfo "Pid:" of each is its pid, the flags are as set; the zombie's
  * pidfd is readable at once and waitid(P_PIDFD) reaps it with code 5; the running child's is
  * not readable until pidfd_send_signal(SIGTERM) through it, and waitid(P_PIDFD) then reports
- * SIGTERM; a signal through the thread's pidfd reaches that thread.
+ * SIGTERM; a signal through the thread's pidfd reaches that thread; fd 25 is the same pid and
+ * shares fd 20's status flags (one open file).
  * With "outside": a pidfd of our parent (outside the tree) is held instead; with "reaped": a
- * pidfd of a child that was reaped (Pid: -1). Both are refused at dump; the workload checks
- * nothing of them and passes. */
+ * pidfd of a child that was reaped (Pid: -1); with "forked": a pidfd a child inherited from us.
+ * Each is refused at dump; the workload checks nothing of them and passes. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -27,7 +29,7 @@
 #define P_PIDFD 3
 #endif
 
-enum { FD_RUN = 20, FD_ZOMBIE, FD_SELF, FD_THREAD, FD_REFUSED };
+enum { FD_RUN = 20, FD_ZOMBIE, FD_SELF, FD_THREAD, FD_REFUSED, FD_DUP };
 
 static volatile pid_t thread_tid;
 static volatile sig_atomic_t thread_got;
@@ -99,15 +101,17 @@ static void want(int fd, pid_t pid, int fl, int fdfl)
 
 static pid_t child(int code)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid < 0)
 		wl_fail("fork: %s", strerror(errno));
 	if (pid == 0) {
 		if (code >= 0)
 			_exit(code);
-		for (;;)
-			pause();
+		/* until killed, or orphaned (a parent that failed) */
+		while (getppid() == parent)
+			wl_nap_ms(WL_POLL_MS);
+		_exit(1);
 	}
 	wl_children[wl_nr_children++] = pid;
 	return pid;
@@ -128,6 +132,8 @@ static void refused_case(const char *mode)
 
 	if (!strcmp(mode, "outside")) {
 		pid = getppid();
+	} else if (!strcmp(mode, "forked")) {
+		pid = getpid();
 	} else if (!strcmp(mode, "reaped")) {
 		pid = child(0);
 		wait_ended(pid);
@@ -138,8 +144,14 @@ static void refused_case(const char *mode)
 		wl_fail("pidfd_open %d: %s", (int)pid, strerror(errno));
 	if (!strcmp(mode, "reaped") && waitpid(pid, NULL, 0) != pid)
 		wl_fail("waitpid %d: %s", (int)pid, strerror(errno));
+	if (!strcmp(mode, "forked"))
+		child(-1); /* holds fd 24 too */
 	wl_ready();
 	wl_await_trigger();
+	if (!strcmp(mode, "forked")) {
+		kill(wl_children[wl_nr_children - 1], SIGKILL);
+		waitpid(wl_children[wl_nr_children - 1], NULL, 0);
+	}
 	wl_pass();
 }
 
@@ -178,12 +190,19 @@ int main(int argc, char **argv)
 	while (!thread_tid)
 		wl_nap_ms(1);
 	bool threads = pidfd_at(thread_tid, PIDFD_THREAD, FD_THREAD) == FD_THREAD;
+	if (dup2(FD_RUN, FD_DUP) != FD_DUP)
+		wl_fail("dup2: %s", strerror(errno));
 	wl_ready();
 	wl_await_trigger();
 
 	want(FD_RUN, run, O_NONBLOCK, FD_CLOEXEC);
 	want(FD_ZOMBIE, zombie, 0, FD_CLOEXEC);
 	want(FD_SELF, getpid(), 0, 0);
+	want(FD_DUP, run, O_NONBLOCK, 0);
+	/* one open file: a status flag set through one shows through the other */
+	if (fcntl(FD_DUP, F_SETFL, 0) < 0 || (fcntl(FD_RUN, F_GETFL) & O_NONBLOCK))
+		wl_fail("fd %d and its dup %d are not one open file", FD_RUN, FD_DUP);
+	fcntl(FD_DUP, F_SETFL, O_NONBLOCK);
 	if (threads) {
 		want(FD_THREAD, thread_tid, O_EXCL, FD_CLOEXEC);
 		if (syscall(SYS_pidfd_send_signal, FD_THREAD, SIGUSR1, NULL, 0) < 0)
