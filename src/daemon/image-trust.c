@@ -41,31 +41,30 @@
  * image (check_pids_free refuses one in use). Of an fd: its flags
  * (the open itself is made with the owner's filesystem identity, which the
  * kernel checks for O_NOATIME), its SIGIO owner and signal (the decoder
- * admits only a task or a process group of the image as owner, and the task
- * sets it itself once it has its credentials), and a /proc file (the decoder
- * admits only one under /proc/PID of a task of the image; the task opens it
- * itself, also with its credentials), and its std slot (the decoder keeps
- * it to the open files of the root's fds 0-2; it only lets the restorer put
- * its own fds there, and the daemon replaces only external stdio of a
- * user's job), an eventfd's counter and semaphore flag and a signalfd's
- * mask, a timerfd's clock, flags, unread expirations and value (objects
- * any process may make with any such values: a signalfd reads only its
- * reader's own signals; the decoder keeps timerfds off the alarm clocks,
- * which need CAP_WAKE_ALARM), and an epoll's watches (the task adds them
- * itself, with its credentials, on fds of its own; the decoder refuses
- * EPOLLWAKEUP, which needs CAP_BLOCK_SUSPEND); an inotify's watches are
- * added by the controller, so check_paths asks the owner's read access to
- * each watched path, as inotify_add_watch would. A unix socket's type, SO_PASSCRED and buffer
- * sizes are set by the controller with what any process may ask (plain SO_RCVBUF and SO_SNDBUF,
- * capped by net.core.rmem_max and wmem_max, never the FORCE options; a size the kernel caps
- * refuses the restore) and its name, socket file mode and owner and its listen backlog by the
- * task itself, with its credentials, through injected bind, unlink of a stale socket file,
- * chmod, chown and listen: nothing a user could not do; the controller gives the socket its owner
- * (fchown, which shows in fstat), so that must be the job's owner and one of its groups
- * (check_sockets). A connected pair (its inodes, queued
- * messages, shutdown) is made by the task that holds both ends (the decoder refuses a pair
- * across tasks), as itself, by injected socketpair, setsockopt, send and shutdown: its
- * SO_PEERCRED and the credentials the messages carry are the task's own. Of a mapping: its madvise
+ * admits only a task, a thread of the fd's own task or a process group of the image as owner, and
+ * the task sets it itself once it has its credentials), and a /proc file (the decoder admits only
+ * one under /proc/PID of a task of the image; the task opens it itself, also with its credentials),
+ * and its std slot (the decoder keeps it to the open files of the root's fds 0-2; it only lets the
+ * restorer put its own fds there, and the daemon replaces only external stdio of a user's job), an
+ * eventfd's counter and semaphore flag and a signalfd's mask, a timerfd's clock, flags, unread
+ * expirations and value (objects any process may make with any such values: a signalfd reads only
+ * its reader's own signals; the decoder keeps timerfds off the alarm clocks, which need
+ * CAP_WAKE_ALARM), and an epoll's watches (the task adds them itself, with its credentials, on fds
+ * of its own; the decoder refuses EPOLLWAKEUP, which needs CAP_BLOCK_SUSPEND); an inotify's watches
+ * are added by the controller, so check_paths asks the owner's read access to each watched path, as
+ * inotify_add_watch would. A unix socket's type, SO_PASSCRED and buffer sizes are set by the
+ * controller with what any process may ask (plain SO_RCVBUF and SO_SNDBUF, capped by
+ * net.core.rmem_max and wmem_max, never the FORCE options; a size the kernel caps refuses the
+ * restore) and its name, socket file mode and owner and its listen backlog by the task itself, with
+ * its credentials, through injected bind, unlink of a stale socket file, chmod, chown and listen:
+ * nothing a user could not do; the controller gives the socket its owner (fchown, which shows in
+ * fstat), so that must be the job's owner and one of its groups (check_sockets). A connected pair
+ * (its inodes, queued messages, shutdown) is made by the task that holds both ends (the decoder
+ * refuses a pair across tasks), as itself, by injected socketpair, setsockopt, send and shutdown:
+ * its SO_PEERCRED and the credentials the messages carry are the task's own. A pidfd's pid is
+ * opened by the task itself, with its credentials, by injected pidfd_open, which any process may
+ * call; the decoder keeps it to a task of the image (or a thread of the fd's own task), and
+ * signalling through it is checked by the kernel as kill(2) is. Of a mapping: its madvise
  * flags (any process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
  * (check_memlock: the restore locks while still privileged) and "may write" of a shared file
  * mapping (the file is opened for writing: check_paths asks for write access). A field added to the
@@ -73,7 +72,7 @@
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 256, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 264, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id

@@ -45,6 +45,56 @@ static bool is_deleted(const char *link)
 	return n > 10 && !strcmp(link + n - 10, " (deleted)");
 }
 
+/* Anonymous-inode objects no kind restores, by the name the kernel gives
+ * them (the link reads "anon_inode:NAME"), with why: the refusal names the
+ * object and the reason, not just "unsupported". */
+static const struct {
+	const char *name; /* a prefix of NAME */
+	const char *what;
+} anon_refused[] = {
+    {"[fanotify]", "fanotify is not supported: its marks and the events it has not yet "
+                   "delivered live in the kernel, and the engine does not make them again"},
+    {"[userfaultfd]", "userfaultfd is not supported: its registered ranges and the faults "
+                      "waiting for a reply cannot be made again"},
+    {"[io_uring]", "io_uring is not supported: its rings, registered files and buffers and "
+                   "requests in flight live in the kernel"},
+    {"[perf_event]", "perf_event is not supported: a counter's state and its ring buffer "
+                     "cannot be made again"},
+    {"bpf-map", "a BPF map is not supported: BPF objects are not checkpointed"},
+    {"bpf-prog", "a BPF program is not supported: BPF objects are not checkpointed"},
+    {"bpf_link", "a BPF link is not supported: BPF objects are not checkpointed"},
+    {"bpf-link", "a BPF link is not supported: BPF objects are not checkpointed"},
+    {"bpf_iter", "a BPF iterator is not supported: BPF objects are not checkpointed"},
+    {"bpf-token", "a BPF token is not supported: BPF objects are not checkpointed"},
+    {"seccomp notify", "a seccomp user-notification listener is not supported: its "
+                       "filter's notifications cannot be made again"},
+    {"kvm-", "a KVM virtual machine is not supported"},
+    {"[landlock-ruleset]", "a Landlock ruleset fd is not supported"},
+    {"[fscontext]", "a filesystem context (fsopen) is not supported"},
+    {"[iommufd]", "iommufd is not supported"},
+    {"[vfio-device]", "a VFIO device is not supported"},
+};
+
+/* Why an fd of no kind is refused: its object named where it is known. */
+static int refuse_unclaimed(const struct cd_fd_dump *x, const struct cd_fd *d, cd_err *err)
+{
+	const char *anon = "anon_inode:";
+
+	if (!strncmp(x->link, anon, strlen(anon))) {
+		const char *name = x->link + strlen(anon);
+		for (size_t i = 0; i < ARRAY_SIZE(anon_refused); i++)
+			if (!strncmp(name, anon_refused[i].name, strlen(anon_refused[i].name)))
+				return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): %s",
+				                  x->t->pid, d->fd, x->link, anon_refused[i].what);
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (%s): an anonymous-inode object of a kind the "
+		                  "engine does not restore",
+		                  x->t->pid, d->fd, x->link);
+	}
+	return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): unsupported file kind", x->t->pid,
+	                  d->fd, x->link);
+}
+
 /* The kind that takes the fd, asked in the order of cd_fd_kinds. */
 static int classify(const struct cd_fd_dump *x, struct cd_fd *d, const struct cd_fd_ops **ret,
                     cd_err *err)
@@ -66,8 +116,7 @@ static int classify(const struct cd_fd_dump *x, struct cd_fd *d, const struct cd
 			return 0;
 		}
 	}
-	return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): unsupported file kind", x->t->pid,
-	                  d->fd, x->link);
+	return refuse_unclaimed(x, d, err);
 }
 
 /* The open files dumped so far, one entry per object (its first fd), in a
@@ -158,6 +207,24 @@ static bool image_has_group(const struct cd_image *img, pid_t pgid)
 	return false;
 }
 
+/* Which refusal an owner gets: a thread of another task of the tree is
+ * made after this task's files, so it cannot be set yet; anything else is
+ * outside the tree. */
+static int owner_refused(struct cd_dump_ctx *ctx, const struct cd_task *t, const struct cd_fd *d,
+                         const char *link, pid_t owner, bool group, cd_err *err)
+{
+	for (size_t i = 0; !group && i < ctx->img->ntasks; i++)
+		if (cd_task_has_thread(&ctx->img->tasks[i], owner))
+			return cd_err_set(
+			    err, EOPNOTSUPP,
+			    "pid %d: fd %d (%s): its SIGIO owner, thread %d, is a thread "
+			    "of another process of the tree (pid %d): not supported",
+			    t->pid, d->fd, link, owner, ctx->img->tasks[i].pid);
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (%s): its SIGIO owner, %s %d, is not in the checkpoint",
+	                  t->pid, d->fd, link, group ? "process group" : "pid", owner);
+}
+
 /* SIGIO ownership and signal, asked of the task itself: no /proc file
  * shows them. An owner outside the tree would be another process after a
  * restore, or none. */
@@ -180,11 +247,11 @@ static int dump_fown(struct cd_dump_ctx *ctx, const struct cd_task *t, struct cd
 	if (!own.pid)
 		return 0;
 	bool group = own.type == F_OWNER_PGRP;
+	/* a thread of the task itself exists when its files are restored */
+	if (own.type == F_OWNER_TID && cd_task_has_thread(t, own.pid))
+		return 0;
 	if (group ? !image_has_group(ctx->img, own.pid) : !cd_image_task(ctx->img, own.pid))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (%s): its SIGIO owner, %s %d, is not in the "
-		                  "checkpoint",
-		                  t->pid, d->fd, link, group ? "process group" : "pid", own.pid);
+		return owner_refused(ctx, t, d, link, own.pid, group, err);
 	return 0;
 }
 

@@ -165,6 +165,8 @@ static const struct cd_field unix_fields[] = {
     D(sk_iuid),
     D(sk_igid),
 };
+/* pidfd: the kind's check keeps it to a task or a thread of the image */
+static const struct cd_field pidfd_fields[] = {DR(pidfd_pid, 1, CD_PID_MAX)};
 #undef DR
 #undef D
 
@@ -183,6 +185,9 @@ static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 	case CD_FD_UNIX:
 		*n = ARRAY_SIZE(unix_fields);
 		return unix_fields;
+	case CD_FD_PIDFD:
+		*n = ARRAY_SIZE(pidfd_fields);
+		return pidfd_fields;
 	default:
 		*n = 0;
 		return NULL;

@@ -227,6 +227,14 @@ struct cd_task *cd_image_task(struct cd_image *img, pid_t pid)
 	return NULL;
 }
 
+bool cd_task_has_thread(const struct cd_task *t, pid_t tid)
+{
+	for (size_t k = 0; k < t->nthreads; k++)
+		if (t->threads[k].tid == tid)
+			return true;
+	return false;
+}
+
 static const char *const vdso_names[CD_VMA_KIND_MAX] = {
     [CD_VMA_VDSO] = "vdso",
     [CD_VMA_VVAR] = "vvar",
@@ -894,12 +902,17 @@ static int check_fd_pids(const struct cd_image *img, const struct cd_task *t, co
 {
 	struct cd_image *m = (struct cd_image *)img;
 
-	if (d->own_pid && (d->own_type == F_OWNER_PGRP ? !image_has_group(img, d->own_pid)
-	                                               : !cd_image_task(m, d->own_pid)))
+	/* a thread owner may be one of the fd's own task (made before its
+	 * files; every fd of the open file carries the same owner) */
+	bool thread = d->own_type == F_OWNER_TID && cd_task_has_thread(t, d->own_pid);
+	if (d->own_pid && !thread &&
+	    (d->own_type == F_OWNER_PGRP ? !image_has_group(img, d->own_pid)
+	                                 : !cd_image_task(m, d->own_pid)))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"own_pid\": %d is not a %s of the image",
 		                  t->pid, d->fd, d->own_pid,
-		                  d->own_type == F_OWNER_PGRP ? "process group" : "task");
+		                  d->own_type == F_OWNER_PGRP ? "process group"
+		                                              : "task (nor a thread of this one)");
 	return 0;
 }
 

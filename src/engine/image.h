@@ -173,6 +173,9 @@ enum cd_fd_kind {
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_INOTIFY,  /* inotify: its watches, by path */
 	CD_FD_UNIX,     /* unix socket (fd-unix.c): type, name, listening state, options */
+	/* 16, 17: kept for the socket kinds of other branches (unregistered
+	 * here: the decoder refuses them) */
+	CD_FD_PIDFD = 18, /* pidfd (fd-pidfd.c): the pid or tid it refers to */
 	CD_FD_KIND_MAX,
 };
 
@@ -248,6 +251,9 @@ struct cd_fd {
 	uint32_t sk_iuid, sk_igid; /* the socket's own owner (fstat of the fd) */
 	struct cd_sk_msg *sk_queue;
 	size_t sk_nqueue;
+	/* pidfd: the process (or with O_EXCL, PIDFD_THREAD, the thread) it
+	 * refers to, always a task or a thread of the image */
+	pid_t pidfd_pid;
 };
 
 /* A message in a unix socket's receive queue. */
@@ -544,6 +550,8 @@ void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */
 pid_t cd_fd_proc_pid(const char *path);
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
+/* Whether tid is one of t's threads other than its main one. */
+bool cd_task_has_thread(const struct cd_task *t, pid_t tid);
 
 /* Writes dir/manifest.json (0600) and fsyncs it. */
 int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);

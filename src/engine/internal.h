@@ -324,7 +324,7 @@ extern const size_t cd_fd_kinds_n;
 extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
     cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd,
     cd_fd_ops_deleted, cd_fd_ops_eventfd, cd_fd_ops_signalfd, cd_fd_ops_timerfd, cd_fd_ops_epoll,
-    cd_fd_ops_inotify, cd_fd_ops_unix;
+    cd_fd_ops_inotify, cd_fd_ops_unix, cd_fd_ops_pidfd;
 /* The ops of kind; NULL when no file registers it. */
 const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
 

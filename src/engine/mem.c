@@ -69,6 +69,21 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 		*kind = CD_VMA_SYSV_SHM;
 		return 0;
 	}
+	/* named, so the refusal says what the object is and why */
+	if (m->shared && !strncmp(p, "/[aio]", 6))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): an AIO ring (io_setup) is not supported: its context and "
+		                  "requests in flight live in the kernel; io_destroy it first",
+		                  pid, m->start, m->end, p);
+	if (m->shared && p[0] == '/' && deleted)
+		return cd_err_set(
+		    err, EOPNOTSUPP,
+		    "pid %d: mapping %" PRIx64 "-%" PRIx64
+		    " (shared %s): a shared mapping of a file that was deleted is not "
+		    "supported: its contents are not saved and the restore could not "
+		    "map it by its path; keep the file linked until the checkpoint",
+		    pid, m->start, m->end, p);
 	return cd_err_set(
 	    err, EOPNOTSUPP,
 	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,

@@ -296,7 +296,7 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
-	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): unsupported mapping kind"
+	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): a shared mapping of a file that was deleted is not supported"
 	assert_not_exist "$IMG"
 	kill -0 "$WL_PID"
 }

@@ -812,3 +812,32 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 @test "wl-unix-dgram passes" {
 	run_plain wl-unix-dgram
 }
+
+@test "wl-pidfd passes, and with outside, reaped and forked" {
+	run_plain wl-pidfd
+	wl_cleanup
+	run_plain wl-pidfd outside
+	wl_cleanup
+	run_plain wl-pidfd reaped
+	wl_cleanup
+	run_plain wl-pidfd forked
+}
+
+@test "wl-anonfd passes with each object this kernel lets it make" {
+	local m
+	for m in fanotify userfaultfd io_uring perf_event bpf-map; do
+		"$(wl_bin wl-anonfd)" "$m" probe >/dev/null || continue
+		run_plain wl-anonfd "$m"
+		wl_cleanup
+	done
+}
+
+@test "wl-posix-shm passes, and with unlinked" {
+	run_plain wl-posix-shm
+	wl_cleanup
+	run_plain wl-posix-shm unlinked
+}
+
+@test "wl-aio passes" {
+	run_plain wl-aio
+}

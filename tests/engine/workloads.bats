@@ -791,7 +791,7 @@ counter_continues() {
 
 # (the mapping is refused first: mappings are dumped before fds)
 @test "wl-deleted: a deleted file both held by an fd and mapped shared is refused, naming it; it runs on" {
-	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): unsupported mapping kind"
+	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): a shared mapping of a file that was deleted is not supported"
 }
 
 @test "wl-deleted: a deleted file opened twice is refused, naming it; it runs on" {
@@ -1059,4 +1059,69 @@ wl_sysv_twice() {
 
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
 	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
+}
+
+@test "wl-pidfd: pidfds of a running child, a zombie, itself and a thread (PIDFD_THREAD), their flags → PASS" {
+	wl_roundtrip wl-pidfd
+}
+
+@test "wl-pidfd: --leave-running" {
+	wl_roundtrip wl-pidfd --leave-running
+}
+
+@test "wl-pidfd: a pidfd of a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-pidfd outside "pid [0-9]+: fd 24 \(pidfd\): a pidfd of pid [0-9]+, which is not in the checkpoint" --leave-running
+}
+
+@test "wl-pidfd: a pidfd of a reaped process (Pid: -1) is refused, naming it; it runs on" {
+	wl_refused wl-pidfd reaped "pid [0-9]+: fd 24 \(pidfd\): its process has exited and been reaped \(Pid: -1\)" --leave-running
+}
+
+# wl_anon_refused MODE REGEX: wl-anonfd holding MODE's object at fd 30 is
+# refused by name and runs on; skipped with its reason where this kernel or
+# these privileges do not let it make the object.
+wl_anon_refused() {
+	run "$WL_DIR/wl-anonfd" "$1" probe
+	[ "$status" -ne 77 ] || skip "$output"
+	wl_refused wl-anonfd "$1" "pid [0-9]+: fd 30 \(anon_inode:$2\): $3" --leave-running
+}
+
+@test "wl-anonfd: fanotify is refused, naming it and why; it runs on" {
+	wl_anon_refused fanotify '\[fanotify\]' "fanotify is not supported: its marks"
+}
+
+@test "wl-anonfd: userfaultfd is refused, naming it and why; it runs on" {
+	wl_anon_refused userfaultfd '\[userfaultfd\]' "userfaultfd is not supported"
+}
+
+@test "wl-anonfd: io_uring is refused, naming it and why; it runs on" {
+	wl_anon_refused io_uring '\[io_uring\]' "io_uring is not supported"
+}
+
+@test "wl-anonfd: a perf_event counter is refused, naming it and why; it runs on" {
+	wl_anon_refused perf_event '\[perf_event\]' "perf_event is not supported"
+}
+
+@test "wl-anonfd: a BPF map is refused, naming it and why; it runs on" {
+	wl_anon_refused bpf-map 'bpf-map' "a BPF map is not supported"
+}
+
+@test "wl-posix-shm: /dev/shm memory mapped by two processes and held by an fd → PASS" {
+	wl_roundtrip wl-posix-shm
+}
+
+@test "wl-posix-shm: --leave-running" {
+	wl_roundtrip wl-posix-shm --leave-running
+}
+
+@test "wl-posix-shm: shared memory whose file was unlinked is refused, naming it; it runs on" {
+	wl_refused wl-posix-shm unlinked "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /dev/shm/wl-posix-shm-[0-9]+ \(deleted\)\): a shared mapping of a file that was deleted is not supported" --leave-running
+}
+
+@test "wl-aio: an AIO ring (io_setup) is refused, naming it; it runs on and its context still works" {
+	wl_refused wl-aio "" "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring \(io_setup\) is not supported" --leave-running
+}
+
+@test "wl-pidfd: a pidfd a child inherited (shared across fork) is refused, naming it; it runs on" {
+	wl_refused wl-pidfd forked "pid [0-9]+: fd 24 \(pidfd\): a pidfd shared with another process \(inherited across fork\) is not supported" --leave-running
 }

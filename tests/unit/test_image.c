@@ -1313,6 +1313,79 @@ static json_t *fd_n(json_t *j, size_t i)
 	return json_array_get(json_object_get(task0(j), "fds"), i);
 }
 
+/* An image whose task (pid 42) has two pidfds of itself: fd 20 with
+ * PIDFD_NONBLOCK, fd 21 with PIDFD_THREAD (O_EXCL). */
+static json_t *with_pidfds(void)
+{
+	struct cd_image img;
+	cd_err err = {0};
+
+	make_image(&img);
+	struct cd_task *t = &img.tasks[0];
+	t->fds = realloc(t->fds, 6 * sizeof(*t->fds));
+	assert_non_null(t->fds);
+	t->fds[4] = (struct cd_fd){
+	    .fd = 20, .kind = CD_FD_PIDFD, .flags = 02004002, .obj = 7, .std = -1, .pidfd_pid = 42};
+	t->fds[5] = (struct cd_fd){
+	    .fd = 21, .kind = CD_FD_PIDFD, .flags = 02000202, .obj = 8, .std = -1, .pidfd_pid = 42};
+	t->nfds = 6;
+	json_t *j = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_non_null(j);
+	return j;
+}
+
+/* A pidfd's pid round-trips, present for that kind only; the decoder
+ * refuses one out of range, missing, or of no task of the image, and the
+ * kinds no file registers (16, 17). */
+static void test_pidfds(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = with_pidfds();
+
+	assert_null(json_object_get(fd_n(j, 0), "pidfd_pid"));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].fds[4].kind, CD_FD_PIDFD);
+	assert_int_equal(img.tasks[0].fds[4].pidfd_pid, 42);
+	assert_int_equal(img.tasks[0].fds[5].pidfd_pid, 42);
+	assert_int_equal(img.tasks[0].fds[5].flags, 02000202);
+	cd_image_free(&img);
+
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "pidfd_pid", json_integer(0));
+	expect_refused(j, "\"pidfd_pid\"");
+	j = with_pidfds();
+	json_object_del(fd_n(j, 5), "pidfd_pid");
+	expect_refused(j, "\"pidfd_pid\"");
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 5), "pidfd_pid", json_integer(43));
+	expect_refused(j, "\"pidfd_pid\": 43 is not a task of the image");
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "kind", json_integer(16));
+	expect_refused(j, "16 is not a kind of fd");
+	/* the task's own thread 4242: a thread's pidfd of it, and a thread
+	 * SIGIO owner; as a process it is no task of the image */
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 5), "pidfd_pid", json_integer(4242));
+	json_object_set_new(fd_n(j, 4), "own_type", json_integer(0));
+	json_object_set_new(fd_n(j, 4), "own_pid", json_integer(4242));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_int_equal(img.tasks[0].fds[5].pidfd_pid, 4242);
+	assert_int_equal(img.tasks[0].fds[4].own_pid, 4242);
+	cd_image_free(&img);
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "pidfd_pid", json_integer(4242));
+	expect_refused(j, "\"pidfd_pid\": 4242 is not a task of the image");
+	j = with_pidfds();
+	json_object_set_new(fd_n(j, 4), "own_type", json_integer(1));
+	json_object_set_new(fd_n(j, 4), "own_pid", json_integer(4242));
+	expect_refused(j, "\"own_pid\": 4242 is not a task");
+	(void)state;
+}
+
 /* A kind's own fields: present for that kind only, round-tripped whole
  * (64-bit values included), refused out of range or missing. */
 static void test_event_fds(void **state)
@@ -2061,6 +2134,7 @@ int main(void)
 	    cmocka_unit_test(test_seccomp),
 	    cmocka_unit_test(test_std_slot),
 	    cmocka_unit_test(test_event_fds),
+	    cmocka_unit_test(test_pidfds),
 	    cmocka_unit_test(test_refuses_other_version),
 	    cmocka_unit_test(test_refuses_other_format),
 	    cmocka_unit_test(test_refuses_runs_not_matching_page_file),
