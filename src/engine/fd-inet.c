@@ -22,6 +22,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -212,18 +213,44 @@ static int dump_tcp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *er
  * restore could not send it again from its sender's address). */
 static int dump_udp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
 {
-	char b;
 	int r;
 
 	if ((r = peer_of(fd, &d->sk_paddr, &d->sk_paddrlen, err)) < 0)
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
-	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0)
+	if ((r = cd_sk_events(fd, err)) < 0)
+		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
+	if (r & POLLIN)
 		return SK_REFUSE(s,
 		                 "datagrams wait unread in its receive queue: a restore could "
 		                 "not queue them again from their senders",
 		                 SK_ARGS(s));
-	if (errno != EAGAIN && errno != EWOULDBLOCK)
-		return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
+	return 0;
+}
+
+int cd_sk_events(int fd, cd_err *err)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	if (poll(&p, 1, 0) < 0)
+		return cd_err_sys(err, errno, "poll");
+	return p.revents;
+}
+
+int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err)
+{
+	const char *path =
+	    opt == SO_RCVBUF ? "/proc/sys/net/core/rmem_max" : "/proc/sys/net/core/wmem_max";
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	unsigned long max;
+
+	if (!f || fscanf(f, "%lu", &max) != 1)
+		return cd_err_set(err, EIO, "read %s", path);
+	/* the kernel doubles what setsockopt asks, capped at the sysctl */
+	if (v / 2 > max)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "%s %u is above %s (%lu), set by the FORCE option: a restore "
+		                  "could not set it again",
+		                  opt == SO_RCVBUF ? "SO_RCVBUF" : "SO_SNDBUF", v, path, max);
 	return 0;
 }
 
@@ -410,10 +437,22 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_ino = (int64_t)s.ino;
 	d->sk_iuid = x->st->st_uid;
 	d->sk_igid = x->st->st_gid;
+	/* a pending error (a refused connect, an ICMP error) is read once by
+	 * the program; poll sees it without clearing it */
+	if ((r = cd_sk_events(fd, err)) < 0)
+		return cd_err_wrap(err, SK_FMT, SK_ARGS(&s));
+	if (r & POLLERR)
+		return SK_REFUSE(&s, "an error waits to be read (SO_ERROR): not supported",
+		                 SK_ARGS(&s));
 	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(&s, fd, d, err) : dump_udp(&s, fd, d, err)) <
 	    0)
 		return r;
-	return dump_options(&s, fd, d, err);
+	if ((r = dump_options(&s, fd, d, err)) < 0)
+		return r;
+	if ((d->sk_rcvbuf && (r = cd_sk_buf_fits(d->sk_rcvbuf, SO_RCVBUF, err)) < 0) ||
+	    (d->sk_sndbuf && (r = cd_sk_buf_fits(d->sk_sndbuf, SO_SNDBUF, err)) < 0))
+		return cd_err_wrap(err, SK_FMT, SK_ARGS(&s));
+	return 0;
 }
 
 /* ---- restore ---- */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,6 +67,9 @@ static int dump_bufs(const struct cd_fd_dump *x, struct cd_fd *d, int fd, cd_err
 		return cd_err_sys(err, errno, NL_FMT ": buffer sizes", NL_ARGS);
 	d->sk_rcvbuf = v[0] != v[1] ? (uint32_t)v[0] : 0;
 	d->sk_sndbuf = v[2] != v[3] ? (uint32_t)v[2] : 0;
+	if ((d->sk_rcvbuf && cd_sk_buf_fits(d->sk_rcvbuf, SO_RCVBUF, err) < 0) ||
+	    (d->sk_sndbuf && cd_sk_buf_fits(d->sk_sndbuf, SO_SNDBUF, err) < 0))
+		return cd_err_wrap(err, NL_FMT, NL_ARGS);
 	return 0;
 }
 
@@ -73,7 +77,6 @@ static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 {
 	struct sockaddr_nl sa, peer;
 	socklen_t len = sizeof(sa), plen = sizeof(peer);
-	char b;
 	int r;
 
 	_cleanup_close_ int fd = cd_sk_copy_fd(x->t->pid, d->fd);
@@ -95,12 +98,18 @@ static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 		                 peer.nl_pid, peer.nl_groups);
 	if ((r = check_groups(x, d, fd, err)) < 0)
 		return r;
-	if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0)
+	/* poll sees the queue and a pending error (an overrun: ENOBUFS)
+	 * without taking either */
+	if ((r = cd_sk_events(fd, err)) < 0)
+		return cd_err_wrap(err, NL_FMT, NL_ARGS);
+	if (r & POLLIN)
 		return NL_REFUSE("messages wait unread in its receive queue: a restore could not "
 		                 "queue them again",
 		                 NL_ARGS);
-	if (errno != EAGAIN && errno != EWOULDBLOCK)
-		return cd_err_sys(err, errno, NL_FMT ": peek its queue", NL_ARGS);
+	if (r & POLLERR)
+		return NL_REFUSE("an error waits to be read (SO_ERROR, ENOBUFS after an overrun): "
+		                 "not supported",
+		                 NL_ARGS);
 	if (sa.nl_pid) { /* bound (or bound by its first send): bound again, port the kernel's */
 		sa.nl_pid = 0;
 		if (!(d->sk_addr = malloc(sizeof(sa))))

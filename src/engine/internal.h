@@ -344,6 +344,11 @@ int cd_sk_set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err)
 bool cd_sk_first_of_obj(const struct cd_image *img, const struct cd_fd *d);
 int cd_sk_addr_call(struct cd_restore_ctx *ctx, const struct cd_fd *d, long nr, const char *name,
                     const uint8_t *sa, size_t len, cd_err *err);
+/* The poll events of a socket (POLLIN: something queued, POLLERR: an error
+ * pending), read without taking either; a refusal when a buffer size v of
+ * SO_RCVBUF or SO_SNDBUF (opt) is above what the sysctl lets SO_RCVBUF set. */
+int cd_sk_events(int fd, cd_err *err);
+int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */

@@ -1060,6 +1060,10 @@ wl_sysv_twice() {
 	wl_refused wl-inet udpqueue "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): datagrams wait unread in its receive queue" --leave-running
 }
 
+@test "wl-inet: a UDP socket with an error pending is refused by name, the error left for the program; it runs on" {
+	wl_refused wl-inet udperror "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): an error waits to be read \(SO_ERROR\)" --leave-running
+}
+
 @test "wl-inet: a packet socket is refused, naming its family; it runs on" {
 	wl_refused wl-inet packet "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of family 17, AF_PACKET \(packet socket\): not supported" --leave-running
 }

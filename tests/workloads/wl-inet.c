@@ -1,4 +1,4 @@
-/* wl-inet [pending|established|udpqueue|packet|nlqueue]: TCP, UDP and netlink sockets with
+/* wl-inet [pending|established|udpqueue|udperror|packet|nlqueue]: TCP, UDP and netlink sockets with
  * nothing in flight, before READY:
  *   tcp4   TCP listening on 127.0.0.1 (a port the kernel picks), backlog 5, O_NONBLOCK,
  *          SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY, SO_RCVTIMEO 2.5 s, SO_SNDTIMEO 1 s,
@@ -15,7 +15,9 @@
  * dual take clients (dual an IPv4 one), a datagram goes from udpc to udp4 and from udp6 to
  * itself, nl answers an RTM_GETLINK dump and is still in its group.
  * With "pending" a client waits in tcp4's accept queue, with "established" a connection to it
- * is accepted and held, with "udpqueue" a datagram waits unread in udp4, with "packet" an
+ * is accepted and held, with "udpqueue" a datagram waits unread in udp4, with "udperror" a UDP
+ * socket connected to a closed port holds the error its datagram brought back (ECONNREFUSED,
+ * still there for the program to read after the refused dump), with "packet" an
  * AF_PACKET socket is open, with "nlqueue" an answer waits unread in nl: the dump must refuse
  * each, naming the socket, and the workload runs on to PASS. */
 #include <arpa/inet.h>
@@ -259,7 +261,7 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	struct shape s[10];
-	int fds[10], pending = -1, held[2] = {-1, -1}, packet = -1;
+	int fds[10], pending = -1, held[2] = {-1, -1}, packet = -1, uerr = -1;
 	const char *names[10] = {"tcp4", "tcp6", "dual", "bound", "loose",
 	                         "udp4", "udpc", "udp6", "nl",    "nlu"};
 
@@ -330,6 +332,18 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "udpqueue")) {
 		if (send(fds[6], "q", 1, 0) != 1)
 			wl_fail("udpqueue: %s", strerror(errno));
+	} else if (!strcmp(mode, "udperror")) {
+		/* a port nothing listens on any more answers port unreachable */
+		int gone = make(AF_INET, SOCK_DGRAM, "127.0.0.1", -1);
+		struct sockaddr_in ga;
+		socklen_t gl = sizeof(ga);
+		getsockname(gone, (struct sockaddr *)&ga, &gl);
+		close(gone);
+		uerr = socket(AF_INET, SOCK_DGRAM, 0);
+		if (uerr < 0 || connect(uerr, (struct sockaddr *)&ga, gl) < 0 ||
+		    send(uerr, "e", 1, 0) != 1)
+			wl_fail("udperror: %s", strerror(errno));
+		wl_nap_ms(100);
 	} else if (!strcmp(mode, "packet")) {
 		if ((packet = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))) < 0)
 			wl_fail("packet: %s", strerror(errno));
@@ -379,6 +393,12 @@ int main(int argc, char **argv)
 		char b;
 		if (recv(fds[5], &b, 1, 0) != 1)
 			wl_fail("udpqueue: recv: %s", strerror(errno));
+	}
+	if (uerr >= 0) {
+		char b;
+		if (recv(uerr, &b, 1, MSG_DONTWAIT) >= 0 || errno != ECONNREFUSED)
+			wl_fail("udperror: the pending error is gone: %s", strerror(errno));
+		close(uerr);
 	}
 	if (packet >= 0)
 		close(packet);
