@@ -227,6 +227,25 @@ static int dump_udp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *er
 	return 0;
 }
 
+int cd_sk_netns_ours(int fd, cd_err *err)
+{
+	struct stat ours, its;
+	int ns = ioctl(fd, SIOCGSKNS);
+
+	if (ns < 0)
+		return cd_err_sys(err, errno, "SIOCGSKNS");
+	int r = fstat(ns, &its);
+	close(ns);
+	if (r < 0 || stat("/proc/self/ns/net", &ours) < 0)
+		return cd_err_sys(err, errno, "stat a network namespace");
+	if (its.st_ino != ours.st_ino || its.st_dev != ours.st_dev)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "a socket of another network namespace (net:[%lu]): a restore "
+		                  "would make it in ours",
+		                  (unsigned long)its.st_ino);
+	return 0;
+}
+
 int cd_sk_events(int fd, cd_err *err)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -429,6 +448,8 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 		                  d->fd, s.ino);
 	if ((r = dump_kind(&s, fd, d, err)) < 0)
 		return r;
+	if ((r = cd_sk_netns_ours(fd, err)) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d (socket:[%lu])", s.pid, s.fd, s.ino);
 	s.proto = d->sk_proto == IPPROTO_TCP ? (d->sk_family == AF_INET ? "tcp" : "tcp6")
 	                                     : (d->sk_family == AF_INET ? "udp" : "udp6");
 	if ((r = dump_addr(&s, fd, d, err)) < 0)

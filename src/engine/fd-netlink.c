@@ -87,6 +87,8 @@ static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 	    (r = cd_sk_opt(fd, SOL_SOCKET, SO_PROTOCOL, &d->sk_proto)) < 0)
 		return cd_err_sys(err, -r, "pid %d: fd %d: its type", x->t->pid, d->fd);
 	d->sk_family = AF_NETLINK;
+	if ((r = cd_sk_netns_ours(fd, err)) < 0)
+		return cd_err_wrap(err, NL_FMT, NL_ARGS);
 	d->sk_ino = (int64_t)x->st->st_ino;
 	d->sk_iuid = x->st->st_uid;
 	d->sk_igid = x->st->st_gid;

@@ -348,6 +348,9 @@ int cd_sk_addr_call(struct cd_restore_ctx *ctx, const struct cd_fd *d, long nr, 
  * pending), read without taking either; a refusal when a buffer size v of
  * SO_RCVBUF or SO_SNDBUF (opt) is above what the sysctl lets SO_RCVBUF set. */
 int cd_sk_events(int fd, cd_err *err);
+/* A refusal when the socket fd belongs to another network namespace than
+ * the engine's (the restore makes sockets in its own). */
+int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);

@@ -1064,6 +1064,10 @@ wl_sysv_twice() {
 	wl_refused wl-inet udperror "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): an error waits to be read \(SO_ERROR\)" --leave-running
 }
 
+@test "wl-inet: a socket of another network namespace is refused by name; it runs on" {
+	wl_refused wl-inet netns "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of another network namespace \(net:\[[0-9]+\]\)" --leave-running
+}
+
 @test "wl-inet: a packet socket is refused, naming its family; it runs on" {
 	wl_refused wl-inet packet "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of family 17, AF_PACKET \(packet socket\): not supported" --leave-running
 }

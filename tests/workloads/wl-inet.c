@@ -1,12 +1,10 @@
-/* wl-inet [pending|established|udpqueue|udperror|packet|nlqueue]: TCP, UDP and netlink sockets with
- * nothing in flight, before READY:
- *   tcp4   TCP listening on 127.0.0.1 (a port the kernel picks), backlog 5, O_NONBLOCK,
- *          SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY, SO_RCVTIMEO 2.5 s, SO_SNDTIMEO 1 s,
- *          SO_LINGER 3 s, TCP_DEFER_ACCEPT, SO_RCVBUF 65536
- *   tcp6   TCP listening on [::1], IPV6_V6ONLY, SO_REUSEPORT, backlog 3, cloexec
- *   dual   TCP listening on [::], IPV6_V6ONLY off (takes IPv4 clients too), backlog 4
- *   bound  TCP bound to 127.0.0.1, not listening; loose: TCP unbound, SO_SNDBUF 50000
- *   udp4   UDP bound to 127.0.0.1, SO_BROADCAST; udpc: UDP connected to udp4
+/* wl-inet [pending|established|udpqueue|udperror|packet|nlqueue|netns]: TCP, UDP and netlink
+ * sockets with nothing in flight, before READY: tcp4   TCP listening on 127.0.0.1 (a port the
+ * kernel picks), backlog 5, O_NONBLOCK, SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY, SO_RCVTIMEO 2.5 s,
+ * SO_SNDTIMEO 1 s, SO_LINGER 3 s, TCP_DEFER_ACCEPT, SO_RCVBUF 65536 tcp6   TCP listening on [::1],
+ * IPV6_V6ONLY, SO_REUSEPORT, backlog 3, cloexec dual   TCP listening on [::], IPV6_V6ONLY off
+ * (takes IPv4 clients too), backlog 4 bound  TCP bound to 127.0.0.1, not listening; loose: TCP
+ * unbound, SO_SNDBUF 50000 udp4   UDP bound to 127.0.0.1, SO_BROADCAST; udpc: UDP connected to udp4
  *   udp6   UDP bound to [::1], unconnected
  *   nl     NETLINK_ROUTE bound with the group RTMGRP_LINK; nlu: NETLINK_KOBJECT_UEVENT unbound
  * A child holds every socket too (one open file with ours, as preforked workers do).
@@ -18,7 +16,8 @@
  * is accepted and held, with "udpqueue" a datagram waits unread in udp4, with "udperror" a UDP
  * socket connected to a closed port holds the error its datagram brought back (ECONNREFUSED,
  * still there for the program to read after the refused dump), with "packet" an
- * AF_PACKET socket is open, with "nlqueue" an answer waits unread in nl: the dump must refuse
+ * AF_PACKET socket is open, with "nlqueue" an answer waits unread in nl, with "netns" a UDP
+ * socket made in a network namespace of its own (then left) is held: the dump must refuse
  * each, naming the socket, and the workload runs on to PASS. */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -27,6 +26,7 @@
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include "wl.h"
@@ -344,6 +344,14 @@ int main(int argc, char **argv)
 		    send(uerr, "e", 1, 0) != 1)
 			wl_fail("udperror: %s", strerror(errno));
 		wl_nap_ms(100);
+	} else if (!strcmp(mode, "netns")) {
+		int ours = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (ours < 0 || unshare(CLONE_NEWNET) < 0)
+			wl_fail("netns: %s", strerror(errno));
+		packet = socket(AF_INET, SOCK_DGRAM, 0);
+		if (packet < 0 || setns(ours, CLONE_NEWNET) < 0)
+			wl_fail("netns: %s", strerror(errno));
+		close(ours);
 	} else if (!strcmp(mode, "packet")) {
 		if ((packet = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))) < 0)
 			wl_fail("packet: %s", strerror(errno));
