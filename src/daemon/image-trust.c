@@ -458,12 +458,12 @@ static int check_sockets(const struct image_trust *tr, const struct cd_image *im
 			          d->kind == CD_FD_NETLINK;
 			if (sk && (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
 				return cd_err_set(err, EPERM,
-				                  "task %d: fd %d: a %s of owner %u:%u, not "
+				                  "task %d: fd %d: %s of owner %u:%u, not "
 				                  "the job's owner or one of its groups",
 				                  img->tasks[i].pid, d->fd,
-				                  d->kind == CD_FD_UNIX   ? "unix socket"
-				                  : d->kind == CD_FD_INET ? "inet socket"
-				                                          : "netlink socket",
+				                  d->kind == CD_FD_UNIX   ? "a unix socket"
+				                  : d->kind == CD_FD_INET ? "an inet socket"
+				                                          : "a netlink socket",
 				                  d->sk_iuid, d->sk_igid);
 		}
 	return 0;
