@@ -58,21 +58,24 @@
  * restore) and its name, socket file mode and owner and its listen backlog by the task itself, with
  * its credentials, through injected bind, unlink of a stale socket file, chmod, chown and listen:
  * nothing a user could not do; the controller gives the socket its owner (fchown, which shows in
- * fstat), so that must be the job's owner and one of its groups (check_sockets). A connected pair
- * (its inodes, queued messages, shutdown) is made by the task that holds both ends (the decoder
- * refuses a pair across tasks), as itself, by injected socketpair, setsockopt, send and shutdown:
- * its SO_PEERCRED and the credentials the messages carry are the task's own. A pidfd's pid is
- * opened by the task itself, with its credentials, by injected pidfd_open, which any process may
- * call; the decoder keeps it to a task of the image (or a thread of the fd's own task), and
- * signalling through it is checked by the kernel as kill(2) is. Of a mapping: its madvise
- * flags (any process may set them on its own memory), its lock and the task's mlockall(MCL_FUTURE)
- * (check_memlock: the restore locks while still privileged) and "may write" of a shared file
- * mapping (the file is opened for writing: check_paths asks for write access). A field added to the
- * image changes these sizes
+ * fstat), so that must be the job's owner and one of its groups (check_sockets). An inet or netlink
+ * socket likewise: the controller sets only options any user may set (SO_REUSEADDR/PORT,
+ * SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, timeouts, TCP_NODELAY, TCP_DEFER_ACCEPT, IPV6_V6ONLY,
+ * buffers capped as above) and gives it its owner; the task binds (a port, multicast groups),
+ * listens and connects as itself. A connected pair (its inodes, queued messages, shutdown) is made
+ * by the task that holds both ends (the decoder refuses a pair across tasks), as itself, by
+ * injected socketpair, setsockopt, send and shutdown: its SO_PEERCRED and the credentials the
+ * messages carry are the task's own. A pidfd's pid is opened by the task itself, with its
+ * credentials, by injected pidfd_open, which any process may call; the decoder keeps it to a task
+ * of the image (or a thread of the fd's own task), and signalling through it is checked by the
+ * kernel as kill(2) is. Of a mapping: its madvise flags (any process may set them on its own
+ * memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the restore locks while
+ * still privileged) and "may write" of a shared file mapping (the file is opened for writing:
+ * check_paths asks for write access). A field added to the image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 264, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
@@ -450,13 +453,17 @@ static int check_sockets(const struct image_trust *tr, const struct cd_image *im
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
 			const struct cd_fd *d = &img->tasks[i].fds[j];
-			if (d->kind == CD_FD_UNIX &&
-			    (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
-				return cd_err_set(
-				    err, EPERM,
-				    "task %d: fd %d: a unix socket of owner %u:%u, not "
-				    "the job's owner or one of its groups",
-				    img->tasks[i].pid, d->fd, d->sk_iuid, d->sk_igid);
+			bool sk = d->kind == CD_FD_UNIX || d->kind == CD_FD_INET ||
+			          d->kind == CD_FD_NETLINK;
+			if (sk && (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
+				return cd_err_set(err, EPERM,
+				                  "task %d: fd %d: %s of owner %u:%u, not "
+				                  "the job's owner or one of its groups",
+				                  img->tasks[i].pid, d->fd,
+				                  d->kind == CD_FD_UNIX   ? "a unix socket"
+				                  : d->kind == CD_FD_INET ? "an inet socket"
+				                                          : "a netlink socket",
+				                  d->sk_iuid, d->sk_igid);
 		}
 	return 0;
 }

@@ -12,7 +12,7 @@ const struct cd_fd_ops *const cd_fd_kinds[] = {
     &cd_fd_ops_reg,     &cd_fd_ops_dir,   &cd_fd_ops_chr,     &cd_fd_ops_fifo,
     &cd_fd_ops_pipe,    &cd_fd_ops_stdio, &cd_fd_ops_eventfd, &cd_fd_ops_signalfd,
     &cd_fd_ops_timerfd, &cd_fd_ops_epoll, &cd_fd_ops_inotify, &cd_fd_ops_unix,
-    &cd_fd_ops_pidfd,
+    &cd_fd_ops_netlink, &cd_fd_ops_inet,  &cd_fd_ops_pidfd,
 };
 const size_t cd_fd_kinds_n = ARRAY_SIZE(cd_fd_kinds);
 

@@ -167,6 +167,25 @@ static const struct cd_field unix_fields[] = {
 };
 /* pidfd: the kind's check keeps it to a task or a thread of the image */
 static const struct cd_field pidfd_fields[] = {DR(pidfd_pid, 1, CD_PID_MAX)};
+/* inet and netlink sockets: the kind's check keeps the family, type and
+ * protocol to those it restores and the address to its family's size */
+static const struct cd_field inet_fields[] = {
+    DR(sk_type, 1, 5),
+    D(sk_listen),
+    DR(sk_backlog, 0, INT32_MAX),
+    DR(sk_rcvbuf, 0, INT32_MAX),
+    DR(sk_sndbuf, 0, INT32_MAX),
+    DR(sk_ino, 0, UINT32_MAX),
+    D(sk_iuid),
+    D(sk_igid),
+    DR(sk_family, 0, 63),
+    DR(sk_proto, 0, 255),
+    DR(sk_opts, 0, CD_SKO_ALL),
+    DR(sk_linger, 0, INT32_MAX),
+    DR(sk_defer, 0, INT32_MAX),
+    DR(sk_rcvtimeo, 0, INT64_MAX / 2),
+    DR(sk_sndtimeo, 0, INT64_MAX / 2),
+};
 #undef DR
 #undef D
 
@@ -188,6 +207,10 @@ static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 	case CD_FD_PIDFD:
 		*n = ARRAY_SIZE(pidfd_fields);
 		return pidfd_fields;
+	case CD_FD_INET:
+	case CD_FD_NETLINK:
+		*n = ARRAY_SIZE(inet_fields);
+		return inet_fields;
 	default:
 		*n = 0;
 		return NULL;
@@ -259,6 +282,9 @@ void cd_fd_free(struct cd_fd *d)
 	for (size_t k = 0; k < d->sk_nqueue; k++)
 		free(d->sk_queue[k].data);
 	free(d->sk_queue);
+	free(d->sk_paddr);
+	d->sk_paddr = NULL;
+	d->sk_paddrlen = 0;
 	d->sk_queue = NULL;
 	d->sk_nqueue = 0;
 	d->sk_addr = NULL;
@@ -368,6 +394,10 @@ static json_t *fd_to_json(const struct cd_fd *d)
 			json_array_append_new(q, m);
 		}
 		json_object_set_new(o, "sk_queue", q);
+	}
+	if (d->kind == CD_FD_INET || d->kind == CD_FD_NETLINK) {
+		cd_json_hex_encode(o, "sk_addr", d->sk_addr, d->sk_addrlen);
+		cd_json_hex_encode(o, "sk_paddr", d->sk_paddr, d->sk_paddrlen);
 	}
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
@@ -861,6 +891,13 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	    ((r = cd_json_hex_decode(o, "sk_addr", CD_UNIX_ADDR_MAX, &d->sk_addr, &d->sk_addrlen,
 	                             err)) < 0 ||
 	     (r = sk_queue_from_json(o, d, err)) < 0))
+		return r;
+	/* socket addresses: the kind's check holds them to their family's size */
+	if ((d->kind == CD_FD_INET || d->kind == CD_FD_NETLINK) &&
+	    ((r = cd_json_hex_decode(o, "sk_addr", CD_UNIX_ADDR_MAX, &d->sk_addr, &d->sk_addrlen,
+	                             err)) < 0 ||
+	     (r = cd_json_hex_decode(o, "sk_paddr", CD_UNIX_ADDR_MAX, &d->sk_paddr, &d->sk_paddrlen,
+	                             err)) < 0))
 		return r;
 	return 0;
 }

@@ -173,9 +173,9 @@ enum cd_fd_kind {
 	CD_FD_EPOLL,    /* epoll: its watches, fds of the same task */
 	CD_FD_INOTIFY,  /* inotify: its watches, by path */
 	CD_FD_UNIX,     /* unix socket (fd-unix.c): type, name, listening state, options */
-	/* 16, 17: kept for the socket kinds of other branches (unregistered
-	 * here: the decoder refuses them) */
-	CD_FD_PIDFD = 18, /* pidfd (fd-pidfd.c): the pid or tid it refers to */
+	CD_FD_INET,     /* TCP or UDP socket, IPv4 or IPv6 (fd-inet.c): address, state, options */
+	CD_FD_NETLINK,  /* netlink socket (fd-netlink.c): protocol, multicast groups */
+	CD_FD_PIDFD,    /* pidfd (fd-pidfd.c): the pid or tid it refers to */
 	CD_FD_KIND_MAX,
 };
 
@@ -254,6 +254,29 @@ struct cd_fd {
 	/* pidfd: the process (or with O_EXCL, PIDFD_THREAD, the thread) it
 	 * refers to, always a task or a thread of the image */
 	pid_t pidfd_pid;
+	/* inet and netlink sockets (also sk_type, sk_listen, sk_backlog,
+	 * sk_rcvbuf, sk_sndbuf, sk_ino, sk_iuid, sk_igid, and sk_addr: the
+	 * socket's own address as getsockname gives it, none when unbound): the
+	 * family and protocol; CD_SKO_* options; SO_LINGER's seconds (with
+	 * CD_SKO_LINGER); SO_RCVTIMEO and SO_SNDTIMEO in microseconds (0: none);
+	 * TCP_DEFER_ACCEPT in seconds; a connected UDP socket's peer address */
+	int sk_family, sk_proto;
+	uint32_t sk_opts, sk_linger, sk_defer;
+	uint64_t sk_rcvtimeo, sk_sndtimeo;
+	uint8_t *sk_paddr;
+	size_t sk_paddrlen;
+};
+
+/* Options of an inet socket (struct cd_fd, sk_opts). */
+enum {
+	CD_SKO_REUSEADDR = 1u << 0,
+	CD_SKO_REUSEPORT = 1u << 1,
+	CD_SKO_KEEPALIVE = 1u << 2,
+	CD_SKO_NODELAY = 1u << 3,   /* TCP_NODELAY */
+	CD_SKO_V6ONLY = 1u << 4,    /* IPV6_V6ONLY */
+	CD_SKO_BROADCAST = 1u << 5, /* SO_BROADCAST */
+	CD_SKO_LINGER = 1u << 6,    /* SO_LINGER on, for sk_linger seconds */
+	CD_SKO_ALL = (1u << 7) - 1,
 };
 
 /* A message in a unix socket's receive queue. */

@@ -324,7 +324,7 @@ extern const size_t cd_fd_kinds_n;
 extern const struct cd_fd_ops cd_fd_ops_reg, cd_fd_ops_dir, cd_fd_ops_path, cd_fd_ops_chr,
     cd_fd_ops_pipe, cd_fd_ops_fifo, cd_fd_ops_proc, cd_fd_ops_stdio, cd_fd_ops_memfd,
     cd_fd_ops_deleted, cd_fd_ops_eventfd, cd_fd_ops_signalfd, cd_fd_ops_timerfd, cd_fd_ops_epoll,
-    cd_fd_ops_inotify, cd_fd_ops_unix, cd_fd_ops_pidfd;
+    cd_fd_ops_inotify, cd_fd_ops_unix, cd_fd_ops_pidfd, cd_fd_ops_inet, cd_fd_ops_netlink;
 /* The ops of kind; NULL when no file registers it. */
 const struct cd_fd_ops *cd_fd_ops_of(enum cd_fd_kind kind);
 
@@ -338,6 +338,27 @@ int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
  * connected socket's peer is in the image, before anything is released. */
 int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *ret_n, cd_err *err);
 int cd_unix_check_peers(const struct cd_image *img, cd_err *err);
+/* fd-inet.c, for the socket kinds: our copy of a task's fd (pidfd_getfd)
+ * or -errno; an int socket option or -errno; the family of a socket fd of
+ * the task being dumped (-1: not a socket); SO_RCVBUF or SO_SNDBUF set to
+ * what getsockopt read (0: left as is); whether d is the first fd of its
+ * open file in the image (its task binds it); bind or connect (nr) of d's
+ * fd in the task to the address sa. */
+int cd_sk_copy_fd(pid_t pid, int fd);
+int cd_sk_opt(int fd, int level, int opt, int *ret);
+int cd_sk_family(const struct cd_fd_dump *x, const struct cd_fd *d);
+int cd_sk_set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err);
+bool cd_sk_first_of_obj(const struct cd_image *img, const struct cd_fd *d);
+int cd_sk_addr_call(struct cd_restore_ctx *ctx, const struct cd_fd *d, long nr, const char *name,
+                    const uint8_t *sa, size_t len, cd_err *err);
+/* The poll events of a socket (POLLIN: something queued, POLLERR: an error
+ * pending), read without taking either; a refusal when a buffer size v of
+ * SO_RCVBUF or SO_SNDBUF (opt) is above what the sysctl lets SO_RCVBUF set. */
+int cd_sk_events(int fd, cd_err *err);
+/* A refusal when the socket fd belongs to another network namespace than
+ * the engine's (the restore makes sockets in its own). */
+int cd_sk_netns_ours(int fd, cd_err *err);
+int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */

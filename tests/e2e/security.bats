@@ -265,6 +265,25 @@ json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home
 	assert_equal "$(job_field mine status)" halted
 }
 
+@test "restore job refuses a user's TCP or netlink socket that would be root's (the controller gives it its owner)" {
+	dump_users_job
+	add_fd '{"kind": 16, "sk_family": 2, "sk_type": 1, "sk_proto": 6, "sk_listen": 0,
+	         "sk_backlog": 0, "sk_rcvbuf": 0, "sk_sndbuf": 0, "sk_ino": 4000000000,
+	         "sk_iuid": 0, "sk_igid": 0, "sk_opts": 0, "sk_linger": 0, "sk_defer": 0,
+	         "sk_rcvtimeo": 0, "sk_sndtimeo": 0, "sk_addr": "", "sk_paddr": ""}'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "fd 9: an inet socket of owner 0:0, not the job's owner or one of its groups"
+	add_fd '{"kind": 17, "sk_family": 16, "sk_type": 3, "sk_proto": 0, "sk_listen": 0,
+	         "sk_backlog": 0, "sk_rcvbuf": 0, "sk_sndbuf": 0, "sk_ino": 4000000001,
+	         "sk_iuid": 0, "sk_igid": 0, "sk_opts": 0, "sk_linger": 0, "sk_defer": 0,
+	         "sk_rcvtimeo": 0, "sk_sndtimeo": 0, "sk_addr": "", "sk_paddr": ""}'
+	run "$CEDANA" restore job mine
+	assert_failure 1
+	assert_output --partial "fd 9: a netlink socket of owner 0:0, not the job's owner or one of its groups"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks every field of a user's checkpoint: nice, limits, oom, dumpable, executable" {
 	dump_users_job
 	echo secret >"$SHARED/rootonly"

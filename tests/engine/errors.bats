@@ -82,17 +82,18 @@ still_counting() {
 	still_counting
 }
 
-@test "dump: an unsupported fd (a socket) is refused naming task, fd and kind" {
+@test "dump: an unsupported fd (a fanotify group) is refused naming task, fd and kind" {
 	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
-import socket, time
-s = socket.socket()
+import ctypes, time
+fd = ctypes.CDLL(None, use_errno=True).fanotify_init(0, 0)
+assert fd >= 0, ctypes.get_errno()
 print("READY", flush=True)
 time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
-	assert_output --regexp "dump: pid $WL_PID: fd [0-9]+ \(socket:\[[0-9]+\]\): unsupported file kind"
+	assert_output --regexp "dump: pid $WL_PID: fd [0-9]+ \(anon_inode:\[fanotify\]\): unsupported file kind"
 	assert_not_exist "$IMG"
 	kill -0 "$WL_PID"
 	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" != "t" ]

@@ -3,8 +3,10 @@
 # (tests/workloads/date-loop.sh), a python3 interpreter with state, python3
 # with threads, java (a thread pool; skipped without a JDK), node (a
 # timer and a worker thread; skipped without node), Go (goroutines; skipped
-# without golang-go) and a PyTorch CPU training loop (skipped without
-# python3-torch).
+# without golang-go), a PyTorch CPU training loop (skipped without
+# python3-torch), and servers on TCP: python3 -m http.server, redis-server
+# with 300000 keys and memcached with its worker threads (skipped only when
+# Debian's package is not installed: scripts/install-deps.sh installs them).
 load helpers
 
 setup() { engine_setup; }
@@ -354,4 +356,176 @@ torch_roundtrip() {
 
 @test "pytorch: --leave-running" {
 	torch_roundtrip --leave-running
+}
+
+# free_port: a TCP port of 127.0.0.1 free right now (servers here may not
+# take port 0: a client must know it).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server CMD...: runs a server in a session of its own as $WL_PID,
+# output to $LOG.
+start_server() {
+	no_inherited_fds setsid "$@" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+}
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT.
+wait_port() {
+	for _ in $(seq 1 500); do
+		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2>/dev/null && return 0
+		sleep 0.02
+	done
+	echo "nothing listens on port $1" >&2
+	cat "$LOG" >&2
+	return 1
+}
+
+# server_roundtrip [DUMP-FLAGS...]: dumps the server $WL_PID (timed into
+# $DUMP_S), kills it after --leave-running, restores it detached (timed into
+# $RESTORE_S); the port is free again in between.
+server_roundtrip() {
+	local t0 t1 t2
+	t0=$(date +%s.%N)
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	t1=$(date +%s.%N)
+	assert_success
+	if [[ " $* " == *" --leave-running "* ]]; then
+		kill -0 "$WL_PID"
+		kill_session "$WL_PID"
+	fi
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid"
+	t2=$(date +%s.%N)
+	assert_success
+	DUMP_S=$(echo "$t1 - $t0" | bc)
+	RESTORE_S=$(echo "$t2 - $t1" | bc)
+}
+
+http_server_roundtrip() {
+	local port
+	port=$(free_port)
+	mkdir "$T/www"
+	echo "served after the restore $$" >"$T/www/file.txt"
+	start_server python3 -m http.server "$port" --bind 127.0.0.1 --directory "$T/www"
+	wait_port "$port"
+	run curl -sf "http://127.0.0.1:$port/file.txt"
+	assert_output "served after the restore $$"
+	server_roundtrip "$@"
+	# a fresh client, after the restore
+	run curl -sf -m 10 "http://127.0.0.1:$port/file.txt"
+	assert_success
+	assert_output "served after the restore $$"
+}
+
+@test "python3 -m http.server: after the restore a fresh client gets a file" {
+	http_server_roundtrip
+}
+
+@test "python3 -m http.server: --leave-running" {
+	http_server_roundtrip --leave-running
+}
+
+REDIS_KEYS=300000
+
+# redis_load PORT N: SET key:I val:I*7 for I in 0..N-1 through one pipe.
+redis_load() {
+	python3 -c '
+import sys
+n = int(sys.argv[1])
+w = sys.stdout.write
+for i in range(n):
+    k, v = "key:%d" % i, "val:%d" % (i * 7)
+    w("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+' "$2" | redis-cli -p "$1" --pipe
+}
+
+redis_roundtrip() {
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+		skip "redis-server is not installed (Debian: redis-server redis-tools)"
+	local port
+	port=$(free_port)
+	# its own config in the test's directory: no persistence, no daemon
+	printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\ndaemonize no\ndir %s\nlogfile ""\n' \
+		"$port" "$T" >"$T/redis.conf"
+	start_server redis-server "$T/redis.conf"
+	wait_port "$port"
+	run redis_load "$port" "$REDIS_KEYS"
+	assert_success
+	assert_output --partial "errors: 0, replies: $REDIS_KEYS"
+	run redis-cli -p "$port" dbsize
+	assert_output "$REDIS_KEYS"
+	server_roundtrip "$@"
+	echo "# redis $REDIS_KEYS keys: dump ${DUMP_S}s, restore ${RESTORE_S}s, image $(du -sh "$IMG" | cut -f1)" >&3
+	# a fresh redis-cli reads every key back and writes new ones
+	run redis-cli -p "$port" dbsize
+	assert_output "$REDIS_KEYS"
+	run sh -c "redis-cli -p $port --scan --pattern 'key:*' | wc -l"
+	assert_output "$REDIS_KEYS"
+	run sh -c "seq 0 $((REDIS_KEYS - 1)) | awk '{ print \"GET key:\" \$1 }' | redis-cli -p $port | awk '\$0 != \"val:\" (NR - 1) * 7 { bad++ } END { print NR, bad + 0 }'"
+	assert_output "$REDIS_KEYS 0"
+	run redis-cli -p "$port" set after-restore yes
+	assert_output "OK"
+	run redis-cli -p "$port" get after-restore
+	assert_output "yes"
+	run redis-cli -p "$port" dbsize
+	assert_output "$((REDIS_KEYS + 1))"
+}
+
+@test "redis-server with 300000 keys: a fresh redis-cli reads every key back and writes new ones" {
+	redis_roundtrip
+}
+
+@test "redis-server: --leave-running" {
+	redis_roundtrip --leave-running
+}
+
+# mc PORT REQUEST: memcached's answer to one request on a fresh connection.
+mc() {
+	python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
+s.sendall(sys.argv[2].encode().replace(b"|", b"\r\n"))
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+print(out.decode().replace("\r\n", "|"))
+' "$1" "$2"
+}
+
+memcached_roundtrip() {
+	command -v memcached >/dev/null || skip "memcached is not installed (Debian: memcached)"
+	local port i
+	port=$(free_port)
+	start_server memcached -u "$(id -un)" -l 127.0.0.1 -p "$port" -U 0 -t 4
+	wait_port "$port"
+	# four worker threads (and memcached's own), each with its epoll and pipe
+	assert [ "$(ls "/proc/$WL_PID/task" | wc -l)" -ge 5 ]
+	for i in 1 2 3 4 5 6 7 8; do
+		run mc "$port" "set k$i 0 0 2|v$i|"
+		assert_output "STORED|"
+	done
+	server_roundtrip "$@"
+	# fresh clients, spread over the workers, read every key and write
+	for i in 1 2 3 4 5 6 7 8; do
+		run mc "$port" "get k$i|"
+		assert_output "VALUE k$i 0 2|v$i|END|"
+	done
+	run mc "$port" "set new 0 0 3|yes|get new|"
+	assert_output "STORED|VALUE new 0 3|yes|END|"
+}
+
+@test "memcached with its worker threads: fresh clients read every key back and write new ones" {
+	memcached_roundtrip
+}
+
+@test "memcached: --leave-running" {
+	memcached_roundtrip --leave-running
 }

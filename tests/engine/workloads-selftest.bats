@@ -841,3 +841,11 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 @test "wl-aio passes" {
 	run_plain wl-aio
 }
+
+@test "wl-inet passes, and with each state the dump refuses" {
+	local mode
+	for mode in "" pending established udpqueue udperror packet nlqueue netns; do
+		run_plain wl-inet $mode
+		wl_cleanup
+	done
+}

@@ -1125,3 +1125,39 @@ wl_anon_refused() {
 @test "wl-pidfd: a pidfd a child inherited (shared across fork) is refused, naming it; it runs on" {
 	wl_refused wl-pidfd forked "pid [0-9]+: fd 24 \(pidfd\): a pidfd shared with another process \(inherited across fork\) is not supported" --leave-running
 }
+
+@test "wl-inet: TCP listeners (v4, v6, dual-stack) shared with a child, bound and unbound TCP, UDP bound and connected, netlink bound and unbound, with their options → PASS" {
+	wl_roundtrip wl-inet
+}
+
+@test "wl-inet: --leave-running" {
+	wl_roundtrip wl-inet --leave-running
+}
+
+@test "wl-inet: a connection waiting to be accepted is refused by name; it runs on" {
+	wl_refused wl-inet pending "pid [0-9]+: fd 3 \(socket:\[[0-9]+\], tcp 127\.0\.0\.1:[0-9]+\): connections wait to be accepted \(1\)" --leave-running
+}
+
+@test "wl-inet: an established TCP connection is refused, naming its peer; it runs on" {
+	wl_refused wl-inet established "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], tcp6 \[::1\]:[0-9]+\): a TCP connection to \[::1\]:[0-9]+ \(state 1\): established connections are not supported yet" --leave-running
+}
+
+@test "wl-inet: an unread datagram is refused by name; it runs on" {
+	wl_refused wl-inet udpqueue "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): datagrams wait unread in its receive queue" --leave-running
+}
+
+@test "wl-inet: a UDP socket with an error pending is refused by name, the error left for the program; it runs on" {
+	wl_refused wl-inet udperror "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): an error waits to be read \(SO_ERROR\)" --leave-running
+}
+
+@test "wl-inet: a socket of another network namespace is refused by name; it runs on" {
+	wl_refused wl-inet netns "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of another network namespace \(net:\[[0-9]+\]\)" --leave-running
+}
+
+@test "wl-inet: a packet socket is refused, naming its family; it runs on" {
+	wl_refused wl-inet packet "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of family 17, AF_PACKET \(packet socket\): not supported" --leave-running
+}
+
+@test "wl-inet: a netlink socket with an unread answer is refused by name; it runs on" {
+	wl_refused wl-inet nlqueue "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], netlink protocol 0\): messages wait unread in its receive queue" --leave-running
+}

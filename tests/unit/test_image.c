@@ -1,5 +1,9 @@
 /* The image codec: manifest round trip, refusal of foreign, corrupt and
  * truncated images, and the page-file checksum. */
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -1204,7 +1208,7 @@ static json_t *with_event_fds(void)
 
 	make_image(&img);
 	struct cd_task *t = &img.tasks[0];
-	t->fds = realloc(t->fds, 11 * sizeof(*t->fds));
+	t->fds = realloc(t->fds, 14 * sizeof(*t->fds));
 	assert_non_null(t->fds);
 	t->fds[2] = (struct cd_fd){.fd = 11,
 	                           .kind = CD_FD_EVENTFD,
@@ -1301,7 +1305,64 @@ static json_t *with_event_fds(void)
 	                            .sk_ino = 201,
 	                            .sk_peer = 200,
 	                            .sk_shutdown = 1};
-	t->nfds = 11;
+	/* a TCP listener on [::1]:8080 with its options, a UDP socket
+	 * connected to 127.0.0.1:53, a netlink route socket in group 1 */
+	struct sockaddr_in6 l6 = {.sin6_family = AF_INET6, .sin6_port = htons(8080)};
+	struct sockaddr_in u4 = {.sin_family = AF_INET, .sin_port = htons(53)};
+	l6.sin6_addr.s6_addr[15] = 1;
+	u4.sin_addr.s_addr = htonl(0x7f000001);
+	t->fds[11] = (struct cd_fd){.fd = 20,
+	                            .kind = CD_FD_INET,
+	                            .flags = 04002,
+	                            .obj = 14,
+	                            .std = -1,
+	                            .sk_family = AF_INET6,
+	                            .sk_type = SOCK_STREAM,
+	                            .sk_proto = IPPROTO_TCP,
+	                            .sk_listen = true,
+	                            .sk_backlog = 511,
+	                            .sk_ino = 300,
+	                            .sk_iuid = 1000,
+	                            .sk_igid = 1001,
+	                            .sk_rcvbuf = 131072,
+	                            .sk_opts = CD_SKO_ALL,
+	                            .sk_linger = 3,
+	                            .sk_defer = 5,
+	                            .sk_rcvtimeo = 2500000,
+	                            .sk_sndtimeo = 1};
+	t->fds[11].sk_addr = malloc(sizeof(l6));
+	assert_non_null(t->fds[11].sk_addr);
+	memcpy(t->fds[11].sk_addr, &l6, sizeof(l6));
+	t->fds[11].sk_addrlen = sizeof(l6);
+	t->fds[12] = (struct cd_fd){.fd = 21,
+	                            .kind = CD_FD_INET,
+	                            .flags = 02,
+	                            .obj = 15,
+	                            .std = -1,
+	                            .sk_family = AF_INET,
+	                            .sk_type = SOCK_DGRAM,
+	                            .sk_proto = IPPROTO_UDP,
+	                            .sk_ino = 301,
+	                            .sk_opts = CD_SKO_BROADCAST};
+	t->fds[12].sk_paddr = malloc(sizeof(u4));
+	assert_non_null(t->fds[12].sk_paddr);
+	memcpy(t->fds[12].sk_paddr, &u4, sizeof(u4));
+	t->fds[12].sk_paddrlen = sizeof(u4);
+	struct sockaddr_nl nl = {.nl_family = AF_NETLINK, .nl_groups = 1};
+	t->fds[13] = (struct cd_fd){.fd = 22,
+	                            .kind = CD_FD_NETLINK,
+	                            .flags = 02,
+	                            .obj = 16,
+	                            .std = -1,
+	                            .sk_family = AF_NETLINK,
+	                            .sk_type = SOCK_RAW,
+	                            .sk_proto = 0,
+	                            .sk_ino = 302};
+	t->fds[13].sk_addr = malloc(sizeof(nl));
+	assert_non_null(t->fds[13].sk_addr);
+	memcpy(t->fds[13].sk_addr, &nl, sizeof(nl));
+	t->fds[13].sk_addrlen = sizeof(nl);
+	t->nfds = 14;
 	json_t *j = cd_image_to_json(&img, &err);
 	cd_image_free(&img);
 	assert_non_null(j);
@@ -1363,8 +1424,8 @@ static void test_pidfds(void **state)
 	json_object_set_new(fd_n(j, 5), "pidfd_pid", json_integer(43));
 	expect_refused(j, "\"pidfd_pid\": 43 is not a task of the image");
 	j = with_pidfds();
-	json_object_set_new(fd_n(j, 4), "kind", json_integer(16));
-	expect_refused(j, "16 is not a kind of fd");
+	json_object_set_new(fd_n(j, 4), "kind", json_integer(CD_FD_KIND_MAX));
+	expect_refused(j, "\"kind\"");
 	/* the task's own thread 4242: a thread's pidfd of it, and a thread
 	 * SIGIO owner; as a process it is no task of the image */
 	j = with_pidfds();
@@ -1443,6 +1504,23 @@ static void test_event_fds(void **state)
 	assert_memory_equal(uf->sk_queue[0].data, "ab", 2);
 	assert_int_equal(uf->sk_queue[1].len, 0);
 	assert_true(img.tasks[0].fds[10].sk_peer == 200 && img.tasks[0].fds[10].sk_shutdown == 1);
+	const struct cd_fd *xf = &img.tasks[0].fds[11];
+	assert_true(xf->kind == CD_FD_INET && xf->sk_family == AF_INET6 &&
+	            xf->sk_type == SOCK_STREAM && xf->sk_proto == IPPROTO_TCP);
+	assert_true(xf->sk_listen && xf->sk_backlog == 511 && xf->sk_ino == 300);
+	assert_true(xf->sk_iuid == 1000 && xf->sk_igid == 1001 && xf->sk_rcvbuf == 131072);
+	assert_true(xf->sk_opts == CD_SKO_ALL && xf->sk_linger == 3 && xf->sk_defer == 5);
+	assert_true(xf->sk_rcvtimeo == 2500000 && xf->sk_sndtimeo == 1);
+	assert_int_equal(xf->sk_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(((const struct sockaddr_in6 *)xf->sk_addr)->sin6_port, htons(8080));
+	xf = &img.tasks[0].fds[12];
+	assert_true(xf->sk_proto == IPPROTO_UDP && xf->sk_opts == CD_SKO_BROADCAST);
+	assert_true(xf->sk_addrlen == 0 && xf->sk_paddrlen == sizeof(struct sockaddr_in));
+	assert_int_equal(((const struct sockaddr_in *)xf->sk_paddr)->sin_port, htons(53));
+	xf = &img.tasks[0].fds[13];
+	assert_true(xf->kind == CD_FD_NETLINK && xf->sk_type == SOCK_RAW);
+	assert_int_equal(xf->sk_addrlen, sizeof(struct sockaddr_nl));
+	assert_int_equal(((const struct sockaddr_nl *)xf->sk_addr)->nl_groups, 1);
 	assert_null(json_object_get(fd0(j = with_event_fds()), "sk_addr"));
 	json_decref(j);
 	cd_image_free(&img);
@@ -1530,6 +1608,36 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 7), "sk_backlog", json_integer(-1));
 	expect_refused(j, "\"sk_backlog\"");
+	/* inet and netlink: family, protocol, addresses, options of their kind */
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 11), "sk_proto", json_integer(IPPROTO_UDP));
+	expect_refused(j, "not a TCP or UDP socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 11), "sk_family", json_integer(AF_PACKET));
+	expect_refused(j, "not a TCP or UDP socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 11), "sk_addr", json_string("0a00"));
+	expect_refused(j, "not an address of family 10");
+	j = with_event_fds();
+	json_object_set_new(
+	    fd_n(j, 12), "sk_paddr",
+	    json_string("0a001f90000000000000000000000000000000000000000000000000"));
+	expect_refused(j, "not an address of family 2");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 12), "sk_listen", json_integer(1));
+	expect_refused(j, "a state or an option of another kind of socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 12), "sk_opts", json_integer(CD_SKO_V6ONLY));
+	expect_refused(j, "a state or an option of another kind of socket");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 11), "sk_opts", json_integer(CD_SKO_ALL + 1));
+	expect_refused(j, "\"sk_opts\"");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 13), "sk_proto", json_integer(32));
+	expect_refused(j, "not a netlink socket's fields");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 13), "sk_addr", json_string("100000000100000001000000"));
+	expect_refused(j, "not a netlink address of no port");
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 8), "sk_mode", json_integer(010000));
 	expect_refused(j, "\"sk_mode\"");
