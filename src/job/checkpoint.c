@@ -180,6 +180,7 @@ static int restore_target_locked(struct job_manager *jm, const struct job_caller
 		t->cmd = TAKE_PTR(job.cmd);
 		t->uid = job.uid;
 		t->gid = job.gid;
+		db_checkpoint_clear(&cp);
 	}
 	db_job_clear(&job);
 	return r;
