@@ -140,7 +140,7 @@ struct sk_desc {
  * with port 0 takes a port). */
 static int dump_addr(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t len = sizeof(ss);
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)

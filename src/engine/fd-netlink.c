@@ -75,7 +75,7 @@ static int dump_bufs(const struct cd_fd_dump *x, struct cd_fd *d, int fd, cd_err
 
 static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 {
-	struct sockaddr_nl sa, peer;
+	struct sockaddr_nl sa = {0}, peer = {0};
 	socklen_t len = sizeof(sa), plen = sizeof(peer);
 	int r;
 
@@ -114,10 +114,10 @@ static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 		                 NL_ARGS);
 	if (sa.nl_pid) { /* bound (or bound by its first send): bound again, port the kernel's */
 		sa.nl_pid = 0;
-		if (!(d->sk_addr = malloc(sizeof(sa))))
+		d->sk_addrlen = sizeof(sa);
+		if (!(d->sk_addr = malloc(d->sk_addrlen)))
 			return cd_err_set(err, ENOMEM, "out of memory");
 		memcpy(d->sk_addr, &sa, sizeof(sa));
-		d->sk_addrlen = sizeof(sa);
 	}
 	return dump_bufs(x, d, fd, err);
 }
