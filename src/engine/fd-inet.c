@@ -140,18 +140,23 @@ struct sk_desc {
  * with port 0 takes a port). */
 static int dump_addr(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t len = sizeof(ss);
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+		struct sockaddr_storage ss;
+	} u;
+	socklen_t len = sizeof(u.ss);
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+	memset(&u, 0, sizeof(u));
+	if (getsockname(fd, &u.sa, &len) < 0)
 		return cd_err_sys(err, errno, SK_FMT ": getsockname", SK_ARGS(s));
-	in_port_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-	                                         : ((struct sockaddr_in6 *)&ss)->sin6_port;
+	in_port_t port = u.ss.ss_family == AF_INET ? u.in.sin_port : u.in6.sin6_port;
 	if (!port)
 		return 0;
 	if (!(d->sk_addr = malloc(len)))
 		return cd_err_set(err, ENOMEM, "out of memory");
-	memcpy(d->sk_addr, &ss, len);
+	memcpy(d->sk_addr, &u.ss, len);
 	d->sk_addrlen = len;
 	return 0;
 }
