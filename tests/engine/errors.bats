@@ -93,7 +93,7 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
-	assert_output --regexp "dump: pid $WL_PID: fd [0-9]+ \(anon_inode:\[fanotify\]\): unsupported file kind"
+	assert_output --regexp "dump: pid $WL_PID: fd [0-9]+ \(anon_inode:\[fanotify\]\): fanotify is not supported"
 	assert_not_exist "$IMG"
 	kill -0 "$WL_PID"
 	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" != "t" ]
