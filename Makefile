@@ -68,10 +68,15 @@ asan-e2e: asan-build
 
 # workloads-selftest.bats runs the workloads alone, never our code: the
 # plain pass covers it. bench.bats times the engine, which a sanitized build
-# would only slow down; the plain pass runs it.
+# would only slow down; the plain pass runs it. programs.bats (redis,
+# postgres, PyTorch, java …) runs unsanitized programs through the engine
+# paths that the workloads (workloads.bats, run here) already cover under
+# ASan, one kind of state each; under ASan it would add its minutes and no
+# path of ours: the plain pass runs it.
 asan-engine: asan-build
 	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) BUILD=$(BUILD) \
-		BATS_SKIP_FILES="workloads-selftest.bats bench.bats" scripts/run-sanitized.sh tests/engine
+		BATS_SKIP_FILES="workloads-selftest.bats bench.bats programs.bats" \
+		scripts/run-sanitized.sh tests/engine
 
 # The dump/restore benchmark with this machine's ceilings (bench/README.md);
 # BENCH_SIZES, BENCH_ROUNDS, BENCH_QUICK=1 … pass through. Not part of test.
