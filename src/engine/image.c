@@ -603,40 +603,6 @@ static int sysv_runs_from_json(json_t *o, struct cd_sysv_shm *m, cd_err *err)
 	return 0;
 }
 
-/* Optional: images before SysV segments have none. */
-static int sysv_shms_from_json(json_t *root, struct cd_image *img, cd_err *err)
-{
-	json_t *arr, *o;
-	size_t i;
-	int r;
-
-	if (!json_object_get(root, "sysv_shm"))
-		return 0;
-	if ((r = cd_json_get_array(root, "sysv_shm", 0, CD_MAX_SYSV, &arr, err)) < 0)
-		return r;
-	img->sysv_shm = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_shm));
-	if (!img->sysv_shm)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(arr, i, o)
-	{
-		struct cd_sysv_shm *m = &img->sysv_shm[i];
-		img->nsysv_shm++;
-		if (!json_is_object(o))
-			return cd_err_set(err, EINVAL, "SysV segment %zu: not an object", i);
-		if ((r = cd_fields_decode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m,
-		                          err)) < 0 ||
-		    (r = sysv_runs_from_json(o, m, err)) < 0)
-			return cd_err_wrap(err, "SysV segment %zu", i);
-		for (size_t k = 0; k < i; k++)
-			if (img->sysv_shm[k].id == m->id ||
-			    (m->key != 0 && img->sysv_shm[k].key == m->key))
-				return cd_err_set(err, EINVAL,
-				                  "SysV segment %zu: id %d or key 0x%08x repeated",
-				                  i, m->id, (unsigned)m->key);
-	}
-	return 0;
-}
-
 static int sysv_msgs_from_json(json_t *o, struct cd_sysv_msq *q, cd_err *err)
 {
 	json_t *msgs, *m;
@@ -688,73 +654,120 @@ static int sysv_vals_from_json(json_t *o, struct cd_sysv_sem *m, cd_err *err)
 	return 0;
 }
 
-/* Optional: images before SysV queues have none. */
-static int sysv_msqs_from_json(json_t *root, struct cd_image *img, cd_err *err)
+static int sysv_shm_decode(json_t *o, void *obj, cd_err *err)
+{
+	struct cd_sysv_shm *m = obj;
+	int r = cd_fields_decode(o, sysv_shm_fields, ARRAY_SIZE(sysv_shm_fields), m, err);
+
+	return r < 0 ? r : sysv_runs_from_json(o, m, err);
+}
+
+static int sysv_msq_decode(json_t *o, void *obj, cd_err *err)
+{
+	struct cd_sysv_msq *q = obj;
+	int r = cd_fields_decode(o, sysv_msq_fields, ARRAY_SIZE(sysv_msq_fields), q, err);
+
+	return r < 0 ? r : sysv_msgs_from_json(o, q, err);
+}
+
+static int sysv_sem_decode(json_t *o, void *obj, cd_err *err)
+{
+	struct cd_sysv_sem *m = obj;
+	int r = cd_fields_decode(o, sysv_sem_fields, ARRAY_SIZE(sysv_sem_fields), m, err);
+
+	return r < 0 ? r : sysv_vals_from_json(o, m, err);
+}
+
+/* One kind of SysV object in the manifest: its array, what one is called in
+ * messages, the size of one, where its key and id are (each an int32_t), and
+ * how one is decoded (its fields, then its contents). */
+struct sysv_kind {
+	const char *field;
+	const char *what;
+	size_t size, key_off, id_off;
+	int (*decode)(json_t *o, void *obj, cd_err *err);
+};
+
+#define SYSV_KIND(type, field_, what_, decode_)                                                    \
+	{                                                                                          \
+		.field = (field_), .what = (what_), .size = sizeof(type),                          \
+		.key_off = offsetof(type, key), .id_off = offsetof(type, id), .decode = (decode_), \
+	}
+static const struct sysv_kind sysv_shm_kind =
+    SYSV_KIND(struct cd_sysv_shm, "sysv_shm", "SysV segment", sysv_shm_decode);
+static const struct sysv_kind sysv_msq_kind =
+    SYSV_KIND(struct cd_sysv_msq, "sysv_msq", "SysV queue", sysv_msq_decode);
+static const struct sysv_kind sysv_sem_kind =
+    SYSV_KIND(struct cd_sysv_sem, "sysv_sem", "SysV semaphore set", sysv_sem_decode);
+#undef SYSV_KIND
+
+static int32_t sysv_int_at(const char *obj, size_t off)
+{
+	int32_t v;
+
+	memcpy(&v, obj + off, sizeof(v));
+	return v;
+}
+
+/* The objects of kind k into *list (allocated here, handed over to the caller
+ * even on failure: *n counts those to free). Optional: images before SysV
+ * objects have none. The restore makes each with its id and key, so neither
+ * may come twice (IPC_PRIVATE, key 0, may). */
+static int sysv_list_from_json(json_t *root, const struct sysv_kind *k, void **list, size_t *n,
+                               cd_err *err)
 {
 	json_t *arr, *o;
+	char *objs;
 	size_t i;
 	int r;
 
-	if (!json_object_get(root, "sysv_msq"))
+	if (!json_object_get(root, k->field))
 		return 0;
-	if ((r = cd_json_get_array(root, "sysv_msq", 0, CD_MAX_SYSV, &arr, err)) < 0)
+	if ((r = cd_json_get_array(root, k->field, 0, CD_MAX_SYSV, &arr, err)) < 0)
 		return r;
-	img->sysv_msq = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_msq));
-	if (!img->sysv_msq)
+	objs = calloc(json_array_size(arr) + 1, k->size);
+	if (!objs)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	*list = objs;
 	json_array_foreach(arr, i, o)
 	{
-		struct cd_sysv_msq *q = &img->sysv_msq[i];
-		img->nsysv_msq++;
+		char *obj = objs + i * k->size;
+		int32_t key, id;
+
+		/* counted first: one refused after its contents were decoded is freed too */
+		(*n)++;
 		if (!json_is_object(o))
-			return cd_err_set(err, EINVAL, "SysV queue %zu: not an object", i);
-		if ((r = cd_fields_decode(o, sysv_msq_fields, ARRAY_SIZE(sysv_msq_fields), q,
-		                          err)) < 0 ||
-		    (r = sysv_msgs_from_json(o, q, err)) < 0)
-			return cd_err_wrap(err, "SysV queue %zu", i);
-		for (size_t k = 0; k < i; k++)
-			if (img->sysv_msq[k].id == q->id ||
-			    (q->key != 0 && img->sysv_msq[k].key == q->key))
+			return cd_err_set(err, EINVAL, "%s %zu: not an object", k->what, i);
+		if ((r = k->decode(o, obj, err)) < 0)
+			return cd_err_wrap(err, "%s %zu", k->what, i);
+		key = sysv_int_at(obj, k->key_off);
+		id = sysv_int_at(obj, k->id_off);
+		for (size_t j = 0; j < i; j++)
+			if (sysv_int_at(objs + j * k->size, k->id_off) == id ||
+			    (key != 0 && sysv_int_at(objs + j * k->size, k->key_off) == key))
 				return cd_err_set(err, EINVAL,
-				                  "SysV queue %zu: id %d or key 0x%08x repeated", i,
-				                  q->id, (unsigned)q->key);
+				                  "%s %zu: id %d or key 0x%08x repeated", k->what,
+				                  i, id, (unsigned)key);
 	}
 	return 0;
 }
 
-/* Optional: images before SysV semaphores have none. */
-static int sysv_sems_from_json(json_t *root, struct cd_image *img, cd_err *err)
+static int sysv_from_json(json_t *root, struct cd_image *img, cd_err *err)
 {
-	json_t *arr, *o;
-	size_t i;
+	void *shm = NULL, *msq = NULL, *sem = NULL;
 	int r;
 
-	if (!json_object_get(root, "sysv_sem"))
-		return 0;
-	if ((r = cd_json_get_array(root, "sysv_sem", 0, CD_MAX_SYSV, &arr, err)) < 0)
+	r = sysv_list_from_json(root, &sysv_shm_kind, &shm, &img->nsysv_shm, err);
+	img->sysv_shm = shm;
+	if (r < 0)
 		return r;
-	img->sysv_sem = calloc(json_array_size(arr) + 1, sizeof(*img->sysv_sem));
-	if (!img->sysv_sem)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	json_array_foreach(arr, i, o)
-	{
-		struct cd_sysv_sem *m = &img->sysv_sem[i];
-		img->nsysv_sem++;
-		if (!json_is_object(o))
-			return cd_err_set(err, EINVAL, "SysV semaphore set %zu: not an object", i);
-		if ((r = cd_fields_decode(o, sysv_sem_fields, ARRAY_SIZE(sysv_sem_fields), m,
-		                          err)) < 0 ||
-		    (r = sysv_vals_from_json(o, m, err)) < 0)
-			return cd_err_wrap(err, "SysV semaphore set %zu", i);
-		for (size_t k = 0; k < i; k++)
-			if (img->sysv_sem[k].id == m->id ||
-			    (m->key != 0 && img->sysv_sem[k].key == m->key))
-				return cd_err_set(err, EINVAL,
-				                  "SysV semaphore set %zu: id %d or key 0x%08x "
-				                  "repeated",
-				                  i, m->id, (unsigned)m->key);
-	}
-	return 0;
+	r = sysv_list_from_json(root, &sysv_msq_kind, &msq, &img->nsysv_msq, err);
+	img->sysv_msq = msq;
+	if (r < 0)
+		return r;
+	r = sysv_list_from_json(root, &sysv_sem_kind, &sem, &img->nsysv_sem, err);
+	img->sysv_sem = sem;
+	return r;
 }
 
 static int pipes_from_json(json_t *root, struct cd_image *img, cd_err *err)
@@ -1008,10 +1021,7 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
-	    (r = sysv_shms_from_json(root, img, err)) < 0 ||
-	    (r = sysv_msqs_from_json(root, img, err)) < 0 ||
-	    (r = sysv_sems_from_json(root, img, err)) < 0 ||
-	    (r = tasks_from_json(root, img, err)) < 0 ||
+	    (r = sysv_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0 ||
 	    (r = cd_image_plugins_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
