@@ -132,16 +132,20 @@ const char *proc_state_name(char state)
 	}
 }
 
-/* Signals the children of pid (all its threads' children), depth first. */
-static void signal_children(pid_t pid, int sig, int depth)
+/* Calls fn(child, arg, depth + 1) for each child of pid (the children of
+ * all its threads) until one returns true, and returns whether one did; a
+ * tree deeper than 64 (a loop of reused pids) is not walked further. */
+static bool each_child(pid_t pid, int depth, bool (*fn)(pid_t, const void *, int), const void *arg)
 {
 	_cleanup_closedir_ DIR *tasks = NULL;
 	char path[320], buf[4096];
 	struct dirent *de;
 
+	if (depth >= 64)
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	tasks = opendir(path);
-	while (tasks && depth < 64 && (de = readdir(tasks))) {
+	while (tasks && (de = readdir(tasks))) {
 		cd_err e = {0};
 		char *tok, *save;
 
@@ -150,19 +154,24 @@ static void signal_children(pid_t pid, int sig, int depth)
 		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, de->d_name);
 		if (read_small(path, buf, sizeof(buf), &e) < 0)
 			continue;
-		for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-			pid_t child = (pid_t)atoi(tok);
-
-			kill(child, sig);
-			signal_children(child, sig, depth + 1);
-		}
+		for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+			if (fn((pid_t)atoi(tok), arg, depth + 1))
+				return true;
 	}
+	return false;
+}
+
+/* Signals pid, then its children, depth first. */
+static bool signal_subtree(pid_t pid, const void *sig, int depth)
+{
+	kill(pid, *(const int *)sig);
+	each_child(pid, depth, signal_subtree, sig);
+	return false;
 }
 
 void proc_signal_tree(pid_t pid, int sig)
 {
-	kill(pid, sig);
-	signal_children(pid, sig, 0);
+	signal_subtree(pid, &sig, 0);
 }
 
 static bool fds_hold(pid_t pid, const char *prefix)
@@ -206,33 +215,13 @@ static bool maps_hold(pid_t pid, const char *prefix)
 	return false;
 }
 
-static bool tree_holds(pid_t pid, const char *prefix, int depth)
+static bool subtree_holds(pid_t pid, const void *prefix, int depth)
 {
-	_cleanup_closedir_ DIR *tasks = NULL;
-	char path[320], buf[4096];
-	struct dirent *de;
-
-	if (fds_hold(pid, prefix) || maps_hold(pid, prefix))
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	tasks = opendir(path);
-	while (tasks && depth < 64 && (de = readdir(tasks))) {
-		cd_err e = {0};
-		char *tok, *save;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, de->d_name);
-		if (read_small(path, buf, sizeof(buf), &e) < 0)
-			continue;
-		for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
-			if (tree_holds((pid_t)atoi(tok), prefix, depth + 1))
-				return true;
-	}
-	return false;
+	return fds_hold(pid, prefix) || maps_hold(pid, prefix) ||
+	       each_child(pid, depth, subtree_holds, prefix);
 }
 
 bool proc_tree_holds(pid_t pid, const char *prefix)
 {
-	return pid > 0 && tree_holds(pid, prefix, 0);
+	return pid > 0 && subtree_holds(pid, prefix, 0);
 }
