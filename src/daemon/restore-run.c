@@ -162,7 +162,11 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 	/* after the unpack: no plugin code runs while the owner's files are read */
 	if (cr_plugins_load(r->plugins_dir, &o.plugins, err) < 0)
 		return -(err->code ? err->code : EIO);
-	op_phase(r->op, "verify"); /* the engine's first stage */
+	/* Until the engine's first progress call (its "verify" of System V
+	 * segments' page files, or its "restore" once 4 MiB of pages are in): it
+	 * reads and checks the image, opens its files, makes the tree. The
+	 * tasks' page files are checksummed during "restore", not here. */
+	op_phase(r->op, "prepare");
 	int rc = cd_engine_restore(&o, ret_pid, err);
 	cd_plugins_free(o.plugins);
 	if (rc < 0)

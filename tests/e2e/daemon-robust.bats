@@ -159,6 +159,34 @@ kill_daemon_hard() {
 	assert_failure
 }
 
+# The first phase of a restore's progress is the engine reading and checking
+# the image and making the tree, before it counts any page data (those pages
+# are checksummed as they go in, during "restore"): "prepare", stalled there.
+@test "a restore in flight shows its first phase, prepare, at /v1/ops/ID; the client's hang-up cancels it" {
+	start_counter c
+	run "$CEDANA" dump job c
+	assert_success
+	stop_daemon
+	CEDANA_ENGINE_FAULT=restore-stall start_daemon
+	curl -sS --unix-socket "$CEDANA_ADDRESS" -H 'Content-Type: application/json' \
+		-d '{"jid": "c", "op": "r-prepare"}' http://localhost/v1/restore >/dev/null 2>&1 3>&- &
+	client=$!
+	echo "$client" >>"$BATS_TEST_TMPDIR/extra.pids"
+	for _ in $(seq 200); do
+		run curl -sS --unix-socket "$CEDANA_ADDRESS" http://localhost/v1/ops/r-prepare
+		[[ "$output" == *'"phase"'* ]] && break
+		sleep 0.05
+	done
+	assert_output --regexp '"phase": ?"prepare"'
+	kill -KILL "$client"
+	for _ in $(seq 200); do
+		run curl -sS --unix-socket "$CEDANA_ADDRESS" http://localhost/v1/ops/r-prepare
+		[[ "$output" == *'no operation'* ]] && break
+		sleep 0.05
+	done
+	assert_output --partial 'no operation r-prepare in flight'
+}
+
 @test "a restore worker killed outright after making the tree: every new task dies with it" {
 	CEDANA_WL_TRIGGER=$(trigger_of t) "$CEDANA" run process --jid t -- "$WL_BIN/wl-tree"
 	wait_file_contains "$(log_of t)" READY
