@@ -28,14 +28,6 @@ still_counting() {
 	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
 }
 
-# refused TEXT: the dump fails with TEXT and leaves no image.
-refused() {
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	assert_failure 1
-	assert_output --regexp "$1"
-	assert_not_exist "$IMG"
-}
-
 # A workload refused, then triggered: it must still PASS.
 passes_after() {
 	touch "$TRIGGER"
@@ -50,7 +42,7 @@ passes_after() {
 	start_wl "$T/prog"
 	cp "$T/prog" "$T/prog.new"
 	mv "$T/prog.new" "$T/prog"
-	refused "pid $WL_PID \(prog\): its executable $T/prog \(deleted\) was deleted or replaced since it started \(an upgrade\?\); a restore could not map it again: restart the process"
+	dump_refused "pid $WL_PID \(prog\): its executable $T/prog \(deleted\) was deleted or replaced since it started \(an upgrade\?\); a restore could not map it again: restart the process"
 	still_counting
 }
 
@@ -58,7 +50,7 @@ passes_after() {
 	cp "$COUNTER" "$T/prog"
 	start_wl "$T/prog"
 	chmod 0644 "$T/prog"
-	refused "pid $WL_PID \(prog\): its executable $T/prog is not executable by path \(Permission denied\); .*chmod \+x"
+	dump_refused "pid $WL_PID \(prog\): its executable $T/prog is not executable by path \(Permission denied\); .*chmod \+x"
 	still_counting
 }
 
@@ -68,14 +60,14 @@ passes_after() {
 	cp /bin/true "$T/other/prog"
 	start_wl "$T/bin/prog"
 	mount --bind "$T/other" "$T/bin"
-	refused "pid $WL_PID \(prog\): its executable $T/bin/prog: the path now leads to another file \(replaced, or a mount over it\); a restore would run that one"
+	dump_refused "pid $WL_PID \(prog\): its executable $T/bin/prog: the path now leads to another file \(replaced, or a mount over it\); a restore would run that one"
 	still_counting
 }
 
 @test "dumpcheck: a mapped file deleted since it was mapped" {
 	start_wl "$WL_DIR/wl-memory" 8
 	rm "$TRIGGER.mem-file"
-	refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \(deleted\) \([0-9a-f]+-[0-9a-f]+\) was deleted or replaced since it was mapped"
+	dump_refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \(deleted\) \([0-9a-f]+-[0-9a-f]+\) was deleted or replaced since it was mapped"
 	passes_after
 }
 
@@ -84,7 +76,7 @@ passes_after() {
 	TRIGGER="$T/sub/trigger"
 	start_wl "$WL_DIR/wl-memory" 8
 	mount -t tmpfs tmpfs "$T/sub"
-	refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \([0-9a-f]+-[0-9a-f]+\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory"
+	dump_refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \([0-9a-f]+-[0-9a-f]+\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory"
 	umount "$T/sub"
 	passes_after
 }
@@ -95,7 +87,7 @@ passes_after() {
 	start_wl "$COUNTER"
 	cd /
 	mount -t tmpfs tmpfs "$T/sub"
-	refused "pid $WL_PID \(engine-counter\): its working directory $T/sub: the path now leads to another file \(replaced, or a mount over it\); a restore would enter that one"
+	dump_refused "pid $WL_PID \(engine-counter\): its working directory $T/sub: the path now leads to another file \(replaced, or a mount over it\); a restore would enter that one"
 	still_counting
 }
 
@@ -103,7 +95,7 @@ passes_after() {
 	start_wl "$WL_DIR/wl-chroot"
 	mkdir "$T/empty"
 	mount --bind "$T/empty" "$T/trigger.root-a"
-	refused "pid [0-9]+ \(wl-chroot\): its root directory $T/trigger.root-a: the path now leads to another file"
+	dump_refused "pid [0-9]+ \(wl-chroot\): its root directory $T/trigger.root-a: the path now leads to another file"
 	umount "$T/trigger.root-a"
 	passes_after
 }
@@ -113,14 +105,14 @@ passes_after() {
 	TRIGGER="$T/sub/trigger"
 	start_wl "$WL_DIR/wl-reg-flags"
 	mount -t tmpfs tmpfs "$T/sub"
-	refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory; a restore would open that one: undo the change, or have the process close the fd"
+	dump_refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): the path now leads to another file \(replaced, or a mount over it\), or to none: No such file or directory; a restore would open that one: undo the change, or have the process close the fd"
 	umount "$T/sub"
 	passes_after
 }
 
 @test "dumpcheck: a /proc file of a task behind a changed root" {
 	start_wl "$WL_DIR/wl-chroot" procfile
-	refused "pid [0-9]+ \(wl-chroot\): fd 13 \(/proc/[0-9]+/status\): a /proc file of a task whose root is $T/trigger.root-a \(chroot\) is not supported"
+	dump_refused "pid [0-9]+ \(wl-chroot\): fd 13 \(/proc/[0-9]+/status\): a /proc file of a task whose root is $T/trigger.root-a \(chroot\) is not supported"
 	passes_after
 }
 
@@ -129,9 +121,9 @@ passes_after() {
 	for what in files fs vm; do
 		start_wl "$WL_DIR/wl-clone-share" "$what"
 		case $what in
-		files) refused "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\), which a restore would not: not supported" ;;
-		fs) refused "pids [0-9]+ and [0-9]+ share their working and root directories \(CLONE_FS\)" ;;
-		vm) refused "pids [0-9]+ and [0-9]+ share their memory \(CLONE_VM\)" ;;
+		files) dump_refused "pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\), which a restore would not: not supported" ;;
+		fs) dump_refused "pids [0-9]+ and [0-9]+ share their working and root directories \(CLONE_FS\)" ;;
+		vm) dump_refused "pids [0-9]+ and [0-9]+ share their memory \(CLONE_VM\)" ;;
 		esac
 		passes_after
 		rm -rf "$T"/trigger* "$LOG"
@@ -143,7 +135,7 @@ passes_after() {
 	start_wl "$WL_DIR/wl-reg-flags"
 	ln "$TRIGGER.nb" "$TRIGGER.nb2"
 	rm "$TRIGGER.nb"
-	refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): a deleted file that is still linked elsewhere \(1 links\) or not a regular file is not supported: a restore could not open it again; have the process close it"
+	dump_refused "pid $WL_PID: fd 11 \($TRIGGER.nb \(deleted\)\): a deleted file that is still linked elsewhere \(1 links\) or not a regular file is not supported: a restore could not open it again; have the process close it"
 	passes_after
 }
 
@@ -153,7 +145,7 @@ passes_after() {
 	start_wl "$WL_DIR/wl-reg-flags"
 	mount --bind "$T/sub" "$T/sub"
 	mount -o remount,bind,ro "$T/sub"
-	refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): open for writing, but no longer writable by its path \(Read-only file system\); a restore opens it for writing again"
+	dump_refused "pid $WL_PID \(wl-reg-flags\): fd 1[0-4] \($TRIGGER[^)]*\): open for writing, but no longer writable by its path \(Read-only file system\); a restore opens it for writing again"
 	umount "$T/sub"
 	passes_after
 }
@@ -164,7 +156,7 @@ passes_after() {
 	start_wl "$WL_DIR/wl-spin"
 	mount --bind "$T/sub" "$T/sub"
 	mount -o remount,bind,ro "$T/sub"
-	refused "pid $WL_PID \(wl-spin\): mapped file $TRIGGER.spin \([0-9a-f]+-[0-9a-f]+\): shared and writable, but no longer writable by its path \(Read-only file system\)"
+	dump_refused "pid $WL_PID \(wl-spin\): mapped file $TRIGGER.spin \([0-9a-f]+-[0-9a-f]+\): shared and writable, but no longer writable by its path \(Read-only file system\)"
 	umount "$T/sub"
 	passes_after
 }
@@ -173,6 +165,6 @@ passes_after() {
 	mkdir -p "$T/trigger.root-a/proc"
 	mount -t proc proc "$T/trigger.root-a/proc"
 	start_wl "$WL_DIR/wl-chroot" procfile-inside
-	refused "pid [0-9]+ \(wl-chroot\): fd 13 \($T/trigger.root-a/proc/[0-9]+/status\): a file of a procfs mounted elsewhere than /proc is not supported"
+	dump_refused "pid [0-9]+ \(wl-chroot\): fd 13 \($T/trigger.root-a/proc/[0-9]+/status\): a file of a procfs mounted elsewhere than /proc is not supported"
 	passes_after
 }

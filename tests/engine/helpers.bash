@@ -50,6 +50,21 @@ wait_ready() {
 	return 1
 }
 
+# dump_refused REGEX [DUMP-FLAGS...]: the dump of $WL_PID fails naming the
+# state (REGEX, also in $output after) before anything is killed: no image,
+# and the task runs on, neither stopped nor traced.
+dump_refused() {
+	local regex=$1
+	shift
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_failure 1
+	assert_output --regexp "$regex"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+	[[ "$(awk '{print $3}' "/proc/$WL_PID/stat")" != [tT] ]]
+	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
+}
+
 # descendants PID: PID and every task below it, parents first.
 descendants() {
 	local p

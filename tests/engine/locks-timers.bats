@@ -16,51 +16,33 @@ teardown() {
 	engine_teardown
 }
 
-# The refused dump left nothing: no image, the task runs on, untraced.
-refused_cleanly() {
-	assert_failure 1
-	assert_not_exist "$IMG"
-	kill -0 "$WL_PID"
-	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
-	[ "$(awk '{print $3}' "/proc/$WL_PID/stat")" != T ]
-}
-
 @test "dump refuses a lease by name" {
 	start_wl "$LT" lease "$T/leased"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	refused_cleanly
-	assert_output --partial "($T/leased): a LEASE ACTIVE READ lock is not supported"
+	dump_refused "\($T/leased\): a LEASE ACTIVE READ lock is not supported"
 }
 
 @test "dump refuses an OFD lock that only a mapping holds" {
 	start_wl "$LT" mapped-ofd "$T/mapped"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	refused_cleanly
-	assert_output --partial "its OFDLCK WRITE lock on file"
+	dump_refused "its OFDLCK WRITE lock on file"
 	assert_output --partial "is held through no fd of the tree"
 }
 
 @test "dump refuses a POSIX lock seen through a shared fd table" {
 	start_wl "$LT" shared-files "$T/shared"
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	refused_cleanly
 	# the locks module's refusal, or the tree check's for any shared fd table
-	assert_output --regexp "a POSIX lock of pid $WL_PID in a shared fd table is not supported|pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)"
+	dump_refused "a POSIX lock of pid $WL_PID in a shared fd table is not supported|pids [0-9]+ and [0-9]+ share their fd table \(CLONE_FILES\)"
 }
 
 @test "dump refuses a POSIX timer on another process's CPU clock" {
 	start_wl "$LT" cpuclock
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	refused_cleanly
-	assert_output --partial "POSIX timer 0 counts the CPU time of pid"
+	dump_refused "POSIX timer 0 counts the CPU time of pid"
 	assert_output --partial "not supported"
 }
 
 @test "dump refuses POSIX timers where the kernel cannot restore their ids; the task runs on" {
 	start_wl "$WL_DIR/wl-posix-timer"
-	CEDANA_ENGINE_FAULT=no-timer-ids run "$ENGINE" dump "$WL_PID" "$IMG"
-	refused_cleanly
-	assert_output --partial "pid $WL_PID: has 6 POSIX timers, and this kernel cannot create a timer with a given id"
+	CEDANA_ENGINE_FAULT=no-timer-ids dump_refused \
+		"pid $WL_PID: has 6 POSIX timers, and this kernel cannot create a timer with a given id"
 	touch "$TRIGGER"
 	wait "$WL_PID"
 	WL_PID=

@@ -37,15 +37,15 @@ time.sleep(60)' </dev/null >"$LOG" 2>&1 &
 	wait_ready
 }
 
-# The dump is refused with MESSAGE and the tree runs on, not traced.
-refused() {
-	run "$ENGINE" dump "$WL_PID" "$IMG"
-	assert_failure 1
-	assert_output --regexp "$1"
-	assert_not_exist "$IMG"
-	kill -0 "$WL_PID"
-	[ "$(awk '{print $3}' /proc/$WL_PID/stat)" != "t" ]
-	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$WL_PID/status"
+# sysv_wl_attached: a segment made by ipcmk (outside the tree), its id in
+# $shmid, attached by the workload.
+sysv_wl_attached() {
+	shmid=$(ipcmk -M 4096 | grep -oE '[0-9]+$')
+	echo "m $shmid" >"$T/ipc"
+	sysv_wl m '
+i = '"$shmid"'
+if libc.shmat(i, None, 0) in (None, ctypes.c_void_p(-1).value):
+    i = -1'
 }
 
 # dump_gone: a plain dump succeeds, and the object of $T/ipc went into the
@@ -107,7 +107,7 @@ i = libc.semget(0, 1, CREAT | 0o600)
 op = struct.pack("Hhh", 0, 1, 0x1000)
 if i >= 0 and libc.semop(i, op, 1) < 0:
     i = -1'
-	refused "dump: pid $WL_PID: SEM_UNDO adjustments \\(semadj\\) of SysV semaphores: not supported"
+	dump_refused "dump: pid $WL_PID: SEM_UNDO adjustments \\(semadj\\) of SysV semaphores: not supported"
 }
 
 @test "sysv: a segment the tree created (not attached) goes into the image and is removed with the tree" {
@@ -129,13 +129,7 @@ i = libc.shmget(0, 4096, CREAT | 0o600)'
 # process holds on the restoring host refuses the restore, by name, before
 # any task exists.
 @test "sysv: a segment id taken on the restoring host refuses the restore before any task exists" {
-	# made by ipcmk (outside the tree), attached by the workload
-	shmid=$(ipcmk -M 4096 | grep -oE '[0-9]+$')
-	echo "m $shmid" >"$T/ipc"
-	sysv_wl m '
-i = '"$shmid"'
-if libc.shmat(i, None, 0) in (None, ctypes.c_void_p(-1).value):
-    i = -1'
+	sysv_wl_attached
 	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
 	assert_success
 	pid=$WL_PID
@@ -151,12 +145,7 @@ if libc.shmat(i, None, 0) in (None, ctypes.c_void_p(-1).value):
 }
 
 @test "sysv: a segment also attached outside the tree is refused by name" {
-	shmid=$(ipcmk -M 4096 | grep -oE '[0-9]+$')
-	echo "m $shmid" >"$T/ipc"
-	sysv_wl m '
-i = '"$shmid"'
-if libc.shmat(i, None, 0) in (None, ctypes.c_void_p(-1).value):
-    i = -1'
+	sysv_wl_attached
 	# an outsider keeps it attached
 	python3 -c '
 import ctypes, time
@@ -168,7 +157,7 @@ print("ok", flush=True)
 time.sleep(60)' >"$T/outsider" &
 	OUTSIDER=$!
 	for _ in $(seq 100); do grep -q ok "$T/outsider" && break; sleep 0.05; done
-	refused "dump: SysV shared memory segment \(key 0x[0-9a-f]{8}, id $shmid\) used by the tree is also attached by 1 process mapping\(s\) outside the tree"
+	dump_refused "dump: SysV shared memory segment \(key 0x[0-9a-f]{8}, id $shmid\) used by the tree is also attached by 1 process mapping\(s\) outside the tree"
 	kill "$OUTSIDER"
 }
 
@@ -179,7 +168,7 @@ a = libc.shmat(i, None, 0)
 if a in (None, ctypes.c_void_p(-1).value) or libc.munmap(ctypes.c_void_p(a + 4096), 4096):
     i = -1'
 	read -r _ id <"$T/ipc"
-	refused "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+: part of an attachment of SysV shared memory segment \(key 0x00000000, id $id\) \(some of it unmapped\): not supported"
+	dump_refused "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+: part of an attachment of SysV shared memory segment \(key 0x00000000, id $id\) \(some of it unmapped\): not supported"
 }
 
 @test "sysv: objects the tree never used do not refuse its dump" {

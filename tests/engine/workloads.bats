@@ -70,10 +70,7 @@ wl_refused() {
 	local name=$1 arg=$2 regex=$3
 	shift 3
 	start_wl "$WL_DIR/$name" "$arg"
-	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
-	assert_failure
-	assert_output --regexp "$regex"
-	assert_not_exist "$IMG"
+	dump_refused "$regex" "$@"
 	touch "$TRIGGER"
 	wait "$WL_PID"
 	WL_PID=
