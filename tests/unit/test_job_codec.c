@@ -202,6 +202,47 @@ static void test_proc_tree_holds(void **state)
 	unlink(path);
 }
 
+static bool dead(pid_t pid)
+{
+	struct proc_stat st;
+	cd_err err = {0};
+
+	return proc_read_stat(pid, &st, &err) < 0 || st.state == 'Z';
+}
+
+/* proc_signal_tree reaches a grandchild through its parent's children: a
+ * child that forks one and says its pid, both killed by one call. */
+static void test_proc_signal_tree(void **state)
+{
+	int pipefd[2];
+	pid_t child, grandchild = 0;
+
+	(void)state;
+	assert_int_equal(pipe(pipefd), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pid_t g = fork();
+		if (g == 0) {
+			pause();
+			_exit(0);
+		}
+		if (g < 0 || write(pipefd[1], &g, sizeof(g)) != sizeof(g))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(pipefd[0], &grandchild, sizeof(grandchild)), sizeof(grandchild));
+	proc_signal_tree(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* orphaned, the grandchild is reaped by init (slowly here): gone or dead */
+	for (int i = 0; i < 500 && !dead(grandchild); i++)
+		usleep(10000);
+	assert_true(dead(grandchild));
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +253,7 @@ int main(void)
 	    cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_proc_self),
 	    cmocka_unit_test(test_proc_tree_holds),
+	    cmocka_unit_test(test_proc_signal_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
