@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -136,22 +137,53 @@ static void peer_show(uint32_t peer, char *buf, size_t size)
 }
 
 /* Whether the socket of inode peer is connected to ino (a datagram socket
- * may connect to one that is not connected back). */
-static bool connected_back(uint32_t peer, unsigned long ino)
+ * may connect to one that is not connected back); *named: whether it has
+ * a name. */
+static bool connected_back(uint32_t peer, unsigned long ino, bool *named)
 {
 	struct cd_unix_diag pd;
 	cd_err ignored;
 
-	return cd_unix_diag(peer, &pd, &ignored) == 0 && pd.peer == ino;
+	*named = false;
+	if (cd_unix_diag(peer, &pd, &ignored) < 0)
+		return false;
+	*named = pd.namelen > 0;
+	return pd.peer == ino;
+}
+
+/* A connection made through a listener: its accepted end carries the
+ * listener's name, its client end none (check_conn). An unnamed pair has
+ * no name on either end. */
+static int check_conn(const struct sk_desc *s, const struct cd_unix_diag *dg, bool peer_named,
+                      const char *peer, cd_err *err)
+{
+	if (dg->type == SOCK_DGRAM)
+		return SK_REFUSE(s,
+		                 "a datagram socket connected to %s, a bound socket connected "
+		                 "back to it: not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->namelen && peer_named)
+		return SK_REFUSE(s,
+		                 "connected to %s, and both ends have a name (a client that "
+		                 "bound a name before it connected): not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->namelen && dg->name[0] && dg->name[0] != '/')
+		return SK_REFUSE(s,
+		                 "accepted by a listener of the relative path %s: not "
+		                 "supported (a restore could not give it the same name)",
+		                 SK_ARGS(s), s->name);
+	return 0;
 }
 
 /* Refuses the states the restore does not make. It makes unconnected
  * sockets with nothing queued, listening ones with no connection waiting,
- * and unnamed connected ones (socketpair) whose peer is in the image too
- * (cd_unix_check_peers, once every task is dumped). */
+ * and connected ones whose peer is in the image too (cd_unix_check_peers,
+ * once every task is dumped): unnamed pairs (socketpair) and connections
+ * made through a listener (check_conn). */
 static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, cd_err *err)
 {
 	char peer[3 * CD_UNIX_ADDR_MAX];
+	bool peer_named;
 
 	if (dg->state == TCP_LISTEN) {
 		if (dg->rqueue || dg->nicons)
@@ -168,18 +200,13 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 			return SK_REFUSE(
 			    s, "in the middle of connecting to %s (state %u): not supported",
 			    SK_ARGS(s), peer, dg->state);
-		if (dg->namelen)
-			return SK_REFUSE(
-			    s,
-			    "connected to %s through a named socket (an accepted "
-			    "connection, or a bound socket that connected): not supported, "
-			    "only unnamed pairs (socketpair)",
-			    SK_ARGS(s), peer);
-		if (!connected_back(dg->peer, s->ino))
+		if (!connected_back(dg->peer, s->ino, &peer_named))
 			return SK_REFUSE(s,
 			                 "connected to %s, which is not connected back to it: not "
 			                 "supported",
 			                 SK_ARGS(s), peer);
+		if (dg->namelen || peer_named)
+			return check_conn(s, dg, peer_named, peer, err);
 		if (dg->shutdown && dg->type == SOCK_DGRAM)
 			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
 			                 SK_ARGS(s), dg->shutdown);
@@ -395,7 +422,9 @@ static int dump_name(const struct sk_desc *s, const struct cd_unix_diag *dg, str
 {
 	if (!dg->namelen)
 		return 0;
-	if (dg->name[0])
+	/* an accepted end has the listener's name, kept as bound (an absolute
+	 * path: check_conn), whatever the socket file has become since */
+	if (dg->name[0] && !dg->peer)
 		return dump_path(s, dg, d, err);
 	if (!(d->sk_addr = malloc(dg->namelen)))
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -471,6 +500,18 @@ static int check_creator(const struct sk_desc *s, int fd, uint32_t peer_ino, cd_
 	                 SK_ARGS(s), peer, cr.pid, cr.uid, cr.gid);
 }
 
+/* Whether a connected socket is an end of a connection made through a
+ * listener (its SO_PEERCRED names the other side, not a pair's maker). */
+static bool conn_end(const struct cd_unix_diag *dg)
+{
+	bool peer_named = false;
+
+	if (dg->namelen)
+		return true;
+	connected_back(dg->peer, 0, &peer_named);
+	return peer_named;
+}
+
 static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 {
 	struct sk_desc s = {.pid = x->t->pid, .fd = d->fd, .ino = x->st->st_ino};
@@ -502,7 +543,7 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_peer = dg.peer;
 	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
 	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
-	    (dg.peer && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
+	    (dg.peer && !conn_end(&dg) && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
 	    (!d->sk_listen && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
 		return r;
 	return dump_name(&s, &dg, d, err);
@@ -541,14 +582,19 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
-/* A connected socket gets a placeholder here, replaced by its task (which
- * makes the pair: pair_restore); any other is made whole. */
+static bool is_conn(const struct cd_image *img, const struct cd_fd *d);
+static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
+
+/* An end of a pair gets a placeholder here, replaced by its task (which
+ * makes the pair: pair_restore); an end of a connection is made with its
+ * peer (conn_open); any other is made whole. */
 static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 {
 	int r;
-	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 
-	(void)o;
+	if (is_conn(o->img, d))
+		return conn_open(o, d, err);
+	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
 	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
@@ -1073,13 +1119,254 @@ static int fill_unconnected(struct cd_restore_ctx *ctx, const struct cd_fd *d, c
 	return r;
 }
 
+/* ---- restore of a connection made through a listener, in the controller ---- */
+
+/* Whether d is an end of a connection made through a listener: it or its
+ * peer has a name (the accepted end has the listener's; the image checks
+ * that one end at most has one: check_peer). */
+static bool is_conn(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer)
+		return false;
+	if (d->sk_addrlen)
+		return true;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_addrlen;
+}
+
+/* The ends conn_open made and has not handed out yet, by object. */
+struct conn_state {
+	struct {
+		int obj, fd;
+	} * v;
+	size_t n;
+};
+
+static int conn_stash(struct cd_fd_open *o, int obj, int fd, cd_err *err)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	if (!cs && !(cs = o->state[CD_FD_UNIX] = calloc(1, sizeof(*cs))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	__typeof__(cs->v) v = realloc(cs->v, (cs->n + 1) * sizeof(*v));
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	cs->v = v;
+	cs->v[cs->n].obj = obj;
+	cs->v[cs->n++].fd = fd;
+	return 0;
+}
+
+/* The stashed end of object obj, taken out; -1 when none. */
+static int conn_take(struct cd_fd_open *o, int obj)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->v[i].obj == obj && cs->v[i].fd >= 0)
+			return TAKE_FD(cs->v[i].fd);
+	return -1;
+}
+
+static void conn_open_done(struct cd_fd_open *o)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->v[i].fd >= 0)
+			close(cs->v[i].fd);
+	if (cs)
+		free(cs->v);
+	free(cs);
+	o->state[CD_FD_UNIX] = NULL;
+}
+
+/* The helper's identity: the ids an end's socket has (its owner, the ids
+ * of the task that made it), no supplementary groups. Raw calls: the
+ * helper is a fork of a process that may have threads, and glibc's would
+ * signal them. Its saved uid stays 0, to switch again. */
+static int become(uid_t uid, gid_t gid)
+{
+	if (syscall(SYS_setresuid, -1, 0, -1) < 0 || syscall(SYS_setgroups, 0, NULL) < 0 ||
+	    syscall(SYS_setresgid, -1, gid, -1) < 0 || syscall(SYS_setresuid, -1, uid, -1) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The address of an end's name (sun_path as bound: a path with its NUL),
+ * its length. */
+static socklen_t conn_addr(const struct cd_fd *d, struct sockaddr_un *sa)
+{
+	bool fs = d->sk_addr[0] != 0;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, d->sk_addr, d->sk_addrlen);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
+}
+
+/* In a child of the controller: listens on lfd at the accepted end's name
+ * as its owner (a stale socket file there is removed first, as the
+ * listener's own restore does; ours is removed after), then connects cfd
+ * to it as the client end's owner; both ends' SO_PEERCRED read those ids.
+ * Returns 0 or an errno, and the step that failed. */
+static int conn_helper(int lfd, int cfd, const struct cd_fd *acc, const struct cd_fd *cli,
+                       const char **step)
+{
+	struct sockaddr_un sa;
+	socklen_t len = conn_addr(acc, &sa);
+	bool fs = sa.sun_path[0] != 0;
+	struct stat st, mine = {0};
+
+	umask(0); /* the client may be another user: it connects through the file */
+	*step = "become the accepted end's owner";
+	if (become(acc->sk_iuid, acc->sk_igid) < 0)
+		return errno;
+	*step = "remove a stale socket file";
+	if (fs && lstat(sa.sun_path, &st) == 0 &&
+	    (!S_ISSOCK(st.st_mode) || unlink(sa.sun_path) < 0))
+		return S_ISSOCK(st.st_mode) ? errno : EEXIST;
+	*step = "bind and listen";
+	if (bind(lfd, (struct sockaddr *)&sa, len) < 0 || listen(lfd, 1) < 0 ||
+	    (fs && lstat(sa.sun_path, &mine) < 0))
+		return errno;
+	*step = "connect as the client end's owner";
+	if (become(cli->sk_iuid, cli->sk_igid) < 0 || connect(cfd, (struct sockaddr *)&sa, len) < 0)
+		return errno;
+	*step = "remove the socket file";
+	if (fs && become(acc->sk_iuid, acc->sk_igid) == 0 && lstat(sa.sun_path, &st) == 0 &&
+	    st.st_ino == mine.st_ino && st.st_dev == mine.st_dev && unlink(sa.sun_path) < 0)
+		return errno;
+	return 0;
+}
+
+/* The connection, made by a helper child (conn_helper), accepted here:
+ * ret[0] the accepted end, ret[1] the client end. */
+static int conn_connect(const struct cd_fd *acc, const struct cd_fd *cli, int ret[2], cd_err *err)
+{
+	_cleanup_close_ int lfd = socket(AF_UNIX, acc->sk_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	_cleanup_close_ int cfd = socket(AF_UNIX, cli->sk_type | SOCK_CLOEXEC, 0);
+	char shown[2 * CD_UNIX_ADDR_MAX];
+	int pipefd[2], status, code = 0;
+	const char *step = "?";
+	pid_t kid;
+
+	name_show((const char *)acc->sk_addr, acc->sk_addrlen, shown, sizeof(shown));
+	if (lfd < 0 || cfd < 0)
+		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(acc->sk_type));
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "pipe");
+	if ((kid = fork()) < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return cd_err_sys(err, errno, "fork");
+	}
+	if (kid == 0) {
+		size_t at;
+		code = conn_helper(lfd, cfd, acc, cli, &step);
+		at = code ? strlen(step) : 0;
+		if (write(pipefd[1], step, at) < 0)
+			_exit(255);
+		_exit(code & 0xff);
+	}
+	close(pipefd[1]);
+	char msg[64] = {0};
+	ssize_t n = read(pipefd[0], msg, sizeof(msg) - 1);
+	close(pipefd[0]);
+	while (waitpid(kid, &status, 0) < 0 && errno == EINTR)
+		;
+	code = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+	if (code)
+		return cd_err_sys(err, code, "unix %s connection to %s: %s",
+		                  type_name(acc->sk_type), shown, n > 0 ? msg : "the helper died");
+	ret[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (ret[0] < 0)
+		return cd_err_sys(err, errno, "unix connection to %s: accept", shown);
+	ret[1] = TAKE_FD(cfd);
+	return 0;
+}
+
+/* Writes q's queue (what it had not read) into it through its peer from,
+ * message by message, never blocking. */
+static int conn_fill(int from, const struct cd_fd *q, cd_err *err)
+{
+	for (size_t i = 0; i < q->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &q->sk_queue[i];
+		ssize_t n = send(from, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n != (ssize_t)m->len)
+			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
+			             : cd_err_set(err, EIO, "message %zu: %zd of %zu bytes", i, n,
+			                          m->len);
+	}
+	return 0;
+}
+
+static int conn_shut(int fd, const struct cd_fd *d, cd_err *err)
+{
+	if ((d->sk_shutdown & 1) && shutdown(fd, SHUT_RD) < 0)
+		return cd_err_sys(err, errno, "shutdown(SHUT_RD)");
+	if ((d->sk_shutdown & 2) && shutdown(fd, SHUT_WR) < 0)
+		return cd_err_sys(err, errno, "shutdown(SHUT_WR)");
+	return 0;
+}
+
+/* An end's options before anything is queued (the buffer sizes bound what
+ * may be), its flags and owner after. */
+static int conn_finish(int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = cd_fd_set_flags(fd, d, err);
+
+	if (r == 0 && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+		r = cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
+	return r;
+}
+
+/* Both ends of d's connection, made at the first of them the controller
+ * opens; the other waits in the state for its own open. */
+static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *me = end_of(o->img, d->sk_ino), *peer = end_of(o->img, d->sk_peer);
+	const struct cd_fd *acc, *cli;
+	int fd = conn_take(o, d->obj), sv[2], r;
+
+	if (fd >= 0)
+		return fd;
+	if (!me || !peer)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its peer is not in the image",
+		                  d->sk_ino);
+	acc = me->sk_addrlen ? me : peer;
+	cli = me->sk_addrlen ? peer : me;
+	if ((r = conn_connect(acc, cli, sv, err)) < 0)
+		return r;
+	_cleanup_close_ int a = sv[0];
+	_cleanup_close_ int c = sv[1];
+	if ((r = set_up(a, acc, err)) < 0 || (r = set_up(c, cli, err)) < 0 ||
+	    (r = conn_fill(c, acc, err)) < 0 || (r = conn_fill(a, cli, err)) < 0 ||
+	    (r = conn_shut(a, acc, err)) < 0 || (r = conn_shut(c, cli, err)) < 0 ||
+	    (r = conn_finish(a, acc, err)) < 0 || (r = conn_finish(c, cli, err)) < 0)
+		return cd_err_wrap(err, "unix connection socket:[%" PRId64 "]", acc->sk_ino);
+	if (me == acc) {
+		if ((r = conn_stash(o, cli->obj, c, err)) < 0)
+			return r;
+		c = -1;
+		return TAKE_FD(a);
+	}
+	if ((r = conn_stash(o, acc->obj, a, err)) < 0)
+		return r;
+	a = -1;
+	return TAKE_FD(c);
+}
+
 static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	int r = 0;
 
-	if (d->sk_peer)
+	if (d->sk_peer && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
-	if (first_of_obj(ctx->img, d)) {
+	/* a connection's ends are whole already (conn_open) */
+	if (!d->sk_peer && first_of_obj(ctx->img, d)) {
 		if (d->sk_addrlen && (r = bind_in_task(ctx, d, err)) < 0)
 			return r;
 		if (d->sk_listen && (r = cd_call_ok(ctx->inj, "listen", SYS_listen, (uint64_t)d->fd,
@@ -1087,7 +1374,7 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 			return r;
 	}
 	/* the queue is on the first fd the dump met, the one bound above */
-	if (d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
+	if (!d->sk_peer && d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
 		return cd_err_wrap(err, "fd %d: its unread datagrams", d->fd);
 	/* O_ASYNC is set through the fd whose number SIGIO names */
 	if (d->flags & O_ASYNC)
@@ -1182,12 +1469,15 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 		return 0;
 	}
 	p = ref_of(c, d->sk_peer);
-	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || p->named || d->sk_addrlen ||
-	    d->sk_listen || d->sk_peer == d->sk_ino || (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
+	/* a pair has no name, a connection a name on its accepted end only */
+	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || (p->named && d->sk_addrlen) ||
+	    ((p->named || d->sk_addrlen) && d->sk_type == SOCK_DGRAM) || d->sk_listen ||
+	    d->sk_peer == d->sk_ino || (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"sk_peer\": %" PRId64
-		                  " is not an unnamed socket of the image of its type connected "
-		                  "back to it",
+		                  " is not a socket of the image of its type connected back to "
+		                  "it, with a name on one end at most (a connection's accepted "
+		                  "end)",
 		                  t->pid, d->fd, d->sk_peer);
 	return 0;
 }
@@ -1258,15 +1548,19 @@ static int check_maker(const struct cd_image *img, pid_t pid, const struct cd_fd
 static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
                       const struct cd_fd *d, cd_err *err)
 {
-	char peer[3 * CD_UNIX_ADDR_MAX];
+	char peer[3 * CD_UNIX_ADDR_MAX], name[2 * CD_UNIX_ADDR_MAX];
 
 	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
+	name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
 	if (!ref_of(c, d->sk_peer))
 		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s unbound): its peer "
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): its peer "
 		                  "%s is outside the checkpoint: a restored socket could "
 		                  "not be connected to it. Dump the tree that holds both ends",
-		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer);
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer);
+	/* a connection is made again by the controller (conn_make) */
+	if (d->sk_addrlen || ref_of(c, d->sk_peer)->named)
+		return 0;
 	return check_maker(img, pid, d, peer, err);
 }
 
@@ -1295,5 +1589,6 @@ const struct cd_fd_ops cd_fd_ops_unix = {.kind = CD_FD_UNIX,
                                          .claims = unix_claims,
                                          .dump = unix_dump,
                                          .open = unix_open,
+                                         .open_done = conn_open_done,
                                          .restore = unix_restore,
                                          .check = unix_check};

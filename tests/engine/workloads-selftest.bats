@@ -813,6 +813,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-unix-dgram
 }
 
+@test "wl-unix-conn passes" {
+	run_plain wl-unix-conn
+}
+
 @test "wl-pidfd passes, and with outside, reaped and forked" {
 	run_plain wl-pidfd
 	wl_cleanup

@@ -998,8 +998,16 @@ wl_sysv_twice() {
 	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
 }
 
-@test "wl-unix-listen: an accepted connection is refused by name, naming its peer; it runs on" {
-	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
+@test "wl-unix-listen connected: an accepted connection held with its listener → PASS" {
+	WL_ARGS=connected wl_roundtrip wl-unix-listen
+}
+
+@test "wl-unix-conn: connections through a path and an abstract listener, ends in two tasks, data both ways, shutdown → PASS" {
+	wl_roundtrip wl-unix-conn
+}
+
+@test "wl-unix-conn: --leave-running" {
+	wl_roundtrip wl-unix-conn --leave-running
 }
 
 @test "wl-unix-listen: a datagram socket connected to one not connected back is refused by name; it runs on" {
