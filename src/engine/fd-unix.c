@@ -175,6 +175,24 @@ static int check_conn(const struct sk_desc *s, const struct cd_unix_diag *dg, bo
 	return 0;
 }
 
+/* A datagram socket connected to a bound one, which is not connected back
+ * (what connect to a server's name makes): the restore connects it again
+ * to that name once it is bound (dgconn_restore); the datagrams it has not
+ * read came from that peer, which could not send them again to it. */
+static int check_dgconn(const struct sk_desc *s, const struct cd_unix_diag *dg, const char *peer,
+                        cd_err *err)
+{
+	if (dg->rqueue)
+		return SK_REFUSE(s,
+		                 "connected to %s (a bound datagram socket), with datagrams "
+		                 "unread in its receive queue: not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->shutdown)
+		return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported", SK_ARGS(s),
+		                 dg->shutdown);
+	return 0;
+}
+
 /* Refuses the states the restore does not make. It makes unconnected
  * sockets with nothing queued, listening ones with no connection waiting,
  * and connected ones whose peer is in the image too (cd_unix_check_peers,
@@ -200,6 +218,9 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 			return SK_REFUSE(
 			    s, "in the middle of connecting to %s (state %u): not supported",
 			    SK_ARGS(s), peer, dg->state);
+		if (!connected_back(dg->peer, s->ino, &peer_named) && dg->type == SOCK_DGRAM &&
+		    peer_named)
+			return check_dgconn(s, dg, peer, err);
 		if (!connected_back(dg->peer, s->ino, &peer_named))
 			return SK_REFUSE(s,
 			                 "connected to %s, which is not connected back to it: not "
@@ -583,6 +604,7 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 }
 
 static bool is_conn(const struct cd_image *img, const struct cd_fd *d);
+static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d);
 static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
 
 /* An end of a pair gets a placeholder here, replaced by its task (which
@@ -597,10 +619,11 @@ static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
-	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
+	bool pair = d->sk_peer && !is_dgconn(o->img, d);
+	if (!pair && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
 	/* the socket is the task's, as fstat shows it, not root's */
-	if (!d->sk_peer && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+	if (!pair && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
 		return cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
 	return TAKE_FD(fd);
 }
@@ -1128,12 +1151,46 @@ static bool is_conn(const struct cd_image *img, const struct cd_fd *d)
 {
 	const struct cd_fd *p;
 
-	if (!d->sk_peer)
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
 		return false;
 	if (d->sk_addrlen)
 		return true;
 	p = end_of(img, d->sk_peer);
 	return p && p->sk_addrlen;
+}
+
+/* Whether d is a datagram socket connected to a bound one that is not
+ * connected back (check_peer). */
+static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer || d->sk_type != SOCK_DGRAM)
+		return false;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_addrlen && p->sk_peer != d->sk_ino;
+}
+
+/* Connects it again to its peer's name, bound by now (check_dgconn_order),
+ * as its first holder, once its own fds are there. */
+static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *p;
+	socklen_t alen;
+	char shown[2 * CD_UNIX_ADDR_MAX];
+
+	if (!is_dgconn(ctx->img, d) || !first_of_obj(ctx->img, d))
+		return 0;
+	p = end_of(ctx->img, d->sk_peer);
+	if (sizeof(struct sockaddr_un) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for a socket address");
+	if (!(alen = addr_in_task(ctx, p, err)))
+		return -EIO;
+	name_show((const char *)p->sk_addr, p->sk_addrlen, shown, sizeof(shown));
+	if (cd_call_ok(ctx->inj, "connect", SYS_connect, (uint64_t)d->fd, ctx->data, alen, 0, 0, 0,
+	               NULL, err) < 0)
+		return cd_err_wrap(err, "unix dgram socket connected to %s", shown);
+	return 0;
 }
 
 /* The ends conn_open made and has not handed out yet, by object. */
@@ -1363,10 +1420,13 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 {
 	int r = 0;
 
-	if (d->sk_peer && !is_conn(ctx->img, d))
+	bool dgconn = is_dgconn(ctx->img, d);
+
+	if (d->sk_peer && !dgconn && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
-	/* a connection's ends are whole already (conn_open) */
-	if (!d->sk_peer && first_of_obj(ctx->img, d)) {
+	/* a connection's ends are whole already (conn_open); a datagram socket
+	 * connected to a bound one is connected later (unix_restore_late) */
+	if ((!d->sk_peer || dgconn) && first_of_obj(ctx->img, d)) {
 		if (d->sk_addrlen && (r = bind_in_task(ctx, d, err)) < 0)
 			return r;
 		if (d->sk_listen && (r = cd_call_ok(ctx->inj, "listen", SYS_listen, (uint64_t)d->fd,
@@ -1469,6 +1529,17 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 		return 0;
 	}
 	p = ref_of(c, d->sk_peer);
+	/* a datagram socket connected to a bound one not connected back: with
+	 * nothing queued (dgconn_restore connects it, no more) */
+	if (p && d->sk_type == SOCK_DGRAM && p->type == SOCK_DGRAM && p->named &&
+	    p->peer != d->sk_ino) {
+		if (d->sk_nqueue || d->sk_shutdown || d->sk_listen || d->sk_peer == d->sk_ino)
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: a datagram socket connected to a bound "
+			                  "one with a queue or a shutdown",
+			                  t->pid, d->fd);
+		return 0;
+	}
 	/* a pair has no name, a connection a name on its accepted end only */
 	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || (p->named && d->sk_addrlen) ||
 	    ((p->named || d->sk_addrlen) && d->sk_type == SOCK_DGRAM) || d->sk_listen ||
@@ -1543,6 +1614,36 @@ static int check_maker(const struct cd_image *img, pid_t pid, const struct cd_fd
 	    m ? m->pid : 0);
 }
 
+/* The index in the image of the first task holding the socket of inode
+ * ino (the one that binds it), ntasks when none. */
+static size_t first_holder(const struct cd_image *img, int64_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < img->ntasks && !task_fd_of(&img->tasks[i], ino); i++)
+		;
+	return i;
+}
+
+/* A datagram socket connected to a bound one is connected again by its
+ * first holder, after its own fds (dgconn_restore): the peer must be bound
+ * by then, by that task or one before it (the restore goes in image
+ * order, parents first). */
+static int check_dgconn_order(const struct cd_image *img, pid_t pid, const struct cd_fd *d,
+                              const char *name, const char *peer, cd_err *err)
+{
+	size_t mine = first_holder(img, d->sk_ino), its = first_holder(img, d->sk_peer);
+
+	if (its <= mine)
+		return 0;
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (socket:[%" PRId64 "], unix dgram %s): connected to %s, "
+	                  "which pid %d binds at a restore, after pid %d connects this one: "
+	                  "not supported (a bound socket connected to from a parent)",
+	                  pid, d->fd, d->sk_ino, name, peer, img->tasks[its].pid,
+	                  img->tasks[mine].pid);
+}
+
 /* Dump: a connected socket whose peer no fd of the image holds would come
  * back connected to nothing; a pair is made again by its maker. */
 static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
@@ -1558,7 +1659,9 @@ static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, p
 		                  "%s is outside the checkpoint: a restored socket could "
 		                  "not be connected to it. Dump the tree that holds both ends",
 		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer);
-	/* a connection is made again by the controller (conn_make) */
+	if (d->sk_type == SOCK_DGRAM && ref_of(c, d->sk_peer)->named)
+		return check_dgconn_order(img, pid, d, name, peer, err);
+	/* a connection is made again by the controller (conn_open) */
 	if (d->sk_addrlen || ref_of(c, d->sk_peer)->named)
 		return 0;
 	return check_maker(img, pid, d, peer, err);
@@ -1591,4 +1694,5 @@ const struct cd_fd_ops cd_fd_ops_unix = {.kind = CD_FD_UNIX,
                                          .open = unix_open,
                                          .open_done = conn_open_done,
                                          .restore = unix_restore,
+                                         .restore_late = unix_restore_late,
                                          .check = unix_check};

@@ -141,15 +141,15 @@ static void client(int sp, int sa_)
 	in_child = true;
 	wl_child_await_trigger();
 	get(sp, true, "s2c-path", 8, "client path");
-	drained(sp, false, "client path");
 	get(sa_, false, "s2c-a", 5, "client abstract");
+	/* the server has read everything and sends nothing more until "ping" */
+	get(sa_, false, "go", 2, "client abstract go");
+	drained(sp, false, "client path");
 	drained(sa_, false, "client abstract");
 	peer_ids(sp, "client path");
 	peer_ids(sa_, "client abstract");
-	/* new data both ways: the server answers each */
 	put(sp, "ping", 4, "client path");
 	get(sp, true, "pong", 4, "client path reply");
-	get(sa_, false, "bye", 3, "client abstract reply");
 	_exit(0);
 }
 
@@ -239,10 +239,11 @@ int main(void)
 	flags_are(sp, 0, "server path");
 	if (!(fcntl(sa_, F_GETFD) & FD_CLOEXEC) || (fcntl(sp, F_GETFD) & FD_CLOEXEC))
 		wl_fail("the accepted ends' FD_CLOEXEC changed");
-	/* new data both ways */
+	/* new data both ways: the client checks it has nothing more queued,
+	 * then sends "ping" */
+	put(sa_, "go", 2, "server abstract");
 	get(sp, true, "ping", 4, "server path");
 	put(sp, "pong", 4, "server path");
-	put(sa_, "bye", 3, "server abstract");
 	char why[256];
 	const char *bad = wl_reap(kid, 0, why, sizeof(why));
 	if (bad)
