@@ -253,37 +253,72 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	return 0;
 }
 
-/* What a peek brought along: fds in flight (closed again: they are our
- * copies) or credentials refuse the queue, naming them. */
-static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
+/* A control buffer a peek's fds in flight (SCM_MAX_FD of them) and
+ * credentials fit in. */
+union peek_ctl {
+	char b[CMSG_SPACE(CD_SK_MSG_FDS_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	struct cmsghdr align;
+};
+
+/* The fds a peek brought along (our copies) into fds (NULL: closed), their
+ * number; -1 when credentials came too, or the control data was cut. */
+static int take_rights(struct msghdr *mh, int *fds)
 {
-	bool rights = false, creds = false;
+	int n = 0;
+	bool bad = mh->msg_flags & MSG_CTRUNC;
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
 		if (c->cmsg_type == SCM_RIGHTS) {
-			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			int *fds = (int *)CMSG_DATA(c);
-			for (size_t i = 0; i < n; i++)
-				close(fds[i]);
-			rights = true;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			const int *got = (const int *)CMSG_DATA(c);
+			for (size_t i = 0; i < k; i++) {
+				if (fds && n < (int)CD_SK_MSG_FDS_MAX)
+					fds[n] = got[i];
+				else
+					close(got[i]);
+				n++;
+			}
 		} else if (c->cmsg_type == SCM_CREDENTIALS) {
-			creds = true;
+			bad = true;
 		}
 	}
-	if (rights || (mh->msg_flags & MSG_CTRUNC))
-		return SK_REFUSE(s,
-		                 "file descriptors in flight (SCM_RIGHTS) in its receive queue: "
-		                 "not supported",
-		                 SK_ARGS(s));
-	if (creds)
+	return bad ? -1 : n;
+}
+
+/* What a peek brought along: fds in flight are counted (and closed: our
+ * copies; cd_unix_resolve_rights names their files once the whole tree is
+ * dumped), credentials refuse the queue, naming them. */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, cd_err *err)
+{
+	int n = take_rights(mh, NULL);
+
+	if (n < 0)
 		return SK_REFUSE(
 		    s,
 		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
-		    "receive queue: a restore could not give them back",
+		    "receive queue (or more fds in flight on one than a peek takes): a "
+		    "restore could not give them back",
 		    SK_ARGS(s));
+	*nfds = (size_t)n;
 	return 0;
+}
+
+/* One peek of up to len bytes at the socket's peek offset: its length, the
+ * fds it brought (take_rights), the sender's name; -errno. */
+static ssize_t peek_at(int fd, void *buf, size_t len, struct msghdr *mh, struct sockaddr_un *from,
+                       union peek_ctl *ctl, struct iovec *iov)
+{
+	*iov = (struct iovec){.iov_base = buf, .iov_len = len};
+	*mh = (struct msghdr){.msg_name = from,
+	                      .msg_namelen = sizeof(*from),
+	                      .msg_iov = iov,
+	                      .msg_iovlen = 1,
+	                      .msg_control = ctl->b,
+	                      .msg_controllen = sizeof(ctl->b)};
+	ssize_t n = recvmsg(fd, mh, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
 }
 
 /* A datagram of an unconnected socket is sent again from an unbound
@@ -309,18 +344,25 @@ static int check_sender(const struct sk_desc *s, const struct sockaddr_un *from,
 	                 SK_ARGS(s), name);
 }
 
-static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
+/* A message of the queue; the objects of its nfds fds are found later
+ * (cd_unix_resolve_rights: -1 until then). */
+static int queue_add(struct cd_fd *d, const void *buf, size_t len, size_t nfds, cd_err *err)
 {
 	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
 
 	if (!q)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	d->sk_queue = q;
-	q[d->sk_nqueue].data = malloc(len + 1);
-	if (!q[d->sk_nqueue].data)
+	q += d->sk_nqueue;
+	*q = (struct cd_sk_msg){.data = malloc(len + 1), .len = len};
+	if (!q->data || (nfds && !(q->fds = malloc(nfds * sizeof(int))))) {
+		free(q->data);
 		return cd_err_set(err, ENOMEM, "out of memory");
-	memcpy(q[d->sk_nqueue].data, buf, len);
-	q[d->sk_nqueue++].len = len;
+	}
+	memcpy(q->data, buf, len);
+	for (q->nfds = 0; q->nfds < nfds; q->nfds++)
+		q->fds[q->nfds] = -1;
+	d->sk_nqueue++;
 	return 0;
 }
 
@@ -330,29 +372,29 @@ static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
 static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t *buf, size_t *total,
                       cd_err *err)
 {
-	union {
-		char b[CMSG_SPACE(64 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		struct cmsghdr align;
-	} ctl;
+	union peek_ctl ctl;
 	int r;
 
 	for (;;) {
-		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
+		struct iovec iov;
 		struct sockaddr_un from;
-		struct msghdr mh = {.msg_name = &from,
-		                    .msg_namelen = sizeof(from),
-		                    .msg_iov = &iov,
-		                    .msg_iovlen = 1,
-		                    .msg_control = ctl.b,
-		                    .msg_controllen = sizeof(ctl)};
-		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		struct msghdr mh;
+		size_t nfds = 0;
+		ssize_t n = peek_at(fd, buf, CD_PIPE_DATA_MAX + 1 - *total, &mh, &from, &ctl, &iov);
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return 0;
 		if (n < 0)
-			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, err)) < 0 ||
+			return cd_err_sys(err, (int)-n, SK_FMT ": peek its queue", SK_ARGS(s));
+		if ((r = check_cmsgs(s, &mh, &nfds, err)) < 0 ||
 		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
+		if (nfds && !d->sk_peer)
+			return SK_REFUSE(s,
+			                 "file descriptors in flight (SCM_RIGHTS) in the queue of "
+			                 "an unconnected datagram socket: not supported",
+			                 SK_ARGS(s));
+		if (nfds > CD_SK_MSG_FDS_MAX)
+			return SK_REFUSE(s, "a message with %zu fds in flight", SK_ARGS(s), nfds);
 		/* the end of a stream, or of a seqpacket socket shut down for
 		 * reading (the length check after tells an empty message) */
 		if (n == 0 && (d->sk_type == SOCK_STREAM || (d->sk_shutdown & 1)))
@@ -360,16 +402,28 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 		if (n == 0)
 			return SK_REFUSE(s, "an empty message in its receive queue: not supported",
 			                 SK_ARGS(s));
-		*total += (size_t)n;
-		if ((mh.msg_flags & MSG_TRUNC) || *total > CD_PIPE_DATA_MAX)
+		if ((mh.msg_flags & MSG_TRUNC) || *total + (size_t)n > CD_PIPE_DATA_MAX)
 			return SK_REFUSE(s,
 			                 "more than %u bytes in its receive queue: not supported",
 			                 SK_ARGS(s), CD_PIPE_DATA_MAX);
+		/* a stream's peek goes on past the bytes asked for to the next
+		 * write that carried fds, and takes all of it: the bytes of the
+		 * writes before it come glued to it, where a read stops before
+		 * it. One byte is one write; more could be several. */
+		if (nfds && d->sk_type == SOCK_STREAM && n > 1)
+			return SK_REFUSE(
+			    s,
+			    "fds in flight (SCM_RIGHTS) come with %zd bytes in its stream "
+			    "queue: a peek cannot tell where the write that carried them "
+			    "began (a reader of the bytes before it gets no fds), only a "
+			    "write of one byte is restored",
+			    SK_ARGS(s), n);
 		if (d->sk_nqueue == CD_SK_QUEUE_MAX)
 			return SK_REFUSE(s, "more than %u messages in its receive queue",
 			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
-		if ((r = queue_add(d, buf, (size_t)n, err)) < 0)
+		if ((r = queue_add(d, buf, (size_t)n, nfds, err)) < 0)
 			return r;
+		*total += (size_t)n;
 	}
 }
 
@@ -666,13 +720,64 @@ static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, 
 	return r;
 }
 
+/* Sends q's messages through the controller's fd `from` (q's peer), in
+ * order, never blocking, each with the open files it carried: the
+ * controller's fds of those objects, the very files the tasks hold
+ * (travels). */
+static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_fd *q, cd_err *err)
+{
+	for (size_t i = 0; i < q->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &q->sk_queue[i];
+		union {
+			char b[CMSG_SPACE(CD_SK_MSG_FDS_MAX * sizeof(int))];
+			struct cmsghdr align;
+		} ctl = {0};
+		struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (m->nfds) {
+			mh.msg_control = ctl.b;
+			mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+			for (size_t k = 0; k < m->nfds; k++) {
+				int fd = cd_files_obj_fd(objs, m->fds[k]);
+				if (fd < 0)
+					return cd_err_set(
+					    err, EINVAL,
+					    "message %zu: open file %d in flight: the "
+					    "controller has no fd of it",
+					    i, m->fds[k]);
+				memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
+			}
+		}
+		ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n != (ssize_t)m->len)
+			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
+			             : cd_err_set(err, EIO, "message %zu: %zd of %zu bytes", i, n,
+			                          m->len);
+	}
+	return 0;
+}
+
+static bool has_rights(const struct cd_fd *d);
+
 /* Writes the messages of q's queue into it through its peer's fd from,
  * each one message, in order, never blocking; buf is a mapping of the task
- * large enough for the largest. */
+ * large enough for the largest. A queue with fds in flight is written by
+ * the controller, through its copy of from (ctl_fill). */
 static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
                    cd_err *err)
 {
 	int r;
+
+	if (has_rights(q)) {
+		_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), from);
+		if (copy < 0)
+			return cd_err_sys(err, -copy, "pidfd_getfd of the pair's end");
+		return ctl_fill(ctx->objs, copy, q, err);
+	}
 
 	for (size_t i = 0; i < q->sk_nqueue; i++) {
 		const struct cd_sk_msg *m = &q->sk_queue[i];
@@ -1345,21 +1450,6 @@ static int conn_connect(const struct cd_fd *acc, const struct cd_fd *cli, int re
 	return 0;
 }
 
-/* Writes q's queue (what it had not read) into it through its peer from,
- * message by message, never blocking. */
-static int conn_fill(int from, const struct cd_fd *q, cd_err *err)
-{
-	for (size_t i = 0; i < q->sk_nqueue; i++) {
-		const struct cd_sk_msg *m = &q->sk_queue[i];
-		ssize_t n = send(from, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n != (ssize_t)m->len)
-			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
-			             : cd_err_set(err, EIO, "message %zu: %zd of %zu bytes", i, n,
-			                          m->len);
-	}
-	return 0;
-}
-
 static int conn_shut(int fd, const struct cd_fd *d, cd_err *err)
 {
 	if ((d->sk_shutdown & 1) && shutdown(fd, SHUT_RD) < 0)
@@ -1380,8 +1470,29 @@ static int conn_finish(int fd, const struct cd_fd *d, cd_err *err)
 	return r;
 }
 
+/* The queues (with the open files they carry: every object of the image
+ * is open by now) and the shutdowns of d's connection, by the controller
+ * through its fds of both ends, at the first fd of the accepted end. */
+static int conn_fill_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *acc = end_of(ctx->img, d->sk_ino), *cli = end_of(ctx->img, d->sk_peer);
+	int a = cd_files_obj_fd(ctx->objs, d->obj),
+	    c = cli ? cd_files_obj_fd(ctx->objs, cli->obj) : -1;
+	int r;
+
+	if (!acc || a < 0 || c < 0)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no connection to fill",
+		                  d->sk_ino);
+	if ((r = ctl_fill(ctx->objs, c, acc, err)) < 0 ||
+	    (r = ctl_fill(ctx->objs, a, cli, err)) < 0 || (r = conn_shut(a, acc, err)) < 0 ||
+	    (r = conn_shut(c, cli, err)) < 0)
+		return cd_err_wrap(err, "unix connection socket:[%" PRId64 "]", d->sk_ino);
+	return 0;
+}
+
 /* Both ends of d's connection, made at the first of them the controller
- * opens; the other waits in the state for its own open. */
+ * opens; the other waits in the state for its own open. Their queues and
+ * shutdowns come later (conn_fill_late). */
 static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_fd *me = end_of(o->img, d->sk_ino), *peer = end_of(o->img, d->sk_peer);
@@ -1400,8 +1511,6 @@ static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	_cleanup_close_ int a = sv[0];
 	_cleanup_close_ int c = sv[1];
 	if ((r = set_up(a, acc, err)) < 0 || (r = set_up(c, cli, err)) < 0 ||
-	    (r = conn_fill(c, acc, err)) < 0 || (r = conn_fill(a, cli, err)) < 0 ||
-	    (r = conn_shut(a, acc, err)) < 0 || (r = conn_shut(c, cli, err)) < 0 ||
 	    (r = conn_finish(a, acc, err)) < 0 || (r = conn_finish(c, cli, err)) < 0)
 		return cd_err_wrap(err, "unix connection socket:[%" PRId64 "]", acc->sk_ino);
 	if (me == acc) {
@@ -1424,6 +1533,9 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 
 	if (d->sk_peer && !dgconn && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
+	if (is_conn(ctx->img, d) && d->sk_addrlen && first_of_obj(ctx->img, d) &&
+	    (r = conn_fill_late(ctx, d, err)) < 0)
+		return r;
 	/* a connection's ends are whole already (conn_open); a datagram socket
 	 * connected to a bound one is connected later (unix_restore_late) */
 	if ((!d->sk_peer || dgconn) && first_of_obj(ctx->img, d)) {
@@ -1553,6 +1665,9 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 	return 0;
 }
 
+static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                        cd_err *err);
+
 /* A name the restore can bind: an abstract one, or an absolute path of no
  * NUL byte that leaves room for its NUL; listening is for connection types. */
 static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
@@ -1573,7 +1688,7 @@ static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 		                  "pid %d: fd %d: field \"sk_addr\": not an absolute path that "
 		                  "fits a socket address",
 		                  t->pid, d->fd);
-	if ((r = check_identity(c, t, d, err)) < 0)
+	if ((r = check_identity(c, t, d, err)) < 0 || (r = check_rights(c, t, d, err)) < 0)
 		return r;
 	return check_peer(c, t, d, err);
 }
@@ -1682,6 +1797,171 @@ int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
 			if (d->kind == CD_FD_UNIX && d->sk_peer &&
 			    (r = check_pair(img, &c, img->tasks[i].pid, d, err)) < 0)
 				return r;
+		}
+	return 0;
+}
+
+/* ---- fds in flight (SCM_RIGHTS), once every task is dumped ---- */
+
+/* The first fd of the image of open file obj, NULL when none. */
+static const struct cd_fd *obj_fd(const struct cd_image *img, int obj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].obj == obj)
+				return &img->tasks[i].fds[j];
+	return NULL;
+}
+
+/* Whether the open file of f may travel in a queue at a restore: the
+ * controller sends its own fd of it (ctl_fill), which must be the very
+ * file the tasks hold: one the controller opens whole, not one a task
+ * opens for itself, the caller's stdio, or a pair's placeholder. */
+static bool travels(const struct cd_image *img, const struct cd_fd *f)
+{
+	const struct cd_fd_ops *ops = cd_fd_ops_of(f->kind);
+
+	if (!ops || !ops->open || ops->by_task || ops->external || f->obj < 3)
+		return false;
+	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f);
+}
+
+/* The object of the image that is our copy `mine` of an fd in flight:
+ * the open file a task of the tree holds too (kcmp). */
+static int resolve_one(const struct cd_image *img, const struct sk_desc *s, int mine, int *ret,
+                       cd_err *err)
+{
+	char link[PATH_MAX] = "?", path[64];
+	ssize_t n;
+	bool same;
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *f = &img->tasks[i].fds[j];
+			if ((r = cd_fd_same_file(getpid(), mine, img->tasks[i].pid, f->fd, &same,
+			                         err)) < 0)
+				return r;
+			if (!same)
+				continue;
+			if (!travels(img, f))
+				return SK_REFUSE(s,
+				                 "an fd in flight (SCM_RIGHTS) in its queue is pid "
+				                 "%d's fd %d (%s), which a restore could not send "
+				                 "again: not supported",
+				                 SK_ARGS(s), img->tasks[i].pid, f->fd,
+				                 cd_fd_ops_of(f->kind) ? cd_fd_ops_of(f->kind)->name
+				                                       : "?");
+			*ret = f->obj;
+			return 0;
+		}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mine);
+	if ((n = readlink(path, link, sizeof(link) - 1)) > 0)
+		link[n] = 0;
+	return SK_REFUSE(s,
+	                 "an fd in flight (SCM_RIGHTS) in its queue, %s, is held by no task of "
+	                 "the tree: not supported (a restore sends again only files the tree "
+	                 "holds)",
+	                 SK_ARGS(s), link);
+}
+
+/* Peeks message m again (its length: a stream's pieces end where the dump
+ * cut them) and finds the objects of the fds it carries. */
+static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int fd,
+                       const struct cd_fd *d, struct cd_sk_msg *m, uint8_t *buf, cd_err *err)
+{
+	int fds[CD_SK_MSG_FDS_MAX], n, r = 0;
+	union peek_ctl ctl;
+	struct sockaddr_un from;
+	struct msghdr mh;
+	struct iovec iov;
+	ssize_t got = peek_at(fd, buf, d->sk_type == SOCK_STREAM ? m->len : CD_PIPE_DATA_MAX, &mh,
+	                      &from, &ctl, &iov);
+
+	if (got < 0)
+		return cd_err_sys(err, (int)-got, SK_FMT ": peek its queue", SK_ARGS(s));
+	n = take_rights(&mh, fds);
+	if ((size_t)got != m->len || n != (int)m->nfds)
+		r = cd_err_set(err, EIO, SK_FMT ": its queue changed while the tree was stopped",
+		               SK_ARGS(s));
+	for (int k = 0; k < n && k < (int)CD_SK_MSG_FDS_MAX; k++) {
+		if (r == 0)
+			r = resolve_one(img, s, fds[k], &m->fds[k], err);
+		close(fds[k]);
+	}
+	return r;
+}
+
+static int resolve_queue(const struct cd_image *img, const struct cd_task *t, struct cd_fd *d,
+                         cd_err *err)
+{
+	struct sk_desc s = {.pid = t->pid,
+	                    .fd = d->fd,
+	                    .ino = (unsigned long)d->sk_ino,
+	                    .type = type_name(d->sk_type)};
+	int r = 0;
+
+	name_show((const char *)d->sk_addr, d->sk_addrlen, s.name, sizeof(s.name));
+	_cleanup_close_ int fd = copy_fd(t->pid, d->fd);
+	_cleanup_free_ uint8_t *buf = malloc(CD_PIPE_DATA_MAX);
+	if (fd < 0)
+		return cd_err_sys(err, -fd, SK_FMT ": pidfd_getfd", SK_ARGS(&s));
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	int zero = 0, off = -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(&s));
+	for (size_t k = 0; r == 0 && k < d->sk_nqueue; k++)
+		r = resolve_msg(img, &s, fd, d, &d->sk_queue[k], buf, err);
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0 && r == 0)
+		r = cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(&s));
+	return r;
+}
+
+static bool has_rights(const struct cd_fd *d)
+{
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].nfds)
+			return true;
+	return false;
+}
+
+int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && has_rights(d) &&
+			    (r = resolve_queue(img, &img->tasks[i], d, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+/* The decoder: fds in flight are in a connected socket's queue (a pair's
+ * or a connection's), each an open file of the image that may travel. */
+static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                        cd_err *err)
+{
+	if (!has_rights(d))
+		return 0;
+	if (!d->sk_peer || is_dgconn(c->img, d))
+		return cd_err_set(
+		    err, EINVAL,
+		    "pid %d: fd %d: field \"sk_queue\": fds in flight in the queue of "
+		    "a socket that is not connected back",
+		    t->pid, d->fd);
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		for (size_t i = 0; i < d->sk_queue[k].nfds; i++) {
+			const struct cd_fd *f = obj_fd(c->img, d->sk_queue[k].fds[i]);
+			if (!f || !travels(c->img, f))
+				return cd_err_set(
+				    err, EINVAL,
+				    "pid %d: fd %d: field \"sk_queue\": %zu: fds: %d is "
+				    "not an open file of the image that may travel",
+				    t->pid, d->fd, k, d->sk_queue[k].fds[i]);
 		}
 	return 0;
 }

@@ -817,6 +817,14 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-unix-conn
 }
 
+@test "wl-unix-rights passes, and with free and glued" {
+	run_plain wl-unix-rights
+	wl_cleanup
+	run_plain wl-unix-rights free
+	wl_cleanup
+	run_plain wl-unix-rights glued
+}
+
 @test "wl-pidfd passes, and with outside, reaped and forked" {
 	run_plain wl-pidfd
 	wl_cleanup

@@ -1010,6 +1010,22 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-conn --leave-running
 }
 
+@test "wl-unix-rights: a pipe end, a regular file, a memfd and a bound socket in flight (SCM_RIGHTS) over a pair and a connection → PASS" {
+	wl_roundtrip wl-unix-rights
+}
+
+@test "wl-unix-rights: --leave-running" {
+	wl_roundtrip wl-unix-rights --leave-running
+}
+
+@test "wl-unix-rights: an fd in flight of a file no task holds is refused, naming the file; it runs on" {
+	wl_refused wl-unix-rights free "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix seqpacket unbound\): an fd in flight \(SCM_RIGHTS\) in its queue, /dev/null, is held by no task of the tree" --leave-running
+}
+
+@test "wl-unix-rights: fds in flight glued to bytes written before them in a stream are refused by name; it runs on" {
+	wl_refused wl-unix-rights glued "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): fds in flight \(SCM_RIGHTS\) come with 4 bytes in its stream queue" --leave-running
+}
+
 @test "wl-unix-listen dgconnect: a datagram socket connected to a bound one comes back connected → PASS" {
 	WL_ARGS=dgconnect wl_roundtrip wl-unix-listen
 }
@@ -1037,8 +1053,8 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-pair --leave-running
 }
 
-@test "wl-unix-pair: an fd in flight (SCM_RIGHTS) is refused by name; it runs on" {
-	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): file descriptors in flight \(SCM_RIGHTS\) in its receive queue" --leave-running
+@test "wl-unix-pair: an end of a socket pair in flight (SCM_RIGHTS) is refused by name; it runs on" {
+	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): an fd in flight \(SCM_RIGHTS\) in its queue is pid [0-9]+'s fd [0-9]+ \(unix socket\), which a restore could not send again" --leave-running
 }
 
 @test "wl-unix-pair: a pair whose maker holds no end (both given to a child) is refused by name; it runs on" {
