@@ -256,7 +256,7 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 /* A control buffer a peek's fds in flight (SCM_MAX_FD of them) and
  * credentials fit in. */
 union peek_ctl {
-	char b[CMSG_SPACE(CD_SK_MSG_FDS_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 	struct cmsghdr align;
 };
 
@@ -274,7 +274,7 @@ static int take_rights(struct msghdr *mh, int *fds)
 			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 			const int *got = (const int *)CMSG_DATA(c);
 			for (size_t i = 0; i < k; i++) {
-				if (fds && n < (int)CD_SK_MSG_FDS_MAX)
+				if (fds && n < (int)CD_SK_FDS_MAX)
 					fds[n] = got[i];
 				else
 					close(got[i]);
@@ -393,7 +393,7 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 			                 "file descriptors in flight (SCM_RIGHTS) in the queue of "
 			                 "an unconnected datagram socket: not supported",
 			                 SK_ARGS(s));
-		if (nfds > CD_SK_MSG_FDS_MAX)
+		if (nfds > CD_SK_FDS_MAX)
 			return SK_REFUSE(s, "a message with %zu fds in flight", SK_ARGS(s), nfds);
 		/* the end of a stream, or of a seqpacket socket shut down for
 		 * reading (the length check after tells an empty message) */
@@ -729,7 +729,7 @@ static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_f
 	for (size_t i = 0; i < q->sk_nqueue; i++) {
 		const struct cd_sk_msg *m = &q->sk_queue[i];
 		union {
-			char b[CMSG_SPACE(CD_SK_MSG_FDS_MAX * sizeof(int))];
+			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int))];
 			struct cmsghdr align;
 		} ctl = {0};
 		struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
@@ -1870,7 +1870,7 @@ static int resolve_one(const struct cd_image *img, const struct sk_desc *s, int 
 static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int fd,
                        const struct cd_fd *d, struct cd_sk_msg *m, uint8_t *buf, cd_err *err)
 {
-	int fds[CD_SK_MSG_FDS_MAX], n, r = 0;
+	int fds[CD_SK_FDS_MAX], n, r = 0;
 	union peek_ctl ctl;
 	struct sockaddr_un from;
 	struct msghdr mh;
@@ -1884,7 +1884,7 @@ static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int 
 	if ((size_t)got != m->len || n != (int)m->nfds)
 		r = cd_err_set(err, EIO, SK_FMT ": its queue changed while the tree was stopped",
 		               SK_ARGS(s));
-	for (int k = 0; k < n && k < (int)CD_SK_MSG_FDS_MAX; k++) {
+	for (int k = 0; k < n && k < (int)CD_SK_FDS_MAX; k++) {
 		if (r == 0)
 			r = resolve_one(img, s, fds[k], &m->fds[k], err);
 		close(fds[k]);

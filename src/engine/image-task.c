@@ -843,7 +843,7 @@ static int iwatches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 }
 
 /* The open files a message carries (optional "fds"): 1 to
- * CD_SK_MSG_FDS_MAX object ids; that each is an object of the image that
+ * CD_SK_FDS_MAX object ids; that each is an object of the image that
  * may travel is the kind's check (fd-unix.c). */
 static int sk_msg_fds_from_json(json_t *m, struct cd_sk_msg *msg, cd_err *err)
 {
@@ -853,7 +853,7 @@ static int sk_msg_fds_from_json(json_t *m, struct cd_sk_msg *msg, cd_err *err)
 
 	if (!json_object_get(m, "fds"))
 		return 0;
-	if ((r = cd_json_get_array(m, "fds", 1, CD_SK_MSG_FDS_MAX, &a, err)) < 0)
+	if ((r = cd_json_get_array(m, "fds", 1, CD_SK_FDS_MAX, &a, err)) < 0)
 		return r;
 	msg->fds = calloc(json_array_size(a), sizeof(*msg->fds));
 	if (!msg->fds)

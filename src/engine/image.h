@@ -30,35 +30,35 @@
  * much memory (a 49 MiB one, 65530 mappings and a 16 MiB pipe: 255 MB,
  * 4 s), which a restore can afford, where the 1.7 GB manifest of issue 11
  * grew the process to 2.4 GB. */
-#define CD_MANIFEST_MAX   (64u << 20)
-#define CD_MAX_TASKS      4096         /* what one dump takes (src/engine/dump.c) */
-#define CD_MAX_THREADS    16384        /* threads of one task besides its main one */
-#define CD_MAX_VMAS       65530        /* vm.max_map_count default, per task */
-#define CD_MAX_RUNS       (1u << 20)   /* per mapping; also at most one per page */
-#define CD_MAX_FDS        (1u << 20)   /* fs.nr_open default, per task */
-#define CD_MAX_PIPES      (1u << 16)   /* per image */
-#define CD_MAX_MEMFDS     (1u << 12)   /* per image */
-#define CD_MEMFD_BYTES    (8u << 20)   /* contents of one memfd, hex in the manifest */
-#define CD_MAX_DELETED    (1u << 12)   /* deleted files per image */
-#define CD_DELETED_BYTES  (8u << 20)   /* contents of one deleted file */
-#define CD_MAX_GROUPS     65536        /* NGROUPS_MAX */
-#define CD_MAX_PENDING    (1u << 16)   /* queued signals per queue (RLIMIT_SIGPENDING scale) */
-#define CD_PIPE_DATA_MAX  (16u << 20)  /* unread bytes one pipe copies at dump */
-#define CD_XSTATE_MAX     (1u << 16)   /* XSAVE area, AMX included, is ~11 KiB */
-#define CD_PATH_MAX       4096         /* PATH_MAX */
-#define CD_PID_MAX        4194304      /* PID_MAX_LIMIT on 64-bit */
-#define CD_PIPE_SIZE_MAX  (1u << 31)   /* the kernel's ceiling for F_SETPIPE_SZ */
-#define CD_ADDR_MAX       (1ULL << 57) /* top of user space with 5-level paging */
-#define CD_MAX_TIMERS     (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
-#define CD_MAX_LOCKS      (1u << 20)   /* file locks per task */
-#define CD_MAX_SYSV       (1u << 15)   /* SysV objects of one kind per image (IPCMNI) */
-#define CD_SYSV_SHM_MAX   (1ULL << 40) /* bytes of one SysV segment */
-#define CD_SYSV_MSG_MAX   (16u << 20) /* bytes of the messages of one queue (hex in the manifest) */
-#define CD_SYSV_MSGS      (1u << 16)  /* messages of one queue */
-#define CD_SYSV_SEMS      32000       /* semaphores of one set (SEMMSL's ceiling) */
-#define CD_UNIX_ADDR_MAX  108         /* sizeof(sun_path) */
-#define CD_SK_QUEUE_MAX   (1u << 16)  /* messages queued in one unix socket */
-#define CD_SK_MSG_FDS_MAX 253u        /* fds one message carries (SCM_MAX_FD) */
+#define CD_MANIFEST_MAX  (64u << 20)
+#define CD_MAX_TASKS     4096         /* what one dump takes (src/engine/dump.c) */
+#define CD_MAX_THREADS   16384        /* threads of one task besides its main one */
+#define CD_MAX_VMAS      65530        /* vm.max_map_count default, per task */
+#define CD_MAX_RUNS      (1u << 20)   /* per mapping; also at most one per page */
+#define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
+#define CD_MAX_PIPES     (1u << 16)   /* per image */
+#define CD_MAX_MEMFDS    (1u << 12)   /* per image */
+#define CD_MEMFD_BYTES   (8u << 20)   /* contents of one memfd, hex in the manifest */
+#define CD_MAX_DELETED   (1u << 12)   /* deleted files per image */
+#define CD_DELETED_BYTES (8u << 20)   /* contents of one deleted file */
+#define CD_MAX_GROUPS    65536        /* NGROUPS_MAX */
+#define CD_MAX_PENDING   (1u << 16)   /* queued signals per queue (RLIMIT_SIGPENDING scale) */
+#define CD_PIPE_DATA_MAX (16u << 20)  /* unread bytes one pipe copies at dump */
+#define CD_XSTATE_MAX    (1u << 16)   /* XSAVE area, AMX included, is ~11 KiB */
+#define CD_PATH_MAX      4096         /* PATH_MAX */
+#define CD_PID_MAX       4194304      /* PID_MAX_LIMIT on 64-bit */
+#define CD_PIPE_SIZE_MAX (1u << 31)   /* the kernel's ceiling for F_SETPIPE_SZ */
+#define CD_ADDR_MAX      (1ULL << 57) /* top of user space with 5-level paging */
+#define CD_MAX_TIMERS    (1u << 16)   /* POSIX timers per task (RLIMIT_SIGPENDING scale) */
+#define CD_MAX_LOCKS     (1u << 20)   /* file locks per task */
+#define CD_MAX_SYSV      (1u << 15)   /* SysV objects of one kind per image (IPCMNI) */
+#define CD_SYSV_SHM_MAX  (1ULL << 40) /* bytes of one SysV segment */
+#define CD_SYSV_MSG_MAX  (16u << 20)  /* bytes of the messages of one queue (hex in the manifest) */
+#define CD_SYSV_MSGS     (1u << 16)   /* messages of one queue */
+#define CD_SYSV_SEMS     32000        /* semaphores of one set (SEMMSL's ceiling) */
+#define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
+#define CD_SK_QUEUE_MAX  (1u << 16)   /* messages queued in one unix socket */
+#define CD_SK_FDS_MAX    253u         /* fds one message carries (SCM_MAX_FD) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
