@@ -20,6 +20,7 @@
  * the unread datagrams to the name again. A connected pair is made by its
  * maker too (pair_restore), which leaves the ends other tasks hold with the
  * controller for them to receive (export_end, receive_end). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1759,6 +1760,48 @@ static int check_dgconn_order(const struct cd_image *img, pid_t pid, const struc
 	                  img->tasks[mine].pid);
 }
 
+/* ", held by pid P (COMM)": the lowest pid holding the socket of inode
+ * ino (a scan of /proc, made only for this refusal); empty when none (a
+ * socket in flight, or held by no process we can see). */
+static void holder_show(int64_t ino, char *buf, size_t size)
+{
+	char want[48], path[300], link[64], comm[32] = "?";
+	_cleanup_closedir_ DIR *proc = opendir("/proc");
+	pid_t found = 0;
+	struct dirent *e;
+
+	buf[0] = 0;
+	snprintf(want, sizeof(want), "socket:[%" PRId64 "]", ino);
+	while (proc && (e = readdir(proc))) {
+		pid_t p = (pid_t)atoi(e->d_name);
+		if (p <= 0 || (found && p > found))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", p);
+		_cleanup_closedir_ DIR *fds = opendir(path);
+		struct dirent *f;
+		while (fds && (f = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", p, f->d_name);
+			ssize_t n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (!strcmp(link, want)) {
+				found = p;
+				break;
+			}
+		}
+	}
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/comm", found);
+	FILE *fp = fopen(path, "re");
+	if (fp && fgets(comm, sizeof(comm), fp))
+		comm[strcspn(comm, "\n")] = 0;
+	if (fp)
+		fclose(fp);
+	snprintf(buf, size, ", held by pid %d (%s),", found, comm);
+}
+
 /* Dump: a connected socket whose peer no fd of the image holds would come
  * back connected to nothing; a pair is made again by its maker. */
 static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
@@ -1766,14 +1809,18 @@ static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, p
 {
 	char peer[3 * CD_UNIX_ADDR_MAX], name[2 * CD_UNIX_ADDR_MAX];
 
+	char holder[64];
+
 	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
 	name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
-	if (!ref_of(c, d->sk_peer))
+	if (!ref_of(c, d->sk_peer)) {
+		holder_show(d->sk_peer, holder, sizeof(holder));
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): its peer "
-		                  "%s is outside the checkpoint: a restored socket could "
+		                  "%s%s is outside the checkpoint: a restored socket could "
 		                  "not be connected to it. Dump the tree that holds both ends",
-		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer);
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer, holder);
+	}
 	if (d->sk_type == SOCK_DGRAM && ref_of(c, d->sk_peer)->named)
 		return check_dgconn_order(img, pid, d, name, peer, err);
 	/* a connection is made again by the controller (conn_open) */

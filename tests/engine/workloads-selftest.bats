@@ -813,8 +813,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-unix-dgram
 }
 
-@test "wl-unix-conn passes" {
+@test "wl-unix-conn passes, and with outside" {
 	run_plain wl-unix-conn
+	wl_cleanup
+	run_plain wl-unix-conn outside
 }
 
 @test "wl-unix-rights passes, and with free and glued" {

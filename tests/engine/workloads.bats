@@ -1010,6 +1010,10 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-conn --leave-running
 }
 
+@test "wl-unix-conn: a connection accepted from a client outside the tree is refused, naming the client; it runs on" {
+	wl_refused wl-unix-conn outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): its peer socket:\[[0-9]+\] \(unbound\), held by pid [0-9]+ \(wl-unix-conn\), is outside the checkpoint" --leave-running
+}
+
 @test "wl-unix-rights: a pipe end, a regular file, a memfd and a bound socket in flight (SCM_RIGHTS) over a pair and a connection → PASS" {
 	wl_roundtrip wl-unix-rights
 }
@@ -1082,7 +1086,7 @@ wl_sysv_twice() {
 }
 
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
-	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
+	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\), held by pid [0-9]+ \(wl-unix-pair\), is outside the checkpoint" --leave-running
 }
 
 @test "wl-pidfd: pidfds of a running child, a zombie, itself and a thread (PIDFD_THREAD), their flags → PASS" {

@@ -10,7 +10,10 @@
  * After the trigger each side reads its data whole and in order; an accepted end reads the
  * listener's name (getsockname) and the client end the listener's name as its peer's
  * (getpeername); SO_PEERCRED reads our uid and gid on both sides; the flags are what they were;
- * new data flows both ways on each connection; each listener accepts a new client. */
+ * new data flows both ways on each connection; each listener accepts a new client.
+ * "outside" also accepts a connection from a client outside the tree (a process that double
+ * forked, as psql is to a server's tree): the dump must refuse it, naming the client, and the
+ * workload runs on to PASS. */
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
@@ -153,8 +156,38 @@ static void client(int sp, int sa_)
 	_exit(0);
 }
 
-int main(void)
+/* A client outside our tree (a grandchild, orphaned), connected to path until its connection
+ * ends; returns the accepted end. */
+static int outside_client(int pl, const struct sockaddr_un *psa, socklen_t plen)
 {
+	pid_t p = fork();
+
+	if (p < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (p == 0) {
+		if (fork() == 0) {
+			char buf[4];
+			int c = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (c < 0 || connect(c, (const struct sockaddr *)psa, plen) < 0)
+				_exit(1);
+			while (read(c, buf, sizeof(buf)) > 0)
+				;
+			_exit(0);
+		}
+		_exit(0);
+	}
+	wl_expect_exit(p, 0);
+	int a = accept(pl, NULL, NULL);
+	if (a < 0)
+		wl_fail("accept the outside client: %s", strerror(errno));
+	return a;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	int out = -1;
+
 	struct sockaddr_un psa, asa;
 	socklen_t plen, alen;
 	char *path;
@@ -208,6 +241,8 @@ int main(void)
 	put(self_a, "self", 4, "self accepted");
 	if (shutdown(self_c, SHUT_WR) < 0)
 		wl_fail("shutdown: %s", strerror(errno));
+	if (!strcmp(mode, "outside"))
+		out = outside_client(pl, &psa, plen);
 	/* the child's data is all queued before READY */
 	char k;
 	if (read(done[0], &k, 1) != 1)
@@ -261,6 +296,8 @@ int main(void)
 		close(a);
 		close(c);
 	}
+	if (out >= 0)
+		close(out);
 	unlink(path);
 	printf("PASS\n");
 	return 0;
