@@ -1370,6 +1370,21 @@ static socklen_t conn_addr(const struct cd_fd *d, struct sockaddr_un *sa)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
 }
 
+/* Whether a socket listens at sa still (a server outside the tree, or the
+ * original tree run on): its file is not stale, and not ours to remove. */
+static bool listening(const struct sockaddr_un *sa, socklen_t len)
+{
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (probe < 0)
+		return true;
+	live = connect(probe, (const struct sockaddr *)sa, len) == 0 || errno == EAGAIN ||
+	       errno == EPROTOTYPE;
+	close(probe);
+	return live;
+}
+
 /* In a child of the controller: listens on lfd at the accepted end's name
  * as its owner (a stale socket file there is removed first, as the
  * listener's own restore does; ours is removed after), then connects cfd
@@ -1387,10 +1402,16 @@ static int conn_helper(int lfd, int cfd, const struct cd_fd *acc, const struct c
 	*step = "become the accepted end's owner";
 	if (become(acc->sk_iuid, acc->sk_igid) < 0)
 		return errno;
-	*step = "remove a stale socket file";
-	if (fs && lstat(sa.sun_path, &st) == 0 &&
-	    (!S_ISSOCK(st.st_mode) || unlink(sa.sun_path) < 0))
-		return S_ISSOCK(st.st_mode) ? errno : EEXIST;
+	*step = "remove a stale socket file (a file other than a socket is there, or a socket "
+	        "that still listens)";
+	if (fs && lstat(sa.sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return EEXIST;
+		if (listening(&sa, len))
+			return EADDRINUSE;
+		if (unlink(sa.sun_path) < 0)
+			return errno;
+	}
 	*step = "bind and listen";
 	if (bind(lfd, (struct sockaddr *)&sa, len) < 0 || listen(lfd, 1) < 0 ||
 	    (fs && lstat(sa.sun_path, &mine) < 0))
@@ -1435,7 +1456,7 @@ static int conn_connect(const struct cd_fd *acc, const struct cd_fd *cli, int re
 		_exit(code & 0xff);
 	}
 	close(pipefd[1]);
-	char msg[64] = {0};
+	char msg[160] = {0};
 	ssize_t n = read(pipefd[0], msg, sizeof(msg) - 1);
 	close(pipefd[0]);
 	while (waitpid(kid, &status, 0) < 0 && errno == EINTR)
