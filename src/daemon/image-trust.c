@@ -83,6 +83,11 @@
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
+/* A message queued in a unix socket: its bytes, and the open files it
+ * carries in flight as object ids of the image (the decoder keeps them to
+ * objects the controller opens for the tasks anyway), sent again by the
+ * controller to the socket of the image it was queued in. */
+_Static_assert(sizeof(struct cd_sk_msg) == 32, "a new queued message field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
  * (an executable set-id memfd of root's would run as root): check_memfds.
