@@ -11,7 +11,7 @@ load helpers
 
 setup() { engine_setup; }
 teardown() {
-	[ -n "${PG_ROOT:-}" ] && pg_stop "$PG_ROOT"
+	[ -n "${PG_SESSION_ROOT:-}" ] && pg_session_stop "$PG_SESSION_ROOT"
 	[ -f "$T/restored.pid" ] && pkill -9 -s "$(cat "$T/restored.pid")"
 	engine_teardown
 }
@@ -538,17 +538,17 @@ memcached_roundtrip() {
 # Its backends are sessions of their own: the tree is killed by descent.
 PG_BIN=/usr/lib/postgresql/15/bin
 
-# pg_shm_key: the SysV key of the server's segment (postmaster.pid, line 7).
-pg_shm_key() {
+# pg_session_shm_key: the SysV key of the server's segment (postmaster.pid, line 7).
+pg_session_shm_key() {
 	sed -n 7p "$T/pg/data/postmaster.pid" 2>/dev/null | awk '{print $1}'
 }
 
-# pg_stop ROOT: kills the tree of ROOT and removes the SysV segment a killed
+# pg_session_stop ROOT: kills the tree of ROOT and removes the SysV segment a killed
 # postmaster leaves (a restore refuses a key that is taken, as a fresh host
 # would not have it).
-pg_stop() {
+pg_session_stop() {
 	local key
-	key=$(pg_shm_key)
+	key=$(pg_session_shm_key)
 	kill_tree "$1"
 	wait "$1" 2>/dev/null || true
 	[ -n "$key" ] && ipcrm -M "$key" 2>/dev/null
@@ -571,12 +571,12 @@ pg_session_roundtrip() {
 		--regid=postgres --init-groups /usr/bin/python3 "$T/pg/pg-session.py" "$PG_BIN" \
 		"$T/pg/data" "$T/pg/sock" "$port" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
-	PG_ROOT=$WL_PID
+	PG_SESSION_ROOT=$WL_PID
 	wait_ready
 	pid=$WL_PID
 	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
 	assert_success
-	[[ " $* " == *" --leave-running "* ]] && pg_stop "$WL_PID"
+	[[ " $* " == *" --leave-running "* ]] && pg_session_stop "$WL_PID"
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
@@ -593,8 +593,8 @@ pg_session_roundtrip() {
 	run "$PG_BIN/psql" -h "$T/pg/sock" -p "$port" -U postgres -XAtc "SELECT count(*) FROM t" postgres
 	assert_success
 	assert_output "1001"
-	pg_stop "$pid"
-	PG_ROOT=
+	pg_session_stop "$pid"
+	PG_SESSION_ROOT=
 }
 
 @test "postgresql 15: a session held by a client inside the tree goes on on the same connection after the restore" {
