@@ -58,7 +58,13 @@
  * restore) and its name, socket file mode and owner and its listen backlog by the task itself, with
  * its credentials, through injected bind, unlink of a stale socket file, chmod, chown and listen:
  * nothing a user could not do; the controller gives the socket its owner (fchown, which shows in
- * fstat), so that must be the job's owner and one of its groups (check_sockets). An inet or netlink
+ * fstat), so that must be the job's owner and one of its groups (check_sockets). A connection
+ * through a listener is made again by a helper child of the controller with the two ends' owners
+ * as its ids (no supplementary groups): the stale socket file it removes, its bind at the
+ * listener's name and its connect are checked by the kernel against those, the job's owner. The
+ * fds in flight in a queue are object ids of the image (the decoder checks each names an object
+ * the controller opens), sent again with the controller's fd of it: files the tasks hold
+ * anyway. An inet or netlink
  * socket likewise: the controller sets only options any user may set (SO_REUSEADDR/PORT,
  * SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, timeouts, TCP_NODELAY, TCP_DEFER_ACCEPT, IPV6_V6ONLY,
  * buffers capped as above) and gives it its owner; the task binds (a port, multicast groups),
@@ -77,6 +83,11 @@
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
+/* A message queued in a unix socket: its bytes, and the open files it
+ * carries in flight as object ids of the image (the decoder keeps them to
+ * objects the controller opens for the tasks anyway), sent again by the
+ * controller to the socket of the image it was queued in. */
+_Static_assert(sizeof(struct cd_sk_msg) == 32, "a new queued message field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
  * (an executable set-id memfd of root's would run as root): check_memfds.

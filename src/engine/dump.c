@@ -557,7 +557,8 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
-	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
+	if ((r = cd_unix_resolve_rights(&s->img, err)) < 0 ||
+	    (r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
 	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||

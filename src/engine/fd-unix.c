@@ -20,6 +20,7 @@
  * the unread datagrams to the name again. A connected pair is made by its
  * maker too (pair_restore), which leaves the ends other tasks hold with the
  * controller for them to receive (export_end, receive_end). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +36,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -136,22 +138,71 @@ static void peer_show(uint32_t peer, char *buf, size_t size)
 }
 
 /* Whether the socket of inode peer is connected to ino (a datagram socket
- * may connect to one that is not connected back). */
-static bool connected_back(uint32_t peer, unsigned long ino)
+ * may connect to one that is not connected back); *named: whether it has
+ * a name. */
+static bool connected_back(uint32_t peer, unsigned long ino, bool *named)
 {
 	struct cd_unix_diag pd;
 	cd_err ignored;
 
-	return cd_unix_diag(peer, &pd, &ignored) == 0 && pd.peer == ino;
+	*named = false;
+	if (cd_unix_diag(peer, &pd, &ignored) < 0)
+		return false;
+	*named = pd.namelen > 0;
+	return pd.peer == ino;
+}
+
+/* A connection made through a listener: its accepted end carries the
+ * listener's name, its client end none (check_conn). An unnamed pair has
+ * no name on either end. */
+static int check_conn(const struct sk_desc *s, const struct cd_unix_diag *dg, bool peer_named,
+                      const char *peer, cd_err *err)
+{
+	if (dg->type == SOCK_DGRAM)
+		return SK_REFUSE(s,
+		                 "a datagram socket connected to %s, a bound socket connected "
+		                 "back to it: not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->namelen && peer_named)
+		return SK_REFUSE(s,
+		                 "connected to %s, and both ends have a name (a client that "
+		                 "bound a name before it connected): not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->namelen && dg->name[0] && dg->name[0] != '/')
+		return SK_REFUSE(s,
+		                 "accepted by a listener of the relative path %s: not "
+		                 "supported (a restore could not give it the same name)",
+		                 SK_ARGS(s), s->name);
+	return 0;
+}
+
+/* A datagram socket connected to a bound one, which is not connected back
+ * (what connect to a server's name makes): the restore connects it again
+ * to that name once it is bound (dgconn_restore); the datagrams it has not
+ * read came from that peer, which could not send them again to it. */
+static int check_dgconn(const struct sk_desc *s, const struct cd_unix_diag *dg, const char *peer,
+                        cd_err *err)
+{
+	if (dg->rqueue)
+		return SK_REFUSE(s,
+		                 "connected to %s (a bound datagram socket), with datagrams "
+		                 "unread in its receive queue: not supported",
+		                 SK_ARGS(s), peer);
+	if (dg->shutdown)
+		return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported", SK_ARGS(s),
+		                 dg->shutdown);
+	return 0;
 }
 
 /* Refuses the states the restore does not make. It makes unconnected
  * sockets with nothing queued, listening ones with no connection waiting,
- * and unnamed connected ones (socketpair) whose peer is in the image too
- * (cd_unix_check_peers, once every task is dumped). */
+ * and connected ones whose peer is in the image too (cd_unix_check_peers,
+ * once every task is dumped): unnamed pairs (socketpair) and connections
+ * made through a listener (check_conn). */
 static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, cd_err *err)
 {
 	char peer[3 * CD_UNIX_ADDR_MAX];
+	bool peer_named;
 
 	if (dg->state == TCP_LISTEN) {
 		if (dg->rqueue || dg->nicons)
@@ -168,18 +219,16 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 			return SK_REFUSE(
 			    s, "in the middle of connecting to %s (state %u): not supported",
 			    SK_ARGS(s), peer, dg->state);
-		if (dg->namelen)
-			return SK_REFUSE(
-			    s,
-			    "connected to %s through a named socket (an accepted "
-			    "connection, or a bound socket that connected): not supported, "
-			    "only unnamed pairs (socketpair)",
-			    SK_ARGS(s), peer);
-		if (!connected_back(dg->peer, s->ino))
+		if (!connected_back(dg->peer, s->ino, &peer_named) && dg->type == SOCK_DGRAM &&
+		    peer_named)
+			return check_dgconn(s, dg, peer, err);
+		if (!connected_back(dg->peer, s->ino, &peer_named))
 			return SK_REFUSE(s,
 			                 "connected to %s, which is not connected back to it: not "
 			                 "supported",
 			                 SK_ARGS(s), peer);
+		if (dg->namelen || peer_named)
+			return check_conn(s, dg, peer_named, peer, err);
 		if (dg->shutdown && dg->type == SOCK_DGRAM)
 			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
 			                 SK_ARGS(s), dg->shutdown);
@@ -205,37 +254,72 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	return 0;
 }
 
-/* What a peek brought along: fds in flight (closed again: they are our
- * copies) or credentials refuse the queue, naming them. */
-static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, cd_err *err)
+/* A control buffer a peek's fds in flight (SCM_MAX_FD of them) and
+ * credentials fit in. */
+union peek_ctl {
+	char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	struct cmsghdr align;
+};
+
+/* The fds a peek brought along (our copies) into fds (NULL: closed), their
+ * number; -1 when credentials came too, or the control data was cut. */
+static int take_rights(struct msghdr *mh, int *fds)
 {
-	bool rights = false, creds = false;
+	int n = 0;
+	bool bad = mh->msg_flags & MSG_CTRUNC;
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
 		if (c->cmsg_type == SCM_RIGHTS) {
-			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			int *fds = (int *)CMSG_DATA(c);
-			for (size_t i = 0; i < n; i++)
-				close(fds[i]);
-			rights = true;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			const int *got = (const int *)CMSG_DATA(c);
+			for (size_t i = 0; i < k; i++) {
+				if (fds && n < (int)CD_SK_FDS_MAX)
+					fds[n] = got[i];
+				else
+					close(got[i]);
+				n++;
+			}
 		} else if (c->cmsg_type == SCM_CREDENTIALS) {
-			creds = true;
+			bad = true;
 		}
 	}
-	if (rights || (mh->msg_flags & MSG_CTRUNC))
-		return SK_REFUSE(s,
-		                 "file descriptors in flight (SCM_RIGHTS) in its receive queue: "
-		                 "not supported",
-		                 SK_ARGS(s));
-	if (creds)
+	return bad ? -1 : n;
+}
+
+/* What a peek brought along: fds in flight are counted (and closed: our
+ * copies; cd_unix_resolve_rights names their files once the whole tree is
+ * dumped), credentials refuse the queue, naming them. */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, cd_err *err)
+{
+	int n = take_rights(mh, NULL);
+
+	if (n < 0)
 		return SK_REFUSE(
 		    s,
 		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
-		    "receive queue: a restore could not give them back",
+		    "receive queue (or more fds in flight on one than a peek takes): a "
+		    "restore could not give them back",
 		    SK_ARGS(s));
+	*nfds = (size_t)n;
 	return 0;
+}
+
+/* One peek of up to len bytes at the socket's peek offset: its length, the
+ * fds it brought (take_rights), the sender's name; -errno. */
+static ssize_t peek_at(int fd, void *buf, size_t len, struct msghdr *mh, struct sockaddr_un *from,
+                       union peek_ctl *ctl, struct iovec *iov)
+{
+	*iov = (struct iovec){.iov_base = buf, .iov_len = len};
+	*mh = (struct msghdr){.msg_name = from,
+	                      .msg_namelen = sizeof(*from),
+	                      .msg_iov = iov,
+	                      .msg_iovlen = 1,
+	                      .msg_control = ctl->b,
+	                      .msg_controllen = sizeof(ctl->b)};
+	ssize_t n = recvmsg(fd, mh, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
 }
 
 /* A datagram of an unconnected socket is sent again from an unbound
@@ -261,18 +345,25 @@ static int check_sender(const struct sk_desc *s, const struct sockaddr_un *from,
 	                 SK_ARGS(s), name);
 }
 
-static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
+/* A message of the queue; the objects of its nfds fds are found later
+ * (cd_unix_resolve_rights: -1 until then). */
+static int queue_add(struct cd_fd *d, const void *buf, size_t len, size_t nfds, cd_err *err)
 {
 	struct cd_sk_msg *q = realloc(d->sk_queue, (d->sk_nqueue + 1) * sizeof(*q));
 
 	if (!q)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	d->sk_queue = q;
-	q[d->sk_nqueue].data = malloc(len + 1);
-	if (!q[d->sk_nqueue].data)
+	q += d->sk_nqueue;
+	*q = (struct cd_sk_msg){.data = malloc(len + 1), .len = len};
+	if (!q->data || (nfds && !(q->fds = malloc(nfds * sizeof(int))))) {
+		free(q->data);
 		return cd_err_set(err, ENOMEM, "out of memory");
-	memcpy(q[d->sk_nqueue].data, buf, len);
-	q[d->sk_nqueue++].len = len;
+	}
+	memcpy(q->data, buf, len);
+	for (q->nfds = 0; q->nfds < nfds; q->nfds++)
+		q->fds[q->nfds] = -1;
+	d->sk_nqueue++;
 	return 0;
 }
 
@@ -282,29 +373,29 @@ static int queue_add(struct cd_fd *d, const void *buf, size_t len, cd_err *err)
 static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t *buf, size_t *total,
                       cd_err *err)
 {
-	union {
-		char b[CMSG_SPACE(64 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		struct cmsghdr align;
-	} ctl;
+	union peek_ctl ctl;
 	int r;
 
 	for (;;) {
-		struct iovec iov = {.iov_base = buf, .iov_len = CD_PIPE_DATA_MAX + 1 - *total};
+		struct iovec iov;
 		struct sockaddr_un from;
-		struct msghdr mh = {.msg_name = &from,
-		                    .msg_namelen = sizeof(from),
-		                    .msg_iov = &iov,
-		                    .msg_iovlen = 1,
-		                    .msg_control = ctl.b,
-		                    .msg_controllen = sizeof(ctl)};
-		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		struct msghdr mh;
+		size_t nfds = 0;
+		ssize_t n = peek_at(fd, buf, CD_PIPE_DATA_MAX + 1 - *total, &mh, &from, &ctl, &iov);
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return 0;
 		if (n < 0)
-			return cd_err_sys(err, errno, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, err)) < 0 ||
+			return cd_err_sys(err, (int)-n, SK_FMT ": peek its queue", SK_ARGS(s));
+		if ((r = check_cmsgs(s, &mh, &nfds, err)) < 0 ||
 		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
+		if (nfds && !d->sk_peer)
+			return SK_REFUSE(s,
+			                 "file descriptors in flight (SCM_RIGHTS) in the queue of "
+			                 "an unconnected datagram socket: not supported",
+			                 SK_ARGS(s));
+		if (nfds > CD_SK_FDS_MAX)
+			return SK_REFUSE(s, "a message with %zu fds in flight", SK_ARGS(s), nfds);
 		/* the end of a stream, or of a seqpacket socket shut down for
 		 * reading (the length check after tells an empty message) */
 		if (n == 0 && (d->sk_type == SOCK_STREAM || (d->sk_shutdown & 1)))
@@ -312,16 +403,28 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 		if (n == 0)
 			return SK_REFUSE(s, "an empty message in its receive queue: not supported",
 			                 SK_ARGS(s));
-		*total += (size_t)n;
-		if ((mh.msg_flags & MSG_TRUNC) || *total > CD_PIPE_DATA_MAX)
+		if ((mh.msg_flags & MSG_TRUNC) || *total + (size_t)n > CD_PIPE_DATA_MAX)
 			return SK_REFUSE(s,
 			                 "more than %u bytes in its receive queue: not supported",
 			                 SK_ARGS(s), CD_PIPE_DATA_MAX);
+		/* a stream's peek goes on past the bytes asked for to the next
+		 * write that carried fds, and takes all of it: the bytes of the
+		 * writes before it come glued to it, where a read stops before
+		 * it. One byte is one write; more could be several. */
+		if (nfds && d->sk_type == SOCK_STREAM && n > 1)
+			return SK_REFUSE(
+			    s,
+			    "fds in flight (SCM_RIGHTS) come with %zd bytes in its stream "
+			    "queue: a peek cannot tell where the write that carried them "
+			    "began (a reader of the bytes before it gets no fds), only a "
+			    "write of one byte is restored",
+			    SK_ARGS(s), n);
 		if (d->sk_nqueue == CD_SK_QUEUE_MAX)
 			return SK_REFUSE(s, "more than %u messages in its receive queue",
 			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
-		if ((r = queue_add(d, buf, (size_t)n, err)) < 0)
+		if ((r = queue_add(d, buf, (size_t)n, nfds, err)) < 0)
 			return r;
+		*total += (size_t)n;
 	}
 }
 
@@ -395,7 +498,9 @@ static int dump_name(const struct sk_desc *s, const struct cd_unix_diag *dg, str
 {
 	if (!dg->namelen)
 		return 0;
-	if (dg->name[0])
+	/* an accepted end has the listener's name, kept as bound (an absolute
+	 * path: check_conn), whatever the socket file has become since */
+	if (dg->name[0] && !dg->peer)
 		return dump_path(s, dg, d, err);
 	if (!(d->sk_addr = malloc(dg->namelen)))
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -471,6 +576,18 @@ static int check_creator(const struct sk_desc *s, int fd, uint32_t peer_ino, cd_
 	                 SK_ARGS(s), peer, cr.pid, cr.uid, cr.gid);
 }
 
+/* Whether a connected socket is an end of a connection made through a
+ * listener (its SO_PEERCRED names the other side, not a pair's maker). */
+static bool conn_end(const struct cd_unix_diag *dg)
+{
+	bool peer_named = false;
+
+	if (dg->namelen)
+		return true;
+	connected_back(dg->peer, 0, &peer_named);
+	return peer_named;
+}
+
 static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 {
 	struct sk_desc s = {.pid = x->t->pid, .fd = d->fd, .ino = x->st->st_ino};
@@ -502,7 +619,7 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	d->sk_peer = dg.peer;
 	d->sk_shutdown = dg.peer ? dg.shutdown : 0;
 	if ((r = check_state(&s, &dg, err)) < 0 || (r = dump_options(&s, fd, d, err)) < 0 ||
-	    (dg.peer && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
+	    (dg.peer && !conn_end(&dg) && (r = check_creator(&s, fd, dg.peer, err)) < 0) ||
 	    (!d->sk_listen && x->new_obj && (r = dump_queue(&s, fd, &dg, d, err)) < 0))
 		return r;
 	return dump_name(&s, &dg, d, err);
@@ -541,20 +658,27 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
-/* A connected socket gets a placeholder here, replaced by its task (which
- * makes the pair: pair_restore); any other is made whole. */
+static bool is_conn(const struct cd_image *img, const struct cd_fd *d);
+static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d);
+static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
+
+/* An end of a pair gets a placeholder here, replaced by its task (which
+ * makes the pair: pair_restore); an end of a connection is made with its
+ * peer (conn_open); any other is made whole. */
 static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 {
 	int r;
-	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 
-	(void)o;
+	if (is_conn(o->img, d))
+		return conn_open(o, d, err);
+	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
-	if (!d->sk_peer && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
+	bool pair = d->sk_peer && !is_dgconn(o->img, d);
+	if (!pair && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
 	/* the socket is the task's, as fstat shows it, not root's */
-	if (!d->sk_peer && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+	if (!pair && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
 		return cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
 	return TAKE_FD(fd);
 }
@@ -597,13 +721,64 @@ static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, 
 	return r;
 }
 
+/* Sends q's messages through the controller's fd `from` (q's peer), in
+ * order, never blocking, each with the open files it carried: the
+ * controller's fds of those objects, the very files the tasks hold
+ * (travels). */
+static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_fd *q, cd_err *err)
+{
+	for (size_t i = 0; i < q->sk_nqueue; i++) {
+		const struct cd_sk_msg *m = &q->sk_queue[i];
+		union {
+			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int))];
+			struct cmsghdr align;
+		} ctl = {0};
+		struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (m->nfds) {
+			mh.msg_control = ctl.b;
+			mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+			for (size_t k = 0; k < m->nfds; k++) {
+				int fd = cd_files_obj_fd(objs, m->fds[k]);
+				if (fd < 0)
+					return cd_err_set(
+					    err, EINVAL,
+					    "message %zu: open file %d in flight: the "
+					    "controller has no fd of it",
+					    i, m->fds[k]);
+				memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
+			}
+		}
+		ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n != (ssize_t)m->len)
+			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
+			             : cd_err_set(err, EIO, "message %zu: %zd of %zu bytes", i, n,
+			                          m->len);
+	}
+	return 0;
+}
+
+static bool has_rights(const struct cd_fd *d);
+
 /* Writes the messages of q's queue into it through its peer's fd from,
  * each one message, in order, never blocking; buf is a mapping of the task
- * large enough for the largest. */
+ * large enough for the largest. A queue with fds in flight is written by
+ * the controller, through its copy of from (ctl_fill). */
 static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
                    cd_err *err)
 {
 	int r;
+
+	if (has_rights(q)) {
+		_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), from);
+		if (copy < 0)
+			return cd_err_sys(err, -copy, "pidfd_getfd of the pair's end");
+		return ctl_fill(ctx->objs, copy, q, err);
+	}
 
 	for (size_t i = 0; i < q->sk_nqueue; i++) {
 		const struct cd_sk_msg *m = &q->sk_queue[i];
@@ -1073,13 +1248,319 @@ static int fill_unconnected(struct cd_restore_ctx *ctx, const struct cd_fd *d, c
 	return r;
 }
 
+/* ---- restore of a connection made through a listener, in the controller ---- */
+
+/* Whether d is an end of a connection made through a listener: it or its
+ * peer has a name (the accepted end has the listener's; the image checks
+ * that one end at most has one: check_peer). */
+static bool is_conn(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
+		return false;
+	if (d->sk_addrlen)
+		return true;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_addrlen;
+}
+
+/* Whether d is a datagram socket connected to a bound one that is not
+ * connected back (check_peer). */
+static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer || d->sk_type != SOCK_DGRAM)
+		return false;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_addrlen && p->sk_peer != d->sk_ino;
+}
+
+/* Connects it again to its peer's name, bound by now (check_dgconn_order),
+ * as its first holder, once its own fds are there. */
+static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *p;
+	socklen_t alen;
+	char shown[2 * CD_UNIX_ADDR_MAX];
+
+	if (!is_dgconn(ctx->img, d) || !first_of_obj(ctx->img, d))
+		return 0;
+	p = end_of(ctx->img, d->sk_peer);
+	if (sizeof(struct sockaddr_un) > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for a socket address");
+	if (!(alen = addr_in_task(ctx, p, err)))
+		return -EIO;
+	name_show((const char *)p->sk_addr, p->sk_addrlen, shown, sizeof(shown));
+	if (cd_call_ok(ctx->inj, "connect", SYS_connect, (uint64_t)d->fd, ctx->data, alen, 0, 0, 0,
+	               NULL, err) < 0)
+		return cd_err_wrap(err, "unix dgram socket connected to %s", shown);
+	return 0;
+}
+
+/* The ends conn_open made and has not handed out yet, by object. */
+struct conn_state {
+	struct {
+		int obj, fd;
+	} * v;
+	size_t n;
+};
+
+static int conn_stash(struct cd_fd_open *o, int obj, int fd, cd_err *err)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	if (!cs && !(cs = o->state[CD_FD_UNIX] = calloc(1, sizeof(*cs))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	__typeof__(cs->v) v = realloc(cs->v, (cs->n + 1) * sizeof(*v));
+	if (!v)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	cs->v = v;
+	cs->v[cs->n].obj = obj;
+	cs->v[cs->n++].fd = fd;
+	return 0;
+}
+
+/* The stashed end of object obj, taken out; -1 when none. */
+static int conn_take(struct cd_fd_open *o, int obj)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->v[i].obj == obj && cs->v[i].fd >= 0)
+			return TAKE_FD(cs->v[i].fd);
+	return -1;
+}
+
+static void conn_open_done(struct cd_fd_open *o)
+{
+	struct conn_state *cs = o->state[CD_FD_UNIX];
+
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (cs->v[i].fd >= 0)
+			close(cs->v[i].fd);
+	if (cs)
+		free(cs->v);
+	free(cs);
+	o->state[CD_FD_UNIX] = NULL;
+}
+
+/* The helper's identity: the ids an end's socket has (its owner, the ids
+ * of the task that made it), no supplementary groups. Raw calls: the
+ * helper is a fork of a process that may have threads, and glibc's would
+ * signal them. Its saved uid stays 0, to switch again. */
+static int become(uid_t uid, gid_t gid)
+{
+	if (syscall(SYS_setresuid, -1, 0, -1) < 0 || syscall(SYS_setgroups, 0, NULL) < 0 ||
+	    syscall(SYS_setresgid, -1, gid, -1) < 0 || syscall(SYS_setresuid, -1, uid, -1) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The address of an end's name (sun_path as bound: a path with its NUL),
+ * its length. */
+static socklen_t conn_addr(const struct cd_fd *d, struct sockaddr_un *sa)
+{
+	bool fs = d->sk_addr[0] != 0;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, d->sk_addr, d->sk_addrlen);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + d->sk_addrlen + fs);
+}
+
+/* Whether a socket listens at sa still (a server outside the tree, or the
+ * original tree run on): its file is not stale, and not ours to remove. */
+static bool listening(const struct sockaddr_un *sa, socklen_t len)
+{
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (probe < 0)
+		return true;
+	live = connect(probe, (const struct sockaddr *)sa, len) == 0 || errno == EAGAIN ||
+	       errno == EPROTOTYPE;
+	close(probe);
+	return live;
+}
+
+/* In a child of the controller: listens on lfd at the accepted end's name
+ * as its owner (a stale socket file there is removed first, as the
+ * listener's own restore does; ours is removed after), then connects cfd
+ * to it as the client end's owner; both ends' SO_PEERCRED read those ids.
+ * Returns 0 or an errno, and the step that failed. */
+static int conn_helper(int lfd, int cfd, const struct cd_fd *acc, const struct cd_fd *cli,
+                       const char **step)
+{
+	struct sockaddr_un sa;
+	socklen_t len = conn_addr(acc, &sa);
+	bool fs = sa.sun_path[0] != 0;
+	struct stat st, mine = {0};
+
+	umask(0); /* the client may be another user: it connects through the file */
+	*step = "become the accepted end's owner";
+	if (become(acc->sk_iuid, acc->sk_igid) < 0)
+		return errno;
+	*step = "remove a stale socket file (a file other than a socket is there, or a socket "
+	        "that still listens)";
+	if (fs && lstat(sa.sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return EEXIST;
+		if (listening(&sa, len))
+			return EADDRINUSE;
+		if (unlink(sa.sun_path) < 0)
+			return errno;
+	}
+	*step = "bind and listen";
+	if (bind(lfd, (struct sockaddr *)&sa, len) < 0 || listen(lfd, 1) < 0 ||
+	    (fs && lstat(sa.sun_path, &mine) < 0))
+		return errno;
+	*step = "connect as the client end's owner";
+	if (become(cli->sk_iuid, cli->sk_igid) < 0 || connect(cfd, (struct sockaddr *)&sa, len) < 0)
+		return errno;
+	*step = "remove the socket file";
+	if (fs && become(acc->sk_iuid, acc->sk_igid) == 0 && lstat(sa.sun_path, &st) == 0 &&
+	    st.st_ino == mine.st_ino && st.st_dev == mine.st_dev && unlink(sa.sun_path) < 0)
+		return errno;
+	return 0;
+}
+
+/* The connection, made by a helper child (conn_helper), accepted here:
+ * ret[0] the accepted end, ret[1] the client end. */
+static int conn_connect(const struct cd_fd *acc, const struct cd_fd *cli, int ret[2], cd_err *err)
+{
+	_cleanup_close_ int lfd = socket(AF_UNIX, acc->sk_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	_cleanup_close_ int cfd = socket(AF_UNIX, cli->sk_type | SOCK_CLOEXEC, 0);
+	char shown[2 * CD_UNIX_ADDR_MAX];
+	int pipefd[2], status, code = 0;
+	const char *step = "?";
+	pid_t kid;
+
+	name_show((const char *)acc->sk_addr, acc->sk_addrlen, shown, sizeof(shown));
+	if (lfd < 0 || cfd < 0)
+		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(acc->sk_type));
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "pipe");
+	if ((kid = fork()) < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return cd_err_sys(err, errno, "fork");
+	}
+	if (kid == 0) {
+		size_t at;
+		code = conn_helper(lfd, cfd, acc, cli, &step);
+		at = code ? strlen(step) : 0;
+		if (write(pipefd[1], step, at) < 0)
+			_exit(255);
+		_exit(code & 0xff);
+	}
+	close(pipefd[1]);
+	char msg[160] = {0};
+	ssize_t n = read(pipefd[0], msg, sizeof(msg) - 1);
+	close(pipefd[0]);
+	while (waitpid(kid, &status, 0) < 0 && errno == EINTR)
+		;
+	code = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+	if (code)
+		return cd_err_sys(err, code, "unix %s connection to %s: %s",
+		                  type_name(acc->sk_type), shown, n > 0 ? msg : "the helper died");
+	ret[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (ret[0] < 0)
+		return cd_err_sys(err, errno, "unix connection to %s: accept", shown);
+	ret[1] = TAKE_FD(cfd);
+	return 0;
+}
+
+static int conn_shut(int fd, const struct cd_fd *d, cd_err *err)
+{
+	if ((d->sk_shutdown & 1) && shutdown(fd, SHUT_RD) < 0)
+		return cd_err_sys(err, errno, "shutdown(SHUT_RD)");
+	if ((d->sk_shutdown & 2) && shutdown(fd, SHUT_WR) < 0)
+		return cd_err_sys(err, errno, "shutdown(SHUT_WR)");
+	return 0;
+}
+
+/* An end's options before anything is queued (the buffer sizes bound what
+ * may be), its flags and owner after. */
+static int conn_finish(int fd, const struct cd_fd *d, cd_err *err)
+{
+	int r = cd_fd_set_flags(fd, d, err);
+
+	if (r == 0 && fchown(fd, d->sk_iuid, d->sk_igid) < 0)
+		r = cd_err_sys(err, errno, "fchown socket to %u:%u", d->sk_iuid, d->sk_igid);
+	return r;
+}
+
+/* The queues (with the open files they carry: every object of the image
+ * is open by now) and the shutdowns of d's connection, by the controller
+ * through its fds of both ends, at the first fd of the accepted end. */
+static int conn_fill_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *acc = end_of(ctx->img, d->sk_ino), *cli = end_of(ctx->img, d->sk_peer);
+	int a = cd_files_obj_fd(ctx->objs, d->obj),
+	    c = cli ? cd_files_obj_fd(ctx->objs, cli->obj) : -1;
+	int r;
+
+	if (!acc || a < 0 || c < 0)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no connection to fill",
+		                  d->sk_ino);
+	if ((r = ctl_fill(ctx->objs, c, acc, err)) < 0 ||
+	    (r = ctl_fill(ctx->objs, a, cli, err)) < 0 || (r = conn_shut(a, acc, err)) < 0 ||
+	    (r = conn_shut(c, cli, err)) < 0)
+		return cd_err_wrap(err, "unix connection socket:[%" PRId64 "]", d->sk_ino);
+	return 0;
+}
+
+/* Both ends of d's connection, made at the first of them the controller
+ * opens; the other waits in the state for its own open. Their queues and
+ * shutdowns come later (conn_fill_late). */
+static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_fd *me = end_of(o->img, d->sk_ino), *peer = end_of(o->img, d->sk_peer);
+	const struct cd_fd *acc, *cli;
+	int fd = conn_take(o, d->obj), sv[2], r;
+
+	if (fd >= 0)
+		return fd;
+	if (!me || !peer)
+		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: its peer is not in the image",
+		                  d->sk_ino);
+	acc = me->sk_addrlen ? me : peer;
+	cli = me->sk_addrlen ? peer : me;
+	if ((r = conn_connect(acc, cli, sv, err)) < 0)
+		return r;
+	_cleanup_close_ int a = sv[0];
+	_cleanup_close_ int c = sv[1];
+	if ((r = set_up(a, acc, err)) < 0 || (r = set_up(c, cli, err)) < 0 ||
+	    (r = conn_finish(a, acc, err)) < 0 || (r = conn_finish(c, cli, err)) < 0)
+		return cd_err_wrap(err, "unix connection socket:[%" PRId64 "]", acc->sk_ino);
+	if (me == acc) {
+		if ((r = conn_stash(o, cli->obj, c, err)) < 0)
+			return r;
+		c = -1;
+		return TAKE_FD(a);
+	}
+	if ((r = conn_stash(o, acc->obj, a, err)) < 0)
+		return r;
+	a = -1;
+	return TAKE_FD(c);
+}
+
 static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	int r = 0;
 
-	if (d->sk_peer)
+	bool dgconn = is_dgconn(ctx->img, d);
+
+	if (d->sk_peer && !dgconn && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
-	if (first_of_obj(ctx->img, d)) {
+	if (is_conn(ctx->img, d) && d->sk_addrlen && first_of_obj(ctx->img, d) &&
+	    (r = conn_fill_late(ctx, d, err)) < 0)
+		return r;
+	/* a connection's ends are whole already (conn_open); a datagram socket
+	 * connected to a bound one is connected later (unix_restore_late) */
+	if ((!d->sk_peer || dgconn) && first_of_obj(ctx->img, d)) {
 		if (d->sk_addrlen && (r = bind_in_task(ctx, d, err)) < 0)
 			return r;
 		if (d->sk_listen && (r = cd_call_ok(ctx->inj, "listen", SYS_listen, (uint64_t)d->fd,
@@ -1087,7 +1568,7 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 			return r;
 	}
 	/* the queue is on the first fd the dump met, the one bound above */
-	if (d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
+	if (!d->sk_peer && d->sk_nqueue && d->sk_addrlen && (r = fill_unconnected(ctx, d, err)) < 0)
 		return cd_err_wrap(err, "fd %d: its unread datagrams", d->fd);
 	/* O_ASYNC is set through the fd whose number SIGIO names */
 	if (d->flags & O_ASYNC)
@@ -1182,15 +1663,32 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 		return 0;
 	}
 	p = ref_of(c, d->sk_peer);
-	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || p->named || d->sk_addrlen ||
-	    d->sk_listen || d->sk_peer == d->sk_ino || (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
+	/* a datagram socket connected to a bound one not connected back: with
+	 * nothing queued (dgconn_restore connects it, no more) */
+	if (p && d->sk_type == SOCK_DGRAM && p->type == SOCK_DGRAM && p->named &&
+	    p->peer != d->sk_ino) {
+		if (d->sk_nqueue || d->sk_shutdown || d->sk_listen || d->sk_peer == d->sk_ino)
+			return cd_err_set(err, EINVAL,
+			                  "pid %d: fd %d: a datagram socket connected to a bound "
+			                  "one with a queue or a shutdown",
+			                  t->pid, d->fd);
+		return 0;
+	}
+	/* a pair has no name, a connection a name on its accepted end only */
+	if (!p || p->peer != d->sk_ino || p->type != d->sk_type || (p->named && d->sk_addrlen) ||
+	    ((p->named || d->sk_addrlen) && d->sk_type == SOCK_DGRAM) || d->sk_listen ||
+	    d->sk_peer == d->sk_ino || (d->sk_shutdown && d->sk_type == SOCK_DGRAM))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"sk_peer\": %" PRId64
-		                  " is not an unnamed socket of the image of its type connected "
-		                  "back to it",
+		                  " is not a socket of the image of its type connected back to "
+		                  "it, with a name on one end at most (a connection's accepted "
+		                  "end)",
 		                  t->pid, d->fd, d->sk_peer);
 	return 0;
 }
+
+static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                        cd_err *err);
 
 /* A name the restore can bind: an abstract one, or an absolute path of no
  * NUL byte that leaves room for its NUL; listening is for connection types. */
@@ -1212,7 +1710,7 @@ static int unix_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 		                  "pid %d: fd %d: field \"sk_addr\": not an absolute path that "
 		                  "fits a socket address",
 		                  t->pid, d->fd);
-	if ((r = check_identity(c, t, d, err)) < 0)
+	if ((r = check_identity(c, t, d, err)) < 0 || (r = check_rights(c, t, d, err)) < 0)
 		return r;
 	return check_peer(c, t, d, err);
 }
@@ -1253,20 +1751,102 @@ static int check_maker(const struct cd_image *img, pid_t pid, const struct cd_fd
 	    m ? m->pid : 0);
 }
 
+/* The index in the image of the first task holding the socket of inode
+ * ino (the one that binds it), ntasks when none. */
+static size_t first_holder(const struct cd_image *img, int64_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < img->ntasks && !task_fd_of(&img->tasks[i], ino); i++)
+		;
+	return i;
+}
+
+/* A datagram socket connected to a bound one is connected again by its
+ * first holder, after its own fds (dgconn_restore): the peer must be bound
+ * by then, by that task or one before it (the restore goes in image
+ * order, parents first). */
+static int check_dgconn_order(const struct cd_image *img, pid_t pid, const struct cd_fd *d,
+                              const char *name, const char *peer, cd_err *err)
+{
+	size_t mine = first_holder(img, d->sk_ino), its = first_holder(img, d->sk_peer);
+
+	if (its <= mine)
+		return 0;
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (socket:[%" PRId64 "], unix dgram %s): connected to %s, "
+	                  "which pid %d binds at a restore, after pid %d connects this one: "
+	                  "not supported (a bound socket connected to from a parent)",
+	                  pid, d->fd, d->sk_ino, name, peer, img->tasks[its].pid,
+	                  img->tasks[mine].pid);
+}
+
+/* ", held by pid P (COMM)": the lowest pid holding the socket of inode
+ * ino (a scan of /proc, made only for this refusal); empty when none (a
+ * socket in flight, or held by no process we can see). */
+static void holder_show(int64_t ino, char *buf, size_t size)
+{
+	char want[48], path[300], link[64], comm[32] = "?";
+	_cleanup_closedir_ DIR *proc = opendir("/proc");
+	pid_t found = 0;
+	struct dirent *e;
+
+	buf[0] = 0;
+	snprintf(want, sizeof(want), "socket:[%" PRId64 "]", ino);
+	while (proc && (e = readdir(proc))) {
+		pid_t p = (pid_t)atoi(e->d_name);
+		if (p <= 0 || (found && p > found))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", p);
+		_cleanup_closedir_ DIR *fds = opendir(path);
+		struct dirent *f;
+		while (fds && (f = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", p, f->d_name);
+			ssize_t n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (!strcmp(link, want)) {
+				found = p;
+				break;
+			}
+		}
+	}
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/comm", found);
+	FILE *fp = fopen(path, "re");
+	if (fp && fgets(comm, sizeof(comm), fp))
+		comm[strcspn(comm, "\n")] = 0;
+	if (fp)
+		fclose(fp);
+	snprintf(buf, size, ", held by pid %d (%s),", found, comm);
+}
+
 /* Dump: a connected socket whose peer no fd of the image holds would come
  * back connected to nothing; a pair is made again by its maker. */
 static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, pid_t pid,
                       const struct cd_fd *d, cd_err *err)
 {
-	char peer[3 * CD_UNIX_ADDR_MAX];
+	char peer[3 * CD_UNIX_ADDR_MAX], name[2 * CD_UNIX_ADDR_MAX];
+
+	char holder[64];
 
 	peer_show((uint32_t)d->sk_peer, peer, sizeof(peer));
-	if (!ref_of(c, d->sk_peer))
+	name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
+	if (!ref_of(c, d->sk_peer)) {
+		holder_show(d->sk_peer, holder, sizeof(holder));
 		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s unbound): its peer "
-		                  "%s is outside the checkpoint: a restored socket could "
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): its peer "
+		                  "%s%s is outside the checkpoint: a restored socket could "
 		                  "not be connected to it. Dump the tree that holds both ends",
-		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), peer);
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer, holder);
+	}
+	if (d->sk_type == SOCK_DGRAM && ref_of(c, d->sk_peer)->named)
+		return check_dgconn_order(img, pid, d, name, peer, err);
+	/* a connection is made again by the controller (conn_open) */
+	if (d->sk_addrlen || ref_of(c, d->sk_peer)->named)
+		return 0;
 	return check_maker(img, pid, d, peer, err);
 }
 
@@ -1289,11 +1869,178 @@ int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
 	return 0;
 }
 
+/* ---- fds in flight (SCM_RIGHTS), once every task is dumped ---- */
+
+/* The first fd of the image of open file obj, NULL when none. */
+static const struct cd_fd *obj_fd(const struct cd_image *img, int obj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].obj == obj)
+				return &img->tasks[i].fds[j];
+	return NULL;
+}
+
+/* Whether the open file of f may travel in a queue at a restore: the
+ * controller sends its own fd of it (ctl_fill), which must be the very
+ * file the tasks hold: one the controller opens whole, not one a task
+ * opens for itself, the caller's stdio, or a pair's placeholder. */
+static bool travels(const struct cd_image *img, const struct cd_fd *f)
+{
+	const struct cd_fd_ops *ops = cd_fd_ops_of(f->kind);
+
+	if (!ops || !ops->open || ops->by_task || ops->external || f->obj < 3)
+		return false;
+	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f);
+}
+
+/* The object of the image that is our copy `mine` of an fd in flight:
+ * the open file a task of the tree holds too (kcmp). */
+static int resolve_one(const struct cd_image *img, const struct sk_desc *s, int mine, int *ret,
+                       cd_err *err)
+{
+	char link[PATH_MAX] = "?", path[64];
+	ssize_t n;
+	bool same;
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *f = &img->tasks[i].fds[j];
+			if ((r = cd_fd_same_file(getpid(), mine, img->tasks[i].pid, f->fd, &same,
+			                         err)) < 0)
+				return r;
+			if (!same)
+				continue;
+			if (!travels(img, f))
+				return SK_REFUSE(s,
+				                 "an fd in flight (SCM_RIGHTS) in its queue is pid "
+				                 "%d's fd %d (%s), which a restore could not send "
+				                 "again: not supported",
+				                 SK_ARGS(s), img->tasks[i].pid, f->fd,
+				                 cd_fd_ops_of(f->kind) ? cd_fd_ops_of(f->kind)->name
+				                                       : "?");
+			*ret = f->obj;
+			return 0;
+		}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mine);
+	if ((n = readlink(path, link, sizeof(link) - 1)) > 0)
+		link[n] = 0;
+	return SK_REFUSE(s,
+	                 "an fd in flight (SCM_RIGHTS) in its queue, %s, is held by no task of "
+	                 "the tree: not supported (a restore sends again only files the tree "
+	                 "holds)",
+	                 SK_ARGS(s), link);
+}
+
+/* Peeks message m again (its length: a stream's pieces end where the dump
+ * cut them) and finds the objects of the fds it carries. */
+static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int fd,
+                       const struct cd_fd *d, struct cd_sk_msg *m, uint8_t *buf, cd_err *err)
+{
+	int fds[CD_SK_FDS_MAX], n, r = 0;
+	union peek_ctl ctl;
+	struct sockaddr_un from;
+	struct msghdr mh;
+	struct iovec iov;
+	ssize_t got = peek_at(fd, buf, d->sk_type == SOCK_STREAM ? m->len : CD_PIPE_DATA_MAX, &mh,
+	                      &from, &ctl, &iov);
+
+	if (got < 0)
+		return cd_err_sys(err, (int)-got, SK_FMT ": peek its queue", SK_ARGS(s));
+	n = take_rights(&mh, fds);
+	if ((size_t)got != m->len || n != (int)m->nfds)
+		r = cd_err_set(err, EIO, SK_FMT ": its queue changed while the tree was stopped",
+		               SK_ARGS(s));
+	for (int k = 0; k < n && k < (int)CD_SK_FDS_MAX; k++) {
+		if (r == 0)
+			r = resolve_one(img, s, fds[k], &m->fds[k], err);
+		close(fds[k]);
+	}
+	return r;
+}
+
+static int resolve_queue(const struct cd_image *img, const struct cd_task *t, struct cd_fd *d,
+                         cd_err *err)
+{
+	struct sk_desc s = {.pid = t->pid,
+	                    .fd = d->fd,
+	                    .ino = (unsigned long)d->sk_ino,
+	                    .type = type_name(d->sk_type)};
+	int r = 0;
+
+	name_show((const char *)d->sk_addr, d->sk_addrlen, s.name, sizeof(s.name));
+	_cleanup_close_ int fd = copy_fd(t->pid, d->fd);
+	_cleanup_free_ uint8_t *buf = malloc(CD_PIPE_DATA_MAX);
+	if (fd < 0)
+		return cd_err_sys(err, -fd, SK_FMT ": pidfd_getfd", SK_ARGS(&s));
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	int zero = 0, off = -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(&s));
+	for (size_t k = 0; r == 0 && k < d->sk_nqueue; k++)
+		r = resolve_msg(img, &s, fd, d, &d->sk_queue[k], buf, err);
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0 && r == 0)
+		r = cd_err_sys(err, errno, SK_FMT ": SO_PEEK_OFF", SK_ARGS(&s));
+	return r;
+}
+
+static bool has_rights(const struct cd_fd *d)
+{
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].nfds)
+			return true;
+	return false;
+}
+
+int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && has_rights(d) &&
+			    (r = resolve_queue(img, &img->tasks[i], d, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+/* The decoder: fds in flight are in a connected socket's queue (a pair's
+ * or a connection's), each an open file of the image that may travel. */
+static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
+                        cd_err *err)
+{
+	if (!has_rights(d))
+		return 0;
+	if (!d->sk_peer || is_dgconn(c->img, d))
+		return cd_err_set(
+		    err, EINVAL,
+		    "pid %d: fd %d: field \"sk_queue\": fds in flight in the queue of "
+		    "a socket that is not connected back",
+		    t->pid, d->fd);
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		for (size_t i = 0; i < d->sk_queue[k].nfds; i++) {
+			const struct cd_fd *f = obj_fd(c->img, d->sk_queue[k].fds[i]);
+			if (!f || !travels(c->img, f))
+				return cd_err_set(
+				    err, EINVAL,
+				    "pid %d: fd %d: field \"sk_queue\": %zu: fds: %d is "
+				    "not an open file of the image that may travel",
+				    t->pid, d->fd, k, d->sk_queue[k].fds[i]);
+		}
+	return 0;
+}
+
 const struct cd_fd_ops cd_fd_ops_unix = {.kind = CD_FD_UNIX,
                                          .name = "unix socket",
                                          .has_owner = true,
                                          .claims = unix_claims,
                                          .dump = unix_dump,
                                          .open = unix_open,
+                                         .open_done = conn_open_done,
                                          .restore = unix_restore,
+                                         .restore_late = unix_restore_late,
                                          .check = unix_check};

@@ -279,8 +279,10 @@ void cd_fd_free(struct cd_fd *d)
 		free(d->iwatches[k].path);
 	free(d->iwatches);
 	free(d->sk_addr);
-	for (size_t k = 0; k < d->sk_nqueue; k++)
+	for (size_t k = 0; k < d->sk_nqueue; k++) {
 		free(d->sk_queue[k].data);
+		free(d->sk_queue[k].fds);
+	}
 	free(d->sk_queue);
 	free(d->sk_paddr);
 	d->sk_paddr = NULL;
@@ -391,6 +393,13 @@ static json_t *fd_to_json(const struct cd_fd *d)
 		for (size_t i = 0; q && i < d->sk_nqueue; i++) {
 			json_t *m = json_object();
 			cd_json_hex_encode(m, "data", d->sk_queue[i].data, d->sk_queue[i].len);
+			if (d->sk_queue[i].nfds) {
+				json_t *f = json_array();
+				for (size_t k = 0; f && k < d->sk_queue[i].nfds; k++)
+					json_array_append_new(f,
+					                      json_integer(d->sk_queue[i].fds[k]));
+				json_object_set_new(m, "fds", f);
+			}
 			json_array_append_new(q, m);
 		}
 		json_object_set_new(o, "sk_queue", q);
@@ -833,6 +842,30 @@ static int iwatches_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* The open files a message carries (optional "fds"): 1 to
+ * CD_SK_FDS_MAX object ids; that each is an object of the image that
+ * may travel is the kind's check (fd-unix.c). */
+static int sk_msg_fds_from_json(json_t *m, struct cd_sk_msg *msg, cd_err *err)
+{
+	json_t *a;
+	int64_t v;
+	int r;
+
+	if (!json_object_get(m, "fds"))
+		return 0;
+	if ((r = cd_json_get_array(m, "fds", 1, CD_SK_FDS_MAX, &a, err)) < 0)
+		return r;
+	msg->fds = calloc(json_array_size(a), sizeof(*msg->fds));
+	if (!msg->fds)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t k = 0; k < json_array_size(a); k++) {
+		if ((r = cd_json_elem_int(a, "fds", k, 3, INT32_MAX, &v, err)) < 0)
+			return r;
+		msg->fds[msg->nfds++] = (int)v;
+	}
+	return 0;
+}
+
 /* A unix socket's queue: its messages, at most CD_PIPE_DATA_MAX bytes in
  * all (what the dump copies). */
 static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
@@ -852,7 +885,8 @@ static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 		if (!json_is_object(m))
 			return cd_err_set(err, EINVAL, "field \"sk_queue\": %zu: not an object", i);
 		if ((r = cd_json_hex_decode(m, "data", CD_PIPE_DATA_MAX - total, &msg->data,
-		                            &msg->len, err)) < 0)
+		                            &msg->len, err)) < 0 ||
+		    (r = sk_msg_fds_from_json(m, msg, err)) < 0)
 			return cd_err_wrap(err, "field \"sk_queue\": %zu", i);
 		d->sk_nqueue++;
 		total += msg->len;

@@ -58,6 +58,7 @@
 #define CD_SYSV_SEMS     32000        /* semaphores of one set (SEMMSL's ceiling) */
 #define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
 #define CD_SK_QUEUE_MAX  (1u << 16)   /* messages queued in one unix socket */
+#define CD_SK_FDS_MAX    253u         /* fds one message carries (SCM_MAX_FD) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -279,10 +280,13 @@ enum {
 	CD_SKO_ALL = (1u << 7) - 1,
 };
 
-/* A message in a unix socket's receive queue. */
+/* A message in a unix socket's receive queue, with the open files it
+ * carries (SCM_RIGHTS): object ids of the image, in order. */
 struct cd_sk_msg {
 	uint8_t *data;
 	size_t len;
+	int *fds;
+	size_t nfds;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

@@ -338,6 +338,10 @@ int cd_fd_set_flags(int fd, const struct cd_fd *d, cd_err *err);
  * connected socket's peer is in the image, before anything is released. */
 int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *ret_n, cd_err *err);
 int cd_unix_check_peers(const struct cd_image *img, cd_err *err);
+/* fd-unix.c, dump, once every task is dumped: the open files of the image
+ * that the fds in flight (SCM_RIGHTS) in the queues are (their object ids,
+ * in the queues' messages), or a refusal naming the file. */
+int cd_unix_resolve_rights(struct cd_image *img, cd_err *err);
 /* fd-inet.c, for the socket kinds: our copy of a task's fd (pidfd_getfd)
  * or -errno; an int socket option or -errno; the family of a socket fd of
  * the task being dumped (-1: not a socket); SO_RCVBUF or SO_SNDBUF set to

@@ -14,6 +14,7 @@ load helpers
 setup() { engine_setup; }
 teardown() {
 	[ -n "${PG_DIR:-}" ] && pg_cleanup
+	[ -n "${PG_SESSION_ROOT:-}" ] && pg_session_stop "$PG_SESSION_ROOT"
 	[ -f "$T/restored.pid" ] && pkill -9 -s "$(cat "$T/restored.pid")"
 	engine_teardown
 }
@@ -774,7 +775,7 @@ pg_roundtrip() {
 	assert [ "$(echo "$before" | grep -c 'postgres: postgres postgres \[local\] idle')" -eq 1 ]
 	backend=$(echo "$before" | awk '/\[local\] idle/ { print $1 }')
 	# named: the backend, its fd, the socket and its path
-	dump_refused "pid $backend: fd [0-9]+ \(socket:\[[0-9]+\], unix stream $T/pg/sock/\.s\.PGSQL\.$PG_PORT\): connected to socket:\["
+	dump_refused "pid $backend: fd [0-9]+ \(socket:\[[0-9]+\], unix stream $T/pg/sock/\.s\.PGSQL\.$PG_PORT\): its peer socket:\[[0-9]+\].*, held by pid [0-9]+ \(psql\), is outside the checkpoint"
 	# the tree runs on untouched: the same tasks, fresh clients served
 	assert_equal "$(pg_procs "$root")" "$before"
 	run psql_at tcp "insert into t values (1001, md5('1001'))"
@@ -790,4 +791,76 @@ pg_roundtrip() {
 1001|501501|t"
 	run pg_stop "$root"
 	assert_success
+}
+
+# ---- PostgreSQL with a client session inside the tree (unix connections) ----
+# tests/workloads/pg-session.py, as the postgres user, starts postgres 15 as
+# its child on a unix socket only and holds a session to it (the backend's
+# accepted end, its own client end, the postmaster's listener: one tree).
+# Its backends are sessions of their own: the tree is killed by descent.
+# pg_session_shm_key: the SysV key of the server's segment (postmaster.pid, line 7).
+pg_session_shm_key() {
+	sed -n 7p "$T/pg/data/postmaster.pid" 2>/dev/null | awk '{print $1}'
+}
+
+# pg_session_stop ROOT: kills the tree of ROOT and removes the SysV segment a killed
+# postmaster leaves (a restore refuses a key that is taken, as a fresh host
+# would not have it).
+pg_session_stop() {
+	local key
+	key=$(pg_session_shm_key)
+	kill_tree "$1"
+	wait "$1" 2>/dev/null || true
+	[ -n "$key" ] && ipcrm -M "$key" 2>/dev/null
+	return 0
+}
+
+pg_session_roundtrip() {
+	[ -x "$PG_BIN/postgres" ] || skip "PostgreSQL 15 is not installed (Debian: postgresql-15)"
+	id postgres >/dev/null 2>&1 || skip "no postgres user"
+	local port pid
+	port=$(free_port)
+	chmod 755 "$T"
+	mkdir "$T/pg" "$T/pg/data" "$T/pg/sock"
+	cp "$SRC/pg-session.py" "$T/pg/"
+	chown postgres:postgres "$T/pg/data" "$T/pg/sock"
+	run setpriv --reuid=postgres --regid=postgres --init-groups \
+		"$PG_BIN/initdb" -A trust -D "$T/pg/data"
+	assert_success
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid setpriv --reuid=postgres \
+		--regid=postgres --init-groups /usr/bin/python3 "$T/pg/pg-session.py" "$PG_BIN" \
+		"$T/pg/data" "$T/pg/sock" "$port" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	PG_SESSION_ROOT=$WL_PID
+	wait_ready
+	pid=$WL_PID
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	[[ " $* " == *" --leave-running "* ]] && pg_session_stop "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid"
+	assert_success
+	touch "$TRIGGER"
+	for _ in $(seq 1 200); do
+		grep -qE '^(PASS|FAIL)' "$LOG" && break
+		sleep 0.05
+	done
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	# a fresh client over the same socket reads what the session wrote
+	run "$PG_BIN/psql" -h "$T/pg/sock" -p "$port" -U postgres -XAtc "SELECT count(*) FROM t" postgres
+	assert_success
+	assert_output "1001"
+	pg_session_stop "$pid"
+	PG_SESSION_ROOT=
+}
+
+@test "postgresql 15: a session held by a client inside the tree goes on on the same connection after the restore" {
+	pg_session_roundtrip
+}
+
+@test "postgresql 15 with a session inside the tree: --leave-running" {
+	pg_session_roundtrip --leave-running
 }

@@ -813,6 +813,20 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-unix-dgram
 }
 
+@test "wl-unix-conn passes, and with outside" {
+	run_plain wl-unix-conn
+	wl_cleanup
+	run_plain wl-unix-conn outside
+}
+
+@test "wl-unix-rights passes, and with free and glued" {
+	run_plain wl-unix-rights
+	wl_cleanup
+	run_plain wl-unix-rights free
+	wl_cleanup
+	run_plain wl-unix-rights glued
+}
+
 @test "wl-pidfd passes, and with outside, reaped and forked" {
 	run_plain wl-pidfd
 	wl_cleanup

@@ -995,12 +995,40 @@ wl_sysv_twice() {
 	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
 }
 
-@test "wl-unix-listen: an accepted connection is refused by name, naming its peer; it runs on" {
-	wl_refused wl-unix-listen connected "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connected to socket:\[[0-9]+\] \(unbound\) through a named socket" --leave-running
+@test "wl-unix-listen connected: an accepted connection held with its listener → PASS" {
+	WL_ARGS=connected wl_roundtrip wl-unix-listen
 }
 
-@test "wl-unix-listen: a datagram socket connected to one not connected back is refused by name; it runs on" {
-	wl_refused wl-unix-listen dgconnect "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): connected to socket:\[[0-9]+\] \(@wl-unix-dgram-[0-9]+\), which is not connected back to it" --leave-running
+@test "wl-unix-conn: connections through a path and an abstract listener, ends in two tasks, data both ways, shutdown → PASS" {
+	wl_roundtrip wl-unix-conn
+}
+
+@test "wl-unix-conn: --leave-running" {
+	wl_roundtrip wl-unix-conn --leave-running
+}
+
+@test "wl-unix-conn: a connection accepted from a client outside the tree is refused, naming the client; it runs on" {
+	wl_refused wl-unix-conn outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): its peer socket:\[[0-9]+\] \(unbound\), held by pid [0-9]+ \(wl-unix-conn\), is outside the checkpoint" --leave-running
+}
+
+@test "wl-unix-rights: a pipe end, a regular file, a memfd and a bound socket in flight (SCM_RIGHTS) over a pair and a connection → PASS" {
+	wl_roundtrip wl-unix-rights
+}
+
+@test "wl-unix-rights: --leave-running" {
+	wl_roundtrip wl-unix-rights --leave-running
+}
+
+@test "wl-unix-rights: an fd in flight of a file no task holds is refused, naming the file; it runs on" {
+	wl_refused wl-unix-rights free "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix seqpacket unbound\): an fd in flight \(SCM_RIGHTS\) in its queue, /dev/null, is held by no task of the tree" --leave-running
+}
+
+@test "wl-unix-rights: fds in flight glued to bytes written before them in a stream are refused by name; it runs on" {
+	wl_refused wl-unix-rights glued "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): fds in flight \(SCM_RIGHTS\) come with 4 bytes in its stream queue" --leave-running
+}
+
+@test "wl-unix-listen dgconnect: a datagram socket connected to a bound one comes back connected → PASS" {
+	WL_ARGS=dgconnect wl_roundtrip wl-unix-listen
 }
 
 @test "wl-unix-listen: a file other than a socket at the socket's path fails the restore, naming it, and stays" {
@@ -1026,8 +1054,8 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-pair --leave-running
 }
 
-@test "wl-unix-pair: an fd in flight (SCM_RIGHTS) is refused by name; it runs on" {
-	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): file descriptors in flight \(SCM_RIGHTS\) in its receive queue" --leave-running
+@test "wl-unix-pair: an end of a socket pair in flight (SCM_RIGHTS) is refused by name; it runs on" {
+	wl_refused wl-unix-pair rights "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): an fd in flight \(SCM_RIGHTS\) in its queue is pid [0-9]+'s fd [0-9]+ \(unix socket\), which a restore could not send again" --leave-running
 }
 
 @test "wl-unix-pair: a pair whose maker holds no end (both given to a child) is refused by name; it runs on" {
@@ -1055,7 +1083,7 @@ wl_sysv_twice() {
 }
 
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
-	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\) is outside the checkpoint" --leave-running
+	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\), held by pid [0-9]+ \(wl-unix-pair\), is outside the checkpoint" --leave-running
 }
 
 @test "wl-pidfd: pidfds of a running child, a zombie, itself and a thread (PIDFD_THREAD), their flags → PASS" {

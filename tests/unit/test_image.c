@@ -1294,6 +1294,11 @@ static json_t *with_event_fds(void)
 	t->fds[9].sk_queue = calloc(2, sizeof(struct cd_sk_msg));
 	assert_non_null(t->fds[9].sk_queue);
 	t->fds[9].sk_queue[0] = (struct cd_sk_msg){(uint8_t *)strdup("ab"), 2};
+	/* carrying the bound dgram socket of fd 17 (object 11) in flight */
+	t->fds[9].sk_queue[0].fds = malloc(sizeof(int));
+	assert_non_null(t->fds[9].sk_queue[0].fds);
+	t->fds[9].sk_queue[0].fds[0] = 11;
+	t->fds[9].sk_queue[0].nfds = 1;
 	t->fds[9].sk_queue[1] = (struct cd_sk_msg){(uint8_t *)strdup(""), 0};
 	t->fds[9].sk_nqueue = 2;
 	t->fds[10] = (struct cd_fd){.fd = 19,
@@ -1502,7 +1507,9 @@ static void test_event_fds(void **state)
 	assert_int_equal(uf->sk_nqueue, 2);
 	assert_int_equal(uf->sk_queue[0].len, 2);
 	assert_memory_equal(uf->sk_queue[0].data, "ab", 2);
+	assert_true(uf->sk_queue[0].nfds == 1 && uf->sk_queue[0].fds[0] == 11);
 	assert_int_equal(uf->sk_queue[1].len, 0);
+	assert_true(uf->sk_queue[1].nfds == 0 && !uf->sk_queue[1].fds);
 	assert_true(img.tasks[0].fds[10].sk_peer == 200 && img.tasks[0].fds[10].sk_shutdown == 1);
 	const struct cd_fd *xf = &img.tasks[0].fds[11];
 	assert_true(xf->kind == CD_FD_INET && xf->sk_family == AF_INET6 &&
@@ -1695,6 +1702,27 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s}]", "data", "0"));
 	expect_refused(j, "odd hex length");
+	/* fds in flight: open files of the image that may travel, in a
+	 * connected socket's queue, 1 to 253 of them */
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue",
+	                    json_pack("[{s:s,s:[i]}]", "data", "00", "fds", 99));
+	expect_refused(j, "is not an open file of the image that may travel");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue",
+	                    json_pack("[{s:s,s:[i]}]", "data", "00", "fds", 12));
+	expect_refused(j, "12 is not an open file of the image that may travel");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[{s:s,s:[]}]", "data", "00", "fds"));
+	expect_refused(j, "fds");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 9), "sk_queue",
+	                    json_pack("[{s:s,s:[i]}]", "data", "00", "fds", 2));
+	expect_refused(j, "fds");
+	j = with_event_fds();
+	json_object_set_new(fd_n(j, 8), "sk_queue",
+	                    json_pack("[{s:s,s:[i]}]", "data", "00", "fds", 11));
+	expect_refused(j, "fds in flight in the queue of a socket that is not connected back");
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 9), "sk_queue", json_pack("[s]", "00"));
 	expect_refused(j, "not an object");

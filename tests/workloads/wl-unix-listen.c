@@ -13,8 +13,9 @@
  * with the parent's) and finds the listeners listening on their names.
  * With "pending", a client also waits in file's accept queue; with "connected", a connection to
  * file is accepted and held open (a connection through a named socket); with "dgconnect", loose
- * connects to dgram, which is not connected back: the dump must refuse each, naming the socket, and
- * the workload runs on to PASS. */
+ * connects to dgram, which is not connected back, and after the trigger reads dgram's name as its
+ * peer's and sends it a datagram without naming it. "pending" must be refused by name (the
+ * workload runs on to PASS); "connected" and "dgconnect" come back. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -258,6 +259,18 @@ int main(int argc, char **argv)
 	}
 	check_file(file, path);
 	check_dgram(dgram, &dsa, dlen);
+	if (!strcmp(mode, "dgconnect")) {
+		struct sockaddr_un pa;
+		socklen_t pl = sizeof(pa);
+		char buf[8];
+		if (getpeername(loose, (struct sockaddr *)&pa, &pl) < 0 || pl != dlen ||
+		    memcmp(&pa, &dsa, dlen))
+			wl_fail("dgconnect: loose is not connected to dgram's name");
+		if (send(loose, "dc", 2, 0) != 2 ||
+		    recv(dgram, buf, sizeof(buf), MSG_DONTWAIT) != 2 || memcmp(buf, "dc", 2))
+			wl_fail("dgconnect: a datagram through the connection: %s",
+			        strerror(errno));
+	}
 	/* unbound ones take a name still */
 	snprintf(dname, sizeof(dname), "wl-unix-loose-%d", getpid());
 	dlen = abstract_addr(&dsa, dname);
