@@ -81,12 +81,16 @@ _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-
  * the job's owner and one of its groups, and its mode must not be set-id
  * (an executable set-id memfd of root's would run as root): check_memfds.
  * Name, seals, contents and position are what any process may give its own
- * memfd. */
-_Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-trust.c");
+ * memfd; the contents file (size, csum) is read from the image directory the
+ * user owns, by its fixed name; "of" only makes one more open of a memfd
+ * the image itself makes (each entry's owner and mode are checked, and the
+ * one made is its own entry's). */
+_Static_assert(sizeof(struct cd_memfd) == 64, "a new memfd field: review image-trust.c");
 /* A deleted file is made again under its path and unlinked: the same rules
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
- * able to create and remove a file in its directory (check_all_paths). */
-_Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: review image-trust.c");
+ * able to create and remove a file in its directory (check_all_paths);
+ * "of" and the contents file as a memfd's. */
+_Static_assert(sizeof(struct cd_deleted) == 72, "a new deleted file field: review image-trust.c");
 /* The plugins that took part (docs/plugins.md): a user's image may name
  * any, as it could have been dumped with them: the restore refuses one not
  * loaded, and a loaded plugin's restore hooks act on the tasks of the image

@@ -38,7 +38,8 @@
 #define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
 #define CD_MAX_PIPES     (1u << 16)   /* per image */
 #define CD_MAX_MEMFDS    (1u << 12)   /* per image */
-#define CD_MEMFD_BYTES   (8u << 20)   /* contents of one memfd, hex in the manifest */
+#define CD_MEMFD_BYTES   (8u << 20)   /* contents of one memfd, hex in an older manifest */
+#define CD_CONTENTS_MAX  (1ull << 44) /* contents of a memfd or deleted file, in its file */
 #define CD_MAX_DELETED   (1u << 12)   /* deleted files per image */
 #define CD_DELETED_BYTES (8u << 20)   /* contents of one deleted file */
 #define CD_MAX_GROUPS    65536        /* NGROUPS_MAX */
@@ -296,24 +297,32 @@ struct cd_pipe {
 /* A memfd (memfd_create) held by fds of one open file, with its contents. */
 struct cd_memfd {
 	int obj;        /* the open file's id (struct cd_fd's obj) */
+	int of;         /* the entry of the memfd itself: this one's own index, or an
+	                 * earlier entry's (another open file of the same memfd) */
 	char *name;     /* memfd_create's name, without "memfd:" */
 	uint32_t seals; /* F_GET_SEALS; F_SEAL_SEAL alone when sealing was never allowed */
 	uint32_t mode;  /* permission bits (0777, or 0666 once exec was removed) */
 	uint32_t uid, gid;
 	int64_t ino; /* dump only: the inode, to find other opens and mappings of it */
-	char *data;  /* the contents: the memfd's size is len */
+	/* the contents, of size len: in the file "memfd-INDEX.img" of checksum
+	 * csum, or (data not NULL: an image before those files) here */
+	char *data;
 	size_t len;
+	uint64_t csum;
 };
 
 /* A regular file deleted while open, held by fds of one open file, with its
  * contents: made again under its path and unlinked (fd-deleted.c). */
 struct cd_deleted {
 	int obj;    /* the open file's id (struct cd_fd's obj) */
+	int of;     /* the entry of the file itself (as struct cd_memfd's) */
 	char *path; /* where it was, without " (deleted)" */
 	uint32_t mode, uid, gid;
 	int64_t ino, dev; /* dump only: to find other opens and mappings of it */
-	char *data;       /* the contents: the file's size is len */
+	/* the contents, as a memfd's: the file "deleted-INDEX.img" or data */
+	char *data;
 	size_t len;
+	uint64_t csum;
 };
 
 /* A POSIX timer (timer_create), restored with the same id (posix-timers.c). */

@@ -233,7 +233,7 @@ struct cd_stdio_plan {
 };
 void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts *opts,
                         struct cd_stdio_plan *ret);
-int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+int cd_files_prepare(const struct cd_image *img, int dirfd, const struct cd_stdio_plan *plan,
                      struct cd_file_objs **ret, cd_err *err);
 /* Whether d is replaced by a fd of the caller (nothing of its own to restore). */
 bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d);
@@ -269,6 +269,7 @@ struct cd_fd_dump {
  * once each), in state[] at the family's first kind. */
 struct cd_fd_open {
 	const struct cd_image *img;
+	int dirfd; /* the image directory */
 	void *state[CD_FD_KIND_MAX];
 };
 
@@ -365,12 +366,24 @@ const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
 /* fd-contents.c, for the kinds whose contents travel in the image: 1 and
  * *ret the task when a task of the tree maps inode ino under name (a
- * prefix of the maps name when prefix), else 0; the file's len bytes in a
- * new buffer; fd (made read-write) swapped for one of d's access mode. */
+ * prefix of the maps name when prefix), else 0. */
 int cd_contents_mapper(const struct cd_image *img, uint64_t ino, const char *name, bool prefix,
                        pid_t *ret, cd_err *err);
-int cd_contents_read(int fd, size_t len, char **ret, cd_err *err);
-int cd_contents_access_mode(int fd, const struct cd_fd *d, cd_err *err);
+/* The name of the contents file of entry i of a kind ("memfd", "deleted"). */
+void cd_contents_file(const char *kind, size_t i, char *buf, size_t len);
+/* fd's first len bytes into the image file name (its checksum in
+ * *ret_csum); back from it into fd (checked by cd_image_check_pages). */
+int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t *ret_csum,
+                     cd_err *err);
+int cd_contents_load(int dirfd, const char *name, int fd, uint64_t len, cd_err *err);
+/* The controller's made objects of a kind, one fd per entry (-1: not made
+ * yet), kept in o->state[kind] until cd_contents_made_free (open_done). */
+int *cd_contents_made(struct cd_fd_open *o, enum cd_fd_kind kind, size_t n, cd_err *err);
+void cd_contents_made_free(struct cd_fd_open *o, enum cd_fd_kind kind);
+/* An open file of the made object objfd for d: the object's own open file
+ * (own: d is of the entry that made it) when d is read-write, else a new
+ * open of the inode with d's access mode. */
+int cd_contents_open_file(int objfd, bool own, const struct cd_fd *d, cd_err *err);
 int cd_fd_set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
 /* fd-reg.c: opens d's path again with its flags, at its position (REG). */
 int cd_fd_reopen(const struct cd_fd *d, cd_err *err);

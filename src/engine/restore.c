@@ -764,7 +764,7 @@ static int open_files(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	r = check_mapped_files(&s->img, err);
 	if (r == 0)
-		r = cd_files_prepare(&s->img, &plan, &s->objs, err);
+		r = cd_files_prepare(&s->img, s->dirfd, &plan, &s->objs, err);
 	if (s->open_as)
 		fsid_leave(&saved);
 	return r;

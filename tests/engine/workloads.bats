@@ -768,8 +768,21 @@ counter_continues() {
 	wl_refused wl-memfd mapped "pid [0-9]+: fd 12 \(/memfd:wl-memfd-b \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
 }
 
-@test "wl-memfd: a memfd opened twice is refused, naming it; it runs on" {
-	wl_refused wl-memfd twice "pid [0-9]+: fd 1[0-3] \(/memfd:wl-memfd-a \(deleted\)\): a memfd opened more than once \(two open files of one memfd\) is not supported"
+@test "wl-memfd twice: a memfd opened twice comes back as one memfd with two open files" {
+	WL_ARGS=twice wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd twice: --leave-running" {
+	WL_ARGS=twice wl_roundtrip wl-memfd --leave-running
+}
+
+@test "wl-memfd big: a memfd of 20 MiB comes back whole, through its contents file" {
+	WL_ARGS=big wl_roundtrip wl-memfd
+	assert_exist "$IMG/memfd-2.img"
+}
+
+@test "wl-memfd big: --leave-running" {
+	WL_ARGS=big wl_roundtrip wl-memfd --leave-running
 }
 
 @test "wl-memfd: a memfd of huge pages is refused, naming it; it runs on" {
@@ -794,8 +807,20 @@ counter_continues() {
 	wl_refused wl-deleted mapped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(shared /.*\.ro \(deleted\)\): a shared mapping of a file that was deleted is not supported"
 }
 
-@test "wl-deleted: a deleted file opened twice is refused, naming it; it runs on" {
-	wl_refused wl-deleted twice "pid [0-9]+: fd 1[0-3] \(/.*\.rw \(deleted\)\): a deleted file opened more than once \(two open files of it\) is not supported"
+@test "wl-deleted twice: deleted files opened twice come back as one file each with two open files" {
+	WL_ARGS=twice wl_roundtrip wl-deleted
+}
+
+@test "wl-deleted twice: --leave-running" {
+	WL_ARGS=twice wl_roundtrip wl-deleted --leave-running
+}
+
+@test "wl-deleted big: a deleted file of 20 MiB comes back whole, through its contents file" {
+	WL_ARGS=big wl_roundtrip wl-deleted
+}
+
+@test "wl-deleted big: --leave-running" {
+	WL_ARGS=big wl_roundtrip wl-deleted --leave-running
 }
 
 @test "wl-deleted: another file now at the path fails the restore, naming it" {

@@ -163,18 +163,27 @@ static void make_image(struct cd_image *img)
 	img->pipes[0].data = strdup("unread");
 	img->pipes[0].len = 6;
 	img->pipes[0].size = 8192;
-	img->nmemfds = 1;
-	img->memfds = calloc(1, sizeof(struct cd_memfd));
+	/* 0: contents in the manifest (an older image); 1: in its file; 2:
+	 * another open file of 1 */
+	img->nmemfds = 3;
+	img->memfds = calloc(3, sizeof(struct cd_memfd));
 	img->memfds[0] = (struct cd_memfd){
 	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
 	img->memfds[0].name = strdup("buf");
 	img->memfds[0].data = strdup("memfd!");
-	img->ndeleted = 1;
-	img->deleted = calloc(1, sizeof(struct cd_deleted));
+	img->memfds[1] = (struct cd_memfd){
+	    .obj = 7, .of = 1, .mode = 0600, .len = 70000, .csum = 0x8000000000000001ULL};
+	img->memfds[1].name = strdup("big");
+	img->memfds[2] = (struct cd_memfd){.obj = 8, .of = 1, .mode = 0600};
+	img->memfds[2].name = strdup("big");
+	img->ndeleted = 2;
+	img->deleted = calloc(2, sizeof(struct cd_deleted));
 	img->deleted[0] =
 	    (struct cd_deleted){.obj = 6, .mode = 0604, .uid = 1000, .gid = 100, .len = 4};
 	img->deleted[0].path = strdup("/tmp/gone");
 	img->deleted[0].data = strdup("gone");
+	img->deleted[1] = (struct cd_deleted){.obj = 9, .of = 0, .mode = 0604};
+	img->deleted[1].path = strdup("/tmp/gone");
 }
 
 static json_t *encoded(void)
@@ -298,7 +307,15 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[2].kind, CD_FD_MEMFD);
 	assert_int_equal(t->fds[2].obj, 5);
 	assert_int_equal(t->fds[2].pos, 5);
-	assert_int_equal(img.nmemfds, 1);
+	assert_int_equal(img.nmemfds, 3);
+	assert_int_equal(img.memfds[0].of, 0);
+	assert_int_equal(img.memfds[1].of, 1);
+	assert_null(img.memfds[1].data);
+	assert_int_equal(img.memfds[1].len, 70000);
+	assert_true(img.memfds[1].csum == 0x8000000000000001ULL);
+	assert_int_equal(img.memfds[2].obj, 8);
+	assert_int_equal(img.memfds[2].of, 1);
+	assert_int_equal(img.memfds[2].len, 0);
 	assert_int_equal(img.memfds[0].obj, 5);
 	assert_string_equal(img.memfds[0].name, "buf");
 	assert_int_equal(img.memfds[0].seals, 0x6);
@@ -310,7 +327,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[3].kind, CD_FD_DELETED);
 	assert_int_equal(t->fds[3].obj, 6);
 	assert_int_equal(t->fds[3].pos, 2);
-	assert_int_equal(img.ndeleted, 1);
+	assert_int_equal(img.ndeleted, 2);
+	assert_int_equal(img.deleted[1].obj, 9);
+	assert_int_equal(img.deleted[1].of, 0);
+	assert_null(img.deleted[1].data);
 	assert_int_equal(img.deleted[0].obj, 6);
 	assert_string_equal(img.deleted[0].path, "/tmp/gone");
 	assert_int_equal(img.deleted[0].mode, 0604);
@@ -449,6 +469,17 @@ static void test_refuses_bad_memfd(void **state)
 	j = encoded();
 	json_array_append(json_object_get(j, "memfds"), memfd0(j));
 	expect_refused(j, "repeated");
+	/* "of": an earlier entry that is a memfd's own */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "of", json_integer(2));
+	expect_refused(j, "\"of\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "of", json_integer(0));
+	expect_refused(j, "entry 1 is not a memfd's own");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "size",
+	                    json_integer(-1));
+	expect_refused(j, "\"size\"");
 }
 
 /* make_image with a SysV segment (id 7, 8000 bytes: two pages, the second
@@ -687,6 +718,10 @@ static void test_refuses_bad_deleted(void **state)
 	j = encoded();
 	json_array_append(json_object_get(j, "deleted"), deleted0(j));
 	expect_refused(j, "repeated");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "deleted"), 1), "of",
+	                    json_integer(-1));
+	expect_refused(j, "\"of\"");
 }
 
 /* A shared memory mapping's memfd name: "/memfd:NAME (deleted)", kept. */
@@ -2158,7 +2193,23 @@ static void test_page_file_checks(void **state)
 	cd_csum_update(&c, pages, sizeof(pages));
 	img.tasks[0].pages_csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
+	/* memfd 1's contents file: 100 bytes, checked too */
+	img.memfds[1].len = 100;
+	cd_csum_init(&c);
+	cd_csum_update(&c, pages, 100);
+	img.memfds[1].csum = cd_csum_final(&c);
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
 	assert_int_equal(cd_image_verify_pages(&img, dirfd, NULL, &err), 0);
+	assert_int_equal(cd_image_check_pages(&img, dirfd, NULL, &err), 0);
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 99), 0);
+	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
+	assert_non_null(strstr(err.msg, "memfd-1.img: truncated"));
+	pages[7] ^= 1;
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	pages[7] ^= 1;
+	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
+	assert_non_null(strstr(err.msg, "memfd-1.img: checksum"));
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
 	pages[5000] ^= 1;
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
 	assert_true(cd_image_verify_pages(&img, dirfd, NULL, &err) < 0);
@@ -2168,6 +2219,7 @@ static void test_page_file_checks(void **state)
 	assert_non_null(strstr(err.msg, "truncated"));
 	cd_image_free(&img);
 	unlinkat(dirfd, "pages-42.img", 0);
+	unlinkat(dirfd, "memfd-1.img", 0);
 	close(dirfd);
 	rmdir(dir);
 }
