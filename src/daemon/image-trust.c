@@ -84,8 +84,10 @@ _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-
  * memfd; the contents file (size, csum) is read from the image directory the
  * user owns, by its fixed name; "of" only makes one more open of a memfd
  * the image itself makes (each entry's owner and mode are checked, and the
- * one made is its own entry's). */
-_Static_assert(sizeof(struct cd_memfd) == 64, "a new memfd field: review image-trust.c");
+ * one made is its own entry's); "shmid" makes the image's own shared
+ * mappings of that id map this memfd instead of a new object: what the
+ * user could have mapped anyway. */
+_Static_assert(sizeof(struct cd_memfd) == 72, "a new memfd field: review image-trust.c");
 /* A deleted file is made again under its path and unlinked: the same rules
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
  * able to create and remove a file in its directory (check_all_paths);

@@ -285,6 +285,8 @@ static json_t *memfds_to_json(const struct cd_image *img)
 		json_object_set_new(o, "uid", json_integer(m->uid));
 		json_object_set_new(o, "gid", json_integer(m->gid));
 		contents_to_json(o, m->of == (int)i, m->data, m->len, m->csum);
+		if (m->shmid)
+			json_object_set_new(o, "shmid", json_integer(m->shmid));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -523,6 +525,10 @@ static int memfd_from_json(json_t *o, struct cd_memfd *m, size_t i, cd_err *err)
 	    (m->of == (int)i &&
 	     (r = contents_from_json(o, CD_MEMFD_BYTES, &m->data, &m->len, &m->csum, err)) < 0))
 		return r;
+	/* optional: an own entry's mappings */
+	if (m->of == (int)i && json_object_get(o, "shmid") &&
+	    (r = cd_json_get_int(o, "shmid", 1, INT64_MAX, &m->shmid, err)) < 0)
+		return r;
 	m->obj = (int)obj;
 	m->seals = (uint32_t)seals;
 	m->mode = (uint32_t)mode;
@@ -557,11 +563,16 @@ static int memfds_from_json(json_t *root, struct cd_image *img, cd_err *err)
 			return cd_err_set(err, EINVAL,
 			                  "memfd %zu: field \"of\": entry %d is not a memfd's own",
 			                  i, img->memfds[i].of);
-		for (size_t k = 0; k < i; k++)
+		for (size_t k = 0; k < i; k++) {
 			if (img->memfds[k].obj == img->memfds[i].obj)
 				return cd_err_set(err, EINVAL,
 				                  "memfd %zu: field \"obj\": %d repeated", i,
 				                  img->memfds[i].obj);
+			if (img->memfds[i].shmid && img->memfds[k].shmid == img->memfds[i].shmid)
+				return cd_err_set(
+				    err, EINVAL, "memfd %zu: field \"shmid\": %" PRId64 " repeated",
+				    i, img->memfds[i].shmid);
+		}
 	}
 	return 0;
 }

@@ -309,6 +309,10 @@ struct cd_memfd {
 	char *data;
 	size_t len;
 	uint64_t csum;
+	/* an own entry of a memfd the tree also maps shared: the shmid of those
+	 * mappings (struct cd_vma's, its inode), which the restore makes of
+	 * this memfd; 0: not mapped */
+	int64_t shmid;
 };
 
 /* A regular file deleted while open, held by fds of one open file, with its

@@ -109,7 +109,8 @@ struct cd_shm {
 	const char *path; /* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise */
 };
 char *cd_shm_name(const char *path);
-int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs,
+                       struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
 /* Phases of the restore of one task (transplant() in restore.c), in order:
@@ -362,6 +363,11 @@ int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
+/* memfd.c: a new read-write fd of the memfd the controller made for the
+ * shared mappings of shmid (an image's memfd entry names them), or -ENOENT
+ * when no memfd of the image is mapped so. */
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
+                    cd_err *err);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */
 const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
 /* fd-contents.c, for the kinds whose contents travel in the image: 1 and

@@ -130,7 +130,27 @@ char *cd_shm_name(const char *path)
 	return strndup(path + strlen("/memfd:"), n);
 }
 
-int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
+/* Shared memory object s: the memfd of the image's fds it is (memfd.c: one
+ * object, its contents and size already restored), else a new memfd of
+ * the mappings' extent. */
+static int shm_make(const struct cd_image *img, const struct cd_file_objs *objs, struct cd_shm *s,
+                    cd_err *err)
+{
+	_cleanup_free_ char *name = cd_shm_name(s->path);
+
+	if (!name)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	s->fd = cd_memfd_shm_fd(img, objs, s->id, err);
+	if (s->fd != -ENOENT)
+		return s->fd < 0 ? s->fd : 0;
+	s->fd = memfd_create(name, MFD_CLOEXEC);
+	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0)
+		return cd_err_sys(err, errno, "shared memory object");
+	return 0;
+}
+
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs,
+                       struct cd_shm **ret, size_t *ret_n, cd_err *err)
 {
 	struct cd_shm *shm = NULL;
 	size_t n = 0;
@@ -158,16 +178,10 @@ int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		_cleanup_free_ char *name = cd_shm_name(shm[k].path);
-		if (!name) {
+		int r = shm_make(img, objs, &shm[k], err);
+		if (r < 0) {
 			cd_mem_shm_free(shm, n);
-			return cd_err_set(err, ENOMEM, "out of memory");
-		}
-		shm[k].fd = memfd_create(name, MFD_CLOEXEC);
-		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
-			int e = errno;
-			cd_mem_shm_free(shm, n);
-			return cd_err_sys(err, e, "shared memory object");
+			return r;
 		}
 	}
 	*ret = shm;

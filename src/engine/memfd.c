@@ -4,10 +4,12 @@
  * (the fd's obj); the first open file of a memfd holds the memfd itself,
  * every other open file of it (a second open of /proc/PID/fd/N) names that
  * entry in "of". The restore makes one new memfd of that name per memfd,
- * puts it all back, and opens it again for each other open file. Not
- * supported, refused at dump by name: a memfd of huge pages (MFD_HUGETLB)
- * and one the tree also maps (the mapping is restored as shared anonymous
- * memory, mem.c, and would no longer be the fd's memfd). */
+ * puts it all back, and opens it again for each other open file. A memfd
+ * the tree also maps shared is one object with its mappings: the entry
+ * names their shmid, and the restore makes them of this memfd
+ * (cd_mem_shm_prepare), not of a new one. Not supported, refused at dump
+ * by name: a memfd of huge pages (MFD_HUGETLB), and a private mapping of
+ * a memfd (mem.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,13 +47,14 @@ static bool memfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	       !strcmp(x->link + n - strlen(DELETED), DELETED);
 }
 
-/* Refusals, by name, before anything is copied. */
+/* Refusals, by name, before anything is copied; 1 when the tree maps the
+ * memfd too. */
 static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd, cd_err *err)
 {
 	const struct cd_image *img = x->ctx->img;
 	struct statfs sf;
 	pid_t mapper = 0;
-	int r;
+	int mapped;
 
 	if (fstatfs(fd, &sf) < 0)
 		return cd_err_sys(err, errno, "pid %d: fd %d (%s): statfs", x->t->pid, d->fd,
@@ -64,21 +67,15 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 	if (sf.f_type != TMPFS_MAGIC)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): not a memfd: unsupported",
 		                  x->t->pid, d->fd, x->link);
-	if ((r = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
+	if ((mapped = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
-	if (r > 0)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: fd %d (%s): a memfd both held by an fd and mapped (by pid "
-		    "%d) is not supported",
-		    x->t->pid, d->fd, x->link, mapper);
 	if (x->st->st_size > (off_t)CD_CONTENTS_MAX)
 		return cd_err_set(err, EFBIG,
 		                  "pid %d: fd %d (%s): a memfd of %lld bytes, more than the "
 		                  "limit of %llu bytes",
 		                  x->t->pid, d->fd, x->link, (long long)x->st->st_size,
 		                  (unsigned long long)CD_CONTENTS_MAX);
-	return 0;
+	return mapped;
 }
 
 /* The entry of the memfd of inode ino already in the image, or -1. */
@@ -133,8 +130,9 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 		return cd_err_sys(err, errno, "pid %d: fd %d (%s): open", x->t->pid, d->fd,
 		                  x->link);
 	of = memfd_entry(img, (int64_t)x->st->st_ino);
-	if (of < 0 && (r = check_memfd(x, d, fd, err)) < 0)
-		return r;
+	int mapped = of < 0 ? check_memfd(x, d, fd, err) : 0;
+	if (mapped < 0)
+		return mapped;
 	if (img->nmemfds == CD_MAX_MEMFDS)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): more than %u memfds",
 		                  x->t->pid, d->fd, x->link, CD_MAX_MEMFDS);
@@ -145,7 +143,9 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	size_t i = img->nmemfds++;
 	struct cd_memfd *m = &img->memfds[i];
 	/* another open file of a memfd already in the image names its entry */
-	*m = (struct cd_memfd){.obj = d->obj, .of = of < 0 ? (int)i : of};
+	*m = (struct cd_memfd){.obj = d->obj,
+	                       .of = of < 0 ? (int)i : of,
+	                       .shmid = mapped ? (int64_t)x->st->st_ino : 0};
 	if ((r = fill(x, m, fd, err)) < 0 || (of < 0 && (r = save_contents(x, m, i, fd, err)) < 0))
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	return 0;
@@ -231,6 +231,30 @@ static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	if ((r = cd_fd_set_flags(fd, d, err)) < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
 	return TAKE_FD(fd);
+}
+
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
+                    cd_err *err)
+{
+	char path[64];
+	int fd;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			const struct cd_memfd *m;
+			if (d->kind != CD_FD_MEMFD || !(m = cd_memfd_of(img, d->obj)) ||
+			    img->memfds[m->of].shmid != shmid || cd_files_obj_fd(objs, d->obj) < 0)
+				continue;
+			/* read-write, whatever the open file's access mode */
+			snprintf(path, sizeof(path), "/proc/self/fd/%d",
+			         cd_files_obj_fd(objs, d->obj));
+			fd = open(path, O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				return cd_err_sys(err, errno, "memfd %s: open", m->name);
+			return fd;
+		}
+	return -ENOENT;
 }
 
 static void memfd_open_done(struct cd_fd_open *o)

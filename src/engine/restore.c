@@ -802,7 +802,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	s->stats.files_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();
-	if ((r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
+	if ((r = cd_mem_shm_prepare(&s->img, s->objs, &s->shm, &s->nshm, err)) < 0)
 		return r;
 	s->pages_csum = calloc(s->img.ntasks + 1, sizeof(*s->pages_csum));
 	if (!s->pages_csum)

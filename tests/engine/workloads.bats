@@ -764,8 +764,12 @@ counter_continues() {
 	WL_ARGS=map wl_roundtrip wl-memfd --leave-running
 }
 
-@test "wl-memfd: a memfd both held by an fd and mapped is refused, naming it; it runs on" {
-	wl_refused wl-memfd mapped "pid [0-9]+: fd 12 \(/memfd:wl-memfd-b \(deleted\)\): a memfd both held by an fd and mapped \(by pid [0-9]+\) is not supported"
+@test "wl-memfd mapped: a memfd held by an fd and mapped shared comes back as one memfd" {
+	WL_ARGS=mapped wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd mapped: --leave-running" {
+	WL_ARGS=mapped wl_roundtrip wl-memfd --leave-running
 }
 
 @test "wl-memfd twice: a memfd opened twice comes back as one memfd with two open files" {

@@ -171,8 +171,12 @@ static void make_image(struct cd_image *img)
 	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
 	img->memfds[0].name = strdup("buf");
 	img->memfds[0].data = strdup("memfd!");
-	img->memfds[1] = (struct cd_memfd){
-	    .obj = 7, .of = 1, .mode = 0600, .len = 70000, .csum = 0x8000000000000001ULL};
+	img->memfds[1] = (struct cd_memfd){.obj = 7,
+	                                   .of = 1,
+	                                   .mode = 0600,
+	                                   .len = 70000,
+	                                   .csum = 0x8000000000000001ULL,
+	                                   .shmid = 77};
 	img->memfds[1].name = strdup("big");
 	img->memfds[2] = (struct cd_memfd){.obj = 8, .of = 1, .mode = 0600};
 	img->memfds[2].name = strdup("big");
@@ -313,6 +317,8 @@ static void test_round_trip(void **state)
 	assert_null(img.memfds[1].data);
 	assert_int_equal(img.memfds[1].len, 70000);
 	assert_true(img.memfds[1].csum == 0x8000000000000001ULL);
+	assert_int_equal(img.memfds[1].shmid, 77);
+	assert_int_equal(img.memfds[0].shmid, 0);
 	assert_int_equal(img.memfds[2].obj, 8);
 	assert_int_equal(img.memfds[2].of, 1);
 	assert_int_equal(img.memfds[2].len, 0);
@@ -480,6 +486,13 @@ static void test_refuses_bad_memfd(void **state)
 	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "size",
 	                    json_integer(-1));
 	expect_refused(j, "\"size\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "shmid",
+	                    json_integer(0));
+	expect_refused(j, "\"shmid\"");
+	j = encoded();
+	json_object_set_new(memfd0(j), "shmid", json_integer(77));
+	expect_refused(j, "\"shmid\": 77 repeated");
 }
 
 /* make_image with a SysV segment (id 7, 8000 bytes: two pages, the second
