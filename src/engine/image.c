@@ -584,7 +584,7 @@ static int deleted_from_json(json_t *o, struct cd_deleted *f, size_t i, cd_err *
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
-	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	if ((r = cd_json_get_int(o, "obj", -1, INT32_MAX, &obj, err)) < 0 ||
 	    (r = contents_of_from_json(o, i, &f->of, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &f->path, err)) < 0 ||
 	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
@@ -594,6 +594,9 @@ static int deleted_from_json(json_t *o, struct cd_deleted *f, size_t i, cd_err *
 	     (r = contents_from_json(o, CD_DELETED_BYTES, &f->data, &f->len, &f->csum, err)) < 0))
 		return r;
 	f->obj = (int)obj;
+	/* -1: a file only mapped, its own entry */
+	if ((obj >= 0 && obj < 3) || (obj < 0 && f->of != (int)i))
+		return cd_err_set(err, EINVAL, "field \"obj\": %" PRId64 " out of range", obj);
 	f->mode = (uint32_t)mode;
 	f->uid = (uint32_t)uid;
 	f->gid = (uint32_t)gid;
@@ -629,7 +632,7 @@ static int deleted_list_from_json(json_t *root, struct cd_image *img, cd_err *er
 			    "deleted file %zu: field \"of\": entry %d is not a file's own", i,
 			    img->deleted[i].of);
 		for (size_t k = 0; k < i; k++)
-			if (img->deleted[k].obj == img->deleted[i].obj)
+			if (img->deleted[i].obj >= 0 && img->deleted[k].obj == img->deleted[i].obj)
 				return cd_err_set(err, EINVAL,
 				                  "deleted file %zu: field \"obj\": %d repeated", i,
 				                  img->deleted[i].obj);

@@ -318,10 +318,12 @@ struct cd_memfd {
 /* A regular file deleted while open, held by fds of one open file, with its
  * contents: made again under its path and unlinked (fd-deleted.c). */
 struct cd_deleted {
-	int obj;    /* the open file's id (struct cd_fd's obj) */
+	int obj;    /* the open file's id (struct cd_fd's obj); -1: an own entry of a
+	             * file only mapped shared (no fd of the tree holds it) */
 	int of;     /* the entry of the file itself (as struct cd_memfd's) */
 	char *path; /* where it was, without " (deleted)" */
 	uint32_t mode, uid, gid;
+	bool pending;     /* dump only: mapped, its contents not saved yet */
 	int64_t ino, dev; /* dump only: to find other opens and mappings of it */
 	/* the contents, as a memfd's: the file "deleted-INDEX.img" or data */
 	char *data;

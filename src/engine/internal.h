@@ -106,10 +106,12 @@ struct cd_shm {
 	int64_t id;
 	uint64_t size;
 	int fd;
-	const char *path; /* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise */
+	/* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise; with
+	 * id 0 a deleted file mapped shared: its "PATH (deleted)" */
+	const char *path;
 };
 char *cd_shm_name(const char *path);
-int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs,
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
                        struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
@@ -368,6 +370,17 @@ const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
  * when no memfd of the image is mapped so. */
 int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
                     cd_err *err);
+/* fd-deleted.c, for mem.c: whether a mapping's path is a deleted file's
+ * ("/PATH (deleted)", not a memfd); the entry of the file of a shared
+ * mapping m (made when none, its contents saved by
+ * cd_deleted_save_mapped once the task's memory is dumped); at restore, a
+ * new read-write fd of that file (an fd's, else made again at its path
+ * and unlinked), by the mapping's path. */
+bool cd_deleted_path(const char *path);
+int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err);
+int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err);
+int cd_deleted_map_fd(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                      const char *vpath, cd_err *err);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */
 const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
 /* fd-contents.c, for the kinds whose contents travel in the image: 1 and

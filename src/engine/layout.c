@@ -149,7 +149,14 @@ static int shm_make(const struct cd_image *img, const struct cd_file_objs *objs,
 	return 0;
 }
 
-int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs,
+/* Whether shared object s is mapping v's: a deleted file's by its path
+ * (id 0), any other by its shmid. */
+static bool shm_is(const struct cd_shm *s, const struct cd_vma *v, bool ghost)
+{
+	return ghost ? s->id == 0 && !strcmp(s->path, v->path) : s->id && s->id == v->shmid;
+}
+
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
                        struct cd_shm **ret, size_t *ret_n, cd_err *err)
 {
 	struct cd_shm *shm = NULL;
@@ -158,10 +165,12 @@ int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *ob
 	for (size_t i = 0; i < img->ntasks; i++) {
 		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
 			const struct cd_vma *v = &img->tasks[i].vmas[j];
+			/* a deleted file mapped shared is one object too (fd-deleted.c) */
+			bool ghost = v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path);
 			size_t k;
-			if (v->kind != CD_VMA_ANON_SHARED)
+			if (v->kind != CD_VMA_ANON_SHARED && !ghost)
 				continue;
-			for (k = 0; k < n && shm[k].id != v->shmid; k++)
+			for (k = 0; k < n && !shm_is(&shm[k], v, ghost); k++)
 				;
 			if (k == n) {
 				struct cd_shm *ns = realloc(shm, (n + 1) * sizeof(*ns));
@@ -170,15 +179,17 @@ int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *ob
 					return cd_err_set(err, ENOMEM, "out of memory");
 				}
 				shm = ns;
-				shm[n++] =
-				    (struct cd_shm){.id = v->shmid, .fd = -1, .path = v->path};
+				shm[n++] = (struct cd_shm){
+				    .id = ghost ? 0 : v->shmid, .fd = -1, .path = v->path};
 			}
 			if (v->pgoff + (v->end - v->start) > shm[k].size)
 				shm[k].size = v->pgoff + (v->end - v->start);
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		int r = shm_make(img, objs, &shm[k], err);
+		int r = shm[k].id
+		            ? shm_make(img, objs, &shm[k], err)
+		            : (shm[k].fd = cd_deleted_map_fd(img, objs, dirfd, shm[k].path, err));
 		if (r < 0) {
 			cd_mem_shm_free(shm, n);
 			return r;

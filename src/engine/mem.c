@@ -50,7 +50,8 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			*kind = CD_VMA_ANON_SHARED;
 			return 0;
 		}
-		if (p[0] == '/' && !deleted) {
+		/* a deleted file's: of its entry of the image (fd-deleted.c) */
+		if (p[0] == '/' && (!deleted || cd_deleted_path(p))) {
 			*kind = CD_VMA_FILE_SHARED;
 			return 0;
 		}
@@ -76,14 +77,6 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 		                  " (%s): an AIO ring (io_setup) is not supported: its context and "
 		                  "requests in flight live in the kernel; io_destroy it first",
 		                  pid, m->start, m->end, p);
-	if (m->shared && p[0] == '/' && deleted)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: mapping %" PRIx64 "-%" PRIx64
-		    " (shared %s): a shared mapping of a file that was deleted is not "
-		    "supported: its contents are not saved and the restore could not "
-		    "map it by its path; keep the file linked until the checkpoint",
-		    pid, m->start, m->end, p);
 	return cd_err_set(
 	    err, EOPNOTSUPP,
 	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,
@@ -565,6 +558,9 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 			continue;
 		struct cd_vma *v = &t->vmas[t->nvmas];
 		r = build_vma(pid, &maps[i], v, err);
+		/* a shared mapping of a deleted file: of that file's entry */
+		if (r >= 0 && v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			r = cd_deleted_mapped(img, pid, &maps[i], err);
 		if (r < 0 && claimed(plugins, img, pid, &maps[i], r, err)) {
 			free(v->path);
 			free(v->runs);
@@ -663,6 +659,7 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
 	if ((r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err)) < 0 ||
+	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0 ||
 	    (r = dump_vmas(ctx, t, pm_fd, pw, err)) < 0 ||
 	    (r = cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err)) < 0)
 		return r;
@@ -706,6 +703,23 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 		return open_in_task(ctx, path, O_RDWR | O_CLOEXEC, ret_fd, err);
 	}
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
+}
+
+/* A deleted file mapped shared: the file the controller holds for it
+ * (layout.c, fd-deleted.c), opened as the mapping was. */
+static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+
+	for (size_t i = 0; i < ctx->nshm; i++) {
+		if (ctx->shm[i].id != 0 || !ctx->shm[i].path || strcmp(ctx->shm[i].path, v->path))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
+		return open_in_task(ctx, path,
+		                    (v->flags & CD_VMF_MAYWRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC,
+		                    ret_fd, err);
+	}
+	return cd_err_set(err, EINVAL, "mapped file %s: no deleted file made for it", v->path);
 }
 
 /* Shared memory is filled through the mapping itself, which takes a write
@@ -765,10 +779,14 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		break;
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
-		r = open_in_task(ctx, v->path,
-		                 (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
-		                     O_CLOEXEC,
-		                 &fd, err);
+		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			r = open_ghost(ctx, v, &fd, err);
+		else
+			r = open_in_task(
+			    ctx, v->path,
+			    (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
+			        O_CLOEXEC,
+			    &fd, err);
 		if (r < 0)
 			return r;
 		break;

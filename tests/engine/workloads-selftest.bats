@@ -735,7 +735,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd huge
 }
 
-@test "wl-deleted passes, plain, mapped, opened twice and big" {
+@test "wl-deleted passes, plain, mapped, opened twice, big and ghost" {
 	run_plain wl-deleted
 	wl_cleanup
 	run_plain wl-deleted mapped
@@ -743,6 +743,8 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-deleted twice
 	wl_cleanup
 	run_plain wl-deleted big
+	wl_cleanup
+	run_plain wl-deleted ghost
 }
 
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {

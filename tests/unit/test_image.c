@@ -180,14 +180,17 @@ static void make_image(struct cd_image *img)
 	img->memfds[1].name = strdup("big");
 	img->memfds[2] = (struct cd_memfd){.obj = 8, .of = 1, .mode = 0600};
 	img->memfds[2].name = strdup("big");
-	img->ndeleted = 2;
-	img->deleted = calloc(2, sizeof(struct cd_deleted));
+	img->ndeleted = 3;
+	img->deleted = calloc(3, sizeof(struct cd_deleted));
 	img->deleted[0] =
 	    (struct cd_deleted){.obj = 6, .mode = 0604, .uid = 1000, .gid = 100, .len = 4};
 	img->deleted[0].path = strdup("/tmp/gone");
 	img->deleted[0].data = strdup("gone");
 	img->deleted[1] = (struct cd_deleted){.obj = 9, .of = 0, .mode = 0604};
 	img->deleted[1].path = strdup("/tmp/gone");
+	/* a file only mapped: no open file */
+	img->deleted[2] = (struct cd_deleted){.obj = -1, .of = 2, .mode = 0600, .len = 0};
+	img->deleted[2].path = strdup("/tmp/ghost");
 }
 
 static json_t *encoded(void)
@@ -333,7 +336,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[3].kind, CD_FD_DELETED);
 	assert_int_equal(t->fds[3].obj, 6);
 	assert_int_equal(t->fds[3].pos, 2);
-	assert_int_equal(img.ndeleted, 2);
+	assert_int_equal(img.ndeleted, 3);
+	assert_int_equal(img.deleted[2].obj, -1);
+	assert_int_equal(img.deleted[2].of, 2);
+	assert_string_equal(img.deleted[2].path, "/tmp/ghost");
 	assert_int_equal(img.deleted[1].obj, 9);
 	assert_int_equal(img.deleted[1].of, 0);
 	assert_null(img.deleted[1].data);
@@ -735,6 +741,14 @@ static void test_refuses_bad_deleted(void **state)
 	json_object_set_new(json_array_get(json_object_get(j, "deleted"), 1), "of",
 	                    json_integer(-1));
 	expect_refused(j, "\"of\"");
+	/* no open file: only an own entry */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "deleted"), 1), "obj",
+	                    json_integer(-1));
+	expect_refused(j, "\"obj\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "obj", json_integer(2));
+	expect_refused(j, "\"obj\"");
 }
 
 /* A shared memory mapping's memfd name: "/memfd:NAME (deleted)", kept. */
@@ -2212,6 +2226,9 @@ static void test_page_file_checks(void **state)
 	cd_csum_update(&c, pages, 100);
 	img.memfds[1].csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	cd_csum_init(&c);
+	img.deleted[2].csum = cd_csum_final(&c);
+	assert_int_equal(write_file(dirfd, "deleted-2.img", pages, 0), 0);
 	assert_int_equal(cd_image_verify_pages(&img, dirfd, NULL, &err), 0);
 	assert_int_equal(cd_image_check_pages(&img, dirfd, NULL, &err), 0);
 	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 99), 0);
@@ -2233,6 +2250,7 @@ static void test_page_file_checks(void **state)
 	cd_image_free(&img);
 	unlinkat(dirfd, "pages-42.img", 0);
 	unlinkat(dirfd, "memfd-1.img", 0);
+	unlinkat(dirfd, "deleted-2.img", 0);
 	close(dirfd);
 	rmdir(dir);
 }

@@ -5,7 +5,11 @@
  * both unlinked after they were opened. After the trigger: the links read "<path> (deleted)",
  * no link left, the same sizes, modes, contents, positions and flags, 10 and 11 still one open
  * file, and a write through 10 lands in the file. With `mapped`, the .ro file is also mapped
- * shared: the engine refuses that dump (by name), and the run goes on to PASS. With `twice`, the
+ * shared (read-only): after the trigger the mapping is of fd 12's file (same inode, its name
+ * "PATH (deleted)", its contents). With `ghost`, `<trigger>.gh` (3 pages + 100 bytes) is mapped
+ * shared read-write, written through the mapping, its fd closed and the file unlinked, and a
+ * child inherits the mapping: after the trigger both tasks map one file (same inode in both
+ * maps) named "PATH (deleted)", with the contents. With `twice`, the
  * .rw file is opened a second time through /proc/self/fd/10 at fd 13 (read-only, position 3),
  * and `<trigger>.tw` (2000 bytes) is opened twice before its unlink, read-write at 14 (position
  * 10) and read-only at 15 (position 20): after the trigger each pair is two open files (own
@@ -162,6 +166,69 @@ static void check_big(void)
 	free(buf);
 }
 
+/* The line of pid's maps at address p: its inode and name (after it). */
+static bool maps_at(pid_t pid, const void *p, unsigned long *ino, char *name, size_t len)
+{
+	char path[64], line[4400];
+	unsigned long start;
+	int off = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		wl_fail("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%*x %*s %*s %*s %lu %n", &start, ino, &off) == 2 &&
+		    start == (unsigned long)p) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(name, len, "%s", line + off);
+			fclose(f);
+			return true;
+		}
+	fclose(f);
+	return false;
+}
+
+/* The mapping at p is of the deleted file path, inode ino (0: any), and
+ * holds want; returns its inode. */
+static unsigned long check_mapping(pid_t pid, const void *p, const char *path, unsigned long ino,
+                                   const char *want, size_t size)
+{
+	char name[4300], expect[4300];
+	unsigned long got;
+
+	snprintf(expect, sizeof(expect), "%s (deleted)", path);
+	if (!maps_at(pid, p, &got, name, sizeof(name)) || strcmp(name, expect))
+		wl_fail("pid %d: mapping at %p: not of %s", (int)pid, p, expect);
+	if (ino && got != ino)
+		wl_fail("pid %d: mapping at %p: inode %lu, want %lu", (int)pid, p, got, ino);
+	if (want && memcmp(p, want, size))
+		wl_fail("mapping at %p: contents differ", p);
+	return got;
+}
+
+#define SIZE_GH (3 * WL_PAGE_SIZE + 100)
+
+static char want_gh[SIZE_GH];
+
+static char *make_ghost(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0640);
+	char *p;
+
+	if (fd < 0 || ftruncate(fd, SIZE_GH) < 0)
+		wl_fail("%s: %s", path, strerror(errno));
+	p = mmap(NULL, 4 * WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		wl_fail("mmap %s: %s", path, strerror(errno));
+	wl_fill(want_gh, SIZE_GH, 0x64656c0e);
+	memcpy(p, want_gh, SIZE_GH);
+	close(fd);
+	if (unlink(path) < 0)
+		wl_fail("unlink %s: %s", path, strerror(errno));
+	return p;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -180,9 +247,17 @@ int main(int argc, char **argv)
 	close(ro);
 	if (lseek(10, 777, SEEK_SET) < 0 || lseek(12, 5, SEEK_SET) < 0)
 		wl_fail("lseek: %s", strerror(errno));
-	if (!strcmp(mode, "mapped") &&
-	    mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 12, 0) == MAP_FAILED)
-		wl_fail("mmap: %s", strerror(errno));
+	char *mapped = NULL, *ghost = NULL, *path_gh = wl_side_path(".gh");
+	pid_t child = 0;
+	if (!strcmp(mode, "mapped")) {
+		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 12, 0);
+		if (mapped == MAP_FAILED)
+			wl_fail("mmap: %s", strerror(errno));
+	}
+	if (!strcmp(mode, "ghost")) {
+		ghost = make_ghost(path_gh);
+		child = wl_fork_idle_child();
+	}
 	bool twice = !strcmp(mode, "twice"), big = !strcmp(mode, "big");
 	if (twice)
 		make_tw();
@@ -195,6 +270,13 @@ int main(int argc, char **argv)
 	}
 	if (big)
 		check_big();
+	struct stat st12;
+	if (mapped && fstat(12, &st12) == 0)
+		check_mapping(getpid(), mapped, path_ro, st12.st_ino, want_ro, SIZE_RO);
+	if (ghost)
+		check_mapping(child, ghost, path_gh,
+		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
+		              0);
 	wl_ready();
 	wl_await_trigger();
 	check();
@@ -206,6 +288,12 @@ int main(int argc, char **argv)
 	}
 	if (big)
 		check_big();
+	if (mapped && fstat(12, &st12) == 0)
+		check_mapping(getpid(), mapped, path_ro, st12.st_ino, want_ro, SIZE_RO);
+	if (ghost)
+		check_mapping(child, ghost, path_gh,
+		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
+		              0);
 	/* still one open file, and a file that takes writes */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");
