@@ -365,6 +365,11 @@ int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
+/* fd-pass.c: a copy of pid's fd (pidfd_getfd; -errno on failure); the
+ * controller's fd handed to the task of ctx (SCM_RIGHTS over a pair the
+ * task makes), *ret its new fd there (close-on-exec). */
+int cd_fd_copy_from(pid_t pid, int fd);
+int cd_fd_send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err);
 /* memfd.c: a new read-write fd of the memfd the controller made for the
  * shared mappings of shmid (an image's memfd entry names them), or -ENOENT
  * when no memfd of the image is mapped so. */

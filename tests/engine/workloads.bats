@@ -1167,8 +1167,12 @@ wl_anon_refused() {
 	wl_refused wl-aio "" "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring \(io_setup\) is not supported" --leave-running
 }
 
-@test "wl-pidfd: a pidfd a child inherited (shared across fork) is refused, naming it; it runs on" {
-	wl_refused wl-pidfd forked "pid [0-9]+: fd 24 \(pidfd\): a pidfd shared with another process \(inherited across fork\) is not supported" --leave-running
+@test "wl-pidfd forked: a pidfd inherited across fork comes back as one open file in both tasks" {
+	WL_ARGS=forked wl_roundtrip wl-pidfd
+}
+
+@test "wl-pidfd forked: --leave-running" {
+	WL_ARGS=forked wl_roundtrip wl-pidfd --leave-running
 }
 
 @test "wl-inet: TCP listeners (v4, v6, dual-stack) shared with a child, bound and unbound TCP, UDP bound and connected, netlink bound and unbound, with their options → PASS" {
