@@ -240,11 +240,16 @@ int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_
 	return 0;
 }
 
+/* Not the kernel's names of objects of no path that maps also shows
+ * deleted: memfds, SysV segments ("/SYSV%08x"), AIO rings ("/[aio]"),
+ * shared anonymous memory ("/dev/zero"). */
 bool cd_deleted_path(const char *path)
 {
 	size_t n = path ? strlen(path) : 0;
 
 	return n > strlen(DELETED) + 1 && path[0] == '/' && strncmp(path, "/memfd:", 7) &&
+	       strncmp(path, "/SYSV", 5) && strncmp(path, "/[", 2) &&
+	       strncmp(path, "/dev/zero (deleted)", 19) &&
 	       !strcmp(path + n - strlen(DELETED), DELETED);
 }
 
