@@ -72,6 +72,10 @@ enum cd_vma_kind {
 	 * id, its contents are the segment's (struct cd_sysv_shm); after the
 	 * vDSO family so older images keep their numbers */
 	CD_VMA_SYSV_SHM,
+	/* an AIO ring (io_setup) with no completion unreaped: made again by
+	 * io_setup and moved to start (its context id); shmid is its head (=
+	 * its tail), which the restore moves the new ring's to (mem.c) */
+	CD_VMA_AIO,
 	CD_VMA_KIND_MAX,
 };
 

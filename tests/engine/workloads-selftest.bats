@@ -844,8 +844,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-posix-shm unlinked
 }
 
-@test "wl-aio passes" {
+@test "wl-aio passes, and with unreaped" {
 	run_plain wl-aio
+	wl_cleanup
+	run_plain wl-aio unreaped
 }
 
 @test "wl-inet passes, and with each state the dump refuses" {

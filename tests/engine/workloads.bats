@@ -1163,8 +1163,16 @@ wl_anon_refused() {
 	WL_ARGS=unlinked wl_roundtrip wl-posix-shm --leave-running
 }
 
-@test "wl-aio: an AIO ring (io_setup) is refused, naming it; it runs on and its context still works" {
-	wl_refused wl-aio "" "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring \(io_setup\) is not supported" --leave-running
+@test "wl-aio: an idle AIO ring comes back at its context id, head and tail kept; the context works" {
+	wl_roundtrip wl-aio
+}
+
+@test "wl-aio: --leave-running" {
+	wl_roundtrip wl-aio --leave-running
+}
+
+@test "wl-aio unreaped: an AIO ring with a completion not reaped is refused, naming it; it runs on" {
+	wl_refused wl-aio unreaped "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/\[aio\] \(deleted\)\): an AIO ring with 1 completed events not yet reaped \(io_getevents\) is not supported" --leave-running
 }
 
 @test "wl-pidfd forked: a pidfd inherited across fork comes back as one open file in both tasks" {

@@ -778,6 +778,43 @@ static void test_memfd_mapping_name(void **state)
 	json_decref(j);
 }
 
+/* An AIO ring: shared, no path, pages or offset, its head inside it. */
+static json_t *aio_vma(int64_t head)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_AIO));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	json_object_set_new(vma0(j), "pgoff", json_integer(0));
+	json_object_set_new(vma0(j), "runs", json_array());
+	json_object_set_new(vma0(j), "shmid", json_integer(head));
+	json_object_del(vma0(j), "path");
+	/* its two data pages are gone from the page file */
+	json_int_t size = json_integer_value(json_object_get(task0(j), "pages_size"));
+	json_object_set_new(task0(j), "pages_size", json_integer(size - 2 * 4096));
+	return j;
+}
+
+static void test_aio_ring_vma(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = aio_vma(5);
+
+	if (cd_image_from_json(j, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(img.tasks[0].vmas[0].kind, CD_VMA_AIO);
+	assert_int_equal(img.tasks[0].vmas[0].shmid, 5);
+	cd_image_free(&img);
+	json_decref(j);
+	expect_refused(aio_vma(1 << 20), "AIO ring");
+	expect_refused(aio_vma(-1), "\"shmid\"");
+	j = aio_vma(5);
+	json_object_set_new(vma0(j), "path", json_string("/tmp/x"));
+	expect_refused(j, "AIO ring");
+}
+
 /* An object id beyond every fd there is, or a stdio one above 2. */
 static void test_refuses_object_id_out_of_range(void **state)
 {
@@ -2336,6 +2373,7 @@ int main(void)
 	    cmocka_unit_test(test_sysv_shm_round_trip),
 	    cmocka_unit_test(test_refuses_bad_sysv_shm),
 	    cmocka_unit_test(test_memfd_mapping_name),
+	    cmocka_unit_test(test_aio_ring_vma),
 	    cmocka_unit_test(test_refuses_bad_deleted),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
 	    cmocka_unit_test(test_refuses_non_integer_element),
