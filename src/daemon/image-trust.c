@@ -76,6 +76,9 @@
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
+/* Kind 8, an AIO ring: io_setup, mremap and reads of /dev/zero in the task,
+ * what the user's process may do itself. Kind 2 of a deleted file: the
+ * image's deleted file of that path (check_deleted), no path of the host. */
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
@@ -382,6 +385,10 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 		bool writes = v->kind == CD_VMA_FILE_SHARED &&
 		              ((v->prot & PROT_WRITE) || (v->flags & CD_VMF_MAYWRITE));
 
+		/* a deleted file's: made from the image as the user's own
+		 * (check_deleted, check_all_paths), no path to check */
+		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			continue;
 		if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED)
 			r = need(t, v->path, R_OK | (writes ? W_OK : 0), err);
 	}

@@ -587,6 +587,10 @@ void cd_image_free(struct cd_image *img);
 /* The image's SysV segment of id id, NULL when none; its page file's name. */
 const struct cd_sysv_shm *cd_image_sysv_shm(const struct cd_image *img, int64_t id);
 void cd_sysv_shm_file(const struct cd_sysv_shm *m, char *buf, size_t len);
+/* Whether a mapping's path is a deleted file's ("/PATH (deleted)", not the
+ * kernel's name of a memfd, SysV segment, AIO ring or shared anonymous
+ * memory): a shared one maps the image's deleted file of that path. */
+bool cd_deleted_path(const char *path);
 /* Frees what an fd holds (its path, its kind's lists), not the fd itself. */
 void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */

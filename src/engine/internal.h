@@ -375,13 +375,11 @@ int cd_fd_send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err
  * when no memfd of the image is mapped so. */
 int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
                     cd_err *err);
-/* fd-deleted.c, for mem.c: whether a mapping's path is a deleted file's
- * ("/PATH (deleted)", not a memfd); the entry of the file of a shared
+/* fd-deleted.c, for mem.c (cd_deleted_path: image.h): the entry of the file of a shared
  * mapping m (made when none, its contents saved by
  * cd_deleted_save_mapped once the task's memory is dumped); at restore, a
  * new read-write fd of that file (an fd's, else made again at its path
  * and unlinked), by the mapping's path. */
-bool cd_deleted_path(const char *path);
 int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err);
 int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err);
 int cd_deleted_map_fd(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
