@@ -44,8 +44,10 @@ static int send_fd(int chan, int fd, cd_err *err)
 	} ctl = {0};
 	char byte = 0;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr out = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+	struct msghdr out = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = ctl.b,
+	                     .msg_controllen = sizeof(ctl.b)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&out);
 
 	c->cmsg_level = SOL_SOCKET;
@@ -65,8 +67,8 @@ static int receive_in_task(struct cd_restore_ctx *ctx, int ch, int *ret, cd_err 
 	struct cmsghdr *c;
 	int r;
 
-	m.iov = (struct iovec){.iov_base = (void *)(uintptr_t)(at + offsetof(struct pass_area, byte)),
-	                       .iov_len = 1};
+	m.iov = (struct iovec){
+	    .iov_base = (void *)(uintptr_t)(at + offsetof(struct pass_area, byte)), .iov_len = 1};
 	m.mh = (struct msghdr){.msg_iov = (void *)(uintptr_t)(at + offsetof(struct pass_area, iov)),
 	                       .msg_iovlen = 1,
 	                       .msg_control =
