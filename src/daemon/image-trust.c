@@ -82,6 +82,9 @@
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
 _Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
+/* Kind 8, an AIO ring: io_setup, mremap and reads of /dev/zero in the task,
+ * what the user's process may do itself. Kind 2 of a deleted file: the
+ * image's deleted file of that path (check_deleted), no path of the host. */
 _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
 /* A message queued in a unix socket: its bytes, and the open files it
  * carries in flight as object ids of the image (the decoder keeps them to
@@ -92,12 +95,18 @@ _Static_assert(sizeof(struct cd_sk_msg) == 32, "a new queued message field: revi
  * the job's owner and one of its groups, and its mode must not be set-id
  * (an executable set-id memfd of root's would run as root): check_memfds.
  * Name, seals, contents and position are what any process may give its own
- * memfd. */
-_Static_assert(sizeof(struct cd_memfd) == 56, "a new memfd field: review image-trust.c");
+ * memfd; the contents file (size, csum) is read from the image directory the
+ * user owns, by its fixed name; "of" only makes one more open of a memfd
+ * the image itself makes (each entry's owner and mode are checked, and the
+ * one made is its own entry's); "shmid" makes the image's own shared
+ * mappings of that id map this memfd instead of a new object: what the
+ * user could have mapped anyway. */
+_Static_assert(sizeof(struct cd_memfd) == 72, "a new memfd field: review image-trust.c");
 /* A deleted file is made again under its path and unlinked: the same rules
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
- * able to create and remove a file in its directory (check_all_paths). */
-_Static_assert(sizeof(struct cd_deleted) == 64, "a new deleted file field: review image-trust.c");
+ * able to create and remove a file in its directory (check_all_paths);
+ * "of" and the contents file as a memfd's. */
+_Static_assert(sizeof(struct cd_deleted) == 72, "a new deleted file field: review image-trust.c");
 /* The plugins that took part (docs/plugins.md): a user's image may name
  * any, as it could have been dumped with them: the restore refuses one not
  * loaded, and a loaded plugin's restore hooks act on the tasks of the image
@@ -387,6 +396,10 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 		bool writes = v->kind == CD_VMA_FILE_SHARED &&
 		              ((v->prot & PROT_WRITE) || (v->flags & CD_VMF_MAYWRITE));
 
+		/* a deleted file's: made from the image as the user's own
+		 * (check_deleted, check_all_paths), no path to check */
+		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			continue;
 		if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED)
 			r = need(t, v->path, R_OK | (writes ? W_OK : 0), err);
 	}

@@ -1,15 +1,20 @@
 /* What the kinds whose contents travel in the image (memfd.c,
  * fd-deleted.c) do the same way: finding a mapping of the file in the tree,
- * reading the contents, and giving the new file the open file's access
- * mode. */
+ * streaming the contents into a file of the image and back (through the
+ * page writer's and reader's bounded buffers, so a file of any size costs
+ * no more memory than a small one), and making each open file of the
+ * restored object: the object is made once, every open file of it is a new
+ * open of that one inode. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "engine/pageio.h"
 #include "shared/cleanup.h"
 #include "shared/fdio.h"
 
@@ -52,30 +57,129 @@ int cd_contents_mapper(const struct cd_image *img, uint64_t ino, const char *nam
 	return 0;
 }
 
-int cd_contents_read(int fd, size_t len, char **ret, cd_err *err)
+void cd_contents_file(const char *kind, size_t i, char *buf, size_t len)
 {
-	_cleanup_free_ char *data = malloc(len + 1);
+	snprintf(buf, len, "%s-%zu.img", kind, i);
+}
+
+int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t *ret_csum,
+                     cd_err *err)
+{
+	_cleanup_(cd_pw_freep) struct cd_page_writer *pw = NULL;
+	uint64_t off = 0, size;
 	int r;
 
-	if (!data)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	if ((r = fd_pread_all(fd, data, len, 0, err)) < 0)
+	if ((r = cd_pw_open(dirfd, name, &pw, err)) < 0)
 		return r;
-	*ret = TAKE_PTR(data);
+	while (off < len) {
+		uint8_t *dst;
+		size_t n = cd_pw_reserve(pw, &dst);
+		if (n > len - off)
+			n = (size_t)(len - off);
+		if ((r = fd_pread_all(fd, dst, n, (off_t)off, err)) < 0 ||
+		    (r = cd_pw_commit(pw, n, err)) < 0)
+			return cd_err_wrap(err, "%s", name);
+		off += n;
+	}
+	if ((r = cd_pw_finish(pw, &size, ret_csum, err)) < 0)
+		return r;
+	if (size != len)
+		return cd_err_set(err, EIO, "%s: %" PRIu64 " bytes written, not %" PRIu64, name,
+		                  size, len);
 	return 0;
 }
 
-int cd_contents_access_mode(int fd, const struct cd_fd *d, cd_err *err)
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off, cd_err *err)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cd_err_sys(err, errno, "write");
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* The file was checked whole against csum before anything was made
+ * (cd_image_check_pages), as a SysV segment's page file is. */
+int cd_contents_load(int dirfd, const char *name, int fd, uint64_t len, cd_err *err)
+{
+	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
+	uint64_t off = 0;
+	int r;
+
+	if ((r = cd_pr_open(dirfd, name, &pr, err)) < 0)
+		return r;
+	while (off < len) {
+		const void *src;
+		size_t n;
+		if ((r = cd_pr_next(pr, CD_PAGEIO_BUF, &src, &n, err)) < 0 ||
+		    (r = pwrite_all(fd, src, n, (off_t)off, err)) < 0)
+			return cd_err_wrap(err, "%s", name);
+		off += n;
+	}
+	return 0;
+}
+
+/* ---- the objects the controller made, per kind, by entry ---- */
+
+struct contents_made {
+	size_t n;
+	int fd[];
+};
+
+int *cd_contents_made(struct cd_fd_open *o, enum cd_fd_kind kind, size_t n, cd_err *err)
+{
+	struct contents_made *c = o->state[kind];
+
+	if (c)
+		return c->fd;
+	c = malloc(sizeof(*c) + (n + 1) * sizeof(int));
+	if (!c) {
+		cd_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->n = n;
+	for (size_t i = 0; i <= n; i++)
+		c->fd[i] = -1;
+	o->state[kind] = c;
+	return c->fd;
+}
+
+void cd_contents_made_free(struct cd_fd_open *o, enum cd_fd_kind kind)
+{
+	struct contents_made *c = o->state[kind];
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->fd[i] >= 0)
+			close(c->fd[i]);
+	free(c);
+	o->state[kind] = NULL;
+}
+
+int cd_contents_open_file(int objfd, bool own, const struct cd_fd *d, cd_err *err)
 {
 	char path[64];
-	int nfd;
+	int fd;
 
-	if ((d->flags & O_ACCMODE) == O_RDWR)
-		return fd;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	nfd = open(path, (d->flags & O_ACCMODE) | O_CLOEXEC);
-	if (nfd < 0)
-		nfd = -cd_err_sys(err, errno, "reopen with access mode %d", d->flags & O_ACCMODE);
-	close(fd);
-	return nfd;
+	/* the object's own open file (read-write, as it was made) */
+	if (own && (d->flags & O_ACCMODE) == O_RDWR) {
+		fd = fcntl(objfd, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? cd_err_sys(err, errno, "dup") : fd;
+	}
+	/* a new open file of the same inode */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", objfd);
+	fd = open(path, (d->flags & O_ACCMODE) | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open again with access mode %d",
+		                  d->flags & O_ACCMODE);
+	return fd;
 }

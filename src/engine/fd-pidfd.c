@@ -6,17 +6,22 @@
  * O_NONBLOCK (PIDFD_NONBLOCK) is the fd's status flag, restored as every
  * fd's. A zombie of the tree is restored as a zombie, which pidfd_open
  * takes. Refused at dump: a process outside the tree, one that has been
- * reaped (Pid: -1) or is in another pid namespace (Pid: 0), a thread of
- * another task (made after this task's files), and a pidfd shared with
- * another process (inherited across fork: each task could only open its
- * own); a dup in the task is dup'd again from the first fd of its open
- * file. */
+ * reaped (Pid: -1) or is in another pid namespace (Pid: 0), and a thread
+ * of another task (made after this task's files). A dup in the task is
+ * dup'd again from the first fd of its open file; a pidfd shared with
+ * other processes (inherited across fork) is one open file: the first task
+ * of the image that holds it opens it, the controller keeps a copy in the
+ * open file's slot (a placeholder until then), and each later task that
+ * holds it receives that copy (fd-pass.c), so the tasks share its status
+ * flags as before. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "engine/internal.h"
+#include "shared/cleanup.h"
 
 #define PIDFD_OPEN_FLAGS (O_NONBLOCK | O_EXCL) /* PIDFD_NONBLOCK, PIDFD_THREAD */
 
@@ -71,15 +76,69 @@ static int pidfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 		                          "another process (not supported)"
 		                        : "which is not in the checkpoint");
 	}
-	/* a dup in the task is dup'd again from its first fd; the task of
-	 * another fd could only open a pidfd of its own */
-	if (!x->new_obj && !first_of_obj(x->t, d->obj, x->t->nfds))
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: fd %d (pidfd): a pidfd shared with another process "
-		    "(inherited across fork) is not supported: each would open its own",
-		    pid, d->fd);
 	return 0;
+}
+
+/* Whether open file obj has an fd in a task other than t. */
+static bool obj_elsewhere(const struct cd_image *img, const struct cd_task *t, int obj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (&img->tasks[i] != t && first_of_obj(&img->tasks[i], obj, img->tasks[i].nfds))
+			return true;
+	return false;
+}
+
+/* The first task of the image that holds open file obj. */
+static const struct cd_task *first_holder(const struct cd_image *img, int obj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (first_of_obj(&img->tasks[i], obj, img->tasks[i].nfds))
+			return &img->tasks[i];
+	return NULL;
+}
+
+/* The controller's slot of the open file: a placeholder until its first
+ * task opened it (the tasks do not inherit it: by_task). */
+static int pidfd_open_slot(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	(void)o;
+	(void)d;
+	return fd < 0 ? cd_err_sys(err, errno, "open /dev/null") : fd;
+}
+
+/* d's new pidfd at fd, of the task: a copy in the controller's slot, for
+ * the later tasks that hold it. */
+static int export_pidfd(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	int slot = cd_files_obj_fd(ctx->objs, d->obj);
+	_cleanup_close_ int copy = cd_fd_copy_from(cd_inject_pid(ctx->inj), d->fd);
+
+	if (slot < 0)
+		return cd_err_set(err, EINVAL, "fd %d: pidfd of %d: no slot", d->fd, d->pidfd_pid);
+	if (copy < 0)
+		return cd_err_sys(err, -copy, "fd %d: pidfd of %d: pidfd_getfd", d->fd,
+		                  d->pidfd_pid);
+	if (dup3(copy, slot, O_CLOEXEC) < 0)
+		return cd_err_sys(err, errno, "fd %d: pidfd of %d: dup3", d->fd, d->pidfd_pid);
+	return 0;
+}
+
+/* A pidfd an earlier task opened: received from the controller's slot. */
+static int receive_pidfd(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
+{
+	int slot = cd_files_obj_fd(ctx->objs, d->obj), fd = -1, r;
+	long ignored;
+
+	if (slot < 0)
+		return cd_err_set(err, EINVAL, "fd %d: pidfd of %d: no slot", d->fd, d->pidfd_pid);
+	if ((r = cd_fd_send_to_task(ctx, slot, &fd, err)) < 0)
+		return cd_err_wrap(err, "fd %d: pidfd of %d", d->fd, d->pidfd_pid);
+	r = cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)d->fd,
+	               (uint64_t)(d->flags & O_CLOEXEC), 0, 0, 0, &ignored, err);
+	cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+	return r;
 }
 
 /* Opened by the task at its number, after the credentials. */
@@ -95,6 +154,9 @@ static int pidfd_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_e
 	if (first && first->fd != d->fd)
 		return cd_call_ok(ctx->inj, "dup3", SYS_dup3, (uint64_t)first->fd, (uint64_t)d->fd,
 		                  (uint64_t)(d->flags & O_CLOEXEC), 0, 0, 0, &ignored, err);
+	/* another task's open file, inherited across fork */
+	if (t && first_holder(ctx->img, d->obj) != t)
+		return receive_pidfd(ctx, d, err);
 	if ((r = cd_call_ok(ctx->inj, "pidfd_open", SYS_pidfd_open, (uint64_t)d->pidfd_pid,
 	                    (uint64_t)(d->flags & PIDFD_OPEN_FLAGS), 0, 0, 0, 0, &fd, err)) < 0)
 		return cd_err_wrap(err, "pidfd of %d", d->pidfd_pid);
@@ -105,26 +167,14 @@ static int pidfd_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_e
 		if (r < 0)
 			return r;
 	}
-	return cd_fd_set_flags_in(ctx, d, err);
-}
-
-/* Whether open file obj has an fd in a task other than t. */
-static bool obj_elsewhere(const struct cd_image *img, const struct cd_task *t, int obj)
-{
-	for (size_t i = 0; i < img->ntasks; i++)
-		if (&img->tasks[i] != t && first_of_obj(&img->tasks[i], obj, img->tasks[i].nfds))
-			return true;
-	return false;
+	if ((r = cd_fd_set_flags_in(ctx, d, err)) < 0)
+		return r;
+	return t && obj_elsewhere(ctx->img, t, d->obj) ? export_pidfd(ctx, d, err) : 0;
 }
 
 static int pidfd_check(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                        cd_err *err)
 {
-	if (obj_elsewhere(c->img, t, d->obj))
-		return cd_err_set(
-		    err, EINVAL,
-		    "pid %d: fd %d: field \"obj\": pidfd %d is held by another task too", t->pid,
-		    d->fd, d->obj);
 	if (!pidfd_target_ok((struct cd_image *)c->img, t, d->pidfd_pid, d->flags & O_EXCL))
 		return cd_err_set(err, EINVAL,
 		                  "pid %d: fd %d: field \"pidfd_pid\": %d is not a task of the "
@@ -139,5 +189,6 @@ const struct cd_fd_ops cd_fd_ops_pidfd = {.kind = CD_FD_PIDFD,
                                           .by_task = true,
                                           .claims = pidfd_claims,
                                           .dump = pidfd_dump,
+                                          .open = pidfd_open_slot,
                                           .restore = pidfd_restore,
                                           .check = pidfd_check};

@@ -511,11 +511,11 @@ static int open_objs(struct cd_fd_open *o, const struct cd_stdio_plan *plan,
 	return 0;
 }
 
-int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+int cd_files_prepare(const struct cd_image *img, int dirfd, const struct cd_stdio_plan *plan,
                      struct cd_file_objs **ret, cd_err *err)
 {
 	_cleanup_free_ struct cd_file_objs *objs = calloc(1, sizeof(*objs));
-	struct cd_fd_open o = {.img = img};
+	struct cd_fd_open o = {.img = img, .dirfd = dirfd};
 	int r;
 
 	if (!objs)

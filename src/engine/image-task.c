@@ -712,6 +712,14 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 	if (v->kind == CD_VMA_SYSV_SHM && (!v->shared || v->path || v->nruns || v->growsdown))
 		return cd_err_set(err, EINVAL,
 		                  "a SysV attachment not shared, with a path, pages or grow-down");
+	/* an AIO ring: its header and events, a head inside them (mem.c) */
+	if (v->kind == CD_VMA_AIO &&
+	    (!v->shared || v->path || v->nruns || v->growsdown || v->pgoff ||
+	     v->end - v->start < CD_PAGE_SIZE || v->shmid < 0 ||
+	     (uint64_t)v->shmid >= (v->end - v->start) / 32 - 1))
+		return cd_err_set(err, EINVAL,
+		                  "an AIO ring not shared, with a path, pages, an offset or "
+		                  "grow-down, or a head outside it");
 	/* guard regions of private anonymous or file mappings (the dump refuses them elsewhere) */
 	for (size_t i = 0; i < v->nruns; i++)
 		if (v->runs[i].src == CD_RUN_GUARD && v->kind != CD_VMA_ANON &&

@@ -255,6 +255,21 @@ static json_t *pipes_to_json(const struct cd_image *img)
 	return arr;
 }
 
+/* A memfd's or deleted file's contents: none in an entry of another open
+ * file of it; the size and checksum of its file, or (an image read before
+ * those files) the data itself. */
+static void contents_to_json(json_t *o, bool own, const char *data, size_t len, uint64_t csum)
+{
+	if (!own)
+		return;
+	if (data) {
+		cd_json_hex_encode(o, "data", data, len);
+		return;
+	}
+	json_object_set_new(o, "size", json_integer((json_int_t)len));
+	json_object_set_new(o, "csum", json_integer((json_int_t)csum));
+}
+
 static json_t *memfds_to_json(const struct cd_image *img)
 {
 	json_t *arr = json_array();
@@ -263,12 +278,15 @@ static json_t *memfds_to_json(const struct cd_image *img)
 		const struct cd_memfd *m = &img->memfds[i];
 		json_t *o = json_object();
 		json_object_set_new(o, "obj", json_integer(m->obj));
+		json_object_set_new(o, "of", json_integer(m->of));
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "seals", json_integer(m->seals));
 		json_object_set_new(o, "mode", json_integer(m->mode));
 		json_object_set_new(o, "uid", json_integer(m->uid));
 		json_object_set_new(o, "gid", json_integer(m->gid));
-		cd_json_hex_encode(o, "data", m->data, m->len);
+		contents_to_json(o, m->of == (int)i, m->data, m->len, m->csum);
+		if (m->shmid)
+			json_object_set_new(o, "shmid", json_integer(m->shmid));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -282,11 +300,12 @@ static json_t *deleted_to_json(const struct cd_image *img)
 		const struct cd_deleted *f = &img->deleted[i];
 		json_t *o = json_object();
 		json_object_set_new(o, "obj", json_integer(f->obj));
+		json_object_set_new(o, "of", json_integer(f->of));
 		json_object_set_new(o, "path", json_string(f->path));
 		json_object_set_new(o, "mode", json_integer(f->mode));
 		json_object_set_new(o, "uid", json_integer(f->uid));
 		json_object_set_new(o, "gid", json_integer(f->gid));
-		cd_json_hex_encode(o, "data", f->data, f->len);
+		contents_to_json(o, f->of == (int)i, f->data, f->len, f->csum);
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -453,23 +472,63 @@ static int pipe_from_json(json_t *o, struct cd_pipe *p, cd_err *err)
 #define MEMFD_SEALS_ALL 0x3f
 #define MEMFD_NAME_MAX  249
 
-static int memfd_from_json(json_t *o, struct cd_memfd *m, cd_err *err)
+/* "of": the entry of the object itself, i or an earlier one that is its
+ * own (absent in images before it: i). */
+static int contents_of_from_json(json_t *o, size_t i, int *ret, cd_err *err)
+{
+	int64_t of = (int64_t)i;
+	int r;
+
+	if (json_object_get(o, "of") && (r = cd_json_get_int(o, "of", 0, (int64_t)i, &of, err)) < 0)
+		return r;
+	*ret = (int)of;
+	return 0;
+}
+
+/* The contents of an entry that is its own object: "size" and "csum" of
+ * its file, or "data" (hex, images before those files). */
+static int contents_from_json(json_t *o, size_t max_hex, char **ret_data, size_t *ret_len,
+                              uint64_t *ret_csum, cd_err *err)
+{
+	int64_t size, csum;
+	uint8_t *data;
+	int r;
+
+	if (json_object_get(o, "data")) {
+		if ((r = cd_json_hex_decode(o, "data", max_hex, &data, ret_len, err)) < 0)
+			return r;
+		*ret_data = (char *)data;
+		return 0;
+	}
+	if ((r = cd_json_get_int(o, "size", 0, (int64_t)CD_CONTENTS_MAX, &size, err)) < 0 ||
+	    (r = cd_json_get_int(o, "csum", INT64_MIN, INT64_MAX, &csum, err)) < 0)
+		return r;
+	*ret_len = (size_t)size;
+	*ret_csum = (uint64_t)csum;
+	return 0;
+}
+
+static int memfd_from_json(json_t *o, struct cd_memfd *m, size_t i, cd_err *err)
 {
 	int64_t obj, seals, mode, uid, gid;
-	uint8_t *data;
 	int r;
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
 	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	    (r = contents_of_from_json(o, i, &m->of, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "name", MEMFD_NAME_MAX, &m->name, err)) < 0 ||
 	    (r = cd_json_get_int(o, "seals", 0, MEMFD_SEALS_ALL, &seals, err)) < 0 ||
 	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
 	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
 	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
-	    (r = cd_json_hex_decode(o, "data", CD_MEMFD_BYTES, &data, &m->len, err)) < 0)
+	    (m->of == (int)i &&
+	     (r = contents_from_json(o, CD_MEMFD_BYTES, &m->data, &m->len, &m->csum, err)) < 0))
 		return r;
-	m->data = (char *)data;
+	/* optional: an own entry's mappings */
+	if (m->of == (int)i && json_object_get(o, "shmid") &&
+	    (r = cd_json_get_int(o, "shmid", 1, INT64_MAX, &m->shmid, err)) < 0)
+		return r;
 	m->obj = (int)obj;
 	m->seals = (uint32_t)seals;
 	m->mode = (uint32_t)mode;
@@ -498,34 +557,46 @@ static int memfds_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	{
 		/* counted first: one refused after its data was decoded is freed too */
 		img->nmemfds++;
-		if ((r = memfd_from_json(o, &img->memfds[i], err)) < 0)
+		if ((r = memfd_from_json(o, &img->memfds[i], i, err)) < 0)
 			return cd_err_wrap(err, "memfd %zu", i);
-		for (size_t k = 0; k < i; k++)
+		if (img->memfds[img->memfds[i].of].of != img->memfds[i].of)
+			return cd_err_set(err, EINVAL,
+			                  "memfd %zu: field \"of\": entry %d is not a memfd's own",
+			                  i, img->memfds[i].of);
+		for (size_t k = 0; k < i; k++) {
 			if (img->memfds[k].obj == img->memfds[i].obj)
 				return cd_err_set(err, EINVAL,
 				                  "memfd %zu: field \"obj\": %d repeated", i,
 				                  img->memfds[i].obj);
+			if (img->memfds[i].shmid && img->memfds[k].shmid == img->memfds[i].shmid)
+				return cd_err_set(
+				    err, EINVAL, "memfd %zu: field \"shmid\": %" PRId64 " repeated",
+				    i, img->memfds[i].shmid);
+		}
 	}
 	return 0;
 }
 
-static int deleted_from_json(json_t *o, struct cd_deleted *f, cd_err *err)
+static int deleted_from_json(json_t *o, struct cd_deleted *f, size_t i, cd_err *err)
 {
 	int64_t obj, mode, uid, gid;
-	uint8_t *data;
 	int r;
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
-	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	if ((r = cd_json_get_int(o, "obj", -1, INT32_MAX, &obj, err)) < 0 ||
+	    (r = contents_of_from_json(o, i, &f->of, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX, &f->path, err)) < 0 ||
 	    (r = cd_json_get_int(o, "mode", 0, 07777, &mode, err)) < 0 ||
 	    (r = cd_json_get_int(o, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
 	    (r = cd_json_get_int(o, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0 ||
-	    (r = cd_json_hex_decode(o, "data", CD_DELETED_BYTES, &data, &f->len, err)) < 0)
+	    (f->of == (int)i &&
+	     (r = contents_from_json(o, CD_DELETED_BYTES, &f->data, &f->len, &f->csum, err)) < 0))
 		return r;
-	f->data = (char *)data;
 	f->obj = (int)obj;
+	/* -1: a file only mapped, its own entry */
+	if ((obj >= 0 && obj < 3) || (obj < 0 && f->of != (int)i))
+		return cd_err_set(err, EINVAL, "field \"obj\": %" PRId64 " out of range", obj);
 	f->mode = (uint32_t)mode;
 	f->uid = (uint32_t)uid;
 	f->gid = (uint32_t)gid;
@@ -553,10 +624,15 @@ static int deleted_list_from_json(json_t *root, struct cd_image *img, cd_err *er
 	{
 		/* counted first: one refused after its data was decoded is freed too */
 		img->ndeleted++;
-		if ((r = deleted_from_json(o, &img->deleted[i], err)) < 0)
+		if ((r = deleted_from_json(o, &img->deleted[i], i, err)) < 0)
 			return cd_err_wrap(err, "deleted file %zu", i);
+		if (img->deleted[img->deleted[i].of].of != img->deleted[i].of)
+			return cd_err_set(
+			    err, EINVAL,
+			    "deleted file %zu: field \"of\": entry %d is not a file's own", i,
+			    img->deleted[i].of);
 		for (size_t k = 0; k < i; k++)
-			if (img->deleted[k].obj == img->deleted[i].obj)
+			if (img->deleted[i].obj >= 0 && img->deleted[k].obj == img->deleted[i].obj)
 				return cd_err_set(err, EINVAL,
 				                  "deleted file %zu: field \"obj\": %d repeated", i,
 				                  img->deleted[i].obj);
@@ -1178,6 +1254,34 @@ static int check_size(int dirfd, const char *name, uint64_t size, cd_err *err)
 	return 0;
 }
 
+/* The contents files of the memfds and deleted files that are their own
+ * (images before those files hold the contents in the manifest): checked
+ * whole before anything is made. */
+static int verify_contents(const struct cd_image *img, int dirfd, struct cd_progress *progress,
+                           cd_err *err)
+{
+	char name[64];
+	int r;
+
+	for (size_t i = 0; i < img->nmemfds; i++) {
+		const struct cd_memfd *m = &img->memfds[i];
+		if (m->of != (int)i || m->data)
+			continue;
+		cd_contents_file("memfd", i, name, sizeof(name));
+		if ((r = verify_file(dirfd, name, m->len, m->csum, progress, err)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < img->ndeleted; i++) {
+		const struct cd_deleted *f = &img->deleted[i];
+		if (f->of != (int)i || f->data)
+			continue;
+		cd_contents_file("deleted", i, name, sizeof(name));
+		if ((r = verify_file(dirfd, name, f->len, f->csum, progress, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 int cd_image_check_pages(const struct cd_image *img, int dirfd, struct cd_progress *progress,
                          cd_err *err)
 {
@@ -1198,6 +1302,9 @@ int cd_image_check_pages(const struct cd_image *img, int dirfd, struct cd_progre
 		if (r < 0)
 			return r;
 	}
+	int r = verify_contents(img, dirfd, NULL, err);
+	if (r < 0)
+		return r;
 	if (progress && img->nsysv_shm)
 		cd_progress_end(progress);
 	return 0;
@@ -1227,6 +1334,9 @@ int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progr
 		if (r < 0)
 			return r;
 	}
+	int r = verify_contents(img, dirfd, NULL, err);
+	if (r < 0)
+		return r;
 	if (progress)
 		cd_progress_end(progress);
 	return 0;

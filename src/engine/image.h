@@ -38,7 +38,8 @@
 #define CD_MAX_FDS       (1u << 20)   /* fs.nr_open default, per task */
 #define CD_MAX_PIPES     (1u << 16)   /* per image */
 #define CD_MAX_MEMFDS    (1u << 12)   /* per image */
-#define CD_MEMFD_BYTES   (8u << 20)   /* contents of one memfd, hex in the manifest */
+#define CD_MEMFD_BYTES   (8u << 20)   /* contents of one memfd, hex in an older manifest */
+#define CD_CONTENTS_MAX  (1ull << 44) /* contents of a memfd or deleted file, in its file */
 #define CD_MAX_DELETED   (1u << 12)   /* deleted files per image */
 #define CD_DELETED_BYTES (8u << 20)   /* contents of one deleted file */
 #define CD_MAX_GROUPS    65536        /* NGROUPS_MAX */
@@ -72,6 +73,10 @@ enum cd_vma_kind {
 	 * id, its contents are the segment's (struct cd_sysv_shm); after the
 	 * vDSO family so older images keep their numbers */
 	CD_VMA_SYSV_SHM,
+	/* an AIO ring (io_setup) with no completion unreaped: made again by
+	 * io_setup and moved to start (its context id); shmid is its head (=
+	 * its tail), which the restore moves the new ring's to (mem.c) */
+	CD_VMA_AIO,
 	CD_VMA_KIND_MAX,
 };
 
@@ -300,24 +305,38 @@ struct cd_pipe {
 /* A memfd (memfd_create) held by fds of one open file, with its contents. */
 struct cd_memfd {
 	int obj;        /* the open file's id (struct cd_fd's obj) */
+	int of;         /* the entry of the memfd itself: this one's own index, or an
+	                 * earlier entry's (another open file of the same memfd) */
 	char *name;     /* memfd_create's name, without "memfd:" */
 	uint32_t seals; /* F_GET_SEALS; F_SEAL_SEAL alone when sealing was never allowed */
 	uint32_t mode;  /* permission bits (0777, or 0666 once exec was removed) */
 	uint32_t uid, gid;
 	int64_t ino; /* dump only: the inode, to find other opens and mappings of it */
-	char *data;  /* the contents: the memfd's size is len */
+	/* the contents, of size len: in the file "memfd-INDEX.img" of checksum
+	 * csum, or (data not NULL: an image before those files) here */
+	char *data;
 	size_t len;
+	uint64_t csum;
+	/* an own entry of a memfd the tree also maps shared: the shmid of those
+	 * mappings (struct cd_vma's, its inode), which the restore makes of
+	 * this memfd; 0: not mapped */
+	int64_t shmid;
 };
 
 /* A regular file deleted while open, held by fds of one open file, with its
  * contents: made again under its path and unlinked (fd-deleted.c). */
 struct cd_deleted {
-	int obj;    /* the open file's id (struct cd_fd's obj) */
+	int obj;    /* the open file's id (struct cd_fd's obj); -1: an own entry of a
+	             * file only mapped shared (no fd of the tree holds it) */
+	int of;     /* the entry of the file itself (as struct cd_memfd's) */
 	char *path; /* where it was, without " (deleted)" */
 	uint32_t mode, uid, gid;
+	bool pending;     /* dump only: mapped, its contents not saved yet */
 	int64_t ino, dev; /* dump only: to find other opens and mappings of it */
-	char *data;       /* the contents: the file's size is len */
+	/* the contents, as a memfd's: the file "deleted-INDEX.img" or data */
+	char *data;
 	size_t len;
+	uint64_t csum;
 };
 
 /* A POSIX timer (timer_create), restored with the same id (posix-timers.c). */
@@ -572,6 +591,10 @@ void cd_image_free(struct cd_image *img);
 /* The image's SysV segment of id id, NULL when none; its page file's name. */
 const struct cd_sysv_shm *cd_image_sysv_shm(const struct cd_image *img, int64_t id);
 void cd_sysv_shm_file(const struct cd_sysv_shm *m, char *buf, size_t len);
+/* Whether a mapping's path is a deleted file's ("/PATH (deleted)", not the
+ * kernel's name of a memfd, SysV segment, AIO ring or shared anonymous
+ * memory): a shared one maps the image's deleted file of that path. */
+bool cd_deleted_path(const char *path);
 /* Frees what an fd holds (its path, its kind's lists), not the fd itself. */
 void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */

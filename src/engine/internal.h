@@ -106,10 +106,13 @@ struct cd_shm {
 	int64_t id;
 	uint64_t size;
 	int fd;
-	const char *path; /* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise */
+	/* a memfd's "/memfd:NAME (deleted)", the image's; NULL otherwise; with
+	 * id 0 a deleted file mapped shared: its "PATH (deleted)" */
+	const char *path;
 };
 char *cd_shm_name(const char *path);
-int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err);
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                       struct cd_shm **ret, size_t *ret_n, cd_err *err);
 void cd_mem_shm_free(struct cd_shm *shm, size_t n);
 
 /* Phases of the restore of one task (transplant() in restore.c), in order:
@@ -233,7 +236,7 @@ struct cd_stdio_plan {
 };
 void cd_stdio_plan_make(const struct cd_image *img, const struct cd_restore_opts *opts,
                         struct cd_stdio_plan *ret);
-int cd_files_prepare(const struct cd_image *img, const struct cd_stdio_plan *plan,
+int cd_files_prepare(const struct cd_image *img, int dirfd, const struct cd_stdio_plan *plan,
                      struct cd_file_objs **ret, cd_err *err);
 /* Whether d is replaced by a fd of the caller (nothing of its own to restore). */
 bool cd_files_replaced(const struct cd_file_objs *objs, const struct cd_fd *d);
@@ -269,6 +272,7 @@ struct cd_fd_dump {
  * once each), in state[] at the family's first kind. */
 struct cd_fd_open {
 	const struct cd_image *img;
+	int dirfd; /* the image directory */
 	void *state[CD_FD_KIND_MAX];
 };
 
@@ -365,16 +369,47 @@ int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
+/* fd-pass.c: a copy of pid's fd (pidfd_getfd; -errno on failure); the
+ * controller's fd handed to the task of ctx (SCM_RIGHTS over a pair the
+ * task makes), *ret its new fd there (close-on-exec). */
+int cd_fd_copy_from(pid_t pid, int fd);
+int cd_fd_send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err);
+/* memfd.c: a new read-write fd of the memfd the controller made for the
+ * shared mappings of shmid (an image's memfd entry names them), or -ENOENT
+ * when no memfd of the image is mapped so. */
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
+                    cd_err *err);
+/* fd-deleted.c, for mem.c (cd_deleted_path: image.h): the entry of the file of a shared
+ * mapping m (made when none, its contents saved by
+ * cd_deleted_save_mapped once the task's memory is dumped); at restore, a
+ * new read-write fd of that file (an fd's, else made again at its path
+ * and unlinked), by the mapping's path. */
+int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err);
+int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err);
+int cd_deleted_map_fd(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                      const char *vpath, cd_err *err);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */
 const struct cd_deleted *cd_deleted_of(const struct cd_image *img, int obj);
 /* fd-contents.c, for the kinds whose contents travel in the image: 1 and
  * *ret the task when a task of the tree maps inode ino under name (a
- * prefix of the maps name when prefix), else 0; the file's len bytes in a
- * new buffer; fd (made read-write) swapped for one of d's access mode. */
+ * prefix of the maps name when prefix), else 0. */
 int cd_contents_mapper(const struct cd_image *img, uint64_t ino, const char *name, bool prefix,
                        pid_t *ret, cd_err *err);
-int cd_contents_read(int fd, size_t len, char **ret, cd_err *err);
-int cd_contents_access_mode(int fd, const struct cd_fd *d, cd_err *err);
+/* The name of the contents file of entry i of a kind ("memfd", "deleted"). */
+void cd_contents_file(const char *kind, size_t i, char *buf, size_t len);
+/* fd's first len bytes into the image file name (its checksum in
+ * *ret_csum); back from it into fd (checked by cd_image_check_pages). */
+int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t *ret_csum,
+                     cd_err *err);
+int cd_contents_load(int dirfd, const char *name, int fd, uint64_t len, cd_err *err);
+/* The controller's made objects of a kind, one fd per entry (-1: not made
+ * yet), kept in o->state[kind] until cd_contents_made_free (open_done). */
+int *cd_contents_made(struct cd_fd_open *o, enum cd_fd_kind kind, size_t n, cd_err *err);
+void cd_contents_made_free(struct cd_fd_open *o, enum cd_fd_kind kind);
+/* An open file of the made object objfd for d: the object's own open file
+ * (own: d is of the entry that made it) when d is read-write, else a new
+ * open of the inode with d's access mode. */
+int cd_contents_open_file(int objfd, bool own, const struct cd_fd *d, cd_err *err);
 int cd_fd_set_flags_in(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err);
 /* fd-reg.c: opens d's path again with its flags, at its position (REG). */
 int cd_fd_reopen(const struct cd_fd *d, cd_err *err);

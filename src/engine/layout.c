@@ -130,7 +130,34 @@ char *cd_shm_name(const char *path)
 	return strndup(path + strlen("/memfd:"), n);
 }
 
-int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *ret_n, cd_err *err)
+/* Shared memory object s: the memfd of the image's fds it is (memfd.c: one
+ * object, its contents and size already restored), else a new memfd of
+ * the mappings' extent. */
+static int shm_make(const struct cd_image *img, const struct cd_file_objs *objs, struct cd_shm *s,
+                    cd_err *err)
+{
+	_cleanup_free_ char *name = cd_shm_name(s->path);
+
+	if (!name)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	s->fd = cd_memfd_shm_fd(img, objs, s->id, err);
+	if (s->fd != -ENOENT)
+		return s->fd < 0 ? s->fd : 0;
+	s->fd = memfd_create(name, MFD_CLOEXEC);
+	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0)
+		return cd_err_sys(err, errno, "shared memory object");
+	return 0;
+}
+
+/* Whether shared object s is mapping v's: a deleted file's by its path
+ * (id 0), any other by its shmid. */
+static bool shm_is(const struct cd_shm *s, const struct cd_vma *v, bool ghost)
+{
+	return ghost ? s->id == 0 && !strcmp(s->path, v->path) : s->id && s->id == v->shmid;
+}
+
+int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                       struct cd_shm **ret, size_t *ret_n, cd_err *err)
 {
 	struct cd_shm *shm = NULL;
 	size_t n = 0;
@@ -138,10 +165,12 @@ int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *
 	for (size_t i = 0; i < img->ntasks; i++) {
 		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
 			const struct cd_vma *v = &img->tasks[i].vmas[j];
+			/* a deleted file mapped shared is one object too (fd-deleted.c) */
+			bool ghost = v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path);
 			size_t k;
-			if (v->kind != CD_VMA_ANON_SHARED)
+			if (v->kind != CD_VMA_ANON_SHARED && !ghost)
 				continue;
-			for (k = 0; k < n && shm[k].id != v->shmid; k++)
+			for (k = 0; k < n && !shm_is(&shm[k], v, ghost); k++)
 				;
 			if (k == n) {
 				struct cd_shm *ns = realloc(shm, (n + 1) * sizeof(*ns));
@@ -150,24 +179,20 @@ int cd_mem_shm_prepare(const struct cd_image *img, struct cd_shm **ret, size_t *
 					return cd_err_set(err, ENOMEM, "out of memory");
 				}
 				shm = ns;
-				shm[n++] =
-				    (struct cd_shm){.id = v->shmid, .fd = -1, .path = v->path};
+				shm[n++] = (struct cd_shm){
+				    .id = ghost ? 0 : v->shmid, .fd = -1, .path = v->path};
 			}
 			if (v->pgoff + (v->end - v->start) > shm[k].size)
 				shm[k].size = v->pgoff + (v->end - v->start);
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		_cleanup_free_ char *name = cd_shm_name(shm[k].path);
-		if (!name) {
+		int r = shm[k].id
+		            ? shm_make(img, objs, &shm[k], err)
+		            : (shm[k].fd = cd_deleted_map_fd(img, objs, dirfd, shm[k].path, err));
+		if (r < 0) {
 			cd_mem_shm_free(shm, n);
-			return cd_err_set(err, ENOMEM, "out of memory");
-		}
-		shm[k].fd = memfd_create(name, MFD_CLOEXEC);
-		if (shm[k].fd < 0 || ftruncate(shm[k].fd, (off_t)shm[k].size) < 0) {
-			int e = errno;
-			cd_mem_shm_free(shm, n);
-			return cd_err_sys(err, e, "shared memory object");
+			return r;
 		}
 	}
 	*ret = shm;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/aio_abi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,8 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			*kind = CD_VMA_ANON_SHARED;
 			return 0;
 		}
-		if (p[0] == '/' && !deleted) {
+		/* a deleted file's: of its entry of the image (fd-deleted.c) */
+		if (p[0] == '/' && (!deleted || cd_deleted_path(p))) {
 			*kind = CD_VMA_FILE_SHARED;
 			return 0;
 		}
@@ -69,21 +71,11 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 		*kind = CD_VMA_SYSV_SHM;
 		return 0;
 	}
-	/* named, so the refusal says what the object is and why */
-	if (m->shared && !strncmp(p, "/[aio]", 6))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (%s): an AIO ring (io_setup) is not supported: its context and "
-		                  "requests in flight live in the kernel; io_destroy it first",
-		                  pid, m->start, m->end, p);
-	if (m->shared && p[0] == '/' && deleted)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: mapping %" PRIx64 "-%" PRIx64
-		    " (shared %s): a shared mapping of a file that was deleted is not "
-		    "supported: its contents are not saved and the restore could not "
-		    "map it by its path; keep the file linked until the checkpoint",
-		    pid, m->start, m->end, p);
+	/* an AIO context's ring (aio_ring_mmap): checked by aio_ring */
+	if (m->shared && !strncmp(p, "/[aio]", 6)) {
+		*kind = CD_VMA_AIO;
+		return 0;
+	}
 	return cd_err_set(
 	    err, EOPNOTSUPP,
 	    "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s): unsupported mapping kind", pid,
@@ -422,7 +414,9 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	if (cd_vma_is_vdso(v->kind))
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(refused_flags); i++)
-		if (cd_proc_vmflag(m, refused_flags[i].name))
+		/* an AIO ring is not expandable (aio_ring_mmap), and is so again */
+		if (cd_proc_vmflag(m, refused_flags[i].name) &&
+		    !(v->kind == CD_VMA_AIO && !strcmp(refused_flags[i].name, "de")))
 			return cd_err_set(err, EOPNOTSUPP,
 			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
 			                  " (%s) is %s (VmFlags %s)",
@@ -493,6 +487,47 @@ static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *
 	return 0;
 }
 
+/* The kernel's AIO ring header (fs/aio.c struct aio_ring), at the start of
+ * the ring mapping, before its io_events of 32 bytes each. */
+struct aio_ring_head {
+	uint32_t id, nr, head, tail, magic, compat, incompat, header_length;
+};
+#define AIO_RING_MAGIC 0xa10a10a1u
+#define AIO_EVENT_SIZE 32u
+
+/* An AIO ring is restored when no completion waits unreaped in it: the
+ * kernel keeps no more of it than the ring shows, but requests still in
+ * flight are not seen anywhere (neither here nor by CRIU): they would
+ * never complete after a restore. shmid: its head. */
+static int aio_ring(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+{
+	struct aio_ring_head h;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &h, sizeof(h), (off_t)m->start) != (ssize_t)sizeof(h))
+		return cd_err_sys(err, errno, "pid %d: read the AIO ring at %" PRIx64, pid,
+		                  m->start);
+	if (h.magic != AIO_RING_MAGIC || h.header_length != sizeof(h) || !h.nr ||
+	    h.nr != (m->end - m->start - sizeof(h)) / AIO_EVENT_SIZE || h.head >= h.nr ||
+	    h.tail >= h.nr || m->pgoff)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): an AIO ring whose header the engine does not know (magic "
+		                  "%#x, %u events, head %u, tail %u)",
+		                  pid, m->start, m->end, m->path, h.magic, h.nr, h.head, h.tail);
+	if (h.head != h.tail)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): an AIO ring with %u completed events not yet reaped "
+		                  "(io_getevents) is not supported: the kernel would not give them "
+		                  "again after a restore; reap them first",
+		                  pid, m->start, m->end, m->path, (h.tail + h.nr - h.head) % h.nr);
+	v->shmid = h.head;
+	return 0;
+}
+
 static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
@@ -512,6 +547,8 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	    v->kind == CD_VMA_ANON_SHARED || v->kind == CD_VMA_SYSV_SHM ? (int64_t)m->ino : 0;
 	if (v->kind == CD_VMA_ANON_SHARED && !strncmp(m->path, "/memfd:", 7) &&
 	    (r = memfd_mapping(pid, m, v, err)) < 0)
+		return r;
+	if (v->kind == CD_VMA_AIO && (r = aio_ring(pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
 		v->path = strdup(m->path);
@@ -565,6 +602,9 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 			continue;
 		struct cd_vma *v = &t->vmas[t->nvmas];
 		r = build_vma(pid, &maps[i], v, err);
+		/* a shared mapping of a deleted file: of that file's entry */
+		if (r >= 0 && v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			r = cd_deleted_mapped(img, pid, &maps[i], err);
 		if (r < 0 && claimed(plugins, img, pid, &maps[i], r, err)) {
 			free(v->path);
 			free(v->runs);
@@ -663,6 +703,7 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
 	if ((r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err)) < 0 ||
+	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0 ||
 	    (r = dump_vmas(ctx, t, pm_fd, pw, err)) < 0 ||
 	    (r = cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err)) < 0)
 		return r;
@@ -706,6 +747,112 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 		return open_in_task(ctx, path, O_RDWR | O_CLOEXEC, ret_fd, err);
 	}
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
+}
+
+/* A deleted file mapped shared: the file the controller holds for it
+ * (layout.c, fd-deleted.c), opened as the mapping was. */
+static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+
+	for (size_t i = 0; i < ctx->nshm; i++) {
+		if (ctx->shm[i].id != 0 || !ctx->shm[i].path || strcmp(ctx->shm[i].path, v->path))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
+		return open_in_task(ctx, path,
+		                    (v->flags & CD_VMF_MAYWRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC,
+		                    ret_fd, err);
+	}
+	return cd_err_set(err, EINVAL, "mapped file %s: no deleted file made for it", v->path);
+}
+
+/* Completes n reads of /dev/zero (fd, in the task) through the AIO context
+ * ctx and reaps them: the kernel's head and tail of its ring move by n. */
+static int aio_spin(struct cd_restore_ctx *ctx, uint64_t ctxid, long fd, uint32_t n, cd_err *err)
+{
+	enum { BATCH = 16 };
+	struct iocb cb[BATCH];
+	uint64_t ptr[BATCH];
+	const uint64_t at_ptr = ctx->data, at_cb = at_ptr + sizeof(ptr), at_ev = at_cb + sizeof(cb),
+	               at_buf = at_ev + BATCH * AIO_EVENT_SIZE;
+	int r = 0;
+
+	if (at_buf + 8 - ctx->data > ctx->data_len)
+		return cd_err_set(err, E2BIG, "no room for AIO requests");
+	while (n && r >= 0) {
+		uint32_t b = n < BATCH ? n : BATCH;
+		long got;
+		memset(cb, 0, sizeof(cb));
+		for (uint32_t i = 0; i < b; i++) {
+			cb[i].aio_lio_opcode = IOCB_CMD_PREAD;
+			cb[i].aio_fildes = (uint32_t)fd;
+			cb[i].aio_buf = at_buf;
+			cb[i].aio_nbytes = 1;
+			ptr[i] = at_cb + i * sizeof(cb[0]);
+		}
+		if ((r = cd_inject_write_mem(ctx->inj, at_ptr, ptr, sizeof(ptr), err)) < 0 ||
+		    (r = cd_inject_write_mem(ctx->inj, at_cb, cb, sizeof(cb), err)) < 0 ||
+		    (r = cd_call_ok(ctx->inj, "io_submit", SYS_io_submit, ctxid, b, at_ptr, 0, 0, 0,
+		                    &got, err)) < 0)
+			break;
+		if (got != (long)b)
+			return cd_err_set(err, EIO, "io_submit took %ld of %u", got, b);
+		if ((r = cd_call_ok(ctx->inj, "io_getevents", SYS_io_getevents, ctxid, b, b, at_ev,
+		                    0, 0, &got, err)) < 0)
+			break;
+		if (got != (long)b)
+			return cd_err_set(err, EIO, "io_getevents gave %ld of %u", got, b);
+		n -= b;
+	}
+	return r;
+}
+
+/* An AIO ring: io_setup of the number of events that gives a ring of its
+ * size (the kernel makes nr = 2 * asked + 2, at least 8 per CPU, rounded up
+ * to whole pages), moved to its address (aio_ring_mremap: the context id is
+ * the address), then its head and tail moved to the recorded head by
+ * requests that complete at once. Only the slots before the head differ:
+ * they hold those reads' events, not the ones reaped before the dump. */
+static int map_aio(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *err)
+{
+	const uint64_t len = v->end - v->start;
+	const uint32_t nr = (uint32_t)((len - sizeof(struct aio_ring_head)) / AIO_EVENT_SIZE);
+	struct aio_ring_head h;
+	uint64_t ctxid = 0;
+	long at, fd = -1, ignored;
+	int r;
+
+	/* io_setup takes a context id of 0 only */
+	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &ctxid, sizeof(ctxid), err)) < 0 ||
+	    (r = cd_call_ok(ctx->inj, "io_setup", SYS_io_setup, (nr - 2) / 2, ctx->data, 0, 0, 0, 0,
+	                    NULL, err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctx->data, &ctxid, sizeof(ctxid), err)) < 0 ||
+	    (r = cd_inject_read_mem(ctx->inj, ctxid, &h, sizeof(h), err)) < 0)
+		return cd_err_wrap(err, "AIO ring %" PRIx64, v->start);
+	if (h.nr != nr)
+		return cd_err_set(err, EINVAL,
+		                  "AIO ring %" PRIx64
+		                  ": made again with %u events, not %u (another "
+		                  "number of CPUs?)",
+		                  v->start, h.nr, nr);
+	if (ctxid != v->start &&
+	    (r = cd_call_ok(ctx->inj, "mremap", SYS_mremap, ctxid, len, len,
+	                    MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0, &at, err)) < 0)
+		return cd_err_wrap(err, "AIO ring %" PRIx64, v->start);
+	if (v->shmid) {
+		if ((r = open_in_task(ctx, "/dev/zero", O_RDONLY | O_CLOEXEC, &fd, err)) < 0)
+			return r;
+		r = aio_spin(ctx, v->start, fd, (uint32_t)v->shmid, err);
+		cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+		if (r < 0)
+			return cd_err_wrap(err, "AIO ring %" PRIx64, v->start);
+	}
+	if ((r = cd_inject_read_mem(ctx->inj, v->start, &h, sizeof(h), err)) < 0)
+		return r;
+	if (h.head != (uint32_t)v->shmid || h.tail != (uint32_t)v->shmid)
+		return cd_err_set(err, EIO, "AIO ring %" PRIx64 ": head %u tail %u, want %" PRId64,
+		                  v->start, h.head, h.tail, v->shmid);
+	return 0;
 }
 
 /* Shared memory is filled through the mapping itself, which takes a write
@@ -758,6 +905,8 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		break;
 	case CD_VMA_SYSV_SHM:
 		return map_sysv(ctx, v, err);
+	case CD_VMA_AIO:
+		return map_aio(ctx, v, err);
 	case CD_VMA_ANON_SHARED:
 		r = open_shm(ctx, v, &fd, err);
 		if (r < 0)
@@ -765,10 +914,14 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		break;
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
-		r = open_in_task(ctx, v->path,
-		                 (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
-		                     O_CLOEXEC,
-		                 &fd, err);
+		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			r = open_ghost(ctx, v, &fd, err);
+		else
+			r = open_in_task(
+			    ctx, v->path,
+			    (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) |
+			        O_CLOEXEC,
+			    &fd, err);
 		if (r < 0)
 			return r;
 		break;

@@ -1,12 +1,15 @@
 /* memfds (memfd_create) held by fds: an object of no path, so the image
- * keeps its contents (hex in the manifest, as unread pipe data, bounded by
- * CD_MEMFD_BYTES), name, seals, permission bits and owner, one entry per
- * open file (the fd's obj); the restore makes a new memfd of that name and
- * puts it all back. Not supported, refused at dump by name: a memfd of huge
- * pages (MFD_HUGETLB), one opened more than once (separate open files of one
- * memfd would become separate memfds) and one the tree also maps (the
- * mapping is restored as shared anonymous memory, mem.c, and would no
- * longer be the fd's memfd). */
+ * keeps its contents (streamed into the image file memfd-INDEX.img, of any
+ * size), name, seals, permission bits and owner. One entry per open file
+ * (the fd's obj); the first open file of a memfd holds the memfd itself,
+ * every other open file of it (a second open of /proc/PID/fd/N) names that
+ * entry in "of". The restore makes one new memfd of that name per memfd,
+ * puts it all back, and opens it again for each other open file. A memfd
+ * the tree also maps shared is one object with its mappings: the entry
+ * names their shmid, and the restore makes them of this memfd
+ * (cd_mem_shm_prepare), not of a new one. Not supported, refused at dump
+ * by name: a memfd of huge pages (MFD_HUGETLB), and a private mapping of
+ * a memfd (mem.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,13 +47,14 @@ static bool memfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	       !strcmp(x->link + n - strlen(DELETED), DELETED);
 }
 
-/* Refusals, by name, before anything is copied. */
+/* Refusals, by name, before anything is copied; 1 when the tree maps the
+ * memfd too. */
 static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd, cd_err *err)
 {
 	const struct cd_image *img = x->ctx->img;
 	struct statfs sf;
 	pid_t mapper = 0;
-	int r;
+	int mapped;
 
 	if (fstatfs(fd, &sf) < 0)
 		return cd_err_sys(err, errno, "pid %d: fd %d (%s): statfs", x->t->pid, d->fd,
@@ -63,27 +67,24 @@ static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd
 	if (sf.f_type != TMPFS_MAGIC)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): not a memfd: unsupported",
 		                  x->t->pid, d->fd, x->link);
-	for (size_t i = 0; i < img->nmemfds; i++)
-		if (img->memfds[i].ino == (int64_t)x->st->st_ino)
-			return cd_err_set(err, EOPNOTSUPP,
-			                  "pid %d: fd %d (%s): a memfd opened more than once (two "
-			                  "open files of one memfd) is not supported",
-			                  x->t->pid, d->fd, x->link);
-	if ((r = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
+	if ((mapped = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
-	if (r > 0)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: fd %d (%s): a memfd both held by an fd and mapped (by pid "
-		    "%d) is not supported",
-		    x->t->pid, d->fd, x->link, mapper);
-	if (x->st->st_size > (off_t)CD_MEMFD_BYTES)
-		return cd_err_set(
-		    err, EFBIG,
-		    "pid %d: fd %d (%s): a memfd of %lld bytes, more than the limit of "
-		    "%u bytes",
-		    x->t->pid, d->fd, x->link, (long long)x->st->st_size, CD_MEMFD_BYTES);
-	return 0;
+	if (x->st->st_size > (off_t)CD_CONTENTS_MAX)
+		return cd_err_set(err, EFBIG,
+		                  "pid %d: fd %d (%s): a memfd of %lld bytes, more than the "
+		                  "limit of %llu bytes",
+		                  x->t->pid, d->fd, x->link, (long long)x->st->st_size,
+		                  (unsigned long long)CD_CONTENTS_MAX);
+	return mapped;
+}
+
+/* The entry of the memfd of inode ino already in the image, or -1. */
+static int memfd_entry(const struct cd_image *img, int64_t ino)
+{
+	for (size_t i = 0; i < img->nmemfds; i++)
+		if (img->memfds[i].of == (int)i && img->memfds[i].ino == ino)
+			return (int)i;
+	return -1;
 }
 
 static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *err)
@@ -99,17 +100,27 @@ static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *
 	m->gid = x->st->st_gid;
 	m->ino = (int64_t)x->st->st_ino;
 	m->name = strndup(name, strlen(name) - strlen(DELETED));
-	m->len = (size_t)x->st->st_size;
 	if (!m->name)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	return cd_contents_read(fd, m->len, &m->data, err);
+	return 0;
+}
+
+/* The memfd's contents, streamed into its file of the image. */
+static int save_contents(const struct cd_fd_dump *x, struct cd_memfd *m, size_t i, int fd,
+                         cd_err *err)
+{
+	char name[64];
+
+	m->len = (size_t)x->st->st_size;
+	cd_contents_file("memfd", i, name, sizeof(name));
+	return cd_contents_save(x->ctx->dirfd, name, fd, m->len, &m->csum, err);
 }
 
 static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 {
 	struct cd_image *img = x->ctx->img;
 	char path[64];
-	int r;
+	int r, of;
 
 	if (!x->new_obj) /* the open file's first fd made its entry */
 		return 0;
@@ -118,8 +129,10 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if (fd < 0)
 		return cd_err_sys(err, errno, "pid %d: fd %d (%s): open", x->t->pid, d->fd,
 		                  x->link);
-	if ((r = check_memfd(x, d, fd, err)) < 0)
-		return r;
+	of = memfd_entry(img, (int64_t)x->st->st_ino);
+	int mapped = of < 0 ? check_memfd(x, d, fd, err) : 0;
+	if (mapped < 0)
+		return mapped;
 	if (img->nmemfds == CD_MAX_MEMFDS)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): more than %u memfds",
 		                  x->t->pid, d->fd, x->link, CD_MAX_MEMFDS);
@@ -127,9 +140,13 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if (!nm)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	img->memfds = nm;
-	struct cd_memfd *m = &img->memfds[img->nmemfds++];
-	*m = (struct cd_memfd){.obj = d->obj};
-	if ((r = fill(x, m, fd, err)) < 0)
+	size_t i = img->nmemfds++;
+	struct cd_memfd *m = &img->memfds[i];
+	/* another open file of a memfd already in the image names its entry */
+	*m = (struct cd_memfd){.obj = d->obj,
+	                       .of = of < 0 ? (int)i : of,
+	                       .shmid = mapped ? (int64_t)x->st->st_ino : 0};
+	if ((r = fill(x, m, fd, err)) < 0 || (of < 0 && (r = save_contents(x, m, i, fd, err)) < 0))
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	return 0;
 }
@@ -175,28 +192,74 @@ static int set_seals(int fd, const struct cd_memfd *m, cd_err *err)
 	return 0;
 }
 
-static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+/* The memfd of entry i (its own), made once with its contents, owner, mode
+ * and seals, read-write. */
+static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 {
-	const struct cd_memfd *m = cd_memfd_of(o->img, d->obj);
+	const struct cd_memfd *m = &o->img->memfds[i];
+	char name[64];
 	int r;
 
-	if (!m)
-		return cd_err_set(err, EINVAL, "fd %d: no memfd of open file %d", d->fd, d->obj);
 	_cleanup_close_ int fd = memfd_create(m->name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "memfd_create %s", m->name);
-	if ((r = fd_write_all(fd, m->data, m->len, err)) < 0 || (r = set_attrs(fd, m, err)) < 0 ||
-	    (r = set_seals(fd, m, err)) < 0)
+	cd_contents_file("memfd", i, name, sizeof(name));
+	r = m->data ? fd_write_all(fd, m->data, m->len, err)
+	            : cd_contents_load(o->dirfd, name, fd, m->len, err);
+	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 || (r = set_seals(fd, m, err)) < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
-	int nfd = cd_contents_access_mode(TAKE_FD(fd), d, err);
-	if (nfd < 0)
+	return TAKE_FD(fd);
+}
+
+static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
+{
+	const struct cd_memfd *m = cd_memfd_of(o->img, d->obj);
+	int r, *made;
+
+	if (!m)
+		return cd_err_set(err, EINVAL, "fd %d: no memfd of open file %d", d->fd, d->obj);
+	if (!(made = cd_contents_made(o, CD_FD_MEMFD, o->img->nmemfds, err)))
+		return -ENOMEM;
+	if (made[m->of] < 0 && (made[m->of] = make_memfd(o, (size_t)m->of, err)) < 0)
+		return made[m->of];
+	_cleanup_close_ int fd =
+	    cd_contents_open_file(made[m->of], &o->img->memfds[m->of] == m, d, err);
+	if (fd < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
-	fd = nfd;
 	if (lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
 		return cd_err_sys(err, errno, "memfd %s: seek", m->name);
 	if ((r = cd_fd_set_flags(fd, d, err)) < 0)
 		return cd_err_wrap(err, "memfd %s", m->name);
 	return TAKE_FD(fd);
+}
+
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
+                    cd_err *err)
+{
+	char path[64];
+	int fd;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			const struct cd_memfd *m;
+			if (d->kind != CD_FD_MEMFD || !(m = cd_memfd_of(img, d->obj)) ||
+			    img->memfds[m->of].shmid != shmid || cd_files_obj_fd(objs, d->obj) < 0)
+				continue;
+			/* read-write, whatever the open file's access mode */
+			snprintf(path, sizeof(path), "/proc/self/fd/%d",
+			         cd_files_obj_fd(objs, d->obj));
+			fd = open(path, O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				return cd_err_sys(err, errno, "memfd %s: open", m->name);
+			return fd;
+		}
+	return -ENOENT;
+}
+
+static void memfd_open_done(struct cd_fd_open *o)
+{
+	cd_contents_made_free(o, CD_FD_MEMFD);
 }
 
 /* ---- decoder ---- */
@@ -216,4 +279,5 @@ const struct cd_fd_ops cd_fd_ops_memfd = {.kind = CD_FD_MEMFD,
                                           .claims = memfd_claims,
                                           .dump = memfd_dump,
                                           .open = memfd_open,
+                                          .open_done = memfd_open_done,
                                           .check = memfd_check};

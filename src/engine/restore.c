@@ -115,7 +115,10 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 		for (size_t j = 0; j < t->nvmas; j++) {
 			const struct cd_vma *v = &t->vmas[j];
 			struct stat st;
-			/* a memfd's name is no path (layout.c) */
+			/* a memfd's name is no path (layout.c), nor a deleted file's
+			 * (fd-deleted.c) */
+			if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+				continue;
 			if (v->kind != CD_VMA_ANON_SHARED && v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
 				                  v->path);
@@ -764,7 +767,7 @@ static int open_files(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	r = check_mapped_files(&s->img, err);
 	if (r == 0)
-		r = cd_files_prepare(&s->img, &plan, &s->objs, err);
+		r = cd_files_prepare(&s->img, s->dirfd, &plan, &s->objs, err);
 	if (s->open_as)
 		fsid_leave(&saved);
 	return r;
@@ -802,7 +805,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	s->stats.files_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();
-	if ((r = cd_mem_shm_prepare(&s->img, &s->shm, &s->nshm, err)) < 0)
+	if ((r = cd_mem_shm_prepare(&s->img, s->objs, s->dirfd, &s->shm, &s->nshm, err)) < 0)
 		return r;
 	s->pages_csum = calloc(s->img.ntasks + 1, sizeof(*s->pages_csum));
 	if (!s->pages_csum)

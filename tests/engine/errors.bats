@@ -281,12 +281,13 @@ corrupt_at() {
 	refuse_restore "restore: pid $PID: executable $T/counter-copy: No such file or directory"
 }
 
-@test "dump: a mapping of a deleted file is refused naming the mapping" {
+@test "dump: a shared mapping of a deleted file still linked elsewhere is refused naming the mapping" {
 	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid python3 -c '
 import mmap, os, sys, time
 path = sys.argv[1]
 with open(path, "wb") as f:
     f.write(b"x" * 4096)
+os.link(path, path + ".link")
 f = open(path, "r+b")
 m = mmap.mmap(f.fileno(), 4096)
 f.close()
@@ -297,7 +298,7 @@ time.sleep(60)' "$T/data" </dev/null >"$LOG" 2>&1 &
 	wait_ready
 	run "$ENGINE" dump "$WL_PID" "$IMG"
 	assert_failure 1
-	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): a shared mapping of a file that was deleted is not supported"
+	assert_output --regexp "dump: pid $WL_PID: mapping [0-9a-f]+-[0-9a-f]+ \(shared $T/data \(deleted\)\): a deleted file still linked elsewhere \(1 links\) or not a regular file is not supported"
 	assert_not_exist "$IMG"
 	kill -0 "$WL_PID"
 }

@@ -718,12 +718,14 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-manyfds 2000
 }
 
-@test "wl-memfd passes, plain, mapped and opened twice" {
+@test "wl-memfd passes, plain, mapped, opened twice and big" {
 	run_plain wl-memfd
 	wl_cleanup
 	run_plain wl-memfd mapped
 	wl_cleanup
 	run_plain wl-memfd twice
+	wl_cleanup
+	run_plain wl-memfd big
 	wl_cleanup
 	run_plain wl-memfd map
 	wl_cleanup
@@ -733,12 +735,16 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd huge
 }
 
-@test "wl-deleted passes, plain, mapped and opened twice" {
+@test "wl-deleted passes, plain, mapped, opened twice, big and ghost" {
 	run_plain wl-deleted
 	wl_cleanup
 	run_plain wl-deleted mapped
 	wl_cleanup
 	run_plain wl-deleted twice
+	wl_cleanup
+	run_plain wl-deleted big
+	wl_cleanup
+	run_plain wl-deleted ghost
 }
 
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {
@@ -852,8 +858,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-posix-shm unlinked
 }
 
-@test "wl-aio passes" {
+@test "wl-aio passes, and with unreaped" {
 	run_plain wl-aio
+	wl_cleanup
+	run_plain wl-aio unreaped
 }
 
 @test "wl-inet passes, and with each state the dump refuses" {

@@ -163,18 +163,34 @@ static void make_image(struct cd_image *img)
 	img->pipes[0].data = strdup("unread");
 	img->pipes[0].len = 6;
 	img->pipes[0].size = 8192;
-	img->nmemfds = 1;
-	img->memfds = calloc(1, sizeof(struct cd_memfd));
+	/* 0: contents in the manifest (an older image); 1: in its file; 2:
+	 * another open file of 1 */
+	img->nmemfds = 3;
+	img->memfds = calloc(3, sizeof(struct cd_memfd));
 	img->memfds[0] = (struct cd_memfd){
 	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
 	img->memfds[0].name = strdup("buf");
 	img->memfds[0].data = strdup("memfd!");
-	img->ndeleted = 1;
-	img->deleted = calloc(1, sizeof(struct cd_deleted));
+	img->memfds[1] = (struct cd_memfd){.obj = 7,
+	                                   .of = 1,
+	                                   .mode = 0600,
+	                                   .len = 70000,
+	                                   .csum = 0x8000000000000001ULL,
+	                                   .shmid = 77};
+	img->memfds[1].name = strdup("big");
+	img->memfds[2] = (struct cd_memfd){.obj = 8, .of = 1, .mode = 0600};
+	img->memfds[2].name = strdup("big");
+	img->ndeleted = 3;
+	img->deleted = calloc(3, sizeof(struct cd_deleted));
 	img->deleted[0] =
 	    (struct cd_deleted){.obj = 6, .mode = 0604, .uid = 1000, .gid = 100, .len = 4};
 	img->deleted[0].path = strdup("/tmp/gone");
 	img->deleted[0].data = strdup("gone");
+	img->deleted[1] = (struct cd_deleted){.obj = 9, .of = 0, .mode = 0604};
+	img->deleted[1].path = strdup("/tmp/gone");
+	/* a file only mapped: no open file */
+	img->deleted[2] = (struct cd_deleted){.obj = -1, .of = 2, .mode = 0600, .len = 0};
+	img->deleted[2].path = strdup("/tmp/ghost");
 }
 
 static json_t *encoded(void)
@@ -298,7 +314,17 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[2].kind, CD_FD_MEMFD);
 	assert_int_equal(t->fds[2].obj, 5);
 	assert_int_equal(t->fds[2].pos, 5);
-	assert_int_equal(img.nmemfds, 1);
+	assert_int_equal(img.nmemfds, 3);
+	assert_int_equal(img.memfds[0].of, 0);
+	assert_int_equal(img.memfds[1].of, 1);
+	assert_null(img.memfds[1].data);
+	assert_int_equal(img.memfds[1].len, 70000);
+	assert_true(img.memfds[1].csum == 0x8000000000000001ULL);
+	assert_int_equal(img.memfds[1].shmid, 77);
+	assert_int_equal(img.memfds[0].shmid, 0);
+	assert_int_equal(img.memfds[2].obj, 8);
+	assert_int_equal(img.memfds[2].of, 1);
+	assert_int_equal(img.memfds[2].len, 0);
 	assert_int_equal(img.memfds[0].obj, 5);
 	assert_string_equal(img.memfds[0].name, "buf");
 	assert_int_equal(img.memfds[0].seals, 0x6);
@@ -310,7 +336,13 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[3].kind, CD_FD_DELETED);
 	assert_int_equal(t->fds[3].obj, 6);
 	assert_int_equal(t->fds[3].pos, 2);
-	assert_int_equal(img.ndeleted, 1);
+	assert_int_equal(img.ndeleted, 3);
+	assert_int_equal(img.deleted[2].obj, -1);
+	assert_int_equal(img.deleted[2].of, 2);
+	assert_string_equal(img.deleted[2].path, "/tmp/ghost");
+	assert_int_equal(img.deleted[1].obj, 9);
+	assert_int_equal(img.deleted[1].of, 0);
+	assert_null(img.deleted[1].data);
 	assert_int_equal(img.deleted[0].obj, 6);
 	assert_string_equal(img.deleted[0].path, "/tmp/gone");
 	assert_int_equal(img.deleted[0].mode, 0604);
@@ -449,6 +481,24 @@ static void test_refuses_bad_memfd(void **state)
 	j = encoded();
 	json_array_append(json_object_get(j, "memfds"), memfd0(j));
 	expect_refused(j, "repeated");
+	/* "of": an earlier entry that is a memfd's own */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "of", json_integer(2));
+	expect_refused(j, "\"of\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "of", json_integer(0));
+	expect_refused(j, "entry 1 is not a memfd's own");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "size",
+	                    json_integer(-1));
+	expect_refused(j, "\"size\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 1), "shmid",
+	                    json_integer(0));
+	expect_refused(j, "\"shmid\"");
+	j = encoded();
+	json_object_set_new(memfd0(j), "shmid", json_integer(77));
+	expect_refused(j, "\"shmid\": 77 repeated");
 }
 
 /* make_image with a SysV segment (id 7, 8000 bytes: two pages, the second
@@ -687,6 +737,18 @@ static void test_refuses_bad_deleted(void **state)
 	j = encoded();
 	json_array_append(json_object_get(j, "deleted"), deleted0(j));
 	expect_refused(j, "repeated");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "deleted"), 1), "of",
+	                    json_integer(-1));
+	expect_refused(j, "\"of\"");
+	/* no open file: only an own entry */
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "deleted"), 1), "obj",
+	                    json_integer(-1));
+	expect_refused(j, "\"obj\"");
+	j = encoded();
+	json_object_set_new(deleted0(j), "obj", json_integer(2));
+	expect_refused(j, "\"obj\"");
 }
 
 /* A shared memory mapping's memfd name: "/memfd:NAME (deleted)", kept. */
@@ -714,6 +776,43 @@ static void test_memfd_mapping_name(void **state)
 	assert_string_equal(img.tasks[0].vmas[0].path, "/memfd:buf (deleted)");
 	cd_image_free(&img);
 	json_decref(j);
+}
+
+/* An AIO ring: shared, no path, pages or offset, its head inside it. */
+static json_t *aio_vma(int64_t head)
+{
+	json_t *j = encoded();
+
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_AIO));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	json_object_set_new(vma0(j), "pgoff", json_integer(0));
+	json_object_set_new(vma0(j), "runs", json_array());
+	json_object_set_new(vma0(j), "shmid", json_integer(head));
+	json_object_del(vma0(j), "path");
+	/* its two data pages are gone from the page file */
+	json_int_t size = json_integer_value(json_object_get(task0(j), "pages_size"));
+	json_object_set_new(task0(j), "pages_size", json_integer(size - 2 * 4096));
+	return j;
+}
+
+static void test_aio_ring_vma(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = aio_vma(5);
+
+	if (cd_image_from_json(j, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(img.tasks[0].vmas[0].kind, CD_VMA_AIO);
+	assert_int_equal(img.tasks[0].vmas[0].shmid, 5);
+	cd_image_free(&img);
+	json_decref(j);
+	expect_refused(aio_vma(1 << 20), "AIO ring");
+	expect_refused(aio_vma(-1), "\"shmid\"");
+	j = aio_vma(5);
+	json_object_set_new(vma0(j), "path", json_string("/tmp/x"));
+	expect_refused(j, "AIO ring");
 }
 
 /* An object id beyond every fd there is, or a stdio one above 2. */
@@ -2186,7 +2285,26 @@ static void test_page_file_checks(void **state)
 	cd_csum_update(&c, pages, sizeof(pages));
 	img.tasks[0].pages_csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
+	/* memfd 1's contents file: 100 bytes, checked too */
+	img.memfds[1].len = 100;
+	cd_csum_init(&c);
+	cd_csum_update(&c, pages, 100);
+	img.memfds[1].csum = cd_csum_final(&c);
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	cd_csum_init(&c);
+	img.deleted[2].csum = cd_csum_final(&c);
+	assert_int_equal(write_file(dirfd, "deleted-2.img", pages, 0), 0);
 	assert_int_equal(cd_image_verify_pages(&img, dirfd, NULL, &err), 0);
+	assert_int_equal(cd_image_check_pages(&img, dirfd, NULL, &err), 0);
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 99), 0);
+	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
+	assert_non_null(strstr(err.msg, "memfd-1.img: truncated"));
+	pages[7] ^= 1;
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	pages[7] ^= 1;
+	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
+	assert_non_null(strstr(err.msg, "memfd-1.img: checksum"));
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
 	pages[5000] ^= 1;
 	assert_int_equal(write_file(dirfd, "pages-42.img", pages, sizeof(pages)), 0);
 	assert_true(cd_image_verify_pages(&img, dirfd, NULL, &err) < 0);
@@ -2196,6 +2314,8 @@ static void test_page_file_checks(void **state)
 	assert_non_null(strstr(err.msg, "truncated"));
 	cd_image_free(&img);
 	unlinkat(dirfd, "pages-42.img", 0);
+	unlinkat(dirfd, "memfd-1.img", 0);
+	unlinkat(dirfd, "deleted-2.img", 0);
 	close(dirfd);
 	rmdir(dir);
 }
@@ -2281,6 +2401,7 @@ int main(void)
 	    cmocka_unit_test(test_sysv_shm_round_trip),
 	    cmocka_unit_test(test_refuses_bad_sysv_shm),
 	    cmocka_unit_test(test_memfd_mapping_name),
+	    cmocka_unit_test(test_aio_ring_vma),
 	    cmocka_unit_test(test_refuses_bad_deleted),
 	    cmocka_unit_test(test_refuses_object_id_out_of_range),
 	    cmocka_unit_test(test_refuses_non_integer_element),

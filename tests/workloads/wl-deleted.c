@@ -5,8 +5,17 @@
  * both unlinked after they were opened. After the trigger: the links read "<path> (deleted)",
  * no link left, the same sizes, modes, contents, positions and flags, 10 and 11 still one open
  * file, and a write through 10 lands in the file. With `mapped`, the .ro file is also mapped
- * shared; with `twice`, the .rw file is opened a second time through /proc/self/fd/10 at fd 13:
- * the engine refuses both dumps (by name), and the run goes on to PASS. */
+ * shared (read-only): after the trigger the mapping is of fd 12's file (same inode, its name
+ * "PATH (deleted)", its contents). With `ghost`, `<trigger>.gh` (3 pages + 100 bytes) is mapped
+ * shared read-write, written through the mapping, its fd closed and the file unlinked, and a
+ * child inherits the mapping: after the trigger both tasks map one file (same inode in both
+ * maps) named "PATH (deleted)", with the contents. With `twice`, the
+ * .rw file is opened a second time through /proc/self/fd/10 at fd 13 (read-only, position 3),
+ * and `<trigger>.tw` (2000 bytes) is opened twice before its unlink, read-write at 14 (position
+ * 10) and read-only at 15 (position 20): after the trigger each pair is two open files (own
+ * positions and access modes) of one file (a write through 10 or 14 is read through 13 or 15).
+ * With `big`, fd 16 holds `<trigger>.big`, 20 MiB + 5 bytes of known data, deleted: the same size
+ * and contents after the trigger. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -79,6 +88,147 @@ static int open_deleted(const char *path, int flags, const char *data, size_t si
 	return fd;
 }
 
+#define SIZE_TW  2000
+#define SIZE_BIG ((20u << 20) + 5)
+
+static uint64_t hash_big;
+
+/* The .tw file opened twice before its unlink: 14 read-write, 15 read-only. */
+static void make_tw(void)
+{
+	char *path = wl_side_path(".tw"), buf[SIZE_TW];
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+	wl_fill(buf, SIZE_TW, 0x64656c0c);
+	if (fd < 0 || write(fd, buf, SIZE_TW) != SIZE_TW)
+		wl_fail("%s: %s", path, strerror(errno));
+	wl_place_fd(fd, 14);
+	wl_place_fd(open(path, O_RDONLY), 15);
+	if (unlink(path) < 0 || lseek(14, 10, SEEK_SET) != 10 || lseek(15, 20, SEEK_SET) != 20)
+		wl_fail("%s: %s", path, strerror(errno));
+	wl_place_fd(open("/proc/self/fd/10", O_RDONLY), 13);
+	if (lseek(13, 3, SEEK_SET) != 3)
+		wl_fail("lseek 13: %s", strerror(errno));
+}
+
+static void check_pair(int rw, int ro, off_t pos_rw, off_t pos_ro)
+{
+	struct stat a, b;
+
+	if (fstat(rw, &a) < 0 || fstat(ro, &b) < 0)
+		wl_fail("fstat %d/%d: %s", rw, ro, strerror(errno));
+	if (a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_nlink || b.st_nlink)
+		wl_fail("fds %d and %d: not one deleted file", rw, ro);
+	if (lseek(rw, 0, SEEK_CUR) != pos_rw || lseek(ro, 0, SEEK_CUR) != pos_ro)
+		wl_fail("fds %d, %d: positions %lld, %lld, want %lld, %lld", rw, ro,
+		        (long long)lseek(rw, 0, SEEK_CUR), (long long)lseek(ro, 0, SEEK_CUR),
+		        (long long)pos_rw, (long long)pos_ro);
+	if ((fcntl(rw, F_GETFL) & O_ACCMODE) != O_RDWR ||
+	    (fcntl(ro, F_GETFL) & O_ACCMODE) != O_RDONLY)
+		wl_fail("fds %d, %d: access modes", rw, ro);
+}
+
+static void check_pair_write(int rw, int ro)
+{
+	char c = 'Q', got = 0;
+
+	if (pwrite(rw, &c, 1, 1) != 1 || pread(ro, &got, 1, 1) != 1 || got != c)
+		wl_fail("a write through fd %d is not read through fd %d", rw, ro);
+}
+
+static void make_big(void)
+{
+	char *path = wl_side_path(".big"), *buf = malloc(SIZE_BIG);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+	if (!buf || fd < 0)
+		wl_fail("%s: %s", path, strerror(errno));
+	wl_fill(buf, SIZE_BIG, 0x64656c0d);
+	hash_big = wl_hash(buf, SIZE_BIG);
+	if (write(fd, buf, SIZE_BIG) != (ssize_t)SIZE_BIG || unlink(path) < 0)
+		wl_fail("%s: %s", path, strerror(errno));
+	free(buf);
+	wl_place_fd(fd, 16);
+}
+
+static void check_big(void)
+{
+	char *buf = malloc(SIZE_BIG);
+	struct stat st;
+
+	if (!buf || fstat(16, &st) < 0)
+		wl_fail("fd 16: %s", strerror(errno));
+	if ((size_t)st.st_size != SIZE_BIG || st.st_nlink)
+		wl_fail("fd 16: size %lld, %lu links", (long long)st.st_size,
+		        (unsigned long)st.st_nlink);
+	if (pread(16, buf, SIZE_BIG, 0) != (ssize_t)SIZE_BIG || wl_hash(buf, SIZE_BIG) != hash_big)
+		wl_fail("fd 16: contents differ");
+	free(buf);
+}
+
+/* The line of pid's maps at address p: its inode and name (after it). */
+static bool maps_at(pid_t pid, const void *p, unsigned long *ino, char *name, size_t len)
+{
+	char path[64], line[4400];
+	unsigned long start;
+	int off = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		wl_fail("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%*x %*s %*s %*s %lu %n", &start, ino, &off) == 2 &&
+		    start == (unsigned long)p) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(name, len, "%s", line + off);
+			fclose(f);
+			return true;
+		}
+	fclose(f);
+	return false;
+}
+
+/* The mapping at p is of the deleted file path, inode ino (0: any), and
+ * holds want; returns its inode. */
+static unsigned long check_mapping(pid_t pid, const void *p, const char *path, unsigned long ino,
+                                   const char *want, size_t size)
+{
+	char name[4300], expect[4300];
+	unsigned long got;
+
+	snprintf(expect, sizeof(expect), "%s (deleted)", path);
+	if (!maps_at(pid, p, &got, name, sizeof(name)) || strcmp(name, expect))
+		wl_fail("pid %d: mapping at %p: not of %s", (int)pid, p, expect);
+	if (ino && got != ino)
+		wl_fail("pid %d: mapping at %p: inode %lu, want %lu", (int)pid, p, got, ino);
+	if (want && memcmp(p, want, size))
+		wl_fail("mapping at %p: contents differ", p);
+	return got;
+}
+
+#define SIZE_GH (3 * WL_PAGE_SIZE + 100)
+
+static char want_gh[SIZE_GH];
+
+static char *make_ghost(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0640);
+	char *p;
+
+	if (fd < 0 || ftruncate(fd, SIZE_GH) < 0)
+		wl_fail("%s: %s", path, strerror(errno));
+	p = mmap(NULL, 4 * WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		wl_fail("mmap %s: %s", path, strerror(errno));
+	wl_fill(want_gh, SIZE_GH, 0x64656c0e);
+	memcpy(p, want_gh, SIZE_GH);
+	close(fd);
+	if (unlink(path) < 0)
+		wl_fail("unlink %s: %s", path, strerror(errno));
+	return p;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -97,15 +247,53 @@ int main(int argc, char **argv)
 	close(ro);
 	if (lseek(10, 777, SEEK_SET) < 0 || lseek(12, 5, SEEK_SET) < 0)
 		wl_fail("lseek: %s", strerror(errno));
-	if (!strcmp(mode, "mapped") &&
-	    mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 12, 0) == MAP_FAILED)
-		wl_fail("mmap: %s", strerror(errno));
-	if (!strcmp(mode, "twice"))
-		wl_place_fd(open("/proc/self/fd/10", O_RDONLY), 13);
+	char *mapped = NULL, *ghost = NULL, *path_gh = wl_side_path(".gh");
+	pid_t child = 0;
+	if (!strcmp(mode, "mapped")) {
+		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ, MAP_SHARED, 12, 0);
+		if (mapped == MAP_FAILED)
+			wl_fail("mmap: %s", strerror(errno));
+	}
+	if (!strcmp(mode, "ghost")) {
+		ghost = make_ghost(path_gh);
+		child = wl_fork_idle_child();
+	}
+	bool twice = !strcmp(mode, "twice"), big = !strcmp(mode, "big");
+	if (twice)
+		make_tw();
+	if (big)
+		make_big();
 	check();
+	if (twice) {
+		check_pair(10, 13, 777, 3);
+		check_pair(14, 15, 10, 20);
+	}
+	if (big)
+		check_big();
+	struct stat st12;
+	if (mapped && fstat(12, &st12) == 0)
+		check_mapping(getpid(), mapped, path_ro, st12.st_ino, want_ro, SIZE_RO);
+	if (ghost)
+		check_mapping(child, ghost, path_gh,
+		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
+		              0);
 	wl_ready();
 	wl_await_trigger();
 	check();
+	if (twice) {
+		check_pair(10, 13, 777, 3);
+		check_pair(14, 15, 10, 20);
+		check_pair_write(10, 13);
+		check_pair_write(14, 15);
+	}
+	if (big)
+		check_big();
+	if (mapped && fstat(12, &st12) == 0)
+		check_mapping(getpid(), mapped, path_ro, st12.st_ino, want_ro, SIZE_RO);
+	if (ghost)
+		check_mapping(child, ghost, path_gh,
+		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
+		              0);
 	/* still one open file, and a file that takes writes */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");

@@ -6,12 +6,17 @@
  *           mode 0640, position 0
  * After the trigger: the same names (readlink), sizes, contents, seals, positions, flags,
  * FD_CLOEXEC and modes, and 10 and 11 still one open file.
- * With `mapped`, memfd b is also mapped shared; with `twice`, it is opened a second time
- * through /proc/self/fd/10 at fd 13: the engine refuses both dumps (by name), and the run goes
- * on to PASS. With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its
- * fd closed: after the trigger the mapping still shows that name in /proc/self/maps and holds
- * the data. With `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump.
- * With `huge`, fd 14 holds a memfd of huge pages (MFD_HUGETLB): refused too. */
+ * With `mapped`, memfd b is also mapped shared (its first page, read-write): after the trigger
+ * the mapping is still of fd 12's memfd (its name in /proc/self/maps, the same inode, a write
+ * through the mapping read through fd 12 and back). With `twice`, memfd a is opened a second time
+ * through /proc/self/fd/10 at fd 13 (read-only, position 99): after the trigger 13 is still another
+ * open file (its own position and access mode) of the same memfd as 10 (one inode: a write through
+ * 10 is read through 13). With `big`, fd 15 holds memfd "wl-memfd-big" of 20 MiB + 123 bytes of
+ * known data (more than the manifest could hold): the same size and contents after the trigger.
+ * With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its fd closed: after
+ * the trigger the mapping still shows that name in /proc/self/maps and holds the data. With
+ * `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. With `huge`, fd 14
+ * holds a memfd of huge pages (MFD_HUGETLB): refused too. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -143,6 +148,102 @@ static void check_map(const char *p)
 		wl_fail("mapping m: contents differ");
 }
 
+#define SIZE_BIG ((20u << 20) + 123)
+#define SEED_BIG 0x6d656d666462ULL
+
+static uint64_t hash_big;
+
+static void make_big(void)
+{
+	char *buf = malloc(SIZE_BIG);
+	int fd = memfd_create("wl-memfd-big", 0);
+
+	if (!buf || fd < 0)
+		wl_fail("memfd big: %s", strerror(errno));
+	wl_fill(buf, SIZE_BIG, SEED_BIG);
+	hash_big = wl_hash(buf, SIZE_BIG);
+	if (write(fd, buf, SIZE_BIG) != (ssize_t)SIZE_BIG)
+		wl_fail("write big: %s", strerror(errno));
+	free(buf);
+	wl_place_fd(fd, 15);
+}
+
+static void check_big(void)
+{
+	char *buf = malloc(SIZE_BIG);
+	struct stat st;
+
+	if (!buf || fstat(15, &st) < 0)
+		wl_fail("fd 15: %s", strerror(errno));
+	if ((size_t)st.st_size != SIZE_BIG)
+		wl_fail("fd 15: size %lld, want %u", (long long)st.st_size, SIZE_BIG);
+	if (pread(15, buf, SIZE_BIG, 0) != (ssize_t)SIZE_BIG || wl_hash(buf, SIZE_BIG) != hash_big)
+		wl_fail("fd 15: contents differ");
+	free(buf);
+}
+
+/* fd 13: another open file of fd 10's memfd. */
+static void check_twice(void)
+{
+	struct stat a, b;
+
+	if (fstat(10, &a) < 0 || fstat(13, &b) < 0)
+		wl_fail("fstat 10/13: %s", strerror(errno));
+	if (a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+		wl_fail("fd 13 is not fd 10's memfd (inodes %lu, %lu)", (unsigned long)a.st_ino,
+		        (unsigned long)b.st_ino);
+	if (lseek(13, 0, SEEK_CUR) != 99)
+		wl_fail("fd 13: position %lld, want 99", (long long)lseek(13, 0, SEEK_CUR));
+	if ((fcntl(13, F_GETFL) & O_ACCMODE) != O_RDONLY)
+		wl_fail("fd 13: not read-only");
+}
+
+static void check_twice_write(void)
+{
+	char c = (char)~want_a[7], got = 0;
+
+	if (pwrite(10, &c, 1, 7) != 1 || pread(13, &got, 1, 7) != 1 || got != c)
+		wl_fail("a write through fd 10 is not read through fd 13");
+}
+
+/* The mapping of memfd b at p: the same memfd as fd 12. */
+static void check_mapped(char *p)
+{
+	char line[512], want[128];
+	unsigned long start, ino = 0;
+	struct stat st;
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f || fstat(12, &st) < 0)
+		wl_fail("maps, fstat 12: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%*x %*s %*s %*s %lu", &start, &ino) == 2 &&
+		    start == (unsigned long)p) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	snprintf(want, sizeof(want), " /memfd:wl-memfd-b (deleted)\n");
+	if (!found || !strstr(line, want) || ino != st.st_ino)
+		wl_fail("mapping of memfd b: %s (fd 12 inode %lu)", found ? line : "gone",
+		        (unsigned long)st.st_ino);
+	if (memcmp(p, want_b, WL_PAGE_SIZE))
+		wl_fail("mapping of memfd b: contents differ");
+}
+
+static void check_mapped_write(char *p)
+{
+	char got = 0;
+
+	p[9] = (char)~want_b[9];
+	if (pread(12, &got, 1, 9) != 1 || got != p[9])
+		wl_fail("a write through the mapping is not read through fd 12");
+	got = want_b[9];
+	if (pwrite(12, &got, 1, 9) != 1 || p[9] != want_b[9])
+		wl_fail("a write through fd 12 is not seen in the mapping");
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -150,12 +251,21 @@ int main(int argc, char **argv)
 
 	wl_init("wl-memfd");
 	make();
-	if (!strcmp(mode, "mapped") &&
-	    mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0) == MAP_FAILED)
-		wl_fail("mmap: %s", strerror(errno));
+	char *mapped = NULL;
+	if (!strcmp(mode, "mapped")) {
+		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0);
+		if (mapped == MAP_FAILED)
+			wl_fail("mmap: %s", strerror(errno));
+	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", 10);
-	if (!strcmp(mode, "twice"))
+	bool twice = !strcmp(mode, "twice"), big = !strcmp(mode, "big");
+	if (twice) {
 		wl_place_fd(open(path, O_RDONLY), 13);
+		if (lseek(13, 99, SEEK_SET) != 99)
+			wl_fail("lseek 13: %s", strerror(errno));
+	}
+	if (big)
+		make_big();
 	if (!strcmp(mode, "huge"))
 		wl_place_fd(memfd_create("wl-memfd-h", MFD_HUGETLB), 14);
 	if (!strcmp(mode, "map") || !strcmp(mode, "map-sealed"))
@@ -163,11 +273,27 @@ int main(int argc, char **argv)
 	check();
 	if (m)
 		check_map(m);
+	if (twice)
+		check_twice();
+	if (big)
+		check_big();
+	if (mapped)
+		check_mapped(mapped);
 	wl_ready();
 	wl_await_trigger();
 	check();
 	if (m)
 		check_map(m);
+	if (twice) {
+		check_twice();
+		check_twice_write();
+	}
+	if (big)
+		check_big();
+	if (mapped) {
+		check_mapped(mapped);
+		check_mapped_write(mapped);
+	}
 	/* still one open file */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");

@@ -10,8 +10,10 @@
  * SIGTERM; a signal through the thread's pidfd reaches that thread; fd 25 is the same pid and
  * shares fd 20's status flags (one open file).
  * With "outside": a pidfd of our parent (outside the tree) is held instead; with "reaped": a
- * pidfd of a child that was reaped (Pid: -1); with "forked": a pidfd a child inherited from us.
- * Each is refused at dump; the workload checks nothing of them and passes. */
+ * pidfd of a child that was reaped (Pid: -1): each is refused at dump; the workload checks
+ * nothing of them and passes. With "forked": a pidfd of ours at fd 24 that a child inherited
+ * from us (one open file in two tasks): after the trigger both fds are pidfds of us, and
+ * O_NONBLOCK set through ours shows in the child's fdinfo (still one open file). */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -126,6 +128,42 @@ static void wait_ended(pid_t pid)
 			wl_fail("waitid %d: %s", (int)pid, strerror(errno));
 }
 
+/* Pid: and flags: of fd of pid, from its fdinfo. */
+static void fdinfo_of(pid_t pid, int fd, long *ret_pid, long *ret_flags)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	if (!(f = fopen(path, "r")))
+		wl_fail("%s: %s", path, strerror(errno));
+	*ret_pid = *ret_flags = -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Pid:", 4))
+			*ret_pid = strtol(line + 4, NULL, 10);
+		if (!strncmp(line, "flags:", 6))
+			*ret_flags = strtol(line + 6, NULL, 8);
+	}
+	fclose(f);
+}
+
+/* fd 24 of ours and of the child: one pidfd of us. */
+static void check_forked(pid_t kid)
+{
+	long pid, flags;
+
+	want(FD_REFUSED, getpid(), 0, FD_CLOEXEC);
+	fdinfo_of(kid, FD_REFUSED, &pid, &flags);
+	if (pid != getpid() || (flags & O_NONBLOCK))
+		wl_fail("child's fd %d: a pidfd of %ld, flags %#lo", FD_REFUSED, pid, flags);
+	if (fcntl(FD_REFUSED, F_SETFL, O_NONBLOCK) < 0)
+		wl_fail("F_SETFL: %s", strerror(errno));
+	fdinfo_of(kid, FD_REFUSED, &pid, &flags);
+	if (!(flags & O_NONBLOCK))
+		wl_fail("child's fd %d is no longer our fd's open file (flags %#lo)", FD_REFUSED,
+		        flags);
+}
+
 static void refused_case(const char *mode)
 {
 	pid_t pid;
@@ -149,6 +187,7 @@ static void refused_case(const char *mode)
 	wl_ready();
 	wl_await_trigger();
 	if (!strcmp(mode, "forked")) {
+		check_forked(wl_children[wl_nr_children - 1]);
 		kill(wl_children[wl_nr_children - 1], SIGKILL);
 		waitpid(wl_children[wl_nr_children - 1], NULL, 0);
 	}

@@ -4,8 +4,9 @@
  * through the fd (pread: one object), fstat shows the size and the path still names the same
  * inode; the object is still shared: a word we set is seen by the child, which answers in
  * another page, and a pwrite through the fd shows in our mapping. The object is removed at the
- * end. With "unlinked" it is shm_unlink'd before READY (mapped, and held by no fd): the dump must
- * refuse the mapping by name, and the workload runs on. */
+ * end. With "unlinked" it is shm_unlink'd before READY (mapped, and held by no fd): after the
+ * trigger the mapping is still of a file named "/dev/shm/NAME (deleted)" in /proc/self/maps
+ * (the restore's ghost file), with the pattern. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -34,6 +35,32 @@ static void child_loop(volatile uint64_t *m)
 	wl_child_fail("the flag never came");
 }
 
+/* The mapping at m: "/dev/shm/NAME (deleted)", the pattern in it. */
+static void check_unlinked(volatile uint64_t *m, const char *name)
+{
+	char line[512], want[128];
+	unsigned long start;
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		wl_fail("maps: %s", strerror(errno));
+	snprintf(want, sizeof(want), " /dev/shm%s (deleted)\n", name);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-", &start) == 1 && start == (unsigned long)m) {
+			found = strstr(line, want) != NULL;
+			break;
+		}
+	fclose(f);
+	if (!found)
+		wl_fail("the mapping at %p is not of /dev/shm%s (deleted): %s", (void *)m, name,
+		        line);
+	for (size_t i = 0; i < WL_PAGE_SIZE / 8; i++)
+		if (m[i] != pattern(i))
+			wl_fail("word %zu of the unlinked mapping: %#llx", i,
+			        (unsigned long long)m[i]);
+}
+
 int main(int argc, char **argv)
 {
 	bool unlinked = argc > 1 && !strcmp(argv[1], "unlinked");
@@ -58,6 +85,7 @@ int main(int argc, char **argv)
 		shm_unlink(name);
 		wl_ready();
 		wl_await_trigger();
+		check_unlinked(m, name);
 		wl_pass();
 	}
 	pid_t pid = fork();
