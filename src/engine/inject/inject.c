@@ -35,6 +35,14 @@ struct cd_inject {
 	unsigned long options; /* PTRACE_SETOPTIONS */
 };
 
+/* One engine runs per process: plain counters. */
+static struct cd_inject_counts counts;
+
+void cd_inject_counts_get(struct cd_inject_counts *ret)
+{
+	*ret = counts;
+}
+
 pid_t cd_inject_pid(const cd_inject *h)
 {
 	return h->pid;
@@ -96,6 +104,7 @@ static int wait_stop_timed(cd_inject *h, int *ret_status, int timeout_ms, cd_err
 		usleep(1000);
 		waited++;
 	}
+	counts.stops++;
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		h->attached = false;
 		return cd_err_set(err, ESRCH, "pid %d: exited while stopped by the engine", h->pid);
@@ -113,6 +122,7 @@ int cd_inject_get_regs(cd_inject *h, struct user_regs_struct *regs, cd_err *err)
 {
 	struct iovec iov = {regs, sizeof(*regs)};
 
+	counts.regs++;
 	if (ptrace(PTRACE_GETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
 		return cd_err_sys(err, errno, "pid %d: read registers", h->pid);
 	return 0;
@@ -122,6 +132,7 @@ int cd_inject_set_regs(cd_inject *h, const struct user_regs_struct *regs, cd_err
 {
 	struct iovec iov = {(void *)regs, sizeof(*regs)};
 
+	counts.regs++;
 	if (ptrace(PTRACE_SETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
 		return cd_err_sys(err, errno, "pid %d: write registers", h->pid);
 	return 0;
@@ -319,6 +330,7 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 
 	if (!h->site)
 		return cd_err_set(err, EINVAL, "pid %d: no syscall site", h->pid);
+	counts.calls++;
 	regs.rip = h->site;
 	regs.rax = (uint64_t)nr;
 	regs.orig_rax = (uint64_t)-1; /* no restart handling on the way out */

@@ -88,6 +88,16 @@ void cd_inject_free(cd_inject *h);
  * such calls see EINTR. */
 void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task);
 
+/* What this process's injections cost so far, for measurements (the
+ * engine driver's --timings): ptrace stops waited for, injected system
+ * calls and register transfers. */
+struct cd_inject_counts {
+	uint64_t stops;
+	uint64_t calls;
+	uint64_t regs;
+};
+void cd_inject_counts_get(struct cd_inject_counts *ret);
+
 static inline void cd_inject_freep(cd_inject **h)
 {
 	cd_inject_free(*h);
