@@ -34,6 +34,7 @@ struct cd_dump_ctx {
 	cd_inject *inj;
 	int dirfd;
 	uint64_t scratch;
+	uint64_t batch_code; /* the batch runner (cd_call_batch); the batch area is scratch */
 	bool shell_job;
 	unsigned external_stdio; /* cd_dump_opts' (all three before version 4) */
 	/* the parent task, dumped already, and its pagemap (-1 when none) */
@@ -56,6 +57,7 @@ struct cd_restore_ctx {
 	int dirfd;
 	uint64_t tramp, tramp_len;
 	uint64_t data, data_len;
+	uint64_t batch_code;      /* the batch runner (cd_call_batch); its area is data */
 	uint64_t vtmp;            /* free area for moving the vDSO family in two steps */
 	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
 	size_t nshm;
@@ -207,6 +209,36 @@ int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint
 /* Same, and turns a negative result into an error naming what. */
 int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
                uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err);
+
+/* A batch of injected calls, run in one round trip by the runner the
+ * caller placed in the task (cd_inject_batch); what it makes slow is the
+ * number of threads times calls (docs/engine.md, "cost of threads"). The
+ * calls run in order and a failure of one with a name (what) ends the
+ * batch, reported as cd_call_ok would; a call without a name is not
+ * checked (its caller reads *ret). Memory arguments live in the batch's
+ * buffer: cd_batch_buf copies data there (NULL: zeroes, for results) and
+ * gives its address in the task; cd_batch_read copies a result out once
+ * the batch ran. A task whose SIGTRAP the runner's trap would disturb
+ * (cd_inject_batch_ok) gets the same calls one by one. */
+#define CD_BATCH_MAX  24
+#define CD_BATCH_BUF  2048
+#define CD_BATCH_AREA (CD_BATCH_MAX * sizeof(struct cd_inject_entry) + CD_BATCH_BUF)
+struct cd_batch {
+	cd_inject *inj;
+	uint64_t code, area; /* the runner; CD_BATCH_AREA bytes of the task's for us */
+	size_t n, used;
+	bool overflow;
+	const char *what[CD_BATCH_MAX];
+	long *ret[CD_BATCH_MAX];
+	struct cd_inject_entry e[CD_BATCH_MAX];
+	uint8_t buf[CD_BATCH_BUF];
+};
+void cd_batch_init(struct cd_batch *b, cd_inject *inj, uint64_t code, uint64_t area);
+uint64_t cd_batch_buf(struct cd_batch *b, const void *data, size_t len);
+void cd_batch_add(struct cd_batch *b, const char *what, long nr, uint64_t a0, uint64_t a1,
+                  uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *ret);
+int cd_call_batch(struct cd_batch *b, cd_err *err);
+void cd_batch_read(const struct cd_batch *b, uint64_t addr, void *out, size_t len);
 
 /* Layout (layout.c): vDSO family and the inherited address space. */
 bool cd_vdso_kind(const char *path, enum cd_vma_kind *kind);

@@ -28,6 +28,8 @@
 
 #define TRAMP_LEN (16 * CD_PAGE_SIZE)
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
+/* the batch runner (cd_call_batch) in the trampoline's code page */
+#define TRAMP_BATCH 16
 /* the premapped area starts on a huge page (areas are placed on 256 MiB) */
 #define PREMAP_ALIGN (2u << 20)
 _Static_assert(TRAMP_LEN + CD_PAGE_SIZE + VTMP_LEN <= PREMAP_ALIGN,
@@ -227,6 +229,8 @@ static int map_trampoline(const struct restore_state *s, cd_err *err)
 	p[0] = 0x0f; /* syscall */
 	p[1] = 0x05;
 	p[2] = 0xcc; /* int3: never reached, we stop at syscall exit */
+	memcpy(p + TRAMP_BATCH, cd_inject_batch_code,
+	       (size_t)(cd_inject_batch_code_end - cd_inject_batch_code));
 	return 0;
 }
 
@@ -465,6 +469,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .tramp_len = TRAMP_LEN,
 	    .data = s->tramp + CD_PAGE_SIZE,
 	    .data_len = TRAMP_LEN - CD_PAGE_SIZE,
+	    .batch_code = s->tramp + TRAMP_BATCH,
 	    .vtmp = s->vtmp,
 	    .shm = s->shm,
 	    .nshm = s->nshm,

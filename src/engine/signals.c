@@ -152,15 +152,33 @@ static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, 
 	return requeue(ctx, t, t->pid, t->pending_shared, t->npending_shared, true, err);
 }
 
+/* The alternate stack and the pending signals, queued again, in batches:
+ * each siginfo takes 128 bytes of a batch's buffer. */
 static int signals_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
                                   const struct cd_thread *th, cd_err *err)
 {
-	uint64_t ss[3] = {th->ss_sp, (uint64_t)(uint32_t)th->ss_flags, th->ss_size};
-	int r = restore_altstack(ctx, ss, err);
+	const uint64_t ss[3] = {th->ss_sp, (uint64_t)(uint32_t)th->ss_flags, th->ss_size};
+	const size_t per_batch = CD_BATCH_BUF / 128 - 1;
+	struct cd_batch b;
+	size_t i = 0;
+	int r;
 
-	if (r < 0)
-		return r;
-	return requeue(ctx, t, th->tid, th->pending, th->npending, false, err);
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
+	cd_batch_add(&b, "sigaltstack", SYS_sigaltstack, cd_batch_buf(&b, ss, STACK_T_SIZE), 0, 0,
+	             0, 0, 0, NULL);
+	do {
+		for (size_t k = 0; k < per_batch && i < th->npending; k++, i++) {
+			int sig;
+			memcpy(&sig, th->pending[i], sizeof(sig));
+			cd_batch_add(&b, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo,
+			             (uint64_t)t->pid, (uint64_t)th->tid, (uint64_t)sig,
+			             cd_batch_buf(&b, th->pending[i], 128), 0, 0, NULL);
+		}
+		if ((r = cd_call_batch(&b, err)) < 0)
+			return r;
+		cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
+	} while (i < th->npending);
+	return 0;
 }
 
 const struct cd_module cd_mod_signals = {.name = "signals",

@@ -356,6 +356,77 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 	return 0;
 }
 
+#define SIGTRAP_BIT (1ULL << (SIGTRAP - 1))
+
+/* Resumes the task at the runner and waits for its int3. SIGTRAP is let
+ * through meanwhile: a trap while blocked would reset the task's SIGTRAP
+ * handler (the kernel's rule for a forced signal). */
+static int run_to_trap(cd_inject *h, const char *what, cd_err *err)
+{
+	int status, r;
+
+	if ((r = cd_inject_set_sigmask(h, ~SIGTRAP_BIT, err)) < 0)
+		return r;
+	for (;;) {
+		if (ptrace(PTRACE_CONT, h->pid, NULL, NULL) < 0)
+			return cd_err_sys(err, errno, "pid %d: resume to %s", h->pid, what);
+		if ((r = wait_stop(h, &status, err)) < 0)
+			return r;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0)
+			break;
+		if (!defer_stop(h, status))
+			return cd_err_set(err, EPROTO, "pid %d: unexpected stop 0x%x in %s", h->pid,
+			                  status, what);
+	}
+	return cd_inject_set_sigmask(h, ~0ULL, err);
+}
+
+/* Whether status has a line "key:\t<hex mask>" with SIGTRAP's bit. */
+static bool mask_has_trap(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+
+	return p && (strtoull(p + strlen(key), NULL, 16) & SIGTRAP_BIT);
+}
+
+bool cd_inject_batch_ok(cd_inject *h)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", h->pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return false;
+	buf[n] = '\0';
+	return !mask_has_trap(buf, "\nSigPnd:") && !mask_has_trap(buf, "\nShdPnd:") &&
+	       !mask_has_trap(buf, "\nSigIgn:");
+}
+
+int cd_inject_batch(cd_inject *h, uint64_t code, uint64_t list, size_t n, size_t *ran, cd_err *err)
+{
+	const uint64_t len = (uint64_t)(cd_inject_batch_code_end - cd_inject_batch_code);
+	struct user_regs_struct regs = h->orig_regs;
+	int r;
+
+	regs.rip = code;
+	regs.orig_rax = (uint64_t)-1; /* no restart handling on the way out */
+	regs.rdi = list;
+	regs.rsi = n;
+	if ((r = cd_inject_set_regs(h, &regs, err)) < 0 ||
+	    (r = run_to_trap(h, "the batch runner", err)) < 0 ||
+	    (r = cd_inject_get_regs(h, &regs, err)) < 0)
+		return r;
+	/* a trap of its own (a SIGTRAP sent meanwhile) stops elsewhere */
+	if (regs.rip != code + len || regs.r12 > n)
+		return cd_err_set(err, EPROTO, "pid %d: batch runner stopped at %llx, not its end",
+		                  h->pid, (unsigned long long)regs.rip);
+	counts.batches++;
+	counts.calls += n - regs.r12;
+	*ran = n - regs.r12;
+	return 0;
+}
+
 /* The thread made by a clone the creator reported: traced since its
  * creation (PTRACE_O_TRACECLONE), it waits in its first stop. */
 static int adopt_thread(cd_inject *creator, pid_t tid, cd_inject **ret, cd_err *err)
