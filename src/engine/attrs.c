@@ -243,35 +243,63 @@ static int dump_thread_name(const struct cd_task *t, struct cd_thread *th, cd_er
 	return 0;
 }
 
-/* Read by injected calls in the thread, in one batch: its clear-tid
- * address and timer slack; a parent-death signal is refused (a new thread
- * has none and setting one by name of the thread is not done yet). */
-static int dump_thread_prctls(struct cd_dump_ctx *ctx, const struct cd_task *t,
-                              struct cd_thread *th, cd_err *err)
+static int got_clear_tid(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
 {
-	struct cd_batch b;
-	int32_t pdeathsig;
-	long slack;
+	struct cd_thread *th = arg;
 
-	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->scratch);
-	uint64_t tid_at = cd_batch_buf(&b, NULL, sizeof(th->clear_tid));
-	uint64_t sig_at = cd_batch_buf(&b, NULL, sizeof(pdeathsig));
-	cd_batch_add(&b, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, tid_at, 0, 0,
-	             0, 0, NULL);
-	cd_batch_add(&b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0,
-	             &slack);
-	cd_batch_add(&b, "prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, sig_at, 0, 0, 0, 0,
-	             NULL);
-	if (cd_call_batch(&b, err) < 0)
-		return cd_err_wrap(err, "pid %d: thread %d", t->pid, th->tid);
-	cd_batch_read(&b, tid_at, &th->clear_tid, sizeof(th->clear_tid));
-	cd_batch_read(&b, sig_at, &pdeathsig, sizeof(pdeathsig));
-	th->timer_slack_ns = (uint64_t)slack;
-	if (pdeathsig)
+	(void)arg2, (void)ret, (void)err;
+	memcpy(&th->clear_tid, out, sizeof(th->clear_tid));
+	return 0;
+}
+
+static int got_timer_slack(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	struct cd_thread *th = arg;
+
+	(void)arg2, (void)out, (void)err;
+	th->timer_slack_ns = (uint64_t)ret;
+	return 0;
+}
+
+/* A parent-death signal is refused: a new thread has none and setting one
+ * by name of the thread is not done yet. */
+static int got_pdeathsig(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	const struct cd_thread *th = arg;
+	const struct cd_task *t = arg2;
+	int32_t sig;
+
+	(void)ret;
+	memcpy(&sig, out, sizeof(sig));
+	if (sig)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d (%s): thread %d (%s): a parent-death signal (%d) on a "
 		                  "thread other than the main one is not supported",
-		                  t->pid, t->comm, th->tid, th->comm, pdeathsig);
+		                  t->pid, t->comm, th->tid, th->comm, sig);
+	return 0;
+}
+
+/* Read by injected calls in the thread, queued in its batch: its
+ * clear-tid address, timer slack and parent-death signal. */
+static int dump_thread_prctls(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                              struct cd_thread *th, cd_err *err)
+{
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 3, sizeof(th->clear_tid) + 8 + sizeof(int32_t), err);
+
+	if (r < 0)
+		return r;
+	uint64_t tid_at = cd_batch_buf(b, NULL, sizeof(th->clear_tid));
+	uint64_t sig_at = cd_batch_buf(b, NULL, sizeof(int32_t));
+	cd_batch_add(b, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, tid_at, 0, 0, 0,
+	             0, NULL);
+	cd_batch_then(b, got_clear_tid, th, NULL, tid_at, sizeof(th->clear_tid));
+	cd_batch_add(b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, got_timer_slack, th, NULL, 0, 0);
+	cd_batch_add(b, "prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, sig_at, 0, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, got_pdeathsig, th, t, sig_at, sizeof(int32_t));
 	return 0;
 }
 
@@ -412,7 +440,8 @@ static int restore_loginuid(struct cd_restore_ctx *ctx, const struct cd_task *t,
 
 /* What the task and each thread have of their own. */
 struct own_attrs {
-	uint64_t rseq_addr, rseq_sig, robust_head, robust_len, clear_tid, timer_slack_ns;
+	uint64_t rseq_addr, rseq_sig, robust_head, robust_len, clear_tid;
+	const uint64_t *timer_slack_ns; /* the image's: read after the batch ran */
 	uint32_t rseq_len;
 	int nice, sched_policy, sched_prio, sched_reset_on_fork;
 	const char *comm;         /* 16 bytes */
@@ -423,86 +452,102 @@ struct own_attrs {
 	{                                                                                          \
 		.rseq_addr = (x)->rseq_addr, .rseq_sig = (x)->rseq_sig,                            \
 		.robust_head = (x)->robust_head, .robust_len = (x)->robust_len,                    \
-		.clear_tid = (x)->clear_tid, .timer_slack_ns = (x)->timer_slack_ns,                \
+		.clear_tid = (x)->clear_tid, .timer_slack_ns = &(x)->timer_slack_ns,               \
 		.rseq_len = (x)->rseq_len, .nice = (x)->nice, .sched_policy = (x)->sched_policy,   \
 		.sched_prio = (x)->sched_prio, .sched_reset_on_fork = (x)->sched_reset_on_fork,    \
 		.comm = (x)->comm, .affinity = (x)->affinity                                       \
 	}
 
+/* 0 means "the default", which is the restorer's slack, not the task's. */
+static int check_timer_slack(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	const uint64_t *want = arg2;
+
+	(void)arg, (void)out;
+	if ((uint64_t)ret != *want)
+		return cd_err_set(err, EINVAL, "timer slack %llu ns cannot be set (it is %ld)",
+		                  (unsigned long long)*want, ret);
+	return 0;
+}
+
+/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
+static int check_affinity(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	(void)arg, (void)arg2, (void)out;
+	if (ret < 0 && ret != -EINVAL)
+		return cd_err_sys(err, (int)-ret, "sched_setaffinity");
+	return 0;
+}
+
 /* Set by the thread itself (PRIO_PROCESS 0, policy and affinity of pid 0
- * are the calling thread's), in one batch, in this order: rseq, robust
+ * are the calling thread's), queued in b in this order: rseq, robust
  * list, clear-tid address, name, the personality (the main thread's:
  * personality >= 0), nice, then the policy (a fair one keeps the nice
  * value, a real-time one keeps it for later), the timer slack after it (a
- * real-time task's is 0 and cannot be set) and read back, the affinity. */
-static int restore_own(struct cd_restore_ctx *ctx, const struct own_attrs *a, long personality,
-                       cd_err *err)
+ * real-time task's is 0 and cannot be set) and read back, the affinity.
+ * a's pointers outlive the batch (the image's). */
+static int restore_own(struct cd_batch *b, const struct own_attrs *a, long personality, cd_err *err)
 {
 	const bool rt = a->sched_policy == SCHED_FIFO || a->sched_policy == SCHED_RR;
 	struct sched_param sp = {.sched_priority = a->sched_prio};
 	uint64_t policy =
 	    (uint64_t)a->sched_policy | (a->sched_reset_on_fork ? SCHED_RESET_ON_FORK : 0);
-	long slack = 0, aff = 0;
-	struct cd_batch b;
+	int r = cd_batch_reserve(b, 10, 16 + 8 + sizeof(sp) + 8 + 16 * sizeof(uint64_t), err);
 
-	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
-	uint64_t comm_at = cd_batch_buf(&b, a->comm, 16);
-	uint64_t sp_at = cd_batch_buf(&b, &sp, sizeof(sp));
-	uint64_t aff_at = cd_batch_buf(&b, a->affinity, 16 * sizeof(uint64_t));
-	if (a->rseq_addr)
-		cd_batch_add(&b, "rseq", SYS_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig, 0, 0,
-		             NULL);
-	cd_batch_add(&b, "set_robust_list", SYS_set_robust_list, a->robust_head, a->robust_len, 0,
-	             0, 0, 0, NULL);
-	cd_batch_add(&b, "set_tid_address", SYS_set_tid_address, a->clear_tid, 0, 0, 0, 0, 0, NULL);
-	cd_batch_add(&b, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, comm_at, 0, 0, 0, 0, NULL);
-	if (personality >= 0)
-		cd_batch_add(&b, "personality", SYS_personality, (uint64_t)personality, 0, 0, 0, 0,
-		             0, NULL);
-	cd_batch_add(&b, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-	             (uint64_t)(int64_t)a->nice, 0, 0, 0, NULL);
-	cd_batch_add(&b, "sched_setscheduler", SYS_sched_setscheduler, 0, policy, sp_at, 0, 0, 0,
-	             NULL);
-	if (!rt) {
-		cd_batch_add(&b, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
-		             a->timer_slack_ns, 0, 0, 0, 0, NULL);
-		cd_batch_add(&b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0,
-		             0, 0, &slack);
-	}
-	cd_batch_add(&b, NULL, SYS_sched_setaffinity, 0, 16 * sizeof(uint64_t), aff_at, 0, 0, 0,
-	             &aff);
-	int r = cd_call_batch(&b, err);
 	if (r < 0)
 		return r;
-	/* 0 means "the default", which is the restorer's slack, not the task's */
-	if (!rt && (uint64_t)slack != a->timer_slack_ns)
-		return cd_err_set(err, EINVAL, "timer slack %llu ns cannot be set (it is %ld)",
-		                  (unsigned long long)a->timer_slack_ns, slack);
-	/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
-	if (aff < 0 && aff != -EINVAL)
-		return cd_err_sys(err, (int)-aff, "sched_setaffinity");
+	uint64_t comm_at = cd_batch_buf(b, a->comm, 16);
+	uint64_t sp_at = cd_batch_buf(b, &sp, sizeof(sp));
+	uint64_t aff_at = cd_batch_buf(b, a->affinity, 16 * sizeof(uint64_t));
+	if (a->rseq_addr)
+		cd_batch_add(b, "rseq", SYS_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig, 0, 0,
+		             NULL);
+	cd_batch_add(b, "set_robust_list", SYS_set_robust_list, a->robust_head, a->robust_len, 0, 0,
+	             0, 0, NULL);
+	cd_batch_add(b, "set_tid_address", SYS_set_tid_address, a->clear_tid, 0, 0, 0, 0, 0, NULL);
+	cd_batch_add(b, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, comm_at, 0, 0, 0, 0, NULL);
+	if (personality >= 0)
+		cd_batch_add(b, "personality", SYS_personality, (uint64_t)personality, 0, 0, 0, 0,
+		             0, NULL);
+	cd_batch_add(b, "setpriority", SYS_setpriority, PRIO_PROCESS, 0, (uint64_t)(int64_t)a->nice,
+	             0, 0, 0, NULL);
+	cd_batch_add(b, "sched_setscheduler", SYS_sched_setscheduler, 0, policy, sp_at, 0, 0, 0,
+	             NULL);
+	if (!rt) {
+		cd_batch_add(b, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
+		             *a->timer_slack_ns, 0, 0, 0, 0, NULL);
+		cd_batch_add(b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0,
+		             0, 0, NULL);
+		cd_batch_then(b, check_timer_slack, NULL, a->timer_slack_ns, 0, 0);
+	}
+	cd_batch_add(b, NULL, SYS_sched_setaffinity, 0, 16 * sizeof(uint64_t), aff_at, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, check_affinity, NULL, NULL, 0, 0);
 	return 0;
 }
 
 static int attrs_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	const struct own_attrs a = OWN_ATTRS(t);
+	struct cd_batch b;
 	int r;
 
-	if ((r = restore_own(ctx, &a, (long)t->personality, err)) < 0 ||
-	    (r = restore_prctls(ctx, t, err)) < 0 || (r = restore_membarrier(ctx, t, err)) < 0 ||
-	    (r = restore_loginuid(ctx, t, err)) < 0)
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
+	if ((r = restore_own(&b, &a, (long)t->personality, err)) < 0 ||
+	    (r = cd_call_batch(&b, err)) < 0 || (r = restore_prctls(ctx, t, err)) < 0 ||
+	    (r = restore_membarrier(ctx, t, err)) < 0 || (r = restore_loginuid(ctx, t, err)) < 0)
 		return r;
 	return write_oom_score_adj(t->pid, t->oom_score_adj, err);
 }
 
+/* Queued in the thread's batch (restore.c runs it). */
 static int attrs_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
                                 const struct cd_thread *th, cd_err *err)
 {
 	const struct own_attrs a = OWN_ATTRS(th);
 
 	(void)t;
-	return restore_own(ctx, &a, -1, err);
+	return restore_own(ctx->batch, &a, -1, err);
 }
 
 const struct cd_module cd_mod_attrs = {.name = "attrs",

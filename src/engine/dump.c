@@ -281,21 +281,30 @@ static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_
 }
 
 /* The per-thread halves, for each other thread through its own handle,
- * with the task's scratch page (the same memory). */
+ * with the task's scratch page (the same memory). Their injected calls go
+ * to one batch per thread: one round trip each (docs/engine.md, "Cost of
+ * threads"). */
 static int run_thread_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
                               cd_err *err)
 {
 	cd_inject **thr = s->thr[t - s->img.tasks];
 	uint64_t t0 = cd_now_ns();
+	struct cd_batch b;
 	int r = 0;
 
 	for (size_t k = 0; r >= 0 && k < t->nthreads; k++) {
 		struct cd_dump_ctx tctx = *ctx;
 		tctx.inj = thr[k];
+		tctx.batch = &b;
+		cd_batch_init(&b, thr[k], ctx->batch_code, ctx->scratch);
+		snprintf(b.call_ctx, sizeof(b.call_ctx), "pid %d: thread %d", t->pid,
+		         t->threads[k].tid);
 		cd_inject_set_syscall_site(thr[k], cd_inject_syscall_site(ctx->inj));
 		for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++)
 			if (cd_dump_modules[m]->dump_thread)
 				r = cd_dump_modules[m]->dump_thread(&tctx, t, &t->threads[k], err);
+		if (r >= 0)
+			r = cd_call_batch(&b, err);
 	}
 	s->stats.state_ns += cd_now_ns() - t0;
 	return r;

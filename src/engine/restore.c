@@ -393,20 +393,28 @@ static int run_task_phase(struct restore_state *s, struct cd_restore_ctx *ctx,
 	return 0;
 }
 
-/* Runs the per-thread halves of phase's steps in thread k. */
+/* Runs the per-thread halves of phase TASK's steps in thread k: their
+ * injected calls go to one batch, run in one round trip (docs/engine.md,
+ * "Cost of threads"); an error names the module of its call. */
 static int run_thread_steps(struct cd_restore_ctx *ctx, cd_inject *thr, const struct cd_task *t,
-                            size_t k, enum cd_phase phase, cd_err *err)
+                            size_t k, cd_err *err)
 {
 	struct cd_restore_ctx tctx = *ctx;
+	struct cd_batch b;
 
 	tctx.inj = thr;
+	tctx.batch = &b;
+	cd_batch_init(&b, thr, ctx->batch_code, ctx->data);
 	for (size_t m = 0; m < cd_restore_steps_n; m++) {
 		const struct cd_module *mod = cd_restore_steps[m].mod;
-		if (cd_restore_steps[m].phase != phase || !mod->restore_thread)
+		if (cd_restore_steps[m].phase != CD_PHASE_TASK || !mod->restore_thread)
 			continue;
+		b.prefix = mod->name;
 		if (mod->restore_thread(&tctx, t, &t->threads[k], err) < 0)
-			return cd_err_wrap(err, "thread %d: %s", t->threads[k].tid, mod->name);
+			return cd_err_wrap(err, "thread %d", t->threads[k].tid);
 	}
+	if (cd_call_batch(&b, err) < 0)
+		return cd_err_wrap(err, "thread %d", t->threads[k].tid);
 	return 0;
 }
 
@@ -419,7 +427,7 @@ static int make_threads(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 		if (k == t->nthreads / 2 && cd_fault("restore-thread"))
 			return cd_err_set(err, EIO, "injected fault restore-thread");
 		int r = cd_thread_create(ctx, t, &t->threads[k], &thr[k], err);
-		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, CD_PHASE_TASK, err)) < 0)
+		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, err)) < 0)
 			return r;
 	}
 	return 0;
