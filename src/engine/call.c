@@ -50,6 +50,9 @@ int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t 
 	return 0;
 }
 
+/* The dump's batch area is its scratch page. */
+_Static_assert(CD_BATCH_AREA <= CD_PAGE_SIZE, "a batch fits the dump's scratch page");
+
 /* Empty, for the next calls. */
 static void batch_reset(struct cd_batch *b)
 {

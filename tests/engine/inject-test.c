@@ -71,6 +71,23 @@ static bool catches_trap(pid_t pid)
 	return mask & (1ULL << (SIGTRAP - 1));
 }
 
+/* Whether the child ignores SIGTRAP (SigIgn). */
+static bool ignores_trap(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SigIgn:", 7))
+			mask = strtoull(line + 7, NULL, 16);
+	if (f)
+		fclose(f);
+	return mask & (1ULL << (SIGTRAP - 1));
+}
+
 /* Batches in the page at area, with the runner in a code page mapped for it. */
 static int run_batches(cd_inject *h, pid_t child, uint64_t area)
 {
@@ -120,6 +137,19 @@ static int run_batches(cd_inject *h, pid_t child, uint64_t area)
 	                   comm_is(child, "batched"),
 	               "a batch runs its calls in order, results and memory come back");
 	fails += check(catches_trap(child), "the task's SIGTRAP handler is left alone");
+	/* SIGTRAP ignored: the runner's trap would reset it, so one by one */
+	const uint64_t ign[4] = {(uint64_t)SIG_IGN, 0, 0, 0};
+	cd_inject_write_mem(h, area, ign, sizeof(ign), &err);
+	cd_call(h, SYS_rt_sigaction, SIGTRAP, area, 0, 8, 0, 0, &ignored, &err);
+	cd_inject_counts_get(&c0);
+	cd_batch_init(&b, h, (uint64_t)code, area);
+	cd_batch_add(&b, "getpid", SYS_getpid, 0, 0, 0, 0, 0, 0, &pid);
+	cd_batch_add(&b, "getppid", SYS_getppid, 0, 0, 0, 0, 0, 0, &ppid);
+	r = cd_call_batch(&b, &err);
+	cd_inject_counts_get(&c1);
+	fails += check(r == 0 && pid == child && c1.batches == c0.batches &&
+	                   c1.calls == c0.calls + 2 && ignores_trap(child),
+	               "with SIGTRAP ignored the calls run one by one and it stays ignored");
 	cd_call(h, SYS_munmap, (uint64_t)code, 4096, 0, 0, 0, 0, &ignored, &err);
 	return fails;
 }

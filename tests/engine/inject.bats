@@ -23,6 +23,7 @@ teardown() { [ -n "${T:-}" ] && engine_teardown || true; }
 	assert_output --partial "ok one round trip: the runner ran two calls"
 	assert_output --partial "ok a batch runs its calls in order, results and memory come back"
 	assert_output --partial "ok the task's SIGTRAP handler is left alone"
+	assert_output --partial "ok with SIGTRAP ignored the calls run one by one and it stays ignored"
 }
 
 # CEDANA_ENGINE_FAULT=batch-call: the first checked call of a batch's
