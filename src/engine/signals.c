@@ -182,11 +182,18 @@ static int signals_restore_thread(struct cd_restore_ctx *ctx, const struct cd_ta
 	for (size_t i = 0; i < th->npending; i++) {
 		int sig;
 		memcpy(&sig, th->pending[i], sizeof(sig));
-		if ((r = cd_batch_reserve(b, 1, 128, err)) < 0)
+		/* a SIGTRAP pending while the runner runs would meet its trap:
+		 * queued by a batch of its own, run as a single call (SIGTRAP
+		 * blocked), after which the thread's batches run one by one */
+		bool alone = sig == SIGTRAP;
+		if ((alone && (r = cd_call_batch(b, err)) < 0) ||
+		    (r = cd_batch_reserve(b, 1, 128, err)) < 0)
 			return r;
 		cd_batch_add(b, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, (uint64_t)t->pid,
 		             (uint64_t)th->tid, (uint64_t)sig, cd_batch_buf(b, th->pending[i], 128),
 		             0, 0, NULL);
+		if (alone && (r = cd_call_batch(b, err)) < 0)
+			return r;
 	}
 	return 0;
 }
