@@ -356,6 +356,41 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 	return 0;
 }
 
+/* The batch runner: runs a list of system calls inside the task in one
+ * go. Position independent, no stack, no data of its own: the caller
+ * copies it into an executable page of the task. In: rdi = the list
+ * (struct cd_inject_entry, 72 bytes each), rsi = how many. Each call's
+ * result goes to its ret; a failed call (-4095..-1) whose flags ask for it
+ * ends the run. At the end, int3: the tracer's stop (run_to_trap). r12
+ * then holds how many calls did not run. */
+__asm__(".pushsection .text\n"
+        ".globl cd_inject_batch_code\n"
+        ".globl cd_inject_batch_code_end\n"
+        "cd_inject_batch_code:\n"
+        "	mov %rdi, %rbx\n"
+        "	mov %rsi, %r12\n"
+        "1:	test %r12, %r12\n"
+        "	jz 3f\n"
+        "	mov 0(%rbx), %rax\n"  /* nr */
+        "	mov 16(%rbx), %rdi\n" /* args */
+        "	mov 24(%rbx), %rsi\n"
+        "	mov 32(%rbx), %rdx\n"
+        "	mov 40(%rbx), %r10\n"
+        "	mov 48(%rbx), %r8\n"
+        "	mov 56(%rbx), %r9\n"
+        "	syscall\n"
+        "	mov %rax, 64(%rbx)\n" /* ret */
+        "	dec %r12\n"
+        "	cmp $-4095, %rax\n"
+        "	jb 2f\n"
+        "	testq $1, 8(%rbx)\n" /* flags & CD_INJECT_STOP_ON_ERROR */
+        "	jnz 3f\n"
+        "2:	add $72, %rbx\n"
+        "	jmp 1b\n"
+        "3:	int3\n"
+        "cd_inject_batch_code_end:\n"
+        ".popsection\n");
+
 #define SIGTRAP_BIT (1ULL << (SIGTRAP - 1))
 
 /* Resumes the task at the runner and waits for its int3. SIGTRAP is let

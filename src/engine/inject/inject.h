@@ -68,7 +68,7 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
  * site and signal mask as the creator's). */
 int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject **ret, cd_err *err);
 
-/* Batches: many calls in one round trip. The runner (batch.S, copied by
+/* Batches: many calls in one round trip. The runner (inject.c, copied by
  * the caller into an executable page of the task) goes through a list of
  * entries the caller wrote into the task's memory; each gets its raw
  * result in ret. */
@@ -79,7 +79,7 @@ struct cd_inject_entry {
 	uint64_t args[6];
 	int64_t ret;
 };
-_Static_assert(sizeof(struct cd_inject_entry) == 72, "batch.S walks 72-byte entries");
+_Static_assert(sizeof(struct cd_inject_entry) == 72, "the runner (inject.c) walks 72-byte entries");
 extern const uint8_t cd_inject_batch_code[], cd_inject_batch_code_end[];
 /* Whether the runner may run in the task now: its int3 would take a
  * SIGTRAP the task has pending, and would reset an ignored SIGTRAP to
