@@ -243,34 +243,63 @@ static int dump_thread_name(const struct cd_task *t, struct cd_thread *th, cd_er
 	return 0;
 }
 
-/* Read by injected calls in the thread: its clear-tid address and timer
- * slack; a parent-death signal is refused (a new thread has none and
- * setting one by name of the thread is not done yet). */
-static int dump_thread_prctls(struct cd_dump_ctx *ctx, const struct cd_task *t,
-                              struct cd_thread *th, cd_err *err)
+static int got_clear_tid(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
 {
-	int pdeathsig;
-	long v;
-	int r = cd_call_ok(ctx->inj, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS,
-	                   ctx->scratch, 0, 0, 0, 0, NULL, err);
+	struct cd_thread *th = arg;
 
-	if (r >= 0)
-		r = cd_inject_read_mem(ctx->inj, ctx->scratch, &th->clear_tid, 8, err);
-	if (r >= 0)
-		r = cd_call_ok(ctx->inj, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK,
-		               0, 0, 0, 0, 0, &v, err);
-	if (r >= 0) {
-		th->timer_slack_ns = (uint64_t)v;
-		r = get_prctl_int(ctx, "prctl(PR_GET_PDEATHSIG)", PR_GET_PDEATHSIG, &pdeathsig,
-		                  err);
-	}
-	if (r < 0)
-		return cd_err_wrap(err, "pid %d: thread %d", t->pid, th->tid);
-	if (pdeathsig)
+	(void)arg2, (void)ret, (void)err;
+	memcpy(&th->clear_tid, out, sizeof(th->clear_tid));
+	return 0;
+}
+
+static int got_timer_slack(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	struct cd_thread *th = arg;
+
+	(void)arg2, (void)out, (void)err;
+	th->timer_slack_ns = (uint64_t)ret;
+	return 0;
+}
+
+/* A parent-death signal is refused: a new thread has none and setting one
+ * by name of the thread is not done yet. */
+static int got_pdeathsig(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	const struct cd_thread *th = arg;
+	const struct cd_task *t = arg2;
+	int32_t sig;
+
+	(void)ret;
+	memcpy(&sig, out, sizeof(sig));
+	if (sig)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d (%s): thread %d (%s): a parent-death signal (%d) on a "
 		                  "thread other than the main one is not supported",
-		                  t->pid, t->comm, th->tid, th->comm, pdeathsig);
+		                  t->pid, t->comm, th->tid, th->comm, sig);
+	return 0;
+}
+
+/* Read by injected calls in the thread, queued in its batch: its
+ * clear-tid address, timer slack and parent-death signal. */
+static int dump_thread_prctls(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                              struct cd_thread *th, cd_err *err)
+{
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 3, sizeof(th->clear_tid) + 8 + sizeof(int32_t), err);
+
+	if (r < 0)
+		return r;
+	uint64_t tid_at = cd_batch_buf(b, NULL, sizeof(th->clear_tid));
+	uint64_t sig_at = cd_batch_buf(b, NULL, sizeof(int32_t));
+	cd_batch_add(b, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, tid_at, 0, 0, 0,
+	             0, NULL);
+	cd_batch_then(b, got_clear_tid, th, NULL, tid_at, sizeof(th->clear_tid));
+	cd_batch_add(b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, got_timer_slack, th, NULL, 0, 0);
+	cd_batch_add(b, "prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, sig_at, 0, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, got_pdeathsig, th, t, sig_at, sizeof(int32_t));
 	return 0;
 }
 
@@ -323,40 +352,6 @@ static int write_oom_score_adj(pid_t pid, int v, cd_err *err)
 	int n = snprintf(buf, sizeof(buf), "%d", v);
 	if (fd < 0 || write(fd, buf, (size_t)n) != n)
 		return cd_err_sys(err, errno, "write %s", path);
-	return 0;
-}
-
-/* After nice (a fair policy keeps it; a real-time one keeps it for later). */
-static int restore_sched(struct cd_restore_ctx *ctx, int policy, int prio, int reset_on_fork,
-                         cd_err *err)
-{
-	struct sched_param sp = {.sched_priority = prio};
-	uint64_t p = (uint64_t)policy | (reset_on_fork ? SCHED_RESET_ON_FORK : 0);
-	int r;
-
-	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, &sp, sizeof(sp), err)) < 0)
-		return r;
-	return cd_call_ok(ctx->inj, "sched_setscheduler", SYS_sched_setscheduler, 0, p, ctx->data,
-	                  0, 0, 0, NULL, err);
-}
-
-/* After the policy: a real-time task's slack is 0 and cannot be set. */
-static int restore_timer_slack(struct cd_restore_ctx *ctx, int policy, uint64_t slack, cd_err *err)
-{
-	long v;
-	int r;
-
-	if (policy == SCHED_FIFO || policy == SCHED_RR)
-		return 0;
-	if ((r = cd_call_ok(ctx->inj, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
-	                    slack, 0, 0, 0, 0, NULL, err)) < 0 ||
-	    (r = cd_call_ok(ctx->inj, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0,
-	                    0, 0, 0, 0, &v, err)) < 0)
-		return r;
-	/* 0 means "the default", which is the restorer's slack, not the task's */
-	if ((uint64_t)v != slack)
-		return cd_err_set(err, EINVAL, "timer slack %llu ns cannot be set (it is %ld)",
-		                  (unsigned long long)slack, v);
 	return 0;
 }
 
@@ -443,84 +438,116 @@ static int restore_loginuid(struct cd_restore_ctx *ctx, const struct cd_task *t,
 	return 0;
 }
 
-/* What the task and each thread have of their own: rseq, robust list,
- * clear-tid address, name. */
-static int restore_thread_ids(struct cd_restore_ctx *ctx, uint64_t rseq_addr, uint32_t rseq_len,
-                              uint64_t rseq_sig, uint64_t robust_head, uint64_t robust_len,
-                              uint64_t clear_tid, const char comm[16], cd_err *err)
-{
-	cd_inject *inj = ctx->inj;
-	int r;
+/* What the task and each thread have of their own. */
+struct own_attrs {
+	uint64_t rseq_addr, rseq_sig, robust_head, robust_len, clear_tid;
+	const uint64_t *timer_slack_ns; /* the image's: read after the batch ran */
+	uint32_t rseq_len;
+	int nice, sched_policy, sched_prio, sched_reset_on_fork;
+	const char *comm;         /* 16 bytes */
+	const uint64_t *affinity; /* 16 words */
+};
 
-	if (rseq_addr && (r = cd_call_ok(inj, "rseq", SYS_rseq, rseq_addr, rseq_len, 0, rseq_sig, 0,
-	                                 0, NULL, err)) < 0)
-		return r;
-	if ((r = cd_call_ok(inj, "set_robust_list", SYS_set_robust_list, robust_head, robust_len, 0,
-	                    0, 0, 0, NULL, err)) < 0 ||
-	    (r = cd_call_ok(inj, "set_tid_address", SYS_set_tid_address, clear_tid, 0, 0, 0, 0, 0,
-	                    NULL, err)) < 0)
-		return r;
-	if ((r = cd_inject_write_mem(inj, ctx->data, comm, 16, err)) < 0)
-		return r;
-	return cd_call_ok(inj, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, ctx->data, 0, 0, 0, 0,
-	                  NULL, err);
+#define OWN_ATTRS(x)                                                                               \
+	{                                                                                          \
+		.rseq_addr = (x)->rseq_addr, .rseq_sig = (x)->rseq_sig,                            \
+		.robust_head = (x)->robust_head, .robust_len = (x)->robust_len,                    \
+		.clear_tid = (x)->clear_tid, .timer_slack_ns = &(x)->timer_slack_ns,               \
+		.rseq_len = (x)->rseq_len, .nice = (x)->nice, .sched_policy = (x)->sched_policy,   \
+		.sched_prio = (x)->sched_prio, .sched_reset_on_fork = (x)->sched_reset_on_fork,    \
+		.comm = (x)->comm, .affinity = (x)->affinity                                       \
+	}
+
+/* 0 means "the default", which is the restorer's slack, not the task's. */
+static int check_timer_slack(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	const uint64_t *want = arg2;
+
+	(void)arg, (void)out;
+	if ((uint64_t)ret != *want)
+		return cd_err_set(err, EINVAL, "timer slack %llu ns cannot be set (it is %ld)",
+		                  (unsigned long long)*want, ret);
+	return 0;
 }
 
-static int restore_affinity(struct cd_restore_ctx *ctx, const uint64_t affinity[16], cd_err *err)
+/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
+static int check_affinity(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
 {
-	long ret;
-	int r;
-
-	if ((r = cd_inject_write_mem(ctx->inj, ctx->data, affinity, 16 * sizeof(uint64_t), err)) <
-	        0 ||
-	    (r = cd_call(ctx->inj, SYS_sched_setaffinity, 0, 16 * sizeof(uint64_t), ctx->data, 0, 0,
-	                 0, &ret, err)) < 0)
-		return r;
-	/* EINVAL: none of the recorded CPUs exists here; the task keeps all. */
+	(void)arg, (void)arg2, (void)out;
 	if (ret < 0 && ret != -EINVAL)
 		return cd_err_sys(err, (int)-ret, "sched_setaffinity");
 	return 0;
 }
 
+/* Set by the thread itself (PRIO_PROCESS 0, policy and affinity of pid 0
+ * are the calling thread's), queued in b in this order: rseq, robust
+ * list, clear-tid address, name, the personality (the main thread's:
+ * personality >= 0), nice, then the policy (a fair one keeps the nice
+ * value, a real-time one keeps it for later), the timer slack after it (a
+ * real-time task's is 0 and cannot be set) and read back, the affinity.
+ * a's pointers outlive the batch (the image's). */
+static int restore_own(struct cd_batch *b, const struct own_attrs *a, long personality, cd_err *err)
+{
+	const bool rt = a->sched_policy == SCHED_FIFO || a->sched_policy == SCHED_RR;
+	struct sched_param sp = {.sched_priority = a->sched_prio};
+	uint64_t policy =
+	    (uint64_t)a->sched_policy | (a->sched_reset_on_fork ? SCHED_RESET_ON_FORK : 0);
+	int r = cd_batch_reserve(b, 10, 16 + 8 + sizeof(sp) + 8 + 16 * sizeof(uint64_t), err);
+
+	if (r < 0)
+		return r;
+	uint64_t comm_at = cd_batch_buf(b, a->comm, 16);
+	uint64_t sp_at = cd_batch_buf(b, &sp, sizeof(sp));
+	uint64_t aff_at = cd_batch_buf(b, a->affinity, 16 * sizeof(uint64_t));
+	if (a->rseq_addr)
+		cd_batch_add(b, "rseq", SYS_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig, 0, 0,
+		             NULL);
+	cd_batch_add(b, "set_robust_list", SYS_set_robust_list, a->robust_head, a->robust_len, 0, 0,
+	             0, 0, NULL);
+	cd_batch_add(b, "set_tid_address", SYS_set_tid_address, a->clear_tid, 0, 0, 0, 0, 0, NULL);
+	cd_batch_add(b, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, comm_at, 0, 0, 0, 0, NULL);
+	if (personality >= 0)
+		cd_batch_add(b, "personality", SYS_personality, (uint64_t)personality, 0, 0, 0, 0,
+		             0, NULL);
+	cd_batch_add(b, "setpriority", SYS_setpriority, PRIO_PROCESS, 0, (uint64_t)(int64_t)a->nice,
+	             0, 0, 0, NULL);
+	cd_batch_add(b, "sched_setscheduler", SYS_sched_setscheduler, 0, policy, sp_at, 0, 0, 0,
+	             NULL);
+	if (!rt) {
+		cd_batch_add(b, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
+		             *a->timer_slack_ns, 0, 0, 0, 0, NULL);
+		cd_batch_add(b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0,
+		             0, 0, NULL);
+		cd_batch_then(b, check_timer_slack, NULL, a->timer_slack_ns, 0, 0);
+	}
+	cd_batch_add(b, NULL, SYS_sched_setaffinity, 0, 16 * sizeof(uint64_t), aff_at, 0, 0, 0,
+	             NULL);
+	cd_batch_then(b, check_affinity, NULL, NULL, 0, 0);
+	return 0;
+}
+
 static int attrs_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
-	cd_inject *inj = ctx->inj;
+	const struct own_attrs a = OWN_ATTRS(t);
+	struct cd_batch b;
 	int r;
 
-	if ((r = restore_thread_ids(ctx, t->rseq_addr, t->rseq_len, t->rseq_sig, t->robust_head,
-	                            t->robust_len, t->clear_tid, t->comm, err)) < 0 ||
-	    (r = cd_call_ok(inj, "personality", SYS_personality, t->personality, 0, 0, 0, 0, 0,
-	                    NULL, err)) < 0)
-		return r;
-	if ((r = cd_call_ok(inj, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-	                    (uint64_t)(int64_t)t->nice, 0, 0, 0, NULL, err)) < 0 ||
-	    (r = restore_sched(ctx, t->sched_policy, t->sched_prio, t->sched_reset_on_fork, err)) <
-	        0 ||
-	    (r = restore_timer_slack(ctx, t->sched_policy, t->timer_slack_ns, err)) < 0 ||
-	    (r = restore_prctls(ctx, t, err)) < 0 || (r = restore_membarrier(ctx, t, err)) < 0 ||
-	    (r = restore_loginuid(ctx, t, err)) < 0 ||
-	    (r = restore_affinity(ctx, t->affinity, err)) < 0)
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
+	if ((r = restore_own(&b, &a, (long)t->personality, err)) < 0 ||
+	    (r = cd_call_batch(&b, err)) < 0 || (r = restore_prctls(ctx, t, err)) < 0 ||
+	    (r = restore_membarrier(ctx, t, err)) < 0 || (r = restore_loginuid(ctx, t, err)) < 0)
 		return r;
 	return write_oom_score_adj(t->pid, t->oom_score_adj, err);
 }
 
-/* In the new thread, by calls of its own (PRIO_PROCESS 0, policy and
- * affinity of pid 0 are the calling thread's). */
+/* Queued in the thread's batch (restore.c runs it). */
 static int attrs_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
                                 const struct cd_thread *th, cd_err *err)
 {
-	int r;
+	const struct own_attrs a = OWN_ATTRS(th);
 
 	(void)t;
-	if ((r = restore_thread_ids(ctx, th->rseq_addr, th->rseq_len, th->rseq_sig, th->robust_head,
-	                            th->robust_len, th->clear_tid, th->comm, err)) < 0 ||
-	    (r = cd_call_ok(ctx->inj, "setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-	                    (uint64_t)(int64_t)th->nice, 0, 0, 0, NULL, err)) < 0 ||
-	    (r = restore_sched(ctx, th->sched_policy, th->sched_prio, th->sched_reset_on_fork,
-	                       err)) < 0 ||
-	    (r = restore_timer_slack(ctx, th->sched_policy, th->timer_slack_ns, err)) < 0)
-		return r;
-	return restore_affinity(ctx, th->affinity, err);
+	return restore_own(ctx->batch, &a, -1, err);
 }
 
 const struct cd_module cd_mod_attrs = {.name = "attrs",

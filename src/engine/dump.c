@@ -281,21 +281,30 @@ static int run_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_
 }
 
 /* The per-thread halves, for each other thread through its own handle,
- * with the task's scratch page (the same memory). */
+ * with the task's scratch page (the same memory). Their injected calls go
+ * to one batch per thread: one round trip each (docs/engine.md, "Cost of
+ * threads"). */
 static int run_thread_modules(struct dump_state *s, struct cd_dump_ctx *ctx, struct cd_task *t,
                               cd_err *err)
 {
 	cd_inject **thr = s->thr[t - s->img.tasks];
 	uint64_t t0 = cd_now_ns();
+	struct cd_batch b;
 	int r = 0;
 
 	for (size_t k = 0; r >= 0 && k < t->nthreads; k++) {
 		struct cd_dump_ctx tctx = *ctx;
 		tctx.inj = thr[k];
+		tctx.batch = &b;
+		cd_batch_init(&b, thr[k], ctx->batch_code, ctx->scratch);
+		snprintf(b.call_ctx, sizeof(b.call_ctx), "pid %d: thread %d", t->pid,
+		         t->threads[k].tid);
 		cd_inject_set_syscall_site(thr[k], cd_inject_syscall_site(ctx->inj));
 		for (size_t m = 0; r >= 0 && m < cd_dump_modules_n; m++)
 			if (cd_dump_modules[m]->dump_thread)
 				r = cd_dump_modules[m]->dump_thread(&tctx, t, &t->threads[k], err);
+		if (r >= 0)
+			r = cd_call_batch(&b, err);
 	}
 	s->stats.state_ns += cd_now_ns() - t0;
 	return r;
@@ -325,6 +334,30 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .plugins = s->plugins.ps ? &s->plugins : NULL};
 }
 
+/* A page with the batch runner (cd_call_batch), executable and never
+ * writable by the task (a task that refuses writable code, PR_SET_MDWE,
+ * takes it too); written through /proc/PID/mem. Without it (batch_code 0)
+ * batches run one call at a time. */
+static void map_batch_runner(struct cd_dump_ctx *ctx)
+{
+	const size_t len = (size_t)(cd_inject_batch_code_end - cd_inject_batch_code);
+	cd_err ignored = {0};
+	long addr, ret;
+
+	ctx->batch_code = 0;
+	if (cd_call_ok(ctx->inj, "mmap batch runner page", SYS_mmap, 0, CD_PAGE_SIZE,
+	               PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr,
+	               &ignored) < 0)
+		return;
+	if (cd_inject_write_mem(ctx->inj, (uint64_t)addr, cd_inject_batch_code, len, &ignored) <
+	    0) {
+		cd_call(ctx->inj, SYS_munmap, (uint64_t)addr, CD_PAGE_SIZE, 0, 0, 0, 0, &ret,
+		        &ignored);
+		return;
+	}
+	ctx->batch_code = (uint64_t)addr;
+}
+
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
@@ -344,6 +377,7 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	if (r < 0)
 		return r;
 	ctx.scratch = (uint64_t)addr;
+	map_batch_runner(&ctx);
 	s->stats.state_ns += cd_now_ns() - t0;
 	r = run_modules(s, &ctx, t, err);
 	if (r >= 0)
@@ -352,6 +386,9 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 	/* the scratch page goes even when a module failed */
 	int r2 = cd_call(ctx.inj, SYS_munmap, ctx.scratch, CD_PAGE_SIZE, 0, 0, 0, 0, &ignored,
 	                 r < 0 ? &(cd_err){0} : err);
+	if (r2 >= 0 && ctx.batch_code)
+		r2 = cd_call(ctx.inj, SYS_munmap, ctx.batch_code, CD_PAGE_SIZE, 0, 0, 0, 0,
+		             &ignored, r < 0 ? &(cd_err){0} : err);
 	s->stats.state_ns += cd_now_ns() - t0;
 	if (r < 0)
 		return r;

@@ -34,6 +34,10 @@ struct cd_dump_ctx {
 	cd_inject *inj;
 	int dirfd;
 	uint64_t scratch;
+	uint64_t batch_code; /* the batch runner (cd_call_batch); the batch area is scratch */
+	/* per-thread halves: their injected calls go here, run in one round
+	 * trip after the last half (dump.c) */
+	struct cd_batch *batch;
 	bool shell_job;
 	unsigned external_stdio; /* cd_dump_opts' (all three before version 4) */
 	/* the parent task, dumped already, and its pagemap (-1 when none) */
@@ -56,6 +60,10 @@ struct cd_restore_ctx {
 	int dirfd;
 	uint64_t tramp, tramp_len;
 	uint64_t data, data_len;
+	uint64_t batch_code; /* the batch runner (cd_call_batch); its area is data */
+	/* per-thread halves of phase TASK: their injected calls go here, run
+	 * in one round trip after the last half (restore.c) */
+	struct cd_batch *batch;
 	uint64_t vtmp;            /* free area for moving the vDSO family in two steps */
 	const struct cd_shm *shm; /* shared anonymous memory objects, held by the controller */
 	size_t nshm;
@@ -210,6 +218,56 @@ int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint
 /* Same, and turns a negative result into an error naming what. */
 int cd_call_ok(cd_inject *inj, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
                uint64_t a3, uint64_t a4, uint64_t a5, long *ret, cd_err *err);
+
+/* A batch of injected calls, run in one round trip by the runner the
+ * caller placed in the task (cd_inject_batch); what it saves is the number
+ * of threads times calls (docs/engine.md, "Cost of threads"). The calls
+ * run in order; a failure of one with a name (what) ends the batch and is
+ * reported as cd_call_ok would, after call_ctx ("pid P: thread T") when
+ * set; a call without a name is not checked. Memory arguments live in the
+ * batch's buffer: cd_batch_buf copies data there (NULL: zeroes, for
+ * results) and gives its address in the task. cd_batch_then attaches a
+ * function to the call added last, run once the batch ran, in call order,
+ * with the call's result and a copy of its buffer at out: it fills the
+ * caller's fields and may refuse what it sees. The prefix set when a call
+ * is added (a module's name) goes before its errors. A task whose SIGTRAP
+ * the runner's trap would disturb (cd_inject_batch_ok), or a batch without
+ * a runner (code 0), gets the same calls one by one. */
+#define CD_BATCH_MAX  24
+#define CD_BATCH_BUF  2048
+#define CD_BATCH_AREA (CD_BATCH_MAX * sizeof(struct cd_inject_entry) + CD_BATCH_BUF)
+typedef int (*cd_batch_fn)(void *arg, const void *arg2, long ret, const void *out, cd_err *err);
+struct cd_batch_call {
+	const char *what, *prefix;
+	long *ret;
+	cd_batch_fn then;
+	void *arg;
+	const void *arg2;
+	uint64_t out;
+	size_t out_len;
+};
+struct cd_batch {
+	cd_inject *inj;
+	uint64_t code, area; /* the runner; CD_BATCH_AREA bytes of the task's for us */
+	size_t n, used;
+	bool overflow;
+	const char *prefix;
+	char call_ctx[64];
+	struct cd_batch_call c[CD_BATCH_MAX];
+	struct cd_inject_entry e[CD_BATCH_MAX];
+	uint8_t buf[CD_BATCH_BUF];
+};
+void cd_batch_init(struct cd_batch *b, cd_inject *inj, uint64_t code, uint64_t area);
+/* Runs what is queued now when fewer than calls and bytes are left. */
+int cd_batch_reserve(struct cd_batch *b, size_t calls, size_t bytes, cd_err *err);
+uint64_t cd_batch_buf(struct cd_batch *b, const void *data, size_t len);
+void cd_batch_add(struct cd_batch *b, const char *what, long nr, uint64_t a0, uint64_t a1,
+                  uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *ret);
+void cd_batch_then(struct cd_batch *b, cd_batch_fn fn, void *arg, const void *arg2, uint64_t out,
+                   size_t out_len);
+/* Runs the batch and empties it (cd_batch_read: before the next call). */
+int cd_call_batch(struct cd_batch *b, cd_err *err);
+void cd_batch_read(const struct cd_batch *b, uint64_t addr, void *out, size_t len);
 
 /* Layout (layout.c): vDSO family and the inherited address space. */
 bool cd_vdso_kind(const char *path, enum cd_vma_kind *kind);

@@ -48,10 +48,29 @@ static const char *mode_name(int mode)
 
 /* Runs get_mempolicy(flags, addr) in the thread of inj. A kernel without
  * NUMA (ENOSYS) has no policies: the default. */
+/* A get_mempolicy result: ret, the mode word and the node mask. */
+static int decode_policy(long ret, int mode, const uint64_t *nodes, struct cd_mempolicy *p,
+                         cd_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	if (ret == -ENOSYS)
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "get_mempolicy");
+	memcpy(p->nodes, nodes, sizeof(p->nodes));
+	p->mode = mode & ~MPOL_MODE_FLAGS;
+	p->flags = mode & MPOL_MODE_FLAGS;
+	if (p->mode > MPOL_WEIGHTED_INTERLEAVE)
+		return cd_err_set(err, EOPNOTSUPP, "NUMA memory policy mode %d is not known",
+		                  p->mode);
+	return 0;
+}
+
 static int get_policy(cd_inject *inj, uint64_t scratch, uint64_t addr, unsigned long flags,
                       struct cd_mempolicy *p, cd_err *err)
 {
-	int mode;
+	uint64_t nodes[sizeof(p->nodes) / sizeof(uint64_t)] = {0};
+	int mode = 0;
 	long ret;
 	int r = cd_call(inj, SYS_get_mempolicy, scratch, scratch + SCRATCH_NODES, MAXNODE, addr,
 	                flags, 0, &ret, err);
@@ -59,20 +78,11 @@ static int get_policy(cd_inject *inj, uint64_t scratch, uint64_t addr, unsigned 
 	memset(p, 0, sizeof(*p));
 	if (r < 0)
 		return r;
-	if (ret == -ENOSYS)
-		return 0;
-	if (ret < 0)
-		return cd_err_sys(err, (int)-ret, "get_mempolicy");
-	if ((r = cd_inject_read_mem(inj, scratch, &mode, sizeof(mode), err)) < 0 ||
-	    (r = cd_inject_read_mem(inj, scratch + SCRATCH_NODES, p->nodes, sizeof(p->nodes),
-	                            err)) < 0)
+	if (ret >= 0 &&
+	    ((r = cd_inject_read_mem(inj, scratch, &mode, sizeof(mode), err)) < 0 ||
+	     (r = cd_inject_read_mem(inj, scratch + SCRATCH_NODES, nodes, sizeof(nodes), err)) < 0))
 		return r;
-	p->mode = mode & ~MPOL_MODE_FLAGS;
-	p->flags = mode & MPOL_MODE_FLAGS;
-	if (p->mode > MPOL_WEIGHTED_INTERLEAVE)
-		return cd_err_set(err, EOPNOTSUPP, "NUMA memory policy mode %d is not known",
-		                  p->mode);
-	return 0;
+	return decode_policy(ret, mode, nodes, p, err);
 }
 
 /* One line of numa_maps: a mapping's start, and whether its policy (its
@@ -185,14 +195,35 @@ static int mempolicy_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *er
 	return dump_vma_policies(ctx, t, err);
 }
 
+static int got_thread_policy(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	struct cd_thread *th = arg;
+	const uint8_t *o = out;
+	uint64_t nodes[sizeof(th->mempolicy.nodes) / sizeof(uint64_t)];
+	int mode;
+
+	(void)arg2;
+	memcpy(&mode, o, sizeof(mode));
+	memcpy(nodes, o + SCRATCH_NODES, sizeof(nodes));
+	if (decode_policy(ret, mode, nodes, &th->mempolicy, err) < 0)
+		return cd_err_wrap(err, "tid %d", th->tid);
+	return 0;
+}
+
+/* Queued in the thread's batch. */
 static int mempolicy_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
                                  struct cd_thread *th, cd_err *err)
 {
-	int r = get_policy(ctx->inj, ctx->scratch, 0, 0, &th->mempolicy, err);
+	const size_t len = SCRATCH_NODES + sizeof(th->mempolicy.nodes);
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 1, len, err);
 
 	(void)t;
 	if (r < 0)
-		return cd_err_wrap(err, "tid %d", th->tid);
+		return r;
+	uint64_t at = cd_batch_buf(b, NULL, len);
+	cd_batch_add(b, NULL, SYS_get_mempolicy, at, at + SCRATCH_NODES, MAXNODE, 0, 0, 0, NULL);
+	cd_batch_then(b, got_thread_policy, th, NULL, at, len);
 	return 0;
 }
 
@@ -244,11 +275,34 @@ static int mempolicy_restore(struct cd_restore_ctx *ctx, const struct cd_task *t
 	return r < 0 ? r : set_policy(ctx, &t->mempolicy, err);
 }
 
+static int check_set_policy(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	const struct cd_mempolicy *p = arg2;
+
+	(void)arg, (void)out;
+	if (ret == -ENOSYS && is_default(p))
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "set_mempolicy(%s)", mode_name(p->mode));
+	return 0;
+}
+
+/* Queued in the thread's batch, as set_policy. */
 static int mempolicy_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
                                     const struct cd_thread *th, cd_err *err)
 {
+	const struct cd_mempolicy *p = &th->mempolicy;
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 1, sizeof(p->nodes), err);
+
 	(void)t;
-	return set_policy(ctx, &th->mempolicy, err);
+	if (r < 0)
+		return r;
+	uint64_t at = cd_batch_buf(b, p->nodes, sizeof(p->nodes));
+	cd_batch_add(b, NULL, SYS_set_mempolicy, (uint64_t)(p->mode | p->flags), at, MAXNODE, 0, 0,
+	             0, NULL);
+	cd_batch_then(b, check_set_policy, NULL, p, 0, 0);
+	return 0;
 }
 
 const struct cd_module cd_mod_mempolicy = {.name = "mempolicy",

@@ -28,6 +28,8 @@
 
 #define TRAMP_LEN (16 * CD_PAGE_SIZE)
 #define VTMP_LEN  (256 * CD_PAGE_SIZE)
+/* the batch runner (cd_call_batch) in the trampoline's code page */
+#define TRAMP_BATCH 16
 /* the premapped area starts on a huge page (areas are placed on 256 MiB) */
 #define PREMAP_ALIGN (2u << 20)
 _Static_assert(TRAMP_LEN + CD_PAGE_SIZE + VTMP_LEN <= PREMAP_ALIGN,
@@ -230,6 +232,8 @@ static int map_trampoline(const struct restore_state *s, cd_err *err)
 	p[0] = 0x0f; /* syscall */
 	p[1] = 0x05;
 	p[2] = 0xcc; /* int3: never reached, we stop at syscall exit */
+	memcpy(p + TRAMP_BATCH, cd_inject_batch_code,
+	       (size_t)(cd_inject_batch_code_end - cd_inject_batch_code));
 	return 0;
 }
 
@@ -392,20 +396,28 @@ static int run_task_phase(struct restore_state *s, struct cd_restore_ctx *ctx,
 	return 0;
 }
 
-/* Runs the per-thread halves of phase's steps in thread k. */
+/* Runs the per-thread halves of phase TASK's steps in thread k: their
+ * injected calls go to one batch, run in one round trip (docs/engine.md,
+ * "Cost of threads"); an error names the module of its call. */
 static int run_thread_steps(struct cd_restore_ctx *ctx, cd_inject *thr, const struct cd_task *t,
-                            size_t k, enum cd_phase phase, cd_err *err)
+                            size_t k, cd_err *err)
 {
 	struct cd_restore_ctx tctx = *ctx;
+	struct cd_batch b;
 
 	tctx.inj = thr;
+	tctx.batch = &b;
+	cd_batch_init(&b, thr, ctx->batch_code, ctx->data);
 	for (size_t m = 0; m < cd_restore_steps_n; m++) {
 		const struct cd_module *mod = cd_restore_steps[m].mod;
-		if (cd_restore_steps[m].phase != phase || !mod->restore_thread)
+		if (cd_restore_steps[m].phase != CD_PHASE_TASK || !mod->restore_thread)
 			continue;
+		b.prefix = mod->name;
 		if (mod->restore_thread(&tctx, t, &t->threads[k], err) < 0)
-			return cd_err_wrap(err, "thread %d: %s", t->threads[k].tid, mod->name);
+			return cd_err_wrap(err, "thread %d", t->threads[k].tid);
 	}
+	if (cd_call_batch(&b, err) < 0)
+		return cd_err_wrap(err, "thread %d", t->threads[k].tid);
 	return 0;
 }
 
@@ -418,7 +430,7 @@ static int make_threads(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_
 		if (k == t->nthreads / 2 && cd_fault("restore-thread"))
 			return cd_err_set(err, EIO, "injected fault restore-thread");
 		int r = cd_thread_create(ctx, t, &t->threads[k], &thr[k], err);
-		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, CD_PHASE_TASK, err)) < 0)
+		if (r < 0 || (r = run_thread_steps(ctx, thr[k], t, k, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -468,6 +480,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .tramp_len = TRAMP_LEN,
 	    .data = s->tramp + CD_PAGE_SIZE,
 	    .data_len = TRAMP_LEN - CD_PAGE_SIZE,
+	    .batch_code = s->tramp + TRAMP_BATCH,
 	    .vtmp = s->vtmp,
 	    .shm = s->shm,
 	    .nshm = s->nshm,

@@ -48,20 +48,34 @@ static int dump_altstack(struct cd_dump_ctx *ctx, uint64_t ss[3], cd_err *err)
 	return r;
 }
 
-/* A thread's mask, alternate stack and private queue; handlers and the
- * shared queue are the task's. */
-static int signals_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
-                               struct cd_thread *th, cd_err *err)
+static int got_altstack(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
 {
+	struct cd_thread *th = arg;
 	uint64_t ss[3];
-	int r;
 
-	th->blocked = cd_inject_orig_sigmask(ctx->inj);
-	if ((r = dump_altstack(ctx, ss, err)) < 0)
-		return cd_err_wrap(err, "pid %d: thread %d", t->pid, th->tid);
+	(void)arg2, (void)ret, (void)err;
+	memcpy(ss, out, STACK_T_SIZE);
 	th->ss_sp = ss[0];
 	th->ss_flags = (int)ss[1] & ~SS_ONSTACK;
 	th->ss_size = ss[2];
+	return 0;
+}
+
+/* A thread's mask, alternate stack (queued in its batch) and private
+ * queue; handlers and the shared queue are the task's. */
+static int signals_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
+                               struct cd_thread *th, cd_err *err)
+{
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 1, STACK_T_SIZE, err);
+
+	(void)t;
+	if (r < 0)
+		return r;
+	th->blocked = cd_inject_orig_sigmask(ctx->inj);
+	uint64_t ss_at = cd_batch_buf(b, NULL, STACK_T_SIZE);
+	cd_batch_add(b, "sigaltstack", SYS_sigaltstack, 0, ss_at, 0, 0, 0, 0, NULL);
+	cd_batch_then(b, got_altstack, th, NULL, ss_at, STACK_T_SIZE);
 	return peek_pending(th->tid, 0, &th->pending, &th->npending, err);
 }
 
@@ -152,15 +166,36 @@ static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, 
 	return requeue(ctx, t, t->pid, t->pending_shared, t->npending_shared, true, err);
 }
 
+/* The alternate stack and the pending signals, queued again, in the
+ * thread's batch (each siginfo takes 128 bytes of its buffer). */
 static int signals_restore_thread(struct cd_restore_ctx *ctx, const struct cd_task *t,
                                   const struct cd_thread *th, cd_err *err)
 {
-	uint64_t ss[3] = {th->ss_sp, (uint64_t)(uint32_t)th->ss_flags, th->ss_size};
-	int r = restore_altstack(ctx, ss, err);
+	const uint64_t ss[3] = {th->ss_sp, (uint64_t)(uint32_t)th->ss_flags, th->ss_size};
+	struct cd_batch *b = ctx->batch;
+	int r = cd_batch_reserve(b, 1, STACK_T_SIZE, err);
 
 	if (r < 0)
 		return r;
-	return requeue(ctx, t, th->tid, th->pending, th->npending, false, err);
+	cd_batch_add(b, "sigaltstack", SYS_sigaltstack, cd_batch_buf(b, ss, STACK_T_SIZE), 0, 0, 0,
+	             0, 0, NULL);
+	for (size_t i = 0; i < th->npending; i++) {
+		int sig;
+		memcpy(&sig, th->pending[i], sizeof(sig));
+		/* a SIGTRAP pending while the runner runs would meet its trap:
+		 * queued by a batch of its own, run as a single call (SIGTRAP
+		 * blocked), after which the thread's batches run one by one */
+		bool alone = sig == SIGTRAP;
+		if ((alone && (r = cd_call_batch(b, err)) < 0) ||
+		    (r = cd_batch_reserve(b, 1, 128, err)) < 0)
+			return r;
+		cd_batch_add(b, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, (uint64_t)t->pid,
+		             (uint64_t)th->tid, (uint64_t)sig, cd_batch_buf(b, th->pending[i], 128),
+		             0, 0, NULL);
+		if (alone && (r = cd_call_batch(b, err)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 const struct cd_module cd_mod_signals = {.name = "signals",

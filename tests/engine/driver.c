@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/inject/inject.h"
 #include "plugins/plugins.h"
 
 static int usage(void)
@@ -46,6 +47,17 @@ static void print_stat(const char *name, uint64_t v)
 	fprintf(stderr, "stat %s %llu\n", name, (unsigned long long)v);
 }
 
+/* The ptrace cost so far (this process runs one dump or one restore). */
+static void print_inject_counts(void)
+{
+	struct cd_inject_counts c;
+
+	cd_inject_counts_get(&c);
+	print_stat("ptrace_stops", c.stops);
+	print_stat("injected_calls", c.calls);
+	print_stat("regs_transfers", c.regs);
+}
+
 static void print_dump_stats(const struct cd_dump_stats *st)
 {
 	print_stat("freeze_ns", st->freeze_ns);
@@ -58,6 +70,7 @@ static void print_dump_stats(const struct cd_dump_stats *st)
 	print_stat("total_ns", st->total_ns);
 	print_stat("tasks", st->tasks);
 	print_stat("pages_bytes", st->pages_bytes);
+	print_inject_counts();
 }
 
 static void print_restore_stats(const struct cd_restore_stats *st)
@@ -71,6 +84,7 @@ static void print_restore_stats(const struct cd_restore_stats *st)
 	print_stat("total_ns", st->total_ns);
 	print_stat("tasks", st->tasks);
 	print_stat("pages_bytes", st->pages_bytes);
+	print_inject_counts();
 }
 
 /* The plugins of $CEDANA_PLUGINS_DIR; none when it is not set. */

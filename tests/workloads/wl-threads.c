@@ -6,7 +6,9 @@
  * - "wl-sleep" sleeps 4 s in one nanosleep (EINTR sleeps on for what is left);
  * - "wl-join" waits in pthread_join for wl-sleep (its clear-tid address wakes it);
  * - "wl-mask" blocks SIGUSR1 and SIGUSR2; the main thread sends it SIGUSR1 with tgkill, which
- *   stays pending on that thread alone (its private queue);
+ *   stays pending on that thread alone (its private queue); and a SIGTRAP the same way (every
+ *   thread blocks it): a pending SIGTRAP must not meet the trap that ends the engine's batches
+ *   of injected calls;
  * - "wl-altstack" has its own sigaltstack, on which its SIGUSR2 handler must run;
  * - "wl-read" waits in read() on a pipe the main thread writes to after the trigger;
  * - "wl-epoll" waits in epoll_wait() on an eventfd the main thread adds 1 to after the trigger
@@ -221,6 +223,11 @@ static void mask_check(struct thr *t)
 		        (int)si.si_pid);
 		thr_fail(t, "the pending signal is not the tgkill'd SIGUSR1");
 	}
+	sigemptyset(&want);
+	sigaddset(&want, SIGTRAP);
+	if (!sigismember(&pend, SIGTRAP) || sigtimedwait(&want, &si, &zero) != SIGTRAP ||
+	    (si.si_code != SI_TKILL && si.si_code != SI_USER) || si.si_pid != getpid())
+		thr_fail(t, "its pending SIGTRAP is lost");
 }
 
 static void on_tick(int sig)
@@ -278,6 +285,7 @@ static void block_usr(void)
 	sigemptyset(&s);
 	sigaddset(&s, SIGUSR1);
 	sigaddset(&s, SIGUSR2);
+	sigaddset(&s, SIGTRAP);
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
@@ -433,7 +441,8 @@ int main(int argc, char **argv)
 	start_timer();
 	unblock_main();
 	for (int i = 0; i < nthr; i++)
-		if (thr[i].role == MASK && pthread_kill(thr[i].pt, SIGUSR1) != 0)
+		if (thr[i].role == MASK && (pthread_kill(thr[i].pt, SIGUSR1) != 0 ||
+		                            pthread_kill(thr[i].pt, SIGTRAP) != 0))
 			wl_fail("pthread_kill");
 	wl_nap_ms(50); /* the counters count, the sleeper is in nanosleep */
 	for (int i = 0; i < nthr; i++)

@@ -35,6 +35,14 @@ struct cd_inject {
 	unsigned long options; /* PTRACE_SETOPTIONS */
 };
 
+/* One engine runs per process: plain counters. */
+static struct cd_inject_counts counts;
+
+void cd_inject_counts_get(struct cd_inject_counts *ret)
+{
+	*ret = counts;
+}
+
 pid_t cd_inject_pid(const cd_inject *h)
 {
 	return h->pid;
@@ -96,6 +104,7 @@ static int wait_stop_timed(cd_inject *h, int *ret_status, int timeout_ms, cd_err
 		usleep(1000);
 		waited++;
 	}
+	counts.stops++;
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		h->attached = false;
 		return cd_err_set(err, ESRCH, "pid %d: exited while stopped by the engine", h->pid);
@@ -113,6 +122,7 @@ int cd_inject_get_regs(cd_inject *h, struct user_regs_struct *regs, cd_err *err)
 {
 	struct iovec iov = {regs, sizeof(*regs)};
 
+	counts.regs++;
 	if (ptrace(PTRACE_GETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
 		return cd_err_sys(err, errno, "pid %d: read registers", h->pid);
 	return 0;
@@ -122,6 +132,7 @@ int cd_inject_set_regs(cd_inject *h, const struct user_regs_struct *regs, cd_err
 {
 	struct iovec iov = {(void *)regs, sizeof(*regs)};
 
+	counts.regs++;
 	if (ptrace(PTRACE_SETREGSET, h->pid, (void *)NT_PRSTATUS, &iov) < 0)
 		return cd_err_sys(err, errno, "pid %d: write registers", h->pid);
 	return 0;
@@ -319,6 +330,7 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 
 	if (!h->site)
 		return cd_err_set(err, EINVAL, "pid %d: no syscall site", h->pid);
+	counts.calls++;
 	regs.rip = h->site;
 	regs.rax = (uint64_t)nr;
 	regs.orig_rax = (uint64_t)-1; /* no restart handling on the way out */
@@ -341,6 +353,112 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
 	if (r < 0)
 		return r;
 	*ret = (long)regs.rax;
+	return 0;
+}
+
+/* The batch runner: runs a list of system calls inside the task in one
+ * go. Position independent, no stack, no data of its own: the caller
+ * copies it into an executable page of the task. In: rdi = the list
+ * (struct cd_inject_entry, 72 bytes each), rsi = how many. Each call's
+ * result goes to its ret; a failed call (-4095..-1) whose flags ask for it
+ * ends the run. At the end, int3: the tracer's stop (run_to_trap). r12
+ * then holds how many calls did not run. */
+__asm__(".pushsection .text\n"
+        ".globl cd_inject_batch_code\n"
+        ".globl cd_inject_batch_code_end\n"
+        "cd_inject_batch_code:\n"
+        "	mov %rdi, %rbx\n"
+        "	mov %rsi, %r12\n"
+        "1:	test %r12, %r12\n"
+        "	jz 3f\n"
+        "	mov 0(%rbx), %rax\n"  /* nr */
+        "	mov 16(%rbx), %rdi\n" /* args */
+        "	mov 24(%rbx), %rsi\n"
+        "	mov 32(%rbx), %rdx\n"
+        "	mov 40(%rbx), %r10\n"
+        "	mov 48(%rbx), %r8\n"
+        "	mov 56(%rbx), %r9\n"
+        "	syscall\n"
+        "	mov %rax, 64(%rbx)\n" /* ret */
+        "	dec %r12\n"
+        "	cmp $-4095, %rax\n"
+        "	jb 2f\n"
+        "	testq $1, 8(%rbx)\n" /* flags & CD_INJECT_STOP_ON_ERROR */
+        "	jnz 3f\n"
+        "2:	add $72, %rbx\n"
+        "	jmp 1b\n"
+        "3:	int3\n"
+        "cd_inject_batch_code_end:\n"
+        ".popsection\n");
+
+#define SIGTRAP_BIT (1ULL << (SIGTRAP - 1))
+
+/* Resumes the task at the runner and waits for its int3. SIGTRAP is let
+ * through meanwhile: a trap while blocked would reset the task's SIGTRAP
+ * handler (the kernel's rule for a forced signal). */
+static int run_to_trap(cd_inject *h, const char *what, cd_err *err)
+{
+	int status, r;
+
+	if ((r = cd_inject_set_sigmask(h, ~SIGTRAP_BIT, err)) < 0)
+		return r;
+	for (;;) {
+		if (ptrace(PTRACE_CONT, h->pid, NULL, NULL) < 0)
+			return cd_err_sys(err, errno, "pid %d: resume to %s", h->pid, what);
+		if ((r = wait_stop(h, &status, err)) < 0)
+			return r;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0)
+			break;
+		if (!defer_stop(h, status))
+			return cd_err_set(err, EPROTO, "pid %d: unexpected stop 0x%x in %s", h->pid,
+			                  status, what);
+	}
+	return cd_inject_set_sigmask(h, ~0ULL, err);
+}
+
+/* Whether status has a line "key:\t<hex mask>" with SIGTRAP's bit. */
+static bool mask_has_trap(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+
+	return p && (strtoull(p + strlen(key), NULL, 16) & SIGTRAP_BIT);
+}
+
+bool cd_inject_batch_ok(cd_inject *h)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", h->pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return false;
+	buf[n] = '\0';
+	return !mask_has_trap(buf, "\nSigPnd:") && !mask_has_trap(buf, "\nShdPnd:") &&
+	       !mask_has_trap(buf, "\nSigIgn:");
+}
+
+int cd_inject_batch(cd_inject *h, uint64_t code, uint64_t list, size_t n, size_t *ran, cd_err *err)
+{
+	const uint64_t len = (uint64_t)(cd_inject_batch_code_end - cd_inject_batch_code);
+	struct user_regs_struct regs = h->orig_regs;
+	int r;
+
+	regs.rip = code;
+	regs.orig_rax = (uint64_t)-1; /* no restart handling on the way out */
+	regs.rdi = list;
+	regs.rsi = n;
+	if ((r = cd_inject_set_regs(h, &regs, err)) < 0 ||
+	    (r = run_to_trap(h, "the batch runner", err)) < 0 ||
+	    (r = cd_inject_get_regs(h, &regs, err)) < 0)
+		return r;
+	/* a trap of its own (a SIGTRAP sent meanwhile) stops elsewhere */
+	if (regs.rip != code + len || regs.r12 > n)
+		return cd_err_set(err, EPROTO, "pid %d: batch runner stopped at %llx, not its end",
+		                  h->pid, (unsigned long long)regs.rip);
+	counts.batches++;
+	counts.calls += n - regs.r12;
+	*ran = n - regs.r12;
 	return 0;
 }
 

@@ -68,6 +68,28 @@ int cd_inject_syscall(cd_inject *h, long nr, const uint64_t args[6], long *ret, 
  * site and signal mask as the creator's). */
 int cd_inject_clone_thread(cd_inject *h, uint64_t args, size_t size, cd_inject **ret, cd_err *err);
 
+/* Batches: many calls in one round trip. The runner (inject.c, copied by
+ * the caller into an executable page of the task) goes through a list of
+ * entries the caller wrote into the task's memory; each gets its raw
+ * result in ret. */
+#define CD_INJECT_STOP_ON_ERROR 1 /* entry flag: a failure ends the run */
+struct cd_inject_entry {
+	int64_t nr;
+	uint64_t flags;
+	uint64_t args[6];
+	int64_t ret;
+};
+_Static_assert(sizeof(struct cd_inject_entry) == 72, "the runner (inject.c) walks 72-byte entries");
+extern const uint8_t cd_inject_batch_code[], cd_inject_batch_code_end[];
+/* Whether the runner may run in the task now: its int3 would take a
+ * SIGTRAP the task has pending, and would reset an ignored SIGTRAP to
+ * its default (the kernel's rule for a forced signal). */
+bool cd_inject_batch_ok(cd_inject *h);
+/* Runs the runner at code over the n entries at list (task addresses);
+ * *ran gets how many ran, the last of them the failure that ended the run
+ * when fewer than n did. Returns <0 only when running it failed. */
+int cd_inject_batch(cd_inject *h, uint64_t code, uint64_t list, size_t n, size_t *ran, cd_err *err);
+
 /* Memory of the task through /proc/PID/mem (writes work on read-only pages). */
 int cd_inject_write_mem(cd_inject *h, uint64_t addr, const void *buf, size_t len, cd_err *err);
 int cd_inject_read_mem(cd_inject *h, uint64_t addr, void *buf, size_t len, cd_err *err);
@@ -87,6 +109,17 @@ void cd_inject_free(cd_inject *h);
  * exists); otherwise relative sleeps restart for the time left and other
  * such calls see EINTR. */
 void cd_inject_fix_restart(struct user_regs_struct *regs, bool same_task);
+
+/* What this process's injections cost so far, for measurements (the
+ * engine driver's --timings): ptrace stops waited for, injected system
+ * calls and register transfers. */
+struct cd_inject_counts {
+	uint64_t stops;
+	uint64_t calls; /* each call of a batch counts */
+	uint64_t batches;
+	uint64_t regs;
+};
+void cd_inject_counts_get(struct cd_inject_counts *ret);
 
 static inline void cd_inject_freep(cd_inject **h)
 {
