@@ -110,6 +110,22 @@ if i >= 0 and libc.semop(i, op, 1) < 0:
 	dump_refused "dump: pid $WL_PID: SEM_UNDO adjustments \\(semadj\\) of SysV semaphores: not supported"
 }
 
+# Every thread made by pthread_create has an (empty) undo list: a set some
+# other program holds must not get a multi-threaded tree refused.
+@test "sysv: a threaded task is dumped while a set it does not use exists on the host" {
+	semid=$(ipcmk -S 1 | grep -oE '[0-9]+$')
+	sysv_wl s '
+import threading
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+i = '"$semid"
+	run "$ENGINE" dump "$WL_PID" "$IMG" --leave-running
+	assert_success
+	run jq -c '[.sysv_sem[]?] | length' "$IMG/manifest.json"
+	assert_output "0"
+	run sh -c "ls /proc/$WL_PID/task | wc -l"
+	assert_output "2"
+}
+
 @test "sysv: a segment the tree created (not attached) goes into the image and is removed with the tree" {
 	sysv_wl m '
 i = libc.shmget(0, 4096, CREAT | 0o600)'
