@@ -557,7 +557,10 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		if ((r = cd_check_cancel(err)) < 0 ||
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
-	if ((r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
+	if ((r = cd_dump_check_fds(&s->img, err)) < 0 ||
+	    (r = cd_tcp_check_peers(&s->img, opts->version >= 6 && opts->tcp_established, err)) <
+	        0 ||
+	    (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
 	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
@@ -611,6 +614,9 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	     (r = opts->commit(opts->commit_userdata, err)) < 0))
 		commit_failed = true;
 	uint64_t t0 = cd_now_ns();
+	/* a connection killed in repair mode closes without a packet; one that
+	 * runs on leaves repair before its task runs */
+	cd_tcp_dump_end(r >= 0 && !opts->leave_running);
 	if (r < 0) {
 		release_tree(s);
 		if (commit_failed)

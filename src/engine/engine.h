@@ -23,9 +23,9 @@ struct cd_plugins; /* plugins/plugins.h */
  * progress and leave_stopped; 3 dump's commit, restore's open_as and check;
  * 4 dump's external_stdio, restore's stdio_external_only and the new
  * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
- * (docs/plugins.md).
+ * (docs/plugins.md); 6 dump's tcp_established.
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 5
+#define CD_ENGINE_OPTS_VERSION 6
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of System V
@@ -94,6 +94,11 @@ struct cd_dump_opts {
 	/* The loaded plugins (plugins/plugins.h) whose hooks run at their
 	 * points (docs/plugins.md); NULL: none. */
 	struct cd_plugins *plugins;
+	/* version 6 */
+	/* An established TCP connection to a peer outside the tree is dumped
+	 * (through TCP repair) instead of refused; its peer must not notice
+	 * the dump (docs/engine.md, "TCP connections"). */
+	bool tcp_established;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */

@@ -177,10 +177,24 @@ static int peer_of(int fd, uint8_t **ret, size_t *ret_len, cd_err *err)
 	return 0;
 }
 
+static const char *tcp_state_name(unsigned state)
+{
+	static const char *const names[] = {
+	    [TCP_SYN_SENT] = "SYN_SENT",   [TCP_SYN_RECV] = "SYN_RECV",
+	    [TCP_FIN_WAIT1] = "FIN_WAIT1", [TCP_FIN_WAIT2] = "FIN_WAIT2",
+	    [TCP_TIME_WAIT] = "TIME_WAIT", [TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+	    [TCP_LAST_ACK] = "LAST_ACK",   [TCP_CLOSING] = "CLOSING",
+	};
+
+	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown";
+}
+
 /* TCP: listening (backlog and accept queue from TCP_INFO, which gives them
- * for a listener), or closed (unbound or only bound); any connection is
- * refused, naming its peer. */
-static int dump_tcp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
+ * for a listener), closed (unbound or only bound), or established (its peer,
+ * and on the first fd of its open file its repair state, fd-tcp.c); a
+ * connection in any other state is refused, naming its peer. */
+static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd, struct cd_fd *d,
+                    cd_err *err)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -208,10 +222,18 @@ static int dump_tcp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *er
 	if ((r = peer_of(fd, &pa, &palen, err)) < 0)
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
 	addr_show(pa, palen, peer, sizeof(peer));
-	return SK_REFUSE(s,
-	                 "a TCP connection to %s (state %u): established connections are not "
-	                 "supported yet",
-	                 SK_ARGS(s), peer, ti.tcpi_state);
+	if (ti.tcpi_state != TCP_ESTABLISHED)
+		return SK_REFUSE(s,
+		                 "a TCP connection to %s in state %s: only established "
+		                 "connections are restored",
+		                 SK_ARGS(s), peer, tcp_state_name(ti.tcpi_state));
+	if (!x->new_obj)
+		return 0; /* the open file's first fd has it */
+	d->sk_paddr = TAKE_PTR(pa);
+	d->sk_paddrlen = palen;
+	if ((r = cd_tcp_dump(x->ctx->dirfd, fd, d, err)) < 0)
+		return cd_err_wrap(err, SK_FMT ": a TCP connection to %s", SK_ARGS(s), peer);
+	return 0;
 }
 
 /* UDP: its peer when connected; a datagram waiting unread refuses (the
@@ -325,9 +347,21 @@ static int check_unset(const struct sk_desc *s, int fd, int fresh, const struct 
 	char dev[IFNAMSIZ + 1] = "";
 	socklen_t dl = sizeof(dev);
 	int v, fv;
+	struct tcp_info ti = {0};
+	socklen_t tl = sizeof(ti);
+	bool conn = d->sk_proto == IPPROTO_TCP &&
+	            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+	            ti.tcpi_state == TCP_ESTABLISHED;
 
 	for (size_t i = 0; i < ARRAY_SIZE(unset); i++) {
 		if (unset[i].tcp_only && d->sk_proto != IPPROTO_TCP)
+			continue;
+		/* a connection's repair state holds the first four; the kernel
+		 * moves its MSS and quick-ack mode by itself */
+		if (conn && unset[i].level == IPPROTO_TCP &&
+		    (unset[i].opt == TCP_KEEPIDLE || unset[i].opt == TCP_KEEPINTVL ||
+		     unset[i].opt == TCP_KEEPCNT || unset[i].opt == TCP_CORK ||
+		     unset[i].opt == TCP_MAXSEG || unset[i].opt == TCP_QUICKACK))
 			continue;
 		if (d->sk_family == AF_INET6 && unset[i].level == SOL_IP)
 			continue;
@@ -470,10 +504,11 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if (r & POLLERR)
 		return SK_REFUSE(&s, "an error waits to be read (SO_ERROR): not supported",
 		                 SK_ARGS(&s));
-	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(&s, fd, d, err) : dump_udp(&s, fd, d, err)) <
-	    0)
-		return r;
+	/* options first: repair mode (dump_tcp) shows SO_REUSEADDR as its own */
 	if ((r = dump_options(&s, fd, d, err)) < 0)
+		return r;
+	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(x, &s, fd, d, err)
+	                                    : dump_udp(&s, fd, d, err)) < 0)
 		return r;
 	if ((d->sk_rcvbuf && (r = cd_sk_buf_fits(d->sk_rcvbuf, SO_RCVBUF, err)) < 0) ||
 	    (d->sk_sndbuf && (r = cd_sk_buf_fits(d->sk_sndbuf, SO_SNDBUF, err)) < 0))
@@ -575,7 +610,10 @@ static int inet_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(%d, %d, %d)", d->sk_family, d->sk_type,
 		                  d->sk_proto);
-	if ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0)
+	/* a connection is made once the tree is restored (cd_tcp_restore_all);
+	 * repair mode after SO_REUSEADDR, which would replace its own */
+	if ((r = set_up(fd, d, err)) < 0 || (d->sk_tcp && (r = cd_tcp_repair_on(fd, err)) < 0) ||
+	    (r = cd_fd_set_flags(fd, d, err)) < 0)
 		return r;
 	/* the socket is the task's, as fstat shows it; the kernel takes its
 	 * owner for SO_REUSEPORT's group too */
@@ -613,7 +651,7 @@ static int inet_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	char shown[64];
 	int r = 0;
 
-	if (cd_sk_first_of_obj(ctx->img, d)) {
+	if (!d->sk_tcp && cd_sk_first_of_obj(ctx->img, d)) {
 		addr_show(d->sk_addr, d->sk_addrlen, shown, sizeof(shown));
 		if (d->sk_addrlen && (r = cd_sk_addr_call(ctx, d, SYS_bind, "bind", d->sk_addr,
 		                                          d->sk_addrlen, err)) < 0)
@@ -650,7 +688,6 @@ static int inet_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 	bool tcp = d->sk_type == SOCK_STREAM && d->sk_proto == IPPROTO_TCP;
 	bool udp = d->sk_type == SOCK_DGRAM && d->sk_proto == IPPROTO_UDP;
 
-	(void)c;
 	if ((d->sk_family != AF_INET && d->sk_family != AF_INET6) || (!tcp && !udp))
 		return cd_err_set(
 		    err, EINVAL,
@@ -664,7 +701,13 @@ static int inet_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 		    "pid %d: fd %d: field \"sk_addr\" or \"sk_paddr\": not an address "
 		    "of family %d",
 		    t->pid, d->fd, d->sk_family);
-	if ((d->sk_listen && (!tcp || !d->sk_addrlen)) || (d->sk_paddrlen && !udp) ||
+	if (d->sk_tcp && (!tcp || d->sk_listen || !d->sk_addrlen || !d->sk_paddrlen ||
+	                  !cd_sk_first_of_obj(c->img, d)))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"sk_tcp\": not on the first fd of a bound "
+		                  "and connected TCP socket",
+		                  t->pid, d->fd);
+	if ((d->sk_listen && (!tcp || !d->sk_addrlen)) || (d->sk_paddrlen && !udp && !d->sk_tcp) ||
 	    ((d->sk_opts & CD_SKO_V6ONLY) && d->sk_family != AF_INET6) ||
 	    ((d->sk_opts & CD_SKO_NODELAY) && !tcp) || (d->sk_defer && !tcp) ||
 	    (!(d->sk_opts & CD_SKO_LINGER) && d->sk_linger))

@@ -359,6 +359,22 @@ int cd_sk_events(int fd, cd_err *err);
  * the engine's (the restore makes sockets in its own). */
 int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
+/* fd-tcp.c: established TCP connections through TCP repair. Dump: puts our
+ * copy sk of d's socket in repair mode (kept so until cd_tcp_dump_end) and
+ * reads its state into d->sk_tcp and its queues into the image file
+ * tcp-INO.img; refuses a connection whose peer is not a socket of the
+ * image unless external_ok; at the end of the dump, turns repair off again
+ * unless keep_repair (the tree is killed: its sockets then close without a
+ * packet). Restore: the controller's socket goes into repair mode when made;
+ * once the tree is restored, every connection is made again, then repair
+ * is turned off on all. cd_tcp_show: an address as ss shows it. */
+int cd_tcp_dump(int dirfd, int sk, struct cd_fd *d, cd_err *err);
+int cd_tcp_check_peers(const struct cd_image *img, bool external_ok, cd_err *err);
+void cd_tcp_dump_end(bool keep_repair);
+int cd_tcp_repair_on(int fd, cd_err *err);
+int cd_tcp_restore_all(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                       cd_err *err);
+void cd_tcp_show(const uint8_t *sa, size_t len, char *buf, size_t size);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-deleted.c: the image's deleted file of open file obj, NULL when none. */

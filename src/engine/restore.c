@@ -665,6 +665,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		r = cd_sysv_restore_late(&s->img, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
+	/* TCP connections last, every listener of the tree bound */
+	if (r >= 0)
+		r = cd_tcp_restore_all(&s->img, s->objs, s->dirfd, err);
 	if (r >= 0)
 		r = release_all(s, inj, thr, err);
 	if (r < 0)

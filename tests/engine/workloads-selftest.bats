@@ -842,6 +842,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-aio
 }
 
+@test "wl-tcp-pair passes" {
+	run_plain wl-tcp-pair
+}
+
 @test "wl-inet passes, and with each state the dump refuses" {
 	local mode
 	for mode in "" pending established udpqueue udperror packet nlqueue netns; do

@@ -1138,8 +1138,16 @@ wl_anon_refused() {
 	wl_refused wl-inet pending "pid [0-9]+: fd 3 \(socket:\[[0-9]+\], tcp 127\.0\.0\.1:[0-9]+\): connections wait to be accepted \(1\)" --leave-running
 }
 
-@test "wl-inet: an established TCP connection is refused, naming its peer; it runs on" {
-	wl_refused wl-inet established "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], tcp6 \[::1\]:[0-9]+\): a TCP connection to \[::1\]:[0-9]+ \(state 1\): established connections are not supported yet" --leave-running
+@test "wl-inet: an accepted connection held with its client, both in the tree, is restored → PASS" {
+	WL_ARGS=established wl_roundtrip wl-inet
+}
+
+@test "wl-tcp-pair: TCP connections over 127.0.0.1, [::1] and dual-stack with data unread both ways → PASS" {
+	wl_roundtrip wl-tcp-pair
+}
+
+@test "wl-tcp-pair: --leave-running" {
+	wl_roundtrip wl-tcp-pair --leave-running
 }
 
 @test "wl-inet: an unread datagram is refused by name; it runs on" {
