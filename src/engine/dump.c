@@ -527,6 +527,14 @@ static int seal_plugin_files(struct dump_state *s, const char *dir, cd_err *err)
 	return 0;
 }
 
+static unsigned tcp_flags(const struct cd_dump_opts *opts)
+{
+	if (opts->version < 6)
+		return 0;
+	return (opts->tcp_established ? CD_TCP_ESTABLISHED : 0) |
+	       (opts->tcp_close ? CD_TCP_CLOSE : 0);
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
@@ -539,6 +547,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();
+	cd_tcp_dump_begin(tcp_flags(opts) & CD_TCP_ESTABLISHED);
 	/* the plugins' devices are saved before anything of the tree is read:
 	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
@@ -558,8 +567,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
 	if ((r = cd_dump_check_fds(&s->img, err)) < 0 ||
-	    (r = cd_tcp_check_peers(&s->img, opts->version >= 6 && opts->tcp_established, err)) <
-	        0 ||
+	    (r = cd_tcp_check_peers(&s->img, s->dirfd, tcp_flags(opts), err)) < 0 ||
 	    (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();

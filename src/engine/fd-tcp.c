@@ -37,17 +37,33 @@
 #include "shared/cleanup.h"
 #include "shared/fdio.h"
 
-/* The sockets this dump put in repair mode (our copies) and their
- * SO_REUSEADDR (repair mode replaces it, leaving it clears it): one dump
- * runs in a process at a time (the daemon's worker). */
+/* The sockets this dump put in repair mode (our copies), with the
+ * SO_REUSEADDR they had (repair mode replaces it, leaving it clears it),
+ * and what becomes of each at the end (cd_tcp_check_peers): one dump runs
+ * in a process at a time (the daemon's worker). */
 struct held_sk {
 	int fd, reuse;
+	int64_t ino;
+	uint8_t a[sizeof(struct sockaddr_in6)], pa[sizeof(struct sockaddr_in6)];
+	size_t alen, plen;
+	bool locked;   /* its nftables table exists */
+	bool external; /* its peer is outside the tree */
+	bool close;    /* --tcp-close: let it go out of repair before the kill */
 };
 static struct held_sk *held;
 static size_t nheld, held_cap;
+static bool lock_outside; /* --tcp-established: lock every connection */
 
-static int hold(int fd, int reuse, cd_err *err)
+static int hold(int fd, int reuse, const struct cd_fd *d, cd_err *err)
 {
+	struct held_sk h = {.fd = fd, .reuse = reuse, .ino = d->sk_ino};
+
+	if (d->sk_addrlen > sizeof(h.a) || d->sk_paddrlen > sizeof(h.pa))
+		return cd_err_set(err, EINVAL, "an address of %zu bytes", d->sk_addrlen);
+	memcpy(h.a, d->sk_addr, d->sk_addrlen);
+	memcpy(h.pa, d->sk_paddr, d->sk_paddrlen);
+	h.alen = d->sk_addrlen;
+	h.plen = d->sk_paddrlen;
 	if (nheld == held_cap) {
 		size_t cap = held_cap ? held_cap * 2 : 16;
 		struct held_sk *n = realloc(held, cap * sizeof(*n));
@@ -56,7 +72,7 @@ static int hold(int fd, int reuse, cd_err *err)
 		held = n;
 		held_cap = cap;
 	}
-	held[nheld++] = (struct held_sk){fd, reuse};
+	held[nheld++] = h;
 	return 0;
 }
 
@@ -72,16 +88,34 @@ static int repair_off(int fd, int reuse)
 	return 0;
 }
 
-void cd_tcp_dump_end(bool keep_repair)
+void cd_tcp_dump_begin(bool established)
+{
+	lock_outside = established && cd_tcp_lock_available();
+}
+
+void cd_tcp_dump_end(bool killed)
 {
 	for (size_t i = 0; i < nheld; i++) {
-		if (!keep_repair)
-			repair_off(held[i].fd, held[i].reuse);
-		close(held[i].fd);
+		struct held_sk *h = &held[i];
+		if (!killed || h->close)
+			repair_off(h->fd, h->reuse);
+		close(h->fd);
+		/* a connection to the outside stays locked until its restore */
+		if (h->locked && (!killed || !h->external || h->close))
+			cd_tcp_unlock(h->a, h->alen, h->pa, h->plen);
 	}
 	free(held);
 	held = NULL;
 	nheld = held_cap = 0;
+	lock_outside = false;
+}
+
+static struct held_sk *held_of(const struct cd_fd *d)
+{
+	for (size_t i = 0; i < nheld; i++)
+		if (held[i].ino == d->sk_ino)
+			return &held[i];
+	return NULL;
 }
 
 void cd_tcp_show(const uint8_t *sa, size_t len, char *buf, size_t size)
@@ -257,16 +291,22 @@ int cd_tcp_dump(int dirfd, int sk, struct cd_fd *d, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	if ((r = cd_sk_opt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse)) < 0)
 		return cd_err_sys(err, -r, "SO_REUSEADDR");
-	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
-		return cd_err_sys(err, errno, "TCP_REPAIR (needs CAP_NET_ADMIN)");
 	int copy = fcntl(sk, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return cd_err_sys(err, errno, "dup");
-	if ((r = hold(copy, reuse, err)) < 0) {
-		repair_off(copy, reuse);
+	if ((r = hold(copy, reuse, d, err)) < 0) {
 		close(copy);
 		return r;
 	}
+	/* traffic stops before the state is read (held: unlocked at the end) */
+	if (lock_outside) {
+		if ((r = cd_tcp_lock(d->sk_addr, d->sk_addrlen, d->sk_paddr, d->sk_paddrlen, err)) <
+		    0)
+			return cd_err_wrap(err, "lock its traffic");
+		held[nheld - 1].locked = true;
+	}
+	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
+		return cd_err_sys(err, errno, "TCP_REPAIR (needs CAP_NET_ADMIN)");
 	if ((r = dump_queue(sk, TCP_SEND_QUEUE, c, &snd, err)) < 0 ||
 	    (r = dump_queue(sk, TCP_RECV_QUEUE, c, &rcv, err)) < 0 ||
 	    (r = set_int(sk, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE", err)) < 0 ||
@@ -319,24 +359,79 @@ static bool peer_in_image(const struct cd_image *img, const struct cd_fd *d)
 	return false;
 }
 
-int cd_tcp_check_peers(const struct cd_image *img, bool external_ok, cd_err *err)
+/* A connection to the outside: refused unless established_ok; with
+ * close_ok made a closed socket (no address, no state: what a restore
+ * gives a socket whose connection is gone). */
+static int outside_peer(int dirfd, const struct cd_task *t, struct cd_fd *d, unsigned flags,
+                        cd_err *err)
 {
-	char l[64], p[64];
+	struct held_sk *h = held_of(d);
+	char l[64], p[64], name[64];
+
+	cd_tcp_show(d->sk_addr, d->sk_addrlen, l, sizeof(l));
+	cd_tcp_show(d->sk_paddr, d->sk_paddrlen, p, sizeof(p));
+	if (flags & CD_TCP_CLOSE) {
+		queue_file(d->sk_ino, name, sizeof(name));
+		unlinkat(dirfd, name, 0);
+		free(d->sk_tcp);
+		free(d->sk_addr);
+		free(d->sk_paddr);
+		d->sk_tcp = NULL;
+		d->sk_addr = d->sk_paddr = NULL;
+		d->sk_addrlen = d->sk_paddrlen = 0;
+		if (h)
+			h->close = true;
+		return 0;
+	}
+	if (!(flags & CD_TCP_ESTABLISHED))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%lld]): a TCP connection %s -> %s to a "
+		                  "peer outside the tree: dump with --tcp-established to keep it "
+		                  "(or --tcp-close to restore it closed)",
+		                  t->pid, d->fd, (long long)d->sk_ino, l, p);
+	if (!h || !h->locked)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%lld]): a TCP connection %s -> %s to a "
+		                  "peer outside the tree: --tcp-established needs nft (nftables) "
+		                  "to lock its traffic while it is dumped",
+		                  t->pid, d->fd, (long long)d->sk_ino, l, p);
+	h->external = true;
+	return 0;
+}
+
+int cd_tcp_check_peers(struct cd_image *img, int dirfd, unsigned flags, cd_err *err)
+{
+	int r;
 
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_INET && d->sk_tcp && !peer_in_image(img, d) &&
+			    (r = outside_peer(dirfd, &img->tasks[i], d, flags, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
+int cd_tcp_restore_check(const struct cd_image *img, unsigned flags, cd_err *err)
+{
+	char l[64], p[64];
+
+	if ((flags & CD_TCP_ESTABLISHED) && (flags & CD_TCP_CLOSE))
+		return cd_err_set(err, EINVAL, "--tcp-established and --tcp-close together");
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
 			const struct cd_fd *d = &img->tasks[i].fds[j];
-			if (d->kind != CD_FD_INET || !d->sk_tcp || external_ok ||
-			    peer_in_image(img, d))
+			if (d->kind != CD_FD_INET || !d->sk_tcp || flags || peer_in_image(img, d))
 				continue;
 			cd_tcp_show(d->sk_addr, d->sk_addrlen, l, sizeof(l));
 			cd_tcp_show(d->sk_paddr, d->sk_paddrlen, p, sizeof(p));
 			return cd_err_set(
 			    err, EOPNOTSUPP,
-			    "pid %d: fd %d (socket:[%lld]): a TCP connection %s -> %s "
-			    "to a peer outside the tree: dump with --tcp-established "
-			    "to keep it",
-			    img->tasks[i].pid, d->fd, (long long)d->sk_ino, l, p);
+			    "pid %d: fd %d: a TCP connection %s -> %s to a peer outside "
+			    "the checkpoint: restore with --tcp-established to bring it "
+			    "back (or --tcp-close to restore it closed)",
+			    img->tasks[i].pid, d->fd, l, p);
 		}
 	return 0;
 }
@@ -500,19 +595,30 @@ static int leave_repair(int fd, const struct cd_fd *d, cd_err *err)
 }
 
 int cd_tcp_restore_all(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
-                       cd_err *err)
+                       unsigned flags, cd_err *err)
 {
 	char l[64], p[64];
 	int r;
 
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 3; pass++)
 		for (size_t i = 0; i < img->ntasks; i++)
 			for (size_t j = 0; j < img->tasks[i].nfds; j++) {
 				const struct cd_fd *d = &img->tasks[i].fds[j];
 				int fd = cd_files_obj_fd(objs, d->obj);
 				if (d->kind != CD_FD_INET || !d->sk_tcp || fd < 0)
 					continue;
-				/* every connection is repaired before any one runs */
+				bool outside = !peer_in_image(img, d);
+				/* every connection is repaired before any one runs; the
+				 * lock goes once all are (--tcp-close: the peer's next
+				 * segment then finds no connection, and is reset) */
+				if (pass == 2) {
+					if (outside)
+						cd_tcp_unlock(d->sk_addr, d->sk_addrlen,
+						              d->sk_paddr, d->sk_paddrlen);
+					continue;
+				}
+				if (pass == 0 && outside && (flags & CD_TCP_CLOSE))
+					continue;
 				r = pass ? leave_repair(fd, d, err) : repair_one(fd, dirfd, d, err);
 				if (r < 0) {
 					cd_tcp_show(d->sk_addr, d->sk_addrlen, l, sizeof(l));
