@@ -313,6 +313,16 @@ static int opt_bit(const struct sk_desc *s, int fd, int level, int opt, const ch
 	return 0;
 }
 
+static bool tcp_established(int fd, const struct cd_fd *d)
+{
+	struct tcp_info ti = {0};
+	socklen_t len = sizeof(ti);
+
+	return d->sk_proto == IPPROTO_TCP &&
+	       getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	       ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 /* Options the restore does not set are refused when they differ from a
  * fresh socket's of the same family and protocol. */
 static int check_unset(const struct sk_desc *s, int fd, int fresh, const struct cd_fd *d,
@@ -347,11 +357,7 @@ static int check_unset(const struct sk_desc *s, int fd, int fresh, const struct 
 	char dev[IFNAMSIZ + 1] = "";
 	socklen_t dl = sizeof(dev);
 	int v, fv;
-	struct tcp_info ti = {0};
-	socklen_t tl = sizeof(ti);
-	bool conn = d->sk_proto == IPPROTO_TCP &&
-	            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
-	            ti.tcpi_state == TCP_ESTABLISHED;
+	bool conn = tcp_established(fd, d);
 
 	for (size_t i = 0; i < ARRAY_SIZE(unset); i++) {
 		if (unset[i].tcp_only && d->sk_proto != IPPROTO_TCP)
@@ -510,6 +516,10 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(x, &s, fd, d, err)
 	                                    : dump_udp(&s, fd, d, err)) < 0)
 		return r;
+	/* a connection's buffers grow by themselves (autotuning) past what
+	 * SO_RCVBUF may set: its restore sets them with the FORCE options */
+	if (tcp_established(fd, d))
+		return 0;
 	if ((d->sk_rcvbuf && (r = cd_sk_buf_fits(d->sk_rcvbuf, SO_RCVBUF, err)) < 0) ||
 	    (d->sk_sndbuf && (r = cd_sk_buf_fits(d->sk_sndbuf, SO_SNDBUF, err)) < 0))
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(&s));
@@ -540,6 +550,24 @@ int cd_sk_set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err)
 		return cd_err_set(err, EINVAL,
 		                  "%s %u came back as %d (above net.core.rmem_max or wmem_max?)",
 		                  name, want, got);
+	return 0;
+}
+
+/* A connection's buffer with the FORCE option (root's: a user's image has
+ * no connection, image-trust), any other socket's as any process may. */
+static int set_buf(int fd, const struct cd_fd *d, int opt, const char *name, uint32_t want,
+                   cd_err *err)
+{
+	int force = opt == SO_RCVBUF ? SO_RCVBUFFORCE : SO_SNDBUFFORCE, got, r;
+
+	if (!d->sk_tcp || !want)
+		return cd_sk_set_buf(fd, opt, name, want, err);
+	if ((r = set_int(fd, SOL_SOCKET, force, name, (int)(want / 2), err)) < 0)
+		return r;
+	if ((r = cd_sk_opt(fd, SOL_SOCKET, opt, &got)) < 0)
+		return cd_err_sys(err, -r, "getsockopt(%s)", name);
+	if ((uint32_t)got != want)
+		return cd_err_set(err, EINVAL, "%s %u came back as %d", name, want, got);
 	return 0;
 }
 
@@ -595,8 +623,8 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 		return r;
 	if ((r = set_timeo(fd, SO_RCVTIMEO, "SO_RCVTIMEO", d->sk_rcvtimeo, err)) < 0 ||
 	    (r = set_timeo(fd, SO_SNDTIMEO, "SO_SNDTIMEO", d->sk_sndtimeo, err)) < 0 ||
-	    (r = cd_sk_set_buf(fd, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
-	    (r = cd_sk_set_buf(fd, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
+	    (r = set_buf(fd, d, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
+	    (r = set_buf(fd, d, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
 		return r;
 	return 0;
 }

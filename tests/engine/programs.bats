@@ -585,6 +585,19 @@ client_result() {
 	assert_output "PASS"
 }
 
+@test "redis-server: a dump with --tcp-established that fails after the lock releases it; redis and its client run on" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	redis_with_client
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established
+	assert_failure
+	assert_output --partial "injected fault dump-memory"
+	assert_not_exist "$IMG"
+	assert_equal "$(locks "$PORT")" 0
+	touch "$T/client/gap"
+	run client_result
+	assert_output "PASS"
+}
+
 @test "redis-server: an image with a connection to the outside is restored only with --tcp-established or --tcp-close; --tcp-close resets it, fresh clients are served" {
 	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
 	redis_with_client
