@@ -1142,7 +1142,7 @@ wl_anon_refused() {
 	WL_ARGS=established wl_roundtrip wl-inet
 }
 
-@test "wl-tcp-pair: TCP connections over 127.0.0.1, [::1] and dual-stack with data unread both ways → PASS" {
+@test "wl-tcp-pair: TCP connections over 127.0.0.1, [::1] and dual-stack with data unread both ways, SHUT_RD, TCP_CORK → PASS" {
 	wl_roundtrip wl-tcp-pair
 }
 

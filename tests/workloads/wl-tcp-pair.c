@@ -7,8 +7,11 @@
  *   unsent in c's send queue), a sends 3000 bytes back, none read;
  *   c has TCP_NODELAY, SO_KEEPALIVE with TCP_KEEPIDLE 77, TCP_KEEPINTVL 9, TCP_KEEPCNT 4,
  *   SO_SNDTIMEO 2 s; a is O_NONBLOCK with SO_RCVBUF 50000; c has SO_SNDBUF 200000.
+ * A fourth connection over 127.0.0.1, "shut": its accepted end is shut down for reading, its
+ * client has TCP_CORK, its listener SO_REUSEADDR.
  * After the trigger every byte arrives in order on each end, the addresses, flags and options
- * are as before, twenty more messages go each way, and the listener takes a new client. */
+ * are as before, twenty more messages go each way, and the listener takes a new client; the
+ * shut end reads the end of the stream, the corked client still corks and receives. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -246,9 +249,45 @@ static void verify(struct pair *p)
 	}
 }
 
+/* A connection whose accepted end was shut down for reading, its client corked. */
+static void make_shut(struct pair *p)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+
+	/* SO_REUSEADDR: with --leave-running the killed original's end closes
+	 * cleanly (nothing unread) and leaves TIME_WAIT on the port */
+	p->l = socket(AF_INET, SOCK_STREAM, 0);
+	set(p->l, SOL_SOCKET, SO_REUSEADDR, 1, "shut");
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (bind(p->l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->l, 4) < 0)
+		wl_fail("shut: bind/listen: %s", strerror(errno));
+	p->c = client(p, AF_INET, "127.0.0.1");
+	if ((p->a = accept(p->l, NULL, NULL)) < 0 || shutdown(p->a, SHUT_RD) < 0)
+		wl_fail("shut: accept/shutdown: %s", strerror(errno));
+	set(p->c, IPPROTO_TCP, TCP_CORK, 1, "shut");
+}
+
+static void verify_shut(const struct pair *p)
+{
+	struct pollfd q = {.fd = p->a, .events = POLLIN | POLLRDHUP};
+	uint8_t b;
+
+	if (poll(&q, 1, 0) != 1 || !(q.revents & POLLRDHUP))
+		wl_fail("shut: the accepted end is not shut down for reading (revents %#x)",
+		        q.revents);
+	if (recv(p->a, &b, 1, MSG_DONTWAIT) != 0)
+		wl_fail("shut: recv did not read the end of the stream: %s", strerror(errno));
+	if (get(p->c, IPPROTO_TCP, TCP_CORK) != 1)
+		wl_fail("shut: TCP_CORK is %d", get(p->c, IPPROTO_TCP, TCP_CORK));
+	if (send(p->a, "x", 1, 0) != 1)
+		wl_fail("shut: send: %s", strerror(errno));
+	recv_exact(p->c, &b, 1, "shut");
+}
+
 int main(void)
 {
 	struct pair p[PAIRS] = {{.name = "tcp4"}, {.name = "tcp6"}, {.name = "dual"}};
+	struct pair shut = {.name = "shut"};
 
 	wl_init("wl-tcp-pair");
 	listener(&p[0], AF_INET, "127.0.0.1", 0);
@@ -259,11 +298,13 @@ int main(void)
 	p[2].c = client(&p[2], AF_INET, "127.0.0.1");
 	for (int i = 0; i < PAIRS; i++)
 		make(&p[i]);
+	make_shut(&shut);
 	wl_nap_ms(100); /* what fits in the windows has gone across */
 	wl_ready();
 	wl_await_trigger();
 	for (int i = 0; i < PAIRS; i++)
 		verify(&p[i]);
+	verify_shut(&shut);
 	for (int i = 0; i < PAIRS; i++) {
 		int c = client(&p[i], i == 1 ? AF_INET6 : AF_INET, i == 1 ? "::1" : "127.0.0.1");
 		int a = accept(p[i].l, NULL, NULL);
