@@ -6,10 +6,12 @@
  * numbers (TCP_QUEUE_SEQ), both queues (recvmsg MSG_PEEK with
  * TCP_REPAIR_QUEUE naming the queue), its negotiated options and window.
  * It stays in repair mode until the dump ends: when the tree is killed, a
- * socket in repair mode closes without a FIN or RST, so the peer notices
- * nothing; when the tree runs on (a failed dump, --leave-running), repair
- * is turned off again (the kernel then sends a window probe, which any
- * peer takes as a duplicate ACK).
+ * socket in repair mode closes without a FIN or RST; when the tree runs on
+ * (a failed dump, --leave-running), repair is turned off again (the kernel
+ * then sends a window probe, which any peer takes as a duplicate ACK).
+ * Repair mode does not stop the kernel from taking what the peer sends: a
+ * peer outside the tree is kept out by a lock (tcp-lock.c) from before the
+ * state is read until the restore.
  *
  * Restore: the controller makes the socket in repair mode (inet_open); once
  * the whole tree is restored, just before it is let go, it binds it to its
