@@ -537,10 +537,15 @@ client_result() {
 	cat "$T/client/result" "$T/client.log"
 }
 
-@test "redis-server: a client outside the tree keeps its connection with --tcp-established, across a SET sent while the server is gone" {
+@test "redis-server with 300000 keys: a client outside the tree keeps its connection with --tcp-established, across a SET sent while the server is gone" {
 	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	local t0 t1 t2
 	redis_with_client
+	run redis_load "$PORT" "$REDIS_KEYS"
+	assert_output --partial "errors: 0, replies: $REDIS_KEYS"
+	t0=$(date +%s.%N)
 	run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established
+	t1=$(date +%s.%N)
 	assert_success
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
@@ -550,15 +555,19 @@ client_result() {
 	sleep 1
 	assert_not_exist "$T/client/result"
 	assert_equal "$(locks "$PORT")" 1
+	t2=$(date +%s.%N)
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
 		--pid-file "$T/restored.pid" --tcp-established
 	assert_success
+	echo "# redis $REDIS_KEYS keys and a client: dump $(echo "$t1 - $t0" | bc)s, restore $(echo "$(date +%s.%N) - $t2" | bc)s" >&3
 	run client_result
 	assert_output "PASS"
 	assert_equal "$(locks "$PORT")" 0
-	# and a fresh client sees what the old one wrote
+	# and a fresh client sees what the old one wrote, and every key
 	run redis-cli -p "$PORT" get during
 	assert_output "2"
+	run redis-cli -p "$PORT" dbsize
+	assert_output "$((REDIS_KEYS + 2))"
 }
 
 @test "redis-server: without --tcp-established the dump refuses, naming the connection; redis and its client run on" {
