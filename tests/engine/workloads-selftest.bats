@@ -842,8 +842,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-aio
 }
 
-@test "wl-tcp-pair passes" {
+@test "wl-tcp-pair passes, and with a peer outside the tree" {
 	run_plain wl-tcp-pair
+	wl_cleanup
+	run_plain wl-tcp-pair outside
 }
 
 @test "wl-inet passes, and with each state the dump refuses" {

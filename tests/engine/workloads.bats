@@ -1150,6 +1150,17 @@ wl_anon_refused() {
 	wl_roundtrip wl-tcp-pair --leave-running
 }
 
+@test "wl-tcp-pair: a connection from a peer outside the tree over [::1] is refused, naming it; it runs on" {
+	wl_refused wl-tcp-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a TCP connection \[::1\]:[0-9]+ -> \[::1\]:[0-9]+ to a peer outside the tree: dump with --tcp-established to keep it" --leave-running
+}
+
+@test "wl-tcp-pair: with --tcp-established the peer outside the tree over [::1] sees no end and no reset, and talks on → PASS" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	RESTORE_FLAGS=--tcp-established WL_ARGS=outside wl_roundtrip wl-tcp-pair --tcp-established
+	run sh -c "nft list tables | grep -c cedana_tcp_"
+	assert_output "0"
+}
+
 @test "wl-inet: an unread datagram is refused by name; it runs on" {
 	wl_refused wl-inet udpqueue "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], udp 127\.0\.0\.1:[0-9]+\): datagrams wait unread in its receive queue" --leave-running
 }

@@ -1,4 +1,4 @@
-/* wl-tcp-pair: established TCP connections whose both ends this process holds, with data
+/* wl-tcp-pair [outside]: established TCP connections whose both ends this process holds, with data
  * unread both ways, before READY. For each of IPv4 (127.0.0.1), IPv6 ([::1]) and dual-stack (an
  * IPv4 client of a listener on [::], accepted as a v4-mapped IPv6 socket):
  *   a listener (kept open: the accepted end has its port), a client c connected to it and the
@@ -11,7 +11,12 @@
  * client has TCP_CORK, its listener SO_REUSEADDR.
  * After the trigger every byte arrives in order on each end, the addresses, flags and options
  * are as before, twenty more messages go each way, and the listener takes a new client; the
- * shut end reads the end of the stream, the corked client still corks and receives. */
+ * shut end reads the end of the stream, the corked client still corks and receives.
+ * With "outside", a process outside the tree (double fork) connects to a listener on [::1] and
+ * sends "hello"; after the trigger the accepted end reads it and answers "world", and the peer
+ * answers that with "bye": the dump must refuse the connection without --tcp-established, and
+ * with it, the peer must see neither an end nor a reset across the dump and the restore. */
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -284,12 +289,77 @@ static void verify_shut(const struct pair *p)
 	recv_exact(p->c, &b, 1, "shut");
 }
 
-int main(void)
+/* The outside peer: "hello", then "bye" once "world" came (up to 300 s). */
+static void peer(const struct pair *p)
+{
+	uint8_t buf[5];
+	size_t off = 0;
+	int c = client(p, AF_INET6, "::1");
+
+	/* the listener is the tree's alone */
+	close(p->l);
+
+	if (send(c, "hello", 5, 0) != 5)
+		_exit(1);
+	while (off < 5) {
+		struct pollfd q = {.fd = c, .events = POLLIN};
+		if (poll(&q, 1, 300000) <= 0)
+			break;
+		ssize_t n = recv(c, buf + off, 5 - off, 0);
+		if (n <= 0) {
+			fprintf(stderr, "wl-tcp-pair: outside peer: %s\n",
+			        n ? strerror(errno) : "end");
+			_exit(1);
+		}
+		off += (size_t)n;
+	}
+	if (off == 5 && !memcmp(buf, "world", 5) && send(c, "bye", 3, 0) == 3)
+		_exit(0);
+	fprintf(stderr, "wl-tcp-pair: outside peer: no \"world\"\n");
+	_exit(1);
+}
+
+static void make_outside(struct pair *p)
+{
+	listener(p, AF_INET6, "::1", 1);
+	pid_t k = fork();
+	if (k < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (k == 0) {
+		/* a session of its own: the tree's session id must be free for its
+		 * restore */
+		if (fork() == 0 && setsid() >= 0)
+			peer(p);
+		_exit(0);
+	}
+	waitpid(k, NULL, 0);
+	if ((p->a = accept(p->l, NULL, NULL)) < 0)
+		wl_fail("outside: accept: %s", strerror(errno));
+}
+
+static void verify_outside(const struct pair *p)
+{
+	uint8_t buf[5];
+
+	recv_exact(p->a, buf, 5, "outside");
+	if (memcmp(buf, "hello", 5))
+		wl_fail("outside: the peer's first message came as %.5s", buf);
+	if (send(p->a, "world", 5, 0) != 5)
+		wl_fail("outside: send: %s", strerror(errno));
+	recv_exact(p->a, buf, 3, "outside");
+	if (memcmp(buf, "bye", 3))
+		wl_fail("outside: the peer's answer came as %.3s", buf);
+}
+
+int main(int argc, char **argv)
 {
 	struct pair p[PAIRS] = {{.name = "tcp4"}, {.name = "tcp6"}, {.name = "dual"}};
-	struct pair shut = {.name = "shut"};
+	struct pair shut = {.name = "shut"}, out = {.name = "outside"};
+	bool outside = argc > 1 && !strcmp(argv[1], "outside");
 
 	wl_init("wl-tcp-pair");
+	if (outside)
+		make_outside(&out);
 	listener(&p[0], AF_INET, "127.0.0.1", 0);
 	p[0].c = client(&p[0], AF_INET, "127.0.0.1");
 	listener(&p[1], AF_INET6, "::1", 1);
@@ -305,6 +375,8 @@ int main(void)
 	for (int i = 0; i < PAIRS; i++)
 		verify(&p[i]);
 	verify_shut(&shut);
+	if (outside)
+		verify_outside(&out);
 	for (int i = 0; i < PAIRS; i++) {
 		int c = client(&p[i], i == 1 ? AF_INET6 : AF_INET, i == 1 ? "::1" : "127.0.0.1");
 		int a = accept(p[i].l, NULL, NULL);
