@@ -189,6 +189,30 @@ static const char *tcp_state_name(unsigned state)
 	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown";
 }
 
+/* A connection's socket also held by a process outside the tree would be
+ * left to it in repair mode, then closed under it. */
+static int outside_holder(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
+                          cd_err *err)
+{
+	_cleanup_free_ char *comm = NULL;
+	size_t len;
+	pid_t holder = 0;
+	int r;
+
+	if ((r = cd_outside_holder(cd_dump_tree_holders(x->ctx->tree), x->ctx->img, x->st, &holder,
+	                           err)) < 0)
+		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
+	if (!holder)
+		return 0;
+	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
+	    comm[len - 1] == '\n')
+		comm[len - 1] = '\0';
+	return SK_REFUSE(s,
+	                 "a TCP connection to %s, also held by pid %d (%s) outside the tree: a "
+	                 "restore could not give it back to both",
+	                 SK_ARGS(s), peer, holder, comm ? comm : "?");
+}
+
 /* TCP: listening (backlog and accept queue from TCP_INFO, which gives them
  * for a listener), closed (unbound or only bound), or established (its peer,
  * and on the first fd of its open file its repair state, fd-tcp.c); a
@@ -229,6 +253,8 @@ static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd,
 		                 SK_ARGS(s), peer, tcp_state_name(ti.tcpi_state));
 	if (!x->new_obj)
 		return 0; /* the open file's first fd has it */
+	if ((r = outside_holder(x, s, peer, err)) < 0)
+		return r;
 	d->sk_paddr = TAKE_PTR(pa);
 	d->sk_paddrlen = palen;
 	if ((r = cd_tcp_dump(x->ctx->dirfd, fd, d, err)) < 0)

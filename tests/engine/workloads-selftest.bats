@@ -846,6 +846,8 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-tcp-pair
 	wl_cleanup
 	run_plain wl-tcp-pair outside
+	wl_cleanup
+	run_plain wl-tcp-pair held
 }
 
 @test "wl-inet passes, and with each state the dump refuses" {

@@ -1154,6 +1154,10 @@ wl_anon_refused() {
 	wl_refused wl-tcp-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a TCP connection \[::1\]:[0-9]+ -> \[::1\]:[0-9]+ to a peer outside the tree: dump with --tcp-established to keep it" --leave-running
 }
 
+@test "wl-tcp-pair: a connection also held by a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-tcp-pair held "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], tcp6 \[::1\]:[0-9]+\): a TCP connection to \[::1\]:[0-9]+, also held by pid [0-9]+ \(wl-tcp-pair\) outside the tree" --tcp-established
+}
+
 @test "wl-tcp-pair: with --tcp-established the peer outside the tree over [::1] sees no end and no reset, and talks on → PASS" {
 	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
 	RESTORE_FLAGS=--tcp-established WL_ARGS=outside wl_roundtrip wl-tcp-pair --tcp-established

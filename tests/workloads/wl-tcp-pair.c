@@ -1,21 +1,20 @@
-/* wl-tcp-pair [outside]: established TCP connections whose both ends this process holds, with data
- * unread both ways, before READY. For each of IPv4 (127.0.0.1), IPv6 ([::1]) and dual-stack (an
- * IPv4 client of a listener on [::], accepted as a v4-mapped IPv6 socket):
- *   a listener (kept open: the accepted end has its port), a client c connected to it and the
- *   accepted end a;
- *   c sends 200000 pattern bytes to a (more than a's receive window: some wait unacked or
- *   unsent in c's send queue), a sends 3000 bytes back, none read;
- *   c has TCP_NODELAY, SO_KEEPALIVE with TCP_KEEPIDLE 77, TCP_KEEPINTVL 9, TCP_KEEPCNT 4,
- *   SO_SNDTIMEO 2 s; a is O_NONBLOCK with SO_RCVBUF 50000; c has SO_SNDBUF 200000.
- * A fourth connection over 127.0.0.1, "shut": its accepted end is shut down for reading, its
- * client has TCP_CORK, its listener SO_REUSEADDR.
- * After the trigger every byte arrives in order on each end, the addresses, flags and options
- * are as before, twenty more messages go each way, and the listener takes a new client; the
- * shut end reads the end of the stream, the corked client still corks and receives.
- * With "outside", a process outside the tree (double fork) connects to a listener on [::1] and
- * sends "hello"; after the trigger the accepted end reads it and answers "world", and the peer
- * answers that with "bye": the dump must refuse the connection without --tcp-established, and
- * with it, the peer must see neither an end nor a reset across the dump and the restore. */
+/* wl-tcp-pair [outside|held]: established TCP connections whose both ends this process holds, with
+ * data unread both ways, before READY. For each of IPv4 (127.0.0.1), IPv6 ([::1]) and dual-stack
+ * (an IPv4 client of a listener on [::], accepted as a v4-mapped IPv6 socket): a listener (kept
+ * open: the accepted end has its port), a client c connected to it and the accepted end a; c sends
+ * 200000 pattern bytes to a (more than a's receive window: some wait unacked or unsent in c's send
+ * queue), a sends 3000 bytes back, none read; c has TCP_NODELAY, SO_KEEPALIVE with TCP_KEEPIDLE 77,
+ * TCP_KEEPINTVL 9, TCP_KEEPCNT 4, SO_SNDTIMEO 2 s; a is O_NONBLOCK with SO_RCVBUF 50000; c has
+ * SO_SNDBUF 200000. A fourth connection over 127.0.0.1, "shut": its accepted end is shut down for
+ * reading, its client has TCP_CORK, its listener SO_REUSEADDR. After the trigger every byte arrives
+ * in order on each end, the addresses, flags and options are as before, twenty more messages go
+ * each way, and the listener takes a new client; the shut end reads the end of the stream, the
+ * corked client still corks and receives. With "outside", a process outside the tree (double fork)
+ * connects to a listener on [::1] and sends "hello"; after the trigger the accepted end reads it
+ * and answers "world", and the peer answers that with "bye": the dump must refuse the connection
+ * without --tcp-established, and with it, the peer must see neither an end nor a reset across the
+ * dump and the restore. With "held", also a second process outside the tree holds the accepted end
+ * of that connection (until the trigger): the dump must refuse it, naming that process. */
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -337,6 +336,24 @@ static void make_outside(struct pair *p)
 		wl_fail("outside: accept: %s", strerror(errno));
 }
 
+/* A process outside the tree holding our fds (the accepted end too) until the trigger. */
+static void hold_outside(void)
+{
+	pid_t k = fork();
+
+	if (k < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (k == 0) {
+		if (fork() == 0 && setsid() >= 0) {
+			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
+				wl_nap_ms(WL_POLL_MS);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	waitpid(k, NULL, 0);
+}
+
 static void verify_outside(const struct pair *p)
 {
 	uint8_t buf[5];
@@ -355,11 +372,14 @@ int main(int argc, char **argv)
 {
 	struct pair p[PAIRS] = {{.name = "tcp4"}, {.name = "tcp6"}, {.name = "dual"}};
 	struct pair shut = {.name = "shut"}, out = {.name = "outside"};
-	bool outside = argc > 1 && !strcmp(argv[1], "outside");
+	bool held = argc > 1 && !strcmp(argv[1], "held");
+	bool outside = held || (argc > 1 && !strcmp(argv[1], "outside"));
 
 	wl_init("wl-tcp-pair");
 	if (outside)
 		make_outside(&out);
+	if (held)
+		hold_outside();
 	listener(&p[0], AF_INET, "127.0.0.1", 0);
 	p[0].c = client(&p[0], AF_INET, "127.0.0.1");
 	listener(&p[1], AF_INET6, "::1", 1);
