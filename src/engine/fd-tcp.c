@@ -473,8 +473,9 @@ static int fill_queue(int fd, int q, const uint8_t *buf, size_t len, cd_err *err
 			chunk /= 2;
 			continue;
 		}
-		if (w < 0 && errno != EINTR)
-			return cd_err_sys(err, errno, "fill the %s queue (%zu of %zu bytes in)",
+		if ((w < 0 && errno != EINTR) || w == 0)
+			return cd_err_sys(err, w ? errno : EIO,
+			                  "fill the %s queue (%zu of %zu bytes in)",
 			                  q == TCP_SEND_QUEUE ? "send" : "receive", done, len);
 		if (w > 0)
 			done += (size_t)w;
