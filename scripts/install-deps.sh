@@ -11,7 +11,7 @@ packages=(
 	bats bats-assert bats-support bats-file
 	python3 curl util-linux procps sqlite3 file bc
 	openjdk-17-jdk-headless golang-go python3-torch
-	redis-server redis-tools memcached nginx postgresql-15 postgresql-client-15
+	redis-server redis-tools memcached nginx postgresql-15 postgresql-client-15 nftables
 )
 
 missing=()

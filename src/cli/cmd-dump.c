@@ -54,6 +54,10 @@ static json_t *dump_body(struct cli_ctx *ctx, cd_err *err)
 	    json_pack("{s:s, s:s, s:b, s:b, s:b}", "dir", abs, "compression", comp, "leave_running",
 	              cli_flag(ctx, "leave-running"), "shell_job", cli_flag(ctx, "shell-job"),
 	              "external_stdio", cli_flag(ctx, "external-stdio"));
+	if (body && cli_flag(ctx, "tcp-established"))
+		json_object_set_new(body, "tcp_established", json_true());
+	if (body && cli_flag(ctx, "tcp-close"))
+		json_object_set_new(body, "tcp_close", json_true());
 	if (body && name)
 		json_object_set_new(body, "name", json_string(name));
 	return body;
@@ -116,6 +120,9 @@ static const struct cli_opt dump_opts[] = {
     {"shell-job", 0, CLI_BOOL, NULL, "a job on its shell's terminal: restored, it has none"},
     {"external-stdio", 0, CLI_BOOL, NULL,
      "stdin/stdout/stderr are not saved: the restore gives new ones (its own, a log, --out)"},
+    {"tcp-established", 0, CLI_BOOL, NULL,
+     "keep TCP connections to peers outside the tree (locked until the restore)"},
+    {"tcp-close", 0, CLI_BOOL, NULL, "record TCP connections to peers outside the tree as closed"},
     {"profiling", 0, CLI_BOOL, NULL, "print where the time went"},
     {0},
 };

@@ -115,6 +115,8 @@ static int engine_restore_local(struct cli_ctx *ctx, struct cr_restore_run *run,
 	run->engine_progress = local_engine_progress;
 	run->userdata = &p;
 	run->leave_stopped = cli_flag(ctx, "leave-stopped");
+	run->tcp_established = cli_flag(ctx, "tcp-established");
+	run->tcp_close = cli_flag(ctx, "tcp-close");
 	r = local_stdio(ctx, &run->stdio, err);
 	if (r == 0)
 		r = cr_restore_run(run, ret_pid, err);
@@ -195,6 +197,10 @@ static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 	                 cli_flag(ctx, "leave-stopped"), "rows", ws.ws_row, "cols", ws.ws_col);
 	if (body && out_abs)
 		json_object_set_new(body, "out", json_string(out_abs));
+	if (body && cli_flag(ctx, "tcp-established"))
+		json_object_set_new(body, "tcp_established", json_true());
+	if (body && cli_flag(ctx, "tcp-close"))
+		json_object_set_new(body, "tcp_close", json_true());
 	return body;
 }
 
@@ -312,6 +318,10 @@ static int restore_job(struct cli_ctx *ctx)
 	    {"out", 'o', CLI_STRING, "FILE", "write the job's output to FILE instead of the log"}, \
 	    {"pid-file", 0, CLI_STRING, "FILE", "write the restored PID to FILE"},                 \
 	    {"leave-stopped", 0, CLI_BOOL, NULL, "leave the tree stopped (SIGCONT resumes it)"},   \
+	    {"tcp-established", 0, CLI_BOOL, NULL,                                                 \
+	     "bring back TCP connections to peers outside the checkpoint"},                        \
+	    {"tcp-close", 0, CLI_BOOL, NULL,                                                       \
+	     "restore TCP connections to peers outside the checkpoint closed"},                    \
 	{                                                                                          \
 		"profiling", 0, CLI_BOOL, NULL, "print where the time went"                        \
 	}

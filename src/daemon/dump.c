@@ -37,9 +37,10 @@ struct dump_req {
 	char name[NAME_MAX + 1];
 	storage_compression compression;
 	bool leave_running, shell_job;
-	bool external_stdio;     /* the caller gives up the root's fds 0-2 */
-	bool default_name;       /* ours to make unique with a -N suffix */
-	const char *plugins_dir; /* config's plugins.dir ("": the default) */
+	bool tcp_established, tcp_close; /* a connection to the outside: kept, or closed */
+	bool external_stdio;             /* the caller gives up the root's fds 0-2 */
+	bool default_name;               /* ours to make unique with a -N suffix */
+	const char *plugins_dir;         /* config's plugins.dir ("": the default) */
 	uid_t caller_uid;
 	gid_t caller_gid;
 	char *dest;  /* DIR/NAME + suffix */
@@ -134,6 +135,12 @@ static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
 		r = field_bool(body, "shell_job", &d->shell_job, err);
 	if (r == 0)
 		r = field_bool(body, "external_stdio", &d->external_stdio, err);
+	if (r == 0)
+		r = field_bool(body, "tcp_established", &d->tcp_established, err);
+	if (r == 0)
+		r = field_bool(body, "tcp_close", &d->tcp_close, err);
+	if (r == 0 && d->tcp_established && d->tcp_close)
+		r = cd_err_set(err, EINVAL, "\"tcp_established\" and \"tcp_close\" together");
 	return r;
 }
 
@@ -372,6 +379,8 @@ static int dump_worker(void *arg)
 	                         .pid = d->target.pid,
 	                         .leave_running = d->leave_running,
 	                         .shell_job = d->shell_job,
+	                         .tcp_established = d->tcp_established,
+	                         .tcp_close = d->tcp_close,
 	                         .stats = &st,
 	                         .progress = op_engine_progress_cb,
 	                         .userdata = d->op,

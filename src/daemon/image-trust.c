@@ -77,11 +77,13 @@
  * kernel as kill(2) is. Of a mapping: its madvise flags (any process may set them on its own
  * memory), its lock and the task's mlockall(MCL_FUTURE) (check_memlock: the restore locks while
  * still privileged) and "may write" of a shared file mapping (the file is opened for writing:
- * check_paths asks for write access). A field added to the image changes these sizes
+ * check_paths asks for write access). An established TCP connection (sk_tcp) is refused: its
+ * restore binds and connects in TCP repair mode as root (CAP_NET_ADMIN), with sequence numbers and
+ * queues the image chooses, which no user may do. A field added to the image changes these sizes
  * (`std` and cd_vma's flags took padding, so those sizes did not change):
  * decide which it is, then update them. */
 _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-trust.c");
-_Static_assert(sizeof(struct cd_fd) == 312, "a new fd field: review image-trust.c");
+_Static_assert(sizeof(struct cd_fd) == 320, "a new fd field: review image-trust.c");
 /* Kind 8, an AIO ring: io_setup, mremap and reads of /dev/zero in the task,
  * what the user's process may do itself. Kind 2 of a deleted file: the
  * image's deleted file of that path (check_deleted), no path of the host. */
@@ -479,6 +481,12 @@ static int check_sockets(const struct image_trust *tr, const struct cd_image *im
 			const struct cd_fd *d = &img->tasks[i].fds[j];
 			bool sk = d->kind == CD_FD_UNIX || d->kind == CD_FD_INET ||
 			          d->kind == CD_FD_NETLINK;
+			if (d->kind == CD_FD_INET && d->sk_tcp)
+				return cd_err_set(err, EPERM,
+				                  "task %d: fd %d: an established TCP connection: "
+				                  "restoring it needs TCP repair (CAP_NET_ADMIN), "
+				                  "which a user's checkpoint is not given",
+				                  img->tasks[i].pid, d->fd);
 			if (sk && (d->sk_iuid != tr->owner || !group_allowed(tr, d->sk_igid)))
 				return cd_err_set(err, EPERM,
 				                  "task %d: fd %d: %s of owner %u:%u, not "

@@ -146,7 +146,9 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 	                            .stats = &st,
 	                            .progress = r->engine_progress,
 	                            .userdata = r->userdata,
-	                            .leave_stopped = r->leave_stopped};
+	                            .leave_stopped = r->leave_stopped,
+	                            .tcp_established = r->tcp_established,
+	                            .tcp_close = r->tcp_close};
 	_cleanup_free_ char *image = NULL;
 
 	if (r->scratch && unpack(r, &image, err) < 0)

@@ -38,6 +38,8 @@ struct cr_restore_run {
 	const struct image_trust *trust; /* a user's checkpoint; NULL: root's */
 	struct cr_stdio stdio;
 	bool leave_stopped;
+	/* the engine's tcp_established and tcp_close (engine.h) */
+	bool tcp_established, tcp_close;
 	/* progress of the unpack and of the engine's stages; timings go to op */
 	storage_progress_fn unpack_progress;
 	cd_progress_fn engine_progress;

@@ -43,6 +43,7 @@ struct restore_req {
 	char jid[DB_JID_MAX];
 	storage_compression format;
 	bool attachable, leave_stopped;
+	bool tcp_established, tcp_close; /* connections to the outside: back, or closed */
 	const char *out;
 	const char *op_id; /* for progress polls; NULL: none */
 	unsigned short rows, cols;
@@ -100,6 +101,10 @@ static int parse_fields(json_t *body, struct restore_req *r, const char **ret_ji
 		rc = field_bool(body, "attachable", &r->attachable, err);
 	if (rc == 0)
 		rc = field_bool(body, "leave_stopped", &r->leave_stopped, err);
+	if (rc == 0)
+		rc = field_bool(body, "tcp_established", &r->tcp_established, err);
+	if (rc == 0)
+		rc = field_bool(body, "tcp_close", &r->tcp_close, err);
 	if (rc == 0)
 		rc = field_int(body, "rows", 0, USHRT_MAX, &rows, err);
 	if (rc == 0)
@@ -229,6 +234,8 @@ static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t
 	                             .trust = trust,
 	                             .stdio = r->stdio_ask,
 	                             .leave_stopped = r->leave_stopped,
+	                             .tcp_established = r->tcp_established,
+	                             .tcp_close = r->tcp_close,
 	                             .unpack_progress = op_progress_cb,
 	                             .engine_progress = op_engine_progress_cb,
 	                             .userdata = r->op,

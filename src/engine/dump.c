@@ -564,6 +564,14 @@ static int seal_plugin_files(struct dump_state *s, const char *dir, cd_err *err)
 	return 0;
 }
 
+static unsigned tcp_flags(const struct cd_dump_opts *opts)
+{
+	if (opts->version < 6)
+		return 0;
+	return (opts->tcp_established ? CD_TCP_ESTABLISHED : 0) |
+	       (opts->tcp_close ? CD_TCP_CLOSE : 0);
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
@@ -576,6 +584,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	uname(&u);
 	snprintf(s->img.kernel, sizeof(s->img.kernel), "%s", u.release);
 	uint64_t t0 = cd_now_ns();
+	cd_tcp_dump_begin(tcp_flags(opts) & CD_TCP_ESTABLISHED);
 	/* the plugins' devices are saved before anything of the tree is read:
 	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
@@ -595,7 +604,9 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		    (!s->img.tasks[i].zombie && (r = dump_task(s, i, opts->shell_job, err)) < 0))
 			return r;
 	if ((r = cd_unix_resolve_rights(&s->img, err)) < 0 ||
-	    (r = cd_dump_check_fds(&s->img, err)) < 0 || (r = check_parent_threads(s, err)) < 0)
+	    (r = cd_dump_check_fds(&s->img, err)) < 0 ||
+	    (r = cd_tcp_check_peers(&s->img, s->dirfd, tcp_flags(opts), err)) < 0 ||
+	    (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
 	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
@@ -649,6 +660,9 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	     (r = opts->commit(opts->commit_userdata, err)) < 0))
 		commit_failed = true;
 	uint64_t t0 = cd_now_ns();
+	/* a connection killed in repair mode closes without a packet; one that
+	 * runs on leaves repair before its task runs */
+	cd_tcp_dump_end(r >= 0 && !opts->leave_running);
 	if (r < 0) {
 		release_tree(s);
 		if (commit_failed)

@@ -23,9 +23,9 @@ struct cd_plugins; /* plugins/plugins.h */
  * progress and leave_stopped; 3 dump's commit, restore's open_as and check;
  * 4 dump's external_stdio, restore's stdio_external_only and the new
  * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
- * (docs/plugins.md).
+ * (docs/plugins.md); 6 tcp_established and tcp_close of dump and restore.
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 5
+#define CD_ENGINE_OPTS_VERSION 6
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of System V
@@ -94,6 +94,14 @@ struct cd_dump_opts {
 	/* The loaded plugins (plugins/plugins.h) whose hooks run at their
 	 * points (docs/plugins.md); NULL: none. */
 	struct cd_plugins *plugins;
+	/* version 6 */
+	/* An established TCP connection to a peer outside the tree is
+	 * refused unless one of these says what to do: tcp_established dumps
+	 * it (through TCP repair), its traffic locked from before its state is
+	 * read until its restore, so that its peer notices nothing (needs
+	 * nft); tcp_close records it as a closed socket (docs/engine.md, "TCP
+	 * connections"). */
+	bool tcp_established, tcp_close;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */
@@ -137,6 +145,12 @@ struct cd_restore_opts {
 	/* The loaded plugins; an image that names a plugin not among them
 	 * (or not ready) is refused before anything is created. NULL: none. */
 	struct cd_plugins *plugins;
+	/* version 6 */
+	/* An image's TCP connection to a peer outside it is refused unless one
+	 * of these is set: tcp_established makes it again (and releases its
+	 * lock), tcp_close makes its socket closed (docs/engine.md, "TCP
+	 * connections"). Not both. */
+	bool tcp_established, tcp_close;
 };
 
 /* Asks the dump or restore running in this process to stop at its next

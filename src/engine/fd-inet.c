@@ -177,10 +177,48 @@ static int peer_of(int fd, uint8_t **ret, size_t *ret_len, cd_err *err)
 	return 0;
 }
 
+static const char *tcp_state_name(unsigned state)
+{
+	static const char *const names[] = {
+	    [TCP_SYN_SENT] = "SYN_SENT",   [TCP_SYN_RECV] = "SYN_RECV",
+	    [TCP_FIN_WAIT1] = "FIN_WAIT1", [TCP_FIN_WAIT2] = "FIN_WAIT2",
+	    [TCP_TIME_WAIT] = "TIME_WAIT", [TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+	    [TCP_LAST_ACK] = "LAST_ACK",   [TCP_CLOSING] = "CLOSING",
+	};
+
+	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown";
+}
+
+/* A connection's socket also held by a process outside the tree would be
+ * left to it in repair mode, then closed under it. */
+static int outside_holder(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
+                          cd_err *err)
+{
+	_cleanup_free_ char *comm = NULL;
+	size_t len;
+	pid_t holder = 0;
+	int r;
+
+	if ((r = cd_outside_holder(cd_dump_tree_holders(x->ctx->tree), x->ctx->img, x->st, &holder,
+	                           err)) < 0)
+		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
+	if (!holder)
+		return 0;
+	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
+	    comm[len - 1] == '\n')
+		comm[len - 1] = '\0';
+	return SK_REFUSE(s,
+	                 "a TCP connection to %s, also held by pid %d (%s) outside the tree: a "
+	                 "restore could not give it back to both",
+	                 SK_ARGS(s), peer, holder, comm ? comm : "?");
+}
+
 /* TCP: listening (backlog and accept queue from TCP_INFO, which gives them
- * for a listener), or closed (unbound or only bound); any connection is
- * refused, naming its peer. */
-static int dump_tcp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *err)
+ * for a listener), closed (unbound or only bound), or established (its peer,
+ * and on the first fd of its open file its repair state, fd-tcp.c); a
+ * connection in any other state is refused, naming its peer. */
+static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd, struct cd_fd *d,
+                    cd_err *err)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -208,10 +246,20 @@ static int dump_tcp(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err *er
 	if ((r = peer_of(fd, &pa, &palen, err)) < 0)
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
 	addr_show(pa, palen, peer, sizeof(peer));
-	return SK_REFUSE(s,
-	                 "a TCP connection to %s (state %u): established connections are not "
-	                 "supported yet",
-	                 SK_ARGS(s), peer, ti.tcpi_state);
+	if (ti.tcpi_state != TCP_ESTABLISHED)
+		return SK_REFUSE(s,
+		                 "a TCP connection to %s in state %s: only established "
+		                 "connections are restored",
+		                 SK_ARGS(s), peer, tcp_state_name(ti.tcpi_state));
+	if (!x->new_obj)
+		return 0; /* the open file's first fd has it */
+	if ((r = outside_holder(x, s, peer, err)) < 0)
+		return r;
+	d->sk_paddr = TAKE_PTR(pa);
+	d->sk_paddrlen = palen;
+	if ((r = cd_tcp_dump(x->ctx->dirfd, fd, d, err)) < 0)
+		return cd_err_wrap(err, SK_FMT ": a TCP connection to %s", SK_ARGS(s), peer);
+	return 0;
 }
 
 /* UDP: its peer when connected; a datagram waiting unread refuses (the
@@ -291,6 +339,16 @@ static int opt_bit(const struct sk_desc *s, int fd, int level, int opt, const ch
 	return 0;
 }
 
+static bool tcp_established(int fd, const struct cd_fd *d)
+{
+	struct tcp_info ti = {0};
+	socklen_t len = sizeof(ti);
+
+	return d->sk_proto == IPPROTO_TCP &&
+	       getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	       ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 /* Options the restore does not set are refused when they differ from a
  * fresh socket's of the same family and protocol. */
 static int check_unset(const struct sk_desc *s, int fd, int fresh, const struct cd_fd *d,
@@ -325,9 +383,17 @@ static int check_unset(const struct sk_desc *s, int fd, int fresh, const struct 
 	char dev[IFNAMSIZ + 1] = "";
 	socklen_t dl = sizeof(dev);
 	int v, fv;
+	bool conn = tcp_established(fd, d);
 
 	for (size_t i = 0; i < ARRAY_SIZE(unset); i++) {
 		if (unset[i].tcp_only && d->sk_proto != IPPROTO_TCP)
+			continue;
+		/* a connection's repair state holds the first four; the kernel
+		 * moves its MSS and quick-ack mode by itself */
+		if (conn && unset[i].level == IPPROTO_TCP &&
+		    (unset[i].opt == TCP_KEEPIDLE || unset[i].opt == TCP_KEEPINTVL ||
+		     unset[i].opt == TCP_KEEPCNT || unset[i].opt == TCP_CORK ||
+		     unset[i].opt == TCP_MAXSEG || unset[i].opt == TCP_QUICKACK))
 			continue;
 		if (d->sk_family == AF_INET6 && unset[i].level == SOL_IP)
 			continue;
@@ -470,11 +536,16 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if (r & POLLERR)
 		return SK_REFUSE(&s, "an error waits to be read (SO_ERROR): not supported",
 		                 SK_ARGS(&s));
-	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(&s, fd, d, err) : dump_udp(&s, fd, d, err)) <
-	    0)
-		return r;
+	/* options first: repair mode (dump_tcp) shows SO_REUSEADDR as its own */
 	if ((r = dump_options(&s, fd, d, err)) < 0)
 		return r;
+	if ((r = d->sk_proto == IPPROTO_TCP ? dump_tcp(x, &s, fd, d, err)
+	                                    : dump_udp(&s, fd, d, err)) < 0)
+		return r;
+	/* a connection's buffers grow by themselves (autotuning) past what
+	 * SO_RCVBUF may set: its restore sets them with the FORCE options */
+	if (tcp_established(fd, d))
+		return 0;
 	if ((d->sk_rcvbuf && (r = cd_sk_buf_fits(d->sk_rcvbuf, SO_RCVBUF, err)) < 0) ||
 	    (d->sk_sndbuf && (r = cd_sk_buf_fits(d->sk_sndbuf, SO_SNDBUF, err)) < 0))
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(&s));
@@ -505,6 +576,24 @@ int cd_sk_set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err)
 		return cd_err_set(err, EINVAL,
 		                  "%s %u came back as %d (above net.core.rmem_max or wmem_max?)",
 		                  name, want, got);
+	return 0;
+}
+
+/* A connection's buffer with the FORCE option (root's: a user's image has
+ * no connection, image-trust), any other socket's as any process may. */
+static int set_buf(int fd, const struct cd_fd *d, int opt, const char *name, uint32_t want,
+                   cd_err *err)
+{
+	int force = opt == SO_RCVBUF ? SO_RCVBUFFORCE : SO_SNDBUFFORCE, got, r;
+
+	if (!d->sk_tcp || !want)
+		return cd_sk_set_buf(fd, opt, name, want, err);
+	if ((r = set_int(fd, SOL_SOCKET, force, name, (int)(want / 2), err)) < 0)
+		return r;
+	if ((r = cd_sk_opt(fd, SOL_SOCKET, opt, &got)) < 0)
+		return cd_err_sys(err, -r, "getsockopt(%s)", name);
+	if ((uint32_t)got != want)
+		return cd_err_set(err, EINVAL, "%s %u came back as %d", name, want, got);
 	return 0;
 }
 
@@ -560,8 +649,8 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 		return r;
 	if ((r = set_timeo(fd, SO_RCVTIMEO, "SO_RCVTIMEO", d->sk_rcvtimeo, err)) < 0 ||
 	    (r = set_timeo(fd, SO_SNDTIMEO, "SO_SNDTIMEO", d->sk_sndtimeo, err)) < 0 ||
-	    (r = cd_sk_set_buf(fd, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
-	    (r = cd_sk_set_buf(fd, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
+	    (r = set_buf(fd, d, SO_RCVBUF, "SO_RCVBUF", d->sk_rcvbuf, err)) < 0 ||
+	    (r = set_buf(fd, d, SO_SNDBUF, "SO_SNDBUF", d->sk_sndbuf, err)) < 0)
 		return r;
 	return 0;
 }
@@ -575,7 +664,10 @@ static int inet_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(%d, %d, %d)", d->sk_family, d->sk_type,
 		                  d->sk_proto);
-	if ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0)
+	/* a connection is made once the tree is restored (cd_tcp_restore_all);
+	 * repair mode after SO_REUSEADDR, which would replace its own */
+	if ((r = set_up(fd, d, err)) < 0 || (d->sk_tcp && (r = cd_tcp_repair_on(fd, err)) < 0) ||
+	    (r = cd_fd_set_flags(fd, d, err)) < 0)
 		return r;
 	/* the socket is the task's, as fstat shows it; the kernel takes its
 	 * owner for SO_REUSEPORT's group too */
@@ -613,7 +705,7 @@ static int inet_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 	char shown[64];
 	int r = 0;
 
-	if (cd_sk_first_of_obj(ctx->img, d)) {
+	if (!d->sk_tcp && cd_sk_first_of_obj(ctx->img, d)) {
 		addr_show(d->sk_addr, d->sk_addrlen, shown, sizeof(shown));
 		if (d->sk_addrlen && (r = cd_sk_addr_call(ctx, d, SYS_bind, "bind", d->sk_addr,
 		                                          d->sk_addrlen, err)) < 0)
@@ -650,7 +742,6 @@ static int inet_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 	bool tcp = d->sk_type == SOCK_STREAM && d->sk_proto == IPPROTO_TCP;
 	bool udp = d->sk_type == SOCK_DGRAM && d->sk_proto == IPPROTO_UDP;
 
-	(void)c;
 	if ((d->sk_family != AF_INET && d->sk_family != AF_INET6) || (!tcp && !udp))
 		return cd_err_set(
 		    err, EINVAL,
@@ -664,7 +755,13 @@ static int inet_check(const struct cd_fd_check *c, const struct cd_task *t, cons
 		    "pid %d: fd %d: field \"sk_addr\" or \"sk_paddr\": not an address "
 		    "of family %d",
 		    t->pid, d->fd, d->sk_family);
-	if ((d->sk_listen && (!tcp || !d->sk_addrlen)) || (d->sk_paddrlen && !udp) ||
+	if (d->sk_tcp && (!tcp || d->sk_listen || !d->sk_addrlen || !d->sk_paddrlen ||
+	                  !cd_sk_first_of_obj(c->img, d)))
+		return cd_err_set(err, EINVAL,
+		                  "pid %d: fd %d: field \"sk_tcp\": not on the first fd of a bound "
+		                  "and connected TCP socket",
+		                  t->pid, d->fd);
+	if ((d->sk_listen && (!tcp || !d->sk_addrlen)) || (d->sk_paddrlen && !udp && !d->sk_tcp) ||
 	    ((d->sk_opts & CD_SKO_V6ONLY) && d->sk_family != AF_INET6) ||
 	    ((d->sk_opts & CD_SKO_NODELAY) && !tcp) || (d->sk_defer && !tcp) ||
 	    (!(d->sk_opts & CD_SKO_LINGER) && d->sk_linger))

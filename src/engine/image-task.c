@@ -188,6 +188,35 @@ static const struct cd_field inet_fields[] = {
 };
 #undef DR
 #undef D
+/* an established TCP connection (fd-tcp.c): the queues' lengths bounded
+ * (their file must hold exactly their sum), window scales as TCP allows
+ * them, options as TCP_INFO gives them */
+#define T(m)       CD_FIELD(struct cd_tcp_conn, m)
+#define TR(m, ...) CD_FIELD_RANGE(struct cd_tcp_conn, m, __VA_ARGS__)
+static const struct cd_field tcp_fields[] = {
+    T(snd_seq),
+    T(rcv_seq),
+    TR(sndq, 0, CD_TCP_QUEUE_MAX),
+    TR(unsq, 0, CD_TCP_QUEUE_MAX),
+    TR(rcvq, 0, CD_TCP_QUEUE_MAX),
+    TR(mss, 0, 65535),
+    TR(topts, 0, 7),
+    TR(swscale, 0, 14),
+    TR(rwscale, 0, 14),
+    T(tsval),
+    T(wl1),
+    T(swnd),
+    T(maxwnd),
+    T(rwnd),
+    T(rwup),
+    TR(shut_rd, 0, 1),
+    TR(kidle, 0, 32767),
+    TR(kintvl, 0, 32767),
+    TR(kcnt, 0, 127),
+    TR(cork, 0, 1),
+};
+#undef TR
+#undef T
 
 static const struct cd_field *fd_kind_fields(enum cd_fd_kind kind, size_t *n)
 {
@@ -285,6 +314,8 @@ void cd_fd_free(struct cd_fd *d)
 	}
 	free(d->sk_queue);
 	free(d->sk_paddr);
+	free(d->sk_tcp);
+	d->sk_tcp = NULL;
 	d->sk_paddr = NULL;
 	d->sk_paddrlen = 0;
 	d->sk_queue = NULL;
@@ -407,6 +438,11 @@ static json_t *fd_to_json(const struct cd_fd *d)
 	if (d->kind == CD_FD_INET || d->kind == CD_FD_NETLINK) {
 		cd_json_hex_encode(o, "sk_addr", d->sk_addr, d->sk_addrlen);
 		cd_json_hex_encode(o, "sk_paddr", d->sk_paddr, d->sk_paddrlen);
+	}
+	if (d->kind == CD_FD_INET && d->sk_tcp) {
+		json_t *c = json_object();
+		cd_fields_encode(c, tcp_fields, ARRAY_SIZE(tcp_fields), d->sk_tcp);
+		json_object_set_new(o, "sk_tcp", c);
 	}
 	json_object_set_new(o, "std", json_integer(d->std));
 	if (d->path)
@@ -902,6 +938,27 @@ static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* An established TCP connection's repair state, when the fd has one. */
+static int tcp_from_json(json_t *o, struct cd_fd *d, cd_err *err)
+{
+	json_t *c = json_object_get(o, "sk_tcp");
+	int r;
+
+	if (!c)
+		return 0;
+	if (!json_is_object(c))
+		return cd_err_set(err, EINVAL, "field \"sk_tcp\": not an object");
+	if (!(d->sk_tcp = calloc(1, sizeof(*d->sk_tcp))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if ((r = cd_fields_decode(c, tcp_fields, ARRAY_SIZE(tcp_fields), d->sk_tcp, err)) < 0)
+		return cd_err_wrap(err, "field \"sk_tcp\"");
+	if (d->sk_tcp->unsq > d->sk_tcp->sndq)
+		return cd_err_set(
+		    err, EINVAL, "field \"sk_tcp\": unsq %u is more than the send queue's %u bytes",
+		    d->sk_tcp->unsq, d->sk_tcp->sndq);
+	return 0;
+}
+
 static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 {
 	int r;
@@ -941,7 +998,7 @@ static int fd_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 	     (r = cd_json_hex_decode(o, "sk_paddr", CD_UNIX_ADDR_MAX, &d->sk_paddr, &d->sk_paddrlen,
 	                             err)) < 0))
 		return r;
-	return 0;
+	return d->kind == CD_FD_INET ? tcp_from_json(o, d, err) : 0;
 }
 
 /* Installed with dup3: a second entry for one number would silently

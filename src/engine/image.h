@@ -60,6 +60,7 @@
 #define CD_UNIX_ADDR_MAX 108          /* sizeof(sun_path) */
 #define CD_SK_QUEUE_MAX  (1u << 16)   /* messages queued in one unix socket */
 #define CD_SK_FDS_MAX    253u         /* fds one message carries (SCM_MAX_FD) */
+#define CD_TCP_QUEUE_MAX (64u << 20)  /* bytes of one TCP queue (send or receive) */
 
 enum cd_vma_kind {
 	CD_VMA_ANON,        /* private anonymous (heap, stacks, bss) */
@@ -271,6 +272,31 @@ struct cd_fd {
 	uint64_t sk_rcvtimeo, sk_sndtimeo;
 	uint8_t *sk_paddr;
 	size_t sk_paddrlen;
+	/* an established TCP connection (sk_paddr its peer), restored through
+	 * TCP repair; NULL for any other socket and on every fd of the open
+	 * file but its first in the image */
+	struct cd_tcp_conn *sk_tcp;
+};
+
+/* What TCP repair reads of an established connection and sets again
+ * (fd-tcp.c). The queues' bytes are in the image file tcp-INO.img (INO the
+ * socket's sk_ino): the send queue (sent but unacknowledged, then not yet
+ * sent), then the receive queue (unread). */
+struct cd_tcp_conn {
+	uint32_t snd_seq; /* the first byte of the send queue (snd_una) */
+	uint32_t rcv_seq; /* the first unread byte (copied_seq) */
+	uint32_t sndq;    /* bytes of the send queue */
+	uint32_t unsq;    /* of them, never sent */
+	uint32_t rcvq;    /* bytes of the receive queue */
+	uint32_t mss;     /* TCP_MAXSEG */
+	uint32_t topts;   /* TCPI_OPT_TIMESTAMPS | _SACK | _WSCALE as negotiated */
+	uint32_t swscale; /* the peer's window scale, with TCPI_OPT_WSCALE */
+	uint32_t rwscale; /* ours */
+	uint32_t tsval;   /* TCP_TIMESTAMP, with TCPI_OPT_TIMESTAMPS */
+	uint32_t wl1, swnd, maxwnd, rwnd, rwup; /* TCP_REPAIR_WINDOW */
+	uint32_t shut_rd;                       /* shutdown(SHUT_RD) was called: 1 */
+	uint32_t kidle, kintvl, kcnt;           /* TCP_KEEPIDLE, _KEEPINTVL, _KEEPCNT */
+	uint32_t cork;                          /* TCP_CORK */
 };
 
 /* Options of an inet socket (struct cd_fd, sk_opts). */

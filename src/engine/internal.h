@@ -425,6 +425,38 @@ int cd_sk_events(int fd, cd_err *err);
  * the engine's (the restore makes sockets in its own). */
 int cd_sk_netns_ours(int fd, cd_err *err);
 int cd_sk_buf_fits(uint32_t v, int opt, cd_err *err);
+/* fd-tcp.c: established TCP connections through TCP repair. Dump
+ * (cd_tcp_dump_begin first: with established, connections are locked,
+ * tcp-lock.c): puts our copy sk of d's socket in repair mode (kept so until
+ * cd_tcp_dump_end) and reads its state into d->sk_tcp and its queues into
+ * the image file tcp-INO.img; cd_tcp_check_peers then refuses a connection
+ * whose peer is not a socket of the image unless flags has
+ * CD_TCP_ESTABLISHED (kept, locked) or CD_TCP_CLOSE (recorded as a closed
+ * socket); at the end of the dump, repair is turned off again unless the
+ * tree is killed (its sockets then close without a packet), and every lock
+ * but those of connections to the outside of a killed tree goes. Restore:
+ * the controller's socket goes into repair mode when made; the image's
+ * connections to the outside need a flag (cd_tcp_restore_check); once the
+ * tree is restored every connection is made again (CD_TCP_CLOSE: those to
+ * the outside stay closed), repair is turned off on all, then their locks
+ * go. cd_tcp_show: an address as ss shows it. */
+enum { CD_TCP_ESTABLISHED = 1u << 0, CD_TCP_CLOSE = 1u << 1 };
+void cd_tcp_dump_begin(bool established);
+int cd_tcp_dump(int dirfd, int sk, struct cd_fd *d, cd_err *err);
+int cd_tcp_check_peers(struct cd_image *img, int dirfd, unsigned flags, cd_err *err);
+void cd_tcp_dump_end(bool killed);
+int cd_tcp_repair_on(int fd, cd_err *err);
+int cd_tcp_restore_check(const struct cd_image *img, unsigned flags, cd_err *err);
+int cd_tcp_restore_all(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                       unsigned flags, cd_err *err);
+void cd_tcp_show(const uint8_t *sa, size_t len, char *buf, size_t size);
+/* tcp-lock.c: whether nft (nftables) is there; the lock of the connection
+ * from a to pa
+ * (an nftables table named after it that drops its packets both ways),
+ * refused when another dump holds it; its release (none: nothing). */
+bool cd_tcp_lock_available(void);
+int cd_tcp_lock(const uint8_t *a, size_t alen, const uint8_t *pa, size_t plen, cd_err *err);
+void cd_tcp_unlock(const uint8_t *a, size_t alen, const uint8_t *pa, size_t plen);
 /* memfd.c: the image's memfd of open file obj, NULL when none. */
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
 /* fd-pass.c: a copy of pid's fd (pidfd_getfd; -errno on failure); the

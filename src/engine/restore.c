@@ -62,6 +62,7 @@ struct restore_state {
 	struct cd_progress progress;
 	struct cd_plugins *plugins; /* NULL: none */
 	const char *dir;
+	unsigned tcp_flags; /* CD_TCP_ESTABLISHED, CD_TCP_CLOSE */
 };
 
 /* ---- checks before any process exists ---- */
@@ -681,6 +682,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		r = cd_sysv_restore_late(&s->img, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
+	/* TCP connections last, every listener of the tree bound */
+	if (r >= 0)
+		r = cd_tcp_restore_all(&s->img, s->objs, s->dirfd, s->tcp_flags, err);
 	if (r >= 0)
 		r = release_all(s, inj, thr, err);
 	if (r < 0)
@@ -800,11 +804,15 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	s->dirfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0)
 		return cd_err_sys(err, errno, "image %s", opts->dir);
+	if (opts->version >= 6)
+		s->tcp_flags = (opts->tcp_established ? CD_TCP_ESTABLISHED : 0) |
+		               (opts->tcp_close ? CD_TCP_CLOSE : 0);
 	struct cd_progress verify = {
 	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
 	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
 	    (r = check_image(s, opts, err)) < 0 ||
+	    (r = cd_tcp_restore_check(&s->img, s->tcp_flags, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
 	    (r = cd_image_check_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||

@@ -284,6 +284,25 @@ json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home
 	assert_equal "$(job_field mine status)" halted
 }
 
+@test "restore job refuses a user's established TCP connection (TCP repair is root's)" {
+	dump_users_job
+	# 127.0.0.1:1000 -> 127.0.0.1:53, its repair state and an empty queue file
+	add_fd '{"kind": 16, "sk_family": 2, "sk_type": 1, "sk_proto": 6, "sk_listen": 0,
+	         "sk_backlog": 0, "sk_rcvbuf": 0, "sk_sndbuf": 0, "sk_ino": 4000000000,
+	         "sk_iuid": 0, "sk_igid": 0, "sk_opts": 0, "sk_linger": 0, "sk_defer": 0,
+	         "sk_rcvtimeo": 0, "sk_sndtimeo": 0, "sk_addr": "020003e87f0000010000000000000000",
+	         "sk_paddr": "020000357f0000010000000000000000",
+	         "sk_tcp": {"snd_seq": 1, "rcv_seq": 1, "sndq": 0, "unsq": 0, "rcvq": 0, "mss": 1460,
+	                    "topts": 0, "swscale": 0, "rwscale": 0, "tsval": 0, "wl1": 0, "swnd": 0,
+	                    "maxwnd": 0, "rwnd": 0, "rwup": 0, "shut_rd": 0, "kidle": 7200,
+	                    "kintvl": 75, "kcnt": 9, "cork": 0}}'
+	as_user touch "$SHARED/home/img/tcp-4000000000.img"
+	run "$CEDANA" restore job mine --tcp-established
+	assert_failure 1
+	assert_output --partial "fd 9: an established TCP connection: restoring it needs TCP repair (CAP_NET_ADMIN), which a user's checkpoint is not given"
+	assert_equal "$(job_field mine status)" halted
+}
+
 @test "restore job checks every field of a user's checkpoint: nice, limits, oom, dumpable, executable" {
 	dump_users_job
 	echo secret >"$SHARED/rootonly"

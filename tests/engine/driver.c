@@ -18,10 +18,10 @@ static int usage(void)
 	fprintf(
 	    stderr,
 	    "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats|--timings]"
-	    " [--external-stdio MASK]\n"
+	    " [--external-stdio MASK] [--tcp-established|--tcp-close]\n"
 	    "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
 	    " [--external-only] [--detach] [--pid-file F] [--leave-stopped]"
-	    " [--stats|--timings]\n"
+	    " [--stats|--timings] [--tcp-established|--tcp-close]\n"
 	    "--stats prints the progress calls and the stats to stderr\n"
 	    "--timings prints the stats alone (no progress: it costs a pass over the pages)\n"
 	    "--external-stdio: bit N records the root's fd N as the caller's\n"
@@ -119,6 +119,10 @@ static int cmd_dump(int argc, char **argv)
 			o.leave_running = true;
 		else if (!strcmp(argv[i], "--shell-job"))
 			o.shell_job = true;
+		else if (!strcmp(argv[i], "--tcp-established"))
+			o.tcp_established = true;
+		else if (!strcmp(argv[i], "--tcp-close"))
+			o.tcp_close = true;
 		else if (!strcmp(argv[i], "--external-stdio") && i + 1 < argc)
 			o.external_stdio = (unsigned)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--stats")) {
@@ -202,6 +206,10 @@ static int cmd_restore(int argc, char **argv)
 			pid_file = argv[++i];
 		} else if (!strcmp(argv[i], "--leave-stopped")) {
 			o.leave_stopped = true;
+		} else if (!strcmp(argv[i], "--tcp-established")) {
+			o.tcp_established = true;
+		} else if (!strcmp(argv[i], "--tcp-close")) {
+			o.tcp_close = true;
 		} else if (!strcmp(argv[i], "--stats")) {
 			o.stats = &st;
 			o.progress = print_progress;

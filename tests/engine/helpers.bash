@@ -113,7 +113,7 @@ dump_restore() {
 	WL_PID=
 	( sleep 0.5; touch "$TRIGGER" ) &
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
-		--pid-file "$T/restored.pid"
+		--pid-file "$T/restored.pid" ${RESTORE_FLAGS:-}
 }
 
 # Waits until pid is in a group stop (state T): kill -STOP returns before

@@ -16,6 +16,8 @@ teardown() {
 	[ -n "${PG_DIR:-}" ] && pg_cleanup
 	[ -n "${PG_SESSION_ROOT:-}" ] && pg_session_stop "$PG_SESSION_ROOT"
 	[ -f "$T/restored.pid" ] && pkill -9 -s "$(cat "$T/restored.pid")"
+	[ -n "${CLIENT_PID:-}" ] && kill -9 "$CLIENT_PID" 2>/dev/null
+	[ -n "${LOCK_PORT:-}" ] && drop_locks "$LOCK_PORT"
 	engine_teardown
 }
 
@@ -485,6 +487,149 @@ redis_roundtrip() {
 
 @test "redis-server: --leave-running" {
 	redis_roundtrip --leave-running
+}
+
+# ---- a client outside the tree on an established connection (TCP repair) ----
+
+# drop_locks PORT: deletes the connection locks (nftables tables
+# cedana_tcp_*) a failed test left for connections of 127.0.0.1:PORT.
+drop_locks() {
+	command -v nft >/dev/null || return 0
+	local hex t
+	hex=$(printf '0200%04x7f000001' "$1")
+	for t in $(nft list tables 2>/dev/null | awk '$3 ~ /^cedana_tcp_/ { print $3 }'); do
+		[[ $t == *"$hex"* ]] && nft delete table inet "$t"
+	done
+	return 0
+}
+
+# locks PORT: how many connection locks name 127.0.0.1:PORT.
+locks() {
+	nft list tables 2>/dev/null | grep -c "cedana_tcp_.*$(printf '0200%04x7f000001' "$1")" || true
+}
+
+# redis_with_client: redis-server on $PORT as $WL_PID with a key, and
+# resp-client.py outside its tree ($CLIENT_PID, its files in $T/client)
+# connected to it, past its first SET and GET.
+redis_with_client() {
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+		skip "redis-server is not installed (Debian: redis-server redis-tools)"
+	PORT=$(free_port)
+	LOCK_PORT=$PORT
+	printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\ndaemonize no\ndir %s\nlogfile ""\n' \
+		"$PORT" "$T" >"$T/redis.conf"
+	start_server redis-server "$T/redis.conf"
+	wait_port "$PORT"
+	mkdir "$T/client"
+	no_inherited_fds setsid python3 "$BATS_TEST_DIRNAME/resp-client.py" "$PORT" "$T/client" \
+		</dev/null >"$T/client.log" 2>&1 &
+	CLIENT_PID=$!
+	for _ in $(seq 1 500); do
+		[ -e "$T/client/ready" ] && return 0
+		sleep 0.02
+	done
+	cat "$T/client.log" >&2
+	return 1
+}
+
+# client_result: the client's verdict, once it has one (60 s at most).
+client_result() {
+	for _ in $(seq 1 600); do
+		[ -e "$T/client/result" ] && break
+		sleep 0.1
+	done
+	cat "$T/client/result" "$T/client.log"
+}
+
+@test "redis-server with 300000 keys: a client outside the tree keeps its connection with --tcp-established, across a SET sent while the server is gone" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	local t0 t1 t2
+	redis_with_client
+	run redis_load "$PORT" "$REDIS_KEYS"
+	assert_output --partial "errors: 0, replies: $REDIS_KEYS"
+	t0=$(date +%s.%N)
+	run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established
+	t1=$(date +%s.%N)
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	# the server is gone and its connection locked: the client's SET waits
+	# (dropped, retransmitted), with no reset and no answer
+	touch "$T/client/gap"
+	sleep 1
+	assert_not_exist "$T/client/result"
+	assert_equal "$(locks "$PORT")" 1
+	t2=$(date +%s.%N)
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid" --tcp-established
+	assert_success
+	echo "# redis $REDIS_KEYS keys and a client: dump $(echo "$t1 - $t0" | bc)s, restore $(echo "$(date +%s.%N) - $t2" | bc)s" >&3
+	run client_result
+	assert_output "PASS"
+	assert_equal "$(locks "$PORT")" 0
+	# and a fresh client sees what the old one wrote, and every key
+	run redis-cli -p "$PORT" get during
+	assert_output "2"
+	run redis-cli -p "$PORT" dbsize
+	assert_output "$((REDIS_KEYS + 2))"
+}
+
+@test "redis-server: without --tcp-established the dump refuses, naming the connection; redis and its client run on" {
+	redis_with_client
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_failure
+	assert_output --regexp "pid $WL_PID: fd [0-9]+ \(socket:\[[0-9]+\]\): a TCP connection 127\.0\.0\.1:$PORT -> 127\.0\.0\.1:[0-9]+ to a peer outside the tree: dump with --tcp-established to keep it"
+	assert_not_exist "$IMG"
+	kill -0 "$WL_PID"
+	touch "$T/client/gap"
+	run client_result
+	assert_output "PASS"
+	assert_equal "$(locks "$PORT")" 0
+}
+
+@test "redis-server: --tcp-established --leave-running: the original serves its client on after the dump" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	redis_with_client
+	run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established --leave-running
+	assert_success
+	assert_equal "$(locks "$PORT")" 0
+	touch "$T/client/gap"
+	run client_result
+	assert_output "PASS"
+}
+
+@test "redis-server: a dump with --tcp-established that fails after the lock releases it; redis and its client run on" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	redis_with_client
+	CEDANA_ENGINE_FAULT=dump-memory run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established
+	assert_failure
+	assert_output --partial "injected fault dump-memory"
+	assert_not_exist "$IMG"
+	assert_equal "$(locks "$PORT")" 0
+	touch "$T/client/gap"
+	run client_result
+	assert_output "PASS"
+}
+
+@test "redis-server: an image with a connection to the outside is restored only with --tcp-established or --tcp-close; --tcp-close resets it, fresh clients are served" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	redis_with_client
+	run "$ENGINE" dump "$WL_PID" "$IMG" --tcp-established
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run "$ENGINE" restore "$IMG" --detach --pid-file "$T/restored.pid"
+	assert_failure
+	assert_output --regexp "a TCP connection 127\.0\.0\.1:$PORT -> 127\.0\.0\.1:[0-9]+ to a peer outside the checkpoint: restore with --tcp-established"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" --detach \
+		--pid-file "$T/restored.pid" --tcp-close
+	assert_success
+	assert_equal "$(locks "$PORT")" 0
+	touch "$T/client/gap"
+	run client_result
+	assert_output --regexp "^FAIL: (ConnectionResetError|EOFError|BrokenPipeError)"
+	run redis-cli -p "$PORT" get before
+	assert_output "1"
 }
 
 # mc PORT REQUEST: memcached's answer to one request on a fresh connection.

@@ -864,6 +864,14 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-aio unreaped
 }
 
+@test "wl-tcp-pair passes, and with a peer outside the tree" {
+	run_plain wl-tcp-pair
+	wl_cleanup
+	run_plain wl-tcp-pair outside
+	wl_cleanup
+	run_plain wl-tcp-pair held
+}
+
 @test "wl-inet passes, and with each state the dump refuses" {
 	local mode
 	for mode in "" pending established udpqueue udperror packet nlqueue netns; do

@@ -1220,8 +1220,31 @@ wl_anon_refused() {
 	wl_refused wl-inet pending "pid [0-9]+: fd 3 \(socket:\[[0-9]+\], tcp 127\.0\.0\.1:[0-9]+\): connections wait to be accepted \(1\)" --leave-running
 }
 
-@test "wl-inet: an established TCP connection is refused, naming its peer; it runs on" {
-	wl_refused wl-inet established "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], tcp6 \[::1\]:[0-9]+\): a TCP connection to \[::1\]:[0-9]+ \(state 1\): established connections are not supported yet" --leave-running
+@test "wl-inet: an accepted connection held with its client, both in the tree, is restored → PASS" {
+	WL_ARGS=established wl_roundtrip wl-inet
+}
+
+@test "wl-tcp-pair: TCP connections over 127.0.0.1, [::1] and dual-stack with data unread both ways, SHUT_RD, TCP_CORK → PASS" {
+	wl_roundtrip wl-tcp-pair
+}
+
+@test "wl-tcp-pair: --leave-running" {
+	wl_roundtrip wl-tcp-pair --leave-running
+}
+
+@test "wl-tcp-pair: a connection from a peer outside the tree over [::1] is refused, naming it; it runs on" {
+	wl_refused wl-tcp-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a TCP connection \[::1\]:[0-9]+ -> \[::1\]:[0-9]+ to a peer outside the tree: dump with --tcp-established to keep it" --leave-running
+}
+
+@test "wl-tcp-pair: a connection also held by a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-tcp-pair held "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], tcp6 \[::1\]:[0-9]+\): a TCP connection to \[::1\]:[0-9]+, also held by pid [0-9]+ \(wl-tcp-pair\) outside the tree" --tcp-established
+}
+
+@test "wl-tcp-pair: with --tcp-established the peer outside the tree over [::1] sees no end and no reset, and talks on → PASS" {
+	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
+	RESTORE_FLAGS=--tcp-established WL_ARGS=outside wl_roundtrip wl-tcp-pair --tcp-established
+	run sh -c "nft list tables | grep -c cedana_tcp_"
+	assert_output "0"
 }
 
 @test "wl-inet: an unread datagram is refused by name; it runs on" {

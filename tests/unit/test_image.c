@@ -1553,6 +1553,89 @@ static void test_pidfds(void **state)
 
 /* A kind's own fields: present for that kind only, round-tripped whole
  * (64-bit values included), refused out of range or missing. */
+/* fd 12 of with_event_fds made an established TCP connection 127.0.0.1:1000
+ * -> 127.0.0.1:53 with its repair state. */
+static json_t *with_tcp_conn(void)
+{
+	json_t *j = with_event_fds(), *c = json_object();
+	json_t *f = fd_n(j, 12);
+	static const struct {
+		const char *name;
+		long long v;
+	} v[] = {{"snd_seq", -5},   {"rcv_seq", 7},    {"sndq", 3},  {"unsq", 1},
+	         {"rcvq", 2},       {"mss", 65483},    {"topts", 7}, {"swscale", 7},
+	         {"rwscale", 14},   {"tsval", 123456}, {"wl1", 9},   {"swnd", 65536},
+	         {"maxwnd", 65536}, {"rwnd", 65536},   {"rwup", 8},  {"shut_rd", 1},
+	         {"kidle", 77},     {"kintvl", 9},     {"kcnt", 4},  {"cork", 1}};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		json_object_set_new(c, v[i].name, json_integer(v[i].v));
+	json_object_set_new(f, "sk_type", json_integer(SOCK_STREAM));
+	json_object_set_new(f, "sk_proto", json_integer(IPPROTO_TCP));
+	json_object_set_new(f, "sk_opts", json_integer(0));
+	/* sockaddr_in 127.0.0.1:1000 */
+	json_object_set_new(f, "sk_addr", json_string("020003e87f0000010000000000000000"));
+	json_object_set_new(f, "sk_tcp", c);
+	return j;
+}
+
+/* An established connection's repair state round-trips; lengths, options
+ * and its place are checked. */
+static void test_tcp_conn(void **state)
+{
+	struct cd_image img;
+	cd_err err = {0};
+	json_t *j = with_tcp_conn();
+
+	(void)state;
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	const struct cd_fd *d = &img.tasks[0].fds[12];
+	assert_non_null(d->sk_tcp);
+	assert_true(d->sk_tcp->snd_seq == (uint32_t)-5 && d->sk_tcp->rcv_seq == 7);
+	assert_true(d->sk_tcp->sndq == 3 && d->sk_tcp->unsq == 1 && d->sk_tcp->rcvq == 2);
+	assert_true(d->sk_tcp->mss == 65483 && d->sk_tcp->topts == 7 && d->sk_tcp->rwscale == 14);
+	assert_true(d->sk_tcp->tsval == 123456 && d->sk_tcp->rwup == 8 && d->sk_tcp->shut_rd == 1);
+	assert_true(d->sk_tcp->kidle == 77 && d->sk_tcp->kcnt == 4 && d->sk_tcp->cork == 1);
+	/* and back through the encoder */
+	j = cd_image_to_json(&img, &err);
+	cd_image_free(&img);
+	assert_non_null(j);
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	json_decref(j);
+	assert_true(img.tasks[0].fds[12].sk_tcp &&
+	            img.tasks[0].fds[12].sk_tcp->snd_seq == (uint32_t)-5);
+	cd_image_free(&img);
+
+	j = with_tcp_conn();
+	json_object_set_new(json_object_get(fd_n(j, 12), "sk_tcp"), "unsq", json_integer(4));
+	expect_refused(j, "unsq 4 is more than the send queue's 3 bytes");
+	j = with_tcp_conn();
+	json_object_set_new(json_object_get(fd_n(j, 12), "sk_tcp"), "rcvq",
+	                    json_integer(CD_TCP_QUEUE_MAX + 1));
+	expect_refused(j, "\"rcvq\"");
+	j = with_tcp_conn();
+	json_object_set_new(json_object_get(fd_n(j, 12), "sk_tcp"), "rwscale", json_integer(15));
+	expect_refused(j, "\"rwscale\"");
+	j = with_tcp_conn();
+	json_object_del(json_object_get(fd_n(j, 12), "sk_tcp"), "wl1");
+	expect_refused(j, "\"wl1\"");
+	j = with_tcp_conn();
+	json_object_set_new(fd_n(j, 12), "sk_tcp", json_integer(1));
+	expect_refused(j, "field \"sk_tcp\": not an object");
+	/* on a UDP socket, a listener, or without an address */
+	j = with_tcp_conn();
+	json_object_set_new(fd_n(j, 12), "sk_proto", json_integer(IPPROTO_UDP));
+	json_object_set_new(fd_n(j, 12), "sk_type", json_integer(SOCK_DGRAM));
+	expect_refused(j, "not on the first fd of a bound and connected TCP socket");
+	j = with_tcp_conn();
+	json_object_set_new(fd_n(j, 12), "sk_listen", json_integer(1));
+	expect_refused(j, "not on the first fd of a bound and connected TCP socket");
+	j = with_tcp_conn();
+	json_object_set_new(fd_n(j, 12), "sk_addr", json_string(""));
+	expect_refused(j, "not on the first fd of a bound and connected TCP socket");
+}
+
 static void test_event_fds(void **state)
 {
 	struct cd_image img;
@@ -2430,6 +2513,7 @@ int main(void)
 	    cmocka_unit_test(test_reads_image_without_timers_and_locks),
 	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
 	    cmocka_unit_test(test_guard_runs),
+	    cmocka_unit_test(test_tcp_conn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
