@@ -1,0 +1,195 @@
+/* wl-incr [MiB]: memory that changes between two checkpoints, for incremental dumps.
+ *  - MiB (default 64) of seeded random pages;
+ *  - each SIGUSR1 starts a new generation g (1, 2, …): it rewrites every page i with
+ *    i % 20 == g % 20 (5% of them) with data seeded by (g, i), drops page 20 * g + 7 with
+ *    MADV_DONTNEED (it reads zero from then on), maps a new 1 MiB region of its own, and in
+ *    generation 1 forks a child that keeps the memory it shares copy-on-write and writes
+ *    1 MiB of its own; then it prints "CHANGED g";
+ *  - after the trigger every page must hold what the generations wrote, nothing else, the
+ *    process must have the fds it had at READY (no tracking fd left behind) and no signal
+ *    other than the generations' SIGUSR1 may have arrived. */
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include "wl.h"
+
+#define SEED_BASE  0x1ec0000000ULL
+#define SEED_GEN   0x1ec1000000ULL
+#define SEED_NEW   0x1ec2000000ULL
+#define SEED_CHILD 0x1ec3000000ULL
+#define PAGE       4096UL
+#define NEW_BYTES  (1UL << 20)
+#define MAX_GEN    8
+
+static unsigned char *mem;
+static size_t npages;
+static unsigned char *fresh[MAX_GEN + 1];
+static volatile sig_atomic_t requested, stray;
+static unsigned gen;
+static pid_t child;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	requested++;
+}
+
+static void on_stray(int sig)
+{
+	stray = sig;
+}
+
+static uint64_t page_seed(size_t i, unsigned g)
+{
+	return g ? SEED_GEN + g * 0x100000ULL + i : SEED_BASE + i;
+}
+
+/* The last generation up to upto that wrote page i (0: none). */
+static unsigned writer(size_t i, unsigned upto)
+{
+	for (unsigned g = upto; g >= 1; g--)
+		if (i % 20 == g % 20)
+			return g;
+	return 0;
+}
+
+/* Dropped by generation g (<= upto), and not written again after. */
+static bool dropped(size_t i, unsigned upto)
+{
+	for (unsigned g = 1; g <= upto; g++)
+		if (i == 20 * g + 7 && writer(i, upto) < g)
+			return true;
+	return false;
+}
+
+static long check_page(size_t i, unsigned upto)
+{
+	const uint64_t *w = (const uint64_t *)(mem + i * PAGE);
+	uint64_t seed = page_seed(i, writer(i, upto));
+	bool zero = dropped(i, upto);
+
+	for (size_t k = 0; k < PAGE / 8; k++)
+		if (w[k] != (zero ? 0 : wl_rand(&seed)))
+			return (long)(k * 8);
+	return -1;
+}
+
+static const char *check_mem(unsigned upto, char *buf, size_t len)
+{
+	for (size_t i = 0; i < npages; i++) {
+		long off = check_page(i, upto);
+		if (off >= 0) {
+			snprintf(buf, len, "page %zu differs at %ld (generation %u)", i, off, upto);
+			return buf;
+		}
+	}
+	for (unsigned g = 1; g <= upto; g++) {
+		uint64_t seed = SEED_NEW + g;
+		const uint64_t *w = (const uint64_t *)fresh[g];
+		for (size_t k = 0; k < NEW_BYTES / 8; k++)
+			if (w[k] != wl_rand(&seed)) {
+				snprintf(buf, len, "region of generation %u differs at %zu", g, k * 8);
+				return buf;
+			}
+	}
+	return NULL;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		wl_fail("opendir /proc/self/fd: %s", strerror(errno));
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void child_main(void)
+{
+	char buf[128];
+	unsigned char *own = mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE,
+	                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const char *why;
+
+	if (own == MAP_FAILED)
+		wl_child_fail("mmap: %s", strerror(errno));
+	wl_fill(own, NEW_BYTES, SEED_CHILD);
+	wl_child_await_trigger();
+	if ((why = check_mem(1, buf, sizeof(buf))))
+		wl_child_fail("child: %s", why);
+	uint64_t seed = SEED_CHILD;
+	for (size_t k = 0; k < NEW_BYTES / 8; k++)
+		if (((uint64_t *)own)[k] != wl_rand(&seed))
+			wl_child_fail("child: own region differs at %zu", k * 8);
+	_exit(0);
+}
+
+static void next_generation(void)
+{
+	if (gen == MAX_GEN)
+		wl_fail("more than %d generations", MAX_GEN);
+	gen++;
+	for (size_t i = gen % 20; i < npages; i += 20)
+		wl_fill(mem + i * PAGE, PAGE, page_seed(i, gen));
+	if (20 * gen + 7 < npages && madvise(mem + (20 * gen + 7) * PAGE, PAGE, MADV_DONTNEED) < 0)
+		wl_fail("madvise: %s", strerror(errno));
+	fresh[gen] = mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	                  -1, 0);
+	if (fresh[gen] == MAP_FAILED)
+		wl_fail("mmap: %s", strerror(errno));
+	wl_fill(fresh[gen], NEW_BYTES, SEED_NEW + gen);
+	if (gen == 1) {
+		fflush(NULL);
+		child = fork();
+		if (child < 0)
+			wl_fail("fork: %s", strerror(errno));
+		if (child == 0)
+			child_main();
+	}
+	printf("CHANGED %u\n", gen);
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
+	int sigs[] = {SIGSEGV, SIGBUS, SIGUSR2, SIGCHLD};
+	char buf[160];
+	const char *why;
+
+	wl_init("wl-incr");
+	npages = mib * (1UL << 20) / PAGE;
+	if (npages < 20 * (MAX_GEN + 1))
+		wl_fail("at least 1 MiB");
+	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		wl_fail("mmap: %s", strerror(errno));
+	for (size_t i = 0; i < npages; i++)
+		wl_fill(mem + i * PAGE, PAGE, page_seed(i, 0));
+	signal(SIGUSR1, on_usr1);
+	for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+		if (sigs[k] != SIGCHLD)
+			signal(sigs[k], on_stray);
+	int fds = count_fds();
+	wl_ready();
+	for (unsigned long polls = wl_max_polls(); !wl_triggered(); polls--) {
+		if (!polls)
+			wl_fail("no trigger");
+		while ((unsigned)requested > gen)
+			next_generation();
+		wl_nap_ms(WL_POLL_MS);
+	}
+	if (stray)
+		wl_fail("signal %d arrived", (int)stray);
+	if (count_fds() != fds)
+		wl_fail("%d fds open, %d at READY", count_fds(), fds);
+	if ((why = check_mem(gen, buf, sizeof(buf))))
+		wl_fail("%s", why);
+	if (child)
+		wl_expect_exit(child, 0);
+	wl_pass();
+}
