@@ -1,9 +1,9 @@
-/* wl-incr [MiB]: memory that changes between two checkpoints, for incremental dumps.
+/* wl-incr [MiB [solo]]: memory that changes between two checkpoints, for incremental dumps.
  *  - MiB (default 64) of seeded random pages;
  *  - each SIGUSR1 starts a new generation g (1, 2, …): it rewrites every page i with
  *    i % 20 == g % 20 (5% of them) with data seeded by (g, i), drops page 20 * g + 7 with
  *    MADV_DONTNEED (it reads zero from then on), maps a new 1 MiB region of its own, and in
- *    generation 1 forks a child that keeps the memory it shares copy-on-write and writes
+ *    generation 1 (unless "solo") forks a child that keeps the memory it shares copy-on-write and writes
  *    1 MiB of its own; then it prints "CHANGED g";
  *  - after the trigger every page must hold what the generations wrote, nothing else, the
  *    process must have the fds it had at READY (no tracking fd left behind) and no signal
@@ -28,6 +28,7 @@ static unsigned char *fresh[MAX_GEN + 1];
 static volatile sig_atomic_t requested, stray;
 static unsigned gen;
 static pid_t child;
+static bool solo;
 
 static void on_usr1(int sig)
 {
@@ -143,7 +144,7 @@ static void next_generation(void)
 	if (fresh[gen] == MAP_FAILED)
 		wl_fail("mmap: %s", strerror(errno));
 	wl_fill(fresh[gen], NEW_BYTES, SEED_NEW + gen);
-	if (gen == 1) {
+	if (gen == 1 && !solo) {
 		fflush(NULL);
 		child = fork();
 		if (child < 0)
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
 	const char *why;
 
 	wl_init("wl-incr");
+	solo = argc > 2 && !strcmp(argv[2], "solo");
 	npages = mib * (1UL << 20) / PAGE;
 	if (npages < 20 * (MAX_GEN + 1))
 		wl_fail("at least 1 MiB");
@@ -175,6 +177,7 @@ int main(int argc, char **argv)
 		if (sigs[k] != SIGCHLD)
 			signal(sigs[k], on_stray);
 	int fds = count_fds();
+	fprintf(stderr, "wl-incr: memory at %p\n", (void *)mem);
 	wl_ready();
 	for (unsigned long polls = wl_max_polls(); !wl_triggered(); polls--) {
 		if (!polls)
