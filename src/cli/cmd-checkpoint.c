@@ -46,8 +46,8 @@ static void print_checkpoints(json_t *list)
 	printf("%-*s  %-*s  %*s  %-*s  %s\n", (int)wid, "ID", (int)wtime, "TIME", (int)wsize,
 	       "SIZE", (int)wparent, "PARENT", "PATH");
 	for (size_t i = 0; i < n; i++)
-		printf("%-*s  %-*s  %*s  %-*s  %s\n", (int)wid, cells[i][0], (int)wtime, cells[i][1],
-		       (int)wsize, cells[i][2], (int)wparent, cells[i][3],
+		printf("%-*s  %-*s  %*s  %-*s  %s\n", (int)wid, cells[i][0], (int)wtime,
+		       cells[i][1], (int)wsize, cells[i][2], (int)wparent, cells[i][3],
 		       json_string_value(json_object_get(json_array_get(list, i), "path")));
 	free(cells);
 }

@@ -84,8 +84,8 @@ static int dump(struct cli_ctx *ctx, const char *type, json_t *target)
 		progress_print_timings(stdout, json_object_get(reply, "timings"));
 	table_size(size, sizeof(size), json_integer_value(json_object_get(reply, "size")));
 	const char *note = json_string_value(json_object_get(reply, "note"));
-	const char *parent = json_string_value(
-	    json_object_get(json_object_get(reply, "checkpoint"), "parent"));
+	const char *parent =
+	    json_string_value(json_object_get(json_object_get(reply, "checkpoint"), "parent"));
 	if (note)
 		fprintf(stderr, "note: %s\n", note);
 	if (parent)

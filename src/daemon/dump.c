@@ -188,8 +188,9 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	if (r < 0)
 		return r;
 	if (d->incremental && (!d->target.jid[0] || !d->leave_running))
-		return cd_err_set(err, EINVAL,
-		                  "--incremental is for repeated dumps of a job with --leave-running");
+		return cd_err_set(
+		    err, EINVAL,
+		    "--incremental is for repeated dumps of a job with --leave-running");
 	d->default_name = !name;
 	if (!name && d->target.jid[0])
 		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
@@ -324,8 +325,10 @@ static int recv_trackers(int fd, struct cd_track *tr)
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {&m, sizeof(m)};
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = u.buf,
+	                    .msg_controllen = sizeof(u.buf)};
 	ssize_t n;
 
 	while ((n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
@@ -655,11 +658,11 @@ int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, jso
 	if (r == 0) {
 		log_info("dumped %s %s (pid %d) to %s", d.type,
 		         d.target.jid[0] ? d.target.jid : "process", (int)d.target.pid, d.dest);
-		*ret = json_pack("{s:s, s:I, s:s, s:o, s:o, s:b}", "path", d.dest, "size",
-		                 (json_int_t)d.op->size, "compression",
-		                 storage_compression_name(d.compression), "checkpoint", cp,
-		                 "timings", op_timings_json(d.op), "incremental",
-		                 d.made_incremental);
+		*ret =
+		    json_pack("{s:s, s:I, s:s, s:o, s:o, s:b}", "path", d.dest, "size",
+		              (json_int_t)d.op->size, "compression",
+		              storage_compression_name(d.compression), "checkpoint", cp, "timings",
+		              op_timings_json(d.op), "incremental", d.made_incremental);
 		if (*ret && d.incr_note)
 			json_object_set_new(*ret, "note", json_string(d.incr_note));
 	} else {

@@ -40,12 +40,12 @@ struct cd_pm_scan_arg {
 struct cd_page_region {
 	uint64_t start, end, categories;
 };
-#define CD_PAGEMAP_SCAN           _IOWR('f', 16, struct cd_pm_scan_arg)
-#define CD_PM_SCAN_WP_MATCHING    (1ULL << 0)
-#define CD_PM_SCAN_CHECK_WPASYNC  (1ULL << 1)
-#define CD_PAGE_IS_WRITTEN        (1ULL << 1)
-#define CD_PAGE_IS_PRESENT        (1ULL << 3)
-#define CD_PAGE_IS_SWAPPED        (1ULL << 4)
+#define CD_PAGEMAP_SCAN          _IOWR('f', 16, struct cd_pm_scan_arg)
+#define CD_PM_SCAN_WP_MATCHING   (1ULL << 0)
+#define CD_PM_SCAN_CHECK_WPASYNC (1ULL << 1)
+#define CD_PAGE_IS_WRITTEN       (1ULL << 1)
+#define CD_PAGE_IS_PRESENT       (1ULL << 3)
+#define CD_PAGE_IS_SWAPPED       (1ULL << 4)
 
 #define SCAN_VEC 1024
 
@@ -109,7 +109,8 @@ static int start_time(pid_t pid, uint64_t *ret)
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
 		return -errno;
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
@@ -121,8 +122,7 @@ static int start_time(pid_t pid, uint64_t *ret)
 	return 0;
 }
 
-int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track *prev,
-                  cd_err *err)
+int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track *prev, cd_err *err)
 {
 	struct cd_image img;
 	uint64_t hash;
@@ -190,7 +190,8 @@ static int scan(int pm_fd, uint64_t start, uint64_t end, uint64_t anyof, uint64_
 
 	while (start < end) {
 		struct cd_pm_scan_arg a = {.size = sizeof(a),
-		                           .flags = CD_PM_SCAN_WP_MATCHING | CD_PM_SCAN_CHECK_WPASYNC,
+		                           .flags =
+		                               CD_PM_SCAN_WP_MATCHING | CD_PM_SCAN_CHECK_WPASYNC,
 		                           .start = start,
 		                           .end = end,
 		                           .vec = (uint64_t)(uintptr_t)vec,
@@ -202,7 +203,8 @@ static int scan(int pm_fd, uint64_t start, uint64_t end, uint64_t anyof, uint64_
 		if (n < 0 && errno == EPERM)
 			return 1;
 		if (n < 0)
-			return cd_err_sys(err, errno, "PAGEMAP_SCAN %" PRIx64 "-%" PRIx64, start, end);
+			return cd_err_sys(err, errno, "PAGEMAP_SCAN %" PRIx64 "-%" PRIx64, start,
+			                  end);
 		for (long i = 0; out && i < n; i++) {
 			int r = add_region(out, &vec[i], err);
 			if (r < 0)
@@ -318,9 +320,8 @@ static int take_uffd(cd_inject *inj, pid_t pid, int *ret, cd_err *err)
 		close(ours);
 		return r;
 	}
-	struct uffdio_api api = {.api = UFFD_API,
-	                         .features = CD_UFFD_FEATURE_WP_ASYNC |
-	                                     CD_UFFD_FEATURE_WP_UNPOPULATED};
+	struct uffdio_api api = {
+	    .api = UFFD_API, .features = CD_UFFD_FEATURE_WP_ASYNC | CD_UFFD_FEATURE_WP_UNPOPULATED};
 	if (ioctl(ours, UFFDIO_API, &api) < 0) {
 		e = errno;
 		close(ours);

@@ -1171,8 +1171,7 @@ int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
 	return 0;
 }
 
-int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash,
-                                  cd_err *err)
+int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ json_t *root = NULL;

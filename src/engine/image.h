@@ -591,8 +591,7 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
 /* The same, and the checksum (cd_csum) of the very bytes decoded: how a
  * child image names its parent (parent.c). */
-int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash,
-                                  cd_err *err);
+int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err);
 /* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
  * bytes, a regular file, no link followed) but not decoded: for callers
  * that look at it before a restore. */

@@ -45,7 +45,7 @@ struct cd_dump_ctx {
 	struct cd_progress *progress;
 	/* when not NULL, memory is only counted: bytes of page data to read */
 	uint64_t *count;
-	struct cd_dump_plugins *plugins; /* NULL: none (plugin-hooks.c) */
+	struct cd_dump_plugins *plugins;    /* NULL: none (plugin-hooks.c) */
 	struct cd_dirty_state *dirty_state; /* NULL: no tracking (dirty.c) */
 	const struct cd_dirty *dirty;       /* the task's written pages; NULL: all */
 };

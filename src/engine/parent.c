@@ -212,15 +212,16 @@ static int fill_at(struct cd_chain *c, size_t lvl, pid_t pid, uint64_t addr, uin
                    unsigned hops, cd_chain_write_fn write, void *arg, cd_err *err)
 {
 	if (lvl >= c->n)
-		return cd_err_set(err, EINVAL, "page %" PRIx64 " of pid %d: no parent image holds it",
-		                  addr, pid);
+		return cd_err_set(
+		    err, EINVAL, "page %" PRIx64 " of pid %d: no parent image holds it", addr, pid);
 	struct chain_level *l = &c->lv[lvl];
 	struct cd_task *t = cd_image_task(&l->img, pid);
 	int r;
 
 	if (!t || t->zombie || hops > CD_MAX_TASKS)
-		return cd_err_set(err, EINVAL, "page %" PRIx64 ": pid %d is not in parent image %zu",
-		                  addr, pid, lvl + 1);
+		return cd_err_set(err, EINVAL,
+		                  "page %" PRIx64 ": pid %d is not in parent image %zu", addr, pid,
+		                  lvl + 1);
 	if ((r = task_runs(l, (size_t)(t - l->img.tasks), err)) < 0)
 		return r;
 	const struct chain_task *ct = &l->tasks[t - l->img.tasks];

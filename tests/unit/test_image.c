@@ -1053,8 +1053,8 @@ static void test_parent(void **state)
 	j = encoded();
 	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
 	                   json_pack("[i,i,i]", 2, 1, CD_RUN_PREV));
-	json_object_set_new(j, "parent", json_pack("{s:s, s:I}", "path", "/ckpt/one", "hash",
-	                                           (json_int_t)-5));
+	json_object_set_new(j, "parent",
+	                    json_pack("{s:s, s:I}", "path", "/ckpt/one", "hash", (json_int_t)-5));
 	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
 	assert_string_equal(img.parent, "/ckpt/one");
 	assert_true(img.parent_hash == (uint64_t)-5);

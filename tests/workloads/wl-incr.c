@@ -3,8 +3,8 @@
  *  - each SIGUSR1 starts a new generation g (1, 2, …): it rewrites every page i with
  *    i % 20 == g % 20 (5% of them) with data seeded by (g, i), drops page 20 * g + 7 with
  *    MADV_DONTNEED (it reads zero from then on), maps a new 1 MiB region of its own, and in
- *    generation 1 (unless "solo") forks a child that keeps the memory it shares copy-on-write and writes
- *    1 MiB of its own; then it prints "CHANGED g";
+ *    generation 1 (unless "solo") forks a child that keeps the memory it shares copy-on-write and
+ * writes 1 MiB of its own; then it prints "CHANGED g";
  *  - after the trigger every page must hold what the generations wrote, nothing else, the
  *    process must have the fds it had at READY (no tracking fd left behind; not checked when
  *    <trigger>.nofds exists) and no signal other than the generations' SIGUSR1 may have
@@ -91,7 +91,8 @@ static const char *check_mem(unsigned upto, char *buf, size_t len)
 		const uint64_t *w = (const uint64_t *)fresh[g];
 		for (size_t k = 0; k < NEW_BYTES / 8; k++)
 			if (w[k] != wl_rand(&seed)) {
-				snprintf(buf, len, "region of generation %u differs at %zu", g, k * 8);
+				snprintf(buf, len, "region of generation %u differs at %zu", g,
+				         k * 8);
 				return buf;
 			}
 	}
@@ -136,8 +137,8 @@ static const char *list_fds(char *buf, size_t len)
 static void child_main(void)
 {
 	char buf[128];
-	unsigned char *own = mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE,
-	                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *own =
+	    mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	const char *why;
 
 	if (own == MAP_FAILED)
@@ -162,8 +163,8 @@ static void next_generation(void)
 		wl_fill(mem + i * PAGE, PAGE, page_seed(i, gen));
 	if (20 * gen + 7 < npages && madvise(mem + (20 * gen + 7) * PAGE, PAGE, MADV_DONTNEED) < 0)
 		wl_fail("madvise: %s", strerror(errno));
-	fresh[gen] = mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	                  -1, 0);
+	fresh[gen] =
+	    mmap(NULL, NEW_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (fresh[gen] == MAP_FAILED)
 		wl_fail("mmap: %s", strerror(errno));
 	wl_fill(fresh[gen], NEW_BYTES, SEED_NEW + gen);
@@ -213,7 +214,8 @@ int main(int argc, char **argv)
 		wl_fail("signal %d arrived", (int)stray);
 	/* <trigger>.nofds: the harness knows of an fd that is not the tracking's */
 	if (count_fds() != fds && access(wl_side_path(".nofds"), F_OK) != 0)
-		wl_fail("%d fds open, %d at READY: %s", count_fds(), fds, list_fds(buf, sizeof(buf)));
+		wl_fail("%d fds open, %d at READY: %s", count_fds(), fds,
+		        list_fds(buf, sizeof(buf)));
 	if ((why = check_mem(gen, buf, sizeof(buf))))
 		wl_fail("%s", why);
 	if (child)
