@@ -86,6 +86,8 @@ restore_img2() {
 
 @test "incremental: the tracked original runs on as if never tracked" {
 	incr_dumps 16 solo
+	# no fd: the userfaultfd was made inside it and closed there
+	assert_equal "$(ls /proc/"$WL_PID"/fd | sort -n | tr '\n' ' ')" "0 1 2 "
 	touch "$TRIGGER"
 	wait "$WL_PID" || true
 	WL_PID=
