@@ -168,9 +168,10 @@ int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_c
 
 	pthread_mutex_lock(&jm->lock);
 	r = checkpoint_locked(jm, caller, id, &cp, err);
-	if (r == 0)
+	if (r == 0) {
 		r = refuse_parent(jm, &cp, err);
-	db_checkpoint_clear(&cp);
+		db_checkpoint_clear(&cp);
+	}
 	pthread_mutex_unlock(&jm->lock);
 	return r;
 }
@@ -183,11 +184,12 @@ int job_manager_checkpoint_delete(struct job_manager *jm, const struct job_calle
 
 	pthread_mutex_lock(&jm->lock);
 	r = checkpoint_locked(jm, caller, id, &cp, err);
-	if (r == 0)
+	if (r == 0) {
 		r = refuse_parent(jm, &cp, err);
+		db_checkpoint_clear(&cp);
+	}
 	if (r == 0)
 		r = db_checkpoint_delete(jm->db, id, err);
-	db_checkpoint_clear(&cp);
 	pthread_mutex_unlock(&jm->lock);
 	return r;
 }
