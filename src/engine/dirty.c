@@ -369,15 +369,19 @@ static int track_task(struct cd_dirty_state *ds, cd_inject *inj, const struct cd
 
 	if (start_time(t->pid, &tt.start_time) < 0)
 		return cd_err_set(err, ESRCH, "no start time");
-	if (old && d)
-		tt.uffd = fcntl(old->uffd, F_DUPFD_CLOEXEC, 3);
-	else if ((r = take_uffd(inj, t->pid, &tt.uffd, err)) < 0)
-		return r;
-	if (tt.uffd < 0)
-		return cd_err_sys(err, errno, "dup");
-	if ((r = register_vmas(tt.uffd, t, old ? d : NULL, err)) < 0) {
+	if (old && d && (tt.uffd = fcntl(old->uffd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
+	    register_vmas(tt.uffd, t, d, err) < 0) {
+		/* the old one's mm is gone (execve): a new one for the new mm */
 		close(tt.uffd);
-		return r;
+		tt.uffd = -1;
+	}
+	if (tt.uffd < 0) {
+		if ((r = take_uffd(inj, t->pid, &tt.uffd, err)) < 0)
+			return r;
+		if ((r = register_vmas(tt.uffd, t, NULL, err)) < 0) {
+			close(tt.uffd);
+			return r;
+		}
 	}
 	struct cd_track_task *nt = realloc(ds->next.tasks, (ds->next.n + 1) * sizeof(*nt));
 	if (!nt) {

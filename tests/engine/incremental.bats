@@ -149,3 +149,33 @@ restore_img2() {
 	run grep -c '"parent"' "$T/img2/manifest.json"
 	assert_output 0
 }
+
+@test "incremental: after an execve the next dump is full, and the one after incremental again" {
+	local go="$T/go"
+	start_wl sh -c "echo READY; while [ ! -e '$go' ]; do sleep 0.05; done; exec sleep 600"
+	mkfifo "$IN"
+	"$ENGINE" dump "$WL_PID" "$T/img1" --leave-running --then "$T/img2" --then "$T/img3" \
+		<"$IN" >"$OUT" 2>"$T/err" &
+	DRIVER=$!
+	exec 7>"$IN"
+	wait_line "$OUT" "dumped $T/img1 incremental 0"
+	touch "$go"
+	for _ in $(seq 1 500); do
+		[ "$(readlink /proc/"$WL_PID"/exe)" = "$(readlink -f "$(command -v sleep)")" ] && break
+		sleep 0.01
+	done
+	# a new mm: nothing of it is registered with the old tracker
+	echo next >&7
+	wait_line "$OUT" "dumped $T/img2 incremental 0"
+	echo next >&7
+	exec 7>&-
+	wait "$DRIVER"
+	DRIVER=
+	wait_line "$OUT" "dumped $T/img3 incremental 1"
+	kill_tree "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	run timeout 60 "$ENGINE" restore "$T/img3" --detach --pid-file "$T/restored.pid"
+	assert_success
+	[ "$(readlink /proc/"$(cat "$T/restored.pid")"/exe)" = "$(readlink -f "$(command -v sleep)")" ]
+}
