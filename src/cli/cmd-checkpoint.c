@@ -22,8 +22,8 @@ static int id_path(char *buf, size_t len, const char *prefix, const char *id, co
 
 static void print_checkpoints(json_t *list)
 {
-	size_t n = json_array_size(list), wid = 2, wtime = 4, wsize = 4;
-	char(*cells)[3][64] = calloc(n + 1, sizeof(*cells));
+	size_t n = json_array_size(list), wid = 2, wtime = 4, wsize = 4, wparent = 6;
+	char(*cells)[4][64] = calloc(n + 1, sizeof(*cells));
 
 	if (!cells)
 		return;
@@ -35,15 +35,19 @@ static void print_checkpoints(json_t *list)
 		snprintf(cells[i][0], 64, "%s", json_string_value(json_object_get(cp, "id")));
 		strftime(cells[i][1], 64, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 		table_size(cells[i][2], 64, json_integer_value(json_object_get(cp, "size")));
+		/* an incremental checkpoint holds the changes since its parent */
+		const char *parent = json_string_value(json_object_get(cp, "parent"));
+		snprintf(cells[i][3], 64, "%s", parent ? parent : "-");
+		wparent = strlen(cells[i][3]) > wparent ? strlen(cells[i][3]) : wparent;
 		wid = strlen(cells[i][0]) > wid ? strlen(cells[i][0]) : wid;
 		wtime = strlen(cells[i][1]) > wtime ? strlen(cells[i][1]) : wtime;
 		wsize = strlen(cells[i][2]) > wsize ? strlen(cells[i][2]) : wsize;
 	}
-	printf("%-*s  %-*s  %*s  %s\n", (int)wid, "ID", (int)wtime, "TIME", (int)wsize, "SIZE",
-	       "PATH");
+	printf("%-*s  %-*s  %*s  %-*s  %s\n", (int)wid, "ID", (int)wtime, "TIME", (int)wsize,
+	       "SIZE", (int)wparent, "PARENT", "PATH");
 	for (size_t i = 0; i < n; i++)
-		printf("%-*s  %-*s  %*s  %s\n", (int)wid, cells[i][0], (int)wtime, cells[i][1],
-		       (int)wsize, cells[i][2],
+		printf("%-*s  %-*s  %*s  %-*s  %s\n", (int)wid, cells[i][0], (int)wtime,
+		       cells[i][1], (int)wsize, cells[i][2], (int)wparent, cells[i][3],
 		       json_string_value(json_object_get(json_array_get(list, i), "path")));
 	free(cells);
 }

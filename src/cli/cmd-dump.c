@@ -60,6 +60,8 @@ static json_t *dump_body(struct cli_ctx *ctx, cd_err *err)
 		json_object_set_new(body, "tcp_close", json_true());
 	if (body && name)
 		json_object_set_new(body, "name", json_string(name));
+	if (body && cli_flag(ctx, "incremental"))
+		json_object_set_new(body, "incremental", json_true());
 	return body;
 }
 
@@ -85,6 +87,13 @@ static int dump(struct cli_ctx *ctx, const char *type, json_t *target)
 	if (cli_flag(ctx, "profiling"))
 		progress_print_timings(stdout, json_object_get(reply, "timings"));
 	table_size(size, sizeof(size), json_integer_value(json_object_get(reply, "size")));
+	const char *note = json_string_value(json_object_get(reply, "note"));
+	const char *parent =
+	    json_string_value(json_object_get(json_object_get(reply, "checkpoint"), "parent"));
+	if (note)
+		fprintf(stderr, "note: %s\n", note);
+	if (parent)
+		printf("Incremental: the changes since checkpoint %s\n", parent);
 	printf("Dumped %s %s (%s, %s) to %s\n", type, ctx->args[0], size,
 	       json_string_value(json_object_get(reply, "compression")),
 	       json_string_value(json_object_get(reply, "path")));
@@ -124,6 +133,9 @@ static const struct cli_opt dump_opts[] = {
      "keep TCP connections to peers outside the tree (locked until the restore)"},
     {"tcp-close", 0, CLI_BOOL, NULL, "record TCP connections to peers outside the tree as closed"},
     {"profiling", 0, CLI_BOOL, NULL, "print where the time went"},
+    {"incremental", 0, CLI_BOOL, NULL,
+     "job, with --leave-running: write only the pages changed since the job's last "
+     "--incremental dump (its parent); the first is full"},
     {0},
 };
 

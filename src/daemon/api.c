@@ -13,6 +13,7 @@
 #include "daemon/check.h"
 #include "daemon/cr.h"
 #include "daemon/fields.h"
+#include "daemon/incr.h"
 #include "daemon/op.h"
 #include "job/checkpoint.h"
 #include "job/codec.h"
@@ -382,6 +383,8 @@ static enum MHD_Result dispatch_job(struct api *api, struct MHD_Connection *conn
 	}
 	if (!action && strcmp(method, "DELETE") == 0) {
 		r = job_manager_delete(api->jm, &req->caller, jid, &err);
+		if (r == 0)
+			incr_drop(jid); /* its dirty-page trackers, if any */
 		if (r == 0)
 			log_info("job %s deleted", jid);
 		return send_result(conn, r, MHD_HTTP_OK, json_pack("{s:s}", "deleted", jid), &err);

@@ -88,7 +88,9 @@ int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const
 	struct db_checkpoint cp;
 	int r;
 
-	r = job_manager_checkpoint_get(api->jm, caller, id, &cp, err);
+	r = job_manager_checkpoint_may_delete(api->jm, caller, id, err);
+	if (r == 0)
+		r = job_manager_checkpoint_get(api->jm, caller, id, &cp, err);
 	if (r < 0)
 		return r;
 	r = storage_remove(cp.path, err);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 
 #include "daemon/cr.h"
 #include "daemon/fields.h"
+#include "daemon/incr.h"
 #include "daemon/op.h"
 #include "daemon/restore-run.h"
 #include "engine/engine.h"
@@ -48,8 +50,29 @@ struct dump_req {
 	struct op_shared *op;
 	int client_fd; /* the request's socket, watched while the worker runs */
 	int64_t journal_id;
-	int packed[2]; /* worker → daemon: the checkpoint is at dest */
+	int packed[2]; /* worker → daemon: the checkpoint is at dest (a track_msg) */
 	int ack[2];    /* daemon → worker: ACK_RECORDED or ACK_FAILED */
+	/* --incremental (docs/engine.md, "Incremental checkpoints"): the job's
+	 * trackers, given to the worker and, from it, this dump's back */
+	bool incremental;
+	const char *incr_note; /* why this one is full after all; NULL: none */
+	struct cd_track track;
+	char parent_id[DB_JID_MAX]; /* the checkpoint the trackers belong to */
+	char *parent_path;
+	bool made_incremental; /* the image names parent_id's */
+};
+
+/* What the worker tells the daemon once the checkpoint is at dest: with
+ * --incremental, the trackers of this dump, their fds as SCM_RIGHTS. */
+#define TRACK_MSG_MAX 64
+struct track_msg {
+	uint8_t incremental; /* the image names its parent */
+	uint32_t n;
+	uint64_t image_hash;
+	struct {
+		int32_t pid;
+		uint64_t start_time;
+	} t[TRACK_MSG_MAX];
 };
 
 #define ACK_RECORDED 'y'
@@ -68,6 +91,8 @@ static void dump_req_clear(struct dump_req *d)
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		close_fd(fds[i]);
+	cd_track_clear(&d->track);
+	free(d->parent_path);
 	free(d->dest);
 	free(d->image);
 	op_free(d->op);
@@ -141,6 +166,8 @@ static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
 		r = field_bool(body, "tcp_close", &d->tcp_close, err);
 	if (r == 0 && d->tcp_established && d->tcp_close)
 		r = cd_err_set(err, EINVAL, "\"tcp_established\" and \"tcp_close\" together");
+	if (r == 0)
+		r = field_bool(body, "incremental", &d->incremental, err);
 	return r;
 }
 
@@ -167,6 +194,10 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	r = storage_compression_parse(comp, &d->compression, err);
 	if (r < 0)
 		return r;
+	if (d->incremental && (!d->target.jid[0] || !d->leave_running))
+		return cd_err_set(
+		    err, EINVAL,
+		    "--incremental is for repeated dumps of a job with --leave-running");
 	d->default_name = !name;
 	if (!name && d->target.jid[0])
 		snprintf(d->name, sizeof(d->name), "dump-job-%s-%lld", d->target.jid,
@@ -260,6 +291,77 @@ static int act_as_caller(const struct dump_req *d, cd_err *err)
 	return 0;
 }
 
+/* The worker's message: this dump's trackers go with it (when there are
+ * too many to pass, none: the next dump is full). */
+static int send_trackers(struct dump_req *d)
+{
+	struct track_msg m = {.incremental = d->track.incremental,
+	                      .image_hash = d->track.image_hash};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * TRACK_MSG_MAX)];
+		struct cmsghdr align;
+	} u = {0};
+	struct iovec iov = {&m, sizeof(m)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (d->incremental && d->track.n <= TRACK_MSG_MAX)
+		m.n = (uint32_t)d->track.n;
+	if (m.n) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * m.n);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * m.n);
+		int *fds = (int *)(void *)CMSG_DATA(cm);
+		for (uint32_t i = 0; i < m.n; i++) {
+			m.t[i].pid = d->track.tasks[i].pid;
+			m.t[i].start_time = d->track.tasks[i].start_time;
+			fds[i] = d->track.tasks[i].uffd;
+		}
+	}
+	return sendmsg(d->packed[1], &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/* In the daemon: the worker's message, its trackers into *tr. */
+static int recv_trackers(int fd, struct cd_track *tr)
+{
+	struct track_msg m;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * TRACK_MSG_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {&m, sizeof(m)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = u.buf,
+	                    .msg_controllen = sizeof(u.buf)};
+	ssize_t n;
+
+	while ((n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(m))
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	size_t nfds = cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
+	                  ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+	                  : 0;
+	const int *fds = nfds ? (const int *)(const void *)CMSG_DATA(cm) : NULL;
+	if (nfds && (nfds != m.n || m.n > TRACK_MSG_MAX ||
+	             !(tr->tasks = calloc(nfds, sizeof(*tr->tasks))))) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		nfds = 0;
+	}
+	for (size_t i = 0; i < nfds; i++)
+		tr->tasks[i] = (struct cd_track_task){
+		    .pid = m.t[i].pid, .start_time = m.t[i].start_time, .uffd = fds[i]};
+	tr->n = nfds;
+	tr->image_hash = m.image_hash;
+	tr->incremental = m.incremental;
+	return 0;
+}
+
 /* In the worker, once the checkpoint is at dest: the daemon records it
  * while the tree is still stopped. An answer other than ACK_RECORDED fails
  * the dump and the tree runs on; when the daemon is gone (no answer at
@@ -269,7 +371,7 @@ static int confirm(struct dump_req *d, cd_err *err)
 	ssize_t n;
 	char c = 1;
 
-	if (write(d->packed[1], &c, 1) != 1)
+	if (send_trackers(d) < 0)
 		return cd_err_sys(err, errno, "dump: tell the daemon");
 	while ((n = read(d->ack[0], &c, 1)) < 0 && errno == EINTR)
 		;
@@ -387,7 +489,9 @@ static int dump_worker(void *arg)
 	                         .commit = commit,
 	                         .commit_userdata = d,
 	                         .external_stdio =
-	                             d->external_stdio ? 7 : job_external_stdio(&d->target)};
+	                             d->external_stdio ? 7 : job_external_stdio(&d->target),
+	                         .parent = d->parent_path,
+	                         .track = d->incremental ? &d->track : NULL};
 	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 
@@ -416,7 +520,7 @@ static int dump_worker(void *arg)
 }
 
 static int record_checkpoint(struct api *api, const struct dump_req *d, json_t **ret_cp,
-                             cd_err *err)
+                             char id[DB_JID_MAX], cd_err *err)
 {
 	struct db_checkpoint cp = {.time = time(NULL), .size = (int64_t)d->op->size};
 	int r;
@@ -425,11 +529,14 @@ static int record_checkpoint(struct api *api, const struct dump_req *d, json_t *
 	snprintf(cp.jid, sizeof(cp.jid), "%s", d->target.jid);
 	snprintf(cp.compression, sizeof(cp.compression), "%s",
 	         storage_compression_name(d->compression));
+	if (d->made_incremental)
+		snprintf(cp.parent, sizeof(cp.parent), "%s", d->parent_id);
 	cp.path = d->dest;
 	cp.plugins = d->op->plugins[0] ? d->op->plugins : NULL;
 	r = job_manager_add_checkpoint(api->jm, &cp, err);
 	if (r == 0)
 		*ret_cp = job_checkpoint_to_json(&cp);
+	snprintf(id, DB_JID_MAX, "%s", cp.id);
 	return r;
 }
 
@@ -438,18 +545,24 @@ static int record_checkpoint(struct api *api, const struct dump_req *d, json_t *
 static int record_packed(struct api *api, struct dump_req *d, pid_t worker, json_t **ret_cp,
                          cd_err *err)
 {
-	char c, ack = ACK_RECORDED;
+	char ack = ACK_RECORDED, id[DB_JID_MAX] = "";
+	struct cd_track tr = {0};
 	bool gone;
 	int r = 0;
 
 	close_fd(&d->packed[1]);
 	close_fd(&d->ack[0]);
 	gone = cr_wait_worker_pipe(d->packed[0], d->client_fd, worker, "dump");
-	if (read(d->packed[0], &c, 1) != 1)
+	if (recv_trackers(d->packed[0], &tr) < 0)
 		return 0; /* the worker failed before: its error says why */
+	d->made_incremental = tr.incremental;
 	/* nobody is there to be told of a checkpoint: the tree runs on */
-	if (gone || (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, err)) < 0))
+	if (gone || (d->target.jid[0] && (r = record_checkpoint(api, d, ret_cp, id, err)) < 0))
 		ack = ACK_FAILED;
+	/* kept for the next dump of the job, tied to this checkpoint */
+	if (ack == ACK_RECORDED && d->incremental)
+		incr_put(d->target.jid, id, d->dest, &tr);
+	cd_track_clear(&tr);
 	if (write(d->ack[1], &ack, 1) != 1 && r == 0)
 		r = cd_err_sys(err, errno, "dump: answer the worker");
 	close_fd(&d->ack[1]);
@@ -473,19 +586,50 @@ static int journal(struct api *api, struct dump_req *d, cd_err *err)
 	return r;
 }
 
+/* --incremental: the job's trackers from its last dump, for the worker;
+ * none (a full dump, tracked from here on) after a daemon restart, a
+ * dump without --incremental, or a compressed checkpoint. */
+static void take_trackers(struct dump_req *d)
+{
+	if (!d->target.jid[0])
+		return;
+	bool had = incr_take(d->target.jid, &d->track, d->parent_id, &d->parent_path);
+	if (!d->incremental) {
+		cd_track_clear(&d->track);
+		return;
+	}
+	/* the chain is read in place: an archive's parent would be unpacked
+	 * whole each time, and its path is not an image directory */
+	if (d->compression != STORAGE_NONE) {
+		cd_track_clear(&d->track);
+		d->incremental = false;
+		d->incr_note = "incremental dumps need compression \"none\": dumped in full";
+		return;
+	}
+	if (!had)
+		d->incr_note = "no earlier incremental dump of this job to build on (first, or "
+		               "the daemon restarted): dumped in full, tracked from now on";
+}
+
 /* Forks the worker and records its checkpoint while the tree is stopped. */
 static int run_dump(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err *err)
 {
 	int r, rec;
 	pid_t worker;
 
-	if (pipe2(d->packed, O_CLOEXEC) < 0 || pipe2(d->ack, O_CLOEXEC) < 0)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, d->packed) < 0 ||
+	    pipe2(d->ack, O_CLOEXEC) < 0)
 		return cd_err_sys(err, errno, "dump: pipe");
 	if ((r = journal(api, d, err)) < 0)
 		return r;
-	int keep[] = {d->packed[1], d->ack[0]};
+	int keep[2 + TRACK_MSG_MAX] = {d->packed[1], d->ack[0]};
+	size_t nkeep = 2;
+	for (size_t i = 0; i < d->track.n && nkeep < ARRAY_SIZE(keep); i++)
+		keep[nkeep++] = d->track.tasks[i].uffd;
 
-	r = job_manager_fork_worker(api->jm, dump_worker, d, keep, ARRAY_SIZE(keep), &worker, err);
+	r = job_manager_fork_worker(api->jm, dump_worker, d, keep, nkeep, &worker, err);
+	/* the worker has them now: released with it, unless it hands them back */
+	cd_track_clear(&d->track);
 	if (r < 0)
 		return cd_err_wrap(err, "dump");
 	rec = record_packed(api, d, worker, ret_cp, err);
@@ -513,6 +657,8 @@ int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, jso
 	if (r == 0)
 		r = prepare_dest(&d, err);
 	if (r == 0)
+		take_trackers(&d);
+	if (r == 0)
 		r = run_dump(api, &d, &cp, err);
 	if (d.op && d.op->scratch[0])
 		storage_remove(d.op->scratch, &(cd_err){0});
@@ -521,10 +667,13 @@ int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, jso
 	if (r == 0) {
 		log_info("dumped %s %s (pid %d) to %s", d.type,
 		         d.target.jid[0] ? d.target.jid : "process", (int)d.target.pid, d.dest);
-		*ret = json_pack("{s:s, s:I, s:s, s:o, s:o}", "path", d.dest, "size",
-		                 (json_int_t)d.op->size, "compression",
-		                 storage_compression_name(d.compression), "checkpoint", cp,
-		                 "timings", op_timings_json(d.op));
+		*ret =
+		    json_pack("{s:s, s:I, s:s, s:o, s:o, s:b}", "path", d.dest, "size",
+		              (json_int_t)d.op->size, "compression",
+		              storage_compression_name(d.compression), "checkpoint", cp, "timings",
+		              op_timings_json(d.op), "incremental", d.made_incremental);
+		if (*ret && d.incr_note)
+			json_object_set_new(*ret, "note", json_string(d.incr_note));
 	} else {
 		json_decref(cp);
 	}

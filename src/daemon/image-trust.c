@@ -129,6 +129,10 @@ _Static_assert(sizeof(struct cd_sysv_shm) == 64, "a new SysV segment field: revi
  * more than kernel.msgmnb (the controller may raise it past that, the owner
  * may not). Key, id, mode, messages (the kernel's msgmax still applies),
  * values and sem_otime are what the job could give its own. */
+/* An incremental image names its parent image by path (cd_image.parent): its pages of
+ * CD_RUN_PREV come from there. The engine opens the whole chain with open_as, the job owner's
+ * filesystem rights, so a user's checkpoint takes pages only from images that user can read,
+ * which it could have copied into its own image anyway; nothing else of a parent is used. */
 _Static_assert(sizeof(struct cd_sysv_msq) == 48, "a new SysV queue field: review image-trust.c");
 _Static_assert(sizeof(struct cd_sysv_sem) == 40, "a new SysV set field: review image-trust.c");
 

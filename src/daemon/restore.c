@@ -26,6 +26,7 @@
 #include "daemon/cr.h"
 #include "daemon/fields.h"
 #include "daemon/image-trust.h"
+#include "daemon/incr.h"
 #include "daemon/op.h"
 #include "daemon/restore-run.h"
 #include "engine/engine.h"
@@ -141,6 +142,8 @@ static int parse(struct api *api, const struct job_caller *c, json_t *body, stru
 		r->path = r->target.path;
 		r->replace = true;
 		snprintf(r->jid, sizeof(r->jid), "%s", jid);
+		/* the job's trackers were of a process that has ended */
+		incr_drop(jid);
 		return 0;
 	}
 	if (!r->path || r->path[0] != '/')

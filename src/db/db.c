@@ -55,6 +55,8 @@ static const char *const migrations[] = {
     ");",
     /* what plugins wrote into the image (docs/plugins.md), for inspect */
     "ALTER TABLE checkpoints ADD COLUMN plugins TEXT;",
+    /* an incremental checkpoint's parent, by id (docs/engine.md) */
+    "ALTER TABLE checkpoints ADD COLUMN parent TEXT;",
 };
 
 static int db_fail(struct db *db, int code, const char *what, cd_err *err)
@@ -436,8 +438,8 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *
 {
 	sqlite3_stmt *st;
 	int r = prepare(db,
-	                "INSERT INTO checkpoints (id, jid, time, size, path, compression, plugins)"
-	                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+	                "INSERT INTO checkpoints (id, jid, time, size, path, compression, plugins,"
+	                " parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	                &st, err);
 
 	if (r < 0)
@@ -452,13 +454,17 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *cp, cd_err *
 		sqlite3_bind_text(st, 7, cp->plugins, -1, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(st, 7);
+	if (cp->parent[0])
+		sqlite3_bind_text(st, 8, cp->parent, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 8);
 	r = step_done(db, st, "insert checkpoint", false, err);
 	if (r == -EEXIST && sqlite3_extended_errcode(db->conn) == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return cd_err_set(err, ENOENT, "insert checkpoint: job %s not found", cp->jid);
 	return r;
 }
 
-#define CHECKPOINT_COLUMNS "id, jid, time, size, path, compression, plugins"
+#define CHECKPOINT_COLUMNS "id, jid, time, size, path, compression, plugins, parent"
 
 static void row_to_checkpoint(sqlite3_stmt *st, struct db_checkpoint *cp)
 {
@@ -470,6 +476,8 @@ static void row_to_checkpoint(sqlite3_stmt *st, struct db_checkpoint *cp)
 	cp->path = column_strdup(st, 4);
 	snprintf(cp->compression, sizeof(cp->compression), "%s", sqlite3_column_text(st, 5));
 	cp->plugins = column_strdup(st, 6);
+	if (sqlite3_column_text(st, 7))
+		snprintf(cp->parent, sizeof(cp->parent), "%s", sqlite3_column_text(st, 7));
 }
 
 /* Runs a query bound to one text key that returns at most one checkpoint. */

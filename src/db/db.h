@@ -37,6 +37,7 @@ struct db_checkpoint {
 	char *path;
 	char compression[16];
 	char *plugins; /* JSON object: each plugin's plugin-NAME.json of the image; NULL: none */
+	char parent[DB_JID_MAX]; /* an incremental checkpoint's parent checkpoint id; "": none */
 };
 
 int db_open(const char *path, struct db **ret_db, cd_err *err);

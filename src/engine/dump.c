@@ -34,6 +34,8 @@ struct dump_state {
 	unsigned external_stdio;
 	struct cd_dump_tree *files; /* the open files dumped so far (files.c) */
 	struct cd_dump_plugins plugins;
+	struct cd_dirty_state dirty; /* incremental dumps (dirty.c) */
+	bool tracking;
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -331,7 +333,8 @@ static struct cd_dump_ctx task_ctx(struct dump_state *s, size_t i, bool shell_jo
 	                            .tree = s->files,
 	                            .stats = &s->stats,
 	                            .progress = &s->progress,
-	                            .plugins = s->plugins.ps ? &s->plugins : NULL};
+	                            .plugins = s->plugins.ps ? &s->plugins : NULL,
+	                            .dirty_state = s->tracking ? &s->dirty : NULL};
 }
 
 /* A page with the batch runner (cd_call_batch), executable and never
@@ -609,6 +612,11 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	    (r = check_parent_threads(s, err)) < 0)
 		return r;
 	t0 = cd_now_ns();
+	if (s->tracking && s->dirty.used) {
+		if (!(s->img.parent = strdup(s->dirty.parent)))
+			return cd_err_set(err, ENOMEM, "out of memory");
+		s->img.parent_hash = s->dirty.parent_hash;
+	}
 	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
 	    (r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
 		return r;
@@ -616,6 +624,39 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		return cd_err_sys(err, errno, "fsync %s", opts->dir);
 	s->stats.fsync_ns += cd_now_ns() - t0;
 	cd_progress_end(&s->progress);
+	return 0;
+}
+
+/* Incremental dumps: tracking from this dump on needs the tree to run on
+ * afterwards; the caller's old trackers are used or released here. */
+static int start_tracking(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
+{
+	if (opts->version < 6 || !opts->track)
+		return 0;
+	if (!opts->leave_running) {
+		cd_track_clear(opts->track);
+		return 0;
+	}
+	s->tracking = true;
+	return cd_dirty_init(&s->dirty, opts->parent, opts->track, err);
+}
+
+/* The image is whole: this dump's trackers replace the caller's, tied to
+ * this image by its manifest's checksum. */
+static int hand_trackers(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
+{
+	struct cd_image img;
+	uint64_t hash;
+	int r = cd_image_read_manifest_hashed(s->dirfd, &img, &hash, err);
+
+	if (r < 0)
+		return r;
+	cd_image_free(&img);
+	cd_track_clear(opts->track);
+	*opts->track = s->dirty.next;
+	s->dirty.next = (struct cd_track){0};
+	opts->track->image_hash = hash;
+	opts->track->incremental = s->dirty.used;
 	return 0;
 }
 
@@ -653,7 +694,11 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		s->progress.fn = opts->progress;
 		s->progress.userdata = opts->userdata;
 	}
-	r = do_dump(s, opts, err);
+	r = start_tracking(s, opts, err);
+	if (r >= 0)
+		r = do_dump(s, opts, err);
+	if (r >= 0 && s->tracking)
+		r = hand_trackers(s, opts, err);
 	/* the tree stays stopped until the caller has made the image final */
 	if (r >= 0 && opts->version >= 3 && opts->commit &&
 	    ((r = cd_fault_stall("dump-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0 ||
@@ -680,12 +725,16 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	/* the tree runs again (or is gone): its devices come back */
 	if (r < 0 || opts->leave_running)
 		r = resume_devices(s, r, err);
+	/* a failed dump may have re-protected pages it did not save */
+	if (r < 0 && opts->version >= 6 && opts->track)
+		cd_track_clear(opts->track);
 	s->stats.release_ns = cd_now_ns() - t0;
 	s->stats.tasks = s->img.ntasks;
 	if (r >= 0 && opts->version >= 2 && opts->stats)
 		*opts->stats = s->stats;
 	close(s->dirfd);
 out:
+	cd_dirty_state_free(&s->dirty);
 	release_tree(s);
 	r = resume_devices(s, r, err);
 	free(s->plugins.paused);

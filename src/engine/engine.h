@@ -23,7 +23,8 @@ struct cd_plugins; /* plugins/plugins.h */
  * progress and leave_stopped; 3 dump's commit, restore's open_as and check;
  * 4 dump's external_stdio, restore's stdio_external_only and the new
  * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
- * (docs/plugins.md); 6 tcp_established and tcp_close of dump and restore.
+ * (docs/plugins.md); 6 tcp_established and tcp_close of dump and restore,
+ * dump's parent and track (incremental dumps).
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
 #define CD_ENGINE_OPTS_VERSION 6
 
@@ -62,6 +63,25 @@ struct cd_restore_stats {
 	uint64_t tasks;
 	uint64_t pages_bytes; /* page data put back */
 };
+
+/* Dirty-page tracking between dumps of one tree (docs/engine.md,
+ * "Incremental checkpoints"): per task, a userfaultfd made inside the task
+ * and taken out of it, whose write-protect-async registration of the
+ * task's private anonymous mappings tells which pages were written since.
+ * The caller keeps it between dumps and owns its fds. */
+struct cd_track_task {
+	pid_t pid;
+	uint64_t start_time; /* /proc/PID/stat field 22: the same process */
+	int uffd;
+};
+struct cd_track {
+	struct cd_track_task *tasks;
+	size_t n;
+	uint64_t image_hash; /* manifest checksum of the image these belong to */
+	bool incremental;    /* out: the image names its parent */
+};
+/* Closes its fds and empties it. */
+void cd_track_clear(struct cd_track *tr);
 
 struct cd_dump_opts {
 	int version;        /* CD_ENGINE_OPTS_VERSION */
@@ -102,6 +122,17 @@ struct cd_dump_opts {
 	 * nft); tcp_close records it as a closed socket (docs/engine.md, "TCP
 	 * connections"). */
 	bool tcp_established, tcp_close;
+	/* With track and leave_running, the tree's memory is tracked from
+	 * this dump on: when commit is called (and on success) *track holds
+	 * this dump's trackers, for the next dump; on failure, or without
+	 * leave_running, it is emptied. parent: the image directory of the
+	 * previous checkpoint, the one whose dump filled *track, as a restore
+	 * will find it (absolute); pages of tracked tasks not written since
+	 * are then recorded as the parent's (track->incremental). A parent
+	 * that does not match track, or a task not tracked, is dumped in full:
+	 * never wrong, only slower. NULL: full dumps. */
+	const char *parent;
+	struct cd_track *track;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */

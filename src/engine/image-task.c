@@ -644,7 +644,7 @@ static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_r
 		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
 	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
 	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_GUARD, &src, err)) < 0)
+	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PREV, &src, err)) < 0)
 		return r;
 	if ((uint64_t)page < next)
 		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",

@@ -208,6 +208,7 @@ void cd_image_free(struct cd_image *img)
 		free(img->sysv_sem[i].vals);
 	free(img->sysv_sem);
 	cd_image_plugins_free(img);
+	free(img->parent);
 	memset(img, 0, sizeof(*img));
 }
 
@@ -434,6 +435,10 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 	json_object_set_new(root, "sysv_sem", sysv_sems_to_json(img));
 	if (img->nplugins)
 		json_object_set_new(root, "plugins", cd_image_plugins_to_json(img));
+	if (img->parent)
+		json_object_set_new(root, "parent",
+		                    json_pack("{s:s, s:I}", "path", img->parent, "hash",
+		                              (json_int_t)(int64_t)img->parent_hash));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -1087,6 +1092,51 @@ static int check_refs(const struct cd_image *img, cd_err *err)
 	return cd_session_check((struct cd_image *)img, err);
 }
 
+/* "parent", optional: where the runs of CD_RUN_PREV come from. */
+static int parent_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *o = json_object_get(root, "parent");
+	int64_t hash;
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = cd_json_get_object(root, "parent", &o, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "path", CD_PATH_MAX - 1, &img->parent, err)) < 0 ||
+	    (r = cd_json_get_int(o, "hash", INT64_MIN, INT64_MAX, &hash, err)) < 0)
+		return cd_err_wrap(err, "parent");
+	if (img->parent[0] != '/')
+		return cd_err_set(err, EINVAL, "parent: field \"path\": not absolute");
+	img->parent_hash = (uint64_t)hash;
+	return 0;
+}
+
+/* Pages from the parent image: only in an image that has one, and only in
+ * private anonymous mappings (the only ones tracked, dirty.c). */
+static int check_prev_runs(const struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		for (size_t j = 0; j < t->nvmas; j++) {
+			const struct cd_vma *v = &t->vmas[j];
+			for (size_t k = 0; k < v->nruns; k++) {
+				if (v->runs[k].src != CD_RUN_PREV)
+					continue;
+				if (!img->parent || v->kind != CD_VMA_ANON)
+					return cd_err_set(err, EINVAL,
+					                  "task %d: mapping %" PRIx64
+					                  ": field \"runs\": pages from a parent "
+					                  "image %s",
+					                  t->pid, v->start,
+					                  img->parent ? "in a mapping not private "
+					                                "anonymous"
+					                              : "the image does not name");
+			}
+		}
+	}
+	return 0;
+}
+
 int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 {
 	int r;
@@ -1098,7 +1148,8 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
 	    (r = sysv_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0 ||
-	    (r = cd_image_plugins_from_json(root, img, err)) < 0)
+	    (r = cd_image_plugins_from_json(root, img, err)) < 0 ||
+	    (r = parent_from_json(root, img, err)) < 0 || (r = check_prev_runs(img, err)) < 0)
 		return r;
 	return check_refs(img, err);
 }
@@ -1198,6 +1249,32 @@ int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
 
 	if (r < 0)
 		return r;
+	r = cd_image_from_json(root, img, err);
+	if (r < 0) {
+		cd_image_free(img);
+		return cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
+	}
+	return 0;
+}
+
+int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_json_ json_t *root = NULL;
+	json_error_t jerr;
+	struct cd_csum c;
+	size_t len = 0;
+	int r = read_manifest_text(dirfd, &text, &len, err);
+
+	if (r < 0)
+		return r;
+	cd_csum_init(&c);
+	cd_csum_update(&c, text, len);
+	*ret_hash = cd_csum_final(&c);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
+		                  CD_IMAGE_MANIFEST, jerr.line, jerr.text);
 	r = cd_image_from_json(root, img, err);
 	if (r < 0) {
 		cd_image_free(img);

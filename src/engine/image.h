@@ -96,6 +96,9 @@ enum cd_run_src {
 	                    * same address: the parent's image holds them */
 	CD_RUN_GUARD = 3,  /* guard region (MADV_GUARD_INSTALL): no page, a touch faults;
 	                    * installed again after the fill */
+	CD_RUN_PREV = 4,   /* not written since the previous checkpoint (the image's
+	                    * parent): the same task's pages at the same address there
+	                    * (parent.c); private anonymous mappings only */
 };
 
 /* VMA flags a program sets with mlock or madvise and may notice (the
@@ -611,6 +614,11 @@ struct cd_image {
 	uint64_t vdso_size[CD_VMA_KIND_MAX];
 	struct cd_image_plugin *plugins;
 	size_t nplugins;
+	/* An incremental image: the previous checkpoint's image directory
+	 * (absolute) and the checksum of its manifest's bytes (parent.c);
+	 * NULL: a full image, no run says CD_RUN_PREV. */
+	char *parent;
+	uint64_t parent_hash;
 };
 
 void cd_image_free(struct cd_image *img);
@@ -634,6 +642,9 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
 /* Reads and validates the manifest: format, version, architecture and
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
+/* The same, and the checksum (cd_csum) of the very bytes decoded: how a
+ * child image names its parent (parent.c). */
+int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err);
 /* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
  * bytes, a regular file, no link followed) but not decoded: for callers
  * that look at it before a restore. */

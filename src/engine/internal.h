@@ -49,7 +49,9 @@ struct cd_dump_ctx {
 	struct cd_progress *progress;
 	/* when not NULL, memory is only counted: bytes of page data to read */
 	uint64_t *count;
-	struct cd_dump_plugins *plugins; /* NULL: none (plugin-hooks.c) */
+	struct cd_dump_plugins *plugins;    /* NULL: none (plugin-hooks.c) */
+	struct cd_dirty_state *dirty_state; /* NULL: no tracking (dirty.c) */
+	const struct cd_dirty *dirty;       /* the task's written pages; NULL: all */
 };
 
 /* Per-task context while restoring: the task runs our trampoline; data is a
@@ -76,6 +78,7 @@ struct cd_restore_ctx {
 	/* the part of the task's page file checksum the task itself read
 	 * while premapping (cd_mem_premap) */
 	const struct cd_csum_part *pages_csum;
+	struct cd_chain *chain; /* the image's parents (parent.c); NULL: none */
 };
 
 /* Premapped memory (mem.c). Private anonymous and private file mappings
@@ -211,6 +214,50 @@ bool cd_fault(const char *point);
  * up to 30 s (cancellable), so that a test can kill the daemon, the worker
  * or the client right there. */
 int cd_fault_stall(const char *point, cd_err *err);
+
+/* Incremental dumps (dirty.c): which pages of a task's private anonymous
+ * mappings were written since the previous dump of the tree. */
+struct cd_dirty_state {
+	struct cd_track *prev; /* the caller's trackers (opts->track) */
+	struct cd_track next;  /* this dump's, filled task by task */
+	char *parent;          /* the parent image when prev matches it, else NULL */
+	uint64_t parent_hash;
+	bool used; /* some page was recorded as the parent's */
+};
+struct cd_dirty;
+int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track *prev,
+                  cd_err *err);
+void cd_dirty_state_free(struct cd_dirty_state *ds);
+/* Before t's pages are read: its written pages since the previous dump
+ * (write-protecting them again); *ret NULL when t is not tracked. */
+int cd_dirty_scan(struct cd_dirty_state *ds, const struct cd_task *t, struct cd_dirty **ret,
+                  cd_err *err);
+/* Whether page addr of v (wanted by the dump) is unchanged since the
+ * parent image: recorded as CD_RUN_PREV. */
+bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr);
+void cd_dirty_free(struct cd_dirty *d);
+/* Whether mapping [start, end) of pid is registered by this dump's own
+ * trackers (VmFlags "uw" that is not the program's). */
+bool cd_dirty_ours(pid_t pid, uint64_t start, uint64_t end);
+/* After t's pages are read: tracks t from here on (ds->next). Failing to
+ * leaves t untracked (its next dump is full), never fails the dump. */
+void cd_dirty_track(struct cd_dirty_state *ds, cd_inject *inj, const struct cd_task *t,
+                    const struct cd_dirty *d);
+
+/* The parent images of an incremental image (parent.c), opened and
+ * checked before any task exists. */
+#define CD_MAX_CHAIN 64
+struct cd_chain;
+struct cd_fs_identity;
+int cd_chain_open(const struct cd_image *img, const struct cd_fs_identity *open_as,
+                  struct cd_chain **ret, cd_err *err);
+void cd_chain_free(struct cd_chain *c);
+typedef int (*cd_chain_write_fn)(void *arg, uint64_t addr, const void *src, uint64_t len,
+                                 cd_err *err);
+/* Pages [addr, addr+len) of task pid as its parent image holds them, given
+ * to write (pages not stored there are zero: not written). */
+int cd_chain_fill(struct cd_chain *c, pid_t pid, uint64_t addr, uint64_t len,
+                  cd_chain_write_fn write, void *arg, cd_err *err);
 
 /* Runs syscall nr in the task; *ret is its raw result. */
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,

@@ -310,7 +310,8 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
 
 /* Page i of the batch: 0 not stored, 1 own data mapped by this task
  * alone, 2 shared with the parent, 3 own data mapped by other tasks too,
- * 4 a guard region (shown as a swap entry: never read). */
+ * 4 a guard region (shown as a swap entry: never read), 5 not written
+ * since the previous checkpoint (dirty.c). */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
                       const struct pm_batch *b, uint64_t i, size_t *hint)
 {
@@ -321,6 +322,8 @@ static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
 	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
 		return 2;
+	if (ctx->dirty && cd_dirty_unchanged(ctx->dirty, v, v->start + (b->base + i) * PAGE))
+		return 5;
 	return b->pm[i] & PM_EXCLUSIVE ? 1 : 3;
 }
 
@@ -344,6 +347,10 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
 		else if (cls == 4 && !ctx->count)
 			r = add_run(v, cap, b->base + i, j - i, CD_RUN_GUARD, err);
+		else if (cls == 5 && !ctx->count) {
+			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PREV, err);
+			ctx->dirty_state->used = true;
+		}
 		if (r < 0)
 			return r;
 		i = j;
@@ -414,9 +421,12 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	if (cd_vma_is_vdso(v->kind))
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(refused_flags); i++)
-		/* an AIO ring is not expandable (aio_ring_mmap), and is so again */
+		/* an AIO ring is not expandable (aio_ring_mmap), and is so again;
+		 * our own tracker's uffd-wp flag is not the program's */
 		if (cd_proc_vmflag(m, refused_flags[i].name) &&
-		    !(v->kind == CD_VMA_AIO && !strcmp(refused_flags[i].name, "de")))
+		    !(v->kind == CD_VMA_AIO && !strcmp(refused_flags[i].name, "de")) &&
+		    !(!strcmp(refused_flags[i].name, "uw") && !cd_proc_vmflag(m, "um") &&
+		      cd_dirty_ours(pid, m->start, m->end)))
 			return cd_err_set(err, EOPNOTSUPP,
 			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
 			                  " (%s) is %s (VmFlags %s)",
@@ -703,9 +713,19 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
 	if ((r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err)) < 0 ||
-	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0 ||
-	    (r = dump_vmas(ctx, t, pm_fd, pw, err)) < 0 ||
-	    (r = cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err)) < 0)
+	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0)
+		return r;
+	/* incremental: the pages written since the previous dump (dirty.c) */
+	struct cd_dirty *dirty = NULL;
+	if (ctx->dirty_state && (r = cd_dirty_scan(ctx->dirty_state, t, &dirty, err)) < 0)
+		return r;
+	ctx->dirty = dirty;
+	if ((r = dump_vmas(ctx, t, pm_fd, pw, err)) >= 0 &&
+	    (r = cd_pw_finish(pw, &t->pages_size, &t->pages_csum, err)) >= 0 && ctx->dirty_state)
+		cd_dirty_track(ctx->dirty_state, ctx->inj, t, dirty);
+	ctx->dirty = NULL;
+	cd_dirty_free(dirty);
+	if (r < 0)
 		return r;
 	cd_pw_times(pw, &write_ns, &fsync_ns);
 	ctx->stats->write_ns += write_ns;
@@ -1012,6 +1032,27 @@ static const struct run_ent *parent_run_at(const struct parent_pages *pp, uint64
 	return lo < pp->n && pp->e[lo].start <= addr ? &pp->e[lo] : NULL;
 }
 
+struct chain_dst {
+	cd_inject *inj;
+	const struct cd_vma *v;
+};
+
+static int chain_write(void *arg, uint64_t addr, const void *src, uint64_t len, cd_err *err)
+{
+	const struct chain_dst *d = arg;
+
+	return write_task_pages(d->inj, d->v, addr, src, len, err);
+}
+
+/* Pages of task pid that its previous checkpoint holds (parent.c). */
+static int fill_from_chain(struct cd_restore_ctx *ctx, pid_t pid, const struct cd_vma *v,
+                           uint64_t addr, uint64_t len, cd_err *err)
+{
+	struct chain_dst d = {ctx->inj, v};
+
+	return cd_chain_fill(ctx->chain, pid, addr, len, chain_write, &d, err);
+}
+
 /* pp[0] is the parent, pp[1] the grandparent …: a page the parent itself
  * shared with its own parent is found further up, as far up as the dump
  * recorded it (it records at any depth). */
@@ -1031,6 +1072,9 @@ static int fill_from_parent(struct cd_restore_ctx *ctx, struct parent_pages *pp,
 		uint64_t n = e->end - addr < left ? e->end - addr : left;
 		if (e->src == CD_RUN_PARENT) {
 			if ((r = fill_from_parent(ctx, pp + 1, depth - 1, v, addr, n, err)) < 0)
+				return r;
+		} else if (e->src == CD_RUN_PREV) {
+			if ((r = fill_from_chain(ctx, pp->task->pid, v, addr, n, err)) < 0)
 				return r;
 		} else if (e->src == CD_RUN_DATA) {
 			r = cd_pr_at(pp->pr, e->off + (addr - e->start), n, &src, err);
@@ -1053,7 +1097,8 @@ static uint64_t vma_restore_bytes(const struct cd_vma *v)
 
 	/* zero and guard runs are nothing to put back */
 	for (size_t j = 0; j < v->nruns; j++)
-		if (v->runs[j].src == CD_RUN_DATA || v->runs[j].src == CD_RUN_PARENT)
+		if (v->runs[j].src == CD_RUN_DATA || v->runs[j].src == CD_RUN_PARENT ||
+		    v->runs[j].src == CD_RUN_PREV)
 			bytes += v->runs[j].npages * PAGE;
 	return bytes;
 }
@@ -1076,8 +1121,11 @@ static int fill_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struc
 		const struct cd_run *run = &v->runs[i];
 		uint64_t addr = v->start + run->page * PAGE, left = run->npages * PAGE;
 		int r;
-		if (run->src == CD_RUN_PARENT) {
-			if ((r = fill_from_parent(ctx, pp, depth, v, addr, left, err)) < 0)
+		if (run->src == CD_RUN_PARENT || run->src == CD_RUN_PREV) {
+			r = run->src == CD_RUN_PARENT
+			        ? fill_from_parent(ctx, pp, depth, v, addr, left, err)
+			        : fill_from_chain(ctx, cd_inject_pid(ctx->inj), v, addr, left, err);
+			if (r < 0)
 				return r;
 			cd_progress_add(ctx->progress, left);
 			continue;
@@ -1245,7 +1293,9 @@ static bool has_src(const struct cd_vma *v, uint8_t src)
  * writable memory in the slot). */
 static bool premappable(const struct cd_vma *v)
 {
-	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE))
+	/* pages from the parent image are put in by injected calls (parent.c) */
+	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE) ||
+	    has_src(v, CD_RUN_PREV))
 		return false;
 	return has_src(v, CD_RUN_DATA) || has_src(v, CD_RUN_PARENT) ||
 	       (v->kind == CD_VMA_FILE && has_src(v, CD_RUN_ZERO));

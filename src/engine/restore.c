@@ -63,6 +63,7 @@ struct restore_state {
 	struct cd_plugins *plugins; /* NULL: none */
 	const char *dir;
 	unsigned tcp_flags; /* CD_TCP_ESTABLISHED, CD_TCP_CLOSE */
+	struct cd_chain *chain; /* the image's parents (parent.c); NULL: none */
 };
 
 /* ---- checks before any process exists ---- */
@@ -491,6 +492,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .premap = s->premap.task[t - s->img.tasks],
 	    .objs = s->objs,
 	    .pages_csum = &s->pages_csum[t - s->img.tasks],
+	    .chain = s->chain,
 	};
 	uint64_t t0 = cd_now_ns();
 	long ignored;
@@ -815,6 +817,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = cd_tcp_restore_check(&s->img, s->tcp_flags, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
 	    (r = cd_image_check_pages(&s->img, s->dirfd, &verify, err)) < 0 ||
+	    (r = cd_chain_open(&s->img, s->open_as, &s->chain, err)) < 0 ||
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||
 	    (r = cd_mempolicy_check(&s->img, err)) < 0 ||
 	    (r = cd_seccomp_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
@@ -898,6 +901,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	cd_files_free(s.objs);
 	cd_mem_shm_free(s.shm, s.nshm);
 	cd_mem_premap_free(&s.premap);
+	cd_chain_free(s.chain);
 	free(s.pages_csum);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)

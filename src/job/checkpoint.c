@@ -142,6 +142,40 @@ int job_manager_checkpoint_get(struct job_manager *jm, const struct job_caller *
 	return r;
 }
 
+/* An incremental checkpoint needs its parent: a parent is not deleted
+ * while a checkpoint of its job names it (delete the newest first). */
+static int refuse_parent(struct job_manager *jm, const struct db_checkpoint *cp, cd_err *err)
+{
+	struct db_checkpoint *cps = NULL;
+	size_t n = 0;
+	int r = db_checkpoint_list(jm->db, cp->jid, &cps, &n, err);
+
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (!strcmp(cps[i].parent, cp->id))
+			r = cd_err_set(err, EBUSY,
+			               "checkpoint %s is the parent of incremental checkpoint %s: "
+			               "delete that one first",
+			               cp->id, cps[i].id);
+	db_checkpoint_list_free(cps, n);
+	return r;
+}
+
+int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_caller *caller,
+                                      const char *id, cd_err *err)
+{
+	struct db_checkpoint cp;
+	int r;
+
+	pthread_mutex_lock(&jm->lock);
+	r = checkpoint_locked(jm, caller, id, &cp, err);
+	if (r == 0) {
+		r = refuse_parent(jm, &cp, err);
+		db_checkpoint_clear(&cp);
+	}
+	pthread_mutex_unlock(&jm->lock);
+	return r;
+}
+
 int job_manager_checkpoint_delete(struct job_manager *jm, const struct job_caller *caller,
                                   const char *id, cd_err *err)
 {
@@ -151,9 +185,11 @@ int job_manager_checkpoint_delete(struct job_manager *jm, const struct job_calle
 	pthread_mutex_lock(&jm->lock);
 	r = checkpoint_locked(jm, caller, id, &cp, err);
 	if (r == 0) {
+		r = refuse_parent(jm, &cp, err);
 		db_checkpoint_clear(&cp);
-		r = db_checkpoint_delete(jm->db, id, err);
 	}
+	if (r == 0)
+		r = db_checkpoint_delete(jm->db, id, err);
 	pthread_mutex_unlock(&jm->lock);
 	return r;
 }

@@ -36,6 +36,10 @@ int job_manager_checkpoints(struct job_manager *jm, const struct job_caller *cal
 /* One checkpoint record, if the caller may see its job. */
 int job_manager_checkpoint_get(struct job_manager *jm, const struct job_caller *caller,
                                const char *id, struct db_checkpoint *ret_cp, cd_err *err);
+/* Whether the record may go: not while an incremental checkpoint names it
+ * as its parent (EBUSY, naming it). */
+int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_caller *caller,
+                                      const char *id, cd_err *err);
 /* Removes the record (the caller removes the files first). */
 int job_manager_checkpoint_delete(struct job_manager *jm, const struct job_caller *caller,
                                   const char *id, cd_err *err);

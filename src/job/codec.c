@@ -15,6 +15,10 @@ json_t *job_checkpoint_to_json(const struct db_checkpoint *cp)
 		json_object_set_new(o, "plugins", plugins);
 	else
 		json_decref(plugins);
+	/* an incremental checkpoint: the one it holds the changes since */
+	if (o)
+		json_object_set_new(o, "parent",
+		                    cp->parent[0] ? json_string(cp->parent) : json_null());
 	return o;
 }
 

@@ -11,7 +11,7 @@ teardown() {
 	cr_teardown
 }
 
-@test "job checkpoints lists ID TIME SIZE PATH, newest first; checkpoints is an alias" {
+@test "job checkpoints lists ID TIME SIZE PARENT PATH, newest first; checkpoints is an alias" {
 	start_counter c
 	run "$CEDANA" dump job c --leave-running --name first
 	assert_success
@@ -19,9 +19,9 @@ teardown() {
 	assert_success
 	run "$CEDANA" job checkpoints c
 	assert_success
-	assert_line --index 0 --regexp '^ID +TIME +SIZE +PATH$'
-	assert_line --index 1 --regexp "^ck-[0-9a-f]{12} +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +[0-9.]+ KiB +$CK/second.tar.gz$"
-	assert_line --index 2 --regexp "^ck-[0-9a-f]{12} +.* +$CK/first$"
+	assert_line --index 0 --regexp '^ID +TIME +SIZE +PARENT +PATH$'
+	assert_line --index 1 --regexp "^ck-[0-9a-f]{12} +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +[0-9.]+ KiB +- +$CK/second.tar.gz$"
+	assert_line --index 2 --regexp "^ck-[0-9a-f]{12} +.* +- +$CK/first$"
 	assert_equal "${#lines[@]}" 3
 	list=$output
 	run "$CEDANA" checkpoints c

@@ -18,13 +18,16 @@ static int usage(void)
 	fprintf(
 	    stderr,
 	    "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats|--timings]"
-	    " [--external-stdio MASK] [--tcp-established|--tcp-close]\n"
+	    " [--external-stdio MASK] [--tcp-established|--tcp-close] [--then DIR2 ...]\n"
 	    "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
 	    " [--external-only] [--detach] [--pid-file F] [--leave-stopped]"
 	    " [--stats|--timings] [--tcp-established|--tcp-close]\n"
 	    "--stats prints the progress calls and the stats to stderr\n"
 	    "--timings prints the stats alone (no progress: it costs a pass over the pages)\n"
 	    "--external-stdio: bit N records the root's fd N as the caller's\n"
+	    "--then DIR2: with --leave-running, tracks written pages; after each dump prints\n"
+	    "  \"dumped DIR incremental N\" and reads a line from stdin, then dumps the\n"
+	    "  changes since into DIR2 (its parent the previous one)\n"
 	    "CEDANA_PLUGINS_DIR set: the plugins of that directory take part\n");
 	return 2;
 }
@@ -99,10 +102,38 @@ static int load_plugins(struct cd_plugins **ret)
 	return 0;
 }
 
+/* One dump, then one into each of then[], each naming the previous. */
+static int dump_chain(struct cd_dump_opts *o, struct cd_dump_stats *st, const char **then,
+                      size_t nthen, cd_err *err)
+{
+	char parent[4096], line[64];
+
+	for (size_t k = 0;; k++) {
+		int r = cd_engine_dump(o, err);
+		if (r < 0)
+			return r;
+		if (o->stats)
+			print_dump_stats(st);
+		if (o->track) {
+			printf("dumped %s incremental %d\n", o->dir, o->track->incremental);
+			fflush(stdout);
+		}
+		if (k == nthen)
+			return 0;
+		if (!realpath(o->dir, parent) || !fgets(line, sizeof(line), stdin))
+			return cd_err_sys(err, errno ? errno : EIO, "before %s", then[k]);
+		o->parent = parent;
+		o->dir = then[k];
+	}
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	struct cd_dump_opts o = {.version = CD_ENGINE_OPTS_VERSION};
 	struct cd_dump_stats st = {0};
+	struct cd_track track = {0};
+	const char *then[16];
+	size_t nthen = 0;
 	cd_err err = {0};
 	char *end;
 
@@ -130,18 +161,19 @@ static int cmd_dump(int argc, char **argv)
 			o.progress = print_progress;
 		} else if (!strcmp(argv[i], "--timings"))
 			o.stats = &st;
+		else if (!strcmp(argv[i], "--then") && i + 1 < argc && nthen < 16)
+			then[nthen++] = argv[++i];
 		else
 			return usage();
 	}
 	if (load_plugins(&o.plugins) != 0)
 		return 1;
-	int r = cd_engine_dump(&o, &err);
+	if (nthen)
+		o.track = &track;
+	int r = dump_chain(&o, &st, then, nthen, &err);
 	cd_plugins_free(o.plugins);
-	if (r < 0)
-		return fail(&err);
-	if (o.stats)
-		print_dump_stats(&st);
-	return 0;
+	cd_track_clear(&track);
+	return r < 0 ? fail(&err) : 0;
 }
 
 static int open_stdio(const char *path, int i)

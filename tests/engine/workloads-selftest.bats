@@ -81,6 +81,49 @@ run_plain() {
 	run_plain wl-memory
 }
 
+@test "wl-incr passes with no checkpoint, and after two generations of changes" {
+	run_plain wl-incr 4
+	wl_start wl-incr 4
+	wl_wait_ready
+	kill -USR1 "$WL_PID"
+	wait_log_line "^CHANGED 1$"
+	kill -USR1 "$WL_PID"
+	wait_log_line "^CHANGED 2$"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_pass
+}
+
+wait_log_line() {
+	for _ in $(seq 1 500); do
+		grep -q "$1" "$WL_LOG" && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+@test "wl-incr fails when a page is changed behind its back" {
+	wl_start wl-incr 4 solo
+	wl_wait_ready
+	kill -USR1 "$WL_PID"
+	wait_log_line "^CHANGED 1$"
+	local addr
+	addr=$(sed -n 's/^wl-incr: memory at \(0x[0-9a-f]*\)$/\1/p' "$WL_LOG")
+	wl_tamper mem "$WL_PID" "$(printf '0x%x' $((addr + 5 * 4096 + 8)))" deadbeef
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "page 5 differs at 8 (generation 1)"
+}
+
+@test "wl-incr fails on a signal it did not ask for" {
+	wl_start wl-incr 4 solo
+	wl_wait_ready
+	kill -USR2 "$WL_PID"
+	wl_trigger
+	wl_wait_exit
+	wl_assert_fail "signal 12 arrived"
+}
+
 # The address wl-memory prints on stderr for a region ("shared" or "random").
 memory_addr() {
 	sed -n "s/^wl-memory: .*$1 at \(0x[0-9a-f]*\).*/\1/p" "$WL_LOG"

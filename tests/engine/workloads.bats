@@ -100,6 +100,14 @@ counter_continues() {
 	WL_ARGS=64 wl_roundtrip wl-memory --leave-running
 }
 
+@test "wl-incr: dump → kill → restore → PASS" {
+	WL_ARGS=8 wl_roundtrip wl-incr
+}
+
+@test "wl-incr: --leave-running" {
+	WL_ARGS=8 wl_roundtrip wl-incr --leave-running
+}
+
 @test "wl-files: dump → kill → restore → PASS" {
 	wl_roundtrip wl-files
 }

@@ -51,11 +51,11 @@ static void test_schema_and_wal(void **state)
 	cd_err err = {0};
 
 	assert_int_equal(db_open(path, &db, &err), 0);
-	assert_int_equal(db_schema_version(db), 3);
+	assert_int_equal(db_schema_version(db), 4);
 	db_close(db);
 	/* reopening an up-to-date DB migrates nothing */
 	assert_int_equal(db_open(path, &db, &err), 0);
-	assert_int_equal(db_schema_version(db), 3);
+	assert_int_equal(db_schema_version(db), 4);
 	db_close(db);
 	/* WAL is a persistent property of the file */
 	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'PRAGMA journal_mode' | grep -qx wal", path);

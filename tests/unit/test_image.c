@@ -1138,6 +1138,46 @@ static void test_guard_runs(void **state)
 	expect_refused(j, "guard region");
 }
 
+/* An incremental image: its parent named by absolute path and manifest checksum, pages
+ * from it (CD_RUN_PREV) only in private anonymous mappings and only when it names one. */
+static void test_parent(void **state)
+{
+	struct cd_image img, back;
+	cd_err err = {0};
+	json_t *j = encoded();
+
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
+	                   json_pack("[i,i,i]", 2, 1, CD_RUN_PREV));
+	expect_refused(j, "the image does not name");
+	j = encoded();
+	json_array_set_new(json_object_get(vma0(j), "runs"), 1,
+	                   json_pack("[i,i,i]", 2, 1, CD_RUN_PREV));
+	json_object_set_new(j, "parent",
+	                    json_pack("{s:s, s:I}", "path", "/ckpt/one", "hash", (json_int_t)-5));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_string_equal(img.parent, "/ckpt/one");
+	assert_true(img.parent_hash == (uint64_t)-5);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].src, CD_RUN_PREV);
+	json_t *again = cd_image_to_json(&img, &err);
+	assert_non_null(again);
+	assert_int_equal(cd_image_from_json(again, &back, &err), 0);
+	assert_string_equal(back.parent, "/ckpt/one");
+	assert_true(back.parent_hash == img.parent_hash);
+	cd_image_free(&back);
+	cd_image_free(&img);
+	json_decref(again);
+	json_object_set_new(json_object_get(j, "parent"), "path", json_string("ckpt/one"));
+	expect_refused(json_deep_copy(j), "not absolute");
+	json_object_set_new(json_object_get(j, "parent"), "path", json_string("/ckpt/one"));
+	json_object_del(json_object_get(j, "parent"), "hash");
+	expect_refused(json_deep_copy(j), "\"hash\"");
+	json_object_set_new(json_object_get(j, "parent"), "hash", json_integer(1));
+	json_object_set_new(vma0(j), "kind", json_integer(CD_VMA_ANON_SHARED));
+	json_object_set_new(vma0(j), "shared", json_integer(1));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	expect_refused(j, "not private anonymous");
+}
+
 static void test_refuses_enum_out_of_range(void **state)
 {
 	json_t *j = encoded();
@@ -1149,7 +1189,7 @@ static void test_refuses_enum_out_of_range(void **state)
 	expect_refused(j, "\"kind\"");
 	j = encoded();
 	json_array_set_new(json_object_get(vma0(j), "runs"), 0,
-	                   json_pack("[i,i,i]", 0, 2, CD_RUN_GUARD + 1));
+	                   json_pack("[i,i,i]", 0, 2, CD_RUN_PREV + 1));
 	expect_refused(j, "runs[2]");
 }
 
@@ -2514,6 +2554,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_vma_flags_of_no_mapping),
 	    cmocka_unit_test(test_guard_runs),
 	    cmocka_unit_test(test_tcp_conn),
+	    cmocka_unit_test(test_parent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
