@@ -160,18 +160,26 @@ static int refuse_parent(struct job_manager *jm, const struct db_checkpoint *cp,
 	return r;
 }
 
-int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_caller *caller,
-                                      const char *id, cd_err *err)
+/* Under the lock: the caller may see checkpoint id, and no other names it
+ * as its parent. */
+static int may_delete_locked(struct job_manager *jm, const struct job_caller *caller,
+                             const char *id, cd_err *err)
 {
 	struct db_checkpoint cp;
-	int r;
+	int r = checkpoint_locked(jm, caller, id, &cp, err);
 
-	pthread_mutex_lock(&jm->lock);
-	r = checkpoint_locked(jm, caller, id, &cp, err);
 	if (r == 0) {
 		r = refuse_parent(jm, &cp, err);
 		db_checkpoint_clear(&cp);
 	}
+	return r;
+}
+
+int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_caller *caller,
+                                      const char *id, cd_err *err)
+{
+	pthread_mutex_lock(&jm->lock);
+	int r = may_delete_locked(jm, caller, id, err);
 	pthread_mutex_unlock(&jm->lock);
 	return r;
 }
@@ -179,15 +187,8 @@ int job_manager_checkpoint_may_delete(struct job_manager *jm, const struct job_c
 int job_manager_checkpoint_delete(struct job_manager *jm, const struct job_caller *caller,
                                   const char *id, cd_err *err)
 {
-	struct db_checkpoint cp;
-	int r;
-
 	pthread_mutex_lock(&jm->lock);
-	r = checkpoint_locked(jm, caller, id, &cp, err);
-	if (r == 0) {
-		r = refuse_parent(jm, &cp, err);
-		db_checkpoint_clear(&cp);
-	}
+	int r = may_delete_locked(jm, caller, id, err);
 	if (r == 0)
 		r = db_checkpoint_delete(jm->db, id, err);
 	pthread_mutex_unlock(&jm->lock);
