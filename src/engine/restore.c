@@ -62,7 +62,7 @@ struct restore_state {
 	struct cd_progress progress;
 	struct cd_plugins *plugins; /* NULL: none */
 	const char *dir;
-	unsigned tcp_flags; /* CD_TCP_ESTABLISHED, CD_TCP_CLOSE */
+	unsigned tcp_flags;     /* CD_TCP_ESTABLISHED, CD_TCP_CLOSE */
 	struct cd_chain *chain; /* the image's parents (parent.c); NULL: none */
 };
 
