@@ -85,13 +85,13 @@ int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char 
 int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const char *id,
                          cd_err *err)
 {
-	struct db_checkpoint cp;
+	struct db_checkpoint cp = {0};
 	int r;
 
 	r = job_manager_checkpoint_may_delete(api->jm, caller, id, err);
 	if (r == 0)
 		r = job_manager_checkpoint_get(api->jm, caller, id, &cp, err);
-	if (r < 0)
+	if (r != 0)
 		return r;
 	r = storage_remove(cp.path, err);
 	db_checkpoint_clear(&cp);

@@ -149,7 +149,7 @@ int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track
 
 static const struct cd_track_task *prev_tracker(const struct cd_dirty_state *ds, pid_t pid)
 {
-	uint64_t st;
+	uint64_t st = 0;
 
 	if (!ds->parent)
 		return NULL;

@@ -520,7 +520,7 @@ static int set_window(int fd, const struct cd_tcp_conn *c, cd_err *err)
  * fresh socket's (TCP_CORK pushes on clearing: set it last). */
 static int set_sockopts(int fd, const struct cd_tcp_conn *c, cd_err *err)
 {
-	uint32_t v;
+	uint32_t v = 0;
 	int r;
 
 	if ((r = get_u32(fd, TCP_KEEPIDLE, "TCP_KEEPIDLE", &v, err)) < 0 ||

@@ -1519,7 +1519,7 @@ static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_fd *me = end_of(o->img, d->sk_ino), *peer = end_of(o->img, d->sk_peer);
 	const struct cd_fd *acc, *cli;
-	int fd = conn_take(o, d->obj), sv[2], r;
+	int fd = conn_take(o, d->obj), sv[2] = {-1, -1}, r;
 
 	if (fd >= 0)
 		return fd;

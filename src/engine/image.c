@@ -64,6 +64,8 @@ void cd_csum_update(struct cd_csum *c, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
+	if (!len)
+		return;
 	c->len += len;
 	if (c->ntail) {
 		size_t n = 64 - c->ntail < len ? 64 - c->ntail : len;

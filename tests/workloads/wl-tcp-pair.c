@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "wl.h"
@@ -89,8 +90,10 @@ static int client(const struct pair *p, int family, const char *addr)
 	int fd = socket(family, SOCK_STREAM, 0);
 
 	getsockname(p->l, (struct sockaddr *)&ls, &len);
-	in_port_t port = ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port
-	                                         : ((struct sockaddr_in6 *)&ls)->sin6_port;
+	in_port_t port;
+	/* sin_port and sin6_port are at one offset; read as bytes, not
+	 * through a cast of the storage */
+	memcpy(&port, (const char *)&ls + offsetof(struct sockaddr_in, sin_port), sizeof(port));
 	if (family == AF_INET) {
 		struct sockaddr_in *s4 = (void *)&ss;
 		s4->sin_family = AF_INET;
