@@ -928,11 +928,12 @@ static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 		struct cd_sk_msg *msg = &d->sk_queue[i];
 		if (!json_is_object(m))
 			return cd_err_set(err, EINVAL, "field \"sk_queue\": %zu: not an object", i);
+		/* counted first: what a refused message holds is freed with the fd */
+		d->sk_nqueue++;
 		if ((r = cd_json_hex_decode(m, "data", CD_PIPE_DATA_MAX - total, &msg->data,
 		                            &msg->len, err)) < 0 ||
 		    (r = sk_msg_fds_from_json(m, msg, err)) < 0)
 			return cd_err_wrap(err, "field \"sk_queue\": %zu", i);
-		d->sk_nqueue++;
 		total += msg->len;
 	}
 	return 0;

@@ -60,7 +60,7 @@ api_status() {
 	start_daemon --db "$BATS_TEST_TMPDIR/picked.db"
 	"$CEDANA" run process --jid indb true
 	run sqlite3 "$BATS_TEST_TMPDIR/picked.db" 'SELECT jid FROM jobs; PRAGMA journal_mode; PRAGMA user_version'
-	assert_output $'indb\nwal\n3'
+	assert_output $'indb\nwal\n4'
 	run "$CEDANA" daemon start
 	assert_failure 1
 	assert_output --partial "Error: a daemon is already listening on $CEDANA_ADDRESS"
