@@ -251,5 +251,5 @@ teardown() {
 		INSERT INTO checkpoints (id, jid, time, size, path, compression) VALUES ('ck-2', 'ck', $((now - 2)), 659456, '/x2', 'zstd')"
 	run "$CEDANA" ps
 	assert_line --index 1 --regexp '^ck +process +[0-9]+ +(sleep|running) +no +[0-9] seconds ago +644 KiB +/'
-	assert_equal "$(job_field ck checkpoint)" "{'id': 'ck-2', 'jid': 'ck', 'time': $((now - 2)), 'size': 659456, 'path': '/x2', 'compression': 'zstd'}"
+	assert_equal "$(job_field ck checkpoint)" "{'id': 'ck-2', 'jid': 'ck', 'time': $((now - 2)), 'size': 659456, 'path': '/x2', 'compression': 'zstd', 'parent': None}"
 }
