@@ -591,8 +591,11 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	/* the plugins' devices are saved before anything of the tree is read:
 	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
-	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
-	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
+	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0))
+		return r;
+	/* from here on the mappings change only by our own calls (proc.c) */
+	cd_proc_maps_cache_begin();
+	if ((r = check_sessions(s, opts->shell_job, err)) < 0 ||
 	    (r = cd_jobctl_check(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_sysv_dump(&s->img, s->dirfd, err)) < 0 || (r = check_tasks(s, err)) < 0)
@@ -734,6 +737,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		*opts->stats = s->stats;
 	close(s->dirfd);
 out:
+	cd_proc_maps_cache_end();
 	cd_dirty_state_free(&s->dirty);
 	release_tree(s);
 	r = resume_devices(s, r, err);

@@ -21,6 +21,15 @@ struct cd_proc_map {
 
 /* Mappings of pid from /proc/PID/smaps (for VmFlags). */
 int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err);
+/* While a dump's tree is stopped: a task's listing is read once and used
+ * again while /proc/PID/maps is unchanged (proc.c). _end frees it all. */
+void cd_proc_maps_cache_begin(void);
+void cd_proc_maps_cache_end(void);
+/* The engine changed VmFlags of pid's mappings (all tasks' when pid <= 0)
+ * in a way /proc/PID/maps does not show. */
+void cd_proc_maps_forget(pid_t pid);
+/* smaps reads and listings used again since _begin. */
+void cd_proc_maps_cache_counts(uint64_t *reads, uint64_t *hits);
 /* Whether m's VmFlags hold the two-letter name (proc(5): "lo", "dc" …). */
 bool cd_proc_vmflag(const struct cd_proc_map *m, const char *name);
 
