@@ -361,6 +361,12 @@ static void map_batch_runner(struct cd_dump_ctx *ctx)
 	ctx->batch_code = (uint64_t)addr;
 }
 
+/* Where the scratch page is asked for (a hint: the kernel puts it
+ * elsewhere when that is taken or below vm.mmap_min_addr). Low, below the
+ * program's memory: mm.c reads smaps only as far as it for its flags, and
+ * the kernel walks no page table of the mappings after it. */
+#define SCRATCH_HINT 0x10000
+
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
@@ -374,7 +380,7 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 		return r;
 	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
 		return r;
-	r = cd_call_ok(ctx.inj, "mmap scratch page", SYS_mmap, 0, CD_PAGE_SIZE,
+	r = cd_call_ok(ctx.inj, "mmap scratch page", SYS_mmap, SCRATCH_HINT, CD_PAGE_SIZE,
 	               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr,
 	               err);
 	if (r < 0)

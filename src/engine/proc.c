@@ -108,6 +108,51 @@ static int read_smaps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err
 	return 0;
 }
 
+static uint64_t partial_reads; /* cd_proc_map_at's, counted with the cache's */
+
+int cd_proc_map_at(pid_t pid, uint64_t addr, struct cd_proc_map *ret, cd_err *err)
+{
+	_cleanup_fclose_ FILE *f = proc_open(pid, "smaps", err);
+	_cleanup_free_ char *line = NULL;
+	size_t linecap = 0;
+	bool found = false;
+
+	if (!f)
+		return -err->code;
+	partial_reads++;
+	while (getline(&line, &linecap, f) > 0) {
+		if (!strncmp(line, "VmFlags:", 8)) {
+			if (found)
+				set_vmflags(ret, line + 8);
+			continue;
+		}
+		if (!strncmp(line, "ProtectionKey:", 14)) {
+			if (found)
+				ret->pkey = atoi(line + 14);
+			continue;
+		}
+		const char *p = line;
+		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+			p++;
+		if (*p != '-' || p == line)
+			continue;
+		/* the next mapping: the one asked for is whole */
+		if (found)
+			return 0;
+		struct cd_proc_map m;
+		if (parse_map_line(line, &m) < 0)
+			return cd_err_set(err, EINVAL, "pid %d: cannot parse smaps line: %s", pid,
+			                  line);
+		if (m.start <= addr && addr < m.end) {
+			*ret = m;
+			found = true;
+		}
+	}
+	if (!found)
+		return cd_err_set(err, ENOENT, "pid %d: no mapping at %" PRIx64, pid, addr);
+	return 0;
+}
+
 /* ---- the smaps cache of a dump ----
  *
  * smaps costs a walk of the task's page tables for its Rss and Pss (about
@@ -158,7 +203,7 @@ void cd_proc_maps_cache_begin(void)
 {
 	cd_proc_maps_cache_end();
 	maps_cache.on = true;
-	maps_cache.reads = maps_cache.hits = 0;
+	maps_cache.reads = maps_cache.hits = partial_reads = 0;
 }
 
 void cd_proc_maps_cache_end(void)
@@ -179,7 +224,7 @@ void cd_proc_maps_forget(pid_t pid)
 
 void cd_proc_maps_cache_counts(uint64_t *reads, uint64_t *hits)
 {
-	*reads = maps_cache.reads;
+	*reads = maps_cache.reads + partial_reads;
 	*hits = maps_cache.hits;
 }
 
