@@ -706,6 +706,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	r = start_tracking(s, opts, err);
 	if (r >= 0)
 		r = do_dump(s, opts, err);
+	/* the tree's listings are of no use once it may run again */
+	cd_proc_maps_cache_end();
 	if (r >= 0 && s->tracking)
 		r = hand_trackers(s, opts, err);
 	/* the tree stays stopped until the caller has made the image final */
@@ -743,7 +745,6 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 		*opts->stats = s->stats;
 	close(s->dirfd);
 out:
-	cd_proc_maps_cache_end();
 	cd_dirty_state_free(&s->dirty);
 	release_tree(s);
 	r = resume_devices(s, r, err);
