@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "engine/internal.h"
@@ -27,11 +29,39 @@ int cd_fault_stall(const char *point, cd_err *err)
 	return r;
 }
 
+#define CD_PR_SET_MEMORY_MERGE 67 /* Linux 6.4, newer than the installed headers */
+
+/* Calls that may change a mapping's VmFlags and nothing /proc/PID/maps
+ * shows: a listing kept by the dump's cache (proc.c) is stale after them.
+ * A range, a protection or a name that changes shows in maps; the
+ * userfaultfd registrations are made by dirty.c, which says so itself. */
+static bool changes_vmflags(long nr, uint64_t a0)
+{
+	switch (nr) {
+	case SYS_madvise:
+	case SYS_process_madvise:
+	case SYS_mlock:
+	case SYS_mlock2:
+	case SYS_munlock:
+	case SYS_mlockall:
+	case SYS_munlockall:
+	case SYS_pkey_mprotect:
+	case SYS_mbind:
+		return true;
+	case SYS_prctl: /* the dumps' many PR_GET_* change nothing */
+		return a0 == CD_PR_SET_MEMORY_MERGE;
+	default:
+		return false;
+	}
+}
+
 int cd_call(cd_inject *inj, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
             uint64_t a4, uint64_t a5, long *ret, cd_err *err)
 {
 	const uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
 
+	if (changes_vmflags(nr, a0))
+		cd_proc_maps_forget(0);
 	return cd_inject_syscall(inj, nr, args, ret, err);
 }
 
@@ -113,6 +143,8 @@ uint64_t cd_batch_buf(struct cd_batch *b, const void *data, size_t len)
 void cd_batch_add(struct cd_batch *b, const char *what, long nr, uint64_t a0, uint64_t a1,
                   uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *ret)
 {
+	if (changes_vmflags(nr, a0))
+		cd_proc_maps_forget(0);
 	if (b->n == CD_BATCH_MAX) {
 		b->overflow = true;
 		return;

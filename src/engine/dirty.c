@@ -352,6 +352,8 @@ static int register_vmas(int uffd, const struct cd_task *t, const struct cd_dirt
 			return cd_err_sys(err, errno, "register %" PRIx64 "-%" PRIx64, v->start,
 			                  v->end);
 		}
+		/* its VmFlags now have "uw", which /proc/PID/maps does not show */
+		cd_proc_maps_forget(t->pid);
 		int r = scan(pm_fd, v->start, v->end, CD_PAGE_IS_PRESENT | CD_PAGE_IS_SWAPPED, 0,
 		             NULL, err);
 		if (r < 0)

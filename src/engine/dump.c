@@ -361,6 +361,12 @@ static void map_batch_runner(struct cd_dump_ctx *ctx)
 	ctx->batch_code = (uint64_t)addr;
 }
 
+/* Where the scratch page is asked for (a hint: the kernel puts it
+ * elsewhere when that is taken or below vm.mmap_min_addr). Low, below the
+ * program's memory: mm.c reads smaps only as far as it for its flags, and
+ * the kernel walks no page table of the mappings after it. */
+#define SCRATCH_HINT 0x10000
+
 static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err)
 {
 	struct cd_task *t = &s->img.tasks[i];
@@ -374,7 +380,7 @@ static int dump_task(struct dump_state *s, size_t i, bool shell_job, cd_err *err
 		return r;
 	if ((r = cd_inject_find_vdso_site(ctx.inj, err)) < 0)
 		return r;
-	r = cd_call_ok(ctx.inj, "mmap scratch page", SYS_mmap, 0, CD_PAGE_SIZE,
+	r = cd_call_ok(ctx.inj, "mmap scratch page", SYS_mmap, SCRATCH_HINT, CD_PAGE_SIZE,
 	               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &addr,
 	               err);
 	if (r < 0)
@@ -591,8 +597,11 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 	/* the plugins' devices are saved before anything of the tree is read:
 	 * their state moves into the tasks' memory, their fds and mappings go */
 	if ((r = seize_tree(s, opts->pid, err)) < 0 ||
-	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0) ||
-	    (r = check_sessions(s, opts->shell_job, err)) < 0 ||
+	    (s->plugins.ps && (r = cd_plugins_dump_checkpoint(&s->plugins, &s->img, err)) < 0))
+		return r;
+	/* from here on the mappings change only by our own calls (proc.c) */
+	cd_proc_maps_cache_begin();
+	if ((r = check_sessions(s, opts->shell_job, err)) < 0 ||
 	    (r = cd_jobctl_check(&s->img, err)) < 0 ||
 	    (r = cd_dump_check_sharing(&s->img, err)) < 0 ||
 	    (r = cd_sysv_dump(&s->img, s->dirfd, err)) < 0 || (r = check_tasks(s, err)) < 0)
@@ -697,6 +706,8 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	r = start_tracking(s, opts, err);
 	if (r >= 0)
 		r = do_dump(s, opts, err);
+	/* the tree's listings are of no use once it may run again */
+	cd_proc_maps_cache_end();
 	if (r >= 0 && s->tracking)
 		r = hand_trackers(s, opts, err);
 	/* the tree stays stopped until the caller has made the image final */

@@ -1,13 +1,14 @@
 /* NUMA memory policies: each thread's own (set_mempolicy) and the policies
  * of private mappings (mbind). The dump asks the task itself with injected
- * get_mempolicy calls, which give the policy as it was set (numa_maps shows
- * the nodes a relative or static policy resolves to, and the task's policy
- * on every mapping without one of its own); numa_maps only says which
- * mappings may have one. The restore puts them back with mbind on each
- * mapping once memory is in place, and set_mempolicy in each thread. A
- * policy on shared memory belongs to its object (a shmem file's ranges),
- * not to the mapping: refused. Nodes this machine does not have are
- * refused before anything runs (cd_mempolicy_check). */
+ * get_mempolicy calls, which give the policy as it was set, one batch of
+ * MPOL_F_ADDR calls for which mappings have one (numa_maps shows the nodes
+ * a relative or static policy resolves to, and the task's policy on every
+ * mapping without one of its own, and costs a walk of every page table).
+ * The restore puts them back with mbind on each mapping once memory is in
+ * place, and set_mempolicy in each thread. A policy on shared memory
+ * belongs to its object (a shmem file's ranges), not to the mapping:
+ * refused. Nodes this machine does not have are refused before anything
+ * runs (cd_mempolicy_check). */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/mempolicy.h>
@@ -85,57 +86,12 @@ static int get_policy(cd_inject *inj, uint64_t scratch, uint64_t addr, unsigned 
 	return decode_policy(ret, mode, nodes, p, err);
 }
 
-/* One line of numa_maps: a mapping's start, and whether its policy (its
- * own, or else the task's) is not the default. */
-struct numa_line {
-	uint64_t start;
-	bool policy;
-};
-
-static int read_numa_maps(pid_t pid, struct numa_line **ret, size_t *ret_n, cd_err *err)
-{
-	_cleanup_free_ char *buf = NULL;
-	_cleanup_free_ struct numa_line *v = NULL;
-	size_t n = 0, cap = 0;
-	int r = cd_proc_read_file(pid, "numa_maps", &buf, NULL, err);
-
-	*ret = NULL;
-	*ret_n = 0;
-	/* without NUMA support there is no numa_maps and no policy */
-	if (r == -ENOENT) {
-		cd_err_clear(err);
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	for (char *line = buf, *next; line && *line; line = next) {
-		char policy[16];
-		uint64_t start;
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		if (sscanf(line, "%" SCNx64 " %15s", &start, policy) != 2)
-			continue;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			struct numa_line *nv = reallocarray(v, cap, sizeof(*v));
-			if (!nv)
-				return cd_err_set(err, ENOMEM, "out of memory");
-			v = nv;
-		}
-		v[n++] = (struct numa_line){start, strcmp(policy, "default") != 0};
-	}
-	*ret = TAKE_PTR(v);
-	*ret_n = n;
-	return 0;
-}
-
 static bool shared_kind(enum cd_vma_kind kind)
 {
 	return kind == CD_VMA_ANON_SHARED || kind == CD_VMA_FILE_SHARED;
 }
 
-/* v's own policy, when numa_maps shows one that may be its own. */
+/* v's own policy, when it has one (own_modes). */
 static int dump_vma_policy(struct cd_dump_ctx *ctx, struct cd_task *t, const struct cd_vma *v,
                            cd_err *err)
 {
@@ -158,31 +114,69 @@ static int dump_vma_policy(struct cd_dump_ctx *ctx, struct cd_task *t, const str
 	return 0;
 }
 
-/* The mappings with a policy of their own. numa_maps has a line per
- * mapping, our scratch page's included (which may have merged with a
- * mapping next to it that has no policy of its own): a mapping's policy
- * is that of the line that covers its start. */
+/* A mapping's own mode (get_mempolicy(MPOL_F_ADDR) without the nodes),
+ * in a batch: whether it has a policy of its own. Without NUMA (ENOSYS)
+ * none has. */
+static int got_vma_mode(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	bool *own = arg;
+	int mode;
+
+	(void)arg2;
+	*own = false;
+	if (ret == -ENOSYS)
+		return 0;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "get_mempolicy");
+	memcpy(&mode, out, sizeof(mode));
+	*own = (mode & ~MPOL_MODE_FLAGS) != MPOL_DEFAULT;
+	return 0;
+}
+
+/* Which mappings have a policy of their own: one get_mempolicy(MPOL_F_ADDR)
+ * each, batched (CD_BATCH_MAX a round trip). numa_maps would say the same
+ * for a read, but the kernel walks every page table for its page counts:
+ * about half what smaps costs, per GiB, in every dump (docs/engine.md,
+ * *Incremental checkpoints*, Cost). */
+static int own_modes(struct cd_dump_ctx *ctx, struct cd_task *t, bool *own, cd_err *err)
+{
+	struct cd_batch b;
+	int r = 0;
+
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->scratch);
+	snprintf(b.call_ctx, sizeof(b.call_ctx), "pid %d", t->pid);
+	for (size_t i = 0; r >= 0 && i < t->nvmas; i++) {
+		if ((r = cd_batch_reserve(&b, 1, sizeof(int), err)) < 0)
+			break;
+		uint64_t at = cd_batch_buf(&b, NULL, sizeof(int));
+		cd_batch_add(&b, NULL, SYS_get_mempolicy, at, 0, 0, t->vmas[i].start, MPOL_F_ADDR,
+		             0, NULL);
+		cd_batch_then(&b, got_vma_mode, &own[i], NULL, at, sizeof(int));
+	}
+	if (r >= 0)
+		r = cd_call_batch(&b, err);
+	return r;
+}
+
+/* The mappings with a policy of their own, each then asked for it whole. */
 static int dump_vma_policies(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
-	_cleanup_free_ struct numa_line *lines = NULL;
-	size_t n, k = 0;
-	int r = read_numa_maps(t->pid, &lines, &n, err);
+	_cleanup_free_ bool *own = calloc(t->nvmas + 1, sizeof(*own));
+	int r;
 
 	free(t->vpols);
 	t->vpols = NULL;
 	t->nvpols = 0;
-	if (r < 0 || n == 0)
+	if (!own)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if ((r = own_modes(ctx, t, own, err)) < 0)
 		return r;
 	t->vpols = calloc(t->nvmas + 1, sizeof(*t->vpols));
 	if (!t->vpols)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; r >= 0 && i < t->nvmas; i++) {
-		const struct cd_vma *v = &t->vmas[i];
-		while (k + 1 < n && lines[k + 1].start <= v->start)
-			k++;
-		if (lines[k].start <= v->start && lines[k].policy)
-			r = dump_vma_policy(ctx, t, v, err);
-	}
+	for (size_t i = 0; r >= 0 && i < t->nvmas; i++)
+		if (own[i])
+			r = dump_vma_policy(ctx, t, &t->vmas[i], err);
 	return r;
 }
 

@@ -13,22 +13,19 @@
 
 /* mlockall(MCL_FUTURE) shows nowhere itself, but the kernel gives every
  * new mapping its flags: the scratch page, mapped by the dump just before,
- * is such a mapping. The same holds for PR_SET_MEMORY_MERGE, which makes
+ * is such a mapping (mapped low, so that smaps is read only as far as it:
+ * dump.c). The same holds for PR_SET_MEMORY_MERGE, which makes
  * new mappings mergeable and is not restored. */
 static int dump_future_flags(const struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
-	_cleanup_free_ struct cd_proc_map *maps = NULL;
-	const struct cd_proc_map *m = NULL;
-	size_t n;
-	int r = cd_proc_maps(t->pid, &maps, &n, err);
+	struct cd_proc_map map;
+	const struct cd_proc_map *m = &map;
+	int r = cd_proc_map_at(t->pid, ctx->scratch, &map, err);
 
+	if (r == -ENOENT)
+		return cd_err_wrap(err, "scratch page");
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n && !m; i++)
-		if (maps[i].start <= ctx->scratch && ctx->scratch < maps[i].end)
-			m = &maps[i];
-	if (!m)
-		return cd_err_set(err, ENOENT, "pid %d: scratch page not in its mappings", t->pid);
 	if (cd_proc_vmflag(m, "mg"))
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: KSM merging of all its memory (PR_SET_MEMORY_MERGE) is "

@@ -65,7 +65,7 @@ bool cd_proc_vmflag(const struct cd_proc_map *m, const char *name)
 	return false;
 }
 
-int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
+static int read_smaps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
 {
 	_cleanup_fclose_ FILE *f = proc_open(pid, "smaps", err);
 	_cleanup_free_ struct cd_proc_map *maps = NULL;
@@ -106,6 +106,206 @@ int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err
 	*ret = TAKE_PTR(maps);
 	*ret_n = n;
 	return 0;
+}
+
+static uint64_t partial_reads; /* cd_proc_map_at's, counted with the cache's */
+
+int cd_proc_map_at(pid_t pid, uint64_t addr, struct cd_proc_map *ret, cd_err *err)
+{
+	_cleanup_fclose_ FILE *f = proc_open(pid, "smaps", err);
+	_cleanup_free_ char *line = NULL;
+	size_t linecap = 0;
+	bool found = false;
+
+	if (!f)
+		return -err->code;
+	partial_reads++;
+	while (getline(&line, &linecap, f) > 0) {
+		if (!strncmp(line, "VmFlags:", 8)) {
+			if (found)
+				set_vmflags(ret, line + 8);
+			continue;
+		}
+		if (!strncmp(line, "ProtectionKey:", 14)) {
+			if (found)
+				ret->pkey = atoi(line + 14);
+			continue;
+		}
+		const char *p = line;
+		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+			p++;
+		if (*p != '-' || p == line)
+			continue;
+		/* the next mapping: the one asked for is whole */
+		if (found)
+			return 0;
+		struct cd_proc_map m;
+		if (parse_map_line(line, &m) < 0)
+			return cd_err_set(err, EINVAL, "pid %d: cannot parse smaps line: %s", pid,
+			                  line);
+		if (m.start <= addr && addr < m.end) {
+			*ret = m;
+			found = true;
+		}
+	}
+	if (!found)
+		return cd_err_set(err, ENOENT, "pid %d: no mapping at %" PRIx64, pid, addr);
+	return 0;
+}
+
+/* ---- the smaps cache of a dump ----
+ *
+ * smaps costs a walk of the task's page tables for its Rss and Pss (about
+ * 5 ms a GiB), and a dump reads a task's mappings several times (the
+ * checks, the list of mappings, the flags of a new mapping, the list again
+ * for the pages). While the tree is stopped its mappings change only by
+ * the engine's own calls, and /proc/PID/maps, which walks no page, shows
+ * every change of a range, a protection or a name: a listing is used again
+ * while maps reads the same. The changes maps does not show (the VmFlags of
+ * madvise, mlock, a userfaultfd registration) are dropped by name
+ * (cd_proc_maps_forget). Several listings per task are kept: the engine's
+ * scratch page comes and goes, and the listing without it is needed after
+ * it is gone. */
+
+#define MAPS_CACHE_PER_TASK 4
+
+struct maps_entry {
+	pid_t pid;
+	char *maps; /* /proc/PID/maps as read with the listing */
+	size_t maps_len;
+	struct cd_proc_map *list;
+	size_t n;
+	uint64_t used; /* for the eviction of the oldest of a task's listings */
+};
+
+static struct {
+	bool on;
+	struct maps_entry *e;
+	size_t n;
+	uint64_t clock;
+	uint64_t reads, hits; /* for the tests and the docs' figures */
+} maps_cache;
+
+static void entry_free(struct maps_entry *e)
+{
+	free(e->maps);
+	free(e->list);
+	*e = (struct maps_entry){0};
+}
+
+static void entry_drop(size_t i)
+{
+	entry_free(&maps_cache.e[i]);
+	maps_cache.e[i] = maps_cache.e[--maps_cache.n];
+}
+
+void cd_proc_maps_cache_begin(void)
+{
+	cd_proc_maps_cache_end();
+	maps_cache.on = true;
+	maps_cache.reads = maps_cache.hits = partial_reads = 0;
+}
+
+void cd_proc_maps_cache_end(void)
+{
+	while (maps_cache.n)
+		entry_drop(maps_cache.n - 1);
+	free(maps_cache.e);
+	maps_cache.e = NULL;
+	maps_cache.on = false;
+}
+
+void cd_proc_maps_forget(pid_t pid)
+{
+	for (size_t i = maps_cache.n; i-- > 0;)
+		if (pid <= 0 || maps_cache.e[i].pid == pid)
+			entry_drop(i);
+}
+
+void cd_proc_maps_cache_counts(uint64_t *reads, uint64_t *hits)
+{
+	*reads = maps_cache.reads + partial_reads;
+	*hits = maps_cache.hits;
+}
+
+static int copy_list(const struct maps_entry *e, struct cd_proc_map **ret, size_t *ret_n,
+                     cd_err *err)
+{
+	struct cd_proc_map *l = malloc((e->n ? e->n : 1) * sizeof(*l));
+
+	if (!l)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (e->n)
+		memcpy(l, e->list, e->n * sizeof(*l));
+	*ret = l;
+	*ret_n = e->n;
+	return 0;
+}
+
+static struct maps_entry *cache_find(pid_t pid, const char *maps, size_t len)
+{
+	for (size_t i = 0; i < maps_cache.n; i++) {
+		struct maps_entry *e = &maps_cache.e[i];
+		if (e->pid == pid && e->maps_len == len && !memcmp(e->maps, maps, len))
+			return e;
+	}
+	return NULL;
+}
+
+/* Room for one more listing of pid: its oldest goes when it has enough. */
+static int cache_slot(pid_t pid, struct maps_entry **ret, cd_err *err)
+{
+	size_t count = 0, oldest = SIZE_MAX;
+
+	for (size_t i = 0; i < maps_cache.n; i++)
+		if (maps_cache.e[i].pid == pid) {
+			count++;
+			if (oldest == SIZE_MAX || maps_cache.e[i].used < maps_cache.e[oldest].used)
+				oldest = i;
+		}
+	if (count >= MAPS_CACHE_PER_TASK)
+		entry_drop(oldest);
+	struct maps_entry *ne = reallocarray(maps_cache.e, maps_cache.n + 1, sizeof(*ne));
+	if (!ne)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	maps_cache.e = ne;
+	*ret = &ne[maps_cache.n++];
+	**ret = (struct maps_entry){0};
+	return 0;
+}
+
+static int cached_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
+{
+	_cleanup_free_ char *maps = NULL;
+	_cleanup_free_ struct cd_proc_map *list = NULL;
+	struct maps_entry *e;
+	size_t len, n;
+	int r = cd_proc_read_file(pid, "maps", &maps, &len, err);
+
+	if (r < 0)
+		return r;
+	if ((e = cache_find(pid, maps, len))) {
+		maps_cache.hits++;
+		e->used = ++maps_cache.clock;
+		return copy_list(e, ret, ret_n, err);
+	}
+	if ((r = read_smaps(pid, &list, &n, err)) < 0 || (r = cache_slot(pid, &e, err)) < 0)
+		return r;
+	maps_cache.reads++;
+	*e = (struct maps_entry){.pid = pid,
+	                         .maps = TAKE_PTR(maps),
+	                         .maps_len = len,
+	                         .list = TAKE_PTR(list),
+	                         .n = n,
+	                         .used = ++maps_cache.clock};
+	return copy_list(e, ret, ret_n, err);
+}
+
+int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err)
+{
+	if (maps_cache.on)
+		return cached_maps(pid, ret, ret_n, err);
+	return read_smaps(pid, ret, ret_n, err);
 }
 
 int cd_proc_read_file(pid_t pid, const char *name, char **ret, size_t *ret_len, cd_err *err)

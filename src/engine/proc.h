@@ -21,6 +21,20 @@ struct cd_proc_map {
 
 /* Mappings of pid from /proc/PID/smaps (for VmFlags). */
 int cd_proc_maps(pid_t pid, struct cd_proc_map **ret, size_t *ret_n, cd_err *err);
+/* While a dump's tree is stopped: a task's listing is read once and used
+ * again while /proc/PID/maps is unchanged (proc.c). _end frees it all. */
+void cd_proc_maps_cache_begin(void);
+void cd_proc_maps_cache_end(void);
+/* The engine changed VmFlags of pid's mappings (all tasks' when pid <= 0)
+ * in a way /proc/PID/maps does not show. */
+void cd_proc_maps_forget(pid_t pid);
+/* smaps reads (whole or partial: cd_proc_map_at) and listings used again
+ * since _begin. */
+void cd_proc_maps_cache_counts(uint64_t *reads, uint64_t *hits);
+/* The mapping of pid that holds addr, from smaps read only as far as it:
+ * the kernel walks the page tables of the mappings it shows, no further
+ * (a low mapping costs little in a task of many GiB). ENOENT when none. */
+int cd_proc_map_at(pid_t pid, uint64_t addr, struct cd_proc_map *ret, cd_err *err);
 /* Whether m's VmFlags hold the two-letter name (proc(5): "lo", "dc" …). */
 bool cd_proc_vmflag(const struct cd_proc_map *m, const char *name);
 

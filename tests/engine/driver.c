@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "engine/inject/inject.h"
+#include "engine/proc.h"
 #include "plugins/plugins.h"
 
 static int usage(void)
@@ -74,6 +75,11 @@ static void print_dump_stats(const struct cd_dump_stats *st)
 	print_stat("tasks", st->tasks);
 	print_stat("pages_bytes", st->pages_bytes);
 	print_inject_counts();
+	/* the dump's smaps reads (proc.c) */
+	uint64_t reads, hits;
+	cd_proc_maps_cache_counts(&reads, &hits);
+	print_stat("smaps_reads", reads);
+	print_stat("smaps_hits", hits);
 }
 
 static void print_restore_stats(const struct cd_restore_stats *st)

@@ -20,6 +20,23 @@ progress_ok() {
 		END { if (n < 2 || d != t || d < min) exit 1 }' "$3"
 }
 
+@test "stats: a dump reads each task's smaps at most twice (proc.c's cache), and the tree runs on" {
+	start_wl "$WL_DIR/wl-memory" 64
+	# the progress adds a pass over the tree's mappings (count_pages)
+	"$ENGINE" dump "$WL_PID" "$IMG" --stats --leave-running 2>"$T/dump.err"
+	assert_equal "$(stat_of tasks "$T/dump.err")" 2
+	# per task: the listing before our scratch page and the one with it;
+	# the checks, the progress and the pages use the first again
+	reads=$(stat_of smaps_reads "$T/dump.err")
+	[ -n "$reads" ] && [ "$reads" -le 4 ] || { echo "smaps read ${reads:-?} times" >&2; false; }
+	[ "$(stat_of smaps_hits "$T/dump.err")" -ge 4 ]
+	touch "$TRIGGER"
+	timeout 60 tail --pid="$WL_PID" -f /dev/null
+	WL_PID=
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
 @test "stats: a dump and a restore report their page data and time per phase" {
 	start_wl "$WL_DIR/wl-memory" 64
 	"$ENGINE" dump "$WL_PID" "$IMG" --stats 2>"$T/dump.err"

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <grp.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -121,6 +124,66 @@ static void test_groups_all_of_them(void **state)
 	free(got);
 }
 
+/* The line of one mapping, its VmFlags included; none where nothing is. */
+static void test_map_at(void **state)
+{
+	struct cd_proc_map m;
+	cd_err err = {0};
+	char *adv =
+	    mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(adv != MAP_FAILED);
+	assert_int_equal(munmap(adv + 2 * 4096, 4096), 0);
+	assert_int_equal(madvise(adv, 2 * 4096, MADV_DONTFORK), 0);
+	assert_int_equal(cd_proc_map_at(getpid(), (uint64_t)(uintptr_t)adv + 4096, &m, &err), 0);
+	assert_true(m.start == (uint64_t)(uintptr_t)adv);
+	assert_true(m.end == (uint64_t)(uintptr_t)adv + 2 * 4096);
+	assert_true(cd_proc_vmflag(&m, "dc"));
+	assert_int_equal(cd_proc_map_at(getpid(), (uint64_t)(uintptr_t)adv + 2 * 4096, &m, &err),
+	                 -ENOENT);
+	munmap(adv, 2 * 4096);
+}
+
+/* A stopped child's listing is read once while the cache is on, again after
+ * a forget, and every time once it is off. */
+static void test_maps_cache(void **state)
+{
+	struct cd_proc_map *maps = NULL;
+	size_t n;
+	uint64_t reads, hits;
+	cd_err err = {0};
+	pid_t child = fork();
+
+	(void)state;
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	cd_proc_maps_cache_begin();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cd_proc_maps(child, &maps, &n, &err), 0);
+		assert_true(n > 0);
+		free(maps);
+	}
+	cd_proc_maps_cache_counts(&reads, &hits);
+	assert_int_equal(reads, 1);
+	assert_int_equal(hits, 2);
+	cd_proc_maps_forget(child);
+	assert_int_equal(cd_proc_maps(child, &maps, &n, &err), 0);
+	free(maps);
+	cd_proc_maps_cache_counts(&reads, &hits);
+	assert_int_equal(reads, 2);
+	cd_proc_maps_cache_end();
+	assert_int_equal(cd_proc_maps(child, &maps, &n, &err), 0);
+	free(maps);
+	cd_proc_maps_cache_counts(&reads, &hits);
+	assert_int_equal(reads, 2);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +192,8 @@ int main(void)
 	    cmocka_unit_test(test_maps_flags),
 	    cmocka_unit_test(test_missing_pid),
 	    cmocka_unit_test(test_groups_all_of_them),
+	    cmocka_unit_test(test_map_at),
+	    cmocka_unit_test(test_maps_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
