@@ -235,7 +235,7 @@ static int copy_list(const struct maps_entry *e, struct cd_proc_map **ret, size_
 
 	if (!l)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	if (e->n)
+	if (e->n && e->list)
 		memcpy(l, e->list, e->n * sizeof(*l));
 	*ret = l;
 	*ret_n = e->n;
