@@ -6,6 +6,7 @@
  * injected syscalls, and maps and fills the rest by injected syscalls. Page
  * data moves in large batches through a few reused aligned buffers (see
  * DESIGN.md, "Page data"). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -470,9 +471,33 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	return 0;
 }
 
+/* Whether a task of the tree holds the memfd of inode ino by an fd. */
+static bool memfd_held(const struct cd_image *img, uint64_t ino)
+{
+	char path[64], link[16];
+	struct dirent *de;
+	struct stat st;
+
+	for (size_t i = 0; i < img->ntasks; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd", img->tasks[i].pid);
+		_cleanup_closedir_ DIR *d = opendir(path);
+		while (d && (de = readdir(d)))
+			if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+			    S_ISREG(st.st_mode) && st.st_ino == ino &&
+			    readlinkat(dirfd(d), de->d_name, link, sizeof(link)) >= 7 &&
+			    !strncmp(link, "/memfd:", 7))
+				return true;
+	}
+	return false;
+}
+
 /* A memfd mapped shared comes back as a new memfd of its name (layout.c)
- * with its pages; its seals are not made again: a sealed one is refused. */
-static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+ * with its pages. Its seals are in the image only when an fd of the tree
+ * holds it (memfd.c, which adds them again once its mappings are made):
+ * one sealed and mapped only is refused. F_SEAL_WRITE leaves no mapping
+ * that may write (refused by vma_flags). */
+static int memfd_mapping(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                         struct cd_vma *v, cd_err *err)
 {
 	char link[96];
 	int seals;
@@ -485,12 +510,12 @@ static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return cd_err_sys(err, errno, "pid %d: %s: F_GET_SEALS", pid, link);
-	if (seals & ~F_SEAL_SEAL)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: mapping %" PRIx64 "-%" PRIx64
-		    " (%s): a sealed memfd (seals %#x) mapped shared is not supported",
-		    pid, m->start, m->end, m->path, seals);
+	if ((seals & ~F_SEAL_SEAL) && !memfd_held(img, m->ino))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): a sealed memfd (seals %#x) mapped shared and held by no "
+		                  "fd of the tree is not supported",
+		                  pid, m->start, m->end, m->path, seals);
 	v->path = strdup(m->path);
 	if (!v->path)
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -538,7 +563,8 @@ static int aio_ring(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd
 	return 0;
 }
 
-static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+static int build_vma(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                     struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
 
@@ -556,7 +582,7 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	v->shmid =
 	    v->kind == CD_VMA_ANON_SHARED || v->kind == CD_VMA_SYSV_SHM ? (int64_t)m->ino : 0;
 	if (v->kind == CD_VMA_ANON_SHARED && !strncmp(m->path, "/memfd:", 7) &&
-	    (r = memfd_mapping(pid, m, v, err)) < 0)
+	    (r = memfd_mapping(img, pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_AIO && (r = aio_ring(pid, m, v, err)) < 0)
 		return r;
@@ -611,7 +637,7 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 		if (!strcmp(maps[i].path, "[vsyscall]"))
 			continue;
 		struct cd_vma *v = &t->vmas[t->nvmas];
-		r = build_vma(pid, &maps[i], v, err);
+		r = build_vma(img, pid, &maps[i], v, err);
 		/* a shared mapping of a deleted file: of that file's entry */
 		if (r >= 0 && v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
 			r = cd_deleted_mapped(img, pid, &maps[i], err);

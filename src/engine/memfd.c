@@ -7,7 +7,8 @@
  * puts it all back, and opens it again for each other open file. A memfd
  * the tree also maps shared is one object with its mappings: the entry
  * names their shmid, and the restore makes them of this memfd
- * (cd_mem_shm_prepare), not of a new one. Not supported, refused at dump
+ * (cd_mem_shm_prepare), not of a new one; its seals come once every
+ * mapping is made (cd_memfd_seal_mapped). Not supported, refused at dump
  * by name: a memfd of huge pages (MFD_HUGETLB), and a private mapping of
  * a memfd (mem.c). */
 #include <errno.h>
@@ -193,7 +194,7 @@ static int set_seals(int fd, const struct cd_memfd *m, cd_err *err)
 }
 
 /* The memfd of entry i (its own), made once with its contents, owner, mode
- * and seals, read-write. */
+ * and seals, read-write; a mapped one's seals wait for its mappings. */
 static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 {
 	const struct cd_memfd *m = &o->img->memfds[i];
@@ -206,7 +207,8 @@ static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 	cd_contents_file("memfd", i, name, sizeof(name));
 	r = m->data ? fd_write_all(fd, m->data, m->len, err)
 	            : cd_contents_load(o->dirfd, name, fd, m->len, err);
-	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 || (r = set_seals(fd, m, err)) < 0)
+	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 ||
+	    (!m->shmid && (r = set_seals(fd, m, err)) < 0))
 		return cd_err_wrap(err, "memfd %s", m->name);
 	return TAKE_FD(fd);
 }
@@ -255,6 +257,24 @@ int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs,
 			return fd;
 		}
 	return -ENOENT;
+}
+
+int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_shm *shm, size_t nshm,
+                         cd_err *err)
+{
+	for (size_t i = 0; i < img->nmemfds; i++) {
+		const struct cd_memfd *m = &img->memfds[i];
+		if (m->of != (int)i || !m->shmid)
+			continue;
+		for (size_t k = 0; k < nshm; k++) {
+			int r;
+			if (shm[k].id != m->shmid)
+				continue;
+			if ((r = set_seals(shm[k].fd, m, err)) < 0)
+				return cd_err_wrap(err, "memfd %s", m->name);
+		}
+	}
+	return 0;
 }
 
 static void memfd_open_done(struct cd_fd_open *o)

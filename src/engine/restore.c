@@ -706,6 +706,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	/* segments removed at dump time, once every attachment is made */
 	if (r >= 0)
 		r = cd_sysv_restore_late(&s->img, err);
+	/* and a mapped memfd's seals, once every mapping is made and filled */
+	if (r >= 0)
+		r = cd_memfd_seal_mapped(&s->img, s->shm, s->nshm, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
 	/* TCP connections last, every listener of the tree bound */

@@ -761,7 +761,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-manyfds 2000
 }
 
-@test "wl-memfd passes, plain, mapped, opened twice and big" {
+@test "wl-memfd passes, plain, mapped, opened twice, big, map, map-sealed and mapped-sealed" {
 	run_plain wl-memfd
 	wl_cleanup
 	run_plain wl-memfd mapped
@@ -773,6 +773,8 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd map
 	wl_cleanup
 	run_plain wl-memfd map-sealed
+	wl_cleanup
+	run_plain wl-memfd mapped-sealed
 	[ -d /sys/kernel/mm/hugepages ] || return 0
 	wl_cleanup
 	run_plain wl-memfd huge

@@ -16,12 +16,19 @@
  * With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its fd closed: after
  * the trigger the mapping still shows that name in /proc/self/maps and holds the data. With
  * `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. With `huge`, fd 14
- * holds a memfd of huge pages (MFD_HUGETLB): refused too. */
+ * holds a memfd of huge pages (MFD_HUGETLB): refused too. With `mapped-sealed`, memfd a is
+ * mapped shared read-write (its first page) and then sealed F_SEAL_FUTURE_WRITE too: after the
+ * trigger it has all three seals, the mapping is still of fd 10's memfd and still writes to it,
+ * while a write through fd 10 and a new shared writable mapping are refused (EPERM). */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "wl.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 #define SIZE_A (3 * WL_PAGE_SIZE + 100)
 #define SIZE_B 5000
@@ -29,6 +36,7 @@
 #define SEED_B 0x6d656d66640bULL
 
 static char want_a[SIZE_A + 8], want_b[SIZE_B + 8];
+static int seals_a = F_SEAL_SHRINK | F_SEAL_GROW;
 
 static void check_one(int fd, const char *name, const char *want, size_t size, int seals,
                       mode_t mode)
@@ -59,7 +67,7 @@ static void check_one(int fd, const char *name, const char *want, size_t size, i
 
 static void check(void)
 {
-	check_one(10, "wl-memfd-a", want_a, SIZE_A, F_SEAL_SHRINK | F_SEAL_GROW, 0777);
+	check_one(10, "wl-memfd-a", want_a, SIZE_A, seals_a, 0777);
 	check_one(12, "wl-memfd-b", want_b, SIZE_B, F_SEAL_SEAL, 0640);
 	if (lseek(10, 0, SEEK_CUR) != 1234 || lseek(11, 0, SEEK_CUR) != 1234)
 		wl_fail("positions %lld %lld, want 1234", (long long)lseek(10, 0, SEEK_CUR),
@@ -244,6 +252,43 @@ static void check_mapped_write(char *p)
 		wl_fail("a write through fd 12 is not seen in the mapping");
 }
 
+/* memfd a mapped shared read-write, then sealed against new writes. */
+static char *map_sealed(void)
+{
+	char *p = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 10, 0);
+
+	if (p == MAP_FAILED)
+		wl_fail("mmap a: %s", strerror(errno));
+	if (fcntl(10, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
+		wl_fail("F_ADD_SEALS a: %s", strerror(errno));
+	seals_a |= F_SEAL_FUTURE_WRITE;
+	return p;
+}
+
+/* The mapping at p is memfd a's and may still write it; nothing new may. */
+static void check_sealed(char *p)
+{
+	struct stat a, m;
+	char got = 0, c = (char)~want_a[5], path[96];
+	char *q;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+	         (unsigned long)p + WL_PAGE_SIZE);
+	if (fstat(10, &a) < 0 || stat(path, &m) < 0 || a.st_ino != m.st_ino)
+		wl_fail("the mapping at %p is not fd 10's memfd", (void *)p);
+	if (memcmp(p, want_a, WL_PAGE_SIZE))
+		wl_fail("mapping of memfd a: contents differ");
+	p[5] = c;
+	if (pread(10, &got, 1, 5) != 1 || got != c)
+		wl_fail("a write through the sealed memfd's mapping is not read through fd 10");
+	p[5] = want_a[5];
+	if (pwrite(10, &c, 1, 5) != -1 || errno != EPERM)
+		wl_fail("a write through fd 10 was not refused (F_SEAL_FUTURE_WRITE)");
+	q = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 10, 0);
+	if (q != MAP_FAILED || errno != EPERM)
+		wl_fail("a new shared writable mapping of memfd a was not refused");
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -251,7 +296,9 @@ int main(int argc, char **argv)
 
 	wl_init("wl-memfd");
 	make();
-	char *mapped = NULL;
+	char *mapped = NULL, *sealed = NULL;
+	if (!strcmp(mode, "mapped-sealed"))
+		sealed = map_sealed();
 	if (!strcmp(mode, "mapped")) {
 		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0);
 		if (mapped == MAP_FAILED)
@@ -279,6 +326,8 @@ int main(int argc, char **argv)
 		check_big();
 	if (mapped)
 		check_mapped(mapped);
+	if (sealed)
+		check_sealed(sealed);
 	wl_ready();
 	wl_await_trigger();
 	check();
@@ -294,6 +343,8 @@ int main(int argc, char **argv)
 		check_mapped(mapped);
 		check_mapped_write(mapped);
 	}
+	if (sealed)
+		check_sealed(sealed);
 	/* still one open file */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");
