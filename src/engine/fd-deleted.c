@@ -171,7 +171,7 @@ int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map 
 	if (!S_ISREG(st.st_mode) || st.st_nlink)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (shared %s): a deleted file still linked elsewhere (%lu links) "
+		                  " (%s): a deleted file still linked elsewhere (%lu links) "
 		                  "or not a regular file is not supported",
 		                  pid, m->start, m->end, m->path, (unsigned long)st.st_nlink);
 	int of = deleted_entry(img, &st);
@@ -179,13 +179,13 @@ int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map 
 		if (!same_path(&img->deleted[of], m->path))
 			return cd_err_set(err, EOPNOTSUPP,
 			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-			                  " (shared %s): a deleted file mapped under another name "
+			                  " (%s): a deleted file mapped under another name "
 			                  "than %s is not supported",
 			                  pid, m->start, m->end, m->path, img->deleted[of].path);
 		return 0;
 	}
 	if ((r = unique_path(img, m->path, 1, err)) < 0)
-		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (shared %s)", pid,
+		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s)", pid,
 		                   m->start, m->end, m->path);
 	if (img->ndeleted == CD_MAX_DELETED)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: %s: more than %u deleted files", pid,
@@ -220,7 +220,7 @@ int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_
 		const struct cd_vma *v = &t->vmas[j];
 		char link[96], name[64];
 		int r;
-		if (v->kind != CD_VMA_FILE_SHARED || !cd_deleted_path(v->path))
+		if (!cd_vma_deleted(v))
 			continue;
 		for (size_t i = 0; i < ctx->img->ndeleted; i++) {
 			struct cd_deleted *f = &ctx->img->deleted[i];
@@ -251,6 +251,12 @@ bool cd_deleted_path(const char *path)
 	       strncmp(path, "/SYSV", 5) && strncmp(path, "/[", 2) &&
 	       strncmp(path, "/dev/zero (deleted)", 19) &&
 	       !strcmp(path + n - strlen(DELETED), DELETED);
+}
+
+bool cd_vma_deleted(const struct cd_vma *v)
+{
+	return (v->kind == CD_VMA_FILE_SHARED || v->kind == CD_VMA_FILE) &&
+	       cd_deleted_path(v->path);
 }
 
 /* ---- restore, in the controller ---- */

@@ -62,7 +62,8 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			*kind = CD_VMA_ANON;
 			return 0;
 		}
-		if (p[0] == '/' && !deleted) {
+		/* a deleted file's too: of its entry of the image (fd-deleted.c) */
+		if (p[0] == '/' && (!deleted || cd_deleted_path(p))) {
 			*kind = CD_VMA_FILE;
 			return 0;
 		}
@@ -639,7 +640,7 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 		struct cd_vma *v = &t->vmas[t->nvmas];
 		r = build_vma(img, pid, &maps[i], v, err);
 		/* a shared mapping of a deleted file: of that file's entry */
-		if (r >= 0 && v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+		if (r >= 0 && cd_vma_deleted(v))
 			r = cd_deleted_mapped(img, pid, &maps[i], err);
 		if (r < 0 && claimed(plugins, img, pid, &maps[i], r, err)) {
 			free(v->path);
@@ -795,7 +796,7 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
 }
 
-/* A deleted file mapped shared: the file the controller holds for it
+/* A deleted file mapped (shared or private): the file the controller holds for it
  * (layout.c, fd-deleted.c), opened as the mapping was. */
 static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
 {
@@ -805,9 +806,10 @@ static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *
 		if (ctx->shm[i].id != 0 || !ctx->shm[i].path || strcmp(ctx->shm[i].path, v->path))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
-		return open_in_task(ctx, path,
-		                    (v->flags & CD_VMF_MAYWRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC,
-		                    ret_fd, err);
+		return open_in_task(
+		    ctx, path,
+		    (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC,
+		    ret_fd, err);
 	}
 	return cd_err_set(err, EINVAL, "mapped file %s: no deleted file made for it", v->path);
 }
@@ -960,7 +962,7 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		break;
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
-		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+		if (cd_vma_deleted(v))
 			r = open_ghost(ctx, v, &fd, err);
 		else
 			r = open_in_task(
@@ -1322,6 +1324,9 @@ static bool premappable(const struct cd_vma *v)
 	/* pages from the parent image are put in by injected calls (parent.c) */
 	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE) ||
 	    has_src(v, CD_RUN_PREV))
+		return false;
+	/* a deleted file is the controller's (layout.c): mapped by an injected call */
+	if (cd_vma_deleted(v))
 		return false;
 	return has_src(v, CD_RUN_DATA) || has_src(v, CD_RUN_PARENT) ||
 	       (v->kind == CD_VMA_FILE && has_src(v, CD_RUN_ZERO));

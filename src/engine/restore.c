@@ -123,7 +123,7 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 			struct stat st;
 			/* a memfd's name is no path (layout.c), nor a deleted file's
 			 * (fd-deleted.c) */
-			if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			if (cd_vma_deleted(v))
 				continue;
 			if (v->kind != CD_VMA_ANON_SHARED && v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,

@@ -780,7 +780,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd huge
 }
 
-@test "wl-deleted passes, plain, mapped, opened twice, big and ghost" {
+@test "wl-deleted passes, plain, mapped, opened twice, big, ghost and private" {
 	run_plain wl-deleted
 	wl_cleanup
 	run_plain wl-deleted mapped
@@ -790,6 +790,8 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-deleted big
 	wl_cleanup
 	run_plain wl-deleted ghost
+	wl_cleanup
+	run_plain wl-deleted private
 }
 
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {

@@ -836,6 +836,15 @@ counter_continues() {
 	WL_ARGS=ghost wl_roundtrip wl-deleted --leave-running
 }
 
+@test "wl-deleted private: deleted files mapped private, by an fd's file and with no fd, keep their written pages" {
+	WL_ARGS=private wl_roundtrip wl-deleted
+	assert_not_exist "$TRIGGER.pg"
+}
+
+@test "wl-deleted private: --leave-running" {
+	WL_ARGS=private wl_roundtrip wl-deleted --leave-running
+}
+
 @test "wl-deleted twice: deleted files opened twice come back as one file each with two open files" {
 	WL_ARGS=twice wl_roundtrip wl-deleted
 }
