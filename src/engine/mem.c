@@ -62,8 +62,9 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			*kind = CD_VMA_ANON;
 			return 0;
 		}
-		/* a deleted file's too: of its entry of the image (fd-deleted.c) */
-		if (p[0] == '/' && (!deleted || cd_deleted_path(p))) {
+		/* a deleted file's too: of its entry of the image (fd-deleted.c);
+		 * a memfd's: of the memfd an fd holds (memfd_private) */
+		if (p[0] == '/' && (!deleted || cd_deleted_path(p) || !strncmp(p, "/memfd:", 7))) {
 			*kind = CD_VMA_FILE;
 			return 0;
 		}
@@ -523,6 +524,23 @@ static int memfd_mapping(const struct cd_image *img, pid_t pid, const struct cd_
 	return 0;
 }
 
+/* A memfd mapped private is of the memfd an fd of the tree holds (the
+ * image keeps its contents in that fd's entry, whose shmid is the inode:
+ * memfd.c); its copy-on-write pages are the task's, as for any private
+ * file mapping. One no fd holds is refused. */
+static int memfd_private(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                         struct cd_vma *v, cd_err *err)
+{
+	if (!memfd_held(img, m->ino))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): a memfd mapped private and held by no fd of the tree is "
+		                  "not supported",
+		                  pid, m->start, m->end, m->path);
+	v->shmid = (int64_t)m->ino;
+	return 0;
+}
+
 /* The kernel's AIO ring header (fs/aio.c struct aio_ring), at the start of
  * the ring mapping, before its io_events of 32 bytes each. */
 struct aio_ring_head {
@@ -586,6 +604,9 @@ static int build_vma(const struct cd_image *img, pid_t pid, const struct cd_proc
 	    (r = memfd_mapping(img, pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_AIO && (r = aio_ring(pid, m, v, err)) < 0)
+		return r;
+	if (v->kind == CD_VMA_FILE && !strncmp(m->path, "/memfd:", 7) &&
+	    (r = memfd_private(img, pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
 		v->path = strdup(m->path);
@@ -814,6 +835,20 @@ static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *
 	return cd_err_set(err, EINVAL, "mapped file %s: no deleted file made for it", v->path);
 }
 
+/* A memfd mapped private: the memfd the controller made for its fds
+ * (memfd.c), opened read-only (a private mapping needs no more). */
+static int open_memfd(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+	int fd = cd_memfd_ctl_fd(ctx->img, ctx->objs, v->shmid);
+
+	if (fd < 0)
+		return cd_err_set(err, EINVAL, "mapped %s: no memfd of shmid %" PRId64, v->path,
+		                  v->shmid);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), fd);
+	return open_in_task(ctx, path, O_RDONLY | O_CLOEXEC, ret_fd, err);
+}
+
 /* Completes n reads of /dev/zero (fd, in the task) through the AIO context
  * ctx and reaps them: the kernel's head and tail of its ring move by n. */
 static int aio_spin(struct cd_restore_ctx *ctx, uint64_t ctxid, long fd, uint32_t n, cd_err *err)
@@ -964,6 +999,8 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 	case CD_VMA_FILE_SHARED:
 		if (cd_vma_deleted(v))
 			r = open_ghost(ctx, v, &fd, err);
+		else if (cd_vma_memfd(v))
+			r = open_memfd(ctx, v, &fd, err);
 		else
 			r = open_in_task(
 			    ctx, v->path,
@@ -1325,8 +1362,8 @@ static bool premappable(const struct cd_vma *v)
 	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE) ||
 	    has_src(v, CD_RUN_PREV))
 		return false;
-	/* a deleted file is the controller's (layout.c): mapped by an injected call */
-	if (cd_vma_deleted(v))
+	/* a deleted file or memfd is the controller's: mapped by an injected call */
+	if (cd_vma_deleted(v) || cd_vma_memfd(v))
 		return false;
 	return has_src(v, CD_RUN_DATA) || has_src(v, CD_RUN_PARENT) ||
 	       (v->kind == CD_VMA_FILE && has_src(v, CD_RUN_ZERO));

@@ -123,7 +123,7 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 			struct stat st;
 			/* a memfd's name is no path (layout.c), nor a deleted file's
 			 * (fd-deleted.c) */
-			if (cd_vma_deleted(v))
+			if (cd_vma_deleted(v) || cd_vma_memfd(v))
 				continue;
 			if (v->kind != CD_VMA_ANON_SHARED && v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
@@ -708,7 +708,7 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		r = cd_sysv_restore_late(&s->img, err);
 	/* and a mapped memfd's seals, once every mapping is made and filled */
 	if (r >= 0)
-		r = cd_memfd_seal_mapped(&s->img, s->shm, s->nshm, err);
+		r = cd_memfd_seal_mapped(&s->img, s->objs, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
 	/* TCP connections last, every listener of the tree bound */

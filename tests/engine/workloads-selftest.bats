@@ -761,7 +761,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-manyfds 2000
 }
 
-@test "wl-memfd passes, plain, mapped, opened twice, big, map, map-sealed and mapped-sealed" {
+@test "wl-memfd passes, plain, mapped, opened twice, big, map, map-sealed, mapped-sealed, private and map-private" {
 	run_plain wl-memfd
 	wl_cleanup
 	run_plain wl-memfd mapped
@@ -775,6 +775,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd map-sealed
 	wl_cleanup
 	run_plain wl-memfd mapped-sealed
+	wl_cleanup
+	run_plain wl-memfd private
+	wl_cleanup
+	run_plain wl-memfd map-private
 	[ -d /sys/kernel/mm/hugepages ] || return 0
 	wl_cleanup
 	run_plain wl-memfd huge

@@ -785,6 +785,18 @@ counter_continues() {
 	WL_ARGS=mapped-sealed wl_roundtrip wl-memfd --leave-running
 }
 
+@test "wl-memfd private: a memfd held by fds and mapped private keeps its written page and the memfd's" {
+	WL_ARGS=private wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd private: --leave-running" {
+	WL_ARGS=private wl_roundtrip wl-memfd --leave-running
+}
+
+@test "wl-memfd: a memfd mapped private and held by no fd is refused, naming it; it runs on" {
+	wl_refused wl-memfd map-private "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-p \(deleted\)\): a memfd mapped private and held by no fd of the tree is not supported"
+}
+
 @test "wl-memfd twice: a memfd opened twice comes back as one memfd with two open files" {
 	WL_ARGS=twice wl_roundtrip wl-memfd
 }

@@ -19,7 +19,12 @@
  * holds a memfd of huge pages (MFD_HUGETLB): refused too. With `mapped-sealed`, memfd a is
  * mapped shared read-write (its first page) and then sealed F_SEAL_FUTURE_WRITE too: after the
  * trigger it has all three seals, the mapping is still of fd 10's memfd and still writes to it,
- * while a write through fd 10 and a new shared writable mapping are refused (EPERM). */
+ * while a write through fd 10 and a new shared writable mapping are refused (EPERM). With
+ * `private`, memfd a is mapped private read-write (4 pages) and its first page written (a
+ * copy-on-write page): after the trigger the mapping is of fd 10's memfd, holds the written page
+ * and the memfd's other pages, fd 10's memfd is unchanged, and a write through fd 10 to a page not
+ * copied is seen in the mapping. With `map-private`, memfd "wl-memfd-p" is mapped private and its
+ * fd closed: the engine refuses that dump. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -289,6 +294,57 @@ static void check_sealed(char *p)
 		wl_fail("a new shared writable mapping of memfd a was not refused");
 }
 
+static char want_pa[SIZE_A];
+
+/* memfd a mapped private, its first page written. */
+static char *map_private(void)
+{
+	char *p = mmap(NULL, 4 * WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, 10, 0);
+
+	if (p == MAP_FAILED)
+		wl_fail("mmap private a: %s", strerror(errno));
+	memcpy(want_pa, want_a, SIZE_A);
+	for (size_t i = 0; i < WL_PAGE_SIZE; i += 64)
+		want_pa[i] = p[i] = (char)~p[i];
+	return p;
+}
+
+static void check_private(const char *p)
+{
+	struct stat a, m;
+	char path[96], c = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+	         (unsigned long)p + 4 * WL_PAGE_SIZE);
+	if (fstat(10, &a) < 0 || stat(path, &m) < 0 || a.st_ino != m.st_ino)
+		wl_fail("the private mapping at %p is not fd 10's memfd", (const void *)p);
+	if (memcmp(p, want_pa, SIZE_A))
+		wl_fail("private mapping of memfd a: contents differ");
+	if (pread(10, &c, 1, 0) != 1 || c != want_a[0])
+		wl_fail("memfd a took the private mapping's write");
+}
+
+/* A page not copied is still the memfd's: a write through fd 10 shows. */
+static void check_private_write(const char *p)
+{
+	char c = (char)~want_a[2 * WL_PAGE_SIZE + 3];
+
+	if (pwrite(10, &c, 1, 2 * WL_PAGE_SIZE + 3) != 1 || p[2 * WL_PAGE_SIZE + 3] != c)
+		wl_fail("a write through fd 10 is not seen in the private mapping's page");
+}
+
+/* memfd "wl-memfd-p" mapped private, its fd closed. */
+static void map_private_only(void)
+{
+	int fd = memfd_create("wl-memfd-p", 0);
+
+	if (fd < 0 || ftruncate(fd, WL_PAGE_SIZE) < 0)
+		wl_fail("memfd p: %s", strerror(errno));
+	if (mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+		wl_fail("mmap p: %s", strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -299,6 +355,9 @@ int main(int argc, char **argv)
 	char *mapped = NULL, *sealed = NULL;
 	if (!strcmp(mode, "mapped-sealed"))
 		sealed = map_sealed();
+	char *priv = !strcmp(mode, "private") ? map_private() : NULL;
+	if (!strcmp(mode, "map-private"))
+		map_private_only();
 	if (!strcmp(mode, "mapped")) {
 		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0);
 		if (mapped == MAP_FAILED)
@@ -328,6 +387,8 @@ int main(int argc, char **argv)
 		check_mapped(mapped);
 	if (sealed)
 		check_sealed(sealed);
+	if (priv)
+		check_private(priv);
 	wl_ready();
 	wl_await_trigger();
 	check();
@@ -345,6 +406,10 @@ int main(int argc, char **argv)
 	}
 	if (sealed)
 		check_sealed(sealed);
+	if (priv) {
+		check_private(priv);
+		check_private_write(priv);
+	}
 	/* still one open file */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");
