@@ -81,7 +81,7 @@ passes_after() {
 	start_wl "$WL_DIR/wl-memory" 8
 	ln "$TRIGGER.mem-file" "$T/other-link"
 	rm "$TRIGGER.mem-file"
-	dump_refused "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \($TRIGGER.mem-file \(deleted\)\): a deleted file still linked elsewhere \(1 links\)"
+	dump_refused "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(private $TRIGGER.mem-file \(deleted\)\): a deleted file still linked elsewhere \(1 links\)"
 	passes_after
 }
 
