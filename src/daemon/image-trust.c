@@ -404,7 +404,7 @@ static int check_paths(const struct cd_task *t, cd_err *err)
 
 		/* a deleted file's: made from the image as the user's own
 		 * (check_deleted, check_all_paths), no path to check */
-		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+		if (cd_vma_deleted(v) || cd_vma_memfd(v))
 			continue;
 		if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED)
 			r = need(t, v->path, R_OK | (writes ? W_OK : 0), err);

@@ -103,9 +103,9 @@ static bool mapped_by_path(const struct cd_proc_map *m)
 	if (p[0] != '/' || !strncmp(p, "/memfd:", 7) || !strncmp(p, "/SYSV", 5) ||
 	    !strncmp(p, "/dev/zero", 9) || !strncmp(p, "/[", 2))
 		return false;
-	/* a shared mapping of a deleted file is a kind of its own (shared
-	 * memory by an unlinked file), refused by the memory module as such */
-	return !(m->shared && deleted(p));
+	/* a mapping of a deleted file, shared or private, is of the image's
+	 * deleted file (mem.c, fd-deleted.c), made again at restore */
+	return !deleted(p);
 }
 
 static int check_mapping(pid_t pid, const char *comm, const struct cd_proc_map *m, cd_err *err)
@@ -113,12 +113,6 @@ static int check_mapping(pid_t pid, const char *comm, const struct cd_proc_map *
 	char link[96];
 	int errnum;
 
-	if (deleted(m->path))
-		return cd_err_set(err, ESTALE,
-		                  "pid %d (%s): mapped file %s (%" PRIx64 "-%" PRIx64
-		                  ") was deleted or replaced since it was mapped; a restore could "
-		                  "not map it again: restart the process",
-		                  pid, comm, m->path, m->start, m->end);
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 	         m->end);
 	if (!same_object(link, m->path, false, &errnum))

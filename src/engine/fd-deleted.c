@@ -160,6 +160,7 @@ static bool same_path(const struct cd_deleted *f, const char *link)
 
 int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err)
 {
+	const char *how = m->shared ? "shared" : "private";
 	char link[96];
 	struct stat st;
 	int r;
@@ -171,22 +172,23 @@ int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map 
 	if (!S_ISREG(st.st_mode) || st.st_nlink)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (shared %s): a deleted file still linked elsewhere (%lu links) "
+		                  " (%s %s): a deleted file still linked elsewhere (%lu links) "
 		                  "or not a regular file is not supported",
-		                  pid, m->start, m->end, m->path, (unsigned long)st.st_nlink);
+		                  pid, m->start, m->end, how, m->path, (unsigned long)st.st_nlink);
 	int of = deleted_entry(img, &st);
 	if (of >= 0) {
 		if (!same_path(&img->deleted[of], m->path))
 			return cd_err_set(err, EOPNOTSUPP,
 			                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-			                  " (shared %s): a deleted file mapped under another name "
+			                  " (%s %s): a deleted file mapped under another name "
 			                  "than %s is not supported",
-			                  pid, m->start, m->end, m->path, img->deleted[of].path);
+			                  pid, m->start, m->end, how, m->path,
+			                  img->deleted[of].path);
 		return 0;
 	}
 	if ((r = unique_path(img, m->path, 1, err)) < 0)
-		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (shared %s)", pid,
-		                   m->start, m->end, m->path);
+		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s)", pid,
+		                   m->start, m->end, how, m->path);
 	if (img->ndeleted == CD_MAX_DELETED)
 		return cd_err_set(err, EOPNOTSUPP, "pid %d: %s: more than %u deleted files", pid,
 		                  m->path, CD_MAX_DELETED);
@@ -220,7 +222,7 @@ int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_
 		const struct cd_vma *v = &t->vmas[j];
 		char link[96], name[64];
 		int r;
-		if (v->kind != CD_VMA_FILE_SHARED || !cd_deleted_path(v->path))
+		if (!cd_vma_deleted(v))
 			continue;
 		for (size_t i = 0; i < ctx->img->ndeleted; i++) {
 			struct cd_deleted *f = &ctx->img->deleted[i];
@@ -251,6 +253,12 @@ bool cd_deleted_path(const char *path)
 	       strncmp(path, "/SYSV", 5) && strncmp(path, "/[", 2) &&
 	       strncmp(path, "/dev/zero (deleted)", 19) &&
 	       !strcmp(path + n - strlen(DELETED), DELETED);
+}
+
+bool cd_vma_deleted(const struct cd_vma *v)
+{
+	return (v->kind == CD_VMA_FILE_SHARED || v->kind == CD_VMA_FILE) &&
+	       cd_deleted_path(v->path);
 }
 
 /* ---- restore, in the controller ---- */

@@ -629,6 +629,12 @@ void cd_sysv_shm_file(const struct cd_sysv_shm *m, char *buf, size_t len);
  * kernel's name of a memfd, SysV segment, AIO ring or shared anonymous
  * memory): a shared one maps the image's deleted file of that path. */
 bool cd_deleted_path(const char *path);
+/* Whether mapping v (shared or private) is of a deleted file: the image's
+ * deleted file of its path (fd-deleted.c), made again at restore. */
+bool cd_vma_deleted(const struct cd_vma *v);
+/* Whether mapping v is a private mapping of a memfd: of the image's memfd
+ * whose shmid is v's (memfd.c), made again at restore. */
+bool cd_vma_memfd(const struct cd_vma *v);
 /* Frees what an fd holds (its path, its kind's lists), not the fd itself. */
 void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */

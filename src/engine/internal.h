@@ -516,6 +516,13 @@ int cd_fd_send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err
  * when no memfd of the image is mapped so. */
 int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
                     cd_err *err);
+/* memfd.c: the seals of every memfd the tree maps, added once every
+ * mapping is made and filled (a shared writable mapping cannot be made
+ * after F_SEAL_FUTURE_WRITE). */
+int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs, cd_err *err);
+/* memfd.c: the controller's fd of the memfd of shmid (read-write, its own
+ * open file), or -ENOENT. */
+int cd_memfd_ctl_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid);
 /* fd-deleted.c, for mem.c (cd_deleted_path: image.h): the entry of the file of a shared
  * mapping m (made when none, its contents saved by
  * cd_deleted_save_mapped once the task's memory is dumped); at restore, a

@@ -166,7 +166,7 @@ int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *ob
 		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
 			const struct cd_vma *v = &img->tasks[i].vmas[j];
 			/* a deleted file mapped shared is one object too (fd-deleted.c) */
-			bool ghost = v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path);
+			bool ghost = cd_vma_deleted(v);
 			size_t k;
 			if (v->kind != CD_VMA_ANON_SHARED && !ghost)
 				continue;

@@ -6,6 +6,7 @@
  * injected syscalls, and maps and fills the rest by injected syscalls. Page
  * data moves in large batches through a few reused aligned buffers (see
  * DESIGN.md, "Page data"). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -61,7 +62,9 @@ static int classify(pid_t pid, const struct cd_proc_map *m, enum cd_vma_kind *ki
 			*kind = CD_VMA_ANON;
 			return 0;
 		}
-		if (p[0] == '/' && !deleted) {
+		/* a deleted file's too: of its entry of the image (fd-deleted.c);
+		 * a memfd's: of the memfd an fd holds (memfd_private) */
+		if (p[0] == '/' && (!deleted || cd_deleted_path(p) || !strncmp(p, "/memfd:", 7))) {
 			*kind = CD_VMA_FILE;
 			return 0;
 		}
@@ -470,9 +473,33 @@ static int vma_flags(pid_t pid, const struct cd_proc_map *m, const struct cd_vma
 	return 0;
 }
 
+/* Whether a task of the tree holds the memfd of inode ino by an fd. */
+static bool memfd_held(const struct cd_image *img, uint64_t ino)
+{
+	char path[64], link[16];
+	struct dirent *de;
+	struct stat st;
+
+	for (size_t i = 0; i < img->ntasks; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd", img->tasks[i].pid);
+		_cleanup_closedir_ DIR *d = opendir(path);
+		while (d && (de = readdir(d)))
+			if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+			    S_ISREG(st.st_mode) && st.st_ino == ino &&
+			    readlinkat(dirfd(d), de->d_name, link, sizeof(link)) >= 7 &&
+			    !strncmp(link, "/memfd:", 7))
+				return true;
+	}
+	return false;
+}
+
 /* A memfd mapped shared comes back as a new memfd of its name (layout.c)
- * with its pages; its seals are not made again: a sealed one is refused. */
-static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+ * with its pages. Its seals are in the image only when an fd of the tree
+ * holds it (memfd.c, which adds them again once its mappings are made):
+ * one sealed and mapped only is refused. F_SEAL_WRITE leaves no mapping
+ * that may write (refused by vma_flags). */
+static int memfd_mapping(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                         struct cd_vma *v, cd_err *err)
 {
 	char link[96];
 	int seals;
@@ -485,15 +512,32 @@ static int memfd_mapping(pid_t pid, const struct cd_proc_map *m, struct cd_vma *
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return cd_err_sys(err, errno, "pid %d: %s: F_GET_SEALS", pid, link);
-	if (seals & ~F_SEAL_SEAL)
-		return cd_err_set(
-		    err, EOPNOTSUPP,
-		    "pid %d: mapping %" PRIx64 "-%" PRIx64
-		    " (%s): a sealed memfd (seals %#x) mapped shared is not supported",
-		    pid, m->start, m->end, m->path, seals);
+	if ((seals & ~F_SEAL_SEAL) && !memfd_held(img, m->ino))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): a sealed memfd (seals %#x) mapped shared and held by no "
+		                  "fd of the tree is not supported",
+		                  pid, m->start, m->end, m->path, seals);
 	v->path = strdup(m->path);
 	if (!v->path)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* A memfd mapped private is of the memfd an fd of the tree holds (the
+ * image keeps its contents in that fd's entry, whose shmid is the inode:
+ * memfd.c); its copy-on-write pages are the task's, as for any private
+ * file mapping. One no fd holds is refused. */
+static int memfd_private(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                         struct cd_vma *v, cd_err *err)
+{
+	if (!memfd_held(img, m->ino))
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
+		                  " (%s): a memfd mapped private and held by no fd of the tree is "
+		                  "not supported",
+		                  pid, m->start, m->end, m->path);
+	v->shmid = (int64_t)m->ino;
 	return 0;
 }
 
@@ -538,7 +582,8 @@ static int aio_ring(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd
 	return 0;
 }
 
-static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd_err *err)
+static int build_vma(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+                     struct cd_vma *v, cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
 
@@ -556,9 +601,12 @@ static int build_vma(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, c
 	v->shmid =
 	    v->kind == CD_VMA_ANON_SHARED || v->kind == CD_VMA_SYSV_SHM ? (int64_t)m->ino : 0;
 	if (v->kind == CD_VMA_ANON_SHARED && !strncmp(m->path, "/memfd:", 7) &&
-	    (r = memfd_mapping(pid, m, v, err)) < 0)
+	    (r = memfd_mapping(img, pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_AIO && (r = aio_ring(pid, m, v, err)) < 0)
+		return r;
+	if (v->kind == CD_VMA_FILE && !strncmp(m->path, "/memfd:", 7) &&
+	    (r = memfd_private(img, pid, m, v, err)) < 0)
 		return r;
 	if (v->kind == CD_VMA_FILE || v->kind == CD_VMA_FILE_SHARED) {
 		v->path = strdup(m->path);
@@ -611,9 +659,9 @@ int cd_mem_collect(pid_t pid, struct cd_task *t, struct cd_image *img,
 		if (!strcmp(maps[i].path, "[vsyscall]"))
 			continue;
 		struct cd_vma *v = &t->vmas[t->nvmas];
-		r = build_vma(pid, &maps[i], v, err);
+		r = build_vma(img, pid, &maps[i], v, err);
 		/* a shared mapping of a deleted file: of that file's entry */
-		if (r >= 0 && v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+		if (r >= 0 && cd_vma_deleted(v))
 			r = cd_deleted_mapped(img, pid, &maps[i], err);
 		if (r < 0 && claimed(plugins, img, pid, &maps[i], r, err)) {
 			free(v->path);
@@ -769,7 +817,7 @@ static int open_shm(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *re
 	return cd_err_set(err, EINVAL, "unknown shared memory object %" PRId64, v->shmid);
 }
 
-/* A deleted file mapped shared: the file the controller holds for it
+/* A deleted file mapped (shared or private): the file the controller holds for it
  * (layout.c, fd-deleted.c), opened as the mapping was. */
 static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
 {
@@ -779,11 +827,26 @@ static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *
 		if (ctx->shm[i].id != 0 || !ctx->shm[i].path || strcmp(ctx->shm[i].path, v->path))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), ctx->shm[i].fd);
-		return open_in_task(ctx, path,
-		                    (v->flags & CD_VMF_MAYWRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC,
-		                    ret_fd, err);
+		return open_in_task(
+		    ctx, path,
+		    (v->shared && (v->flags & CD_VMF_MAYWRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC,
+		    ret_fd, err);
 	}
 	return cd_err_set(err, EINVAL, "mapped file %s: no deleted file made for it", v->path);
+}
+
+/* A memfd mapped private: the memfd the controller made for its fds
+ * (memfd.c), opened read-only (a private mapping needs no more). */
+static int open_memfd(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
+{
+	char path[64];
+	int fd = cd_memfd_ctl_fd(ctx->img, ctx->objs, v->shmid);
+
+	if (fd < 0)
+		return cd_err_set(err, EINVAL, "mapped %s: no memfd of shmid %" PRId64, v->path,
+		                  v->shmid);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), fd);
+	return open_in_task(ctx, path, O_RDONLY | O_CLOEXEC, ret_fd, err);
 }
 
 /* Completes n reads of /dev/zero (fd, in the task) through the AIO context
@@ -934,8 +997,10 @@ static int map_vma(struct cd_restore_ctx *ctx, const struct cd_vma *v, cd_err *e
 		break;
 	case CD_VMA_FILE:
 	case CD_VMA_FILE_SHARED:
-		if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+		if (cd_vma_deleted(v))
 			r = open_ghost(ctx, v, &fd, err);
+		else if (cd_vma_memfd(v))
+			r = open_memfd(ctx, v, &fd, err);
 		else
 			r = open_in_task(
 			    ctx, v->path,
@@ -1296,6 +1361,9 @@ static bool premappable(const struct cd_vma *v)
 	/* pages from the parent image are put in by injected calls (parent.c) */
 	if (v->growsdown || (v->kind != CD_VMA_ANON && v->kind != CD_VMA_FILE) ||
 	    has_src(v, CD_RUN_PREV))
+		return false;
+	/* a deleted file or memfd is the controller's: mapped by an injected call */
+	if (cd_vma_deleted(v) || cd_vma_memfd(v))
 		return false;
 	return has_src(v, CD_RUN_DATA) || has_src(v, CD_RUN_PARENT) ||
 	       (v->kind == CD_VMA_FILE && has_src(v, CD_RUN_ZERO));

@@ -7,9 +7,12 @@
  * puts it all back, and opens it again for each other open file. A memfd
  * the tree also maps shared is one object with its mappings: the entry
  * names their shmid, and the restore makes them of this memfd
- * (cd_mem_shm_prepare), not of a new one. Not supported, refused at dump
- * by name: a memfd of huge pages (MFD_HUGETLB), and a private mapping of
- * a memfd (mem.c). */
+ * (cd_mem_shm_prepare), not of a new one; so are private mappings of it
+ * (mem.c: the restored memfd mapped privately); its seals come once every
+ * mapping is made (cd_memfd_seal_mapped). Not supported, refused at dump
+ * by name: a memfd of huge pages (MFD_HUGETLB), and a memfd mapped private
+ * or sealed and mapped shared that no fd holds (mem.c: the image keeps its
+ * contents and seals in an fd's entry). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -193,7 +196,7 @@ static int set_seals(int fd, const struct cd_memfd *m, cd_err *err)
 }
 
 /* The memfd of entry i (its own), made once with its contents, owner, mode
- * and seals, read-write. */
+ * and seals, read-write; a mapped one's seals wait for its mappings. */
 static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 {
 	const struct cd_memfd *m = &o->img->memfds[i];
@@ -206,7 +209,8 @@ static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 	cd_contents_file("memfd", i, name, sizeof(name));
 	r = m->data ? fd_write_all(fd, m->data, m->len, err)
 	            : cd_contents_load(o->dirfd, name, fd, m->len, err);
-	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 || (r = set_seals(fd, m, err)) < 0)
+	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 ||
+	    (!m->shmid && (r = set_seals(fd, m, err)) < 0))
 		return cd_err_wrap(err, "memfd %s", m->name);
 	return TAKE_FD(fd);
 }
@@ -237,22 +241,49 @@ int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs,
                     cd_err *err)
 {
 	char path[64];
-	int fd;
+	int ctl = cd_memfd_ctl_fd(img, objs, shmid), fd;
 
+	if (ctl < 0)
+		return ctl;
+	/* read-write, whatever the open file's access mode */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ctl);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "memfd of shmid %" PRId64 ": open", shmid);
+	return fd;
+}
+
+int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs, cd_err *err)
+{
+	for (size_t i = 0; i < img->nmemfds; i++) {
+		const struct cd_memfd *m = &img->memfds[i];
+		if (m->of != (int)i || !m->shmid)
+			continue;
+		int r = cd_memfd_shm_fd(img, objs, m->shmid, err);
+		if (r < 0)
+			return cd_err_wrap(err, "memfd %s", m->name);
+		_cleanup_close_ int fd = r;
+		if ((r = set_seals(fd, m, err)) < 0)
+			return cd_err_wrap(err, "memfd %s", m->name);
+	}
+	return 0;
+}
+
+bool cd_vma_memfd(const struct cd_vma *v)
+{
+	return v->kind == CD_VMA_FILE && v->path &&
+	       !strncmp(v->path, MEMFD_PREFIX, strlen(MEMFD_PREFIX));
+}
+
+int cd_memfd_ctl_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid)
+{
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
 			const struct cd_fd *d = &img->tasks[i].fds[j];
 			const struct cd_memfd *m;
-			if (d->kind != CD_FD_MEMFD || !(m = cd_memfd_of(img, d->obj)) ||
-			    img->memfds[m->of].shmid != shmid || cd_files_obj_fd(objs, d->obj) < 0)
-				continue;
-			/* read-write, whatever the open file's access mode */
-			snprintf(path, sizeof(path), "/proc/self/fd/%d",
-			         cd_files_obj_fd(objs, d->obj));
-			fd = open(path, O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				return cd_err_sys(err, errno, "memfd %s: open", m->name);
-			return fd;
+			if (d->kind == CD_FD_MEMFD && (m = cd_memfd_of(img, d->obj)) &&
+			    img->memfds[m->of].shmid == shmid && cd_files_obj_fd(objs, d->obj) >= 0)
+				return cd_files_obj_fd(objs, d->obj);
 		}
 	return -ENOENT;
 }

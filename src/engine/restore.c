@@ -40,6 +40,7 @@ _Static_assert(TRAMP_LEN + CD_PAGE_SIZE + VTMP_LEN <= PREMAP_ALIGN,
 struct ready_msg {
 	pid_t pid;
 	int code;
+	int status_fd;            /* the task's end of the status pipe, closed after this */
 	struct cd_csum_part csum; /* what the task read of its page file */
 	char msg[CD_ERR_MSG_MAX];
 };
@@ -54,6 +55,7 @@ struct restore_state {
 	uint64_t tramp, vtmp;
 	struct cd_premap premap;
 	struct cd_csum_part *pages_csum; /* per task: what it read premapping */
+	int *status_fds;                 /* per task: its end of the status pipe (report) */
 	int status_w;
 	pid_t root;
 	bool leave_stopped;
@@ -121,7 +123,7 @@ static int check_mapped_files(const struct cd_image *img, cd_err *err)
 			struct stat st;
 			/* a memfd's name is no path (layout.c), nor a deleted file's
 			 * (fd-deleted.c) */
-			if (v->kind == CD_VMA_FILE_SHARED && cd_deleted_path(v->path))
+			if (cd_vma_deleted(v) || cd_vma_memfd(v))
 				continue;
 			if (v->kind != CD_VMA_ANON_SHARED && v->path && stat(v->path, &st) < 0)
 				return cd_err_sys(err, errno, "pid %d: mapped file %s", t->pid,
@@ -190,7 +192,7 @@ static int place_areas(struct restore_state *s, cd_err *err)
 
 static void report(int fd, pid_t pid, int code, const struct cd_csum_part *csum, const char *msg)
 {
-	struct ready_msg m = {.pid = pid, .code = code};
+	struct ready_msg m = {.pid = pid, .code = code, .status_fd = fd};
 
 	if (csum)
 		m.csum = *csum;
@@ -371,8 +373,10 @@ static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 		if (m.code)
 			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
 		for (size_t k = 0; k < s->img.ntasks; k++)
-			if (s->img.tasks[k].pid == m.pid)
+			if (s->img.tasks[k].pid == m.pid) {
 				s->pages_csum[k] = m.csum;
+				s->status_fds[k] = m.status_fd;
+			}
 	}
 	return 0;
 }
@@ -471,6 +475,25 @@ static int threads_final(const struct cd_task *t, cd_inject **thr, cd_err *err)
 	return 0;
 }
 
+/* A task closes its end of the status pipe right after its report, but the
+ * controller, woken by that report, may seize it before the close: the
+ * transplant never returns to it, and the restored task would keep the
+ * pipe at that fd. So the controller closes it too; nothing of the image
+ * is at that number yet (it is above every fd the task installed, and the
+ * fds the task opens itself come later), and EBADF says the task was
+ * first. */
+static int close_status_pipe(cd_inject *inj, int fd, cd_err *err)
+{
+	long ret;
+	int r = cd_call(inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ret, err);
+
+	if (r < 0)
+		return r;
+	if (ret < 0 && ret != -EBADF)
+		return cd_err_sys(err, (int)-ret, "close status pipe (fd %d)", fd);
+	return 0;
+}
+
 static int transplant(struct restore_state *s, const struct cd_task *t, cd_inject *inj,
                       cd_inject **thr, cd_err *err)
 {
@@ -501,7 +524,8 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	cd_inject_set_syscall_site(inj, s->tramp);
 	if (cd_fault("restore-transplant") && t->pid != s->img.root)
 		return cd_err_set(err, EIO, "injected fault restore-transplant");
-	if ((r = cd_attrs_reset(inj, err)) < 0 || (r = run_task_phase(s, &ctx, t, &t0, err)) < 0 ||
+	if ((r = close_status_pipe(inj, s->status_fds[t - s->img.tasks], err)) < 0 ||
+	    (r = cd_attrs_reset(inj, err)) < 0 || (r = run_task_phase(s, &ctx, t, &t0, err)) < 0 ||
 	    (r = make_threads(&ctx, t, thr, err)) < 0 ||
 	    (r = run_late_phases(&ctx, t, thr, err)) < 0)
 		return r;
@@ -682,6 +706,9 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 	/* segments removed at dump time, once every attachment is made */
 	if (r >= 0)
 		r = cd_sysv_restore_late(&s->img, err);
+	/* and a mapped memfd's seals, once every mapping is made and filled */
+	if (r >= 0)
+		r = cd_memfd_seal_mapped(&s->img, s->objs, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
 	/* TCP connections last, every listener of the tree bound */
@@ -832,7 +859,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	if ((r = cd_mem_shm_prepare(&s->img, s->objs, s->dirfd, &s->shm, &s->nshm, err)) < 0)
 		return r;
 	s->pages_csum = calloc(s->img.ntasks + 1, sizeof(*s->pages_csum));
-	if (!s->pages_csum)
+	s->status_fds = calloc(s->img.ntasks + 1, sizeof(*s->status_fds));
+	if (!s->pages_csum || !s->status_fds)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->img.ntasks; i++)
 		s->progress.total += cd_mem_restore_bytes(&s->img.tasks[i]);
@@ -903,6 +931,7 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	cd_mem_premap_free(&s.premap);
 	cd_chain_free(s.chain);
 	free(s.pages_csum);
+	free(s.status_fds);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)
 		close(s.dirfd);

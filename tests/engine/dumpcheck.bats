@@ -64,10 +64,24 @@ passes_after() {
 	still_counting
 }
 
-@test "dumpcheck: a mapped file deleted since it was mapped" {
+# A private mapping of a deleted file is of the image's deleted file
+# (fd-deleted.c): its written pages and the file's own come back.
+@test "dumpcheck: a file mapped private and deleted since comes back with its pages" {
 	start_wl "$WL_DIR/wl-memory" 8
 	rm "$TRIGGER.mem-file"
-	dump_refused "pid $WL_PID \(wl-memory\): mapped file $TRIGGER.mem-file \(deleted\) \([0-9a-f]+-[0-9a-f]+\) was deleted or replaced since it was mapped"
+	dump_restore
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	assert_not_exist "$TRIGGER.mem-file"
+}
+
+@test "dumpcheck: a file mapped private, deleted but still linked elsewhere, is refused" {
+	start_wl "$WL_DIR/wl-memory" 8
+	ln "$TRIGGER.mem-file" "$T/other-link"
+	rm "$TRIGGER.mem-file"
+	dump_refused "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(private $TRIGGER.mem-file \(deleted\)\): a deleted file still linked elsewhere \(1 links\)"
 	passes_after
 }
 

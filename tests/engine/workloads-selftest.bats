@@ -761,7 +761,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-manyfds 2000
 }
 
-@test "wl-memfd passes, plain, mapped, opened twice and big" {
+@test "wl-memfd passes, plain, mapped, opened twice, big, map, map-sealed, mapped-sealed, private and map-private" {
 	run_plain wl-memfd
 	wl_cleanup
 	run_plain wl-memfd mapped
@@ -773,12 +773,18 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-memfd map
 	wl_cleanup
 	run_plain wl-memfd map-sealed
+	wl_cleanup
+	run_plain wl-memfd mapped-sealed
+	wl_cleanup
+	run_plain wl-memfd private
+	wl_cleanup
+	run_plain wl-memfd map-private
 	[ -d /sys/kernel/mm/hugepages ] || return 0
 	wl_cleanup
 	run_plain wl-memfd huge
 }
 
-@test "wl-deleted passes, plain, mapped, opened twice, big and ghost" {
+@test "wl-deleted passes, plain, mapped, opened twice, big, ghost and private" {
 	run_plain wl-deleted
 	wl_cleanup
 	run_plain wl-deleted mapped
@@ -788,6 +794,8 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-deleted big
 	wl_cleanup
 	run_plain wl-deleted ghost
+	wl_cleanup
+	run_plain wl-deleted private
 }
 
 @test "wl-clone-share passes, sharing fd table, cwd and root, or memory with its child" {

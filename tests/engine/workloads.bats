@@ -777,6 +777,26 @@ counter_continues() {
 	WL_ARGS=mapped wl_roundtrip wl-memfd --leave-running
 }
 
+@test "wl-memfd mapped-sealed: a memfd mapped shared, then sealed F_SEAL_FUTURE_WRITE: the mapping still writes, nothing new may" {
+	WL_ARGS=mapped-sealed wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd mapped-sealed: --leave-running" {
+	WL_ARGS=mapped-sealed wl_roundtrip wl-memfd --leave-running
+}
+
+@test "wl-memfd private: a memfd held by fds and mapped private keeps its written page and the memfd's" {
+	WL_ARGS=private wl_roundtrip wl-memfd
+}
+
+@test "wl-memfd private: --leave-running" {
+	WL_ARGS=private wl_roundtrip wl-memfd --leave-running
+}
+
+@test "wl-memfd: a memfd mapped private and held by no fd is refused, naming it; it runs on" {
+	wl_refused wl-memfd map-private "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-p \(deleted\)\): a memfd mapped private and held by no fd of the tree is not supported"
+}
+
 @test "wl-memfd twice: a memfd opened twice comes back as one memfd with two open files" {
 	WL_ARGS=twice wl_roundtrip wl-memfd
 }
@@ -800,7 +820,7 @@ counter_continues() {
 }
 
 @test "wl-memfd: a sealed memfd mapped shared is refused, naming it; it runs on" {
-	wl_refused wl-memfd map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared is not supported"
+	wl_refused wl-memfd map-sealed "pid [0-9]+: mapping [0-9a-f]+-[0-9a-f]+ \(/memfd:wl-memfd-m \(deleted\)\): a sealed memfd \(seals 0x4\) mapped shared and held by no fd of the tree is not supported"
 }
 
 @test "wl-deleted: deleted files held by fds: contents, size, mode, position, access mode, a dup" {
@@ -826,6 +846,15 @@ counter_continues() {
 
 @test "wl-deleted ghost: --leave-running" {
 	WL_ARGS=ghost wl_roundtrip wl-deleted --leave-running
+}
+
+@test "wl-deleted private: deleted files mapped private, by an fd's file and with no fd, keep their written pages" {
+	WL_ARGS=private wl_roundtrip wl-deleted
+	assert_not_exist "$TRIGGER.pg"
+}
+
+@test "wl-deleted private: --leave-running" {
+	WL_ARGS=private wl_roundtrip wl-deleted --leave-running
 }
 
 @test "wl-deleted twice: deleted files opened twice come back as one file each with two open files" {

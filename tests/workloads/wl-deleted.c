@@ -15,7 +15,11 @@
  * 10) and read-only at 15 (position 20): after the trigger each pair is two open files (own
  * positions and access modes) of one file (a write through 10 or 14 is read through 13 or 15).
  * With `big`, fd 16 holds `<trigger>.big`, 20 MiB + 5 bytes of known data, deleted: the same size
- * and contents after the trigger. */
+ * and contents after the trigger. With `private`, the .ro file is also mapped private read-write
+ * and its first byte written (a copy-on-write page), and `<trigger>.pg` (3 pages + 100 bytes) is
+ * mapped private read-write, its first page written, its fd closed and the file unlinked: after
+ * the trigger both mappings are of their deleted files (the first of fd 12's inode) and hold the
+ * written pages and the files' own, and fd 12's file is unchanged. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -257,6 +261,53 @@ static char *make_ghost(const char *path)
 	return p;
 }
 
+static char want_pg[SIZE_GH], want_pv[SIZE_RO];
+
+/* `<trigger>.pg` mapped private, its first page written, no fd, deleted. */
+static char *make_private_ghost(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0640);
+	char *p;
+
+	wl_fill(want_pg, SIZE_GH, 0x64656c0f);
+	if (fd < 0 || write(fd, want_pg, SIZE_GH) != SIZE_GH)
+		wl_fail("%s: %s", path, strerror(errno));
+	p = mmap(NULL, 4 * WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		wl_fail("mmap %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < WL_PAGE_SIZE; i += 64)
+		want_pg[i] = p[i] = (char)~p[i];
+	close(fd);
+	if (unlink(path) < 0)
+		wl_fail("unlink %s: %s", path, strerror(errno));
+	return p;
+}
+
+/* fd 12's file mapped private, its first byte written. */
+static char *map_private_ro(void)
+{
+	char *p = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, 12, 0);
+
+	if (p == MAP_FAILED)
+		wl_fail("mmap private fd 12: %s", strerror(errno));
+	memcpy(want_pv, want_ro, SIZE_RO);
+	want_pv[0] = p[0] = (char)~p[0];
+	return p;
+}
+
+static void check_private(char *pv, char *pg, const char *path_pg)
+{
+	struct stat st;
+	char c = 0;
+
+	if (fstat(12, &st) < 0)
+		wl_fail("fstat 12: %s", strerror(errno));
+	check_mapping(getpid(), pv, path_ro, st.st_ino, want_pv, SIZE_RO);
+	if (pread(12, &c, 1, 0) != 1 || c != want_ro[0])
+		wl_fail("fd 12's file took the private mapping's write");
+	check_mapping(getpid(), pg, path_pg, 0, want_pg, SIZE_GH);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -287,6 +338,11 @@ int main(int argc, char **argv)
 		child = fork_paused_child();
 	}
 	bool twice = !strcmp(mode, "twice"), big = !strcmp(mode, "big");
+	char *pv = NULL, *pg = NULL, *path_pg = wl_side_path(".pg");
+	if (!strcmp(mode, "private")) {
+		pv = map_private_ro();
+		pg = make_private_ghost(path_pg);
+	}
 	if (twice)
 		make_tw();
 	if (big)
@@ -305,6 +361,8 @@ int main(int argc, char **argv)
 		check_mapping(child, ghost, path_gh,
 		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
 		              0);
+	if (pv)
+		check_private(pv, pg, path_pg);
 	wl_ready();
 	wl_await_trigger();
 	check();
@@ -322,6 +380,8 @@ int main(int argc, char **argv)
 		check_mapping(child, ghost, path_gh,
 		              check_mapping(getpid(), ghost, path_gh, 0, want_gh, SIZE_GH), NULL,
 		              0);
+	if (pv)
+		check_private(pv, pg, path_pg);
 	if (child)
 		end_paused_child(child);
 	/* still one open file, and a file that takes writes */

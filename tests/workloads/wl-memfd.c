@@ -16,12 +16,24 @@
  * With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its fd closed: after
  * the trigger the mapping still shows that name in /proc/self/maps and holds the data. With
  * `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. With `huge`, fd 14
- * holds a memfd of huge pages (MFD_HUGETLB): refused too. */
+ * holds a memfd of huge pages (MFD_HUGETLB): refused too. With `mapped-sealed`, memfd a is
+ * mapped shared read-write (its first page) and then sealed F_SEAL_FUTURE_WRITE too: after the
+ * trigger it has all three seals, the mapping is still of fd 10's memfd and still writes to it,
+ * while a write through fd 10 and a new shared writable mapping are refused (EPERM). With
+ * `private`, memfd a is mapped private read-write (4 pages) and its first page written (a
+ * copy-on-write page): after the trigger the mapping is of fd 10's memfd, holds the written page
+ * and the memfd's other pages, fd 10's memfd is unchanged, and a write through fd 10 to a page not
+ * copied is seen in the mapping. With `map-private`, memfd "wl-memfd-p" is mapped private and its
+ * fd closed: the engine refuses that dump. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "wl.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 #define SIZE_A (3 * WL_PAGE_SIZE + 100)
 #define SIZE_B 5000
@@ -29,6 +41,7 @@
 #define SEED_B 0x6d656d66640bULL
 
 static char want_a[SIZE_A + 8], want_b[SIZE_B + 8];
+static int seals_a = F_SEAL_SHRINK | F_SEAL_GROW;
 
 static void check_one(int fd, const char *name, const char *want, size_t size, int seals,
                       mode_t mode)
@@ -59,7 +72,7 @@ static void check_one(int fd, const char *name, const char *want, size_t size, i
 
 static void check(void)
 {
-	check_one(10, "wl-memfd-a", want_a, SIZE_A, F_SEAL_SHRINK | F_SEAL_GROW, 0777);
+	check_one(10, "wl-memfd-a", want_a, SIZE_A, seals_a, 0777);
 	check_one(12, "wl-memfd-b", want_b, SIZE_B, F_SEAL_SEAL, 0640);
 	if (lseek(10, 0, SEEK_CUR) != 1234 || lseek(11, 0, SEEK_CUR) != 1234)
 		wl_fail("positions %lld %lld, want 1234", (long long)lseek(10, 0, SEEK_CUR),
@@ -244,6 +257,94 @@ static void check_mapped_write(char *p)
 		wl_fail("a write through fd 12 is not seen in the mapping");
 }
 
+/* memfd a mapped shared read-write, then sealed against new writes. */
+static char *map_sealed(void)
+{
+	char *p = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 10, 0);
+
+	if (p == MAP_FAILED)
+		wl_fail("mmap a: %s", strerror(errno));
+	if (fcntl(10, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
+		wl_fail("F_ADD_SEALS a: %s", strerror(errno));
+	seals_a |= F_SEAL_FUTURE_WRITE;
+	return p;
+}
+
+/* The mapping at p is memfd a's and may still write it; nothing new may. */
+static void check_sealed(char *p)
+{
+	struct stat a, m;
+	char got = 0, c = (char)~want_a[5], path[96];
+	char *q;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+	         (unsigned long)p + WL_PAGE_SIZE);
+	if (fstat(10, &a) < 0 || stat(path, &m) < 0 || a.st_ino != m.st_ino)
+		wl_fail("the mapping at %p is not fd 10's memfd", (void *)p);
+	if (memcmp(p, want_a, WL_PAGE_SIZE))
+		wl_fail("mapping of memfd a: contents differ");
+	p[5] = c;
+	if (pread(10, &got, 1, 5) != 1 || got != c)
+		wl_fail("a write through the sealed memfd's mapping is not read through fd 10");
+	p[5] = want_a[5];
+	if (pwrite(10, &c, 1, 5) != -1 || errno != EPERM)
+		wl_fail("a write through fd 10 was not refused (F_SEAL_FUTURE_WRITE)");
+	q = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 10, 0);
+	if (q != MAP_FAILED || errno != EPERM)
+		wl_fail("a new shared writable mapping of memfd a was not refused");
+}
+
+static char want_pa[SIZE_A];
+
+/* memfd a mapped private, its first page written. */
+static char *map_private(void)
+{
+	char *p = mmap(NULL, 4 * WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, 10, 0);
+
+	if (p == MAP_FAILED)
+		wl_fail("mmap private a: %s", strerror(errno));
+	memcpy(want_pa, want_a, SIZE_A);
+	for (size_t i = 0; i < WL_PAGE_SIZE; i += 64)
+		want_pa[i] = p[i] = (char)~p[i];
+	return p;
+}
+
+static void check_private(const char *p)
+{
+	struct stat a, m;
+	char path[96], c = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+	         (unsigned long)p + 4 * WL_PAGE_SIZE);
+	if (fstat(10, &a) < 0 || stat(path, &m) < 0 || a.st_ino != m.st_ino)
+		wl_fail("the private mapping at %p is not fd 10's memfd", (const void *)p);
+	if (memcmp(p, want_pa, SIZE_A))
+		wl_fail("private mapping of memfd a: contents differ");
+	if (pread(10, &c, 1, 0) != 1 || c != want_a[0])
+		wl_fail("memfd a took the private mapping's write");
+}
+
+/* A page not copied is still the memfd's: a write through fd 10 shows. */
+static void check_private_write(const char *p)
+{
+	char c = (char)~want_a[2 * WL_PAGE_SIZE + 3];
+
+	if (pwrite(10, &c, 1, 2 * WL_PAGE_SIZE + 3) != 1 || p[2 * WL_PAGE_SIZE + 3] != c)
+		wl_fail("a write through fd 10 is not seen in the private mapping's page");
+}
+
+/* memfd "wl-memfd-p" mapped private, its fd closed. */
+static void map_private_only(void)
+{
+	int fd = memfd_create("wl-memfd-p", 0);
+
+	if (fd < 0 || ftruncate(fd, WL_PAGE_SIZE) < 0)
+		wl_fail("memfd p: %s", strerror(errno));
+	if (mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+		wl_fail("mmap p: %s", strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -251,7 +352,12 @@ int main(int argc, char **argv)
 
 	wl_init("wl-memfd");
 	make();
-	char *mapped = NULL;
+	char *mapped = NULL, *sealed = NULL;
+	if (!strcmp(mode, "mapped-sealed"))
+		sealed = map_sealed();
+	char *priv = !strcmp(mode, "private") ? map_private() : NULL;
+	if (!strcmp(mode, "map-private"))
+		map_private_only();
 	if (!strcmp(mode, "mapped")) {
 		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0);
 		if (mapped == MAP_FAILED)
@@ -279,6 +385,10 @@ int main(int argc, char **argv)
 		check_big();
 	if (mapped)
 		check_mapped(mapped);
+	if (sealed)
+		check_sealed(sealed);
+	if (priv)
+		check_private(priv);
 	wl_ready();
 	wl_await_trigger();
 	check();
@@ -293,6 +403,12 @@ int main(int argc, char **argv)
 	if (mapped) {
 		check_mapped(mapped);
 		check_mapped_write(mapped);
+	}
+	if (sealed)
+		check_sealed(sealed);
+	if (priv) {
+		check_private(priv);
+		check_private_write(priv);
 	}
 	/* still one open file */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
