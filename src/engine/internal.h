@@ -98,6 +98,7 @@ enum cd_premap_how {
 struct cd_premap_vma {
 	uint64_t off; /* of the slot from the area's base */
 	uint8_t how;  /* enum cd_premap_how */
+	bool lazy;    /* left to the lazy restore's server (lazy.c) */
 };
 struct cd_premap {
 	uint64_t base, len;          /* base: set once the area is placed */
