@@ -632,6 +632,10 @@ static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
 			if (lz->mm[i].file == fi &&
 			    (r = copy_span(lz, i, off, n, lz->buf, err)) < 0)
 				return r;
+		/* for the tests: a pass slow enough that the program changes its
+		 * memory while it runs, its faults still answered */
+		if (cd_fault("lazy-slow") && (r = serve(lz, 20, err)) < 0)
+			return r;
 		if (cd_fault("lazy-read") && off + n >= f->size / 2)
 			return cd_err_set(err, EIO, "%s: injected fault lazy-read", f->name);
 		off += n;

@@ -43,3 +43,25 @@ lazy_roundtrip() {
 	run grep -E '^PASS' "$LOG"
 	assert_failure
 }
+
+@test "lazy: fork, MADV_DONTNEED, munmap and mremap while the pass runs → PASS" {
+	# the pass takes over a second (64 chunks, 20 ms each): the trigger
+	# (0.5 s) comes while most of the memory is still missing
+	CEDANA_ENGINE_FAULT=lazy-slow WL_ARGS=256 lazy_roundtrip wl-lazy-fork
+}
+
+@test "lazy: a read error in the pass is reported and the tree killed" {
+	start_wl "$WL_DIR/wl-memory" 64
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	CEDANA_ENGINE_FAULT=lazy-read run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" \
+		--stderr "$LOG" --pid-file "$T/restored.pid" --lazy
+	echo "$output"
+	[[ "$output" == *"injected fault lazy-read"* ]]
+	[[ "$output" == *"lazy restore: the tree was killed"* ]]
+	[ "$status" -eq 137 ]
+	run grep -E '^PASS' "$LOG"
+	assert_failure
+}
