@@ -625,8 +625,11 @@ static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
 
 	for (uint64_t off = 0; off < f->size;) {
 		uint64_t n = f->size - off < LAZY_CHUNK ? f->size - off : LAZY_CHUNK;
-		if ((r = read_at(f->fd, lz->buf, n, off, err)) < 0)
+		/* a fault waits for no read of ours */
+		if ((r = serve(lz, 0, err)) < 0 || (r = read_at(f->fd, lz->buf, n, off, err)) < 0)
 			return cd_err_wrap(err, "%s", f->name);
+		/* the disk reads the next steps while this one is copied */
+		posix_fadvise(f->fd, (off_t)(off + n), 2 * LAZY_CHUNK, POSIX_FADV_WILLNEED);
 		cd_csum_part_add(&sum, lz->buf, (size_t)n, off, f->size);
 		for (size_t i = 0; i < lz->nmm; i++)
 			if (lz->mm[i].file == fi &&
