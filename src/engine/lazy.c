@@ -294,6 +294,7 @@ static int lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const st
 }
 
 static void *restore_server(void *arg);
+static void kill_tree(const struct cd_lazy *lz);
 
 int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
                      const struct cd_vma *v, uint64_t off, cd_err *err)
@@ -572,10 +573,9 @@ static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err)
 	return 0;
 }
 
-/* Until the handover: what the restore's injected calls fault on. An
- * error is left for the pass (the controller fails on its own when its
- * call never returns... it does not: a fault we cannot answer we answer
- * with a zero page rather than hang, and the pass's checksum decides). */
+/* Until the handover: what the restore's injected calls fault on. A fault
+ * that cannot be answered (a read error) would leave its call waiting for
+ * ever: the tree is killed instead, and the restore fails on its call. */
 static void *restore_server(void *arg)
 {
 	struct cd_lazy *lz = arg;
@@ -596,8 +596,8 @@ static void *restore_server(void *arg)
 		pthread_mutex_lock(&lz->mu);
 		for (size_t i = 0; k > 0 && i < n; i++) {
 			cd_err err = {0};
-			if (p[i].revents & POLLIN)
-				(void)serve_mm(lz, i, &err);
+			if ((p[i].revents & POLLIN) && serve_mm(lz, i, &err) < 0)
+				kill_tree(lz);
 		}
 		pthread_mutex_unlock(&lz->mu);
 		free(p);
