@@ -141,6 +141,7 @@ static int local_fail(int r, const cd_err *err)
 static int restore_local(struct cli_ctx *ctx, const char *path)
 {
 	struct cr_restore_run run = {.path = path, .plugins_dir = ctx->cfg.plugins_dir};
+	struct cd_lazy *lazy = NULL;
 	_cleanup_free_ char *scratch = NULL;
 	struct op_shared *op = NULL;
 	struct cli_pid_file pf;
@@ -159,10 +160,14 @@ static int restore_local(struct cli_ctx *ctx, const char *path)
 	if (r == 0) {
 		run.scratch = scratch;
 		run.op = op;
+		run.lazy = cli_flag(ctx, "lazy") ? &lazy : NULL;
 		r = engine_restore_local(ctx, &run, &pid, &err);
 	}
 	if (scratch)
 		storage_remove(scratch, &(cd_err){0});
+	/* the page files stay open in the server: the scratch may go */
+	if (r == 0 && lazy)
+		r = cr_lazy_spawn(TAKE_PTR(lazy), pid, STDERR_FILENO, NULL, 0, &err);
 	if (r == 0 && (r = cli_pid_file_write(&pf, pid, &err)) < 0) {
 		proc_signal_tree(pid, SIGKILL);
 		wait_child(pid);
@@ -201,6 +206,8 @@ static json_t *restore_body(struct cli_ctx *ctx, bool attachable, cd_err *err)
 		json_object_set_new(body, "tcp_established", json_true());
 	if (body && cli_flag(ctx, "tcp-close"))
 		json_object_set_new(body, "tcp_close", json_true());
+	if (body && cli_flag(ctx, "lazy"))
+		json_object_set_new(body, "lazy", json_true());
 	return body;
 }
 
@@ -322,6 +329,7 @@ static int restore_job(struct cli_ctx *ctx)
 	     "bring back TCP connections to peers outside the checkpoint"},                        \
 	    {"tcp-close", 0, CLI_BOOL, NULL,                                                       \
 	     "restore TCP connections to peers outside the checkpoint closed"},                    \
+	    {"lazy", 0, CLI_BOOL, NULL, "run at once, memory loaded while it runs"},               \
 	{                                                                                          \
 		"profiling", 0, CLI_BOOL, NULL, "print where the time went"                        \
 	}

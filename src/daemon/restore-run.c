@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "daemon/cr.h"
+#include "engine/engine.h"
+#include "job/proc.h"
 #include "plugins/plugins.h"
 #include "shared/cleanup.h"
 #include "shared/fsid.h"
@@ -148,7 +151,8 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 	                            .userdata = r->userdata,
 	                            .leave_stopped = r->leave_stopped,
 	                            .tcp_established = r->tcp_established,
-	                            .tcp_close = r->tcp_close};
+	                            .tcp_close = r->tcp_close,
+	                            .lazy = r->lazy};
 	_cleanup_free_ char *image = NULL;
 
 	if (r->scratch && unpack(r, &image, err) < 0)
@@ -174,6 +178,41 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 	if (rc < 0)
 		return rc;
 	cr_restore_timings(r->op, &st);
+	return 0;
+}
+
+/* In the server: serve until the pass ends; what went wrong is reported. */
+static _Noreturn void lazy_server(struct cd_lazy *lz, int report_fd)
+{
+	cd_err err = {0};
+	int r = cd_lazy_serve(lz, &err);
+
+	if (r < 0) {
+		log_error("%s", err.msg);
+		if (report_fd >= 0)
+			dprintf(report_fd, "cedana: %s\n", err.msg);
+	}
+	_exit(r < 0 ? 1 : 0);
+}
+
+int cr_lazy_spawn(struct cd_lazy *lz, pid_t root, int report_fd, const int *close_fds,
+                  size_t nclose, cd_err *err)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		for (size_t i = 0; i < nclose; i++)
+			if (close_fds[i] >= 0 && close_fds[i] != report_fd)
+				close(close_fds[i]);
+		lazy_server(lz, report_fd);
+	}
+	int e = errno;
+	/* ours would keep every fault waiting once the server is gone */
+	cd_lazy_free(lz);
+	if (p < 0) {
+		proc_signal_tree(root, SIGKILL);
+		return cd_err_sys(err, e, "lazy restore: start the server");
+	}
 	return 0;
 }
 

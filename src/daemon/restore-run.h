@@ -46,6 +46,9 @@ struct cr_restore_run {
 	void *userdata;
 	struct op_shared *op;
 	const char *plugins_dir; /* config's plugins.dir; NULL or "": the default */
+	/* Lazy restore (engine.h's lazy): non-NULL, *lazy gets the server the
+	 * caller must start at once (cr_lazy_spawn); NULL when none is needed. */
+	struct cd_lazy **lazy;
 };
 
 /* The scratch directory for a restore of path (*ret NULL when none is
@@ -63,6 +66,16 @@ int cr_restore_scratch(const char *path, storage_compression format, const struc
  * timings. The tree is the caller's child, running (stopped with
  * leave_stopped); *ret_pid its root. */
 int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err);
+
+/* Starts the server of a lazy restore in a child process of its own, which
+ * outlives the caller (a daemon's worker, the CLI): it answers the tree's
+ * page faults and loads the rest, then exits. A read error or bad checksum
+ * kills the tree (root: the restored root) and is written to report_fd
+ * (the job's log, the CLI's stderr; -1: none) and the log. The caller's
+ * copies of the server's fds are closed (they must not outlive it), lz is
+ * freed; close[] (nclose of them) are closed in the server. */
+int cr_lazy_spawn(struct cd_lazy *lz, pid_t root, int report_fd, const int *close_fds,
+                  size_t nclose, cd_err *err);
 
 /* The plugins of dir (NULL or "": cd_plugins_default_dir()), for a dump or
  * restore in this process; the set lives until the process exits. A plugin

@@ -45,6 +45,7 @@ struct restore_req {
 	storage_compression format;
 	bool attachable, leave_stopped;
 	bool tcp_established, tcp_close; /* connections to the outside: back, or closed */
+	bool lazy;                       /* memory loaded while the tree runs */
 	const char *out;
 	const char *op_id; /* for progress polls; NULL: none */
 	unsigned short rows, cols;
@@ -106,6 +107,8 @@ static int parse_fields(json_t *body, struct restore_req *r, const char **ret_ji
 		rc = field_bool(body, "tcp_established", &r->tcp_established, err);
 	if (rc == 0)
 		rc = field_bool(body, "tcp_close", &r->tcp_close, err);
+	if (rc == 0)
+		rc = field_bool(body, "lazy", &r->lazy, err);
 	if (rc == 0)
 		rc = field_int(body, "rows", 0, USHRT_MAX, &rows, err);
 	if (rc == 0)
@@ -229,7 +232,8 @@ static int open_stdio(struct api *api, struct restore_req *r, cd_err *err)
 	return rc;
 }
 
-static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t *ret_pid)
+static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t *ret_pid,
+                         struct cd_lazy **lazy)
 {
 	struct cr_restore_run run = {.path = r->path,
 	                             .format = r->format,
@@ -243,7 +247,8 @@ static int restore_image(struct restore_req *r, struct image_trust *trust, pid_t
 	                             .engine_progress = op_engine_progress_cb,
 	                             .userdata = r->op,
 	                             .op = r->op,
-	                             .plugins_dir = r->plugins_dir};
+	                             .plugins_dir = r->plugins_dir,
+	                             .lazy = r->lazy ? lazy : NULL};
 
 	return cr_restore_run(&run, ret_pid, &r->op->err) < 0 ? -1 : 0;
 }
@@ -264,9 +269,16 @@ static int restore_worker(void *arg)
 	close_fd(&r->ack[1]);
 	if (users_image(r) && image_trust_init(&trust, r->target.uid, r->target.gid, err) < 0)
 		return 1;
-	rc = restore_image(r, users_image(r) ? &trust : NULL, &pid);
+	struct cd_lazy *lazy = NULL;
+	rc = restore_image(r, users_image(r) ? &trust : NULL, &pid, &lazy);
 	image_trust_clear(&trust);
 	if (rc < 0)
+		return 1;
+	/* the server outlives this worker (the daemon, a subreaper, reaps it);
+	 * what goes wrong in its pass goes to the job's output (stderr slot),
+	 * the daemon's log, and kills the tree, which the job then shows */
+	const int drop[] = {r->ready[1], r->ack[0], r->stdio[0], r->stdio[1]};
+	if (lazy && cr_lazy_spawn(lazy, pid, r->stdio[2], drop, ARRAY_SIZE(drop), err) < 0)
 		return 1;
 	op_time(r->op, "total", op_now_ms() - t0);
 	r->op->pid = pid;

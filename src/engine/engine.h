@@ -24,9 +24,9 @@ struct cd_plugins; /* plugins/plugins.h */
  * 4 dump's external_stdio, restore's stdio_external_only and the new
  * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
  * (docs/plugins.md); 6 tcp_established and tcp_close of dump and restore,
- * dump's parent and track (incremental dumps).
+ * dump's parent and track (incremental dumps); 7 restore's lazy.
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
-#define CD_ENGINE_OPTS_VERSION 6
+#define CD_ENGINE_OPTS_VERSION 7
 
 /* Progress over the page data: done of total bytes of the stage, which is
  * "dump" (reading pages out of the tasks), "verify" (checksums of System V
@@ -182,7 +182,28 @@ struct cd_restore_opts {
 	 * lock), tcp_close makes its socket closed (docs/engine.md, "TCP
 	 * connections"). Not both. */
 	bool tcp_established, tcp_close;
+	/* version 7 */
+	/* Lazy restore (docs/engine.md, "Lazy restore"): non-NULL, the tree
+	 * is released before its private anonymous memory is filled, and
+	 * *lazy gets the server that fills it (NULL when nothing was left to
+	 * it). The caller must run cd_lazy_serve on it at once, in a process
+	 * or thread apart from the tree, then cd_lazy_free it; every other
+	 * copy of its fds must be closed (cd_lazy_free in the other process
+	 * after a fork), or a fault would wait forever. */
+	struct cd_lazy **lazy;
 };
+
+/* The server of a lazy restore (engine/lazy.c). */
+struct cd_lazy;
+/* Answers the tree's page faults from the page files while a pass copies
+ * every page and checks each page file's checksum; returns once every
+ * page is in. On a read error or a bad checksum it kills the tree (which
+ * ran already: a lazy restore gives up refusing a bad image before any
+ * code runs) and fails. */
+int cd_lazy_serve(struct cd_lazy *lz, cd_err *err);
+/* Page data left to the server, in bytes. */
+uint64_t cd_lazy_bytes(const struct cd_lazy *lz);
+void cd_lazy_free(struct cd_lazy *lz);
 
 /* Asks the dump or restore running in this process to stop at its next
  * safe point (between tasks, between page chunks): it then fails with

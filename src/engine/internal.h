@@ -79,6 +79,7 @@ struct cd_restore_ctx {
 	 * while premapping (cd_mem_premap) */
 	const struct cd_csum_part *pages_csum;
 	struct cd_chain *chain; /* the image's parents (parent.c); NULL: none */
+	struct cd_lazy *lazy;   /* lazy restore (lazy.c); NULL: eager */
 };
 
 /* Premapped memory (mem.c). Private anonymous and private file mappings
@@ -97,12 +98,25 @@ enum cd_premap_how {
 struct cd_premap_vma {
 	uint64_t off; /* of the slot from the area's base */
 	uint8_t how;  /* enum cd_premap_how */
+	bool lazy;    /* left to the lazy restore's server (lazy.c) */
 };
 struct cd_premap {
 	uint64_t base, len;          /* base: set once the area is placed */
 	struct cd_premap_vma **task; /* per task of the image, per mapping */
 	size_t ntasks;
+	bool lazy; /* set before the plan: lazy mappings are not premapped */
 };
+/* Lazy restore (lazy.c): whether a mapping is left to the server; its
+ * registration, at the mapping's place in the task (off: of its data in
+ * the task's page file); the shared way of taking a userfaultfd out of a
+ * task. */
+bool cd_lazy_vma(const struct cd_vma *v);
+int cd_lazy_new(struct cd_lazy **ret, cd_err *err);
+int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
+                     const struct cd_vma *v, uint64_t off, cd_err *err);
+/* Stops the thread that answers faults while the restore runs. */
+void cd_lazy_handover(struct cd_lazy *lz);
+int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err);
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
 void cd_mem_premap_free(struct cd_premap *plan);
 /* Runs in the new task t, before it clones its children: drops the

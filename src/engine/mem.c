@@ -1399,7 +1399,7 @@ static uint8_t premap_how(const struct cd_image *img, const struct cd_premap *pl
 	const struct cd_vma *pv;
 	size_t pi, k;
 
-	if (!premappable(v))
+	if (!premappable(v) || plan->task[ti][v - t->vmas].lazy)
 		return CD_PREMAP_NONE;
 	if (!has_src(v, CD_RUN_PARENT))
 		return CD_PREMAP_FRESH;
@@ -1462,9 +1462,26 @@ static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_e
 	return 0;
 }
 
+/* Which mappings a lazy restore leaves to its server: not one a child
+ * shares copy-on-write (premapped, the sharing is kept). */
+static void plan_lazy(const struct cd_image *img, struct cd_premap *plan)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nvmas; j++)
+			plan->task[i][j].lazy = cd_lazy_vma(&img->tasks[i].vmas[j]);
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		const struct cd_task *p = cd_image_task((struct cd_image *)img, t->ppid);
+		size_t k;
+		for (size_t j = 0; p && p != t && j < t->nvmas; j++)
+			if (has_src(&t->vmas[j], CD_RUN_PARENT) && same_vma(p, &t->vmas[j], &k))
+				plan->task[p - img->tasks][k].lazy = false;
+	}
+}
+
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err)
 {
-	*plan = (struct cd_premap){0};
+	*plan = (struct cd_premap){.lazy = plan->lazy};
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	plan->task = calloc(img->ntasks + 1, sizeof(*plan->task));
 	if (!plan->task)
@@ -1475,6 +1492,11 @@ int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_er
 		plan->task[i] = calloc(t->nvmas + 1, sizeof(*plan->task[i]));
 		if (!plan->task[i])
 			return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	if (plan->lazy)
+		plan_lazy(img, plan);
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
 		for (size_t j = 0; j < t->nvmas; j++)
 			plan->task[i][j].how = premap_how(img, plan, i, &t->vmas[j]);
 	}
@@ -1661,10 +1683,17 @@ static int skip_data(struct cd_page_reader *pr, const struct cd_vma *v, cd_err *
 /* Puts mapping i of t in place with its contents: moved from its
  * premapped slot, or mapped and filled by injected calls. */
 static int place_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, struct parent_pages *pp,
-                     size_t depth, const struct cd_task *t, size_t i, cd_err *err)
+                     size_t depth, const struct cd_task *t, size_t i, uint64_t off, cd_err *err)
 {
 	const struct cd_vma *v = &t->vmas[i];
 	int r;
+
+	/* lazy: mapped empty, filled by the server once the tree runs */
+	if (ctx->lazy && ctx->premap && ctx->premap[i].lazy) {
+		if ((r = map_vma(ctx, v, err)) < 0 || (r = skip_data(pr, v, err)) < 0)
+			return r;
+		return cd_lazy_register(ctx->lazy, ctx->inj, ctx->dirfd, t, v, off, err);
+	}
 
 	if (ctx->premap && ctx->premap[i].how != CD_PREMAP_NONE) {
 		if ((r = skip_data(pr, v, err)) < 0 ||
@@ -1683,6 +1712,8 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
 	struct parent_pages *pp = NULL;
 	size_t depth = 0;
+	uint64_t off = 0;
+	bool lazy = false;
 	int r;
 
 	if ((r = cd_layout_move_vdso(ctx, t, err)) < 0 ||
@@ -1692,14 +1723,17 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 		return r;
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
-		r = place_vma(ctx, pr, pp, depth, t, i, err);
+		r = place_vma(ctx, pr, pp, depth, t, i, off, err);
 		if (r >= 0)
 			r = finish_vma(ctx, v, err);
+		lazy |= ctx->lazy && ctx->premap && ctx->premap[i].lazy;
+		off += data_bytes(v);
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
-	/* Every page is in and none has run: a bad one kills the tree here. */
-	if (r >= 0)
+	/* Every page is in and none has run: a bad one kills the tree here.
+	 * Lazily, the server's pass checks the whole file instead. */
+	if (r >= 0 && !lazy)
 		r = cd_pr_check(pr, ctx->pages_csum, t->pages_csum, err);
 	for (size_t i = 0; i < depth; i++)
 		parent_pages_free(&pp[i]);

@@ -66,6 +66,7 @@ struct restore_state {
 	const char *dir;
 	unsigned tcp_flags;     /* CD_TCP_ESTABLISHED, CD_TCP_CLOSE */
 	struct cd_chain *chain; /* the image's parents (parent.c); NULL: none */
+	struct cd_lazy *lazy;   /* lazy restore (lazy.c); NULL: eager */
 };
 
 /* ---- checks before any process exists ---- */
@@ -516,6 +517,7 @@ static int transplant(struct restore_state *s, const struct cd_task *t, cd_injec
 	    .objs = s->objs,
 	    .pages_csum = &s->pages_csum[t - s->img.tasks],
 	    .chain = s->chain,
+	    .lazy = s->lazy,
 	};
 	uint64_t t0 = cd_now_ns();
 	long ignored;
@@ -909,6 +911,12 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	if (opts->version >= 5)
 		s.plugins = opts->plugins;
 	s.dir = opts->dir;
+	if (opts->version >= 7 && opts->lazy) {
+		*opts->lazy = NULL;
+		if (cd_lazy_new(&s.lazy, err) < 0)
+			return cd_err_wrap(err, "restore");
+		s.premap.lazy = true;
+	}
 
 	/* Tasks orphaned by a failure half-way come to us, to be killed. */
 	prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
@@ -922,6 +930,10 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 
 	if (r >= 0)
 		*ret_pid = s.root;
+	cd_lazy_handover(s.lazy);
+	if (r >= 0 && s.lazy && cd_lazy_bytes(s.lazy))
+		*opts->lazy = TAKE_PTR(s.lazy);
+	cd_lazy_free(s.lazy);
 	if (r >= 0 && opts->version >= 2 && opts->stats) {
 		s.stats.total_ns = cd_now_ns() - t0;
 		*opts->stats = s.stats;

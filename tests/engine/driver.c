@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -21,7 +22,7 @@ static int usage(void)
 	    "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats|--timings]"
 	    " [--external-stdio MASK] [--tcp-established|--tcp-close] [--then DIR2 ...]\n"
 	    "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
-	    " [--external-only] [--detach] [--pid-file F] [--leave-stopped]"
+	    " [--external-only] [--detach] [--pid-file F] [--leave-stopped] [--lazy]"
 	    " [--stats|--timings] [--tcp-established|--tcp-close]\n"
 	    "--stats prints the progress calls and the stats to stderr\n"
 	    "--timings prints the stats alone (no progress: it costs a pass over the pages)\n"
@@ -215,12 +216,44 @@ static int wait_root(pid_t pid)
 	return 128 + WTERMSIG(status);
 }
 
+/* The server of a lazy restore: a child of ours that outlives the
+ * command (with --detach), reporting on stderr; with timings, when its
+ * pass ended. Our copies of its fds go, or a fault would wait on us. */
+static int serve_lazy(struct cd_lazy *lz, pid_t root, bool timings)
+{
+	struct timespec t0;
+	pid_t p;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((p = fork()) == 0) {
+		cd_err err = {0};
+		struct timespec t1;
+		int r = cd_lazy_serve(lz, &err);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (r < 0)
+			fprintf(stderr, "Error: %s\n", err.msg);
+		else if (timings)
+			fprintf(stderr, "lazy pass: %.1f ms\n",
+			        (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		_exit(r < 0 ? 1 : 0);
+	}
+	cd_lazy_free(lz);
+	if (p < 0) {
+		perror("fork the lazy restore's server");
+		kill(root, SIGKILL);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const char *const names[3] = {"--stdin", "--stdout", "--stderr"};
 	struct cd_restore_opts o = {.version = CD_ENGINE_OPTS_VERSION, .stdio_fd = {-1, -1, -1}};
 	struct cd_restore_stats st = {0};
 	const char *pid_file = NULL;
+	struct cd_lazy *lazy = NULL;
 	bool detach = false;
 	cd_err err = {0};
 	pid_t pid;
@@ -244,6 +277,8 @@ static int cmd_restore(int argc, char **argv)
 			pid_file = argv[++i];
 		} else if (!strcmp(argv[i], "--leave-stopped")) {
 			o.leave_stopped = true;
+		} else if (!strcmp(argv[i], "--lazy")) {
+			o.lazy = &lazy;
 		} else if (!strcmp(argv[i], "--tcp-established")) {
 			o.tcp_established = true;
 		} else if (!strcmp(argv[i], "--tcp-close")) {
@@ -263,6 +298,8 @@ static int cmd_restore(int argc, char **argv)
 	cd_plugins_free(o.plugins);
 	if (r < 0)
 		return fail(&err);
+	if (lazy && serve_lazy(lazy, pid, o.stats != NULL) < 0)
+		return 1;
 	if (o.stats)
 		print_restore_stats(&st);
 	if (pid_file && write_pid_file(pid_file, pid) < 0) {

@@ -81,6 +81,10 @@ run_plain() {
 	run_plain wl-memory
 }
 
+@test "wl-lazy-fork passes with no checkpoint" {
+	run_plain wl-lazy-fork 64
+}
+
 @test "wl-incr passes with no checkpoint, and after two generations of changes" {
 	run_plain wl-incr 4
 	wl_start wl-incr 4

@@ -100,6 +100,14 @@ counter_continues() {
 	WL_ARGS=64 wl_roundtrip wl-memory --leave-running
 }
 
+@test "wl-lazy-fork: dump → kill → restore → PASS" {
+	WL_ARGS=64 wl_roundtrip wl-lazy-fork
+}
+
+@test "wl-lazy-fork: --leave-running" {
+	WL_ARGS=64 wl_roundtrip wl-lazy-fork --leave-running
+}
+
 @test "wl-incr: dump → kill → restore → PASS" {
 	WL_ARGS=8 wl_roundtrip wl-incr
 }

@@ -1,0 +1,703 @@
+/* Lazy restore (docs/engine.md, "Lazy restore"): the tree runs before its
+ * private anonymous memory is filled. Each such mapping is registered with
+ * a userfaultfd made inside its task by an injected call and taken out of
+ * it (the task never sees it). The server (cd_lazy_serve, run by the
+ * caller once the tree is released) answers missing faults from the page
+ * files and copies every remaining page in a background pass that reads
+ * each page file once, in order, checksumming it; on a bad checksum or a
+ * read error it kills the tree.
+ *
+ * Per task the server keeps the ranges still to be filled, by address,
+ * with their page file offset. The program may change its memory while
+ * the pass runs: forks (UFFD_FEATURE_EVENT_FORK: the child gets a copy of
+ * its parent's ranges: what the parent had filled it inherited), munmap
+ * and madvise(MADV_DONTNEED/REMOVE) (EVENT_UNMAP/REMOVE: the range is
+ * dropped, to read zero as it would) and mremap (EVENT_REMAP: the ranges
+ * move with it). A copy that races such a change fails with EAGAIN until
+ * its event is read, so events are always read before a copy is retried. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/userfaultfd.h>
+
+#include "engine/internal.h"
+#include "shared/cleanup.h"
+
+#define PAGE       CD_PAGE_SIZE
+#define LAZY_CHUNK (4u << 20)  /* page file read step of the pass */
+#define LAZY_COPY  (1u << 20)  /* one UFFDIO_COPY of the pass */
+#define LAZY_FAULT (64u << 10) /* filled around a fault: most touch on */
+
+#define LAZY_FEATURES                                                                              \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
+	 UFFD_FEATURE_EVENT_UNMAP)
+
+struct lz_range {
+	uint64_t addr, len, off; /* off: in the page file */
+};
+
+/* One mm the server fills: an image task's, or a fork of one. */
+struct lz_mm {
+	int uffd;
+	size_t file; /* index in files */
+	struct lz_range *r;
+	size_t n, cap;
+};
+
+struct lz_file {
+	int fd;
+	pid_t pid; /* the image task; its pidfd kills it and what it forked */
+	int pidfd;
+	uint64_t size, csum;
+	const char *name;
+};
+
+struct cd_lazy {
+	struct lz_mm *mm;
+	size_t nmm;
+	struct lz_file *files;
+	size_t nfiles;
+	uint8_t *buf;
+	uint64_t bytes; /* page data left to the server */
+	/* While the restore goes on, faults are answered by a thread of the
+	 * controller (an injected call may touch a registered page), under mu;
+	 * cd_lazy_handover stops it. */
+	pthread_mutex_t mu;
+	pthread_t th;
+	bool running, stop;
+};
+
+bool cd_lazy_vma(const struct cd_vma *v)
+{
+	bool data = false;
+
+	/* mlock would fault before the server runs; a guard, parent or
+	 * previous-checkpoint run is filled otherwise; wipe-on-fork children
+	 * must read zero, not the image */
+	if (v->kind != CD_VMA_ANON || v->shared || v->growsdown ||
+	    (v->flags & (CD_VMF_LOCKED | CD_VMF_WIPEONFORK)))
+		return false;
+	for (size_t i = 0; i < v->nruns; i++) {
+		if (v->runs[i].src != CD_RUN_DATA && v->runs[i].src != CD_RUN_ZERO)
+			return false;
+		data |= v->runs[i].src == CD_RUN_DATA;
+	}
+	return data;
+}
+
+int cd_lazy_new(struct cd_lazy **ret, cd_err *err)
+{
+	struct cd_lazy *lz = calloc(1, sizeof(*lz));
+
+	if (!lz)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_init(&lz->mu, NULL);
+	*ret = lz;
+	return 0;
+}
+
+static void mm_close(struct lz_mm *m)
+{
+	if (m->uffd >= 0)
+		close(m->uffd);
+	m->uffd = -1;
+	free(m->r);
+	m->r = NULL;
+	m->n = m->cap = 0;
+}
+
+void cd_lazy_free(struct cd_lazy *lz)
+{
+	if (!lz)
+		return;
+	cd_lazy_handover(lz);
+	for (size_t i = 0; i < lz->nmm; i++)
+		mm_close(&lz->mm[i]);
+	for (size_t i = 0; i < lz->nfiles; i++) {
+		if (lz->files[i].fd >= 0)
+			close(lz->files[i].fd);
+		if (lz->files[i].pidfd >= 0)
+			close(lz->files[i].pidfd);
+	}
+	free(lz->mm);
+	free(lz->files);
+	free(lz->buf);
+	free(lz);
+}
+
+uint64_t cd_lazy_bytes(const struct cd_lazy *lz)
+{
+	return lz ? lz->bytes : 0;
+}
+
+/* ---- ranges ---- */
+
+static int range_add(struct lz_mm *m, const struct lz_range *x)
+{
+	size_t i = m->n;
+
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 16;
+		struct lz_range *r = realloc(m->r, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		m->r = r;
+		m->cap = cap;
+	}
+	/* sorted by address */
+	while (i > 0 && m->r[i - 1].addr > x->addr) {
+		m->r[i] = m->r[i - 1];
+		i--;
+	}
+	m->r[i] = *x;
+	m->n++;
+	return 0;
+}
+
+/* Removes [a, b) from m's ranges; with moved, what was cut is added to it
+ * (for a remap). */
+static int range_cut(struct lz_mm *m, uint64_t a, uint64_t b, struct lz_mm *moved)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct lz_range x = m->r[i];
+		uint64_t lo = x.addr > a ? x.addr : a, hi = x.addr + x.len < b ? x.addr + x.len : b;
+		if (lo >= hi)
+			continue;
+		if (moved &&
+		    range_add(moved, &(struct lz_range){lo, hi - lo, x.off + (lo - x.addr)}) < 0)
+			return -ENOMEM;
+		/* what is left: the part before and the part after */
+		memmove(&m->r[i], &m->r[i + 1], (m->n - i - 1) * sizeof(*m->r));
+		m->n--;
+		if (hi < x.addr + x.len &&
+		    range_add(
+		        m, &(struct lz_range){hi, x.addr + x.len - hi, x.off + (hi - x.addr)}) < 0)
+			return -ENOMEM;
+		if (lo > x.addr && range_add(m, &(struct lz_range){x.addr, lo - x.addr, x.off}) < 0)
+			return -ENOMEM;
+		i = (size_t)-1; /* the list changed: again from the start */
+	}
+	return 0;
+}
+
+static const struct lz_range *range_at(const struct lz_mm *m, uint64_t addr)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->r[i].addr <= addr && addr < m->r[i].addr + m->r[i].len)
+			return &m->r[i];
+	return NULL;
+}
+
+/* ---- at restore, in the controller ---- */
+
+/* A userfaultfd made inside the task (it belongs to the task's mm), taken
+ * out with pidfd_getfd and closed in the task again. Not
+ * UFFD_USER_MODE_ONLY: a system call that reads a page not yet filled must
+ * wait for it as a user access does, not fail with EFAULT. */
+int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err)
+{
+	long fd, ignored;
+	int r = cd_call_ok(inj, "userfaultfd", SYS_userfaultfd, (uint64_t)flags, 0, 0, 0, 0, 0, &fd,
+	                   err);
+
+	if (r < 0)
+		return r;
+	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int ours = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
+	int e = errno;
+	/* the program must not see it, whatever happened here */
+	r = cd_call(inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
+	if (ours < 0)
+		return cd_err_sys(err, e, "take the userfaultfd out of the task");
+	if (r < 0) {
+		close(ours);
+		return r;
+	}
+	*ret = ours;
+	return 0;
+}
+
+static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
+                    cd_err *err)
+{
+	struct lz_file *f = realloc(lz->files, (lz->nfiles + 1) * sizeof(*f));
+	struct lz_mm *m;
+	int r;
+
+	if (!f)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	lz->files = f;
+	f = &lz->files[lz->nfiles];
+	*f = (struct lz_file){.fd = -1,
+	                      .pidfd = -1,
+	                      .pid = t->pid,
+	                      .size = t->pages_size,
+	                      .csum = t->pages_csum,
+	                      .name = t->pages_file};
+	lz->nfiles++;
+	/* the open file keeps the image's pages until the pass ends, even
+	 * once the caller removes an unpacked image */
+	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)
+		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	if ((f->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0)) < 0)
+		return cd_err_sys(err, errno, "pidfd_open %d", t->pid);
+	m = realloc(lz->mm, (lz->nmm + 1) * sizeof(*m));
+	if (!m)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	lz->mm = m;
+	m = &lz->mm[lz->nmm++];
+	*m = (struct lz_mm){.uffd = -1, .file = lz->nfiles - 1};
+	if ((r = cd_uffd_from_task(inj, t->pid, O_CLOEXEC | O_NONBLOCK, &m->uffd, err)) < 0)
+		return r;
+	struct uffdio_api api = {.api = UFFD_API, .features = LAZY_FEATURES};
+	if (ioctl(m->uffd, UFFDIO_API, &api) < 0)
+		return cd_err_sys(err, errno, "userfaultfd events for lazy restore");
+	return 0;
+}
+
+static int lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
+                         const struct cd_vma *v, uint64_t off, cd_err *err)
+{
+	int r;
+
+	if ((!lz->nfiles || lz->files[lz->nfiles - 1].pid != t->pid) &&
+	    (r = add_task(lz, inj, dirfd, t, err)) < 0)
+		return r;
+	struct lz_mm *m = &lz->mm[lz->nmm - 1];
+	struct uffdio_register reg = {.range = {v->start, v->end - v->start},
+	                              .mode = UFFDIO_REGISTER_MODE_MISSING};
+	if (ioctl(m->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return cd_err_sys(err, errno, "register %" PRIx64 "-%" PRIx64 " for lazy restore",
+		                  v->start, v->end);
+	for (size_t i = 0; i < v->nruns; i++) {
+		const struct cd_run *run = &v->runs[i];
+		if (run->src != CD_RUN_DATA)
+			continue; /* a missing page reads zero: served as one */
+		uint64_t len = run->npages * PAGE;
+		if (range_add(m, &(struct lz_range){v->start + run->page * PAGE, len, off}) < 0)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		off += len;
+		lz->bytes += len;
+	}
+	return 0;
+}
+
+static void *restore_server(void *arg);
+static void kill_tree(const struct cd_lazy *lz);
+
+int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
+                     const struct cd_vma *v, uint64_t off, cd_err *err)
+{
+	pthread_mutex_lock(&lz->mu);
+	int r = lazy_register(lz, inj, dirfd, t, v, off, err);
+	pthread_mutex_unlock(&lz->mu);
+	if (r >= 0 && !lz->running) {
+		if ((r = pthread_create(&lz->th, NULL, restore_server, lz)) != 0)
+			return cd_err_sys(err, r, "start the lazy restore's server thread");
+		lz->running = true;
+	}
+	return r;
+}
+
+/* ---- the server ---- */
+
+static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *err)
+{
+	while (len) {
+		ssize_t n = pread(fd, dst, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cd_err_sys(err, n < 0 ? errno : EIO, "read page file");
+		dst += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err);
+
+/* Copies src to addr in m: 1 done (or the page is there already, or the
+ * mm is gone), 0 to retry once the events are read (EAGAIN), or an error. */
+static int copy_once(struct lz_mm *m, uint64_t addr, const void *src, uint64_t len,
+                     uint64_t *ret_done, cd_err *err)
+{
+	struct uffdio_copy c = {.dst = addr, .src = (uint64_t)(uintptr_t)src, .len = len};
+
+	*ret_done = 0;
+	if (ioctl(m->uffd, UFFDIO_COPY, &c) == 0) {
+		*ret_done = len;
+		return 1;
+	}
+	if (errno == EAGAIN && c.copy > 0) {
+		*ret_done = (uint64_t)c.copy;
+		return 1;
+	}
+	if (errno == EAGAIN)
+		return 0;
+	if (errno == EEXIST) {
+		/* faulted meanwhile: the page is the program's now */
+		*ret_done = PAGE;
+		return 1;
+	}
+	if (errno == ESRCH || errno == ENOENT) {
+		/* the task exited (or exec'd), or no mapping is there any more */
+		*ret_done = len;
+		return 1;
+	}
+	return cd_err_sys(err, errno, "UFFDIO_COPY at %" PRIx64, addr);
+}
+
+/* Fills mm mi's pending pages of file offsets [off, off+len), whose bytes
+ * are at buf. By index: a fork answered meanwhile moves lz->mm. */
+static int copy_span(struct cd_lazy *lz, size_t mi, uint64_t off, uint64_t len, const uint8_t *buf,
+                     cd_err *err)
+{
+	for (;;) {
+		struct lz_mm *m = &lz->mm[mi];
+		const struct lz_range *x = NULL;
+		for (size_t i = 0; i < m->n && !x; i++)
+			if (m->r[i].off < off + len && off < m->r[i].off + m->r[i].len)
+				x = &m->r[i];
+		if (!x || m->uffd < 0)
+			return 0;
+		uint64_t lo = x->off > off ? x->off : off;
+		uint64_t hi = x->off + x->len < off + len ? x->off + x->len : off + len;
+		if (hi - lo > LAZY_COPY)
+			hi = lo + LAZY_COPY;
+		uint64_t addr = x->addr + (lo - x->off), done;
+		int r = copy_once(m, addr, buf + (lo - off), hi - lo, &done, err);
+		if (r < 0)
+			return r;
+		if (done && range_cut(m, addr, addr + done, NULL) < 0)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		/* faults first: the program waits on them; and a copy that
+		 * raced a change of the mappings waits for its event */
+		if ((r = serve(lz, 0, err)) < 0)
+			return r;
+	}
+}
+
+static int zero_page(struct lz_mm *m, uint64_t addr, cd_err *err)
+{
+	struct uffdio_zeropage z = {.range = {addr, PAGE}};
+
+	if (ioctl(m->uffd, UFFDIO_ZEROPAGE, &z) == 0 || errno == ESRCH || errno == ENOENT)
+		return 1;
+	if (errno == EAGAIN)
+		return 0;
+	if (errno == EEXIST) {
+		struct uffdio_range w = {addr, PAGE};
+		ioctl(m->uffd, UFFDIO_WAKE, &w);
+		return 1;
+	}
+	return cd_err_sys(err, errno, "UFFDIO_ZEROPAGE at %" PRIx64, addr);
+}
+
+/* 1 when the fault at addr is answered, 0 to retry after the events. */
+static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_err *err)
+{
+	const struct lz_range *x = range_at(m, addr);
+	uint8_t page[LAZY_FAULT];
+
+	addr &= ~(uint64_t)(PAGE - 1);
+	if (!x)
+		return zero_page(m, addr, err);
+	uint64_t len = x->addr + x->len - addr < LAZY_FAULT ? x->addr + x->len - addr : LAZY_FAULT;
+	uint64_t off = x->off + (addr - x->addr), done;
+	int r = read_at(lz->files[m->file].fd, page, len, off, err);
+	if (r < 0)
+		return r;
+	if ((r = copy_once(m, addr, page, len, &done, err)) <= 0)
+		return r;
+	if (done == PAGE && len > PAGE) {
+		/* EEXIST on the first page: another thread's fault won */
+		struct uffdio_range w = {addr, PAGE};
+		ioctl(m->uffd, UFFDIO_WAKE, &w);
+	}
+	if (range_cut(m, addr, addr + done, NULL) < 0)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	return 1;
+}
+
+static int on_fork(struct cd_lazy *lz, size_t mi, int uffd, cd_err *err)
+{
+	struct lz_mm *m = realloc(lz->mm, (lz->nmm + 1) * sizeof(*m));
+
+	if (!m) {
+		close(uffd);
+		return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	lz->mm = m;
+	struct lz_mm *c = &lz->mm[lz->nmm++], *p = &lz->mm[mi];
+	*c = (struct lz_mm){.uffd = uffd, .file = p->file};
+	/* what the parent had filled, the child got with its memory */
+	if (p->n && !(c->r = malloc(p->n * sizeof(*c->r)))) {
+		return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	if (p->n)
+		memcpy(c->r, p->r, p->n * sizeof(*c->r));
+	c->n = c->cap = p->n;
+	return 0;
+}
+
+static int on_event(struct cd_lazy *lz, size_t mi, const struct uffd_msg *msg, cd_err *err)
+{
+	struct lz_mm *m = &lz->mm[mi];
+
+	switch (msg->event) {
+	case UFFD_EVENT_FORK:
+		return on_fork(lz, mi, (int)msg->arg.fork.ufd, err);
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		/* what the program dropped reads zero: never filled */
+		if (range_cut(m, msg->arg.remove.start, msg->arg.remove.end, NULL) < 0)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		return 0;
+	case UFFD_EVENT_REMAP: {
+		struct lz_mm moved = {.uffd = -1};
+		uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
+		int r = range_cut(m, from, from + msg->arg.remap.len, &moved);
+		/* the target's old ranges were unmapped by the move */
+		if (r == 0)
+			r = range_cut(m, to, to + msg->arg.remap.len, NULL);
+		for (size_t i = 0; r == 0 && i < moved.n; i++) {
+			moved.r[i].addr = moved.r[i].addr - from + to;
+			r = range_add(m, &moved.r[i]);
+		}
+		free(moved.r);
+		return r < 0 ? cd_err_set(err, ENOMEM, "out of memory") : 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+struct lz_faults {
+	uint64_t *a;
+	size_t n, cap;
+};
+
+/* Reads what m has: events applied at once, faults queued. 1 when
+ * something was read. */
+static int read_msgs(struct cd_lazy *lz, size_t mi, struct lz_faults *q, cd_err *err)
+{
+	struct uffd_msg msg[16];
+	ssize_t n;
+
+	do
+		n = read(lz->mm[mi].uffd, msg, sizeof(msg));
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	for (size_t i = 0; i < (size_t)n / sizeof(*msg); i++) {
+		int r;
+		if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
+			if ((r = on_event(lz, mi, &msg[i], err)) < 0)
+				return r;
+			continue;
+		}
+		if (q->n == q->cap) {
+			size_t cap = q->cap ? 2 * q->cap : 64;
+			uint64_t *a = realloc(q->a, cap * sizeof(*a));
+			if (!a)
+				return cd_err_set(err, ENOMEM, "out of memory");
+			q->a = a;
+			q->cap = cap;
+		}
+		q->a[q->n++] = msg[i].arg.pagefault.address;
+	}
+	return 1;
+}
+
+/* Answers everything m has. A fault read is never dropped: its thread
+ * waits until it is answered, so one that races an event (EAGAIN) is
+ * retried once the event is read. */
+static int serve_mm(struct cd_lazy *lz, size_t mi, cd_err *err)
+{
+	struct lz_faults q = {0};
+	int r, got;
+
+	while ((got = read_msgs(lz, mi, &q, err)) > 0 || (got == 0 && q.n)) {
+		size_t left = 0;
+		for (size_t i = 0; i < q.n; i++) {
+			/* lz->mm may have moved (a fork) */
+			if ((r = answer_fault(lz, &lz->mm[mi], q.a[i], err)) < 0) {
+				free(q.a);
+				return r;
+			}
+			if (r == 0)
+				q.a[left++] = q.a[i];
+		}
+		q.n = left;
+		if (left && !got)
+			sched_yield(); /* the event is being queued */
+	}
+	free(q.a);
+	return got < 0 ? got : 0;
+}
+
+/* Answers what waits on any of the userfaultfds, waiting up to timeout_ms. */
+static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err)
+{
+	size_t n = lz->nmm;
+	_cleanup_free_ struct pollfd *p = calloc(n + 1, sizeof(*p));
+
+	if (!p)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct pollfd){.fd = lz->mm[i].uffd, .events = POLLIN};
+	if (poll(p, n, timeout_ms) <= 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].revents & (POLLERR | POLLHUP)) {
+			mm_close(&lz->mm[i]);
+			continue;
+		}
+		int r = (p[i].revents & POLLIN) ? serve_mm(lz, i, err) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Until the handover: what the restore's injected calls fault on. A fault
+ * that cannot be answered (a read error) would leave its call waiting for
+ * ever: the tree is killed instead, and the restore fails on its call. */
+static void *restore_server(void *arg)
+{
+	struct cd_lazy *lz = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&lz->mu);
+		size_t n = lz->nmm;
+		bool stop = lz->stop;
+		struct pollfd *p = calloc(n + 1, sizeof(*p));
+		for (size_t i = 0; p && i < n; i++)
+			p[i] = (struct pollfd){.fd = lz->mm[i].uffd, .events = POLLIN};
+		pthread_mutex_unlock(&lz->mu);
+		if (stop || !p) {
+			free(p);
+			return NULL;
+		}
+		int k = poll(p, n, 10);
+		pthread_mutex_lock(&lz->mu);
+		for (size_t i = 0; k > 0 && i < n; i++) {
+			cd_err err = {0};
+			if ((p[i].revents & POLLIN) && serve_mm(lz, i, &err) < 0)
+				kill_tree(lz);
+		}
+		pthread_mutex_unlock(&lz->mu);
+		free(p);
+	}
+}
+
+void cd_lazy_handover(struct cd_lazy *lz)
+{
+	if (!lz || !lz->running)
+		return;
+	pthread_mutex_lock(&lz->mu);
+	lz->stop = true;
+	pthread_mutex_unlock(&lz->mu);
+	pthread_join(lz->th, NULL);
+	lz->running = false;
+}
+
+/* The pass over one page file: read once, in order, checksummed, every
+ * pending page of its task and of the task's forks filled from it. */
+static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
+{
+	const struct lz_file *f = &lz->files[fi];
+	struct cd_csum_part sum = {0};
+	int r;
+
+	for (uint64_t off = 0; off < f->size;) {
+		uint64_t n = f->size - off < LAZY_CHUNK ? f->size - off : LAZY_CHUNK;
+		/* a fault waits for no read of ours */
+		if ((r = serve(lz, 0, err)) < 0 || (r = read_at(f->fd, lz->buf, n, off, err)) < 0)
+			return cd_err_wrap(err, "%s", f->name);
+		/* the disk reads the next steps while this one is copied */
+		posix_fadvise(f->fd, (off_t)(off + n), 2 * LAZY_CHUNK, POSIX_FADV_WILLNEED);
+		cd_csum_part_add(&sum, lz->buf, (size_t)n, off, f->size);
+		for (size_t i = 0; i < lz->nmm; i++)
+			if (lz->mm[i].file == fi &&
+			    (r = copy_span(lz, i, off, n, lz->buf, err)) < 0)
+				return r;
+		/* for the tests: a pass slow enough that the program changes its
+		 * memory while it runs, its faults still answered */
+		if (cd_fault("lazy-slow") && (r = serve(lz, 20, err)) < 0)
+			return r;
+		if (cd_fault("lazy-read") && off + n >= f->size / 2)
+			return cd_err_set(err, EIO, "%s: injected fault lazy-read", f->name);
+		off += n;
+	}
+	if (cd_csum_part_final(&sum, f->size) != f->csum)
+		return cd_err_set(err, EINVAL,
+		                  "%s: checksum mismatch (corrupt image), found by the background "
+		                  "pass of a lazy restore",
+		                  f->name);
+	return 0;
+}
+
+/* Kills pid and everything below it (what it forked during the pass). */
+static void kill_below(pid_t pid, int depth)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+
+	kill(pid, SIGKILL);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || depth > 64 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *s = buf, *e; *s; s = e) {
+		long c = strtol(s, &e, 10);
+		if (e == s)
+			break;
+		kill_below((pid_t)c, depth + 1);
+	}
+}
+
+static void kill_tree(const struct cd_lazy *lz)
+{
+	/* stop first, so that nothing forks while we walk */
+	for (size_t i = 0; i < lz->nfiles; i++)
+		if (lz->files[i].pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, lz->files[i].pidfd, SIGKILL, NULL, 0);
+	for (size_t i = 0; i < lz->nfiles; i++)
+		kill_below(lz->files[i].pid, 0);
+}
+
+int cd_lazy_serve(struct cd_lazy *lz, cd_err *err)
+{
+	int r = 0;
+
+	if (!lz->nmm)
+		return 0;
+	/* kept in the page cache only as long as the pass needs it */
+	if (!(lz->buf = malloc(LAZY_CHUNK)))
+		r = cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; r >= 0 && i < lz->nfiles; i++)
+		r = pass_file(lz, i, err);
+	if (r < 0) {
+		kill_tree(lz);
+		return cd_err_wrap(err, "lazy restore: the tree was killed");
+	}
+	/* every page is in: what is still missing reads zero without us */
+	for (size_t i = 0; i < lz->nmm; i++)
+		mm_close(&lz->mm[i]);
+	return 0;
+}
