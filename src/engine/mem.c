@@ -1397,9 +1397,10 @@ static uint8_t premap_how(const struct cd_image *img, const struct cd_premap *pl
 	const struct cd_task *t = &img->tasks[ti];
 	const struct cd_task *p = cd_image_task((struct cd_image *)img, t->ppid);
 	const struct cd_vma *pv;
+	const struct cd_premap_vma *row = plan->task[ti];
 	size_t pi, k;
 
-	if (!premappable(v) || plan->task[ti][v - t->vmas].lazy)
+	if (!row || !premappable(v) || row[v - t->vmas].lazy)
 		return CD_PREMAP_NONE;
 	if (!has_src(v, CD_RUN_PARENT))
 		return CD_PREMAP_FRESH;
@@ -1497,8 +1498,9 @@ int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_er
 		plan_lazy(img, plan);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
-		for (size_t j = 0; j < t->nvmas; j++)
-			plan->task[i][j].how = premap_how(img, plan, i, &t->vmas[j]);
+		struct cd_premap_vma *row = plan->task[i];
+		for (size_t j = 0; row && j < t->nvmas; j++)
+			row[j].how = premap_how(img, plan, i, &t->vmas[j]);
 	}
 	return assign_slots(img, plan, err);
 }
