@@ -917,7 +917,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 
 @test "wl-inet passes, and with each state the dump refuses" {
 	local mode
-	for mode in "" pending established udpqueue udperror packet nlqueue netns; do
+	for mode in "" pending established udpqueue udperror packet nlqueue netns held; do
 		run_plain wl-inet $mode
 		wl_cleanup
 	done

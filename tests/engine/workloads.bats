@@ -1267,6 +1267,10 @@ wl_anon_refused() {
 	wl_refused wl-inet netns "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of another network namespace \(net:\[[0-9]+\]\)" --leave-running
 }
 
+@test "wl-inet: a listener also held by a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-inet held "pid [0-9]+: fd 3 \(socket:\[[0-9]+\], tcp 127\.0\.0\.1:[0-9]+\): also held by pid [0-9]+ \(wl-inet\) outside the tree: a restore would make a second socket" --leave-running
+}
+
 @test "wl-inet: a packet socket is refused, naming its family; it runs on" {
 	wl_refused wl-inet packet "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of family 17, AF_PACKET \(packet socket\): not supported" --leave-running
 }
