@@ -64,7 +64,8 @@
  * listener's name and its connect are checked by the kernel against those, the job's owner. The
  * fds in flight in a queue are object ids of the image (the decoder checks each names an object
  * the controller opens), sent again with the controller's fd of it: files the tasks hold
- * anyway. An inet or netlink
+ * anyway. A client waiting in a listener's accept queue (its sk_peer a listener) is connected
+ * to that listener's name by its task, as itself, by injected connect. An inet or netlink
  * socket likewise: the controller sets only options any user may set (SO_REUSEADDR/PORT,
  * SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, timeouts, TCP_NODELAY, TCP_DEFER_ACCEPT, IPV6_V6ONLY,
  * buffers capped as above) and gives it its owner; the task binds (a port, multicast groups),

@@ -204,13 +204,16 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	char peer[3 * CD_UNIX_ADDR_MAX];
 	bool peer_named;
 
+	/* the clients of connections waiting to be accepted must be sockets
+	 * of the tree (resolve_pending, once every task is dumped) */
 	if (dg->state == TCP_LISTEN) {
-		if (dg->rqueue || dg->nicons)
-			return SK_REFUSE(
-			    s,
-			    "connections wait to be accepted (%u): a restore could not "
-			    "bring their clients back; accept them first",
-			    SK_ARGS(s), dg->rqueue > dg->nicons ? dg->rqueue : dg->nicons);
+		if (dg->nicons > CD_UNIX_ICONS_MAX || dg->rqueue > dg->nicons)
+			return SK_REFUSE(s,
+			                 "connections wait to be accepted (%u): more than %d are "
+			                 "not supported; accept them first",
+			                 SK_ARGS(s),
+			                 dg->rqueue > dg->nicons ? dg->rqueue : dg->nicons,
+			                 CD_UNIX_ICONS_MAX);
 		return 0;
 	}
 	if (dg->peer) {
@@ -232,6 +235,21 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 		if (dg->shutdown && dg->type == SOCK_DGRAM)
 			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
 			                 SK_ARGS(s), dg->shutdown);
+		return 0;
+	}
+	/* a client whose connection waits in a listener's accept queue: its
+	 * peer, the socket accept will return, has no inode yet (0); which
+	 * listener holds it, and whether it is one of the tree, is for
+	 * resolve_pending */
+	if (dg->type != SOCK_DGRAM && dg->state == TCP_ESTABLISHED && !dg->shutdown) {
+		if (dg->wqueue || dg->rqueue)
+			return SK_REFUSE(s,
+			                 "connected to a listener that has not accepted it yet, "
+			                 "with data it sent waiting in the connection (%u bytes of "
+			                 "buffer): a restore could not read it before the accept "
+			                 "(the socket accept returns has no fd yet to peek "
+			                 "through); let the server accept it first",
+			                 SK_ARGS(s), dg->wqueue ? dg->wqueue : dg->rqueue);
 		return 0;
 	}
 	/* a datagram socket another one connected to is marked established
@@ -660,6 +678,7 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 
 static bool is_conn(const struct cd_image *img, const struct cd_fd *d);
 static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d);
+static bool is_pending(const struct cd_image *img, const struct cd_fd *d);
 static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
 
 /* An end of a pair gets a placeholder here, replaced by its task (which
@@ -674,7 +693,7 @@ static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
-	bool pair = d->sk_peer && !is_dgconn(o->img, d);
+	bool pair = d->sk_peer && !is_dgconn(o->img, d) && !is_pending(o->img, d);
 	if (!pair && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
 	/* the socket is the task's, as fstat shows it, not root's */
@@ -879,6 +898,20 @@ static const struct cd_fd *end_of(const struct cd_image *img, int64_t ino)
 			first = d;
 	}
 	return first;
+}
+
+/* Whether d is a client whose connection waited in the accept queue of a
+ * listener of the image (its sk_peer, resolve_pending): made unconnected,
+ * then connected to the listener's name by its first holder once the
+ * listener listens (unix_restore_late), so the server's accept gets it. */
+static bool is_pending(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
+		return false;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_listen;
 }
 
 /* The task that makes the pair of d again: the first of the image holding
@@ -1257,7 +1290,7 @@ static bool is_conn(const struct cd_image *img, const struct cd_fd *d)
 {
 	const struct cd_fd *p;
 
-	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM || is_pending(img, d))
 		return false;
 	if (d->sk_addrlen)
 		return true;
@@ -1278,14 +1311,17 @@ static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d)
 }
 
 /* Connects it again to its peer's name, bound by now (check_dgconn_order),
- * as its first holder, once its own fds are there. */
+ * as its first holder, once its own fds are there; a client waiting to be
+ * accepted likewise connects to its listener, listening by now
+ * (resolve_pending), into its accept queue. */
 static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_fd *p;
 	socklen_t alen;
 	char shown[2 * CD_UNIX_ADDR_MAX];
+	bool pending = is_pending(ctx->img, d);
 
-	if (!is_dgconn(ctx->img, d) || !first_of_obj(ctx->img, d))
+	if ((!pending && !is_dgconn(ctx->img, d)) || !first_of_obj(ctx->img, d))
 		return 0;
 	p = end_of(ctx->img, d->sk_peer);
 	if (sizeof(struct sockaddr_un) > ctx->data_len)
@@ -1295,7 +1331,8 @@ static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, 
 	name_show((const char *)p->sk_addr, p->sk_addrlen, shown, sizeof(shown));
 	if (cd_call_ok(ctx->inj, "connect", SYS_connect, (uint64_t)d->fd, ctx->data, alen, 0, 0, 0,
 	               NULL, err) < 0)
-		return cd_err_wrap(err, "unix dgram socket connected to %s", shown);
+		return cd_err_wrap(err, "unix %s socket connected to %s", type_name(d->sk_type),
+		                   shown);
 	return 0;
 }
 
@@ -1551,7 +1588,8 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 {
 	int r = 0;
 
-	bool dgconn = is_dgconn(ctx->img, d);
+	/* connected late (unix_restore_late) */
+	bool dgconn = is_dgconn(ctx->img, d) || is_pending(ctx->img, d);
 
 	if (d->sk_peer && !dgconn && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
@@ -1606,7 +1644,8 @@ int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *r
 				                              .obj = d->obj,
 				                              .type = d->sk_type,
 				                              .pid = img->tasks[i].pid,
-				                              .named = d->sk_addrlen > 0};
+				                              .named = d->sk_addrlen > 0,
+				                              .listen = d->sk_listen};
 		}
 	qsort(v, n, sizeof(*v), by_ino);
 	*ret = v;
@@ -1672,6 +1711,19 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 			                  "pid %d: fd %d: a datagram socket connected to a bound "
 			                  "one with a queue or a shutdown",
 			                  t->pid, d->fd);
+		return 0;
+	}
+	/* a client waiting in a listener's accept queue: of its type, a
+	 * connection type, nothing queued (check_state) */
+	if (p && p->listen) {
+		if (d->sk_type == SOCK_DGRAM || p->type != d->sk_type || d->sk_listen ||
+		    d->sk_nqueue || d->sk_shutdown)
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_peer\": a client of the listener "
+			    "%" PRId64 " that is not of its type, or with a queue or a "
+			    "shutdown",
+			    t->pid, d->fd, d->sk_peer);
 		return 0;
 	}
 	/* a pair has no name, a connection a name on its accepted end only */
@@ -1842,6 +1894,8 @@ static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, p
 		                  "not be connected to it. Dump the tree that holds both ends",
 		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer, holder);
 	}
+	if (ref_of(c, d->sk_peer)->listen) /* resolve_pending checked it */
+		return 0;
 	if (d->sk_type == SOCK_DGRAM && ref_of(c, d->sk_peer)->named)
 		return check_dgconn_order(img, pid, d, name, peer, err);
 	/* a connection is made again by the controller (conn_open) */
@@ -1891,7 +1945,8 @@ static bool travels(const struct cd_image *img, const struct cd_fd *f)
 
 	if (!ops || !ops->open || ops->by_task || ops->external || f->obj < 3)
 		return false;
-	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f);
+	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f) ||
+	       is_pending(img, f);
 }
 
 /* The object of the image that is our copy `mine` of an fd in flight:
@@ -1994,9 +2049,134 @@ static bool has_rights(const struct cd_fd *d)
 	return false;
 }
 
+/* ---- connections waiting to be accepted, once every task is dumped ---- */
+
+/* Where the restore connects the client of inode ino: the index of its
+ * first holder in the image and of that fd in it (unix_restore_late goes
+ * task by task in image order, fd by fd); false when no task holds it. */
+static bool client_at(const struct cd_image *img, int64_t ino, size_t *ti, size_t *fj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].kind == CD_FD_UNIX &&
+			    img->tasks[i].fds[j].sk_ino == ino) {
+				*ti = i;
+				*fj = j;
+				return true;
+			}
+	return false;
+}
+
+#define L_FMT  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s)"
+#define L_ARGS pid, l->fd, l->sk_ino, type_name(l->sk_type), name
+
+/* The connections waiting in listener l's accept queue (sock_diag, in the
+ * order accept takes them, each by its client): each client must be a
+ * socket of the tree whose first holder comes at a restore with or after
+ * the listener's (which binds and listens it first), the clients in the
+ * order the restore connects them; each client's sk_peer becomes l. */
+static int resolve_listener(struct cd_image *img, pid_t pid, const struct cd_fd *l, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX], holder[64];
+	struct cd_unix_diag dg;
+	size_t lt = first_holder(img, l->sk_ino), pt = 0, pj = 0;
+	int r;
+
+	name_show((const char *)l->sk_addr, l->sk_addrlen, name, sizeof(name));
+	if ((r = cd_unix_diag((uint32_t)l->sk_ino, &dg, err)) < 0)
+		return cd_err_wrap(err, L_FMT, L_ARGS);
+	for (uint32_t k = 0; k < dg.nicons && k < CD_UNIX_ICONS_MAX; k++) {
+		size_t ti, fj;
+		if (!dg.icons[k])
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": a connection waits to be accepted whose client "
+			                  "has closed: a restore could not make it again; accept "
+			                  "it first",
+			                  L_ARGS);
+		if (!client_at(img, dg.icons[k], &ti, &fj)) {
+			holder_show(dg.icons[k], holder, sizeof(holder));
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": a connection waits to be accepted from "
+			                  "socket:[%u]%s outside the checkpoint: a restore could "
+			                  "not bring its client back. Dump the tree that holds "
+			                  "both ends, or accept it first",
+			                  L_ARGS, dg.icons[k], holder);
+		}
+		if (ti < lt || (k && (ti < pt || (ti == pt && fj <= pj))))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": connections wait to be accepted from clients "
+			                  "that a restore would connect %s (clients connect in "
+			                  "tree order, parents first): not supported",
+			                  L_ARGS,
+			                  ti < lt ? "before the listener listens (a listener of a "
+			                            "child)"
+			                          : "in another order than accept takes them");
+		pt = ti;
+		pj = fj;
+		for (size_t i = 0; i < img->ntasks; i++)
+			for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+				struct cd_fd *c = &img->tasks[i].fds[j];
+				if (c->kind == CD_FD_UNIX && c->sk_ino == dg.icons[k])
+					c->sk_peer = l->sk_ino;
+			}
+	}
+	return 0;
+}
+
+/* A client check_state let through as waiting to be accepted that no
+ * listener of the tree holds in its queue: a server outside the tree. */
+static int check_unresolved(const struct cd_task *t, const struct cd_fd *d, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX];
+	struct cd_unix_diag dg;
+
+	if (d->sk_peer || d->sk_listen || d->sk_type == SOCK_DGRAM)
+		return 0;
+	if (cd_unix_diag((uint32_t)d->sk_ino, &dg, err) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d", t->pid, d->fd);
+	if (dg.state != TCP_ESTABLISHED || dg.peer)
+		return 0;
+	name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): connected to a "
+	                  "listener that has not accepted it yet, which is not a socket of "
+	                  "the tree: a restored socket could not be connected to it. Dump the "
+	                  "tree that holds both ends",
+	                  t->pid, d->fd, d->sk_ino, type_name(d->sk_type), name);
+}
+
+static int resolve_pending(struct cd_image *img, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_listen && first_of_obj(img, d) &&
+			    (r = resolve_listener(img, img->tasks[i].pid, d, err)) < 0)
+				return r;
+		}
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && first_of_obj(img, d) &&
+			    (r = check_unresolved(&img->tasks[i], d, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
 int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
 {
 	int r;
+
+	/* first: which clients wait to be accepted (their sk_peer) tells
+	 * which sockets are connected at a restore */
+	if ((r = resolve_pending(img, err)) < 0)
+		return r;
 
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++) {

@@ -846,8 +846,12 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-madvise merge-any
 }
 
-@test "wl-unix-listen passes" {
-	run_plain wl-unix-listen
+@test "wl-unix-listen passes, in each mode" {
+	local mode
+	for mode in "" pending pendsent pendout connected dgconnect; do
+		run_plain wl-unix-listen $mode
+		wl_cleanup
+	done
 }
 
 @test "wl-unix-pair passes" {

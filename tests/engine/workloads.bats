@@ -1040,8 +1040,20 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-listen --leave-running
 }
 
-@test "wl-unix-listen: a connection waiting to be accepted is refused by name; it runs on" {
-	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
+@test "wl-unix-listen pending: two clients of the tree waiting to be accepted come back in the accept queue, in order → PASS" {
+	WL_ARGS=pending wl_roundtrip wl-unix-listen
+}
+
+@test "wl-unix-listen pending: --leave-running" {
+	WL_ARGS=pending wl_roundtrip wl-unix-listen --leave-running
+}
+
+@test "wl-unix-listen: a client waiting to be accepted with data sent is refused by name; it runs on" {
+	wl_refused wl-unix-listen pendsent "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to a listener that has not accepted it yet, with data it sent waiting in the connection \([0-9]+ bytes of buffer\)" --leave-running
+}
+
+@test "wl-unix-listen: a connection waiting to be accepted from a client outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-unix-listen pendout "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): a connection waits to be accepted from socket:\[[0-9]+\], held by pid [0-9]+ \(wl-unix-listen\), outside the checkpoint" --leave-running
 }
 
 @test "wl-unix-listen connected: an accepted connection held with its listener → PASS" {

@@ -1873,6 +1873,24 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
 	expect_refused(j, "connected back to it");
+	/* a client waiting in the accept queue of fd 7's listener */
+	j = with_event_fds();
+	{
+		struct cd_image pend;
+		cd_err perr = {0};
+		json_object_set_new(fd_n(j, 9), "sk_peer", json_integer(0));
+		json_object_set_new(fd_n(j, 9), "sk_shutdown", json_integer(0));
+		json_object_set_new(fd_n(j, 9), "sk_queue", json_array());
+		json_object_set_new(fd_n(j, 10), "sk_type", json_integer(5));
+		json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
+		json_object_set_new(fd_n(j, 10), "sk_shutdown", json_integer(0));
+		assert_int_equal(cd_image_from_json(j, &pend, &perr), 0);
+		assert_int_equal(pend.tasks[0].fds[10].sk_peer, 100);
+		cd_image_free(&pend);
+		/* with a shutdown: not what a client waiting to be accepted has */
+		json_object_set_new(fd_n(j, 10), "sk_shutdown", json_integer(1));
+		expect_refused(j, "a client of the listener");
+	}
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(999));
 	expect_refused(j, "connected back to it");
