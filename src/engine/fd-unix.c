@@ -280,11 +280,14 @@ union peek_ctl {
 };
 
 /* The fds a peek brought along (our copies) into fds (NULL: closed), their
- * number; -1 when credentials came too, or the control data was cut. */
-static int take_rights(struct msghdr *mh, int *fds)
+ * number, and its credentials into *cred (cred->pid 0: none); -1 when the
+ * control data was cut. */
+static int take_rights(struct msghdr *mh, int *fds, struct ucred *cred)
 {
 	int n = 0;
 	bool bad = mh->msg_flags & MSG_CTRUNC;
+
+	*cred = (struct ucred){0};
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
@@ -299,8 +302,9 @@ static int take_rights(struct msghdr *mh, int *fds)
 					close(got[i]);
 				n++;
 			}
-		} else if (c->cmsg_type == SCM_CREDENTIALS) {
-			bad = true;
+		} else if (c->cmsg_type == SCM_CREDENTIALS &&
+		           c->cmsg_len >= CMSG_LEN(sizeof(*cred))) {
+			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
 		}
 	}
 	return bad ? -1 : n;
@@ -308,18 +312,18 @@ static int take_rights(struct msghdr *mh, int *fds)
 
 /* What a peek brought along: fds in flight are counted (and closed: our
  * copies; cd_unix_resolve_rights names their files once the whole tree is
- * dumped), credentials refuse the queue, naming them. */
-static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, cd_err *err)
+ * dumped), credentials (the receiver has SO_PASSCRED) kept in *cred; their
+ * pid must be a task of the tree (check_creds, once every task is dumped). */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, struct ucred *cred,
+                       cd_err *err)
 {
-	int n = take_rights(mh, NULL);
+	int n = take_rights(mh, NULL, cred);
 
 	if (n < 0)
-		return SK_REFUSE(
-		    s,
-		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
-		    "receive queue (or more fds in flight on one than a peek takes): a "
-		    "restore could not give them back",
-		    SK_ARGS(s));
+		return SK_REFUSE(s,
+		                 "more control data on a message in its receive queue than a "
+		                 "peek takes: not supported",
+		                 SK_ARGS(s));
 	*nfds = (size_t)n;
 	return 0;
 }
@@ -399,18 +403,25 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 		struct sockaddr_un from;
 		struct msghdr mh;
 		size_t nfds = 0;
+		struct ucred cred;
 		ssize_t n = peek_at(fd, buf, CD_PIPE_DATA_MAX + 1 - *total, &mh, &from, &ctl, &iov);
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return 0;
 		if (n < 0)
 			return cd_err_sys(err, (int)-n, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, &nfds, err)) < 0 ||
+		if ((r = check_cmsgs(s, &mh, &nfds, &cred, err)) < 0 ||
 		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
 		if (nfds && !d->sk_peer)
 			return SK_REFUSE(s,
 			                 "file descriptors in flight (SCM_RIGHTS) in the queue of "
 			                 "an unconnected datagram socket: not supported",
+			                 SK_ARGS(s));
+		if (cred.pid && !d->sk_peer)
+			return SK_REFUSE(s,
+			                 "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the "
+			                 "datagrams in the queue of an unconnected socket: not "
+			                 "supported (a restore sends them again from the task)",
 			                 SK_ARGS(s));
 		if (nfds > CD_SK_FDS_MAX)
 			return SK_REFUSE(s, "a message with %zu fds in flight", SK_ARGS(s), nfds);
@@ -442,6 +453,13 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
 		if ((r = queue_add(d, buf, (size_t)n, nfds, err)) < 0)
 			return r;
+		if (cred.pid) {
+			struct cd_sk_msg *m = &d->sk_queue[d->sk_nqueue - 1];
+			m->creds = true;
+			m->cred_pid = cred.pid;
+			m->cred_uid = cred.uid;
+			m->cred_gid = cred.gid;
+		}
 		*total += (size_t)n;
 	}
 }
@@ -740,38 +758,69 @@ static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, 
 	return r;
 }
 
+/* The control data of message m: the open files it carried (the
+ * controller's fds of those objects, the very files the tasks hold:
+ * travels) and its credentials (a task of the tree, which exists by now:
+ * the kernel takes another pid or ids only from a sender with
+ * CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, which the controller has). */
+static int ctl_cmsgs(const struct cd_file_objs *objs, const struct cd_sk_msg *m, struct msghdr *mh,
+                     size_t i, cd_err *err)
+{
+	struct cmsghdr *c;
+
+	mh->msg_controllen = (m->nfds ? CMSG_SPACE(m->nfds * sizeof(int)) : 0) +
+	                     (m->creds ? CMSG_SPACE(sizeof(struct ucred)) : 0);
+	if (!mh->msg_controllen) {
+		mh->msg_control = NULL;
+		return 0;
+	}
+	c = CMSG_FIRSTHDR(mh);
+	if (m->nfds) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+		for (size_t k = 0; k < m->nfds; k++) {
+			int fd = cd_files_obj_fd(objs, m->fds[k]);
+			if (fd < 0)
+				return cd_err_set(err, EINVAL,
+				                  "message %zu: open file %d in flight: the "
+				                  "controller has no fd of it",
+				                  i, m->fds[k]);
+			memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
+		}
+		c = CMSG_NXTHDR(mh, c);
+	}
+	if (m->creds) {
+		struct ucred cr = {.pid = m->cred_pid, .uid = m->cred_uid, .gid = m->cred_gid};
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(sizeof(cr));
+		memcpy(CMSG_DATA(c), &cr, sizeof(cr));
+	}
+	return 0;
+}
+
 /* Sends q's messages through the controller's fd `from` (q's peer), in
- * order, never blocking, each with the open files it carried: the
- * controller's fds of those objects, the very files the tasks hold
- * (travels). */
+ * order, never blocking, each with the open files and the credentials it
+ * carried (ctl_cmsgs). */
 static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_fd *q, cd_err *err)
 {
+	int r;
+
 	for (size_t i = 0; i < q->sk_nqueue; i++) {
 		const struct cd_sk_msg *m = &q->sk_queue[i];
 		union {
-			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int))];
+			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int)) +
+			       CMSG_SPACE(sizeof(struct ucred))];
 			struct cmsghdr align;
 		} ctl = {0};
 		struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (m->nfds) {
-			mh.msg_control = ctl.b;
-			mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
-			for (size_t k = 0; k < m->nfds; k++) {
-				int fd = cd_files_obj_fd(objs, m->fds[k]);
-				if (fd < 0)
-					return cd_err_set(
-					    err, EINVAL,
-					    "message %zu: open file %d in flight: the "
-					    "controller has no fd of it",
-					    i, m->fds[k]);
-				memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
-			}
-		}
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctl.b,
+		                    .msg_controllen = sizeof(ctl.b)};
+		if ((r = ctl_cmsgs(objs, m, &mh, i, err)) < 0)
+			return r;
 		ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n != (ssize_t)m->len)
 			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
@@ -782,17 +831,18 @@ static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_f
 }
 
 static bool has_rights(const struct cd_fd *d);
+static bool has_creds(const struct cd_fd *d);
 
 /* Writes the messages of q's queue into it through its peer's fd from,
  * each one message, in order, never blocking; buf is a mapping of the task
- * large enough for the largest. A queue with fds in flight is written by
- * the controller, through its copy of from (ctl_fill). */
+ * large enough for the largest. A queue with fds in flight or credentials
+ * is written by the controller, through its copy of from (ctl_fill). */
 static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
                    cd_err *err)
 {
 	int r;
 
-	if (has_rights(q)) {
+	if (has_rights(q) || has_creds(q)) {
 		_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), from);
 		if (copy < 0)
 			return cd_err_sys(err, -copy, "pidfd_getfd of the pair's end");
@@ -1904,6 +1954,33 @@ static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, p
 	return check_maker(img, pid, d, peer, err);
 }
 
+/* Dump: the credentials a message carries are sent again by the
+ * controller with their pid, which must then exist: a task of the tree. */
+static int check_creds(const struct cd_image *img, pid_t pid, const struct cd_fd *d, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX], holder[64] = "";
+
+	for (size_t k = 0; k < d->sk_nqueue; k++) {
+		const struct cd_sk_msg *m = &d->sk_queue[k];
+		if (!m->creds || in_image(img, m->cred_pid))
+			continue;
+		name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
+		_cleanup_free_ char *comm = NULL;
+		size_t len;
+		if (cd_proc_read_file(m->cred_pid, "comm", &comm, &len, &(cd_err){0}) == 0 && len)
+			snprintf(holder, sizeof(holder), " (%.*s)",
+			         (int)(comm[len - 1] == '\n' ? len - 1 : len), comm);
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): message %zu "
+		                  "in its queue carries the credentials (SCM_CREDENTIALS) of pid "
+		                  "%d%s, which is not in the checkpoint: a restore could send it "
+		                  "again only with the pid of a task of the tree",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, k,
+		                  m->cred_pid, holder);
+	}
+	return 0;
+}
+
 int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
 {
 	_cleanup_free_ struct cd_unix_ref *refs = NULL;
@@ -1918,6 +1995,9 @@ int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
 			const struct cd_fd *d = &img->tasks[i].fds[j];
 			if (d->kind == CD_FD_UNIX && d->sk_peer &&
 			    (r = check_pair(img, &c, img->tasks[i].pid, d, err)) < 0)
+				return r;
+			if (d->kind == CD_FD_UNIX &&
+			    (r = check_creds(img, img->tasks[i].pid, d, err)) < 0)
 				return r;
 		}
 	return 0;
@@ -2003,7 +2083,8 @@ static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int 
 
 	if (got < 0)
 		return cd_err_sys(err, (int)-got, SK_FMT ": peek its queue", SK_ARGS(s));
-	n = take_rights(&mh, fds);
+	struct ucred cred;
+	n = take_rights(&mh, fds, &cred);
 	if ((size_t)got != m->len || n != (int)m->nfds)
 		r = cd_err_set(err, EIO, SK_FMT ": its queue changed while the tree was stopped",
 		               SK_ARGS(s));
@@ -2045,6 +2126,14 @@ static bool has_rights(const struct cd_fd *d)
 {
 	for (size_t k = 0; k < d->sk_nqueue; k++)
 		if (d->sk_queue[k].nfds)
+			return true;
+	return false;
+}
+
+static bool has_creds(const struct cd_fd *d)
+{
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].creds)
 			return true;
 	return false;
 }
@@ -2193,6 +2282,17 @@ int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
 static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                         cd_err *err)
 {
+	/* credentials: a connected socket's queue (the controller sends it
+	 * again, ctl_fill), the pid a task of the image */
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].creds && (!d->sk_peer || is_dgconn(c->img, d) ||
+		                             !in_image(c->img, d->sk_queue[k].cred_pid)))
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_queue\": %zu: creds: not in "
+			    "the queue of a connected socket, or of pid %d, not a task "
+			    "of the image",
+			    t->pid, d->fd, k, d->sk_queue[k].cred_pid);
 	if (!has_rights(d))
 		return 0;
 	if (!d->sk_peer || is_dgconn(c->img, d))

@@ -854,6 +854,12 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	done
 }
 
+@test "wl-unix-creds passes, and with outside" {
+	run_plain wl-unix-creds
+	wl_cleanup
+	run_plain wl-unix-creds outside
+}
+
 @test "wl-unix-pair passes" {
 	run_plain wl-unix-pair
 }

@@ -1143,6 +1143,18 @@ wl_sysv_twice() {
 	wl_refused wl-unix-dgram named "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram @wl-unix-dgq-[0-9]+\): a datagram from @wl-unix-dgs-[0-9]+ \(a bound socket\) waits unread in its receive queue" --leave-running
 }
 
+@test "wl-unix-creds: credentials in flight (SO_PASSCRED) from two tasks of the tree in a dgram and a stream pair → PASS" {
+	wl_roundtrip wl-unix-creds
+}
+
+@test "wl-unix-creds: --leave-running" {
+	wl_roundtrip wl-unix-creds --leave-running
+}
+
+@test "wl-unix-creds: credentials of a process outside the tree are refused, naming its pid; it runs on" {
+	wl_refused wl-unix-creds outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): message 0 in its queue carries the credentials \(SCM_CREDENTIALS\) of pid [0-9]+( \([^)]*\))?, which is not in the checkpoint" --leave-running
+}
+
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
 	wl_refused wl-unix-pair outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): its peer socket:\[[0-9]+\] \(@wl-unix-outside-[0-9]+\), held by pid [0-9]+ \(wl-unix-pair\), is outside the checkpoint" --leave-running
 }
