@@ -262,12 +262,16 @@ static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd,
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return cd_err_sys(err, errno, SK_FMT ": TCP_INFO", SK_ARGS(s));
 	if (ti.tcpi_state == TCP_LISTEN) {
+		/* even with their clients in the tree: the socket accept would
+		 * return exists only in the listener's queue (no fd to repair it
+		 * through), and a socket made in repair mode cannot be put there */
 		if (ti.tcpi_unacked)
-			return SK_REFUSE(
-			    s,
-			    "connections wait to be accepted (%u): a restore could not "
-			    "bring their clients back; accept them first",
-			    SK_ARGS(s), ti.tcpi_unacked);
+			return SK_REFUSE(s,
+			                 "connections wait to be accepted (%u): a restore could "
+			                 "not put them back in its accept queue (TCP repair "
+			                 "makes connected sockets, never a listener's); accept "
+			                 "them first",
+			                 SK_ARGS(s), ti.tcpi_unacked);
 		d->sk_listen = true;
 		d->sk_backlog = ti.tcpi_sacked;
 		return 0;
