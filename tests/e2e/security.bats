@@ -265,32 +265,6 @@ json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home
 	assert_equal "$(job_field mine status)" halted
 }
 
-@test "restore job refuses a user's queued message carrying root's credentials (the controller sends them)" {
-	dump_users_job
-	# a stream pair of the first task, fds 9 and 10, the job's owner's; on 9's
-	# queue a message with the task's pid and root's ids (SCM_CREDENTIALS)
-	as_user /usr/bin/python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1]))
-t = m["tasks"][0]
-obj = 2 + sum(len(x["fds"]) for x in m["tasks"])
-for fd, ino, peer, q in ((9, 4000000001, 4000000002,
-                          [{"data": "78", "creds": {"pid": t["pid"], "uid": 0, "gid": 0}}]),
-                         (10, 4000000002, 4000000001, [])):
-    obj += 1
-    t["fds"].append({"fd": fd, "kind": 15, "flags": 2, "pos": 0, "writer": 0, "own_type": 0,
-                     "own_pid": 0, "sig": 0, "obj": obj, "sk_type": 1, "sk_listen": 0,
-                     "sk_passcred": 1, "sk_backlog": 0, "sk_rcvbuf": 0, "sk_sndbuf": 0,
-                     "sk_mode": 0, "sk_uid": 0, "sk_gid": 0, "sk_addr": "", "sk_ino": ino,
-                     "sk_peer": peer, "sk_shutdown": 0, "sk_queue": q,
-                     "sk_iuid": t["uids"][0], "sk_igid": t["gids"][0]})
-json.dump(m, open(sys.argv[2], "w"))' "$SHARED/home/manifest.orig" "$SHARED/home/img/manifest.json"
-	run "$CEDANA" restore job mine
-	assert_failure 1
-	assert_output --partial "fd 9: a queued message with the credentials 0:0, not the job's owner or one of its groups"
-	assert_equal "$(job_field mine status)" halted
-}
-
 @test "restore job refuses a user's TCP or netlink socket that would be root's (the controller gives it its owner)" {
 	dump_users_job
 	add_fd '{"kind": 16, "sk_family": 2, "sk_type": 1, "sk_proto": 6, "sk_listen": 0,
