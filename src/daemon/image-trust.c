@@ -64,7 +64,8 @@
  * listener's name and its connect are checked by the kernel against those, the job's owner. The
  * fds in flight in a queue are object ids of the image (the decoder checks each names an object
  * the controller opens), sent again with the controller's fd of it: files the tasks hold
- * anyway. An inet or netlink
+ * anyway. A client waiting in a listener's accept queue (its sk_peer a listener) is connected
+ * to that listener's name by its task, as itself, by injected connect. An inet or netlink
  * socket likewise: the controller sets only options any user may set (SO_REUSEADDR/PORT,
  * SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, timeouts, TCP_NODELAY, TCP_DEFER_ACCEPT, IPV6_V6ONLY,
  * buffers capped as above) and gives it its owner; the task binds (a port, multicast groups),
@@ -91,8 +92,12 @@ _Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-
 /* A message queued in a unix socket: its bytes, and the open files it
  * carries in flight as object ids of the image (the decoder keeps them to
  * objects the controller opens for the tasks anyway), sent again by the
- * controller to the socket of the image it was queued in. */
-_Static_assert(sizeof(struct cd_sk_msg) == 32, "a new queued message field: review image-trust.c");
+ * controller to the socket of the image it was queued in. Its credentials
+ * (SCM_CREDENTIALS) are sent by the controller, which the kernel lets name
+ * any pid and ids: the pid is a task of the image (the decoder), the uid
+ * the job's owner and the gid one of its groups (check_sockets), what the
+ * user's own process could send. */
+_Static_assert(sizeof(struct cd_sk_msg) == 48, "a new queued message field: review image-trust.c");
 /* A memfd is made by the controller, with root's rights: its owner must be
  * the job's owner and one of its groups, and its mode must not be set-id
  * (an executable set-id memfd of root's would run as root): check_memfds.
@@ -478,6 +483,21 @@ static int check_memfds(const struct image_trust *tr, const struct cd_image *img
 	return 0;
 }
 
+/* The credentials on d's queued messages: the job's owner's ids. */
+static int check_msg_creds(const struct image_trust *tr, pid_t pid, const struct cd_fd *d,
+                           cd_err *err)
+{
+	for (size_t k = 0; d->kind == CD_FD_UNIX && k < d->sk_nqueue; k++) {
+		const struct cd_sk_msg *m = &d->sk_queue[k];
+		if (m->creds && (m->cred_uid != tr->owner || !group_allowed(tr, m->cred_gid)))
+			return cd_err_set(err, EPERM,
+			                  "task %d: fd %d: a queued message with the credentials "
+			                  "%u:%u, not the job's owner or one of its groups",
+			                  pid, d->fd, m->cred_uid, m->cred_gid);
+	}
+	return 0;
+}
+
 static int check_sockets(const struct image_trust *tr, const struct cd_image *img, cd_err *err)
 {
 	for (size_t i = 0; i < img->ntasks; i++)
@@ -485,6 +505,9 @@ static int check_sockets(const struct image_trust *tr, const struct cd_image *im
 			const struct cd_fd *d = &img->tasks[i].fds[j];
 			bool sk = d->kind == CD_FD_UNIX || d->kind == CD_FD_INET ||
 			          d->kind == CD_FD_NETLINK;
+			int r = check_msg_creds(tr, img->tasks[i].pid, d, err);
+			if (r < 0)
+				return r;
 			if (d->kind == CD_FD_INET && d->sk_tcp)
 				return cd_err_set(err, EPERM,
 				                  "task %d: fd %d: an established TCP connection: "

@@ -189,28 +189,59 @@ static const char *tcp_state_name(unsigned state)
 	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown";
 }
 
-/* A connection's socket also held by a process outside the tree would be
- * left to it in repair mode, then closed under it. */
-static int outside_holder(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
-                          cd_err *err)
+/* A socket also held by a process outside the tree: *ret that process's
+ * pid (0: none) and its command in comm. */
+static int outside_holder(const struct cd_fd_dump *x, const struct sk_desc *s, pid_t *ret,
+                          char comm[static 32], cd_err *err)
 {
-	_cleanup_free_ char *comm = NULL;
+	_cleanup_free_ char *c = NULL;
 	size_t len;
-	pid_t holder = 0;
 	int r;
 
-	if ((r = cd_outside_holder(cd_dump_tree_holders(x->ctx->tree), x->ctx->img, x->st, &holder,
+	*ret = 0;
+	if ((r = cd_outside_holder(cd_dump_tree_holders(x->ctx->tree), x->ctx->img, x->st, ret,
 	                           err)) < 0)
 		return cd_err_wrap(err, SK_FMT, SK_ARGS(s));
-	if (!holder)
-		return 0;
-	if (cd_proc_read_file(holder, "comm", &comm, &len, &(cd_err){0}) == 0 && len > 0 &&
-	    comm[len - 1] == '\n')
-		comm[len - 1] = '\0';
+	snprintf(comm, 32, "?");
+	if (*ret && cd_proc_read_file(*ret, "comm", &c, &len, &(cd_err){0}) == 0 && len > 0)
+		snprintf(comm, 32, "%.*s", (int)(c[len - 1] == '\n' ? len - 1 : len), c);
+	return 0;
+}
+
+/* A connection's socket also held by a process outside the tree would be
+ * left to it in repair mode, then closed under it. */
+static int conn_held_outside(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
+                             cd_err *err)
+{
+	char comm[32];
+	pid_t holder;
+	int r;
+
+	if ((r = outside_holder(x, s, &holder, comm, err)) < 0 || !holder)
+		return r;
 	return SK_REFUSE(s,
 	                 "a TCP connection to %s, also held by pid %d (%s) outside the tree: a "
 	                 "restore could not give it back to both",
-	                 SK_ARGS(s), peer, holder, comm ? comm : "?");
+	                 SK_ARGS(s), peer, holder, comm);
+}
+
+/* Any other TCP or UDP socket also held by a process outside the tree: the
+ * restore would make a second socket for the tree while that process keeps
+ * the first (bound to the same address: the restore's bind would fail on
+ * it, or share a port that was one socket's), and the two would no longer
+ * be one. */
+static int sk_held_outside(const struct cd_fd_dump *x, const struct sk_desc *s, cd_err *err)
+{
+	char comm[32];
+	pid_t holder;
+	int r;
+
+	if ((r = outside_holder(x, s, &holder, comm, err)) < 0 || !holder)
+		return r;
+	return SK_REFUSE(s,
+	                 "also held by pid %d (%s) outside the tree: a restore would make a "
+	                 "second socket beside the one it keeps; dump the tree that holds both",
+	                 SK_ARGS(s), holder, comm);
 }
 
 /* TCP: listening (backlog and accept queue from TCP_INFO, which gives them
@@ -231,12 +262,16 @@ static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd,
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return cd_err_sys(err, errno, SK_FMT ": TCP_INFO", SK_ARGS(s));
 	if (ti.tcpi_state == TCP_LISTEN) {
+		/* even with their clients in the tree: the socket accept would
+		 * return exists only in the listener's queue (no fd to repair it
+		 * through), and a socket made in repair mode cannot be put there */
 		if (ti.tcpi_unacked)
-			return SK_REFUSE(
-			    s,
-			    "connections wait to be accepted (%u): a restore could not "
-			    "bring their clients back; accept them first",
-			    SK_ARGS(s), ti.tcpi_unacked);
+			return SK_REFUSE(s,
+			                 "connections wait to be accepted (%u): a restore could "
+			                 "not put them back in its accept queue (TCP repair "
+			                 "makes connected sockets, never a listener's); accept "
+			                 "them first",
+			                 SK_ARGS(s), ti.tcpi_unacked);
 		d->sk_listen = true;
 		d->sk_backlog = ti.tcpi_sacked;
 		return 0;
@@ -253,7 +288,7 @@ static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd,
 		                 SK_ARGS(s), peer, tcp_state_name(ti.tcpi_state));
 	if (!x->new_obj)
 		return 0; /* the open file's first fd has it */
-	if ((r = outside_holder(x, s, peer, err)) < 0)
+	if ((r = conn_held_outside(x, s, peer, err)) < 0)
 		return r;
 	d->sk_paddr = TAKE_PTR(pa);
 	d->sk_paddrlen = palen;
@@ -536,6 +571,9 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	if (r & POLLERR)
 		return SK_REFUSE(&s, "an error waits to be read (SO_ERROR): not supported",
 		                 SK_ARGS(&s));
+	/* an established connection's first fd is checked in dump_tcp, naming its peer */
+	if (x->new_obj && !tcp_established(fd, d) && (r = sk_held_outside(x, &s, err)) < 0)
+		return r;
 	/* options first: repair mode (dump_tcp) shows SO_REUSEADDR as its own */
 	if ((r = dump_options(&s, fd, d, err)) < 0)
 		return r;

@@ -204,13 +204,16 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 	char peer[3 * CD_UNIX_ADDR_MAX];
 	bool peer_named;
 
+	/* the clients of connections waiting to be accepted must be sockets
+	 * of the tree (resolve_pending, once every task is dumped) */
 	if (dg->state == TCP_LISTEN) {
-		if (dg->rqueue || dg->nicons)
-			return SK_REFUSE(
-			    s,
-			    "connections wait to be accepted (%u): a restore could not "
-			    "bring their clients back; accept them first",
-			    SK_ARGS(s), dg->rqueue > dg->nicons ? dg->rqueue : dg->nicons);
+		if (dg->nicons > CD_UNIX_ICONS_MAX || dg->rqueue > dg->nicons)
+			return SK_REFUSE(s,
+			                 "connections wait to be accepted (%u): more than %d are "
+			                 "not supported; accept them first",
+			                 SK_ARGS(s),
+			                 dg->rqueue > dg->nicons ? dg->rqueue : dg->nicons,
+			                 CD_UNIX_ICONS_MAX);
 		return 0;
 	}
 	if (dg->peer) {
@@ -232,6 +235,21 @@ static int check_state(const struct sk_desc *s, const struct cd_unix_diag *dg, c
 		if (dg->shutdown && dg->type == SOCK_DGRAM)
 			return SK_REFUSE(s, "a shut-down datagram socket (%u): not supported",
 			                 SK_ARGS(s), dg->shutdown);
+		return 0;
+	}
+	/* a client whose connection waits in a listener's accept queue: its
+	 * peer, the socket accept will return, has no inode yet (0); which
+	 * listener holds it, and whether it is one of the tree, is for
+	 * resolve_pending */
+	if (dg->type != SOCK_DGRAM && dg->state == TCP_ESTABLISHED && !dg->shutdown) {
+		if (dg->wqueue || dg->rqueue)
+			return SK_REFUSE(s,
+			                 "connected to a listener that has not accepted it yet, "
+			                 "with data it sent waiting in the connection (%u bytes of "
+			                 "buffer): a restore could not read it before the accept "
+			                 "(the socket accept returns has no fd yet to peek "
+			                 "through); let the server accept it first",
+			                 SK_ARGS(s), dg->wqueue ? dg->wqueue : dg->rqueue);
 		return 0;
 	}
 	/* a datagram socket another one connected to is marked established
@@ -262,11 +280,14 @@ union peek_ctl {
 };
 
 /* The fds a peek brought along (our copies) into fds (NULL: closed), their
- * number; -1 when credentials came too, or the control data was cut. */
-static int take_rights(struct msghdr *mh, int *fds)
+ * number, and its credentials into *cred (cred->pid 0: none); -1 when the
+ * control data was cut. */
+static int take_rights(struct msghdr *mh, int *fds, struct ucred *cred)
 {
 	int n = 0;
 	bool bad = mh->msg_flags & MSG_CTRUNC;
+
+	*cred = (struct ucred){0};
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
@@ -281,8 +302,9 @@ static int take_rights(struct msghdr *mh, int *fds)
 					close(got[i]);
 				n++;
 			}
-		} else if (c->cmsg_type == SCM_CREDENTIALS) {
-			bad = true;
+		} else if (c->cmsg_type == SCM_CREDENTIALS &&
+		           c->cmsg_len >= CMSG_LEN(sizeof(*cred))) {
+			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
 		}
 	}
 	return bad ? -1 : n;
@@ -290,18 +312,18 @@ static int take_rights(struct msghdr *mh, int *fds)
 
 /* What a peek brought along: fds in flight are counted (and closed: our
  * copies; cd_unix_resolve_rights names their files once the whole tree is
- * dumped), credentials refuse the queue, naming them. */
-static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, cd_err *err)
+ * dumped), credentials (the receiver has SO_PASSCRED) kept in *cred; their
+ * pid must be a task of the tree (check_creds, once every task is dumped). */
+static int check_cmsgs(const struct sk_desc *s, struct msghdr *mh, size_t *nfds, struct ucred *cred,
+                       cd_err *err)
 {
-	int n = take_rights(mh, NULL);
+	int n = take_rights(mh, NULL, cred);
 
 	if (n < 0)
-		return SK_REFUSE(
-		    s,
-		    "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the messages in its "
-		    "receive queue (or more fds in flight on one than a peek takes): a "
-		    "restore could not give them back",
-		    SK_ARGS(s));
+		return SK_REFUSE(s,
+		                 "more control data on a message in its receive queue than a "
+		                 "peek takes: not supported",
+		                 SK_ARGS(s));
 	*nfds = (size_t)n;
 	return 0;
 }
@@ -381,18 +403,25 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 		struct sockaddr_un from;
 		struct msghdr mh;
 		size_t nfds = 0;
+		struct ucred cred;
 		ssize_t n = peek_at(fd, buf, CD_PIPE_DATA_MAX + 1 - *total, &mh, &from, &ctl, &iov);
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return 0;
 		if (n < 0)
 			return cd_err_sys(err, (int)-n, SK_FMT ": peek its queue", SK_ARGS(s));
-		if ((r = check_cmsgs(s, &mh, &nfds, err)) < 0 ||
+		if ((r = check_cmsgs(s, &mh, &nfds, &cred, err)) < 0 ||
 		    (!d->sk_peer && (r = check_sender(s, &from, mh.msg_namelen, err)) < 0))
 			return r;
 		if (nfds && !d->sk_peer)
 			return SK_REFUSE(s,
 			                 "file descriptors in flight (SCM_RIGHTS) in the queue of "
 			                 "an unconnected datagram socket: not supported",
+			                 SK_ARGS(s));
+		if (cred.pid && !d->sk_peer)
+			return SK_REFUSE(s,
+			                 "credentials (SCM_CREDENTIALS, SO_PASSCRED) on the "
+			                 "datagrams in the queue of an unconnected socket: not "
+			                 "supported (a restore sends them again from the task)",
 			                 SK_ARGS(s));
 		if (nfds > CD_SK_FDS_MAX)
 			return SK_REFUSE(s, "a message with %zu fds in flight", SK_ARGS(s), nfds);
@@ -424,6 +453,13 @@ static int peek_queue(const struct sk_desc *s, int fd, struct cd_fd *d, uint8_t 
 			                 SK_ARGS(s), CD_SK_QUEUE_MAX);
 		if ((r = queue_add(d, buf, (size_t)n, nfds, err)) < 0)
 			return r;
+		if (cred.pid) {
+			struct cd_sk_msg *m = &d->sk_queue[d->sk_nqueue - 1];
+			m->creds = true;
+			m->cred_pid = cred.pid;
+			m->cred_uid = cred.uid;
+			m->cred_gid = cred.gid;
+		}
 		*total += (size_t)n;
 	}
 }
@@ -660,6 +696,7 @@ static int set_up(int fd, const struct cd_fd *d, cd_err *err)
 
 static bool is_conn(const struct cd_image *img, const struct cd_fd *d);
 static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d);
+static bool is_pending(const struct cd_image *img, const struct cd_fd *d);
 static int conn_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err);
 
 /* An end of a pair gets a placeholder here, replaced by its task (which
@@ -674,7 +711,7 @@ static int unix_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	_cleanup_close_ int fd = socket(AF_UNIX, d->sk_type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX, %s)", type_name(d->sk_type));
-	bool pair = d->sk_peer && !is_dgconn(o->img, d);
+	bool pair = d->sk_peer && !is_dgconn(o->img, d) && !is_pending(o->img, d);
 	if (!pair && ((r = set_up(fd, d, err)) < 0 || (r = cd_fd_set_flags(fd, d, err)) < 0))
 		return r;
 	/* the socket is the task's, as fstat shows it, not root's */
@@ -721,38 +758,69 @@ static int set_up_in(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *d, 
 	return r;
 }
 
+/* The control data of message m: the open files it carried (the
+ * controller's fds of those objects, the very files the tasks hold:
+ * travels) and its credentials (a task of the tree, which exists by now:
+ * the kernel takes another pid or ids only from a sender with
+ * CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, which the controller has). */
+static int ctl_cmsgs(const struct cd_file_objs *objs, const struct cd_sk_msg *m, struct msghdr *mh,
+                     size_t i, cd_err *err)
+{
+	struct cmsghdr *c;
+
+	mh->msg_controllen = (m->nfds ? CMSG_SPACE(m->nfds * sizeof(int)) : 0) +
+	                     (m->creds ? CMSG_SPACE(sizeof(struct ucred)) : 0);
+	if (!mh->msg_controllen) {
+		mh->msg_control = NULL;
+		return 0;
+	}
+	c = CMSG_FIRSTHDR(mh);
+	if (m->nfds) {
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+		for (size_t k = 0; k < m->nfds; k++) {
+			int fd = cd_files_obj_fd(objs, m->fds[k]);
+			if (fd < 0)
+				return cd_err_set(err, EINVAL,
+				                  "message %zu: open file %d in flight: the "
+				                  "controller has no fd of it",
+				                  i, m->fds[k]);
+			memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
+		}
+		c = CMSG_NXTHDR(mh, c);
+	}
+	if (m->creds) {
+		struct ucred cr = {.pid = m->cred_pid, .uid = m->cred_uid, .gid = m->cred_gid};
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(sizeof(cr));
+		memcpy(CMSG_DATA(c), &cr, sizeof(cr));
+	}
+	return 0;
+}
+
 /* Sends q's messages through the controller's fd `from` (q's peer), in
- * order, never blocking, each with the open files it carried: the
- * controller's fds of those objects, the very files the tasks hold
- * (travels). */
+ * order, never blocking, each with the open files and the credentials it
+ * carried (ctl_cmsgs). */
 static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_fd *q, cd_err *err)
 {
+	int r;
+
 	for (size_t i = 0; i < q->sk_nqueue; i++) {
 		const struct cd_sk_msg *m = &q->sk_queue[i];
 		union {
-			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int))];
+			char b[CMSG_SPACE(CD_SK_FDS_MAX * sizeof(int)) +
+			       CMSG_SPACE(sizeof(struct ucred))];
 			struct cmsghdr align;
 		} ctl = {0};
 		struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (m->nfds) {
-			mh.msg_control = ctl.b;
-			mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
-			for (size_t k = 0; k < m->nfds; k++) {
-				int fd = cd_files_obj_fd(objs, m->fds[k]);
-				if (fd < 0)
-					return cd_err_set(
-					    err, EINVAL,
-					    "message %zu: open file %d in flight: the "
-					    "controller has no fd of it",
-					    i, m->fds[k]);
-				memcpy(CMSG_DATA(c) + k * sizeof(int), &fd, sizeof(int));
-			}
-		}
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctl.b,
+		                    .msg_controllen = sizeof(ctl.b)};
+		if ((r = ctl_cmsgs(objs, m, &mh, i, err)) < 0)
+			return r;
 		ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n != (ssize_t)m->len)
 			return n < 0 ? cd_err_sys(err, errno, "message %zu of %zu bytes", i, m->len)
@@ -763,17 +831,18 @@ static int ctl_fill(const struct cd_file_objs *objs, int from, const struct cd_f
 }
 
 static bool has_rights(const struct cd_fd *d);
+static bool has_creds(const struct cd_fd *d);
 
 /* Writes the messages of q's queue into it through its peer's fd from,
  * each one message, in order, never blocking; buf is a mapping of the task
- * large enough for the largest. A queue with fds in flight is written by
- * the controller, through its copy of from (ctl_fill). */
+ * large enough for the largest. A queue with fds in flight or credentials
+ * is written by the controller, through its copy of from (ctl_fill). */
 static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, uint64_t buf,
                    cd_err *err)
 {
 	int r;
 
-	if (has_rights(q)) {
+	if (has_rights(q) || has_creds(q)) {
 		_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), from);
 		if (copy < 0)
 			return cd_err_sys(err, -copy, "pidfd_getfd of the pair's end");
@@ -879,6 +948,20 @@ static const struct cd_fd *end_of(const struct cd_image *img, int64_t ino)
 			first = d;
 	}
 	return first;
+}
+
+/* Whether d is a client whose connection waited in the accept queue of a
+ * listener of the image (its sk_peer, resolve_pending): made unconnected,
+ * then connected to the listener's name by its first holder once the
+ * listener listens (unix_restore_late), so the server's accept gets it. */
+static bool is_pending(const struct cd_image *img, const struct cd_fd *d)
+{
+	const struct cd_fd *p;
+
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
+		return false;
+	p = end_of(img, d->sk_peer);
+	return p && p->sk_listen;
 }
 
 /* The task that makes the pair of d again: the first of the image holding
@@ -1257,7 +1340,7 @@ static bool is_conn(const struct cd_image *img, const struct cd_fd *d)
 {
 	const struct cd_fd *p;
 
-	if (!d->sk_peer || d->sk_type == SOCK_DGRAM)
+	if (!d->sk_peer || d->sk_type == SOCK_DGRAM || is_pending(img, d))
 		return false;
 	if (d->sk_addrlen)
 		return true;
@@ -1278,14 +1361,17 @@ static bool is_dgconn(const struct cd_image *img, const struct cd_fd *d)
 }
 
 /* Connects it again to its peer's name, bound by now (check_dgconn_order),
- * as its first holder, once its own fds are there. */
+ * as its first holder, once its own fds are there; a client waiting to be
+ * accepted likewise connects to its listener, listening by now
+ * (resolve_pending), into its accept queue. */
 static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_err *err)
 {
 	const struct cd_fd *p;
 	socklen_t alen;
 	char shown[2 * CD_UNIX_ADDR_MAX];
+	bool pending = is_pending(ctx->img, d);
 
-	if (!is_dgconn(ctx->img, d) || !first_of_obj(ctx->img, d))
+	if ((!pending && !is_dgconn(ctx->img, d)) || !first_of_obj(ctx->img, d))
 		return 0;
 	p = end_of(ctx->img, d->sk_peer);
 	if (sizeof(struct sockaddr_un) > ctx->data_len)
@@ -1295,7 +1381,8 @@ static int unix_restore_late(struct cd_restore_ctx *ctx, const struct cd_fd *d, 
 	name_show((const char *)p->sk_addr, p->sk_addrlen, shown, sizeof(shown));
 	if (cd_call_ok(ctx->inj, "connect", SYS_connect, (uint64_t)d->fd, ctx->data, alen, 0, 0, 0,
 	               NULL, err) < 0)
-		return cd_err_wrap(err, "unix dgram socket connected to %s", shown);
+		return cd_err_wrap(err, "unix %s socket connected to %s", type_name(d->sk_type),
+		                   shown);
 	return 0;
 }
 
@@ -1551,7 +1638,8 @@ static int unix_restore(struct cd_restore_ctx *ctx, const struct cd_fd *d, cd_er
 {
 	int r = 0;
 
-	bool dgconn = is_dgconn(ctx->img, d);
+	/* connected late (unix_restore_late) */
+	bool dgconn = is_dgconn(ctx->img, d) || is_pending(ctx->img, d);
 
 	if (d->sk_peer && !dgconn && !is_conn(ctx->img, d))
 		return pair_restore(ctx, d, err);
@@ -1606,7 +1694,8 @@ int cd_unix_refs(const struct cd_image *img, struct cd_unix_ref **ret, size_t *r
 				                              .obj = d->obj,
 				                              .type = d->sk_type,
 				                              .pid = img->tasks[i].pid,
-				                              .named = d->sk_addrlen > 0};
+				                              .named = d->sk_addrlen > 0,
+				                              .listen = d->sk_listen};
 		}
 	qsort(v, n, sizeof(*v), by_ino);
 	*ret = v;
@@ -1672,6 +1761,19 @@ static int check_peer(const struct cd_fd_check *c, const struct cd_task *t, cons
 			                  "pid %d: fd %d: a datagram socket connected to a bound "
 			                  "one with a queue or a shutdown",
 			                  t->pid, d->fd);
+		return 0;
+	}
+	/* a client waiting in a listener's accept queue: of its type, a
+	 * connection type, nothing queued (check_state) */
+	if (p && p->listen) {
+		if (d->sk_type == SOCK_DGRAM || p->type != d->sk_type || d->sk_listen ||
+		    d->sk_nqueue || d->sk_shutdown)
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_peer\": a client of the listener "
+			    "%" PRId64 " that is not of its type, or with a queue or a "
+			    "shutdown",
+			    t->pid, d->fd, d->sk_peer);
 		return 0;
 	}
 	/* a pair has no name, a connection a name on its accepted end only */
@@ -1842,12 +1944,41 @@ static int check_pair(const struct cd_image *img, const struct cd_fd_check *c, p
 		                  "not be connected to it. Dump the tree that holds both ends",
 		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, peer, holder);
 	}
+	if (ref_of(c, d->sk_peer)->listen) /* resolve_pending checked it */
+		return 0;
 	if (d->sk_type == SOCK_DGRAM && ref_of(c, d->sk_peer)->named)
 		return check_dgconn_order(img, pid, d, name, peer, err);
 	/* a connection is made again by the controller (conn_open) */
 	if (d->sk_addrlen || ref_of(c, d->sk_peer)->named)
 		return 0;
 	return check_maker(img, pid, d, peer, err);
+}
+
+/* Dump: the credentials a message carries are sent again by the
+ * controller with their pid, which must then exist: a task of the tree. */
+static int check_creds(const struct cd_image *img, pid_t pid, const struct cd_fd *d, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX], holder[64] = "";
+
+	for (size_t k = 0; k < d->sk_nqueue; k++) {
+		const struct cd_sk_msg *m = &d->sk_queue[k];
+		if (!m->creds || in_image(img, m->cred_pid))
+			continue;
+		name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
+		_cleanup_free_ char *comm = NULL;
+		size_t len;
+		if (cd_proc_read_file(m->cred_pid, "comm", &comm, &len, &(cd_err){0}) == 0 && len)
+			snprintf(holder, sizeof(holder), " (%.*s)",
+			         (int)(comm[len - 1] == '\n' ? len - 1 : len), comm);
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): message %zu "
+		                  "in its queue carries the credentials (SCM_CREDENTIALS) of pid "
+		                  "%d%s, which is not in the checkpoint: a restore could send it "
+		                  "again only with the pid of a task of the tree",
+		                  pid, d->fd, d->sk_ino, type_name(d->sk_type), name, k,
+		                  m->cred_pid, holder);
+	}
+	return 0;
 }
 
 int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
@@ -1864,6 +1995,9 @@ int cd_unix_check_peers(const struct cd_image *img, cd_err *err)
 			const struct cd_fd *d = &img->tasks[i].fds[j];
 			if (d->kind == CD_FD_UNIX && d->sk_peer &&
 			    (r = check_pair(img, &c, img->tasks[i].pid, d, err)) < 0)
+				return r;
+			if (d->kind == CD_FD_UNIX &&
+			    (r = check_creds(img, img->tasks[i].pid, d, err)) < 0)
 				return r;
 		}
 	return 0;
@@ -1891,7 +2025,8 @@ static bool travels(const struct cd_image *img, const struct cd_fd *f)
 
 	if (!ops || !ops->open || ops->by_task || ops->external || f->obj < 3)
 		return false;
-	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f);
+	return f->kind != CD_FD_UNIX || !f->sk_peer || is_conn(img, f) || is_dgconn(img, f) ||
+	       is_pending(img, f);
 }
 
 /* The object of the image that is our copy `mine` of an fd in flight:
@@ -1948,7 +2083,8 @@ static int resolve_msg(const struct cd_image *img, const struct sk_desc *s, int 
 
 	if (got < 0)
 		return cd_err_sys(err, (int)-got, SK_FMT ": peek its queue", SK_ARGS(s));
-	n = take_rights(&mh, fds);
+	struct ucred cred;
+	n = take_rights(&mh, fds, &cred);
 	if ((size_t)got != m->len || n != (int)m->nfds)
 		r = cd_err_set(err, EIO, SK_FMT ": its queue changed while the tree was stopped",
 		               SK_ARGS(s));
@@ -1994,9 +2130,142 @@ static bool has_rights(const struct cd_fd *d)
 	return false;
 }
 
+static bool has_creds(const struct cd_fd *d)
+{
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].creds)
+			return true;
+	return false;
+}
+
+/* ---- connections waiting to be accepted, once every task is dumped ---- */
+
+/* Where the restore connects the client of inode ino: the index of its
+ * first holder in the image and of that fd in it (unix_restore_late goes
+ * task by task in image order, fd by fd); false when no task holds it. */
+static bool client_at(const struct cd_image *img, int64_t ino, size_t *ti, size_t *fj)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++)
+			if (img->tasks[i].fds[j].kind == CD_FD_UNIX &&
+			    img->tasks[i].fds[j].sk_ino == ino) {
+				*ti = i;
+				*fj = j;
+				return true;
+			}
+	return false;
+}
+
+#define L_FMT  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s)"
+#define L_ARGS pid, l->fd, l->sk_ino, type_name(l->sk_type), name
+
+/* The connections waiting in listener l's accept queue (sock_diag, in the
+ * order accept takes them, each by its client): each client must be a
+ * socket of the tree whose first holder comes at a restore with or after
+ * the listener's (which binds and listens it first), the clients in the
+ * order the restore connects them; each client's sk_peer becomes l. */
+static int resolve_listener(struct cd_image *img, pid_t pid, const struct cd_fd *l, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX], holder[64];
+	struct cd_unix_diag dg;
+	size_t lt = first_holder(img, l->sk_ino), pt = 0, pj = 0;
+	int r;
+
+	name_show((const char *)l->sk_addr, l->sk_addrlen, name, sizeof(name));
+	if ((r = cd_unix_diag((uint32_t)l->sk_ino, &dg, err)) < 0)
+		return cd_err_wrap(err, L_FMT, L_ARGS);
+	for (uint32_t k = 0; k < dg.nicons && k < CD_UNIX_ICONS_MAX; k++) {
+		size_t ti, fj;
+		if (!dg.icons[k])
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": a connection waits to be accepted whose client "
+			                  "has closed: a restore could not make it again; accept "
+			                  "it first",
+			                  L_ARGS);
+		if (!client_at(img, dg.icons[k], &ti, &fj)) {
+			holder_show(dg.icons[k], holder, sizeof(holder));
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": a connection waits to be accepted from "
+			                  "socket:[%u]%s outside the checkpoint: a restore could "
+			                  "not bring its client back. Dump the tree that holds "
+			                  "both ends, or accept it first",
+			                  L_ARGS, dg.icons[k], holder);
+		}
+		if (ti < lt || (k && (ti < pt || (ti == pt && fj <= pj))))
+			return cd_err_set(err, EOPNOTSUPP,
+			                  L_FMT
+			                  ": connections wait to be accepted from clients "
+			                  "that a restore would connect %s (clients connect in "
+			                  "tree order, parents first): not supported",
+			                  L_ARGS,
+			                  ti < lt ? "before the listener listens (a listener of a "
+			                            "child)"
+			                          : "in another order than accept takes them");
+		pt = ti;
+		pj = fj;
+		for (size_t i = 0; i < img->ntasks; i++)
+			for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+				struct cd_fd *c = &img->tasks[i].fds[j];
+				if (c->kind == CD_FD_UNIX && c->sk_ino == dg.icons[k])
+					c->sk_peer = l->sk_ino;
+			}
+	}
+	return 0;
+}
+
+/* A client check_state let through as waiting to be accepted that no
+ * listener of the tree holds in its queue: a server outside the tree. */
+static int check_unresolved(const struct cd_task *t, const struct cd_fd *d, cd_err *err)
+{
+	char name[2 * CD_UNIX_ADDR_MAX];
+	struct cd_unix_diag dg;
+
+	if (d->sk_peer || d->sk_listen || d->sk_type == SOCK_DGRAM)
+		return 0;
+	if (cd_unix_diag((uint32_t)d->sk_ino, &dg, err) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d", t->pid, d->fd);
+	if (dg.state != TCP_ESTABLISHED || dg.peer)
+		return 0;
+	name_show((const char *)d->sk_addr, d->sk_addrlen, name, sizeof(name));
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "pid %d: fd %d (socket:[%" PRId64 "], unix %s %s): connected to a "
+	                  "listener that has not accepted it yet, which is not a socket of "
+	                  "the tree: a restored socket could not be connected to it. Dump the "
+	                  "tree that holds both ends",
+	                  t->pid, d->fd, d->sk_ino, type_name(d->sk_type), name);
+}
+
+static int resolve_pending(struct cd_image *img, cd_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && d->sk_listen && first_of_obj(img, d) &&
+			    (r = resolve_listener(img, img->tasks[i].pid, d, err)) < 0)
+				return r;
+		}
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
+			const struct cd_fd *d = &img->tasks[i].fds[j];
+			if (d->kind == CD_FD_UNIX && first_of_obj(img, d) &&
+			    (r = check_unresolved(&img->tasks[i], d, err)) < 0)
+				return r;
+		}
+	return 0;
+}
+
 int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
 {
 	int r;
+
+	/* first: which clients wait to be accepted (their sk_peer) tells
+	 * which sockets are connected at a restore */
+	if ((r = resolve_pending(img, err)) < 0)
+		return r;
 
 	for (size_t i = 0; i < img->ntasks; i++)
 		for (size_t j = 0; j < img->tasks[i].nfds; j++) {
@@ -2013,6 +2282,17 @@ int cd_unix_resolve_rights(struct cd_image *img, cd_err *err)
 static int check_rights(const struct cd_fd_check *c, const struct cd_task *t, const struct cd_fd *d,
                         cd_err *err)
 {
+	/* credentials: a connected socket's queue (the controller sends it
+	 * again, ctl_fill), the pid a task of the image */
+	for (size_t k = 0; k < d->sk_nqueue; k++)
+		if (d->sk_queue[k].creds && (!d->sk_peer || is_dgconn(c->img, d) ||
+		                             !in_image(c->img, d->sk_queue[k].cred_pid)))
+			return cd_err_set(
+			    err, EINVAL,
+			    "pid %d: fd %d: field \"sk_queue\": %zu: creds: not in "
+			    "the queue of a connected socket, or of pid %d, not a task "
+			    "of the image",
+			    t->pid, d->fd, k, d->sk_queue[k].cred_pid);
 	if (!has_rights(d))
 		return 0;
 	if (!d->sk_peer || is_dgconn(c->img, d))

@@ -431,6 +431,13 @@ static json_t *fd_to_json(const struct cd_fd *d)
 					                      json_integer(d->sk_queue[i].fds[k]));
 				json_object_set_new(m, "fds", f);
 			}
+			if (d->sk_queue[i].creds)
+				json_object_set_new(m, "creds",
+				                    json_pack("{s:i, s:I, s:I}", "pid",
+				                              (int)d->sk_queue[i].cred_pid, "uid",
+				                              (json_int_t)d->sk_queue[i].cred_uid,
+				                              "gid",
+				                              (json_int_t)d->sk_queue[i].cred_gid));
 			json_array_append_new(q, m);
 		}
 		json_object_set_new(o, "sk_queue", q);
@@ -910,6 +917,29 @@ static int sk_msg_fds_from_json(json_t *m, struct cd_sk_msg *msg, cd_err *err)
 	return 0;
 }
 
+/* The credentials a message carries (optional "creds"): a pid (that it is
+ * a task of the image is the kind's check) and ids other than -1, which
+ * the kernel takes for no id. */
+static int sk_msg_creds_from_json(json_t *m, struct cd_sk_msg *msg, cd_err *err)
+{
+	json_t *c;
+	int64_t pid, uid, gid;
+	int r;
+
+	if (!json_object_get(m, "creds"))
+		return 0;
+	if ((r = cd_json_get_object(m, "creds", &c, err)) < 0 ||
+	    (r = cd_json_get_int(c, "pid", 1, CD_PID_MAX, &pid, err)) < 0 ||
+	    (r = cd_json_get_int(c, "uid", 0, UINT32_MAX - 1, &uid, err)) < 0 ||
+	    (r = cd_json_get_int(c, "gid", 0, UINT32_MAX - 1, &gid, err)) < 0)
+		return cd_err_wrap(err, "creds");
+	msg->creds = true;
+	msg->cred_pid = (pid_t)pid;
+	msg->cred_uid = (uint32_t)uid;
+	msg->cred_gid = (uint32_t)gid;
+	return 0;
+}
+
 /* A unix socket's queue: its messages, at most CD_PIPE_DATA_MAX bytes in
  * all (what the dump copies). */
 static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
@@ -932,7 +962,8 @@ static int sk_queue_from_json(json_t *o, struct cd_fd *d, cd_err *err)
 		d->sk_nqueue++;
 		if ((r = cd_json_hex_decode(m, "data", CD_PIPE_DATA_MAX - total, &msg->data,
 		                            &msg->len, err)) < 0 ||
-		    (r = sk_msg_fds_from_json(m, msg, err)) < 0)
+		    (r = sk_msg_fds_from_json(m, msg, err)) < 0 ||
+		    (r = sk_msg_creds_from_json(m, msg, err)) < 0)
 			return cd_err_wrap(err, "field \"sk_queue\": %zu", i);
 		total += msg->len;
 	}

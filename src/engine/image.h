@@ -315,12 +315,17 @@ enum {
 };
 
 /* A message in a unix socket's receive queue, with the open files it
- * carries (SCM_RIGHTS): object ids of the image, in order. */
+ * carries (SCM_RIGHTS): object ids of the image, in order; and when its
+ * receiver has SO_PASSCRED, the credentials it carries (SCM_CREDENTIALS):
+ * a task of the image and the ids it sent with. */
 struct cd_sk_msg {
 	uint8_t *data;
 	size_t len;
 	int *fds;
 	size_t nfds;
+	bool creds;
+	pid_t cred_pid;
+	uint32_t cred_uid, cred_gid;
 };
 
 /* A pipe (or FIFO) with the data that was unread at dump time. */

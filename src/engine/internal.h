@@ -400,7 +400,7 @@ struct cd_unix_ref {
 	int64_t ino, peer;
 	int obj, type;
 	pid_t pid; /* the task of the fd */
-	bool named;
+	bool named, listen;
 };
 struct cd_fd_check {
 	const struct cd_image *img;

@@ -67,6 +67,9 @@ static void take_attr(const struct nlattr *a, struct cd_unix_diag *ret)
 		break;
 	case UNIX_DIAG_ICONS:
 		ret->nicons = (uint32_t)(len / sizeof(uint32_t));
+		memcpy(ret->icons, p,
+		       (ret->nicons < CD_UNIX_ICONS_MAX ? ret->nicons : CD_UNIX_ICONS_MAX) *
+		           sizeof(uint32_t));
 		break;
 	case UNIX_DIAG_RQLEN:
 		if (len >= sizeof(struct unix_diag_rqlen)) {

@@ -9,14 +9,19 @@
 
 #include "shared/error.h"
 
+#define CD_UNIX_ICONS_MAX 256
+
 struct cd_unix_diag {
-	uint8_t type;     /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
-	uint8_t state;    /* TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE, TCP_SYN_SENT */
-	uint32_t peer;    /* the peer's inode, 0 when none */
-	uint32_t rqueue;  /* listening: connections waiting; else bytes (stream) or
-	                   * the first message's bytes unread */
-	uint32_t wqueue;  /* listening: the backlog; else bytes not yet consumed by the peer */
-	uint32_t nicons;  /* listening: the connections waiting, by inode */
+	uint8_t type;    /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	uint8_t state;   /* TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE, TCP_SYN_SENT */
+	uint32_t peer;   /* the peer's inode, 0 when none */
+	uint32_t rqueue; /* listening: connections waiting; else bytes (stream) or
+	                  * the first message's bytes unread */
+	uint32_t wqueue; /* listening: the backlog; else bytes not yet consumed by the peer */
+	uint32_t nicons; /* listening: the connections waiting */
+	/* listening: the first CD_UNIX_ICONS_MAX of them, in the order accept
+	 * takes them, each by its client's inode (0: a client gone) */
+	uint32_t icons[CD_UNIX_ICONS_MAX];
 	uint8_t shutdown; /* the socket's own RCV_SHUTDOWN | SEND_SHUTDOWN */
 	bool has_vfs;     /* bound in the filesystem: its socket file */
 	uint32_t vfs_ino, vfs_dev;

@@ -974,7 +974,7 @@ pg_session_roundtrip() {
 	assert_success
 	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid setpriv --reuid=postgres \
 		--regid=postgres --init-groups /usr/bin/python3 "$T/pg/pg-session.py" "$PG_BIN" \
-		"$T/pg/data" "$T/pg/sock" "$port" </dev/null >"$LOG" 2>&1 &
+		"$T/pg/data" "$T/pg/sock" "$port" ${PG_SESSION_MODE:-} </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	PG_SESSION_ROOT=$WL_PID
 	wait_ready
@@ -995,7 +995,9 @@ pg_session_roundtrip() {
 	run grep -E '^(PASS|FAIL)' "$LOG"
 	assert_output "PASS"
 	# a fresh client over the same socket reads what the session wrote
-	run "$PG_BIN/psql" -h "$T/pg/sock" -p "$port" -U postgres -XAtc "SELECT count(*) FROM t" postgres
+	local host="$T/pg/sock"
+	[ "${PG_SESSION_MODE:-}" = tcp ] && host=127.0.0.1
+	run "$PG_BIN/psql" -h "$host" -p "$port" -U postgres -XAtc "SELECT count(*) FROM t" postgres
 	assert_success
 	assert_output "1001"
 	pg_session_stop "$pid"
@@ -1008,4 +1010,12 @@ pg_session_roundtrip() {
 
 @test "postgresql 15 with a session inside the tree: --leave-running" {
 	pg_session_roundtrip --leave-running
+}
+
+@test "postgresql 15: a session over TCP loopback held by a client inside the tree goes on on the same connection after the restore, with no flag" {
+	PG_SESSION_MODE=tcp pg_session_roundtrip
+}
+
+@test "postgresql 15 with a TCP session inside the tree: --leave-running" {
+	PG_SESSION_MODE=tcp pg_session_roundtrip --leave-running
 }

@@ -858,8 +858,18 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-madvise merge-any
 }
 
-@test "wl-unix-listen passes" {
-	run_plain wl-unix-listen
+@test "wl-unix-listen passes, in each mode" {
+	local mode
+	for mode in "" pending pendsent pendout connected dgconnect; do
+		run_plain wl-unix-listen $mode
+		wl_cleanup
+	done
+}
+
+@test "wl-unix-creds passes, and with outside" {
+	run_plain wl-unix-creds
+	wl_cleanup
+	run_plain wl-unix-creds outside
 }
 
 @test "wl-unix-pair passes" {
@@ -929,7 +939,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 
 @test "wl-inet passes, and with each state the dump refuses" {
 	local mode
-	for mode in "" pending established udpqueue udperror packet nlqueue netns; do
+	for mode in "" pending established udpqueue udperror packet nlqueue netns held; do
 		run_plain wl-inet $mode
 		wl_cleanup
 	done

@@ -1077,8 +1077,20 @@ wl_sysv_twice() {
 	wl_roundtrip wl-unix-listen --leave-running
 }
 
-@test "wl-unix-listen: a connection waiting to be accepted is refused by name; it runs on" {
-	wl_refused wl-unix-listen pending "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): connections wait to be accepted \(1\)" --leave-running
+@test "wl-unix-listen pending: two clients of the tree waiting to be accepted come back in the accept queue, in order → PASS" {
+	WL_ARGS=pending wl_roundtrip wl-unix-listen
+}
+
+@test "wl-unix-listen pending: --leave-running" {
+	WL_ARGS=pending wl_roundtrip wl-unix-listen --leave-running
+}
+
+@test "wl-unix-listen: a client waiting to be accepted with data sent is refused by name; it runs on" {
+	wl_refused wl-unix-listen pendsent "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix stream unbound\): connected to a listener that has not accepted it yet, with data it sent waiting in the connection \([0-9]+ bytes of buffer\)" --leave-running
+}
+
+@test "wl-unix-listen: a connection waiting to be accepted from a client outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-unix-listen pendout "pid [0-9]+: fd 4 \(socket:\[[0-9]+\], unix stream /.*/trigger\.sock\): a connection waits to be accepted from socket:\[[0-9]+\], held by pid [0-9]+ \(wl-unix-listen\), outside the checkpoint" --leave-running
 }
 
 @test "wl-unix-listen connected: an accepted connection held with its listener → PASS" {
@@ -1166,6 +1178,18 @@ wl_sysv_twice() {
 
 @test "wl-unix-dgram: a datagram from a bound sender waiting unread is refused, naming the sender; it runs on" {
 	wl_refused wl-unix-dgram named "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram @wl-unix-dgq-[0-9]+\): a datagram from @wl-unix-dgs-[0-9]+ \(a bound socket\) waits unread in its receive queue" --leave-running
+}
+
+@test "wl-unix-creds: credentials in flight (SO_PASSCRED) from two tasks of the tree in a dgram and a stream pair → PASS" {
+	wl_roundtrip wl-unix-creds
+}
+
+@test "wl-unix-creds: --leave-running" {
+	wl_roundtrip wl-unix-creds --leave-running
+}
+
+@test "wl-unix-creds: credentials of a process outside the tree are refused, naming its pid; it runs on" {
+	wl_refused wl-unix-creds outside "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\], unix dgram unbound\): message 0 in its queue carries the credentials \(SCM_CREDENTIALS\) of pid [0-9]+( \([^)]*\))?, which is not in the checkpoint" --leave-running
 }
 
 @test "wl-unix-pair: a peer outside the tree is refused, naming it; it runs on" {
@@ -1302,6 +1326,10 @@ wl_anon_refused() {
 
 @test "wl-inet: a socket of another network namespace is refused by name; it runs on" {
 	wl_refused wl-inet netns "pid [0-9]+: fd [0-9]+ \(socket:\[[0-9]+\]\): a socket of another network namespace \(net:\[[0-9]+\]\)" --leave-running
+}
+
+@test "wl-inet: a listener also held by a process outside the tree is refused, naming it; it runs on" {
+	wl_refused wl-inet held "pid [0-9]+: fd 3 \(socket:\[[0-9]+\], tcp 127\.0\.0\.1:[0-9]+\): also held by pid [0-9]+ \(wl-inet\) outside the tree: a restore would make a second socket" --leave-running
 }
 
 @test "wl-inet: a packet socket is refused, naming its family; it runs on" {

@@ -1439,6 +1439,11 @@ static json_t *with_event_fds(void)
 	t->fds[9].sk_queue[0].fds[0] = 11;
 	t->fds[9].sk_queue[0].nfds = 1;
 	t->fds[9].sk_queue[1] = (struct cd_sk_msg){(uint8_t *)strdup(""), 0};
+	/* with credentials (SO_PASSCRED on the receiver): of the task itself */
+	t->fds[9].sk_queue[1].creds = true;
+	t->fds[9].sk_queue[1].cred_pid = 42;
+	t->fds[9].sk_queue[1].cred_uid = UINT32_MAX - 1;
+	t->fds[9].sk_queue[1].cred_gid = 100;
 	t->fds[9].sk_nqueue = 2;
 	t->fds[10] = (struct cd_fd){.fd = 19,
 	                            .kind = CD_FD_UNIX,
@@ -1732,6 +1737,9 @@ static void test_event_fds(void **state)
 	assert_true(uf->sk_queue[0].nfds == 1 && uf->sk_queue[0].fds[0] == 11);
 	assert_int_equal(uf->sk_queue[1].len, 0);
 	assert_true(uf->sk_queue[1].nfds == 0 && !uf->sk_queue[1].fds);
+	assert_true(!uf->sk_queue[0].creds && uf->sk_queue[1].creds);
+	assert_true(uf->sk_queue[1].cred_pid == 42 && uf->sk_queue[1].cred_uid == UINT32_MAX - 1 &&
+	            uf->sk_queue[1].cred_gid == 100);
 	assert_true(img.tasks[0].fds[10].sk_peer == 200 && img.tasks[0].fds[10].sk_shutdown == 1);
 	const struct cd_fd *xf = &img.tasks[0].fds[11];
 	assert_true(xf->kind == CD_FD_INET && xf->sk_family == AF_INET6 &&
@@ -1873,6 +1881,34 @@ static void test_event_fds(void **state)
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
 	expect_refused(j, "connected back to it");
+	/* credentials of a pid that is not a task of the image, or of uid -1 */
+	j = with_event_fds();
+	json_object_set_new(json_array_get(json_object_get(fd_n(j, 9), "sk_queue"), 1), "creds",
+	                    json_pack("{s:i, s:i, s:i}", "pid", 4242, "uid", 0, "gid", 0));
+	expect_refused(j, "creds: not in the queue of a connected socket, or of pid 4242");
+	j = with_event_fds();
+	json_object_set_new(
+	    json_array_get(json_object_get(fd_n(j, 9), "sk_queue"), 1), "creds",
+	    json_pack("{s:i, s:I, s:i}", "pid", 42, "uid", (json_int_t)UINT32_MAX, "gid", 0));
+	expect_refused(j, "\"uid\"");
+	/* a client waiting in the accept queue of fd 7's listener */
+	j = with_event_fds();
+	{
+		struct cd_image pend;
+		cd_err perr = {0};
+		json_object_set_new(fd_n(j, 9), "sk_peer", json_integer(0));
+		json_object_set_new(fd_n(j, 9), "sk_shutdown", json_integer(0));
+		json_object_set_new(fd_n(j, 9), "sk_queue", json_array());
+		json_object_set_new(fd_n(j, 10), "sk_type", json_integer(5));
+		json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(100));
+		json_object_set_new(fd_n(j, 10), "sk_shutdown", json_integer(0));
+		assert_int_equal(cd_image_from_json(j, &pend, &perr), 0);
+		assert_int_equal(pend.tasks[0].fds[10].sk_peer, 100);
+		cd_image_free(&pend);
+		/* with a shutdown: not what a client waiting to be accepted has */
+		json_object_set_new(fd_n(j, 10), "sk_shutdown", json_integer(1));
+		expect_refused(j, "a client of the listener");
+	}
 	j = with_event_fds();
 	json_object_set_new(fd_n(j, 10), "sk_peer", json_integer(999));
 	expect_refused(j, "connected back to it");

@@ -1,6 +1,6 @@
 """pg-session.py: a PostgreSQL server and a client session on its unix socket, in one tree.
 
-Run as the postgres user: python3 pg-session.py BINDIR DATADIR SOCKDIR PORT. Starts
+Run as the postgres user: python3 pg-session.py BINDIR DATADIR SOCKDIR PORT [tcp]. Starts
 `postgres` as its child (listen_addresses='', the socket in SOCKDIR), connects over the
 unix socket speaking the frontend/backend protocol itself (trust authentication), creates
 table t with rows 1..1000, prints READY and waits for $CEDANA_WL_TRIGGER. The backend that
@@ -8,6 +8,9 @@ serves it holds the accepted end, this process the client end, the postmaster th
 listener: the connection is inside the tree. After the trigger, on the same connection:
 count and sum of t are 1000 and 500500, a row goes in, the count is 1001; prints PASS (or
 FAIL: reason) and then serves on until killed, so a fresh client can check the server.
+With "tcp", the server also listens on 127.0.0.1:PORT and the session is a TCP connection
+to it (an established connection whose both ends are in the tree: restored through TCP
+repair with no flag).
 """
 import os
 import socket
@@ -71,13 +74,17 @@ def query(s, sql):
     return rows
 
 
-def connect(sockdir, port):
+def connect(sockdir, port, tcp):
     path = os.path.join(sockdir, ".s.PGSQL.%s" % port)
     for _ in range(600):
         if os.path.exists(path):
             try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(path)
+                if tcp:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.connect(("127.0.0.1", int(port)))
+                else:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(path)
                 params = b"user\0postgres\0database\0postgres\0\0"
                 s.sendall(struct.pack("!ii", len(params) + 8, 196608) + params)
                 _, errors = until_ready(s)
@@ -92,12 +99,13 @@ def connect(sockdir, port):
 
 def main():
     bindir, datadir, sockdir, port = sys.argv[1:5]
+    tcp = sys.argv[5:6] == ["tcp"]
     trigger = os.environ["CEDANA_WL_TRIGGER"]
     subprocess.Popen(
         [os.path.join(bindir, "postgres"), "-D", datadir, "-k", sockdir, "-p", port,
-         "-c", "listen_addresses="],
+         "-c", "listen_addresses=" + ("127.0.0.1" if tcp else "")],
         stdin=subprocess.DEVNULL)
-    s = connect(sockdir, port)
+    s = connect(sockdir, port, tcp)
     query(s, "CREATE TABLE t (x int)")
     query(s, "INSERT INTO t SELECT generate_series(1, 1000)")
     print("READY", flush=True)

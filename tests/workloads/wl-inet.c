@@ -1,4 +1,4 @@
-/* wl-inet [pending|established|udpqueue|udperror|packet|nlqueue|netns]: TCP, UDP and netlink
+/* wl-inet [pending|established|udpqueue|udperror|packet|nlqueue|netns|held]: TCP, UDP and netlink
  * sockets with nothing in flight, before READY: tcp4   TCP listening on 127.0.0.1 (a port the
  * kernel picks), backlog 5, O_NONBLOCK, SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY, SO_RCVTIMEO 2.5 s,
  * SO_SNDTIMEO 1 s, SO_LINGER 3 s, TCP_DEFER_ACCEPT, SO_RCVBUF 65536 tcp6   TCP listening on [::1],
@@ -17,8 +17,11 @@
  * socket connected to a closed port holds the error its datagram brought back (ECONNREFUSED,
  * still there for the program to read after the refused dump), with "packet" an
  * AF_PACKET socket is open, with "nlqueue" an answer waits unread in nl, with "netns" a UDP
- * socket made in a network namespace of its own (then left) is held: the dump must refuse
- * each, naming the socket, and the workload runs on to PASS. */
+ * socket made in a network namespace of its own (then left) is held, with "held" a process
+ * outside the tree (double fork, setsid) holds tcp4 too until the trigger (a restore would bind
+ * a second listener to the port it keeps): the dump must refuse each, naming the socket (and
+ * for "held" the process), and the workload runs on to PASS. */
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
@@ -257,6 +260,28 @@ static void nl_drain(int nl)
 	}
 }
 
+/* A process outside the tree (its parent exits, it starts a session) that
+ * holds fd, and nothing else of ours, until the trigger. */
+static void hold_outside(int fd)
+{
+	pid_t k = fork();
+
+	if (k < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (k == 0) {
+		if (fork() == 0 && setsid() >= 0) {
+			for (int i = 3; i < 64; i++)
+				if (i != fd)
+					close(i);
+			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
+				wl_nap_ms(WL_POLL_MS);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	waitpid(k, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -365,6 +390,8 @@ int main(int argc, char **argv)
 	    !(s[0].fl & O_NONBLOCK) || s[1].fdfl != FD_CLOEXEC)
 		wl_fail("the sockets are not set up as meant");
 
+	if (!strcmp(mode, "held"))
+		hold_outside(tcp4);
 	/* a child shares every socket, as preforked workers do, and serves tcp4 */
 	int go[2];
 	if (pipe(go) < 0)

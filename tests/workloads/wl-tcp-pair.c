@@ -14,7 +14,8 @@
  * and answers "world", and the peer answers that with "bye": the dump must refuse the connection
  * without --tcp-established, and with it, the peer must see neither an end nor a reset across the
  * dump and the restore. With "held", also a second process outside the tree holds the accepted end
- * of that connection (until the trigger): the dump must refuse it, naming that process. */
+ * of that connection, and only it (until the trigger): the dump must refuse it, naming that
+ * process. */
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -339,8 +340,9 @@ static void make_outside(struct pair *p)
 		wl_fail("outside: accept: %s", strerror(errno));
 }
 
-/* A process outside the tree holding our fds (the accepted end too) until the trigger. */
-static void hold_outside(void)
+/* A process outside the tree holding the accepted end fd (only it: a listener
+ * it held too would be refused first) until the trigger. */
+static void hold_outside(int fd)
 {
 	pid_t k = fork();
 
@@ -348,6 +350,9 @@ static void hold_outside(void)
 		wl_fail("fork: %s", strerror(errno));
 	if (k == 0) {
 		if (fork() == 0 && setsid() >= 0) {
+			for (int i = 3; i < 64; i++)
+				if (i != fd)
+					close(i);
 			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
 				wl_nap_ms(WL_POLL_MS);
 			_exit(0);
@@ -382,7 +387,7 @@ int main(int argc, char **argv)
 	if (outside)
 		make_outside(&out);
 	if (held)
-		hold_outside();
+		hold_outside(out.a);
 	listener(&p[0], AF_INET, "127.0.0.1", 0);
 	p[0].c = client(&p[0], AF_INET, "127.0.0.1");
 	listener(&p[1], AF_INET6, "::1", 1);

@@ -1,5 +1,6 @@
-/* wl-unix-listen [pending|connected|dgconnect]: unix sockets that are not connected, before READY:
- *   cuda   SOCK_SEQPACKET listening on the abstract name CUDA uses for its uvm fd
+/* wl-unix-listen [pending|pendsent|pendout|connected|dgconnect]: unix sockets that are not
+ * connected, before READY: cuda   SOCK_SEQPACKET listening on the abstract name CUDA uses for its
+ * uvm fd
  *          ("\0cuda-uvmfd-4026531836-PID\0"), backlog 7, O_NONBLOCK, SO_PASSCRED,
  *          SO_RCVBUF 65536
  *   file   SOCK_STREAM listening on the path <trigger>.sock (mode 0600), backlog 3, cloexec
@@ -11,16 +12,23 @@
  * a client by its path, its socket file still mode 0600; dgram receives a datagram sent to its
  * name; loose and raw can still bind and connect. A child holds every socket too (one open file
  * with the parent's) and finds the listeners listening on their names.
- * With "pending", a client also waits in file's accept queue; with "connected", a connection to
- * file is accepted and held open (a connection through a named socket); with "dgconnect", loose
- * connects to dgram, which is not connected back, and after the trigger reads dgram's name as its
- * peer's and sends it a datagram without naming it. "pending" must be refused by name (the
- * workload runs on to PASS); "connected" and "dgconnect" come back. */
+ * With "pending", two clients of ours (the second O_NONBLOCK) also wait in file's accept queue:
+ * after the trigger accept takes them in the same order (a byte written on each accepted end
+ * arrives at its own client), each client's peer name is file's, SO_PEERCRED on both sides names
+ * this process, and bytes go both ways; with "pendsent", the first client has also sent a byte,
+ * which waits in the connection not yet accepted; with "pendout", a process outside the tree
+ * (double fork, setsid; until the trigger) waits in file's accept queue; with "connected", a
+ * connection to file is accepted and held open (a connection through a named socket); with
+ * "dgconnect", loose connects to dgram, which is not connected back, and after the trigger reads
+ * dgram's name as its peer's and sends it a datagram without naming it. "pendsent" and "pendout"
+ * must be refused by name (the workload runs on to PASS); "pending", "connected" and
+ * "dgconnect" come back. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "wl.h"
 
@@ -163,6 +171,71 @@ static void check_file(int srv, const char *path)
 	close(c);
 }
 
+/* A client outside the tree (its parent exits, it starts a session) that
+ * connects to sa and waits, connected, for the trigger. */
+static void connect_outside(const struct sockaddr_un *sa, socklen_t len)
+{
+	int done[2];
+	char c;
+
+	if (pipe(done) < 0)
+		wl_fail("pipe: %s", strerror(errno));
+	pid_t k = fork();
+	if (k < 0)
+		wl_fail("fork: %s", strerror(errno));
+	if (k == 0) {
+		if (fork() == 0 && setsid() >= 0) {
+			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			close(done[0]);
+			if (fd < 0 || connect(fd, (const struct sockaddr *)sa, len) < 0 ||
+			    write(done[1], "c", 1) != 1)
+				_exit(1);
+			close(done[1]);
+			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
+				wl_nap_ms(WL_POLL_MS);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(done[1]);
+	waitpid(k, NULL, 0);
+	if (read(done[0], &c, 1) != 1)
+		wl_fail("pendout: the outside client did not connect");
+	close(done[0]);
+}
+
+/* The clients that waited in srv's accept queue come in the same order,
+ * connected to srv's name, each side reading this process as its peer. */
+static void check_pending(int srv, const int *cl, int n, const struct sockaddr_un *sa,
+                          socklen_t len)
+{
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_un pa;
+		socklen_t pl = sizeof(pa);
+		struct ucred cr;
+		socklen_t crl = sizeof(cr);
+		char b = (char)('a' + i), got = 0;
+		int a = accept(srv, NULL, NULL);
+		if (a < 0)
+			wl_fail("pending: accept %d: %s", i, strerror(errno));
+		if (getpeername(cl[i], (struct sockaddr *)&pa, &pl) < 0 || pl != len ||
+		    memcmp(&pa, sa, len))
+			wl_fail("pending: client %d is not connected to file's name", i);
+		if (getsockopt(a, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || cr.pid != getpid() ||
+		    cr.uid != getuid())
+			wl_fail("pending: accepted end %d: SO_PEERCRED pid %d uid %u", i, cr.pid,
+			        cr.uid);
+		if (getsockopt(cl[i], SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || cr.pid != getpid())
+			wl_fail("pending: client %d: SO_PEERCRED pid %d", i, cr.pid);
+		if (write(a, &b, 1) != 1 || recv(cl[i], &got, 1, MSG_DONTWAIT) != 1 || got != b)
+			wl_fail("pending: accept %d did not take client %d (got %c: %s)", i, i,
+			        got ? got : '-', strerror(errno));
+		if (write(cl[i], "z", 1) != 1 || read(a, &got, 1) != 1 || got != 'z')
+			wl_fail("pending: client %d to its accepted end: %s", i, strerror(errno));
+		close(a);
+	}
+}
+
 static void check_dgram(int d, const struct sockaddr_un *sa, socklen_t len)
 {
 	int c = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -183,7 +256,7 @@ int main(int argc, char **argv)
 	socklen_t clen, flen, dlen;
 	struct shape cs, fs, ds, ls, rs;
 	char *path;
-	int cuda, file, dgram, loose, raw, pending = -1, pair[2] = {-1, -1};
+	int cuda, file, dgram, loose, raw, pending[2] = {-1, -1}, pair[2] = {-1, -1};
 
 	wl_init("wl-unix-listen");
 	path = wl_side_path(".sock");
@@ -208,10 +281,16 @@ int main(int argc, char **argv)
 	set_opt(dgram, SO_SNDBUF, 50000);
 	loose = make(SOCK_DGRAM, NULL, 0, -1);
 	raw = make(SOCK_STREAM | SOCK_NONBLOCK, NULL, 0, -1);
-	if (!strcmp(mode, "pending")) {
-		pending = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (connect(pending, (struct sockaddr *)&fsa, flen) < 0)
-			wl_fail("pending: connect: %s", strerror(errno));
+	if (!strcmp(mode, "pending") || !strcmp(mode, "pendsent")) {
+		pending[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+		pending[1] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		for (int i = 0; i < 2; i++)
+			if (connect(pending[i], (struct sockaddr *)&fsa, flen) < 0)
+				wl_fail("pending: connect: %s", strerror(errno));
+		if (!strcmp(mode, "pendsent") && write(pending[0], "s", 1) != 1)
+			wl_fail("pendsent: write: %s", strerror(errno));
+	} else if (!strcmp(mode, "pendout")) {
+		connect_outside(&fsa, flen);
 	} else if (!strcmp(mode, "dgconnect")) {
 		if (connect(loose, (struct sockaddr *)&dsa, dlen) < 0)
 			wl_fail("dgconnect: %s", strerror(errno));
@@ -251,11 +330,18 @@ int main(int argc, char **argv)
 	same_shape(loose, &ls, "loose");
 	same_shape(raw, &rs, "raw");
 	check_backlog(&csa, clen, 7, cuda);
-	if (pending >= 0) {
-		int a = accept(file, NULL, NULL);
-		if (a < 0)
-			wl_fail("pending: accept: %s", strerror(errno));
-		close(a);
+	if (!strcmp(mode, "pending")) {
+		check_pending(file, pending, 2, &fsa, flen);
+	} else if (!strcmp(mode, "pendsent") || !strcmp(mode, "pendout")) {
+		/* the refused dump left them waiting: take them */
+		for (int i = 0; i < 2; i++) {
+			int a = accept(file, NULL, NULL);
+			if (a < 0)
+				wl_fail("%s: accept: %s", mode, strerror(errno));
+			close(a);
+			if (!strcmp(mode, "pendout"))
+				break;
+		}
 	}
 	check_file(file, path);
 	check_dgram(dgram, &dsa, dlen);
