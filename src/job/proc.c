@@ -161,11 +161,13 @@ static bool each_child(pid_t pid, int depth, bool (*fn)(pid_t, const void *, int
 	return false;
 }
 
-/* Signals pid, then its children, depth first. */
+/* Signals pid's children, depth first, then pid: a parent killed first
+ * could be gone before its children are read, leaving them orphaned and
+ * alive. */
 static bool signal_subtree(pid_t pid, const void *sig, int depth)
 {
-	kill(pid, *(const int *)sig);
 	each_child(pid, depth, signal_subtree, sig);
+	kill(pid, *(const int *)sig);
 	return false;
 }
 
