@@ -96,3 +96,31 @@ refused_before_run() {
 	touch "$TRIGGER"
 	wait "$WL_PID"
 }
+
+@test "streams: an incremental dump over streams restores through its parent" {
+	start_wl "$WL_DIR/wl-incr" 16
+	mkfifo "$T/in"
+	"$ENGINE" dump "$WL_PID" "$T/img1" --leave-running --streams 2 --codec lz4 \
+		--then "$T/img2" <"$T/in" >"$T/out" 2>"$T/err" &
+	driver=$!
+	exec 7>"$T/in"
+	for _ in $(seq 1 3000); do grep -q "incremental 0" "$T/out" && break; sleep 0.01; done
+	kill -USR1 "$WL_PID"
+	for _ in $(seq 1 3000); do grep -q "^CHANGED 1$" "$LOG" && break; sleep 0.01; done
+	echo next >&7
+	exec 7>&-
+	wait "$driver"
+	run grep "dumped $T/img2 incremental 1" "$T/out"
+	assert_success
+	run jq -c .pages "$T/img2/manifest.json"
+	assert_output '{"streams":2,"codec":"lz4"}'
+	kill_tree "$WL_PID"
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	( sleep 0.5; touch "$TRIGGER" ) &
+	run timeout 60 "$ENGINE" restore "$T/img2" --stdout "$LOG" --stderr "$LOG"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
