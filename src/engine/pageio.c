@@ -97,8 +97,10 @@ static uint64_t chunk_len(uint64_t size, uint64_t k)
 	return size - off < CD_STREAM_CHUNK ? size - off : CD_STREAM_CHUNK;
 }
 
-/* A record of a compressed stream: this header, the stored bytes, zeros
- * up to the next page (so that the files can be written O_DIRECT). */
+/* A record of a compressed stream: this header in a page of its own, the
+ * stored bytes, zeros up to the next page: the files can be written
+ * O_DIRECT, and a chunk stored as it is can be mapped where it belongs. */
+#define REC_HEAD  CD_PAGE_SIZE
 #define REC_MAGIC 0x53504443u /* "CDPS" */
 struct rec_head {
 	uint32_t magic;
@@ -110,7 +112,7 @@ struct rec_head {
 
 static size_t rec_size(size_t stored)
 {
-	return (sizeof(struct rec_head) + stored + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	return REC_HEAD + ((stored + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1));
 }
 
 static int write_all(int fd, bool *direct, const uint8_t *buf, size_t len, const char *name,
@@ -175,15 +177,36 @@ struct stream_w {
 	struct sw_stream s[CD_STREAMS_MAX];
 };
 
+/* Whether samples of the chunk (4 × 16 KiB, spread over it) all fail to
+ * shrink under lz4, the fastest codec: then random data costs no full
+ * compression attempt, even with zstd. */
+static bool incompressible(const uint8_t *in, size_t len, uint8_t *scratch, size_t cap)
+{
+	const size_t sample = 16u << 10;
+
+	if (len < 4 * sample)
+		return false;
+	for (size_t i = 0; i < 4; i++) {
+		size_t off = (len - sample) / 3 * i;
+		int k = LZ4_compress_default((const char *)in + off, (char *)scratch, (int)sample,
+		                             (int)cap);
+		if (k > 0 && (size_t)k < sample - sample / 16)
+			return false;
+	}
+	return true;
+}
+
 /* The record of in[0..len) in out: compressed when that saves at least a
  * sixteenth, as it is otherwise (so incompressible data costs one copy). */
 static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 {
 	struct rec_head *h = (struct rec_head *)w->out;
-	uint8_t *dst = w->out + sizeof(*h);
-	size_t cap = w->out_cap - sizeof(*h), n = 0;
+	uint8_t *dst = w->out + REC_HEAD;
+	size_t cap = w->out_cap - REC_HEAD, n = 0;
 
-	if (w->st->codec == CD_CODEC_LZ4) {
+	if (incompressible(in, len, dst, cap)) {
+		n = 0;
+	} else if (w->st->codec == CD_CODEC_LZ4) {
 		int k = LZ4_compress_default((const char *)in, (char *)dst, (int)len, (int)cap);
 		n = k > 0 ? (size_t)k : 0;
 	} else {
@@ -200,7 +223,8 @@ static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 	}
 	h->stored_len = (uint32_t)n;
 	size_t total = rec_size(n);
-	memset(dst + n, 0, total - sizeof(*h) - n);
+	memset(w->out + sizeof(*h), 0, REC_HEAD - sizeof(*h));
+	memset(dst + n, 0, total - REC_HEAD - n);
 	return total;
 }
 
@@ -517,6 +541,7 @@ struct sr_stream {
 	unsigned idx;
 	uint8_t *map; /* the stream file */
 	size_t size;
+	int fd;
 	pthread_t th;
 	bool started;
 	char name[64];
@@ -543,19 +568,22 @@ static int sr_decode(struct stream_r *st, struct sr_stream *f, uint64_t k, size_
 	uint64_t len = chunk_len(st->size, k);
 	uint8_t *dst = st->data + k * CD_STREAM_CHUNK;
 
-	if (f->size - *pos < sizeof(h))
+	if (f->size - *pos < REC_HEAD)
 		return cd_err_set(err, EINVAL, "%s: truncated (corrupt image)", f->name);
 	memcpy(&h, f->map + *pos, sizeof(h));
 	if (h.magic != REC_MAGIC || h.raw_len != len ||
 	    (h.codec != CD_CODEC_NONE && h.codec != st->codec) ||
-	    h.stored_len > f->size - *pos - sizeof(h) || rec_size(h.stored_len) > f->size - *pos ||
+	    h.stored_len > f->size - *pos - REC_HEAD || rec_size(h.stored_len) > f->size - *pos ||
 	    (h.codec == CD_CODEC_NONE && h.stored_len != len))
 		return cd_err_set(err, EINVAL, "%s: bad record at %zu (corrupt image)", f->name,
 		                  *pos);
-	const uint8_t *src = f->map + *pos + sizeof(h);
+	const uint8_t *src = f->map + *pos + REC_HEAD;
 	size_t got = len;
 	if (h.codec == CD_CODEC_NONE) {
-		memcpy(dst, src, len);
+		/* from the page cache, no copy (a copy where mapping fails) */
+		if (mmap(dst, len, PROT_READ, MAP_SHARED | MAP_FIXED, f->fd,
+		         (off_t)(*pos + REC_HEAD)) == MAP_FAILED)
+			memcpy(dst, src, len);
 	} else if (h.codec == CD_CODEC_LZ4) {
 		int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)h.stored_len,
 		                            (int)len);
@@ -638,6 +666,8 @@ static void sr_free(struct stream_r *st)
 			pthread_join(st->s[i].th, NULL);
 		if (st->s[i].map)
 			munmap(st->s[i].map, st->s[i].size);
+		if (st->s[i].fd >= 0)
+			close(st->s[i].fd);
 	}
 	if (st->data)
 		munmap(st->data, st->size);
@@ -701,6 +731,7 @@ static int sr_stream_open(struct stream_r *st, int dirfd, const char *name, unsi
 		madvise(p, f->size, MADV_SEQUENTIAL);
 		f->map = p;
 	}
+	f->fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -718,6 +749,8 @@ static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_p
 	st->codec = l->codec;
 	st->size = size;
 	st->nchunks = (size + CD_STREAM_CHUNK - 1) / CD_STREAM_CHUNK;
+	for (unsigned i = 0; i < CD_STREAMS_MAX; i++)
+		st->s[i].fd = -1;
 	if (size) {
 		/* reserved in one piece; the chunks land (or are mapped) in it */
 		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
