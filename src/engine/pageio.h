@@ -46,7 +46,8 @@ size_t cd_pw_reserve(struct cd_page_writer *pw, uint8_t **ret_dst);
 int cd_pw_commit(struct cd_page_writer *pw, size_t len, cd_err *err);
 /* Flushes, fsyncs, returns total size and checksum. */
 int cd_pw_finish(struct cd_page_writer *pw, uint64_t *ret_size, uint64_t *ret_csum, cd_err *err);
-/* Time spent in write() and in fsync() so far. */
+/* Time spent in write() and in fsync() so far (streamed: the longest
+ * stream's, compression included). */
 void cd_pw_times(const struct cd_page_writer *pw, uint64_t *ret_write_ns, uint64_t *ret_fsync_ns);
 void cd_pw_free(struct cd_page_writer *pw);
 static inline void cd_pw_freep(struct cd_page_writer **pw)
