@@ -60,6 +60,19 @@ static json_t *dump_body(struct cli_ctx *ctx, cd_err *err)
 		json_object_set_new(body, "tcp_close", json_true());
 	if (body && name)
 		json_object_set_new(body, "name", json_string(name));
+	const char *streams = cli_str(ctx, "streams");
+	if (!streams)
+		streams = ctx->cfg.checkpoint_streams;
+	if (body && streams && strcmp(streams, "1")) {
+		char *end;
+		long n = strtol(streams, &end, 10);
+		if (*end || n < 1 || n > 16) {
+			json_decref(body);
+			cd_err_set(err, EINVAL, "--streams %s: expected 1..16", streams);
+			return NULL;
+		}
+		json_object_set_new(body, "streams", json_integer(n));
+	}
 	if (body && cli_flag(ctx, "incremental"))
 		json_object_set_new(body, "incremental", json_true());
 	return body;
@@ -94,9 +107,15 @@ static int dump(struct cli_ctx *ctx, const char *type, json_t *target)
 		fprintf(stderr, "note: %s\n", note);
 	if (parent)
 		printf("Incremental: the changes since checkpoint %s\n", parent);
-	printf("Dumped %s %s (%s, %s) to %s\n", type, ctx->args[0], size,
-	       json_string_value(json_object_get(reply, "compression")),
-	       json_string_value(json_object_get(reply, "path")));
+	json_int_t streams = json_integer_value(json_object_get(reply, "streams"));
+	if (streams > 1)
+		printf("Dumped %s %s (%s, %s in %d streams) to %s\n", type, ctx->args[0], size,
+		       json_string_value(json_object_get(reply, "page_codec")), (int)streams,
+		       json_string_value(json_object_get(reply, "path")));
+	else
+		printf("Dumped %s %s (%s, %s) to %s\n", type, ctx->args[0], size,
+		       json_string_value(json_object_get(reply, "compression")),
+		       json_string_value(json_object_get(reply, "path")));
 	json_decref(reply);
 	return 0;
 }
@@ -125,6 +144,9 @@ static const struct cli_opt dump_opts[] = {
      "file name in DIR, suffix added (default: dump-TYPE-ID-UNIXTIME)"},
     {"compression", 0, CLI_STRING, "C",
      "none|tar|gzip|lz4|zlib|zstd (default: checkpoint.compression, else none)"},
+    {"streams", 0, CLI_STRING, "N",
+     "page data over N files written and read in parallel, each compressed with lz4 or zstd "
+     "(--compression); 1..16, default checkpoint.streams, else 1"},
     {"leave-running", 0, CLI_BOOL, NULL, "keep the tree running after the dump (default: kill it)"},
     {"shell-job", 0, CLI_BOOL, NULL, "a job on its shell's terminal: restored, it has none"},
     {"external-stdio", 0, CLI_BOOL, NULL,

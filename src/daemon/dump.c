@@ -38,6 +38,11 @@ struct dump_req {
 	const char *op_id; /* for progress polls; NULL: none */
 	char name[NAME_MAX + 1];
 	storage_compression compression;
+	/* --streams N (docs/engine.md, "Parallel streams"): the engine writes
+	 * page data compressed per stream with page_codec (from --compression),
+	 * and the checkpoint is the image directory as it is */
+	json_int_t streams;
+	unsigned page_codec;
 	bool leave_running, shell_job;
 	bool tcp_established, tcp_close; /* a connection to the outside: kept, or closed */
 	bool external_stdio;             /* the caller gives up the root's fds 0-2 */
@@ -168,7 +173,40 @@ static int parse_fields(json_t *body, struct dump_req *d, const char **ret_comp,
 		r = cd_err_set(err, EINVAL, "\"tcp_established\" and \"tcp_close\" together");
 	if (r == 0)
 		r = field_bool(body, "incremental", &d->incremental, err);
+	if (r == 0)
+		r = field_int(body, "streams", 1, 16, &d->streams, err);
 	return r;
+}
+
+/* --streams: the compression becomes the streams' codec (lz4, zstd or
+ * none), and nothing is packed after the dump (the page files are
+ * compressed already; docs/engine.md, "Parallel streams"). */
+static int stream_options(struct api *api, json_t *body, struct dump_req *d, cd_err *err)
+{
+	const char *cfg = api->cfg->checkpoint_streams;
+
+	if (!json_object_get(body, "streams"))
+		d->streams = cfg && cfg[0] ? strtol(cfg, NULL, 10) : 1;
+	if (d->streams <= 1)
+		return 0;
+	switch (d->compression) {
+	case STORAGE_NONE:
+		d->page_codec = 0;
+		break;
+	case STORAGE_LZ4:
+		d->page_codec = 1;
+		break;
+	case STORAGE_ZSTD:
+		d->page_codec = 2;
+		break;
+	default:
+		return cd_err_set(err, EINVAL,
+		                  "--streams %lld compresses page data itself, with lz4 or zstd: "
+		                  "--compression %s is not one of its codecs (none, lz4, zstd)",
+		                  (long long)d->streams, storage_compression_name(d->compression));
+	}
+	d->compression = STORAGE_NONE;
+	return 0;
 }
 
 static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_err *err)
@@ -192,7 +230,7 @@ static int parse_options(struct api *api, json_t *body, struct dump_req *d, cd_e
 	if (!comp)
 		comp = cfg_comp && cfg_comp[0] ? cfg_comp : "none";
 	r = storage_compression_parse(comp, &d->compression, err);
-	if (r < 0)
+	if (r < 0 || (r = stream_options(api, body, d, err)) < 0)
 		return r;
 	if (d->incremental && (!d->target.jid[0] || !d->leave_running))
 		return cd_err_set(
@@ -491,7 +529,9 @@ static int dump_worker(void *arg)
 	                         .external_stdio =
 	                             d->external_stdio ? 7 : job_external_stdio(&d->target),
 	                         .parent = d->parent_path,
-	                         .track = d->incremental ? &d->track : NULL};
+	                         .track = d->incremental ? &d->track : NULL,
+	                         .streams = (unsigned)d->streams,
+	                         .page_codec = d->page_codec};
 	double t0 = op_now_ms();
 	cd_err *err = &d->op->err;
 
@@ -672,6 +712,11 @@ int cr_dump(struct api *api, const struct job_caller *caller, int client_fd, jso
 		              (json_int_t)d.op->size, "compression",
 		              storage_compression_name(d.compression), "checkpoint", cp, "timings",
 		              op_timings_json(d.op), "incremental", d.made_incremental);
+		if (*ret && d.streams > 1) {
+			static const char *const codecs[] = {"none", "lz4", "zstd"};
+			json_object_set_new(*ret, "streams", json_integer(d.streams));
+			json_object_set_new(*ret, "page_codec", json_string(codecs[d.page_codec]));
+		}
 		if (*ret && d.incr_note)
 			json_object_set_new(*ret, "note", json_string(d.incr_note));
 	} else {

@@ -138,6 +138,10 @@ _Static_assert(sizeof(struct cd_sysv_shm) == 64, "a new SysV segment field: revi
  * CD_RUN_PREV come from there. The engine opens the whole chain with open_as, the job owner's
  * filesystem rights, so a user's checkpoint takes pages only from images that user can read,
  * which it could have copied into its own image anyway; nothing else of a parent is used. */
+/* The page data layout (cd_image.pages: streams, codec) only says how the image's own page
+ * files are cut and compressed: the stream files are named from pages_file (checked like it)
+ * inside the image directory, decoded into the restoring controller's and tasks' own memory,
+ * and checked against pages_csum like a plain file; a user gains nothing through it. */
 _Static_assert(sizeof(struct cd_sysv_msq) == 48, "a new SysV queue field: review image-trust.c");
 _Static_assert(sizeof(struct cd_sysv_sem) == 40, "a new SysV set field: review image-trust.c");
 

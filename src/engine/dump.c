@@ -17,6 +17,7 @@
 
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "engine/pageio.h"
 #include "shared/cleanup.h"
 
 struct dump_state {
@@ -581,11 +582,24 @@ static unsigned tcp_flags(const struct cd_dump_opts *opts)
 	       (opts->tcp_close ? CD_TCP_CLOSE : 0);
 }
 
+/* The page data layout asked for, checked before the tree is touched. */
+static int page_layout(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
+{
+	s->img.pages = (struct cd_page_layout){.streams = 1, .codec = CD_CODEC_NONE};
+	if (opts->version < 7)
+		return 0;
+	s->img.pages.streams = opts->streams ? opts->streams : 1;
+	s->img.pages.codec = (enum cd_page_codec)opts->page_codec;
+	return cd_page_layout_check(&s->img.pages, err);
+}
+
 static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
 {
 	struct utsname u;
-	int r;
+	int r = page_layout(s, opts, err);
 
+	if (r < 0)
+		return r;
 	s->img.version = CD_IMAGE_VERSION;
 	s->img.root = opts->pid;
 	s->img.shell_job = opts->shell_job;

@@ -24,7 +24,8 @@ struct cd_plugins; /* plugins/plugins.h */
  * 4 dump's external_stdio, restore's stdio_external_only and the new
  * meaning of stdio_fd (docs/engine.md, "External stdio"); 5 plugins
  * (docs/plugins.md); 6 tcp_established and tcp_close of dump and restore,
- * dump's parent and track (incremental dumps); 7 restore's lazy.
+ * dump's parent and track (incremental dumps); 7 restore's lazy, dump's streams and
+ * page_codec.
  * A version outside 1..CD_ENGINE_OPTS_VERSION is refused (EINVAL). */
 #define CD_ENGINE_OPTS_VERSION 7
 
@@ -133,6 +134,14 @@ struct cd_dump_opts {
 	 * never wrong, only slower. NULL: full dumps. */
 	const char *parent;
 	struct cd_track *track;
+	/* version 7 */
+	/* Page data over `streams` files per task, each written (and at
+	 * restore read) by a thread of its own, each chunk compressed with
+	 * page_codec (0 none, 1 lz4, 2 zstd level 1) where that saves space;
+	 * docs/engine.md, "Parallel streams". 0 or 1 with no codec: the plain
+	 * single page file. A restore finds the layout in the image. */
+	unsigned streams; /* 0..16 */
+	unsigned page_codec;
 };
 
 /* The decoded image, for a check callback (engine/image.h). */

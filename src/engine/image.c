@@ -1,4 +1,5 @@
 #include "engine/image.h"
+#include "engine/pageio.h"
 #include "engine/internal.h"
 
 #include <errno.h>
@@ -441,6 +442,10 @@ json_t *cd_image_to_json(const struct cd_image *img, cd_err *err)
 		json_object_set_new(root, "parent",
 		                    json_pack("{s:s, s:I}", "path", img->parent, "hash",
 		                              (json_int_t)(int64_t)img->parent_hash));
+	if (!cd_page_layout_plain(&img->pages))
+		json_object_set_new(root, "pages",
+		                    json_pack("{s:i, s:s}", "streams", (int)img->pages.streams,
+		                              "codec", cd_page_codec_name(img->pages.codec)));
 	json_object_set_new(root, "tasks", tasks);
 	for (size_t i = 0; i < img->ntasks; i++) {
 		json_t *t = cd_task_to_json(&img->tasks[i]);
@@ -1113,6 +1118,27 @@ static int parent_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	return 0;
 }
 
+/* "pages", optional: how page data is stored (streams, codec); absent,
+ * the plain single file per task. */
+static int pages_layout_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	json_t *o = json_object_get(root, "pages");
+	_cleanup_free_ char *codec = NULL;
+	int64_t streams;
+	int r;
+
+	img->pages = (struct cd_page_layout){.streams = 1, .codec = CD_CODEC_NONE};
+	if (!o)
+		return 0;
+	if ((r = cd_json_get_object(root, "pages", &o, err)) < 0 ||
+	    (r = cd_json_get_int(o, "streams", 1, CD_STREAMS_MAX, &streams, err)) < 0 ||
+	    (r = cd_json_get_strdup(o, "codec", 16, &codec, err)) < 0 ||
+	    (r = cd_page_codec_parse(codec, &img->pages.codec, err)) < 0)
+		return cd_err_wrap(err, "pages");
+	img->pages.streams = (unsigned)streams;
+	return 0;
+}
+
 /* Pages from the parent image: only in an image that has one, and only in
  * private anonymous mappings (the only ones tracked, dirty.c). */
 static int check_prev_runs(const struct cd_image *img, cd_err *err)
@@ -1151,7 +1177,8 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
 	    (r = sysv_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0 ||
 	    (r = cd_image_plugins_from_json(root, img, err)) < 0 ||
-	    (r = parent_from_json(root, img, err)) < 0 || (r = check_prev_runs(img, err)) < 0)
+	    (r = parent_from_json(root, img, err)) < 0 || (r = check_prev_runs(img, err)) < 0 ||
+	    (r = pages_layout_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
 }
@@ -1320,6 +1347,25 @@ static int verify_file(int dirfd, const char *name, uint64_t size, uint64_t csum
 	return 0;
 }
 
+/* verify_file for the streams of t's page data: decoded and summed. */
+static int verify_streams(const struct cd_image *img, int dirfd, const struct cd_task *t,
+                          struct cd_progress *progress, cd_err *err)
+{
+	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
+	int r = cd_pr_open_layout(dirfd, t->pages_file, t->pages_size, &img->pages, &pr, err);
+
+	for (uint64_t left = t->pages_size; r >= 0 && left;) {
+		const void *src;
+		size_t n;
+		if ((r = cd_pr_next(pr, 64 << 20, &src, &n, err)) >= 0) {
+			left -= n;
+			if (progress)
+				cd_progress_add(progress, n);
+		}
+	}
+	return r < 0 ? r : cd_pr_check(pr, NULL, t->pages_csum, err);
+}
+
 static int check_size(int dirfd, const char *name, uint64_t size, cd_err *err)
 {
 	struct stat st;
@@ -1370,7 +1416,11 @@ int cd_image_check_pages(const struct cd_image *img, int dirfd, struct cd_progre
 		progress->total += img->sysv_shm[i].pages_size;
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
-		int r = t->zombie ? 0 : check_size(dirfd, t->pages_file, t->pages_size, err);
+		int r = t->zombie ? 0
+		        : cd_page_layout_plain(&img->pages)
+		            ? check_size(dirfd, t->pages_file, t->pages_size, err)
+		            : cd_page_files_check(dirfd, t->pages_file, t->pages_size, &img->pages,
+		                                  err);
 		if (r < 0)
 			return r;
 	}
@@ -1401,8 +1451,10 @@ int cd_image_verify_pages(const struct cd_image *img, int dirfd, struct cd_progr
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		int r = t->zombie ? 0
-		                  : verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum,
-		                                progress, err);
+		        : cd_page_layout_plain(&img->pages)
+		            ? verify_file(dirfd, t->pages_file, t->pages_size, t->pages_csum,
+		                          progress, err)
+		            : verify_streams(img, dirfd, t, progress, err);
 		if (r < 0)
 			return r;
 	}

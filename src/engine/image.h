@@ -15,8 +15,24 @@
 #define CD_IMAGE_VERSION  1
 #define CD_IMAGE_MANIFEST "manifest.json"
 #define CD_PAGE_SIZE      ((uint64_t)4096)
-#define CD_NSIG           64
-#define CD_NRLIMIT        16
+
+/* Page data layout (engine/pageio.h, docs/image-format.md "pages"). */
+#define CD_STREAMS_MAX 16
+
+enum cd_page_codec {
+	CD_CODEC_NONE,
+	CD_CODEC_LZ4,
+	CD_CODEC_ZSTD,
+	CD_CODEC_COUNT,
+};
+
+struct cd_page_layout {
+	unsigned streams; /* 1..CD_STREAMS_MAX */
+	enum cd_page_codec codec;
+};
+
+#define CD_NSIG    64
+#define CD_NRLIMIT 16
 
 /* Limits of what a manifest may hold; docs/image-format.md ("Limits") gives
  * the reasons. A manifest is input from outside (an image can be copied in,
@@ -624,6 +640,9 @@ struct cd_image {
 	 * NULL: a full image, no run says CD_RUN_PREV. */
 	char *parent;
 	uint64_t parent_hash;
+	/* How every task's page data is stored (engine/pageio.h): zeroed, or
+	 * one stream with no codec, for the plain file pages-PID.img. */
+	struct cd_page_layout pages;
 };
 
 void cd_image_free(struct cd_image *img);

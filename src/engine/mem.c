@@ -760,7 +760,7 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 	    (r = open_pagemaps(ctx, t, &pm_fd, &ppm_fd, err)) < 0)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
-	if ((r = cd_pw_open(ctx->dirfd, t->pages_file, &pw, err)) < 0 ||
+	if ((r = cd_pw_open_layout(ctx->dirfd, t->pages_file, &ctx->img->pages, &pw, err)) < 0 ||
 	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0)
 		return r;
 	/* incremental: the pages written since the previous dump (dirty.c) */
@@ -1063,7 +1063,8 @@ static int parent_pages_open(struct cd_restore_ctx *ctx, struct parent_pages *pp
 
 	if (pp->pr)
 		return 0;
-	if ((r = cd_pr_open(ctx->dirfd, p->pages_file, &pp->pr, err)) < 0)
+	if ((r = cd_pr_open_layout(ctx->dirfd, p->pages_file, p->pages_size, &ctx->img->pages,
+	                           &pp->pr, err)) < 0)
 		return r;
 	for (size_t i = 0; i < p->nvmas; i++)
 		n += p->vmas[i].nruns;
@@ -1571,14 +1572,19 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 
 #define READ_STEP (4u << 20)
 
-/* Reads len bytes of the page file (size bytes) at off into dst, in steps
+/* Reads len bytes of the page file (size bytes) at off into dst, from pr
+ * (streamed page data) or else fd, in steps
  * checksummed while they are still in the cache. */
-static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uint64_t size,
-                           struct cd_csum_part *csum, cd_err *err)
+static int read_pages_into(int fd, struct cd_page_reader *pr, uint8_t *dst, uint64_t len,
+                           uint64_t off, uint64_t size, struct cd_csum_part *csum, cd_err *err)
 {
 	for (uint64_t done = 0; done < len;) {
 		uint64_t n = len - done < READ_STEP ? len - done : READ_STEP;
-		int r = read_full(fd, dst + done, n, off + done, err);
+		const void *src;
+		int r = pr ? cd_pr_at(pr, off + done, n, &src, err)
+		           : read_full(fd, dst + done, n, off + done, err);
+		if (r >= 0 && pr)
+			memcpy(dst + done, src, n);
 		if (r < 0)
 			return r;
 		cd_csum_part_add(csum, dst + done, (size_t)n, off + done, size);
@@ -1599,7 +1605,8 @@ static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
 /* Writes t's own pages into the slot at addr; *off walks the page file of
  * size bytes, and csum gathers what was read. */
 static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int pages_fd,
-                     uint64_t size, uint64_t *off, struct cd_csum_part *csum, cd_err *err)
+                     struct cd_page_reader *pr, uint64_t size, uint64_t *off,
+                     struct cd_csum_part *csum, cd_err *err)
 {
 	uint64_t at = 0, npages = (v->end - v->start) / PAGE;
 	int r = 0;
@@ -1612,7 +1619,7 @@ static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int 
 			return r;
 		at = run->page + run->npages;
 		if (run->src == CD_RUN_DATA) {
-			r = read_pages_into(pages_fd, dst, len, *off, size, csum, err);
+			r = read_pages_into(pages_fd, pr, dst, len, *off, size, csum, err);
 			*off += len;
 		} else if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
 			memset(dst, 0, len);
@@ -1636,7 +1643,7 @@ static uint64_t data_bytes(const struct cd_vma *v)
 }
 
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, struct cd_csum_part *csum, cd_err *err)
+                  int pages_fd, struct cd_page_reader *pr, struct cd_csum_part *csum, cd_err *err)
 {
 	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
 	uint64_t off = 0;
@@ -1652,7 +1659,7 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
 		if (pv[i].how == CD_PREMAP_FRESH)
 			r = map_slot(v, addr, err);
 		if (r >= 0)
-			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd,
+			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd, pr,
 			              t->pages_size, &off, csum, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "premap %" PRIx64 "-%" PRIx64, v->start, v->end);
@@ -1720,7 +1727,8 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 
 	if ((r = cd_layout_move_vdso(ctx, t, err)) < 0 ||
 	    (r = cd_layout_unmap_rest(ctx, t, err)) < 0 ||
-	    (r = cd_pr_open(ctx->dirfd, t->pages_file, &pr, err)) < 0 ||
+	    (r = cd_pr_open_layout(ctx->dirfd, t->pages_file, t->pages_size, &ctx->img->pages, &pr,
+	                           err)) < 0 ||
 	    (r = list_ancestors(ctx, t, &pp, &depth, err)) < 0)
 		return r;
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {

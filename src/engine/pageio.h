@@ -2,6 +2,7 @@
  * buffered I/O where the filesystem refuses it), read back the same way. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,15 +10,44 @@
 
 #define CD_PAGEIO_BUF (8u << 20)
 
+/* Streamed page data (docs/engine.md, "Parallel streams"): a task's page
+ * data, the same bytes at the same offsets as one plain page file, cut in
+ * chunks of CD_STREAM_CHUNK bytes dealt round-robin over `streams` files
+ * "pages-PID.S.img", each written and read by a thread of its own. With a
+ * codec, each chunk is one record (header, lz4 block or zstd frame, padded
+ * to a page) and a chunk that does not shrink is stored as it is. streams
+ * 1 with no codec is the plain single file. Checksums cover the
+ * uncompressed bytes. */
+#define CD_STREAM_CHUNK (2u << 20)
+/* Whether l describes a layout this engine reads and writes. */
+int cd_page_layout_check(const struct cd_page_layout *l, cd_err *err);
+/* A plain page file: one stream, no codec (also for a zeroed layout). */
+bool cd_page_layout_plain(const struct cd_page_layout *l);
+/* "none", "lz4", "zstd"; NULL past the end. */
+const char *cd_page_codec_name(enum cd_page_codec c);
+int cd_page_codec_parse(const char *name, enum cd_page_codec *ret, cd_err *err);
+/* Stream s's file of the page file name ("pages-7.img", 2 → "pages-7.2.img"). */
+int cd_page_stream_name(const char *name, unsigned s, char *buf, size_t len, cd_err *err);
+/* Whether the files of page file name (size bytes in layout l, streamed)
+ * are all there, with sizes that can hold it: a cheap check before a
+ * restore starts; their contents are checked as they are read. */
+int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        cd_err *err);
+
 struct cd_page_writer;
 int cd_pw_open(int dirfd, const char *name, struct cd_page_writer **ret, cd_err *err);
+/* The same for a layout (NULL: plain); a streamed writer runs one thread
+ * per stream until cd_pw_finish or cd_pw_free. */
+int cd_pw_open_layout(int dirfd, const char *name, const struct cd_page_layout *layout,
+                      struct cd_page_writer **ret, cd_err *err);
 /* Free space at the buffer's end (a multiple of the page size, never 0). */
 size_t cd_pw_reserve(struct cd_page_writer *pw, uint8_t **ret_dst);
 /* Accepts len bytes written at the reserved place; flushes a full buffer. */
 int cd_pw_commit(struct cd_page_writer *pw, size_t len, cd_err *err);
 /* Flushes, fsyncs, returns total size and checksum. */
 int cd_pw_finish(struct cd_page_writer *pw, uint64_t *ret_size, uint64_t *ret_csum, cd_err *err);
-/* Time spent in write() and in fsync() so far. */
+/* Time spent in write() and in fsync() so far (streamed: the longest
+ * stream's, compression included). */
 void cd_pw_times(const struct cd_page_writer *pw, uint64_t *ret_write_ns, uint64_t *ret_fsync_ns);
 void cd_pw_free(struct cd_page_writer *pw);
 static inline void cd_pw_freep(struct cd_page_writer **pw)
@@ -27,6 +57,14 @@ static inline void cd_pw_freep(struct cd_page_writer **pw)
 
 struct cd_page_reader;
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err);
+/* The page file name of size bytes in layout (NULL: plain). A streamed
+ * reader checks that every stream file is there with its size before it
+ * returns, then decodes in one thread per stream ahead of the calls
+ * below, which wait for the bytes they return; a bad record fails the
+ * call that needs it (and cd_pr_check). */
+int cd_pr_open_layout(int dirfd, const char *name, uint64_t size,
+                      const struct cd_page_layout *layout, struct cd_page_reader **ret,
+                      cd_err *err);
 /* Next bytes of the file: up to want bytes at *ret_src (*ret_len > 0),
  * added to the reader's part of the file's checksum as they are read. */
 int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, size_t *ret_len,

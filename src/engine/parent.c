@@ -162,7 +162,8 @@ static int task_runs(struct chain_level *l, size_t ti, cd_err *err)
 		}
 	}
 	ct->pid = t->pid;
-	if ((r = cd_pr_open(l->dirfd, t->pages_file, &ct->pr, err)) < 0)
+	if ((r = cd_pr_open_layout(l->dirfd, t->pages_file, t->pages_size, &l->img.pages, &ct->pr,
+	                           err)) < 0)
 		return r;
 	return 0;
 }

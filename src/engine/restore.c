@@ -23,6 +23,7 @@
 
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "engine/pageio.h"
 #include "plugins/plugins.h"
 #include "shared/cleanup.h"
 
@@ -285,34 +286,54 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
  * with the owner's (open_as). What the task reads is checksummed into
  * csum, which the controller checks before the task runs (mem.c). */
 static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
-                         struct cd_csum_part *csum, cd_err *err)
+                         struct cd_page_reader *pr, struct cd_csum_part *csum, cd_err *err)
 {
-	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, csum, err);
+	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, pr, csum, err);
 
-	close(pages_fd);
+	if (pages_fd >= 0)
+		close(pages_fd);
+	cd_pr_free(pr); /* its threads are gone before the task goes on */
 	return r;
+}
+
+/* t's page data: the plain file's fd, or a reader of its streams. */
+static int open_pages(struct restore_state *s, const struct cd_task *t, int *ret_fd,
+                      struct cd_page_reader **ret_pr, cd_err *err)
+{
+	*ret_fd = -1;
+	*ret_pr = NULL;
+	if (!cd_page_layout_plain(&s->img.pages))
+		return cd_pr_open_layout(s->dirfd, t->pages_file, t->pages_size, &s->img.pages,
+		                         ret_pr, err);
+	*ret_fd = openat(s->dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
+	if (*ret_fd < 0)
+		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	return 0;
 }
 
 static int prepare_steps(struct restore_state *s, const struct cd_task *t,
                          struct cd_csum_part *csum, cd_err *err)
 {
 	struct fsid_saved unused;
-	int pages_fd = openat(s->dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
-	int r;
+	struct cd_page_reader *pr;
+	int pages_fd;
+	int r = open_pages(s, t, &pages_fd, &pr, err);
 
-	if (pages_fd < 0)
-		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	if (r < 0)
+		return r;
 	/* for good: cwd, root, and what the task opens later by injected calls
 	 * (mapped files, its executable) are reached with the owner's rights;
 	 * the credentials module sets the image's ids at the end */
 	if (s->open_as) {
 		if ((r = fsid_enter(s->open_as, &unused, err)) < 0) {
-			close(pages_fd);
+			if (pages_fd >= 0)
+				close(pages_fd);
+			cd_pr_free(pr);
 			return r;
 		}
 		free(unused.groups);
 	}
-	if ((r = premap_memory(s, t, pages_fd, csum, err)) < 0 ||
+	if ((r = premap_memory(s, t, pages_fd, pr, csum, err)) < 0 ||
 	    (r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {

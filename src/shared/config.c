@@ -38,6 +38,15 @@ static int check_compression(const char *v)
 	return 0;
 }
 
+/* 1..16, the engine's page data streams (CD_STREAMS_MAX) */
+static int check_streams(const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	return v[0] >= '0' && v[0] <= '9' && !*end && n >= 1 && n <= 16;
+}
+
 static int check_log_level(const char *v)
 {
 	return log_level_parse(v) >= 0;
@@ -69,6 +78,8 @@ static const struct config_field fields[] = {
           "a path"),
     FIELD("checkpoint.compression", "CEDANA_CHECKPOINT_COMPRESSION", "none", checkpoint_compression,
           check_compression, "none|tar|gzip|lz4|zlib|zstd"),
+    FIELD("checkpoint.streams", "CEDANA_CHECKPOINT_STREAMS", "1", checkpoint_streams, check_streams,
+          "1..16"),
     FIELD("job.log_dir", "CEDANA_JOB_LOG_DIR", "/var/log", job_log_dir, check_nonempty, "a path"),
     FIELD("plugins.dir", "CEDANA_PLUGINS_DIR", "", plugins_dir, check_any,
           "a path, or empty for the default"),

@@ -19,9 +19,10 @@ struct cd_config {
 	char *db_path;
 	char *checkpoint_dir;
 	char *checkpoint_compression;
-	char *job_log_dir; /* where cedana-output-JID.log files go */
-	char *plugins_dir; /* "": the build's default (plugins/plugins.h) */
-	char *config_dir;  /* where config.json was looked up; not a JSON key */
+	char *checkpoint_streams; /* "1".."16": page data streams (docs/engine.md) */
+	char *job_log_dir;        /* where cedana-output-JID.log files go */
+	char *plugins_dir;        /* "": the build's default (plugins/plugins.h) */
+	char *config_dir;         /* where config.json was looked up; not a JSON key */
 };
 
 /* Where the sources come from; NULL members are absent. envp is an

@@ -234,3 +234,37 @@ while True:
 	run "$CEDANA" job checkpoints big
 	refute_output --partial img
 }
+
+@test "dump --streams 3 --compression lz4: a directory of compressed streams, restored as any other" {
+	start_counter s
+	run "$CEDANA" dump job s --streams 3 --compression lz4
+	assert_success
+	assert_output --partial "lz4 in 3 streams"
+	path=$(last_word)
+	assert_regex "$path" "^$CK/dump-job-s-[0-9]+$"
+	assert_dir_exists "$path"
+	run jq -c .pages "$path/manifest.json"
+	assert_output '{"streams":3,"codec":"lz4"}'
+	assert_file_exists "$path/pages-$(jq .root "$path/manifest.json").2.img"
+	wait_job_field s status halted
+	run "$CEDANA" restore job s
+	assert_success
+	finish_counter s
+}
+
+@test "dump --streams: checkpoint.streams is the default; a bad count or a codec streams lack is refused, nothing made" {
+	start_counter v
+	run "$CEDANA" dump job v --streams 17
+	assert_failure 1
+	assert_output --partial "--streams 17: expected 1..16"
+	run "$CEDANA" dump job v --streams 2 --compression gzip
+	assert_failure 1
+	assert_output --partial "gzip is not one of its codecs"
+	assert_equal "$(entries "$CK")" ""
+	CEDANA_CHECKPOINT_STREAMS=2 run "$CEDANA" dump job v --compression zstd
+	assert_success
+	assert_output --partial "zstd in 2 streams"
+	path=$(last_word)
+	run jq -c .pages "$path/manifest.json"
+	assert_output '{"streams":2,"codec":"zstd"}'
+}

@@ -20,7 +20,8 @@ static int usage(void)
 	fprintf(
 	    stderr,
 	    "usage: cedana-engine dump PID DIR [--leave-running] [--shell-job] [--stats|--timings]"
-	    " [--external-stdio MASK] [--tcp-established|--tcp-close] [--then DIR2 ...]\n"
+	    " [--external-stdio MASK] [--tcp-established|--tcp-close] [--then DIR2 ...]"
+	    " [--streams N] [--codec none|lz4|zstd]\n"
 	    "       cedana-engine restore DIR [--stdin F] [--stdout F] [--stderr F]"
 	    " [--external-only] [--detach] [--pid-file F] [--leave-stopped] [--lazy]"
 	    " [--stats|--timings] [--tcp-established|--tcp-close]\n"
@@ -161,6 +162,12 @@ static int cmd_dump(int argc, char **argv)
 			o.tcp_established = true;
 		else if (!strcmp(argv[i], "--tcp-close"))
 			o.tcp_close = true;
+		else if (!strcmp(argv[i], "--streams") && i + 1 < argc)
+			o.streams = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--codec") && i + 1 < argc)
+			o.page_codec = !strcmp(argv[++i], "lz4")  ? 1
+			               : !strcmp(argv[i], "zstd") ? 2
+			                                          : 0;
 		else if (!strcmp(argv[i], "--external-stdio") && i + 1 < argc)
 			o.external_stdio = (unsigned)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--stats")) {

@@ -21,6 +21,7 @@
 
 #include "engine/image-fields.h"
 #include "engine/image.h"
+#include "engine/pageio.h"
 #include "engine/internal.h"
 
 static void make_image(struct cd_image *img)
@@ -1176,6 +1177,165 @@ static void test_parent(void **state)
 	json_object_set_new(vma0(j), "shared", json_integer(1));
 	json_object_set_new(vma0(j), "flags", json_integer(0));
 	expect_refused(j, "not private anonymous");
+}
+
+/* The page data layout ("pages"): absent for the plain file, else streams
+ * 1..16 and a known codec, kept through a round trip. */
+static void test_pages_layout(void **state)
+{
+	struct cd_image img, back;
+	cd_err err = {0};
+	json_t *j = encoded();
+
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_true(cd_page_layout_plain(&img.pages));
+	json_t *plain = cd_image_to_json(&img, &err);
+	assert_null(json_object_get(plain, "pages"));
+	json_decref(plain);
+	cd_image_free(&img);
+	json_object_set_new(j, "pages", json_pack("{s:i, s:s}", "streams", 3, "codec", "zstd"));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.pages.streams, 3);
+	assert_int_equal(img.pages.codec, CD_CODEC_ZSTD);
+	json_t *again = cd_image_to_json(&img, &err);
+	assert_non_null(again);
+	assert_int_equal(cd_image_from_json(again, &back, &err), 0);
+	assert_int_equal(back.pages.streams, 3);
+	assert_int_equal(back.pages.codec, CD_CODEC_ZSTD);
+	cd_image_free(&back);
+	cd_image_free(&img);
+	json_decref(again);
+	json_object_set_new(json_object_get(j, "pages"), "streams", json_integer(17));
+	expect_refused(json_deep_copy(j), "\"streams\"");
+	json_object_set_new(json_object_get(j, "pages"), "streams", json_integer(0));
+	expect_refused(json_deep_copy(j), "\"streams\"");
+	json_object_set_new(json_object_get(j, "pages"), "streams", json_integer(2));
+	json_object_set_new(json_object_get(j, "pages"), "codec", json_string("gzip"));
+	expect_refused(json_deep_copy(j), "unknown page codec");
+	json_object_set_new(json_object_get(j, "pages"), "codec", json_integer(1));
+	expect_refused(json_deep_copy(j), "\"codec\"");
+	json_object_set_new(j, "pages", json_integer(2));
+	expect_refused(j, "pages");
+}
+
+/* The streamed writer and reader: the same bytes back through 3 streams
+ * and each codec, read in order and at random; a damaged record, a short
+ * or missing stream refused. */
+static void stream_round_trip(enum cd_page_codec codec)
+{
+	const struct cd_page_layout l = {.streams = 3, .codec = codec};
+	const size_t size = 7 * CD_STREAM_CHUNK + 5 * CD_PAGE_SIZE;
+	char dir[] = "/tmp/test-streams-XXXXXX", path[128];
+	uint8_t *data = malloc(size);
+	struct cd_page_writer *pw;
+	struct cd_page_reader *pr;
+	uint64_t got_size, csum, x = 88172645463325252ULL;
+	cd_err err = {0};
+
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	for (size_t i = 0; i < size; i += 8) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* every other chunk compressible (text-like), the rest random */
+		uint64_t v = (i / CD_STREAM_CHUNK) % 2 ? x : 0x2074786574206120ULL + (i & 0xff00);
+		memcpy(data + i, &v, 8);
+	}
+	assert_int_equal(cd_pw_open_layout(dirfd, "pages-9.img", &l, &pw, &err), 0);
+	for (size_t off = 0; off < size;) {
+		uint8_t *dst;
+		size_t n = cd_pw_reserve(pw, &dst);
+		n = n < size - off ? n : size - off;
+		memcpy(dst, data + off, n);
+		assert_int_equal(cd_pw_commit(pw, n, &err), 0);
+		off += n;
+	}
+	assert_int_equal(cd_pw_finish(pw, &got_size, &csum, &err), 0);
+	cd_pw_free(pw);
+	assert_int_equal(got_size, size);
+	assert_int_equal(faccessat(dirfd, "pages-9.img", F_OK, 0), -1);
+	assert_int_equal(cd_page_files_check(dirfd, "pages-9.img", size, &l, &err), 0);
+
+	assert_int_equal(cd_pr_open_layout(dirfd, "pages-9.img", size, &l, &pr, &err), 0);
+	const void *src;
+	assert_int_equal(cd_pr_at(pr, 6 * CD_STREAM_CHUNK + 4096, 8192, &src, &err), 0);
+	assert_memory_equal(src, data + 6 * CD_STREAM_CHUNK + 4096, 8192);
+	for (size_t off = 0; off < size;) {
+		size_t n;
+		assert_int_equal(cd_pr_next(pr, 3 << 20, &src, &n, &err), 0);
+		assert_memory_equal(src, data + off, n);
+		off += n;
+	}
+	assert_int_equal(cd_pr_check(pr, NULL, csum, &err), 0);
+	cd_pr_free(pr);
+
+	/* one byte changed in stream 1, in its first chunk's data */
+	int fd = openat(dirfd, "pages-9.1.img", O_RDWR);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, 4196), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, 4196), 1);
+	assert_int_equal(cd_pr_open_layout(dirfd, "pages-9.img", size, &l, &pr, &err), 0);
+	int r = 0;
+	for (size_t off = 0; off < size && r == 0;) {
+		size_t n;
+		r = cd_pr_next(pr, 3 << 20, &src, &n, &err);
+		off += r == 0 ? n : 0;
+	}
+	if (r == 0)
+		r = cd_pr_check(pr, NULL, csum, &err);
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(strstr(err.msg, "corrupt image"));
+	cd_pr_free(pr);
+	/* a stream cut short, then gone */
+	assert_int_equal(ftruncate(fd, codec == CD_CODEC_NONE ? 4096 : 0), 0);
+	close(fd);
+	assert_int_equal(cd_page_files_check(dirfd, "pages-9.img", size, &l, &err), -EINVAL);
+	assert_int_equal(cd_pr_open_layout(dirfd, "pages-9.img", size, &l, &pr, &err), -EINVAL);
+	assert_int_equal(unlinkat(dirfd, "pages-9.1.img", 0), 0);
+	assert_int_equal(cd_pr_open_layout(dirfd, "pages-9.img", size, &l, &pr, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "pages-9.1.img"));
+	for (unsigned k = 0; k < 3; k++) {
+		snprintf(path, sizeof(path), "pages-9.%u.img", k);
+		unlinkat(dirfd, path, 0);
+	}
+	close(dirfd);
+	rmdir(dir);
+	free(data);
+}
+
+static void test_streams_none(void **state)
+{
+	stream_round_trip(CD_CODEC_NONE);
+}
+
+static void test_streams_lz4(void **state)
+{
+	stream_round_trip(CD_CODEC_LZ4);
+}
+
+static void test_streams_zstd(void **state)
+{
+	stream_round_trip(CD_CODEC_ZSTD);
+}
+
+static void test_stream_layout_rules(void **state)
+{
+	char buf[64];
+	cd_err err = {0};
+	enum cd_page_codec c;
+
+	assert_int_equal(cd_page_stream_name("pages-12.img", 15, buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "pages-12.15.img");
+	assert_int_equal(cd_page_layout_check(&(struct cd_page_layout){0, CD_CODEC_NONE}, &err),
+	                 -EINVAL);
+	assert_int_equal(cd_page_layout_check(&(struct cd_page_layout){17, CD_CODEC_NONE}, &err),
+	                 -EINVAL);
+	assert_int_equal(cd_page_layout_check(&(struct cd_page_layout){16, CD_CODEC_COUNT}, &err),
+	                 -EINVAL);
+	assert_int_equal(cd_page_layout_check(&(struct cd_page_layout){16, CD_CODEC_LZ4}, &err), 0);
+	assert_int_equal(cd_page_codec_parse("zstd", &c, &err), 0);
+	assert_int_equal(c, CD_CODEC_ZSTD);
+	assert_int_equal(cd_page_codec_parse("gzip", &c, &err), -EINVAL);
 }
 
 static void test_refuses_enum_out_of_range(void **state)
@@ -2591,6 +2751,11 @@ int main(void)
 	    cmocka_unit_test(test_guard_runs),
 	    cmocka_unit_test(test_tcp_conn),
 	    cmocka_unit_test(test_parent),
+	    cmocka_unit_test(test_pages_layout),
+	    cmocka_unit_test(test_streams_none),
+	    cmocka_unit_test(test_streams_lz4),
+	    cmocka_unit_test(test_streams_zstd),
+	    cmocka_unit_test(test_stream_layout_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
