@@ -174,7 +174,8 @@ kill_daemon_hard() {
 	echo "$client" >>"$BATS_TEST_TMPDIR/extra.pids"
 	for _ in $(seq 200); do
 		run curl -sS --unix-socket "$CEDANA_ADDRESS" http://localhost/v1/ops/r-prepare
-		[[ "$output" == *'"phase"'* ]] && break
+		# the op is listed, its phase empty, before the worker starts it
+		[[ "$output" == *'"phase":"'[a-z]* || "$output" == *'"phase": "'[a-z]* ]] && break
 		sleep 0.05
 	done
 	assert_output --regexp '"phase": ?"prepare"'
