@@ -60,7 +60,8 @@ struct lz_file {
 	pid_t pid; /* the image task; its pidfd kills it and what it forked */
 	int pidfd;
 	uint64_t size, csum;
-	const char *name;
+	/* a copy: the server outlives the image it was planned from */
+	char name[sizeof(((struct cd_task *)0)->pages_file)];
 };
 
 struct cd_lazy {
@@ -239,12 +240,9 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 		return cd_err_set(err, ENOMEM, "out of memory");
 	lz->files = f;
 	f = &lz->files[lz->nfiles];
-	*f = (struct lz_file){.fd = -1,
-	                      .pidfd = -1,
-	                      .pid = t->pid,
-	                      .size = t->pages_size,
-	                      .csum = t->pages_csum,
-	                      .name = t->pages_file};
+	*f = (struct lz_file){
+	    .fd = -1, .pidfd = -1, .pid = t->pid, .size = t->pages_size, .csum = t->pages_csum};
+	snprintf(f->name, sizeof(f->name), "%s", t->pages_file);
 	lz->nfiles++;
 	/* the open file keeps the image's pages until the pass ends, even
 	 * once the caller removes an unpacked image */
