@@ -300,30 +300,20 @@ bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64
 	return !(lo < d->n && d->w[lo].start <= addr);
 }
 
-/* A userfaultfd made inside the task, taken out and closed there. */
+/* A userfaultfd made inside the task, taken out and closed there
+ * (cd_uffd_from_task), in write-protect-async mode. */
 static int take_uffd(cd_inject *inj, pid_t pid, int *ret, cd_err *err)
 {
-	long fd, ignored;
-	int r = cd_call_ok(inj, "userfaultfd", SYS_userfaultfd,
-	                   O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, 0, 0, 0, 0, &fd, err);
+	int ours;
+	int r =
+	    cd_uffd_from_task(inj, pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, &ours, err);
 
 	if (r < 0)
 		return r;
-	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	int ours = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
-	int e = errno;
-	/* the program must not see it, whatever happened here */
-	r = cd_call(inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
-	if (ours < 0)
-		return cd_err_sys(err, e, "take the userfaultfd out of the task");
-	if (r < 0) {
-		close(ours);
-		return r;
-	}
 	struct uffdio_api api = {
 	    .api = UFFD_API, .features = CD_UFFD_FEATURE_WP_ASYNC | CD_UFFD_FEATURE_WP_UNPOPULATED};
 	if (ioctl(ours, UFFDIO_API, &api) < 0) {
-		e = errno;
+		int e = errno;
 		close(ours);
 		return cd_err_sys(err, e, "userfaultfd write-protect-async");
 	}

@@ -202,10 +202,9 @@ static const struct lz_range *range_at(const struct lz_mm *m, uint64_t addr)
 
 /* ---- at restore, in the controller ---- */
 
-/* A userfaultfd made inside the task (it belongs to the task's mm), taken
- * out with pidfd_getfd and closed in the task again. Not
- * UFFD_USER_MODE_ONLY: a system call that reads a page not yet filled must
- * wait for it as a user access does, not fail with EFAULT. */
+/* A userfaultfd made inside the task (it belongs to the task's mm) with
+ * flags, taken out with pidfd_getfd and closed in the task again: the
+ * program never sees it. Also the incremental trackers' (dirty.c). */
 int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err)
 {
 	long fd, ignored;
@@ -256,6 +255,8 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 	lz->mm = m;
 	m = &lz->mm[lz->nmm++];
 	*m = (struct lz_mm){.uffd = -1, .file = lz->nfiles - 1};
+	/* not UFFD_USER_MODE_ONLY: a system call that reads a page not yet
+	 * filled must wait for it as a user access does, not fail with EFAULT */
 	if ((r = cd_uffd_from_task(inj, t->pid, O_CLOEXEC | O_NONBLOCK, &m->uffd, err)) < 0)
 		return r;
 	struct uffdio_api api = {.api = UFFD_API, .features = LAZY_FEATURES};
