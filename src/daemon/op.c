@@ -40,6 +40,9 @@ int op_new(const char *id, struct op_shared **ret, cd_err *err)
 	page = mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (page == MAP_FAILED)
 		return cd_err_sys(err, errno, "map a shared page");
+	/* Before its worker names a first phase, an op is in the "" phase
+	 * since it was made, not since the clock's epoch. */
+	page->op.phase_start_ms = op_now_ms();
 	if (id && id[0]) {
 		pthread_mutex_lock(&registry_lock);
 		if (find(id)) {

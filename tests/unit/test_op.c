@@ -20,6 +20,12 @@ static void test_registry(void **state)
 	assert_int_equal(op_new("one", &b, &err), -EEXIST);
 	assert_string_equal(err.msg, "operation one is already in flight");
 	assert_null(op_progress_json("two"));
+	/* listed before its first phase: seconds since it was made */
+	p = op_progress_json("one");
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "phase")), "");
+	assert_true(json_real_value(json_object_get(p, "seconds")) < 60);
+	json_decref(p);
 	op_phase(a, "compress");
 	op_progress_cb(10, 40, a);
 	p = op_progress_json("one");
