@@ -1,18 +1,21 @@
-/* memfds (memfd_create) held by fds: an object of no path, so the image
- * keeps its contents (streamed into the image file memfd-INDEX.img, of any
- * size), name, seals, permission bits and owner. One entry per open file
- * (the fd's obj); the first open file of a memfd holds the memfd itself,
- * every other open file of it (a second open of /proc/PID/fd/N) names that
- * entry in "of". The restore makes one new memfd of that name per memfd,
- * puts it all back, and opens it again for each other open file. A memfd
- * the tree also maps shared is one object with its mappings: the entry
- * names their shmid, and the restore makes them of this memfd
- * (cd_mem_shm_prepare), not of a new one; so are private mappings of it
- * (mem.c: the restored memfd mapped privately); its seals come once every
- * mapping is made (cd_memfd_seal_mapped). Not supported, refused at dump
- * by name: a memfd of huge pages (MFD_HUGETLB), and a memfd mapped private
- * or sealed and mapped shared that no fd holds (mem.c: the image keeps its
- * contents and seals in an fd's entry). */
+/* memfds (memfd_create): an object of no path, so the image keeps its
+ * contents (streamed into the image file memfd-INDEX.img, of any size),
+ * name, seals, permission bits and owner. One entry per open file (the
+ * fd's obj); the first open file of a memfd holds the memfd itself, every
+ * other open file of it (a second open of /proc/PID/fd/N) names that entry
+ * in "of". A memfd the tree only maps (its fds closed after the mmap) has
+ * an entry of its own with no open file (obj -1, made by mem.c through
+ * cd_memfd_mapped, its contents read through /proc/PID/map_files, which
+ * opens the file itself, not a private mapping's copied pages). The
+ * restore makes one new memfd of that name per memfd, puts it all back,
+ * and opens it again for each other open file. A memfd the tree also maps
+ * is one object with its mappings: the entry names their shmid (the
+ * inode), and the restore makes them of this memfd (cd_mem_shm_prepare),
+ * not of a new one, shared or private (mem.c: the memfd mapped privately,
+ * its copy-on-write pages the task's); its seals come once every mapping
+ * is made (cd_memfd_seal_mapped), and one no fd holds is closed by the
+ * controller once the tree is made. Not supported, refused at dump by
+ * name: a memfd of huge pages (MFD_HUGETLB). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -154,6 +157,103 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	return 0;
 }
 
+/* ---- a memfd the tree maps and no fd holds (mem.c) ---- */
+
+/* Its entry (own, no open file), from the file behind the mapping. */
+static int mapped_entry(const char *link, const char *path, const struct stat *st, int fd,
+                        struct cd_memfd *m, cd_err *err)
+{
+	const char *name = path + strlen(MEMFD_PREFIX);
+	struct statfs sf;
+	int seals;
+
+	if (fstatfs(fd, &sf) < 0)
+		return cd_err_sys(err, errno, "statfs %s", link);
+	if (sf.f_type == HUGETLBFS_MAGIC)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "a memfd of huge pages (MFD_HUGETLB) is not supported");
+	if (sf.f_type != TMPFS_MAGIC || !S_ISREG(st->st_mode))
+		return cd_err_set(err, EOPNOTSUPP, "not a memfd: unsupported");
+	if (st->st_size > (off_t)CD_CONTENTS_MAX)
+		return cd_err_set(err, EFBIG,
+		                  "a memfd of %lld bytes, more than the limit of %llu "
+		                  "bytes",
+		                  (long long)st->st_size, (unsigned long long)CD_CONTENTS_MAX);
+	if ((seals = fcntl(fd, F_GET_SEALS)) < 0)
+		return cd_err_sys(err, errno, "%s: F_GET_SEALS", link);
+	*m = (struct cd_memfd){.obj = -1,
+	                       .seals = (uint32_t)seals,
+	                       .mode = st->st_mode & 07777,
+	                       .uid = st->st_uid,
+	                       .gid = st->st_gid,
+	                       .ino = (int64_t)st->st_ino,
+	                       .shmid = (int64_t)st->st_ino,
+	                       .len = (size_t)st->st_size,
+	                       .pending = true,
+	                       .name = strndup(name, strlen(name) - strlen(DELETED))};
+	if (!m->name)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int cd_memfd_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err)
+{
+	char link[96];
+	struct stat st;
+	int r;
+
+	/* another mapping of it, of this task or another, made its entry */
+	for (size_t i = 0; i < img->nmemfds; i++)
+		if (img->memfds[i].obj < 0 && img->memfds[i].ino == (int64_t)m->ino)
+			return 0;
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+	         m->end);
+	_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "pid %d: open %s", pid, link);
+	if (img->nmemfds == CD_MAX_MEMFDS)
+		return cd_err_set(err, EOPNOTSUPP, "pid %d: %s: more than %u memfds", pid, m->path,
+		                  CD_MAX_MEMFDS);
+	struct cd_memfd *nm = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*nm));
+	if (!nm)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	img->memfds = nm;
+	size_t i = img->nmemfds;
+	if ((r = mapped_entry(link, m->path, &st, fd, &img->memfds[i], err)) < 0)
+		return cd_err_wrap(
+		    err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s) held by no fd", pid,
+		    m->start, m->end, m->shared ? "shared" : "private", m->path);
+	img->memfds[i].of = (int)i;
+	img->nmemfds++;
+	return 0;
+}
+
+int cd_memfd_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	char link[96], name[64];
+	int r;
+
+	for (size_t j = 0; j < t->nvmas; j++) {
+		const struct cd_vma *v = &t->vmas[j];
+		for (size_t i = 0; i < ctx->img->nmemfds; i++) {
+			struct cd_memfd *m = &ctx->img->memfds[i];
+			if (!m->pending || m->ino != (int64_t)v->ino ||
+			    (v->kind != CD_VMA_ANON_SHARED && !cd_vma_memfd(v)))
+				continue;
+			snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+			         t->pid, v->start, v->end);
+			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return cd_err_sys(err, errno, "pid %d: open %s", t->pid, link);
+			cd_contents_file("memfd", i, name, sizeof(name));
+			if ((r = cd_contents_save(ctx->dirfd, name, fd, m->len, &m->csum, err)) < 0)
+				return cd_err_wrap(err, "pid %d: %s", t->pid, v->path);
+			m->pending = false;
+		}
+	}
+	return 0;
+}
+
 /* ---- restore, in the controller ---- */
 
 const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj)
@@ -197,9 +297,9 @@ static int set_seals(int fd, const struct cd_memfd *m, cd_err *err)
 
 /* The memfd of entry i (its own), made once with its contents, owner, mode
  * and seals, read-write; a mapped one's seals wait for its mappings. */
-static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
+static int make_memfd(const struct cd_image *img, int dirfd, size_t i, cd_err *err)
 {
-	const struct cd_memfd *m = &o->img->memfds[i];
+	const struct cd_memfd *m = &img->memfds[i];
 	char name[64];
 	int r;
 
@@ -208,7 +308,7 @@ static int make_memfd(const struct cd_fd_open *o, size_t i, cd_err *err)
 		return cd_err_sys(err, errno, "memfd_create %s", m->name);
 	cd_contents_file("memfd", i, name, sizeof(name));
 	r = m->data ? fd_write_all(fd, m->data, m->len, err)
-	            : cd_contents_load(o->dirfd, name, fd, m->len, err);
+	            : cd_contents_load(dirfd, name, fd, m->len, err);
 	if (r < 0 || (r = set_attrs(fd, m, err)) < 0 ||
 	    (!m->shmid && (r = set_seals(fd, m, err)) < 0))
 		return cd_err_wrap(err, "memfd %s", m->name);
@@ -224,7 +324,7 @@ static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 		return cd_err_set(err, EINVAL, "fd %d: no memfd of open file %d", d->fd, d->obj);
 	if (!(made = cd_contents_made(o, CD_FD_MEMFD, o->img->nmemfds, err)))
 		return -ENOMEM;
-	if (made[m->of] < 0 && (made[m->of] = make_memfd(o, (size_t)m->of, err)) < 0)
+	if (made[m->of] < 0 && (made[m->of] = make_memfd(o->img, o->dirfd, (size_t)m->of, err)) < 0)
 		return made[m->of];
 	_cleanup_close_ int fd =
 	    cd_contents_open_file(made[m->of], &o->img->memfds[m->of] == m, d, err);
@@ -237,13 +337,30 @@ static int memfd_open(struct cd_fd_open *o, const struct cd_fd *d, cd_err *err)
 	return TAKE_FD(fd);
 }
 
-int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
-                    cd_err *err)
+/* The own entry of the memfd of shmid that no fd holds, or -1. */
+static int unheld(const struct cd_image *img, int64_t shmid)
+{
+	for (size_t i = 0; shmid && i < img->nmemfds; i++)
+		if (img->memfds[i].obj < 0 && img->memfds[i].shmid == shmid)
+			return (int)i;
+	return -1;
+}
+
+bool cd_memfd_unheld(const struct cd_image *img, int64_t shmid)
+{
+	return unheld(img, shmid) >= 0;
+}
+
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                    int64_t shmid, cd_err *err)
 {
 	char path[64];
-	int ctl = cd_memfd_ctl_fd(img, objs, shmid), fd;
+	int own = unheld(img, shmid), ctl, fd;
 
-	if (ctl < 0)
+	/* one no fd holds: made here, for the mappings only */
+	if (own >= 0)
+		return make_memfd(img, dirfd, (size_t)own, err);
+	if ((ctl = cd_memfd_ctl_fd(img, objs, shmid)) < 0)
 		return ctl;
 	/* read-write, whatever the open file's access mode */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", ctl);
@@ -253,17 +370,28 @@ int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs,
 	return fd;
 }
 
-int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs, cd_err *err)
+/* The shared memory object made for the mappings of m, one no fd holds. */
+static int made_fd(const struct cd_shm *shm, size_t nshm, const struct cd_memfd *m, cd_err *err)
+{
+	for (size_t k = 0; k < nshm; k++)
+		if (shm[k].id == m->shmid && shm[k].fd >= 0)
+			return shm[k].fd;
+	return cd_err_set(err, EINVAL, "memfd %s: not made for its mappings", m->name);
+}
+
+int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs,
+                         const struct cd_shm *shm, size_t nshm, cd_err *err)
 {
 	for (size_t i = 0; i < img->nmemfds; i++) {
 		const struct cd_memfd *m = &img->memfds[i];
 		if (m->of != (int)i || !m->shmid)
 			continue;
-		int r = cd_memfd_shm_fd(img, objs, m->shmid, err);
+		/* an fd's memfd opened again read-write (F_ADD_SEALS needs it) */
+		_cleanup_close_ int own = -1;
+		int fd = m->obj < 0 ? made_fd(shm, nshm, m, err)
+		                    : (own = cd_memfd_shm_fd(img, objs, -1, m->shmid, err));
+		int r = fd < 0 ? fd : set_seals(fd, m, err);
 		if (r < 0)
-			return cd_err_wrap(err, "memfd %s", m->name);
-		_cleanup_close_ int fd = r;
-		if ((r = set_seals(fd, m, err)) < 0)
 			return cd_err_wrap(err, "memfd %s", m->name);
 	}
 	return 0;
