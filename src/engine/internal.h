@@ -574,6 +574,14 @@ void cd_contents_file(const char *kind, size_t i, char *buf, size_t len);
 int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t *ret_csum,
                      cd_err *err);
 int cd_contents_load(int dirfd, const char *name, int fd, uint64_t len, cd_err *err);
+/* The file behind pid's mapping start-end, read-only, through
+ * /proc/PID/map_files: the file itself (a memfd, a deleted file), not a
+ * private mapping's copied pages. */
+int cd_contents_open_mapped(pid_t pid, uint64_t start, uint64_t end, cd_err *err);
+/* The first len bytes of the file behind pid's mapping v into the contents
+ * file of entry i of kind (its checksum in *ret_csum). */
+int cd_contents_save_mapped(int dirfd, pid_t pid, const struct cd_vma *v, const char *kind,
+                            size_t i, uint64_t len, uint64_t *ret_csum, cd_err *err);
 /* The controller's made objects of a kind, one fd per entry (-1: not made
  * yet), kept in o->state[kind] until cd_contents_made_free (open_done). */
 int *cd_contents_made(struct cd_fd_open *o, enum cd_fd_kind kind, size_t n, cd_err *err);

@@ -53,35 +53,37 @@ static bool memfd_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 	       !strcmp(x->link + n - strlen(DELETED), DELETED);
 }
 
+/* The refusals of a memfd open at fd (status st), an fd's or a mapping's. */
+static int check_file(int fd, const struct stat *st, cd_err *err)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return cd_err_sys(err, errno, "statfs");
+	if (sf.f_type == HUGETLBFS_MAGIC)
+		return cd_err_set(err, EOPNOTSUPP,
+		                  "a memfd of huge pages (MFD_HUGETLB) is not supported");
+	if (sf.f_type != TMPFS_MAGIC || !S_ISREG(st->st_mode))
+		return cd_err_set(err, EOPNOTSUPP, "not a memfd: unsupported");
+	if (st->st_size > (off_t)CD_CONTENTS_MAX)
+		return cd_err_set(err, EFBIG,
+		                  "a memfd of %lld bytes, more than the limit of %llu bytes",
+		                  (long long)st->st_size, (unsigned long long)CD_CONTENTS_MAX);
+	return 0;
+}
+
 /* Refusals, by name, before anything is copied; 1 when the tree maps the
  * memfd too. */
 static int check_memfd(const struct cd_fd_dump *x, const struct cd_fd *d, int fd, cd_err *err)
 {
-	const struct cd_image *img = x->ctx->img;
-	struct statfs sf;
 	pid_t mapper = 0;
-	int mapped;
+	int r;
 
-	if (fstatfs(fd, &sf) < 0)
-		return cd_err_sys(err, errno, "pid %d: fd %d (%s): statfs", x->t->pid, d->fd,
-		                  x->link);
-	if (sf.f_type == HUGETLBFS_MAGIC)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: fd %d (%s): a memfd of huge pages (MFD_HUGETLB) is not "
-		                  "supported",
-		                  x->t->pid, d->fd, x->link);
-	if (sf.f_type != TMPFS_MAGIC)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): not a memfd: unsupported",
-		                  x->t->pid, d->fd, x->link);
-	if ((mapped = cd_contents_mapper(img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) < 0)
+	if ((r = check_file(fd, x->st, err)) < 0 ||
+	    (r = cd_contents_mapper(x->ctx->img, x->st->st_ino, MEMFD_PREFIX, true, &mapper, err)) <
+	        0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
-	if (x->st->st_size > (off_t)CD_CONTENTS_MAX)
-		return cd_err_set(err, EFBIG,
-		                  "pid %d: fd %d (%s): a memfd of %lld bytes, more than the "
-		                  "limit of %llu bytes",
-		                  x->t->pid, d->fd, x->link, (long long)x->st->st_size,
-		                  (unsigned long long)CD_CONTENTS_MAX);
-	return mapped;
+	return r;
 }
 
 /* The entry of the memfd of inode ino already in the image, or -1. */
@@ -93,18 +95,37 @@ static int memfd_entry(const struct cd_image *img, int64_t ino)
 	return -1;
 }
 
-static int fill(const struct cd_fd_dump *x, struct cd_memfd *m, int fd, cd_err *err)
+/* A new entry at the end of the image's memfds (an own one of no open file
+ * until set), in *ret, its index in *ret_i. */
+static int new_entry(struct cd_image *img, struct cd_memfd **ret, size_t *ret_i, cd_err *err)
 {
-	const char *name = x->link + strlen(MEMFD_PREFIX);
+	struct cd_memfd *n;
+
+	if (img->nmemfds == CD_MAX_MEMFDS)
+		return cd_err_set(err, EOPNOTSUPP, "more than %u memfds", CD_MAX_MEMFDS);
+	if (!(n = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*n))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	img->memfds = n;
+	*ret_i = img->nmemfds++;
+	n[*ret_i] = (struct cd_memfd){.obj = -1, .of = (int)*ret_i};
+	*ret = &n[*ret_i];
+	return 0;
+}
+
+/* Name (from link, "/memfd:NAME (deleted)"), seals, mode, owner and inode
+ * of the memfd open at fd, of status st. */
+static int fill(struct cd_memfd *m, const char *link, const struct stat *st, int fd, cd_err *err)
+{
+	const char *name = link + strlen(MEMFD_PREFIX);
 	int seals = fcntl(fd, F_GET_SEALS);
 
 	if (seals < 0)
 		return cd_err_sys(err, errno, "F_GET_SEALS");
 	m->seals = (uint32_t)seals;
-	m->mode = x->st->st_mode & 07777;
-	m->uid = x->st->st_uid;
-	m->gid = x->st->st_gid;
-	m->ino = (int64_t)x->st->st_ino;
+	m->mode = st->st_mode & 07777;
+	m->uid = st->st_uid;
+	m->gid = st->st_gid;
+	m->ino = (int64_t)st->st_ino;
 	m->name = strndup(name, strlen(name) - strlen(DELETED));
 	if (!m->name)
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -139,115 +160,74 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	int mapped = of < 0 ? check_memfd(x, d, fd, err) : 0;
 	if (mapped < 0)
 		return mapped;
-	if (img->nmemfds == CD_MAX_MEMFDS)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): more than %u memfds",
-		                  x->t->pid, d->fd, x->link, CD_MAX_MEMFDS);
-	struct cd_memfd *nm = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*nm));
-	if (!nm)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	img->memfds = nm;
-	size_t i = img->nmemfds++;
-	struct cd_memfd *m = &img->memfds[i];
+	struct cd_memfd *m;
+	size_t i;
+	if ((r = new_entry(img, &m, &i, err)) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	/* another open file of a memfd already in the image names its entry */
-	*m = (struct cd_memfd){.obj = d->obj,
-	                       .of = of < 0 ? (int)i : of,
-	                       .shmid = mapped ? (int64_t)x->st->st_ino : 0};
-	if ((r = fill(x, m, fd, err)) < 0 || (of < 0 && (r = save_contents(x, m, i, fd, err)) < 0))
+	m->obj = d->obj;
+	m->of = of < 0 ? (int)i : of;
+	m->shmid = mapped ? (int64_t)x->st->st_ino : 0;
+	if ((r = fill(m, x->link, x->st, fd, err)) < 0 ||
+	    (of < 0 && (r = save_contents(x, m, i, fd, err)) < 0))
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	return 0;
 }
 
 /* ---- a memfd the tree maps and no fd holds (mem.c) ---- */
 
-/* Its entry (own, no open file), from the file behind the mapping. */
-static int mapped_entry(const char *link, const char *path, const struct stat *st, int fd,
-                        struct cd_memfd *m, cd_err *err)
+/* Its entry (own, no open file), from the file behind the mapping (fd, st). */
+static int mapped_entry(const char *path, const struct stat *st, int fd, struct cd_memfd *m,
+                        cd_err *err)
 {
-	const char *name = path + strlen(MEMFD_PREFIX);
-	struct statfs sf;
-	int seals;
+	int r = check_file(fd, st, err);
 
-	if (fstatfs(fd, &sf) < 0)
-		return cd_err_sys(err, errno, "statfs %s", link);
-	if (sf.f_type == HUGETLBFS_MAGIC)
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "a memfd of huge pages (MFD_HUGETLB) is not supported");
-	if (sf.f_type != TMPFS_MAGIC || !S_ISREG(st->st_mode))
-		return cd_err_set(err, EOPNOTSUPP, "not a memfd: unsupported");
-	if (st->st_size > (off_t)CD_CONTENTS_MAX)
-		return cd_err_set(err, EFBIG,
-		                  "a memfd of %lld bytes, more than the limit of %llu "
-		                  "bytes",
-		                  (long long)st->st_size, (unsigned long long)CD_CONTENTS_MAX);
-	if ((seals = fcntl(fd, F_GET_SEALS)) < 0)
-		return cd_err_sys(err, errno, "%s: F_GET_SEALS", link);
-	*m = (struct cd_memfd){.obj = -1,
-	                       .seals = (uint32_t)seals,
-	                       .mode = st->st_mode & 07777,
-	                       .uid = st->st_uid,
-	                       .gid = st->st_gid,
-	                       .ino = (int64_t)st->st_ino,
-	                       .shmid = (int64_t)st->st_ino,
-	                       .len = (size_t)st->st_size,
-	                       .pending = true,
-	                       .name = strndup(name, strlen(name) - strlen(DELETED))};
-	if (!m->name)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	return 0;
+	if (r < 0)
+		return r;
+	m->shmid = (int64_t)st->st_ino;
+	m->len = (size_t)st->st_size;
+	m->pending = true;
+	return fill(m, path, st, fd, err);
 }
 
 int cd_memfd_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err)
 {
-	char link[96];
+	struct cd_memfd *e;
 	struct stat st;
+	size_t i;
 	int r;
 
 	/* another mapping of it, of this task or another, made its entry */
-	for (size_t i = 0; i < img->nmemfds; i++)
+	for (i = 0; i < img->nmemfds; i++)
 		if (img->memfds[i].obj < 0 && img->memfds[i].ino == (int64_t)m->ino)
 			return 0;
-	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
-	         m->end);
-	_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cd_err_sys(err, errno, "pid %d: open %s", pid, link);
-	if (img->nmemfds == CD_MAX_MEMFDS)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: %s: more than %u memfds", pid, m->path,
-		                  CD_MAX_MEMFDS);
-	struct cd_memfd *nm = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*nm));
-	if (!nm)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	img->memfds = nm;
-	size_t i = img->nmemfds;
-	if ((r = mapped_entry(link, m->path, &st, fd, &img->memfds[i], err)) < 0)
+	_cleanup_close_ int fd = cd_contents_open_mapped(pid, m->start, m->end, err);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		r = cd_err_sys(err, errno, "fstat");
+	else if ((r = new_entry(img, &e, &i, err)) >= 0)
+		r = mapped_entry(m->path, &st, fd, e, err);
+	if (r < 0)
 		return cd_err_wrap(
 		    err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s) held by no fd", pid,
 		    m->start, m->end, m->shared ? "shared" : "private", m->path);
-	img->memfds[i].of = (int)i;
-	img->nmemfds++;
 	return 0;
 }
 
 int cd_memfd_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
-	char link[96], name[64];
-	int r;
-
 	for (size_t j = 0; j < t->nvmas; j++) {
 		const struct cd_vma *v = &t->vmas[j];
-		for (size_t i = 0; i < ctx->img->nmemfds; i++) {
+		bool memfd = v->kind == CD_VMA_ANON_SHARED || cd_vma_memfd(v);
+		for (size_t i = 0; memfd && i < ctx->img->nmemfds; i++) {
 			struct cd_memfd *m = &ctx->img->memfds[i];
-			if (!m->pending || m->ino != (int64_t)v->ino ||
-			    (v->kind != CD_VMA_ANON_SHARED && !cd_vma_memfd(v)))
+			int r;
+			if (!m->pending || m->ino != (int64_t)v->ino)
 				continue;
-			snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-			         t->pid, v->start, v->end);
-			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				return cd_err_sys(err, errno, "pid %d: open %s", t->pid, link);
-			cd_contents_file("memfd", i, name, sizeof(name));
-			if ((r = cd_contents_save(ctx->dirfd, name, fd, m->len, &m->csum, err)) < 0)
-				return cd_err_wrap(err, "pid %d: %s", t->pid, v->path);
+			if ((r = cd_contents_save_mapped(ctx->dirfd, t->pid, v, "memfd", i, m->len,
+			                                 &m->csum, err)) < 0)
+				return r;
 			m->pending = false;
 		}
 	}
