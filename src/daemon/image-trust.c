@@ -107,8 +107,12 @@ _Static_assert(sizeof(struct cd_sk_msg) == 48, "a new queued message field: revi
  * the image itself makes (each entry's owner and mode are checked, and the
  * one made is its own entry's); "shmid" makes the image's own shared
  * mappings of that id map this memfd instead of a new object: what the
- * user could have mapped anyway. */
-_Static_assert(sizeof(struct cd_memfd) == 72, "a new memfd field: review image-trust.c");
+ * user could have mapped anyway. An entry of no open file (obj -1: a memfd
+ * only mapped) is made the same way, for the image's own mappings only,
+ * with the same owner, mode and size checks, and closed by the controller;
+ * its name and seals are the user's to choose for any memfd. "pending" is
+ * the dumper's only (never decoded). */
+_Static_assert(sizeof(struct cd_memfd) == 80, "a new memfd field: review image-trust.c");
 /* A deleted file is made again under its path and unlinked: the same rules
  * as a memfd's for its owner and mode (check_memfds), and the owner must be
  * able to create and remove a file in its directory (check_all_paths);

@@ -89,6 +89,33 @@ int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t
 	return 0;
 }
 
+int cd_contents_open_mapped(pid_t pid, uint64_t start, uint64_t end, cd_err *err)
+{
+	char link[96];
+	int fd;
+
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, start, end);
+	fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cd_err_sys(err, errno, "pid %d: open %s", pid, link);
+	return fd;
+}
+
+int cd_contents_save_mapped(int dirfd, pid_t pid, const struct cd_vma *v, const char *kind,
+                            size_t i, uint64_t len, uint64_t *ret_csum, cd_err *err)
+{
+	char name[64];
+	int r;
+
+	_cleanup_close_ int fd = cd_contents_open_mapped(pid, v->start, v->end, err);
+	if (fd < 0)
+		return fd;
+	cd_contents_file(kind, i, name, sizeof(name));
+	if ((r = cd_contents_save(dirfd, name, fd, len, ret_csum, err)) < 0)
+		return cd_err_wrap(err, "pid %d: %s", pid, v->path);
+	return 0;
+}
+
 static int pwrite_all(int fd, const void *buf, size_t len, off_t off, cd_err *err)
 {
 	const char *p = buf;

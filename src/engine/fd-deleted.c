@@ -86,6 +86,23 @@ static int deleted_entry(const struct cd_image *img, const struct stat *st)
 	return -1;
 }
 
+/* A new entry at the end of the image's deleted files (an own one of no
+ * open file until set), in *ret, its index in *ret_i. */
+static int new_entry(struct cd_image *img, struct cd_deleted **ret, size_t *ret_i, cd_err *err)
+{
+	struct cd_deleted *n;
+
+	if (img->ndeleted == CD_MAX_DELETED)
+		return cd_err_set(err, EOPNOTSUPP, "more than %u deleted files", CD_MAX_DELETED);
+	if (!(n = realloc(img->deleted, (img->ndeleted + 1) * sizeof(*n))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	img->deleted = n;
+	*ret_i = img->ndeleted++;
+	n[*ret_i] = (struct cd_deleted){.obj = -1, .of = (int)*ret_i};
+	*ret = &n[*ret_i];
+	return 0;
+}
+
 static int fill(const struct cd_fd_dump *x, struct cd_deleted *f, cd_err *err)
 {
 	f->mode = x->st->st_mode & 07777;
@@ -131,17 +148,13 @@ static int deleted_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 	}
 	if (of < 0 && (r = unique_path(img, x->link, -1, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
-	if (img->ndeleted == CD_MAX_DELETED)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: fd %d (%s): more than %u deleted files",
-		                  x->t->pid, d->fd, x->link, CD_MAX_DELETED);
-	struct cd_deleted *nd = realloc(img->deleted, (img->ndeleted + 1) * sizeof(*nd));
-	if (!nd)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	img->deleted = nd;
-	size_t i = img->ndeleted++;
-	struct cd_deleted *f = &img->deleted[i];
+	struct cd_deleted *f;
+	size_t i;
+	if ((r = new_entry(img, &f, &i, err)) < 0)
+		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	/* another open file of a file already in the image names its entry */
-	*f = (struct cd_deleted){.obj = d->obj, .of = of < 0 ? (int)i : of};
+	f->obj = d->obj;
+	f->of = of < 0 ? (int)i : of;
 	if ((r = fill(x, f, err)) < 0 || (of < 0 && (r = save_contents(x, d, f, i, err)) < 0))
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	return 0;
@@ -161,14 +174,15 @@ static bool same_path(const struct cd_deleted *f, const char *link)
 int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err)
 {
 	const char *how = m->shared ? "shared" : "private";
-	char link[96];
 	struct stat st;
+	size_t i;
 	int r;
 
-	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
-	         m->end);
-	if (stat(link, &st) < 0)
-		return cd_err_sys(err, errno, "pid %d: stat %s", pid, link);
+	_cleanup_close_ int fd = cd_contents_open_mapped(pid, m->start, m->end, err);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return cd_err_sys(err, errno, "pid %d: %s: fstat", pid, m->path);
 	if (!S_ISREG(st.st_mode) || st.st_nlink)
 		return cd_err_set(err, EOPNOTSUPP,
 		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
@@ -189,18 +203,12 @@ int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map 
 	if ((r = unique_path(img, m->path, 1, err)) < 0)
 		return cd_err_wrap(err, "pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s %s)", pid,
 		                   m->start, m->end, how, m->path);
-	if (img->ndeleted == CD_MAX_DELETED)
-		return cd_err_set(err, EOPNOTSUPP, "pid %d: %s: more than %u deleted files", pid,
-		                  m->path, CD_MAX_DELETED);
 	if (st.st_size > (off_t)CD_CONTENTS_MAX)
 		return cd_err_set(err, EFBIG, "pid %d: %s: a deleted file of %lld bytes", pid,
 		                  m->path, (long long)st.st_size);
-	struct cd_deleted *nd = realloc(img->deleted, (img->ndeleted + 1) * sizeof(*nd));
-	if (!nd)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	img->deleted = nd;
-	size_t i = img->ndeleted++;
-	struct cd_deleted *f = &img->deleted[i];
+	struct cd_deleted *f;
+	if ((r = new_entry(img, &f, &i, err)) < 0)
+		return cd_err_wrap(err, "pid %d: %s", pid, m->path);
 	*f = (struct cd_deleted){.obj = -1,
 	                         .of = (int)i,
 	                         .mode = st.st_mode & 07777,
@@ -220,22 +228,14 @@ int cd_deleted_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_
 {
 	for (size_t j = 0; j < t->nvmas; j++) {
 		const struct cd_vma *v = &t->vmas[j];
-		char link[96], name[64];
-		int r;
-		if (!cd_vma_deleted(v))
-			continue;
-		for (size_t i = 0; i < ctx->img->ndeleted; i++) {
+		for (size_t i = 0; cd_vma_deleted(v) && i < ctx->img->ndeleted; i++) {
 			struct cd_deleted *f = &ctx->img->deleted[i];
+			int r;
 			if (!f->pending || !same_path(f, v->path))
 				continue;
-			snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-			         t->pid, v->start, v->end);
-			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				return cd_err_sys(err, errno, "pid %d: open %s", t->pid, link);
-			cd_contents_file("deleted", i, name, sizeof(name));
-			if ((r = cd_contents_save(ctx->dirfd, name, fd, f->len, &f->csum, err)) < 0)
-				return cd_err_wrap(err, "pid %d: %s", t->pid, v->path);
+			if ((r = cd_contents_save_mapped(ctx->dirfd, t->pid, v, "deleted", i,
+			                                 f->len, &f->csum, err)) < 0)
+				return r;
 			f->pending = false;
 		}
 	}

@@ -527,7 +527,7 @@ static int memfd_from_json(json_t *o, struct cd_memfd *m, size_t i, cd_err *err)
 
 	if (!json_is_object(o))
 		return cd_err_set(err, EINVAL, "not an object");
-	if ((r = cd_json_get_int(o, "obj", 3, INT32_MAX, &obj, err)) < 0 ||
+	if ((r = cd_json_get_int(o, "obj", -1, INT32_MAX, &obj, err)) < 0 ||
 	    (r = contents_of_from_json(o, i, &m->of, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "name", MEMFD_NAME_MAX, &m->name, err)) < 0 ||
 	    (r = cd_json_get_int(o, "seals", 0, MEMFD_SEALS_ALL, &seals, err)) < 0 ||
@@ -548,6 +548,12 @@ static int memfd_from_json(json_t *o, struct cd_memfd *m, size_t i, cd_err *err)
 	m->gid = (uint32_t)gid;
 	if (strchr(m->name, '/'))
 		return cd_err_set(err, EINVAL, "field \"name\": %s has a '/'", m->name);
+	/* -1: a memfd only mapped, its own entry, named by its mappings */
+	if ((obj >= 0 && obj < 3) || (obj < 0 && (m->of != (int)i || !m->shmid)))
+		return cd_err_set(err, EINVAL,
+		                  "field \"obj\": %" PRId64 " (-1 only in an own entry with a "
+		                  "\"shmid\", else at least 3)",
+		                  obj);
 	return 0;
 }
 
@@ -576,7 +582,7 @@ static int memfds_from_json(json_t *root, struct cd_image *img, cd_err *err)
 			                  "memfd %zu: field \"of\": entry %d is not a memfd's own",
 			                  i, img->memfds[i].of);
 		for (size_t k = 0; k < i; k++) {
-			if (img->memfds[k].obj == img->memfds[i].obj)
+			if (img->memfds[i].obj >= 0 && img->memfds[k].obj == img->memfds[i].obj)
 				return cd_err_set(err, EINVAL,
 				                  "memfd %zu: field \"obj\": %d repeated", i,
 				                  img->memfds[i].obj);

@@ -352,16 +352,19 @@ struct cd_pipe {
 	size_t len;
 };
 
-/* A memfd (memfd_create) held by fds of one open file, with its contents. */
+/* A memfd (memfd_create) held by fds of one open file, or only mapped by
+ * the tree, with its contents. */
 struct cd_memfd {
-	int obj;        /* the open file's id (struct cd_fd's obj) */
+	int obj;        /* the open file's id (struct cd_fd's obj); -1: an own entry of a
+	                 * memfd only mapped by the tree (no fd holds it; shmid set) */
 	int of;         /* the entry of the memfd itself: this one's own index, or an
 	                 * earlier entry's (another open file of the same memfd) */
 	char *name;     /* memfd_create's name, without "memfd:" */
 	uint32_t seals; /* F_GET_SEALS; F_SEAL_SEAL alone when sealing was never allowed */
 	uint32_t mode;  /* permission bits (0777, or 0666 once exec was removed) */
 	uint32_t uid, gid;
-	int64_t ino; /* dump only: the inode, to find other opens and mappings of it */
+	int64_t ino;  /* dump only: the inode, to find other opens and mappings of it */
+	bool pending; /* dump only: mapped, its contents not saved yet */
 	/* the contents, of size len: in the file "memfd-INDEX.img" of checksum
 	 * csum, or (data not NULL: an image before those files) here */
 	char *data;

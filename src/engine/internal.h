@@ -527,15 +527,27 @@ const struct cd_memfd *cd_memfd_of(const struct cd_image *img, int obj);
  * task makes), *ret its new fd there (close-on-exec). */
 int cd_fd_copy_from(pid_t pid, int fd);
 int cd_fd_send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err);
-/* memfd.c: a new read-write fd of the memfd the controller made for the
- * shared mappings of shmid (an image's memfd entry names them), or -ENOENT
- * when no memfd of the image is mapped so. */
-int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid,
-                    cd_err *err);
+/* memfd.c: a new read-write fd of the memfd of the mappings of shmid (an
+ * image's memfd entry names them): the one the controller made for its
+ * fds, or, for a memfd no fd holds, made now from the image (dirfd); or
+ * -ENOENT when no memfd of the image is mapped so. */
+int cd_memfd_shm_fd(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                    int64_t shmid, cd_err *err);
+/* memfd.c: whether the memfd of the mappings of shmid is one no fd holds
+ * (its entry's obj -1): made by cd_mem_shm_prepare as a shared memory
+ * object, private mappings of it too. */
+bool cd_memfd_unheld(const struct cd_image *img, int64_t shmid);
 /* memfd.c: the seals of every memfd the tree maps, added once every
  * mapping is made and filled (a shared writable mapping cannot be made
- * after F_SEAL_FUTURE_WRITE). */
-int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs, cd_err *err);
+ * after F_SEAL_FUTURE_WRITE); shm: the shared memory objects, which hold
+ * the memfds no fd holds. */
+int cd_memfd_seal_mapped(const struct cd_image *img, const struct cd_file_objs *objs,
+                         const struct cd_shm *shm, size_t nshm, cd_err *err);
+/* memfd.c, for mem.c: the entry of the memfd of mapping m, which no fd of
+ * the tree holds (made when none, its contents saved by
+ * cd_memfd_save_mapped once the task's memory is dumped). */
+int cd_memfd_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, cd_err *err);
+int cd_memfd_save_mapped(struct cd_dump_ctx *ctx, const struct cd_task *t, cd_err *err);
 /* memfd.c: the controller's fd of the memfd of shmid (read-write, its own
  * open file), or -ENOENT. */
 int cd_memfd_ctl_fd(const struct cd_image *img, const struct cd_file_objs *objs, int64_t shmid);
@@ -562,6 +574,14 @@ void cd_contents_file(const char *kind, size_t i, char *buf, size_t len);
 int cd_contents_save(int dirfd, const char *name, int fd, uint64_t len, uint64_t *ret_csum,
                      cd_err *err);
 int cd_contents_load(int dirfd, const char *name, int fd, uint64_t len, cd_err *err);
+/* The file behind pid's mapping start-end, read-only, through
+ * /proc/PID/map_files: the file itself (a memfd, a deleted file), not a
+ * private mapping's copied pages. */
+int cd_contents_open_mapped(pid_t pid, uint64_t start, uint64_t end, cd_err *err);
+/* The first len bytes of the file behind pid's mapping v into the contents
+ * file of entry i of kind (its checksum in *ret_csum). */
+int cd_contents_save_mapped(int dirfd, pid_t pid, const struct cd_vma *v, const char *kind,
+                            size_t i, uint64_t len, uint64_t *ret_csum, cd_err *err);
 /* The controller's made objects of a kind, one fd per entry (-1: not made
  * yet), kept in o->state[kind] until cd_contents_made_free (open_done). */
 int *cd_contents_made(struct cd_fd_open *o, enum cd_fd_kind kind, size_t n, cd_err *err);

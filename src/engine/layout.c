@@ -130,17 +130,18 @@ char *cd_shm_name(const char *path)
 	return strndup(path + strlen("/memfd:"), n);
 }
 
-/* Shared memory object s: the memfd of the image's fds it is (memfd.c: one
- * object, its contents and size already restored), else a new memfd of
- * the mappings' extent. */
-static int shm_make(const struct cd_image *img, const struct cd_file_objs *objs, struct cd_shm *s,
-                    cd_err *err)
+/* Shared memory object s: the memfd of the image it is (memfd.c: one
+ * object, its contents and size restored; an fd's, or made now for the
+ * mappings of a memfd no fd holds), else a new memfd of the mappings'
+ * extent. */
+static int shm_make(const struct cd_image *img, const struct cd_file_objs *objs, int dirfd,
+                    struct cd_shm *s, cd_err *err)
 {
 	_cleanup_free_ char *name = cd_shm_name(s->path);
 
 	if (!name)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	s->fd = cd_memfd_shm_fd(img, objs, s->id, err);
+	s->fd = cd_memfd_shm_fd(img, objs, dirfd, s->id, err);
 	if (s->fd != -ENOENT)
 		return s->fd < 0 ? s->fd : 0;
 	s->fd = memfd_create(name, MFD_CLOEXEC);
@@ -165,10 +166,12 @@ int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *ob
 	for (size_t i = 0; i < img->ntasks; i++) {
 		for (size_t j = 0; j < img->tasks[i].nvmas; j++) {
 			const struct cd_vma *v = &img->tasks[i].vmas[j];
-			/* a deleted file mapped shared is one object too (fd-deleted.c) */
+			/* a deleted file mapped shared is one object too (fd-deleted.c),
+			 * and a memfd no fd holds mapped private (memfd.c) */
 			bool ghost = cd_vma_deleted(v);
 			size_t k;
-			if (v->kind != CD_VMA_ANON_SHARED && !ghost)
+			if (v->kind != CD_VMA_ANON_SHARED && !ghost &&
+			    !(cd_vma_memfd(v) && cd_memfd_unheld(img, v->shmid)))
 				continue;
 			for (k = 0; k < n && !shm_is(&shm[k], v, ghost); k++)
 				;
@@ -188,7 +191,7 @@ int cd_mem_shm_prepare(const struct cd_image *img, const struct cd_file_objs *ob
 	}
 	for (size_t k = 0; k < n; k++) {
 		int r = shm[k].id
-		            ? shm_make(img, objs, &shm[k], err)
+		            ? shm_make(img, objs, dirfd, &shm[k], err)
 		            : (shm[k].fd = cd_deleted_map_fd(img, objs, dirfd, shm[k].path, err));
 		if (r < 0) {
 			cd_mem_shm_free(shm, n);

@@ -493,50 +493,34 @@ static bool memfd_held(const struct cd_image *img, uint64_t ino)
 	return false;
 }
 
-/* A memfd mapped shared comes back as a new memfd of its name (layout.c)
- * with its pages. Its seals are in the image only when an fd of the tree
- * holds it (memfd.c, which adds them again once its mappings are made):
- * one sealed and mapped only is refused. F_SEAL_WRITE leaves no mapping
+/* A memfd mapped shared comes back as a memfd of its name (layout.c) with
+ * its pages: the one its fds have (memfd.c), else one made from its own
+ * entry of the image (cd_memfd_mapped: contents, size, seals, mode, owner),
+ * sealed again once its mappings are made. F_SEAL_WRITE leaves no mapping
  * that may write (refused by vma_flags). */
-static int memfd_mapping(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+static int memfd_mapping(struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
                          struct cd_vma *v, cd_err *err)
 {
-	char link[96];
-	int seals;
+	int r;
 
-	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
-	         m->end);
-	_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cd_err_sys(err, errno, "pid %d: open %s", pid, link);
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0)
-		return cd_err_sys(err, errno, "pid %d: %s: F_GET_SEALS", pid, link);
-	if ((seals & ~F_SEAL_SEAL) && !memfd_held(img, m->ino))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (%s): a sealed memfd (seals %#x) mapped shared and held by no "
-		                  "fd of the tree is not supported",
-		                  pid, m->start, m->end, m->path, seals);
+	if (!memfd_held(img, m->ino) && (r = cd_memfd_mapped(img, pid, m, err)) < 0)
+		return r;
 	v->path = strdup(m->path);
 	if (!v->path)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	return 0;
 }
 
-/* A memfd mapped private is of the memfd an fd of the tree holds (the
- * image keeps its contents in that fd's entry, whose shmid is the inode:
- * memfd.c); its copy-on-write pages are the task's, as for any private
- * file mapping. One no fd holds is refused. */
-static int memfd_private(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
+/* A memfd mapped private is of the image's memfd of its inode (shmid):
+ * an fd's entry (memfd.c), else its own (cd_memfd_mapped); its
+ * copy-on-write pages are the task's, as for any private file mapping. */
+static int memfd_private(struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
                          struct cd_vma *v, cd_err *err)
 {
-	if (!memfd_held(img, m->ino))
-		return cd_err_set(err, EOPNOTSUPP,
-		                  "pid %d: mapping %" PRIx64 "-%" PRIx64
-		                  " (%s): a memfd mapped private and held by no fd of the tree is "
-		                  "not supported",
-		                  pid, m->start, m->end, m->path);
+	int r;
+
+	if (!memfd_held(img, m->ino) && (r = cd_memfd_mapped(img, pid, m, err)) < 0)
+		return r;
 	v->shmid = (int64_t)m->ino;
 	return 0;
 }
@@ -582,8 +566,8 @@ static int aio_ring(pid_t pid, const struct cd_proc_map *m, struct cd_vma *v, cd
 	return 0;
 }
 
-static int build_vma(const struct cd_image *img, pid_t pid, const struct cd_proc_map *m,
-                     struct cd_vma *v, cd_err *err)
+static int build_vma(struct cd_image *img, pid_t pid, const struct cd_proc_map *m, struct cd_vma *v,
+                     cd_err *err)
 {
 	int r = classify(pid, m, &v->kind, err);
 
@@ -761,7 +745,8 @@ static int mem_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 		return r;
 	snprintf(t->pages_file, sizeof(t->pages_file), "pages-%d.img", t->pid);
 	if ((r = cd_pw_open_layout(ctx->dirfd, t->pages_file, &ctx->img->pages, &pw, err)) < 0 ||
-	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0)
+	    (r = cd_deleted_save_mapped(ctx, t, err)) < 0 ||
+	    (r = cd_memfd_save_mapped(ctx, t, err)) < 0)
 		return r;
 	/* incremental: the pages written since the previous dump (dirty.c) */
 	struct cd_dirty *dirty = NULL;
@@ -836,11 +821,16 @@ static int open_ghost(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *
 }
 
 /* A memfd mapped private: the memfd the controller made for its fds
- * (memfd.c), opened read-only (a private mapping needs no more). */
+ * (memfd.c), or for its mappings when no fd holds it (layout.c), opened
+ * read-only (a private mapping needs no more). */
 static int open_memfd(struct cd_restore_ctx *ctx, const struct cd_vma *v, long *ret_fd, cd_err *err)
 {
 	char path[64];
 	int fd = cd_memfd_ctl_fd(ctx->img, ctx->objs, v->shmid);
+
+	for (size_t i = 0; fd < 0 && i < ctx->nshm; i++)
+		if (ctx->shm[i].id == v->shmid)
+			fd = ctx->shm[i].fd;
 
 	if (fd < 0)
 		return cd_err_set(err, EINVAL, "mapped %s: no memfd of shmid %" PRId64, v->path,

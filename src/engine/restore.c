@@ -731,7 +731,7 @@ static int transplant_all(struct restore_state *s, cd_err *err)
 		r = cd_sysv_restore_late(&s->img, err);
 	/* and a mapped memfd's seals, once every mapping is made and filled */
 	if (r >= 0)
-		r = cd_memfd_seal_mapped(&s->img, s->objs, err);
+		r = cd_memfd_seal_mapped(&s->img, s->objs, s->shm, s->nshm, err);
 	if (r >= 0 && s->img.nplugins)
 		r = restore_devices(s, inj, thr, err);
 	/* TCP connections last, every listener of the tree bound */

@@ -765,7 +765,7 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	run_plain wl-manyfds 2000
 }
 
-@test "wl-memfd passes, plain, mapped, opened twice, big, map, map-sealed, mapped-sealed, private and map-private" {
+@test "wl-memfd passes, plain, mapped, opened twice, big, map, mapped-sealed and private" {
 	run_plain wl-memfd
 	wl_cleanup
 	run_plain wl-memfd mapped
@@ -776,16 +776,18 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 	wl_cleanup
 	run_plain wl-memfd map
 	wl_cleanup
-	run_plain wl-memfd map-sealed
-	wl_cleanup
 	run_plain wl-memfd mapped-sealed
 	wl_cleanup
 	run_plain wl-memfd private
-	wl_cleanup
-	run_plain wl-memfd map-private
 	[ -d /sys/kernel/mm/hugepages ] || return 0
 	wl_cleanup
 	run_plain wl-memfd huge
+}
+
+@test "wl-memfd-nofd passes, private and shared" {
+	run_plain wl-memfd-nofd private
+	wl_cleanup
+	run_plain wl-memfd-nofd shared
 }
 
 @test "wl-deleted passes, plain, mapped, opened twice, big, ghost and private" {

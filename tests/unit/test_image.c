@@ -165,9 +165,9 @@ static void make_image(struct cd_image *img)
 	img->pipes[0].len = 6;
 	img->pipes[0].size = 8192;
 	/* 0: contents in the manifest (an older image); 1: in its file; 2:
-	 * another open file of 1 */
-	img->nmemfds = 3;
-	img->memfds = calloc(3, sizeof(struct cd_memfd));
+	 * another open file of 1; 3 and 4: memfds only mapped (no open file) */
+	img->nmemfds = 5;
+	img->memfds = calloc(5, sizeof(struct cd_memfd));
 	img->memfds[0] = (struct cd_memfd){
 	    .obj = 5, .seals = 0x6, .mode = 0640, .uid = 1000, .gid = 100, .len = 6};
 	img->memfds[0].name = strdup("buf");
@@ -181,6 +181,18 @@ static void make_image(struct cd_image *img)
 	img->memfds[1].name = strdup("big");
 	img->memfds[2] = (struct cd_memfd){.obj = 8, .of = 1, .mode = 0600};
 	img->memfds[2].name = strdup("big");
+	img->memfds[3] = (struct cd_memfd){.obj = -1,
+	                                   .of = 3,
+	                                   .seals = 0x1f,
+	                                   .mode = 0604,
+	                                   .uid = 1000,
+	                                   .gid = 100,
+	                                   .len = 12388,
+	                                   .csum = 42,
+	                                   .shmid = 88};
+	img->memfds[3].name = strdup("mapped");
+	img->memfds[4] = (struct cd_memfd){.obj = -1, .of = 4, .mode = 0600, .shmid = 89};
+	img->memfds[4].name = strdup("mapped2");
 	img->ndeleted = 3;
 	img->deleted = calloc(3, sizeof(struct cd_deleted));
 	img->deleted[0] =
@@ -315,7 +327,19 @@ static void test_round_trip(void **state)
 	assert_int_equal(t->fds[2].kind, CD_FD_MEMFD);
 	assert_int_equal(t->fds[2].obj, 5);
 	assert_int_equal(t->fds[2].pos, 5);
-	assert_int_equal(img.nmemfds, 3);
+	assert_int_equal(img.nmemfds, 5);
+	assert_int_equal(img.memfds[3].obj, -1);
+	assert_int_equal(img.memfds[3].of, 3);
+	assert_string_equal(img.memfds[3].name, "mapped");
+	assert_int_equal(img.memfds[3].seals, 0x1f);
+	assert_int_equal(img.memfds[3].mode, 0604);
+	assert_int_equal(img.memfds[3].uid, 1000);
+	assert_int_equal(img.memfds[3].gid, 100);
+	assert_int_equal(img.memfds[3].len, 12388);
+	assert_true(img.memfds[3].csum == 42);
+	assert_int_equal(img.memfds[3].shmid, 88);
+	assert_int_equal(img.memfds[4].obj, -1);
+	assert_int_equal(img.memfds[4].shmid, 89);
 	assert_int_equal(img.memfds[0].of, 0);
 	assert_int_equal(img.memfds[1].of, 1);
 	assert_null(img.memfds[1].data);
@@ -500,6 +524,21 @@ static void test_refuses_bad_memfd(void **state)
 	j = encoded();
 	json_object_set_new(memfd0(j), "shmid", json_integer(77));
 	expect_refused(j, "\"shmid\": 77 repeated");
+	/* obj -1: only a memfd's own entry, named by its mappings */
+	j = encoded();
+	json_object_del(json_array_get(json_object_get(j, "memfds"), 3), "shmid");
+	expect_refused(j, "\"obj\": -1");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 4), "of", json_integer(3));
+	expect_refused(j, "\"obj\": -1");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 3), "obj",
+	                    json_integer(-2));
+	expect_refused(j, "\"obj\"");
+	j = encoded();
+	json_object_set_new(json_array_get(json_object_get(j, "memfds"), 3), "obj",
+	                    json_integer(2));
+	expect_refused(j, "\"obj\": 2");
 }
 
 /* make_image with a SysV segment (id 7, 8000 bytes: two pages, the second
@@ -2610,6 +2649,13 @@ static void test_page_file_checks(void **state)
 	cd_csum_update(&c, pages, 100);
 	img.memfds[1].csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	/* and a memfd only mapped (memfd 3; 4: empty) */
+	img.memfds[3].len = 100;
+	img.memfds[3].csum = img.memfds[1].csum;
+	assert_int_equal(write_file(dirfd, "memfd-3.img", pages, 100), 0);
+	cd_csum_init(&c);
+	img.memfds[4].csum = cd_csum_final(&c);
+	assert_int_equal(write_file(dirfd, "memfd-4.img", pages, 0), 0);
 	cd_csum_init(&c);
 	img.deleted[2].csum = cd_csum_final(&c);
 	assert_int_equal(write_file(dirfd, "deleted-2.img", pages, 0), 0);
@@ -2618,6 +2664,11 @@ static void test_page_file_checks(void **state)
 	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 99), 0);
 	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
 	assert_non_null(strstr(err.msg, "memfd-1.img: truncated"));
+	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
+	assert_int_equal(write_file(dirfd, "memfd-3.img", pages, 99), 0);
+	assert_true(cd_image_check_pages(&img, dirfd, NULL, &err) < 0);
+	assert_non_null(strstr(err.msg, "memfd-3.img: truncated"));
+	assert_int_equal(write_file(dirfd, "memfd-3.img", pages, 100), 0);
 	pages[7] ^= 1;
 	assert_int_equal(write_file(dirfd, "memfd-1.img", pages, 100), 0);
 	pages[7] ^= 1;
@@ -2634,6 +2685,8 @@ static void test_page_file_checks(void **state)
 	cd_image_free(&img);
 	unlinkat(dirfd, "pages-42.img", 0);
 	unlinkat(dirfd, "memfd-1.img", 0);
+	unlinkat(dirfd, "memfd-3.img", 0);
+	unlinkat(dirfd, "memfd-4.img", 0);
 	unlinkat(dirfd, "deleted-2.img", 0);
 	close(dirfd);
 	rmdir(dir);

@@ -14,17 +14,16 @@
  * 10 is read through 13). With `big`, fd 15 holds memfd "wl-memfd-big" of 20 MiB + 123 bytes of
  * known data (more than the manifest could hold): the same size and contents after the trigger.
  * With `map`, memfd "wl-memfd-m" (2 pages of known data) is mapped shared and its fd closed: after
- * the trigger the mapping still shows that name in /proc/self/maps and holds the data. With
- * `map-sealed` it is sealed F_SEAL_GROW first: the engine refuses that dump. With `huge`, fd 14
- * holds a memfd of huge pages (MFD_HUGETLB): refused too. With `mapped-sealed`, memfd a is
+ * the trigger the mapping still shows that name in /proc/self/maps and holds the data (a memfd
+ * only mapped, sealed or mapped private: wl-memfd-nofd). With `huge`, fd 14 holds a memfd of
+ * huge pages (MFD_HUGETLB): the engine refuses that dump. With `mapped-sealed`, memfd a is
  * mapped shared read-write (its first page) and then sealed F_SEAL_FUTURE_WRITE too: after the
  * trigger it has all three seals, the mapping is still of fd 10's memfd and still writes to it,
  * while a write through fd 10 and a new shared writable mapping are refused (EPERM). With
  * `private`, memfd a is mapped private read-write (4 pages) and its first page written (a
  * copy-on-write page): after the trigger the mapping is of fd 10's memfd, holds the written page
  * and the memfd's other pages, fd 10's memfd is unchanged, and a write through fd 10 to a page not
- * copied is seen in the mapping. With `map-private`, memfd "wl-memfd-p" is mapped private and its
- * fd closed: the engine refuses that dump. */
+ * copied is seen in the mapping. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -119,7 +118,7 @@ static void make(void)
 
 static char want_m[SIZE_M];
 
-static char *map_memfd(bool sealed)
+static char *map_memfd(void)
 {
 	int fd = memfd_create("wl-memfd-m", MFD_ALLOW_SEALING);
 	char *p;
@@ -131,8 +130,6 @@ static char *map_memfd(bool sealed)
 		wl_fail("mmap m: %s", strerror(errno));
 	wl_fill(want_m, SIZE_M, SEED_M);
 	memcpy(p, want_m, SIZE_M);
-	if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_GROW) < 0)
-		wl_fail("F_ADD_SEALS m: %s", strerror(errno));
 	close(fd);
 	return p;
 }
@@ -333,18 +330,6 @@ static void check_private_write(const char *p)
 		wl_fail("a write through fd 10 is not seen in the private mapping's page");
 }
 
-/* memfd "wl-memfd-p" mapped private, its fd closed. */
-static void map_private_only(void)
-{
-	int fd = memfd_create("wl-memfd-p", 0);
-
-	if (fd < 0 || ftruncate(fd, WL_PAGE_SIZE) < 0)
-		wl_fail("memfd p: %s", strerror(errno));
-	if (mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED)
-		wl_fail("mmap p: %s", strerror(errno));
-	close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -356,8 +341,6 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "mapped-sealed"))
 		sealed = map_sealed();
 	char *priv = !strcmp(mode, "private") ? map_private() : NULL;
-	if (!strcmp(mode, "map-private"))
-		map_private_only();
 	if (!strcmp(mode, "mapped")) {
 		mapped = mmap(NULL, WL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 12, 0);
 		if (mapped == MAP_FAILED)
@@ -374,8 +357,8 @@ int main(int argc, char **argv)
 		make_big();
 	if (!strcmp(mode, "huge"))
 		wl_place_fd(memfd_create("wl-memfd-h", MFD_HUGETLB), 14);
-	if (!strcmp(mode, "map") || !strcmp(mode, "map-sealed"))
-		m = map_memfd(!strcmp(mode, "map-sealed"));
+	if (!strcmp(mode, "map"))
+		m = map_memfd();
 	check();
 	if (m)
 		check_map(m);
