@@ -87,20 +87,23 @@ static int deleted_entry(const struct cd_image *img, const struct stat *st)
 }
 
 /* A new entry at the end of the image's deleted files (an own one of no
- * open file until set), in *ret, its index in *ret_i. */
-static int new_entry(struct cd_image *img, struct cd_deleted **ret, size_t *ret_i, cd_err *err)
+ * open file until set), its index in *ret_i; NULL on an error. */
+static struct cd_deleted *new_entry(struct cd_image *img, size_t *ret_i, cd_err *err)
 {
 	struct cd_deleted *n;
 
-	if (img->ndeleted == CD_MAX_DELETED)
-		return cd_err_set(err, EOPNOTSUPP, "more than %u deleted files", CD_MAX_DELETED);
-	if (!(n = realloc(img->deleted, (img->ndeleted + 1) * sizeof(*n))))
-		return cd_err_set(err, ENOMEM, "out of memory");
+	if (img->ndeleted == CD_MAX_DELETED) {
+		cd_err_set(err, EOPNOTSUPP, "more than %u deleted files", CD_MAX_DELETED);
+		return NULL;
+	}
+	if (!(n = realloc(img->deleted, (img->ndeleted + 1) * sizeof(*n)))) {
+		cd_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
 	img->deleted = n;
 	*ret_i = img->ndeleted++;
 	n[*ret_i] = (struct cd_deleted){.obj = -1, .of = (int)*ret_i};
-	*ret = &n[*ret_i];
-	return 0;
+	return &n[*ret_i];
 }
 
 static int fill(const struct cd_fd_dump *x, struct cd_deleted *f, cd_err *err)
@@ -148,9 +151,9 @@ static int deleted_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 	}
 	if (of < 0 && (r = unique_path(img, x->link, -1, err)) < 0)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
-	struct cd_deleted *f;
 	size_t i;
-	if ((r = new_entry(img, &f, &i, err)) < 0)
+	struct cd_deleted *f = new_entry(img, &i, err);
+	if (!f)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	/* another open file of a file already in the image names its entry */
 	f->obj = d->obj;
@@ -206,8 +209,8 @@ int cd_deleted_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map 
 	if (st.st_size > (off_t)CD_CONTENTS_MAX)
 		return cd_err_set(err, EFBIG, "pid %d: %s: a deleted file of %lld bytes", pid,
 		                  m->path, (long long)st.st_size);
-	struct cd_deleted *f;
-	if ((r = new_entry(img, &f, &i, err)) < 0)
+	struct cd_deleted *f = new_entry(img, &i, err);
+	if (!f)
 		return cd_err_wrap(err, "pid %d: %s", pid, m->path);
 	*f = (struct cd_deleted){.obj = -1,
 	                         .of = (int)i,

@@ -96,20 +96,23 @@ static int memfd_entry(const struct cd_image *img, int64_t ino)
 }
 
 /* A new entry at the end of the image's memfds (an own one of no open file
- * until set), in *ret, its index in *ret_i. */
-static int new_entry(struct cd_image *img, struct cd_memfd **ret, size_t *ret_i, cd_err *err)
+ * until set), its index in *ret_i; NULL on an error. */
+static struct cd_memfd *new_entry(struct cd_image *img, size_t *ret_i, cd_err *err)
 {
 	struct cd_memfd *n;
 
-	if (img->nmemfds == CD_MAX_MEMFDS)
-		return cd_err_set(err, EOPNOTSUPP, "more than %u memfds", CD_MAX_MEMFDS);
-	if (!(n = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*n))))
-		return cd_err_set(err, ENOMEM, "out of memory");
+	if (img->nmemfds == CD_MAX_MEMFDS) {
+		cd_err_set(err, EOPNOTSUPP, "more than %u memfds", CD_MAX_MEMFDS);
+		return NULL;
+	}
+	if (!(n = realloc(img->memfds, (img->nmemfds + 1) * sizeof(*n)))) {
+		cd_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
 	img->memfds = n;
 	*ret_i = img->nmemfds++;
 	n[*ret_i] = (struct cd_memfd){.obj = -1, .of = (int)*ret_i};
-	*ret = &n[*ret_i];
-	return 0;
+	return &n[*ret_i];
 }
 
 /* Name (from link, "/memfd:NAME (deleted)"), seals, mode, owner and inode
@@ -160,9 +163,9 @@ static int memfd_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	int mapped = of < 0 ? check_memfd(x, d, fd, err) : 0;
 	if (mapped < 0)
 		return mapped;
-	struct cd_memfd *m;
 	size_t i;
-	if ((r = new_entry(img, &m, &i, err)) < 0)
+	struct cd_memfd *m = new_entry(img, &i, err);
+	if (!m)
 		return cd_err_wrap(err, "pid %d: fd %d (%s)", x->t->pid, d->fd, x->link);
 	/* another open file of a memfd already in the image names its entry */
 	m->obj = d->obj;
@@ -206,7 +209,9 @@ int cd_memfd_mapped(struct cd_image *img, pid_t pid, const struct cd_proc_map *m
 		return fd;
 	if (fstat(fd, &st) < 0)
 		r = cd_err_sys(err, errno, "fstat");
-	else if ((r = new_entry(img, &e, &i, err)) >= 0)
+	else if (!(e = new_entry(img, &i, err)))
+		r = -err->code;
+	else
 		r = mapped_entry(m->path, &st, fd, e, err);
 	if (r < 0)
 		return cd_err_wrap(
