@@ -21,12 +21,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,7 +43,6 @@
 #define LAZY_COPY  (1u << 20)  /* one UFFDIO_COPY of the pass */
 #define LAZY_FAULT (64u << 10) /* filled around a fault: most touch on */
 #define LAZY_AHEAD 8u          /* chunks the disk reads ahead of the pass */
-#define LAZY_SLOTS 4u          /* chunks read, not yet copied */
 
 #define LAZY_FEATURES                                                                              \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
@@ -63,6 +65,8 @@ struct lz_file {
 	pid_t pid; /* the image task; its pidfd kills it and what it forked */
 	int pidfd;
 	uint64_t size, csum;
+	/* the page file, mapped: copied from without a read into a buffer */
+	const uint8_t *map;
 	uint64_t hint; /* the chunk the pass goes on with: after a fault, its */
 	/* a copy: the server outlives the image it was planned from */
 	char name[sizeof(((struct cd_task *)0)->pages_file)];
@@ -73,8 +77,10 @@ struct cd_lazy {
 	size_t nmm;
 	struct lz_file *files;
 	size_t nfiles;
-	struct lz_reader *rd; /* the pass's, while it runs */
-	uint64_t bytes;       /* page data left to the server */
+	/* the chunk the pass copies: a fault there gets more at once */
+	size_t cur_file;
+	uint64_t cur_off, cur_len;
+	uint64_t bytes; /* page data left to the server */
 	/* While the restore goes on, faults are answered by a thread of the
 	 * controller (an injected call may touch a registered page), under mu;
 	 * cd_lazy_handover stops it. wake (an eventfd) has it poll again at
@@ -141,6 +147,8 @@ void cd_lazy_free(struct cd_lazy *lz)
 			close(lz->files[i].fd);
 		if (lz->files[i].pidfd >= 0)
 			close(lz->files[i].pidfd);
+		if (lz->files[i].map)
+			munmap((void *)lz->files[i].map, lz->files[i].size);
 	}
 	close(lz->wake);
 	free(lz->mm);
@@ -258,6 +266,18 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 	 * once the caller removes an unpacked image */
 	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)
 		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", t->pages_file);
+	if ((uint64_t)st.st_size != f->size)
+		return cd_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, not %" PRIu64, t->pages_file,
+		                  (uint64_t)st.st_size, f->size);
+	/* the kernel reads a missing source page during UFFDIO_COPY; a read
+	 * error there is EFAULT, reported (the checksum's are caught, mapped_sum) */
+	void *p = f->size ? mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0) : NULL;
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map %s", t->pages_file);
+	f->map = p;
 	if ((f->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0)) < 0)
 		return cd_err_sys(err, errno, "pidfd_open %d", t->pid);
 	m = realloc(lz->mm, (lz->nmm + 1) * sizeof(*m));
@@ -325,66 +345,7 @@ int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct
 
 /* ---- the server ---- */
 
-static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *err)
-{
-	while (len) {
-		ssize_t n = pread(fd, dst, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return cd_err_sys(err, n < 0 ? errno : EIO, "read page file");
-		dst += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err);
-
-/* The pass's reader: a thread that reads the page file's chunks ahead of
- * the copies (the disk works while the server copies), summing them. Its
- * slots form a ring: [head, head + count) are read and wait for the
- * copies, in the order the reader chose. */
-struct lz_slot {
-	uint8_t *buf;
-	uint64_t off, len;
-};
-
-struct lz_reader {
-	struct cd_lazy *lz;
-	size_t fi;
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* a slot was freed, or stop */
-	int ready;         /* eventfd: a slot was read, or the reader ended */
-	struct lz_slot slot[LAZY_SLOTS];
-	size_t head, count;
-	bool *done; /* per chunk: read (or being read) */
-	uint64_t nchunks, left, low, prev;
-	struct cd_csum_part sum;
-	bool stop, ended;
-	int r;
-	cd_err err;
-};
-
-/* With rd->mu held: a read chunk holding file offset off of file fi; its
- * bytes from there and how many. */
-static bool slot_find(struct lz_reader *rd, size_t fi, uint64_t off, const uint8_t **src,
-                      uint64_t *avail)
-{
-	if (!rd || rd->fi != fi)
-		return false;
-	for (size_t k = 0; k < rd->count; k++) {
-		const struct lz_slot *sl = &rd->slot[(rd->head + k) % LAZY_SLOTS];
-		if (sl->off <= off && off < sl->off + sl->len) {
-			*src = sl->buf + (off - sl->off);
-			*avail = sl->off + sl->len - off;
-			return true;
-		}
-	}
-	return false;
-}
 
 /* Copies src to addr in m: 1 done (or the page is there already, or the
  * mm is gone), 0 to retry once the events are read (EAGAIN), or an error. */
@@ -467,36 +428,24 @@ static int zero_page(struct lz_mm *m, uint64_t addr, cd_err *err)
 static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_err *err)
 {
 	const struct lz_range *x = range_at(m, addr);
-	uint8_t page[LAZY_FAULT];
-	const uint8_t *src = page;
 	int r;
 
 	addr &= ~(uint64_t)(PAGE - 1);
 	if (!x)
 		return zero_page(m, addr, err);
-	uint64_t len = x->addr + x->len - addr, avail;
-	uint64_t off = x->off + (addr - x->addr), done;
-	struct lz_reader *rd = lz->rd;
-	bool have = false;
-
+	uint64_t len = x->addr + x->len - addr, done;
+	uint64_t off = x->off + (addr - x->addr);
+	const struct lz_file *f = &lz->files[m->file];
 	/* the pass goes on where the program works */
-	__atomic_store_n(&lz->files[m->file].hint, off / LAZY_CHUNK, __ATOMIC_RELAXED);
-	if (rd) {
-		/* the slots found stay read until this thread copies them */
-		pthread_mutex_lock(&rd->mu);
-		have = slot_find(rd, m->file, off, &src, &avail);
-		pthread_mutex_unlock(&rd->mu);
-	}
-	if (have) {
-		/* read already: as much as one copy of the pass, the program
-		 * touches on */
-		len = len < avail ? len : avail;
-		len = len < LAZY_COPY ? len : LAZY_COPY;
-	} else {
-		len = len < LAZY_FAULT ? len : LAZY_FAULT;
-		if ((r = read_at(lz->files[m->file].fd, page, len, off, err)) < 0)
-			return r;
-	}
+	lz->files[m->file].hint = off / LAZY_CHUNK;
+	/* in the chunk the pass reads (in memory): as much as one copy of
+	 * the pass, the program touches on; elsewhere a little */
+	uint64_t most =
+	    m->file == lz->cur_file && lz->cur_off <= off && off < lz->cur_off + lz->cur_len
+	        ? LAZY_COPY
+	        : LAZY_FAULT;
+	len = len < most ? len : most;
+	const uint8_t *src = f->map + off;
 	if ((r = copy_once(m, addr, src, len, &done, err)) <= 0)
 		return r;
 	if (done == PAGE && len > PAGE) {
@@ -636,14 +585,8 @@ static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		p[i] = (struct pollfd){.fd = lz->mm[i].uffd, .events = POLLIN};
-	/* a wait ends also when the reader has read a chunk */
-	p[n] = (struct pollfd){.fd = lz->rd ? lz->rd->ready : -1, .events = POLLIN};
-	if (poll(p, n + 1, timeout_ms) <= 0)
+	if (poll(p, n, timeout_ms) <= 0)
 		return 0;
-	if (p[n].revents & POLLIN) {
-		eventfd_t ignored;
-		eventfd_read(p[n].fd, &ignored);
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (p[i].revents & (POLLERR | POLLHUP)) {
 			mm_close(&lz->mm[i]);
@@ -703,205 +646,118 @@ void cd_lazy_handover(struct cd_lazy *lz)
 	lz->running = false;
 }
 
-/* With rd->mu held: the chunk the reader reads next: the first not done
- * from the file's hint on (where the program last faulted, or after the
- * previous chunk), else the first not done. */
-static uint64_t next_chunk(struct lz_reader *rd)
+/* The chunk of f the pass fills next: the first not done from f->hint on
+ * (where the program last faulted, or after the previous chunk), else the
+ * first not done. */
+static uint64_t next_chunk(const struct lz_file *f, const bool *done, uint64_t n, uint64_t *low)
 {
-	uint64_t hint = __atomic_load_n(&rd->lz->files[rd->fi].hint, __ATOMIC_RELAXED);
-
-	while (rd->low < rd->nchunks && rd->done[rd->low])
-		rd->low++;
-	for (uint64_t c = hint; c < rd->nchunks; c++)
-		if (!rd->done[c])
+	while (*low < n && done[*low])
+		(*low)++;
+	for (uint64_t c = f->hint; c < n; c++)
+		if (!done[c])
 			return c;
-	return rd->low;
+	return *low;
 }
 
-/* Reads chunk c into sl, summed; the disk reads the next LAZY_AHEAD
- * chunks meanwhile (all of them after a jump). */
-static int read_chunk(struct lz_reader *rd, struct lz_slot *sl, uint64_t c, bool jumped,
+/* A read error of the mapped page file (or the file cut short) is a
+ * SIGBUS on the thread that touched it: it returns to mapped_sum, which
+ * reports it. */
+static _Thread_local sigjmp_buf *bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	if (bus_jmp)
+		siglongjmp(*bus_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int mapped_sum(struct cd_csum_part *sum, const struct lz_file *f, uint64_t off, uint64_t len,
                       cd_err *err)
 {
-	const struct lz_file *f = &rd->lz->files[rd->fi];
-	uint64_t off = c * LAZY_CHUNK, n = f->size - off < LAZY_CHUNK ? f->size - off : LAZY_CHUNK;
-	uint64_t ahead = jumped ? off + n : off + (uint64_t)LAZY_AHEAD * LAZY_CHUNK;
-	int r;
+	sigjmp_buf jb;
 
-	posix_fadvise(f->fd, (off_t)ahead, jumped ? (off_t)LAZY_AHEAD * LAZY_CHUNK : LAZY_CHUNK,
-	              POSIX_FADV_WILLNEED);
-	if ((r = read_at(f->fd, sl->buf, n, off, err)) < 0)
-		return r;
-	/* the sum does not depend on the order the chunks come in */
-	cd_csum_part_add(&rd->sum, sl->buf, (size_t)n, off, f->size);
-	if (cd_fault("lazy-read") && off + n >= f->size / 2)
-		return cd_err_set(err, EIO, "injected fault lazy-read");
-	sl->off = off;
-	sl->len = n;
+	if (sigsetjmp(jb, 1)) {
+		bus_jmp = NULL;
+		return cd_err_set(
+		    err, EIO, "read at %" PRIu64 ": an I/O error, or the file was cut short", off);
+	}
+	bus_jmp = &jb;
+	cd_csum_part_add(sum, f->map + off, (size_t)len, off, f->size);
+	bus_jmp = NULL;
 	return 0;
 }
 
-static void *reader_main(void *arg)
-{
-	struct lz_reader *rd = arg;
-
-	pthread_mutex_lock(&rd->mu);
-	while (rd->left && !rd->stop) {
-		if (rd->count == LAZY_SLOTS) {
-			pthread_cond_wait(&rd->cv, &rd->mu);
-			continue;
-		}
-		uint64_t c = next_chunk(rd);
-		bool jumped = c != rd->prev + 1;
-		struct lz_slot *sl = &rd->slot[(rd->head + rd->count) % LAZY_SLOTS];
-		rd->done[c] = true;
-		rd->left--;
-		rd->prev = c;
-		__atomic_store_n(&rd->lz->files[rd->fi].hint, c + 1, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&rd->mu);
-		int r = read_chunk(rd, sl, c, jumped, &rd->err);
-		pthread_mutex_lock(&rd->mu);
-		if (r < 0) {
-			rd->r = r;
-			break;
-		}
-		rd->count++;
-		eventfd_write(rd->ready, 1);
-	}
-	rd->ended = true;
-	pthread_mutex_unlock(&rd->mu);
-	eventfd_write(rd->ready, 1);
-	return NULL;
-}
-
-static void reader_stop(struct lz_reader *rd, bool started)
-{
-	if (started) {
-		pthread_mutex_lock(&rd->mu);
-		rd->stop = true;
-		pthread_cond_signal(&rd->cv);
-		pthread_mutex_unlock(&rd->mu);
-		pthread_join(rd->th, NULL);
-	}
-	rd->lz->rd = NULL;
-	for (size_t k = 0; k < LAZY_SLOTS; k++)
-		free(rd->slot[k].buf);
-	free(rd->done);
-	if (rd->ready >= 0)
-		close(rd->ready);
-	pthread_cond_destroy(&rd->cv);
-	pthread_mutex_destroy(&rd->mu);
-	free(rd);
-}
-
-static int reader_start(struct cd_lazy *lz, size_t fi, struct lz_reader **ret, cd_err *err)
-{
-	uint64_t n = (lz->files[fi].size + LAZY_CHUNK - 1) / LAZY_CHUNK;
-	struct lz_reader *rd = malloc(sizeof(*rd));
-	int r;
-
-	if (!rd)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	*rd = (struct lz_reader){
-	    .lz = lz, .fi = fi, .ready = -1, .nchunks = n, .left = n, .prev = UINT64_MAX - 1};
-	pthread_mutex_init(&rd->mu, NULL);
-	pthread_cond_init(&rd->cv, NULL);
-	rd->done = calloc(n + 1, sizeof(*rd->done));
-	for (size_t k = 0; k < LAZY_SLOTS; k++)
-		rd->slot[k].buf = malloc(LAZY_CHUNK);
-	if (!rd->done || !rd->slot[LAZY_SLOTS - 1].buf || !rd->slot[0].buf || !rd->slot[1].buf ||
-	    !rd->slot[2].buf) {
-		reader_stop(rd, false);
-		return cd_err_set(err, ENOMEM, "out of memory");
-	}
-	if ((rd->ready = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		r = cd_err_sys(err, errno, "eventfd for the lazy restore's reader");
-		reader_stop(rd, false);
-		return r;
-	}
-	lz->files[fi].hint = 0;
-	if ((r = pthread_create(&rd->th, NULL, reader_main, rd)) != 0) {
-		reader_stop(rd, false);
-		return cd_err_sys(err, r, "start the lazy restore's reader");
-	}
-	lz->rd = *ret = rd;
-	return 0;
-}
-
-/* Copies the oldest read chunk to every task (and fork) of file fi that
- * still waits for its pages; 0 when none was read yet. */
-static int copy_slot(struct cd_lazy *lz, struct lz_reader *rd, cd_err *err)
-{
-	pthread_mutex_lock(&rd->mu);
-	bool have = rd->count > 0;
-	struct lz_slot sl = rd->slot[rd->head];
-	pthread_mutex_unlock(&rd->mu);
-	if (!have)
-		return 0;
-	for (size_t i = 0; i < lz->nmm; i++) {
-		int r =
-		    lz->mm[i].file == rd->fi ? copy_span(lz, i, sl.off, sl.len, sl.buf, err) : 0;
-		if (r < 0)
-			return r;
-	}
-	pthread_mutex_lock(&rd->mu);
-	rd->head = (rd->head + 1) % LAZY_SLOTS;
-	rd->count--;
-	pthread_cond_signal(&rd->cv);
-	pthread_mutex_unlock(&rd->mu);
-	return 1;
-}
-
-/* Answers faults for ms milliseconds. */
-static int serve_for(struct cd_lazy *lz, int ms, cd_err *err)
-{
-	uint64_t end = cd_now_ns() + (uint64_t)ms * 1000000u;
-	int r = 0;
-
-	for (uint64_t now; r >= 0 && (now = cd_now_ns()) < end;)
-		r = serve(lz, (int)((end - now) / 1000000u) + 1, err);
-	return r;
-}
-
-/* The pass over one page file: each chunk read once by the reader and
- * summed, every pending page of its task and of the task's forks filled
- * from it here, faults answered in between. In order, but from where the
- * program faults: it waits least there. */
-static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
+/* Sums chunk c of file fi and fills its pending pages, LAZY_COPY at a time
+ * (still in the cache when copied), in every task and fork of that file. */
+static int fill_chunk(struct cd_lazy *lz, size_t fi, uint64_t c, struct cd_csum_part *sum,
+                      cd_err *err)
 {
 	const struct lz_file *f = &lz->files[fi];
-	struct lz_reader *rd = NULL;
-	int r = reader_start(lz, fi, &rd, err);
+	uint64_t off = c * LAZY_CHUNK,
+	         end = f->size - off < LAZY_CHUNK ? f->size : off + LAZY_CHUNK;
+	int r;
 
-	if (r < 0)
-		return r;
-	for (;;) {
-		if ((r = copy_slot(lz, rd, err)) < 0)
+	lz->cur_file = fi;
+	lz->cur_off = off;
+	lz->cur_len = end - off;
+	for (uint64_t at = off; at < end; at += LAZY_COPY) {
+		uint64_t n = end - at < LAZY_COPY ? end - at : LAZY_COPY;
+		if ((r = mapped_sum(sum, f, at, n, err)) < 0)
+			return r;
+		for (size_t i = 0; i < lz->nmm; i++)
+			if (lz->mm[i].file == fi &&
+			    (r = copy_span(lz, i, at, n, f->map + at, err)) < 0)
+				return r;
+	}
+	if (cd_fault("lazy-read") && end >= f->size / 2)
+		return cd_err_set(err, EIO, "injected fault lazy-read");
+	return 0;
+}
+
+/* The pass over one page file: each chunk summed once (the sum does not
+ * depend on the order) and every pending page of its task and of the
+ * task's forks filled from it. In order, but from where the program
+ * faults: it waits least there. The disk reads LAZY_AHEAD chunks ahead
+ * (all of them again after a jump). */
+static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
+{
+	struct lz_file *f = &lz->files[fi];
+	uint64_t n = (f->size + LAZY_CHUNK - 1) / LAZY_CHUNK, low = 0, prev = UINT64_MAX - 1;
+	_cleanup_free_ bool *done = calloc(n + 1, sizeof(*done));
+	struct cd_csum_part sum = {0};
+	int r = 0;
+
+	if (!done)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	f->hint = 0;
+	for (uint64_t k = 0; k < n && r >= 0; k++) {
+		/* a fault waits for no read of ours */
+		if ((r = serve(lz, 0, err)) < 0)
 			break;
-		pthread_mutex_lock(&rd->mu);
-		bool end = rd->ended && !rd->count;
-		pthread_mutex_unlock(&rd->mu);
-		if (end)
-			break;
-		/* nothing to copy: wait for a fault or a chunk */
-		if ((r = serve(lz, r ? 0 : -1, err)) < 0)
-			break;
+		uint64_t c = next_chunk(f, done, n, &low);
+		bool jumped = c != prev + 1;
+		posix_fadvise(f->fd, (off_t)((jumped ? c : c + LAZY_AHEAD) * LAZY_CHUNK),
+		              (off_t)((jumped ? LAZY_AHEAD + 1 : 1) * LAZY_CHUNK),
+		              POSIX_FADV_WILLNEED);
+		done[c] = true;
+		prev = c;
+		f->hint = c + 1;
+		r = fill_chunk(lz, fi, c, &sum, err);
 		/* for the tests: a pass slow enough that the program changes its
 		 * memory while it runs, its faults still answered */
-		if (cd_fault("lazy-slow") && (r = serve_for(lz, 20, err)) < 0)
-			break;
+		if (r >= 0 && cd_fault("lazy-slow"))
+			r = serve(lz, 20, err);
 	}
-	if (r >= 0 && rd->r < 0) {
-		*err = rd->err;
-		r = cd_err_wrap(err, "%s", f->name);
-	}
-	if (r >= 0 && cd_csum_part_final(&rd->sum, f->size) != f->csum)
-		r = cd_err_set(err, EINVAL,
-		               "%s: checksum mismatch (corrupt image), found by the background "
-		               "pass of a lazy restore",
-		               f->name);
-	reader_stop(rd, true);
-	return r;
+	lz->cur_len = 0;
+	if (r < 0)
+		return cd_err_wrap(err, "%s", f->name);
+	if (cd_csum_part_final(&sum, f->size) != f->csum)
+		return cd_err_set(err, EINVAL,
+		                  "%s: checksum mismatch (corrupt image), found by the background "
+		                  "pass of a lazy restore",
+		                  f->name);
+	return 0;
 }
 
 /* Kills pid and everything below it (what it forked during the pass). */
@@ -940,6 +796,10 @@ int cd_lazy_serve(struct cd_lazy *lz, cd_err *err)
 
 	if (!lz->nmm)
 		return 0;
+	/* this process is the server's alone (engine.h): its handler */
+	struct sigaction sa = {.sa_handler = on_sigbus};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 	for (size_t i = 0; r >= 0 && i < lz->nfiles; i++)
 		r = pass_file(lz, i, err);
 	if (r < 0) {
