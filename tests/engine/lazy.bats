@@ -96,3 +96,24 @@ lazy_roundtrip() {
 	run grep -E '^PASS' "$LOG"
 	assert_failure
 }
+
+@test "lazy: an image dumped over streams is refused by name before any task is made" {
+	start_wl "$WL_DIR/wl-memory" 64
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 2 --codec lz4
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	local before
+	before=$(wc -l <"$LOG")
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid" --lazy
+	assert_failure
+	assert_output --partial "--lazy: the image's pages are in streams"
+	# refused before the tree was made: nothing of it ran or wrote
+	[ "$(wc -l <"$LOG")" -eq "$before" ]
+	[ ! -s "$T/restored.pid" ]
+	# and without --lazy it restores
+	RESTORE_FLAGS= run timeout 120 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid" --detach
+	assert_success
+}
