@@ -21,11 +21,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,6 +42,7 @@
 #define LAZY_CHUNK (4u << 20)  /* page file read step of the pass */
 #define LAZY_COPY  (1u << 20)  /* one UFFDIO_COPY of the pass */
 #define LAZY_FAULT (64u << 10) /* filled around a fault: most touch on */
+#define LAZY_AHEAD 8u          /* chunks the disk reads ahead of the pass */
 
 #define LAZY_FEATURES                                                                              \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
@@ -60,6 +65,9 @@ struct lz_file {
 	pid_t pid; /* the image task; its pidfd kills it and what it forked */
 	int pidfd;
 	uint64_t size, csum;
+	/* the page file, mapped: copied from without a read into a buffer */
+	const uint8_t *map;
+	uint64_t hint; /* the chunk the pass goes on with: after a fault, its */
 	/* a copy: the server outlives the image it was planned from */
 	char name[sizeof(((struct cd_task *)0)->pages_file)];
 };
@@ -69,13 +77,17 @@ struct cd_lazy {
 	size_t nmm;
 	struct lz_file *files;
 	size_t nfiles;
-	uint8_t *buf;
+	/* the chunk the pass copies: a fault there gets more at once */
+	size_t cur_file;
+	uint64_t cur_off, cur_len;
 	uint64_t bytes; /* page data left to the server */
 	/* While the restore goes on, faults are answered by a thread of the
 	 * controller (an injected call may touch a registered page), under mu;
-	 * cd_lazy_handover stops it. */
+	 * cd_lazy_handover stops it. wake (an eventfd) has it poll again at
+	 * once: a new task's userfaultfd, or the stop. */
 	pthread_mutex_t mu;
 	pthread_t th;
+	int wake;
 	bool running, stop;
 };
 
@@ -103,6 +115,11 @@ int cd_lazy_new(struct cd_lazy **ret, cd_err *err)
 
 	if (!lz)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	if ((lz->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		int e = errno;
+		free(lz);
+		return cd_err_sys(err, e, "eventfd for the lazy restore's server");
+	}
 	pthread_mutex_init(&lz->mu, NULL);
 	*ret = lz;
 	return 0;
@@ -130,10 +147,12 @@ void cd_lazy_free(struct cd_lazy *lz)
 			close(lz->files[i].fd);
 		if (lz->files[i].pidfd >= 0)
 			close(lz->files[i].pidfd);
+		if (lz->files[i].map)
+			munmap((void *)lz->files[i].map, lz->files[i].size);
 	}
+	close(lz->wake);
 	free(lz->mm);
 	free(lz->files);
-	free(lz->buf);
 	free(lz);
 }
 
@@ -247,6 +266,18 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 	 * once the caller removes an unpacked image */
 	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)
 		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", t->pages_file);
+	if ((uint64_t)st.st_size != f->size)
+		return cd_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, not %" PRIu64, t->pages_file,
+		                  (uint64_t)st.st_size, f->size);
+	/* the kernel reads a missing source page during UFFDIO_COPY; a read
+	 * error there is EFAULT, reported (the checksum's are caught, mapped_sum) */
+	void *p = f->size ? mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0) : NULL;
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map %s", t->pages_file);
+	f->map = p;
 	if ((f->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0)) < 0)
 		return cd_err_sys(err, errno, "pidfd_open %d", t->pid);
 	m = realloc(lz->mm, (lz->nmm + 1) * sizeof(*m));
@@ -299,8 +330,11 @@ int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct
                      const struct cd_vma *v, uint64_t off, cd_err *err)
 {
 	pthread_mutex_lock(&lz->mu);
+	size_t nmm = lz->nmm;
 	int r = lazy_register(lz, inj, dirfd, t, v, off, err);
 	pthread_mutex_unlock(&lz->mu);
+	if (lz->running && lz->nmm != nmm)
+		eventfd_write(lz->wake, 1);
 	if (r >= 0 && !lz->running) {
 		if ((r = pthread_create(&lz->th, NULL, restore_server, lz)) != 0)
 			return cd_err_sys(err, r, "start the lazy restore's server thread");
@@ -310,21 +344,6 @@ int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct
 }
 
 /* ---- the server ---- */
-
-static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *err)
-{
-	while (len) {
-		ssize_t n = pread(fd, dst, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return cd_err_sys(err, n < 0 ? errno : EIO, "read page file");
-		dst += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
 
 static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err);
 
@@ -409,17 +428,25 @@ static int zero_page(struct lz_mm *m, uint64_t addr, cd_err *err)
 static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_err *err)
 {
 	const struct lz_range *x = range_at(m, addr);
-	uint8_t page[LAZY_FAULT];
+	int r;
 
 	addr &= ~(uint64_t)(PAGE - 1);
 	if (!x)
 		return zero_page(m, addr, err);
-	uint64_t len = x->addr + x->len - addr < LAZY_FAULT ? x->addr + x->len - addr : LAZY_FAULT;
-	uint64_t off = x->off + (addr - x->addr), done;
-	int r = read_at(lz->files[m->file].fd, page, len, off, err);
-	if (r < 0)
-		return r;
-	if ((r = copy_once(m, addr, page, len, &done, err)) <= 0)
+	uint64_t len = x->addr + x->len - addr, done;
+	uint64_t off = x->off + (addr - x->addr);
+	const struct lz_file *f = &lz->files[m->file];
+	/* the pass goes on where the program works */
+	lz->files[m->file].hint = off / LAZY_CHUNK;
+	/* in the chunk the pass reads (in memory): as much as one copy of
+	 * the pass, the program touches on; elsewhere a little */
+	uint64_t most =
+	    m->file == lz->cur_file && lz->cur_off <= off && off < lz->cur_off + lz->cur_len
+	        ? LAZY_COPY
+	        : LAZY_FAULT;
+	len = len < most ? len : most;
+	const uint8_t *src = f->map + off;
+	if ((r = copy_once(m, addr, src, len, &done, err)) <= 0)
 		return r;
 	if (done == PAGE && len > PAGE) {
 		/* EEXIST on the first page: another thread's fault won */
@@ -591,7 +618,11 @@ static void *restore_server(void *arg)
 			free(p);
 			return NULL;
 		}
-		int k = poll(p, n, 10);
+		p[n] = (struct pollfd){.fd = lz->wake, .events = POLLIN};
+		int k = poll(p, n + 1, -1);
+		eventfd_t ignored;
+		if (k > 0 && (p[n].revents & POLLIN))
+			eventfd_read(lz->wake, &ignored);
 		pthread_mutex_lock(&lz->mu);
 		for (size_t i = 0; k > 0 && i < n; i++) {
 			cd_err err = {0};
@@ -610,38 +641,117 @@ void cd_lazy_handover(struct cd_lazy *lz)
 	pthread_mutex_lock(&lz->mu);
 	lz->stop = true;
 	pthread_mutex_unlock(&lz->mu);
+	eventfd_write(lz->wake, 1);
 	pthread_join(lz->th, NULL);
 	lz->running = false;
 }
 
-/* The pass over one page file: read once, in order, checksummed, every
- * pending page of its task and of the task's forks filled from it. */
-static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
+/* The chunk of f the pass fills next: the first not done from f->hint on
+ * (where the program last faulted, or after the previous chunk), else the
+ * first not done. */
+static uint64_t next_chunk(const struct lz_file *f, const bool *done, uint64_t n, uint64_t *low)
+{
+	while (*low < n && done[*low])
+		(*low)++;
+	for (uint64_t c = f->hint; c < n; c++)
+		if (!done[c])
+			return c;
+	return *low;
+}
+
+/* A read error of the mapped page file (or the file cut short) is a
+ * SIGBUS on the thread that touched it: it returns to mapped_sum, which
+ * reports it. */
+static _Thread_local sigjmp_buf *bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	if (bus_jmp)
+		siglongjmp(*bus_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int mapped_sum(struct cd_csum_part *sum, const struct lz_file *f, uint64_t off, uint64_t len,
+                      cd_err *err)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		bus_jmp = NULL;
+		return cd_err_set(
+		    err, EIO, "read at %" PRIu64 ": an I/O error, or the file was cut short", off);
+	}
+	bus_jmp = &jb;
+	cd_csum_part_add(sum, f->map + off, (size_t)len, off, f->size);
+	bus_jmp = NULL;
+	return 0;
+}
+
+/* Sums chunk c of file fi and fills its pending pages, LAZY_COPY at a time
+ * (still in the cache when copied), in every task and fork of that file. */
+static int fill_chunk(struct cd_lazy *lz, size_t fi, uint64_t c, struct cd_csum_part *sum,
+                      cd_err *err)
 {
 	const struct lz_file *f = &lz->files[fi];
-	struct cd_csum_part sum = {0};
+	uint64_t off = c * LAZY_CHUNK,
+	         end = f->size - off < LAZY_CHUNK ? f->size : off + LAZY_CHUNK;
 	int r;
 
-	for (uint64_t off = 0; off < f->size;) {
-		uint64_t n = f->size - off < LAZY_CHUNK ? f->size - off : LAZY_CHUNK;
-		/* a fault waits for no read of ours */
-		if ((r = serve(lz, 0, err)) < 0 || (r = read_at(f->fd, lz->buf, n, off, err)) < 0)
-			return cd_err_wrap(err, "%s", f->name);
-		/* the disk reads the next steps while this one is copied */
-		posix_fadvise(f->fd, (off_t)(off + n), 2 * LAZY_CHUNK, POSIX_FADV_WILLNEED);
-		cd_csum_part_add(&sum, lz->buf, (size_t)n, off, f->size);
+	lz->cur_file = fi;
+	lz->cur_off = off;
+	lz->cur_len = end - off;
+	for (uint64_t at = off; at < end; at += LAZY_COPY) {
+		uint64_t n = end - at < LAZY_COPY ? end - at : LAZY_COPY;
+		if ((r = mapped_sum(sum, f, at, n, err)) < 0)
+			return r;
 		for (size_t i = 0; i < lz->nmm; i++)
 			if (lz->mm[i].file == fi &&
-			    (r = copy_span(lz, i, off, n, lz->buf, err)) < 0)
+			    (r = copy_span(lz, i, at, n, f->map + at, err)) < 0)
 				return r;
+	}
+	if (cd_fault("lazy-read") && end >= f->size / 2)
+		return cd_err_set(err, EIO, "injected fault lazy-read");
+	return 0;
+}
+
+/* The pass over one page file: each chunk summed once (the sum does not
+ * depend on the order) and every pending page of its task and of the
+ * task's forks filled from it. In order, but from where the program
+ * faults: it waits least there. The disk reads LAZY_AHEAD chunks ahead
+ * (all of them again after a jump). */
+static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
+{
+	struct lz_file *f = &lz->files[fi];
+	uint64_t n = (f->size + LAZY_CHUNK - 1) / LAZY_CHUNK, low = 0, prev = UINT64_MAX - 1;
+	_cleanup_free_ bool *done = calloc(n + 1, sizeof(*done));
+	struct cd_csum_part sum = {0};
+	int r = 0;
+
+	if (!done)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	f->hint = 0;
+	for (uint64_t k = 0; k < n && r >= 0; k++) {
+		/* a fault waits for no read of ours */
+		if ((r = serve(lz, 0, err)) < 0)
+			break;
+		uint64_t c = next_chunk(f, done, n, &low);
+		bool jumped = c != prev + 1;
+		posix_fadvise(f->fd, (off_t)((jumped ? c : c + LAZY_AHEAD) * LAZY_CHUNK),
+		              (off_t)((jumped ? LAZY_AHEAD + 1 : 1) * LAZY_CHUNK),
+		              POSIX_FADV_WILLNEED);
+		done[c] = true;
+		prev = c;
+		f->hint = c + 1;
+		r = fill_chunk(lz, fi, c, &sum, err);
 		/* for the tests: a pass slow enough that the program changes its
 		 * memory while it runs, its faults still answered */
-		if (cd_fault("lazy-slow") && (r = serve(lz, 20, err)) < 0)
-			return r;
-		if (cd_fault("lazy-read") && off + n >= f->size / 2)
-			return cd_err_set(err, EIO, "%s: injected fault lazy-read", f->name);
-		off += n;
+		if (r >= 0 && cd_fault("lazy-slow"))
+			r = serve(lz, 20, err);
 	}
+	lz->cur_len = 0;
+	if (r < 0)
+		return cd_err_wrap(err, "%s", f->name);
 	if (cd_csum_part_final(&sum, f->size) != f->csum)
 		return cd_err_set(err, EINVAL,
 		                  "%s: checksum mismatch (corrupt image), found by the background "
@@ -686,9 +796,10 @@ int cd_lazy_serve(struct cd_lazy *lz, cd_err *err)
 
 	if (!lz->nmm)
 		return 0;
-	/* kept in the page cache only as long as the pass needs it */
-	if (!(lz->buf = malloc(LAZY_CHUNK)))
-		r = cd_err_set(err, ENOMEM, "out of memory");
+	/* this process is the server's alone (engine.h): its handler */
+	struct sigaction sa = {.sa_handler = on_sigbus};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 	for (size_t i = 0; r >= 0 && i < lz->nfiles; i++)
 		r = pass_file(lz, i, err);
 	if (r < 0) {

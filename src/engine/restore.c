@@ -849,6 +849,18 @@ static int check_image(struct restore_state *s, const struct cd_restore_opts *op
 	return opts->check(&s->img, opts->check_userdata, err);
 }
 
+/* The lazy server copies a task's pages straight from its page file as it
+ * lies on disk (lazy.c): streams, compressed or not, are refused before
+ * anything is made. */
+static int check_lazy(const struct restore_state *s, cd_err *err)
+{
+	if (!s->lazy || cd_page_layout_plain(&s->img.pages))
+		return 0;
+	return cd_err_set(err, EOPNOTSUPP,
+	                  "--lazy: the image's pages are in streams (dumped with --streams): "
+	                  "restore it without --lazy");
+}
+
 static int do_restore(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
 {
 	int r;
@@ -863,7 +875,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
 	uint64_t t0 = cd_now_ns();
 	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
-	    (r = check_image(s, opts, err)) < 0 ||
+	    (r = check_image(s, opts, err)) < 0 || (r = check_lazy(s, err)) < 0 ||
 	    (r = cd_tcp_restore_check(&s->img, s->tcp_flags, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
 	    (r = cd_image_check_pages(&s->img, s->dirfd, &verify, err)) < 0 ||

@@ -65,3 +65,55 @@ lazy_roundtrip() {
 	run grep -E '^PASS' "$LOG"
 	assert_failure
 }
+
+@test "lazy: the page file cut short during the pass (read from its mapping) is reported and the tree killed" {
+	start_wl "$WL_DIR/wl-lazy-fork" 256
+	run "$ENGINE" dump "$WL_PID" "$IMG"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	local f pid
+	f=$(ls -S "$IMG"/pages-*.img | head -1)
+	# the pass takes over a second (64 chunks, 20 ms each): cut once the
+	# tree runs, while the pass reads
+	CEDANA_ENGINE_FAULT=lazy-slow "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid" --lazy --detach 2>"$T/err"
+	pid=$(cat "$T/restored.pid")
+	truncate -s $(($(stat -c %s "$f") / 4)) "$f"
+	for _ in $(seq 300); do
+		grep -q "tree was killed" "$T/err" && break
+		sleep 0.1
+	done
+	cat "$T/err" >&2
+	run grep -E "cut short|UFFDIO_COPY" "$T/err"
+	assert_success
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	run kill -0 "$pid"
+	assert_failure
+	run grep -E '^PASS' "$LOG"
+	assert_failure
+}
+
+@test "lazy: an image dumped over streams is refused by name before any task is made" {
+	start_wl "$WL_DIR/wl-memory" 64
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 2 --codec lz4
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	local before
+	before=$(wc -l <"$LOG")
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid" --lazy
+	assert_failure
+	assert_output --partial "--lazy: the image's pages are in streams"
+	# refused before the tree was made: nothing of it ran or wrote
+	[ "$(wc -l <"$LOG")" -eq "$before" ]
+	[ ! -s "$T/restored.pid" ]
+	# and without --lazy it restores
+	RESTORE_FLAGS= run timeout 120 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid" --detach
+	assert_success
+}
