@@ -138,36 +138,52 @@ static bool recorded(const struct cd_image *img, const struct cd_lock *l, int ob
 	return false;
 }
 
-/* Whether pid holds the open file behind t's fd at any of its fds. */
-static bool holds_file(pid_t pid, const struct cd_task *t, int fd)
+/* Whether pid holds the open file behind t's fd at any of its fds: 1 or 0,
+ * or -1 when /proc or kcmp fails (an error, never "does not hold"). */
+static int holds_file(pid_t pid, const struct cd_task *t, int fd, cd_err *err)
 {
 	char path[64];
 	struct dirent *de;
+	int order, r;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	_cleanup_closedir_ DIR *dir = opendir(path);
-	while (dir && (de = readdir(dir)))
-		if (de->d_name[0] != '.' &&
-		    syscall(SYS_kcmp, t->pid, pid, KCMP_FILE, fd, atoi(de->d_name)) == 0)
-			return true;
-	return false;
+	if (!dir)
+		return cd_err_sys(err, errno, "open %s", path);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((r = cd_kcmp(t->pid, (unsigned long)fd, pid, strtoul(de->d_name, NULL, 10),
+		                 KCMP_FILE, &order, err)) < 0)
+			return cd_err_wrap(err, "pid %d: fd %d: is it held by pid %d", t->pid, fd,
+			                   pid);
+		if (order == 0)
+			return 1;
+	}
+	return 0;
 }
 
 /* An OFD or flock lock is the open file's, shown in the fdinfo of every
  * task holding it: it is recorded once, by the task that set it when that
  * task still holds the file (so /proc/locks names the same pid), else by
- * the first task that shows it. */
-static bool records_it(const struct cd_dump_ctx *ctx, const struct cd_task *t,
-                       const struct cd_lock *l, int obj, int setter)
+ * the first task that shows it. 1 or 0, or -1 on an error. */
+static int records_it(const struct cd_dump_ctx *ctx, const struct cd_task *t,
+                      const struct cd_lock *l, int obj, int setter, cd_err *err)
 {
+	int held;
+
 	if (l->kind == CD_LOCK_POSIX)
-		return true;
+		return 1;
 	if (recorded(ctx->img, l, obj))
-		return false;
+		return 0;
 	if (setter <= 0 || setter == t->pid)
-		return true;
+		return 1;
 	const struct cd_task *s = cd_image_task(ctx->img, setter);
-	return !s || s->zombie || !holds_file(setter, t, l->fd);
+	if (!s || s->zombie)
+		return 1;
+	if ((held = holds_file(setter, t, l->fd, err)) < 0)
+		return held;
+	return !held;
 }
 
 static int add_lock(struct cd_task *t, size_t *cap, const struct cd_lock *l, cd_err *err)
@@ -269,8 +285,8 @@ static int scan_one(void *arg, const char *body, cd_err *err)
 	for (size_t i = 0; i < s->t->nlocks; i++)
 		if (same_lock(&s->t->locks[i], fd_obj(s->t, s->t->locks[i].fd), &l, s->d->obj))
 			return 0; /* the same open file at another fd */
-	if (!records_it(s->ctx, s->t, &l, s->d->obj, line.pid))
-		return 0;
+	if ((r = records_it(s->ctx, s->t, &l, s->d->obj, line.pid, err)) <= 0)
+		return r;
 	return add_lock(s->t, s->cap, &l, err);
 }
 

@@ -262,7 +262,10 @@ steal() {
 	for level in "${levels[@]}"; do
 		run_plain wl-simd "$level"
 		grep -q "holding [0-9]* ${regs[$level]} registers" "$WL_LOG"
+		run_plain wl-simd "$level" threads 3
+		grep -q "holding [0-9]* ${regs[$level]} registers.* in 3 thread(s)" "$WL_LOG"
 	done
+	run_plain wl-simd threads
 }
 
 @test "wl-simd fails when a register is changed while it waits" {
@@ -724,6 +727,10 @@ assert libc.semctl(int(sys.argv[1]), 1, 16, 4) == 0' \
 
 @test "wl-timerfd passes" {
 	run_plain wl-timerfd
+}
+
+@test "wl-thread-attrs passes" {
+	run_plain wl-thread-attrs
 }
 
 @test "wl-epoll passes" {

@@ -148,6 +148,14 @@ counter_continues() {
 	wl_roundtrip wl-simd --leave-running
 }
 
+@test "wl-simd threads: 4 threads each get their own vector registers, MXCSR and x87 back" {
+	WL_ARGS=threads wl_roundtrip wl-simd
+}
+
+@test "wl-simd threads: --leave-running" {
+	WL_ARGS=threads wl_roundtrip wl-simd --leave-running
+}
+
 @test "wl-nanosleep: a task in nanosleep sleeps on for the time left" {
 	wl_roundtrip wl-nanosleep
 }
@@ -515,6 +523,14 @@ counter_continues() {
 
 @test "wl-threads 64: --leave-running" {
 	WL_ARGS=64 wl_roundtrip wl-threads --leave-running
+}
+
+@test "wl-thread-attrs: per-thread sched_setattr (batch, idle, fifo+reset, rr), robust lists, rseq (one unregistered)" {
+	wl_roundtrip wl-thread-attrs
+}
+
+@test "wl-thread-attrs: --leave-running" {
+	wl_roundtrip wl-thread-attrs --leave-running
 }
 
 @test "wl-threads: --leave-stopped stops every thread until SIGCONT" {
@@ -1015,7 +1031,7 @@ wl_sysv_twice() {
 	wl_roundtrip wl-timerfd --leave-running
 }
 
-@test "wl-epoll: watches of pipes, eventfds, a timerfd, an epoll, a oneshot; a pipe shared with a child → PASS" {
+@test "wl-epoll: watches of pipes, eventfds, a timerfd, an epoll, a oneshot; a pipe and the epoll shared with a child → PASS" {
 	wl_roundtrip wl-epoll
 }
 

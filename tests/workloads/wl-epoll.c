@@ -10,13 +10,20 @@
  * epoll's eventfd it reports 0x5555, and the inner one 0x7777; after a write to the oneshot
  * eventfd it reports 0x6666 once, then no more; the child's end of the pipe is still the same
  * pipe (a byte the child writes arrives).
+ * The epoll itself is shared with the child (inherited by fork): after the trigger kcmp says the
+ * child's fd is the parent's open file, and a watch the parent adds then (an eventfd at 1, data
+ * 0x8888, that both hold) is reported by the child's epoll_wait on its fd. The child starts
+ * waiting only when the parent tells it to (a byte on a second pipe), after the parent's own
+ * checks, so it takes no event the parent looks for.
  * With "fired-oneshot" the oneshot eventfd is at 1 and has reported (a disabled watch, which
  * the dump refuses); with "closed-target" the eventfd 0x2222 is watched through an fd closed
  * since (a dup keeps it open), which the dump refuses. Both PASS at once after the trigger. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 
 #include "wl.h"
@@ -53,10 +60,44 @@ static unsigned seen(int ep)
 	return got;
 }
 
+/* The child's part after the trigger: waits for the parent's go, then for the watch 0x8888 the
+ * parent added to the epoll they share. */
+static void child_sees_shared_watch(int ep, int go)
+{
+	struct epoll_event ev[16];
+	char c;
+
+	if (read(go, &c, 1) != 1)
+		wl_child_fail("read go: %s", strerror(errno));
+	for (int round = 0; round < 100; round++) {
+		int n = epoll_wait(ep, ev, 16, 20);
+		if (n < 0 && errno != EINTR)
+			wl_child_fail("epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.u64 == 0x8888)
+				_exit(0);
+	}
+	wl_child_fail("the watch the parent added to the shared epoll is not seen here");
+}
+
+/* The parent's part: same open file by kcmp, then a watch added here is seen by the child. */
+static void check_shared_epoll(int ep, pid_t child, int shared_efd, int go)
+{
+	long same = syscall(SYS_kcmp, getpid(), child, KCMP_FILE, ep, ep);
+
+	if (same < 0)
+		wl_fail("kcmp: %s", strerror(errno));
+	if (same != 0)
+		wl_fail("the child's epoll fd %d is not the parent's open file", ep);
+	watch(ep, shared_efd, EPOLLIN, 0x8888);
+	if (write(go, "g", 1) != 1)
+		wl_fail("write go: %s", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	int ep, inner, p[2], efd, once, inner_efd, tfd;
+	int ep, inner, p[2], go[2], efd, once, inner_efd, tfd, shared_efd;
 	struct itimerspec its = {.it_value = {.tv_nsec = 20000000},
 	                         .it_interval = {.tv_nsec = 20000000}};
 	struct epoll_event ev;
@@ -65,7 +106,7 @@ int main(int argc, char **argv)
 	unsigned got;
 
 	wl_init("wl-epoll");
-	if (pipe(p) < 0)
+	if (pipe(p) < 0 || pipe(go) < 0)
 		wl_fail("pipe: %s", strerror(errno));
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	inner = epoll_create1(0);
@@ -73,8 +114,9 @@ int main(int argc, char **argv)
 	once = eventfd(!strcmp(mode, "fired-oneshot"), 0);
 	inner_efd = eventfd(0, EFD_NONBLOCK);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+	shared_efd = eventfd(1, EFD_NONBLOCK);
 	if (ep < 0 || inner < 0 || efd < 0 || once < 0 || inner_efd < 0 || tfd < 0 ||
-	    timerfd_settime(tfd, 0, &its, NULL) < 0)
+	    shared_efd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0)
 		wl_fail("setup: %s", strerror(errno));
 	if (write(p[1], "x", 1) != 1)
 		wl_fail("write: %s", strerror(errno));
@@ -100,7 +142,9 @@ int main(int argc, char **argv)
 		wl_child_await_trigger();
 		if (write(p[1], "y", 1) != 1)
 			wl_child_fail("child write: %s", strerror(errno));
-		_exit(0);
+		if (*mode)
+			_exit(0);
+		child_sees_shared_watch(ep, go[0]);
 	}
 	wl_children[wl_nr_children++] = child;
 	watches(ep, before, sizeof(before));
@@ -128,6 +172,7 @@ int main(int argc, char **argv)
 		wl_fail("the oneshot watch did not report");
 	if (seen(ep) & 1u << 6)
 		wl_fail("the oneshot watch reported twice");
+	check_shared_epoll(ep, child, shared_efd, go[1]);
 	wl_expect_exit(child, 0);
 	char buf[4] = {0};
 	if (read(p[0], buf, sizeof(buf)) != 2 || strcmp(buf, "xy"))
