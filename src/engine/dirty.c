@@ -124,7 +124,6 @@ static int start_time(pid_t pid, uint64_t *ret)
 
 int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track *prev, cd_err *err)
 {
-	struct cd_image img;
 	uint64_t hash;
 
 	*ds = (struct cd_dirty_state){.prev = prev};
@@ -134,9 +133,10 @@ int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track
 		return 0;
 	}
 	_cleanup_close_ int dirfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* the trackers are of another image: a full dump, tracked afresh */
-	if (dirfd < 0 || cd_image_read_manifest_hashed(dirfd, &img, &hash, &(cd_err){0}) < 0 ||
-	    (cd_image_free(&img), hash != prev->image_hash)) {
+	/* the trackers are of another image: a full dump, tracked afresh (the
+	 * checksum alone: the bytes are the ones that dump wrote, or not) */
+	if (dirfd < 0 || cd_image_manifest_hash(dirfd, &hash, &(cd_err){0}) < 0 ||
+	    hash != prev->image_hash) {
 		cd_track_clear(prev);
 		return 0;
 	}

@@ -1183,7 +1183,17 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	return check_refs(img, err);
 }
 
-int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
+/* The checksum a child image names its parent by (cd_image_read_manifest_hashed). */
+static uint64_t manifest_hash(const char *text, size_t len)
+{
+	struct cd_csum c;
+
+	cd_csum_init(&c);
+	cd_csum_update(&c, text, len);
+	return cd_csum_final(&c);
+}
+
+int cd_image_write_manifest(const struct cd_image *img, int dirfd, uint64_t *ret_hash, cd_err *err)
 {
 	_cleanup_json_ json_t *root = cd_image_to_json(img, err);
 	_cleanup_free_ char *s = NULL;
@@ -1213,6 +1223,9 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err)
 	}
 	if (fsync(fd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", CD_IMAGE_MANIFEST);
+	/* of the bytes written: no read back to learn it */
+	if (ret_hash)
+		*ret_hash = manifest_hash(s, len);
 	return 0;
 }
 
@@ -1291,15 +1304,12 @@ int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ json_t *root = NULL;
 	json_error_t jerr;
-	struct cd_csum c;
 	size_t len = 0;
 	int r = read_manifest_text(dirfd, &text, &len, err);
 
 	if (r < 0)
 		return r;
-	cd_csum_init(&c);
-	cd_csum_update(&c, text, len);
-	*ret_hash = cd_csum_final(&c);
+	*ret_hash = manifest_hash(text, len);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
 		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
@@ -1309,6 +1319,18 @@ int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret
 		cd_image_free(img);
 		return cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
 	}
+	return 0;
+}
+
+int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = read_manifest_text(dirfd, &text, &len, err);
+
+	if (r < 0)
+		return r;
+	*ret_hash = manifest_hash(text, len);
 	return 0;
 }
 
