@@ -283,13 +283,11 @@ static bool sorted_has(const uint64_t *v, size_t n, uint64_t x)
 	return lo < n && v[lo] == x;
 }
 
-bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr)
+/* The first written range that ends after addr (d->n: none). */
+static size_t written_from(const struct cd_dirty *d, uint64_t addr)
 {
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = d->n;
 
-	if (!d || !sorted_has(d->tracked, d->ntracked, v->start))
-		return false;
-	hi = d->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (d->w[mid].end <= addr)
@@ -297,7 +295,26 @@ bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64
 		else
 			hi = mid;
 	}
-	return !(lo < d->n && d->w[lo].start <= addr);
+	return lo;
+}
+
+bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr,
+                        struct cd_dirty_cursor *c)
+{
+	if (!d)
+		return false;
+	/* searched once per mapping (and should the order ever go back) */
+	if (c->v != v || addr < c->last) {
+		c->v = v;
+		c->tracked = sorted_has(d->tracked, d->ntracked, v->start);
+		c->at = written_from(d, addr);
+	}
+	c->last = addr;
+	if (!c->tracked)
+		return false;
+	while (c->at < d->n && d->w[c->at].end <= addr)
+		c->at++;
+	return !(c->at < d->n && d->w[c->at].start <= addr);
 }
 
 /* A userfaultfd made inside the task, taken out and closed there

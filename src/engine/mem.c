@@ -307,7 +307,8 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
  * 4 a guard region (shown as a swap entry: never read), 5 not written
  * since the previous checkpoint (dirty.c). */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
-                      const struct pm_batch *b, uint64_t i, size_t *hint)
+                      const struct pm_batch *b, uint64_t i, size_t *hint,
+                      struct cd_dirty_cursor *dc)
 {
 	if (b->pm[i] & PM_GUARD)
 		return 4;
@@ -316,7 +317,7 @@ static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
 	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
 		return 2;
-	if (ctx->dirty && cd_dirty_unchanged(ctx->dirty, v, v->start + (b->base + i) * PAGE))
+	if (ctx->dirty && cd_dirty_unchanged(ctx->dirty, v, v->start + (b->base + i) * PAGE, dc))
 		return 5;
 	return b->pm[i] & PM_EXCLUSIVE ? 1 : 3;
 }
@@ -460,13 +461,14 @@ static int queue_pages(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struc
 static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
                       size_t *cap, struct read_queue *q, const struct pm_batch *b, cd_err *err)
 {
+	struct cd_dirty_cursor dc = {0};
 	size_t hint = 0;
 	int r;
 
 	for (uint64_t i = 0; i < b->cnt;) {
-		int cls = page_class(ctx, v, b, i, &hint);
+		int cls = page_class(ctx, v, b, i, &hint, &dc);
 		uint64_t j = i + 1;
-		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
+		while (j < b->cnt && page_class(ctx, v, b, j, &hint, &dc) == cls)
 			j++;
 		/* the run without data each class gives (0: not stored) */
 		static const uint8_t run_src[] = {
