@@ -105,8 +105,16 @@ one_round() {
 	wl_pid=
 	printf '{"mib": %s, "round": %s, "first_dump_ns": %s, "incr_dump_ns": %s, ' "$mib" \
 		"$round" "$(stat_n "$work/err" total_ns 1)" "$(stat_n "$work/err" total_ns 2)" >>"$records"
-	printf '"first_pages_bytes": %s, "incr_pages_bytes": %s}\n' \
+	printf '"first_pages_bytes": %s, "incr_pages_bytes": %s' \
 		"$(stat_n "$work/err" pages_bytes 1)" "$(stat_n "$work/err" pages_bytes 2)" >>"$records"
+	# where each dump's time went (the engine's stages, docs/engine.md)
+	local stage
+	for stage in freeze state mem_scan write fsync; do
+		printf ', "first_%s_ns": %s, "incr_%s_ns": %s' "$stage" \
+			"$(stat_n "$work/err" "${stage}_ns" 1)" "$stage" \
+			"$(stat_n "$work/err" "${stage}_ns" 2)" >>"$records"
+	done
+	printf '}\n' >>"$records"
 	log "$mib MiB round $round: first dump $(($(stat_n "$work/err" total_ns 1) / 1000000)) ms," \
 		"second $(($(stat_n "$work/err" total_ns 2) / 1000000)) ms"
 }

@@ -124,7 +124,6 @@ static int start_time(pid_t pid, uint64_t *ret)
 
 int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track *prev, cd_err *err)
 {
-	struct cd_image img;
 	uint64_t hash;
 
 	*ds = (struct cd_dirty_state){.prev = prev};
@@ -134,9 +133,10 @@ int cd_dirty_init(struct cd_dirty_state *ds, const char *parent, struct cd_track
 		return 0;
 	}
 	_cleanup_close_ int dirfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* the trackers are of another image: a full dump, tracked afresh */
-	if (dirfd < 0 || cd_image_read_manifest_hashed(dirfd, &img, &hash, &(cd_err){0}) < 0 ||
-	    (cd_image_free(&img), hash != prev->image_hash)) {
+	/* the trackers are of another image: a full dump, tracked afresh (the
+	 * checksum alone: the bytes are the ones that dump wrote, or not) */
+	if (dirfd < 0 || cd_image_manifest_hash(dirfd, &hash, &(cd_err){0}) < 0 ||
+	    hash != prev->image_hash) {
 		cd_track_clear(prev);
 		return 0;
 	}
@@ -283,13 +283,11 @@ static bool sorted_has(const uint64_t *v, size_t n, uint64_t x)
 	return lo < n && v[lo] == x;
 }
 
-bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr)
+/* The first written range that ends after addr (d->n: none). */
+static size_t written_from(const struct cd_dirty *d, uint64_t addr)
 {
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = d->n;
 
-	if (!d || !sorted_has(d->tracked, d->ntracked, v->start))
-		return false;
-	hi = d->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (d->w[mid].end <= addr)
@@ -297,7 +295,26 @@ bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64
 		else
 			hi = mid;
 	}
-	return !(lo < d->n && d->w[lo].start <= addr);
+	return lo;
+}
+
+bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr,
+                        struct cd_dirty_cursor *c)
+{
+	if (!d)
+		return false;
+	/* searched once per mapping (and should the order ever go back) */
+	if (c->v != v || addr < c->last) {
+		c->v = v;
+		c->tracked = sorted_has(d->tracked, d->ntracked, v->start);
+		c->at = written_from(d, addr);
+	}
+	c->last = addr;
+	if (!c->tracked)
+		return false;
+	while (c->at < d->n && d->w[c->at].end <= addr)
+		c->at++;
+	return !(c->at < d->n && d->w[c->at].start <= addr);
 }
 
 /* A userfaultfd made inside the task, taken out and closed there

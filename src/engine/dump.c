@@ -37,6 +37,7 @@ struct dump_state {
 	struct cd_dump_plugins plugins;
 	struct cd_dirty_state dirty; /* incremental dumps (dirty.c) */
 	bool tracking;
+	uint64_t manifest_hash; /* of the manifest written, once it is */
 };
 
 static int check_pid(pid_t pid, cd_err *err)
@@ -641,7 +642,7 @@ static int do_dump(struct dump_state *s, const struct cd_dump_opts *opts, cd_err
 		s->img.parent_hash = s->dirty.parent_hash;
 	}
 	if ((s->img.nplugins && (r = seal_plugin_files(s, opts->dir, err)) < 0) ||
-	    (r = cd_image_write_manifest(&s->img, s->dirfd, err)) < 0)
+	    (r = cd_image_write_manifest(&s->img, s->dirfd, &s->manifest_hash, err)) < 0)
 		return r;
 	if (fsync(s->dirfd) < 0)
 		return cd_err_sys(err, errno, "fsync %s", opts->dir);
@@ -665,22 +666,15 @@ static int start_tracking(struct dump_state *s, const struct cd_dump_opts *opts,
 }
 
 /* The image is whole: this dump's trackers replace the caller's, tied to
- * this image by its manifest's checksum. */
-static int hand_trackers(struct dump_state *s, const struct cd_dump_opts *opts, cd_err *err)
+ * this image by its manifest's checksum (of the bytes written: reading
+ * the manifest back and decoding it cost as much as writing it). */
+static void hand_trackers(struct dump_state *s, const struct cd_dump_opts *opts)
 {
-	struct cd_image img;
-	uint64_t hash;
-	int r = cd_image_read_manifest_hashed(s->dirfd, &img, &hash, err);
-
-	if (r < 0)
-		return r;
-	cd_image_free(&img);
 	cd_track_clear(opts->track);
 	*opts->track = s->dirty.next;
 	s->dirty.next = (struct cd_track){0};
-	opts->track->image_hash = hash;
+	opts->track->image_hash = s->manifest_hash;
 	opts->track->incremental = s->dirty.used;
-	return 0;
 }
 
 static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
@@ -723,7 +717,7 @@ static int dump_main(const struct cd_dump_opts *opts, cd_err *err)
 	/* the tree's listings are of no use once it may run again */
 	cd_proc_maps_cache_end();
 	if (r >= 0 && s->tracking)
-		r = hand_trackers(s, opts, err);
+		hand_trackers(s, opts);
 	/* the tree stays stopped until the caller has made the image final */
 	if (r >= 0 && opts->version >= 3 && opts->commit &&
 	    ((r = cd_fault_stall("dump-stall", err)) < 0 || (r = cd_check_cancel(err)) < 0 ||

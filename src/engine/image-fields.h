@@ -62,6 +62,11 @@ bool cd_ints_sorted_repeat(int64_t *v, size_t n, int64_t *ret);
 bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 
 json_t *cd_task_to_json(const struct cd_task *t);
+/* The same, with each mapping's non-empty "runs" left as the string
+ * CD_RUNS_LATER, for cd_image_write_manifest to write as text in their
+ * place (in the order of the tasks and their mappings). */
+#define CD_RUNS_LATER "\x01"
+json_t *cd_task_to_json_runs_later(const struct cd_task *t);
 int cd_task_from_json(json_t *obj, struct cd_task *t, cd_err *err);
 void cd_task_free(struct cd_task *t);
 

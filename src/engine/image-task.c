@@ -367,13 +367,18 @@ static json_t *u64_array(const uint64_t *v, size_t n)
 	return a;
 }
 
-static json_t *vma_to_json(const struct cd_vma *v)
+static json_t *vma_to_json(const struct cd_vma *v, bool runs_later)
 {
-	json_t *o = json_object(), *runs = json_array();
+	json_t *o = json_object(), *runs;
 
 	cd_fields_encode(o, vma_fields, ARRAY_SIZE(vma_fields), v);
 	if (v->path)
 		json_object_set_new(o, "path", json_string(v->path));
+	if (runs_later && v->nruns) {
+		json_object_set_new(o, "runs", json_string(CD_RUNS_LATER));
+		return o;
+	}
+	runs = json_array();
 	for (size_t i = 0; i < v->nruns; i++)
 		json_array_append_new(runs, json_pack("[I,I,i]", (json_int_t)v->runs[i].page,
 		                                      (json_int_t)v->runs[i].npages,
@@ -574,7 +579,7 @@ static json_t *zombie_to_json(const struct cd_task *t)
 	return o;
 }
 
-json_t *cd_task_to_json(const struct cd_task *t)
+static json_t *task_to_json(const struct cd_task *t, bool runs_later)
 {
 	if (t->zombie)
 		return zombie_to_json(t);
@@ -594,7 +599,7 @@ json_t *cd_task_to_json(const struct cd_task *t)
 	json_object_set_new(o, "mm", mm);
 	a = json_array();
 	for (size_t i = 0; i < t->nvmas; i++)
-		json_array_append_new(a, vma_to_json(&t->vmas[i]));
+		json_array_append_new(a, vma_to_json(&t->vmas[i], runs_later));
 	json_object_set_new(o, "vmas", a);
 	a = json_array();
 	for (size_t i = 0; i < t->nfds; i++)
@@ -635,6 +640,16 @@ json_t *cd_task_to_json(const struct cd_task *t)
 		json_array_append_new(a, thread_to_json(&t->threads[i]));
 	json_object_set_new(o, "threads", a);
 	return o;
+}
+
+json_t *cd_task_to_json(const struct cd_task *t)
+{
+	return task_to_json(t, false);
+}
+
+json_t *cd_task_to_json_runs_later(const struct cd_task *t)
+{
+	return task_to_json(t, true);
 }
 
 /* Runs come in page order, without overlap, inside their mapping: then

@@ -670,14 +670,18 @@ struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
 /* Whether tid is one of t's threads other than its main one. */
 bool cd_task_has_thread(const struct cd_task *t, pid_t tid);
 
-/* Writes dir/manifest.json (0600) and fsyncs it. */
-int cd_image_write_manifest(const struct cd_image *img, int dirfd, cd_err *err);
+/* Writes dir/manifest.json (0600) and fsyncs it; with ret_hash, the
+ * checksum of the bytes written (as cd_image_read_manifest_hashed gives it). */
+int cd_image_write_manifest(const struct cd_image *img, int dirfd, uint64_t *ret_hash, cd_err *err);
 /* Reads and validates the manifest: format, version, architecture and
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
 /* The same, and the checksum (cd_csum) of the very bytes decoded: how a
  * child image names its parent (parent.c). */
 int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err);
+/* That checksum alone: the manifest read as above, not decoded (whether
+ * an image is the one a tracker was tied to, dirty.c). */
+int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err);
 /* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
  * bytes, a regular file, no link followed) but not decoded: for callers
  * that look at it before a restore. */

@@ -151,11 +151,6 @@ static int read_task_pages(cd_inject *inj, uint64_t addr, uint8_t *dst, size_t l
 	return cd_inject_read_mem(inj, addr, dst, len, err);
 }
 
-/* Copies pages [page, page+n) of v into the writer, splitting zero pages
- * off into runs without data. */
-static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err);
-
 /* Reads pages from a shared memory object's file (shm_fd) when >= 0, else
  * from the task. */
 static int read_pages(struct cd_dump_ctx *ctx, int shm_fd, const struct cd_vma *v, uint64_t page,
@@ -175,6 +170,8 @@ static int read_pages(struct cd_dump_ctx *ctx, int shm_fd, const struct cd_vma *
 	return 0;
 }
 
+/* Copies pages [page, page+n) of v (of its shared memory object, shm_fd)
+ * into the writer, splitting zero pages off into runs without data. */
 static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer *pw,
                       struct cd_vma *v, size_t *cap, uint64_t page, uint64_t n, bool exclusive,
                       cd_err *err)
@@ -206,12 +203,6 @@ static int copy_pages(struct cd_dump_ctx *ctx, int shm_fd, struct cd_page_writer
 		n -= chunk;
 	}
 	return 0;
-}
-
-static int copy_run(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                    size_t *cap, uint64_t page, uint64_t n, bool exclusive, cd_err *err)
-{
-	return copy_pages(ctx, -1, pw, v, cap, page, n, exclusive, err);
 }
 
 /* Shared anonymous memory is read from its object (/proc/PID/map_files),
@@ -316,7 +307,8 @@ static int read_pagemap(int fd, uint64_t *pm, uint64_t addr, uint64_t cnt, cd_er
  * 4 a guard region (shown as a swap entry: never read), 5 not written
  * since the previous checkpoint (dirty.c). */
 static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
-                      const struct pm_batch *b, uint64_t i, size_t *hint)
+                      const struct pm_batch *b, uint64_t i, size_t *hint,
+                      struct cd_dirty_cursor *dc)
 {
 	if (b->pm[i] & PM_GUARD)
 		return 4;
@@ -325,35 +317,173 @@ static int page_class(const struct cd_dump_ctx *ctx, const struct cd_vma *v,
 	if (b->ppm && shared_with_parent(b->pm[i], b->ppm[i]) &&
 	    in_parent_anon(ctx->parent, v->start + (b->base + i) * PAGE, hint))
 		return 2;
-	if (ctx->dirty && cd_dirty_unchanged(ctx->dirty, v, v->start + (b->base + i) * PAGE))
+	if (ctx->dirty && cd_dirty_unchanged(ctx->dirty, v, v->start + (b->base + i) * PAGE, dc))
 		return 5;
 	return b->pm[i] & PM_EXCLUSIVE ? 1 : 3;
 }
 
-static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
-                      size_t *cap, const struct pm_batch *b, cd_err *err)
+/* The pages of a mapping to copy, read out of the task a buffer at a time
+ * (one process_vm_readv for up to READ_IOV ranges of pages mapped by the
+ * task alone) rather than a call per range: an incremental dump's written
+ * pages are many short ranges (a call per page of them cost 25 us each,
+ * more than copying the page). The runs between them wait in the queue
+ * too, so that the mapping's runs keep their order. */
+#define READ_IOV 1024 /* IOV_MAX */
+#define READ_OPS (2 * READ_IOV)
+
+struct read_op {
+	uint64_t page, n;
+	uint8_t src;    /* what a run without reading is (CD_RUN_*) */
+	bool read;      /* pages to copy: runs of data and zero, by content */
+	bool exclusive; /* mapped by this task alone (read_task_pages) */
+};
+
+struct read_queue {
+	struct read_op op[READ_OPS];
+	struct iovec local[READ_IOV], remote[READ_IOV];
+	size_t nop, niov;
+	uint64_t pages, room; /* queued to read; room of dst, in pages */
+	uint8_t *dst;         /* the writer's buffer, reserved by the first read */
+};
+
+/* The queued reads out of the task into q->dst, in queue order. */
+static int queue_read(struct cd_dump_ctx *ctx, const struct cd_vma *v, struct read_queue *q,
+                      cd_err *err)
 {
+	uint64_t at = 0, want = 0;
+	size_t k = 0;
+	int r;
+
+	for (size_t i = 0; i < q->nop; i++) {
+		const struct read_op *o = &q->op[i];
+		if (o->read && o->exclusive) {
+			q->local[k] = (struct iovec){q->dst + at * PAGE, o->n * PAGE};
+			q->remote[k++] = (struct iovec){
+			    (void *)(uintptr_t)(v->start + o->page * PAGE), o->n * PAGE};
+			want += o->n * PAGE;
+		}
+		if (o->read)
+			at += o->n;
+	}
+	bool batched = k && process_vm_readv(cd_inject_pid(ctx->inj), q->local, k, q->remote, k,
+	                                     0) == (ssize_t)want;
+	at = 0;
+	for (size_t i = 0; i < q->nop; i++) {
+		const struct read_op *o = &q->op[i];
+		if (!o->read)
+			continue;
+		/* one at a time where the batch fell short (read_task_pages
+		 * falls back on /proc/PID/mem) */
+		if ((!o->exclusive || !batched) &&
+		    (r = read_task_pages(ctx->inj, v->start + o->page * PAGE, q->dst + at * PAGE,
+		                         o->n * PAGE, o->exclusive, err)) < 0)
+			return r;
+		at += o->n;
+	}
+	return 0;
+}
+
+/* Reads what is queued, adds the queue's runs to v in order (zero pages
+ * as runs without data) and hands the data to the writer. */
+static int queue_flush(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                       size_t *cap, struct read_queue *q, cd_err *err)
+{
+	uint64_t at = 0, kept = 0;
+	int r = q->pages ? queue_read(ctx, v, q, err) : 0;
+
+	for (size_t i = 0; r >= 0 && i < q->nop; i++) {
+		const struct read_op *o = &q->op[i];
+		if (!o->read) {
+			r = add_run(v, cap, o->page, o->n, o->src, err);
+			continue;
+		}
+		for (uint64_t j = 0; r >= 0 && j < o->n; j++, at++) {
+			uint8_t *src = q->dst + at * PAGE;
+			bool zero = page_is_zero(src);
+			if (!zero) {
+				if (kept != at)
+					memcpy(q->dst + kept * PAGE, src, PAGE);
+				kept++;
+			}
+			r = add_run(v, cap, o->page + j, 1, zero ? CD_RUN_ZERO : CD_RUN_DATA, err);
+		}
+	}
+	if (r < 0)
+		return r;
+	if (q->pages &&
+	    ((r = cd_pw_commit(pw, kept * PAGE, err)) < 0 || (r = cd_check_cancel(err)) < 0))
+		return r;
+	cd_progress_add(ctx->progress, q->pages * PAGE);
+	q->nop = q->niov = 0;
+	q->pages = q->room = 0;
+	return 0;
+}
+
+static int queue_op(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                    size_t *cap, struct read_queue *q, const struct read_op *o, cd_err *err)
+{
+	int r;
+
+	if (!o->read && !q->nop)
+		return add_run(v, cap, o->page, o->n, o->src, err);
+	if (q->nop == READ_OPS && (r = queue_flush(ctx, pw, v, cap, q, err)) < 0)
+		return r;
+	q->op[q->nop++] = *o;
+	return 0;
+}
+
+/* Queues pages [page, page+n) to copy, flushing whenever the buffer or
+ * the batch is full. */
+static int queue_pages(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                       size_t *cap, struct read_queue *q, uint64_t page, uint64_t n, bool exclusive,
+                       cd_err *err)
+{
+	int r;
+
+	while (n) {
+		if ((q->pages && q->pages == q->room) || q->niov == READ_IOV ||
+		    q->nop == READ_OPS) {
+			if ((r = queue_flush(ctx, pw, v, cap, q, err)) < 0)
+				return r;
+		}
+		if (!q->pages)
+			q->room = cd_pw_reserve(pw, &q->dst) / PAGE;
+		uint64_t k = n < q->room - q->pages ? n : q->room - q->pages;
+		q->op[q->nop++] = (struct read_op){page, k, CD_RUN_DATA, true, exclusive};
+		q->niov += exclusive;
+		q->pages += k;
+		page += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct cd_vma *v,
+                      size_t *cap, struct read_queue *q, const struct pm_batch *b, cd_err *err)
+{
+	struct cd_dirty_cursor dc = {0};
 	size_t hint = 0;
 	int r;
 
 	for (uint64_t i = 0; i < b->cnt;) {
-		int cls = page_class(ctx, v, b, i, &hint);
+		int cls = page_class(ctx, v, b, i, &hint, &dc);
 		uint64_t j = i + 1;
-		while (j < b->cnt && page_class(ctx, v, b, j, &hint) == cls)
+		while (j < b->cnt && page_class(ctx, v, b, j, &hint, &dc) == cls)
 			j++;
+		/* the run without data each class gives (0: not stored) */
+		static const uint8_t run_src[] = {
+		    [2] = CD_RUN_PARENT, [4] = CD_RUN_GUARD, [5] = CD_RUN_PREV};
 		r = 0;
 		if ((cls == 1 || cls == 3) && ctx->count)
 			*ctx->count += (j - i) * PAGE;
 		else if (cls == 1 || cls == 3)
-			r = copy_run(ctx, pw, v, cap, b->base + i, j - i, cls == 1, err);
-		else if (cls == 2 && !ctx->count)
-			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PARENT, err);
-		else if (cls == 4 && !ctx->count)
-			r = add_run(v, cap, b->base + i, j - i, CD_RUN_GUARD, err);
-		else if (cls == 5 && !ctx->count) {
-			r = add_run(v, cap, b->base + i, j - i, CD_RUN_PREV, err);
+			r = queue_pages(ctx, pw, v, cap, q, b->base + i, j - i, cls == 1, err);
+		else if (run_src[cls] && !ctx->count)
+			r = queue_op(
+			    ctx, pw, v, cap, q,
+			    &(struct read_op){b->base + i, j - i, run_src[cls], false, false}, err);
+		if (cls == 5 && !ctx->count)
 			ctx->dirty_state->used = true;
-		}
 		if (r < 0)
 			return r;
 		i = j;
@@ -366,12 +496,15 @@ static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_wri
 {
 	_cleanup_free_ uint64_t *pm = malloc(PM_BATCH * sizeof(*pm));
 	_cleanup_free_ uint64_t *ppm = NULL;
+	_cleanup_free_ struct read_queue *q = ctx->count ? NULL : malloc(sizeof(*q));
 	uint64_t npages = (v->end - v->start) / PAGE;
 	size_t cap = 0;
 	int r;
 
-	if (!pm)
+	if (!pm || (!ctx->count && !q))
 		return cd_err_set(err, ENOMEM, "out of memory");
+	if (q)
+		q->nop = q->niov = q->pages = q->room = 0;
 	if (ctx->parent_pm_fd >= 0 && v->kind == CD_VMA_ANON &&
 	    !(ppm = malloc(PM_BATCH * sizeof(*ppm))))
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -381,10 +514,10 @@ static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_wri
 		uint64_t addr = v->start + base * PAGE;
 		if ((r = read_pagemap(pm_fd, pm, addr, b.cnt, err)) < 0 ||
 		    (ppm && (r = read_pagemap(ctx->parent_pm_fd, ppm, addr, b.cnt, err)) < 0) ||
-		    (r = dump_batch(ctx, pw, v, &cap, &b, err)) < 0)
+		    (r = dump_batch(ctx, pw, v, &cap, q, &b, err)) < 0)
 			return r;
 	}
-	return 0;
+	return q ? queue_flush(ctx, pw, v, &cap, q, err) : 0;
 }
 
 /* ---- VMA flags ---- */

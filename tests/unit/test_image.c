@@ -2627,6 +2627,52 @@ static void test_reads_manifest(void **state)
 	json_decref(j);
 }
 
+/* cd_image_write_manifest writes the mappings' runs itself (image.c): the
+ * bytes are jansson's compact encoding of the same image, and the
+ * checksum it returns is the one the manifest reads back with. A path
+ * holding the placeholder's text, a mapping without runs and large run
+ * values are in it. */
+static void test_writes_manifest_as_jansson(void **state)
+{
+	char dir[] = "/tmp/test_image.XXXXXX";
+	struct cd_image img;
+	cd_err err = {0};
+	uint64_t hash = 0, back = 1;
+	char buf[1 << 16];
+
+	make_image(&img);
+	struct cd_task *t = &img.tasks[0];
+	free(t->vmas[0].runs);
+	t->vmas[0].nruns = 1000;
+	t->vmas[0].runs = calloc(1000, sizeof(struct cd_run));
+	assert_non_null(t->vmas[0].runs);
+	for (size_t i = 0; i < 1000; i++)
+		t->vmas[0].runs[i] =
+		    (struct cd_run){i * 1000003ULL + (1ULL << 40), i + 1, (uint8_t)(i % 5)};
+	free(t->vmas[1].path);
+	t->vmas[1].path = strdup("/tmp/x,\"runs\":\"\x01\"");
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dirfd >= 0);
+	assert_int_equal(cd_image_write_manifest(&img, dirfd, &hash, &err), 0);
+	json_t *j = cd_image_to_json(&img, &err);
+	char *want = json_dumps(j, JSON_COMPACT);
+	int fd = openat(dirfd, CD_IMAGE_MANIFEST, O_RDONLY | O_CLOEXEC);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	assert_int_equal((size_t)n, strlen(want));
+	assert_memory_equal(buf, want, (size_t)n);
+	assert_int_equal(cd_image_manifest_hash(dirfd, &back, &err), 0);
+	assert_true(back == hash);
+	close(fd);
+	free(want);
+	json_decref(j);
+	cd_image_free(&img);
+	unlinkat(dirfd, CD_IMAGE_MANIFEST, 0);
+	close(dirfd);
+	rmdir(dir);
+}
+
 static void test_page_file_checks(void **state)
 {
 	char dir[] = "/tmp/test_image.XXXXXX";
@@ -2795,6 +2841,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_oversized_manifest),
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
+	    cmocka_unit_test(test_writes_manifest_as_jansson),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
 	    cmocka_unit_test(test_refuses_bad_posix_timer),
