@@ -481,7 +481,8 @@ struct text {
 
 static int text_room(struct text *t, size_t more)
 {
-	if (t->len + more <= t->cap)
+	/* never NULL after a success, even for no room at all */
+	if (t->s && t->len + more <= t->cap)
 		return 0;
 	size_t cap = t->cap ? t->cap : 4096;
 	while (cap < t->len + more)
