@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 # Seconds per harness: `make fuzz` searches, `make test` replays the seeds
-# and searches briefly (5 harnesses, under a minute in all).
+# and searches briefly (5 harnesses, two at a time on two cores: ~30 s).
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 10
 MESON_OPTS ?= --werror
@@ -16,8 +16,10 @@ SOURCES     = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 all: build
 
+# make test checks the packages once and tells the suites it calls so
+# (DEPS_CHECKED=1): each check is a dpkg-query per package, seconds a time.
 deps:
-	@scripts/install-deps.sh
+	@[ -n "$(DEPS_CHECKED)" ] || scripts/install-deps.sh
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) $(MESON_OPTS)
@@ -50,10 +52,11 @@ fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(FUZZ_BUILD) --suite fuzz --num-processes 1 --print-errorlogs
 
+# make test's: the harnesses side by side, one a core (tests/fuzz/meson.build)
 fuzz-test: fuzz-build
 	@rm -f $(FUZZ_BUILD)/meson-logs/testlog.json
 	FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(FUZZ_BUILD) --suite fuzz --num-processes 1 --print-errorlogs
+		meson test -C $(FUZZ_BUILD) --suite fuzz --num-processes $$(nproc) --print-errorlogs
 
 e2e: build
 	CEDANA=$(CEDANA) BUILD=$(BUILD) scripts/run-bats.sh tests/e2e
@@ -62,7 +65,8 @@ engine-tests: build
 	CEDANA=$(CEDANA) BUILD_DIR=$(CURDIR)/$(BUILD) BUILD=$(BUILD) scripts/run-bats.sh tests/engine
 
 # The e2e and engine suites again, against the ASan/UBSan build; the
-# sanitizer options, and why, are in scripts/run-sanitized.sh.
+# sanitizer options, and why, are in scripts/run-sanitized.sh. asan-e2e runs
+# every e2e file: each drives daemon or CLI code that no other file does.
 asan-e2e: asan-build
 	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD=$(BUILD) scripts/run-sanitized.sh tests/e2e
 
@@ -72,8 +76,11 @@ asan-e2e: asan-build
 # postgres, PyTorch, java …) runs unsanitized programs through the engine
 # paths that the workloads (workloads.bats, run here) already cover under
 # ASan, one kind of state each; under ASan it would add its minutes and no
-# path of ours: the plain pass runs it.
+# path of ours: the plain pass runs it. CEDANA_TEST_ASAN=1: workloads.bats
+# runs each workload dumped and killed, and with --leave-running only where
+# that reaches code of its own (the list and why: ASAN_LEAVE_RUNNING there).
 asan-engine: asan-build
+	CEDANA_TEST_ASAN=1 \
 	CEDANA=$(CURDIR)/$(ASAN_BUILD)/src/cedana BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) BUILD=$(BUILD) \
 		BATS_SKIP_FILES="workloads-selftest.bats bench.bats programs.bats" \
 		scripts/run-sanitized.sh tests/engine
@@ -97,14 +104,23 @@ scan-build: deps
 format:
 	clang-format -i $(SOURCES)
 
-# Every suite runs even when an earlier one fails; the summary line totals them
-# and carries the verdict.
-test: build
-	@rm -f $(BUILD)/bats-totals $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json \
-		$(FUZZ_BUILD)/meson-logs/testlog.json
-	@fail=0; for t in check-format clang-tidy scan-build unit asan fuzz-test e2e engine-tests \
-		asan-e2e asan-engine; do \
-		$(MAKE) --no-print-directory $$t || { echo "make test: $$t FAILED"; fail=1; }; \
+# Every suite runs even when an earlier one fails; the summary totals them,
+# prints each one's seconds (the builds of the ASan and fuzz trees are steps
+# of their own, so their minutes are not counted in a suite's) and carries the
+# verdict. Each of the three trees is built once; the suites after that find
+# nothing to do in ninja. docs/testing.md has the layout and what each pass
+# leaves to another.
+TEST_STEPS = check-format clang-tidy scan-build unit asan-build asan fuzz-build fuzz-test e2e \
+	engine-tests asan-e2e asan-engine
+test: deps
+	@rm -f $(BUILD)/bats-totals $(BUILD)/suite-times $(BUILD)/meson-logs/testlog.json \
+		$(ASAN_BUILD)/meson-logs/testlog.json $(FUZZ_BUILD)/meson-logs/testlog.json
+	@start=$$(date +%s); $(MAKE) --no-print-directory DEPS_CHECKED=1 build || exit 1; \
+	mkdir -p $(BUILD); echo "build $$(($$(date +%s) - start))" >>$(BUILD)/suite-times; \
+	fail=0; for t in $(TEST_STEPS); do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory DEPS_CHECKED=1 $$t || { echo "make test: $$t FAILED"; fail=1; }; \
+		echo "$$t $$(($$(date +%s) - start))" >>$(BUILD)/suite-times; \
 	done; BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) scripts/summary.sh && \
 		[ $$fail -eq 0 ]
 

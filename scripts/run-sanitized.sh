@@ -36,7 +36,7 @@ if [ ${#found[@]} -gt 0 ]; then
 		cat "$f"
 	done
 	echo "asan:$dir: ${#found[@]} sanitizer report(s): FAILED"
-	echo "asan:$dir:sanitizer-reports 0 ${#found[@]} 0" >>"${BUILD:-build}/bats-totals"
+	echo "asan:$dir:sanitizer-reports 0 ${#found[@]} 0 0" >>"${BUILD:-build}/bats-totals"
 	rc=1
 fi
 rm -rf "$reports"

@@ -14,6 +14,7 @@ jobs=$(nproc)
 out=$(mktemp -d /tmp/cedana-analysis.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 passed=0 failed=0
+start=$(date +%s)
 
 case $what in
 clang-tidy)
@@ -72,7 +73,8 @@ scan-build)
 	;;
 esac
 
+secs=$(($(date +%s) - start))
 mkdir -p "$build"
-echo "$what $passed $failed 0" >>"$build/bats-totals"
-echo "$what: $passed passed, $failed failed"
+echo "$what $passed $failed 0 $secs" >>"$build/bats-totals"
+echo "$what: $passed passed, $failed failed in $secs s"
 [ "$failed" -eq 0 ]

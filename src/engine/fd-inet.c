@@ -34,19 +34,6 @@
 #include "engine/internal.h"
 #include "shared/cleanup.h"
 
-/* Our copy of the task's fd, or -errno. */
-int cd_sk_copy_fd(pid_t pid, int fd)
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, e;
-
-	if (pidfd < 0)
-		return -errno;
-	copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-	e = errno;
-	close(pidfd);
-	return copy < 0 ? -e : copy;
-}
-
 int cd_sk_opt(int fd, int level, int opt, int *ret)
 {
 	socklen_t len = sizeof(*ret);
@@ -62,7 +49,7 @@ int cd_sk_family(const struct cd_fd_dump *x, const struct cd_fd *d)
 
 	if (!S_ISSOCK(x->st->st_mode))
 		return -1;
-	_cleanup_close_ int fd = cd_sk_copy_fd(x->t->pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(x->t->pid, d->fd);
 	if (fd < 0 || cd_sk_opt(fd, SOL_SOCKET, SO_DOMAIN, &family) < 0)
 		return -1;
 	return family;
@@ -548,7 +535,7 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	struct sk_desc s = {.pid = x->t->pid, .fd = d->fd, .ino = x->st->st_ino};
 	int r;
 
-	_cleanup_close_ int fd = cd_sk_copy_fd(s.pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(s.pid, d->fd);
 	if (fd < 0)
 		return cd_err_sys(err, -fd, "pid %d: fd %d (socket:[%lu]): pidfd_getfd", s.pid,
 		                  d->fd, s.ino);

@@ -79,7 +79,7 @@ static int netlink_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err
 	socklen_t len = sizeof(sa), plen = sizeof(peer);
 	int r;
 
-	_cleanup_close_ int fd = cd_sk_copy_fd(x->t->pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(x->t->pid, d->fd);
 	if (fd < 0)
 		return cd_err_sys(err, -fd, "pid %d: fd %d (socket:[%lu]): pidfd_getfd", x->t->pid,
 		                  d->fd, (unsigned long)x->st->st_ino);

@@ -2,7 +2,8 @@
  * object one task made that later tasks hold too): the task makes a
  * datagram pair, the controller sends the file over the task's end it took
  * (pidfd_getfd), the task receives it (recvmsg, SCM_RIGHTS). The unix socket
- * kind does the same for the ends of its pairs (fd-unix.c). */
+ * kind hands the ends of its pairs so (fd-unix.c), and every socket kind
+ * reads a task's socket through cd_fd_copy_from's copy. */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>

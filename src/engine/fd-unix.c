@@ -43,35 +43,14 @@
 #include "engine/sockdiag.h"
 #include "shared/cleanup.h"
 
-/* Our copy of the task's fd, or -errno. */
-static int copy_fd(pid_t pid, int fd)
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, e;
-
-	if (pidfd < 0)
-		return -errno;
-	copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-	e = errno;
-	close(pidfd);
-	return copy < 0 ? -e : copy;
-}
-
-static int sockopt_int(int fd, int opt, int *ret)
-{
-	socklen_t len = sizeof(*ret);
-
-	*ret = 0;
-	return getsockopt(fd, SOL_SOCKET, opt, ret, &len) < 0 ? -errno : 0;
-}
-
 static bool unix_claims(const struct cd_fd_dump *x, const struct cd_fd *d)
 {
 	int domain = 0;
 
 	if (!S_ISSOCK(x->st->st_mode))
 		return false;
-	_cleanup_close_ int fd = copy_fd(x->t->pid, d->fd);
-	return fd >= 0 && sockopt_int(fd, SO_DOMAIN, &domain) == 0 && domain == AF_UNIX;
+	_cleanup_close_ int fd = cd_fd_copy_from(x->t->pid, d->fd);
+	return fd >= 0 && cd_sk_opt(fd, SOL_SOCKET, SO_DOMAIN, &domain) == 0 && domain == AF_UNIX;
 }
 
 static const char *type_name(int type)
@@ -566,23 +545,23 @@ static int dump_options(const struct sk_desc *s, int fd, struct cd_fd *d, cd_err
 	if (fresh < 0)
 		return cd_err_sys(err, errno, "socket(AF_UNIX)");
 	for (size_t i = 0; i < ARRAY_SIZE(unset); i++)
-		if (sockopt_int(fd, unset[i].opt, &v) == 0 && v)
+		if (cd_sk_opt(fd, SOL_SOCKET, unset[i].opt, &v) == 0 && v)
 			return SK_REFUSE(s, "%s is set: not supported", SK_ARGS(s), unset[i].name);
-	if (sockopt_int(fd, SO_PEEK_OFF, &v) == 0 && v != -1)
+	if (cd_sk_opt(fd, SOL_SOCKET, SO_PEEK_OFF, &v) == 0 && v != -1)
 		return SK_REFUSE(s, "SO_PEEK_OFF is set: not supported", SK_ARGS(s));
 	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv[0], &tl) == 0 &&
 	    getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv[1], &tl) == 0 &&
 	    (tv[0].tv_sec || tv[0].tv_usec || tv[1].tv_sec || tv[1].tv_usec))
 		return SK_REFUSE(s, "SO_RCVTIMEO or SO_SNDTIMEO is set: not supported", SK_ARGS(s));
-	if ((r = sockopt_int(fd, SO_PASSCRED, &v)) < 0)
+	if ((r = cd_sk_opt(fd, SOL_SOCKET, SO_PASSCRED, &v)) < 0)
 		return cd_err_sys(err, -r, SK_FMT ": SO_PASSCRED", SK_ARGS(s));
 	d->sk_passcred = v != 0;
-	if ((r = sockopt_int(fd, SO_RCVBUF, &v)) < 0 ||
-	    (r = sockopt_int(fresh, SO_RCVBUF, &fresh_v)) < 0)
+	if ((r = cd_sk_opt(fd, SOL_SOCKET, SO_RCVBUF, &v)) < 0 ||
+	    (r = cd_sk_opt(fresh, SOL_SOCKET, SO_RCVBUF, &fresh_v)) < 0)
 		return cd_err_sys(err, -r, SK_FMT ": SO_RCVBUF", SK_ARGS(s));
 	d->sk_rcvbuf = v != fresh_v ? (uint32_t)v : 0;
-	if ((r = sockopt_int(fd, SO_SNDBUF, &v)) < 0 ||
-	    (r = sockopt_int(fresh, SO_SNDBUF, &fresh_v)) < 0)
+	if ((r = cd_sk_opt(fd, SOL_SOCKET, SO_SNDBUF, &v)) < 0 ||
+	    (r = cd_sk_opt(fresh, SOL_SOCKET, SO_SNDBUF, &fresh_v)) < 0)
 		return cd_err_sys(err, -r, SK_FMT ": SO_SNDBUF", SK_ARGS(s));
 	d->sk_sndbuf = v != fresh_v ? (uint32_t)v : 0;
 	return 0;
@@ -630,7 +609,7 @@ static int unix_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 	struct cd_unix_diag dg;
 	int r;
 
-	_cleanup_close_ int fd = copy_fd(s.pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(s.pid, d->fd);
 	if (fd < 0)
 		return cd_err_sys(err, -fd, "pid %d: fd %d (socket:[%lu]): pidfd_getfd", s.pid,
 		                  d->fd, s.ino);
@@ -672,7 +651,7 @@ static int set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err
 		return 0;
 	if (setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)) < 0)
 		return cd_err_sys(err, errno, "setsockopt(%s, %d)", name, v);
-	if (sockopt_int(fd, opt, &got) < 0)
+	if (cd_sk_opt(fd, SOL_SOCKET, opt, &got) < 0)
 		return cd_err_sys(err, errno, "getsockopt(%s)", name);
 	if ((uint32_t)got != want)
 		return cd_err_set(err, EINVAL,
@@ -843,7 +822,7 @@ static int fill_in(struct cd_restore_ctx *ctx, int from, const struct cd_fd *q, 
 	int r;
 
 	if (has_rights(q) || has_creds(q)) {
-		_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), from);
+		_cleanup_close_ int copy = cd_fd_copy_from(cd_inject_pid(ctx->inj), from);
 		if (copy < 0)
 			return cd_err_sys(err, -copy, "pidfd_getfd of the pair's end");
 		return ctl_fill(ctx->objs, copy, q, err);
@@ -1008,7 +987,7 @@ static int place(struct cd_restore_ctx *ctx, const struct cd_task *t, int64_t in
 static int export_end(struct cd_restore_ctx *ctx, int fd, const struct cd_fd *e, cd_err *err)
 {
 	int slot = cd_files_obj_fd(ctx->objs, e->obj);
-	_cleanup_close_ int copy = copy_fd(cd_inject_pid(ctx->inj), fd);
+	_cleanup_close_ int copy = cd_fd_copy_from(cd_inject_pid(ctx->inj), fd);
 
 	if (slot < 0)
 		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no placeholder", e->sk_ino);
@@ -1064,86 +1043,6 @@ static int pair_make(struct cd_restore_ctx *ctx, const struct cd_task *t, const 
 	return r;
 }
 
-/* What the task's recvmsg reads into, in its memory. */
-struct recv_area {
-	struct msghdr mh;
-	struct iovec iov;
-	char byte;
-	union {
-		char b[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl; /* last: struct cmsghdr ends with a flexible array */
-};
-
-/* The controller sends its fd `fd` to the task over a datagram pair the
- * task makes for it (its end taken with pidfd_getfd); *ret: the task's new
- * fd. */
-static int send_to_task(struct cd_restore_ctx *ctx, int fd, int *ret, cd_err *err)
-{
-	struct recv_area m;
-	struct msghdr out = {0};
-	struct cmsghdr *c;
-	int ch[2], r;
-	long ignored;
-	uint64_t at = ctx->data + 64;
-
-	if (64 + sizeof(m) > ctx->data_len)
-		return cd_err_set(err, E2BIG, "no room to receive a socket");
-	if ((r = cd_call_ok(ctx->inj, "socketpair", SYS_socketpair, AF_UNIX,
-	                    SOCK_DGRAM | SOCK_CLOEXEC, 0, ctx->data, 0, 0, NULL, err)) < 0 ||
-	    (r = cd_inject_read_mem(ctx->inj, ctx->data, ch, sizeof(ch), err)) < 0)
-		return r;
-	{
-		_cleanup_close_ int chan = copy_fd(cd_inject_pid(ctx->inj), ch[0]);
-		union {
-			char b[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} ctl = {0};
-		struct iovec iov = {.iov_base = &m.byte, .iov_len = 1};
-		out = (struct msghdr){.msg_iov = &iov,
-		                      .msg_iovlen = 1,
-		                      .msg_control = ctl.b,
-		                      .msg_controllen = sizeof(ctl.b)};
-		c = CMSG_FIRSTHDR(&out);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-		m.byte = 0;
-		if (chan < 0)
-			r = cd_err_sys(err, -chan, "pidfd_getfd of the task's channel");
-		else if (sendmsg(chan, &out, MSG_DONTWAIT) != 1)
-			r = cd_err_sys(err, errno, "send the socket to the task");
-	}
-	/* the task's msghdr, pointing into the same area of its memory */
-	memset(&m, 0, sizeof(m));
-	m.iov = (struct iovec){
-	    .iov_base = (void *)(uintptr_t)(at + offsetof(struct recv_area, byte)), .iov_len = 1};
-	m.mh = (struct msghdr){.msg_iov = (void *)(uintptr_t)(at + offsetof(struct recv_area, iov)),
-	                       .msg_iovlen = 1,
-	                       .msg_control =
-	                           (void *)(uintptr_t)(at + offsetof(struct recv_area, ctl)),
-	                       .msg_controllen = sizeof(m.ctl.b)};
-	if (r == 0)
-		r = cd_inject_write_mem(ctx->inj, at, &m, sizeof(m), err);
-	if (r == 0)
-		r = cd_call_ok(ctx->inj, "recvmsg", SYS_recvmsg, (uint64_t)ch[1], at,
-		               MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0, NULL, err);
-	if (r == 0)
-		r = cd_inject_read_mem(ctx->inj, at, &m, sizeof(m), err);
-	cd_call(ctx->inj, SYS_close, (uint64_t)ch[0], 0, 0, 0, 0, 0, &ignored, err);
-	cd_call(ctx->inj, SYS_close, (uint64_t)ch[1], 0, 0, 0, 0, 0, &ignored, err);
-	if (r < 0)
-		return r;
-	/* the control data as the task got it, read at our copy's address */
-	m.mh.msg_control = m.ctl.b;
-	c = CMSG_FIRSTHDR(&m.mh);
-	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
-		return cd_err_set(err, EIO, "the task received no socket");
-	memcpy(ret, CMSG_DATA(c), sizeof(int));
-	return 0;
-}
-
 /* An end of a pair another task made: received from the controller,
  * where that task left it (export_end), once, at t's first fd of it. */
 static int receive_end(struct cd_restore_ctx *ctx, const struct cd_task *t, const struct cd_fd *d,
@@ -1157,7 +1056,7 @@ static int receive_end(struct cd_restore_ctx *ctx, const struct cd_task *t, cons
 	if (slot < 0)
 		return cd_err_set(err, EINVAL, "socket:[%" PRId64 "]: no socket to receive",
 		                  d->sk_ino);
-	if ((r = send_to_task(ctx, slot, &fd, err)) < 0)
+	if ((r = cd_fd_send_to_task(ctx, slot, &fd, err)) < 0)
 		return cd_err_wrap(err, "socket:[%" PRId64 "]", d->sk_ino);
 	r = place(ctx, t, d->sk_ino, fd, err);
 	cd_call(ctx->inj, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &ignored, err);
@@ -1835,7 +1734,7 @@ static int check_maker(const struct cd_image *img, pid_t pid, const struct cd_fd
 	const struct cd_task *m = maker_of(img, d);
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	_cleanup_close_ int fd = copy_fd(pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(pid, d->fd);
 
 	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return cd_err_sys(err, fd < 0 ? -fd : errno, "pid %d: fd %d: SO_PEERCRED", pid,
@@ -2106,7 +2005,7 @@ static int resolve_queue(const struct cd_image *img, const struct cd_task *t, st
 	int r = 0;
 
 	name_show((const char *)d->sk_addr, d->sk_addrlen, s.name, sizeof(s.name));
-	_cleanup_close_ int fd = copy_fd(t->pid, d->fd);
+	_cleanup_close_ int fd = cd_fd_copy_from(t->pid, d->fd);
 	_cleanup_free_ uint8_t *buf = malloc(CD_PIPE_DATA_MAX);
 	if (fd < 0)
 		return cd_err_sys(err, -fd, SK_FMT ": pidfd_getfd", SK_ARGS(&s));

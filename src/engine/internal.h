@@ -478,13 +478,12 @@ int cd_unix_check_peers(const struct cd_image *img, cd_err *err);
  * that the fds in flight (SCM_RIGHTS) in the queues are (their object ids,
  * in the queues' messages), or a refusal naming the file. */
 int cd_unix_resolve_rights(struct cd_image *img, cd_err *err);
-/* fd-inet.c, for the socket kinds: our copy of a task's fd (pidfd_getfd)
- * or -errno; an int socket option or -errno; the family of a socket fd of
- * the task being dumped (-1: not a socket); SO_RCVBUF or SO_SNDBUF set to
- * what getsockopt read (0: left as is); whether d is the first fd of its
- * open file in the image (its task binds it); bind or connect (nr) of d's
- * fd in the task to the address sa. */
-int cd_sk_copy_fd(pid_t pid, int fd);
+/* fd-inet.c, for the socket kinds (each reads a task's socket through
+ * cd_fd_copy_from's copy, fd-pass.c): an int socket option or -errno; the
+ * family of a socket fd of the task being dumped (-1: not a socket);
+ * SO_RCVBUF or SO_SNDBUF set to what getsockopt read (0: left as is);
+ * whether d is the first fd of its open file in the image (its task binds
+ * it); bind or connect (nr) of d's fd in the task to the address sa. */
 int cd_sk_opt(int fd, int level, int opt, int *ret);
 int cd_sk_family(const struct cd_fd_dump *x, const struct cd_fd *d);
 int cd_sk_set_buf(int fd, int opt, const char *name, uint32_t want, cd_err *err);

@@ -3,50 +3,31 @@
 # job with a client outside it (tests/engine/resp-client.py) on one TCP
 # connection. The engine's own tests are in tests/engine/programs.bats.
 load cr-helpers
+load ../engine/redis
 
 setup() {
 	command -v redis-server >/dev/null || skip "redis-server is not installed (Debian: redis-server)"
 	command -v nft >/dev/null || skip "nft is not installed (Debian: nftables)"
 	cr_setup
-	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	PORT=$(free_port)
 	C="$BATS_TEST_TMPDIR/client"
 	mkdir "$C"
 }
 
 teardown() {
-	local t hex
 	cr_teardown
-	# a lock a failed test left (tables named after 127.0.0.1:PORT)
-	hex=$(printf '0200%04x7f000001' "$PORT")
-	for t in $(nft list tables 2>/dev/null | awk '$3 ~ /^cedana_tcp_/ { print $3 }'); do
-		[[ $t == *"$hex"* ]] && nft delete table inet "$t"
-	done
-	return 0
+	drop_locks "$PORT"
 }
 
 # redis as job JID on $PORT, and the client connected to it (outside the job).
 start_redis_and_client() {
-	printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\ndaemonize no\ndir %s\nlogfile ""\n' \
-		"$PORT" "$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/redis.conf"
+	redis_conf "$PORT" "$BATS_TEST_TMPDIR"
 	"$CEDANA" run process --jid "$1" -- redis-server "$BATS_TEST_TMPDIR/redis.conf"
 	wait_file_contains "$(log_of "$1")" "Ready to accept connections"
-	no_inherited_fds setsid python3 "$BATS_TEST_DIRNAME/../engine/resp-client.py" "$PORT" "$C" \
-		</dev/null >"$C.log" 2>&1 &
-	echo $! >>"$BATS_TEST_TMPDIR/extra.pids"
-	for _ in $(seq 1 500); do
-		[ -e "$C/ready" ] && return 0
-		sleep 0.02
-	done
-	cat "$C.log" >&2
-	return 1
-}
-
-client_result() {
-	for _ in $(seq 1 600); do
-		[ -e "$C/result" ] && break
-		sleep 0.1
-	done
-	cat "$C/result" "$C.log"
+	local r=0
+	resp_client_start "$PORT" "$C" || r=$?
+	echo "$RESP_CLIENT_PID" >>"$BATS_TEST_TMPDIR/extra.pids"
+	return "$r"
 }
 
 @test "dump job refuses a connection to a client outside it unless --tcp-established; restore job needs it too; the client keeps its connection (its queues in a zstd archive)" {
@@ -64,7 +45,7 @@ client_result() {
 	assert_output --partial "to a peer outside the checkpoint: restore with --tcp-established"
 	run "$CEDANA" restore job r --tcp-established
 	assert_success
-	run client_result
+	run resp_client_result "$C"
 	assert_output "PASS"
 }
 
@@ -79,6 +60,6 @@ client_result() {
 	run "$CEDANA" restore job c
 	assert_success
 	touch "$C/gap"
-	run client_result
+	run resp_client_result "$C"
 	assert_output --regexp "^FAIL: (ConnectionResetError|EOFError|BrokenPipeError)"
 }

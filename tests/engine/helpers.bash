@@ -100,6 +100,23 @@ kill_session() {
 	return 1
 }
 
+# trigger_when_restored: in the background, touches $TRIGGER once the
+# restore has written $T/restored.pid (it does so when the restored tree
+# runs), so that the workload checks its state right after the restore, as
+# a fixed half second used to make it do at best, and no later. Gives up
+# (no trigger) when $T is gone, the teardown of a failed restore; holds none
+# of bats's fds, so a test does not wait for it.
+trigger_when_restored() {
+	(
+		for _ in $(seq 1 6000); do
+			[ -s "$T/restored.pid" ] && break
+			[ -d "$T" ] || exit 0
+			sleep 0.01
+		done
+		touch "$TRIGGER"
+	) 3>&- &
+}
+
 # dump_restore [DUMP-FLAGS...]: dumps $WL_PID, restores it appending to $LOG,
 # triggers it and leaves the restored root's exit code in $status.
 dump_restore() {
@@ -111,7 +128,7 @@ dump_restore() {
 	fi
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
-	( sleep 0.5; touch "$TRIGGER" ) &
+	trigger_when_restored
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
 		--pid-file "$T/restored.pid" ${RESTORE_FLAGS:-}
 }

@@ -55,7 +55,7 @@ pages_size() {
 }
 
 restore_img2() {
-	( sleep 0.5; touch "$TRIGGER" ) &
+	trigger_when_restored
 	run timeout 60 "$ENGINE" restore "$T/img2" --stdout "$LOG" --stderr "$LOG" \
 		--pid-file "$T/restored.pid"
 }

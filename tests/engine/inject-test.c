@@ -54,35 +54,20 @@ static bool comm_is(pid_t pid, const char *want)
 	return !strcmp(buf, want);
 }
 
-/* Whether the child still has its own SIGTRAP handler (SigCgt). */
-static bool catches_trap(pid_t pid)
+/* Whether SIGTRAP is in the child's signal set named key in its status
+ * ("SigCgt:": it has its own handler; "SigIgn:": it ignores it). */
+static bool trap_in(pid_t pid, const char *key)
 {
 	char path[64], line[256];
 	unsigned long long mask = 0;
+	size_t klen = strlen(key);
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "SigCgt:", 7))
-			mask = strtoull(line + 7, NULL, 16);
-	if (f)
-		fclose(f);
-	return mask & (1ULL << (SIGTRAP - 1));
-}
-
-/* Whether the child ignores SIGTRAP (SigIgn). */
-static bool ignores_trap(pid_t pid)
-{
-	char path[64], line[256];
-	unsigned long long mask = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "SigIgn:", 7))
-			mask = strtoull(line + 7, NULL, 16);
+		if (!strncmp(line, key, klen))
+			mask = strtoull(line + klen, NULL, 16);
 	if (f)
 		fclose(f);
 	return mask & (1ULL << (SIGTRAP - 1));
@@ -136,7 +121,7 @@ static int run_batches(cd_inject *h, pid_t child, uint64_t area)
 	fails += check(r == 0 && pid == child && ppid == getpid() && !strcmp(name, "batched") &&
 	                   comm_is(child, "batched"),
 	               "a batch runs its calls in order, results and memory come back");
-	fails += check(catches_trap(child), "the task's SIGTRAP handler is left alone");
+	fails += check(trap_in(child, "SigCgt:"), "the task's SIGTRAP handler is left alone");
 	/* SIGTRAP ignored: the runner's trap would reset it, so one by one */
 	const uint64_t ign[4] = {(uint64_t)SIG_IGN, 0, 0, 0};
 	cd_inject_write_mem(h, area, ign, sizeof(ign), &err);
@@ -148,7 +133,7 @@ static int run_batches(cd_inject *h, pid_t child, uint64_t area)
 	r = cd_call_batch(&b, &err);
 	cd_inject_counts_get(&c1);
 	fails += check(r == 0 && pid == child && c1.batches == c0.batches &&
-	                   c1.calls == c0.calls + 2 && ignores_trap(child),
+	                   c1.calls == c0.calls + 2 && trap_in(child, "SigIgn:"),
 	               "with SIGTRAP ignored the calls run one by one and it stays ignored");
 	cd_call(h, SYS_munmap, (uint64_t)code, 4096, 0, 0, 0, 0, &ignored, &err);
 	return fails;

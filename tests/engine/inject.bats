@@ -55,7 +55,7 @@ teardown() { [ -n "${T:-}" ] && engine_teardown || true; }
 	assert_output --regexp "(personality|setpriority): Function not implemented"
 	assert_not_exist "$T/restored.pid"
 	# nothing of it is left: the same image restores
-	( sleep 0.5; touch "$TRIGGER" ) &
+	trigger_when_restored
 	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
 		--pid-file "$T/restored.pid"
 	assert_success

@@ -32,6 +32,7 @@
 #include <sched.h>
 #include <sys/socket.h>
 
+#include "wl-sk.h"
 #include "wl.h"
 
 static int iopt(int fd, int level, int name)
@@ -260,28 +261,6 @@ static void nl_drain(int nl)
 	}
 }
 
-/* A process outside the tree (its parent exits, it starts a session) that
- * holds fd, and nothing else of ours, until the trigger. */
-static void hold_outside(int fd)
-{
-	pid_t k = fork();
-
-	if (k < 0)
-		wl_fail("fork: %s", strerror(errno));
-	if (k == 0) {
-		if (fork() == 0 && setsid() >= 0) {
-			for (int i = 3; i < 64; i++)
-				if (i != fd)
-					close(i);
-			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
-				wl_nap_ms(WL_POLL_MS);
-			_exit(0);
-		}
-		_exit(0);
-	}
-	waitpid(k, NULL, 0);
-}
-
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -391,7 +370,7 @@ int main(int argc, char **argv)
 		wl_fail("the sockets are not set up as meant");
 
 	if (!strcmp(mode, "held"))
-		hold_outside(tcp4);
+		wl_hold_outside(tcp4);
 	/* a child shares every socket, as preforked workers do, and serves tcp4 */
 	int go[2];
 	if (pipe(go) < 0)

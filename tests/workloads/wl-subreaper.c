@@ -5,13 +5,17 @@
 
 #include "wl.h"
 
+/* The middle child's pid, set by it before it forks the orphan: the orphan
+ * cannot read it with getppid(), the middle may be gone by then. */
+static pid_t middle_pid;
+
 static int orphan_main(void *arg)
 {
 	int *out = arg;
-	pid_t middle = getppid(), ppid;
+	pid_t ppid;
 
 	/* wait until the middle child has gone and we are reparented */
-	for (int i = 0; i < 500 && getppid() == middle; i++)
+	for (int i = 0; i < 500 && getppid() == middle_pid; i++)
 		wl_nap_ms(WL_POLL_MS);
 	ppid = getppid();
 	if (write(out[1], &ppid, sizeof(ppid)) != sizeof(ppid))
@@ -21,6 +25,7 @@ static int orphan_main(void *arg)
 
 static int middle_main(void *arg)
 {
+	middle_pid = getpid();
 	wl_spawn(orphan_main, arg);
 	return 0;
 }

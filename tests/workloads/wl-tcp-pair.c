@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "wl-sk.h"
 #include "wl.h"
 
 #define TO_A  200000
@@ -340,28 +341,6 @@ static void make_outside(struct pair *p)
 		wl_fail("outside: accept: %s", strerror(errno));
 }
 
-/* A process outside the tree holding the accepted end fd (only it: a listener
- * it held too would be refused first) until the trigger. */
-static void hold_outside(int fd)
-{
-	pid_t k = fork();
-
-	if (k < 0)
-		wl_fail("fork: %s", strerror(errno));
-	if (k == 0) {
-		if (fork() == 0 && setsid() >= 0) {
-			for (int i = 3; i < 64; i++)
-				if (i != fd)
-					close(i);
-			for (unsigned long i = 0; i < wl_max_polls() && !wl_triggered(); i++)
-				wl_nap_ms(WL_POLL_MS);
-			_exit(0);
-		}
-		_exit(0);
-	}
-	waitpid(k, NULL, 0);
-}
-
 static void verify_outside(const struct pair *p)
 {
 	uint8_t buf[5];
@@ -387,7 +366,7 @@ int main(int argc, char **argv)
 	if (outside)
 		make_outside(&out);
 	if (held)
-		hold_outside(out.a);
+		wl_hold_outside(out.a);
 	listener(&p[0], AF_INET, "127.0.0.1", 0);
 	p[0].c = client(&p[0], AF_INET, "127.0.0.1");
 	listener(&p[1], AF_INET6, "::1", 1);

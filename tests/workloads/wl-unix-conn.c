@@ -21,46 +21,12 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "wl-sk.h"
 #include "wl.h"
 
 #define BIG 2000
 
 static char pattern[BIG];
-static bool in_child;
-
-#define FAIL(...) (in_child ? wl_child_fail(__VA_ARGS__) : wl_fail(__VA_ARGS__))
-
-static void put(int fd, const void *buf, size_t len, const char *what)
-{
-	if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
-		FAIL("%s: send %zu bytes: %s", what, len, strerror(errno));
-}
-
-static void readable(int fd, const char *what)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	if (poll(&p, 1, 10000) != 1)
-		FAIL("%s: nothing to read", what);
-}
-
-/* The next message (or, for a stream, len bytes) must be buf. */
-static void get(int fd, bool stream, const void *buf, size_t len, const char *what)
-{
-	static char got[BIG + 64];
-	size_t off = 0;
-
-	do {
-		readable(fd, what);
-		ssize_t n = recv(fd, got + off, stream ? len - off : sizeof(got), MSG_DONTWAIT);
-		if (n <= 0)
-			FAIL("%s: recv after %zu of %zu bytes: %s", what, off, len,
-			     n ? strerror(errno) : "end");
-		off += (size_t)n;
-	} while (stream && off < len);
-	if (off != len || memcmp(got, buf, len))
-		FAIL("%s: read %zu bytes that are not the %zu sent", what, off, len);
-}
 
 /* Nothing more queued (or the end, when ended). */
 static void drained(int fd, bool ended, const char *what)
@@ -69,7 +35,7 @@ static void drained(int fd, bool ended, const char *what)
 	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
 
 	if (ended ? n != 0 : !(n < 0 && errno == EAGAIN))
-		FAIL("%s: %s", what, ended ? "no end of stream" : "more data than was sent");
+		WL_FAIL("%s: %s", what, ended ? "no end of stream" : "more data than was sent");
 }
 
 static socklen_t path_addr(struct sockaddr_un *sa, const char *path)
@@ -104,7 +70,7 @@ static int connect_to(int type, const struct sockaddr_un *sa, socklen_t len)
 	int fd = socket(AF_UNIX, type, 0);
 
 	if (fd < 0 || connect(fd, (const struct sockaddr *)sa, len) < 0)
-		FAIL("connect: %s", strerror(errno));
+		WL_FAIL("connect: %s", strerror(errno));
 	return fd;
 }
 
@@ -117,8 +83,8 @@ static void named(int fd, bool local, const struct sockaddr_un *sa, socklen_t le
 	              : getpeername(fd, (struct sockaddr *)&got, &gl);
 
 	if (r < 0 || gl != len || memcmp(&got, sa, len))
-		FAIL("%s: its %s name is not the listener's (length %u, want %u)", what,
-		     local ? "own" : "peer's", gl, len);
+		WL_FAIL("%s: its %s name is not the listener's (length %u, want %u)", what,
+		        local ? "own" : "peer's", gl, len);
 }
 
 static void peer_ids(int fd, const char *what)
@@ -127,32 +93,32 @@ static void peer_ids(int fd, const char *what)
 	socklen_t cl = sizeof(cr);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0)
-		FAIL("%s: SO_PEERCRED: %s", what, strerror(errno));
+		WL_FAIL("%s: SO_PEERCRED: %s", what, strerror(errno));
 	if (cr.uid != geteuid() || cr.gid != getegid())
-		FAIL("%s: SO_PEERCRED uid %u gid %u, want %u %u", what, cr.uid, cr.gid, geteuid(),
-		     getegid());
+		WL_FAIL("%s: SO_PEERCRED uid %u gid %u, want %u %u", what, cr.uid, cr.gid,
+		        geteuid(), getegid());
 }
 
 static void flags_are(int fd, int fl, const char *what)
 {
 	if ((fcntl(fd, F_GETFL) & O_NONBLOCK) != fl)
-		FAIL("%s: O_NONBLOCK changed", what);
+		WL_FAIL("%s: O_NONBLOCK changed", what);
 }
 
 static void client(int sp, int sa_)
 {
-	in_child = true;
+	wl_in_child = true;
 	wl_child_await_trigger();
-	get(sp, true, "s2c-path", 8, "client path");
-	get(sa_, false, "s2c-a", 5, "client abstract");
+	wl_sk_get(sp, true, "s2c-path", 8, "client path");
+	wl_sk_get(sa_, false, "s2c-a", 5, "client abstract");
 	/* the server has read everything and sends nothing more until "ping" */
-	get(sa_, false, "go", 2, "client abstract go");
+	wl_sk_get(sa_, false, "go", 2, "client abstract go");
 	drained(sp, false, "client path");
 	drained(sa_, false, "client abstract");
 	peer_ids(sp, "client path");
 	peer_ids(sa_, "client abstract");
-	put(sp, "ping", 4, "client path");
-	get(sp, true, "pong", 4, "client path reply");
+	wl_sk_put(sp, "ping", 4, "client path");
+	wl_sk_get(sp, true, "pong", 4, "client path reply");
 	_exit(0);
 }
 
@@ -211,18 +177,18 @@ int main(int argc, char **argv)
 	if (kid == 0) {
 		int cp = connect_to(SOCK_STREAM, &psa, plen);
 		int ca = connect_to(SOCK_SEQPACKET, &asa, alen);
-		in_child = true;
-		put(cp, "c2s-path", 8, "client path");
-		put(cp, pattern, BIG, "client path");
-		put(ca, "c2s-a1", 6, "client abstract");
-		put(ca, "c2s-a2", 6, "client abstract");
+		wl_in_child = true;
+		wl_sk_put(cp, "c2s-path", 8, "client path");
+		wl_sk_put(cp, pattern, BIG, "client path");
+		wl_sk_put(ca, "c2s-a1", 6, "client abstract");
+		wl_sk_put(ca, "c2s-a2", 6, "client abstract");
 		if (shutdown(ca, SHUT_WR) < 0)
-			FAIL("shutdown: %s", strerror(errno));
+			WL_FAIL("shutdown: %s", strerror(errno));
 		close(pl);
 		close(al);
 		close(done[0]);
 		if (write(done[1], "k", 1) != 1)
-			FAIL("write: %s", strerror(errno));
+			WL_FAIL("write: %s", strerror(errno));
 		close(done[1]);
 		client(cp, ca);
 	}
@@ -231,14 +197,14 @@ int main(int argc, char **argv)
 	sa_ = accept4(al, NULL, NULL, SOCK_CLOEXEC);
 	if (sp < 0 || sa_ < 0)
 		wl_fail("accept: %s", strerror(errno));
-	put(sp, "s2c-path", 8, "server path");
-	put(sa_, "s2c-a", 5, "server abstract");
+	wl_sk_put(sp, "s2c-path", 8, "server path");
+	wl_sk_put(sa_, "s2c-a", 5, "server abstract");
 	/* a connection whose both ends are ours */
 	self_c = connect_to(SOCK_STREAM | SOCK_NONBLOCK, &psa, plen);
 	if ((self_a = accept(pl, NULL, NULL)) < 0)
 		wl_fail("accept self: %s", strerror(errno));
-	put(self_c, "self", 4, "self client");
-	put(self_a, "self", 4, "self accepted");
+	wl_sk_put(self_c, "self", 4, "self client");
+	wl_sk_put(self_a, "self", 4, "self accepted");
 	if (shutdown(self_c, SHUT_WR) < 0)
 		wl_fail("shutdown: %s", strerror(errno));
 	if (!strcmp(mode, "outside"))
@@ -251,15 +217,15 @@ int main(int argc, char **argv)
 	wl_ready();
 	wl_await_trigger();
 
-	get(sp, true, "c2s-path", 8, "server path");
-	get(sp, true, pattern, BIG, "server path pattern");
+	wl_sk_get(sp, true, "c2s-path", 8, "server path");
+	wl_sk_get(sp, true, pattern, BIG, "server path pattern");
 	drained(sp, false, "server path");
-	get(sa_, false, "c2s-a1", 6, "server abstract");
-	get(sa_, false, "c2s-a2", 6, "server abstract");
+	wl_sk_get(sa_, false, "c2s-a1", 6, "server abstract");
+	wl_sk_get(sa_, false, "c2s-a2", 6, "server abstract");
 	drained(sa_, true, "server abstract");
-	get(self_a, true, "self", 4, "self accepted");
+	wl_sk_get(self_a, true, "self", 4, "self accepted");
 	drained(self_a, true, "self accepted");
-	get(self_c, true, "self", 4, "self client");
+	wl_sk_get(self_c, true, "self", 4, "self client");
 	drained(self_c, false, "self client");
 	if (send(self_c, "x", 1, MSG_NOSIGNAL) >= 0 || errno != EPIPE)
 		wl_fail("self client: a send after SHUT_WR did not fail with EPIPE");
@@ -276,9 +242,9 @@ int main(int argc, char **argv)
 		wl_fail("the accepted ends' FD_CLOEXEC changed");
 	/* new data both ways: the client checks it has nothing more queued,
 	 * then sends "ping" */
-	put(sa_, "go", 2, "server abstract");
-	get(sp, true, "ping", 4, "server path");
-	put(sp, "pong", 4, "server path");
+	wl_sk_put(sa_, "go", 2, "server abstract");
+	wl_sk_get(sp, true, "ping", 4, "server path");
+	wl_sk_put(sp, "pong", 4, "server path");
 	char why[256];
 	const char *bad = wl_reap(kid, 0, why, sizeof(why));
 	if (bad)
@@ -290,8 +256,8 @@ int main(int argc, char **argv)
 		int a = accept(i ? al : pl, NULL, NULL);
 		if (a < 0)
 			wl_fail("accept a new client: %s", strerror(errno));
-		put(c, "new", 3, "new client");
-		get(a, i == 0, "new", 3, "new client");
+		wl_sk_put(c, "new", 3, "new client");
+		wl_sk_get(a, i == 0, "new", 3, "new client");
 		named(c, false, i ? &asa : &psa, i ? alen : plen, "new client");
 		close(a);
 		close(c);

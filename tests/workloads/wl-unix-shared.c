@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "wl-sk.h"
 #include "wl.h"
 
 #define STREAM_LEN 5000
@@ -26,42 +27,6 @@
 static const int types[3] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET | SOCK_CLOEXEC};
 static const char *const names[3] = {"stream", "dgram", "seqpacket"};
 static char pattern[STREAM_LEN];
-static bool in_child;
-
-#define FAIL(...) (in_child ? wl_child_fail(__VA_ARGS__) : wl_fail(__VA_ARGS__))
-
-static void put(int fd, const void *buf, size_t len, const char *what)
-{
-	if (send(fd, buf, len, MSG_DONTWAIT) != (ssize_t)len)
-		FAIL("%s: send %zu bytes: %s", what, len, strerror(errno));
-}
-
-/* Waits (bounded) until fd has something to read. */
-static void readable(int fd, const char *what)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	if (poll(&p, 1, 10000) != 1)
-		FAIL("%s: nothing to read", what);
-}
-
-/* The next message (or, for a stream, len bytes) must be buf. */
-static void get(int fd, bool stream, const void *buf, size_t len, const char *what)
-{
-	static char got[STREAM_LEN + 1];
-	size_t off = 0;
-
-	do {
-		readable(fd, what);
-		ssize_t n = recv(fd, got + off, stream ? len - off : sizeof(got), MSG_DONTWAIT);
-		if (n <= 0)
-			FAIL("%s: recv after %zu of %zu bytes: %s", what, off, len,
-			     n ? strerror(errno) : "end");
-		off += (size_t)n;
-	} while (off < len && stream);
-	if (off != len || memcmp(got, buf, len))
-		FAIL("%s: got %zu bytes, want %zu (or other bytes)", what, off, len);
-}
 
 static void empty(int fd, const char *what)
 {
@@ -69,7 +34,7 @@ static void empty(int fd, const char *what)
 	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
 
 	if (n >= 0 || errno != EAGAIN)
-		FAIL("%s: more queued (%zd)", what, n);
+		WL_FAIL("%s: more queued (%zd)", what, n);
 }
 
 static void peer_is(int fd, pid_t pid, const char *what)
@@ -78,10 +43,10 @@ static void peer_is(int fd, pid_t pid, const char *what)
 	socklen_t len = sizeof(cr);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		FAIL("%s: SO_PEERCRED: %s", what, strerror(errno));
+		WL_FAIL("%s: SO_PEERCRED: %s", what, strerror(errno));
 	if (cr.pid != pid || cr.uid != geteuid() || cr.gid != getegid())
-		FAIL("%s: SO_PEERCRED pid %d uid %u gid %u, want pid %d uid %u gid %u", what,
-		     cr.pid, cr.uid, cr.gid, pid, geteuid(), getegid());
+		WL_FAIL("%s: SO_PEERCRED pid %d uid %u gid %u, want pid %d uid %u gid %u", what,
+		        cr.pid, cr.uid, cr.gid, pid, geteuid(), getegid());
 }
 
 static void flags_are(int fd, int fl, int fdfl, const char *what)
@@ -89,50 +54,50 @@ static void flags_are(int fd, int fl, int fdfl, const char *what)
 	int got = fcntl(fd, F_GETFL), gotfd = fcntl(fd, F_GETFD);
 
 	if (got < 0 || gotfd < 0 || (got & O_NONBLOCK) != fl || (gotfd & FD_CLOEXEC) != fdfl)
-		FAIL("%s: flags %#x fd flags %#x, want O_NONBLOCK %#x FD_CLOEXEC %#x", what, got,
-		     gotfd, fl, fdfl);
+		WL_FAIL("%s: flags %#x fd flags %#x, want O_NONBLOCK %#x FD_CLOEXEC %#x", what, got,
+		        gotfd, fl, fdfl);
 }
 
 /* The child's side: its queue, its fds, then a new message each way (the
  * parent sends only after ours, so our queues are checked first). */
 static void child_check(pid_t parent)
 {
-	get(30, true, pattern, STREAM_LEN, "stream parent→child");
-	get(31, false, "x", 1, "dgram parent→child 1");
-	get(31, false, pattern, 300, "dgram parent→child 2");
-	get(32, false, "one", 3, "seqpacket parent→child 1");
-	get(32, false, "two", 3, "seqpacket parent→child 2");
+	wl_sk_get(30, true, pattern, STREAM_LEN, "stream parent→child");
+	wl_sk_get(31, false, "x", 1, "dgram parent→child 1");
+	wl_sk_get(31, false, pattern, 300, "dgram parent→child 2");
+	wl_sk_get(32, false, "one", 3, "seqpacket parent→child 1");
+	wl_sk_get(32, false, "two", 3, "seqpacket parent→child 2");
 	flags_are(30, O_NONBLOCK, 0, "child stream");
 	flags_are(31, 0, 0, "child dgram");
 	flags_are(32, 0, FD_CLOEXEC, "child seqpacket");
-	get(33, false, "q", 1, "common parent→child");
+	wl_sk_get(33, false, "q", 1, "common parent→child");
 	empty(33, "common");
 	peer_is(33, parent, "common");
-	put(33, "c", 1, "common");
+	wl_sk_put(33, "c", 1, "common");
 	for (int i = 0; i < 3; i++) {
 		empty(30 + i, names[i]);
 		peer_is(30 + i, parent, names[i]);
-		put(30 + i, "new-c", 5, names[i]);
+		wl_sk_put(30 + i, "new-c", 5, names[i]);
 	}
 	for (int i = 0; i < 3; i++)
-		get(30 + i, i == 0, "new-p", 5, names[i]);
+		wl_sk_get(30 + i, i == 0, "new-p", 5, names[i]);
 }
 
 static void parent_check(void)
 {
-	get(20, true, "up", 2, "stream child→parent");
-	get(21, false, "d-up", 4, "dgram child→parent");
-	get(22, false, "three", 5, "seqpacket child→parent");
+	wl_sk_get(20, true, "up", 2, "stream child→parent");
+	wl_sk_get(21, false, "d-up", 4, "dgram child→parent");
+	wl_sk_get(22, false, "three", 5, "seqpacket child→parent");
 	flags_are(20, 0, 0, "parent stream");
 	flags_are(21, 0, 0, "parent dgram");
 	flags_are(22, 0, FD_CLOEXEC, "parent seqpacket");
 	/* the child sends once it found its queues right: nothing else
 	 * may come before */
 	for (int i = 0; i < 3; i++) {
-		get(20 + i, i == 0, "new-c", 5, names[i]);
+		wl_sk_get(20 + i, i == 0, "new-c", 5, names[i]);
 		empty(20 + i, names[i]);
 		peer_is(20 + i, getpid(), names[i]);
-		put(20 + i, "new-p", 5, names[i]);
+		wl_sk_put(20 + i, "new-p", 5, names[i]);
 	}
 }
 
@@ -157,22 +122,22 @@ int main(void)
 		wl_fail("socketpair common: %s", strerror(errno));
 	wl_place_fd(common[0], 23);
 	wl_place_fd(common[1], 33);
-	put(23, "q", 1, "common");
-	put(20, pattern, STREAM_LEN, "stream");
-	put(21, "x", 1, "dgram");
-	put(21, pattern, 300, "dgram");
-	put(22, "one", 3, "seqpacket");
-	put(22, "two", 3, "seqpacket");
+	wl_sk_put(23, "q", 1, "common");
+	wl_sk_put(20, pattern, STREAM_LEN, "stream");
+	wl_sk_put(21, "x", 1, "dgram");
+	wl_sk_put(21, pattern, 300, "dgram");
+	wl_sk_put(22, "one", 3, "seqpacket");
+	wl_sk_put(22, "two", 3, "seqpacket");
 	child = fork();
 	if (child < 0)
 		wl_fail("fork: %s", strerror(errno));
 	if (child == 0) {
-		in_child = true;
+		wl_in_child = true;
 		for (int i = 0; i < 4; i++)
 			close(20 + i);
-		put(30, "up", 2, "stream");
-		put(31, "d-up", 4, "dgram");
-		put(32, "three", 5, "seqpacket");
+		wl_sk_put(30, "up", 2, "stream");
+		wl_sk_put(31, "d-up", 4, "dgram");
+		wl_sk_put(32, "three", 5, "seqpacket");
 		wl_child_await_trigger();
 		child_check(parent);
 		_exit(0);
@@ -181,16 +146,16 @@ int main(void)
 		close(30 + i);
 	/* READY once the child's messages wait in our queues */
 	for (int i = 0; i < 3; i++)
-		readable(20 + i, names[i]);
+		wl_sk_readable(20 + i, names[i]);
 	wl_ready();
 	wl_await_trigger();
 	parent_check();
 	wl_expect_exit(child, 0);
 	/* the child's message, and our own through both ends */
-	get(23, false, "c", 1, "common child→parent");
+	wl_sk_get(23, false, "c", 1, "common child→parent");
 	empty(23, "common");
 	peer_is(23, getpid(), "common");
-	put(23, "p", 1, "common");
-	get(33, false, "p", 1, "common parent→parent");
+	wl_sk_put(23, "p", 1, "common");
+	wl_sk_get(33, false, "p", 1, "common parent→parent");
 	wl_pass();
 }
