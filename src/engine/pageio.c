@@ -232,16 +232,18 @@ static int sw_write_chunk(struct sw_stream *w, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
 	size_t rec = w->st->codec == CD_CODEC_NONE ? 0 : sw_encode(w, w->in, w->in_len);
-	int r;
+	int r = 0;
 
-	if (w->st->codec == CD_CODEC_NONE)
-		r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
-	else if (rec)
+	if (rec) {
 		r = write_all(w->fd, &w->direct, w->out, rec, w->name, err);
-	else if ((r = write_all(w->fd, &w->direct, w->out, REC_HEAD, w->name, err)) >= 0)
-		/* stored as it is: the header, then the chunk from where it is
-		 * (a whole number of pages: still O_DIRECT) */
-		r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
+	} else {
+		/* stored as it is: with a codec its header first, then the chunk
+		 * from where it is (a whole number of pages: still O_DIRECT) */
+		if (w->st->codec != CD_CODEC_NONE)
+			r = write_all(w->fd, &w->direct, w->out, REC_HEAD, w->name, err);
+		if (r >= 0)
+			r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
+	}
 	w->write_ns += cd_now_ns() - t0;
 	return r;
 }
