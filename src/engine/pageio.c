@@ -922,6 +922,8 @@ struct fill_thread {
 	bool started;
 };
 
+/* How far ahead of its position a stream thread has the kernel read. */
+#define FILL_AHEAD (8u << 20)
 /* At most a piece a page of a chunk, and the one before it. */
 #define FILL_PIECES (CD_STREAM_CHUNK / CD_PAGE_SIZE + 1)
 
@@ -956,6 +958,10 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	struct rec_head h;
 	int r = 0;
 
+	/* what comes next is read while this chunk is decoded and written */
+	posix_fadvise(file->fd,
+	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
+	              FILL_AHEAD, POSIX_FADV_WILLNEED);
 	if (st->codec != CD_CODEC_NONE) {
 		if ((r = rec_read_head(st, file, *pos, len, &h, err)) < 0)
 			return r;
