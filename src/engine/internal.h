@@ -119,13 +119,18 @@ void cd_lazy_handover(struct cd_lazy *lz);
 int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err);
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
 void cd_mem_premap_free(struct cd_premap *plan);
-struct cd_page_reader;
 /* Runs in the new task t, before it clones its children: drops the
- * parent's slots t does not keep, fills t's slots from its page file
- * (pages_fd, or pr for streamed page data) and adds what it read to csum, for the controller's
- * check. */
+ * parent's slots t does not keep, fills t's slots from its plain page file
+ * (pages_fd; -1: streamed, see below) and adds what it read to csum, for
+ * the controller's check. */
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, struct cd_page_reader *pr, struct cd_csum_part *csum, cd_err *err);
+                  int pages_fd, struct cd_csum_part *csum, cd_err *err);
+/* In the controller, while new task t (pid) waits after cd_mem_premap
+ * with no page file: decodes its streamed page data once, in one thread
+ * per stream, and writes what its premapped slots hold straight into them
+ * (process_vm_writev), adding it to csum. */
+int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
+                       const struct cd_task *t, pid_t pid, struct cd_csum_part *csum, cd_err *err);
 
 /* A shared anonymous memory object: a memfd of the controller that each task
  * maps again through /proc/<controller>/fd/<fd>. */

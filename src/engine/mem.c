@@ -1266,7 +1266,12 @@ static int fill_from_parent(struct cd_restore_ctx *ctx, struct parent_pages *pp,
 			if ((r = fill_from_chain(ctx, pp->task->pid, v, addr, n, err)) < 0)
 				return r;
 		} else if (e->src == CD_RUN_DATA) {
-			r = cd_pr_at(pp->pr, e->off + (addr - e->start), n, &src, err);
+			/* a chunk at most at once: a streamed reader decodes that */
+			uint64_t at = e->off + (addr - e->start);
+			n = n < CD_STREAM_CHUNK - at % CD_STREAM_CHUNK
+			        ? n
+			        : CD_STREAM_CHUNK - at % CD_STREAM_CHUNK;
+			r = cd_pr_at(pp->pr, at, n, &src, err);
 			if (r >= 0)
 				r = write_task_pages(ctx->inj, v, addr, src, n, err);
 			if (r < 0)
@@ -1695,19 +1700,14 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 
 #define READ_STEP (4u << 20)
 
-/* Reads len bytes of the page file (size bytes) at off into dst, from pr
- * (streamed page data) or else fd, in steps
- * checksummed while they are still in the cache. */
-static int read_pages_into(int fd, struct cd_page_reader *pr, uint8_t *dst, uint64_t len,
-                           uint64_t off, uint64_t size, struct cd_csum_part *csum, cd_err *err)
+/* Reads len bytes of the plain page file (size bytes) at off into dst, in
+ * steps checksummed while they are still in the cache. */
+static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uint64_t size,
+                           struct cd_csum_part *csum, cd_err *err)
 {
 	for (uint64_t done = 0; done < len;) {
 		uint64_t n = len - done < READ_STEP ? len - done : READ_STEP;
-		const void *src;
-		int r = pr ? cd_pr_at(pr, off + done, n, &src, err)
-		           : read_full(fd, dst + done, n, off + done, err);
-		if (r >= 0 && pr)
-			memcpy(dst + done, src, n);
+		int r = read_full(fd, dst + done, n, off + done, err);
 		if (r < 0)
 			return r;
 		cd_csum_part_add(csum, dst + done, (size_t)n, off + done, size);
@@ -1726,10 +1726,10 @@ static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
 }
 
 /* Writes t's own pages into the slot at addr; *off walks the page file of
- * size bytes, and csum gathers what was read. */
+ * size bytes, and csum gathers what was read. With no page file (pages_fd
+ * -1: streamed data) the data runs are left to cd_mem_premap_fill. */
 static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int pages_fd,
-                     struct cd_page_reader *pr, uint64_t size, uint64_t *off,
-                     struct cd_csum_part *csum, cd_err *err)
+                     uint64_t size, uint64_t *off, struct cd_csum_part *csum, cd_err *err)
 {
 	uint64_t at = 0, npages = (v->end - v->start) / PAGE;
 	int r = 0;
@@ -1742,7 +1742,8 @@ static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int 
 			return r;
 		at = run->page + run->npages;
 		if (run->src == CD_RUN_DATA) {
-			r = read_pages_into(pages_fd, pr, dst, len, *off, size, csum, err);
+			if (pages_fd >= 0)
+				r = read_pages_into(pages_fd, dst, len, *off, size, csum, err);
 			*off += len;
 		} else if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
 			memset(dst, 0, len);
@@ -1766,7 +1767,7 @@ static uint64_t data_bytes(const struct cd_vma *v)
 }
 
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, struct cd_page_reader *pr, struct cd_csum_part *csum, cd_err *err)
+                  int pages_fd, struct cd_csum_part *csum, cd_err *err)
 {
 	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
 	uint64_t off = 0;
@@ -1782,12 +1783,87 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
 		if (pv[i].how == CD_PREMAP_FRESH)
 			r = map_slot(v, addr, err);
 		if (r >= 0)
-			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd, pr,
+			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd,
 			              t->pages_size, &off, csum, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "premap %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
 	return r;
+}
+
+/* Where t's premapped data goes in the new task: per data run of a
+ * premapped mapping, its bytes of the page file and its slot address. */
+static int premap_dests(const struct cd_premap *plan, const struct cd_image *img,
+                        const struct cd_task *t, struct cd_page_dest **ret, size_t *ret_n,
+                        cd_err *err)
+{
+	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
+	struct cd_page_dest *d;
+	uint64_t off = 0;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < t->nvmas; i++)
+		cap += t->vmas[i].nruns;
+	if (!(d = calloc(cap + 1, sizeof(*d))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		uint64_t addr = plan->base + pv[i].off;
+		for (size_t j = 0; j < v->nruns; j++) {
+			const struct cd_run *run = &v->runs[j];
+			uint64_t len = run->npages * PAGE;
+			if (run->src != CD_RUN_DATA)
+				continue;
+			if (pv[i].how != CD_PREMAP_NONE)
+				d[n++] = (struct cd_page_dest){off, len, addr + run->page * PAGE};
+			off += len;
+		}
+	}
+	*ret = d;
+	*ret_n = n;
+	return 0;
+}
+
+/* Writes the pieces of a chunk into the new task, in one call where the
+ * kernel takes them all (iovecs of IOV_MAX at most). */
+static int put_task_pieces(void *arg, const struct cd_page_piece *p, size_t n, cd_err *err)
+{
+	pid_t pid = *(const pid_t *)arg;
+	struct iovec local[64], remote[64];
+
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		for (; k < ARRAY_SIZE(local) && i + k < n; k++) {
+			local[k] = (struct iovec){(void *)p[i + k].src, p[i + k].len};
+			remote[k] = (struct iovec){(void *)(uintptr_t)p[i + k].to, p[i + k].len};
+		}
+		uint64_t want = 0;
+		for (size_t j = 0; j < k; j++)
+			want += local[j].iov_len;
+		ssize_t got = process_vm_writev(pid, local, k, remote, k, 0);
+		if (got < 0)
+			return cd_err_sys(err, errno, "write premapped pages of pid %d", pid);
+		if ((uint64_t)got != want)
+			return cd_err_set(err, EIO,
+			                  "write premapped pages of pid %d: %zd of %" PRIu64, pid,
+			                  got, want);
+		i += k;
+	}
+	return 0;
+}
+
+int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
+                       const struct cd_task *t, pid_t pid, struct cd_csum_part *csum, cd_err *err)
+{
+	_cleanup_free_ struct cd_page_dest *d = NULL;
+	size_t n = 0;
+	int r = premap_dests(plan, img, t, &d, &n, err);
+
+	if (r < 0 || !n)
+		return r;
+	r = cd_page_fill(dirfd, t->pages_file, t->pages_size, &img->pages, d, n, put_task_pieces,
+	                 &pid, csum, err);
+	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
 }
 
 /* Moves a premapped slot to its place (the pages and their sharing go with

@@ -197,7 +197,8 @@ static bool incompressible(const uint8_t *in, size_t len, uint8_t *scratch, size
 }
 
 /* The record of in[0..len) in out: compressed when that saves at least a
- * sixteenth, as it is otherwise (so incompressible data costs one copy). */
+ * sixteenth; otherwise only its header is in out (0 returned), and the
+ * chunk is written from in as it is: incompressible data costs no copy. */
 static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 {
 	struct rec_head *h = (struct rec_head *)w->out;
@@ -214,16 +215,15 @@ static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 		n = ZSTD_isError(k) ? 0 : k;
 	}
 	*h = (struct rec_head){.magic = REC_MAGIC, .raw_len = (uint32_t)len};
-	if (n && n < len - len / 16) {
-		h->codec = (uint8_t)w->st->codec;
-	} else {
-		memcpy(dst, in, len);
-		n = len;
+	memset(w->out + sizeof(*h), 0, REC_HEAD - sizeof(*h));
+	if (!n || n >= len - len / 16) {
+		h->stored_len = (uint32_t)len;
 		h->codec = CD_CODEC_NONE;
+		return 0;
 	}
+	h->codec = (uint8_t)w->st->codec;
 	h->stored_len = (uint32_t)n;
 	size_t total = rec_size(n);
-	memset(w->out + sizeof(*h), 0, REC_HEAD - sizeof(*h));
 	memset(dst + n, 0, total - REC_HEAD - n);
 	return total;
 }
@@ -231,13 +231,19 @@ static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 static int sw_write_chunk(struct sw_stream *w, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
-	int r;
+	size_t rec = w->st->codec == CD_CODEC_NONE ? 0 : sw_encode(w, w->in, w->in_len);
+	int r = 0;
 
-	if (w->st->codec == CD_CODEC_NONE)
-		r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
-	else
-		r = write_all(w->fd, &w->direct, w->out, sw_encode(w, w->in, w->in_len), w->name,
-		              err);
+	if (rec) {
+		r = write_all(w->fd, &w->direct, w->out, rec, w->name, err);
+	} else {
+		/* stored as it is: with a codec its header first, then the chunk
+		 * from where it is (a whole number of pages: still O_DIRECT) */
+		if (w->st->codec != CD_CODEC_NONE)
+			r = write_all(w->fd, &w->direct, w->out, REC_HEAD, w->name, err);
+		if (r >= 0)
+			r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
+	}
 	w->write_ns += cd_now_ns() - t0;
 	return r;
 }
@@ -524,159 +530,141 @@ void cd_pw_free(struct cd_page_writer *pw)
 	free(pw);
 }
 
-/* The reader maps the whole page file: pages come straight from the page
- * cache, with no copy into a buffer, and are checksummed on the way. */
+/* The plain reader maps the whole page file: pages come straight from the
+ * page cache, with no copy into a buffer, and are checksummed on the way.
+ * The streamed one decodes one chunk at a time into a window (below). */
 struct stream_r;
 
 struct cd_page_reader {
-	uint8_t *map;
+	uint8_t *map; /* plain: the file; streamed: NULL (st's window) */
 	size_t size, pos;
 	struct cd_csum_part csum;
-	struct stream_r *st; /* streamed: map is the whole data, put together */
+	struct stream_r *st;
 	char name[64];
 };
 
-/* ---- the streamed reader ---- */
+/* ---- reading streamed page data ---- */
 
-struct sr_stream {
-	struct stream_r *st;
-	unsigned idx;
-	uint8_t *map; /* the stream file */
-	size_t size;
+/* One stream file, read with pread: no mapping, so what a reader keeps
+ * resident is its buffers, whatever the size of the data. */
+struct sr_file {
 	int fd;
-	pthread_t th;
-	bool started;
+	uint64_t size;
 	char name[64];
+};
+
+/* What one decoder needs: a record's stored bytes, zstd's context. */
+struct sr_dec {
+	uint8_t *in;
+	ZSTD_DCtx *dc;
 };
 
 struct stream_r {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	unsigned n;
 	enum cd_page_codec codec;
-	uint8_t *data; /* size bytes: chunk k at k * CD_STREAM_CHUNK */
 	uint64_t size, nchunks;
-	uint8_t *ready; /* per chunk, NULL when all are (no codec) */
-	bool stop;
-	int rc;
-	cd_err err;
-	struct sr_stream s[CD_STREAMS_MAX];
+	struct sr_file f[CD_STREAMS_MAX];
+	/* on demand (cd_pr_*): chunks [win_k, win_k + win_n) decoded at win,
+	 * which has room for win_cap chunks */
+	uint8_t *win;
+	uint64_t win_k, win_n, win_cap;
+	uint64_t *rec;                    /* per chunk: its record's offset, once walked */
+	uint64_t walk_k[CD_STREAMS_MAX];  /* per stream: the first chunk not walked */
+	uint64_t walk_at[CD_STREAMS_MAX]; /* and its record's offset */
+	struct sr_dec dec;
 };
 
-static int sr_decode(struct stream_r *st, struct sr_stream *f, uint64_t k, size_t *pos,
-                     ZSTD_DCtx *dc, cd_err *err)
+static int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *name, cd_err *err)
 {
-	struct rec_head h;
-	uint64_t len = chunk_len(st->size, k);
-	uint8_t *dst = st->data + k * CD_STREAM_CHUNK;
+	uint8_t *p = dst;
 
-	if (f->size - *pos < REC_HEAD)
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cd_err_sys(err, errno, "read %s", name);
+		if (n == 0)
+			return cd_err_set(err, EINVAL, "%s: truncated (corrupt image)", name);
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int sr_dec_init(struct sr_dec *d, enum cd_page_codec codec, cd_err *err)
+{
+	*d = (struct sr_dec){0};
+	if (codec != CD_CODEC_NONE && !(d->in = malloc(CD_STREAM_CHUNK)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (codec == CD_CODEC_ZSTD && !(d->dc = ZSTD_createDCtx()))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static void sr_dec_free(struct sr_dec *d)
+{
+	free(d->in);
+	ZSTD_freeDCtx(d->dc);
+	*d = (struct sr_dec){0};
+}
+
+/* The header of the record at pos of f, for a chunk of len bytes, checked
+ * against the file and the layout. */
+static int rec_read_head(const struct stream_r *st, const struct sr_file *f, uint64_t pos,
+                         uint64_t len, struct rec_head *h, cd_err *err)
+{
+	int r;
+
+	if (pos > f->size || f->size - pos < REC_HEAD)
 		return cd_err_set(err, EINVAL, "%s: truncated (corrupt image)", f->name);
-	memcpy(&h, f->map + *pos, sizeof(h));
-	if (h.magic != REC_MAGIC || h.raw_len != len ||
-	    (h.codec != CD_CODEC_NONE && h.codec != st->codec) ||
-	    h.stored_len > f->size - *pos - REC_HEAD || rec_size(h.stored_len) > f->size - *pos ||
-	    (h.codec == CD_CODEC_NONE && h.stored_len != len))
-		return cd_err_set(err, EINVAL, "%s: bad record at %zu (corrupt image)", f->name,
-		                  *pos);
-	const uint8_t *src = f->map + *pos + REC_HEAD;
-	size_t got = len;
-	if (h.codec == CD_CODEC_NONE) {
-		/* from the page cache, no copy (a copy where mapping fails) */
-		if (mmap(dst, len, PROT_READ, MAP_SHARED | MAP_FIXED, f->fd,
-		         (off_t)(*pos + REC_HEAD)) == MAP_FAILED)
-			memcpy(dst, src, len);
-	} else if (h.codec == CD_CODEC_LZ4) {
-		int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)h.stored_len,
+	if ((r = pread_full(f->fd, h, sizeof(*h), pos, f->name, err)) < 0)
+		return r;
+	if (h->magic != REC_MAGIC || h->raw_len != len || h->stored_len > len ||
+	    (h->codec != CD_CODEC_NONE && h->codec != st->codec) ||
+	    rec_size(h->stored_len) > f->size - pos ||
+	    (h->codec == CD_CODEC_NONE && h->stored_len != len))
+		return cd_err_set(err, EINVAL, "%s: bad record at %" PRIu64 " (corrupt image)",
+		                  f->name, pos);
+	return 0;
+}
+
+/* Decodes the record at pos (header h) into dst, h->raw_len bytes: a
+ * record stored as it is is read straight there. */
+static int rec_decode(const struct sr_file *f, uint64_t pos, const struct rec_head *h,
+                      struct sr_dec *d, uint8_t *dst, cd_err *err)
+{
+	size_t len = h->raw_len, got;
+	int r;
+
+	if (h->codec == CD_CODEC_NONE)
+		return pread_full(f->fd, dst, len, pos + REC_HEAD, f->name, err);
+	if ((r = pread_full(f->fd, d->in, h->stored_len, pos + REC_HEAD, f->name, err)) < 0)
+		return r;
+	if (h->codec == CD_CODEC_LZ4) {
+		int n = LZ4_decompress_safe((const char *)d->in, (char *)dst, (int)h->stored_len,
 		                            (int)len);
 		got = n < 0 ? 0 : (size_t)n;
 	} else {
-		size_t n = ZSTD_decompressDCtx(dc, dst, len, src, h.stored_len);
+		size_t n = ZSTD_decompressDCtx(d->dc, dst, len, d->in, h->stored_len);
 		got = ZSTD_isError(n) ? 0 : n;
 	}
 	if (got != len)
-		return cd_err_set(err, EINVAL, "%s: record at %zu does not decode (corrupt image)",
-		                  f->name, *pos);
-	*pos += rec_size(h.stored_len);
+		return cd_err_set(err, EINVAL,
+		                  "%s: record at %" PRIu64 " does not decode (corrupt image)",
+		                  f->name, pos);
 	return 0;
 }
 
-static void *sr_main(void *arg)
+/* Chunk k with no codec: at its place in its stream (every chunk but the
+ * data's last is whole). */
+static int raw_read(const struct stream_r *st, uint64_t k, uint8_t *dst, cd_err *err)
 {
-	struct sr_stream *f = arg;
-	struct stream_r *st = f->st;
-	ZSTD_DCtx *dc = st->codec == CD_CODEC_ZSTD ? ZSTD_createDCtx() : NULL;
-	cd_err err = {0};
-	size_t pos = 0;
-	int r = st->codec == CD_CODEC_ZSTD && !dc ? cd_err_set(&err, ENOMEM, "out of memory") : 0;
+	const struct sr_file *f = &st->f[k % st->n];
 
-	for (uint64_t k = f->idx; k < st->nchunks && r >= 0; k += st->n) {
-		if (__atomic_load_n(&st->stop, __ATOMIC_RELAXED))
-			break;
-		r = sr_decode(st, f, k, &pos, dc, &err);
-		if (r < 0)
-			break;
-		pthread_mutex_lock(&st->lock);
-		__atomic_store_n(&st->ready[k], 1, __ATOMIC_RELEASE);
-		pthread_cond_broadcast(&st->cond);
-		pthread_mutex_unlock(&st->lock);
-	}
-	if (r >= 0 && !__atomic_load_n(&st->stop, __ATOMIC_RELAXED) && pos != f->size)
-		r = cd_err_set(&err, EINVAL, "%s: %zu bytes after the last record (corrupt image)",
-		               f->name, f->size - pos);
-	ZSTD_freeDCtx(dc);
-	if (r < 0) {
-		pthread_mutex_lock(&st->lock);
-		if (!st->rc) {
-			st->rc = r;
-			st->err = err;
-		}
-		pthread_cond_broadcast(&st->cond);
-		pthread_mutex_unlock(&st->lock);
-	}
-	return NULL;
-}
-
-/* Waits until the bytes [off, off+len) are decoded. */
-static int sr_wait(struct stream_r *st, uint64_t off, uint64_t len, cd_err *err)
-{
-	if (!st || !st->ready || !len)
-		return 0;
-	for (uint64_t k = off / CD_STREAM_CHUNK; k <= (off + len - 1) / CD_STREAM_CHUNK; k++) {
-		if (__atomic_load_n(&st->ready[k], __ATOMIC_ACQUIRE))
-			continue;
-		pthread_mutex_lock(&st->lock);
-		while (!__atomic_load_n(&st->ready[k], __ATOMIC_ACQUIRE) && !st->rc)
-			pthread_cond_wait(&st->cond, &st->lock);
-		int r = st->ready[k] ? 0 : st->rc;
-		if (r)
-			*err = st->err;
-		pthread_mutex_unlock(&st->lock);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-static void sr_free(struct stream_r *st)
-{
-	if (!st)
-		return;
-	__atomic_store_n(&st->stop, true, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < st->n; i++) {
-		if (st->s[i].started)
-			pthread_join(st->s[i].th, NULL);
-		if (st->s[i].map)
-			munmap(st->s[i].map, st->s[i].size);
-		if (st->s[i].fd >= 0)
-			close(st->s[i].fd);
-	}
-	if (st->data)
-		munmap(st->data, st->size);
-	free(st->ready);
-	pthread_cond_destroy(&st->cond);
-	pthread_mutex_destroy(&st->lock);
-	free(st);
+	return pread_full(f->fd, dst, chunk_len(st->size, k), k / st->n * CD_STREAM_CHUNK, f->name,
+	                  err);
 }
 
 /* The bytes stream s holds with no codec: its chunks, whole. */
@@ -689,54 +677,58 @@ static uint64_t sr_raw_size(const struct stream_r *st, unsigned s)
 	return n;
 }
 
-/* Opens and maps stream s's file, checking its size. */
-static int sr_stream_open(struct stream_r *st, int dirfd, const char *name, unsigned s, cd_err *err)
+/* Whether stream s's file can hold its part: exactly its chunks with no
+ * codec, a page a record at least with one. */
+static int sr_check_size(const struct stream_r *st, unsigned s, uint64_t fsize, const char *file,
+                         cd_err *err)
 {
-	struct sr_stream *f = &st->s[s];
+	uint64_t raw = sr_raw_size(st, s), records = (st->nchunks + st->n - 1 - s) / st->n;
+
+	if (st->codec == CD_CODEC_NONE ? fsize != raw : fsize < records * CD_PAGE_SIZE)
+		return cd_err_set(err, EINVAL,
+		                  "%s: %" PRIu64 " bytes, expected %s%" PRIu64 " (corrupt image)",
+		                  file, fsize, st->codec ? "records for " : "", raw);
+	return 0;
+}
+
+static void sr_free(struct stream_r *st)
+{
+	if (!st)
+		return;
+	for (unsigned i = 0; i < st->n; i++)
+		if (st->f[i].fd >= 0)
+			close(st->f[i].fd);
+	sr_dec_free(&st->dec);
+	free(st->win);
+	free(st->rec);
+	free(st);
+}
+
+/* Opens stream s's file, checking its size. */
+static int sr_file_open(struct stream_r *st, int dirfd, const char *name, unsigned s, cd_err *err)
+{
+	struct sr_file *f = &st->f[s];
 	_cleanup_close_ int fd = -1;
-	struct stat st_buf;
+	struct stat sb;
 	int r;
 
-	f->st = st;
-	f->idx = s;
 	if ((r = cd_page_stream_name(name, s, f->name, sizeof(f->name), err)) < 0)
 		return r;
 	fd = openat(dirfd, f->name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cd_err_sys(err, errno, "open %s (a stream of %s)", f->name, name);
-	if (fstat(fd, &st_buf) < 0)
+	if (fstat(fd, &sb) < 0)
 		return cd_err_sys(err, errno, "stat %s", f->name);
-	f->size = (size_t)st_buf.st_size;
-	uint64_t raw = sr_raw_size(st, s), records = (st->nchunks + st->n - 1 - s) / st->n;
-	/* a record takes a page at least */
-	if (st->codec == CD_CODEC_NONE ? f->size != raw : f->size < records * CD_PAGE_SIZE)
-		return cd_err_set(err, EINVAL,
-		                  "%s: %zu bytes, expected %s%" PRIu64 " (corrupt image)", f->name,
-		                  f->size, st->codec ? "records for " : "", raw);
-	if (st->codec == CD_CODEC_NONE) {
-		/* each chunk mapped in its place: the data straight from the cache */
-		for (uint64_t k = s, off = 0; k < st->nchunks; k += st->n) {
-			uint64_t len = chunk_len(st->size, k);
-			void *p = mmap(st->data + k * CD_STREAM_CHUNK, len, PROT_READ,
-			               MAP_SHARED | MAP_FIXED, fd, (off_t)off);
-			if (p == MAP_FAILED)
-				return cd_err_sys(err, errno, "map %s", f->name);
-			off += len;
-		}
-		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-		return 0;
-	}
-	if (f->size) {
-		void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED)
-			return cd_err_sys(err, errno, "map %s", f->name);
-		madvise(p, f->size, MADV_SEQUENTIAL);
-		f->map = p;
-	}
+	f->size = (uint64_t)sb.st_size;
+	if ((r = sr_check_size(st, s, f->size, f->name, err)) < 0)
+		return r;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	f->fd = TAKE_FD(fd);
 	return 0;
 }
 
+/* The layout's files of page file name (size bytes), every one opened and
+ * its size checked: a missing or short stream fails here. */
 static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                    struct stream_r **ret, cd_err *err)
 {
@@ -745,40 +737,119 @@ static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_p
 
 	if (!st)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
 	st->n = l->streams;
 	st->codec = l->codec;
 	st->size = size;
 	st->nchunks = (size + CD_STREAM_CHUNK - 1) / CD_STREAM_CHUNK;
-	for (unsigned i = 0; i < CD_STREAMS_MAX; i++)
-		st->s[i].fd = -1;
-	if (size) {
-		/* reserved in one piece; the chunks land (or are mapped) in it */
-		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED) {
-			free(st);
-			return cd_err_sys(err, errno, "reserve %" PRIu64 " bytes for %s", size,
-			                  name);
-		}
-		st->data = p;
+	for (unsigned i = 0; i < CD_STREAMS_MAX; i++) {
+		st->f[i].fd = -1;
+		st->walk_k[i] = i;
 	}
-	if (l->codec != CD_CODEC_NONE && !(st->ready = calloc(st->nchunks + 1, 1)))
-		r = cd_err_set(err, ENOMEM, "out of memory");
 	for (unsigned i = 0; i < st->n && r >= 0; i++)
-		r = sr_stream_open(st, dirfd, name, i, err);
-	for (unsigned i = 0; i < st->n && r >= 0 && st->ready; i++) {
-		struct sr_stream *f = &st->s[i];
-		if ((r = pthread_create(&f->th, NULL, sr_main, f)))
-			r = cd_err_set(err, r, "start the reader of %s", f->name);
-		f->started = r >= 0;
-	}
+		r = sr_file_open(st, dirfd, name, i, err);
 	if (r < 0) {
 		sr_free(st);
 		return r;
 	}
 	*ret = st;
+	return 0;
+}
+
+/* ---- on demand: the window ---- */
+
+/* Walks stream s's record headers up to chunk k's record. */
+static int sr_walk(struct stream_r *st, unsigned s, uint64_t k, cd_err *err)
+{
+	while (st->walk_k[s] <= k && st->walk_k[s] < st->nchunks) {
+		struct rec_head h;
+		uint64_t j = st->walk_k[s];
+		int r =
+		    rec_read_head(st, &st->f[s], st->walk_at[s], chunk_len(st->size, j), &h, err);
+		if (r < 0)
+			return r;
+		st->rec[j] = st->walk_at[s];
+		st->walk_at[s] += rec_size(h.stored_len);
+		st->walk_k[s] += st->n;
+	}
+	return 0;
+}
+
+/* Decodes chunk k into dst. */
+static int sr_chunk(struct stream_r *st, uint64_t k, uint8_t *dst, cd_err *err)
+{
+	const struct sr_file *f = &st->f[k % st->n];
+	struct rec_head h;
+	int r;
+
+	if (st->codec == CD_CODEC_NONE)
+		return raw_read(st, k, dst, err);
+	if ((r = sr_walk(st, (unsigned)(k % st->n), k, err)) < 0 ||
+	    (r = rec_read_head(st, f, st->rec[k], chunk_len(st->size, k), &h, err)) < 0)
+		return r;
+	return rec_decode(f, st->rec[k], &h, &st->dec, dst, err);
+}
+
+/* Makes the window hold chunks k0..k1: what it holds already of them is
+ * kept (a read that goes on where the last ended decodes nothing twice),
+ * the rest decoded. The window is as big as the largest request. */
+static int sr_load(struct stream_r *st, uint64_t k0, uint64_t k1, cd_err *err)
+{
+	uint64_t need = k1 - k0 + 1, keep = 0;
+	int r;
+
+	if (st->win_n && k0 >= st->win_k && k1 < st->win_k + st->win_n)
+		return 0;
+	if (need > st->win_cap) {
+		uint8_t *p = realloc(st->win, need * CD_STREAM_CHUNK);
+		if (!p)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		st->win = p;
+		st->win_cap = need;
+	}
+	if (st->win_n && k0 >= st->win_k && k0 < st->win_k + st->win_n) {
+		keep = st->win_k + st->win_n - k0;
+		keep = keep < need ? keep : need;
+		memmove(st->win, st->win + (k0 - st->win_k) * CD_STREAM_CHUNK,
+		        keep * CD_STREAM_CHUNK);
+	}
+	st->win_k = k0;
+	st->win_n = keep;
+	for (uint64_t k = k0 + keep; k <= k1; k++) {
+		if ((r = sr_chunk(st, k, st->win + (k - k0) * CD_STREAM_CHUNK, err)) < 0)
+			return r;
+		st->win_n++;
+	}
+	return 0;
+}
+
+/* Where [off, off+len) of the data is, decoded (len > 0). */
+static int sr_at(struct stream_r *st, uint64_t off, uint64_t len, const uint8_t **ret, cd_err *err)
+{
+	int r = sr_load(st, off / CD_STREAM_CHUNK, (off + len - 1) / CD_STREAM_CHUNK, err);
+
+	if (r < 0)
+		return r;
+	*ret = st->win + (off - st->win_k * CD_STREAM_CHUNK);
+	return 0;
+}
+
+/* Every record of every stream is well formed and the streams end with
+ * their last record: what was skipped was decoded by someone else
+ * (cd_page_fill), but its framing is checked here too. */
+static int sr_check_ends(struct stream_r *st, cd_err *err)
+{
+	if (st->codec == CD_CODEC_NONE)
+		return 0; /* sizes checked at open */
+	for (unsigned s = 0; s < st->n; s++) {
+		int r = sr_walk(st, s, UINT64_MAX, err);
+		if (r < 0)
+			return r;
+		if (st->walk_at[s] != st->f[s].size)
+			return cd_err_set(err, EINVAL,
+			                  "%s: %" PRIu64
+			                  " bytes after the last record (corrupt image)",
+			                  st->f[s].name, st->f[s].size - st->walk_at[s]);
+	}
 	return 0;
 }
 
@@ -799,8 +870,13 @@ int cd_pr_open_layout(int dirfd, const char *name, uint64_t size,
 	snprintf(pr->name, sizeof(pr->name), "%s", name);
 	if ((r = sr_open(dirfd, name, size, layout, &pr->st, err)) < 0)
 		return r;
-	pr->map = pr->st->data;
 	pr->size = (size_t)size;
+	if (layout->codec != CD_CODEC_NONE &&
+	    ((r = sr_dec_init(&pr->st->dec, layout->codec, err)) < 0 ||
+	     !(pr->st->rec = calloc(pr->st->nchunks + 1, sizeof(*pr->st->rec))))) {
+		sr_free(pr->st);
+		return r < 0 ? r : cd_err_set(err, ENOMEM, "out of memory");
+	}
 	*ret = TAKE_PTR(pr);
 	return 0;
 }
@@ -813,20 +889,175 @@ int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct
 	int r = cd_page_layout_check(l, err);
 
 	for (unsigned s = 0; s < l->streams && r >= 0; s++) {
-		uint64_t raw = sr_raw_size(&st, s),
-		         records = (nchunks + l->streams - 1 - s) / l->streams;
 		char file[64];
 		struct stat sb;
 		if ((r = cd_page_stream_name(name, s, file, sizeof(file), err)) < 0)
 			break;
 		if (fstatat(dirfd, file, &sb, 0) < 0)
 			return cd_err_sys(err, errno, "stat %s (a stream of %s)", file, name);
-		if (l->codec == CD_CODEC_NONE ? (uint64_t)sb.st_size != raw
-		                              : (uint64_t)sb.st_size < records * CD_PAGE_SIZE)
-			return cd_err_set(err, EINVAL, "%s: truncated or corrupt (%jd bytes)", file,
-			                  (intmax_t)sb.st_size);
+		r = sr_check_size(&st, s, (uint64_t)sb.st_size, file, err);
 	}
 	return r;
+}
+
+/* ---- all at once: cd_page_fill ---- */
+
+struct fill {
+	struct stream_r *st;
+	const struct cd_page_dest *d;
+	size_t nd;
+	cd_page_put_fn put;
+	void *arg;
+	pthread_mutex_t lock;
+	struct cd_csum_part csum;
+	bool stop;
+	int rc;
+	cd_err err;
+};
+
+struct fill_thread {
+	struct fill *f;
+	unsigned s;
+	pthread_t th;
+	bool started;
+};
+
+/* How far ahead of its position a stream thread has the kernel read. */
+#define FILL_AHEAD (8u << 20)
+/* At most a piece a page of a chunk, and the one before it. */
+#define FILL_PIECES (CD_STREAM_CHUNK / CD_PAGE_SIZE + 1)
+
+/* The pieces of chunk [c0, c0+len), decoded at buf, that the
+ * destinations want; *di walks the destinations (chunks come in order). */
+static size_t fill_pieces(const struct fill *f, uint64_t c0, uint64_t len, size_t *di,
+                          const uint8_t *buf, struct cd_page_piece *pc)
+{
+	uint64_t c1 = c0 + len;
+	size_t np = 0;
+
+	while (*di < f->nd && f->d[*di].off + f->d[*di].len <= c0)
+		(*di)++;
+	for (size_t j = *di; j < f->nd && f->d[j].off < c1 && np < FILL_PIECES; j++) {
+		const struct cd_page_dest *d = &f->d[j];
+		uint64_t lo = d->off > c0 ? d->off : c0, hi = d->off + d->len;
+		hi = hi < c1 ? hi : c1;
+		pc[np++] = (struct cd_page_piece){buf + (lo - c0), hi - lo, d->to + (lo - d->off)};
+	}
+	return np;
+}
+
+/* Chunk k for thread s: its record walked past at *pos, decoded into buf
+ * and handed out when a destination wants part of it. */
+static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *pos, size_t *di,
+                      uint8_t *buf, struct cd_page_piece *pc, struct cd_csum_part *sum, cd_err *err)
+{
+	struct stream_r *st = f->st;
+	const struct sr_file *file = &st->f[k % st->n];
+	uint64_t c0 = k * CD_STREAM_CHUNK, len = chunk_len(st->size, k);
+	size_t np = fill_pieces(f, c0, len, di, buf, pc);
+	struct rec_head h;
+	int r = 0;
+
+	/* what comes next is read while this chunk is decoded and written */
+	posix_fadvise(file->fd,
+	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
+	              FILL_AHEAD, POSIX_FADV_WILLNEED);
+	if (st->codec != CD_CODEC_NONE) {
+		if ((r = rec_read_head(st, file, *pos, len, &h, err)) < 0)
+			return r;
+		if (np)
+			r = rec_decode(file, *pos, &h, dec, buf, err);
+		*pos += rec_size(h.stored_len);
+	} else if (np) {
+		r = raw_read(st, k, buf, err);
+	}
+	if (r < 0 || !np)
+		return r;
+	for (size_t i = 0; i < np; i++)
+		cd_csum_part_add(sum, pc[i].src, (size_t)pc[i].len,
+		                 c0 + (uint64_t)((const uint8_t *)pc[i].src - buf), st->size);
+	return f->put(f->arg, pc, np, err);
+}
+
+static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_err *err)
+{
+	struct stream_r *st = f->st;
+	_cleanup_free_ uint8_t *buf = malloc(CD_STREAM_CHUNK);
+	_cleanup_free_ struct cd_page_piece *pc = calloc(FILL_PIECES, sizeof(*pc));
+	struct sr_dec dec = {0};
+	uint64_t pos = 0;
+	size_t di = 0;
+	int r = !buf || !pc ? cd_err_set(err, ENOMEM, "out of memory")
+	                    : sr_dec_init(&dec, st->codec, err);
+
+	for (uint64_t k = s; k < st->nchunks && r >= 0; k += st->n) {
+		if (__atomic_load_n(&f->stop, __ATOMIC_RELAXED))
+			break;
+		r = fill_chunk(f, &dec, k, &pos, &di, buf, pc, sum, err);
+	}
+	sr_dec_free(&dec);
+	if (r >= 0 && st->codec != CD_CODEC_NONE && !__atomic_load_n(&f->stop, __ATOMIC_RELAXED) &&
+	    pos != st->f[s].size)
+		r = cd_err_set(err, EINVAL,
+		               "%s: %" PRIu64 " bytes after the last record (corrupt image)",
+		               st->f[s].name, st->f[s].size - pos);
+	return r;
+}
+
+static void *fill_main(void *arg)
+{
+	struct fill_thread *t = arg;
+	struct fill *f = t->f;
+	struct cd_csum_part sum = {0};
+	cd_err err = {0};
+	int r = fill_stream(f, t->s, &sum, &err);
+
+	pthread_mutex_lock(&f->lock);
+	cd_csum_part_merge(&f->csum, &sum);
+	if (r < 0 && !f->rc) {
+		f->rc = r;
+		f->err = err;
+	}
+	if (r < 0)
+		__atomic_store_n(&f->stop, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                 struct cd_csum_part *csum, cd_err *err)
+{
+	struct fill f = {.d = d, .nd = nd, .put = put, .arg = arg};
+	struct fill_thread th[CD_STREAMS_MAX] = {0};
+	int r;
+
+	if ((r = cd_page_layout_check(l, err)) < 0 ||
+	    (r = sr_open(dirfd, name, size, l, &f.st, err)) < 0)
+		return r;
+	pthread_mutex_init(&f.lock, NULL);
+	for (unsigned s = 0; s < f.st->n; s++) {
+		th[s] = (struct fill_thread){.f = &f, .s = s};
+		if ((r = pthread_create(&th[s].th, NULL, fill_main, &th[s]))) {
+			r = cd_err_set(err, r, "start the reader of %s", f.st->f[s].name);
+			__atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
+			break;
+		}
+		th[s].started = true;
+	}
+	for (unsigned s = 0; s < f.st->n; s++)
+		if (th[s].started)
+			pthread_join(th[s].th, NULL);
+	pthread_mutex_destroy(&f.lock);
+	sr_free(f.st);
+	if (r < 0)
+		return r;
+	if (f.rc) {
+		*err = f.err;
+		return f.rc;
+	}
+	cd_csum_part_merge(csum, &f.csum);
+	return 0;
 }
 
 /* ---- the plain reader ---- */
@@ -863,12 +1094,18 @@ int cd_pr_next(struct cd_page_reader *pr, size_t want, const void **ret_src, siz
 	if (pr->pos == pr->size)
 		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
 	size_t n = pr->size - pr->pos < want ? pr->size - pr->pos : want;
-	int r = sr_wait(pr->st, pr->pos, n, err);
-	if (r < 0)
-		return r;
-	*ret_src = pr->map + pr->pos;
+	const uint8_t *src = pr->map + pr->pos;
+	if (pr->st) {
+		/* streamed: up to the end of the chunk, decoded once */
+		size_t in_chunk = CD_STREAM_CHUNK - pr->pos % CD_STREAM_CHUNK;
+		n = n < in_chunk ? n : in_chunk;
+		int r = sr_at(pr->st, pr->pos, n, &src, err);
+		if (r < 0)
+			return r;
+	}
+	*ret_src = src;
 	*ret_len = n;
-	cd_csum_part_add(&pr->csum, *ret_src, n, pr->pos, pr->size);
+	cd_csum_part_add(&pr->csum, src, n, pr->pos, pr->size);
 	pr->pos += n;
 	return 0;
 }
@@ -889,8 +1126,7 @@ int cd_pr_check(const struct cd_page_reader *pr, const struct cd_csum_part *othe
 	if (pr->pos != pr->size)
 		return cd_err_set(err, EINVAL, "%s: %zu bytes never read (corrupt image)", pr->name,
 		                  pr->size - pr->pos);
-	/* every stream decoded to its end, also where bytes were skipped */
-	int r = sr_wait(pr->st, 0, pr->size, err);
+	int r = pr->st ? sr_check_ends(pr->st, err) : 0;
 	if (r < 0)
 		return r;
 	if (other)
@@ -904,10 +1140,11 @@ int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **r
 {
 	if (off > pr->size || len > pr->size - off)
 		return cd_err_set(err, EINVAL, "%s: truncated", pr->name);
-	int r = sr_wait(pr->st, off, len, err);
+	const uint8_t *src = pr->map + off;
+	int r = pr->st && len ? sr_at(pr->st, off, len, &src, err) : 0;
 	if (r < 0)
 		return r;
-	*ret_src = pr->map + off;
+	*ret_src = src;
 	return 0;
 }
 

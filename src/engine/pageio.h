@@ -59,9 +59,11 @@ struct cd_page_reader;
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err);
 /* The page file name of size bytes in layout (NULL: plain). A streamed
  * reader checks that every stream file is there with its size before it
- * returns, then decodes in one thread per stream ahead of the calls
- * below, which wait for the bytes they return; a bad record fails the
- * call that needs it (and cd_pr_check). */
+ * returns, then decodes on demand, one chunk at a time, into a window of
+ * its own (the chunks of the largest cd_pr_at request; cd_pr_next returns
+ * at most to the end of a chunk); a bad record fails the call that needs
+ * it, and cd_pr_check walks the framing of every record it skipped. A
+ * pointer it returns is good until the next call on the reader. */
 int cd_pr_open_layout(int dirfd, const char *name, uint64_t size,
                       const struct cd_page_layout *layout, struct cd_page_reader **ret,
                       cd_err *err);
@@ -84,3 +86,28 @@ static inline void cd_pr_freep(struct cd_page_reader **pr)
 {
 	cd_pr_free(*pr);
 }
+
+/* Streamed page data, all at once (docs/engine.md, "Parallel streams"):
+ * bytes [off, off+len) of the data go to `to` (the caller's address: the
+ * premapped slots of a new task). Sorted by off, not overlapping. */
+struct cd_page_dest {
+	uint64_t off, len, to;
+};
+/* A piece of a decoded chunk: len bytes at src for `to`. */
+struct cd_page_piece {
+	const void *src;
+	uint64_t len, to;
+};
+/* Called from the stream threads at once, with the pieces of one chunk;
+ * src is good until it returns. */
+typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n, cd_err *err);
+/* Reads the streams of page file name (size bytes, streamed layout l) in
+ * one thread per stream, decodes each chunk a destination wants once into
+ * that thread's buffer and hands its pieces to put; a chunk nobody wants
+ * is stepped over unread (its header is checked). Adds what it handed out
+ * to csum. A bad record, a short stream or bytes after the last record
+ * fail it. The threads run in the caller's process: never call it in a
+ * task made by a raw clone3 (its libc state was not set up for threads). */
+int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                 struct cd_csum_part *csum, cd_err *err);

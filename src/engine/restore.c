@@ -17,6 +17,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ struct ready_msg {
 	pid_t pid;
 	int code;
 	int status_fd;            /* the task's end of the status pipe, closed after this */
+	bool fill;                /* not ready: asks for its premapped data (fill_premapped) */
 	struct cd_csum_part csum; /* what the task read of its page file */
 	char msg[CD_ERR_MSG_MAX];
 };
@@ -56,7 +58,11 @@ struct restore_state {
 	uint64_t tramp, vtmp;
 	struct cd_premap premap;
 	struct cd_csum_part *pages_csum; /* per task: what it read premapping */
-	int *status_fds;                 /* per task: its end of the status pipe (report) */
+	/* streamed page data: per task, in memory shared with the tasks, 0
+	 * until the controller wrote its premapped data, then 1 (2: failed) */
+	uint32_t *filled;
+	size_t filled_len;
+	int *status_fds; /* per task: its end of the status pipe (report) */
 	int status_w;
 	pid_t root;
 	bool leave_stopped;
@@ -280,31 +286,49 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
 	exit_as(t->exit_status);
 }
 
-/* Maps and fills t's premapped memory (mem.c) before t clones its
- * children, which inherit it copy-on-write. The page file is opened with
- * the controller's rights, as the controller reads it; the mapped files
- * with the owner's (open_as). What the task reads is checksummed into
- * csum, which the controller checks before the task runs (mem.c). */
-static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
-                         struct cd_page_reader *pr, struct cd_csum_part *csum, cd_err *err)
+/* Streamed page data: asks the controller to write t's premapped data
+ * (wait_ready) and waits until it did. The decoding threads run in the
+ * controller: this task was made by a raw clone3, with no fork handlers
+ * run, so its libc state (malloc's locks, the thread list) is not one to
+ * start threads from (docs/engine.md, "Parallel streams"). */
+static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err *err)
 {
-	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, pr, csum, err);
+	uint32_t *w = &s->filled[t - s->img.tasks], v;
+	struct ready_msg m = {.pid = getpid(), .fill = true};
+
+	if (write(s->status_w, &m, sizeof(m)) != sizeof(m))
+		return cd_err_sys(err, errno, "ask for the premapped data");
+	while (!(v = __atomic_load_n(w, __ATOMIC_ACQUIRE)))
+		syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL, NULL, 0);
+	if (v != 1)
+		return cd_err_set(err, EIO, "the premapped data could not be written");
+	return 0;
+}
+
+/* Maps and fills t's premapped memory (mem.c) before t clones its
+ * children, which inherit it copy-on-write. The plain page file is opened
+ * with the controller's rights, as the controller reads it; the mapped
+ * files with the owner's (open_as). What the task reads is checksummed
+ * into csum, which the controller checks before the task runs (mem.c).
+ * Streamed data is written in by the controller (wait_filled). */
+static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
+                         struct cd_csum_part *csum, cd_err *err)
+{
+	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, csum, err);
 
 	if (pages_fd >= 0)
 		close(pages_fd);
-	cd_pr_free(pr); /* its threads are gone before the task goes on */
+	if (r >= 0 && s->filled)
+		r = wait_filled(s, t, err);
 	return r;
 }
 
-/* t's page data: the plain file's fd, or a reader of its streams. */
-static int open_pages(struct restore_state *s, const struct cd_task *t, int *ret_fd,
-                      struct cd_page_reader **ret_pr, cd_err *err)
+/* t's plain page file (-1: streamed, written by the controller). */
+static int open_pages(struct restore_state *s, const struct cd_task *t, int *ret_fd, cd_err *err)
 {
 	*ret_fd = -1;
-	*ret_pr = NULL;
 	if (!cd_page_layout_plain(&s->img.pages))
-		return cd_pr_open_layout(s->dirfd, t->pages_file, t->pages_size, &s->img.pages,
-		                         ret_pr, err);
+		return 0;
 	*ret_fd = openat(s->dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
 	if (*ret_fd < 0)
 		return cd_err_sys(err, errno, "open %s", t->pages_file);
@@ -315,9 +339,8 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t,
                          struct cd_csum_part *csum, cd_err *err)
 {
 	struct fsid_saved unused;
-	struct cd_page_reader *pr;
 	int pages_fd;
-	int r = open_pages(s, t, &pages_fd, &pr, err);
+	int r = open_pages(s, t, &pages_fd, err);
 
 	if (r < 0)
 		return r;
@@ -328,12 +351,11 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t,
 		if ((r = fsid_enter(s->open_as, &unused, err)) < 0) {
 			if (pages_fd >= 0)
 				close(pages_fd);
-			cd_pr_free(pr);
 			return r;
 		}
 		free(unused.groups);
 	}
-	if ((r = premap_memory(s, t, pages_fd, pr, csum, err)) < 0 ||
+	if ((r = premap_memory(s, t, pages_fd, csum, err)) < 0 ||
 	    (r = cd_session_enter(t, err)) < 0)
 		return r;
 	for (size_t i = 0; i < s->img.ntasks; i++) {
@@ -385,20 +407,44 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 
 /* ---- in the controller ---- */
 
+/* Writes task k's premapped data (streamed) while it waits, in one
+ * thread per stream (mem.c, cd_mem_premap_fill), then lets it go on. */
+static int fill_premapped(struct restore_state *s, size_t k, pid_t pid, cd_err *err)
+{
+	int r = cd_mem_premap_fill(&s->premap, &s->img, s->dirfd, &s->img.tasks[k], pid,
+	                           &s->pages_csum[k], err);
+
+	__atomic_store_n(&s->filled[k], r < 0 ? 2 : 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &s->filled[k], FUTEX_WAKE, 1, NULL, NULL, 0);
+	return r;
+}
+
 static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 {
-	for (size_t i = 0; i < s->img.ntasks; i++) {
+	for (size_t i = 0; i < s->img.ntasks;) {
 		struct ready_msg m;
 		ssize_t n = read(status_r, &m, sizeof(m));
+		size_t k = 0;
 		if (n != sizeof(m))
 			return cd_err_set(err, EIO, "a new task died while being prepared");
 		if (m.code)
 			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
-		for (size_t k = 0; k < s->img.ntasks; k++)
-			if (s->img.tasks[k].pid == m.pid) {
-				s->pages_csum[k] = m.csum;
-				s->status_fds[k] = m.status_fd;
-			}
+		while (k < s->img.ntasks && s->img.tasks[k].pid != m.pid)
+			k++;
+		if (k == s->img.ntasks)
+			return cd_err_set(err, EIO, "a message from unknown pid %d", m.pid);
+		if (m.fill) {
+			if (!s->filled)
+				return cd_err_set(err, EIO, "pid %d asks for data", m.pid);
+			int r = fill_premapped(s, k, m.pid, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* what the task summed itself, beside what fill_premapped did */
+		cd_csum_part_merge(&s->pages_csum[k], &m.csum);
+		s->status_fds[k] = m.status_fd;
+		i++;
 	}
 	return 0;
 }
@@ -861,6 +907,22 @@ static int check_lazy(const struct restore_state *s, cd_err *err)
 	                  "restore it without --lazy");
 }
 
+/* The words the tasks wait on for their streamed data (wait_filled):
+ * shared, so they see the controller's; every task's copy goes with the
+ * rest of the controller's mappings (cd_layout_unmap_rest). */
+static int map_filled(struct restore_state *s, cd_err *err)
+{
+	size_t len = (s->img.ntasks * sizeof(*s->filled) + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	void *p = mmap(NULL, len ? len : CD_PAGE_SIZE, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map the tasks' fill words");
+	s->filled = p;
+	s->filled_len = len ? len : CD_PAGE_SIZE;
+	return 0;
+}
+
 static int do_restore(struct restore_state *s, const struct cd_restore_opts *opts, cd_err *err)
 {
 	int r;
@@ -904,6 +966,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 		return r;
 	if (s->img.nplugins &&
 	    (r = cd_plugins_restore_prepare(s->plugins, &s->img, opts->dir, err)) < 0)
+		return r;
+	if (!cd_page_layout_plain(&s->img.pages) && (r = map_filled(s, err)) < 0)
 		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
@@ -977,6 +1041,8 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	cd_chain_free(s.chain);
 	free(s.pages_csum);
 	free(s.status_fds);
+	if (s.filled)
+		munmap(s.filled, s.filled_len);
 	cd_image_free(&s.img);
 	if (s.dirfd >= 0)
 		close(s.dirfd);
