@@ -761,7 +761,7 @@ static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_p
 static int sr_walk(struct stream_r *st, unsigned s, uint64_t k, cd_err *err)
 {
 	while (st->walk_k[s] <= k && st->walk_k[s] < st->nchunks) {
-		struct rec_head h;
+		struct rec_head h = {0};
 		uint64_t j = st->walk_k[s];
 		int r =
 		    rec_read_head(st, &st->f[s], st->walk_at[s], chunk_len(st->size, j), &h, err);
@@ -778,7 +778,7 @@ static int sr_walk(struct stream_r *st, unsigned s, uint64_t k, cd_err *err)
 static int sr_chunk(struct stream_r *st, uint64_t k, uint8_t *dst, cd_err *err)
 {
 	const struct sr_file *f = &st->f[k % st->n];
-	struct rec_head h;
+	struct rec_head h = {0};
 	int r;
 
 	if (st->codec == CD_CODEC_NONE)
@@ -955,7 +955,7 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	const struct sr_file *file = &st->f[k % st->n];
 	uint64_t c0 = k * CD_STREAM_CHUNK, len = chunk_len(st->size, k);
 	size_t np = fill_pieces(f, c0, len, di, buf, pc);
-	struct rec_head h;
+	struct rec_head h = {0};
 	int r = 0;
 
 	/* what comes next is read while this chunk is decoded and written */
@@ -987,9 +987,11 @@ static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_
 	struct sr_dec dec = {0};
 	uint64_t pos = 0;
 	size_t di = 0;
-	int r = !buf || !pc ? cd_err_set(err, ENOMEM, "out of memory")
-	                    : sr_dec_init(&dec, st->codec, err);
+	int r;
 
+	if (!buf || !pc)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	r = sr_dec_init(&dec, st->codec, err);
 	for (uint64_t k = s; k < st->nchunks && r >= 0; k += st->n) {
 		if (__atomic_load_n(&f->stop, __ATOMIC_RELAXED))
 			break;
