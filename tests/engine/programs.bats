@@ -76,11 +76,14 @@ python_roundtrip() {
 import os, time
 trig = os.environ["CEDANA_WL_TRIGGER"]
 state = {"n": 0, "data": [i * i for i in range(100000)]}
+while state["n"] < 20:
+    state["n"] += 1
+    time.sleep(0.01)
 print("READY", flush=True)
 while not os.path.exists(trig):
     state["n"] += 1
     time.sleep(0.01)
-ok = state["n"] > 10 and sum(state["data"]) == sum(i * i for i in range(100000))
+ok = state["n"] >= 20 and sum(state["data"]) == sum(i * i for i in range(100000))
 print("PASS" if ok else "FAIL: state lost", flush=True)
 ' </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
