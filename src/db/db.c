@@ -609,17 +609,18 @@ static void set_synchronous(struct db *db, int level)
 
 static int inflight_insert(struct db *db, struct db_inflight *op, cd_err *err);
 
-/* The journal entry is written before the worker starts, so it lies on the
- * way of every restore (lazy restore's 50 ms included) and every dump: it
- * is committed without the WAL's fdatasync (13-570 ms on a loaded disk).
- * In WAL mode that commit still outlives the daemon's crash, which is what
- * the journal is for (recover.c); only a power loss may drop it, and that
- * takes the worker and the restored tree with it, and the unsynced scratch
- * directory and output file it names may be gone as well. The next
- * synchronous commit (the job's record) syncs it. */
+/* A restore's journal entry is written before its worker starts, so it lies
+ * on the way of every restore (lazy restore's 50 ms included): it is
+ * committed without the WAL's fdatasync (13-570 ms on a loaded disk). In WAL
+ * mode that commit still outlives the daemon's crash, which is what the
+ * journal is for (recover.c); only a power loss may drop it, and that takes
+ * the worker and the restored tree with it, and the unsynced scratch
+ * directory and output file it names may be gone as well. The next synced
+ * commit (the job's record) syncs it. A dump's entry stays synced: after
+ * a power loss it is what records a checkpoint that reached its path. */
 int db_inflight_insert(struct db *db, struct db_inflight *op, cd_err *err)
 {
-	int level = synchronous_level(db);
+	int level = strcmp(op->kind, "restore") == 0 ? synchronous_level(db) : -1;
 	int r;
 
 	if (level > 1)
