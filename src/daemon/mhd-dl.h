@@ -28,7 +28,8 @@
 /* clang-format on */
 
 struct daemon_mhd_api {
-#define DAEMON_MHD_FIELD(f) __typeof__(&f) f;
+/* f names a function, and the member after it: nothing to parenthesize */
+#define DAEMON_MHD_FIELD(f) __typeof__(&f) f; /* NOLINT(bugprone-macro-parentheses) */
 	DAEMON_MHD_FUNCS(DAEMON_MHD_FIELD)
 #undef DAEMON_MHD_FIELD
 };

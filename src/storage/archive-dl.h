@@ -51,7 +51,8 @@
 /* clang-format on */
 
 struct storage_archive_api {
-#define STORAGE_ARCHIVE_FIELD(f) __typeof__(&f) f;
+/* f names a function, and the member after it: nothing to parenthesize */
+#define STORAGE_ARCHIVE_FIELD(f) __typeof__(&f) f; /* NOLINT(bugprone-macro-parentheses) */
 	STORAGE_ARCHIVE_FUNCS(STORAGE_ARCHIVE_FIELD)
 #undef STORAGE_ARCHIVE_FIELD
 };
