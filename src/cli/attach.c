@@ -1,5 +1,5 @@
-/* The client end of attach: an HTTP upgrade on a plain socket (libcurl has
- * no API for a bidirectional upgraded stream), then frames both ways. */
+/* The client end of attach: an HTTP upgrade on a plain socket, then frames
+ * both ways. */
 #include "cli/client.h"
 
 #include <errno.h>
@@ -31,49 +31,6 @@ static void on_signal(int sig)
 		got_winch = 1;
 	else
 		got_signal = 1;
-}
-
-static int connect_unix(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
-static int connect_tcp(const char *address)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-	_cleanup_free_ char *host = strdup(address);
-	char *colon = host ? strrchr(host, ':') : NULL;
-	int fd, e;
-
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-		return -EHOSTUNREACH;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	e = fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0 ? errno : 0;
-	freeaddrinfo(res);
-	if (e) {
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
-	return fd;
 }
 
 /* Reads the response head byte by byte, so nothing of the stream is consumed. */
@@ -133,9 +90,9 @@ static int upgrade(const struct cd_config *cfg, const char *jid, cd_err *err)
 	int status = 0;
 
 	if (strcmp(cfg->protocol, "unix") == 0)
-		fd = connect_unix(cfg->address);
+		fd = client_connect_unix(cfg->address);
 	else
-		fd = connect_tcp(cfg->address);
+		fd = client_connect_tcp(cfg->address);
 	if (fd < 0)
 		return cd_err_set(err, ECONNREFUSED,
 		                  "cannot reach the daemon at %s: is it running? start it with: "

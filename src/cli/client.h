@@ -1,4 +1,4 @@
-/* The CLI's side of the API: one JSON request to the daemon (libcurl over
+/* The CLI's side of the API: one JSON request to the daemon (HTTP/1.1 over
  * the unix socket, or tcp), and the attach stream. */
 #pragma once
 
@@ -12,6 +12,10 @@
  * EPERM, EEXIST or EINVAL for 404, 403, 409 and 400. */
 int client_call(const struct cd_config *cfg, const char *method, const char *path, json_t *body,
                 json_t **ret, cd_err *err);
+
+/* A connected socket to a unix socket path or host:port, or -errno. */
+int client_connect_unix(const char *path);
+int client_connect_tcp(const char *address);
 
 /* A job id made safe for a URL path (malloc'd). */
 char *client_escape(const char *s);

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "daemon/mhd-dl.h"
 #include "daemon/check.h"
 #include "daemon/cr.h"
 #include "daemon/fields.h"

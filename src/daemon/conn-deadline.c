@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "daemon/mhd-dl.h"
 #include "shared/log.h"
 
 /* How often the watchdog looks: the deadline holds to within this. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "daemon/mhd-dl.h"
 #include "shared/log.h"
 
 void conn_limit_init(struct conn_limit *cl)

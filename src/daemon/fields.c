@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "daemon/mhd-dl.h"
+
 /* The field, or NULL when absent or null. */
 static json_t *get(json_t *body, const char *name)
 {

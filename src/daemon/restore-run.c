@@ -166,8 +166,10 @@ int cr_restore_run(const struct cr_restore_run *r, pid_t *ret_pid, cd_err *err)
 	}
 	stdio_opts(&r->stdio, &o);
 	/* after the unpack: no plugin code runs while the owner's files are read */
+	double t0 = op_now_ms();
 	if (cr_plugins_load(r->plugins_dir, &o.plugins, err) < 0)
 		return -(err->code ? err->code : EIO);
+	op_time(r->op, "plugins (scan, load)", op_now_ms() - t0);
 	/* Until the engine's first progress call (its "verify" of System V
 	 * segments' page files, or its "restore" once 4 MiB of pages are in): it
 	 * reads and checks the image, opens its files, makes the tree. The

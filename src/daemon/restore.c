@@ -61,6 +61,7 @@ struct restore_req {
 	int ack[2];   /* daemon → worker: registered, you may exit (closed) */
 	struct op_shared *op;
 	const char *plugins_dir; /* config's plugins.dir */
+	double fork_at_ms;       /* op_now_ms() right before the worker's fork */
 };
 
 static void close_fd(int *fd)
@@ -264,6 +265,7 @@ static int restore_worker(void *arg)
 	pid_t pid;
 	int rc;
 
+	op_time(r->op, "fork the worker", t0 - r->fork_at_ms);
 	cr_worker_cancellable();
 	close_fd(&r->ready[0]);
 	close_fd(&r->ack[1]);
@@ -358,6 +360,7 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 		return cd_err_sys(err, errno, "restore: pipe");
 	int keep[] = {r->stdio[0], r->stdio[1], r->stdio[2], r->ready[1], r->ack[0]};
 
+	r->fork_at_ms = op_now_ms();
 	rc = job_manager_fork_worker(api->jm, restore_worker, r, keep, ARRAY_SIZE(keep), &worker,
 	                             err);
 	if (rc < 0)
@@ -385,6 +388,7 @@ int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, 
 	                        .ack = {-1, -1},
 	                        .client_fd = client_fd,
 	                        .plugins_dir = api->cfg->plugins_dir};
+	double t0 = op_now_ms();
 	json_t *job = NULL;
 	int rc;
 
@@ -399,6 +403,10 @@ int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, 
 		rc = open_stdio(api, &r, err);
 	if (rc == 0)
 		rc = journal(api, &r, err);
+	/* what the daemon does before the worker: on the way of a lazy restore */
+	if (rc == 0)
+		op_time(r.op, "request (parse, image check, output file, journal)",
+		        op_now_ms() - t0);
 	if (rc == 0)
 		rc = run_restore(api, &r, &job, err);
 	if (rc < 0 && r.log_created)

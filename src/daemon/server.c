@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/mhd-dl.h"
 #include "daemon/api.h"
 #include "daemon/recover.h"
 #include "daemon/conn-deadline.h"
@@ -332,7 +333,9 @@ int daemon_run(const struct cd_config *cfg, cd_err *err)
 	struct MHD_Daemon *mhd;
 	int fd, r;
 
-	r = signals_block(&sigfd, err);
+	r = daemon_mhd_load(err);
+	if (r == 0)
+		r = signals_block(&sigfd, err);
 	if (r < 0)
 		return r;
 	/* restored process trees and orphaned job children become ours to reap */

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/mhd-dl.h"
 #include "daemon/shutdown.h"
 #include "shared/cleanup.h"
 #include "shared/log.h"

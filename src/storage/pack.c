@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "shared/cleanup.h"
+#include "storage/archive-dl.h"
 #include "storage/internal.h"
 
 typedef struct pack_ctx {
@@ -278,6 +279,9 @@ static int pack_archive(const char *root, const storage_tree *t, const char *des
 	if (has_reserved_name(t))
 		return cd_err_set(err, EINVAL, "%s: holds a file named %s*, reserved for archives",
 		                  root, STORAGE_MANIFEST);
+	r = storage_archive_load(err);
+	if (r < 0)
+		return r;
 	r = storage_tmp_name(dest, &tmp, err);
 	if (r < 0)
 		return r;

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "shared/cleanup.h"
+#include "storage/archive-dl.h"
 #include "storage/internal.h"
 
 typedef struct unpack_ctx {
@@ -474,8 +475,10 @@ static int unpack_archive(const char *path, storage_compression fmt, const char 
 	_cleanup_close_ int rootfd = -1;
 	struct archive *a = NULL;
 	struct stat sb;
-	int r;
+	int r = storage_archive_load(err);
 
+	if (r < 0)
+		return r;
 	c.fd = storage_open_direct(AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
 	if (c.fd < 0)
 		return cd_err_sys(err, errno, "%s", path);

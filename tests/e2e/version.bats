@@ -12,3 +12,14 @@ load helpers
 	assert_failure
 	assert_output --partial 'unknown command "frobnicate"'
 }
+
+# restore --lazy runs the tree again within tens of ms; loading these (and
+# the ~35 libraries they pull in) cost every command 25-70 ms at start
+@test "the binary links neither libcurl, libarchive nor libmicrohttpd: loaded when used" {
+	run ldd "$CEDANA"
+	assert_success
+	refute_output --partial libcurl
+	refute_output --partial libarchive
+	refute_output --partial libmicrohttpd
+	refute_output --partial libgnutls
+}
