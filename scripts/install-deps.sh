@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential pkg-config meson ninja-build clang-format
 	clang libclang-rt-dev clang-tidy clang-tools
-	libjansson-dev libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
+	libjansson-dev libsqlite3-dev libmicrohttpd-dev
 	libarchive-dev liblz4-dev libzstd-dev zlib1g-dev libcmocka-dev
 	bats bats-assert bats-support bats-file
 	python3 curl util-linux procps sqlite3 file bc
