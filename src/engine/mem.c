@@ -1700,6 +1700,20 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 
 #define READ_STEP (4u << 20)
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Faults a step's pages in with one call before it is read: the read then
+ * copies into present pages instead of taking a fault per page in the
+ * middle of its copy (docs/engine.md, "Restore performance"). Best
+ * effort: where the kernel lacks it (EINVAL) or it fails, the read faults
+ * the pages in as before, and reports what goes wrong. */
+static void populate(uint8_t *dst, uint64_t len)
+{
+	(void)madvise(dst, len, MADV_POPULATE_WRITE);
+}
+
 /* Reads len bytes of the plain page file (size bytes) at off into dst, in
  * steps checksummed while they are still in the cache. */
 static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uint64_t size,
@@ -1707,6 +1721,7 @@ static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uin
 {
 	for (uint64_t done = 0; done < len;) {
 		uint64_t n = len - done < READ_STEP ? len - done : READ_STEP;
+		populate(dst + done, n);
 		int r = read_full(fd, dst + done, n, off + done, err);
 		if (r < 0)
 			return r;
@@ -1773,6 +1788,10 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
 	uint64_t off = 0;
 	int r = drop_unkept(plan, t, pv, err);
 
+	/* read in order, front to back: a larger read-ahead window keeps the
+	 * disk ahead of the copies (best effort, as populate) */
+	if (pages_fd >= 0)
+		(void)posix_fadvise(pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		uint64_t addr = plan->base + pv[i].off;
