@@ -1,12 +1,11 @@
 #define STORAGE_ARCHIVE_DL_IMPL
 #include "storage/archive-dl.h"
 
-#include <dlfcn.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <string.h>
+
+#include "shared/dl.h"
 
 struct storage_archive_api storage_archive;
 
@@ -14,28 +13,14 @@ static char load_error[256];
 static bool loaded;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-static bool load_sym(void *lib, const char *name, void *ret)
-{
-	void *f = dlsym(lib, name);
-
-	if (!f)
-		snprintf(load_error, sizeof(load_error), "%s", dlerror());
-	memcpy(ret, &f, sizeof(f)); /* object to function pointer (POSIX dlsym) */
-	return f != NULL;
-}
-
 static void load(void)
 {
 	/* never closed: the process keeps it until it exits */
-	void *lib = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+	void *lib = cd_dl_open("libarchive.so.13", load_error, sizeof(load_error));
 	struct storage_archive_api a;
 	bool ok = lib != NULL;
 
-	if (!lib) {
-		snprintf(load_error, sizeof(load_error), "%s", dlerror());
-		return;
-	}
-#define STORAGE_ARCHIVE_LOAD(f) ok = ok && load_sym(lib, #f, &a.f);
+#define STORAGE_ARCHIVE_LOAD(f) ok = ok && cd_dl_sym(lib, #f, &a.f, load_error, sizeof(load_error));
 	STORAGE_ARCHIVE_FUNCS(STORAGE_ARCHIVE_LOAD)
 #undef STORAGE_ARCHIVE_LOAD
 	if (!ok)
