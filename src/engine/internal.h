@@ -112,6 +112,9 @@ struct cd_premap {
  * task. */
 bool cd_lazy_vma(const struct cd_vma *v);
 int cd_lazy_new(struct cd_lazy **ret, cd_err *err);
+/* The image's page layout (plain by default): streamed page data is
+ * decoded by the server where a fault or the pass needs it. */
+void cd_lazy_set_layout(struct cd_lazy *lz, const struct cd_page_layout *l);
 int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
                      const struct cd_vma *v, uint64_t off, cd_err *err);
 /* Stops the thread that answers faults while the restore runs. */

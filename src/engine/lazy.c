@@ -36,6 +36,7 @@
 #include <linux/userfaultfd.h>
 
 #include "engine/internal.h"
+#include "engine/pageio.h"
 #include "shared/cleanup.h"
 
 #define PAGE       CD_PAGE_SIZE
@@ -67,6 +68,10 @@ struct lz_file {
 	uint64_t size, csum;
 	/* the page file, mapped: copied from without a read into a buffer */
 	const uint8_t *map;
+	/* streamed (--streams): no file to map; the pass and the faults each
+	 * decode what they need into a reader's window of their own, so that a
+	 * fault answered in the middle of the pass's chunk does not move it */
+	struct cd_page_reader *pass_pr, *fault_pr;
 	uint64_t hint; /* the chunk the pass goes on with: after a fault, its */
 	/* a copy: the server outlives the image it was planned from */
 	char name[sizeof(((struct cd_task *)0)->pages_file)];
@@ -77,10 +82,13 @@ struct cd_lazy {
 	size_t nmm;
 	struct lz_file *files;
 	size_t nfiles;
-	/* the chunk the pass copies: a fault there gets more at once */
+	/* the chunk the pass copies, at cur_src: a fault there gets more at
+	 * once, from there */
 	size_t cur_file;
 	uint64_t cur_off, cur_len;
-	uint64_t bytes; /* page data left to the server */
+	const uint8_t *cur_src;
+	struct cd_page_layout layout; /* of every page file */
+	uint64_t bytes;               /* page data left to the server */
 	/* While the restore goes on, faults are answered by a thread of the
 	 * controller (an injected call may touch a registered page), under mu;
 	 * cd_lazy_handover stops it. wake (an eventfd) has it poll again at
@@ -121,8 +129,15 @@ int cd_lazy_new(struct cd_lazy **ret, cd_err *err)
 		return cd_err_sys(err, e, "eventfd for the lazy restore's server");
 	}
 	pthread_mutex_init(&lz->mu, NULL);
+	lz->layout = (struct cd_page_layout){.streams = 1, .codec = CD_CODEC_NONE};
 	*ret = lz;
 	return 0;
+}
+
+void cd_lazy_set_layout(struct cd_lazy *lz, const struct cd_page_layout *l)
+{
+	if (lz && l)
+		lz->layout = *l;
 }
 
 static void mm_close(struct lz_mm *m)
@@ -149,6 +164,8 @@ void cd_lazy_free(struct cd_lazy *lz)
 			close(lz->files[i].pidfd);
 		if (lz->files[i].map)
 			munmap((void *)lz->files[i].map, lz->files[i].size);
+		cd_pr_free(lz->files[i].pass_pr);
+		cd_pr_free(lz->files[i].fault_pr);
 	}
 	close(lz->wake);
 	free(lz->mm);
@@ -247,6 +264,39 @@ int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *er
 	return 0;
 }
 
+/* Opens t's page data for f: a plain file is mapped, streams get two
+ * readers. Either stays open until the pass ends, even once the caller
+ * removes an unpacked image. */
+static int open_pages(const struct cd_lazy *lz, struct lz_file *f, int dirfd,
+                      const struct cd_task *t, cd_err *err)
+{
+	int r;
+
+	if (!cd_page_layout_plain(&lz->layout)) {
+		if ((r = cd_pr_open_layout(dirfd, t->pages_file, t->pages_size, &lz->layout,
+		                           &f->pass_pr, err)) < 0 ||
+		    (r = cd_pr_open_layout(dirfd, t->pages_file, t->pages_size, &lz->layout,
+		                           &f->fault_pr, err)) < 0)
+			return r;
+		return 0;
+	}
+	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)
+		return cd_err_sys(err, errno, "open %s", t->pages_file);
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return cd_err_sys(err, errno, "stat %s", t->pages_file);
+	if ((uint64_t)st.st_size != f->size)
+		return cd_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, not %" PRIu64, t->pages_file,
+		                  (uint64_t)st.st_size, f->size);
+	/* the kernel reads a missing source page during UFFDIO_COPY; a read
+	 * error there is EFAULT, reported (the checksum's are caught, mapped_sum) */
+	void *p = f->size ? mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0) : NULL;
+	if (p == MAP_FAILED)
+		return cd_err_sys(err, errno, "map %s", t->pages_file);
+	f->map = p;
+	return 0;
+}
+
 static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
                     cd_err *err)
 {
@@ -262,22 +312,8 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 	    .fd = -1, .pidfd = -1, .pid = t->pid, .size = t->pages_size, .csum = t->pages_csum};
 	snprintf(f->name, sizeof(f->name), "%s", t->pages_file);
 	lz->nfiles++;
-	/* the open file keeps the image's pages until the pass ends, even
-	 * once the caller removes an unpacked image */
-	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)
-		return cd_err_sys(err, errno, "open %s", t->pages_file);
-	struct stat st;
-	if (fstat(f->fd, &st) < 0)
-		return cd_err_sys(err, errno, "stat %s", t->pages_file);
-	if ((uint64_t)st.st_size != f->size)
-		return cd_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, not %" PRIu64, t->pages_file,
-		                  (uint64_t)st.st_size, f->size);
-	/* the kernel reads a missing source page during UFFDIO_COPY; a read
-	 * error there is EFAULT, reported (the checksum's are caught, mapped_sum) */
-	void *p = f->size ? mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0) : NULL;
-	if (p == MAP_FAILED)
-		return cd_err_sys(err, errno, "map %s", t->pages_file);
-	f->map = p;
+	if ((r = open_pages(lz, f, dirfd, t, err)) < 0)
+		return r;
 	if ((f->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0)) < 0)
 		return cd_err_sys(err, errno, "pidfd_open %d", t->pid);
 	m = realloc(lz->mm, (lz->nmm + 1) * sizeof(*m));
@@ -424,10 +460,45 @@ static int zero_page(struct lz_mm *m, uint64_t addr, cd_err *err)
 	return cd_err_sys(err, errno, "UFFDIO_ZEROPAGE at %" PRIx64, addr);
 }
 
+/* Where the bytes [off, off+*len) of m's page file are for a fault, *len
+ * cut to what is worth copying at once: in the chunk the pass is at (in
+ * memory) as much as one copy of the pass, the program touches on; in a
+ * streamed file up to the end of the decoded chunk, at most as much; in a
+ * mapped file elsewhere a little. */
+static int fault_src(struct cd_lazy *lz, const struct lz_mm *m, uint64_t off, uint64_t *len,
+                     const uint8_t **ret, cd_err *err)
+{
+	struct lz_file *f = &lz->files[m->file];
+	uint64_t most = LAZY_FAULT;
+
+	if (m->file == lz->cur_file && lz->cur_off <= off && off < lz->cur_off + lz->cur_len) {
+		most = lz->cur_off + lz->cur_len - off;
+		most = most < LAZY_COPY ? most : LAZY_COPY;
+		*len = *len < most ? *len : most;
+		*ret = lz->cur_src + (off - lz->cur_off);
+		return 0;
+	}
+	if (!f->fault_pr) {
+		*len = *len < most ? *len : most;
+		*ret = f->map + off;
+		return 0;
+	}
+	most = CD_STREAM_CHUNK - off % CD_STREAM_CHUNK;
+	most = most < LAZY_COPY ? most : LAZY_COPY;
+	*len = *len < most ? *len : most;
+	const void *src;
+	int r = cd_pr_at(f->fault_pr, off, (size_t)*len, &src, err);
+	if (r < 0)
+		return cd_err_wrap(err, "%s", f->name);
+	*ret = src;
+	return 0;
+}
+
 /* 1 when the fault at addr is answered, 0 to retry after the events. */
 static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_err *err)
 {
 	const struct lz_range *x = range_at(m, addr);
+	const uint8_t *src = NULL;
 	int r;
 
 	addr &= ~(uint64_t)(PAGE - 1);
@@ -435,17 +506,10 @@ static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_e
 		return zero_page(m, addr, err);
 	uint64_t len = x->addr + x->len - addr, done;
 	uint64_t off = x->off + (addr - x->addr);
-	const struct lz_file *f = &lz->files[m->file];
 	/* the pass goes on where the program works */
 	lz->files[m->file].hint = off / LAZY_CHUNK;
-	/* in the chunk the pass reads (in memory): as much as one copy of
-	 * the pass, the program touches on; elsewhere a little */
-	uint64_t most =
-	    m->file == lz->cur_file && lz->cur_off <= off && off < lz->cur_off + lz->cur_len
-	        ? LAZY_COPY
-	        : LAZY_FAULT;
-	len = len < most ? len : most;
-	const uint8_t *src = f->map + off;
+	if ((r = fault_src(lz, m, off, &len, &src, err)) < 0)
+		return r;
 	if ((r = copy_once(m, addr, src, len, &done, err)) <= 0)
 		return r;
 	if (done == PAGE && len > PAGE) {
@@ -696,18 +760,26 @@ static int fill_chunk(struct cd_lazy *lz, size_t fi, uint64_t c, struct cd_csum_
 	const struct lz_file *f = &lz->files[fi];
 	uint64_t off = c * LAZY_CHUNK,
 	         end = f->size - off < LAZY_CHUNK ? f->size : off + LAZY_CHUNK;
+	const void *src = f->map + off;
 	int r;
 
+	/* streamed: the whole chunk decoded first (a bad record fails here),
+	 * and summed from the decoded bytes */
+	if (f->pass_pr && (r = cd_pr_at(f->pass_pr, off, (size_t)(end - off), &src, err)) < 0)
+		return r;
 	lz->cur_file = fi;
 	lz->cur_off = off;
 	lz->cur_len = end - off;
+	lz->cur_src = src;
 	for (uint64_t at = off; at < end; at += LAZY_COPY) {
 		uint64_t n = end - at < LAZY_COPY ? end - at : LAZY_COPY;
-		if ((r = mapped_sum(sum, f, at, n, err)) < 0)
+		const uint8_t *p = lz->cur_src + (at - off);
+		if (f->pass_pr)
+			cd_csum_part_add(sum, p, (size_t)n, at, f->size);
+		else if ((r = mapped_sum(sum, f, at, n, err)) < 0)
 			return r;
 		for (size_t i = 0; i < lz->nmm; i++)
-			if (lz->mm[i].file == fi &&
-			    (r = copy_span(lz, i, at, n, f->map + at, err)) < 0)
+			if (lz->mm[i].file == fi && (r = copy_span(lz, i, at, n, p, err)) < 0)
 				return r;
 	}
 	if (cd_fault("lazy-read") && end >= f->size / 2)
@@ -737,9 +809,11 @@ static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
 			break;
 		uint64_t c = next_chunk(f, done, n, &low);
 		bool jumped = c != prev + 1;
-		posix_fadvise(f->fd, (off_t)((jumped ? c : c + LAZY_AHEAD) * LAZY_CHUNK),
-		              (off_t)((jumped ? LAZY_AHEAD + 1 : 1) * LAZY_CHUNK),
-		              POSIX_FADV_WILLNEED);
+		/* (the streams' readers are sequential: the kernel reads ahead) */
+		if (f->map)
+			posix_fadvise(f->fd, (off_t)((jumped ? c : c + LAZY_AHEAD) * LAZY_CHUNK),
+			              (off_t)((jumped ? LAZY_AHEAD + 1 : 1) * LAZY_CHUNK),
+			              POSIX_FADV_WILLNEED);
 		done[c] = true;
 		prev = c;
 		f->hint = c + 1;
@@ -750,6 +824,10 @@ static int pass_file(struct cd_lazy *lz, size_t fi, cd_err *err)
 			r = serve(lz, 20, err);
 	}
 	lz->cur_len = 0;
+	lz->cur_src = NULL;
+	/* streamed: every record well formed and nothing after the last */
+	if (r >= 0 && f->pass_pr)
+		r = cd_pr_check_ends(f->pass_pr, err);
 	if (r < 0)
 		return cd_err_wrap(err, "%s", f->name);
 	if (cd_csum_part_final(&sum, f->size) != f->csum)

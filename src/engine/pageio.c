@@ -1150,6 +1150,11 @@ int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **r
 	return 0;
 }
 
+int cd_pr_check_ends(struct cd_page_reader *pr, cd_err *err)
+{
+	return pr->st ? sr_check_ends(pr->st, err) : 0;
+}
+
 void cd_pr_free(struct cd_page_reader *pr)
 {
 	if (!pr)

@@ -81,6 +81,11 @@ int cd_pr_check(const struct cd_page_reader *pr, const struct cd_csum_part *othe
  * streams them checks them). */
 int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **ret_src,
              cd_err *err);
+/* For a reader that read its data with cd_pr_at only (the lazy server's):
+ * every record of every stream well formed and nothing after the last
+ * (cd_pr_check's framing check, without its position and sum). 0 when
+ * plain. */
+int cd_pr_check_ends(struct cd_page_reader *pr, cd_err *err);
 void cd_pr_free(struct cd_page_reader *pr);
 static inline void cd_pr_freep(struct cd_page_reader **pr)
 {

@@ -895,16 +895,12 @@ static int check_image(struct restore_state *s, const struct cd_restore_opts *op
 	return opts->check(&s->img, opts->check_userdata, err);
 }
 
-/* The lazy server copies a task's pages straight from its page file as it
- * lies on disk (lazy.c): streams, compressed or not, are refused before
- * anything is made. */
+/* The lazy server decodes streamed pages where it needs them (lazy.c). */
 static int check_lazy(const struct restore_state *s, cd_err *err)
 {
-	if (!s->lazy || cd_page_layout_plain(&s->img.pages))
-		return 0;
-	return cd_err_set(err, EOPNOTSUPP,
-	                  "--lazy: the image's pages are in streams (dumped with --streams): "
-	                  "restore it without --lazy");
+	(void)err;
+	cd_lazy_set_layout(s->lazy, &s->img.pages);
+	return 0;
 }
 
 /* The words the tasks wait on for their streamed data (wait_filled):
