@@ -278,6 +278,8 @@ static int open_pages(const struct cd_lazy *lz, struct lz_file *f, int dirfd,
 		    (r = cd_pr_open_layout(dirfd, t->pages_file, t->pages_size, &lz->layout,
 		                           &f->fault_pr, err)) < 0)
 			return r;
+		/* faults jump: no read-ahead of what the pass will read anyway */
+		cd_pr_advise_random(f->fault_pr);
 		return 0;
 	}
 	if ((f->fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC)) < 0)

@@ -1871,6 +1871,22 @@ static int put_task_pieces(void *arg, const struct cd_page_piece *p, size_t n, c
 	return 0;
 }
 
+/* Whether t's premapped data d is a small part of its page file, the rest
+ * left to a lazy restore's server: then only that part is read. */
+static bool fill_sparse(const struct cd_premap *plan, const struct cd_image *img,
+                        const struct cd_task *t, const struct cd_page_dest *d, size_t n)
+{
+	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
+	uint64_t want = 0;
+	bool lazy = false;
+
+	for (size_t i = 0; plan->lazy && pv && i < t->nvmas; i++)
+		lazy |= pv[i].lazy;
+	for (size_t i = 0; i < n; i++)
+		want += d[i].len;
+	return lazy && want < t->pages_size / 4;
+}
+
 int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
                        const struct cd_task *t, pid_t pid, struct cd_csum_part *csum, cd_err *err)
 {
@@ -1880,8 +1896,10 @@ int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img,
 
 	if (r < 0 || !n)
 		return r;
-	r = cd_page_fill(dirfd, t->pages_file, t->pages_size, &img->pages, d, n, put_task_pieces,
-	                 &pid, csum, err);
+	/* lazily, most of the data is the server's: only what is wanted read */
+	r = (fill_sparse(plan, img, t, d, n) ? cd_page_fill_sparse : cd_page_fill)(
+	    dirfd, t->pages_file, t->pages_size, &img->pages, d, n, put_task_pieces, &pid, csum,
+	    err);
 	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
 }
 

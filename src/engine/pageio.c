@@ -1150,6 +1150,62 @@ int cd_pr_at(struct cd_page_reader *pr, uint64_t off, size_t len, const void **r
 	return 0;
 }
 
+void cd_pr_advise_random(struct cd_page_reader *pr)
+{
+	if (!pr->st) {
+		if (pr->map)
+			(void)madvise(pr->map, pr->size, MADV_RANDOM);
+		return;
+	}
+	for (unsigned s = 0; s < pr->st->n; s++)
+		(void)posix_fadvise(pr->st->f[s].fd, 0, 0, POSIX_FADV_RANDOM);
+}
+
+/* Before a walk of a compressed stream's headers up to chunk last: each
+ * header is where it lies if every record before it was stored as it is
+ * (incompressible data: the usual case for a large image), so those pages
+ * are asked for at once, and the walk, one header after the other, finds
+ * them read. A guess that is wrong costs a page read for nothing. */
+static void guess_heads(const struct stream_r *st, uint64_t last)
+{
+	if (st->codec == CD_CODEC_NONE)
+		return; /* no headers: a chunk's place is known */
+	for (uint64_t k = 0; k <= last && k < st->nchunks; k++)
+		(void)posix_fadvise(st->f[k % st->n].fd,
+		                    (off_t)(k / st->n * rec_size(CD_STREAM_CHUNK)), REC_HEAD,
+		                    POSIX_FADV_WILLNEED);
+}
+
+int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                        struct cd_csum_part *csum, cd_err *err)
+{
+	_cleanup_(cd_pr_freep) struct cd_page_reader *pr = NULL;
+	int r = cd_pr_open_layout(dirfd, name, size, l, &pr, err);
+
+	if (r < 0)
+		return r;
+	cd_pr_advise_random(pr);
+	if (pr->st && nd)
+		guess_heads(pr->st, (d[nd - 1].off + d[nd - 1].len - 1) / CD_STREAM_CHUNK);
+	for (size_t i = 0; i < nd; i++) {
+		for (uint64_t at = d[i].off, end = d[i].off + d[i].len; at < end;) {
+			/* one chunk at a time: the window holds one */
+			uint64_t n = CD_STREAM_CHUNK - at % CD_STREAM_CHUNK;
+			n = n < end - at ? n : end - at;
+			const void *src;
+			if ((r = cd_pr_at(pr, at, (size_t)n, &src, err)) < 0)
+				return r;
+			cd_csum_part_add(csum, src, (size_t)n, at, size);
+			struct cd_page_piece pc = {src, n, d[i].to + (at - d[i].off)};
+			if ((r = put(arg, &pc, 1, err)) < 0)
+				return r;
+			at += n;
+		}
+	}
+	return 0;
+}
+
 int cd_pr_check_ends(struct cd_page_reader *pr, cd_err *err)
 {
 	return pr->st ? sr_check_ends(pr->st, err) : 0;

@@ -116,3 +116,14 @@ typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err);
+/* As cd_page_fill, for destinations that are a small part of the data (a
+ * lazy restore's premapped mappings, the rest left to its server): in
+ * this thread, only the chunks they want decoded, and of the others only
+ * the record headers read that lead to them, with no read-ahead (a
+ * walk of cd_page_fill reads ahead over every chunk: the whole image). */
+int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                        struct cd_csum_part *csum, cd_err *err);
+/* The reader's files are read where asked, not ahead (a lazy restore's
+ * faults jump). */
+void cd_pr_advise_random(struct cd_page_reader *pr);
