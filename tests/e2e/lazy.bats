@@ -37,3 +37,17 @@ teardown() {
 	assert_success
 	assert_output --partial PASS
 }
+
+@test "restore job --lazy: a checkpoint of lz4 streams (--streams 2), memory changed while it loads → PASS, exit 0" {
+	CEDANA_WL_TRIGGER=$(trigger_of s) "$CEDANA" run process --jid s -- "$WL_BIN/wl-lazy-fork" 128
+	wait_file_contains "$(log_of s)" READY
+	run "$CEDANA" dump job s --streams 2 --compression lz4
+	assert_success
+	assert_output --partial "lz4 in 2 streams"
+	run "$CEDANA" restore job s --lazy
+	assert_success
+	assert_output --regexp '^Restored job s \(pid [0-9]+\)$'
+	touch "$(trigger_of s)"
+	wait_job_field s exit_code 0 || { cat "$(log_of s)" >&2; false; }
+	assert_file_contains "$(log_of s)" '^PASS$'
+}
