@@ -1,5 +1,6 @@
 #include "engine/pageio.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -1185,6 +1186,7 @@ int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct
 
 	if (r < 0)
 		return r;
+	assert(pr); /* set on success: the analyzer cannot see that cd_err_set is negative */
 	cd_pr_advise_random(pr);
 	if (pr->st && nd)
 		guess_heads(pr->st, (d[nd - 1].off + d[nd - 1].len - 1) / CD_STREAM_CHUNK);
@@ -1193,7 +1195,7 @@ int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct
 			/* one chunk at a time: the window holds one */
 			uint64_t n = CD_STREAM_CHUNK - at % CD_STREAM_CHUNK;
 			n = n < end - at ? n : end - at;
-			const void *src;
+			const void *src = NULL;
 			if ((r = cd_pr_at(pr, at, (size_t)n, &src, err)) < 0)
 				return r;
 			cd_csum_part_add(csum, src, (size_t)n, at, size);
