@@ -46,6 +46,13 @@ struct cd_page_region {
 #define CD_PAGE_IS_WRITTEN       (1ULL << 1)
 #define CD_PAGE_IS_PRESENT       (1ULL << 3)
 #define CD_PAGE_IS_SWAPPED       (1ULL << 4)
+#define CD_PAGE_IS_GUARD         (1ULL << 8) /* Linux 6.14 */
+
+/* The bits of a /proc/PID/pagemap entry (mem.c reads the same). */
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAPPED   (1ULL << 62)
+#define PM_GUARD     (1ULL << 58)
+#define PM_EXCLUSIVE (1ULL << 56)
 
 #define SCAN_VEC 1024
 
@@ -281,6 +288,60 @@ static bool sorted_has(const uint64_t *v, size_t n, uint64_t x)
 			hi = mid;
 	}
 	return lo < n && v[lo] == x;
+}
+
+bool cd_dirty_tracked(const struct cd_dirty *d, const struct cd_vma *v)
+{
+	return d && sorted_has(d->tracked, d->ntracked, v->start);
+}
+
+/* The entries of the pages of region r that lie in [addr, addr + cnt
+ * pages). */
+static void region_entries(const struct cd_page_region *r, uint64_t addr, uint64_t cnt,
+                           bool exclusive, uint64_t *pm)
+{
+	uint64_t e = r->categories & CD_PAGE_IS_GUARD ? PM_SWAPPED | PM_GUARD
+	             : r->categories & CD_PAGE_IS_PRESENT
+	                 ? PM_PRESENT | (exclusive ? PM_EXCLUSIVE : 0)
+	                 : PM_SWAPPED;
+	uint64_t from = r->start > addr ? (r->start - addr) / CD_PAGE_SIZE : 0;
+	uint64_t to = (r->end - addr) / CD_PAGE_SIZE;
+
+	for (uint64_t i = from; i < to && i < cnt; i++)
+		pm[i] = e;
+}
+
+int cd_dirty_pagemap(int pm_fd, uint64_t addr, uint64_t cnt, bool exclusive, uint64_t *pm,
+                     cd_err *err)
+{
+	struct cd_page_region vec[SCAN_VEC];
+	const uint64_t cats = CD_PAGE_IS_PRESENT | CD_PAGE_IS_SWAPPED | CD_PAGE_IS_GUARD;
+	uint64_t start = addr, end = addr + cnt * CD_PAGE_SIZE;
+
+	memset(pm, 0, cnt * sizeof(*pm));
+	while (start < end) {
+		/* no write-protect: only a look (a guard page is swapped too) */
+		struct cd_pm_scan_arg a = {.size = sizeof(a),
+		                           .start = start,
+		                           .end = end,
+		                           .vec = (uint64_t)(uintptr_t)vec,
+		                           .vec_len = SCAN_VEC,
+		                           .category_anyof_mask = cats,
+		                           .return_mask = cats};
+		long n = ioctl(pm_fd, CD_PAGEMAP_SCAN, &a);
+		if (n < 0 && errno == EINVAL)
+			return 1;
+		if (n < 0)
+			return cd_err_sys(err, errno, "PAGEMAP_SCAN %" PRIx64 "-%" PRIx64, start,
+			                  end);
+		for (long i = 0; i < n; i++)
+			region_entries(&vec[i], addr, cnt, exclusive, pm);
+		if (a.walk_end <= start)
+			return cd_err_set(err, EIO, "PAGEMAP_SCAN made no progress at %" PRIx64,
+			                  start);
+		start = a.walk_end;
+	}
+	return 0;
 }
 
 /* The first written range that ends after addr (d->n: none). */

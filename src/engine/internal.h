@@ -271,6 +271,16 @@ struct cd_dirty_cursor {
 bool cd_dirty_unchanged(const struct cd_dirty *d, const struct cd_vma *v, uint64_t addr,
                         struct cd_dirty_cursor *c);
 void cd_dirty_free(struct cd_dirty *d);
+/* Whether v is tracked: its pages not written since are the parent's. */
+bool cd_dirty_tracked(const struct cd_dirty *d, const struct cd_vma *v);
+/* What /proc/PID/pagemap (pm_fd) reads for pages [addr, addr + cnt * 4096)
+ * of a tracked mapping, as far as an incremental dump looks at it:
+ * present (exclusive when told so), swapped, guard, else 0; the page
+ * frames are not given. From PAGEMAP_SCAN, which looks at no page of the
+ * mapping (pagemap reads each one's map count, a tenth of a second a GiB
+ * under load). 1 when this kernel's PAGEMAP_SCAN cannot tell guard pages. */
+int cd_dirty_pagemap(int pm_fd, uint64_t addr, uint64_t cnt, bool exclusive, uint64_t *pm,
+                     cd_err *err);
 /* Whether mapping [start, end) of pid is registered by this dump's own
  * trackers (VmFlags "uw" that is not the program's). */
 bool cd_dirty_ours(pid_t pid, uint64_t start, uint64_t end);

@@ -491,6 +491,42 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 	return 0;
 }
 
+/* Whether a task of the image is a child of pid: a page pid wrote since
+ * the previous dump may then be shared with it again. */
+static bool has_child(const struct cd_image *img, pid_t pid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (img->tasks[i].ppid == pid && img->tasks[i].pid != pid)
+			return true;
+	return false;
+}
+
+/* The pagemap entries of a batch. A tracked mapping of a task with no
+ * parent in the tree (so no page frames to compare) is looked at with
+ * PAGEMAP_SCAN instead: the dump wants only its present and swapped pages
+ * there (the written ones are known, the others are the parent image's),
+ * and reading pagemap costs a look at every page. Its pages are taken as
+ * mapped by the task alone unless it has children in the tree: a page
+ * written since the previous dump was copied for it, and one shared with
+ * a process outside the tree is only copied once more by
+ * process_vm_readv (read_task_pages). */
+static int batch_pagemap(struct cd_dump_ctx *ctx, int pm_fd, const struct cd_vma *v,
+                         struct pm_batch *b, cd_err *err)
+{
+	uint64_t addr = v->start + b->base * PAGE;
+	int r;
+
+	if (!b->ppm && cd_dirty_tracked(ctx->dirty, v)) {
+		bool exclusive = !has_child(ctx->img, cd_inject_pid(ctx->inj));
+		if ((r = cd_dirty_pagemap(pm_fd, addr, b->cnt, exclusive, b->pm, err)) <= 0)
+			return r;
+	}
+	if ((r = read_pagemap(pm_fd, b->pm, addr, b->cnt, err)) < 0 ||
+	    (b->ppm && (r = read_pagemap(ctx->parent_pm_fd, b->ppm, addr, b->cnt, err)) < 0))
+		return r;
+	return 0;
+}
+
 static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_writer *pw,
                           struct cd_vma *v, cd_err *err)
 {
@@ -511,9 +547,7 @@ static int dump_vma_pages(struct cd_dump_ctx *ctx, int pm_fd, struct cd_page_wri
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		struct pm_batch b = {pm, ppm, base,
 		                     npages - base < PM_BATCH ? npages - base : PM_BATCH};
-		uint64_t addr = v->start + base * PAGE;
-		if ((r = read_pagemap(pm_fd, pm, addr, b.cnt, err)) < 0 ||
-		    (ppm && (r = read_pagemap(ctx->parent_pm_fd, ppm, addr, b.cnt, err)) < 0) ||
+		if ((r = batch_pagemap(ctx, pm_fd, v, &b, err)) < 0 ||
 		    (r = dump_batch(ctx, pw, v, &cap, q, &b, err)) < 0)
 			return r;
 	}

@@ -186,19 +186,37 @@ static const struct chain_ent *run_from(const struct chain_task *ct, uint64_t ad
 static int fill_at(struct cd_chain *c, size_t lvl, pid_t pid, uint64_t addr, uint64_t len,
                    unsigned hops, cd_chain_write_fn write, void *arg, cd_err *err);
 
+/* len bytes at page file offset off, written to addr a chunk of the
+ * layout at most at once: a streamed reader decodes into a window as big
+ * as what it is asked for, so a whole run asked at once would hold a
+ * decoded copy of it (memory growing with the largest run). */
+static int fill_data(struct cd_page_reader *pr, uint64_t off, uint64_t addr, uint64_t len,
+                     cd_chain_write_fn write, void *arg, cd_err *err)
+{
+	while (len) {
+		uint64_t n = CD_STREAM_CHUNK - off % CD_STREAM_CHUNK;
+		const void *src;
+		int r;
+
+		n = n < len ? n : len;
+		if ((r = cd_pr_at(pr, off, n, &src, err)) < 0 ||
+		    (r = write(arg, addr, src, n, err)) < 0)
+			return r;
+		off += n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* Pages [addr, addr+len) as one run of level lvl holds them. */
 static int fill_run(struct cd_chain *c, size_t lvl, const struct cd_task *t,
                     const struct chain_task *ct, const struct chain_ent *e, uint64_t addr,
                     uint64_t len, unsigned hops, cd_chain_write_fn write, void *arg, cd_err *err)
 {
-	const void *src;
-	int r;
-
 	switch (e->src) {
 	case CD_RUN_DATA:
-		if ((r = cd_pr_at(ct->pr, e->off + (addr - e->start), len, &src, err)) < 0)
-			return r;
-		return write(arg, addr, src, len, err);
+		return fill_data(ct->pr, e->off + (addr - e->start), addr, len, write, arg, err);
 	case CD_RUN_PREV:
 		return fill_at(c, lvl + 1, t->pid, addr, len, hops, write, arg, err);
 	case CD_RUN_PARENT:
