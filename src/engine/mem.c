@@ -1706,9 +1706,10 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 
 /* Faults a step's pages in with one call before it is read: the read then
  * copies into present pages instead of taking a fault per page in the
- * middle of its copy (docs/engine.md, "Restore performance"). Best
- * effort: where the kernel lacks it (EINVAL) or it fails, the read faults
- * the pages in as before, and reports what goes wrong. */
+ * middle of its copy (docs/engine.md, "Restore reads, chosen by
+ * measurement"). Best effort: where the kernel lacks it (EINVAL) or it
+ * fails, the read faults the pages in as before, and reports what goes
+ * wrong. */
 static void populate(uint8_t *dst, uint64_t len)
 {
 	(void)madvise(dst, len, MADV_POPULATE_WRITE);
@@ -1790,9 +1791,9 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
  * controller reads its step into a buffer and writes it in with
  * process_vm_writev. So the first touch of fresh memory (the kernel zeroing
  * each page, the host backing it) and the reads run on two cores at once
- * instead of one after the other (docs/engine.md, "Restore reads"). Each
- * side walks the steps in order with no allocation (the task is a raw
- * clone: no malloc there). */
+ * instead of one after the other (docs/engine.md, "Restore reads, chosen
+ * by measurement"). Each side walks the steps in order with no allocation
+ * (the task is a raw clone: no malloc there). */
 struct step_walk {
 	const struct cd_task *t;
 	const struct cd_premap_vma *pv;

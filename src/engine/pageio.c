@@ -1008,8 +1008,8 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 /* A stream's writer: puts the pieces of one chunk while its reader reads
  * and decodes the next into its other buffer, so reading (the copy out of
  * the page cache, the decoding, the sums) and writing into the task (the
- * copy into fresh memory) run on two cores (docs/engine.md, "Restore
- * reads"). */
+ * copy into fresh memory) run on two cores (docs/engine.md, "Parallel
+ * streams"). */
 struct fill_out {
 	struct fill *f;
 	pthread_mutex_t lock;

@@ -98,12 +98,14 @@ struct cd_page_piece {
 	const void *src;
 	uint64_t len, to;
 };
-/* Called from the stream threads at once, with the pieces of one chunk;
- * src is good until it returns. */
+/* Called from the streams' writer threads at once, with the pieces of one
+ * chunk; src is good until it returns. */
 typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n, cd_err *err);
 /* Reads the streams of page file name (size bytes, streamed layout l) in
  * one thread per stream, decodes each chunk a destination wants once into
- * that thread's buffer and hands its pieces to put; a chunk nobody wants
+ * one of that thread's two buffers and hands its pieces to put, which the
+ * stream's writer thread calls while the next chunk is decoded into the
+ * other buffer; a chunk nobody wants
  * is stepped over unread (its header is checked). Adds what it handed out
  * to csum. A bad record, a short stream or bytes after the last record
  * fail it. The threads run in the caller's process: never call it in a
