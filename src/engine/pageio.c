@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -934,6 +935,7 @@ struct fill {
 	pthread_mutex_t lock;
 	struct cd_csum_part csum;
 	bool stop;
+	bool writers; /* a writer thread per stream (cd_page_fill_spare) */
 	int rc;
 	cd_err err;
 };
@@ -1095,7 +1097,7 @@ static void fill_out_stop(struct fill_out *o)
 }
 
 /* Stream s's chunks, in order: each decoded into one of two buffers, in
- * turns, and handed to the writer. */
+ * turns, and handed to the writer (out; NULL: put here, one buffer). */
 static int fill_chunks(struct fill *f, unsigned s, struct fill_out *out, uint8_t *buf[2],
                        struct cd_page_piece *pc[2], struct cd_csum_part *sum, cd_err *err)
 {
@@ -1109,7 +1111,9 @@ static int fill_chunks(struct fill *f, unsigned s, struct fill_out *out, uint8_t
 		if (__atomic_load_n(&f->stop, __ATOMIC_RELAXED))
 			break;
 		r = fill_chunk(f, &dec, k, &pos, &di, buf[cur], pc[cur], &np, sum, err);
-		if (r >= 0 && np) {
+		if (r >= 0 && np && !out) {
+			r = f->put(f->arg, pc[cur], np, err);
+		} else if (r >= 0 && np) {
 			r = fill_out_put(out, pc[cur], np, err);
 			cur ^= 1;
 		}
@@ -1136,6 +1140,8 @@ static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_
 
 	if (!buf0 || !buf1 || !pc0 || !pc1)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	if (!f->writers)
+		return fill_chunks(f, s, NULL, buf, pc, sum, err);
 	if ((r = fill_out_start(&out, f, err)) >= 0) {
 		r = fill_chunks(f, s, &out, buf, pc, sum, err);
 		/* the last chunk handed over is written, or its error known */
@@ -1170,11 +1176,20 @@ static void *fill_main(void *arg)
 	return NULL;
 }
 
+bool cd_page_fill_spare(const struct cd_page_layout *l)
+{
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+
+	return l->streams < (unsigned)n;
+}
+
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err)
 {
-	struct fill f = {.d = d, .nd = nd, .put = put, .arg = arg};
+	struct fill f = {
+	    .d = d, .nd = nd, .put = put, .arg = arg, .writers = cd_page_fill_spare(l)};
 	struct fill_thread th[CD_STREAMS_MAX] = {0};
 	int r;
 

@@ -110,6 +110,13 @@ typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n
  * to csum. A bad record, a short stream or bytes after the last record
  * fail it. The threads run in the caller's process: never call it in a
  * task made by a raw clone3 (its libc state was not set up for threads). */
+/* Whether the streams of layout l leave cores spare (fewer streams than
+ * the CPUs this process may run on): then each stream gets a writer
+ * thread beside its reader, and the waiting task faults its memory in
+ * itself. Where the streams already take every core, the extra threads
+ * only add switches and contention: measured slower with 4 streams on 2
+ * cores (docs/engine.md, "Parallel streams"). */
+bool cd_page_fill_spare(const struct cd_page_layout *l);
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err);

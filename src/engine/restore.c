@@ -315,11 +315,13 @@ static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err 
 
 /* Maps t's premapped memory and fills it (mem.c) before t clones its
  * children, which inherit it copy-on-write. Streamed data is written in by
- * the controller while this task faults the pages in ahead of it; a plain page file is read by this
- * task and the controller at once, in steps (cd_mem_premap_read), each summing what it read into
- * its part of the checksum, which the controller checks before the task runs (mem.c). The page file
- * was opened with the controller's rights; the mapped files are opened with the owner's (open_as).
- */
+ * the controller while this task faults the pages in ahead of it (where
+ * the streams leave a core spare, cd_page_fill_spare); a plain
+ * page file is read by this task and the controller at once, in steps
+ * (cd_mem_premap_read), each summing what it read into its part of the
+ * checksum, which the controller checks before the task runs (mem.c). The
+ * page file was opened with the controller's rights; the mapped files are
+ * opened with the owner's (open_as). */
 static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
                          struct cd_csum_part *csum, cd_err *err)
 {
@@ -331,15 +333,19 @@ static int premap_memory(struct restore_state *s, const struct cd_task *t, int p
 		ask = false;
 	if (r >= 0 && pages_fd >= 0 && ask)
 		r = cd_mem_premap_read(&s->premap, &s->img, t, pages_fd, &s->steps[k], csum, err);
-	else if (r >= 0 && ask)
+	else if (r >= 0 && ask && cd_page_fill_spare(&s->img.pages))
 		cd_mem_premap_populate(&s->premap, &s->img, t, &s->filled[k]);
 	if (pages_fd >= 0)
 		close(pages_fd);
 	/* even after an error of its own: the controller may still be
 	 * writing into this task */
 	if (ask) {
-		int w = wait_filled(s, t, err);
-		r = r < 0 ? r : w;
+		cd_err werr = {0};
+		int w = wait_filled(s, t, &werr);
+		if (r >= 0 && w < 0) {
+			r = w;
+			*err = werr;
+		}
 	}
 	return r;
 }
