@@ -123,11 +123,32 @@ int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *er
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
 void cd_mem_premap_free(struct cd_premap *plan);
 /* Runs in the new task t, before it clones its children: drops the
- * parent's slots t does not keep, fills t's slots from its plain page file
- * (pages_fd; -1: streamed, see below) and adds what it read to csum, for
- * the controller's check. */
+ * parent's slots t does not keep and maps t's own, ready for its data
+ * (cd_mem_premap_read with cd_mem_premap_help, or cd_mem_premap_fill). */
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, struct cd_csum_part *csum, cd_err *err);
+                  cd_err *err);
+/* t's premapped data from its plain page file, in steps that the task
+ * (cd_mem_premap_read, pages_fd) and the controller (cd_mem_premap_help,
+ * writing into task pid) take in turns from the counter *next, shared by
+ * both; each adds what it read to csum, for the controller's check. Either
+ * side stops the other on an error (cd_mem_premap_stop). */
+#define CD_PREMAP_STEPS_STOP (1u << 31)
+bool cd_mem_premap_has_data(const struct cd_premap *plan, const struct cd_image *img,
+                            const struct cd_task *t);
+int cd_mem_premap_read(const struct cd_premap *plan, const struct cd_image *img,
+                       const struct cd_task *t, int pages_fd, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err);
+int cd_mem_premap_help(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
+                       const struct cd_task *t, pid_t pid, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err);
+void cd_mem_premap_stop(uint32_t *next);
+/* In the new task t while the controller writes its streamed data in:
+ * faults t's premapped data pages in, front to back, until *done is set,
+ * so the first touch of fresh memory runs on the task's core and the
+ * controller's writes meet present pages. Changes no byte: a page already
+ * written is left as it is (MADV_POPULATE_WRITE). */
+void cd_mem_premap_populate(const struct cd_premap *plan, const struct cd_image *img,
+                            const struct cd_task *t, const uint32_t *done);
 /* In the controller, while new task t (pid) waits after cd_mem_premap
  * with no page file: decodes its streamed page data once, in one thread
  * per stream, and writes what its premapped slots hold straight into them

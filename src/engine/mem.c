@@ -1740,29 +1740,13 @@ static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off, cd_err *e
 
 /* Faults a step's pages in with one call before it is read: the read then
  * copies into present pages instead of taking a fault per page in the
- * middle of its copy (docs/engine.md, "Restore performance"). Best
- * effort: where the kernel lacks it (EINVAL) or it fails, the read faults
- * the pages in as before, and reports what goes wrong. */
+ * middle of its copy (docs/engine.md, "Restore reads, chosen by
+ * measurement"). Best effort: where the kernel lacks it (EINVAL) or it
+ * fails, the read faults the pages in as before, and reports what goes
+ * wrong. */
 static void populate(uint8_t *dst, uint64_t len)
 {
 	(void)madvise(dst, len, MADV_POPULATE_WRITE);
-}
-
-/* Reads len bytes of the plain page file (size bytes) at off into dst, in
- * steps checksummed while they are still in the cache. */
-static int read_pages_into(int fd, uint8_t *dst, uint64_t len, uint64_t off, uint64_t size,
-                           struct cd_csum_part *csum, cd_err *err)
-{
-	for (uint64_t done = 0; done < len;) {
-		uint64_t n = len - done < READ_STEP ? len - done : READ_STEP;
-		populate(dst + done, n);
-		int r = read_full(fd, dst + done, n, off + done, err);
-		if (r < 0)
-			return r;
-		cd_csum_part_add(csum, dst + done, (size_t)n, off + done, size);
-		done += n;
-	}
-	return 0;
 }
 
 /* Pages [page, page+n) of an inherited slot that are not t's: dropped,
@@ -1774,11 +1758,11 @@ static int drop_pages(uint64_t addr, uint64_t page, uint64_t n, cd_err *err)
 	return 0;
 }
 
-/* Writes t's own pages into the slot at addr; *off walks the page file of
- * size bytes, and csum gathers what was read. With no page file (pages_fd
- * -1: streamed data) the data runs are left to cd_mem_premap_fill. */
-static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int pages_fd,
-                     uint64_t size, uint64_t *off, struct cd_csum_part *csum, cd_err *err)
+/* Readies the slot at addr for t's own pages: drops what an inherited
+ * slot holds that is not t's, writes zero runs where zero does not show by
+ * itself. The data runs are left to the steps (cd_mem_premap_read,
+ * cd_mem_premap_help) or the stream threads (cd_mem_premap_fill). */
+static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, cd_err *err)
 {
 	uint64_t at = 0, npages = (v->end - v->start) / PAGE;
 	int r = 0;
@@ -1790,11 +1774,7 @@ static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, int 
 		if (inherited && (r = drop_pages(addr, at, run->page - at, err)) < 0)
 			return r;
 		at = run->page + run->npages;
-		if (run->src == CD_RUN_DATA) {
-			if (pages_fd >= 0)
-				r = read_pages_into(pages_fd, dst, len, *off, size, csum, err);
-			*off += len;
-		} else if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
+		if (run->src == CD_RUN_ZERO && v->kind == CD_VMA_FILE) {
 			memset(dst, 0, len);
 		} else if (run->src == CD_RUN_ZERO && inherited) {
 			r = drop_pages(addr, run->page, run->npages, err);
@@ -1816,32 +1796,141 @@ static uint64_t data_bytes(const struct cd_vma *v)
 }
 
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
-                  int pages_fd, struct cd_csum_part *csum, cd_err *err)
+                  cd_err *err)
 {
 	const struct cd_premap_vma *pv = plan->task[t - img->tasks];
-	uint64_t off = 0;
 	int r = drop_unkept(plan, t, pv, err);
 
-	/* read in order, front to back: a larger read-ahead window keeps the
-	 * disk ahead of the copies (best effort, as populate) */
-	if (pages_fd >= 0)
-		(void)posix_fadvise(pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (size_t i = 0; i < t->nvmas && r >= 0; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		uint64_t addr = plan->base + pv[i].off;
-		if (pv[i].how == CD_PREMAP_NONE) {
-			off += data_bytes(v);
+		if (pv[i].how == CD_PREMAP_NONE)
 			continue;
-		}
 		if (pv[i].how == CD_PREMAP_FRESH)
 			r = map_slot(v, addr, err);
 		if (r >= 0)
-			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, pages_fd,
-			              t->pages_size, &off, csum, err);
+			r = fill_slot(v, pv[i].how == CD_PREMAP_INHERIT, addr, err);
 		if (r < 0)
 			r = cd_err_wrap(err, "premap %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
 	return r;
+}
+
+/* ---- the plain page file: steps taken by the task and the controller ----
+ *
+ * t's premapped data, cut in steps of READ_STEP bytes at most (never
+ * across a data run), numbered in page file order. The task and a
+ * controller thread each take the next step from a shared counter until
+ * none is left: the task faults its step in and reads it into place, the
+ * controller reads its step into a buffer and writes it in with
+ * process_vm_writev. So the first touch of fresh memory (the kernel zeroing
+ * each page, the host backing it) and the reads run on two cores at once
+ * instead of one after the other (docs/engine.md, "Restore reads, chosen
+ * by measurement"). Each side walks the steps in order with no allocation
+ * (the task is a raw clone: no malloc there). */
+struct step_walk {
+	const struct cd_task *t;
+	const struct cd_premap_vma *pv;
+	uint64_t base;
+	size_t vi, ri; /* the mapping and run at the cursor */
+	uint64_t in;   /* bytes of that run already stepped over */
+	uint64_t off;  /* the run's offset in the page file */
+	uint64_t idx;  /* the number of the step at the cursor */
+};
+
+static void step_walk_init(struct step_walk *w, const struct cd_premap *plan,
+                           const struct cd_image *img, const struct cd_task *t)
+{
+	*w = (struct step_walk){.t = t, .pv = plan->task[t - img->tasks], .base = plan->base};
+}
+
+/* The step at the cursor, which moves past it; false: none left. */
+static bool step_next(struct step_walk *w, struct cd_page_dest *ret)
+{
+	for (; w->vi < w->t->nvmas; w->vi++, w->ri = 0) {
+		const struct cd_vma *v = &w->t->vmas[w->vi];
+		for (; w->ri < v->nruns; w->ri++, w->in = 0) {
+			const struct cd_run *run = &v->runs[w->ri];
+			uint64_t len = run->npages * PAGE;
+			if (run->src != CD_RUN_DATA)
+				continue;
+			if (w->pv[w->vi].how != CD_PREMAP_NONE && w->in < len) {
+				uint64_t n = len - w->in < READ_STEP ? len - w->in : READ_STEP;
+				*ret = (struct cd_page_dest){w->off + w->in, n,
+				                             w->base + w->pv[w->vi].off +
+				                                 run->page * PAGE + w->in};
+				w->in += n;
+				w->idx++;
+				return true;
+			}
+			w->off += len;
+		}
+	}
+	return false;
+}
+
+/* Takes the next step from the shared counter *next: the cursor moves to
+ * it (steps taken by the other side are passed over). */
+static bool step_take(struct step_walk *w, uint32_t *next, struct cd_page_dest *ret)
+{
+	uint64_t k = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+
+	if (k >= CD_PREMAP_STEPS_STOP)
+		return false;
+	while (w->idx < k)
+		if (!step_next(w, ret))
+			return false;
+	return step_next(w, ret);
+}
+
+void cd_mem_premap_stop(uint32_t *next)
+{
+	__atomic_store_n(next, CD_PREMAP_STEPS_STOP, __ATOMIC_RELAXED);
+}
+
+bool cd_mem_premap_has_data(const struct cd_premap *plan, const struct cd_image *img,
+                            const struct cd_task *t)
+{
+	struct step_walk w;
+	struct cd_page_dest d;
+
+	step_walk_init(&w, plan, img, t);
+	return step_next(&w, &d);
+}
+
+void cd_mem_premap_populate(const struct cd_premap *plan, const struct cd_image *img,
+                            const struct cd_task *t, const uint32_t *done)
+{
+	struct step_walk w;
+	struct cd_page_dest d;
+
+	step_walk_init(&w, plan, img, t);
+	while (!__atomic_load_n(done, __ATOMIC_RELAXED) && step_next(&w, &d))
+		populate((uint8_t *)(uintptr_t)d.to, d.len);
+}
+
+int cd_mem_premap_read(const struct cd_premap *plan, const struct cd_image *img,
+                       const struct cd_task *t, int pages_fd, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err)
+{
+	struct step_walk w;
+	struct cd_page_dest d;
+
+	/* read in order, front to back: a larger read-ahead window keeps the
+	 * disk ahead of the copies (best effort, as populate) */
+	(void)posix_fadvise(pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	step_walk_init(&w, plan, img, t);
+	while (step_take(&w, next, &d)) {
+		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
+		populate(dst, d.len);
+		int r = read_full(pages_fd, dst, d.len, d.off, err);
+		if (r < 0) {
+			cd_mem_premap_stop(next);
+			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
+		}
+		cd_csum_part_add(csum, dst, (size_t)d.len, d.off, t->pages_size);
+	}
+	return 0;
 }
 
 /* Where t's premapped data goes in the new task: per data run of a
@@ -1934,6 +2023,49 @@ int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img,
 	r = (fill_sparse(plan, img, t, d, n) ? cd_page_fill_sparse : cd_page_fill)(
 	    dirfd, t->pages_file, t->pages_size, &img->pages, d, n, put_task_pieces, &pid, csum,
 	    err);
+	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
+}
+
+/* The controller's side of the steps: each read into buf and written into
+ * task pid, summed while in the cache. */
+static int help_steps(struct step_walk *w, int fd, uint8_t *buf, pid_t pid, uint32_t *next,
+                      struct cd_csum_part *csum, cd_err *err)
+{
+	struct cd_page_dest d;
+
+	while (step_take(w, next, &d)) {
+		struct cd_page_piece pc = {buf, d.len, d.to};
+		int r = read_full(fd, buf, d.len, d.off, err);
+		if (r >= 0) {
+			cd_csum_part_add(csum, buf, (size_t)d.len, d.off, w->t->pages_size);
+			r = put_task_pieces(&pid, &pc, 1, err);
+		}
+		if (r < 0) {
+			cd_mem_premap_stop(next);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int cd_mem_premap_help(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
+                       const struct cd_task *t, pid_t pid, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct step_walk w;
+	int r;
+
+	if (fd < 0 || !(buf = malloc(READ_STEP))) {
+		r = fd < 0 ? cd_err_sys(err, errno, "open %s", t->pages_file)
+		           : cd_err_set(err, ENOMEM, "out of memory");
+		cd_mem_premap_stop(next);
+		return r;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	step_walk_init(&w, plan, img, t);
+	r = help_steps(&w, fd, buf, pid, next, csum, err);
 	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
 }
 

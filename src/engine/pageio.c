@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -139,6 +141,27 @@ static int write_all(int fd, bool *direct, const uint8_t *buf, size_t len, const
 	return 0;
 }
 
+/* a (alen bytes) then b (blen) with one writev where it writes it all;
+ * what a short write leaves, as write_all does. */
+static int write_two(int fd, bool *direct, const uint8_t *a, size_t alen, const uint8_t *b,
+                     size_t blen, const char *name, cd_err *err)
+{
+	struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+	ssize_t n;
+
+	do
+		n = writev(fd, iov, 2);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		n = 0; /* write_all reports it, or goes buffered (EINVAL) */
+	if ((size_t)n < alen) {
+		int r = write_all(fd, direct, a + n, alen - (size_t)n, name, err);
+		return r < 0 ? r : write_all(fd, direct, b, blen, name, err);
+	}
+	n -= (ssize_t)alen;
+	return write_all(fd, direct, b + n, blen - (size_t)n, name, err);
+}
+
 static int open_out(int dirfd, const char *name, bool *ret_direct, cd_err *err)
 {
 	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
@@ -237,13 +260,14 @@ static int sw_write_chunk(struct sw_stream *w, cd_err *err)
 
 	if (rec) {
 		r = write_all(w->fd, &w->direct, w->out, rec, w->name, err);
+	} else if (w->st->codec != CD_CODEC_NONE) {
+		/* stored as it is: its header, then the chunk from where it is
+		 * (a whole number of pages: still O_DIRECT), in one write: two
+		 * would make each record two synchronous I/Os, the small one
+		 * extending the file on its own */
+		r = write_two(w->fd, &w->direct, w->out, REC_HEAD, w->in, w->in_len, w->name, err);
 	} else {
-		/* stored as it is: with a codec its header first, then the chunk
-		 * from where it is (a whole number of pages: still O_DIRECT) */
-		if (w->st->codec != CD_CODEC_NONE)
-			r = write_all(w->fd, &w->direct, w->out, REC_HEAD, w->name, err);
-		if (r >= 0)
-			r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
+		r = write_all(w->fd, &w->direct, w->in, w->in_len, w->name, err);
 	}
 	w->write_ns += cd_now_ns() - t0;
 	return r;
@@ -912,6 +936,7 @@ struct fill {
 	pthread_mutex_t lock;
 	struct cd_csum_part csum;
 	bool stop;
+	bool writers; /* a writer thread per stream (cd_page_fill_spare) */
 	int rc;
 	cd_err err;
 };
@@ -948,9 +973,10 @@ static size_t fill_pieces(const struct fill *f, uint64_t c0, uint64_t len, size_
 }
 
 /* Chunk k for thread s: its record walked past at *pos, decoded into buf
- * and handed out when a destination wants part of it. */
+ * when a destination wants part of it; *ret_np: the pieces in pc, summed. */
 static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *pos, size_t *di,
-                      uint8_t *buf, struct cd_page_piece *pc, struct cd_csum_part *sum, cd_err *err)
+                      uint8_t *buf, struct cd_page_piece *pc, size_t *ret_np,
+                      struct cd_csum_part *sum, cd_err *err)
 {
 	struct stream_r *st = f->st;
 	const struct sr_file *file = &st->f[k % st->n];
@@ -959,6 +985,7 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	struct rec_head h = {0};
 	int r = 0;
 
+	*ret_np = 0;
 	/* what comes next is read while this chunk is decoded and written */
 	posix_fadvise(file->fd,
 	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
@@ -977,26 +1004,120 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	for (size_t i = 0; i < np; i++)
 		cd_csum_part_add(sum, pc[i].src, (size_t)pc[i].len,
 		                 c0 + (uint64_t)((const uint8_t *)pc[i].src - buf), st->size);
-	return f->put(f->arg, pc, np, err);
+	*ret_np = np;
+	return 0;
 }
 
-static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_err *err)
+/* A stream's writer: puts the pieces of one chunk while its reader reads
+ * and decodes the next into its other buffer, so reading (the copy out of
+ * the page cache, the decoding, the sums) and writing into the task (the
+ * copy into fresh memory) run on two cores (docs/engine.md, "Parallel
+ * streams"). */
+struct fill_out {
+	struct fill *f;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool busy, stop, started;
+	const struct cd_page_piece *pc;
+	size_t np;
+	pthread_t th;
+	int rc;
+	cd_err err;
+};
+
+static void *fill_out_main(void *arg)
 {
-	struct stream_r *st = f->st;
-	_cleanup_free_ uint8_t *buf = malloc(CD_STREAM_CHUNK);
-	_cleanup_free_ struct cd_page_piece *pc = calloc(FILL_PIECES, sizeof(*pc));
-	struct sr_dec dec = {0};
-	uint64_t pos = 0;
-	size_t di = 0;
+	struct fill_out *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	for (;;) {
+		while (!o->busy && !o->stop)
+			pthread_cond_wait(&o->cond, &o->lock);
+		if (!o->busy)
+			break;
+		pthread_mutex_unlock(&o->lock);
+		cd_err err = {0};
+		int r = o->rc ? 0 : o->f->put(o->f->arg, o->pc, o->np, &err);
+		pthread_mutex_lock(&o->lock);
+		if (r < 0) {
+			o->rc = r;
+			o->err = err;
+		}
+		o->busy = false;
+		pthread_cond_broadcast(&o->cond);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+/* Waits until the writer is done with what it was handed, then hands it
+ * pc (np pieces; none: only the wait). Fails with the writer's error. */
+static int fill_out_put(struct fill_out *o, const struct cd_page_piece *pc, size_t np, cd_err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&o->lock);
+	while (o->busy)
+		pthread_cond_wait(&o->cond, &o->lock);
+	if (o->rc) {
+		r = o->rc;
+		*err = o->err;
+	} else if (np) {
+		o->pc = pc;
+		o->np = np;
+		o->busy = true;
+		pthread_cond_signal(&o->cond);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
+static int fill_out_start(struct fill_out *o, struct fill *f, cd_err *err)
+{
 	int r;
 
-	if (!buf || !pc)
-		return cd_err_set(err, ENOMEM, "out of memory");
-	r = sr_dec_init(&dec, st->codec, err);
+	*o = (struct fill_out){.f = f};
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	if ((r = pthread_create(&o->th, NULL, fill_out_main, o)))
+		return cd_err_set(err, r, "start a writer of premapped pages");
+	o->started = true;
+	return 0;
+}
+
+static void fill_out_stop(struct fill_out *o)
+{
+	pthread_mutex_lock(&o->lock);
+	o->stop = true;
+	pthread_cond_broadcast(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+	if (o->started)
+		pthread_join(o->th, NULL);
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->lock);
+}
+
+/* Stream s's chunks, in order: each decoded into one of two buffers, in
+ * turns, and handed to the writer (out; NULL: put here, one buffer). */
+static int fill_chunks(struct fill *f, unsigned s, struct fill_out *out, uint8_t *buf[2],
+                       struct cd_page_piece *pc[2], struct cd_csum_part *sum, cd_err *err)
+{
+	struct stream_r *st = f->st;
+	struct sr_dec dec = {0};
+	uint64_t pos = 0;
+	size_t di = 0, np, cur = 0;
+	int r = sr_dec_init(&dec, st->codec, err);
+
 	for (uint64_t k = s; k < st->nchunks && r >= 0; k += st->n) {
 		if (__atomic_load_n(&f->stop, __ATOMIC_RELAXED))
 			break;
-		r = fill_chunk(f, &dec, k, &pos, &di, buf, pc, sum, err);
+		r = fill_chunk(f, &dec, k, &pos, &di, buf[cur], pc[cur], &np, sum, err);
+		if (r >= 0 && np && !out) {
+			r = f->put(f->arg, pc[cur], np, err);
+		} else if (r >= 0 && np) {
+			r = fill_out_put(out, pc[cur], np, err);
+			cur ^= 1;
+		}
 	}
 	sr_dec_free(&dec);
 	if (r >= 0 && st->codec != CD_CODEC_NONE && !__atomic_load_n(&f->stop, __ATOMIC_RELAXED) &&
@@ -1004,6 +1125,35 @@ static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_
 		r = cd_err_set(err, EINVAL,
 		               "%s: %" PRIu64 " bytes after the last record (corrupt image)",
 		               st->f[s].name, st->f[s].size - pos);
+	return r;
+}
+
+static int fill_stream(struct fill *f, unsigned s, struct cd_csum_part *sum, cd_err *err)
+{
+	_cleanup_free_ uint8_t *buf0 = malloc(CD_STREAM_CHUNK);
+	_cleanup_free_ uint8_t *buf1 = malloc(CD_STREAM_CHUNK);
+	_cleanup_free_ struct cd_page_piece *pc0 = calloc(FILL_PIECES, sizeof(*pc0));
+	_cleanup_free_ struct cd_page_piece *pc1 = calloc(FILL_PIECES, sizeof(*pc1));
+	uint8_t *buf[2] = {buf0, buf1};
+	struct cd_page_piece *pc[2] = {pc0, pc1};
+	struct fill_out out;
+	int r;
+
+	if (!buf0 || !buf1 || !pc0 || !pc1)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if (!f->writers)
+		return fill_chunks(f, s, NULL, buf, pc, sum, err);
+	if ((r = fill_out_start(&out, f, err)) >= 0) {
+		r = fill_chunks(f, s, &out, buf, pc, sum, err);
+		/* the last chunk handed over is written, or its error known */
+		cd_err last = {0};
+		int w = fill_out_put(&out, NULL, 0, &last);
+		if (r >= 0 && w < 0) {
+			r = w;
+			*err = last;
+		}
+	}
+	fill_out_stop(&out);
 	return r;
 }
 
@@ -1027,11 +1177,20 @@ static void *fill_main(void *arg)
 	return NULL;
 }
 
+bool cd_page_fill_spare(const struct cd_page_layout *l)
+{
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+
+	return l->streams < (unsigned)n;
+}
+
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err)
 {
-	struct fill f = {.d = d, .nd = nd, .put = put, .arg = arg};
+	struct fill f = {
+	    .d = d, .nd = nd, .put = put, .arg = arg, .writers = cd_page_fill_spare(l)};
 	struct fill_thread th[CD_STREAMS_MAX] = {0};
 	int r;
 

@@ -103,16 +103,25 @@ struct cd_page_piece {
 	const void *src;
 	uint64_t len, to;
 };
-/* Called from the stream threads at once, with the pieces of one chunk;
- * src is good until it returns. */
+/* Called from the streams' writer threads at once, with the pieces of one
+ * chunk; src is good until it returns. */
 typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n, cd_err *err);
 /* Reads the streams of page file name (size bytes, streamed layout l) in
  * one thread per stream, decodes each chunk a destination wants once into
- * that thread's buffer and hands its pieces to put; a chunk nobody wants
+ * one of that thread's two buffers and hands its pieces to put, which the
+ * stream's writer thread calls while the next chunk is decoded into the
+ * other buffer; a chunk nobody wants
  * is stepped over unread (its header is checked). Adds what it handed out
  * to csum. A bad record, a short stream or bytes after the last record
  * fail it. The threads run in the caller's process: never call it in a
  * task made by a raw clone3 (its libc state was not set up for threads). */
+/* Whether the streams of layout l leave cores spare (fewer streams than
+ * the CPUs this process may run on): then each stream gets a writer
+ * thread beside its reader, and the waiting task faults its memory in
+ * itself. Where the streams already take every core, the extra threads
+ * only add switches and contention: measured slower with 4 streams on 2
+ * cores (docs/engine.md, "Parallel streams"). */
+bool cd_page_fill_spare(const struct cd_page_layout *l);
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err);

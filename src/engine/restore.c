@@ -58,9 +58,10 @@ struct restore_state {
 	uint64_t tramp, vtmp;
 	struct cd_premap premap;
 	struct cd_csum_part *pages_csum; /* per task: what it read premapping */
-	/* streamed page data: per task, in memory shared with the tasks, 0
-	 * until the controller wrote its premapped data, then 1 (2: failed) */
-	uint32_t *filled;
+	/* premapped data, per task, in memory shared with the tasks: 0 until
+	 * the controller wrote its part, then 1 (2: failed); and with a plain
+	 * page file the counter of the steps both take (cd_mem_premap_read) */
+	uint32_t *filled, *steps;
 	size_t filled_len;
 	int *status_fds; /* per task: its end of the status pipe (report) */
 	int status_w;
@@ -286,18 +287,25 @@ static void become_zombie(struct restore_state *s, const struct cd_task *t)
 	exit_as(t->exit_status);
 }
 
-/* Streamed page data: asks the controller to write t's premapped data
- * (wait_ready) and waits until it did. The decoding threads run in the
- * controller: this task was made by a raw clone3, with no fork handlers
- * run, so its libc state (malloc's locks, the thread list) is not one to
- * start threads from (docs/engine.md, "Parallel streams"). */
-static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err *err)
+/* Asks the controller to write t's premapped data, or its part of it
+ * (fill_premapped). The controller's threads do the decoding and writing:
+ * this task was made by a raw clone3, with no fork handlers run, so its
+ * libc state (malloc's locks, the thread list) is not one to start threads
+ * from (docs/engine.md, "Parallel streams"). */
+static int ask_fill(struct restore_state *s, cd_err *err)
 {
-	uint32_t *w = &s->filled[t - s->img.tasks], v;
 	struct ready_msg m = {.pid = getpid(), .fill = true};
 
 	if (write(s->status_w, &m, sizeof(m)) != sizeof(m))
 		return cd_err_sys(err, errno, "ask for the premapped data");
+	return 0;
+}
+
+/* Waits until the controller has written its part of t's data. */
+static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err *err)
+{
+	uint32_t *w = &s->filled[t - s->img.tasks], v;
+
 	while (!(v = __atomic_load_n(w, __ATOMIC_ACQUIRE)))
 		syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL, NULL, 0);
 	if (v != 1)
@@ -305,21 +313,40 @@ static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err 
 	return 0;
 }
 
-/* Maps and fills t's premapped memory (mem.c) before t clones its
- * children, which inherit it copy-on-write. The plain page file is opened
- * with the controller's rights, as the controller reads it; the mapped
- * files with the owner's (open_as). What the task reads is checksummed
- * into csum, which the controller checks before the task runs (mem.c).
- * Streamed data is written in by the controller (wait_filled). */
+/* Maps t's premapped memory and fills it (mem.c) before t clones its
+ * children, which inherit it copy-on-write. Streamed data is written in by
+ * the controller while this task faults the pages in ahead of it (where
+ * the streams leave a core spare, cd_page_fill_spare); a plain
+ * page file is read by this task and the controller at once, in steps
+ * (cd_mem_premap_read), each summing what it read into its part of the
+ * checksum, which the controller checks before the task runs (mem.c). The
+ * page file was opened with the controller's rights; the mapped files are
+ * opened with the owner's (open_as). */
 static int premap_memory(struct restore_state *s, const struct cd_task *t, int pages_fd,
                          struct cd_csum_part *csum, cd_err *err)
 {
-	int r = cd_mem_premap(&s->premap, &s->img, t, pages_fd, csum, err);
+	size_t k = (size_t)(t - s->img.tasks);
+	bool ask = pages_fd < 0 || cd_mem_premap_has_data(&s->premap, &s->img, t);
+	int r = cd_mem_premap(&s->premap, &s->img, t, err);
 
+	if (r < 0 || !ask || (r = ask_fill(s, err)) < 0)
+		ask = false;
+	if (r >= 0 && pages_fd >= 0 && ask)
+		r = cd_mem_premap_read(&s->premap, &s->img, t, pages_fd, &s->steps[k], csum, err);
+	else if (r >= 0 && ask && cd_page_fill_spare(&s->img.pages))
+		cd_mem_premap_populate(&s->premap, &s->img, t, &s->filled[k]);
 	if (pages_fd >= 0)
 		close(pages_fd);
-	if (r >= 0 && s->filled)
-		r = wait_filled(s, t, err);
+	/* even after an error of its own: the controller may still be
+	 * writing into this task */
+	if (ask) {
+		cd_err werr = {0};
+		int w = wait_filled(s, t, &werr);
+		if (r >= 0 && w < 0) {
+			r = w;
+			*err = werr;
+		}
+	}
 	return r;
 }
 
@@ -407,12 +434,17 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 
 /* ---- in the controller ---- */
 
-/* Writes task k's premapped data (streamed) while it waits, in one
- * thread per stream (mem.c, cd_mem_premap_fill), then lets it go on. */
+/* Writes task k's premapped data while it waits, in one thread per stream
+ * (mem.c, cd_mem_premap_fill), or with a plain page file the steps the
+ * task does not take itself (cd_mem_premap_help); then lets it go on. */
 static int fill_premapped(struct restore_state *s, size_t k, pid_t pid, cd_err *err)
 {
-	int r = cd_mem_premap_fill(&s->premap, &s->img, s->dirfd, &s->img.tasks[k], pid,
-	                           &s->pages_csum[k], err);
+	const struct cd_task *t = &s->img.tasks[k];
+	int r =
+	    cd_page_layout_plain(&s->img.pages)
+	        ? cd_mem_premap_help(&s->premap, &s->img, s->dirfd, t, pid, &s->steps[k],
+	                             &s->pages_csum[k], err)
+	        : cd_mem_premap_fill(&s->premap, &s->img, s->dirfd, t, pid, &s->pages_csum[k], err);
 
 	__atomic_store_n(&s->filled[k], r < 0 ? 2 : 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &s->filled[k], FUTEX_WAKE, 1, NULL, NULL, 0);
@@ -903,18 +935,21 @@ static int check_lazy(const struct restore_state *s, cd_err *err)
 	return 0;
 }
 
-/* The words the tasks wait on for their streamed data (wait_filled):
- * shared, so they see the controller's; every task's copy goes with the
- * rest of the controller's mappings (cd_layout_unmap_rest). */
+/* The words the tasks wait on for their premapped data (wait_filled) and
+ * the step counters (cd_mem_premap_read): shared, so they see the
+ * controller's; every task's copy goes with the rest of the controller's
+ * mappings (cd_layout_unmap_rest). */
 static int map_filled(struct restore_state *s, cd_err *err)
 {
-	size_t len = (s->img.ntasks * sizeof(*s->filled) + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
+	size_t len =
+	    (2 * s->img.ntasks * sizeof(*s->filled) + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1);
 	void *p = mmap(NULL, len ? len : CD_PAGE_SIZE, PROT_READ | PROT_WRITE,
 	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return cd_err_sys(err, errno, "map the tasks' fill words");
 	s->filled = p;
+	s->steps = s->filled + s->img.ntasks;
 	s->filled_len = len ? len : CD_PAGE_SIZE;
 	return 0;
 }
@@ -963,7 +998,7 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	if (s->img.nplugins &&
 	    (r = cd_plugins_restore_prepare(s->plugins, &s->img, opts->dir, err)) < 0)
 		return r;
-	if (!cd_page_layout_plain(&s->img.pages) && (r = map_filled(s, err)) < 0)
+	if ((r = map_filled(s, err)) < 0)
 		return r;
 	r = create_tree(s, err);
 	s->stats.create_ns = cd_now_ns() - t0;
