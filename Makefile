@@ -105,24 +105,19 @@ format:
 	clang-format -i $(SOURCES)
 
 # Every suite runs even when an earlier one fails; the summary totals them,
-# prints each one's seconds (the builds of the ASan and fuzz trees are steps
+# prints each step's seconds (the builds of the ASan and fuzz trees are steps
 # of their own, so their minutes are not counted in a suite's) and carries the
 # verdict. Each of the three trees is built once; the suites after that find
-# nothing to do in ninja. docs/testing.md has the layout and what each pass
-# leaves to another.
-TEST_STEPS = check-format clang-tidy scan-build unit asan-build asan fuzz-build fuzz-test e2e \
-	engine-tests asan-e2e asan-engine
+# nothing to do in ninja. The CPU-bound builds and the static analyzer run in
+# a background lane at the lowest priority beside the bats suites, which
+# mostly wait (scripts/make-test.sh). docs/testing.md has the layout, the
+# minutes and what each pass leaves to another.
 test: deps
-	@rm -f $(BUILD)/bats-totals $(BUILD)/suite-times $(BUILD)/meson-logs/testlog.json \
+	@rm -f $(BUILD)/bats-totals $(BUILD)/suite-times $(BUILD)/suite-failed \
+		$(BUILD)/meson-logs/testlog.json \
 		$(ASAN_BUILD)/meson-logs/testlog.json $(FUZZ_BUILD)/meson-logs/testlog.json
-	@start=$$(date +%s); $(MAKE) --no-print-directory DEPS_CHECKED=1 build || exit 1; \
-	mkdir -p $(BUILD); echo "build $$(($$(date +%s) - start))" >>$(BUILD)/suite-times; \
-	fail=0; for t in $(TEST_STEPS); do \
-		start=$$(date +%s); \
-		$(MAKE) --no-print-directory DEPS_CHECKED=1 $$t || { echo "make test: $$t FAILED"; fail=1; }; \
-		echo "$$t $$(($$(date +%s) - start))" >>$(BUILD)/suite-times; \
-	done; BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) scripts/summary.sh && \
-		[ $$fail -eq 0 ]
+	@MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) \
+		scripts/make-test.sh
 
 demo: build
 	scripts/demo.sh $(CEDANA)

@@ -32,16 +32,32 @@ if [ -f "$build/bats-totals" ]; then
 	done <"$build/bats-totals"
 	rm -f "$build/bats-totals"
 fi
-# make test's steps, each timed from its start to its end
+# make test's steps, each timed from its start to its end, in the order they
+# ended: NAME[bg] ran in the background lane beside the others,
+# await-NAME is how long the foreground waited for it (scripts/make-test.sh);
+# "wall" is make test's own wall time, which is what the steps add up to
+# when there is no such line.
 if [ -f "$build/suite-times" ]; then
-	total=0
+	total=0 wall=
 	echo "steps (wall seconds):"
 	while read -r step secs; do
+		[ "$step" = wall ] && { wall=$secs; continue; }
 		printf '  %-36s %6s s\n' "$step" "$secs"
 		total=$((total + secs))
 	done <"$build/suite-times"
-	printf '  %-36s %6s s\n' "all" "$total"
+	if [ -n "$wall" ]; then
+		printf '  %-36s %6s s\n' "all (wall)" "$wall"
+	else
+		printf '  %-36s %6s s\n' "all" "$total"
+	fi
 	rm -f "$build/suite-times"
 fi
-echo "total: $passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+# the steps that failed (scripts/make-test.sh), a build among them: a
+# build's failure has no suite line of its own
+steps_failed=
+if [ -f "$build/suite-failed" ]; then
+	steps_failed=$(tr '\n' ' ' <"$build/suite-failed")
+	rm -f "$build/suite-failed"
+fi
+echo "total: $passed passed, $failed failed, $skipped skipped${steps_failed:+; steps failed: ${steps_failed% }}"
+[ "$failed" -eq 0 ] && [ -z "$steps_failed" ]

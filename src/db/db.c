@@ -71,17 +71,26 @@ static int exec_sql(struct db *db, const char *sql, const char *what, cd_err *er
 	return 0;
 }
 
-int db_schema_version(struct db *db)
+/* The integer value of PRAGMA NAME on the connection, or -1. NAME is one of
+ * ours, never a caller's text. */
+static int pragma_int(struct db *db, const char *name)
 {
 	sqlite3_stmt *st;
+	char sql[64];
 	int v = -1;
 
-	if (sqlite3_prepare_v2(db->conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+	snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+	if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+int db_schema_version(struct db *db)
+{
+	return pragma_int(db, "user_version");
 }
 
 static int migrate(struct db *db, cd_err *err)
@@ -585,20 +594,6 @@ void db_checkpoint_clear(struct db_checkpoint *cp)
 	}
 }
 
-/* PRAGMA synchronous of the connection (0-3), or -1. */
-static int synchronous_level(struct db *db)
-{
-	sqlite3_stmt *st;
-	int v = -1;
-
-	if (sqlite3_prepare_v2(db->conn, "PRAGMA synchronous", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 static void set_synchronous(struct db *db, int level)
 {
 	char sql[40];
@@ -620,7 +615,8 @@ static int inflight_insert(struct db *db, struct db_inflight *op, cd_err *err);
  * a power loss it is what records a checkpoint that reached its path. */
 int db_inflight_insert(struct db *db, struct db_inflight *op, cd_err *err)
 {
-	int level = strcmp(op->kind, "restore") == 0 ? synchronous_level(db) : -1;
+	/* a restore: the connection's PRAGMA synchronous (0-3), or -1 */
+	int level = strcmp(op->kind, "restore") == 0 ? pragma_int(db, "synchronous") : -1;
 	int r;
 
 	if (level > 1)

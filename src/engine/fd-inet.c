@@ -195,10 +195,14 @@ static int outside_holder(const struct cd_fd_dump *x, const struct sk_desc *s, p
 	return 0;
 }
 
-/* A connection's socket also held by a process outside the tree would be
- * left to it in repair mode, then closed under it. */
-static int conn_held_outside(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
-                             cd_err *err)
+/* A TCP or UDP socket also held by a process outside the tree is refused.
+ * An established connection (PEER, its peer) would be left to that process
+ * in repair mode, then closed under it. Any other socket: the restore would
+ * make a second socket for the tree while that process keeps the first
+ * (bound to the same address: the restore's bind would fail on it, or share
+ * a port that was one socket's), and the two would no longer be one. */
+static int held_outside(const struct cd_fd_dump *x, const struct sk_desc *s, const char *peer,
+                        cd_err *err)
 {
 	char comm[32];
 	pid_t holder;
@@ -206,25 +210,11 @@ static int conn_held_outside(const struct cd_fd_dump *x, const struct sk_desc *s
 
 	if ((r = outside_holder(x, s, &holder, comm, err)) < 0 || !holder)
 		return r;
-	return SK_REFUSE(s,
-	                 "a TCP connection to %s, also held by pid %d (%s) outside the tree: a "
-	                 "restore could not give it back to both",
-	                 SK_ARGS(s), peer, holder, comm);
-}
-
-/* Any other TCP or UDP socket also held by a process outside the tree: the
- * restore would make a second socket for the tree while that process keeps
- * the first (bound to the same address: the restore's bind would fail on
- * it, or share a port that was one socket's), and the two would no longer
- * be one. */
-static int sk_held_outside(const struct cd_fd_dump *x, const struct sk_desc *s, cd_err *err)
-{
-	char comm[32];
-	pid_t holder;
-	int r;
-
-	if ((r = outside_holder(x, s, &holder, comm, err)) < 0 || !holder)
-		return r;
+	if (peer)
+		return SK_REFUSE(s,
+		                 "a TCP connection to %s, also held by pid %d (%s) outside the "
+		                 "tree: a restore could not give it back to both",
+		                 SK_ARGS(s), peer, holder, comm);
 	return SK_REFUSE(s,
 	                 "also held by pid %d (%s) outside the tree: a restore would make a "
 	                 "second socket beside the one it keeps; dump the tree that holds both",
@@ -275,7 +265,7 @@ static int dump_tcp(const struct cd_fd_dump *x, const struct sk_desc *s, int fd,
 		                 SK_ARGS(s), peer, tcp_state_name(ti.tcpi_state));
 	if (!x->new_obj)
 		return 0; /* the open file's first fd has it */
-	if ((r = conn_held_outside(x, s, peer, err)) < 0)
+	if ((r = held_outside(x, s, peer, err)) < 0)
 		return r;
 	d->sk_paddr = TAKE_PTR(pa);
 	d->sk_paddrlen = palen;
@@ -559,7 +549,7 @@ static int inet_dump(const struct cd_fd_dump *x, struct cd_fd *d, cd_err *err)
 		return SK_REFUSE(&s, "an error waits to be read (SO_ERROR): not supported",
 		                 SK_ARGS(&s));
 	/* an established connection's first fd is checked in dump_tcp, naming its peer */
-	if (x->new_obj && !tcp_established(fd, d) && (r = sk_held_outside(x, &s, err)) < 0)
+	if (x->new_obj && !tcp_established(fd, d) && (r = held_outside(x, &s, NULL, err)) < 0)
 		return r;
 	/* options first: repair mode (dump_tcp) shows SO_REUSEADDR as its own */
 	if ((r = dump_options(&s, fd, d, err)) < 0)

@@ -46,25 +46,26 @@ fds_round() {
 	TREE=
 }
 
-# The task that reports last is the one seized soonest after its report: a
-# tree of one task is the likeliest to show the race.
-@test "restore-fds: wl-counter, 16 round trips, exactly the dumped fds when restore returns" {
-	for i in $(seq 1 16); do
+# fds_rounds PROGRAM N: N rounds of fds_round, every second one restored
+# with --leave-stopped (the tree stopped when restore returns).
+fds_rounds() {
+	local i
+	for i in $(seq 1 "$2"); do
 		if [ $((i % 2)) -eq 0 ]; then
-			fds_round wl-counter --leave-stopped
+			fds_round "$1" --leave-stopped
 		else
-			fds_round wl-counter
+			fds_round "$1"
 		fi
 	done
 }
 
+# The task that reports last is the one seized soonest after its report: a
+# tree of one task is the likeliest to show the race.
+@test "restore-fds: wl-counter, 16 round trips, exactly the dumped fds when restore returns" {
+	fds_rounds wl-counter 16
+}
+
 # a parent and a child, fds at fixed numbers up to 23
 @test "restore-fds: wl-files, 6 round trips, exactly the dumped fds in both tasks" {
-	for i in $(seq 1 6); do
-		if [ $((i % 2)) -eq 0 ]; then
-			fds_round wl-files --leave-stopped
-		else
-			fds_round wl-files
-		fi
-	done
+	fds_rounds wl-files 6
 }

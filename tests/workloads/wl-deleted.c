@@ -228,17 +228,6 @@ static pid_t fork_paused_child(void)
 	return child;
 }
 
-/* Ends the paused child: killed, then reaped. */
-static void end_paused_child(pid_t child)
-{
-	kill(child, SIGKILL);
-	if (waitpid(child, NULL, 0) != child)
-		wl_fail("waitpid %d: %s", (int)child, strerror(errno));
-	for (unsigned i = 0; i < wl_nr_children; i++)
-		if (wl_children[i] == child)
-			wl_children[i] = 0;
-}
-
 #define SIZE_GH (3 * WL_PAGE_SIZE + 100)
 
 static char want_gh[SIZE_GH];
@@ -383,7 +372,7 @@ int main(int argc, char **argv)
 	if (pv)
 		check_private(pv, pg, path_pg);
 	if (child)
-		end_paused_child(child);
+		wl_end_paused_child(child);
 	/* still one open file, and a file that takes writes */
 	if (lseek(10, 50, SEEK_SET) != 50 || lseek(11, 0, SEEK_CUR) != 50)
 		wl_fail("fd 11 is no longer fd 10's open file");

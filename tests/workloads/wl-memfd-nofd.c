@@ -71,16 +71,6 @@ static pid_t fork_paused_child(void)
 	return child;
 }
 
-static void end_paused_child(pid_t child)
-{
-	kill(child, SIGKILL);
-	if (waitpid(child, NULL, 0) != child)
-		wl_fail("waitpid %d: %s", (int)child, strerror(errno));
-	for (unsigned i = 0; i < wl_nr_children; i++)
-		if (wl_children[i] == child)
-			wl_children[i] = 0;
-}
-
 static char *map(struct map *m, size_t len, off_t off, int prot, int fd)
 {
 	m->len = len;
@@ -303,6 +293,6 @@ int main(int argc, char **argv)
 	else
 		check_private_write(child);
 	check_file();
-	end_paused_child(child);
+	wl_end_paused_child(child);
 	wl_pass();
 }

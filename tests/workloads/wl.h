@@ -273,6 +273,18 @@ static inline void wl_expect_exit(pid_t pid, int want)
 		wl_fail("%s", why);
 }
 
+/* Ends a child that waits (paused, or for the trigger) before the check:
+ * killed, then reaped, and no longer one for wl_fail() to kill. */
+static inline void wl_end_paused_child(pid_t child)
+{
+	kill(child, SIGKILL);
+	if (waitpid(child, NULL, 0) != child)
+		wl_fail("waitpid %d: %s", (int)child, strerror(errno));
+	for (unsigned i = 0; i < wl_nr_children; i++)
+		if (wl_children[i] == child)
+			wl_children[i] = 0;
+}
+
 /* splitmix64: a seeded, deterministic stream of page contents. */
 static inline uint64_t wl_rand(uint64_t *state)
 {
