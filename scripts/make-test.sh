@@ -62,11 +62,13 @@ trap 'kill -- -$lane_pid 2>/dev/null; rm -rf "$lane"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
 # await NAME: waits for the background step NAME to end; counts its failure.
+# A lane that died before it (killed from outside) counts as its failure,
+# never as a wait without end.
 await() {
 	local start rc
 	start=$(date +%s)
-	while [ ! -f "$lane/$1.rc" ]; do sleep 1; done
-	rc=$(cat "$lane/$1.rc")
+	while [ ! -f "$lane/$1.rc" ] && kill -0 "$lane_pid" 2>/dev/null; do sleep 1; done
+	rc=$(cat "$lane/$1.rc" 2>/dev/null || echo 1)
 	[ "$rc" -eq 0 ] || failed "$1" "(its output: below, after the foreground's)"
 	echo "await-$1 $(($(date +%s) - start))" >>"$times"
 }
