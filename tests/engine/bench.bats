@@ -19,9 +19,11 @@ teardown() { engine_teardown; }
 		r = json.load(open(sys.argv[1]))
 		c = r["ceilings"]
 		for k in ("memcpy_mibs", "first_touch_mibs", "write_buffered_mibs",
-		          "write_direct_mibs", "read_buffered_mibs", "read_direct_mibs",
+		          "write_direct_mibs", "read_buffered_mibs", "read_fresh_mibs", "read_direct_mibs",
 		          "restore_bound_mibs"):
 		    assert c[k] > 0, k
+		# a restore reads what a dump wrote with O_DIRECT: that read bounds it
+		assert c["restore_bound_mibs"] == min(c["first_touch_mibs"], c["read_fresh_mibs"]), c
 		[w] = r["workloads"]
 		assert (w["mib"], w["contents"], w["mode"]) == (256, "random", "single"), w
 		for k in ("resident_mib", "image_mib", "dump_s", "dump_mibs", "dump_peak_rss_mib",
