@@ -12,12 +12,12 @@ typedef struct baseline {
 	double write_direct_gibs;   /* O_DIRECT from one reused aligned buffer */
 	double read_direct_gibs;    /* O_DIRECT into one reused aligned buffer */
 	double read_buffered_gibs;  /* read() of a buffered-written file not in the page cache */
+	double first_touch_gibs;    /* one write per page of fresh anonymous memory */
 	/* read() of a file written with O_DIRECT, the first time after: how a
 	 * restore meets the page files a dump wrote. On a VM the host may still
 	 * cache what the guest wrote through its page cache, so the buffered
 	 * file above can read faster than the disk does. */
 	double read_fresh_gibs;
-	double first_touch_gibs; /* one write per page of fresh anonymous memory */
 } baseline;
 
 /* Measures with size bytes of I/O in a scratch file under dir (removed
