@@ -34,6 +34,26 @@ int cd_page_stream_name(const char *name, unsigned s, char *buf, size_t len, cd_
 int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         cd_err *err);
 
+/* The record index of a compressed page file (docs/image-format.md,
+ * `pages`): "pages-PID.idx" beside the streams, written by the dump, so a
+ * restore knows where every record lies without reading the headers on
+ * the way. Little-endian: a header of CD_PAGE_INDEX_HEAD bytes (u32 magic
+ * CD_PAGE_INDEX_MAGIC, u32 version 1, u32 streams, u32 codec, u64 the
+ * data's size, u64 the number of chunks), then per chunk, in chunk order,
+ * a u32: its record's stored length (bits 0-23) and codec (bits 24-31). */
+#define CD_PAGE_INDEX_MAGIC 0x49504443u /* "CDPI" */
+#define CD_PAGE_INDEX_HEAD  32u
+/* The index file of page file name ("pages-7.img" → "pages-7.idx"). */
+int cd_page_index_name(const char *name, char *buf, size_t len, cd_err *err);
+/* Checks len bytes of an index read from a file (untrusted) against the
+ * layout l, the data's size and the sizes of its stream files (fsize[s],
+ * l->streams of them): every field, every entry (stored length at most
+ * its chunk's, the codec none or l's, a record stored as it is exactly
+ * its chunk), and each stream's records, padded, adding up to its file.
+ * On success *ret (malloc'd) holds one entry per chunk. */
+int cd_page_index_parse(const void *buf, size_t len, const struct cd_page_layout *l, uint64_t size,
+                        const uint64_t *fsize, uint32_t **ret, cd_err *err);
+
 struct cd_page_writer;
 int cd_pw_open(int dirfd, const char *name, struct cd_page_writer **ret, cd_err *err);
 /* The same for a layout (NULL: plain); a streamed writer runs one thread
