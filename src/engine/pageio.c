@@ -1261,6 +1261,7 @@ struct fill {
 	struct cd_csum_part csum;
 	bool stop;
 	bool writers; /* a writer thread per stream (cd_page_fill_spare) */
+	bool coded;   /* chunks stored as they are left to someone else */
 	int rc;
 	cd_err err;
 };
@@ -1314,6 +1315,8 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	posix_fadvise(file->fd,
 	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
 	              FILL_AHEAD, POSIX_FADV_WILLNEED);
+	if (st->ient && f->coded && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE)
+		np = 0; /* the steps read it (cd_page_stored_read) */
 	if (st->ient) {
 		/* its place known: read in one go where wanted, else not at all */
 		if (np)
@@ -1514,12 +1517,16 @@ bool cd_page_fill_spare(const struct cd_page_layout *l)
 	return l->streams < (unsigned)n;
 }
 
-int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
-                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
-                 struct cd_csum_part *csum, cd_err *err)
+static int page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                     const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                     bool coded, struct cd_csum_part *csum, cd_err *err)
 {
-	struct fill f = {
-	    .d = d, .nd = nd, .put = put, .arg = arg, .writers = cd_page_fill_spare(l)};
+	struct fill f = {.d = d,
+	                 .nd = nd,
+	                 .put = put,
+	                 .arg = arg,
+	                 .writers = cd_page_fill_spare(l),
+	                 .coded = coded};
 	struct fill_thread th[CD_STREAMS_MAX] = {0};
 	int r;
 
@@ -1549,6 +1556,76 @@ int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_pag
 	}
 	cd_csum_part_merge(csum, &f.csum);
 	return 0;
+}
+
+int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                 struct cd_csum_part *csum, cd_err *err)
+{
+	return page_fill(dirfd, name, size, l, d, nd, put, arg, false, csum, err);
+}
+
+int cd_page_fill_coded(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                       const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                       struct cd_csum_part *csum, cd_err *err)
+{
+	return page_fill(dirfd, name, size, l, d, nd, put, arg, true, csum, err);
+}
+
+/* ---- stored records, read in place ---- */
+
+struct cd_page_stored {
+	struct stream_r *st;
+};
+
+int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        struct cd_page_stored **ret, cd_err *err)
+{
+	struct stream_r *st = NULL;
+	int r;
+
+	*ret = NULL;
+	if (l->codec == CD_CODEC_NONE)
+		return 0;
+	if ((r = sr_open(dirfd, name, size, l, &st, err)) < 0)
+		return r;
+	if (!st->ient || !(*ret = calloc(1, sizeof(**ret)))) {
+		bool oom = st->ient != NULL;
+		sr_free(st);
+		return oom ? cd_err_set(err, ENOMEM, "out of memory") : 0;
+	}
+	(*ret)->st = st;
+	return 0;
+}
+
+void cd_page_stored_free(struct cd_page_stored *ps)
+{
+	if (!ps)
+		return;
+	sr_free(ps->st);
+	free(ps);
+}
+
+bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k)
+{
+	return k < ps->st->nchunks && IDX_CODEC(ps->st->ient[k]) == CD_CODEC_NONE;
+}
+
+int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
+                        cd_err *err)
+{
+	const struct stream_r *st = ps->st;
+	uint64_t k = off / CD_STREAM_CHUNK, in = off % CD_STREAM_CHUNK;
+	const struct sr_file *f = &st->f[k % st->n];
+	struct rec_head h;
+	int r;
+
+	if (!cd_page_stored_has(ps, k) || in + len > chunk_len(st->size, k))
+		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
+		                  off, len);
+	if ((r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
+		return r;
+	return pread_full(f->fd, dst, len, st->rec[k] + REC_HEAD + in, f->name, err);
 }
 
 /* ---- the plain reader ---- */
