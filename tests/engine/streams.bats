@@ -340,3 +340,35 @@ no_index_roundtrip() {
 	echo "controller peak ${ctl} KiB" >&2
 	[ "$ctl" -lt $(((64 + 3 + 32) * 1024)) ]
 }
+
+# With the record index, a record stored as it is (random memory) is read
+# straight into the new task's memory by the task itself, in steps shared
+# with a controller thread, as a plain page file is (docs/engine.md,
+# "Stored records read in place"). Before, the controller read every
+# record and wrote it in with process_vm_writev: the task read nothing.
+# The task's own read count (/proc/PID/io rchar) tells: at least a step.
+@test "streams: lz4 records stored as they are are read by the task itself (rchar), memory verified" {
+	mem="$BUILD_DIR/bench/bench-mem"
+	[ -x "$mem" ] || skip "no $mem"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
+		"$mem" 256 random single "$T/resumed" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 1 --codec lz4
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	root=$(jq -r .root "$IMG/manifest.json")
+	[ -f "$IMG/pages-$root.idx" ]
+	run timeout 120 "$ENGINE" restore "$IMG" --stdin /dev/null --stdout "$LOG" --stderr "$LOG" \
+		--detach --pid-file "$T/restored.pid"
+	assert_success
+	pid=$(cat "$T/restored.pid")
+	rchar=$(awk '/^rchar/ { print $2 }' "/proc/$pid/io")
+	echo "the task read $rchar bytes" >&2
+	[ "$rchar" -ge $((4 << 20)) ]
+	for _ in $(seq 1 1200); do grep -q '^verified' "$T/resumed" 2>/dev/null && break; sleep 0.05; done
+	run grep '^verified' "$T/resumed"
+	assert_output "verified ok"
+	kill -9 "$pid"
+}
