@@ -316,7 +316,9 @@ static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err 
 /* Maps t's premapped memory and fills it (mem.c) before t clones its
  * children, which inherit it copy-on-write. Streamed data is written in by
  * the controller while this task faults the pages in ahead of it (where
- * the streams leave a core spare, cd_page_fill_spare); a plain
+ * the streams leave a core spare, cd_page_fill_spare), but for the records
+ * stored as they are that a record index places, which this task and the
+ * controller read in steps first (cd_mem_premap_read_stored); a plain
  * page file is read by this task and the controller at once, in steps
  * (cd_mem_premap_read), each summing what it read into its part of the
  * checksum, which the controller checks before the task runs (mem.c). The
