@@ -145,7 +145,10 @@ _Static_assert(sizeof(struct cd_sysv_shm) == 64, "a new SysV segment field: revi
 /* The page data layout (cd_image.pages: streams, codec) only says how the image's own page
  * files are cut and compressed: the stream files are named from pages_file (checked like it)
  * inside the image directory, decoded into the restoring controller's and tasks' own memory,
- * and checked against pages_csum like a plain file; a user gains nothing through it. */
+ * and checked against pages_csum like a plain file; a user gains nothing through it. With a
+ * codec, the record index pages-PID.idx (named from pages_file the same way) only says where
+ * each record of the image's own stream files lies; the engine checks it against the layout
+ * and the files' sizes before any task exists, and every header against it. */
 _Static_assert(sizeof(struct cd_sysv_msq) == 48, "a new SysV queue field: review image-trust.c");
 _Static_assert(sizeof(struct cd_sysv_sem) == 40, "a new SysV set field: review image-trust.c");
 

@@ -105,6 +105,9 @@ struct cd_premap {
 	struct cd_premap_vma **task; /* per task of the image, per mapping */
 	size_t ntasks;
 	bool lazy; /* set before the plan: lazy mappings are not premapped */
+	/* per task, compressed streams with a record index, eager: where its
+	 * records stored as they are lie (cd_mem_premap_stored); else NULL */
+	struct cd_page_stored **stored;
 };
 /* Lazy restore (lazy.c): whether a mapping is left to the server; its
  * registration, at the mapping's place in the task (off: of its data in
@@ -122,6 +125,11 @@ void cd_lazy_handover(struct cd_lazy *lz);
 int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err);
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
 void cd_mem_premap_free(struct cd_premap *plan);
+/* Opens, for an eager restore of compressed streams with a record index,
+ * each task's stored records (cd_page_stored_open), before any task
+ * exists: the tasks read them in steps (cd_mem_premap_read_stored). */
+int cd_mem_premap_stored(const struct cd_image *img, struct cd_premap *plan, int dirfd,
+                         cd_err *err);
 /* Runs in the new task t, before it clones its children: drops the
  * parent's slots t does not keep and maps t's own, ready for its data
  * (cd_mem_premap_read with cd_mem_premap_help, or cd_mem_premap_fill). */
@@ -141,6 +149,12 @@ int cd_mem_premap_read(const struct cd_premap *plan, const struct cd_image *img,
 int cd_mem_premap_help(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
                        const struct cd_task *t, pid_t pid, uint32_t *next,
                        struct cd_csum_part *csum, cd_err *err);
+/* The same steps over t's records stored as they are (plan->stored), task
+ * side: 0 at once where there are none. cd_mem_premap_fill takes the
+ * controller's side of them. */
+int cd_mem_premap_read_stored(const struct cd_premap *plan, const struct cd_image *img,
+                              const struct cd_task *t, uint32_t *next, struct cd_csum_part *csum,
+                              cd_err *err);
 void cd_mem_premap_stop(uint32_t *next);
 /* In the new task t while the controller writes its streamed data in:
  * faults t's premapped data pages in, front to back, until *done is set,
@@ -154,7 +168,8 @@ void cd_mem_premap_populate(const struct cd_premap *plan, const struct cd_image 
  * per stream, and writes what its premapped slots hold straight into them
  * (process_vm_writev), adding it to csum. */
 int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
-                       const struct cd_task *t, pid_t pid, struct cd_csum_part *csum, cd_err *err);
+                       const struct cd_task *t, pid_t pid, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err);
 
 /* A shared anonymous memory object: a memfd of the controller that each task
  * maps again through /proc/<controller>/fd/<fd>. */

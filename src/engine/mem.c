@@ -1672,8 +1672,30 @@ void cd_mem_premap_free(struct cd_premap *plan)
 {
 	for (size_t i = 0; plan->task && i < plan->ntasks; i++)
 		free(plan->task[i]);
+	for (size_t i = 0; plan->stored && i < plan->ntasks; i++)
+		cd_page_stored_free(plan->stored[i]);
+	free(plan->stored);
 	free(plan->task);
 	*plan = (struct cd_premap){0};
+}
+
+int cd_mem_premap_stored(const struct cd_image *img, struct cd_premap *plan, int dirfd, cd_err *err)
+{
+	/* lazily, the premapped data is a small part: the controller reads it */
+	if (plan->lazy || cd_page_layout_plain(&img->pages) || img->pages.codec == CD_CODEC_NONE)
+		return 0;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	if (!(plan->stored = calloc(img->ntasks + 1, sizeof(*plan->stored))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		int r = t->zombie ? 0
+		                  : cd_page_stored_open(dirfd, t->pages_file, t->pages_size,
+		                                        &img->pages, &plan->stored[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Unmaps the parent's slots t does not keep (the root has none). */
@@ -1831,6 +1853,9 @@ int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, cons
 struct step_walk {
 	const struct cd_task *t;
 	const struct cd_premap_vma *pv;
+	/* streamed: steps only in chunks stored as they are, none across a
+	 * chunk's end (the others are the stream threads') */
+	const struct cd_page_stored *ps;
 	uint64_t base;
 	size_t vi, ri; /* the mapping and run at the cursor */
 	uint64_t in;   /* bytes of that run already stepped over */
@@ -1844,6 +1869,29 @@ static void step_walk_init(struct step_walk *w, const struct cd_premap *plan,
 	*w = (struct step_walk){.t = t, .pv = plan->task[t - img->tasks], .base = plan->base};
 }
 
+/* The same over t's stored records; false where it has none. */
+static bool step_walk_stored(struct step_walk *w, const struct cd_premap *plan,
+                             const struct cd_image *img, const struct cd_task *t)
+{
+	step_walk_init(w, plan, img, t);
+	w->ps = plan->stored ? plan->stored[t - img->tasks] : NULL;
+	return w->ps != NULL;
+}
+
+/* The length of the step at offset at of the page file, at most left
+ * bytes; *ret_skip when it is not one (streamed: a compressed chunk). */
+static uint64_t step_len(const struct step_walk *w, uint64_t at, uint64_t left, bool *ret_skip)
+{
+	uint64_t n = left < READ_STEP ? left : READ_STEP;
+
+	*ret_skip = false;
+	if (!w->ps)
+		return n;
+	uint64_t in_chunk = CD_STREAM_CHUNK - at % CD_STREAM_CHUNK;
+	*ret_skip = !cd_page_stored_has(w->ps, at / CD_STREAM_CHUNK);
+	return n < in_chunk ? n : in_chunk;
+}
+
 /* The step at the cursor, which moves past it; false: none left. */
 static bool step_next(struct step_walk *w, struct cd_page_dest *ret)
 {
@@ -1854,12 +1902,15 @@ static bool step_next(struct step_walk *w, struct cd_page_dest *ret)
 			uint64_t len = run->npages * PAGE;
 			if (run->src != CD_RUN_DATA)
 				continue;
-			if (w->pv[w->vi].how != CD_PREMAP_NONE && w->in < len) {
-				uint64_t n = len - w->in < READ_STEP ? len - w->in : READ_STEP;
+			while (w->pv[w->vi].how != CD_PREMAP_NONE && w->in < len) {
+				bool skip;
+				uint64_t n = step_len(w, w->off + w->in, len - w->in, &skip);
 				*ret = (struct cd_page_dest){w->off + w->in, n,
 				                             w->base + w->pv[w->vi].off +
 				                                 run->page * PAGE + w->in};
 				w->in += n;
+				if (skip)
+					continue;
 				w->idx++;
 				return true;
 			}
@@ -1924,6 +1975,28 @@ int cd_mem_premap_read(const struct cd_premap *plan, const struct cd_image *img,
 		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
 		populate(dst, d.len);
 		int r = read_full(pages_fd, dst, d.len, d.off, err);
+		if (r < 0) {
+			cd_mem_premap_stop(next);
+			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
+		}
+		cd_csum_part_add(csum, dst, (size_t)d.len, d.off, t->pages_size);
+	}
+	return 0;
+}
+
+int cd_mem_premap_read_stored(const struct cd_premap *plan, const struct cd_image *img,
+                              const struct cd_task *t, uint32_t *next, struct cd_csum_part *csum,
+                              cd_err *err)
+{
+	struct step_walk w;
+	struct cd_page_dest d;
+
+	if (!step_walk_stored(&w, plan, img, t))
+		return 0;
+	while (step_take(&w, next, &d)) {
+		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
+		populate(dst, d.len);
+		int r = cd_page_stored_read(w.ps, d.off, dst, (size_t)d.len, err);
 		if (r < 0) {
 			cd_mem_premap_stop(next);
 			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
@@ -2010,8 +2083,58 @@ static bool fill_sparse(const struct cd_premap *plan, const struct cd_image *img
 	return lazy && want < t->pages_size / 4;
 }
 
+/* The controller's side of the steps over t's stored records (the task
+ * takes the others, cd_mem_premap_read_stored). */
+static int help_stored(struct step_walk *w, pid_t pid, uint32_t *next, struct cd_csum_part *csum,
+                       cd_err *err)
+{
+	_cleanup_free_ uint8_t *buf = malloc(READ_STEP);
+	struct cd_page_dest d;
+
+	if (!buf) {
+		cd_mem_premap_stop(next);
+		return cd_err_set(err, ENOMEM, "out of memory");
+	}
+	while (step_take(w, next, &d)) {
+		struct cd_page_piece pc = {buf, d.len, d.to};
+		int r = cd_page_stored_read(w->ps, d.off, buf, (size_t)d.len, err);
+		if (r >= 0) {
+			cd_csum_part_add(csum, buf, (size_t)d.len, d.off, w->t->pages_size);
+			r = put_task_pieces(&pid, &pc, 1, err);
+		}
+		if (r < 0) {
+			cd_mem_premap_stop(next);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* With a record index, eagerly: the stream threads decode the compressed
+ * chunks while the task reads the stored ones in steps, then this thread
+ * takes the stored steps the task has not (the way a plain page file is
+ * read by both: docs/engine.md, "Parallel streams"). */
+static int fill_stored(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
+                       const struct cd_task *t, pid_t pid, uint32_t *next,
+                       const struct cd_page_dest *d, size_t n, struct cd_csum_part *csum,
+                       cd_err *err)
+{
+	struct step_walk w;
+	int r;
+
+	step_walk_stored(&w, plan, img, t);
+	r = cd_page_fill_coded(dirfd, t->pages_file, t->pages_size, &img->pages, d, n,
+	                       put_task_pieces, &pid, csum, err);
+	if (r < 0) {
+		cd_mem_premap_stop(next);
+		return r;
+	}
+	return help_stored(&w, pid, next, csum, err);
+}
+
 int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
-                       const struct cd_task *t, pid_t pid, struct cd_csum_part *csum, cd_err *err)
+                       const struct cd_task *t, pid_t pid, uint32_t *next,
+                       struct cd_csum_part *csum, cd_err *err)
 {
 	_cleanup_free_ struct cd_page_dest *d = NULL;
 	size_t n = 0;
@@ -2019,6 +2142,10 @@ int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img,
 
 	if (r < 0 || !n)
 		return r;
+	if (plan->stored && plan->stored[t - img->tasks]) {
+		r = fill_stored(plan, img, dirfd, t, pid, next, d, n, csum, err);
+		return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
+	}
 	/* lazily, most of the data is the server's: only what is wanted read */
 	r = (fill_sparse(plan, img, t, d, n) ? cd_page_fill_sparse : cd_page_fill)(
 	    dirfd, t->pages_file, t->pages_size, &img->pages, d, n, put_task_pieces, &pid, csum,

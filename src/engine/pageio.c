@@ -118,6 +118,155 @@ static size_t rec_size(size_t stored)
 	return REC_HEAD + ((stored + CD_PAGE_SIZE - 1) & ~(CD_PAGE_SIZE - 1));
 }
 
+static int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *name, cd_err *err);
+
+/* ---- the record index ---- */
+
+#define IDX_LEN_MASK          0xffffffu
+#define IDX_CODEC(e)          ((e) >> 24)
+#define IDX_LEN(e)            ((e)&IDX_LEN_MASK)
+#define IDX_ENTRY(len, codec) ((uint32_t)(len) | (uint32_t)(codec) << 24)
+
+_Static_assert(CD_STREAM_CHUNK <= IDX_LEN_MASK, "a chunk's length fits an index entry");
+
+static uint64_t nchunks_of(uint64_t size)
+{
+	return (size + CD_STREAM_CHUNK - 1) / CD_STREAM_CHUNK;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+int cd_page_index_name(const char *name, char *buf, size_t len, cd_err *err)
+{
+	size_t n = strlen(name);
+	int k;
+
+	if (n > 4 && !strcmp(name + n - 4, ".img"))
+		n -= 4;
+	k = snprintf(buf, len, "%.*s.idx", (int)n, name);
+	if (k < 0 || (size_t)k >= len)
+		return cd_err_set(err, ENAMETOOLONG, "%s: index file name too long", name);
+	return 0;
+}
+
+/* Whether entry e is a record this layout may hold for a chunk of len
+ * bytes (as rec_check_head asks of a header). */
+static bool idx_entry_ok(uint32_t e, enum cd_page_codec codec, uint64_t len)
+{
+	uint32_t c = IDX_CODEC(e);
+
+	if (c != CD_CODEC_NONE && c != (uint32_t)codec)
+		return false;
+	return c == CD_CODEC_NONE ? IDX_LEN(e) == len : IDX_LEN(e) <= len;
+}
+
+static int idx_check_head(const uint8_t *buf, size_t len, const struct cd_page_layout *l,
+                          uint64_t size, cd_err *err)
+{
+	uint64_t n = nchunks_of(size);
+
+	if (len < CD_PAGE_INDEX_HEAD || get_le32(buf) != CD_PAGE_INDEX_MAGIC ||
+	    get_le32(buf + 4) != 1)
+		return cd_err_set(err, EINVAL, "not a record index of version 1");
+	if (get_le32(buf + 8) != l->streams || get_le32(buf + 12) != (uint32_t)l->codec)
+		return cd_err_set(err, EINVAL, "its streams and codec are not the manifest's");
+	if (get_le64(buf + 16) != size || get_le64(buf + 24) != n)
+		return cd_err_set(err, EINVAL, "its size or chunk count is not the manifest's");
+	if ((len - CD_PAGE_INDEX_HEAD) / 4 != n || (len - CD_PAGE_INDEX_HEAD) % 4)
+		return cd_err_set(err, EINVAL, "%zu bytes, expected %" PRIu64, len,
+		                  CD_PAGE_INDEX_HEAD + 4 * n);
+	return 0;
+}
+
+int cd_page_index_parse(const void *buf, size_t len, const struct cd_page_layout *l, uint64_t size,
+                        const uint64_t *fsize, uint32_t **ret, cd_err *err)
+{
+	uint64_t sum[CD_STREAMS_MAX] = {0};
+	const uint8_t *p = buf;
+	_cleanup_free_ uint32_t *ent = NULL;
+	int r;
+
+	if ((r = cd_page_layout_check(l, err)) < 0)
+		return r;
+	if (l->codec == CD_CODEC_NONE)
+		return cd_err_set(err, EINVAL, "a record index for streams with no codec");
+	if ((r = idx_check_head(p, len, l, size, err)) < 0)
+		return r;
+	uint64_t n = nchunks_of(size);
+	if (!(ent = malloc((size_t)n * sizeof(*ent) + 1)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (uint64_t k = 0; k < n; k++) {
+		ent[k] = get_le32(p + CD_PAGE_INDEX_HEAD + 4 * k);
+		if (!idx_entry_ok(ent[k], l->codec, chunk_len(size, k)))
+			return cd_err_set(err, EINVAL, "bad entry for chunk %" PRIu64, k);
+		sum[k % l->streams] += rec_size(IDX_LEN(ent[k]));
+	}
+	for (unsigned s = 0; s < l->streams; s++)
+		if (sum[s] != fsize[s])
+			return cd_err_set(err, EINVAL,
+			                  "stream %u: records of %" PRIu64
+			                  " bytes, its file %" PRIu64,
+			                  s, sum[s], fsize[s]);
+	*ret = TAKE_PTR(ent);
+	return 0;
+}
+
+/* The index of page file name, checked (cd_page_index_parse) against the
+ * stream files' sizes fsize; *ret NULL where there is none (an image
+ * written before the index: its headers are walked). */
+static int idx_load(int dirfd, const char *name, const struct cd_page_layout *l, uint64_t size,
+                    const uint64_t *fsize, uint32_t **ret, cd_err *err)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t want = CD_PAGE_INDEX_HEAD + 4 * nchunks_of(size);
+	char file[64];
+	struct stat sb;
+	int r;
+
+	*ret = NULL;
+	if ((r = cd_page_index_name(name, file, sizeof(file), err)) < 0)
+		return r;
+	if ((fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return cd_err_sys(err, errno, "open %s", file);
+	if (fstat(fd, &sb) < 0)
+		return cd_err_sys(err, errno, "stat %s", file);
+	/* its size is known from the manifest: nothing bigger is read */
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != want)
+		return cd_err_set(err, EINVAL,
+		                  "%s: %jd bytes, expected %" PRIu64 " (corrupt image)", file,
+		                  (intmax_t)sb.st_size, want);
+	if (!(buf = malloc((size_t)want)))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	if ((r = pread_full(fd, buf, (size_t)want, 0, file, err)) < 0)
+		return r;
+	if ((r = cd_page_index_parse(buf, (size_t)want, l, size, fsize, ret, err)) < 0)
+		return cd_err_wrap(err, "%s (corrupt image)", file);
+	return 0;
+}
+
 static int write_all(int fd, bool *direct, const uint8_t *buf, size_t len, const char *name,
                      cd_err *err)
 {
@@ -184,6 +333,9 @@ struct sw_stream {
 	uint8_t *in, *out; /* the chunk handed over; its record */
 	size_t in_len, out_cap;
 	ZSTD_CCtx *zc;
+	/* its records' index entries, in order (a codec only) */
+	uint32_t *ent;
+	size_t nent, ent_cap;
 	pthread_t th;
 	uint64_t write_ns;
 	int rc;
@@ -198,6 +350,8 @@ struct stream_w {
 	unsigned n;
 	enum cd_page_codec codec;
 	uint64_t next; /* the next chunk's number */
+	int idx_fd;    /* the record index (a codec only; else -1) */
+	char idx_name[64];
 	struct sw_stream s[CD_STREAMS_MAX];
 };
 
@@ -252,11 +406,31 @@ static size_t sw_encode(struct sw_stream *w, const uint8_t *in, size_t len)
 	return total;
 }
 
+/* The index entry of the record just encoded (its header in w->out). */
+static int sw_note(struct sw_stream *w, cd_err *err)
+{
+	const struct rec_head *h = (const struct rec_head *)w->out;
+
+	if (w->nent == w->ent_cap) {
+		size_t cap = w->ent_cap ? 2 * w->ent_cap : 256;
+		uint32_t *p = realloc(w->ent, cap * sizeof(*p));
+		if (!p)
+			return cd_err_set(err, ENOMEM, "out of memory");
+		w->ent = p;
+		w->ent_cap = cap;
+	}
+	w->ent[w->nent++] = IDX_ENTRY(h->stored_len, h->codec);
+	return 0;
+}
+
 static int sw_write_chunk(struct sw_stream *w, cd_err *err)
 {
 	uint64_t t0 = cd_now_ns();
 	size_t rec = w->st->codec == CD_CODEC_NONE ? 0 : sw_encode(w, w->in, w->in_len);
-	int r = 0;
+	int r = w->st->codec == CD_CODEC_NONE ? 0 : sw_note(w, err);
+
+	if (r < 0)
+		return r;
 
 	if (rec) {
 		r = write_all(w->fd, &w->direct, w->out, rec, w->name, err);
@@ -323,8 +497,11 @@ static void sw_free(struct stream_w *st)
 			close(w->fd);
 		free(w->in);
 		free(w->out);
+		free(w->ent);
 		ZSTD_freeCCtx(w->zc);
 	}
+	if (st->idx_fd >= 0)
+		close(st->idx_fd);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
@@ -368,8 +545,14 @@ static int sw_open(int dirfd, const char *name, const struct cd_page_layout *l,
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	st->codec = l->codec;
+	st->idx_fd = -1;
 	for (unsigned i = 0; i < l->streams; i++)
 		st->s[i].fd = -1;
+	if (st->codec != CD_CODEC_NONE &&
+	    (r = cd_page_index_name(name, st->idx_name, sizeof(st->idx_name), err)) >= 0 &&
+	    (st->idx_fd =
+	         openat(dirfd, st->idx_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		r = cd_err_sys(err, errno, "create %s", st->idx_name);
 	for (unsigned i = 0; i < l->streams && r >= 0; i++) {
 		st->n = i + 1;
 		r = sw_stream_open(st, &st->s[i], dirfd, name, i, err);
@@ -411,6 +594,39 @@ static int sw_hand_over(struct cd_page_writer *pw, cd_err *err)
 	return r;
 }
 
+/* Writes and fsyncs the record index of the streams' records, once
+ * their threads are done: chunk k is stream k mod n's record k / n. */
+static int sw_write_index(struct cd_page_writer *pw, cd_err *err)
+{
+	struct stream_w *st = pw->st;
+	uint64_t n = nchunks_of(pw->total);
+	size_t len = CD_PAGE_INDEX_HEAD + 4 * (size_t)n;
+	_cleanup_free_ uint8_t *buf = calloc(1, len);
+	bool direct = false;
+	int r;
+
+	if (!buf)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	put_le32(buf, CD_PAGE_INDEX_MAGIC);
+	put_le32(buf + 4, 1);
+	put_le32(buf + 8, st->n);
+	put_le32(buf + 12, (uint32_t)st->codec);
+	put_le64(buf + 16, pw->total);
+	put_le64(buf + 24, n);
+	for (uint64_t k = 0; k < n; k++) {
+		const struct sw_stream *w = &st->s[k % st->n];
+		if (k / st->n >= w->nent)
+			return cd_err_set(err, EIO, "%s: chunk %" PRIu64 " has no record",
+			                  st->idx_name, k);
+		put_le32(buf + CD_PAGE_INDEX_HEAD + 4 * k, w->ent[k / st->n]);
+	}
+	if ((r = write_all(st->idx_fd, &direct, buf, len, st->idx_name, err)) < 0)
+		return r;
+	if (fsync(st->idx_fd) < 0)
+		return cd_err_sys(err, errno, "fsync %s", st->idx_name);
+	return 0;
+}
+
 static int sw_finish(struct cd_page_writer *pw, cd_err *err)
 {
 	struct stream_w *st = pw->st;
@@ -431,6 +647,8 @@ static int sw_finish(struct cd_page_writer *pw, cd_err *err)
 		if (w->write_ns > pw->write_ns)
 			pw->write_ns = w->write_ns;
 	}
+	if (r >= 0 && st->idx_fd >= 0)
+		r = sw_write_index(pw, err);
 	return r;
 }
 
@@ -578,9 +796,10 @@ struct sr_file {
 	char name[64];
 };
 
-/* What one decoder needs: a record's stored bytes, zstd's context. */
+/* What one decoder needs: a record's header page and stored bytes,
+ * zstd's context. */
 struct sr_dec {
-	uint8_t *in;
+	uint8_t *head, *in;
 	ZSTD_DCtx *dc;
 };
 
@@ -596,6 +815,9 @@ struct stream_r {
 	uint64_t *rec;                    /* per chunk: its record's offset, once walked */
 	uint64_t walk_k[CD_STREAMS_MAX];  /* per stream: the first chunk not walked */
 	uint64_t walk_at[CD_STREAMS_MAX]; /* and its record's offset */
+	/* per chunk, its record's index entry (NULL: no index, the headers
+	 * are walked); with it, rec is known for every chunk at open */
+	uint32_t *ient;
 	struct sr_dec dec;
 };
 
@@ -618,10 +840,34 @@ static int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *n
 	return 0;
 }
 
+/* pread_full into the n buffers of iov (which it moves on). */
+static int preadv_full(int fd, struct iovec *iov, int n, uint64_t off, const char *name,
+                       cd_err *err)
+{
+	while (n > 0) {
+		ssize_t k = preadv(fd, iov, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return cd_err_sys(err, errno, "read %s", name);
+		if (k == 0 && iov->iov_len)
+			return cd_err_set(err, EINVAL, "%s: truncated (corrupt image)", name);
+		off += (uint64_t)k;
+		for (; n > 0 && (size_t)k >= iov->iov_len; iov++, n--)
+			k -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
 static int sr_dec_init(struct sr_dec *d, enum cd_page_codec codec, cd_err *err)
 {
 	*d = (struct sr_dec){0};
-	if (codec != CD_CODEC_NONE && !(d->in = malloc(CD_STREAM_CHUNK)))
+	if (codec != CD_CODEC_NONE &&
+	    (!(d->in = malloc(CD_STREAM_CHUNK)) || !(d->head = malloc(REC_HEAD))))
 		return cd_err_set(err, ENOMEM, "out of memory");
 	if (codec == CD_CODEC_ZSTD && !(d->dc = ZSTD_createDCtx()))
 		return cd_err_set(err, ENOMEM, "out of memory");
@@ -631,14 +877,32 @@ static int sr_dec_init(struct sr_dec *d, enum cd_page_codec codec, cd_err *err)
 static void sr_dec_free(struct sr_dec *d)
 {
 	free(d->in);
+	free(d->head);
 	ZSTD_freeDCtx(d->dc);
 	*d = (struct sr_dec){0};
 }
 
-/* The header of the record at pos of f, for a chunk of len bytes, checked
- * against the file and the layout. */
+/* Whether h, read at pos of f, is chunk k's record: checked against the
+ * file, the layout and, where there is one, the index (a lying index is
+ * refused like a bad header). */
+static int rec_check_head(const struct stream_r *st, const struct sr_file *f, uint64_t pos,
+                          uint64_t k, const struct rec_head *h, cd_err *err)
+{
+	uint64_t len = chunk_len(st->size, k);
+
+	if (h->magic != REC_MAGIC || h->raw_len != len || h->stored_len > len ||
+	    (h->codec != CD_CODEC_NONE && h->codec != st->codec) ||
+	    rec_size(h->stored_len) > f->size - pos ||
+	    (h->codec == CD_CODEC_NONE && h->stored_len != len) ||
+	    (st->ient && st->ient[k] != IDX_ENTRY(h->stored_len, h->codec)))
+		return cd_err_set(err, EINVAL, "%s: bad record at %" PRIu64 " (corrupt image)",
+		                  f->name, pos);
+	return 0;
+}
+
+/* The header of chunk k's record, at pos of f, checked. */
 static int rec_read_head(const struct stream_r *st, const struct sr_file *f, uint64_t pos,
-                         uint64_t len, struct rec_head *h, cd_err *err)
+                         uint64_t k, struct rec_head *h, cd_err *err)
 {
 	int r;
 
@@ -646,27 +910,16 @@ static int rec_read_head(const struct stream_r *st, const struct sr_file *f, uin
 		return cd_err_set(err, EINVAL, "%s: truncated (corrupt image)", f->name);
 	if ((r = pread_full(f->fd, h, sizeof(*h), pos, f->name, err)) < 0)
 		return r;
-	if (h->magic != REC_MAGIC || h->raw_len != len || h->stored_len > len ||
-	    (h->codec != CD_CODEC_NONE && h->codec != st->codec) ||
-	    rec_size(h->stored_len) > f->size - pos ||
-	    (h->codec == CD_CODEC_NONE && h->stored_len != len))
-		return cd_err_set(err, EINVAL, "%s: bad record at %" PRIu64 " (corrupt image)",
-		                  f->name, pos);
-	return 0;
+	return rec_check_head(st, f, pos, k, h, err);
 }
 
-/* Decodes the record at pos (header h) into dst, h->raw_len bytes: a
- * record stored as it is is read straight there. */
-static int rec_decode(const struct sr_file *f, uint64_t pos, const struct rec_head *h,
+/* Decodes the stored bytes of the record at pos (header h), read into
+ * d->in, into dst: h->raw_len bytes. */
+static int rec_unpack(const struct sr_file *f, uint64_t pos, const struct rec_head *h,
                       struct sr_dec *d, uint8_t *dst, cd_err *err)
 {
 	size_t len = h->raw_len, got;
-	int r;
 
-	if (h->codec == CD_CODEC_NONE)
-		return pread_full(f->fd, dst, len, pos + REC_HEAD, f->name, err);
-	if ((r = pread_full(f->fd, d->in, h->stored_len, pos + REC_HEAD, f->name, err)) < 0)
-		return r;
 	if (h->codec == CD_CODEC_LZ4) {
 		int n = LZ4_decompress_safe((const char *)d->in, (char *)dst, (int)h->stored_len,
 		                            (int)len);
@@ -680,6 +933,43 @@ static int rec_decode(const struct sr_file *f, uint64_t pos, const struct rec_he
 		                  "%s: record at %" PRIu64 " does not decode (corrupt image)",
 		                  f->name, pos);
 	return 0;
+}
+
+/* Decodes the record at pos (header h) into dst, h->raw_len bytes: a
+ * record stored as it is is read straight there. */
+static int rec_decode(const struct sr_file *f, uint64_t pos, const struct rec_head *h,
+                      struct sr_dec *d, uint8_t *dst, cd_err *err)
+{
+	int r;
+
+	if (h->codec == CD_CODEC_NONE)
+		return pread_full(f->fd, dst, h->raw_len, pos + REC_HEAD, f->name, err);
+	if ((r = pread_full(f->fd, d->in, h->stored_len, pos + REC_HEAD, f->name, err)) < 0)
+		return r;
+	return rec_unpack(f, pos, h, d, dst, err);
+}
+
+/* Chunk k's record, its place known from the index: header and stored
+ * bytes in one read (a record stored as it is straight into dst), the
+ * header checked, then decoded into dst. */
+static int rec_read_indexed(const struct stream_r *st, uint64_t k, struct sr_dec *d, uint8_t *dst,
+                            cd_err *err)
+{
+	const struct sr_file *f = &st->f[k % st->n];
+	uint32_t e = st->ient[k];
+	uint64_t pos = st->rec[k];
+	struct iovec iov[2] = {{d->head, REC_HEAD},
+	                       {IDX_CODEC(e) == CD_CODEC_NONE ? dst : d->in, IDX_LEN(e)}};
+	struct rec_head h;
+	int r;
+
+	/* the index was checked against the file's size: the read is inside */
+	if ((r = preadv_full(f->fd, iov, 2, pos, f->name, err)) < 0)
+		return r;
+	memcpy(&h, d->head, sizeof(h));
+	if ((r = rec_check_head(st, f, pos, k, &h, err)) < 0)
+		return r;
+	return h.codec == CD_CODEC_NONE ? 0 : rec_unpack(f, pos, &h, d, dst, err);
 }
 
 /* Chunk k with no codec: at its place in its stream (every chunk but the
@@ -726,6 +1016,7 @@ static void sr_free(struct stream_r *st)
 	sr_dec_free(&st->dec);
 	free(st->win);
 	free(st->rec);
+	free(st->ient);
 	free(st);
 }
 
@@ -752,8 +1043,34 @@ static int sr_file_open(struct stream_r *st, int dirfd, const char *name, unsign
 	return 0;
 }
 
+/* Where each record lies (st->rec), from the index where the image has
+ * one: then nothing is left to walk. */
+static int sr_open_index(struct stream_r *st, int dirfd, const char *name, cd_err *err)
+{
+	const struct cd_page_layout l = {.streams = st->n, .codec = st->codec};
+	uint64_t fsize[CD_STREAMS_MAX], at[CD_STREAMS_MAX] = {0};
+	int r;
+
+	if (!(st->rec = calloc(st->nchunks + 1, sizeof(*st->rec))))
+		return cd_err_set(err, ENOMEM, "out of memory");
+	for (unsigned s = 0; s < st->n; s++)
+		fsize[s] = st->f[s].size;
+	if ((r = idx_load(dirfd, name, &l, st->size, fsize, &st->ient, err)) < 0 || !st->ient)
+		return r;
+	for (uint64_t k = 0; k < st->nchunks; k++) {
+		st->rec[k] = at[k % st->n];
+		at[k % st->n] += rec_size(IDX_LEN(st->ient[k]));
+	}
+	for (unsigned s = 0; s < st->n; s++) {
+		st->walk_k[s] = st->nchunks + s;
+		st->walk_at[s] = st->f[s].size; /* the index adds up to it */
+	}
+	return 0;
+}
+
 /* The layout's files of page file name (size bytes), every one opened and
- * its size checked: a missing or short stream fails here. */
+ * its size checked, and the record index read and checked where there is
+ * one: a missing or short stream, or a bad index, fails here. */
 static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                    struct stream_r **ret, cd_err *err)
 {
@@ -772,6 +1089,8 @@ static int sr_open(int dirfd, const char *name, uint64_t size, const struct cd_p
 	}
 	for (unsigned i = 0; i < st->n && r >= 0; i++)
 		r = sr_file_open(st, dirfd, name, i, err);
+	if (r >= 0 && st->codec != CD_CODEC_NONE)
+		r = sr_open_index(st, dirfd, name, err);
 	if (r < 0) {
 		sr_free(st);
 		return r;
@@ -788,8 +1107,7 @@ static int sr_walk(struct stream_r *st, unsigned s, uint64_t k, cd_err *err)
 	while (st->walk_k[s] <= k && st->walk_k[s] < st->nchunks) {
 		struct rec_head h = {0};
 		uint64_t j = st->walk_k[s];
-		int r =
-		    rec_read_head(st, &st->f[s], st->walk_at[s], chunk_len(st->size, j), &h, err);
+		int r = rec_read_head(st, &st->f[s], st->walk_at[s], j, &h, err);
 		if (r < 0)
 			return r;
 		st->rec[j] = st->walk_at[s];
@@ -808,8 +1126,10 @@ static int sr_chunk(struct stream_r *st, uint64_t k, uint8_t *dst, cd_err *err)
 
 	if (st->codec == CD_CODEC_NONE)
 		return raw_read(st, k, dst, err);
+	if (st->ient)
+		return rec_read_indexed(st, k, &st->dec, dst, err);
 	if ((r = sr_walk(st, (unsigned)(k % st->n), k, err)) < 0 ||
-	    (r = rec_read_head(st, f, st->rec[k], chunk_len(st->size, k), &h, err)) < 0)
+	    (r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
 		return r;
 	return rec_decode(f, st->rec[k], &h, &st->dec, dst, err);
 }
@@ -897,10 +1217,9 @@ int cd_pr_open_layout(int dirfd, const char *name, uint64_t size,
 		return r;
 	pr->size = (size_t)size;
 	if (layout->codec != CD_CODEC_NONE &&
-	    ((r = sr_dec_init(&pr->st->dec, layout->codec, err)) < 0 ||
-	     !(pr->st->rec = calloc(pr->st->nchunks + 1, sizeof(*pr->st->rec))))) {
+	    (r = sr_dec_init(&pr->st->dec, layout->codec, err)) < 0) {
 		sr_free(pr->st);
-		return r < 0 ? r : cd_err_set(err, ENOMEM, "out of memory");
+		return r;
 	}
 	*ret = TAKE_PTR(pr);
 	return 0;
@@ -909,8 +1228,9 @@ int cd_pr_open_layout(int dirfd, const char *name, uint64_t size,
 int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         cd_err *err)
 {
-	uint64_t nchunks = (size + CD_STREAM_CHUNK - 1) / CD_STREAM_CHUNK;
+	uint64_t nchunks = nchunks_of(size), fsize[CD_STREAMS_MAX];
 	struct stream_r st = {.n = l->streams, .codec = l->codec, .size = size, .nchunks = nchunks};
+	_cleanup_free_ uint32_t *ent = NULL;
 	int r = cd_page_layout_check(l, err);
 
 	for (unsigned s = 0; s < l->streams && r >= 0; s++) {
@@ -920,8 +1240,12 @@ int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct
 			break;
 		if (fstatat(dirfd, file, &sb, 0) < 0)
 			return cd_err_sys(err, errno, "stat %s (a stream of %s)", file, name);
-		r = sr_check_size(&st, s, (uint64_t)sb.st_size, file, err);
+		fsize[s] = (uint64_t)sb.st_size;
+		r = sr_check_size(&st, s, fsize[s], file, err);
 	}
+	/* a bad index is refused here, before any task exists */
+	if (r >= 0 && l->codec != CD_CODEC_NONE)
+		r = idx_load(dirfd, name, l, size, fsize, &ent, err);
 	return r;
 }
 
@@ -937,6 +1261,7 @@ struct fill {
 	struct cd_csum_part csum;
 	bool stop;
 	bool writers; /* a writer thread per stream (cd_page_fill_spare) */
+	bool coded;   /* chunks stored as they are left to someone else */
 	int rc;
 	cd_err err;
 };
@@ -986,12 +1311,23 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	int r = 0;
 
 	*ret_np = 0;
-	/* what comes next is read while this chunk is decoded and written */
+	/* what comes next is read while this chunk is decoded and written;
+	 * with stored chunks left to the steps (coded) the thread runs ahead
+	 * of them over chunks it skips, so the whole stored data is asked for
+	 * at once: measured faster for the steps than their sequential
+	 * read-ahead alone (docs/engine.md, "Parallel streams") */
 	posix_fadvise(file->fd,
 	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
 	              FILL_AHEAD, POSIX_FADV_WILLNEED);
-	if (st->codec != CD_CODEC_NONE) {
-		if ((r = rec_read_head(st, file, *pos, len, &h, err)) < 0)
+	if (st->ient && f->coded && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE)
+		np = 0; /* the steps read it (cd_page_stored_read) */
+	if (st->ient) {
+		/* its place known: read in one go where wanted, else not at all */
+		if (np)
+			r = rec_read_indexed(st, k, dec, buf, err);
+		*pos += rec_size(IDX_LEN(st->ient[k]));
+	} else if (st->codec != CD_CODEC_NONE) {
+		if ((r = rec_read_head(st, file, *pos, k, &h, err)) < 0)
 			return r;
 		if (np)
 			r = rec_decode(file, *pos, &h, dec, buf, err);
@@ -1185,12 +1521,16 @@ bool cd_page_fill_spare(const struct cd_page_layout *l)
 	return l->streams < (unsigned)n;
 }
 
-int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
-                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
-                 struct cd_csum_part *csum, cd_err *err)
+static int page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                     const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                     bool coded, struct cd_csum_part *csum, cd_err *err)
 {
-	struct fill f = {
-	    .d = d, .nd = nd, .put = put, .arg = arg, .writers = cd_page_fill_spare(l)};
+	struct fill f = {.d = d,
+	                 .nd = nd,
+	                 .put = put,
+	                 .arg = arg,
+	                 .writers = cd_page_fill_spare(l),
+	                 .coded = coded};
 	struct fill_thread th[CD_STREAMS_MAX] = {0};
 	int r;
 
@@ -1220,6 +1560,76 @@ int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_pag
 	}
 	cd_csum_part_merge(csum, &f.csum);
 	return 0;
+}
+
+int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                 const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                 struct cd_csum_part *csum, cd_err *err)
+{
+	return page_fill(dirfd, name, size, l, d, nd, put, arg, false, csum, err);
+}
+
+int cd_page_fill_coded(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                       const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                       struct cd_csum_part *csum, cd_err *err)
+{
+	return page_fill(dirfd, name, size, l, d, nd, put, arg, true, csum, err);
+}
+
+/* ---- stored records, read in place ---- */
+
+struct cd_page_stored {
+	struct stream_r *st;
+};
+
+int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        struct cd_page_stored **ret, cd_err *err)
+{
+	struct stream_r *st = NULL;
+	int r;
+
+	*ret = NULL;
+	if (l->codec == CD_CODEC_NONE)
+		return 0;
+	if ((r = sr_open(dirfd, name, size, l, &st, err)) < 0)
+		return r;
+	if (!st->ient || !(*ret = calloc(1, sizeof(**ret)))) {
+		bool oom = st->ient != NULL;
+		sr_free(st);
+		return oom ? cd_err_set(err, ENOMEM, "out of memory") : 0;
+	}
+	(*ret)->st = st;
+	return 0;
+}
+
+void cd_page_stored_free(struct cd_page_stored *ps)
+{
+	if (!ps)
+		return;
+	sr_free(ps->st);
+	free(ps);
+}
+
+bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k)
+{
+	return k < ps->st->nchunks && IDX_CODEC(ps->st->ient[k]) == CD_CODEC_NONE;
+}
+
+int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
+                        cd_err *err)
+{
+	const struct stream_r *st = ps->st;
+	uint64_t k = off / CD_STREAM_CHUNK, in = off % CD_STREAM_CHUNK;
+	const struct sr_file *f = &st->f[k % st->n];
+	struct rec_head h;
+	int r;
+
+	if (!cd_page_stored_has(ps, k) || in + len > chunk_len(st->size, k))
+		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
+		                  off, len);
+	if ((r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
+		return r;
+	return pread_full(f->fd, dst, len, st->rec[k] + REC_HEAD + in, f->name, err);
 }
 
 /* ---- the plain reader ---- */
@@ -1347,7 +1757,7 @@ int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct
 		return r;
 	assert(pr); /* set on success: the analyzer cannot see that cd_err_set is negative */
 	cd_pr_advise_random(pr);
-	if (pr->st && nd)
+	if (pr->st && !pr->st->ient && nd)
 		guess_heads(pr->st, (d[nd - 1].off + d[nd - 1].len - 1) / CD_STREAM_CHUNK);
 	for (size_t i = 0; i < nd; i++) {
 		for (uint64_t at = d[i].off, end = d[i].off + d[i].len; at < end;) {

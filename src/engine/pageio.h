@@ -29,10 +29,31 @@ int cd_page_codec_parse(const char *name, enum cd_page_codec *ret, cd_err *err);
 /* Stream s's file of the page file name ("pages-7.img", 2 → "pages-7.2.img"). */
 int cd_page_stream_name(const char *name, unsigned s, char *buf, size_t len, cd_err *err);
 /* Whether the files of page file name (size bytes in layout l, streamed)
- * are all there, with sizes that can hold it: a cheap check before a
+ * are all there, with sizes that can hold it, and its record index, where
+ * it has one, right for them (cd_page_index_parse): a cheap check before a
  * restore starts; their contents are checked as they are read. */
 int cd_page_files_check(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         cd_err *err);
+
+/* The record index of a compressed page file (docs/image-format.md,
+ * `pages`): "pages-PID.idx" beside the streams, written by the dump, so a
+ * restore knows where every record lies without reading the headers on
+ * the way. Little-endian: a header of CD_PAGE_INDEX_HEAD bytes (u32 magic
+ * CD_PAGE_INDEX_MAGIC, u32 version 1, u32 streams, u32 codec, u64 the
+ * data's size, u64 the number of chunks), then per chunk, in chunk order,
+ * a u32: its record's stored length (bits 0-23) and codec (bits 24-31). */
+#define CD_PAGE_INDEX_MAGIC 0x49504443u /* "CDPI" */
+#define CD_PAGE_INDEX_HEAD  32u
+/* The index file of page file name ("pages-7.img" → "pages-7.idx"). */
+int cd_page_index_name(const char *name, char *buf, size_t len, cd_err *err);
+/* Checks len bytes of an index read from a file (untrusted) against the
+ * layout l, the data's size and the sizes of its stream files (fsize[s],
+ * l->streams of them): every field, every entry (stored length at most
+ * its chunk's, the codec none or l's, a record stored as it is exactly
+ * its chunk), and each stream's records, padded, adding up to its file.
+ * On success *ret (malloc'd) holds one entry per chunk. */
+int cd_page_index_parse(const void *buf, size_t len, const struct cd_page_layout *l, uint64_t size,
+                        const uint64_t *fsize, uint32_t **ret, cd_err *err);
 
 struct cd_page_writer;
 int cd_pw_open(int dirfd, const char *name, struct cd_page_writer **ret, cd_err *err);
@@ -58,8 +79,10 @@ static inline void cd_pw_freep(struct cd_page_writer **pw)
 struct cd_page_reader;
 int cd_pr_open(int dirfd, const char *name, struct cd_page_reader **ret, cd_err *err);
 /* The page file name of size bytes in layout (NULL: plain). A streamed
- * reader checks that every stream file is there with its size before it
- * returns, then decodes on demand, one chunk at a time, into a window of
+ * reader checks that every stream file is there with its size, and reads
+ * and checks the record index where there is one (then every record's
+ * place is known, and a record's header and data come in one read), before
+ * it returns, then decodes on demand, one chunk at a time, into a window of
  * its own (the chunks of the largest cd_pr_at request; cd_pr_next returns
  * at most to the end of a chunk); a bad record fails the call that needs
  * it, and cd_pr_check walks the framing of every record it skipped. A
@@ -110,9 +133,9 @@ typedef int (*cd_page_put_fn)(void *arg, const struct cd_page_piece *p, size_t n
  * one thread per stream, decodes each chunk a destination wants once into
  * one of that thread's two buffers and hands its pieces to put, which the
  * stream's writer thread calls while the next chunk is decoded into the
- * other buffer; a chunk nobody wants
- * is stepped over unread (its header is checked). Adds what it handed out
- * to csum. A bad record, a short stream or bytes after the last record
+ * other buffer; a chunk nobody wants is stepped over unread (without a
+ * record index its header is checked). Adds what it handed out to csum.
+ * A bad record, a short stream or bytes after the last record
  * fail it. The threads run in the caller's process: never call it in a
  * task made by a raw clone3 (its libc state was not set up for threads). */
 /* Whether the streams of layout l leave cores spare (fewer streams than
@@ -125,11 +148,34 @@ bool cd_page_fill_spare(const struct cd_page_layout *l);
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err);
+/* The records of compressed streams that are stored as they are, found
+ * through the record index: their bytes are read straight into a task's
+ * memory, by the task and a controller thread in steps, as a plain page
+ * file's are (mem.c), while the stream threads decode the rest
+ * (cd_page_fill_coded). Opened (its stream files and index) by the
+ * controller before the tasks exist; a task made by a raw clone uses its
+ * copy and the inherited descriptors. *ret NULL: no codec or no index. */
+struct cd_page_stored;
+int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                        struct cd_page_stored **ret, cd_err *err);
+void cd_page_stored_free(struct cd_page_stored *ps);
+/* Whether chunk k's record is stored as it is. */
+bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k);
+/* len bytes at offset off of the data, all in one stored chunk, read into
+ * dst, that chunk's header checked first. Allocates nothing. */
+int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
+                        cd_err *err);
+/* cd_page_fill for the chunks whose records are compressed only (ps's
+ * stored ones are left to the steps). */
+int cd_page_fill_coded(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
+                       const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
+                       struct cd_csum_part *csum, cd_err *err);
 /* As cd_page_fill, for destinations that are a small part of the data (a
  * lazy restore's premapped mappings, the rest left to its server): in
- * this thread, only the chunks they want decoded, and of the others only
- * the record headers read that lead to them, with no read-ahead (a
- * walk of cd_page_fill reads ahead over every chunk: the whole image). */
+ * this thread, only the chunks they want decoded, and of the others
+ * nothing read with a record index, only the record headers that lead to
+ * them without one, with no read-ahead (a walk of cd_page_fill reads
+ * ahead over every chunk: the whole image). */
 int cd_page_fill_sparse(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                         struct cd_csum_part *csum, cd_err *err);

@@ -316,7 +316,9 @@ static int wait_filled(struct restore_state *s, const struct cd_task *t, cd_err 
 /* Maps t's premapped memory and fills it (mem.c) before t clones its
  * children, which inherit it copy-on-write. Streamed data is written in by
  * the controller while this task faults the pages in ahead of it (where
- * the streams leave a core spare, cd_page_fill_spare); a plain
+ * the streams leave a core spare, cd_page_fill_spare), but for the records
+ * stored as they are that a record index places, which this task and the
+ * controller read in steps first (cd_mem_premap_read_stored); a plain
  * page file is read by this task and the controller at once, in steps
  * (cd_mem_premap_read), each summing what it read into its part of the
  * checksum, which the controller checks before the task runs (mem.c). The
@@ -333,7 +335,10 @@ static int premap_memory(struct restore_state *s, const struct cd_task *t, int p
 		ask = false;
 	if (r >= 0 && pages_fd >= 0 && ask)
 		r = cd_mem_premap_read(&s->premap, &s->img, t, pages_fd, &s->steps[k], csum, err);
-	else if (r >= 0 && ask && cd_page_fill_spare(&s->img.pages))
+	else if (r >= 0 && ask)
+		/* records stored as they are: read here, as a plain file's steps */
+		r = cd_mem_premap_read_stored(&s->premap, &s->img, t, &s->steps[k], csum, err);
+	if (r >= 0 && pages_fd < 0 && ask && cd_page_fill_spare(&s->img.pages))
 		cd_mem_premap_populate(&s->premap, &s->img, t, &s->filled[k]);
 	if (pages_fd >= 0)
 		close(pages_fd);
@@ -440,11 +445,11 @@ static void prepare_task(struct restore_state *s, const struct cd_task *t, pid_t
 static int fill_premapped(struct restore_state *s, size_t k, pid_t pid, cd_err *err)
 {
 	const struct cd_task *t = &s->img.tasks[k];
-	int r =
-	    cd_page_layout_plain(&s->img.pages)
-	        ? cd_mem_premap_help(&s->premap, &s->img, s->dirfd, t, pid, &s->steps[k],
-	                             &s->pages_csum[k], err)
-	        : cd_mem_premap_fill(&s->premap, &s->img, s->dirfd, t, pid, &s->pages_csum[k], err);
+	int r = cd_page_layout_plain(&s->img.pages)
+	            ? cd_mem_premap_help(&s->premap, &s->img, s->dirfd, t, pid, &s->steps[k],
+	                                 &s->pages_csum[k], err)
+	            : cd_mem_premap_fill(&s->premap, &s->img, s->dirfd, t, pid, &s->steps[k],
+	                                 &s->pages_csum[k], err);
 
 	__atomic_store_n(&s->filled[k], r < 0 ? 2 : 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &s->filled[k], FUTEX_WAKE, 1, NULL, NULL, 0);
@@ -976,7 +981,9 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	    (r = cd_mem_vdso_check(&s->img, err)) < 0 ||
 	    (r = cd_mempolicy_check(&s->img, err)) < 0 ||
 	    (r = cd_seccomp_check(&s->img, err)) < 0 || (r = check_pids_free(&s->img, err)) < 0 ||
-	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 || (r = place_areas(s, err)) < 0)
+	    (r = cd_mem_premap_plan(&s->img, &s->premap, err)) < 0 ||
+	    (r = cd_mem_premap_stored(&s->img, &s->premap, s->dirfd, err)) < 0 ||
+	    (r = place_areas(s, err)) < 0)
 		return r;
 	s->stats.validate_ns = cd_now_ns() - t0;
 	t0 = cd_now_ns();

@@ -86,6 +86,141 @@ refused_before_run() {
 	refused_before_run "pages-$root.2.img"
 }
 
+# The record index (docs/image-format.md, `pages`): pages-PID.idx, one
+# u32 a chunk after a 32-byte header, written with the streams when they
+# have a codec; the restore knows each record's place from it.
+# index_roundtrip CODEC: wl-memory over 3 streams with CODEC, its record
+# index checked (0600, the header, one entry a chunk), restored, checked by
+# itself.
+index_roundtrip() {
+	start_wl "$WL_DIR/wl-memory" 48
+	dump_restore --streams 3 --codec "$1"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+	local pid idx size n
+	for pid in $(jq -r '.tasks[] | select(.pages_size > 0) | .pid' "$IMG/manifest.json"); do
+		idx="$IMG/pages-$pid.idx"
+		[ "$(stat -c %a "$idx")" = 600 ]
+		size=$(jq -r ".tasks[] | select(.pid == $pid) | .pages_size" "$IMG/manifest.json")
+		n=$(((size + 2097151) / 2097152))
+		[ "$(stat -c %s "$idx")" -eq $((32 + 4 * n)) ]
+		# magic "CDPI", version 1, 3 streams, the codec; the size, the count
+		[ "$(od -An -tu4 -N16 "$idx" | xargs)" = "1229997123 1 3 $2" ]
+		[ "$(od -An -tu8 -j16 -N16 "$idx" | xargs)" = "$size $n" ]
+	done
+}
+
+@test "streams: an lz4 dump writes a record index (0600, an entry a chunk) and restores through it" {
+	index_roundtrip lz4 1
+}
+
+@test "streams: a zstd dump writes a record index (0600, an entry a chunk) and restores through it" {
+	index_roundtrip zstd 2
+}
+
+@test "streams: no record index without a codec" {
+	streamed_image none
+	run ls "$IMG"
+	refute_output --partial ".idx"
+}
+
+# corrupt_index HOW: wl-memory over 3 lz4 streams, its root's index damaged
+# (python3 HOW on the bytes b, b2 the result), refused before any task runs.
+corrupt_index() {
+	streamed_image lz4
+	python3 - "$IMG/pages-$root.idx" "$1" <<-'PY'
+	import struct, sys
+	path, how = sys.argv[1], sys.argv[2]
+	b = bytearray(open(path, "rb").read())
+	exec(how)
+	open(path, "wb").write(b)
+	PY
+	refused_before_run "pages-$root.idx.*corrupt image"
+}
+
+@test "streams: a truncated record index is refused before any task runs" {
+	corrupt_index 'del b[-4:]'
+}
+
+@test "streams: a record index with a wrong chunk count is refused before any task runs" {
+	corrupt_index 'b[24] ^= 1'
+}
+
+@test "streams: a record index with a wrong magic is refused before any task runs" {
+	corrupt_index 'b[0] ^= 1'
+}
+
+@test "streams: a record index whose records do not add up to a stream file is refused before any task runs" {
+	# chunk 0 an lz4 record a page short of its chunk (a valid entry):
+	# stream 0's records no longer add up to its file
+	corrupt_index 'struct.pack_into("<I", b, 32, 0x011ff000)'
+}
+
+@test "streams: a record index with a codec not the image's is refused before any task runs" {
+	corrupt_index 'b[35] = 2'
+}
+
+# An index that adds up (two entries of one stream swapped) but lies about
+# where records are: each record's header is checked against it when read.
+@test "streams: a record index that lies about its records is refused like a bad header" {
+	mem="$BUILD_DIR/bench/bench-mem"
+	[ -x "$mem" ] || skip "no $mem"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
+		"$mem" 64 mix single "$T/resumed" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 2 --codec lz4
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	root=$(jq -r .root "$IMG/manifest.json")
+	python3 - "$IMG/pages-$root.idx" <<-'PY'
+	import struct, sys
+	b = bytearray(open(sys.argv[1], "rb").read())
+	n = struct.unpack_from("<Q", b, 24)[0]
+	e = [struct.unpack_from("<I", b, 32 + 4 * k)[0] for k in range(n)]
+	# the first entry of stream 0 that differs from chunk 0's
+	j = next(k for k in range(2, n, 2) if e[k] != e[0])
+	struct.pack_into("<I", b, 32, e[j])
+	struct.pack_into("<I", b, 32 + 4 * j, e[0])
+	open(sys.argv[1], "wb").write(b)
+	PY
+	: >"$T/resumed"
+	run timeout 60 "$ENGINE" restore "$IMG" --stdin /dev/null --stdout "$LOG" --stderr "$LOG"
+	assert_failure
+	[[ "$output" =~ "bad record at".*"corrupt image" ]] || { echo "$output" >&2; false; }
+	run cat "$T/resumed"
+	assert_output ""
+}
+
+# no_index_roundtrip CODEC: as an image written before the index, which
+# the restore walks header by header.
+no_index_roundtrip() {
+	start_wl "$WL_DIR/wl-memory" 48
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 3 --codec "$1"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	rm "$IMG"/pages-*.idx
+	trigger_when_restored
+	run timeout 60 "$ENGINE" restore "$IMG" --stdout "$LOG" --stderr "$LOG" \
+		--pid-file "$T/restored.pid"
+	[ "$status" -eq 0 ] || cat "$LOG" >&2
+	assert_success
+	run grep -E '^(PASS|FAIL)' "$LOG"
+	assert_output "PASS"
+}
+
+@test "streams: an lz4 image without its record index (older images) still restores" {
+	no_index_roundtrip lz4
+}
+
+@test "streams: a zstd image without its record index (older images) still restores" {
+	no_index_roundtrip zstd
+}
+
 @test "streams: out-of-range stream counts and codecs are refused before the tree is touched" {
 	start_wl "$WL_DIR/wl-memory" 8
 	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 17
@@ -204,4 +339,36 @@ refused_before_run() {
 	ctl=$(tail -1 "$T/rss")
 	echo "controller peak ${ctl} KiB" >&2
 	[ "$ctl" -lt $(((64 + 3 + 32) * 1024)) ]
+}
+
+# With the record index, a record stored as it is (random memory) is read
+# straight into the new task's memory by the task itself, in steps shared
+# with a controller thread, as a plain page file is (docs/engine.md,
+# "Stored records read in place"). Before, the controller read every
+# record and wrote it in with process_vm_writev: the task read nothing.
+# The task's own read count (/proc/PID/io rchar) tells: at least a step.
+@test "streams: lz4 records stored as they are are read by the task itself (rchar), memory verified" {
+	mem="$BUILD_DIR/bench/bench-mem"
+	[ -x "$mem" ] || skip "no $mem"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
+		"$mem" 256 random single "$T/resumed" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 1 --codec lz4
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+	root=$(jq -r .root "$IMG/manifest.json")
+	[ -f "$IMG/pages-$root.idx" ]
+	run timeout 120 "$ENGINE" restore "$IMG" --stdin /dev/null --stdout "$LOG" --stderr "$LOG" \
+		--detach --pid-file "$T/restored.pid"
+	assert_success
+	pid=$(cat "$T/restored.pid")
+	rchar=$(awk '/^rchar/ { print $2 }' "/proc/$pid/io")
+	echo "the task read $rchar bytes" >&2
+	[ "$rchar" -ge $((4 << 20)) ]
+	for _ in $(seq 1 1200); do grep -q '^verified' "$T/resumed" 2>/dev/null && break; sleep 0.05; done
+	run grep '^verified' "$T/resumed"
+	assert_output "verified ok"
+	kill -9 "$pid"
 }
