@@ -966,6 +966,7 @@ static int rec_read_indexed(const struct stream_r *st, uint64_t k, struct sr_dec
 	/* the index was checked against the file's size: the read is inside */
 	if ((r = preadv_full(f->fd, iov, 2, pos, f->name, err)) < 0)
 		return r;
+	assert(d->head); /* an index means a codec: sr_dec_init allocated it */
 	memcpy(&h, d->head, sizeof(h));
 	if ((r = rec_check_head(st, f, pos, k, &h, err)) < 0)
 		return r;
