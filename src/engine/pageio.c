@@ -1312,16 +1312,18 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	int r = 0;
 
 	*ret_np = 0;
-	/* what comes next is read while this chunk is decoded and written;
-	 * with stored chunks left to the steps (coded) the thread runs ahead
-	 * of them over chunks it skips, so the whole stored data is asked for
-	 * at once: measured faster for the steps than their sequential
-	 * read-ahead alone (docs/engine.md, "Parallel streams") */
-	posix_fadvise(file->fd,
-	              (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
-	              FILL_AHEAD, POSIX_FADV_WILLNEED);
-	if (st->ient && f->coded && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE)
-		np = 0; /* the steps read it (cd_page_stored_read) */
+	if (st->ient && f->coded && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE) {
+		/* the steps read it and ask for what follows (cd_page_stored_read):
+		 * asked from here, ahead of them, the whole image would be read
+		 * into the cache at once, whatever its size */
+		np = 0;
+	} else {
+		/* what comes next is read while this chunk is decoded and written */
+		posix_fadvise(
+		    file->fd,
+		    (off_t)(st->codec != CD_CODEC_NONE ? *pos : k / st->n * CD_STREAM_CHUNK),
+		    FILL_AHEAD, POSIX_FADV_WILLNEED);
+	}
 	if (st->ient) {
 		/* its place known: read in one go where wanted, else not at all */
 		if (np)
@@ -1583,6 +1585,19 @@ struct cd_page_stored {
 	struct stream_r *st;
 };
 
+/* How many chunks past a stored step the kernel is asked to read: enough
+ * to keep the disk busy, and no more, so that an image larger than free
+ * memory is not read into the cache long before its steps come. */
+#define STORED_AHEAD 32u
+
+/* Asks the kernel for chunk k's record, where there is one. */
+static void stored_advise(const struct stream_r *st, uint64_t k)
+{
+	if (k < st->nchunks)
+		(void)posix_fadvise(st->f[k % st->n].fd, (off_t)st->rec[k],
+		                    (off_t)rec_size(IDX_LEN(st->ient[k])), POSIX_FADV_WILLNEED);
+}
+
 int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         struct cd_page_stored **ret, cd_err *err)
 {
@@ -1600,6 +1615,8 @@ int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct
 		return oom ? cd_err_set(err, ENOMEM, "out of memory") : 0;
 	}
 	(*ret)->st = st;
+	for (uint64_t k = 0; k < STORED_AHEAD; k++)
+		stored_advise(st, k);
 	return 0;
 }
 
@@ -1628,6 +1645,7 @@ int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst
 	if (!cd_page_stored_has(ps, k) || in + len > chunk_len(st->size, k))
 		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
 		                  off, len);
+	stored_advise(st, k + STORED_AHEAD);
 	if ((r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
 		return r;
 	return pread_full(f->fd, dst, len, st->rec[k] + REC_HEAD + in, f->name, err);
