@@ -1682,7 +1682,7 @@ void cd_mem_premap_free(struct cd_premap *plan)
 int cd_mem_premap_stored(const struct cd_image *img, struct cd_premap *plan, int dirfd, cd_err *err)
 {
 	/* lazily, the premapped data is a small part: the controller reads it */
-	if (plan->lazy || cd_page_layout_plain(&img->pages) || img->pages.codec == CD_CODEC_NONE)
+	if (plan->lazy || cd_page_layout_plain(&img->pages))
 		return 0;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	if (!(plan->stored = calloc(img->ntasks + 1, sizeof(*plan->stored))))

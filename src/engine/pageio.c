@@ -983,6 +983,23 @@ static int raw_read(const struct stream_r *st, uint64_t k, uint8_t *dst, cd_err 
 	                  err);
 }
 
+/* Whether chunk k's bytes lie in its stream as they are, where the
+ * steps can read them in place: always with no codec, else where the
+ * index says its record was stored as it is. */
+static bool chunk_in_place(const struct stream_r *st, uint64_t k)
+{
+	if (k >= st->nchunks)
+		return false;
+	return st->codec == CD_CODEC_NONE || (st->ient && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE);
+}
+
+/* Where chunk k's bytes begin in its stream: at its place with no codec,
+ * after its record's header with one (the index tells where). */
+static uint64_t chunk_data_at(const struct stream_r *st, uint64_t k)
+{
+	return st->codec == CD_CODEC_NONE ? k / st->n * CD_STREAM_CHUNK : st->rec[k] + REC_HEAD;
+}
+
 /* The bytes stream s holds with no codec: its chunks, whole. */
 static uint64_t sr_raw_size(const struct stream_r *st, unsigned s)
 {
@@ -1312,7 +1329,7 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 	int r = 0;
 
 	*ret_np = 0;
-	if (st->ient && f->coded && IDX_CODEC(st->ient[k]) == CD_CODEC_NONE) {
+	if (f->coded && chunk_in_place(st, k)) {
 		/* the steps read it and ask for what follows (cd_page_stored_read):
 		 * asked from here, ahead of them, the whole image would be read
 		 * into the cache at once, whatever its size */
@@ -1590,12 +1607,12 @@ struct cd_page_stored {
  * memory is not read into the cache long before its steps come. */
 #define STORED_AHEAD 32u
 
-/* Asks the kernel for chunk k's record, where there is one. */
+/* Asks the kernel for chunk k's bytes, where they are read in place. */
 static void stored_advise(const struct stream_r *st, uint64_t k)
 {
-	if (k < st->nchunks)
-		(void)posix_fadvise(st->f[k % st->n].fd, (off_t)st->rec[k],
-		                    (off_t)rec_size(IDX_LEN(st->ient[k])), POSIX_FADV_WILLNEED);
+	if (chunk_in_place(st, k))
+		(void)posix_fadvise(st->f[k % st->n].fd, (off_t)chunk_data_at(st, k),
+		                    (off_t)chunk_len(st->size, k), POSIX_FADV_WILLNEED);
 }
 
 int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
@@ -1605,14 +1622,14 @@ int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct
 	int r;
 
 	*ret = NULL;
-	if (l->codec == CD_CODEC_NONE)
-		return 0;
 	if ((r = sr_open(dirfd, name, size, l, &st, err)) < 0)
 		return r;
-	if (!st->ient || !(*ret = calloc(1, sizeof(**ret)))) {
-		bool oom = st->ient != NULL;
+	/* compressed streams with no index: where a record lies is known only
+	 * by walking the headers, which the stream threads do */
+	bool placed = st->codec == CD_CODEC_NONE || st->ient;
+	if (!placed || !(*ret = calloc(1, sizeof(**ret)))) {
 		sr_free(st);
-		return oom ? cd_err_set(err, ENOMEM, "out of memory") : 0;
+		return placed ? cd_err_set(err, ENOMEM, "out of memory") : 0;
 	}
 	(*ret)->st = st;
 	for (uint64_t k = 0; k < STORED_AHEAD; k++)
@@ -1630,7 +1647,7 @@ void cd_page_stored_free(struct cd_page_stored *ps)
 
 bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k)
 {
-	return k < ps->st->nchunks && IDX_CODEC(ps->st->ient[k]) == CD_CODEC_NONE;
+	return chunk_in_place(ps->st, k);
 }
 
 int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
@@ -1646,9 +1663,9 @@ int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst
 		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
 		                  off, len);
 	stored_advise(st, k + STORED_AHEAD);
-	if ((r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
+	if (st->codec != CD_CODEC_NONE && (r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
 		return r;
-	return pread_full(f->fd, dst, len, st->rec[k] + REC_HEAD + in, f->name, err);
+	return pread_full(f->fd, dst, len, chunk_data_at(st, k) + in, f->name, err);
 }
 
 /* ---- the plain reader ---- */

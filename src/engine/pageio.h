@@ -148,25 +148,27 @@ bool cd_page_fill_spare(const struct cd_page_layout *l);
 int cd_page_fill(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                  const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                  struct cd_csum_part *csum, cd_err *err);
-/* The records of compressed streams that are stored as they are, found
- * through the record index: their bytes are read straight into a task's
+/* The chunks of streams that lie in their stream files as they are (every
+ * chunk with no codec; with one, the records stored as they are, found
+ * through the record index): their bytes are read straight into a task's
  * memory, by the task and a controller thread in steps, as a plain page
  * file's are (mem.c), while the stream threads decode the rest
  * (cd_page_fill_coded). Opened (its stream files and index) by the
  * controller before the tasks exist; a task made by a raw clone uses its
- * copy and the inherited descriptors. *ret NULL: no codec or no index. */
+ * copy and the inherited descriptors. *ret NULL: a codec and no index. */
 struct cd_page_stored;
 int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         struct cd_page_stored **ret, cd_err *err);
 void cd_page_stored_free(struct cd_page_stored *ps);
-/* Whether chunk k's record is stored as it is. */
+/* Whether chunk k lies in its stream as it is. */
 bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k);
-/* len bytes at offset off of the data, all in one stored chunk, read into
- * dst, that chunk's header checked first. Allocates nothing. */
+/* len bytes at offset off of the data, all in one such chunk, read into
+ * dst, that chunk's header (with a codec) checked first. Allocates
+ * nothing. */
 int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
                         cd_err *err);
-/* cd_page_fill for the chunks whose records are compressed only (ps's
- * stored ones are left to the steps). */
+/* cd_page_fill for the compressed chunks only (those that lie as they are
+ * are left to the steps). */
 int cd_page_fill_coded(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                        const struct cd_page_dest *d, size_t nd, cd_page_put_fn put, void *arg,
                        struct cd_csum_part *csum, cd_err *err);

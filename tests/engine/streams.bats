@@ -341,25 +341,25 @@ no_index_roundtrip() {
 	[ "$ctl" -lt $(((64 + 3 + 32) * 1024)) ]
 }
 
-# With the record index, a record stored as it is (random memory) is read
-# straight into the new task's memory by the task itself, in steps shared
-# with a controller thread, as a plain page file is (docs/engine.md,
-# "Stored records read in place"). Before, the controller read every
-# record and wrote it in with process_vm_writev: the task read nothing.
-# The task's own read count (/proc/PID/io rchar) tells: at least a step.
-@test "streams: lz4 records stored as they are are read by the task itself (rchar), memory verified" {
+# Chunks that lie in their stream as they are (every chunk with no codec;
+# with lz4, through the record index, the records stored as they are, as
+# random memory's are) are read straight into the new task's memory by the
+# task itself, in steps shared with a controller thread, as a plain page
+# file is (docs/engine.md, "Stored records read in place"). Before, the
+# controller read every chunk and wrote it in with process_vm_writev: the
+# task read nothing. The task's own read count (/proc/PID/io rchar) tells.
+# read_in_place STREAMS CODEC
+read_in_place() {
 	mem="$BUILD_DIR/bench/bench-mem"
 	[ -x "$mem" ] || skip "no $mem"
 	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
 		"$mem" 256 random single "$T/resumed" </dev/null >"$LOG" 2>&1 &
 	WL_PID=$!
 	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
-	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 1 --codec lz4
+	run "$ENGINE" dump "$WL_PID" "$IMG" --streams "$1" --codec "$2"
 	assert_success
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
-	root=$(jq -r .root "$IMG/manifest.json")
-	[ -f "$IMG/pages-$root.idx" ]
 	run timeout 120 "$ENGINE" restore "$IMG" --stdin /dev/null --stdout "$LOG" --stderr "$LOG" \
 		--detach --pid-file "$T/restored.pid"
 	assert_success
@@ -371,4 +371,14 @@ no_index_roundtrip() {
 	run grep '^verified' "$T/resumed"
 	assert_output "verified ok"
 	kill -9 "$pid"
+}
+
+@test "streams: lz4 records stored as they are are read by the task itself (rchar), memory verified" {
+	read_in_place 1 lz4
+	root=$(jq -r .root "$IMG/manifest.json")
+	[ -f "$IMG/pages-$root.idx" ]
+}
+
+@test "streams: uncompressed streams are read by the task itself (rchar), memory verified" {
+	read_in_place 2 none
 }
