@@ -2119,16 +2119,24 @@ static int fill_stored(const struct cd_premap *plan, const struct cd_image *img,
                        const struct cd_page_dest *d, size_t n, struct cd_csum_part *csum,
                        cd_err *err)
 {
+	_cleanup_(cd_page_stored_freep) struct cd_page_stored *own = NULL;
 	struct step_walk w;
 	int r;
 
 	step_walk_stored(&w, plan, img, t);
 	r = cd_page_fill_coded(dirfd, t->pages_file, t->pages_size, &img->pages, d, n,
 	                       put_task_pieces, &pid, csum, err);
+	/* files of its own: the task's are the same open files, whose shared
+	 * read-ahead state two readers at different places would confuse */
+	if (r >= 0)
+		r = cd_page_stored_open(dirfd, t->pages_file, t->pages_size, &img->pages, &own,
+		                        err);
 	if (r < 0) {
 		cd_mem_premap_stop(next);
 		return r;
 	}
+	if (own)
+		w.ps = own;
 	return help_stored(&w, pid, next, csum, err);
 }
 

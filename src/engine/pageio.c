@@ -1330,9 +1330,10 @@ static int fill_chunk(struct fill *f, struct sr_dec *dec, uint64_t k, uint64_t *
 
 	*ret_np = 0;
 	if (f->coded && chunk_in_place(st, k)) {
-		/* the steps read it and ask for what follows (cd_page_stored_read):
-		 * asked from here, ahead of them, the whole image would be read
-		 * into the cache at once, whatever its size */
+		/* the steps read it, each reader with the kernel's read-ahead on
+		 * files of its own; asked for from here, ahead of them, the whole
+		 * image would be read into the cache at once, whatever its size
+		 * (and explicit read-ahead measured slower: docs/engine.md) */
 		np = 0;
 	} else {
 		/* what comes next is read while this chunk is decoded and written */
@@ -1602,19 +1603,6 @@ struct cd_page_stored {
 	struct stream_r *st;
 };
 
-/* How many chunks past a stored step the kernel is asked to read: enough
- * to keep the disk busy, and no more, so that an image larger than free
- * memory is not read into the cache long before its steps come. */
-#define STORED_AHEAD 32u
-
-/* Asks the kernel for chunk k's bytes, where they are read in place. */
-static void stored_advise(const struct stream_r *st, uint64_t k)
-{
-	if (chunk_in_place(st, k))
-		(void)posix_fadvise(st->f[k % st->n].fd, (off_t)chunk_data_at(st, k),
-		                    (off_t)chunk_len(st->size, k), POSIX_FADV_WILLNEED);
-}
-
 int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         struct cd_page_stored **ret, cd_err *err)
 {
@@ -1632,8 +1620,6 @@ int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct
 		return placed ? cd_err_set(err, ENOMEM, "out of memory") : 0;
 	}
 	(*ret)->st = st;
-	for (uint64_t k = 0; k < STORED_AHEAD; k++)
-		stored_advise(st, k);
 	return 0;
 }
 
@@ -1662,7 +1648,6 @@ int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst
 	if (!cd_page_stored_has(ps, k) || in + len > chunk_len(st->size, k))
 		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
 		                  off, len);
-	stored_advise(st, k + STORED_AHEAD);
 	if (st->codec != CD_CODEC_NONE && (r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
 		return r;
 	return pread_full(f->fd, dst, len, chunk_data_at(st, k) + in, f->name, err);

@@ -160,6 +160,10 @@ struct cd_page_stored;
 int cd_page_stored_open(int dirfd, const char *name, uint64_t size, const struct cd_page_layout *l,
                         struct cd_page_stored **ret, cd_err *err);
 void cd_page_stored_free(struct cd_page_stored *ps);
+static inline void cd_page_stored_freep(struct cd_page_stored **ps)
+{
+	cd_page_stored_free(*ps);
+}
 /* Whether chunk k lies in its stream as it is. */
 bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k);
 /* len bytes at offset off of the data, all in one such chunk, read into
