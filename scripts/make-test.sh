@@ -10,9 +10,10 @@
 # run one after another in a background lane at the lowest CPU and I/O
 # priority: they take only what the tests leave, and the tests' time bounds
 # see the load they saw alone. The foreground waits for a tree's build
-# before the first step that uses it. The background lane's output goes to
-# a log of its own, printed after the foreground's, so that neither
-# interleaves with the other.
+# before the first step that uses it. Each background step's output goes to
+# a log of its own, printed when the foreground has waited for that step,
+# between two foreground steps: neither interleaves with the other, and a
+# run stopped half way has printed what the lane did so far.
 set -uo pipefail
 make=${MAKE:-make}
 build=${BUILD:-build}
@@ -50,7 +51,7 @@ set -m # the lane in a process group of its own, ended with make test
 	for t in "${bg_steps[@]}"; do
 		start=$(date +%s)
 		nice -n 19 ionice -c 2 -n 7 \
-			"$make" --no-print-directory DEPS_CHECKED=1 "$t" </dev/null >>"$lane/log" 2>&1
+			"$make" --no-print-directory DEPS_CHECKED=1 "$t" </dev/null >"$lane/$t.log" 2>&1
 		rc=$?
 		echo "${t}[bg] $(($(date +%s) - start))" >>"$times"
 		echo "$rc" >"$lane/$t.rc"
@@ -61,15 +62,17 @@ set +m
 trap 'kill -- -$lane_pid 2>/dev/null; rm -rf "$lane"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
-# await NAME: waits for the background step NAME to end; counts its failure.
-# A lane that died before it (killed from outside) counts as its failure,
-# never as a wait without end.
+# await NAME: waits for the background step NAME to end, prints its output,
+# counts its failure. A lane that died before it (killed from outside)
+# counts as its failure, never as a wait without end.
 await() {
 	local start rc
 	start=$(date +%s)
 	while [ ! -f "$lane/$1.rc" ] && kill -0 "$lane_pid" 2>/dev/null; do sleep 1; done
 	rc=$(cat "$lane/$1.rc" 2>/dev/null || echo 1)
-	[ "$rc" -eq 0 ] || failed "$1" "(its output: below, after the foreground's)"
+	echo "---- make test: $1, run in the background lane (nice 19)"
+	cat "$lane/$1.log" 2>/dev/null
+	[ "$rc" -eq 0 ] || failed "$1"
 	echo "await-$1 $(($(date +%s) - start))" >>"$times"
 }
 
@@ -80,9 +83,6 @@ await fuzz-build
 step fuzz-test
 await scan-build
 wait "$lane_pid"
-
-echo "---- make test: the background lane (${bg_steps[*]}), nice 19"
-cat "$lane/log"
 echo "wall $(($(date +%s) - started))" >>"$times"
 BUILD=$build scripts/summary.sh || fail=1
 exit "$fail"

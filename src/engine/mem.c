@@ -1856,6 +1856,7 @@ struct step_walk {
 	/* streamed: steps only in chunks stored as they are, none across a
 	 * chunk's end (the others are the stream threads') */
 	const struct cd_page_stored *ps;
+	int fd; /* not streamed: the plain page file */
 	uint64_t base;
 	size_t vi, ri; /* the mapping and run at the cursor */
 	uint64_t in;   /* bytes of that run already stepped over */
@@ -1866,7 +1867,8 @@ struct step_walk {
 static void step_walk_init(struct step_walk *w, const struct cd_premap *plan,
                            const struct cd_image *img, const struct cd_task *t)
 {
-	*w = (struct step_walk){.t = t, .pv = plan->task[t - img->tasks], .base = plan->base};
+	*w = (struct step_walk){
+	    .t = t, .pv = plan->task[t - img->tasks], .fd = -1, .base = plan->base};
 }
 
 /* The same over t's stored records; false where it has none. */
@@ -1960,28 +1962,46 @@ void cd_mem_premap_populate(const struct cd_premap *plan, const struct cd_image 
 		populate((uint8_t *)(uintptr_t)d.to, d.len);
 }
 
+/* Reads the step d into dst, from the plain page file or, streamed, from
+ * the stored record it is in. */
+static int step_read(const struct step_walk *w, const struct cd_page_dest *d, uint8_t *dst,
+                     cd_err *err)
+{
+	return w->ps ? cd_page_stored_read(w->ps, d->off, dst, (size_t)d->len, err)
+	             : read_full(w->fd, dst, d->len, d->off, err);
+}
+
+/* The task's side of the steps: each faulted in, read into place and
+ * summed (the controller takes the others, help_steps). */
+static int read_steps(struct step_walk *w, uint32_t *next, struct cd_csum_part *csum, cd_err *err)
+{
+	struct cd_page_dest d;
+
+	while (step_take(w, next, &d)) {
+		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
+		populate(dst, d.len);
+		int r = step_read(w, &d, dst, err);
+		if (r < 0) {
+			cd_mem_premap_stop(next);
+			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
+		}
+		cd_csum_part_add(csum, dst, (size_t)d.len, d.off, w->t->pages_size);
+	}
+	return 0;
+}
+
 int cd_mem_premap_read(const struct cd_premap *plan, const struct cd_image *img,
                        const struct cd_task *t, int pages_fd, uint32_t *next,
                        struct cd_csum_part *csum, cd_err *err)
 {
 	struct step_walk w;
-	struct cd_page_dest d;
 
 	/* read in order, front to back: a larger read-ahead window keeps the
 	 * disk ahead of the copies (best effort, as populate) */
 	(void)posix_fadvise(pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	step_walk_init(&w, plan, img, t);
-	while (step_take(&w, next, &d)) {
-		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
-		populate(dst, d.len);
-		int r = read_full(pages_fd, dst, d.len, d.off, err);
-		if (r < 0) {
-			cd_mem_premap_stop(next);
-			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
-		}
-		cd_csum_part_add(csum, dst, (size_t)d.len, d.off, t->pages_size);
-	}
-	return 0;
+	w.fd = pages_fd;
+	return read_steps(&w, next, csum, err);
 }
 
 int cd_mem_premap_read_stored(const struct cd_premap *plan, const struct cd_image *img,
@@ -1989,21 +2009,8 @@ int cd_mem_premap_read_stored(const struct cd_premap *plan, const struct cd_imag
                               cd_err *err)
 {
 	struct step_walk w;
-	struct cd_page_dest d;
 
-	if (!step_walk_stored(&w, plan, img, t))
-		return 0;
-	while (step_take(&w, next, &d)) {
-		uint8_t *dst = (uint8_t *)(uintptr_t)d.to;
-		populate(dst, d.len);
-		int r = cd_page_stored_read(w.ps, d.off, dst, (size_t)d.len, err);
-		if (r < 0) {
-			cd_mem_premap_stop(next);
-			return cd_err_wrap(err, "premapped memory at %" PRIx64, d.to);
-		}
-		cd_csum_part_add(csum, dst, (size_t)d.len, d.off, t->pages_size);
-	}
-	return 0;
+	return step_walk_stored(&w, plan, img, t) ? read_steps(&w, next, csum, err) : 0;
 }
 
 /* Where t's premapped data goes in the new task: per data run of a
@@ -2083,10 +2090,11 @@ static bool fill_sparse(const struct cd_premap *plan, const struct cd_image *img
 	return lazy && want < t->pages_size / 4;
 }
 
-/* The controller's side of the steps over t's stored records (the task
- * takes the others, cd_mem_premap_read_stored). */
-static int help_stored(struct step_walk *w, pid_t pid, uint32_t *next, struct cd_csum_part *csum,
-                       cd_err *err)
+/* The controller's side of the steps: each read into a buffer and written
+ * into task pid, summed while in the cache (the task takes the others,
+ * read_steps). */
+static int help_steps(struct step_walk *w, pid_t pid, uint32_t *next, struct cd_csum_part *csum,
+                      cd_err *err)
 {
 	_cleanup_free_ uint8_t *buf = malloc(READ_STEP);
 	struct cd_page_dest d;
@@ -2097,7 +2105,7 @@ static int help_stored(struct step_walk *w, pid_t pid, uint32_t *next, struct cd
 	}
 	while (step_take(w, next, &d)) {
 		struct cd_page_piece pc = {buf, d.len, d.to};
-		int r = cd_page_stored_read(w->ps, d.off, buf, (size_t)d.len, err);
+		int r = step_read(w, &d, buf, err);
 		if (r >= 0) {
 			cd_csum_part_add(csum, buf, (size_t)d.len, d.off, w->t->pages_size);
 			r = put_task_pieces(&pid, &pc, 1, err);
@@ -2137,7 +2145,7 @@ static int fill_stored(const struct cd_premap *plan, const struct cd_image *img,
 	}
 	if (own)
 		w.ps = own;
-	return help_stored(&w, pid, next, csum, err);
+	return help_steps(&w, pid, next, csum, err);
 }
 
 int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
@@ -2161,46 +2169,23 @@ int cd_mem_premap_fill(const struct cd_premap *plan, const struct cd_image *img,
 	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
 }
 
-/* The controller's side of the steps: each read into buf and written into
- * task pid, summed while in the cache. */
-static int help_steps(struct step_walk *w, int fd, uint8_t *buf, pid_t pid, uint32_t *next,
-                      struct cd_csum_part *csum, cd_err *err)
-{
-	struct cd_page_dest d;
-
-	while (step_take(w, next, &d)) {
-		struct cd_page_piece pc = {buf, d.len, d.to};
-		int r = read_full(fd, buf, d.len, d.off, err);
-		if (r >= 0) {
-			cd_csum_part_add(csum, buf, (size_t)d.len, d.off, w->t->pages_size);
-			r = put_task_pieces(&pid, &pc, 1, err);
-		}
-		if (r < 0) {
-			cd_mem_premap_stop(next);
-			return r;
-		}
-	}
-	return 0;
-}
-
 int cd_mem_premap_help(const struct cd_premap *plan, const struct cd_image *img, int dirfd,
                        const struct cd_task *t, pid_t pid, uint32_t *next,
                        struct cd_csum_part *csum, cd_err *err)
 {
 	_cleanup_close_ int fd = openat(dirfd, t->pages_file, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ uint8_t *buf = NULL;
 	struct step_walk w;
 	int r;
 
-	if (fd < 0 || !(buf = malloc(READ_STEP))) {
-		r = fd < 0 ? cd_err_sys(err, errno, "open %s", t->pages_file)
-		           : cd_err_set(err, ENOMEM, "out of memory");
+	if (fd < 0) {
+		r = cd_err_sys(err, errno, "open %s", t->pages_file);
 		cd_mem_premap_stop(next);
 		return r;
 	}
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	step_walk_init(&w, plan, img, t);
-	r = help_steps(&w, fd, buf, pid, next, csum, err);
+	w.fd = fd;
+	r = help_steps(&w, pid, next, csum, err);
 	return r < 0 ? cd_err_wrap(err, "premapped memory of pid %d", t->pid) : 0;
 }
 

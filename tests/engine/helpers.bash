@@ -40,6 +40,33 @@ start_wl() {
 	wait_ready
 }
 
+# bench_mem_start CONTENTS MiB: bench-mem in a session of its own (output
+# to $LOG), its memory filled. Once restored it checks all of it at once
+# and writes "verified ok" or "verified bad" to $T/resumed. Skips the test
+# where bench-mem is not built.
+bench_mem_start() {
+	[ -x "$BUILD_DIR/bench/bench-mem" ] || skip "no bench-mem"
+	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
+		"$BUILD_DIR/bench/bench-mem" "$2" "$1" single "$T/resumed" </dev/null >"$LOG" 2>&1 &
+	WL_PID=$!
+	for _ in $(seq 1 6000); do
+		grep -qx READY "$LOG" && return 0
+		sleep 0.05
+	done
+	echo "no READY in $LOG" >&2
+	return 1
+}
+
+# bench_mem_image CONTENTS MiB [DUMP FLAGS...]: bench-mem dumped, gone.
+bench_mem_image() {
+	bench_mem_start "$1" "$2"
+	shift 2
+	run "$ENGINE" dump "$WL_PID" "$IMG" "$@"
+	assert_success
+	wait "$WL_PID" 2>/dev/null || true
+	WL_PID=
+}
+
 wait_ready() {
 	for _ in $(seq 1 1000); do
 		grep -q '^READY$' "$LOG" 2>/dev/null && return 0

@@ -165,16 +165,7 @@ corrupt_index() {
 # An index that adds up (two entries of one stream swapped) but lies about
 # where records are: each record's header is checked against it when read.
 @test "streams: a record index that lies about its records is refused like a bad header" {
-	mem="$BUILD_DIR/bench/bench-mem"
-	[ -x "$mem" ] || skip "no $mem"
-	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
-		"$mem" 64 mix single "$T/resumed" </dev/null >"$LOG" 2>&1 &
-	WL_PID=$!
-	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
-	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 2 --codec lz4
-	assert_success
-	wait "$WL_PID" 2>/dev/null || true
-	WL_PID=
+	bench_mem_image mix 64 --streams 2 --codec lz4
 	root=$(jq -r .root "$IMG/manifest.json")
 	python3 - "$IMG/pages-$root.idx" <<-'PY'
 	import struct, sys
@@ -268,16 +259,7 @@ no_index_roundtrip() {
 # Bounds: the docs' 64 MiB plus 1 % of the image above the task's memory,
 # and that plus 32 MiB (its own code and image) for the controller.
 @test "streams: a 256 MiB lz4 restore keeps no decoded copy of the image (peak RSS bounded)" {
-	mem="$BUILD_DIR/bench/bench-mem"
-	[ -x "$mem" ] || skip "no $mem"
-	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
-		"$mem" 256 mix single "$T/resumed" </dev/null >"$LOG" 2>&1 &
-	WL_PID=$!
-	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
-	run "$ENGINE" dump "$WL_PID" "$IMG" --streams 2 --codec lz4
-	assert_success
-	wait "$WL_PID" 2>/dev/null || true
-	WL_PID=
+	bench_mem_image mix 256 --streams 2 --codec lz4
 	run /usr/bin/time -f "%M" -o "$T/rss" timeout 120 "$ENGINE" restore "$IMG" \
 		--stdin /dev/null --stdout "$LOG" --stderr "$LOG" --detach \
 		--pid-file "$T/restored.pid"
@@ -302,12 +284,7 @@ no_index_roundtrip() {
 # into a window, so before the controller held a 256 MiB copy (peak about
 # 270 MiB); read a chunk at a time, it holds one. Bound: as above.
 @test "streams: an incremental lz4 restore reads its parent's 256 MiB run in pieces (peak RSS bounded)" {
-	mem="$BUILD_DIR/bench/bench-mem"
-	[ -x "$mem" ] || skip "no $mem"
-	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
-		"$mem" 256 random single "$T/resumed" </dev/null >"$LOG" 2>&1 &
-	WL_PID=$!
-	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
+	bench_mem_start random 256
 	mkfifo "$T/in"
 	"$ENGINE" dump "$WL_PID" "$T/img1" --leave-running --streams 2 --codec lz4 \
 		--then "$T/img2" <"$T/in" >"$T/out" 2>"$T/err" &
@@ -350,16 +327,7 @@ no_index_roundtrip() {
 # task read nothing. The task's own read count (/proc/PID/io rchar) tells.
 # read_in_place STREAMS CODEC
 read_in_place() {
-	mem="$BUILD_DIR/bench/bench-mem"
-	[ -x "$mem" ] || skip "no $mem"
-	CEDANA_WL_TRIGGER="$TRIGGER" no_inherited_fds setsid env BENCH_MEM_TIMEOUT=300 \
-		"$mem" 256 random single "$T/resumed" </dev/null >"$LOG" 2>&1 &
-	WL_PID=$!
-	for _ in $(seq 1 6000); do grep -qx READY "$LOG" && break; sleep 0.05; done
-	run "$ENGINE" dump "$WL_PID" "$IMG" --streams "$1" --codec "$2"
-	assert_success
-	wait "$WL_PID" 2>/dev/null || true
-	WL_PID=
+	bench_mem_image random 256 --streams "$1" --codec "$2"
 	run timeout 120 "$ENGINE" restore "$IMG" --stdin /dev/null --stdout "$LOG" --stderr "$LOG" \
 		--detach --pid-file "$T/restored.pid"
 	assert_success
