@@ -1636,6 +1636,27 @@ bool cd_page_stored_has(const struct cd_page_stored *ps, uint64_t k)
 	return chunk_in_place(ps->st, k);
 }
 
+/* Record k's header and the first len bytes of its chunk (stored as it
+ * is) in one read, the header checked: the readers take chunks in turns,
+ * so each comes to its record from elsewhere in the file, where a read of
+ * the header alone waited for an I/O of its own before the chunk's
+ * (docs/engine.md, "Parallel streams": lz4 was 7-13 % behind no codec on
+ * random memory for it). */
+static int rec_read_joined(const struct stream_r *st, const struct sr_file *f, uint64_t k,
+                           void *dst, size_t len, cd_err *err)
+{
+	uint8_t head[REC_HEAD];
+	struct iovec iov[2] = {{head, REC_HEAD}, {dst, len}};
+	struct rec_head h;
+	int r;
+
+	/* the index was checked against the file's size: the read is inside */
+	if ((r = preadv_full(f->fd, iov, 2, st->rec[k], f->name, err)) < 0)
+		return r;
+	memcpy(&h, head, sizeof(h));
+	return rec_check_head(st, f, st->rec[k], k, &h, err);
+}
+
 int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst, size_t len,
                         cd_err *err)
 {
@@ -1648,7 +1669,11 @@ int cd_page_stored_read(const struct cd_page_stored *ps, uint64_t off, void *dst
 	if (!cd_page_stored_has(ps, k) || in + len > chunk_len(st->size, k))
 		return cd_err_set(err, EINVAL, "%s: no stored record for %" PRIu64 "+%zu", f->name,
 		                  off, len);
-	if (st->codec != CD_CODEC_NONE && (r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
+	if (st->codec == CD_CODEC_NONE)
+		return pread_full(f->fd, dst, len, chunk_data_at(st, k) + in, f->name, err);
+	if (in == 0)
+		return rec_read_joined(st, f, k, dst, len, err);
+	if ((r = rec_read_head(st, f, st->rec[k], k, &h, err)) < 0)
 		return r;
 	return pread_full(f->fd, dst, len, chunk_data_at(st, k) + in, f->name, err);
 }
