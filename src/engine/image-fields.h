@@ -61,6 +61,21 @@ bool cd_ints_sorted_repeat(int64_t *v, size_t n, int64_t *ret);
 /* Whether sorted v holds x. */
 bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 
+/* A mapping's runs as text, [[page,npages,src],...] with no space and each
+ * number JSON's form of an integer from 0 to INT64_MAX: how the manifest's
+ * writer puts them (image.c, runs_text). The reader cuts such lists out of
+ * the manifest before jansson sees it, leaving each a string of the same
+ * text (image.c, quote_runs), and image-task.c reads the runs from that. */
+struct cd_runs_text {
+	const char *p, *end;
+	int state; /* 0 before the list, 1 inside it, 2 past its end */
+};
+/* The next triple into v: 1; 0 past the list's end (p after it); -1 where
+ * the text is not such a list. */
+int cd_runs_text_next(struct cd_runs_text *t, int64_t v[3]);
+/* The length of the list at s (len bytes at most), 0 where none starts there. */
+size_t cd_runs_text_len(const char *s, size_t len);
+
 json_t *cd_task_to_json(const struct cd_task *t);
 /* The same, with each mapping's non-empty "runs" left as the string
  * CD_RUNS_LATER, for cd_image_write_manifest to write as text in their

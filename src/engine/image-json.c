@@ -229,3 +229,70 @@ bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x)
 {
 	return bsearch(&x, v, n, sizeof(*v), cmp_int) != NULL;
 }
+
+/* One number of a runs text: digits, no leading zero (JSON), at most INT64_MAX. */
+static bool runs_text_num(struct cd_runs_text *t, int64_t *ret)
+{
+	const char *s = t->p;
+	uint64_t x = 0;
+
+	if (s == t->end || *s < '0' || *s > '9')
+		return false;
+	for (; s < t->end && *s >= '0' && *s <= '9'; s++) {
+		if (s > t->p && x == 0)
+			return false; /* a leading zero */
+		uint64_t d = (uint64_t)(*s - '0');
+		if (x > ((uint64_t)INT64_MAX - d) / 10)
+			return false;
+		x = x * 10 + d;
+	}
+	t->p = s;
+	*ret = (int64_t)x;
+	return true;
+}
+
+static bool runs_text_char(struct cd_runs_text *t, char c)
+{
+	if (t->p == t->end || *t->p != c)
+		return false;
+	t->p++;
+	return true;
+}
+
+int cd_runs_text_next(struct cd_runs_text *t, int64_t v[3])
+{
+	if (t->state == 2)
+		return 0;
+	if (t->state == 0) {
+		if (!runs_text_char(t, '['))
+			return -1;
+		t->state = 1;
+		if (runs_text_char(t, ']')) {
+			t->state = 2;
+			return 0;
+		}
+	} else {
+		if (runs_text_char(t, ']')) {
+			t->state = 2;
+			return 0;
+		}
+		if (!runs_text_char(t, ','))
+			return -1;
+	}
+	if (!runs_text_char(t, '[') || !runs_text_num(t, &v[0]) || !runs_text_char(t, ',') ||
+	    !runs_text_num(t, &v[1]) || !runs_text_char(t, ',') || !runs_text_num(t, &v[2]) ||
+	    !runs_text_char(t, ']'))
+		return -1;
+	return 1;
+}
+
+size_t cd_runs_text_len(const char *s, size_t len)
+{
+	struct cd_runs_text t = {s, s + len, 0};
+	int64_t v[3];
+	int r;
+
+	while ((r = cd_runs_text_next(&t, v)) > 0)
+		;
+	return r < 0 ? 0 : (size_t)(t.p - s);
+}

@@ -654,52 +654,109 @@ json_t *cd_task_to_json_runs_later(const struct cd_task *t)
 
 /* Runs come in page order, without overlap, inside their mapping: then
  * the data pages of a task add up to at most its address space, and the
- * sum that is compared with the page file cannot overflow. */
-static int run_from_json(json_t *a, struct cd_vma *v, uint64_t next, struct cd_run *run,
-                         cd_err *err)
+ * sum that is compared with the page file cannot overflow. x: page,
+ * npages (at least 1) and src, in range. */
+static int run_place(struct cd_vma *v, uint64_t *next, uint64_t *data_pages, const int64_t x[3],
+                     cd_err *err)
 {
 	const uint64_t pages = (v->end - v->start) / CD_PAGE_SIZE;
-	int64_t page, npages, src;
+	struct cd_run *run = &v->runs[v->nruns];
+
+	if ((uint64_t)x[0] < *next)
+		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
+		                  x[0]);
+	if ((uint64_t)x[0] + (uint64_t)x[1] > pages)
+		return cd_err_set(err, EINVAL, "field \"runs\": page run outside its mapping");
+	*run = (struct cd_run){(uint64_t)x[0], (uint64_t)x[1], (uint8_t)x[2]};
+	*next = run->page + run->npages;
+	if (run->src == CD_RUN_DATA)
+		*data_pages += run->npages;
+	v->nruns++;
+	return 0;
+}
+
+/* each number's range: page, npages, src */
+static const int64_t run_lo[3] = {0, 1, CD_RUN_DATA};
+static const int64_t run_hi[3] = {INT64_MAX, INT64_MAX, CD_RUN_PREV};
+
+static int run_from_json(json_t *a, struct cd_vma *v, uint64_t *next, uint64_t *data_pages,
+                         cd_err *err)
+{
+	int64_t x[3];
 	int r;
 
 	if (!json_is_array(a) || json_array_size(a) != 3)
 		return cd_err_set(err, EINVAL, "field \"runs\": not a [page, npages, src] triple");
-	if ((r = cd_json_elem_int(a, "runs", 0, 0, INT64_MAX, &page, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 1, 1, INT64_MAX, &npages, err)) < 0 ||
-	    (r = cd_json_elem_int(a, "runs", 2, CD_RUN_DATA, CD_RUN_PREV, &src, err)) < 0)
+	for (size_t i = 0; i < 3; i++)
+		if ((r = cd_json_elem_int(a, "runs", i, run_lo[i], run_hi[i], &x[i], err)) < 0)
+			return r;
+	return run_place(v, next, data_pages, x, err);
+}
+
+/* The same for a triple of the text form, its numbers 0..INT64_MAX; the
+ * refusals are the list's, word for word. */
+static int run_from_text(const int64_t x[3], struct cd_vma *v, uint64_t *next, uint64_t *data_pages,
+                         cd_err *err)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (x[i] < run_lo[i] || x[i] > run_hi[i])
+			return cd_err_set(err, ERANGE,
+			                  "field \"runs[%zu]\": %" PRId64 " out of range [%" PRId64
+			                  ", %" PRId64 "]",
+			                  i, x[i], run_lo[i], run_hi[i]);
+	return run_place(v, next, data_pages, x, err);
+}
+
+static int runs_alloc(struct cd_vma *v, size_t n, cd_err *err)
+{
+	if (n > CD_MAX_RUNS)
+		return cd_err_set(err, E2BIG, "field \"runs\": %zu elements, expected 0 to %u", n,
+		                  CD_MAX_RUNS);
+	v->runs = calloc(n + 1, sizeof(*v->runs));
+	return v->runs ? 0 : cd_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Runs given as a string of their list's text (cd_runs_text): as the
+ * reader leaves the writer's lists, for speed (image.c, quote_runs). */
+static int runs_from_text(json_t *j, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+{
+	const char *s = json_string_value(j);
+	size_t len = json_string_length(j), n = 0;
+	struct cd_runs_text t = {s, s + len, 0};
+	uint64_t next = 0;
+	int64_t x[3];
+	int r;
+
+	if (!len || cd_runs_text_len(s, len) != len)
+		return cd_err_set(err, EINVAL,
+		                  "field \"runs\": not a list of [page, npages, src] triples");
+	/* a whole list: one bracket opens it, one each triple */
+	for (const char *p = s; (p = memchr(p, '[', len - (size_t)(p - s))); p++)
+		n++;
+	if ((r = runs_alloc(v, n - 1, err)) < 0)
 		return r;
-	if ((uint64_t)page < next)
-		return cd_err_set(err, EINVAL, "field \"runs\": page %" PRId64 " out of order",
-		                  page);
-	if ((uint64_t)page + (uint64_t)npages > pages)
-		return cd_err_set(err, EINVAL, "field \"runs\": page run outside its mapping");
-	run->page = (uint64_t)page;
-	run->npages = (uint64_t)npages;
-	run->src = (uint8_t)src;
+	while (cd_runs_text_next(&t, x) > 0)
+		if ((r = run_from_text(x, v, &next, data_pages, err)) < 0)
+			return cd_err_wrap(err, "run %zu", v->nruns);
 	return 0;
 }
 
 static int runs_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
-	json_t *runs, *x;
+	json_t *runs = json_object_get(o, "runs"), *x;
 	uint64_t next = 0;
 	size_t i;
-	int r = cd_json_get_array(o, "runs", 0, CD_MAX_RUNS, &runs, err);
+	int r;
 
-	if (r < 0)
+	if (json_is_string(runs))
+		return runs_from_text(runs, v, data_pages, err);
+	if ((r = cd_json_array(runs, "runs", 0, CD_MAX_RUNS, err)) < 0 ||
+	    (r = runs_alloc(v, json_array_size(runs), err)) < 0)
 		return r;
-	v->runs = calloc(json_array_size(runs) + 1, sizeof(*v->runs));
-	if (!v->runs)
-		return cd_err_set(err, ENOMEM, "out of memory");
 	json_array_foreach(runs, i, x)
 	{
-		struct cd_run *run = &v->runs[v->nruns];
-		if ((r = run_from_json(x, v, next, run, err)) < 0)
+		if ((r = run_from_json(x, v, &next, data_pages, err)) < 0)
 			return cd_err_wrap(err, "run %zu", i);
-		next = run->page + run->npages;
-		if (run->src == CD_RUN_DATA)
-			*data_pages += run->npages;
-		v->nruns++;
 	}
 	return 0;
 }

@@ -682,10 +682,9 @@ int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret
 /* That checksum alone: the manifest read as above, not decoded (whether
  * an image is the one a tracker was tied to, dirty.c). */
 int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err);
-/* The manifest as JSON, read as above (whole, at most CD_MANIFEST_MAX
- * bytes, a regular file, no link followed) but not decoded: for callers
- * that look at it before a restore. */
-int cd_image_load_manifest(int dirfd, json_t **ret, cd_err *err);
+/* The manifest's text parsed: each mapping's "runs" may be left as a
+ * string of its list's text (which cd_image_from_json reads as the list). */
+int cd_image_parse_manifest(const char *text, size_t len, json_t **ret, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 /* The checks the restore makes before any task exists: each task's page

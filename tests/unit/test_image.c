@@ -2627,6 +2627,118 @@ static void test_reads_manifest(void **state)
 	json_decref(j);
 }
 
+/* The image decoded from text through the reader's parse (runs quoted),
+ * encoded again. */
+static char *parsed_again(const char *text)
+{
+	json_t *root = NULL;
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_int_equal(cd_image_parse_manifest(text, strlen(text), &root, &err), 0);
+	if (cd_image_from_json(root, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	json_decref(root);
+	json_t *j = cd_image_to_json(&img, &err);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	cd_image_free(&img);
+	return s;
+}
+
+/* The reader leaves the writer's lists of runs to a parser of its own,
+ * as strings (image.c, quote_runs): the image is the same as jansson's
+ * lists give, in the writer's compact form and in any other (spaces:
+ * jansson's), and a SysV segment's pairs are left as lists. */
+static void test_reads_runs_as_text(void **state)
+{
+	json_t *j = encoded_sysv(), *root = NULL;
+	char *compact = json_dumps(j, JSON_COMPACT), *spaced = json_dumps(j, JSON_INDENT(2));
+	char *a = parsed_again(compact), *b = parsed_again(spaced);
+	cd_err err = {0};
+
+	assert_string_equal(a, compact);
+	assert_string_equal(b, compact);
+	assert_int_equal(cd_image_parse_manifest(compact, strlen(compact), &root, &err), 0);
+	assert_true(json_is_string(json_object_get(vma0(root), "runs")));
+	assert_true(json_is_array(json_object_get(sysv0(root), "runs")));
+	json_decref(root);
+	root = NULL;
+	assert_int_equal(cd_image_parse_manifest(spaced, strlen(spaced), &root, &err), 0);
+	assert_true(json_is_array(json_object_get(vma0(root), "runs")));
+	json_decref(root);
+	free(a);
+	free(b);
+	free(spaced);
+	free(compact);
+	json_decref(j);
+}
+
+/* vma0's runs given as text refuse what the list would, in its words. */
+static void expect_runs_refused(const char *text, const char *list, const char *needle)
+{
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0}, lerr = {0};
+
+	json_object_set_new(vma0(j), "runs", json_string(text));
+	assert_true(cd_image_from_json(j, &img, &err) < 0);
+	cd_image_free(&img);
+	if (!strstr(err.msg, needle))
+		fail_msg("runs \"%s\": error \"%s\" does not mention \"%s\"", text, err.msg,
+		         needle);
+	if (list) {
+		json_object_set_new(vma0(j), "runs", json_loads(list, 0, NULL));
+		assert_true(cd_image_from_json(j, &img, &lerr) < 0);
+		cd_image_free(&img);
+		assert_string_equal(err.msg, lerr.msg);
+	}
+	json_decref(j);
+}
+
+static void test_refuses_bad_runs_text(void **state)
+{
+	static const char *const syntax[] = {
+	    "",
+	    "[",
+	    "[[0,2,0]",
+	    "[[0,2]]",
+	    "[[0,2,0,1]]",
+	    "[[00,2,0]]",
+	    "[[0, 2,0]]",
+	    "[[0,2,0],]",
+	    "[[-1,2,0]]",
+	    "[[0,2,0]] ",
+	    "[[0,2.0,0]]",
+	    "[[0,2,0]][]",
+	    "[[9223372036854775808,1,0]]",
+	    "{}",
+	};
+	json_t *j = encoded();
+	struct cd_image img;
+	cd_err err = {0};
+
+	for (size_t i = 0; i < sizeof(syntax) / sizeof(*syntax); i++)
+		expect_runs_refused(syntax[i], NULL, "not a list of [page, npages, src] triples");
+	expect_runs_refused("[[0,0,0]]", "[[0,0,0]]", "\"runs[1]\": 0 out of range");
+	expect_runs_refused("[[0,1,9]]", "[[0,1,9]]", "\"runs[2]\": 9 out of range");
+	expect_runs_refused("[[1,1,0],[0,1,0]]", "[[1,1,0],[0,1,0]]", "out of order");
+	expect_runs_refused("[[0,2,0],[1,1,1]]", "[[0,2,0],[1,1,1]]", "out of order");
+	expect_runs_refused("[[9223372036854775807,1,0]]", "[[9223372036854775807,1,0]]",
+	                    "outside its mapping");
+	/* the same runs as text decode as the list */
+	json_object_set_new(vma0(j), "runs", json_string("[[0,2,0],[2,1,1]]"));
+	assert_int_equal(cd_image_from_json(j, &img, &err), 0);
+	assert_int_equal(img.tasks[0].vmas[0].nruns, 2);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].page, 2);
+	assert_int_equal(img.tasks[0].vmas[0].runs[1].src, CD_RUN_ZERO);
+	cd_image_free(&img);
+	json_object_set_new(vma0(j), "runs", json_string("[]"));
+	assert_true(cd_image_from_json(j, &img, &err) < 0); /* the page file is not empty */
+	cd_image_free(&img);
+	json_decref(j);
+}
+
 /* cd_image_write_manifest writes the mappings' runs itself (image.c): the
  * bytes are jansson's compact encoding of the same image, and the
  * checksum it returns is the one the manifest reads back with. A path
@@ -2841,6 +2953,8 @@ int main(void)
 	    cmocka_unit_test(test_refuses_oversized_manifest),
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
+	    cmocka_unit_test(test_reads_runs_as_text),
+	    cmocka_unit_test(test_refuses_bad_runs_text),
 	    cmocka_unit_test(test_writes_manifest_as_jansson),
 	    cmocka_unit_test(test_page_file_checks),
 	    cmocka_unit_test(test_checksum_incremental),
