@@ -2674,6 +2674,37 @@ static void test_reads_runs_as_text(void **state)
 	json_decref(j);
 }
 
+/* A text that holds \u0001 itself is not cut (every placeholder must be
+ * the reader's): a name with it reads the same, and a placeholder
+ * written into the manifest is refused, not taken for a cut list. */
+static void test_runs_placeholder_not_forged(void **state)
+{
+	json_t *j = encoded(), *root = NULL;
+	struct cd_image img;
+	cd_err err = {0};
+
+	json_object_set_new(task0(j), "comm", json_string("a\001b"));
+	char *text = json_dumps(j, JSON_COMPACT), *again = parsed_again(text);
+	assert_non_null(strstr(text, "\\u0001"));
+	assert_string_equal(again, text);
+	assert_int_equal(cd_image_parse_manifest(text, strlen(text), &root, &err), 0);
+	assert_true(json_is_array(json_object_get(vma0(root), "runs")));
+	json_decref(root);
+	free(again);
+	free(text);
+	json_object_set_new(vma0(j), "runs",
+	                    json_string("\x01"
+	                                "0"));
+	text = json_dumps(j, JSON_COMPACT);
+	assert_int_equal(cd_image_parse_manifest(text, strlen(text), &root, &err), 0);
+	assert_true(cd_image_from_json(root, &img, &err) < 0);
+	assert_non_null(strstr(err.msg, "not a list of [page, npages, src] triples"));
+	cd_image_free(&img);
+	json_decref(root);
+	free(text);
+	json_decref(j);
+}
+
 /* vma0's runs given as text refuse what the list would, in its words. */
 static void expect_runs_refused(const char *text, const char *list, const char *needle)
 {
@@ -2954,6 +2985,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
 	    cmocka_unit_test(test_reads_runs_as_text),
+	    cmocka_unit_test(test_runs_placeholder_not_forged),
 	    cmocka_unit_test(test_refuses_bad_runs_text),
 	    cmocka_unit_test(test_writes_manifest_as_jansson),
 	    cmocka_unit_test(test_page_file_checks),
