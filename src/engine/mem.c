@@ -2134,8 +2134,11 @@ static int fill_stored(const struct cd_premap *plan, const struct cd_image *img,
 	step_walk_stored(&w, plan, img, t);
 	r = cd_page_fill_coded(dirfd, t->pages_file, t->pages_size, &img->pages, d, n,
 	                       put_task_pieces, &pid, csum, err);
-	/* files of its own: the task's are the same open files, whose shared
-	 * read-ahead state two readers at different places would confuse */
+	/* files of its own, as the plain file's helper has: the task's are the
+	 * same open files (one read-ahead state for two readers at different
+	 * places), which a microbenchmark found no slower (1 GiB, one shared
+	 * fd 1.24-1.65 s, one each 1.25-1.54 s), but this way each reader's
+	 * window follows its own reads */
 	if (r >= 0)
 		r = cd_page_stored_open(dirfd, t->pages_file, t->pages_size, &img->pages, &own,
 		                        err);
