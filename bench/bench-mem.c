@@ -12,8 +12,12 @@
  * was stopped (dumped, then restored): it writes "resumed NS" (the first
  * clock reading after the gap, the moment it ran its own code again) to
  * RESUMED-FILE (children of cow8: RESUMED-FILE.K), checksums its memory again
- * and appends "verified ok" or "verified bad". bench/run times the restore
- * from that line and refuses a round whose memory came back wrong. Exits
+ * and appends "verified ok" or "verified bad". Only the first gap after the
+ * file was removed or emptied is written: a later stall (a lazy restore's
+ * fault waiting on the disk, a busy machine) would otherwise rewrite the
+ * file while bench/run reads it, with a later "resumed" and no verdict yet.
+ * bench/run times the restore from that line and refuses a round whose
+ * memory came back wrong. Exits
  * after BENCH_MEM_TIMEOUT seconds (default 900) of its own running time. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,14 +198,23 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Writes the resume time first, so a slow checksum does not delay it. */
+/* Writes the resume time first, so a slow checksum does not delay it;
+ * nothing where the file holds a report already. */
 static void report(const char *path, uint64_t resumed, const struct region *r)
 {
-	FILE *f = fopen(path, "we");
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	FILE *f;
 	bool ok;
 
-	if (!f) {
+	if (fd < 0 || fstat(fd, &st) < 0 || !(f = fdopen(fd, "w"))) {
 		perror("bench-mem: open resumed file");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (st.st_size > 0) {
+		fclose(f);
 		return;
 	}
 	fprintf(f, "resumed %" PRIu64 "\n", resumed);

@@ -42,7 +42,8 @@ start_wl() {
 
 # bench_mem_start CONTENTS MiB: bench-mem in a session of its own (output
 # to $LOG), its memory filled. Once restored it checks all of it at once
-# and writes "verified ok" or "verified bad" to $T/resumed. Skips the test
+# and writes "verified ok" or "verified bad" to $T/resumed (the first gap
+# after the file was emptied or removed only). Skips the test
 # where bench-mem is not built.
 bench_mem_start() {
 	[ -x "$BUILD_DIR/bench/bench-mem" ] || skip "no bench-mem"
@@ -57,7 +58,9 @@ bench_mem_start() {
 	return 1
 }
 
-# bench_mem_image CONTENTS MiB [DUMP FLAGS...]: bench-mem dumped, gone.
+# bench_mem_image CONTENTS MiB [DUMP FLAGS...]: bench-mem dumped, gone; its
+# report file emptied, for the restored one's (bench-mem writes only the
+# first gap after that: a stall of the original before its dump is not it).
 bench_mem_image() {
 	bench_mem_start "$1" "$2"
 	shift 2
@@ -65,6 +68,7 @@ bench_mem_image() {
 	assert_success
 	wait "$WL_PID" 2>/dev/null || true
 	WL_PID=
+	: >"$T/resumed"
 }
 
 wait_ready() {
