@@ -64,8 +64,8 @@ bool cd_ints_sorted_has(const int64_t *v, size_t n, int64_t x);
 /* A mapping's runs as text, [[page,npages,src],...] with no space and each
  * number JSON's form of an integer from 0 to INT64_MAX: how the manifest's
  * writer puts them (image.c, runs_text). The reader cuts such lists out of
- * the manifest before jansson sees it, leaving each a string of the same
- * text (image.c, quote_runs), and image-task.c reads the runs from that. */
+ * the manifest before jansson sees it and puts each back as a string of the
+ * same text (image.c, cut_runs), and image-task.c reads the runs from that. */
 struct cd_runs_text {
 	const char *p, *end;
 	int state; /* 0 before the list, 1 inside it, 2 past its end */

@@ -717,7 +717,7 @@ static int runs_alloc(struct cd_vma *v, size_t n, cd_err *err)
 }
 
 /* Runs given as a string of their list's text (cd_runs_text): as the
- * reader leaves the writer's lists, for speed (image.c, quote_runs). */
+ * reader puts the writer's lists back, for speed (image.c, cut_runs). */
 static int runs_from_text(json_t *j, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
 {
 	const char *s = json_string_value(j);
@@ -727,17 +727,19 @@ static int runs_from_text(json_t *j, struct cd_vma *v, uint64_t *data_pages, cd_
 	int64_t x[3];
 	int r;
 
-	if (!len || cd_runs_text_len(s, len) != len)
-		return cd_err_set(err, EINVAL,
-		                  "field \"runs\": not a list of [page, npages, src] triples");
-	/* a whole list: one bracket opens it, one each triple */
-	for (const char *p = s; (p = memchr(p, '[', len - (size_t)(p - s))); p++)
+	/* at most a triple a bracket but the list's own (one pass to count,
+	 * one to read: the text can be megabytes) */
+	for (const char *p = s; len && (p = memchr(p, '[', len - (size_t)(p - s))); p++)
 		n++;
-	if ((r = runs_alloc(v, n - 1, err)) < 0)
+	if (n && (r = runs_alloc(v, n - 1, err)) < 0)
 		return r;
-	while (cd_runs_text_next(&t, x) > 0)
+	r = 0;
+	while (n && v->nruns < n - 1 && (r = cd_runs_text_next(&t, x)) > 0)
 		if ((r = run_from_text(x, v, &next, data_pages, err)) < 0)
 			return cd_err_wrap(err, "run %zu", v->nruns);
+	if (!n || r < 0 || cd_runs_text_next(&t, x) != 0 || t.p != t.end)
+		return cd_err_set(err, EINVAL,
+		                  "field \"runs\": not a list of [page, npages, src] triples");
 	return 0;
 }
 

@@ -2647,7 +2647,7 @@ static char *parsed_again(const char *text)
 }
 
 /* The reader leaves the writer's lists of runs to a parser of its own,
- * as strings (image.c, quote_runs): the image is the same as jansson's
+ * as strings (image.c, cut_runs): the image is the same as jansson's
  * lists give, in the writer's compact form and in any other (spaces:
  * jansson's), and a SysV segment's pairs are left as lists. */
 static void test_reads_runs_as_text(void **state)
@@ -2730,19 +2730,10 @@ static void expect_runs_refused(const char *text, const char *list, const char *
 static void test_refuses_bad_runs_text(void **state)
 {
 	static const char *const syntax[] = {
-	    "",
-	    "[",
-	    "[[0,2,0]",
-	    "[[0,2]]",
-	    "[[0,2,0,1]]",
-	    "[[00,2,0]]",
-	    "[[0, 2,0]]",
-	    "[[0,2,0],]",
-	    "[[-1,2,0]]",
-	    "[[0,2,0]] ",
-	    "[[0,2.0,0]]",
-	    "[[0,2,0]][]",
-	    "[[9223372036854775808,1,0]]",
+	    "",           "[",           "[[0,2,0]",    "[[0,2]]",
+	    "[[0,2]",     "[[0,2,0],[1", "[[0,2,0]][",  "[[0,2,0,1]]",
+	    "[[00,2,0]]", "[[0, 2,0]]",  "[[0,2,0],]",  "[[-1,2,0]]",
+	    "[[0,2,0]] ", "[[0,2.0,0]]", "[[0,2,0]][]", "[[9223372036854775808,1,0]]",
 	    "{}",
 	};
 	json_t *j = encoded();
