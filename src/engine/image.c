@@ -1403,7 +1403,9 @@ static int read_manifest_text(int dirfd, char **ret, size_t *ret_len, cd_err *er
  * image-task.c reads as the list (cd_runs_text). Only a list that follows
  * ,"runs": is cut, which only a key can be (inside a JSON string every
  * quote is escaped), and only one in the writer's form (no space, triples,
- * numbers in range); anything else is left to jansson. A text that holds
+ * numbers in range) with a run at least: valid only in a mapping, where
+ * the lists are put back (an empty one is a SysV segment's too); anything
+ * else is left to jansson. A text that holds
  * \u0001 itself is not cut at all: then every placeholder is one of ours. */
 
 struct runs_cut {
@@ -1445,6 +1447,9 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 	while (ours && (at = memmem(p, (size_t)(end - p), key, klen))) {
 		const char *list = at + klen;
 		size_t n = cd_runs_text_len(list, (size_t)(end - list));
+		/* an empty list is left as it is: a SysV segment's pairs come
+		 * under the same key, and no list is faster cut */
+		n = n > 2 ? n : 0;
 		if (text_room(&c->t, (size_t)(list - p)) < 0)
 			return -ENOMEM;
 		memcpy(c->t.s + c->t.len, p, (size_t)(list - p));
