@@ -36,6 +36,7 @@
 #include <linux/userfaultfd.h>
 
 #include "engine/internal.h"
+#include "engine/lazy-ranges.h"
 #include "engine/pageio.h"
 #include "shared/cleanup.h"
 
@@ -49,16 +50,11 @@
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
 	 UFFD_FEATURE_EVENT_UNMAP)
 
-struct lz_range {
-	uint64_t addr, len, off; /* off: in the page file */
-};
-
 /* One mm the server fills: an image task's, or a fork of one. */
 struct lz_mm {
 	int uffd;
-	size_t file; /* index in files */
-	struct lz_range *r;
-	size_t n, cap;
+	size_t file;             /* index in files */
+	struct cd_lazy_ranges r; /* still to be filled */
 };
 
 struct lz_file {
@@ -145,9 +141,7 @@ static void mm_close(struct lz_mm *m)
 	if (m->uffd >= 0)
 		close(m->uffd);
 	m->uffd = -1;
-	free(m->r);
-	m->r = NULL;
-	m->n = m->cap = 0;
+	cd_lr_free(&m->r);
 }
 
 void cd_lazy_free(struct cd_lazy *lz)
@@ -176,64 +170,6 @@ void cd_lazy_free(struct cd_lazy *lz)
 uint64_t cd_lazy_bytes(const struct cd_lazy *lz)
 {
 	return lz ? lz->bytes : 0;
-}
-
-/* ---- ranges ---- */
-
-static int range_add(struct lz_mm *m, const struct lz_range *x)
-{
-	size_t i = m->n;
-
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? 2 * m->cap : 16;
-		struct lz_range *r = realloc(m->r, cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		m->r = r;
-		m->cap = cap;
-	}
-	/* sorted by address */
-	while (i > 0 && m->r[i - 1].addr > x->addr) {
-		m->r[i] = m->r[i - 1];
-		i--;
-	}
-	m->r[i] = *x;
-	m->n++;
-	return 0;
-}
-
-/* Removes [a, b) from m's ranges; with moved, what was cut is added to it
- * (for a remap). */
-static int range_cut(struct lz_mm *m, uint64_t a, uint64_t b, struct lz_mm *moved)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		struct lz_range x = m->r[i];
-		uint64_t lo = x.addr > a ? x.addr : a, hi = x.addr + x.len < b ? x.addr + x.len : b;
-		if (lo >= hi)
-			continue;
-		if (moved &&
-		    range_add(moved, &(struct lz_range){lo, hi - lo, x.off + (lo - x.addr)}) < 0)
-			return -ENOMEM;
-		/* what is left: the part before and the part after */
-		memmove(&m->r[i], &m->r[i + 1], (m->n - i - 1) * sizeof(*m->r));
-		m->n--;
-		if (hi < x.addr + x.len &&
-		    range_add(
-		        m, &(struct lz_range){hi, x.addr + x.len - hi, x.off + (hi - x.addr)}) < 0)
-			return -ENOMEM;
-		if (lo > x.addr && range_add(m, &(struct lz_range){x.addr, lo - x.addr, x.off}) < 0)
-			return -ENOMEM;
-		i = (size_t)-1; /* the list changed: again from the start */
-	}
-	return 0;
-}
-
-static const struct lz_range *range_at(const struct lz_mm *m, uint64_t addr)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (m->r[i].addr <= addr && addr < m->r[i].addr + m->r[i].len)
-			return &m->r[i];
-	return NULL;
 }
 
 /* ---- at restore, in the controller ---- */
@@ -353,7 +289,8 @@ static int lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const st
 		if (run->src != CD_RUN_DATA)
 			continue; /* a missing page reads zero: served as one */
 		uint64_t len = run->npages * PAGE;
-		if (range_add(m, &(struct lz_range){v->start + run->page * PAGE, len, off}) < 0)
+		if (cd_lr_add(&m->r,
+		              &(struct cd_lazy_range){v->start + run->page * PAGE, len, off}) < 0)
 			return cd_err_set(err, ENOMEM, "out of memory");
 		off += len;
 		lz->bytes += len;
@@ -417,18 +354,20 @@ static int copy_once(struct lz_mm *m, uint64_t addr, const void *src, uint64_t l
 }
 
 /* Fills mm mi's pending pages of file offsets [off, off+len), whose bytes
- * are at buf. By index: a fork answered meanwhile moves lz->mm. */
+ * are at buf. By index: a fork answered meanwhile moves lz->mm. Faults are
+ * answered every LAZY_COPY copied (the program waits on them; a copy per
+ * run of a many-run mapping made that a poll per page), and at once when a
+ * copy raced a change of the mappings: it waits for its event. */
 static int copy_span(struct cd_lazy *lz, size_t mi, uint64_t off, uint64_t len, const uint8_t *buf,
                      cd_err *err)
 {
+	uint64_t copied = 0;
+
 	for (;;) {
 		struct lz_mm *m = &lz->mm[mi];
-		const struct lz_range *x = NULL;
-		for (size_t i = 0; i < m->n && !x; i++)
-			if (m->r[i].off < off + len && off < m->r[i].off + m->r[i].len)
-				x = &m->r[i];
-		if (!x || m->uffd < 0)
-			return 0;
+		const struct cd_lazy_range *x = m->uffd < 0 ? NULL : cd_lr_of_off(&m->r, off, len);
+		if (!x)
+			return copied ? serve(lz, 0, err) : 0;
 		uint64_t lo = x->off > off ? x->off : off;
 		uint64_t hi = x->off + x->len < off + len ? x->off + x->len : off + len;
 		if (hi - lo > LAZY_COPY)
@@ -437,12 +376,13 @@ static int copy_span(struct cd_lazy *lz, size_t mi, uint64_t off, uint64_t len, 
 		int r = copy_once(m, addr, buf + (lo - off), hi - lo, &done, err);
 		if (r < 0)
 			return r;
-		if (done && range_cut(m, addr, addr + done, NULL) < 0)
+		if (done && cd_lr_cut(&m->r, addr, addr + done, NULL) < 0)
 			return cd_err_set(err, ENOMEM, "out of memory");
-		/* faults first: the program waits on them; and a copy that
-		 * raced a change of the mappings waits for its event */
-		if ((r = serve(lz, 0, err)) < 0)
+		copied += done;
+		if ((r == 0 || copied >= LAZY_COPY) && (r = serve(lz, 0, err)) < 0)
 			return r;
+		if (copied >= LAZY_COPY)
+			copied = 0;
 	}
 }
 
@@ -499,7 +439,7 @@ static int fault_src(struct cd_lazy *lz, const struct lz_mm *m, uint64_t off, ui
 /* 1 when the fault at addr is answered, 0 to retry after the events. */
 static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_err *err)
 {
-	const struct lz_range *x = range_at(m, addr);
+	const struct cd_lazy_range *x = cd_lr_at(&m->r, addr);
 	const uint8_t *src = NULL;
 	int r;
 
@@ -519,7 +459,7 @@ static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_e
 		struct uffdio_range w = {addr, PAGE};
 		ioctl(m->uffd, UFFDIO_WAKE, &w);
 	}
-	if (range_cut(m, addr, addr + done, NULL) < 0)
+	if (cd_lr_cut(&m->r, addr, addr + done, NULL) < 0)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	return 1;
 }
@@ -536,12 +476,8 @@ static int on_fork(struct cd_lazy *lz, size_t mi, int uffd, cd_err *err)
 	struct lz_mm *c = &lz->mm[lz->nmm++], *p = &lz->mm[mi];
 	*c = (struct lz_mm){.uffd = uffd, .file = p->file};
 	/* what the parent had filled, the child got with its memory */
-	if (p->n && !(c->r = malloc(p->n * sizeof(*c->r)))) {
+	if (cd_lr_clone(&c->r, &p->r) < 0)
 		return cd_err_set(err, ENOMEM, "out of memory");
-	}
-	if (p->n)
-		memcpy(c->r, p->r, p->n * sizeof(*c->r));
-	c->n = c->cap = p->n;
 	return 0;
 }
 
@@ -555,21 +491,21 @@ static int on_event(struct cd_lazy *lz, size_t mi, const struct uffd_msg *msg, c
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:
 		/* what the program dropped reads zero: never filled */
-		if (range_cut(m, msg->arg.remove.start, msg->arg.remove.end, NULL) < 0)
+		if (cd_lr_cut(&m->r, msg->arg.remove.start, msg->arg.remove.end, NULL) < 0)
 			return cd_err_set(err, ENOMEM, "out of memory");
 		return 0;
 	case UFFD_EVENT_REMAP: {
-		struct lz_mm moved = {.uffd = -1};
+		struct cd_lazy_ranges moved = {0};
 		uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
-		int r = range_cut(m, from, from + msg->arg.remap.len, &moved);
+		int r = cd_lr_cut(&m->r, from, from + msg->arg.remap.len, &moved);
 		/* the target's old ranges were unmapped by the move */
 		if (r == 0)
-			r = range_cut(m, to, to + msg->arg.remap.len, NULL);
-		for (size_t i = 0; r == 0 && i < moved.n; i++) {
+			r = cd_lr_cut(&m->r, to, to + msg->arg.remap.len, NULL);
+		for (size_t i = 0; i < moved.n; i++)
 			moved.r[i].addr = moved.r[i].addr - from + to;
-			r = range_add(m, &moved.r[i]);
-		}
-		free(moved.r);
+		if (r == 0)
+			r = cd_lr_merge(&m->r, &moved);
+		cd_lr_free(&moved);
 		return r < 0 ? cd_err_set(err, ENOMEM, "out of memory") : 0;
 	}
 	default:
