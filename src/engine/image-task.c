@@ -10,6 +10,7 @@
 #include "engine/image-fields.h"
 #include "engine/internal.h"
 #include "shared/cleanup.h"
+#include "shared/prefault.h"
 
 #define F(m)         CD_FIELD(struct cd_task, m)
 #define FR(m, ...)   CD_FIELD_RANGE(struct cd_task, m, __VA_ARGS__)
@@ -713,7 +714,10 @@ static int runs_alloc(struct cd_vma *v, size_t n, cd_err *err)
 		return cd_err_set(err, E2BIG, "field \"runs\": %zu elements, expected 0 to %u", n,
 		                  CD_MAX_RUNS);
 	v->runs = calloc(n + 1, sizeof(*v->runs));
-	return v->runs ? 0 : cd_err_set(err, ENOMEM, "out of memory");
+	if (!v->runs)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	cd_prefault(v->runs, (n + 1) * sizeof(*v->runs));
+	return 0;
 }
 
 /* Runs given as a string of their list's text (cd_runs_text): as the

@@ -15,6 +15,7 @@
 
 #include "engine/image-fields.h"
 #include "shared/cleanup.h"
+#include "shared/prefault.h"
 
 /* ---- checksum ---- */
 
@@ -1376,6 +1377,7 @@ static int read_manifest_text(int dirfd, char **ret, size_t *ret_len, cd_err *er
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
 		return cd_err_set(err, ENOMEM, "out of memory");
+	cd_prefault(buf, (size_t)st.st_size);
 	/* stops at the size seen: a file growing meanwhile reads as truncated */
 	while (len < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);

@@ -99,6 +99,9 @@ struct cd_premap_vma {
 	uint64_t off; /* of the slot from the area's base */
 	uint8_t how;  /* enum cd_premap_how */
 	bool lazy;    /* left to the lazy restore's server (lazy.c) */
+	/* its page data's bytes in the page file: a walk passes over a
+	 * mapping of many runs at once */
+	uint64_t data;
 };
 struct cd_premap {
 	uint64_t base, len;          /* base: set once the area is placed */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/lazy-ranges.h"
+#include "shared/prefault.h"
 
 /* Empty ranges are swept out once there are more than this many and they
  * are half of the array: a sweep is a pass over it. */
@@ -52,6 +53,17 @@ static int grow(struct cd_lazy_ranges *s, size_t want)
 		return -ENOMEM;
 	s->r = r;
 	s->cap = cap;
+	return 0;
+}
+
+int cd_lr_reserve(struct cd_lazy_ranges *s, size_t more)
+{
+	size_t had = s->cap;
+
+	if (grow(s, s->n + more) < 0)
+		return -ENOMEM;
+	if (s->cap > had)
+		cd_prefault(&s->r[had], (s->cap - had) * sizeof(*s->r));
 	return 0;
 }
 

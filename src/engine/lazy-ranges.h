@@ -23,6 +23,9 @@ struct cd_lazy_ranges {
 	bool by_off_known; /* by_off is up to date */
 };
 
+/* Makes room for more ranges at once (a mapping's, before they are added
+ * one by one), its memory faulted in with one call. -ENOMEM. */
+int cd_lr_reserve(struct cd_lazy_ranges *s, size_t more);
 /* Adds x, which overlaps none; -ENOMEM. Cheapest in address order. */
 int cd_lr_add(struct cd_lazy_ranges *s, const struct cd_lazy_range *x);
 /* Removes [a, b); with moved, what was removed is added to it. -ENOMEM. */

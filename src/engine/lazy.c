@@ -267,6 +267,18 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 	struct uffdio_api api = {.api = UFFD_API, .features = LAZY_FEATURES};
 	if (ioctl(m->uffd, UFFDIO_API, &api) < 0)
 		return cd_err_sys(err, errno, "userfaultfd events for lazy restore");
+	/* room for the ranges of every mapping of t that may be lazy, at
+	 * once: grown mapping by mapping, the largest was copied again */
+	size_t ndata = 0;
+	for (size_t i = 0; i < t->nvmas; i++) {
+		const struct cd_vma *v = &t->vmas[i];
+		if (!cd_lazy_vma(v))
+			continue;
+		for (size_t j = 0; j < v->nruns; j++)
+			ndata += v->runs[j].src == CD_RUN_DATA;
+	}
+	if (cd_lr_reserve(&m->r, ndata) < 0)
+		return cd_err_set(err, ENOMEM, "out of memory");
 	return 0;
 }
 

@@ -1626,6 +1626,16 @@ static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_e
 	return 0;
 }
 
+static uint64_t data_bytes(const struct cd_vma *v)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_DATA)
+			n += v->runs[i].npages * PAGE;
+	return n;
+}
+
 /* Which mappings a lazy restore leaves to its server: not one a child
  * shares copy-on-write (premapped, the sharing is kept). */
 static void plan_lazy(const struct cd_image *img, struct cd_premap *plan)
@@ -1662,8 +1672,10 @@ int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_er
 	for (size_t i = 0; i < img->ntasks; i++) {
 		const struct cd_task *t = &img->tasks[i];
 		struct cd_premap_vma *row = plan->task[i];
-		for (size_t j = 0; row && j < t->nvmas; j++)
+		for (size_t j = 0; row && j < t->nvmas; j++) {
 			row[j].how = premap_how(img, plan, i, &t->vmas[j]);
+			row[j].data = data_bytes(&t->vmas[j]);
+		}
 	}
 	return assign_slots(img, plan, err);
 }
@@ -1807,16 +1819,6 @@ static int fill_slot(const struct cd_vma *v, bool inherited, uint64_t addr, cd_e
 	return r;
 }
 
-static uint64_t data_bytes(const struct cd_vma *v)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < v->nruns; i++)
-		if (v->runs[i].src == CD_RUN_DATA)
-			n += v->runs[i].npages * PAGE;
-	return n;
-}
-
 int cd_mem_premap(const struct cd_premap *plan, const struct cd_image *img, const struct cd_task *t,
                   cd_err *err)
 {
@@ -1899,12 +1901,16 @@ static bool step_next(struct step_walk *w, struct cd_page_dest *ret)
 {
 	for (; w->vi < w->t->nvmas; w->vi++, w->ri = 0) {
 		const struct cd_vma *v = &w->t->vmas[w->vi];
+		if (w->pv[w->vi].how == CD_PREMAP_NONE) {
+			w->off += w->pv[w->vi].data;
+			continue;
+		}
 		for (; w->ri < v->nruns; w->ri++, w->in = 0) {
 			const struct cd_run *run = &v->runs[w->ri];
 			uint64_t len = run->npages * PAGE;
 			if (run->src != CD_RUN_DATA)
 				continue;
-			while (w->pv[w->vi].how != CD_PREMAP_NONE && w->in < len) {
+			while (w->in < len) {
 				bool skip;
 				uint64_t n = step_len(w, w->off + w->in, len - w->in, &skip);
 				*ret = (struct cd_page_dest){w->off + w->in, n,
@@ -2031,13 +2037,16 @@ static int premap_dests(const struct cd_premap *plan, const struct cd_image *img
 	for (size_t i = 0; i < t->nvmas; i++) {
 		const struct cd_vma *v = &t->vmas[i];
 		uint64_t addr = plan->base + pv[i].off;
+		if (pv[i].how == CD_PREMAP_NONE) {
+			off += pv[i].data;
+			continue;
+		}
 		for (size_t j = 0; j < v->nruns; j++) {
 			const struct cd_run *run = &v->runs[j];
 			uint64_t len = run->npages * PAGE;
 			if (run->src != CD_RUN_DATA)
 				continue;
-			if (pv[i].how != CD_PREMAP_NONE)
-				d[n++] = (struct cd_page_dest){off, len, addr + run->page * PAGE};
+			d[n++] = (struct cd_page_dest){off, len, addr + run->page * PAGE};
 			off += len;
 		}
 	}
@@ -2209,9 +2218,10 @@ static int move_premapped(struct cd_restore_ctx *ctx, const struct cd_vma *v,
 
 /* Steps the page file reader over a premapped mapping's data (the task
  * read and checksummed it, cd_mem_premap). */
-static int skip_data(struct cd_page_reader *pr, const struct cd_vma *v, cd_err *err)
+/* Mapping i of t's page data bytes: from the plan, where there is one. */
+static uint64_t vma_data(const struct cd_restore_ctx *ctx, const struct cd_task *t, size_t i)
 {
-	return cd_pr_skip(pr, data_bytes(v), err);
+	return ctx->premap ? ctx->premap[i].data : data_bytes(&t->vmas[i]);
 }
 
 /* Puts mapping i of t in place with its contents: moved from its
@@ -2224,13 +2234,14 @@ static int place_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, stru
 
 	/* lazy: mapped empty, filled by the server once the tree runs */
 	if (ctx->lazy && ctx->premap && ctx->premap[i].lazy) {
-		if ((r = map_vma(ctx, v, err)) < 0 || (r = skip_data(pr, v, err)) < 0)
+		if ((r = map_vma(ctx, v, err)) < 0 ||
+		    (r = cd_pr_skip(pr, vma_data(ctx, t, i), err)) < 0)
 			return r;
 		return cd_lazy_register(ctx->lazy, ctx->inj, ctx->dirfd, t, v, off, err);
 	}
 
 	if (ctx->premap && ctx->premap[i].how != CD_PREMAP_NONE) {
-		if ((r = skip_data(pr, v, err)) < 0 ||
+		if ((r = cd_pr_skip(pr, vma_data(ctx, t, i), err)) < 0 ||
 		    (r = move_premapped(ctx, v, &ctx->premap[i], err)) < 0)
 			return r;
 		cd_progress_add(ctx->progress, vma_restore_bytes(v));
@@ -2262,7 +2273,7 @@ static int mem_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_e
 		if (r >= 0)
 			r = finish_vma(ctx, v, err);
 		lazy |= ctx->lazy && ctx->premap && ctx->premap[i].lazy;
-		off += data_bytes(v);
+		off += vma_data(ctx, t, i);
 		if (r < 0)
 			r = cd_err_wrap(err, "mapping %" PRIx64 "-%" PRIx64, v->start, v->end);
 	}
