@@ -238,14 +238,13 @@ static bool runs_text_num(struct cd_runs_text *t, int64_t *ret)
 
 	if (s == t->end || *s < '0' || *s > '9')
 		return false;
-	for (; s < t->end && *s >= '0' && *s <= '9'; s++) {
-		if (s > t->p && x == 0)
-			return false; /* a leading zero */
-		uint64_t d = (uint64_t)(*s - '0');
-		if (x > ((uint64_t)INT64_MAX - d) / 10)
-			return false;
-		x = x * 10 + d;
-	}
+	for (; s < t->end && *s >= '0' && *s <= '9'; s++)
+		x = x * 10 + (uint64_t)(*s - '0');
+	/* a leading zero; more than 19 digits (may have wrapped) or 19 past
+	 * INT64_MAX (a 19-digit number is below 10^19 < 2^64: no wrap) */
+	size_t n = (size_t)(s - t->p);
+	if ((n > 1 && *t->p == '0') || n > 19 || x > (uint64_t)INT64_MAX)
+		return false;
 	t->p = s;
 	*ret = (int64_t)x;
 	return true;

@@ -1540,6 +1540,9 @@ static int read_manifest(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd
 		*ret_hash = manifest_hash(text, len);
 	if ((r = cd_image_parse_manifest(text, len, &root, err)) < 0)
 		return r;
+	/* given back before the decode allocates, which can reuse its pages */
+	free(text);
+	text = NULL;
 	r = cd_image_from_json(root, img, err);
 	if (r < 0) {
 		cd_image_free(img);
