@@ -1438,20 +1438,29 @@ static int cut_add(struct cut_text *c, const char *list, size_t n)
 	return 0;
 }
 
-/* c->t: text with the lists cut out, NUL-terminated; -ENOMEM. */
+/* Whether s holds \u0001. Searched between the cut lists only: a list
+ * holds digits, commas and brackets. */
+static bool has_mark(const char *s, size_t len)
+{
+	return memmem(s, len, "\\u0001", 6) != NULL;
+}
+
+/* c->t: text with the lists cut out, NUL-terminated; 1 where the text
+ * holds \u0001 (then nothing of c is to be used); -ENOMEM. */
 static int cut_runs(const char *text, size_t len, struct cut_text *c)
 {
 	static const char key[] = ",\"runs\":";
 	const size_t klen = sizeof(key) - 1;
 	const char *p = text, *end = text + len, *at;
-	bool ours = !memmem(text, len, "\\u0001", 6);
+	bool forgeable = false;
 
-	while (ours && (at = memmem(p, (size_t)(end - p), key, klen))) {
+	while ((at = memmem(p, (size_t)(end - p), key, klen))) {
 		const char *list = at + klen;
 		size_t n = cd_runs_text_len(list, (size_t)(end - list));
 		/* an empty list is left as it is: a SysV segment's pairs come
 		 * under the same key, and no list is faster cut */
 		n = n > 2 ? n : 0;
+		forgeable |= has_mark(p, (size_t)(list - p));
 		if (text_room(&c->t, (size_t)(list - p)) < 0)
 			return -ENOMEM;
 		memcpy(c->t.s + c->t.len, p, (size_t)(list - p));
@@ -1465,7 +1474,7 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 	memcpy(c->t.s + c->t.len, p, (size_t)(end - p));
 	c->t.len += (size_t)(end - p);
 	c->t.s[c->t.len] = 0;
-	return 0;
+	return forgeable || has_mark(p, (size_t)(end - p)) ? 1 : 0;
 }
 
 /* The cut list a mapping's "runs" names, NULL where it is no placeholder. */
@@ -1508,7 +1517,11 @@ int cd_image_parse_manifest(const char *text, size_t len, json_t **ret, cd_err *
 	int r = cut_runs(text, len, &c);
 
 	*ret = NULL;
-	if (r >= 0) {
+	if (r > 0) {
+		/* a placeholder could be forged: jansson reads the text whole */
+		*ret = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+		r = *ret ? 0 : -EINVAL;
+	} else if (r == 0) {
 		*ret = json_loadb(c.t.s, c.t.len, JSON_REJECT_DUPLICATES, &jerr);
 		r = *ret ? cut_put_back(&c, *ret) : -EINVAL;
 	}
