@@ -82,7 +82,18 @@ json_t *cd_task_to_json(const struct cd_task *t);
  * place (in the order of the tasks and their mappings). */
 #define CD_RUNS_LATER "\x01"
 json_t *cd_task_to_json_runs_later(const struct cd_task *t);
-int cd_task_from_json(json_t *obj, struct cd_task *t, cd_err *err);
+/* The lists of runs the reader cut out of the manifest's text (image.c,
+ * cut_runs), borrowed from it: a mapping's "runs" placeholder "\u0001K"
+ * names the K-th, read in place (cd_runs_text). NULL: none were cut. */
+struct cd_runs_cut {
+	const char *at;
+	size_t len;
+};
+struct cd_runs_cuts {
+	const struct cd_runs_cut *cut;
+	size_t n;
+};
+int cd_task_from_json(json_t *obj, const struct cd_runs_cuts *cuts, struct cd_task *t, cd_err *err);
 void cd_task_free(struct cd_task *t);
 
 /* The "plugins" list (image-plugins.c): encoded only when not empty;

@@ -720,12 +720,24 @@ static int runs_alloc(struct cd_vma *v, size_t n, cd_err *err)
 	return 0;
 }
 
-/* Runs given as a string of their list's text (cd_runs_text): as the
- * reader puts the writer's lists back, for speed (image.c, cut_runs). */
-static int runs_from_text(json_t *j, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+/* The cut list a mapping's "runs" names, NULL where it is no placeholder. */
+static const struct cd_runs_cut *cut_named(const struct cd_runs_cuts *c, json_t *runs)
 {
-	const char *s = json_string_value(j);
-	size_t len = json_string_length(j), n = 0;
+	const char *s = json_string_value(runs);
+	char *end;
+
+	if (!c || !s || s[0] != '\x01' || s[1] < '0' || s[1] > '9')
+		return NULL;
+	unsigned long k = strtoul(s + 1, &end, 10);
+	return !*end && k < c->n ? &c->cut[k] : NULL;
+}
+
+/* Runs given as their list's text (cd_runs_text): a list the reader cut
+ * out of the manifest, for speed (image.c, cut_runs), or a string. */
+static int runs_from_text(const char *s, size_t len, struct cd_vma *v, uint64_t *data_pages,
+                          cd_err *err)
+{
+	size_t n = 0;
 	struct cd_runs_text t = {s, s + len, 0};
 	uint64_t next = 0;
 	int64_t x[3];
@@ -747,15 +759,20 @@ static int runs_from_text(json_t *j, struct cd_vma *v, uint64_t *data_pages, cd_
 	return 0;
 }
 
-static int runs_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+static int runs_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_vma *v,
+                          uint64_t *data_pages, cd_err *err)
 {
 	json_t *runs = json_object_get(o, "runs"), *x;
+	const struct cd_runs_cut *cut = cut_named(cuts, runs);
 	uint64_t next = 0;
 	size_t i;
 	int r;
 
+	if (cut)
+		return runs_from_text(cut->at, cut->len, v, data_pages, err);
 	if (json_is_string(runs))
-		return runs_from_text(runs, v, data_pages, err);
+		return runs_from_text(json_string_value(runs), json_string_length(runs), v,
+		                      data_pages, err);
 	if ((r = cd_json_array(runs, "runs", 0, CD_MAX_RUNS, err)) < 0 ||
 	    (r = runs_alloc(v, json_array_size(runs), err)) < 0)
 		return r;
@@ -803,7 +820,8 @@ static bool memfd_path_ok(const char *p)
 	return !memchr(p + pre, '/', n - pre - post);
 }
 
-static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_err *err)
+static int vma_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_vma *v,
+                         uint64_t *data_pages, cd_err *err)
 {
 	int ret;
 
@@ -827,7 +845,7 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 		    "at most 249 bytes without '/'",
 		    v->path);
 	if ((ret = vma_flags_check(v, err)) < 0 ||
-	    (ret = runs_from_json(o, v, data_pages, err)) < 0)
+	    (ret = runs_from_json(o, cuts, v, data_pages, err)) < 0)
 		return ret;
 	/* its contents are the segment's (sysv-shm.c checks the rest) */
 	if (v->kind == CD_VMA_SYSV_SHM && (!v->shared || v->path || v->nruns || v->growsdown))
@@ -852,7 +870,8 @@ static int vma_from_json(json_t *o, struct cd_vma *v, uint64_t *data_pages, cd_e
 	return 0;
 }
 
-static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
+static int vmas_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_task *t,
+                          cd_err *err)
 {
 	uint64_t data_pages = 0;
 	size_t i;
@@ -867,7 +886,7 @@ static int vmas_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	json_array_foreach(a, i, x)
 	{
 		struct cd_vma *v = &t->vmas[t->nvmas];
-		r = vma_from_json(x, v, &data_pages, err);
+		r = vma_from_json(x, cuts, v, &data_pages, err);
 		t->nvmas++;
 		if (r == 0 && i > 0 && v->start < v[-1].end)
 			r = cd_err_set(err, EINVAL,
@@ -1740,7 +1759,7 @@ static int threads_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	return 0;
 }
 
-int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
+int cd_task_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_task *t, cd_err *err)
 {
 	int r;
 
@@ -1754,7 +1773,7 @@ int cd_task_from_json(json_t *o, struct cd_task *t, cd_err *err)
 	    (r = mm_from_json(o, t, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "cwd", CD_PATH_MAX, &t->cwd, err)) < 0 ||
 	    (r = cd_json_get_strdup(o, "root", CD_PATH_MAX, &t->root, err)) < 0 ||
-	    (r = vmas_from_json(o, t, err)) < 0 || (r = fds_from_json(o, t, err)) < 0 ||
+	    (r = vmas_from_json(o, cuts, t, err)) < 0 || (r = fds_from_json(o, t, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending", &t->pending, &t->npending, err)) < 0 ||
 	    (r = siginfos_from_json(o, "pending_shared", &t->pending_shared, &t->npending_shared,
 	                            err)) < 0 ||

@@ -1081,7 +1081,8 @@ static int check_ids_unique(const struct cd_image *img, cd_err *err)
 	return cd_err_set(err, EINVAL, "field \"%s\": %" PRId64 " repeated", field, dup);
 }
 
-static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
+static int tasks_from_json(json_t *root, const struct cd_runs_cuts *cuts, struct cd_image *img,
+                           cd_err *err)
 {
 	json_t *tasks, *t;
 	size_t i;
@@ -1094,7 +1095,7 @@ static int tasks_from_json(json_t *root, struct cd_image *img, cd_err *err)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	json_array_foreach(tasks, i, t)
 	{
-		r = cd_task_from_json(t, &img->tasks[i], err);
+		r = cd_task_from_json(t, cuts, &img->tasks[i], err);
 		img->ntasks++;
 		if (r < 0)
 			return cd_err_wrap(err, "task %zu", i);
@@ -1294,7 +1295,8 @@ static int check_prev_runs(const struct cd_image *img, cd_err *err)
 	return 0;
 }
 
-int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
+static int image_from_json(json_t *root, const struct cd_runs_cuts *cuts, struct cd_image *img,
+                           cd_err *err)
 {
 	int r;
 
@@ -1304,12 +1306,18 @@ int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
 	if ((r = check_header(root, img, err)) < 0 || (r = pipes_from_json(root, img, err)) < 0 ||
 	    (r = memfds_from_json(root, img, err)) < 0 ||
 	    (r = deleted_list_from_json(root, img, err)) < 0 ||
-	    (r = sysv_from_json(root, img, err)) < 0 || (r = tasks_from_json(root, img, err)) < 0 ||
+	    (r = sysv_from_json(root, img, err)) < 0 ||
+	    (r = tasks_from_json(root, cuts, img, err)) < 0 ||
 	    (r = cd_image_plugins_from_json(root, img, err)) < 0 ||
 	    (r = parent_from_json(root, img, err)) < 0 || (r = check_prev_runs(img, err)) < 0 ||
 	    (r = pages_layout_from_json(root, img, err)) < 0)
 		return r;
 	return check_refs(img, err);
+}
+
+int cd_image_from_json(json_t *root, struct cd_image *img, cd_err *err)
+{
+	return image_from_json(root, NULL, img, err);
 }
 
 /* The checksum a child image names its parent by (cd_image_read_manifest_hashed). */
@@ -1401,23 +1409,19 @@ static int read_manifest_text(int dirfd, char **ret, size_t *ret_len, cd_err *er
  * objects held 100 MiB. Even as one string a list costs 25 ns a byte to
  * lex. So the writer's lists of runs are cut out of the text before
  * jansson sees it, each replaced by a placeholder string "\u0001K" (the K-th
- * cut), and put back as strings of their text after the parse, which
- * image-task.c reads as the list (cd_runs_text). Only a list that follows
- * ,"runs": is cut, which only a key can be (inside a JSON string every
- * quote is escaped), and only one in the writer's form (no space, triples,
- * numbers in range) with a run at least: valid only in a mapping, where
- * the lists are put back (an empty one is a SysV segment's too); anything
- * else is left to jansson. A text that holds
- * \u0001 itself is not cut at all: then every placeholder is one of ours. */
-
-struct runs_cut {
-	const char *at; /* in the original text */
-	size_t len;
-};
+ * cut), and the decode of a mapping reads the K-th list in place, from the
+ * text (image-task.c, cd_runs_text; a copy of each was 5.7 MB of fresh
+ * memory at 4 GiB). Only a list that follows ,"runs": is cut, which only a
+ * key can be (inside a JSON string every quote is escaped), and only one
+ * in the writer's form (no space, triples, numbers in range) with a run at
+ * least: valid only in a mapping, where placeholders are read (an empty
+ * list is a SysV segment's too); anything else is left to jansson. A text
+ * that holds \u0001 itself is not cut at all: then every placeholder is one
+ * of ours. */
 
 struct cut_text {
 	struct text t;
-	struct runs_cut *cut;
+	struct cd_runs_cut *cut; /* in the original text */
 	size_t n, cap;
 };
 
@@ -1425,7 +1429,7 @@ static int cut_add(struct cut_text *c, const char *list, size_t n)
 {
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? 2 * c->cap : 64;
-		struct runs_cut *p = realloc(c->cut, cap * sizeof(*p));
+		struct cd_runs_cut *p = realloc(c->cut, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		c->cut = p;
@@ -1434,7 +1438,7 @@ static int cut_add(struct cut_text *c, const char *list, size_t n)
 	if (text_room(&c->t, 32) < 0)
 		return -ENOMEM;
 	c->t.len += (size_t)sprintf(c->t.s + c->t.len, "\"\\u0001%zu\"", c->n);
-	c->cut[c->n++] = (struct runs_cut){list, n};
+	c->cut[c->n++] = (struct cd_runs_cut){list, n};
 	return 0;
 }
 
@@ -1477,65 +1481,34 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 	return forgeable || has_mark(p, (size_t)(end - p)) ? 1 : 0;
 }
 
-/* The cut list a mapping's "runs" names, NULL where it is no placeholder. */
-static const struct runs_cut *cut_named(const struct cut_text *c, json_t *runs)
-{
-	const char *s = json_string_value(runs);
-	char *end;
-
-	if (!s || s[0] != '\x01' || s[1] < '0' || s[1] > '9')
-		return NULL;
-	unsigned long k = strtoul(s + 1, &end, 10);
-	return !*end && k < c->n ? &c->cut[k] : NULL;
-}
-
-/* Puts the cut lists back into the mappings, as strings of their text
- * (each one copied: no need to check what the cut checked); placeholders
- * anywhere else stay, where no list of runs belongs. */
-static int cut_put_back(const struct cut_text *c, json_t *root)
-{
-	json_t *task, *vma;
-	size_t i, j;
-
-	json_array_foreach(json_object_get(root, "tasks"), i, task)
-	{
-		json_array_foreach(json_object_get(task, "vmas"), j, vma)
-		{
-			const struct runs_cut *rc = cut_named(c, json_object_get(vma, "runs"));
-			if (rc && json_object_set_new(vma, "runs",
-			                              json_stringn_nocheck(rc->at, rc->len)) < 0)
-				return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-int cd_image_parse_manifest(const char *text, size_t len, json_t **ret, cd_err *err)
+int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err)
 {
 	struct cut_text c = {0};
 	json_error_t jerr;
+	json_t *root = NULL;
 	int r = cut_runs(text, len, &c);
 
-	*ret = NULL;
+	memset(img, 0, sizeof(*img));
 	if (r > 0) {
 		/* a placeholder could be forged: jansson reads the text whole */
-		*ret = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-		r = *ret ? 0 : -EINVAL;
+		root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+		c.n = 0;
 	} else if (r == 0) {
-		*ret = json_loadb(c.t.s, c.t.len, JSON_REJECT_DUPLICATES, &jerr);
-		r = *ret ? cut_put_back(&c, *ret) : -EINVAL;
+		root = json_loadb(c.t.s, c.t.len, JSON_REJECT_DUPLICATES, &jerr);
 	}
 	free(c.t.s);
+	if (r < 0)
+		r = cd_err_set(err, ENOMEM, "out of memory");
+	else if (!root)
+		r = cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
+		               CD_IMAGE_MANIFEST, jerr.line, jerr.text);
+	else if ((r = image_from_json(root, &(struct cd_runs_cuts){c.cut, c.n}, img, err)) < 0)
+		r = cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
+	if (r < 0)
+		cd_image_free(img);
+	json_decref(root);
 	free(c.cut);
-	if (r == -EINVAL)
-		return cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
-		                  CD_IMAGE_MANIFEST, jerr.line, jerr.text);
-	if (r < 0) {
-		json_decref(*ret);
-		*ret = NULL;
-		return cd_err_set(err, ENOMEM, "out of memory");
-	}
-	return 0;
+	return r;
 }
 
 /* The manifest of dirfd decoded into img; with ret_hash, the checksum of
@@ -1543,7 +1516,6 @@ int cd_image_parse_manifest(const char *text, size_t len, json_t **ret, cd_err *
 static int read_manifest(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err)
 {
 	_cleanup_free_ char *text = NULL;
-	_cleanup_json_ json_t *root = NULL;
 	size_t len = 0;
 	int r = read_manifest_text(dirfd, &text, &len, err);
 
@@ -1551,17 +1523,7 @@ static int read_manifest(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd
 		return r;
 	if (ret_hash)
 		*ret_hash = manifest_hash(text, len);
-	if ((r = cd_image_parse_manifest(text, len, &root, err)) < 0)
-		return r;
-	/* given back before the decode allocates, which can reuse its pages */
-	free(text);
-	text = NULL;
-	r = cd_image_from_json(root, img, err);
-	if (r < 0) {
-		cd_image_free(img);
-		return cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
-	}
-	return 0;
+	return cd_image_decode_manifest(text, len, img, err);
 }
 
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)

@@ -682,9 +682,11 @@ int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret
 /* That checksum alone: the manifest read as above, not decoded (whether
  * an image is the one a tracker was tied to, dirty.c). */
 int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err);
-/* The manifest's text parsed: each mapping's "runs" may be left as a
- * string of its list's text (which cd_image_from_json reads as the list). */
-int cd_image_parse_manifest(const char *text, size_t len, json_t **ret, cd_err *err);
+/* The manifest's text decoded into img: each mapping's list of runs in
+ * the writer's form read by a parser of its own, in place (image.c,
+ * cut_runs); the image the same as cd_image_from_json gives of jansson's
+ * parse of the text. */
+int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 /* The checks the restore makes before any task exists: each task's page

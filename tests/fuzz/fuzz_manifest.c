@@ -1,8 +1,9 @@
 /* The manifest decoder: an image directory can come from anywhere (copied
  * in, unpacked from a user's archive), so its manifest is untrusted input.
  * What decodes must also encode and decode again, and the reader's own
- * parse of the runs (cd_image_parse_manifest) must mean what jansson's
+ * read of the runs (cd_image_decode_manifest) must mean what jansson's
  * lists mean. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,36 +24,34 @@ static void round_trip(const struct cd_image *img)
 	json_decref(j);
 }
 
-/* The image root decodes to, encoded again; NULL where it is refused. */
-static char *decoded(json_t *root)
+/* img encoded again (and checked to decode again); NULL where ok is false. */
+static char *encoded(struct cd_image *img, bool ok)
 {
-	struct cd_image img;
 	cd_err err = {0};
 	char *s = NULL;
 
-	if (!root)
-		return NULL;
-	if (cd_image_from_json(root, &img, &err) == 0) {
-		round_trip(&img);
-		json_t *j = cd_image_to_json(&img, &err);
+	if (ok) {
+		round_trip(img);
+		json_t *j = cd_image_to_json(img, &err);
 		s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 	}
-	cd_image_free(&img);
-	json_decref(root);
+	cd_image_free(img);
 	return s;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *plain = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
-	json_t *quoted = NULL;
+	struct cd_image img = {0}, cut = {0};
 	cd_err err = {0};
+	char *a = encoded(&img, plain && cd_image_from_json(plain, &img, &err) == 0);
+	char *b =
+	    encoded(&cut, cd_image_decode_manifest((const char *)data, size, &cut, &err) == 0);
 
-	(void)cd_image_parse_manifest((const char *)data, size, &quoted, &err);
-	char *a = decoded(plain), *b = decoded(quoted);
-	/* the quoted lists are one level less deep: only jansson's depth
-	 * limit can refuse the plain text and not the quoted one */
+	json_decref(plain);
+	/* the cut lists are one level less deep for jansson: only its depth
+	 * limit can refuse the plain text and not the cut one */
 	if (a && (!b || strcmp(a, b)))
 		abort();
 	free(a);
