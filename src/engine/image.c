@@ -1156,7 +1156,7 @@ static int check_fd_std(const struct cd_image *img, const struct cd_task *t, con
 	const struct cd_task *root = cd_image_task((struct cd_image *)img, img->root);
 	const struct cd_fd *slot = NULL;
 
-	if (t == root && d->fd < 3 && d->std != d->fd)
+	if (root && t == root && d->fd < 3 && d->std != d->fd)
 		return cd_err_set(err, EINVAL, "pid %d: fd %d: field \"std\": %d, not %d", t->pid,
 		                  d->fd, d->std, d->fd);
 	if (d->std < 0)
