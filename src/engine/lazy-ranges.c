@@ -12,29 +12,16 @@
  * are half of the array: a sweep is a pass over it. */
 #define SWEEP_MIN 64
 
-/* The first range that ends after addr. */
-static size_t find_addr(const struct cd_lazy_ranges *s, uint64_t addr)
+/* The first range that ends after x: by address, or (by_off, s in file
+ * order) by page file offset. */
+static size_t find_end(const struct cd_lazy_ranges *s, uint64_t x, bool by_off)
 {
 	size_t lo = 0, hi = s->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (s->r[mid].addr + s->r[mid].len > addr)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
-
-/* The first range whose page file bytes end after off (s in file order). */
-static size_t find_off(const struct cd_lazy_ranges *s, uint64_t off)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->r[mid].off + s->r[mid].len > off)
+		const struct cd_lazy_range *r = &s->r[mid];
+		if ((by_off ? r->off : r->addr) + r->len > x)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -100,7 +87,7 @@ int cd_lr_add(struct cd_lazy_ranges *s, const struct cd_lazy_range *x)
 
 int cd_lr_cut(struct cd_lazy_ranges *s, uint64_t a, uint64_t b, struct cd_lazy_ranges *moved)
 {
-	for (size_t i = find_addr(s, a); i < s->n && s->r[i].addr < b; i++) {
+	for (size_t i = find_end(s, a, false); i < s->n && s->r[i].addr < b; i++) {
 		struct cd_lazy_range x = s->r[i];
 		if (!x.len)
 			continue;
@@ -170,7 +157,7 @@ int cd_lr_clone(struct cd_lazy_ranges *dst, const struct cd_lazy_ranges *s)
 
 const struct cd_lazy_range *cd_lr_at(const struct cd_lazy_ranges *s, uint64_t addr)
 {
-	size_t i = find_addr(s, addr);
+	size_t i = find_end(s, addr, false);
 
 	return i < s->n && s->r[i].len && s->r[i].addr <= addr ? &s->r[i] : NULL;
 }
@@ -197,7 +184,7 @@ const struct cd_lazy_range *cd_lr_of_off(struct cd_lazy_ranges *s, uint64_t off,
 		s->by_off_known = true;
 	}
 	const struct cd_lazy_range *found = NULL;
-	for (size_t i = s->by_off ? find_off(s, off) : 0; i < s->n; i++) {
+	for (size_t i = s->by_off ? find_end(s, off, true) : 0; i < s->n; i++) {
 		const struct cd_lazy_range *x = &s->r[i];
 		if (s->by_off && x->off >= off + len)
 			break;

@@ -2216,9 +2216,9 @@ static int move_premapped(struct cd_restore_ctx *ctx, const struct cd_vma *v,
 	return r;
 }
 
-/* Steps the page file reader over a premapped mapping's data (the task
- * read and checksummed it, cd_mem_premap). */
-/* Mapping i of t's page data bytes: from the plan, where there is one. */
+/* Mapping i of t's page data bytes, from the plan where there is one: the
+ * reader steps over a premapped mapping's data (the task read and
+ * checksummed it, cd_mem_premap) and a lazy one's (the server's). */
 static uint64_t vma_data(const struct cd_restore_ctx *ctx, const struct cd_task *t, size_t i)
 {
 	return ctx->premap ? ctx->premap[i].data : data_bytes(&t->vmas[i]);
