@@ -51,18 +51,6 @@ bool cr_wait_worker_pipe(int fd, int client_fd, pid_t worker, const char *what)
 	}
 }
 
-int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_shared *op,
-                  const char *what, cd_err *err)
-{
-	pid_t pid;
-	int r;
-
-	r = job_manager_fork_worker(api->jm, fn, arg, NULL, 0, &pid, err);
-	if (r < 0)
-		return cd_err_wrap(err, "%s", what);
-	return cr_wait_worker(api, pid, op, what, err);
-}
-
 int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char *what, cd_err *err)
 {
 	int status;

@@ -1,6 +1,6 @@
 /* Checkpoint/restore requests (POST /v1/dump, POST /v1/restore, checkpoint
- * records): checked in the request thread, engine work in a forked worker
- * (job_manager_fork_worker), so that an engine crash fails one request. */
+ * records): checked in the request thread, engine work in a worker
+ * (cr_worker_spawn), so that an engine crash fails one request. */
 #pragma once
 
 #include <jansson.h>
@@ -21,12 +21,9 @@ int cr_restore(struct api *api, const struct job_caller *caller, int client_fd, 
 int cr_checkpoint_delete(struct api *api, const struct job_caller *caller, const char *id,
                          cd_err *err);
 
-/* Runs fn(arg) in a worker and waits for it; 0 when it exited 0, else the
- * error the worker left in op (or a generic one when it died). */
 struct op_shared;
-int cr_run_worker(struct api *api, int (*fn)(void *), void *arg, struct op_shared *op,
-                  const char *what, cd_err *err);
-/* The waiting half of cr_run_worker, for a worker forked by the caller. */
+/* Waits for a worker (cr_worker_spawn); 0 when it exited 0, else the error
+ * the worker left in op (or a generic one when it died). */
 int cr_wait_worker(struct api *api, pid_t pid, struct op_shared *op, const char *what, cd_err *err);
 
 /* Waits until the worker writes to fd (or closes it). If the client hangs

@@ -20,6 +20,7 @@
 #include "daemon/incr.h"
 #include "daemon/op.h"
 #include "daemon/restore-run.h"
+#include "daemon/worker.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "job/codec.h"
@@ -559,6 +560,98 @@ static int dump_worker(void *arg)
 	return 0;
 }
 
+/* What the worker needs of d (cr_worker_main), its fds by number. */
+static json_t *dump_args(const struct dump_req *d)
+{
+	json_t *tasks = json_array();
+
+	for (size_t i = 0; tasks && i < d->track.n; i++)
+		json_array_append_new(tasks, json_pack("[i, I, i]", (int)d->track.tasks[i].pid,
+		                                       (json_int_t)d->track.tasks[i].start_time,
+		                                       d->track.tasks[i].uffd));
+	return json_pack(
+	    "{s:i, s:s, s:s, s:b, s:s, s:s, s:s, s:i, s:I, s:i, s:b, s:b, s:b, s:b, s:b, s:s*, "
+	    "s:i, s:i, s:i, s:i, s:b, s:s*, s:o, s:I}",
+	    "pid", (int)d->target.pid, "jid", d->target.jid, "log_path", d->target.log_path,
+	    "attachable", d->target.attachable, "dir", d->dir, "name", d->name, "dest", d->dest,
+	    "compression", (int)d->compression, "streams", d->streams, "page_codec",
+	    (int)d->page_codec, "leave_running", d->leave_running, "shell_job", d->shell_job,
+	    "tcp_established", d->tcp_established, "tcp_close", d->tcp_close, "external_stdio",
+	    d->external_stdio, "plugins_dir", d->plugins_dir, "caller_uid", (int)d->caller_uid,
+	    "caller_gid", (int)d->caller_gid, "packed", d->packed[1], "ack", d->ack[0],
+	    "incremental", d->incremental, "parent_path", d->parent_path, "track", tasks,
+	    "image_hash", (json_int_t)d->track.image_hash);
+}
+
+static int track_from_args(json_t *tasks, struct cd_track *tr)
+{
+	size_t i;
+	json_t *t;
+
+	tr->tasks = calloc(json_array_size(tasks) + 1, sizeof(*tr->tasks));
+	if (!tr->tasks)
+		return -1;
+	json_array_foreach(tasks, i, t)
+	{
+		int pid, uffd;
+		json_int_t start;
+
+		if (json_unpack(t, "[i, I, i]", &pid, &start, &uffd) < 0)
+			return -1;
+		tr->tasks[i] =
+		    (struct cd_track_task){.pid = pid, .start_time = (uint64_t)start, .uffd = uffd};
+		tr->n = i + 1;
+	}
+	return 0;
+}
+
+/* Worker side: d from dump_args, then the dump. */
+int cr_dump_worker_main(json_t *args, struct op_shared *op)
+{
+	struct dump_req d = {.op = op, .packed = {-1, -1}, .ack = {-1, -1}};
+	int pid, compression, page_codec, uid, gid, attachable, leave_running, shell_job,
+	    tcp_established, tcp_close, external_stdio, incremental;
+	const char *jid, *log_path, *name, *dest, *parent_path = NULL;
+	json_int_t image_hash;
+	json_t *tasks;
+
+	if (json_unpack(args,
+	                "{s:i, s:s, s:s, s:b, s:s, s:s, s:s, s:i, s:I, s:i, s:b, s:b, s:b, s:b, "
+	                "s:b, s?s, s:i, s:i, s:i, s:i, s:b, s?s, s:o, s:I}",
+	                "pid", &pid, "jid", &jid, "log_path", &log_path, "attachable", &attachable,
+	                "dir", &d.dir, "name", &name, "dest", &dest, "compression", &compression,
+	                "streams", &d.streams, "page_codec", &page_codec, "leave_running",
+	                &leave_running, "shell_job", &shell_job, "tcp_established",
+	                &tcp_established, "tcp_close", &tcp_close, "external_stdio",
+	                &external_stdio, "plugins_dir", &d.plugins_dir, "caller_uid", &uid,
+	                "caller_gid", &gid, "packed", &d.packed[1], "ack", &d.ack[0], "incremental",
+	                &incremental, "parent_path", &parent_path, "track", &tasks, "image_hash",
+	                &image_hash) < 0 ||
+	    track_from_args(tasks, &d.track) < 0) {
+		cd_err_set(&op->err, EINVAL, "dump: the worker's arguments");
+		return 1;
+	}
+	d.target.pid = pid;
+	snprintf(d.target.jid, sizeof(d.target.jid), "%s", jid);
+	snprintf(d.target.log_path, sizeof(d.target.log_path), "%s", log_path);
+	d.target.attachable = attachable;
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	d.dest = (char *)dest;
+	d.compression = (storage_compression)compression;
+	d.page_codec = (unsigned)page_codec;
+	d.leave_running = leave_running;
+	d.shell_job = shell_job;
+	d.tcp_established = tcp_established;
+	d.tcp_close = tcp_close;
+	d.external_stdio = external_stdio;
+	d.caller_uid = (uid_t)uid;
+	d.caller_gid = (gid_t)gid;
+	d.incremental = incremental;
+	d.parent_path = (char *)parent_path;
+	d.track.image_hash = (uint64_t)image_hash;
+	return dump_worker(&d);
+}
+
 static int record_checkpoint(struct api *api, const struct dump_req *d, json_t **ret_cp,
                              char id[DB_JID_MAX], cd_err *err)
 {
@@ -667,7 +760,10 @@ static int run_dump(struct api *api, struct dump_req *d, json_t **ret_cp, cd_err
 	for (size_t i = 0; i < d->track.n && nkeep < ARRAY_SIZE(keep); i++)
 		keep[nkeep++] = d->track.tasks[i].uffd;
 
-	r = job_manager_fork_worker(api->jm, dump_worker, d, keep, nkeep, &worker, err);
+	json_t *args = dump_args(d);
+	r = args ? cr_worker_spawn(api, "dump", args, d->op, keep, nkeep, &worker, err)
+	         : cd_err_sys(err, ENOMEM, "dump: the worker's arguments");
+	json_decref(args);
 	/* the worker has them now: released with it, unless it hands them back */
 	cd_track_clear(&d->track);
 	if (r < 0)

@@ -6,12 +6,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
-/* The page also holds the registry link and id, which the worker never touches. */
+/* The page also holds the registry link, id and the page's memfd, which
+ * the worker never touches. */
 struct op_page {
 	struct op_shared op;
 	struct op_page *next;
 	char id[OP_ID_MAX];
+	int fd;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -30,16 +33,47 @@ static struct op_page **find(const char *id)
 	return NULL;
 }
 
-int op_new(const char *id, struct op_shared **ret, cd_err *err)
+/* A page in a memfd, so that a worker, a program of its own (cr_worker_spawn),
+ * maps the same page from the fd it is given. */
+static int page_new(struct op_page **ret, cd_err *err)
 {
 	struct op_page *page;
+	int fd = memfd_create("cedana-op", MFD_CLOEXEC), r;
+
+	if (fd < 0)
+		return cd_err_sys(err, errno, "map a shared page");
+	if (ftruncate(fd, sizeof(*page)) < 0) {
+		r = cd_err_sys(err, errno, "map a shared page");
+		close(fd);
+		return r;
+	}
+	page = mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED) {
+		r = cd_err_sys(err, errno, "map a shared page");
+		close(fd);
+		return r;
+	}
+	page->fd = fd;
+	*ret = page;
+	return 0;
+}
+
+static void page_free(struct op_page *page)
+{
+	close(page->fd);
+	munmap(page, sizeof(*page));
+}
+
+int op_new(const char *id, struct op_shared **ret, cd_err *err)
+{
+	struct op_page *page = NULL;
 	int r = 0;
 
 	if (id && strlen(id) >= OP_ID_MAX)
 		return cd_err_set(err, EINVAL, "\"op\" is longer than %d bytes", OP_ID_MAX - 1);
-	page = mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (page == MAP_FAILED)
-		return cd_err_sys(err, errno, "map a shared page");
+	r = page_new(&page, err);
+	if (r < 0)
+		return r;
 	/* Before its worker names a first phase, an op is in the "" phase
 	 * since it was made, not since the clock's epoch. */
 	page->op.phase_start_ms = op_now_ms();
@@ -55,11 +89,28 @@ int op_new(const char *id, struct op_shared **ret, cd_err *err)
 		pthread_mutex_unlock(&registry_lock);
 	}
 	if (r < 0) {
-		munmap(page, sizeof(*page));
+		page_free(page);
 		return r;
 	}
 	*ret = &page->op;
 	return 0;
+}
+
+int op_fd(const struct op_shared *op)
+{
+	return ((const struct op_page *)op)->fd;
+}
+
+struct op_shared *op_map(int fd, cd_err *err)
+{
+	void *p = mmap(NULL, sizeof(struct op_page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED) {
+		cd_err_sys(err, errno, "map the operation's page (fd %d)", fd);
+		return NULL;
+	}
+	close(fd);
+	return p;
 }
 
 void op_free(struct op_shared *op)
@@ -75,7 +126,7 @@ void op_free(struct op_shared *op)
 			*p = page->next;
 		pthread_mutex_unlock(&registry_lock);
 	}
-	munmap(page, sizeof(*page));
+	page_free(page);
 }
 
 void op_phase(struct op_shared *op, const char *phase)

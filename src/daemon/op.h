@@ -1,6 +1,6 @@
 /* A checkpoint/restore operation shared between a request handler and its
- * forked worker: a MAP_SHARED page the worker writes its progress, timings
- * and result into, and a registry by client-chosen id so that the CLI can
+ * worker (cr_worker_spawn): a shared page (a memfd) the worker writes its
+ * progress, timings and result into, and a registry by client-chosen id so that the CLI can
  * poll the progress of its request (GET /v1/ops/ID) while it runs. */
 #pragma once
 
@@ -40,6 +40,10 @@ struct op_shared {
 int op_new(const char *id, struct op_shared **ret, cd_err *err);
 /* Unregisters and unmaps; NULL is fine. */
 void op_free(struct op_shared *op);
+/* The fd of op's page, for its worker (the daemon keeps it until op_free). */
+int op_fd(const struct op_shared *op);
+/* Worker side: the page behind fd (closed once mapped); NULL on error. */
+struct op_shared *op_map(int fd, cd_err *err);
 
 /* Worker side: a phase starts (for progress), a phase's time is recorded. */
 void op_phase(struct op_shared *op, const char *phase);

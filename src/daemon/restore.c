@@ -29,6 +29,7 @@
 #include "daemon/incr.h"
 #include "daemon/op.h"
 #include "daemon/restore-run.h"
+#include "daemon/worker.h"
 #include "engine/engine.h"
 #include "job/checkpoint.h"
 #include "job/proc.h"
@@ -295,6 +296,54 @@ static int restore_worker(void *arg)
 	return 0;
 }
 
+/* What the worker needs of r (cr_worker_main), its fds by number. */
+static json_t *restore_args(const struct restore_req *r)
+{
+	return json_pack("{s:s, s:i, s:s*, s:b, s:i, s:i, s:i, s:i, s:i, s:[i, i, i], s:b, s:b, "
+	                 "s:b, s:b, s:s*, s:f, s:i, s:i}",
+	                 "path", r->path, "format", (int)r->format, "scratch", r->scratch,
+	                 "replace", r->replace, "uid", (int)r->target.uid, "gid",
+	                 (int)r->target.gid, "stdio_kind", (int)r->stdio_ask.kind, "stdio_in",
+	                 r->stdio_ask.in, "stdio_out", r->stdio_ask.out, "stdio", r->stdio[0],
+	                 r->stdio[1], r->stdio[2], "leave_stopped", r->leave_stopped,
+	                 "tcp_established", r->tcp_established, "tcp_close", r->tcp_close, "lazy",
+	                 r->lazy, "plugins_dir", r->plugins_dir, "fork_at_ms", r->fork_at_ms,
+	                 "ready", r->ready[1], "ack", r->ack[0]);
+}
+
+/* Worker side: r from restore_args, then the restore. */
+int cr_restore_worker_main(json_t *args, struct op_shared *op)
+{
+	struct restore_req r = {.master = -1, .ready = {-1, -1}, .ack = {-1, -1}, .op = op};
+	int format, uid, gid, kind, replace, leave_stopped, tcp_established, tcp_close, lazy;
+	const char *scratch = NULL;
+
+	if (json_unpack(args,
+	                "{s:s, s:i, s?s, s:b, s:i, s:i, s:i, s:i, s:i, s:[i, i, i], s:b, s:b, s:b, "
+	                "s:b, s?s, s:f, s:i, s:i}",
+	                "path", &r.path, "format", &format, "scratch", &scratch, "replace",
+	                &replace, "uid", &uid, "gid", &gid, "stdio_kind", &kind, "stdio_in",
+	                &r.stdio_ask.in, "stdio_out", &r.stdio_ask.out, "stdio", &r.stdio[0],
+	                &r.stdio[1], &r.stdio[2], "leave_stopped", &leave_stopped,
+	                "tcp_established", &tcp_established, "tcp_close", &tcp_close, "lazy", &lazy,
+	                "plugins_dir", &r.plugins_dir, "fork_at_ms", &r.fork_at_ms, "ready",
+	                &r.ready[1], "ack", &r.ack[0]) < 0) {
+		cd_err_set(&op->err, EINVAL, "restore: the worker's arguments");
+		return 1;
+	}
+	r.format = (storage_compression)format;
+	r.scratch = (char *)scratch;
+	r.replace = replace;
+	r.target.uid = (uid_t)uid;
+	r.target.gid = (gid_t)gid;
+	r.stdio_ask.kind = (enum cr_stdio_kind)kind;
+	r.leave_stopped = leave_stopped;
+	r.tcp_established = tcp_established;
+	r.tcp_close = tcp_close;
+	r.lazy = lazy;
+	return restore_worker(&r);
+}
+
 static int adopt(struct api *api, struct restore_req *r, pid_t pid, json_t **ret_job, cd_err *err)
 {
 	struct job_adopt_opts o = {
@@ -361,8 +410,11 @@ static int run_restore(struct api *api, struct restore_req *r, json_t **ret_job,
 	int keep[] = {r->stdio[0], r->stdio[1], r->stdio[2], r->ready[1], r->ack[0]};
 
 	r->fork_at_ms = op_now_ms();
-	rc = job_manager_fork_worker(api->jm, restore_worker, r, keep, ARRAY_SIZE(keep), &worker,
-	                             err);
+	json_t *args = restore_args(r);
+	rc = args ? cr_worker_spawn(api, "restore", args, r->op, keep, ARRAY_SIZE(keep), &worker,
+	                            err)
+	          : cd_err_sys(err, ENOMEM, "restore: the worker's arguments");
+	json_decref(args);
 	if (rc < 0)
 		return cd_err_wrap(err, "restore");
 	close_fd(&r->ready[1]);

@@ -511,11 +511,12 @@ static int fd_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* In a forked child (one thread, so no lock is held): every fd above 2 that
- * is not in keep is closed. */
+/* In a forked child: every fd above 2 that is not in keep is closed (keep
+ * beyond its first 128 fds too). No allocation: another thread of the
+ * daemon may have held the allocator's lock at the fork. */
 static void close_all_but(const int *keep, size_t n_keep)
 {
-	int sorted[16];
+	int sorted[128];
 	size_t n = 0;
 	unsigned lo = 3;
 

@@ -29,6 +29,39 @@ teardown() {
 	done
 }
 
+# A fork of the daemon copies its locks as its other threads hold them; a
+# worker that is a program of its own holds none (src/daemon/worker.h).
+@test "a dump's worker is cedana run afresh (__worker dump), holding none of the daemon's fds" {
+	CEDANA_WL_TRIGGER=$(trigger_of big) "$CEDANA" run process --jid big -- "$WL_BIN/wl-memory" 512
+	wait_file_contains "$(log_of big)" READY
+	"$CEDANA" dump job big --name big >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- &
+	dump=$!
+	worker=
+	for _ in $(seq 200); do
+		worker=$(pgrep -P "$DAEMON_PID" -f "__worker dump" | head -1)
+		[[ -n "$worker" ]] && break
+		sleep 0.05
+	done
+	[[ -n "$worker" ]]
+	assert_equal "$(tr '\0' ' ' <"/proc/$worker/cmdline" | cut -d' ' -f1-3)" "cedana __worker dump"
+	assert_equal "$(readlink "/proc/$worker/exe")" "$(readlink "/proc/$DAEMON_PID/exe")"
+	# the daemon's database and sockets (its listener, its connections)
+	ours=$(ls -l "/proc/$DAEMON_PID/fd/" | awk '{print $NF}' | grep -E "^socket:|cedana\.db$" | sort -u)
+	theirs=$(ls -l "/proc/$worker/fd/" | awk '{print $NF}' | sort -u)
+	wait "$dump"
+	[[ -n "$ours" ]]
+	assert_equal "$(comm -12 <(echo "$ours") <(echo "$theirs"))" ""
+}
+
+@test "cedana __worker is not a command: refused, status 2" {
+	run "$CEDANA" __worker
+	assert_failure 2
+	assert_output --partial "__worker is the daemon's own: not a command"
+	run "$CEDANA" __worker restore '{"op_fd": 99, "log_level": 2}'
+	assert_failure 2
+	assert_output --partial "map the operation's page (fd 99)"
+}
+
 @test "SIGTERM during a dump ends the daemon promptly and leaves no scratch directory" {
 	CEDANA_WL_TRIGGER=$(trigger_of big) "$CEDANA" run process --jid big -- "$WL_BIN/wl-memory" 512
 	wait_file_contains "$(log_of big)" READY
