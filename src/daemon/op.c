@@ -35,27 +35,25 @@ static struct op_page **find(const char *id)
 
 /* A page in a memfd, so that a worker, a program of its own (cr_worker_spawn),
  * maps the same page from the fd it is given. */
-static int page_new(struct op_page **ret, cd_err *err)
+static struct op_page *page_new(cd_err *err)
 {
 	struct op_page *page;
-	int fd = memfd_create("cedana-op", MFD_CLOEXEC), r;
+	int fd = memfd_create("cedana-op", MFD_CLOEXEC);
 
-	if (fd < 0)
-		return cd_err_sys(err, errno, "map a shared page");
-	if (ftruncate(fd, sizeof(*page)) < 0) {
-		r = cd_err_sys(err, errno, "map a shared page");
-		close(fd);
-		return r;
+	if (fd < 0 || ftruncate(fd, sizeof(*page)) < 0) {
+		cd_err_sys(err, errno, "map a shared page");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
 	}
 	page = mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (page == MAP_FAILED) {
-		r = cd_err_sys(err, errno, "map a shared page");
+		cd_err_sys(err, errno, "map a shared page");
 		close(fd);
-		return r;
+		return NULL;
 	}
 	page->fd = fd;
-	*ret = page;
-	return 0;
+	return page;
 }
 
 static void page_free(struct op_page *page)
@@ -66,14 +64,14 @@ static void page_free(struct op_page *page)
 
 int op_new(const char *id, struct op_shared **ret, cd_err *err)
 {
-	struct op_page *page = NULL;
+	struct op_page *page;
 	int r = 0;
 
 	if (id && strlen(id) >= OP_ID_MAX)
 		return cd_err_set(err, EINVAL, "\"op\" is longer than %d bytes", OP_ID_MAX - 1);
-	r = page_new(&page, err);
-	if (r < 0)
-		return r;
+	page = page_new(err);
+	if (!page)
+		return -(err->code ? err->code : ENOMEM);
 	/* Before its worker names a first phase, an op is in the "" phase
 	 * since it was made, not since the clock's epoch. */
 	page->op.phase_start_ms = op_now_ms();

@@ -23,14 +23,23 @@ struct worker_exec {
 	struct op_shared *op;
 };
 
-/* In the forked child, which may only make async-signal-safe calls: a lock
- * taken here could be one another thread of the daemon held at the fork. */
+/* In the forked child, which may only make async-signal-safe calls (a lock
+ * taken here could be one another thread of the daemon held at the fork):
+ * the message and errno's digits by hand. */
 static void exec_failed(struct op_shared *op, int e)
 {
-	static const char msg[] = "worker: could not exec /proc/self/exe";
+	static const char msg[] = "worker: could not exec /proc/self/exe: errno ";
+	char digits[12];
+	size_t n = 0, len = sizeof(msg) - 1;
 
 	op->err.code = e;
-	memcpy(op->err.msg, msg, sizeof(msg));
+	memcpy(op->err.msg, msg, len);
+	do
+		digits[n++] = (char)('0' + e % 10);
+	while ((e /= 10) > 0 && n < sizeof(digits));
+	while (n > 0)
+		op->err.msg[len++] = digits[--n];
+	op->err.msg[len] = '\0';
 }
 
 static int exec_worker(void *arg)

@@ -2,8 +2,9 @@
  * checked against a model of one page file offset per page: random cuts,
  * remaps and clones, every lookup compared with the model, and the whole
  * set checked after each change. Then the pass's pattern over hundreds of
- * thousands of ranges (a many-run mapping), which a list searched from its
- * start and moved on every fill took minutes to go through. */
+ * thousands of ranges (a many-run mapping): quadratic work there, a list
+ * searched from its start and moved on every fill, is what made the 4 GiB
+ * `mix` pass take 73-103 s (docs/engine.md, "Many runs"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -46,7 +46,7 @@ static void test_registry(void **state)
 	op_free(NULL);
 }
 
-/* What a forked worker writes is what the daemon reads. */
+/* What a forked child writes is what the daemon reads. */
 static void test_shared_with_a_child(void **state)
 {
 	struct op_shared *op;
@@ -76,6 +76,35 @@ static void test_shared_with_a_child(void **state)
 	op_free(op);
 }
 
+/* An exec'd worker has only the page's fd (src/daemon/worker.h): what it
+ * writes through its own mapping of the fd is what the daemon reads. */
+static void test_mapped_from_its_fd(void **state)
+{
+	struct op_shared *op, *view;
+	cd_err err = {0};
+	int status;
+	pid_t pid;
+
+	assert_int_equal(op_new(NULL, &op, &err), 0);
+	pid = fork();
+	if (pid == 0) {
+		view = op_map(dup(op_fd(op)), &err);
+		if (!view || view == op)
+			_exit(1);
+		op_phase(view, "restore");
+		view->pid = 77;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(op->pid, 77);
+	assert_string_equal(op->phase, "restore");
+	op_free(op);
+	/* an fd that is not a page's */
+	assert_null(op_map(-1, &err));
+	assert_string_equal(err.msg, "map the operation's page (fd -1): Bad file descriptor");
+}
+
 static void test_long_id_refused(void **state)
 {
 	char id[OP_ID_MAX + 8];
@@ -92,6 +121,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry),
 	    cmocka_unit_test(test_shared_with_a_child),
+	    cmocka_unit_test(test_mapped_from_its_fd),
 	    cmocka_unit_test(test_long_id_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
