@@ -109,3 +109,29 @@ pages_size() {
 	run grep -c '"parent"' "$CK/b/manifest.json"
 	assert_output 0
 }
+
+# Each task's tracker is a userfaultfd the worker gets from the daemon; the
+# worker once kept only its first 16 fds, so the 7 tasks past the 14th of a
+# tree of 21 lost their trackers and were dumped in full again (their page
+# files as large as in the first dump; the others were half as large).
+@test "incremental: a job of 21 processes keeps all its trackers: every task's second dump is smaller" {
+	"$CEDANA" run process --jid many -- sh -c 'for i in $(seq 20); do sleep 1000 & done; echo READY; wait'
+	wait_file_contains "$(log_of many)" READY
+	for _ in $(seq 100); do
+		[[ $(pgrep -c -P "$(job_pid many)" sleep) == 20 ]] && break
+		sleep 0.05
+	done
+	run "$CEDANA" dump job many --leave-running --incremental --name one
+	assert_success
+	run "$CEDANA" dump job many --leave-running --incremental --name two
+	assert_success
+	assert_line --regexp '^Incremental: the changes since checkpoint ck-[0-9a-f]{12}$'
+	local n=0 f full incr
+	for f in "$CK"/two/pages-*.img; do
+		full=$(stat -c %s "$CK/one/${f##*/}")
+		incr=$(stat -c %s "$f")
+		[ "$incr" -lt "$full" ] || { echo "${f##*/}: full $full incremental $incr" >&2; false; }
+		n=$((n + 1))
+	done
+	assert_equal "$n" 21
+}
