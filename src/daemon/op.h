@@ -1,7 +1,8 @@
 /* A checkpoint/restore operation shared between a request handler and its
  * worker (cr_worker_spawn): a shared page (a memfd) the worker writes its
- * progress, timings and result into, and a registry by client-chosen id so that the CLI can
- * poll the progress of its request (GET /v1/ops/ID) while it runs. */
+ * progress, timings and result into, and a registry by client-chosen id so
+ * that the CLI can poll the progress of its request (GET /v1/ops/ID) while
+ * it runs. */
 #pragma once
 
 #include <jansson.h>

@@ -266,7 +266,7 @@ static int restore_worker(void *arg)
 	pid_t pid;
 	int rc;
 
-	op_time(r->op, "fork the worker", t0 - r->fork_at_ms);
+	op_time(r->op, "start the worker (fork, exec)", t0 - r->fork_at_ms);
 	cr_worker_cancellable();
 	close_fd(&r->ready[0]);
 	close_fd(&r->ack[1]);
