@@ -7,8 +7,8 @@
  * another thread held then stays held in the child for good. glibc's
  * malloc and stdio take care of that; the sanitizers' allocator does not
  * (gcc 12's ASan: a threaded test program's forked children spun forever
- * in its lock, 3 in 2,200; a restore worker of the ASan daemon hung in CI
- * with two other restores in flight), nor do the libraries a worker may
+ * in its lock, 3 in 2,200; a restore worker of the ASan daemon hung in
+ * full `make test` runs with two other restores in flight), nor do the libraries a worker may
  * load. An exec'd worker starts with nothing held.
  *
  * What the worker needs crosses as ARGS, a JSON object (kind's own fields,

@@ -105,7 +105,9 @@ void job_manager_detach_all(struct job_manager *jm);
 
 /* Forks a worker (engine work runs in one, so that a crash fails one
  * request, never the daemon). The child runs fn(arg) with signals
- * unblocked and exits with its return value. It keeps fds 0-2 and the n_keep
+ * unblocked and exits with its return value. It is a fork of a threaded
+ * process: fn may make only async-signal-safe calls, then exec
+ * (cr_worker_spawn's does). It keeps fds 0-2 and the n_keep
  * fds of keep (negative ones are skipped), nothing else: a worker holding
  * another request's pipe end would keep that request from ever seeing EOF.
  * The daemon's reaper collects it; job_manager_wait_worker blocks until it

@@ -50,6 +50,8 @@ teardown() {
 	theirs=$(ls -l "/proc/$worker/fd/" | awk '{print $NF}' | sort -u)
 	wait "$dump"
 	[[ -n "$ours" ]]
+	# taken while it ran: the worker's own socket to the daemon is there
+	grep -q "^socket:" <<<"$theirs"
 	assert_equal "$(comm -12 <(echo "$ours") <(echo "$theirs"))" ""
 }
 
