@@ -19,10 +19,84 @@ if [ ${#files[@]} -eq 0 ]; then
 	echo "run-bats: no tests in $dir"
 	exit 0
 fi
+# A test that hangs would hold the whole run until CI's limit and leave no
+# word of where. No test takes more than seconds (the longest about 20), so
+# after BATS_STALL_S (300) with no line from bats the watchdog prints what
+# the test's processes and their threads are doing, then kills what the
+# test started: the test fails on what it waited for, its teardown
+# runs, and the suite goes on.
+stall=${BATS_STALL_S:-300}
+
+# descendants PID: every process below PID.
+descendants() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ parent[$1] = $2 }
+		END { for (p in parent) { q = p
+			while (q in parent && q != root && q > 1) q = parent[q]
+			if (q == root && p != root) print p } }'
+}
+
+# test_processes PID: what the running test started, below PID: the
+# processes under bats's test runner (bats-exec-test), less the runner's
+# own subshells. bats's other shells and its output's formatter stay.
+test_processes() {
+	ps -e -o pid=,ppid=,args= | awk -v root="$1" '
+		{ parent[$1] = $2; runner[$1] = ($3 ~ /bash$/ && $4 ~ /bats-exec-test$/) }
+		END { for (p in parent) { if (runner[p]) continue
+			under = 0
+			for (q = parent[p]; q in parent && q > 1 && q != root; q = parent[q])
+				if (runner[q]) under = 1
+			if (under && q == root) print p } }'
+}
+
+# diagnose PID: the processes below PID, each thread's state, wait channel
+# and kernel stack, and every stopped or traced task on the machine.
+diagnose() {
+	local p t pids
+	pids=$(descendants "$1" | tr '\n' ',' | sed 's/,$//')
+	[ -n "$pids" ] && ps -o pid,ppid,stat,wchan:30,etime,args -p "$pids"
+	for p in $(test_processes "$1"); do
+		for t in /proc/"$p"/task/*; do
+			echo "task ${t##*/} of $p: $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
+				"wchan $(cat "$t/wchan" 2>/dev/null)" \
+				"$(grep -E '^(TracerPid|SigPnd|ShdPnd|SigBlk)' "$t/status" 2>/dev/null | tr '\n\t' '  ')"
+			sed 's/^/    /' "$t/stack" 2>/dev/null
+		done
+	done
+	echo "stopped or traced anywhere:"
+	ps -e -o pid,ppid,stat,wchan:30,args | awk '$3 ~ /^[tT]/'
+}
+
+# watchdog PID FILE: FILE is bats's output; acts after a stall, then waits
+# a whole stall again.
+watchdog() {
+	local age p
+	while kill -0 "$1" 2>/dev/null; do
+		sleep 5
+		age=$(($(date +%s) - $(stat -c %Y "$2")))
+		[ "$age" -ge "$stall" ] || continue
+		{
+			echo "run-bats: no test ended in $age s; what its processes are doing:"
+			diagnose "$1"
+			echo "run-bats: killing the test's processes"
+		} 2>&1 | sed 's/^/# /' >>"$2"
+		for p in $(test_processes "$1"); do kill -KILL "$p" 2>/dev/null; done
+		touch "$2"
+	done
+}
+
 out=$(mktemp)
 start=$(date +%s)
-bats --tap --timing "${files[@]}" | tee "$out"
-rc=${PIPESTATUS[0]}
+# appended to (O_APPEND) by bats and the watchdog alike, shown as it grows
+bats --tap --timing "${files[@]}" >>"$out" 2>&1 &
+bats_pid=$!
+watchdog "$bats_pid" "$out" &
+watchdog_pid=$!
+tail -n +1 --pid="$bats_pid" -f "$out"
+wait "$bats_pid"
+rc=$?
+kill "$watchdog_pid" 2>/dev/null
+wait "$watchdog_pid" 2>/dev/null
 secs=$(($(date +%s) - start))
 passed=$(grep -c '^ok ' "$out" || true)
 skipped=$(grep -c '^ok .* # skip' "$out" || true)
