@@ -24,7 +24,8 @@ fi
 # after BATS_STALL_S (300) with no line from bats the watchdog prints what
 # the test's processes and their threads are doing, then kills what the
 # test started: the test fails on what it waited for, its teardown
-# runs, and the suite goes on.
+# runs, and the suite goes on. bats stays in the foreground (Ctrl-C reaches
+# it); the watchdog beside it ends with this script.
 stall=${BATS_STALL_S:-300}
 
 # descendants PID: every process below PID.
@@ -67,19 +68,19 @@ diagnose() {
 	ps -e -o pid,ppid,stat,wchan:30,args | awk '$3 ~ /^[tT]/'
 }
 
-# watchdog PID FILE: FILE is bats's output; acts after a stall, then waits
-# a whole stall again.
+# watchdog PID FILE: FILE is bats's output, PID this script; acts after a
+# stall, then waits a whole stall again. It ends with this script.
 watchdog() {
 	local age p
 	while kill -0 "$1" 2>/dev/null; do
-		sleep 5
+		sleep 5 </dev/null >/dev/null 2>&1 # holds no pipe of the caller once killed
 		age=$(($(date +%s) - $(stat -c %Y "$2")))
 		[ "$age" -ge "$stall" ] || continue
 		{
 			echo "run-bats: no test ended in $age s; what its processes are doing:"
 			diagnose "$1"
 			echo "run-bats: killing the test's processes"
-		} 2>&1 | sed 's/^/# /' >>"$2"
+		} 2>&1 | sed 's/^/# /'
 		for p in $(test_processes "$1"); do kill -KILL "$p" 2>/dev/null; done
 		touch "$2"
 	done
@@ -87,14 +88,10 @@ watchdog() {
 
 out=$(mktemp)
 start=$(date +%s)
-# appended to (O_APPEND) by bats and the watchdog alike, shown as it grows
-bats --tap --timing "${files[@]}" >>"$out" 2>&1 &
-bats_pid=$!
-watchdog "$bats_pid" "$out" &
+watchdog "$$" "$out" &
 watchdog_pid=$!
-tail -n +1 --pid="$bats_pid" -f "$out"
-wait "$bats_pid"
-rc=$?
+bats --tap --timing "${files[@]}" | tee "$out"
+rc=${PIPESTATUS[0]}
 kill "$watchdog_pid" 2>/dev/null
 wait "$watchdog_pid" 2>/dev/null
 secs=$(($(date +%s) - start))
