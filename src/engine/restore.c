@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -456,6 +457,22 @@ static int fill_premapped(struct restore_state *s, size_t k, pid_t pid, cd_err *
 	return r;
 }
 
+/* A task that fails exits after its report, and its children, made
+ * already, die with it (their parent-death signal): writing one of those
+ * its data then fails with ESRCH. The failure that explains it is in the
+ * pipe by then (written before that exit): its message replaces ours. */
+static int prefer_task_failure(int status_r, int r, cd_err *err)
+{
+	struct pollfd pfd = {.fd = status_r, .events = POLLIN};
+	struct ready_msg m;
+
+	while (err->code == ESRCH && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) &&
+	       read(status_r, &m, sizeof(m)) == sizeof(m))
+		if (m.code)
+			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
+	return r;
+}
+
 static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 {
 	for (size_t i = 0; i < s->img.ntasks;) {
@@ -475,7 +492,7 @@ static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 				return cd_err_set(err, EIO, "pid %d asks for data", m.pid);
 			int r = fill_premapped(s, k, m.pid, err);
 			if (r < 0)
-				return r;
+				return prefer_task_failure(status_r, r, err);
 			continue;
 		}
 		/* what the task summed itself, beside what fill_premapped did */
