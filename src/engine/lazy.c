@@ -334,35 +334,65 @@ int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct
 
 static int serve(struct cd_lazy *lz, int timeout_ms, cd_err *err);
 
-/* Copies src to addr in m: 1 done (or the page is there already, or the
- * mm is gone), 0 to retry once the events are read (EAGAIN), or an error. */
+static void wake_page(const struct lz_mm *m, uint64_t addr)
+{
+	struct uffdio_range w = {addr, PAGE};
+
+	ioctl(m->uffd, UFFDIO_WAKE, &w);
+}
+
+/* Copies src to addr in m: 1 when *ret_done bytes from addr are done
+ * (copied, or the page is there already, or the mm is gone), 0 to retry
+ * once the events are read (EAGAIN), or an error.
+ *
+ * ENOENT is no mapping of m's at addr, or one that ends before addr+len
+ * (the program split it: mprotect). It is not proof that the range is
+ * gone: the kernel looks for the mapping before it checks for a change of
+ * the mappings in flight (a move whose event, not yet read, carries the
+ * range elsewhere), and a copy asked while one is in flight fails with
+ * EAGAIN at once. So the copy is asked again, halved down to a page: the
+ * part within the mapping is copied, and a page is only given up after
+ * two ENOENTs in a row for it alone, the second asked with no change in
+ * flight. A thread that faulted there is woken to fault again. */
 static int copy_once(struct lz_mm *m, uint64_t addr, const void *src, uint64_t len,
                      uint64_t *ret_done, cd_err *err)
 {
-	struct uffdio_copy c = {.dst = addr, .src = (uint64_t)(uintptr_t)src, .len = len};
+	bool missed = false;
 
 	*ret_done = 0;
-	if (ioctl(m->uffd, UFFDIO_COPY, &c) == 0) {
-		*ret_done = len;
-		return 1;
+	for (;;) {
+		struct uffdio_copy c = {.dst = addr, .src = (uint64_t)(uintptr_t)src, .len = len};
+		if (ioctl(m->uffd, UFFDIO_COPY, &c) == 0) {
+			*ret_done = len;
+			return 1;
+		}
+		if (errno == EAGAIN && c.copy > 0) {
+			*ret_done = (uint64_t)c.copy;
+			return 1;
+		}
+		if (errno == EAGAIN)
+			return 0;
+		if (errno == EEXIST) {
+			/* faulted meanwhile: the page is the program's now */
+			*ret_done = PAGE;
+			return 1;
+		}
+		if (errno == ESRCH) {
+			/* the task exited or exec'd: its mm is gone */
+			*ret_done = len;
+			return 1;
+		}
+		if (errno != ENOENT)
+			return cd_err_sys(err, errno, "UFFDIO_COPY at %" PRIx64, addr);
+		if (len == PAGE && missed) {
+			wake_page(m, addr);
+			*ret_done = PAGE;
+			return 1;
+		}
+		missed = len == PAGE;
+		len = len / 2 / PAGE * PAGE;
+		len = len < PAGE ? PAGE : len;
 	}
-	if (errno == EAGAIN && c.copy > 0) {
-		*ret_done = (uint64_t)c.copy;
-		return 1;
-	}
-	if (errno == EAGAIN)
-		return 0;
-	if (errno == EEXIST) {
-		/* faulted meanwhile: the page is the program's now */
-		*ret_done = PAGE;
-		return 1;
-	}
-	if (errno == ESRCH || errno == ENOENT) {
-		/* the task exited (or exec'd), or no mapping is there any more */
-		*ret_done = len;
-		return 1;
-	}
-	return cd_err_sys(err, errno, "UFFDIO_COPY at %" PRIx64, addr);
 }
 
 /* Fills mm mi's pending pages of file offsets [off, off+len), whose bytes
@@ -402,13 +432,15 @@ static int zero_page(struct lz_mm *m, uint64_t addr, cd_err *err)
 {
 	struct uffdio_zeropage z = {.range = {addr, PAGE}};
 
-	if (ioctl(m->uffd, UFFDIO_ZEROPAGE, &z) == 0 || errno == ESRCH || errno == ENOENT)
+	if (ioctl(m->uffd, UFFDIO_ZEROPAGE, &z) == 0 || errno == ESRCH)
 		return 1;
 	if (errno == EAGAIN)
 		return 0;
-	if (errno == EEXIST) {
-		struct uffdio_range w = {addr, PAGE};
-		ioctl(m->uffd, UFFDIO_WAKE, &w);
+	if (errno == EEXIST || errno == ENOENT) {
+		/* filled meanwhile, or no mapping of ours there (any more, or
+		 * not yet: a change in flight): the thread faults again if it
+		 * must, after the change's event */
+		wake_page(m, addr);
 		return 1;
 	}
 	return cd_err_sys(err, errno, "UFFDIO_ZEROPAGE at %" PRIx64, addr);
@@ -466,11 +498,8 @@ static int answer_fault(struct cd_lazy *lz, struct lz_mm *m, uint64_t addr, cd_e
 		return r;
 	if ((r = copy_once(m, addr, src, len, &done, err)) <= 0)
 		return r;
-	if (done == PAGE && len > PAGE) {
-		/* EEXIST on the first page: another thread's fault won */
-		struct uffdio_range w = {addr, PAGE};
-		ioctl(m->uffd, UFFDIO_WAKE, &w);
-	}
+	if (done == PAGE && len > PAGE)
+		wake_page(m, addr); /* EEXIST on the first page: another thread's fault won */
 	if (cd_lr_cut(&m->r, addr, addr + done, NULL) < 0)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	return 1;

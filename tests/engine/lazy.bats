@@ -81,7 +81,7 @@ record_data() {
 	killed_by_pass "checksum mismatch"
 }
 
-@test "lazy: fork, MADV_DONTNEED, munmap and mremap while the pass runs → PASS" {
+@test "lazy: fork, MADV_DONTNEED, munmap, mremap and mprotect while the pass runs → PASS" {
 	# the pass takes over a second (64 chunks, 20 ms each): the trigger
 	# (0.5 s) comes while most of the memory is still missing
 	CEDANA_ENGINE_FAULT=lazy-slow WL_ARGS=256 lazy_roundtrip wl-lazy-fork

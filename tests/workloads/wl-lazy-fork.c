@@ -5,7 +5,8 @@
  *  - fork: the child checks part A page by page (pages its parent had not touched yet);
  *  - madvise(MADV_DONTNEED) of part B: it must read zero, never the old contents;
  *  - munmap of part C, then a fresh anonymous mapping at the same place: zero;
- *  - mremap of part D elsewhere: its contents move with it.
+ *  - mremap of part D elsewhere: its contents move with it;
+ *  - mprotect of three pages in the middle of part A: its mapping split in three, each filled.
  * Then the parent checks A, B, C, D and waits for the child. Passes with no checkpoint too.
  * sparse: every other page of each part dropped before READY (it reads zero), so that each
  * part is thousands of runs: the server's many ranges cut, moved and copied by these changes. */
@@ -88,6 +89,10 @@ int main(int argc, char **argv)
 		wl_fail("fork: %s", strerror(errno));
 	if (child == 0)
 		_exit(check(a, part, SEED, &bad) ? 0 : 3);
+	/* at odd pages: a fill of the pass runs across both splits */
+	long page = sysconf(_SC_PAGESIZE);
+	if (mprotect(a + part / 2 + 5 * (size_t)page, 3 * (size_t)page, PROT_READ) < 0)
+		wl_fail("mprotect: %s", strerror(errno));
 	if (madvise(b, part, MADV_DONTNEED) < 0)
 		wl_fail("madvise: %s", strerror(errno));
 	if (munmap(c, part) < 0 || mmap(c, part, PROT_READ | PROT_WRITE,
