@@ -334,9 +334,12 @@ static int premap_memory(struct restore_state *s, const struct cd_task *t, int p
 
 	if (r < 0 || !ask || (r = ask_fill(s, err)) < 0)
 		ask = false;
-	if (r >= 0 && pages_fd >= 0 && ask)
+	/* for the tests: a child whose parent fails takes no step of its own,
+	 * so that the controller writes to it once it is gone */
+	bool steps = ask && !(cd_fault("restore-prepare-orphan") && t->ppid != s->img.root);
+	if (r >= 0 && pages_fd >= 0 && steps)
 		r = cd_mem_premap_read(&s->premap, &s->img, t, pages_fd, &s->steps[k], csum, err);
-	else if (r >= 0 && ask)
+	else if (r >= 0 && steps)
 		/* records stored as they are: read here, as a plain file's steps */
 		r = cd_mem_premap_read_stored(&s->premap, &s->img, t, &s->steps[k], csum, err);
 	if (r >= 0 && pages_fd < 0 && ask && cd_page_fill_spare(&s->img.pages))
@@ -366,6 +369,14 @@ static int open_pages(struct restore_state *s, const struct cd_task *t, int *ret
 	if (*ret_fd < 0)
 		return cd_err_sys(err, errno, "open %s", t->pages_file);
 	return 0;
+}
+
+static bool has_children(const struct restore_state *s, const struct cd_task *t)
+{
+	for (size_t i = 0; i < s->img.ntasks; i++)
+		if (s->img.tasks[i].ppid == t->pid && &s->img.tasks[i] != t)
+			return true;
+	return false;
 }
 
 static int prepare_steps(struct restore_state *s, const struct cd_task *t,
@@ -403,6 +414,11 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t,
 	}
 	if (cd_fault("restore-prepare") && t->pid != s->img.root)
 		return cd_err_set(err, EIO, "injected fault restore-prepare");
+	if (cd_fault("restore-prepare-orphan") && t->pid != s->img.root && has_children(s, t)) {
+		/* its children have asked for their data by then */
+		usleep(200000);
+		return cd_err_set(err, EIO, "injected fault restore-prepare-orphan");
+	}
 	if ((r = cd_files_install(&s->img, t, s->objs, &s->status_w, err)) < 0)
 		return r;
 	/* the root comes later (fsroot.c): every path is the dumper's */
@@ -457,6 +473,25 @@ static int fill_premapped(struct restore_state *s, size_t k, pid_t pid, cd_err *
 	return r;
 }
 
+/* For the tests (restore-prepare-orphan): until pid is gone or a zombie,
+ * at most 5 s. */
+static void wait_task_gone(pid_t pid)
+{
+	for (int i = 0; i < 500; i++) {
+		struct cd_proc_stat st;
+		cd_err ignored;
+		if (cd_proc_stat(pid, &st, &ignored) < 0 || st.state == 'Z')
+			return;
+		usleep(10000);
+	}
+}
+
+/* The failure a task reported, as the restore's error. */
+static int task_failed(const struct ready_msg *m, cd_err *err)
+{
+	return cd_err_set(err, m->code, "pid %d: %s", m->pid, m->msg);
+}
+
 /* A task that fails exits after its report, and its children, made
  * already, die with it (their parent-death signal): writing one of those
  * its data then fails with ESRCH. The failure that explains it is in the
@@ -469,7 +504,7 @@ static int prefer_task_failure(int status_r, int r, cd_err *err)
 	while (err->code == ESRCH && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) &&
 	       read(status_r, &m, sizeof(m)) == sizeof(m))
 		if (m.code)
-			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
+			return task_failed(&m, err);
 	return r;
 }
 
@@ -482,7 +517,7 @@ static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 		if (n != sizeof(m))
 			return cd_err_set(err, EIO, "a new task died while being prepared");
 		if (m.code)
-			return cd_err_set(err, m.code, "pid %d: %s", m.pid, m.msg);
+			return task_failed(&m, err);
 		while (k < s->img.ntasks && s->img.tasks[k].pid != m.pid)
 			k++;
 		if (k == s->img.ntasks)
@@ -490,6 +525,9 @@ static int wait_ready(struct restore_state *s, int status_r, cd_err *err)
 		if (m.fill) {
 			if (!s->filled)
 				return cd_err_set(err, EIO, "pid %d asks for data", m.pid);
+			if (cd_fault("restore-prepare-orphan") &&
+			    s->img.tasks[k].ppid != s->img.root)
+				wait_task_gone(m.pid);
 			int r = fill_premapped(s, k, m.pid, err);
 			if (r < 0)
 				return prefer_task_failure(status_r, r, err);

@@ -395,6 +395,13 @@ restore_fails_cleanly() {
 	restore_fails_cleanly restore-prepare
 }
 
+@test "restore: a task that fails while its child waits for its data is the error named, not the child it took with it" {
+	# wl-tree's A fails after making G; G dies with it (parent-death
+	# signal) before the controller writes G's data (fault injection)
+	restore_fails_cleanly restore-prepare-orphan
+	refute_output --partial "No such process"
+}
+
 @test "dump: a task in another namespace is refused" {
 	CEDANA_WL_TRIGGER="$TRIGGER" unshare --uts "$BUILD_DIR/tests/engine/engine-counter" \
 		</dev/null >"$LOG" 2>&1 &
