@@ -336,10 +336,10 @@ static int premap_memory(struct restore_state *s, const struct cd_task *t, int p
 		ask = false;
 	/* for the tests: a child whose parent fails takes no step of its own,
 	 * so that the controller writes to it once it is gone */
-	bool steps = ask && !(cd_fault("restore-prepare-orphan") && t->ppid != s->img.root);
-	if (r >= 0 && pages_fd >= 0 && steps)
+	bool own_steps = ask && !(cd_fault("restore-prepare-orphan") && t->ppid != s->img.root);
+	if (r >= 0 && pages_fd >= 0 && own_steps)
 		r = cd_mem_premap_read(&s->premap, &s->img, t, pages_fd, &s->steps[k], csum, err);
-	else if (r >= 0 && steps)
+	else if (r >= 0 && own_steps)
 		/* records stored as they are: read here, as a plain file's steps */
 		r = cd_mem_premap_read_stored(&s->premap, &s->img, t, &s->steps[k], csum, err);
 	if (r >= 0 && pages_fd < 0 && ask && cd_page_fill_spare(&s->img.pages))
