@@ -232,6 +232,14 @@ struct cd_task *cd_image_task(struct cd_image *img, pid_t pid)
 	return NULL;
 }
 
+bool cd_image_has_child(const struct cd_image *img, pid_t pid)
+{
+	for (size_t i = 0; i < img->ntasks; i++)
+		if (img->tasks[i].ppid == pid && img->tasks[i].pid != pid)
+			return true;
+	return false;
+}
+
 bool cd_task_has_thread(const struct cd_task *t, pid_t tid)
 {
 	for (size_t k = 0; k < t->nthreads; k++)

@@ -667,6 +667,8 @@ void cd_fd_free(struct cd_fd *d);
 /* The pid in a path /proc/PID or /proc/PID/...; 0 for any other path. */
 pid_t cd_fd_proc_pid(const char *path);
 struct cd_task *cd_image_task(struct cd_image *img, pid_t pid);
+/* Whether a task of the image other than pid is a child of pid. */
+bool cd_image_has_child(const struct cd_image *img, pid_t pid);
 /* Whether tid is one of t's threads other than its main one. */
 bool cd_task_has_thread(const struct cd_task *t, pid_t tid);
 

@@ -491,16 +491,6 @@ static int dump_batch(struct cd_dump_ctx *ctx, struct cd_page_writer *pw, struct
 	return 0;
 }
 
-/* Whether a task of the image is a child of pid: a page pid wrote since
- * the previous dump may then be shared with it again. */
-static bool has_child(const struct cd_image *img, pid_t pid)
-{
-	for (size_t i = 0; i < img->ntasks; i++)
-		if (img->tasks[i].ppid == pid && img->tasks[i].pid != pid)
-			return true;
-	return false;
-}
-
 /* The pagemap entries of a batch. A tracked mapping of a task with no
  * parent in the tree (so no page frames to compare) is looked at with
  * PAGEMAP_SCAN instead: the dump wants only its present and swapped pages
@@ -517,7 +507,9 @@ static int batch_pagemap(struct cd_dump_ctx *ctx, int pm_fd, const struct cd_vma
 	int r;
 
 	if (!b->ppm && cd_dirty_tracked(ctx->dirty, v)) {
-		bool exclusive = !has_child(ctx->img, cd_inject_pid(ctx->inj));
+		/* with a child in the tree, a page written since the previous
+		 * dump may be shared with it again */
+		bool exclusive = !cd_image_has_child(ctx->img, cd_inject_pid(ctx->inj));
 		if ((r = cd_dirty_pagemap(pm_fd, addr, b->cnt, exclusive, b->pm, err)) <= 0)
 			return r;
 	}

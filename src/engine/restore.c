@@ -371,14 +371,6 @@ static int open_pages(struct restore_state *s, const struct cd_task *t, int *ret
 	return 0;
 }
 
-static bool has_children(const struct restore_state *s, const struct cd_task *t)
-{
-	for (size_t i = 0; i < s->img.ntasks; i++)
-		if (s->img.tasks[i].ppid == t->pid && &s->img.tasks[i] != t)
-			return true;
-	return false;
-}
-
 static int prepare_steps(struct restore_state *s, const struct cd_task *t,
                          struct cd_csum_part *csum, cd_err *err)
 {
@@ -414,7 +406,8 @@ static int prepare_steps(struct restore_state *s, const struct cd_task *t,
 	}
 	if (cd_fault("restore-prepare") && t->pid != s->img.root)
 		return cd_err_set(err, EIO, "injected fault restore-prepare");
-	if (cd_fault("restore-prepare-orphan") && t->pid != s->img.root && has_children(s, t)) {
+	if (cd_fault("restore-prepare-orphan") && t->pid != s->img.root &&
+	    cd_image_has_child(&s->img, t->pid)) {
 		/* its children have asked for their data by then */
 		usleep(200000);
 		return cd_err_set(err, EIO, "injected fault restore-prepare-orphan");
