@@ -87,8 +87,10 @@ _Static_assert(sizeof(struct cd_task) == 4576, "a new task field: review image-t
 _Static_assert(sizeof(struct cd_fd) == 320, "a new fd field: review image-trust.c");
 /* Kind 8, an AIO ring: io_setup, mremap and reads of /dev/zero in the task,
  * what the user's process may do itself. Kind 2 of a deleted file: the
- * image's deleted file of that path (check_deleted), no path of the host. */
-_Static_assert(sizeof(struct cd_vma) == 104, "a new mapping field: review image-trust.c");
+ * image's deleted file of that path (check_deleted), no path of the host.
+ * `later` (a lazy restore's runs kept as text) holds the same runs, checked
+ * by the reader as they are, whose contents go into the user's own memory. */
+_Static_assert(sizeof(struct cd_vma) == 144, "a new mapping field: review image-trust.c");
 /* A message queued in a unix socket: its bytes, and the open files it
  * carries in flight as object ids of the image (the decoder keeps them to
  * objects the controller opens for the tasks anyway), sent again by the

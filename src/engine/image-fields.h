@@ -75,6 +75,18 @@ struct cd_runs_text {
 int cd_runs_text_next(struct cd_runs_text *t, int64_t v[3]);
 /* The length of the list at s (len bytes at most), 0 where none starts there. */
 size_t cd_runs_text_len(const char *s, size_t len);
+/* What a reader may keep of a list instead of its runs (a lazy restore's
+ * mapping, cd_vma.later). placed: every triple in range (npages at least
+ * 1, a known src) and in page order without overlap; then end is the page
+ * after the last run. srcs: a bit (1 << src) per src present. */
+struct cd_runs_sum {
+	size_t nruns, ndata; /* runs, data runs */
+	uint64_t data_pages, end;
+	uint32_t srcs;
+	bool placed;
+};
+/* cd_runs_text_len, summing the list in the same pass. */
+size_t cd_runs_text_scan(const char *s, size_t len, struct cd_runs_sum *sum);
 
 json_t *cd_task_to_json(const struct cd_task *t);
 /* The same, with each mapping's non-empty "runs" left as the string
@@ -88,10 +100,14 @@ json_t *cd_task_to_json_runs_later(const struct cd_task *t);
 struct cd_runs_cut {
 	const char *at;
 	size_t len;
+	struct cd_runs_sum sum;
 };
 struct cd_runs_cuts {
 	const struct cd_runs_cut *cut;
 	size_t n;
+	/* a mapping a lazy restore may leave to its server keeps its list as
+	 * text (cd_vma.later) instead of its runs */
+	bool later;
 };
 int cd_task_from_json(json_t *obj, const struct cd_runs_cuts *cuts, struct cd_task *t, cd_err *err);
 void cd_task_free(struct cd_task *t);

@@ -285,13 +285,36 @@ int cd_runs_text_next(struct cd_runs_text *t, int64_t v[3])
 	return 1;
 }
 
-size_t cd_runs_text_len(const char *s, size_t len)
+static void runs_sum_add(struct cd_runs_sum *sum, const int64_t v[3])
+{
+	/* the text's numbers are 0..INT64_MAX: page + npages cannot wrap */
+	sum->placed &= v[1] >= 1 && v[2] <= CD_RUN_PREV && (uint64_t)v[0] >= sum->end;
+	if (!sum->placed)
+		return;
+	sum->end = (uint64_t)(v[0] + v[1]);
+	sum->srcs |= 1u << v[2];
+	sum->nruns++;
+	if (v[2] == CD_RUN_DATA) {
+		sum->ndata++;
+		sum->data_pages += (uint64_t)v[1];
+	}
+}
+
+size_t cd_runs_text_scan(const char *s, size_t len, struct cd_runs_sum *sum)
 {
 	struct cd_runs_text t = {s, s + len, 0};
 	int64_t v[3];
 	int r;
 
+	*sum = (struct cd_runs_sum){.placed = true};
 	while ((r = cd_runs_text_next(&t, v)) > 0)
-		;
+		runs_sum_add(sum, v);
 	return r < 0 ? 0 : (size_t)(t.p - s);
+}
+
+size_t cd_runs_text_len(const char *s, size_t len)
+{
+	struct cd_runs_sum ignored;
+
+	return cd_runs_text_scan(s, len, &ignored);
 }

@@ -759,6 +759,51 @@ static int runs_from_text(const char *s, size_t len, struct cd_vma *v, uint64_t 
 	return 0;
 }
 
+bool cd_vma_lazy_able(const struct cd_vma *v)
+{
+	return v->kind == CD_VMA_ANON && !v->shared && !v->growsdown &&
+	       !(v->flags & (CD_VMF_LOCKED | CD_VMF_WIPEONFORK));
+}
+
+/* A mapping a lazy restore leaves to its server keeps the cut list as text
+ * (cd_runs_cuts.later): it was read whole when it was cut, and what the
+ * checks of run_place need is in its sum. Anything else is read as runs
+ * (a list out of place is refused there, in its words). */
+static bool runs_keep_text(struct cd_vma *v, const struct cd_runs_cut *cut, uint64_t *data_pages)
+{
+	const struct cd_runs_sum *sum = &cut->sum;
+	const uint32_t lazy_srcs = (1u << CD_RUN_DATA) | (1u << CD_RUN_ZERO);
+
+	if (!sum->placed || sum->end > (v->end - v->start) / CD_PAGE_SIZE || !sum->ndata ||
+	    (sum->srcs & ~lazy_srcs) || !cd_vma_lazy_able(v))
+		return false;
+	v->later = (struct cd_runs_later){cut->at, cut->len, sum->nruns, sum->ndata,
+	                                  sum->data_pages};
+	*data_pages += sum->data_pages;
+	return true;
+}
+
+int cd_vma_runs_load(struct cd_vma *v, cd_err *err)
+{
+	struct cd_runs_later later = v->later;
+	uint64_t ignored = 0;
+
+	if (!later.text)
+		return 0;
+	v->later = (struct cd_runs_later){0};
+	return runs_from_text(later.text, later.len, v, &ignored, err);
+}
+
+uint64_t cd_vma_data_bytes(const struct cd_vma *v)
+{
+	uint64_t n = v->later.data_pages;
+
+	for (size_t i = 0; i < v->nruns; i++)
+		if (v->runs[i].src == CD_RUN_DATA)
+			n += v->runs[i].npages;
+	return n * CD_PAGE_SIZE;
+}
+
 static int runs_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_vma *v,
                           uint64_t *data_pages, cd_err *err)
 {
@@ -768,6 +813,8 @@ static int runs_from_json(json_t *o, const struct cd_runs_cuts *cuts, struct cd_
 	size_t i;
 	int r;
 
+	if (cut && cuts->later && runs_keep_text(v, cut, data_pages))
+		return 0;
 	if (cut)
 		return runs_from_text(cut->at, cut->len, v, data_pages, err);
 	if (json_is_string(runs))

@@ -213,6 +213,7 @@ void cd_image_free(struct cd_image *img)
 	free(img->sysv_sem);
 	cd_image_plugins_free(img);
 	free(img->parent);
+	free(img->text);
 	memset(img, 0, sizeof(*img));
 }
 
@@ -1433,7 +1434,7 @@ struct cut_text {
 	size_t n, cap;
 };
 
-static int cut_add(struct cut_text *c, const char *list, size_t n)
+static int cut_add(struct cut_text *c, const char *list, size_t n, const struct cd_runs_sum *sum)
 {
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? 2 * c->cap : 64;
@@ -1446,7 +1447,7 @@ static int cut_add(struct cut_text *c, const char *list, size_t n)
 	if (text_room(&c->t, 32) < 0)
 		return -ENOMEM;
 	c->t.len += (size_t)sprintf(c->t.s + c->t.len, "\"\\u0001%zu\"", c->n);
-	c->cut[c->n++] = (struct cd_runs_cut){list, n};
+	c->cut[c->n++] = (struct cd_runs_cut){list, n, *sum};
 	return 0;
 }
 
@@ -1468,7 +1469,8 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 
 	while ((at = memmem(p, (size_t)(end - p), key, klen))) {
 		const char *list = at + klen;
-		size_t n = cd_runs_text_len(list, (size_t)(end - list));
+		struct cd_runs_sum sum;
+		size_t n = cd_runs_text_scan(list, (size_t)(end - list), &sum);
 		/* an empty list is left as it is: a SysV segment's pairs come
 		 * under the same key, and no list is faster cut */
 		n = n > 2 ? n : 0;
@@ -1477,7 +1479,7 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 			return -ENOMEM;
 		memcpy(c->t.s + c->t.len, p, (size_t)(list - p));
 		c->t.len += (size_t)(list - p);
-		if (n && cut_add(c, list, n) < 0)
+		if (n && cut_add(c, list, n, &sum) < 0)
 			return -ENOMEM;
 		p = list + n;
 	}
@@ -1489,7 +1491,30 @@ static int cut_runs(const char *text, size_t len, struct cut_text *c)
 	return forgeable || has_mark(p, (size_t)(end - p)) ? 1 : 0;
 }
 
-int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err)
+/* A task whose mappings share pages with a child copy-on-write is
+ * premapped (mem.c, plan_lazy), and a child's pages of its parent are
+ * looked up in the parent's runs (mem.c, parent_pages): such a parent's
+ * runs are read now. */
+static int load_shared_runs(struct cd_image *img, cd_err *err)
+{
+	for (size_t i = 0; i < img->ntasks; i++) {
+		const struct cd_task *t = &img->tasks[i];
+		struct cd_task *p = cd_image_task(img, t->ppid);
+		bool shares = false;
+		for (size_t j = 0; j < t->nvmas && !shares; j++)
+			for (size_t k = 0; k < t->vmas[j].nruns && !shares; k++)
+				shares = t->vmas[j].runs[k].src == CD_RUN_PARENT;
+		for (size_t j = 0; shares && p && j < p->nvmas; j++) {
+			int r = cd_vma_runs_load(&p->vmas[j], err);
+			if (r < 0)
+				return cd_err_wrap(err, "task %d, mapping %zu", p->pid, j);
+		}
+	}
+	return 0;
+}
+
+static int decode_manifest(const char *text, size_t len, bool later, struct cd_image *img,
+                           cd_err *err)
 {
 	struct cut_text c = {0};
 	json_error_t jerr;
@@ -1510,7 +1535,9 @@ int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img,
 	else if (!root)
 		r = cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
 		               CD_IMAGE_MANIFEST, jerr.line, jerr.text);
-	else if ((r = image_from_json(root, &(struct cd_runs_cuts){c.cut, c.n}, img, err)) < 0)
+	else if ((r = image_from_json(root, &(struct cd_runs_cuts){c.cut, c.n, later}, img,
+	                              err)) < 0 ||
+	         (later && (r = load_shared_runs(img, err)) < 0))
 		r = cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
 	if (r < 0)
 		cd_image_free(img);
@@ -1519,9 +1546,21 @@ int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img,
 	return r;
 }
 
+int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err)
+{
+	return decode_manifest(text, len, false, img, err);
+}
+
+int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img,
+                                  cd_err *err)
+{
+	return decode_manifest(text, len, true, img, err);
+}
+
 /* The manifest of dirfd decoded into img; with ret_hash, the checksum of
- * its bytes. */
-static int read_manifest(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err)
+ * its bytes; later: as cd_image_read_manifest_lazy. */
+static int read_manifest(int dirfd, bool later, struct cd_image *img, uint64_t *ret_hash,
+                         cd_err *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
@@ -1531,17 +1570,27 @@ static int read_manifest(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd
 		return r;
 	if (ret_hash)
 		*ret_hash = manifest_hash(text, len);
-	return cd_image_decode_manifest(text, len, img, err);
+	if ((r = decode_manifest(text, len, later, img, err)) < 0)
+		return r;
+	/* what the mappings kept of it */
+	if (later)
+		img->text = TAKE_PTR(text);
+	return 0;
 }
 
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err)
 {
-	return read_manifest(dirfd, img, NULL, err);
+	return read_manifest(dirfd, false, img, NULL, err);
+}
+
+int cd_image_read_manifest_lazy(int dirfd, struct cd_image *img, cd_err *err)
+{
+	return read_manifest(dirfd, true, img, NULL, err);
 }
 
 int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err)
 {
-	return read_manifest(dirfd, img, ret_hash, err);
+	return read_manifest(dirfd, false, img, ret_hash, err);
 }
 
 int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err)

@@ -167,7 +167,28 @@ struct cd_vma {
 	int64_t shmid;
 	struct cd_run *runs;
 	size_t nruns;
+	/* Read by cd_image_read_manifest_lazy: a mapping a lazy restore leaves
+	 * to its server (cd_vma_lazy_able, with data and only data and zero
+	 * runs) keeps its runs as their list's text in the manifest, checked
+	 * when read, instead of runs (NULL, nruns 0): the server reads them
+	 * once the tree runs. text NULL: none. */
+	struct cd_runs_later {
+		const char *text; /* in cd_image.text */
+		size_t len;
+		size_t nruns, ndata; /* runs, data runs */
+		uint64_t data_pages;
+	} later;
 };
+
+/* Whether a private anonymous mapping's kind and flags let a lazy restore
+ * leave it to its server (lazy.c): not locked (mlock would fault before the
+ * server runs), not wipe-on-fork (a forked child must read zero, not the
+ * image), not shared or grow-down. */
+bool cd_vma_lazy_able(const struct cd_vma *v);
+/* v's runs from its text (cd_vma.later); 0 with none left there. */
+int cd_vma_runs_load(struct cd_vma *v, cd_err *err);
+/* Page data bytes of v: its data runs, stored or left as text. */
+uint64_t cd_vma_data_bytes(const struct cd_vma *v);
 
 struct cd_mm {
 	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
@@ -646,6 +667,9 @@ struct cd_image {
 	/* How every task's page data is stored (engine/pageio.h): zeroed, or
 	 * one stream with no codec, for the plain file pages-PID.img. */
 	struct cd_page_layout pages;
+	/* the manifest's text, where mappings keep their runs (cd_vma.later);
+	 * NULL when none does */
+	char *text;
 };
 
 void cd_image_free(struct cd_image *img);
@@ -678,6 +702,10 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, uint64_t *ret
 /* Reads and validates the manifest: format, version, architecture and
  * internal consistency. */
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
+/* The same for a lazy restore: the mappings it may leave to its server
+ * keep their runs as text (cd_vma.later; img->text holds it), all but
+ * those of a task a child shares pages with copy-on-write. */
+int cd_image_read_manifest_lazy(int dirfd, struct cd_image *img, cd_err *err);
 /* The same, and the checksum (cd_csum) of the very bytes decoded: how a
  * child image names its parent (parent.c). */
 int cd_image_read_manifest_hashed(int dirfd, struct cd_image *img, uint64_t *ret_hash, cd_err *err);
@@ -689,6 +717,10 @@ int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err);
  * cut_runs); the image the same as cd_image_from_json gives of jansson's
  * parse of the text. */
 int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err);
+/* The same as cd_image_read_manifest_lazy reads: mappings keep their runs
+ * in text, which must outlive img (img->text is left NULL). */
+int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img,
+                                  cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 /* The checks the restore makes before any task exists: each task's page

@@ -125,6 +125,9 @@ int cd_lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct
                      const struct cd_vma *v, uint64_t off, cd_err *err);
 /* Stops the thread that answers faults while the restore runs. */
 void cd_lazy_handover(struct cd_lazy *lz);
+/* Gives lz the manifest's text its mappings' runs are kept in (cd_vma.later),
+ * before the image is freed and lz handed to the caller. */
+void cd_lazy_keep_text(struct cd_lazy *lz, char *text);
 int cd_uffd_from_task(cd_inject *inj, pid_t pid, int flags, int *ret, cd_err *err);
 int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_err *err);
 void cd_mem_premap_free(struct cd_premap *plan);

@@ -121,7 +121,32 @@ static int by_addr(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* One sort: a remap may move thousands of ranges. */
+static bool sorted(const struct cd_lazy_ranges *s)
+{
+	for (size_t i = 1; i < s->n; i++)
+		if (s->r[i - 1].addr > s->r[i].addr)
+			return false;
+	return true;
+}
+
+/* sorted add into sorted s, which has room: from the ends down, so that
+ * nothing of s is overwritten before it is moved */
+static void merge_sorted(struct cd_lazy_ranges *s, const struct cd_lazy_ranges *add)
+{
+	size_t i = s->n, j = add->n, k = s->n + add->n;
+
+	while (j > 0) {
+		if (i > 0 && s->r[i - 1].addr > add->r[j - 1].addr)
+			s->r[--k] = s->r[--i];
+		else
+			s->r[--k] = add->r[--j];
+	}
+	s->n += add->n;
+}
+
+/* A remap may move thousands of ranges, a mapping made from its text
+ * (lazy.c) hundreds of thousands: in one linear merge when they are in
+ * order (a mapping's always are), else one sort. */
 int cd_lr_merge(struct cd_lazy_ranges *s, const struct cd_lazy_ranges *add)
 {
 	if (!add->n)
@@ -129,9 +154,13 @@ int cd_lr_merge(struct cd_lazy_ranges *s, const struct cd_lazy_ranges *add)
 	sweep(s);
 	if (grow(s, s->n + add->n) < 0)
 		return -ENOMEM;
-	memcpy(&s->r[s->n], add->r, add->n * sizeof(*add->r));
-	s->n += add->n;
-	qsort(s->r, s->n, sizeof(*s->r), by_addr);
+	if (sorted(add)) {
+		merge_sorted(s, add);
+	} else {
+		memcpy(&s->r[s->n], add->r, add->n * sizeof(*add->r));
+		s->n += add->n;
+		qsort(s->r, s->n, sizeof(*s->r), by_addr);
+	}
 	s->empty = 0;
 	for (size_t i = 0; i < s->n; i++)
 		s->empty += !s->r[i].len;

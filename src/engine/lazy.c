@@ -35,6 +35,7 @@
 
 #include <linux/userfaultfd.h>
 
+#include "engine/image-fields.h"
 #include "engine/internal.h"
 #include "engine/lazy-ranges.h"
 #include "engine/pageio.h"
@@ -50,11 +51,22 @@
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
 	 UFFD_FEATURE_EVENT_UNMAP)
 
+/* A mapping whose runs are still text (cd_vma.later): its ranges are made
+ * when it is first needed (a fault in it, an event of its mm, the pass),
+ * most often after the release, not before the tree runs. */
+struct lz_later {
+	uint64_t start, end, off; /* off: of its data in the page file */
+	const char *text;    /* in text of struct cd_lazy */
+	size_t len, ndata;
+};
+
 /* One mm the server fills: an image task's, or a fork of one. */
 struct lz_mm {
 	int uffd;
 	size_t file;             /* index in files */
 	struct cd_lazy_ranges r; /* still to be filled */
+	struct lz_later *later;  /* not yet in r */
+	size_t nlater;
 };
 
 struct lz_file {
@@ -83,6 +95,9 @@ struct cd_lazy {
 	size_t cur_file;
 	uint64_t cur_off, cur_len;
 	const uint8_t *cur_src;
+	/* the manifest's text, which lz_later points into: the image's until
+	 * the restore hands the server over (cd_lazy_keep_text) */
+	char *text;
 	struct cd_page_layout layout; /* of every page file */
 	uint64_t bytes;               /* page data left to the server */
 	/* While the restore goes on, faults are answered by a thread of the
@@ -99,11 +114,11 @@ bool cd_lazy_vma(const struct cd_vma *v)
 {
 	bool data = false;
 
-	/* mlock would fault before the server runs; a guard, parent or
-	 * previous-checkpoint run is filled otherwise; wipe-on-fork children
-	 * must read zero, not the image */
-	if (v->kind != CD_VMA_ANON || v->shared || v->growsdown ||
-	    (v->flags & (CD_VMF_LOCKED | CD_VMF_WIPEONFORK)))
+	/* the reader kept only such a mapping's runs as text */
+	if (v->later.text)
+		return true;
+	/* a guard, parent or previous-checkpoint run is filled otherwise */
+	if (!cd_vma_lazy_able(v))
 		return false;
 	for (size_t i = 0; i < v->nruns; i++) {
 		if (v->runs[i].src != CD_RUN_DATA && v->runs[i].src != CD_RUN_ZERO)
@@ -142,6 +157,9 @@ static void mm_close(struct lz_mm *m)
 		close(m->uffd);
 	m->uffd = -1;
 	cd_lr_free(&m->r);
+	free(m->later);
+	m->later = NULL;
+	m->nlater = 0;
 }
 
 void cd_lazy_free(struct cd_lazy *lz)
@@ -162,6 +180,7 @@ void cd_lazy_free(struct cd_lazy *lz)
 		cd_pr_free(lz->files[i].fault_pr);
 	}
 	close(lz->wake);
+	free(lz->text);
 	free(lz->mm);
 	free(lz->files);
 	free(lz);
@@ -170,6 +189,12 @@ void cd_lazy_free(struct cd_lazy *lz)
 uint64_t cd_lazy_bytes(const struct cd_lazy *lz)
 {
 	return lz ? lz->bytes : 0;
+}
+
+void cd_lazy_keep_text(struct cd_lazy *lz, char *text)
+{
+	free(lz->text);
+	lz->text = text;
 }
 
 /* ---- at restore, in the controller ---- */
@@ -274,12 +299,90 @@ static int add_task(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct 
 		const struct cd_vma *v = &t->vmas[i];
 		if (!cd_lazy_vma(v))
 			continue;
+		/* (those kept as text get theirs when they are made) */
 		for (size_t j = 0; j < v->nruns; j++)
 			ndata += v->runs[j].src == CD_RUN_DATA;
 	}
 	if (cd_lr_reserve(&m->r, ndata) < 0)
 		return cd_err_set(err, ENOMEM, "out of memory");
 	return 0;
+}
+
+static int later_add(struct cd_lazy *lz, struct lz_mm *m, const struct cd_vma *v, uint64_t off)
+{
+	struct lz_later *l = realloc(m->later, (m->nlater + 1) * sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	m->later = l;
+	m->later[m->nlater++] =
+	    (struct lz_later){v->start, v->end, off, v->later.text, v->later.len, v->later.ndata};
+	lz->bytes += v->later.data_pages * PAGE;
+	return 0;
+}
+
+/* The data runs of l's text into s, in address and file order. The text
+ * was checked when the manifest was read (image-task.c, runs_keep_text). */
+static int later_ranges(const struct lz_later *l, struct cd_lazy_ranges *s)
+{
+	struct cd_runs_text t = {l->text, l->text + l->len, 0};
+	uint64_t off = l->off;
+	int64_t x[3];
+	int r;
+
+	while ((r = cd_runs_text_next(&t, x)) > 0) {
+		uint64_t len = (uint64_t)x[1] * PAGE;
+		if (x[2] != CD_RUN_DATA)
+			continue; /* a missing page reads zero: served as one */
+		if (cd_lr_add(s, &(struct cd_lazy_range){l->start + (uint64_t)x[0] * PAGE, len,
+		                                         off}) < 0)
+			return -ENOMEM;
+		off += len;
+	}
+	return r < 0 ? -EINVAL : 0;
+}
+
+#define LATER_ALL UINT64_MAX
+
+static bool later_wanted(const struct lz_later *l, uint64_t at)
+{
+	return at == LATER_ALL || (at >= l->start && at < l->end);
+}
+
+/* m's ranges of the mappings still kept as text that hold at, or all of
+ * them (LATER_ALL): an event may move or drop any range, and the pass
+ * fills them all. Made once each. */
+static int mm_make_later(struct lz_mm *m, uint64_t at, cd_err *err)
+{
+	struct cd_lazy_ranges add = {0};
+	size_t ndata = 0, k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < m->nlater; i++)
+		if (later_wanted(&m->later[i], at))
+			ndata += m->later[i].ndata;
+	if (!ndata)
+		return 0;
+	if (cd_lr_reserve(&add, ndata) < 0)
+		r = -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < m->nlater; i++) {
+		if (!later_wanted(&m->later[i], at))
+			m->later[k++] = m->later[i];
+		else
+			r = later_ranges(&m->later[i], &add);
+	}
+	if (r >= 0 && !m->r.n) {
+		cd_lr_free(&m->r);
+		m->r = add;
+		add = (struct cd_lazy_ranges){0};
+	} else if (r >= 0) {
+		r = cd_lr_merge(&m->r, &add);
+	}
+	cd_lr_free(&add);
+	m->nlater = k;
+	if (r == -ENOMEM)
+		return cd_err_set(err, ENOMEM, "out of memory");
+	return r < 0 ? cd_err_set(err, EINVAL, "a mapping's runs are not what was read") : 0;
 }
 
 static int lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const struct cd_task *t,
@@ -296,6 +399,8 @@ static int lazy_register(struct cd_lazy *lz, cd_inject *inj, int dirfd, const st
 	if (ioctl(m->uffd, UFFDIO_REGISTER, &reg) < 0)
 		return cd_err_sys(err, errno, "register %" PRIx64 "-%" PRIx64 " for lazy restore",
 		                  v->start, v->end);
+	if (v->later.text)
+		return later_add(lz, m, v, off) < 0 ? cd_err_set(err, ENOMEM, "out of memory") : 0;
 	for (size_t i = 0; i < v->nruns; i++) {
 		const struct cd_run *run = &v->runs[i];
 		if (run->src != CD_RUN_DATA)
@@ -525,7 +630,10 @@ static int on_fork(struct cd_lazy *lz, size_t mi, int uffd, cd_err *err)
 static int on_event(struct cd_lazy *lz, size_t mi, const struct uffd_msg *msg, cd_err *err)
 {
 	struct lz_mm *m = &lz->mm[mi];
+	int r;
 
+	if ((r = mm_make_later(m, LATER_ALL, err)) < 0)
+		return r;
 	switch (msg->event) {
 	case UFFD_EVENT_FORK:
 		return on_fork(lz, mi, (int)msg->arg.fork.ufd, err);
@@ -538,7 +646,7 @@ static int on_event(struct cd_lazy *lz, size_t mi, const struct uffd_msg *msg, c
 	case UFFD_EVENT_REMAP: {
 		struct cd_lazy_ranges moved = {0};
 		uint64_t from = msg->arg.remap.from, to = msg->arg.remap.to;
-		int r = cd_lr_cut(&m->r, from, from + msg->arg.remap.len, &moved);
+		r = cd_lr_cut(&m->r, from, from + msg->arg.remap.len, &moved);
 		/* the target's old ranges were unmapped by the move */
 		if (r == 0)
 			r = cd_lr_cut(&m->r, to, to + msg->arg.remap.len, NULL);
@@ -599,11 +707,13 @@ static int serve_mm(struct cd_lazy *lz, size_t mi, cd_err *err)
 	struct lz_faults q = {0};
 	int r, got;
 
+
 	while ((got = read_msgs(lz, mi, &q, err)) > 0 || (got == 0 && q.n)) {
 		size_t left = 0;
 		for (size_t i = 0; i < q.n; i++) {
 			/* lz->mm may have moved (a fork) */
-			if ((r = answer_fault(lz, &lz->mm[mi], q.a[i], err)) < 0) {
+			if ((r = mm_make_later(&lz->mm[mi], q.a[i], err)) < 0 ||
+			    (r = answer_fault(lz, &lz->mm[mi], q.a[i], err)) < 0) {
 				free(q.a);
 				return r;
 			}
@@ -857,6 +967,8 @@ int cd_lazy_serve(struct cd_lazy *lz, cd_err *err)
 	struct sigaction sa = {.sa_handler = on_sigbus};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
+	for (size_t i = 0; r >= 0 && i < lz->nmm; i++)
+		r = mm_make_later(&lz->mm[i], LATER_ALL, err);
 	for (size_t i = 0; r >= 0 && i < lz->nfiles; i++)
 		r = pass_file(lz, i, err);
 	if (r < 0) {

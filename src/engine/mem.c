@@ -1313,7 +1313,7 @@ static int fill_from_parent(struct cd_restore_ctx *ctx, struct parent_pages *pp,
 
 static uint64_t vma_restore_bytes(const struct cd_vma *v)
 {
-	uint64_t bytes = 0;
+	uint64_t bytes = v->later.data_pages * PAGE;
 
 	/* zero and guard runs are nothing to put back */
 	for (size_t j = 0; j < v->nruns; j++)
@@ -1501,6 +1501,11 @@ static int list_ancestors(const struct cd_restore_ctx *ctx, const struct cd_task
 
 static bool has_src(const struct cd_vma *v, uint8_t src)
 {
+	/* runs kept as text are data and zero runs only */
+	if (v->later.text && src == CD_RUN_DATA)
+		return true;
+	if (v->later.text && src == CD_RUN_ZERO)
+		return v->later.nruns > v->later.ndata;
 	for (size_t i = 0; i < v->nruns; i++)
 		if (v->runs[i].src == src)
 			return true;
@@ -1618,16 +1623,6 @@ static int assign_slots(const struct cd_image *img, struct cd_premap *plan, cd_e
 	return 0;
 }
 
-static uint64_t data_bytes(const struct cd_vma *v)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < v->nruns; i++)
-		if (v->runs[i].src == CD_RUN_DATA)
-			n += v->runs[i].npages * PAGE;
-	return n;
-}
-
 /* Which mappings a lazy restore leaves to its server: not one a child
  * shares copy-on-write (premapped, the sharing is kept). */
 static void plan_lazy(const struct cd_image *img, struct cd_premap *plan)
@@ -1666,7 +1661,7 @@ int cd_mem_premap_plan(const struct cd_image *img, struct cd_premap *plan, cd_er
 		struct cd_premap_vma *row = plan->task[i];
 		for (size_t j = 0; row && j < t->nvmas; j++) {
 			row[j].how = premap_how(img, plan, i, &t->vmas[j]);
-			row[j].data = data_bytes(&t->vmas[j]);
+			row[j].data = cd_vma_data_bytes(&t->vmas[j]);
 		}
 	}
 	return assign_slots(img, plan, err);
@@ -2213,7 +2208,7 @@ static int move_premapped(struct cd_restore_ctx *ctx, const struct cd_vma *v,
  * checksummed it, cd_mem_premap) and a lazy one's (the server's). */
 static uint64_t vma_data(const struct cd_restore_ctx *ctx, const struct cd_task *t, size_t i)
 {
-	return ctx->premap ? ctx->premap[i].data : data_bytes(&t->vmas[i]);
+	return ctx->premap ? ctx->premap[i].data : cd_vma_data_bytes(&t->vmas[i]);
 }
 
 /* Puts mapping i of t in place with its contents: moved from its
@@ -2231,6 +2226,9 @@ static int place_vma(struct cd_restore_ctx *ctx, struct cd_page_reader *pr, stru
 			return r;
 		return cd_lazy_register(ctx->lazy, ctx->inj, ctx->dirfd, t, v, off, err);
 	}
+	/* runs kept as text are a lazy server's to read (cd_vma.later) */
+	if (v->later.text)
+		return cd_err_set(err, EINVAL, "its runs were left to a lazy restore's server");
 
 	if (ctx->premap && ctx->premap[i].how != CD_PREMAP_NONE) {
 		if ((r = cd_pr_skip(pr, vma_data(ctx, t, i), err)) < 0 ||

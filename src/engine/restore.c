@@ -1020,7 +1020,8 @@ static int do_restore(struct restore_state *s, const struct cd_restore_opts *opt
 	struct cd_progress verify = {
 	    .stage = "verify", .fn = s->progress.fn, .userdata = s->progress.userdata};
 	uint64_t t0 = cd_now_ns();
-	if ((r = cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
+	if ((r = s->lazy ? cd_image_read_manifest_lazy(s->dirfd, &s->img, err)
+	                 : cd_image_read_manifest(s->dirfd, &s->img, err)) < 0 ||
 	    (r = check_image(s, opts, err)) < 0 || (r = check_lazy(s, err)) < 0 ||
 	    (r = cd_tcp_restore_check(&s->img, s->tcp_flags, err)) < 0 ||
 	    (r = cd_plugins_restore_check(s->plugins, &s->img, err)) < 0 ||
@@ -1114,8 +1115,10 @@ int cd_engine_restore(const struct cd_restore_opts *opts, pid_t *ret_pid, cd_err
 	if (r >= 0)
 		*ret_pid = s.root;
 	cd_lazy_handover(s.lazy);
-	if (r >= 0 && s.lazy && cd_lazy_bytes(s.lazy))
+	if (r >= 0 && s.lazy && cd_lazy_bytes(s.lazy)) {
+		cd_lazy_keep_text(s.lazy, TAKE_PTR(s.img.text));
 		*opts->lazy = TAKE_PTR(s.lazy);
+	}
 	cd_lazy_free(s.lazy);
 	if (r >= 0 && opts->version >= 2 && opts->stats) {
 		s.stats.total_ns = cd_now_ns() - t0;
