@@ -774,11 +774,12 @@ static bool runs_keep_text(struct cd_vma *v, const struct cd_runs_cut *cut, uint
 	const struct cd_runs_sum *sum = &cut->sum;
 	const uint32_t lazy_srcs = (1u << CD_RUN_DATA) | (1u << CD_RUN_ZERO);
 
-	if (!sum->placed || sum->end > (v->end - v->start) / CD_PAGE_SIZE || !sum->ndata ||
-	    (sum->srcs & ~lazy_srcs) || !cd_vma_lazy_able(v))
+	if (!sum->placed || sum->end > (v->end - v->start) / CD_PAGE_SIZE ||
+	    sum->nruns > CD_MAX_RUNS || !sum->ndata || (sum->srcs & ~lazy_srcs) ||
+	    !cd_vma_lazy_able(v))
 		return false;
-	v->later = (struct cd_runs_later){cut->at, cut->len, sum->nruns, sum->ndata,
-	                                  sum->data_pages};
+	v->later =
+	    (struct cd_runs_later){cut->at, cut->len, sum->nruns, sum->ndata, sum->data_pages};
 	*data_pages += sum->data_pages;
 	return true;
 }

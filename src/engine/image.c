@@ -1535,8 +1535,8 @@ static int decode_manifest(const char *text, size_t len, bool later, struct cd_i
 	else if (!root)
 		r = cd_err_set(err, EINVAL, "%s: corrupt or truncated (line %d: %s)",
 		               CD_IMAGE_MANIFEST, jerr.line, jerr.text);
-	else if ((r = image_from_json(root, &(struct cd_runs_cuts){c.cut, c.n, later}, img,
-	                              err)) < 0 ||
+	else if ((r = image_from_json(root, &(struct cd_runs_cuts){c.cut, c.n, later}, img, err)) <
+	             0 ||
 	         (later && (r = load_shared_runs(img, err)) < 0))
 		r = cd_err_wrap(err, "%s", CD_IMAGE_MANIFEST);
 	if (r < 0)
@@ -1551,8 +1551,7 @@ int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img,
 	return decode_manifest(text, len, false, img, err);
 }
 
-int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img,
-                                  cd_err *err)
+int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img, cd_err *err)
 {
 	return decode_manifest(text, len, true, img, err);
 }

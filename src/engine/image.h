@@ -719,8 +719,7 @@ int cd_image_manifest_hash(int dirfd, uint64_t *ret_hash, cd_err *err);
 int cd_image_decode_manifest(const char *text, size_t len, struct cd_image *img, cd_err *err);
 /* The same as cd_image_read_manifest_lazy reads: mappings keep their runs
  * in text, which must outlive img (img->text is left NULL). */
-int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img,
-                                  cd_err *err);
+int cd_image_decode_manifest_lazy(const char *text, size_t len, struct cd_image *img, cd_err *err);
 /* Checks every page file's size and checksum against the manifest. */
 struct cd_progress;
 /* The checks the restore makes before any task exists: each task's page

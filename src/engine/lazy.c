@@ -56,7 +56,7 @@
  * most often after the release, not before the tree runs. */
 struct lz_later {
 	uint64_t start, end, off; /* off: of its data in the page file */
-	const char *text;    /* in text of struct cd_lazy */
+	const char *text;         /* in text of struct cd_lazy */
 	size_t len, ndata;
 };
 
@@ -334,8 +334,8 @@ static int later_ranges(const struct lz_later *l, struct cd_lazy_ranges *s)
 		uint64_t len = (uint64_t)x[1] * PAGE;
 		if (x[2] != CD_RUN_DATA)
 			continue; /* a missing page reads zero: served as one */
-		if (cd_lr_add(s, &(struct cd_lazy_range){l->start + (uint64_t)x[0] * PAGE, len,
-		                                         off}) < 0)
+		if (cd_lr_add(
+		        s, &(struct cd_lazy_range){l->start + (uint64_t)x[0] * PAGE, len, off}) < 0)
 			return -ENOMEM;
 		off += len;
 	}
@@ -706,7 +706,6 @@ static int serve_mm(struct cd_lazy *lz, size_t mi, cd_err *err)
 {
 	struct lz_faults q = {0};
 	int r, got;
-
 
 	while ((got = read_msgs(lz, mi, &q, err)) > 0 || (got == 0 && q.n)) {
 		size_t left = 0;

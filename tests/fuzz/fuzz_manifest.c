@@ -40,6 +40,22 @@ static char *encoded(struct cd_image *img, bool ok)
 	return s;
 }
 
+/* The lazy restore's read (cd_image_decode_manifest_lazy): a mapping may
+ * keep its runs as text, checked by their sums; once read from there they
+ * must be the plain read's, and it must refuse what that refuses. */
+static bool lazy_decoded(const uint8_t *data, size_t size, struct cd_image *img)
+{
+	cd_err err = {0};
+
+	if (cd_image_decode_manifest_lazy((const char *)data, size, img, &err) < 0)
+		return false;
+	for (size_t i = 0; i < img->ntasks; i++)
+		for (size_t k = 0; k < img->tasks[i].nvmas; k++)
+			if (cd_vma_runs_load(&img->tasks[i].vmas[k], &err) < 0)
+				abort(); /* a text its sums passed is refused */
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *plain = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
@@ -48,13 +64,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *a = encoded(&img, plain && cd_image_from_json(plain, &img, &err) == 0);
 	char *b =
 	    encoded(&cut, cd_image_decode_manifest((const char *)data, size, &cut, &err) == 0);
+	struct cd_image later = {0};
+	char *c = encoded(&later, lazy_decoded(data, size, &later));
 
 	json_decref(plain);
 	/* the cut lists are one level less deep for jansson: only its depth
 	 * limit can refuse the plain text and not the cut one */
 	if (a && (!b || strcmp(a, b)))
 		abort();
+	if (!b != !c || (b && strcmp(b, c)))
+		abort();
 	free(a);
 	free(b);
+	free(c);
 	return 0;
 }

@@ -2675,6 +2675,102 @@ static void test_reads_runs_as_text(void **state)
 	json_decref(j);
 }
 
+/* text decoded as a lazy restore reads it, every mapping's runs then
+ * read from their text, encoded again; NULL where it is refused (err). */
+static char *lazy_parsed_again(const char *text, cd_err *err)
+{
+	struct cd_image img;
+
+	if (cd_image_decode_manifest_lazy(text, strlen(text), &img, err) < 0)
+		return NULL;
+	for (size_t i = 0; i < img.ntasks; i++)
+		for (size_t k = 0; k < img.tasks[i].nvmas; k++)
+			assert_int_equal(cd_vma_runs_load(&img.tasks[i].vmas[k], err), 0);
+	json_t *j = cd_image_to_json(&img, err);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	cd_image_free(&img);
+	return s;
+}
+
+/* Whether vma0 of text, read as a lazy restore reads it, keeps its runs as
+ * text; the image is the plain read's once they are read. */
+static bool lazy_keeps_vma0(json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT), *plain = parsed_again(text), *again;
+	struct cd_image img;
+	cd_err err = {0};
+
+	assert_int_equal(cd_image_decode_manifest_lazy(text, strlen(text), &img, &err), 0);
+	const struct cd_vma *v = &img.tasks[0].vmas[0];
+	bool kept = v->later.text != NULL;
+	if (kept) {
+		assert_int_equal(v->nruns, 0);
+		assert_null(v->runs);
+		assert_int_equal(cd_vma_data_bytes(v), 2 * CD_PAGE_SIZE);
+	}
+	cd_image_free(&img);
+	again = lazy_parsed_again(text, &err);
+	assert_non_null(again);
+	assert_string_equal(again, plain);
+	free(again);
+	free(plain);
+	free(text);
+	json_decref(j);
+	return kept;
+}
+
+/* A lazy restore's read keeps the runs of a mapping its server fills as
+ * text (cd_vma.later): a private anonymous mapping, not locked, wipe-on-
+ * fork, shared or grow-down, with data and only data and zero runs, of a
+ * task no child shares pages with. */
+static void test_lazy_read_keeps_runs_as_text(void **state)
+{
+	json_t *j = encoded();
+	/* make_image's vma0 is locked and wipe-on-fork */
+	assert_false(lazy_keeps_vma0(json_deep_copy(j)));
+	json_object_set_new(vma0(j), "flags", json_integer(0));
+	assert_true(lazy_keeps_vma0(json_deep_copy(j)));
+	json_t *k = json_deep_copy(j);
+	json_object_set_new(vma0(k), "runs",
+	                    json_pack("[[iii][iii]]", 0, 2, CD_RUN_DATA, 2, 1, CD_RUN_GUARD));
+	assert_false(lazy_keeps_vma0(k));
+	k = json_deep_copy(j);
+	json_object_set_new(vma0(k), "growsdown", json_integer(1));
+	assert_false(lazy_keeps_vma0(k));
+	/* a child shares vma0 copy-on-write: its parent's runs are read */
+	k = json_deep_copy(j);
+	json_t *t1 = json_deep_copy(task0(k));
+	json_object_set_new(t1, "pid", json_integer(43));
+	json_object_set_new(t1, "ppid", json_integer(42));
+	json_object_set_new(t1, "pages_file", json_string("pages-43.img"));
+	json_object_set_new(t1, "pages_size", json_integer(0));
+	json_object_set_new(t1, "fds", json_array());
+	json_object_set_new(t1, "posix_timers", json_array());
+	json_object_set_new(t1, "locks", json_array());
+	json_object_set_new(t1, "threads", json_array());
+	json_object_set_new(json_array_get(json_object_get(t1, "vmas"), 0), "runs",
+	                    json_pack("[[iii][iii]]", 0, 2, CD_RUN_PARENT, 2, 1, CD_RUN_ZERO));
+	json_array_append_new(json_object_get(k, "tasks"), t1);
+	assert_false(lazy_keeps_vma0(k));
+	/* what the plain read refuses, the lazy one refuses in its words */
+	const char *bad[] = {"[[2,1,1],[0,2,0]]", "[[0,2,0],[2,3,1]]", "[[0,2,0],[1,1,1]]",
+	                     "[[0,2,0],[2,1,5]]", "[[0,0,0],[2,1,1]]"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		json_t *b = json_deep_copy(j);
+		struct cd_image img;
+		cd_err err = {0}, lerr = {0};
+		json_object_set_new(vma0(b), "runs", json_loads(bad[i], 0, NULL));
+		char *text = json_dumps(b, JSON_COMPACT);
+		assert_true(cd_image_decode_manifest(text, strlen(text), &img, &err) < 0);
+		assert_null(lazy_parsed_again(text, &lerr));
+		assert_string_equal(err.msg, lerr.msg);
+		free(text);
+		json_decref(b);
+	}
+	json_decref(j);
+}
+
 /* A text that holds \u0001 itself is not cut (every placeholder must be
  * the reader's): a name with it reads the same, and a placeholder
  * written into the manifest is refused, not taken for a cut list. */
@@ -2987,6 +3083,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_manifest_not_regular),
 	    cmocka_unit_test(test_reads_manifest),
 	    cmocka_unit_test(test_reads_runs_as_text),
+	    cmocka_unit_test(test_lazy_read_keeps_runs_as_text),
 	    cmocka_unit_test(test_runs_placeholder_not_forged),
 	    cmocka_unit_test(test_refuses_bad_runs_text),
 	    cmocka_unit_test(test_writes_manifest_as_jansson),

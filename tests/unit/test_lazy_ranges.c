@@ -120,6 +120,12 @@ static void remap(struct cd_lazy_ranges *s, struct model *m, size_t a, size_t b,
 	assert_int_equal(cd_lr_cut(s, b * PG, (b + n) * PG, NULL), 0);
 	for (size_t i = 0; i < moved.n; i++)
 		moved.r[i].addr = moved.r[i].addr - a * PG + b * PG;
+	/* ranges in order are merged, others sorted in: both ways */
+	if (moved.n > 1 && rnd(2)) {
+		struct cd_lazy_range x = moved.r[0];
+		moved.r[0] = moved.r[moved.n - 1];
+		moved.r[moved.n - 1] = x;
+	}
 	assert_int_equal(cd_lr_merge(s, &moved), 0);
 	cd_lr_free(&moved);
 	memcpy(keep, &m->off[a], n * sizeof(*keep));
