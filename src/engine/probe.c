@@ -105,13 +105,16 @@ static void probe_ptrace(void)
 		r = ptrace(PTRACE_INTERRUPT, pid, 0, 0);
 	/* no waitpid for the stop: a caller's reaper (the daemon's) may take
 	 * it; the request fails with ESRCH until the child is stopped */
-	for (int i = 0; r == 0 && i < 2000; i++) {
+	/* polled at 20 us, doubling to 1 ms, for 2 s at most */
+	for (long waited_us = 0, nap_us = 20; r == 0 && waited_us < 2000000;) {
 		rs = ptrace((enum __ptrace_request)PTRACE_GET_RSEQ_CONFIGURATION, pid,
 		            (void *)sizeof(conf), &conf);
 		es = errno;
 		if (rs >= 0 || es != ESRCH)
 			break;
-		usleep(1000);
+		usleep((useconds_t)nap_us);
+		waited_us += nap_us;
+		nap_us = nap_us < 1000 ? 2 * nap_us : 1000;
 	}
 	kill(pid, SIGKILL);
 	/* the reaper may get there first: that is fine */

@@ -3,6 +3,7 @@
  * inside the task) and the alternate signal stack. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -79,23 +80,45 @@ static int signals_dump_thread(struct cd_dump_ctx *ctx, const struct cd_task *t,
 	return peek_pending(th->tid, 0, &th->pending, &th->npending, err);
 }
 
+/* A handler read by a batch's rt_sigaction (arg2: the signal). */
+static int got_action(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	struct cd_task *t = arg;
+	int sig = (int)(intptr_t)arg2;
+
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "pid %d: signal %d: rt_sigaction", t->pid, sig);
+	memcpy(&t->act[sig - 1], out, KSIGACTION_SIZE);
+	return 0;
+}
+
+/* The handlers, read in batches: one injected call each was 62 round
+ * trips per task. */
+static int dump_actions(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
+{
+	struct cd_batch b;
+	int r = 0;
+
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->scratch);
+	for (int sig = 1; sig <= CD_NSIG && r >= 0; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP ||
+		    (r = cd_batch_reserve(&b, 1, KSIGACTION_SIZE, err)) < 0)
+			continue;
+		uint64_t at = cd_batch_buf(&b, NULL, KSIGACTION_SIZE);
+		cd_batch_add(&b, NULL, SYS_rt_sigaction, (uint64_t)sig, 0, at, 8, 0, 0, NULL);
+		cd_batch_then(&b, got_action, t, (const void *)(intptr_t)sig, at, KSIGACTION_SIZE);
+	}
+	return r < 0 ? r : cd_call_batch(&b, err);
+}
+
 static int signals_dump(struct cd_dump_ctx *ctx, struct cd_task *t, cd_err *err)
 {
 	uint64_t ss[3];
 	int r;
 
 	t->blocked = cd_inject_orig_sigmask(ctx->inj);
-	for (int sig = 1; sig <= CD_NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		r = cd_call_ok(ctx->inj, "rt_sigaction", SYS_rt_sigaction, (uint64_t)sig, 0,
-		               ctx->scratch, 8, 0, 0, NULL, err);
-		if (r >= 0)
-			r = cd_inject_read_mem(ctx->inj, ctx->scratch, &t->act[sig - 1],
-			                       KSIGACTION_SIZE, err);
-		if (r < 0)
-			return cd_err_wrap(err, "pid %d: signal %d", t->pid, sig);
-	}
+	if ((r = dump_actions(ctx, t, err)) < 0)
+		return r;
 	if ((r = dump_altstack(ctx, ss, err)) < 0)
 		return cd_err_wrap(err, "pid %d", t->pid);
 	t->ss_sp = ss[0];
@@ -143,22 +166,55 @@ static int restore_altstack(struct cd_restore_ctx *ctx, const uint64_t ss[3], cd
 	return r;
 }
 
+/* What a batch's rt_sigaction of a handler returned (arg2: the signal). */
+static int set_action(void *arg, const void *arg2, long ret, const void *out, cd_err *err)
+{
+	(void)arg;
+	(void)out;
+	if (ret < 0)
+		return cd_err_sys(err, (int)-ret, "signal %d: rt_sigaction", (int)(intptr_t)arg2);
+	return 0;
+}
+
+static int set_action_one(struct cd_restore_ctx *ctx, const struct cd_task *t, int sig, cd_err *err)
+{
+	int r = cd_inject_write_mem(ctx->inj, ctx->data, &t->act[sig - 1], KSIGACTION_SIZE, err);
+
+	if (r >= 0)
+		r = cd_call_ok(ctx->inj, "rt_sigaction", SYS_rt_sigaction, (uint64_t)sig, ctx->data,
+		               0, 8, 0, 0, NULL, err);
+	return r < 0 ? cd_err_wrap(err, "signal %d", sig) : 0;
+}
+
+/* The handlers, set in batches. SIGTRAP's goes last and alone: the batch
+ * runner ends on a trap, which the kernel would turn back to the default
+ * action were SIGTRAP ignored by then (cd_inject_batch_ok). */
+static int restore_actions(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
+{
+	struct cd_batch b;
+	int r = 0;
+
+	cd_batch_init(&b, ctx->inj, ctx->batch_code, ctx->data);
+	for (int sig = 1; sig <= CD_NSIG && r >= 0; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sig == SIGTRAP ||
+		    (r = cd_batch_reserve(&b, 1, KSIGACTION_SIZE, err)) < 0)
+			continue;
+		uint64_t at = cd_batch_buf(&b, &t->act[sig - 1], KSIGACTION_SIZE);
+		cd_batch_add(&b, NULL, SYS_rt_sigaction, (uint64_t)sig, at, 0, 8, 0, 0, NULL);
+		cd_batch_then(&b, set_action, NULL, (const void *)(intptr_t)sig, 0, 0);
+	}
+	if (r < 0 || (r = cd_call_batch(&b, err)) < 0)
+		return r;
+	return set_action_one(ctx, t, SIGTRAP, err);
+}
+
 static int signals_restore(struct cd_restore_ctx *ctx, const struct cd_task *t, cd_err *err)
 {
 	uint64_t ss[3] = {t->ss_sp, (uint64_t)(uint32_t)t->ss_flags, t->ss_size};
 	int r;
 
-	for (int sig = 1; sig <= CD_NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		r = cd_inject_write_mem(ctx->inj, ctx->data, &t->act[sig - 1], KSIGACTION_SIZE,
-		                        err);
-		if (r >= 0)
-			r = cd_call_ok(ctx->inj, "rt_sigaction", SYS_rt_sigaction, (uint64_t)sig,
-			               ctx->data, 0, 8, 0, 0, NULL, err);
-		if (r < 0)
-			return cd_err_wrap(err, "signal %d", sig);
-	}
+	if ((r = restore_actions(ctx, t, err)) < 0)
+		return r;
 	if ((r = restore_altstack(ctx, ss, err)) < 0)
 		return r;
 	if ((r = requeue(ctx, t, t->pid, t->pending, t->npending, false, err)) < 0)
