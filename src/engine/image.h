@@ -704,7 +704,8 @@ int cd_image_write_manifest(const struct cd_image *img, int dirfd, uint64_t *ret
 int cd_image_read_manifest(int dirfd, struct cd_image *img, cd_err *err);
 /* The same for a lazy restore: the mappings it may leave to its server
  * keep their runs as text (cd_vma.later; img->text holds it), all but
- * those of a task a child shares pages with copy-on-write. */
+ * those of a task a child shares pages with copy-on-write. Such an image
+ * is encoded (cd_image_to_json) only once cd_vma_runs_load read them. */
 int cd_image_read_manifest_lazy(int dirfd, struct cd_image *img, cd_err *err);
 /* The same, and the checksum (cd_csum) of the very bytes decoded: how a
  * child image names its parent (parent.c). */
