@@ -73,8 +73,6 @@ struct cd_runs_text {
 /* The next triple into v: 1; 0 past the list's end (p after it); -1 where
  * the text is not such a list. */
 int cd_runs_text_next(struct cd_runs_text *t, int64_t v[3]);
-/* The length of the list at s (len bytes at most), 0 where none starts there. */
-size_t cd_runs_text_len(const char *s, size_t len);
 /* What a reader may keep of a list instead of its runs (a lazy restore's
  * mapping, cd_vma.later). placed: every triple in range (npages at least
  * 1, a known src) and in page order without overlap; then end is the page
@@ -85,7 +83,8 @@ struct cd_runs_sum {
 	uint32_t srcs;
 	bool placed;
 };
-/* cd_runs_text_len, summing the list in the same pass. */
+/* The length of the list at s (len bytes at most), 0 where none starts
+ * there, summing it in the same pass. */
 size_t cd_runs_text_scan(const char *s, size_t len, struct cd_runs_sum *sum);
 
 json_t *cd_task_to_json(const struct cd_task *t);

@@ -331,10 +331,3 @@ size_t cd_runs_text_scan(const char *s, size_t len, struct cd_runs_sum *sum)
 			return 0;
 	}
 }
-
-size_t cd_runs_text_len(const char *s, size_t len)
-{
-	struct cd_runs_sum ignored;
-
-	return cd_runs_text_scan(s, len, &ignored);
-}
